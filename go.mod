@@ -1,0 +1,3 @@
+module github.com/gocaffe/gocaffe
+
+go 1.26
