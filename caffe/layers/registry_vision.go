@@ -1,0 +1,15 @@
+package layers
+
+import "github.com/gocaffe/gocaffe/caffe/layer"
+
+// registerVision adds the heavy spatial layers: one r.Register line each.
+func registerVision(r *layer.Registry) error {
+	for _, err := range []error{
+		// r.Register("Convolution", newConvolution[float32], newConvolution[float64]),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+// Command goexec is GoCaffe's executor process: the gRPC server that a Spark
+// executor starts, and the standalone tools (inspect, train, test, time).
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one goexec subcommand; each lives in its own file.
+type command struct {
+	summary string
+	run     func(args []string) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   {"run the gRPC server a Spark executor talks to", runServe},
+		"version": {"print the version", runVersion},
+		"inspect": {"print a net's layers, shapes and parameter counts", runInspect},
+		"train":   {"train a net from a solver prototxt", runTrain},
+		"test":    {"score a trained net on a data source", runTest},
+		"time":    {"time each layer's forward and backward pass", runTime},
+	}
+}
+
+func usage() string {
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("usage: goexec <command> [flags]\n\ncommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-8s %s\n", n, cmds[n].summary)
+	}
+	b.WriteString("\nRun 'goexec <command> -h' for a command's flags.\n")
+	return b.String()
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		fmt.Fprint(os.Stderr, usage())
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	cmd, ok := commands()[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "goexec: unknown command %q\n\n%s", os.Args[1], usage())
+		os.Exit(2)
+	}
+	if err := cmd.run(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "goexec %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
