@@ -137,3 +137,16 @@ func New[T blob.Float](r *Registry, ctx Context) (Layer[T], error) {
 	}
 	return l.(Layer[T]), nil
 }
+
+// BatchSource fills a data layer's tops (already shaped by the layer:
+// data first, then label where the layer has one) with the next batch.
+// Sources apply the layer's transform_param; they live outside this package.
+type BatchSource[T blob.Float] interface {
+	Next(top []*blob.Blob[T]) error
+}
+
+// Fed is implemented by data layers (MemoryData, CoSData) whose batches come
+// from a BatchSource that the net or the training loop attaches.
+type Fed[T blob.Float] interface {
+	SetSource(src BatchSource[T])
+}
