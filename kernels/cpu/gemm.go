@@ -1,0 +1,243 @@
+package cpu
+
+import "sync"
+
+// Blocking of the packed SGEMM (GotoBLAS/BLIS loop order). The micro-kernel
+// computes an mr×nr tile of C from an mr-row sliver of packed A and an
+// nr-column sliver of packed B; kc bounds the shared dimension of one pass
+// (a B sliver of kc×nr floats stays in L1), mc×kc of packed A stays in L2,
+// and nc bounds the width of one packed B panel.
+const (
+	mr = 6
+	nr = 32
+	kc = 256
+	mc = 96
+	nc = 2048
+)
+
+// parallelFlops is the work (2·m·n·k) above which Sgemm splits over cores.
+const parallelFlops = 1 << 19
+
+// packBuf is the scratch memory of one serial SGEMM call.
+type packBuf struct {
+	a []float32 // mc×kc, in mr-row slivers
+	b []float32 // kc×nc, in nr-column slivers
+}
+
+// packPool recycles packing buffers between calls; it holds no state that
+// outlives a call.
+var packPool = sync.Pool{New: func() any {
+	return &packBuf{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
+}}
+
+// Gemm computes C = alpha*op(A)*op(B) + beta*C (row-major, see GemmRef).
+// float32 runs the fast parallel Sgemm; other types run GemmRef.
+func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if a32, ok := any(a).([]float32); ok {
+		Sgemm(transA, transB, m, n, k, float32(alpha), a32, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+		return
+	}
+	GemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// GemmSerial is Gemm on the calling goroutine only, for callers that
+// parallelize at a coarser level (over a batch, for example).
+func GemmSerial[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if a32, ok := any(a).([]float32); ok {
+		SgemmSerial(transA, transB, m, n, k, float32(alpha), a32, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+		return
+	}
+	GemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C in float32, row-major, with
+// the arguments of GemmRef. Large products are split over
+// runtime.GOMAXPROCS(0) goroutines along M or N. Like indexing, it panics
+// if a slice is too short for the given shape and strides.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := Workers(1 << 30)
+	if w <= 1 || 2*m*n*k < parallelFlops {
+		SgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// Split the longer of M and N into whole micro-tiles.
+	if n >= m && n >= 2*nr {
+		tiles := (n + nr - 1) / nr
+		if w > tiles {
+			w = tiles
+		}
+		ParallelN(w, tiles, func(_, lo, hi int) {
+			j0, j1 := lo*nr, min(hi*nr, n)
+			bs := b[j0:]
+			if transB {
+				bs = b[j0*ldb:]
+			}
+			SgemmSerial(transA, transB, m, j1-j0, k, alpha, a, lda, bs, ldb, beta, c[j0:], ldc)
+		})
+		return
+	}
+	tiles := (m + mr - 1) / mr
+	if w > tiles {
+		w = tiles
+	}
+	ParallelN(w, tiles, func(_, lo, hi int) {
+		i0, i1 := lo*mr, min(hi*mr, m)
+		as := a[i0*lda:]
+		if transA {
+			as = a[i0:]
+		}
+		SgemmSerial(transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
+	})
+}
+
+// SgemmSerial is Sgemm on the calling goroutine only.
+func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	scaleRows(beta, m, n, c, ldc)
+	if alpha == 0 || k <= 0 {
+		return
+	}
+	buf := packPool.Get().(*packBuf)
+	defer packPool.Put(buf)
+	for jc := 0; jc < n; jc += nc {
+		nb := min(nc, n-jc)
+		for pc := 0; pc < k; pc += kc {
+			kb := min(kc, k-pc)
+			packB(transB, b, ldb, pc, jc, kb, nb, buf.b)
+			for ic := 0; ic < m; ic += mc {
+				mb := min(mc, m-ic)
+				packA(transA, alpha, a, lda, ic, pc, mb, kb, buf.a)
+				macroKernel(mb, nb, kb, buf.a, buf.b, c[ic*ldc+jc:], ldc)
+			}
+		}
+	}
+}
+
+// scaleRows sets C = beta*C over an m×n block; beta == 0 overwrites.
+func scaleRows(beta float32, m, n int, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else {
+			Sscal(beta, row)
+		}
+	}
+}
+
+// packA copies alpha*op(A)[ic:ic+mb, pc:pc+kb] into mr-row slivers:
+// dst[s*kb*mr + p*mr + r] = alpha*op(A)[ic+s*mr+r, pc+p], zero-padded rows.
+func packA(transA bool, alpha float32, a []float32, lda, ic, pc, mb, kb int, dst []float32) {
+	for s := 0; s*mr < mb; s++ {
+		rows := min(mr, mb-s*mr)
+		d := dst[s*kb*mr : (s+1)*kb*mr]
+		i0 := ic + s*mr
+		if transA {
+			for p := 0; p < kb; p++ {
+				src := a[(pc+p)*lda+i0 : (pc+p)*lda+i0+rows]
+				dp := d[p*mr : p*mr+mr]
+				for r, v := range src {
+					dp[r] = alpha * v
+				}
+				for r := rows; r < mr; r++ {
+					dp[r] = 0
+				}
+			}
+			continue
+		}
+		for r := 0; r < mr; r++ {
+			if r >= rows {
+				for p := 0; p < kb; p++ {
+					d[p*mr+r] = 0
+				}
+				continue
+			}
+			src := a[(i0+r)*lda+pc : (i0+r)*lda+pc+kb]
+			for p, v := range src {
+				d[p*mr+r] = alpha * v
+			}
+		}
+	}
+}
+
+// packB copies op(B)[pc:pc+kb, jc:jc+nb] into nr-column slivers:
+// dst[s*kb*nr + p*nr + j] = op(B)[pc+p, jc+s*nr+j], zero-padded columns.
+func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
+	for s := 0; s*nr < nb; s++ {
+		cols := min(nr, nb-s*nr)
+		d := dst[s*kb*nr : (s+1)*kb*nr]
+		j0 := jc + s*nr
+		if !transB {
+			for p := 0; p < kb; p++ {
+				dp := d[p*nr : p*nr+nr]
+				copy(dp, b[(pc+p)*ldb+j0:(pc+p)*ldb+j0+cols])
+				clear(dp[cols:])
+			}
+			continue
+		}
+		for j := 0; j < nr; j++ {
+			if j >= cols {
+				for p := 0; p < kb; p++ {
+					d[p*nr+j] = 0
+				}
+				continue
+			}
+			src := b[(j0+j)*ldb+pc : (j0+j)*ldb+pc+kb]
+			for p, v := range src {
+				d[p*nr+j] = v
+			}
+		}
+	}
+}
+
+// macroKernel adds packed A (mb×kb) times packed B (kb×nb) into C.
+func macroKernel(mb, nb, kb int, pa, pb []float32, c []float32, ldc int) {
+	var edge [mr * nr]float32
+	for jr := 0; jr < nb; jr += nr {
+		cols := min(nr, nb-jr)
+		bs := pb[(jr/nr)*kb*nr : (jr/nr+1)*kb*nr]
+		for ir := 0; ir < mb; ir += mr {
+			rows := min(mr, mb-ir)
+			as := pa[(ir/mr)*kb*mr : (ir/mr+1)*kb*mr]
+			if rows == mr && cols == nr {
+				microKernel(kb, as, bs, c[ir*ldc+jr:], ldc)
+				continue
+			}
+			clear(edge[:])
+			microKernel(kb, as, bs, edge[:], nr)
+			for r := 0; r < rows; r++ {
+				crow := c[(ir+r)*ldc+jr : (ir+r)*ldc+jr+cols]
+				for j := range crow {
+					crow[j] += edge[r*nr+j]
+				}
+			}
+		}
+	}
+}
+
+// microKernelGo adds the mr×nr product of a packed A sliver and a packed B
+// sliver (kb steps) into C; portable reference for the SIMD micro-kernel.
+func microKernelGo(kb int, a, b []float32, c []float32, ldc int) {
+	var acc [mr * nr]float32
+	for p := 0; p < kb; p++ {
+		ap := a[p*mr : p*mr+mr]
+		bp := b[p*nr : p*nr+nr]
+		for r, av := range ap {
+			row := acc[r*nr : r*nr+nr]
+			for j, bv := range bp {
+				row[j] += av * bv
+			}
+		}
+	}
+	for r := 0; r < mr; r++ {
+		crow := c[r*ldc : r*ldc+nr]
+		for j := range crow {
+			crow[j] += acc[r*nr+j]
+		}
+	}
+}

@@ -1,0 +1,21 @@
+//go:build !(goexperiment.simd && amd64)
+
+package cpu
+
+// SIMD reports whether the AVX-512 fast paths are in use: never in a build
+// without GOEXPERIMENT=simd.
+func SIMD() bool { return false }
+
+// microKernel adds the mr×nr product of packed slivers into C (portable).
+func microKernel(kb int, a, b []float32, c []float32, ldc int) {
+	microKernelGo(kb, a, b, c, ldc)
+}
+
+// Saxpy computes y += alpha*x over len(x) elements.
+func Saxpy(alpha float32, x, y []float32) { axpyGo(alpha, x, y[:len(x)]) }
+
+// Sscal computes x *= alpha.
+func Sscal(alpha float32, x []float32) { scalGo(alpha, x) }
+
+// Sdot returns the dot product of x and y[:len(x)].
+func Sdot(x, y []float32) float32 { return dotGo(x, y[:len(x)]) }

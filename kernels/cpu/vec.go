@@ -1,0 +1,82 @@
+package cpu
+
+// Axpy computes y += alpha*x over len(x) elements (float32 runs Saxpy).
+func Axpy[T Float](alpha T, x, y []T) {
+	if x32, ok := any(x).([]float32); ok {
+		Saxpy(float32(alpha), x32, any(y).([]float32))
+		return
+	}
+	axpyGo(alpha, x, y[:len(x)])
+}
+
+// Scal computes x *= alpha (float32 runs Sscal).
+func Scal[T Float](alpha T, x []T) {
+	if x32, ok := any(x).([]float32); ok {
+		Sscal(float32(alpha), x32)
+		return
+	}
+	scalGo(alpha, x)
+}
+
+// Dot returns the dot product of x and y[:len(x)] (float32 runs Sdot).
+func Dot[T Float](x, y []T) T {
+	if x32, ok := any(x).([]float32); ok {
+		return T(Sdot(x32, any(y).([]float32)))
+	}
+	return dotGo(x, y[:len(x)])
+}
+
+// Axpby computes y = alpha*x + beta*y over len(x) elements.
+func Axpby[T Float](alpha T, x []T, beta T, y []T) {
+	y = y[:len(x)]
+	if beta == 0 {
+		for i, v := range x {
+			y[i] = alpha * v
+		}
+		return
+	}
+	Scal(beta, y)
+	Axpy(alpha, x, y)
+}
+
+// Sum returns the sum of x's elements.
+func Sum[T Float](x []T) T {
+	var s T
+	for _, v := range x {
+		s += v
+	}
+	return s
+}
+
+// Fill sets every element of x to v.
+func Fill[T Float](x []T, v T) {
+	if v == 0 {
+		clear(x)
+		return
+	}
+	for i := range x {
+		x[i] = v
+	}
+}
+
+func axpyGo[T Float](alpha T, x, y []T) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += alpha * v
+	}
+}
+
+func scalGo[T Float](alpha T, x []T) {
+	for i := range x {
+		x[i] *= alpha
+	}
+}
+
+func dotGo[T Float](x, y []T) T {
+	y = y[:len(x)]
+	var s T
+	for i, v := range x {
+		s += v * y[i]
+	}
+	return s
+}

@@ -1,0 +1,70 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+)
+
+func TestVectorOpsMatchGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000} {
+		x, y := randSlice(r, n), randSlice(r, n)
+		x64, y64 := to64(x), to64(y)
+
+		ya := append([]float32(nil), y...)
+		Axpy(float32(0.75), x, ya)
+		ya64 := append([]float64(nil), y64...)
+		Axpy(0.75, x64, ya64)
+		for i := range ya {
+			if math.Abs(float64(ya[i])-ya64[i]) > 1e-5*(1+math.Abs(ya64[i])) {
+				t.Fatalf("Axpy n=%d [%d]: %v vs %v", n, i, ya[i], ya64[i])
+			}
+		}
+
+		xs := append([]float32(nil), x...)
+		Scal(float32(-1.5), xs)
+		for i := range xs {
+			if want := -1.5 * x64[i]; math.Abs(float64(xs[i])-want) > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("Scal n=%d [%d]: %v vs %v", n, i, xs[i], want)
+			}
+		}
+
+		d32, d64 := Dot(x, y), Dot(x64, y64)
+		if math.Abs(float64(d32)-d64) > 1e-4*(1+math.Abs(d64))*math.Sqrt(float64(n+1)) {
+			t.Fatalf("Dot n=%d: %v vs %v", n, d32, d64)
+		}
+
+		yb := append([]float64(nil), y64...)
+		Axpby(2, x64, 3, yb)
+		for i := range yb {
+			if want := 2*x64[i] + 3*y64[i]; math.Abs(yb[i]-want) > 1e-12*(1+math.Abs(want)) {
+				t.Fatalf("Axpby n=%d [%d]: %v vs %v", n, i, yb[i], want)
+			}
+		}
+	}
+}
+
+func TestParallelCoversRangeOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 10, 1001} {
+		for _, w := range []int{1, 2, 3, 8} {
+			hits := make([]int32, n)
+			var chunks atomic.Int32
+			ParallelN(w, n, func(chunk, lo, hi int) {
+				chunks.Add(1)
+				if chunk < 0 || chunk >= max(min(w, n), 1) {
+					t.Errorf("chunk %d out of range for w=%d n=%d", chunk, w, n)
+				}
+				for i := lo; i < hi; i++ {
+					atomic.AddInt32(&hits[i], 1)
+				}
+			})
+			for i, h := range hits {
+				if h != 1 {
+					t.Fatalf("n=%d w=%d: index %d visited %d times", n, w, i, h)
+				}
+			}
+		}
+	}
+}
