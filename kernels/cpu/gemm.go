@@ -2,21 +2,26 @@ package cpu
 
 import "sync"
 
-// Blocking of the packed SGEMM (GotoBLAS/BLIS loop order). The micro-kernel
-// computes an mr×nr tile of C from an mr-row sliver of packed A and an
-// nr-column sliver of packed B; kc bounds the shared dimension of one pass
-// (a B sliver of kc×nr floats stays in L1), mc×kc of packed A stays in L2,
-// and nc bounds the width of one packed B panel.
+// Blocking of the SGEMM (GotoBLAS/BLIS loop order). The micro-kernel
+// computes an mr×nr tile of C from mr rows of A, read in place through
+// strides when op(B) is narrow (packing A does not pay for the layers'
+// small products) or from mr-row slivers of packed A otherwise, and an
+// nr-column sliver of packed B; kc bounds the shared dimension of one pass,
+// mc rows of A (mc×kc) stay in L2, and nc bounds the width of one packed B
+// panel.
 const (
-	mr = 6
+	mr = 4
 	nr = 32
 	kc = 256
-	mc = 96
+	mc = 128
 	nc = 2048
 )
 
+// packAMinCols is the width of op(B) from which A is packed.
+const packAMinCols = 4 * nr
+
 // parallelFlops is the work (2·m·n·k) above which Sgemm splits over cores.
-const parallelFlops = 1 << 19
+const parallelFlops = 1 << 22
 
 // packBuf is the scratch memory of one serial SGEMM call.
 type packBuf struct {
@@ -82,9 +87,11 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 	ParallelN(w, tiles, func(_, lo, hi int) {
 		i0, i1 := lo*mr, min(hi*mr, m)
-		as := a[i0*lda:]
+		var as []float32
 		if transA {
 			as = a[i0:]
+		} else {
+			as = a[i0*lda:]
 		}
 		SgemmSerial(transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
 	})
@@ -101,6 +108,10 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	}
 	buf := packPool.Get().(*packBuf)
 	defer packPool.Put(buf)
+	rs, cs := lda, 1 // strides of op(A)'s rows and columns in a
+	if transA {
+		rs, cs = 1, lda
+	}
 	for jc := 0; jc < n; jc += nc {
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
@@ -108,8 +119,13 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 			packB(transB, b, ldb, pc, jc, kb, nb, buf.b)
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
-				packA(transA, alpha, a, lda, ic, pc, mb, kb, buf.a)
-				macroKernel(mb, nb, kb, buf.a, buf.b, c[ic*ldc+jc:], ldc)
+				as := a[ic*rs+pc*cs:]
+				if nb >= packAMinCols {
+					packA(as, rs, cs, mb, kb, buf.a)
+					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, buf.b, c[ic*ldc+jc:], ldc)
+					continue
+				}
+				macroKernel(mb, nb, kb, alpha, as, rs, cs, buf.b, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
@@ -130,36 +146,25 @@ func scaleRows(beta float32, m, n int, c []float32, ldc int) {
 	}
 }
 
-// packA copies alpha*op(A)[ic:ic+mb, pc:pc+kb] into mr-row slivers:
-// dst[s*kb*mr + p*mr + r] = alpha*op(A)[ic+s*mr+r, pc+p], zero-padded rows.
-func packA(transA bool, alpha float32, a []float32, lda, ic, pc, mb, kb int, dst []float32) {
+// packA copies A (mb×kb, element (i,p) at a[i*rs+p*cs]) into mr-row
+// slivers: dst[s*kb*mr + p*mr + r] = A[s*mr+r, p], zero-padded rows.
+func packA(a []float32, rs, cs, mb, kb int, dst []float32) {
 	for s := 0; s*mr < mb; s++ {
 		rows := min(mr, mb-s*mr)
 		d := dst[s*kb*mr : (s+1)*kb*mr]
-		i0 := ic + s*mr
-		if transA {
-			for p := 0; p < kb; p++ {
-				src := a[(pc+p)*lda+i0 : (pc+p)*lda+i0+rows]
-				dp := d[p*mr : p*mr+mr]
-				for r, v := range src {
-					dp[r] = alpha * v
-				}
-				for r := rows; r < mr; r++ {
-					dp[r] = 0
-				}
-			}
-			continue
+		if rows < mr {
+			clear(d)
 		}
-		for r := 0; r < mr; r++ {
-			if r >= rows {
-				for p := 0; p < kb; p++ {
-					d[p*mr+r] = 0
+		for r := 0; r < rows; r++ {
+			o := (s*mr + r) * rs
+			if cs == 1 {
+				for p, v := range a[o : o+kb] {
+					d[p*mr+r] = v
 				}
 				continue
 			}
-			src := a[(i0+r)*lda+pc : (i0+r)*lda+pc+kb]
-			for p, v := range src {
-				d[p*mr+r] = alpha * v
+			for p := 0; p < kb; p++ {
+				d[p*mr+r] = a[o+p*cs]
 			}
 		}
 	}
@@ -195,21 +200,35 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 	}
 }
 
-// macroKernel adds packed A (mb×kb) times packed B (kb×nb) into C.
-func macroKernel(mb, nb, kb int, pa, pb []float32, c []float32, ldc int) {
+// macroKernel adds alpha * A (mb×kb, element (i,p) at a[i*rs+p*cs], or
+// packed by packA when rs < 0) times packed B (kb×nb) into C.
+func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, c []float32, ldc int) {
 	var edge [mr * nr]float32
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		bs := pb[(jr/nr)*kb*nr : (jr/nr+1)*kb*nr]
 		for ir := 0; ir < mb; ir += mr {
 			rows := min(mr, mb-ir)
-			as := pa[(ir/mr)*kb*mr : (ir/mr+1)*kb*mr]
+			// Row offsets of this tile in a; missing rows repeat row 0
+			// and their results are dropped.
+			var offs [mr]int
+			for r := range offs {
+				rr := r
+				if r >= rows {
+					rr = 0
+				}
+				if rs < 0 {
+					offs[r] = ir*kb + rr
+				} else {
+					offs[r] = (ir + rr) * rs
+				}
+			}
 			if rows == mr && cols == nr {
-				microKernel(kb, as, bs, c[ir*ldc+jr:], ldc)
+				microKernel(kb, alpha, a, offs, cs, bs, c[ir*ldc+jr:], ldc)
 				continue
 			}
 			clear(edge[:])
-			microKernel(kb, as, bs, edge[:], nr)
+			microKernel(kb, alpha, a, offs, cs, bs, edge[:], nr)
 			for r := 0; r < rows; r++ {
 				crow := c[(ir+r)*ldc+jr : (ir+r)*ldc+jr+cols]
 				for j := range crow {
@@ -220,14 +239,15 @@ func macroKernel(mb, nb, kb int, pa, pb []float32, c []float32, ldc int) {
 	}
 }
 
-// microKernelGo adds the mr×nr product of a packed A sliver and a packed B
-// sliver (kb steps) into C; portable reference for the SIMD micro-kernel.
-func microKernelGo(kb int, a, b []float32, c []float32, ldc int) {
+// microKernelGo adds alpha times the mr×nr product of mr rows of A (row r
+// starts at a[offs[r]], column stride cs) and a packed B sliver (kb steps)
+// into C; portable reference for the SIMD micro-kernel.
+func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc int) {
 	var acc [mr * nr]float32
 	for p := 0; p < kb; p++ {
-		ap := a[p*mr : p*mr+mr]
 		bp := b[p*nr : p*nr+nr]
-		for r, av := range ap {
+		for r, o := range offs {
+			av := a[o+p*cs]
 			row := acc[r*nr : r*nr+nr]
 			for j, bv := range bp {
 				row[j] += av * bv
@@ -237,7 +257,7 @@ func microKernelGo(kb int, a, b []float32, c []float32, ldc int) {
 	for r := 0; r < mr; r++ {
 		crow := c[r*ldc : r*ldc+nr]
 		for j := range crow {
-			crow[j] += acc[r*nr+j]
+			crow[j] += alpha * acc[r*nr+j]
 		}
 	}
 }

@@ -107,15 +107,18 @@ func TestGemmGenericDispatch(t *testing.T) {
 func TestMicroKernelMatchesGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, kb := range []int{1, 2, 7, 256} {
-		a, b := randSlice(r, kb*mr), randSlice(r, kb*nr)
-		ldc := nr + 5
-		c1 := randSlice(r, mr*ldc)
-		c2 := append([]float32(nil), c1...)
-		microKernel(kb, a, b, c1, ldc)
-		microKernelGo(kb, a, b, c2, ldc)
-		for i := range c1 {
-			if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-4*(1+math.Abs(float64(c2[i]))) {
-				t.Fatalf("kb=%d element %d: %v vs %v", kb, i, c1[i], c2[i])
+		for _, cs := range []int{1, 3} {
+			a, b := randSlice(r, (kb*cs+2)*mr), randSlice(r, kb*nr)
+			offs := [mr]int{0, kb*cs + 1, 2*kb*cs + 1, 0}
+			ldc := nr + 5
+			c1 := randSlice(r, mr*ldc)
+			c2 := append([]float32(nil), c1...)
+			microKernel(kb, 0.5, a, offs, cs, b, c1, ldc)
+			microKernelGo(kb, 0.5, a, offs, cs, b, c2, ldc)
+			for i := range c1 {
+				if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-4*(1+math.Abs(float64(c2[i]))) {
+					t.Fatalf("kb=%d cs=%d element %d: %v vs %v", kb, cs, i, c1[i], c2[i])
+				}
 			}
 		}
 	}

@@ -7,8 +7,8 @@ package cpu
 func SIMD() bool { return false }
 
 // microKernel adds the mr×nr product of packed slivers into C (portable).
-func microKernel(kb int, a, b []float32, c []float32, ldc int) {
-	microKernelGo(kb, a, b, c, ldc)
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc int) {
+	microKernelGo(kb, alpha, a, offs, cs, b, c, ldc)
 }
 
 // Saxpy computes y += alpha*x over len(x) elements.

@@ -10,54 +10,52 @@ var hasAVX512 = archsimd.X86.AVX512()
 // SIMD reports whether the AVX-512 fast paths are in use.
 func SIMD() bool { return hasAVX512 }
 
-// microKernel adds the mr×nr (6×32) product of a packed A sliver and a
-// packed B sliver into C, with twelve 16-float accumulators.
-func microKernel(kb int, a, b []float32, c []float32, ldc int) {
-	if !hasAVX512 {
-		microKernelGo(kb, a, b, c, ldc)
+// microKernel adds alpha times the mr×nr (4×32) product of 4 rows of A
+// (row r starts at a[offs[r]], column stride cs) and a packed B sliver into
+// C, with eight 16-float accumulators. (A 4×32 tile keeps every value in
+// registers with Go's register allocator; 6×32 spills and runs slower.)
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc int) {
+	if !hasAVX512 || kb == 0 {
+		microKernelGo(kb, alpha, a, offs, cs, b, c, ldc)
 		return
 	}
-	var c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 archsimd.Float32x16
-	a = a[:kb*mr]
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
+	last := (kb - 1) * cs
+	a0s := a[offs[0] : offs[0]+last+1]
+	a1s := a[offs[1] : offs[1]+last+1]
+	a2s := a[offs[2] : offs[2]+last+1]
+	a3s := a[offs[3] : offs[3]+last+1]
 	b = b[:kb*nr]
-	for p := 0; p < kb; p++ {
+	for p, q := 0, 0; p < kb; p, q = p+1, q+cs {
 		bp := b[p*nr : p*nr+nr]
 		b0 := archsimd.LoadFloat32x16((*[16]float32)(bp[0:16]))
 		b1 := archsimd.LoadFloat32x16((*[16]float32)(bp[16:32]))
-		ap := a[p*mr : p*mr+mr]
-		a0 := archsimd.BroadcastFloat32x16(ap[0])
-		c00 = a0.MulAdd(b0, c00)
-		c01 = a0.MulAdd(b1, c01)
-		a1 := archsimd.BroadcastFloat32x16(ap[1])
-		c10 = a1.MulAdd(b0, c10)
-		c11 = a1.MulAdd(b1, c11)
-		a2 := archsimd.BroadcastFloat32x16(ap[2])
-		c20 = a2.MulAdd(b0, c20)
-		c21 = a2.MulAdd(b1, c21)
-		a3 := archsimd.BroadcastFloat32x16(ap[3])
-		c30 = a3.MulAdd(b0, c30)
-		c31 = a3.MulAdd(b1, c31)
-		a4 := archsimd.BroadcastFloat32x16(ap[4])
-		c40 = a4.MulAdd(b0, c40)
-		c41 = a4.MulAdd(b1, c41)
-		a5 := archsimd.BroadcastFloat32x16(ap[5])
-		c50 = a5.MulAdd(b0, c50)
-		c51 = a5.MulAdd(b1, c51)
+		a0 := archsimd.BroadcastFloat32x16(a0s[q])
+		c00 = b0.MulAdd(a0, c00)
+		c01 = b1.MulAdd(a0, c01)
+		a1 := archsimd.BroadcastFloat32x16(a1s[q])
+		c10 = b0.MulAdd(a1, c10)
+		c11 = b1.MulAdd(a1, c11)
+		a2 := archsimd.BroadcastFloat32x16(a2s[q])
+		c20 = b0.MulAdd(a2, c20)
+		c21 = b1.MulAdd(a2, c21)
+		a3 := archsimd.BroadcastFloat32x16(a3s[q])
+		c30 = b0.MulAdd(a3, c30)
+		c31 = b1.MulAdd(a3, c31)
 	}
-	addRow(c[0*ldc:], c00, c01)
-	addRow(c[1*ldc:], c10, c11)
-	addRow(c[2*ldc:], c20, c21)
-	addRow(c[3*ldc:], c30, c31)
-	addRow(c[4*ldc:], c40, c41)
-	addRow(c[5*ldc:], c50, c51)
+	al := archsimd.BroadcastFloat32x16(alpha)
+	addRow(c[0*ldc:], al, c00, c01)
+	addRow(c[1*ldc:], al, c10, c11)
+	addRow(c[2*ldc:], al, c20, c21)
+	addRow(c[3*ldc:], al, c30, c31)
 }
 
-// addRow adds two accumulators into c[0:32].
-func addRow(c []float32, x0, x1 archsimd.Float32x16) {
+// addRow adds alpha*(x0, x1) into c[0:32].
+func addRow(c []float32, alpha, x0, x1 archsimd.Float32x16) {
 	p0 := (*[16]float32)(c[0:16])
 	p1 := (*[16]float32)(c[16:32])
-	archsimd.LoadFloat32x16(p0).Add(x0).Store(p0)
-	archsimd.LoadFloat32x16(p1).Add(x1).Store(p1)
+	x0.MulAdd(alpha, archsimd.LoadFloat32x16(p0)).Store(p0)
+	x1.MulAdd(alpha, archsimd.LoadFloat32x16(p1)).Store(p1)
 }
 
 // Saxpy computes y += alpha*x over len(x) elements.
