@@ -9,9 +9,9 @@ import (
 // gemmShapes are the products LeNet and CIFAR-10 quick run (per image for
 // convolutions, per batch for inner products), plus a square reference.
 var gemmShapes = []struct {
-	name     string
-	tA, tB   bool
-	m, n, k  int
+	name    string
+	tA, tB  bool
+	m, n, k int
 }{
 	{"lenet_conv1_fwd_20x576x25", false, false, 20, 576, 25},
 	{"lenet_conv2_fwd_50x64x500", false, false, 50, 64, 500},
