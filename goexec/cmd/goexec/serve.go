@@ -1,6 +1,129 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
-// runServe is replaced by the real command; until then it says so.
-func runServe(args []string) error { return errors.New("serve: not implemented yet") }
+	"github.com/rs/zerolog"
+
+	"github.com/gocaffe/gocaffe/goexec/server"
+)
+
+// runServe runs the gRPC server on a Unix socket until SIGTERM or SIGINT.
+func runServe(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return serve(ctx, args, os.Stdin, os.Stderr)
+}
+
+// serveFlags are the flags of 'goexec serve'.
+type serveFlags struct {
+	socket       string
+	logFormat    string
+	logLevel     string
+	exitOnEOF    bool
+	removeOnExit string
+	grace        time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.socket, "socket", "", "Unix socket path to listen on (required; created with mode 0600)")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&f.exitOnEOF, "exit-on-stdin-eof", false, "stop when standard input closes (the parent JVM died)")
+	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed")
+	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	var problems []string
+	if f.socket == "" {
+		problems = append(problems, "-socket is required")
+	}
+	if f.logFormat != "json" && f.logFormat != "console" {
+		problems = append(problems, fmt.Sprintf("-log-format %q: want json or console", f.logFormat))
+	}
+	if _, err := zerolog.ParseLevel(f.logLevel); err != nil || f.logLevel == "" {
+		problems = append(problems, fmt.Sprintf("-log-level %q: want debug, info, warn or error", f.logLevel))
+	}
+	if f.removeOnExit != "" && !f.exitOnEOF {
+		problems = append(problems, "-remove-on-exit needs -exit-on-stdin-eof")
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	if len(problems) > 0 {
+		return f, errors.New(strings.Join(problems, "; "))
+	}
+	return f, nil
+}
+
+// newLogger builds the zerolog logger for a log format and level.
+func newLogger(w io.Writer, format, level string) zerolog.Logger {
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("component", "goexec").Int("pid", os.Getpid()).Logger()
+}
+
+// serve is runServe with its context, input and log output passed in.
+func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, f.logFormat, f.logLevel)
+	lis, err := server.ListenUnix(f.socket)
+	if err != nil {
+		return err
+	}
+	defer lis.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parentGone := make(chan struct{})
+	if f.exitOnEOF {
+		go func() {
+			// Read until EOF: the parent holds the write end, so EOF means it exited.
+			_, _ = io.Copy(io.Discard, stdin)
+			log.Warn().Msg("standard input closed: parent process is gone, stopping")
+			close(parentGone)
+			cancel()
+		}()
+	}
+	srv := server.New(
+		server.WithVersion(version),
+		server.WithLogger(log),
+		server.WithGracePeriod(f.grace),
+	)
+	err = srv.Serve(ctx, lis)
+	select {
+	case <-parentGone:
+		if f.removeOnExit != "" {
+			dir := filepath.Clean(f.removeOnExit)
+			if rmErr := os.RemoveAll(dir); rmErr != nil {
+				log.Error().Err(rmErr).Str("dir", dir).Msg("cleanup failed")
+			} else {
+				log.Info().Str("dir", dir).Msg("removed work directory")
+			}
+		}
+	default:
+	}
+	return err
+}

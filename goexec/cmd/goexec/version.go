@@ -1,6 +1,30 @@
 package main
 
-import "errors"
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+)
 
-// runVersion is replaced by the real command; until then it says so.
-func runVersion(args []string) error { return errors.New("version: not implemented yet") }
+// version is goexec's version, set at build time with
+// -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// runVersion prints goexec's version, Go toolchain and platform.
+func runVersion(args []string) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	short := fs.Bool("short", false, "print only the version string")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", strings.Join(fs.Args(), " "))
+	}
+	if *short {
+		fmt.Println(version)
+		return nil
+	}
+	fmt.Printf("goexec %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}

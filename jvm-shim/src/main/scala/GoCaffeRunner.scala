@@ -1,0 +1,3 @@
+object GoCaffeRunner {
+  def main(args: Array[String]): Unit = println(org.apache.spark.SPARK_VERSION)
+}
