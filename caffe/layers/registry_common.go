@@ -5,7 +5,18 @@ import "github.com/gocaffe/gocaffe/caffe/layer"
 // registerCommon adds the activations, losses, data and utility layers: one r.Register line each.
 func registerCommon(r *layer.Registry) error {
 	for _, err := range []error{
-		// r.Register("ReLU", newReLU[float32], newReLU[float64]),
+		r.Register("ReLU", newReLU[float32], newReLU[float64]),
+		r.Register("PReLU", newPReLU[float32], newPReLU[float64]),
+		r.Register("ELU", newELU[float32], newELU[float64]),
+		r.Register("Sigmoid", newSigmoid[float32], newSigmoid[float64]),
+		r.Register("TanH", newTanH[float32], newTanH[float64]),
+		r.Register("AbsVal", newAbsVal[float32], newAbsVal[float64]),
+		r.Register("Power", newPower[float32], newPower[float64]),
+		r.Register("Exp", newExp[float32], newExp[float64]),
+		r.Register("Log", newLog[float32], newLog[float64]),
+		r.Register("BNLL", newBNLL[float32], newBNLL[float64]),
+		r.Register("Threshold", newThreshold[float32], newThreshold[float64]),
+		r.Register("Dropout", newDropout[float32], newDropout[float64]),
 	} {
 		if err != nil {
 			return err

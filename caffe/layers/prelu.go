@@ -1,0 +1,122 @@
+package layers
+
+import (
+	"fmt"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/filler"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"google.golang.org/protobuf/proto"
+)
+
+// pReLU computes y = max(x, 0) + a_c·min(x, 0) with a learned slope per
+// channel (axis 1), or one slope for all when channel_shared. It works in
+// place (keeping a copy of the input for Backward).
+type pReLU[T blob.Float] struct {
+	counts
+	ctx    layer.Context
+	shared bool
+	slope  *blob.Blob[T]
+	saved  *blob.Blob[T] // input copy when in place
+	chans  int
+	dim    int // elements per channel
+}
+
+func newPReLU[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
+	return &pReLU[T]{counts: counts{1, 1, 1, 1}, ctx: ctx, shared: ctx.Param.GetPreluParam().GetChannelShared()}, nil
+}
+
+func (l *pReLU[T]) Setup(bottom, top []*blob.Blob[T]) error {
+	if err := l.check(len(bottom), len(top)); err != nil {
+		return err
+	}
+	if bottom[0].NumAxes() < 2 {
+		return fmt.Errorf("PReLU needs a bottom with at least 2 axes, got shape %v", bottom[0].Shape())
+	}
+	if l.shared {
+		l.slope = blob.New[T]() // Caffe's shape: no axes, one value
+	} else {
+		l.slope = blob.New[T](bottom[0].Dim(1))
+	}
+	fp := l.ctx.Param.GetPreluParam().GetFiller()
+	if fp == nil {
+		fp = &caffepb.FillerParameter{Type: proto.String("constant"), Value: proto.Float32(0.25)}
+	}
+	if err := filler.Fill(fp, l.ctx.Rand, l.slope); err != nil {
+		return fmt.Errorf("slope filler: %w", err)
+	}
+	return nil
+}
+
+func (l *pReLU[T]) Reshape(bottom, top []*blob.Blob[T]) error {
+	if bottom[0].NumAxes() < 2 {
+		return fmt.Errorf("PReLU needs a bottom with at least 2 axes, got shape %v", bottom[0].Shape())
+	}
+	l.chans = bottom[0].Dim(1)
+	if !l.shared && l.slope.Count() != l.chans {
+		return fmt.Errorf("PReLU has %d slopes but the bottom has %d channels", l.slope.Count(), l.chans)
+	}
+	l.dim = bottom[0].CountFrom(2)
+	if top[0] == bottom[0] {
+		if l.saved == nil {
+			l.saved = blob.New[T]()
+		}
+		l.saved.ReshapeLike(bottom[0])
+	} else {
+		top[0].ReshapeLike(bottom[0])
+	}
+	return nil
+}
+
+func (l *pReLU[T]) Blobs() []*blob.Blob[T] { return []*blob.Blob[T]{l.slope} }
+
+func (l *pReLU[T]) slopeIndex(i int) int {
+	if l.shared {
+		return 0
+	}
+	return (i / l.dim) % l.chans
+}
+
+func (l *pReLU[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	x, y, a := bottom[0].Data(), top[0].Data(), l.slope.Data()
+	if top[0] == bottom[0] {
+		copy(l.saved.Data(), x)
+	}
+	y = y[:len(x)]
+	for i, v := range x {
+		if v > 0 {
+			y[i] = v
+		} else {
+			y[i] = v * a[l.slopeIndex(i)]
+		}
+	}
+	return nil
+}
+
+func (l *pReLU[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
+	x := bottom[0].Data()
+	if top[0] == bottom[0] {
+		x = l.saved.Data()
+	}
+	dy, a, da := top[0].Diff(), l.slope.Data(), l.slope.Diff()
+	dy = dy[:len(x)]
+	// Slope gradient first: in place, dx overwrites dy.
+	for i, v := range x {
+		if v <= 0 {
+			da[l.slopeIndex(i)] += dy[i] * v
+		}
+	}
+	if !propagateDown[0] {
+		return nil
+	}
+	dx := bottom[0].Diff()[:len(x)]
+	for i, v := range x {
+		if v > 0 {
+			dx[i] = dy[i]
+		} else {
+			dx[i] = dy[i] * a[l.slopeIndex(i)]
+		}
+	}
+	return nil
+}
