@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
 )
 
 // Stats sums a net's size.
@@ -111,4 +110,3 @@ func dims(shape []int) string {
 	}
 	return strings.Join(p, " ")
 }
-
