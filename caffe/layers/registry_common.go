@@ -17,6 +17,12 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("BNLL", newBNLL[float32], newBNLL[float64]),
 		r.Register("Threshold", newThreshold[float32], newThreshold[float64]),
 		r.Register("Dropout", newDropout[float32], newDropout[float64]),
+		r.Register("Softmax", newSoftmax[float32], newSoftmax[float64]),
+		r.Register("SoftmaxWithLoss", newSoftmaxWithLoss[float32], newSoftmaxWithLoss[float64]),
+		r.Register("Accuracy", newAccuracy[float32], newAccuracy[float64]),
+		r.Register("Input", newInput[float32], newInput[float64]),
+		r.Register("DummyData", newDummyData[float32], newDummyData[float64]),
+		r.Register("MemoryData", newMemoryData[float32], newMemoryData[float64]),
 	} {
 		if err != nil {
 			return err
