@@ -17,10 +17,10 @@ type softmaxWithLoss[T blob.Float] struct {
 	counts
 	noBlobs[T]
 	lossBase
-	axisParam             int
+	axisParam              int
 	outer, channels, inner int
-	prob                  *blob.Blob[T]
-	valid                 int
+	prob                   *blob.Blob[T]
+	valid                  int
 }
 
 func newSoftmaxWithLoss[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
