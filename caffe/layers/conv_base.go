@@ -1,0 +1,468 @@
+package layers
+
+import (
+	"fmt"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/filler"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
+)
+
+// convGeom is the 2-D window of a convolution: kernel, stride, padding and
+// dilation per spatial axis (height, width).
+type convGeom struct {
+	kh, kw, sh, sw, ph, pw, dh, dw int
+}
+
+// out returns the output size of a convolution over an h×w image.
+func (g convGeom) out(h, w int) (int, int) {
+	return (h+2*g.ph-(g.dh*(g.kh-1)+1))/g.sh + 1, (w+2*g.pw-(g.dw*(g.kw-1)+1))/g.sw + 1
+}
+
+// deconvOut returns the output size of a deconvolution of an h×w image.
+func (g convGeom) deconvOut(h, w int) (int, int) {
+	return g.sh*(h-1) + g.dh*(g.kh-1) + 1 - 2*g.ph, g.sw*(w-1) + g.dw*(g.kw-1) + 1 - 2*g.pw
+}
+
+// is1x1 reports whether im2col is the identity (1×1 kernel, stride 1, no pad).
+func (g convGeom) is1x1() bool {
+	return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
+}
+
+// convSpec is a checked ConvolutionParameter.
+type convSpec struct {
+	numOutput, group int
+	biasTerm         bool
+	axis             int
+	geom             convGeom
+	weightFiller     *caffepb.FillerParameter
+	biasFiller       *caffepb.FillerParameter
+}
+
+// convPair resolves one of Caffe's repeated-or-_h/_w fields into (h, w):
+// hw set means the _h/_w form; list has 0, 1 or 2 values; def is used when
+// neither is given.
+func convPair(name string, list []uint32, hSet, wSet bool, h, w uint32, def int, required bool) (int, int, error) {
+	if hSet || wSet {
+		if !(hSet && wSet) {
+			return 0, 0, fmt.Errorf("%s_h and %s_w must be given together", name, name)
+		}
+		if len(list) != 0 {
+			return 0, 0, fmt.Errorf("give either %s or %s_h and %s_w, not both", name, name, name)
+		}
+		return int(h), int(w), nil
+	}
+	switch len(list) {
+	case 0:
+		if required {
+			return 0, 0, fmt.Errorf("%s is required", name)
+		}
+		return def, def, nil
+	case 1:
+		return int(list[0]), int(list[0]), nil
+	case 2:
+		return int(list[0]), int(list[1]), nil
+	}
+	return 0, 0, fmt.Errorf("%s has %d values: only 2-D convolution is implemented (give 1 or 2 values)", name, len(list))
+}
+
+// parseConvSpec checks a ConvolutionParameter as Caffe's
+// BaseConvolutionLayer does, for 2 spatial axes.
+func parseConvSpec(p *caffepb.ConvolutionParameter) (convSpec, error) {
+	var s convSpec
+	var g convGeom
+	var err error
+	if p == nil {
+		return s, fmt.Errorf("convolution_param is required")
+	}
+	if g.kh, g.kw, err = convPair("kernel", p.GetKernelSize(), p.KernelH != nil, p.KernelW != nil, p.GetKernelH(), p.GetKernelW(), 0, true); err != nil {
+		return s, err
+	}
+	if g.sh, g.sw, err = convPair("stride", p.GetStride(), p.StrideH != nil, p.StrideW != nil, p.GetStrideH(), p.GetStrideW(), 1, false); err != nil {
+		return s, err
+	}
+	if g.ph, g.pw, err = convPair("pad", p.GetPad(), p.PadH != nil, p.PadW != nil, p.GetPadH(), p.GetPadW(), 0, false); err != nil {
+		return s, err
+	}
+	if g.dh, g.dw, err = convPair("dilation", p.GetDilation(), false, false, 0, 0, 1, false); err != nil {
+		return s, err
+	}
+	if g.kh <= 0 || g.kw <= 0 {
+		return s, fmt.Errorf("kernel dimensions must be nonzero, got %dx%d", g.kh, g.kw)
+	}
+	if g.sh <= 0 || g.sw <= 0 {
+		return s, fmt.Errorf("stride dimensions must be nonzero, got %dx%d", g.sh, g.sw)
+	}
+	if g.dh <= 0 || g.dw <= 0 {
+		return s, fmt.Errorf("dilation must be nonzero, got %dx%d", g.dh, g.dw)
+	}
+	s.geom = g
+	s.numOutput = int(p.GetNumOutput())
+	if s.numOutput <= 0 {
+		return s, fmt.Errorf("num_output must be positive, got %d", s.numOutput)
+	}
+	s.group = int(p.GetGroup())
+	if s.group <= 0 {
+		return s, fmt.Errorf("group must be positive, got %d", s.group)
+	}
+	if s.numOutput%s.group != 0 {
+		return s, fmt.Errorf("num_output %d is not a multiple of group %d", s.numOutput, s.group)
+	}
+	s.biasTerm = p.GetBiasTerm()
+	s.axis = int(p.GetAxis())
+	s.weightFiller, s.biasFiller = p.GetWeightFiller(), p.GetBiasFiller()
+	return s, nil
+}
+
+// convBase holds what Convolution and Deconvolution share: parameters,
+// weights, and the per-image GEMM passes over im2col buffers.
+//
+// The "image" side is what im2col reads: the bottom of a convolution, the
+// top of a deconvolution. The "output" side is what the weights produce
+// from columns: the top of a convolution, the bottom of a deconvolution.
+type convBase[T blob.Float] struct {
+	counts
+	ctx     layer.Context
+	spec    convSpec
+	deconv  bool
+	weight  *blob.Blob[T]
+	bias    *blob.Blob[T]
+	chAxis  int // canonical channel axis
+	num     int // images (product of axes before the channel axis)
+	chans   int // bottom channels
+	imC     int // image-side channels
+	imH     int // image-side height
+	imW     int
+	outC    int // output-side channels (conv_out_channels)
+	colH    int // spatial size of the columns (the convolution's output)
+	colW    int
+	kdim    int // columns per group: imC/group·kh·kw
+	cols    [][]T
+	wAcc    [][]T // per-worker weight-diff accumulators (worker ≥ 1)
+	bAcc    [][]T // per-worker bias-diff accumulators (worker ≥ 1)
+	biasLen int
+}
+
+func newConvBase[T blob.Float](ctx layer.Context, deconv bool) (convBase[T], error) {
+	s, err := parseConvSpec(ctx.Param.GetConvolutionParam())
+	if err != nil {
+		return convBase[T]{}, err
+	}
+	// Caffe takes any number of bottoms, each with its own top.
+	return convBase[T]{counts: counts{1, -1, 1, -1}, ctx: ctx, spec: s, deconv: deconv}, nil
+}
+
+// Blobs returns the weights and, with bias_term, the bias.
+func (l *convBase[T]) Blobs() []*blob.Blob[T] {
+	if l.bias != nil {
+		return []*blob.Blob[T]{l.weight, l.bias}
+	}
+	return []*blob.Blob[T]{l.weight}
+}
+
+// Setup checks the bottoms against the parameters and fills the weights.
+func (l *convBase[T]) Setup(bottom, top []*blob.Blob[T]) error {
+	if err := l.check(len(bottom), len(top)); err != nil {
+		return err
+	}
+	if len(bottom) != len(top) {
+		return fmt.Errorf("needs one top per bottom, got %d bottoms and %d tops", len(bottom), len(top))
+	}
+	ax, err := bottom[0].CanonicalAxis(l.spec.axis)
+	if err != nil {
+		return fmt.Errorf("axis: %w", err)
+	}
+	l.chAxis = ax
+	if sp := bottom[0].NumAxes() - ax - 1; sp != 2 {
+		return fmt.Errorf("bottom shape %v has %d spatial axes after channel axis %d: only 2-D convolution is implemented", bottom[0].Shape(), sp, ax)
+	}
+	l.chans = bottom[0].Dim(ax)
+	if l.chans%l.spec.group != 0 {
+		return fmt.Errorf("bottom channels %d are not a multiple of group %d", l.chans, l.spec.group)
+	}
+	g := l.spec.geom
+	outC, inC := l.spec.numOutput, l.chans
+	if l.deconv {
+		outC, inC = l.chans, l.spec.numOutput
+	}
+	l.weight = blob.New[T](outC, inC/l.spec.group, g.kh, g.kw)
+	if err := filler.Fill(l.spec.weightFiller, l.ctx.Rand, l.weight); err != nil {
+		return fmt.Errorf("weight filler: %w", err)
+	}
+	if l.spec.biasTerm {
+		l.bias = blob.New[T](l.spec.numOutput)
+		if err := filler.Fill(l.spec.biasFiller, l.ctx.Rand, l.bias); err != nil {
+			return fmt.Errorf("bias filler: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reshape shapes the tops and the column buffers.
+func (l *convBase[T]) Reshape(bottom, top []*blob.Blob[T]) error {
+	b0 := bottom[0]
+	if b0.NumAxes() != l.chAxis+3 {
+		return fmt.Errorf("bottom shape %v: number of axes may not change (want %d)", b0.Shape(), l.chAxis+3)
+	}
+	if c := b0.Dim(l.chAxis); c != l.chans {
+		return fmt.Errorf("bottom shape %v has %d channels, the weights expect %d", b0.Shape(), c, l.chans)
+	}
+	for i, b := range bottom[1:] {
+		if !blob.ShapeEquals(b.Shape(), b0.Shape()) {
+			return fmt.Errorf("bottom %d shape %v differs from bottom 0 shape %v", i+1, b.Shape(), b0.Shape())
+		}
+	}
+	for i, t := range top {
+		for j, b := range bottom {
+			if t == b {
+				return fmt.Errorf("top %d is bottom %d: convolution cannot compute in place", i, j)
+			}
+		}
+	}
+	g := l.spec.geom
+	l.num = b0.CountRange(0, l.chAxis)
+	h, w := b0.Dim(l.chAxis+1), b0.Dim(l.chAxis+2)
+	var oh, ow int
+	if l.deconv {
+		oh, ow = g.deconvOut(h, w)
+		l.imC, l.imH, l.imW = l.spec.numOutput, oh, ow
+		l.outC, l.colH, l.colW = l.chans, h, w
+	} else {
+		oh, ow = g.out(h, w)
+		l.imC, l.imH, l.imW = l.chans, h, w
+		l.outC, l.colH, l.colW = l.spec.numOutput, oh, ow
+	}
+	if oh <= 0 || ow <= 0 {
+		return fmt.Errorf("bottom shape %v gives an empty output (%dx%d) for kernel %dx%d, stride %dx%d, pad %dx%d, dilation %dx%d",
+			b0.Shape(), oh, ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+	}
+	shape := append([]int(nil), b0.Shape()[:l.chAxis]...)
+	shape = append(shape, l.spec.numOutput, oh, ow)
+	for _, t := range top {
+		t.Reshape(shape...)
+	}
+	l.kdim = l.imC / l.spec.group * g.kh * g.kw
+	l.biasLen = l.colH * l.colW
+	if l.deconv {
+		l.biasLen = l.imH * l.imW
+	}
+	return nil
+}
+
+// buffers sizes the per-worker column buffers and, when withAcc, zeroes
+// the per-worker parameter-diff accumulators of workers 1 and up.
+func (l *convBase[T]) buffers(workers int, withAcc bool) {
+	colLen := l.kdim * l.spec.group * l.colH * l.colW
+	for len(l.cols) < workers {
+		l.cols = append(l.cols, nil)
+	}
+	for w := 0; w < workers; w++ {
+		if cap(l.cols[w]) < colLen {
+			l.cols[w] = make([]T, colLen)
+		}
+		l.cols[w] = l.cols[w][:colLen]
+	}
+	if !withAcc {
+		return
+	}
+	for len(l.wAcc) < workers {
+		l.wAcc = append(l.wAcc, nil)
+		l.bAcc = append(l.bAcc, nil)
+	}
+	for w := 1; w < workers; w++ {
+		l.wAcc[w] = convZeroed(l.wAcc[w], l.weight.Count())
+		if l.bias != nil {
+			l.bAcc[w] = convZeroed(l.bAcc[w], l.bias.Count())
+		}
+	}
+}
+
+func convZeroed[T blob.Float](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// im2col writes the columns of one image-side image into col, unless the
+// convolution is 1×1 (then the image is its own column matrix).
+func (l *convBase[T]) im2col(im, col []T) []T {
+	if l.spec.geom.is1x1() {
+		return im
+	}
+	convIm2col(im, l.imC, l.imH, l.imW, l.spec.geom, l.colH, l.colW, col)
+	return col
+}
+
+// gemmForward computes out = W·im2col(im) for one image (overwriting out).
+func (l *convBase[T]) gemmForward(im, w, out, col []T) {
+	col = l.im2col(im, col)
+	l.gemmCols(w, col, out)
+}
+
+// gemmCols computes out = W·col per group.
+func (l *convBase[T]) gemmCols(w, col, out []T) {
+	G, sp := l.spec.group, l.colH*l.colW
+	oc := l.outC / G
+	for g := 0; g < G; g++ {
+		cpu.GemmSerial(false, false, oc, sp, l.kdim, 1, w[g*oc*l.kdim:], l.kdim, col[g*l.kdim*sp:], sp, 0, out[g*oc*sp:], sp)
+	}
+}
+
+// gemmBackward computes im = col2im(Wᵀ·out) for one image (overwriting im).
+func (l *convBase[T]) gemmBackward(out, w, im, col []T) {
+	G, sp := l.spec.group, l.colH*l.colW
+	oc := l.outC / G
+	if l.spec.geom.is1x1() {
+		col = im
+	}
+	for g := 0; g < G; g++ {
+		cpu.GemmSerial(true, false, l.kdim, sp, oc, 1, w[g*oc*l.kdim:], l.kdim, out[g*oc*sp:], sp, 0, col[g*l.kdim*sp:], sp)
+	}
+	if !l.spec.geom.is1x1() {
+		convCol2im(col, l.imC, l.imH, l.imW, l.spec.geom, l.colH, l.colW, im)
+	}
+}
+
+// gemmWeights adds out·im2col(im)ᵀ into dw for one image.
+func (l *convBase[T]) gemmWeights(im, out, dw, col []T) {
+	col = l.im2col(im, col)
+	G, sp := l.spec.group, l.colH*l.colW
+	oc := l.outC / G
+	for g := 0; g < G; g++ {
+		cpu.GemmSerial(false, true, oc, l.kdim, sp, 1, out[g*oc*sp:], sp, col[g*l.kdim*sp:], sp, 1, dw[g*oc*l.kdim:], l.kdim)
+	}
+}
+
+// addBias adds bias[c] to each of the channels' planes of one image.
+func convAddBias[T blob.Float](y, bias []T, plane int) {
+	for c, b := range bias {
+		row := y[c*plane : (c+1)*plane]
+		for i := range row {
+			row[i] += b
+		}
+	}
+}
+
+// convBiasDiff adds the plane sums of one image's top diff into db.
+func convBiasDiff[T blob.Float](dy, db []T, plane int) {
+	for c := range db {
+		db[c] += cpu.Sum(dy[c*plane : (c+1)*plane])
+	}
+}
+
+// reduceAcc adds the workers' private parameter-diff accumulators into the
+// parameter diffs.
+func (l *convBase[T]) reduceAcc(workers int) {
+	for w := 1; w < workers; w++ {
+		cpu.Axpy(1, l.wAcc[w], l.weight.Diff())
+		if l.bias != nil {
+			cpu.Axpy(1, l.bAcc[w], l.bias.Diff())
+		}
+	}
+}
+
+// accFor returns the weight and bias diff slices worker w accumulates into.
+func (l *convBase[T]) accFor(w int) (dw, db []T) {
+	if w == 0 {
+		dw = l.weight.Diff()
+		if l.bias != nil {
+			db = l.bias.Diff()
+		}
+		return dw, db
+	}
+	return l.wAcc[w], l.bAcc[w]
+}
+
+// convIm2col lays out the kh·kw shifted windows of each channel of an
+// image (c×h×w) as rows of col ((c·kh·kw)×(oh·ow)), zero outside the image.
+func convIm2col[T blob.Float](im []T, c, h, w int, g convGeom, oh, ow int, col []T) {
+	sp := oh * ow
+	r := 0
+	for ch := 0; ch < c; ch++ {
+		img := im[ch*h*w : (ch+1)*h*w]
+		for ki := 0; ki < g.kh; ki++ {
+			for kj := 0; kj < g.kw; kj++ {
+				row := col[r*sp : (r+1)*sp]
+				r++
+				x0 := kj*g.dw - g.pw
+				lo, hi := convValid(x0, g.sw, w, ow)
+				for y := 0; y < oh; y++ {
+					dst := row[y*ow : (y+1)*ow]
+					iy := y*g.sh - g.ph + ki*g.dh
+					if iy < 0 || iy >= h {
+						clear(dst)
+						continue
+					}
+					src := img[iy*w : (iy+1)*w]
+					clear(dst[:lo])
+					if g.sw == 1 {
+						copy(dst[lo:hi], src[x0+lo:x0+hi])
+					} else {
+						for x := lo; x < hi; x++ {
+							dst[x] = src[x0+x*g.sw]
+						}
+					}
+					clear(dst[hi:])
+				}
+			}
+		}
+	}
+}
+
+// convValid returns the range [lo, hi) of output columns x for which
+// x0 + x·stride lies inside [0, w).
+func convValid(x0, stride, w, ow int) (int, int) {
+	lo := 0
+	if x0 < 0 {
+		lo = (-x0 + stride - 1) / stride
+	}
+	hi := 0
+	if w-x0 > 0 {
+		hi = (w - x0 + stride - 1) / stride
+	}
+	hi = min(hi, ow)
+	lo = min(lo, hi)
+	return lo, hi
+}
+
+// convCol2im is the adjoint of convIm2col: it overwrites im with the sum of
+// the column entries that read each pixel.
+func convCol2im[T blob.Float](col []T, c, h, w int, g convGeom, oh, ow int, im []T) {
+	clear(im[:c*h*w])
+	sp := oh * ow
+	r := 0
+	for ch := 0; ch < c; ch++ {
+		img := im[ch*h*w : (ch+1)*h*w]
+		for ki := 0; ki < g.kh; ki++ {
+			for kj := 0; kj < g.kw; kj++ {
+				row := col[r*sp : (r+1)*sp]
+				r++
+				x0 := kj*g.dw - g.pw
+				lo, hi := convValid(x0, g.sw, w, ow)
+				for y := 0; y < oh; y++ {
+					iy := y*g.sh - g.ph + ki*g.dh
+					if iy < 0 || iy >= h {
+						continue
+					}
+					src := row[y*ow : (y+1)*ow]
+					dst := img[iy*w : (iy+1)*w]
+					if g.sw == 1 {
+						d := dst[x0+lo : x0+hi]
+						for i, v := range src[lo:hi] {
+							d[i] += v
+						}
+					} else {
+						for x := lo; x < hi; x++ {
+							dst[x0+x*g.sw] += src[x]
+						}
+					}
+				}
+			}
+		}
+	}
+}

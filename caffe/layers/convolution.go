@@ -1,0 +1,79 @@
+package layers
+
+import (
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
+)
+
+// convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
+// GEMM per image, images spread over all cores. It supports pad, stride,
+// dilation, group, bias_term and axis; several bottoms share the weights,
+// each with its own top.
+//
+//	top (N, num_output, H_out, W_out) = conv(bottom (N, C, H, W), weight (num_output, C/group, kh, kw)) + bias
+type convolution[T blob.Float] struct{ convBase[T] }
+
+func newConvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
+	b, err := newConvBase[T](ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return &convolution[T]{b}, nil
+}
+
+func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	w := l.weight.Data()
+	var bias []T
+	if l.bias != nil {
+		bias = l.bias.Data()
+	}
+	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
+	workers := cpu.Workers(l.num)
+	l.buffers(workers, false)
+	for i := range bottom {
+		x, y := bottom[i].Data(), top[i].Data()
+		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+			col := l.cols[wk]
+			for n := lo; n < hi; n++ {
+				yn := y[n*outDim : (n+1)*outDim]
+				l.gemmForward(x[n*inDim:(n+1)*inDim], w, yn, col)
+				if bias != nil {
+					convAddBias(yn, bias, plane)
+				}
+			}
+		})
+	}
+	return nil
+}
+
+func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
+	w := l.weight.Data()
+	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
+	workers := cpu.Workers(l.num)
+	for i := range top {
+		l.buffers(workers, true)
+		x, dy := bottom[i].Data(), top[i].Diff()
+		prop := propagateDown[i]
+		var dx []T
+		if prop {
+			dx = bottom[i].Diff()
+		}
+		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+			col := l.cols[wk]
+			dw, db := l.accFor(wk)
+			for n := lo; n < hi; n++ {
+				dyn := dy[n*outDim : (n+1)*outDim]
+				if db != nil {
+					convBiasDiff(dyn, db, plane)
+				}
+				l.gemmWeights(x[n*inDim:(n+1)*inDim], dyn, dw, col)
+				if prop {
+					l.gemmBackward(dyn, w, dx[n*inDim:(n+1)*inDim], col)
+				}
+			}
+		})
+		l.reduceAcc(workers)
+	}
+	return nil
+}

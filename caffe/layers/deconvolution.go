@@ -1,0 +1,79 @@
+package layers
+
+import (
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
+)
+
+// deconvolution is Caffe's Deconvolution layer (the transpose of
+// Convolution, with convolution_param) for 2 spatial axes: its forward is
+// a convolution's backward pass and vice versa.
+//
+//	top (N, num_output, H_out, W_out), H_out = stride·(H-1) + dilation·(kh-1) + 1 - 2·pad
+//	weight (C, num_output/group, kh, kw)
+type deconvolution[T blob.Float] struct{ convBase[T] }
+
+func newDeconvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
+	b, err := newConvBase[T](ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return &deconvolution[T]{b}, nil
+}
+
+func (l *deconvolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	w := l.weight.Data()
+	var bias []T
+	if l.bias != nil {
+		bias = l.bias.Data()
+	}
+	inDim, outDim, plane := l.outC*l.colH*l.colW, l.imC*l.imH*l.imW, l.imH*l.imW
+	workers := cpu.Workers(l.num)
+	l.buffers(workers, false)
+	for i := range bottom {
+		x, y := bottom[i].Data(), top[i].Data()
+		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+			col := l.cols[wk]
+			for n := lo; n < hi; n++ {
+				yn := y[n*outDim : (n+1)*outDim]
+				l.gemmBackward(x[n*inDim:(n+1)*inDim], w, yn, col)
+				if bias != nil {
+					convAddBias(yn, bias, plane)
+				}
+			}
+		})
+	}
+	return nil
+}
+
+func (l *deconvolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
+	w := l.weight.Data()
+	inDim, outDim, plane := l.outC*l.colH*l.colW, l.imC*l.imH*l.imW, l.imH*l.imW
+	workers := cpu.Workers(l.num)
+	for i := range top {
+		l.buffers(workers, true)
+		x, dy := bottom[i].Data(), top[i].Diff()
+		prop := propagateDown[i]
+		var dx []T
+		if prop {
+			dx = bottom[i].Diff()
+		}
+		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+			col := l.cols[wk]
+			dw, db := l.accFor(wk)
+			for n := lo; n < hi; n++ {
+				dyn := dy[n*outDim : (n+1)*outDim]
+				if db != nil {
+					convBiasDiff(dyn, db, plane)
+				}
+				l.gemmWeights(dyn, x[n*inDim:(n+1)*inDim], dw, col)
+				if prop {
+					l.gemmForward(dyn, w, dx[n*inDim:(n+1)*inDim], col)
+				}
+			}
+		})
+		l.reduceAcc(workers)
+	}
+	return nil
+}
