@@ -136,6 +136,13 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			info[i].AllowForceBackward = gate.AllowForceBackward
 		}
 	}
+	for i, lp := range g.Layers {
+		if lp.GetType() == "BatchNorm" {
+			if err := fixBatchNormSpecs(lp, len(shapes[i])); err != nil {
+				return nil, fmt.Errorf("net %q: %w", g.Name, err)
+			}
+		}
+	}
 	if n.table, err = ShareParams(g, shapes); err != nil {
 		return nil, fmt.Errorf("net %q: %w", g.Name, err)
 	}
@@ -165,6 +172,20 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 		}
 	}
 	return n, nil
+}
+
+// fixBatchNormSpecs applies Caffe's BatchNorm rule: its statistics (mean,
+// variance, scale factor) are not learned, so blobs without a ParamSpec get
+// lr_mult 0 and an explicit non-zero lr_mult is an error.
+func fixBatchNormSpecs(lp *caffepb.LayerParameter, blobs int) error {
+	for i := range blobs {
+		if i == len(lp.Param) {
+			lp.Param = append(lp.Param, &caffepb.ParamSpec{LrMult: proto.Float32(0)})
+		} else if lp.Param[i].GetLrMult() != 0 {
+			return fmt.Errorf("layer %q (BatchNorm): param %d has lr_mult %g: batch normalization statistics cannot be learned parameters (use lr_mult 0)", lp.GetName(), i, lp.Param[i].GetLrMult())
+		}
+	}
+	return nil
 }
 
 func (n *Net[T]) pick(ids []int) []*blob.Blob[T] {

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Generate the large test nets in this folder: ResNet-50, GoogLeNet and VGG-16.
+
+They follow the deploy prototxts of the Caffe Model Zoo (layer names, shapes,
+BatchNorm/Scale pairs, inception modules), written out by this script so the
+repetitive parts cannot drift. Run from anywhere; it writes next to itself:
+
+    python3 caffe/testdata/nets/gen_nets.py
+
+The outputs are committed; a Go test (caffe/net) checks they are up to date.
+"""
+
+import os
+import sys
+
+
+class Net:
+    """Accumulates prototxt text for one net."""
+
+    def __init__(self, comment, name):
+        self.parts = ["".join("# %s\n" % line for line in comment.strip().splitlines()), 'name: "%s"\n' % name]
+
+    def add(self, text):
+        self.parts.append(text)
+
+    def text(self):
+        return "".join(self.parts)
+
+    def legacy_input(self, blob, dims):
+        self.add('input: "%s"\n' % blob + "".join("input_dim: %d\n" % d for d in dims))
+
+    def input(self, blob, dims):
+        self.add('layer {\n  name: "%s"\n  type: "Input"\n  top: "%s"\n  input_param { shape: { %s } }\n}\n'
+                 % (blob, blob, " ".join("dim: %d" % d for d in dims)))
+
+    def conv(self, name, bottom, num, k, stride=1, pad=0, bias=True, filler='type: "xavier"', top=None):
+        top = top or name
+        params = '  param { lr_mult: 1 decay_mult: 1 }\n'
+        if bias:
+            params += '  param { lr_mult: 2 decay_mult: 0 }\n'
+        opts = "    num_output: %d\n    kernel_size: %d\n" % (num, k)
+        if pad:
+            opts += "    pad: %d\n" % pad
+        if stride != 1:
+            opts += "    stride: %d\n" % stride
+        if not bias:
+            opts += "    bias_term: false\n"
+        opts += "    weight_filler { %s }\n" % filler
+        if bias:
+            opts += '    bias_filler { type: "constant" value: 0.2 }\n'
+        self.add('layer {\n  name: "%s"\n  type: "Convolution"\n  bottom: "%s"\n  top: "%s"\n%s  convolution_param {\n%s  }\n}\n'
+                 % (name, bottom, top, params, opts))
+        return top
+
+    def relu(self, name, blob):
+        self.add('layer {\n  name: "%s"\n  type: "ReLU"\n  bottom: "%s"\n  top: "%s"\n}\n' % (name, blob, blob))
+        return blob
+
+    def pool(self, name, bottom, method, k, stride, pad=0):
+        p = " pad: %d" % pad if pad else ""
+        self.add('layer {\n  name: "%s"\n  type: "Pooling"\n  bottom: "%s"\n  top: "%s"\n  pooling_param { pool: %s kernel_size: %d stride: %d%s }\n}\n'
+                 % (name, bottom, name, method, k, stride, p))
+        return name
+
+    def lrn(self, name, bottom):
+        self.add('layer {\n  name: "%s"\n  type: "LRN"\n  bottom: "%s"\n  top: "%s"\n  lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }\n}\n'
+                 % (name, bottom, name))
+        return name
+
+    def fc(self, name, bottom, num, filler='type: "gaussian" std: 0.005'):
+        self.add('layer {\n  name: "%s"\n  type: "InnerProduct"\n  bottom: "%s"\n  top: "%s"\n'
+                 '  param { lr_mult: 1 decay_mult: 1 }\n  param { lr_mult: 2 decay_mult: 0 }\n'
+                 '  inner_product_param {\n    num_output: %d\n    weight_filler { %s }\n    bias_filler { type: "constant" value: 0 }\n  }\n}\n'
+                 % (name, bottom, name, num, filler))
+        return name
+
+    def dropout(self, name, blob, ratio):
+        self.add('layer {\n  name: "%s"\n  type: "Dropout"\n  bottom: "%s"\n  top: "%s"\n  dropout_param { dropout_ratio: %g }\n}\n'
+                 % (name, blob, blob, ratio))
+        return blob
+
+    def concat(self, name, bottoms):
+        self.add('layer {\n  name: "%s"\n  type: "Concat"\n%s  top: "%s"\n}\n'
+                 % (name, "".join('  bottom: "%s"\n' % b for b in bottoms), name))
+        return name
+
+    def softmax(self, bottom):
+        self.add('layer {\n  name: "prob"\n  type: "Softmax"\n  bottom: "%s"\n  top: "prob"\n}\n' % bottom)
+
+    def bn_scale(self, suffix, blob):
+        """BatchNorm with global statistics and a learned Scale, both in place."""
+        self.add('layer {\n  name: "bn%s"\n  type: "BatchNorm"\n  bottom: "%s"\n  top: "%s"\n'
+                 '  batch_norm_param { use_global_stats: true }\n}\n' % (suffix, blob, blob))
+        self.add('layer {\n  name: "scale%s"\n  type: "Scale"\n  bottom: "%s"\n  top: "%s"\n'
+                 '  scale_param { bias_term: true }\n}\n' % (suffix, blob, blob))
+        return blob
+
+    def eltwise_sum(self, name, a, b):
+        self.add('layer {\n  name: "%s"\n  type: "Eltwise"\n  bottom: "%s"\n  bottom: "%s"\n  top: "%s"\n'
+                 '  eltwise_param { operation: SUM }\n}\n' % (name, a, b, name))
+        return name
+
+
+def resnet50():
+    n = Net("""ResNet-50 (He, Zhang, Ren and Sun 2015), deployment form, as in the
+authors' Caffe release: convolutions without bias, each followed by BatchNorm
+(global statistics) and Scale; bottleneck blocks joined by Eltwise SUM.
+Uses the legacy net-level input fields, as that release does.
+Generated by gen_nets.py; do not edit.""", "ResNet-50")
+    n.legacy_input("data", [1, 3, 224, 224])
+    x = n.conv("conv1", "data", 64, 7, stride=2, pad=3, bias=False, filler='type: "msra"')
+    n.bn_scale("_conv1", x)
+    n.relu("conv1_relu", x)
+    x = n.pool("pool1", x, "MAX", 3, 2)
+    stages = [("2", 3, 64, 256), ("3", 4, 128, 512), ("4", 6, 256, 1024), ("5", 3, 512, 2048)]
+    for si, (stage, blocks, mid, out) in enumerate(stages):
+        for b in range(blocks):
+            blk = "%s%s" % (stage, chr(ord("a") + b))
+            stride = 2 if b == 0 and si > 0 else 1
+            if b == 0:
+                short = n.conv("res%s_branch1" % blk, x, out, 1, stride=stride, bias=False, filler='type: "msra"')
+                n.bn_scale("%s_branch1" % blk, short)
+            else:
+                short = x
+            y = n.conv("res%s_branch2a" % blk, x, mid, 1, stride=stride, bias=False, filler='type: "msra"')
+            n.bn_scale("%s_branch2a" % blk, y)
+            n.relu("res%s_branch2a_relu" % blk, y)
+            y = n.conv("res%s_branch2b" % blk, y, mid, 3, pad=1, bias=False, filler='type: "msra"')
+            n.bn_scale("%s_branch2b" % blk, y)
+            n.relu("res%s_branch2b_relu" % blk, y)
+            y = n.conv("res%s_branch2c" % blk, y, out, 1, bias=False, filler='type: "msra"')
+            n.bn_scale("%s_branch2c" % blk, y)
+            x = n.eltwise_sum("res%s" % blk, short, y)
+            n.relu("res%s_relu" % blk, x)
+    x = n.pool("pool5", x, "AVE", 7, 1)
+    x = n.fc("fc1000", x, 1000, filler='type: "msra"')
+    n.softmax(x)
+    return n.text()
+
+
+def googlenet():
+    n = Net("""GoogLeNet (Szegedy et al. 2014), deployment form, as in Caffe's
+models/bvlc_googlenet: nine inception modules, each four branches joined by
+Concat. Generated by gen_nets.py; do not edit.""", "GoogleNet")
+    n.input("data", [10, 3, 224, 224])
+    x = n.conv("conv1/7x7_s2", "data", 64, 7, stride=2, pad=3)
+    n.relu("conv1/relu_7x7", x)
+    x = n.pool("pool1/3x3_s2", x, "MAX", 3, 2)
+    x = n.lrn("pool1/norm1", x)
+    x = n.conv("conv2/3x3_reduce", x, 64, 1)
+    n.relu("conv2/relu_3x3_reduce", x)
+    x = n.conv("conv2/3x3", x, 192, 3, pad=1)
+    n.relu("conv2/relu_3x3", x)
+    x = n.lrn("conv2/norm2", x)
+    x = n.pool("pool2/3x3_s2", x, "MAX", 3, 2)
+
+    def inception(name, x, c1, r3, c3, r5, c5, pp):
+        p = "inception_%s/" % name
+        a = n.conv(p + "1x1", x, c1, 1)
+        n.relu(p + "relu_1x1", a)
+        b = n.conv(p + "3x3_reduce", x, r3, 1)
+        n.relu(p + "relu_3x3_reduce", b)
+        b = n.conv(p + "3x3", b, c3, 3, pad=1)
+        n.relu(p + "relu_3x3", b)
+        c = n.conv(p + "5x5_reduce", x, r5, 1)
+        n.relu(p + "relu_5x5_reduce", c)
+        c = n.conv(p + "5x5", c, c5, 5, pad=2)
+        n.relu(p + "relu_5x5", c)
+        d = n.pool(p + "pool", x, "MAX", 3, 1, pad=1)
+        d = n.conv(p + "pool_proj", d, pp, 1)
+        n.relu(p + "relu_pool_proj", d)
+        return n.concat(p + "output", [a, b, c, d])
+
+    x = inception("3a", x, 64, 96, 128, 16, 32, 32)
+    x = inception("3b", x, 128, 128, 192, 32, 96, 64)
+    x = n.pool("pool3/3x3_s2", x, "MAX", 3, 2)
+    x = inception("4a", x, 192, 96, 208, 16, 48, 64)
+    x = inception("4b", x, 160, 112, 224, 24, 64, 64)
+    x = inception("4c", x, 128, 128, 256, 24, 64, 64)
+    x = inception("4d", x, 112, 144, 288, 32, 64, 64)
+    x = inception("4e", x, 256, 160, 320, 32, 128, 128)
+    x = n.pool("pool4/3x3_s2", x, "MAX", 3, 2)
+    x = inception("5a", x, 256, 160, 320, 32, 128, 128)
+    x = inception("5b", x, 384, 192, 384, 48, 128, 128)
+    x = n.pool("pool5/7x7_s1", x, "AVE", 7, 1)
+    n.dropout("pool5/drop_7x7_s1", x, 0.4)
+    x = n.fc("loss3/classifier", x, 1000, filler='type: "xavier"')
+    n.softmax(x)
+    return n.text()
+
+
+def vgg16():
+    n = Net("""VGG-16 (Simonyan and Zisserman 2014, configuration D), deployment
+form, as in the authors' Caffe release. Generated by gen_nets.py; do not edit.""", "VGG_ILSVRC_16_layers")
+    n.input("data", [10, 3, 224, 224])
+    x = "data"
+    for block, (convs, num) in enumerate([(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)], start=1):
+        for i in range(1, convs + 1):
+            x = n.conv("conv%d_%d" % (block, i), x, num, 3, pad=1)
+            n.relu("relu%d_%d" % (block, i), x)
+        x = n.pool("pool%d" % block, x, "MAX", 2, 2)
+    x = n.fc("fc6", x, 4096)
+    n.relu("relu6", x)
+    n.dropout("drop6", x, 0.5)
+    x = n.fc("fc7", x, 4096)
+    n.relu("relu7", x)
+    n.dropout("drop7", x, 0.5)
+    x = n.fc("fc8", x, 1000)
+    n.softmax(x)
+    return n.text()
+
+
+NETS = {
+    "resnet50_deploy.prototxt": resnet50,
+    "googlenet_deploy.prototxt": googlenet,
+    "vgg16_deploy.prototxt": vgg16,
+}
+
+
+def main():
+    out = os.path.dirname(os.path.abspath(__file__))
+    if len(sys.argv) > 1:
+        out = sys.argv[1]
+    for name, gen in NETS.items():
+        with open(os.path.join(out, name), "w") as f:
+            f.write(gen())
+
+
+if __name__ == "__main__":
+    main()
