@@ -1,6 +1,178 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-// runTrain is replaced by the real command; until then it says so.
-func runTrain(args []string) error { return errors.New("train: not implemented yet") }
+	"github.com/rs/zerolog"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/data"
+	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/caffe/solver"
+)
+
+// runTrain trains a net from a solver prototxt, as `caffe train` does.
+// SIGINT or SIGTERM stops training within one iteration, after a snapshot.
+func runTrain(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return train(ctx, args, os.Stderr)
+}
+
+// logFlags are the logging flags train, test and time share with serve.
+type logFlags struct{ format, level string }
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.format, "log-format", "console", "log format: console or json")
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (l *logFlags) check() []string {
+	var p []string
+	if l.format != "json" && l.format != "console" {
+		p = append(p, fmt.Sprintf("-log-format %q: want json or console", l.format))
+	}
+	if _, err := zerolog.ParseLevel(l.level); err != nil || l.level == "" {
+		p = append(p, fmt.Sprintf("-log-level %q: want debug, info, warn or error", l.level))
+	}
+	return p
+}
+
+type trainFlags struct {
+	solver, weights, snapshot string
+	seed                      int64
+	log                       logFlags
+}
+
+func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
+	var f trainFlags
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.solver, "solver", "", "solver prototxt (required)")
+	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files to initialise from (not with -snapshot)")
+	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
+	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
+	f.log.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	problems := f.log.check()
+	if f.solver == "" {
+		problems = append(problems, "-solver is required")
+	}
+	if f.weights != "" && f.snapshot != "" {
+		problems = append(problems, "give -weights or -snapshot, not both (-snapshot restores the weights it was saved with)")
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	if len(problems) > 0 {
+		return f, errors.New(strings.Join(problems, "; "))
+	}
+	return f, nil
+}
+
+// train is runTrain with its context and log output passed in.
+func train(ctx context.Context, args []string, stderr io.Writer) error {
+	f, err := parseTrainFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, f.log.format, f.log.level)
+	sp, err := prototxt.ParseSolverFile(f.solver)
+	if err != nil {
+		return err
+	}
+	if err := checkSolverNets(sp); err != nil {
+		return err
+	}
+	if f.seed >= 0 {
+		sp.RandomSeed = &f.seed
+	}
+	reg, err := layers.Standard()
+	if err != nil {
+		return err
+	}
+	cache := &data.Cache{}
+	seed := uint64(sp.GetRandomSeed())
+	attach := func(ctx context.Context, n *net.Net[float32]) error {
+		srcs, err := data.Attach(ctx, n, data.AttachOptions{Seed: seed, Cache: cache})
+		for _, s := range srcs {
+			log.Info().Str("net", n.Name()).Str("phase", n.Phase().String()).Str("layer", s.Layer).
+				Str("source", s.Source).Int("images", s.Images).Msg("data source")
+		}
+		return err
+	}
+	start := time.Now()
+	s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg),
+		solver.WithLogger[float32](log), solver.WithSources(attach))
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.snapshot != "":
+		if err := s.Restore(f.snapshot); err != nil {
+			return err
+		}
+	case f.weights != "":
+		for _, w := range strings.Split(f.weights, ",") {
+			if err := s.LoadWeights(w); err != nil {
+				return err
+			}
+			log.Info().Str("weights", w).Msg("initialised from weights")
+		}
+	}
+	log.Info().Str("solver", f.solver).Int("params", paramCount(s.Params())).Dur("setup", time.Since(start).Round(time.Millisecond)).Msg("training")
+	if err := s.Solve(ctx); err != nil {
+		return err
+	}
+	log.Info().Dur("wall", time.Since(start).Round(time.Millisecond)).Msg("done")
+	return nil
+}
+
+func paramCount[T blob.Float](ps []*blob.Blob[T]) int {
+	n := 0
+	for _, p := range ps {
+		n += p.Count()
+	}
+	return n
+}
+
+// checkSolverNets gives a clear error for nets GoCaffe cannot feed yet
+// (Caffe Data layers on LMDB), before the registry reports an unknown type.
+func checkSolverNets(sp *caffepb.SolverParameter) error {
+	var nets []*caffepb.NetParameter
+	nets = append(nets, sp.GetNetParam(), sp.GetTrainNetParam())
+	nets = append(nets, sp.GetTestNetParam()...)
+	for _, p := range append([]string{sp.GetNet(), sp.GetTrainNet()}, sp.GetTestNet()...) {
+		if p == "" {
+			continue
+		}
+		np, err := prototxt.ParseNetFile(p)
+		if err != nil {
+			return err
+		}
+		nets = append(nets, np)
+	}
+	for _, np := range nets {
+		if np == nil {
+			continue
+		}
+		if err := data.CheckDataLayers(np); err != nil {
+			return fmt.Errorf("net %q: %w", np.GetName(), err)
+		}
+	}
+	return nil
+}

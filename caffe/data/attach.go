@@ -1,0 +1,163 @@
+package data
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/net"
+)
+
+// Cache shares loaded image sets between the nets of one run (a train net
+// and a test net naming the same file load it once). Safe for concurrent use.
+type Cache struct {
+	mu sync.Mutex
+	m  map[string]*Images
+}
+
+// Load returns the cached image set for spec, loading it on first use.
+func (c *Cache) Load(ctx context.Context, spec string, hint [3]int) (*Images, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if im, ok := c.m[spec]; ok {
+		return im, nil
+	}
+	im, err := Load(ctx, spec, hint)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*Images{}
+	}
+	c.m[spec] = im
+	return im, nil
+}
+
+// AttachOptions configure Attach.
+type AttachOptions struct {
+	// Source, when set, replaces the source of every data layer (goexec's -data).
+	Source string
+	// Seed seeds random crops and mirrors (mixed with each layer's name).
+	Seed uint64
+	// Cache shares loaded sets between nets; nil loads each time.
+	Cache *Cache
+	// SkipUnnamed leaves data layers without a source alone instead of
+	// failing (for timing with synthetic data).
+	SkipUnnamed bool
+}
+
+// Attached describes one source Attach connected.
+type Attached struct {
+	Layer  string // data layer name
+	Source string // spec
+	Images int    // images per epoch
+}
+
+// Attach opens the source of every data layer of n that takes one
+// (layer.Fed: MemoryData, CoSData), reading the source spec from
+// memory_data_param.source (or data_param.source) and the transform from
+// transform_param, and attaches it.
+func Attach[T blob.Float](ctx context.Context, n *net.Net[T], opt AttachOptions) ([]Attached, error) {
+	var out []Attached
+	for _, name := range n.FedLayers() {
+		lp := n.LayerParams()[n.LayerIndex(name)]
+		spec := opt.Source
+		if spec == "" {
+			spec = SourceOf(lp)
+		}
+		if spec == "" && opt.SkipUnnamed {
+			continue
+		}
+		if spec == "" {
+			return nil, fmt.Errorf("data layer %q: no source (set memory_data_param.source or pass -data)", name)
+		}
+		tf, err := TransformFromProto(lp.GetTransformParam(), LoadMeanFile)
+		if err != nil {
+			return nil, fmt.Errorf("data layer %q: %w", name, err)
+		}
+		mp := lp.GetMemoryDataParam()
+		hint := [3]int{int(mp.GetChannels()), int(mp.GetHeight()), int(mp.GetWidth())}
+		var im *Images
+		if opt.Cache != nil {
+			im, err = opt.Cache.Load(ctx, spec, hint)
+		} else {
+			im, err = Load(ctx, spec, hint)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("data layer %q: %w", name, err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		train := n.Phase() == caffepb.Phase_TRAIN
+		src, err := NewSource[T](im, tf, train, opt.Seed^h.Sum64())
+		if err != nil {
+			return nil, fmt.Errorf("data layer %q: source %q: %w", name, spec, err)
+		}
+		if err := n.SetSource(name, src); err != nil {
+			return nil, err
+		}
+		out = append(out, Attached{Layer: name, Source: spec, Images: im.N})
+	}
+	return out, nil
+}
+
+// SourceOf returns the source spec a data layer names.
+func SourceOf(lp *caffepb.LayerParameter) string {
+	if s := lp.GetMemoryDataParam().GetSource(); s != "" {
+		return s
+	}
+	return lp.GetDataParam().GetSource()
+}
+
+// CheckDataLayers reports data layers GoCaffe cannot feed yet: Caffe's Data
+// layer reading an LMDB or LevelDB database (use MemoryData with an
+// mnist: or parquet: source instead).
+func CheckDataLayers(np *caffepb.NetParameter) error {
+	for _, lp := range np.GetLayer() {
+		if lp.GetType() != "Data" || IsSpec(lp.GetDataParam().GetSource()) {
+			continue
+		}
+		backend := "LevelDB"
+		if lp.GetDataParam().GetBackend() == caffepb.DataParameter_LMDB {
+			backend = "LMDB"
+		}
+		return fmt.Errorf("layer %q: Data layer with %s database %q: %w (use type: \"MemoryData\" with memory_data_param { source: \"mnist:DIR:train\" } or a parquet: source)",
+			lp.GetName(), backend, lp.GetDataParam().GetSource(), ErrNotYet)
+	}
+	return nil
+}
+
+// LoadMeanFile reads a mean image (a binary BlobProto, Caffe's mean_file).
+func LoadMeanFile(path string) ([]float32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	bp := &caffepb.BlobProto{}
+	if err := proto.Unmarshal(b, bp); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if d := bp.GetData(); len(d) > 0 {
+		return d, nil
+	}
+	out := make([]float32, len(bp.GetDoubleData()))
+	for i, v := range bp.GetDoubleData() {
+		out[i] = float32(v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: empty mean blob", path)
+	}
+	return out, nil
+}
+
+// IsSpec reports whether s names a source this package reads.
+func IsSpec(s string) bool {
+	return strings.HasPrefix(s, "mnist:") || strings.HasPrefix(s, "parquet:") || strings.HasSuffix(s, ".parquet")
+}

@@ -1,0 +1,178 @@
+package solver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/net"
+)
+
+// SnapshotFilename returns Caffe's name for a snapshot file:
+// <prefix>_iter_<iter><ext>, ext being ".caffemodel" or ".solverstate".
+func SnapshotFilename(prefix string, iter int, ext string) string {
+	return prefix + "_iter_" + strconv.Itoa(iter) + ext
+}
+
+// Snapshot writes the weights (.caffemodel, with gradients if
+// snapshot_diff) and the solver state (.solverstate: iteration, lr step,
+// history, and the .caffemodel's path) under snapshot_prefix, and returns
+// both paths.
+func (s *Solver[T]) Snapshot() (model, state string, err error) {
+	prefix := s.param.GetSnapshotPrefix()
+	if prefix == "" {
+		return "", "", errors.New("snapshot: snapshot_prefix is empty")
+	}
+	if dir := filepath.Dir(prefix); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", "", fmt.Errorf("snapshot: %w", err)
+		}
+	}
+	model = SnapshotFilename(prefix, s.iter, ".caffemodel")
+	if err := writeProto(model, s.train.ToProto(s.param.GetSnapshotDiff())); err != nil {
+		return "", "", fmt.Errorf("snapshot: %w", err)
+	}
+	state = SnapshotFilename(prefix, s.iter, ".solverstate")
+	if err := writeProto(state, s.State(model)); err != nil {
+		return "", "", fmt.Errorf("snapshot: %w", err)
+	}
+	s.log.Info().Int("iter", s.iter).Str("model", model).Str("state", state).Msg("snapshot")
+	return model, state, nil
+}
+
+// State returns the solver state as a .solverstate holds it; learnedNet is
+// the path of the matching .caffemodel (may be empty).
+func (s *Solver[T]) State(learnedNet string) *caffepb.SolverState {
+	st := &caffepb.SolverState{
+		Iter:        proto.Int32(int32(s.iter)),
+		CurrentStep: proto.Int32(int32(s.currentStep)),
+	}
+	if learnedNet != "" {
+		st.LearnedNet = proto.String(learnedNet)
+	}
+	np := len(s.params)
+	_, double := any(T(0)).(float64)
+	for k, h := range s.history {
+		bp := &caffepb.BlobProto{Shape: &caffepb.BlobShape{}}
+		for _, d := range s.params[k%np].Shape() {
+			bp.Shape.Dim = append(bp.Shape.Dim, int64(d))
+		}
+		if double {
+			bp.DoubleData = make([]float64, len(h))
+			for i, v := range h {
+				bp.DoubleData[i] = float64(v)
+			}
+		} else {
+			bp.Data = make([]float32, len(h))
+			for i, v := range h {
+				bp.Data[i] = float32(v)
+			}
+		}
+		st.History = append(st.History, bp)
+	}
+	return st
+}
+
+// SetState restores iteration, lr step and history from a solver state
+// (the weights are not touched).
+func (s *Solver[T]) SetState(st *caffepb.SolverState) error {
+	if len(st.GetHistory()) != len(s.history) {
+		return fmt.Errorf("solver state has %d history blobs, the %s solver of this net needs %d",
+			len(st.GetHistory()), s.method, len(s.history))
+	}
+	for k, bp := range st.GetHistory() {
+		h := s.history[k]
+		switch {
+		case len(bp.GetData()) == len(h):
+			for i, v := range bp.GetData() {
+				h[i] = T(v)
+			}
+		case len(bp.GetDoubleData()) == len(h):
+			for i, v := range bp.GetDoubleData() {
+				h[i] = T(v)
+			}
+		default:
+			return fmt.Errorf("history blob %d has %d values (shape %v), param %q has %d",
+				k, max(len(bp.GetData()), len(bp.GetDoubleData())), net.BlobProtoShape(bp),
+				s.train.LearnableParamNames()[k%len(s.params)], len(h))
+		}
+	}
+	s.iter = int(st.GetIter())
+	s.currentStep = int(st.GetCurrentStep())
+	return nil
+}
+
+// Restore resumes from a .solverstate file: it loads the weights the state
+// names (learned_net; a relative path not found from the working directory
+// is looked up beside the state file), then the iteration, lr step and
+// history.
+func (s *Solver[T]) Restore(statePath string) error {
+	st := &caffepb.SolverState{}
+	if err := readProto(statePath, st); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if ln := st.GetLearnedNet(); ln != "" {
+		p := ln
+		if _, err := os.Stat(p); err != nil && !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(statePath), filepath.Base(ln))
+		}
+		if err := s.LoadWeights(p); err != nil {
+			return fmt.Errorf("restore %s: %w", statePath, err)
+		}
+	}
+	if err := s.SetState(st); err != nil {
+		return fmt.Errorf("restore %s: %w", statePath, err)
+	}
+	s.log.Info().Str("state", statePath).Int("iter", s.iter).Msg("restored")
+	return nil
+}
+
+// LoadWeights copies weights from a .caffemodel into the train net (layers
+// matched by name, as Caffe's CopyTrainedLayersFrom; the test nets share them).
+func (s *Solver[T]) LoadWeights(path string) error {
+	np, err := ReadCaffemodel(path)
+	if err != nil {
+		return err
+	}
+	if err := s.train.CopyTrainedLayersFrom(np); err != nil {
+		return fmt.Errorf("weights %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadCaffemodel reads a binary .caffemodel.
+func ReadCaffemodel(path string) (*caffepb.NetParameter, error) {
+	np := &caffepb.NetParameter{}
+	if err := readProto(path, np); err != nil {
+		return nil, err
+	}
+	return np, nil
+}
+
+func writeProto(path string, m proto.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readProto(path string, m proto.Message) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

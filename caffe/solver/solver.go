@@ -1,0 +1,631 @@
+// Package solver trains a Caffe net: Caffe's SGD family (SGD, Nesterov,
+// AdaGrad, RMSProp, AdaDelta, Adam) with its learning-rate policies,
+// regularization, gradient clipping, iter_size accumulation, periodic
+// testing, snapshots and resume from a .solverstate.
+//
+// A Solver runs whole (Solve), in chunks (Step), or one phase at a time
+// (ForwardBackward, then ApplyUpdate) so that a distributed trainer can
+// all-reduce the gradients in between.
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
+)
+
+// SourceAttacher connects the data layers of a freshly built net to their
+// data sources (see caffe/data.Attach).
+type SourceAttacher[T blob.Float] func(ctx context.Context, n *net.Net[T]) error
+
+// Option configures New.
+type Option[T blob.Float] func(*options[T])
+
+type options[T blob.Float] struct {
+	reg    *layer.Registry
+	log    zerolog.Logger
+	attach SourceAttacher[T]
+	seed   *uint64
+}
+
+// WithRegistry sets the layer registry nets are built from (required).
+func WithRegistry[T blob.Float](r *layer.Registry) Option[T] {
+	return func(o *options[T]) { o.reg = r }
+}
+
+// WithLogger sends progress (display, test scores, snapshots) to l.
+func WithLogger[T blob.Float](l zerolog.Logger) Option[T] {
+	return func(o *options[T]) { o.log = l }
+}
+
+// WithSources attaches data sources to each net the solver builds.
+func WithSources[T blob.Float](a SourceAttacher[T]) Option[T] {
+	return func(o *options[T]) { o.attach = a }
+}
+
+// WithSeed overrides the solver's random_seed.
+func WithSeed[T blob.Float](seed uint64) Option[T] {
+	return func(o *options[T]) { o.seed = &seed }
+}
+
+// Solver trains one net and scores its test nets.
+type Solver[T blob.Float] struct {
+	param  *caffepb.SolverParameter
+	method Method
+	hyper  Hyper
+	policy LRPolicy
+	log    zerolog.Logger
+	seed   uint64
+
+	train *net.Net[T]
+	tests []*net.Net[T]
+
+	params    []*blob.Blob[T]
+	lrMult    []float64
+	decayMult []float64
+	history   [][]T // HistorySets()*len(params); set k of param i at k*len(params)+i
+
+	iter, currentStep int
+	rate              float64 // learning rate of the last ApplyUpdate
+	losses            []float64
+	smoothed          float64
+	batch             int // images per forward pass of the train net
+
+	lastDisplayIter int
+	lastDisplayTime time.Time
+	startIter       int
+	startTime       time.Time
+}
+
+// TestScore is one output value of a test net, averaged over test_iter
+// batches.
+type TestScore struct {
+	Net        int     // test net index
+	Blob       string  // output blob name
+	Index      int     // element within the blob
+	Value      float64 // mean over the test batches
+	LossWeight float64 // the blob's loss weight (0 for accuracy and the like)
+}
+
+// New validates sp and builds its train net and test nets (sharing the
+// train net's weights). Paths in sp (net, train_net, test_net,
+// snapshot_prefix) are used as given: prototxt.ParseSolverFile resolves them.
+func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ...Option[T]) (*Solver[T], error) {
+	o := options[T]{log: zerolog.Nop()}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.reg == nil {
+		return nil, errors.New("solver: no layer registry (use WithRegistry)")
+	}
+	s := &Solver[T]{param: sp, log: o.log}
+	if err := s.configure(); err != nil {
+		return nil, fmt.Errorf("solver: %w", err)
+	}
+	switch {
+	case o.seed != nil:
+		s.seed = *o.seed
+	case sp.GetRandomSeed() >= 0:
+		s.seed = uint64(sp.GetRandomSeed())
+	default:
+		s.seed = uint64(time.Now().UnixNano())
+	}
+	trainParam, testParams, err := netParams(sp)
+	if err != nil {
+		return nil, fmt.Errorf("solver: %w", err)
+	}
+	trainState := proto.CloneOf(sp.GetTrainState())
+	if trainState == nil {
+		trainState = &caffepb.NetState{}
+	}
+	trainState.Phase = caffepb.Phase_TRAIN.Enum()
+	if s.train, err = net.New[T](trainParam, trainState, o.reg, net.WithSeed(s.seed)); err != nil {
+		return nil, fmt.Errorf("solver: train net: %w", err)
+	}
+	if o.attach != nil {
+		if err := o.attach(ctx, s.train); err != nil {
+			return nil, fmt.Errorf("solver: train net: %w", err)
+		}
+	}
+	for i, tp := range testParams {
+		var st *caffepb.NetState
+		if i < len(sp.GetTestState()) {
+			st = proto.CloneOf(sp.GetTestState()[i])
+		} else {
+			st = &caffepb.NetState{}
+		}
+		st.Phase = caffepb.Phase_TEST.Enum()
+		tn, err := net.New[T](tp, st, o.reg, net.WithSeed(s.seed), net.WithoutFillers())
+		if err != nil {
+			return nil, fmt.Errorf("solver: test net #%d: %w", i, err)
+		}
+		if err := tn.ShareTrainedLayersWith(s.train); err != nil {
+			return nil, fmt.Errorf("solver: test net #%d: %w", i, err)
+		}
+		if o.attach != nil {
+			if err := o.attach(ctx, tn); err != nil {
+				return nil, fmt.Errorf("solver: test net #%d: %w", i, err)
+			}
+		}
+		s.tests = append(s.tests, tn)
+	}
+	s.params = s.train.LearnableParams()
+	s.lrMult = s.train.ParamLrMults()
+	s.decayMult = s.train.ParamDecayMults()
+	for k := 0; k < s.method.HistorySets(); k++ {
+		for _, p := range s.params {
+			s.history = append(s.history, make([]T, p.Count()))
+		}
+	}
+	s.batch = batchSize(s.train)
+	return s, nil
+}
+
+// configure reads the method, hyper-parameters and lr policy from the
+// solver parameter, checking what Caffe checks.
+func (s *Solver[T]) configure() error {
+	sp := s.param
+	m, err := ParseMethod(sp.GetType())
+	if err != nil {
+		return err
+	}
+	s.method = m
+	s.hyper = Hyper{Momentum: float64(sp.GetMomentum()), Momentum2: float64(sp.GetMomentum2()),
+		Delta: float64(sp.GetDelta()), RMSDecay: float64(sp.GetRmsDecay())}
+	s.policy = LRPolicy{Policy: sp.GetLrPolicy(), BaseLR: float64(sp.GetBaseLr()), Gamma: float64(sp.GetGamma()),
+		Power: float64(sp.GetPower()), StepSize: int(sp.GetStepsize()), MaxIter: int(sp.GetMaxIter())}
+	for _, v := range sp.GetStepvalue() {
+		s.policy.StepValue = append(s.policy.StepValue, int(v))
+	}
+	if err := s.policy.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case sp.GetIterSize() < 1:
+		return fmt.Errorf("iter_size must be at least 1, got %d", sp.GetIterSize())
+	case sp.GetAverageLoss() < 1:
+		return fmt.Errorf("average_loss must be at least 1, got %d", sp.GetAverageLoss())
+	case sp.GetMaxIter() < 0:
+		return fmt.Errorf("max_iter must not be negative")
+	case sp.GetSnapshotFormat() == caffepb.SolverParameter_HDF5:
+		return errors.New("snapshot_format HDF5 is not supported; use BINARYPROTO")
+	}
+	if r := sp.GetRegularizationType(); r != "L1" && r != "L2" {
+		return fmt.Errorf("unknown regularization_type %q (known: L1, L2)", r)
+	}
+	switch m {
+	case SGD, Nesterov:
+	case RMSProp:
+		if d := sp.GetRmsDecay(); d < 0 || d >= 1 {
+			return fmt.Errorf("RMSProp: rms_decay must be in [0, 1), got %g", d)
+		}
+		if sp.GetMomentum() != 0 {
+			return errors.New("RMSProp: momentum cannot be used with RMSProp")
+		}
+	case AdaGrad:
+		if sp.GetMomentum() != 0 {
+			return errors.New("AdaGrad: momentum cannot be used with AdaGrad")
+		}
+	}
+	if n := len(sp.GetTestIter()); n > 0 && sp.GetTestInterval() <= 0 {
+		s.log.Debug().Int("test_iter", n).Msg("test_iter given but test_interval is 0: no periodic testing")
+	}
+	return nil
+}
+
+// netParams returns the train net and the test nets the solver names, as
+// Caffe's Solver::InitTrainNet and InitTestNets choose them.
+func netParams(sp *caffepb.SolverParameter) (*caffepb.NetParameter, []*caffepb.NetParameter, error) {
+	fields := 0
+	for _, set := range []bool{sp.TrainNet != nil, sp.TrainNetParam != nil, sp.Net != nil, sp.NetParam != nil} {
+		if set {
+			fields++
+		}
+	}
+	if fields != 1 {
+		return nil, nil, fmt.Errorf("give exactly one of net, net_param, train_net, train_net_param (%d given)", fields)
+	}
+	load := func(path string) (*caffepb.NetParameter, error) {
+		np, err := prototxt.ParseNetFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("net %s: %w", path, err)
+		}
+		return np, nil
+	}
+	var train, generic *caffepb.NetParameter
+	var err error
+	switch {
+	case sp.TrainNetParam != nil:
+		train = sp.GetTrainNetParam()
+	case sp.TrainNet != nil:
+		train, err = load(sp.GetTrainNet())
+	case sp.NetParam != nil:
+		train, generic = sp.GetNetParam(), sp.GetNetParam()
+	case sp.Net != nil:
+		train, err = load(sp.GetNet())
+		generic = train
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var tests []*caffepb.NetParameter
+	tests = append(tests, sp.GetTestNetParam()...)
+	for _, p := range sp.GetTestNet() {
+		np, err := load(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		tests = append(tests, np)
+	}
+	nIter := len(sp.GetTestIter())
+	if generic != nil {
+		for len(tests) < nIter {
+			tests = append(tests, generic)
+		}
+	}
+	if len(tests) != nIter {
+		return nil, nil, fmt.Errorf("%d test nets but %d test_iter values (give one test_iter per test net)", len(tests), nIter)
+	}
+	if len(sp.GetTestState()) > 0 && len(sp.GetTestState()) != len(tests) {
+		return nil, nil, fmt.Errorf("%d test_state values for %d test nets", len(sp.GetTestState()), len(tests))
+	}
+	return train, tests, nil
+}
+
+// batchSize guesses images per forward pass: the first dimension of the
+// first top of the first layer that has one.
+func batchSize[T blob.Float](n *net.Net[T]) int {
+	for i := range n.Layers() {
+		if tops := n.Tops(i); len(tops) > 0 && tops[0].NumAxes() > 0 {
+			return tops[0].Dim(0)
+		}
+	}
+	return 0
+}
+
+// Param returns the solver parameter.
+func (s *Solver[T]) Param() *caffepb.SolverParameter { return s.param }
+
+// Method returns the update rule.
+func (s *Solver[T]) Method() Method { return s.method }
+
+// TrainNet returns the net being trained.
+func (s *Solver[T]) TrainNet() *net.Net[T] { return s.train }
+
+// TestNets returns the test nets (sharing the train net's weights).
+func (s *Solver[T]) TestNets() []*net.Net[T] { return s.tests }
+
+// Iter returns the number of updates applied so far.
+func (s *Solver[T]) Iter() int { return s.iter }
+
+// LearningRate returns the rate the last ApplyUpdate used.
+func (s *Solver[T]) LearningRate() float64 { return s.rate }
+
+// SmoothedLoss returns the loss averaged over the last average_loss iterations.
+func (s *Solver[T]) SmoothedLoss() float64 { return s.smoothed }
+
+// Params returns the learnable parameters (weights in Data, gradients in
+// Diff), in the order of the .solverstate history.
+func (s *Solver[T]) Params() []*blob.Blob[T] { return s.params }
+
+// History returns the update history, HistorySets() blobs' worth per
+// learnable param in .solverstate order (all first sets, then all second
+// sets). The slices are the solver's own: a caller may read or overwrite them.
+func (s *Solver[T]) History() [][]T { return s.history }
+
+// SetIter sets the iteration counter and the lr policy's current step (for
+// a distributed trainer restoring its own state).
+func (s *Solver[T]) SetIter(iter, currentStep int) { s.iter, s.currentStep = iter, currentStep }
+
+// ForwardBackward zeroes the parameter gradients, then runs iter_size
+// forward/backward passes accumulating them, and returns the mean loss.
+// The gradients are ready for an all-reduce; ApplyUpdate consumes them.
+func (s *Solver[T]) ForwardBackward(ctx context.Context) (float64, error) {
+	s.train.ClearParamDiffs()
+	var loss float64
+	n := int(s.param.GetIterSize())
+	for i := 0; i < n; i++ {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		l, err := s.train.ForwardBackward()
+		if err != nil {
+			return 0, fmt.Errorf("iteration %d: %w", s.iter, err)
+		}
+		loss += float64(l)
+	}
+	return loss / float64(n), nil
+}
+
+// ApplyUpdate turns the accumulated gradients into a weight update with
+// Caffe's order (clip, normalize by iter_size, regularize, compute the
+// method's update value into Diff, subtract it from Data) and advances the
+// iteration counter. It returns the learning rate used.
+func (s *Solver[T]) ApplyUpdate() (float64, error) {
+	rate, step := s.policy.Rate(s.iter, s.currentStep)
+	if step != s.currentStep && s.policy.Policy == "multistep" {
+		s.log.Info().Int("iter", s.iter).Int("step", step).Msg("multistep: next step")
+	}
+	s.currentStep = step
+	s.rate = rate
+	if clip := float64(s.param.GetClipGradients()); clip >= 0 {
+		var sumsq float64
+		for _, p := range s.params {
+			sumsq += SumSq(p.Diff())
+		}
+		if f := ClipFactor(sumsq, clip); f != 1 {
+			s.log.Info().Float64("l2norm", math.Sqrt(sumsq)).Float64("clip", clip).Float64("scale", f).Msg("gradient clipping")
+			for _, p := range s.params {
+				Scale(T(f), p.Diff())
+			}
+		}
+	}
+	norm := 1 / float64(s.param.GetIterSize())
+	wd := float64(s.param.GetWeightDecay())
+	reg := s.param.GetRegularizationType()
+	np := len(s.params)
+	hist := make([][]T, s.method.HistorySets())
+	for i, p := range s.params {
+		data, diff := p.Data(), p.Diff()
+		localRate := rate * s.lrMult[i]
+		decay := wd * s.decayMult[i]
+		if s.method == SGD && reg == "L2" {
+			sgdL2(diff, data, s.history[i], T(norm), T(decay), T(localRate), T(s.hyper.Momentum))
+			continue
+		}
+		if norm != 1 {
+			Scale(T(norm), diff)
+		}
+		if err := Regularize(reg, decay, data, diff); err != nil {
+			return 0, err
+		}
+		for k := range hist {
+			hist[k] = s.history[k*np+i]
+		}
+		ComputeUpdate(s.method, s.hyper, localRate, s.iter, diff, hist)
+		for j, u := range diff {
+			data[j] -= u
+		}
+	}
+	s.iter++
+	return rate, nil
+}
+
+// sgdL2 is SGD with L2 decay fused into one pass: g = norm·diff + decay·w;
+// h = lr·g + mom·h; diff = h; w -= h. It computes what Normalize,
+// Regularize, ComputeUpdateValue and Update compute one after another.
+func sgdL2[T blob.Float](diff, data, hist []T, norm, decay, lr, mom T) {
+	data = data[:len(diff)]
+	hist = hist[:len(diff)]
+	for j, g := range diff {
+		if norm != 1 {
+			g *= norm
+		}
+		g += decay * data[j]
+		v := lr*g + mom*hist[j]
+		hist[j] = v
+		diff[j] = v
+		data[j] -= v
+	}
+}
+
+// updateSmoothedLoss is Caffe's running mean over average_loss iterations.
+func (s *Solver[T]) updateSmoothedLoss(loss float64) {
+	avg := int(s.param.GetAverageLoss())
+	if len(s.losses) < avg {
+		s.losses = append(s.losses, loss)
+		n := float64(len(s.losses))
+		s.smoothed = (s.smoothed*(n-1) + loss) / n
+		return
+	}
+	idx := (s.iter - s.startIter) % avg
+	s.smoothed += (loss - s.losses[idx]) / float64(avg)
+	s.losses[idx] = loss
+}
+
+// Step runs n training iterations as Caffe's Solver::Step does: test every
+// test_interval iterations (and before the first, if test_initialization),
+// log every display iterations, snapshot every snapshot iterations. A
+// cancelled ctx stops it within one iteration with ctx's error.
+func (s *Solver[T]) Step(ctx context.Context, n int) error {
+	stop := s.iter + n
+	s.losses = s.losses[:0]
+	s.smoothed = 0
+	s.startIter = s.iter
+	s.startTime = time.Now()
+	s.lastDisplayIter, s.lastDisplayTime = s.iter, s.startTime
+	ti := int(s.param.GetTestInterval())
+	display := int(s.param.GetDisplay())
+	for s.iter < stop {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if ti > 0 && s.iter%ti == 0 && (s.iter > 0 || s.param.GetTestInitialization()) {
+			if _, err := s.TestAll(ctx); err != nil {
+				return err
+			}
+		}
+		loss, err := s.ForwardBackward(ctx)
+		if err != nil {
+			return err
+		}
+		s.updateSmoothedLoss(loss)
+		show := display > 0 && s.iter%display == 0
+		iter := s.iter
+		rate, err := s.ApplyUpdate()
+		if err != nil {
+			return err
+		}
+		if show {
+			s.logProgress(iter, rate, stop)
+		}
+		if snap := int(s.param.GetSnapshot()); snap > 0 && s.iter%snap == 0 {
+			if _, _, err := s.Snapshot(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Solver[T]) logProgress(iter int, rate float64, stop int) {
+	now := time.Now()
+	done := iter - s.lastDisplayIter
+	secs := now.Sub(s.lastDisplayTime).Seconds()
+	ev := s.log.Info().Int("iter", iter).Float64("loss", s.smoothed).Float64("lr", rate)
+	if done > 0 && secs > 0 {
+		ips := float64(done) / secs
+		ev = ev.Float64("iter_per_s", ips)
+		if s.batch > 0 {
+			ev = ev.Float64("images_per_s", ips*float64(s.batch)*float64(s.param.GetIterSize()))
+		}
+		overall := float64(iter-s.startIter) / now.Sub(s.startTime).Seconds()
+		if overall > 0 {
+			ev = ev.Dur("eta", time.Duration(float64(stop-iter)/overall*float64(time.Second)).Round(time.Second))
+		}
+	}
+	outs := s.train.OutputBlobs()
+	names := s.train.OutputBlobNames()
+	for j, b := range outs {
+		if b.Count() == 1 {
+			ev = ev.Float64(names[j], float64(b.Data()[0]))
+		}
+	}
+	ev.Msg("train")
+	s.lastDisplayIter, s.lastDisplayTime = iter, now
+}
+
+// Solve trains until max_iter, as Caffe's Solver::Solve: Step, then a
+// snapshot (snapshot_after_train) unless one was just written, then a final
+// test when the last iteration falls on test_interval. A cancelled ctx
+// still writes the final snapshot and then returns ctx's error.
+func (s *Solver[T]) Solve(ctx context.Context) error {
+	s.log.Info().Str("method", s.method.String()).Int("iter", s.iter).Int("max_iter", int(s.param.GetMaxIter())).
+		Str("lr_policy", s.policy.Policy).Float64("base_lr", s.policy.BaseLR).Msg("solving")
+	err := s.Step(ctx, int(s.param.GetMaxIter())-s.iter)
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	if snap := int(s.param.GetSnapshot()); s.param.GetSnapshotAfterTrain() && (snap == 0 || s.iter%snap != 0) {
+		if _, _, serr := s.Snapshot(); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	if err != nil {
+		s.log.Warn().Int("iter", s.iter).Msg("optimization stopped early")
+		return err
+	}
+	if ti := int(s.param.GetTestInterval()); ti > 0 && s.iter%ti == 0 {
+		if _, err := s.TestAll(ctx); err != nil {
+			return err
+		}
+	}
+	s.log.Info().Int("iter", s.iter).Dur("elapsed", time.Since(s.startTime).Round(time.Millisecond)).Msg("optimization done")
+	return nil
+}
+
+// TestAll scores every test net and logs the scores.
+func (s *Solver[T]) TestAll(ctx context.Context) ([]TestScore, error) {
+	var all []TestScore
+	for i := range s.tests {
+		sc, err := s.Test(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, sc...)
+	}
+	return all, nil
+}
+
+// Test runs test net i for its test_iter batches and returns the mean of
+// each output (Caffe's Solver::Test).
+func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
+	tn := s.tests[i]
+	iters := int(s.param.GetTestIter()[i])
+	start := time.Now()
+	scores, loss, err := Score(ctx, tn, iters)
+	if err != nil {
+		return nil, fmt.Errorf("test net #%d at iteration %d: %w", i, s.iter, err)
+	}
+	for k := range scores {
+		scores[k].Net = i
+	}
+	ev := s.log.Info().Int("iter", s.iter).Int("test_net", i)
+	if s.param.GetTestComputeLoss() {
+		ev = ev.Float64("test_loss", loss)
+	}
+	for _, sc := range scores {
+		name := sc.Blob
+		if c := countOf(scores, sc.Blob); c > 1 {
+			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
+		}
+		ev = ev.Float64(name, sc.Value)
+	}
+	ev.Dur("took", time.Since(start).Round(time.Millisecond)).Msg("test")
+	return scores, nil
+}
+
+func countOf(sc []TestScore, name string) int {
+	n := 0
+	for _, s := range sc {
+		if s.Blob == name {
+			n++
+		}
+	}
+	return n
+}
+
+// Score runs n forward passes of a net and returns the mean of every
+// element of every output blob, and the mean total loss.
+func Score[T blob.Float](ctx context.Context, n *net.Net[T], iters int) ([]TestScore, float64, error) {
+	var sums []float64
+	var loss float64
+	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
+	for it := 0; it < iters; it++ {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		l, err := n.Forward()
+		if err != nil {
+			return nil, 0, err
+		}
+		loss += float64(l)
+		k := 0
+		for _, b := range outs {
+			for _, v := range b.Data() {
+				if it == 0 {
+					sums = append(sums, 0)
+				}
+				sums[k] += float64(v)
+				k++
+			}
+		}
+	}
+	var scores []TestScore
+	k := 0
+	for j, b := range outs {
+		for e := 0; e < b.Count() && k < len(sums); e++ {
+			w := 0.0
+			if j < len(weights) {
+				w = float64(weights[j])
+			}
+			scores = append(scores, TestScore{Blob: names[j], Index: e, Value: sums[k] / float64(iters), LossWeight: w})
+			k++
+		}
+	}
+	if iters > 0 {
+		loss /= float64(iters)
+	}
+	return scores, loss, nil
+}
