@@ -8,6 +8,7 @@ func registerVision(r *layer.Registry) error {
 		r.Register("Convolution", newConvolution[float32], newConvolution[float64]),
 		r.Register("Deconvolution", newDeconvolution[float32], newDeconvolution[float64]),
 		r.Register("Pooling", newPooling[float32], newPooling[float64]),
+		r.Register("InnerProduct", newInnerProduct[float32], newInnerProduct[float64]),
 	} {
 		if err != nil {
 			return err
