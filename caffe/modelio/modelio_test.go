@@ -427,3 +427,20 @@ func TestReadAllocatesAboutTheModelSizeOnce(t *testing.T) {
 		t.Errorf("read %d floats", len(got.Layer[0].Blobs[0].Data))
 	}
 }
+
+// tinyNet is a two-layer net with small blobs, in the current form.
+func tinyNet() *caffepb.NetParameter {
+	return &caffepb.NetParameter{
+		Name: proto.String("tiny"),
+		Layer: []*caffepb.LayerParameter{
+			{Name: proto.String("in"), Type: proto.String("Input"), Top: []string{"x"},
+				InputParam: &caffepb.InputParameter{Shape: []*caffepb.BlobShape{{Dim: []int64{1, 3}}}}},
+			{Name: proto.String("ip"), Type: proto.String("InnerProduct"), Bottom: []string{"x"}, Top: []string{"y"},
+				InnerProductParam: &caffepb.InnerProductParameter{NumOutput: proto.Uint32(2)},
+				Blobs: []*caffepb.BlobProto{
+					{Shape: &caffepb.BlobShape{Dim: []int64{2, 3}}, Data: []float32{1, 2, 3, 4, 5, 6}},
+					{Shape: &caffepb.BlobShape{Dim: []int64{2}}, DoubleData: []float64{0.5, -0.5}},
+				}},
+		},
+	}
+}
