@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"os"
 	"strings"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/net"
 )
 
@@ -136,13 +134,9 @@ func CheckDataLayers(np *caffepb.NetParameter) error {
 
 // LoadMeanFile reads a mean image (a binary BlobProto, Caffe's mean_file).
 func LoadMeanFile(path string) ([]float32, error) {
-	b, err := os.ReadFile(path)
+	bp, err := modelio.ReadBlobProto(path)
 	if err != nil {
 		return nil, err
-	}
-	bp := &caffepb.BlobProto{}
-	if err := proto.Unmarshal(b, bp); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if d := bp.GetData(); len(d) > 0 {
 		return d, nil

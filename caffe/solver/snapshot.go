@@ -9,8 +9,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
 )
 
 // SnapshotFilename returns Caffe's name for a snapshot file:
@@ -34,11 +35,11 @@ func (s *Solver[T]) Snapshot() (model, state string, err error) {
 		}
 	}
 	model = SnapshotFilename(prefix, s.iter, ".caffemodel")
-	if err := writeProto(model, s.train.ToProto(s.param.GetSnapshotDiff())); err != nil {
+	if err := modelio.WriteCaffemodel(model, s.train.ToProto(s.param.GetSnapshotDiff())); err != nil {
 		return "", "", fmt.Errorf("snapshot: %w", err)
 	}
 	state = SnapshotFilename(prefix, s.iter, ".solverstate")
-	if err := writeProto(state, s.State(model)); err != nil {
+	if err := modelio.WriteSolverState(state, s.State(model)); err != nil {
 		return "", "", fmt.Errorf("snapshot: %w", err)
 	}
 	s.log.Info().Int("iter", s.iter).Str("model", model).Str("state", state).Msg("snapshot")
@@ -56,24 +57,10 @@ func (s *Solver[T]) State(learnedNet string) *caffepb.SolverState {
 		st.LearnedNet = proto.String(learnedNet)
 	}
 	np := len(s.params)
-	_, double := any(T(0)).(float64)
 	for k, h := range s.history {
-		bp := &caffepb.BlobProto{Shape: &caffepb.BlobShape{}}
-		for _, d := range s.params[k%np].Shape() {
-			bp.Shape.Dim = append(bp.Shape.Dim, int64(d))
-		}
-		if double {
-			bp.DoubleData = make([]float64, len(h))
-			for i, v := range h {
-				bp.DoubleData[i] = float64(v)
-			}
-		} else {
-			bp.Data = make([]float32, len(h))
-			for i, v := range h {
-				bp.Data[i] = float32(v)
-			}
-		}
-		st.History = append(st.History, bp)
+		b := blob.New[T](s.params[k%np].Shape()...)
+		copy(b.Data(), h)
+		st.History = append(st.History, modelio.BlobToProto(b, false))
 	}
 	return st
 }
@@ -98,7 +85,7 @@ func (s *Solver[T]) SetState(st *caffepb.SolverState) error {
 			}
 		default:
 			return fmt.Errorf("history blob %d has %d values (shape %v), param %q has %d",
-				k, max(len(bp.GetData()), len(bp.GetDoubleData())), net.BlobProtoShape(bp),
+				k, max(len(bp.GetData()), len(bp.GetDoubleData())), modelio.ProtoShape(bp),
 				s.train.LearnableParamNames()[k%len(s.params)], len(h))
 		}
 	}
@@ -112,8 +99,8 @@ func (s *Solver[T]) SetState(st *caffepb.SolverState) error {
 // is looked up beside the state file), then the iteration, lr step and
 // history.
 func (s *Solver[T]) Restore(statePath string) error {
-	st := &caffepb.SolverState{}
-	if err := readProto(statePath, st); err != nil {
+	st, err := modelio.ReadSolverState(statePath)
+	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if ln := st.GetLearnedNet(); ln != "" {
@@ -135,44 +122,12 @@ func (s *Solver[T]) Restore(statePath string) error {
 // LoadWeights copies weights from a .caffemodel into the train net (layers
 // matched by name, as Caffe's CopyTrainedLayersFrom; the test nets share them).
 func (s *Solver[T]) LoadWeights(path string) error {
-	np, err := ReadCaffemodel(path)
+	np, err := modelio.ReadCaffemodel(path)
 	if err != nil {
 		return err
 	}
 	if err := s.train.CopyTrainedLayersFrom(np); err != nil {
 		return fmt.Errorf("weights %s: %w", path, err)
-	}
-	return nil
-}
-
-// ReadCaffemodel reads a binary .caffemodel.
-func ReadCaffemodel(path string) (*caffepb.NetParameter, error) {
-	np := &caffepb.NetParameter{}
-	if err := readProto(path, np); err != nil {
-		return nil, err
-	}
-	return np, nil
-}
-
-func writeProto(path string, m proto.Message) error {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readProto(path string, m proto.Message) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, m); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/net"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
@@ -90,7 +91,7 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	for _, w := range strings.Split(f.weights, ",") {
-		trained, err := solver.ReadCaffemodel(w)
+		trained, err := modelio.ReadCaffemodel(w)
 		if err != nil {
 			return err
 		}

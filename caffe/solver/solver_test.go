@@ -1,0 +1,373 @@
+package solver
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/data"
+	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
+)
+
+// tinyNet is a linear softmax classifier on 2×3×3 inputs (a convolution
+// whose kernel covers the image), with lr_mult 2 / decay_mult 0 on the bias
+// as Caffe's examples set it.
+const tinyNet = `
+name: "tiny"
+layer { name: "d" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: 8 channels: 2 height: 3 width: 3 } }
+layer { name: "fc" type: "Convolution" bottom: "data" top: "fc"
+  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
+  convolution_param { num_output: 4 kernel_size: 3
+    weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "acc" type: "Accuracy" bottom: "fc" bottom: "label" top: "accuracy" include { phase: TEST } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+`
+
+// tinyImages returns n separable-ish random images: class k brightens channel k%2.
+func tinyImages(n int) *data.Images {
+	r := rand.New(rand.NewPCG(3, 4))
+	im := &data.Images{N: n, C: 2, H: 3, W: 3, Float: make([]float32, n*18), Labels: make([]float32, n)}
+	for i := 0; i < n; i++ {
+		k := i % 4
+		im.Labels[i] = float32(k)
+		for j := 0; j < 18; j++ {
+			v := r.Float32() - 0.5
+			if j/9 == k%2 && j%9 < 3*(k/2+1) {
+				v += 1
+			}
+			im.Float[i*18+j] = v
+		}
+	}
+	return im
+}
+
+func solverParam(t *testing.T, extra string) *caffepb.SolverParameter {
+	t.Helper()
+	np, err := prototxt.ParseNet("tiny", []byte(tinyNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := prototxt.ParseSolver("solver", []byte(`
+base_lr: 0.1 momentum: 0.9 weight_decay: 0.01 lr_policy: "inv" gamma: 0.01 power: 0.75
+max_iter: 20 random_seed: 7 test_interval: 0`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := &caffepb.SolverParameter{}
+	if err := prototxt.Unmarshal("extra", []byte(extra), over); err != nil {
+		t.Fatal(err)
+	}
+	proto.Merge(sp, over)
+	if len(sp.TestIter) == 0 {
+		sp.TestIter = []int32{1}
+	}
+	sp.NetParam = np
+	return sp
+}
+
+func newTiny[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, images int) *Solver[T] {
+	t.Helper()
+	reg, err := layers.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := tinyImages(images)
+	attach := func(ctx context.Context, n *net.Net[T]) error {
+		for _, name := range n.FedLayers() {
+			src, err := data.NewSource[T](im, data.Transform{}, n.Phase() == caffepb.Phase_TRAIN, 1)
+			if err != nil {
+				return err
+			}
+			if err := n.SetSource(name, src); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	s, err := New[T](t.Context(), sp, WithRegistry[T](reg), WithSources(attach))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func weights[T blob.Float](s *Solver[T]) []float64 {
+	var w []float64
+	for _, p := range s.Params() {
+		for _, v := range p.Data() {
+			w = append(w, float64(v))
+		}
+	}
+	return w
+}
+
+// One solver step must apply lr_mult, decay_mult, weight_decay and the lr
+// policy exactly as Caffe does; the rule itself is checked by
+// TestComputeUpdateHandSteps.
+func TestApplyUpdatePlumbing(t *testing.T) {
+	for _, typ := range []string{"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"} {
+		t.Run(typ, func(t *testing.T) {
+			extra := `type: "` + typ + `" iter_size: 1`
+			sp := solverParam(t, extra)
+			if typ == "AdaGrad" || typ == "RMSProp" {
+				sp.Momentum = proto.Float32(0)
+			}
+			s := newTiny[float64](t, sp, 8)
+			// Take a few steps so the history is not zero.
+			if err := s.Step(t.Context(), 3); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ForwardBackward(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			rate, _ := s.policy.Rate(s.Iter(), 0)
+			wantRate := float64(float32(0.1)) * math.Pow(1+float64(float32(0.01))*3, -0.75)
+			if math.Abs(rate-wantRate) > 1e-15 {
+				t.Fatalf("rate %g, want %g", rate, wantRate)
+			}
+			lrMult, decayMult := []float64{1, 2}, []float64{1, 0}
+			var want [][]float64
+			np := len(s.Params())
+			hcopy := make([][]float64, len(s.History()))
+			for k, h := range s.History() {
+				hcopy[k] = append([]float64(nil), h...)
+			}
+			for i, p := range s.Params() {
+				g := append([]float64(nil), p.Diff()...)
+				w := append([]float64(nil), p.Data()...)
+				for j := range g {
+					g[j] += float64(float32(0.01)) * decayMult[i] * w[j]
+				}
+				var hist [][]float64
+				for k := 0; k < s.Method().HistorySets(); k++ {
+					hist = append(hist, hcopy[k*np+i])
+				}
+				ComputeUpdate(s.Method(), s.hyper, wantRate*lrMult[i], s.Iter(), g, hist)
+				for j := range w {
+					w[j] -= g[j]
+				}
+				want = append(want, w)
+			}
+			if _, err := s.ApplyUpdate(); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range s.Params() {
+				for j, v := range p.Data() {
+					if math.Abs(v-want[i][j]) > 1e-14 {
+						t.Fatalf("param %d[%d] = %.17g, want %.17g", i, j, v, want[i][j])
+					}
+				}
+			}
+			if s.Iter() != 4 {
+				t.Errorf("iter %d after 4 updates", s.Iter())
+			}
+		})
+	}
+}
+
+// Accumulating the same batch twice (iter_size 2) and normalizing must give
+// the weights of iter_size 1, for the fused SGD path and the generic path.
+func TestIterSizeAccumulation(t *testing.T) {
+	for _, typ := range []string{"SGD", "Adam"} {
+		for _, reg := range []string{"L2", "L1"} {
+			run := func(iterSize int) []float64 {
+				sp := solverParam(t, `type: "`+typ+`" regularization_type: "`+reg+`"`)
+				sp.IterSize = proto.Int32(int32(iterSize))
+				s := newTiny[float64](t, sp, 8)
+				if err := s.Step(t.Context(), 5); err != nil {
+					t.Fatal(err)
+				}
+				return weights(s)
+			}
+			a, b := run(1), run(2)
+			for i := range a {
+				if math.Abs(a[i]-b[i]) > 1e-12 {
+					t.Fatalf("%s %s: weight %d: iter_size 1 gives %.17g, iter_size 2 gives %.17g", typ, reg, i, a[i], b[i])
+				}
+			}
+		}
+	}
+}
+
+// A run interrupted by a snapshot and resumed from its .solverstate must
+// end with exactly the weights of an uninterrupted run.
+func TestSnapshotResumeIdentical(t *testing.T) {
+	for _, typ := range []string{"SGD", "Adam", "AdaDelta"} {
+		t.Run(typ, func(t *testing.T) {
+			dir := t.TempDir()
+			extra := `type: "` + typ + `" lr_policy: "multistep" stepvalue: 4 stepvalue: 9 gamma: 0.5 snapshot_prefix: "` + filepath.Join(dir, "tiny") + `"`
+			full := newTiny[float32](t, solverParam(t, extra), 8)
+			if err := full.Step(t.Context(), 14); err != nil {
+				t.Fatal(err)
+			}
+			first := newTiny[float32](t, solverParam(t, extra), 8)
+			if err := first.Step(t.Context(), 6); err != nil {
+				t.Fatal(err)
+			}
+			model, state, err := first.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(dir, "tiny_iter_6.caffemodel"); model != want {
+				t.Errorf("model file %s, want %s", model, want)
+			}
+			// A fresh solver with a different seed: its initial weights differ,
+			// so matching results prove the weights came from the snapshot.
+			sp := solverParam(t, extra)
+			sp.RandomSeed = proto.Int64(99)
+			resumed := newTiny[float32](t, sp, 8)
+			if err := resumed.Restore(state); err != nil {
+				t.Fatal(err)
+			}
+			if resumed.Iter() != 6 {
+				t.Fatalf("restored iter %d, want 6", resumed.Iter())
+			}
+			if err := resumed.Step(t.Context(), 8); err != nil {
+				t.Fatal(err)
+			}
+			a, b := weights(full), weights(resumed)
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("weight %d: uninterrupted %.9g, resumed %.9g", i, a[i], b[i])
+				}
+			}
+		})
+	}
+}
+
+func TestTrainingLearnsAndTests(t *testing.T) {
+	for _, typ := range []string{"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"} {
+		t.Run(typ, func(t *testing.T) {
+			sp := solverParam(t, `type: "`+typ+`" test_interval: 100 test_iter: 1 lr_policy: "fixed" average_loss: 5`)
+			switch typ {
+			case "AdaGrad", "RMSProp":
+				sp.Momentum = proto.Float32(0)
+			case "AdaDelta":
+				sp.BaseLr = proto.Float32(1)
+				sp.Momentum = proto.Float32(0.9)
+				sp.Delta = proto.Float32(1e-4)
+			case "Adam":
+				sp.BaseLr = proto.Float32(0.05)
+				sp.Momentum = proto.Float32(0.9)
+			}
+			s := newTiny[float32](t, sp, 32)
+			sp.TestIter = []int32{4}
+			before, _, err := Score(t.Context(), s.TestNets()[0], 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Step(t.Context(), 60); err != nil {
+				t.Fatal(err)
+			}
+			after, err := s.Test(t.Context(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acc := func(sc []TestScore) float64 {
+				for _, x := range sc {
+					if x.Blob == "accuracy" {
+						return x.Value
+					}
+				}
+				t.Fatal("no accuracy output")
+				return 0
+			}
+			if acc(after) < 0.9 || acc(after) <= acc(before) {
+				t.Errorf("accuracy %.3f before, %.3f after 60 iterations", acc(before), acc(after))
+			}
+			if s.SmoothedLoss() <= 0 || s.SmoothedLoss() > 0.5 {
+				t.Errorf("smoothed loss %g after training", s.SmoothedLoss())
+			}
+		})
+	}
+}
+
+// cancelSource cancels a context on its k-th batch.
+type cancelSource struct {
+	inner  *data.Source[float32]
+	cancel context.CancelFunc
+	calls  *int
+	k      int
+}
+
+func (c cancelSource) Next(top []*blob.Blob[float32]) error {
+	*c.calls++
+	if *c.calls == c.k {
+		c.cancel()
+	}
+	return c.inner.Next(top)
+}
+
+func TestCancelStopsWithinOneIteration(t *testing.T) {
+	dir := t.TempDir()
+	sp := solverParam(t, `snapshot_prefix: "`+filepath.Join(dir, "c")+`" max_iter: 1000`)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	reg, _ := layers.Standard()
+	calls := 0
+	attach := func(ctx context.Context, n *net.Net[float32]) error {
+		for _, name := range n.FedLayers() {
+			src, err := data.NewSource[float32](tinyImages(8), data.Transform{}, true, 1)
+			if err != nil {
+				return err
+			}
+			if n.Phase() == caffepb.Phase_TRAIN {
+				if err := n.SetSource(name, cancelSource{src, cancel, &calls, 5}); err != nil {
+					return err
+				}
+			} else if err := n.SetSource(name, src); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	s, err := New[float32](ctx, sp, WithRegistry[float32](reg), WithSources(attach))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Solve(ctx)
+	if err != context.Canceled {
+		t.Fatalf("Solve returned %v, want context.Canceled", err)
+	}
+	// Cancelled during the 5th forward pass: that iteration completes, the
+	// next one does not start.
+	if s.Iter() != 5 {
+		t.Errorf("stopped at iteration %d, want 5", s.Iter())
+	}
+	if _, err := filepath.Glob(filepath.Join(dir, "c_iter_5.solverstate")); err != nil {
+		t.Error(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "c_iter_5.*")); len(m) != 2 {
+		t.Errorf("snapshot after cancel: found %v", m)
+	}
+}
+
+func TestNewRejectsBadSolvers(t *testing.T) {
+	reg, _ := layers.Standard()
+	for name, mod := range map[string]func(*caffepb.SolverParameter){
+		"unknown type":      func(sp *caffepb.SolverParameter) { sp.Type = proto.String("LBFGS") },
+		"unknown policy":    func(sp *caffepb.SolverParameter) { sp.LrPolicy = proto.String("cosine") },
+		"momentum adagrad":  func(sp *caffepb.SolverParameter) { sp.Type = proto.String("AdaGrad") },
+		"iter_size 0":       func(sp *caffepb.SolverParameter) { sp.IterSize = proto.Int32(0) },
+		"no net":            func(sp *caffepb.SolverParameter) { sp.NetParam = nil },
+		"two nets":          func(sp *caffepb.SolverParameter) { sp.TrainNetParam = sp.NetParam },
+		"regularization L3": func(sp *caffepb.SolverParameter) { sp.RegularizationType = proto.String("L3") },
+		"test_iter no net":  func(sp *caffepb.SolverParameter) { sp.TrainNetParam, sp.NetParam = sp.NetParam, nil },
+		"hdf5 snapshots":    func(sp *caffepb.SolverParameter) { sp.SnapshotFormat = caffepb.SolverParameter_HDF5.Enum() },
+	} {
+		sp := solverParam(t, "")
+		mod(sp)
+		if _, err := New[float32](t.Context(), sp, WithRegistry[float32](reg)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
