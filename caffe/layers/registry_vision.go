@@ -9,6 +9,7 @@ func registerVision(r *layer.Registry) error {
 		r.Register("Deconvolution", newDeconvolution[float32], newDeconvolution[float64]),
 		r.Register("Pooling", newPooling[float32], newPooling[float64]),
 		r.Register("InnerProduct", newInnerProduct[float32], newInnerProduct[float64]),
+		r.Register("LRN", newLRN[float32], newLRN[float64]),
 	} {
 		if err != nil {
 			return err
