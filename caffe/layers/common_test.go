@@ -165,3 +165,8 @@ func newReseedable(seed uint64) *reseedable {
 }
 
 func (r *reseedable) reset() { r.pcg.Seed(r.seed, 1) }
+
+// ctxFor returns a TRAIN context for p with a fixed random source.
+func ctxFor(p *caffepb.LayerParameter) layer.Context {
+	return layer.Context{Param: p, Phase: caffepb.Phase_TRAIN, Rand: layertest.NewRand(77)}
+}

@@ -31,6 +31,9 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("Slice", newSlice[float32], newSlice[float64]),
 		r.Register("Eltwise", newEltwise[float32], newEltwise[float64]),
 		r.Register("Silence", newSilence[float32], newSilence[float64]),
+		r.Register("Bias", newBias[float32], newBias[float64]),
+		r.Register("Scale", newScale[float32], newScale[float64]),
+		r.Register("BatchNorm", newBatchNorm[float32], newBatchNorm[float64]),
 	} {
 		if err != nil {
 			return err
