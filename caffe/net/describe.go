@@ -8,8 +8,11 @@ import (
 
 // Stats sums a net's size.
 type Stats struct {
-	// Params counts learnable parameter values (shared ones once).
+	// Params counts parameter values (shared ones once), as a .caffemodel
+	// stores them: BatchNorm statistics included.
 	Params int64
+	// Trainable counts the parameter values a solver changes (lr_mult != 0).
+	Trainable int64
 	// Activations counts the values of all activation blobs (in-place
 	// tops counted once).
 	Activations int64
@@ -18,8 +21,12 @@ type Stats struct {
 // Stats returns the net's parameter and activation counts.
 func (n *Net[T]) Stats() Stats {
 	var s Stats
-	for _, id := range n.table.Learnable {
-		s.Params += int64(n.params[id].Count())
+	for l, id := range n.table.Learnable {
+		c := int64(n.params[id].Count())
+		s.Params += c
+		if n.table.LrMult[l] != 0 {
+			s.Trainable += c
+		}
 	}
 	for _, b := range n.blobs {
 		s.Activations += int64(b.Count())
@@ -98,7 +105,7 @@ func (n *Net[T]) Describe(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "outputs %s\n", strings.Join(n.OutputBlobNames(), " "))
 	s := n.Stats()
-	fmt.Fprintf(&b, "params %d activations %d\n", s.Params, s.Activations)
+	fmt.Fprintf(&b, "params %d trainable %d activations %d\n", s.Params, s.Trainable, s.Activations)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

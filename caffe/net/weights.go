@@ -7,67 +7,16 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
 )
-
-// BlobProtoShape returns the shape a BlobProto records: its shape field, or
-// the legacy (num, channels, height, width) where any of those is set.
-func BlobProtoShape(bp *caffepb.BlobProto) []int {
-	if bp.Num != nil || bp.Channels != nil || bp.Height != nil || bp.Width != nil {
-		return []int{int(bp.GetNum()), int(bp.GetChannels()), int(bp.GetHeight()), int(bp.GetWidth())}
-	}
-	var s []int
-	for _, d := range bp.GetShape().GetDim() {
-		s = append(s, int(d))
-	}
-	return s
-}
-
-// protoShapeMatches applies Caffe's Blob::ShapeEquals(BlobProto): a legacy
-// 4-D proto matches a blob of at most 4 axes whose legacy shape agrees.
-func protoShapeMatches(shape []int, bp *caffepb.BlobProto) bool {
-	if bp.Num != nil || bp.Channels != nil || bp.Height != nil || bp.Width != nil {
-		if len(shape) > 4 {
-			return false
-		}
-		legacy := func(i int) int {
-			if i < -len(shape) {
-				return 1
-			}
-			return shape[len(shape)+i]
-		}
-		return legacy(-4) == int(bp.GetNum()) && legacy(-3) == int(bp.GetChannels()) &&
-			legacy(-2) == int(bp.GetHeight()) && legacy(-1) == int(bp.GetWidth())
-	}
-	return blob.ShapeEquals(shape, BlobProtoShape(bp))
-}
-
-// copyFromProto copies bp's values (data, or double_data) into b.
-func copyFromProto[T blob.Float](b *blob.Blob[T], bp *caffepb.BlobProto) error {
-	d := b.Data()
-	switch {
-	case len(bp.GetDoubleData()) > 0:
-		if len(bp.GetDoubleData()) != len(d) {
-			return fmt.Errorf("%d double_data values for %d elements", len(bp.GetDoubleData()), len(d))
-		}
-		for i, v := range bp.GetDoubleData() {
-			d[i] = T(v)
-		}
-	default:
-		if len(bp.GetData()) != len(d) {
-			return fmt.Errorf("%d data values for %d elements", len(bp.GetData()), len(d))
-		}
-		for i, v := range bp.GetData() {
-			d[i] = T(v)
-		}
-	}
-	return nil
-}
 
 // CopyTrainedLayersFrom copies weights from a trained net (a .caffemodel's
 // NetParameter, `layer` form) into the layers of the same name, as Caffe
 // does: source layers the net lacks are ignored; a layer's blob count and
-// every blob's shape must match, and a mismatch is an error naming the
-// layer, the blob, the expected shape and the shape found.
+// every blob's shape must match (modelio.CopyBlobs), and a mismatch is an
+// error wrapping ErrIncompatible and a *modelio.ShapeMismatchError or
+// *modelio.BlobCountError that names the layer, the blob, the expected
+// shape and the shape found.
 func (n *Net[T]) CopyTrainedLayersFrom(trained *caffepb.NetParameter) error {
 	if len(trained.GetLayers()) > 0 && len(trained.GetLayer()) == 0 {
 		return fmt.Errorf("weights %q use the legacy V1 `layers` form; upgrade them (caffe/prototxt) first", trained.GetName())
@@ -77,20 +26,8 @@ func (n *Net[T]) CopyTrainedLayersFrom(trained *caffepb.NetParameter) error {
 		if i < 0 {
 			continue
 		}
-		target := n.layers[i].Blobs()
-		if len(target) != len(src.GetBlobs()) {
-			return fmt.Errorf("layer %q: %w: the net has %d parameter blobs, the weights have %d",
-				src.GetName(), ErrIncompatible, len(target), len(src.GetBlobs()))
-		}
-		for j, b := range target {
-			bp := src.GetBlobs()[j]
-			if !protoShapeMatches(b.Shape(), bp) {
-				return fmt.Errorf("layer %q: blob %d: %w: expected shape %s, found %s (rename the layer to learn it from scratch)",
-					src.GetName(), j, ErrIncompatible, blob.ShapeString(b.Shape()), blob.ShapeString(BlobProtoShape(bp)))
-			}
-			if err := copyFromProto(b, bp); err != nil {
-				return fmt.Errorf("layer %q: blob %d: %w: %w", src.GetName(), j, ErrIncompatible, err)
-			}
+		if err := modelio.CopyBlobs(src.GetName(), n.layers[i].Blobs(), src.GetBlobs()); err != nil {
+			return fmt.Errorf("%w: %w", ErrIncompatible, err)
 		}
 	}
 	return nil
@@ -133,36 +70,9 @@ func (n *Net[T]) ToProto(writeDiff bool) *caffepb.NetParameter {
 		c := proto.CloneOf(lp)
 		c.Blobs = nil
 		for _, b := range n.layers[i].Blobs() {
-			c.Blobs = append(c.Blobs, blobToProto(b, writeDiff))
+			c.Blobs = append(c.Blobs, modelio.BlobToProto(b, writeDiff))
 		}
 		out.Layer = append(out.Layer, c)
 	}
 	return out
-}
-
-func blobToProto[T blob.Float](b *blob.Blob[T], writeDiff bool) *caffepb.BlobProto {
-	bp := &caffepb.BlobProto{Shape: &caffepb.BlobShape{}}
-	for _, d := range b.Shape() {
-		bp.Shape.Dim = append(bp.Shape.Dim, int64(d))
-	}
-	_, double := any(T(0)).(float64)
-	conv := func(src []T) ([]float32, []float64) {
-		if double {
-			o := make([]float64, len(src))
-			for i, v := range src {
-				o[i] = float64(v)
-			}
-			return nil, o
-		}
-		o := make([]float32, len(src))
-		for i, v := range src {
-			o[i] = float32(v)
-		}
-		return o, nil
-	}
-	bp.Data, bp.DoubleData = conv(b.Data())
-	if writeDiff {
-		bp.Diff, bp.DoubleDiff = conv(b.Diff())
-	}
-	return bp
 }
