@@ -20,12 +20,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 )
@@ -70,8 +72,84 @@ func newParseError(file string, src []byte, err error) *ParseError {
 	if pe.Line == 0 && strings.Contains(msg, "unexpected EOF") {
 		pe.Line, pe.Column = endPosition(src)
 	}
+	if name, ok := strings.CutPrefix(msg, "unknown field: "); ok {
+		if near := nearFieldNames(name); len(near) > 0 {
+			msg += " (did you mean " + strings.Join(near, " or ") + "?)"
+		}
+	}
 	pe.Msg = msg
 	return pe
+}
+
+// nearFieldNames returns the field names of Caffe's schema within edit
+// distance 2 of name (at most three, closest first).
+func nearFieldNames(name string) []string {
+	if len(name) > 64 {
+		return nil
+	}
+	type cand struct {
+		name string
+		d    int
+	}
+	var cands []cand
+	seen := map[string]bool{}
+	msgs := caffepb.File_caffe_caffepb_caffe_proto.Messages()
+	var visit func(md protoreflect.MessageDescriptors)
+	visit = func(md protoreflect.MessageDescriptors) {
+		for i := 0; i < md.Len(); i++ {
+			m := md.Get(i)
+			for j := 0; j < m.Fields().Len(); j++ {
+				f := string(m.Fields().Get(j).Name())
+				if seen[f] || f == name {
+					continue
+				}
+				seen[f] = true
+				if d := editDistance(name, f); d <= 2 {
+					cands = append(cands, cand{f, d})
+				}
+			}
+			visit(m.Messages())
+		}
+	}
+	visit(msgs)
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].d != cands[j].d {
+			return cands[i].d < cands[j].d
+		}
+		return cands[i].name < cands[j].name
+	})
+	var out []string
+	for i := 0; i < len(cands) && i < 3; i++ {
+		out = append(out, strconv.Quote(cands[i].name))
+	}
+	return out
+}
+
+// editDistance is the optimal-string-alignment distance between a and b
+// (insertions, deletions, substitutions and adjacent swaps cost 1).
+func editDistance(a, b string) int {
+	rows := make([][]int, len(a)+1)
+	for i := range rows {
+		rows[i] = make([]int, len(b)+1)
+		rows[i][0] = i
+	}
+	for j := range rows[0] {
+		rows[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d := min(rows[i-1][j]+1, rows[i][j-1]+1, rows[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d = min(d, rows[i-2][j-2]+1)
+			}
+			rows[i][j] = d
+		}
+	}
+	return rows[len(a)][len(b)]
 }
 
 // endPosition returns the 1-based line and column just past the end of src.

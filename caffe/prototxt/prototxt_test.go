@@ -357,7 +357,7 @@ func TestParseErrors(t *testing.T) {
 		line, col  int
 		msgContain string
 	}{
-		{"unknown field", "name: \"x\"\nlayer {\n  nmae: \"conv\"\n}\n", 3, 3, "nmae"},
+		{"unknown field", "name: \"x\"\nlayer {\n  nmae: \"conv\"\n}\n", 3, 3, `unknown field: nmae (did you mean "name"`},
 		{"bad enum", "layer {\n  pooling_param { pool: MAXIMUM }\n}", 2, 25, "MAXIMUM"},
 		{"unterminated string", "name: \"abc\n", 1, 7, ""},
 		{"missing brace", "layer {\n  name: \"a\"\n", 3, 1, ""},
