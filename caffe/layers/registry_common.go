@@ -34,6 +34,12 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("Bias", newBias[float32], newBias[float64]),
 		r.Register("Scale", newScale[float32], newScale[float64]),
 		r.Register("BatchNorm", newBatchNorm[float32], newBatchNorm[float64]),
+		r.Register("SigmoidCrossEntropyLoss", newSigmoidCrossEntropyLoss[float32], newSigmoidCrossEntropyLoss[float64]),
+		r.Register("EuclideanLoss", newEuclideanLoss[float32], newEuclideanLoss[float64]),
+		r.Register("HingeLoss", newHingeLoss[float32], newHingeLoss[float64]),
+		r.Register("ContrastiveLoss", newContrastiveLoss[float32], newContrastiveLoss[float64]),
+		r.Register("InfogainLoss", newInfogainLoss[float32], newInfogainLoss[float64]),
+		r.Register("MultinomialLogisticLoss", newMultinomialLogisticLoss[float32], newMultinomialLogisticLoss[float64]),
 	} {
 		if err != nil {
 			return err
