@@ -132,7 +132,6 @@ check)
 		if ((${#dirs[@]})) && ! printf '%s\n' "${dirs[@]}" | grep -qxF "$dir"; then
 			continue
 		fi
-		[[ -d "$tmp/$dir" ]] || continue
 		# Compare generated files both ways: changed/new and committed-but-stale.
 		while IFS= read -r -d '' f; do
 			rel="${f#"$tmp"/}"
@@ -141,14 +140,16 @@ check)
 				diff -u "$ROOT/$rel" "$f" | head -40 >&2 || true
 				status=1
 			fi
-		done < <(find "$tmp/$dir" -name '*.pb.go' -print0)
-		while IFS= read -r -d '' f; do
+		done < <(grep -rlZE --include='*.pb.go' "^// source: $dir/[^/]+\.proto\$" "$tmp" || true)
+		# Generated files in the tree whose source is a proto of this dir,
+		# wherever go_package put them, must still be generated.
+		while IFS= read -r f; do
 			rel="${f#"$ROOT"/}"
 			if [[ ! -f "$tmp/$rel" ]]; then
 				echo "genproto: $rel is committed but no longer generated" >&2
 				status=1
 			fi
-		done < <(find "$ROOT/$dir" -maxdepth 1 -name '*.pb.go' -print0)
+		done < <(grep -rlE --include='*.pb.go' --exclude-dir='.*' "^// source: $dir/[^/]+\.proto\$" "$ROOT" || true)
 	done
 	if ((status)); then
 		echo "genproto: generated code is stale; run scripts/genproto.sh and commit" >&2
