@@ -492,17 +492,22 @@ func (s *Solver[T]) logProgress(iter int, rate float64, stop int) {
 		}
 		overall := float64(iter-s.startIter) / now.Sub(s.startTime).Seconds()
 		if overall > 0 {
-			ev = ev.Dur("eta", time.Duration(float64(stop-iter)/overall*float64(time.Second)).Round(time.Second))
+			ev = ev.Str("eta", time.Duration(float64(stop-iter)/overall*float64(time.Second)).Round(time.Second).String())
 		}
 	}
 	outs := s.train.OutputBlobs()
 	names := s.train.OutputBlobNames()
+	d := zerolog.Dict()
 	for j, b := range outs {
-		if b.Count() == 1 {
-			ev = ev.Float64(names[j], float64(b.Data()[0]))
+		for k, v := range b.Data() {
+			name := names[j]
+			if b.Count() > 1 {
+				name = fmt.Sprintf("%s[%d]", name, k)
+			}
+			d = d.Float64(name, float64(v))
 		}
 	}
-	ev.Msg("train")
+	ev.Dict("outputs", d).Msg("train")
 	s.lastDisplayIter, s.lastDisplayTime = iter, now
 }
 
@@ -531,7 +536,7 @@ func (s *Solver[T]) Solve(ctx context.Context) error {
 			return err
 		}
 	}
-	s.log.Info().Int("iter", s.iter).Dur("elapsed", time.Since(s.startTime).Round(time.Millisecond)).Msg("optimization done")
+	s.log.Info().Int("iter", s.iter).Str("elapsed", time.Since(s.startTime).Round(time.Millisecond).String()).Msg("optimization done")
 	return nil
 }
 
@@ -572,7 +577,7 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		}
 		ev = ev.Float64(name, sc.Value)
 	}
-	ev.Dur("took", time.Since(start).Round(time.Millisecond)).Msg("test")
+	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	return scores, nil
 }
 

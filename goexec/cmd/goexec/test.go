@@ -126,7 +126,7 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, sc := range scores {
 		ev = ev.Float64(sc.Blob, sc.Value)
 	}
-	ev.Dur("took", time.Since(start).Round(time.Millisecond)).Msg("test")
+	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	fmt.Fprintf(stdout, "loss = %g\n", loss)
 	for _, sc := range scores {
 		name := sc.Blob

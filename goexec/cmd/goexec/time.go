@@ -168,7 +168,7 @@ func timeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	total := time.Since(start)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(f.iterations) }
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "layer\ttype\tforward ms\tbackward ms\t")
 	names := n.LayerNames()
 	for i := 0; i < nl; i++ {

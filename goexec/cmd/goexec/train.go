@@ -134,11 +134,11 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Info().Str("weights", w).Msg("initialised from weights")
 		}
 	}
-	log.Info().Str("solver", f.solver).Int("params", paramCount(s.Params())).Dur("setup", time.Since(start).Round(time.Millisecond)).Msg("training")
+	log.Info().Str("solver", f.solver).Int("params", paramCount(s.Params())).Str("setup", time.Since(start).Round(time.Millisecond).String()).Msg("training")
 	if err := s.Solve(ctx); err != nil {
 		return err
 	}
-	log.Info().Dur("wall", time.Since(start).Round(time.Millisecond)).Msg("done")
+	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
 	return nil
 }
 
