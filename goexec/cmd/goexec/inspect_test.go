@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
+	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
+)
+
+const testNets = "../../../caffe/testdata/nets"
+
+func runInspectTest(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := inspect(args, &out, &errOut)
+	return out.String(), err
+}
+
+// row returns the table row of layer name, with runs of spaces collapsed.
+func row(t *testing.T, out, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return regexp.MustCompile(` {2,}`).ReplaceAllString(strings.TrimSpace(line), " | ")
+		}
+	}
+	t.Fatalf("no row for layer %q in\n%s", name, out)
+	return ""
+}
+
+func TestInspectLeNet(t *testing.T) {
+	out, err := runInspectTest(t, filepath.Join(testNets, "lenet_train_test.prototxt"), "-phase", "test", "-data-shape", "1,28,28")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"conv1":           "conv1 | Convolution | data | conv1 100x20x24x24 | 520 | 4.4 MiB",
+		"pool1":           "pool1 | Pooling | conv1 | pool1 100x20x12x12 | 0 | 1.1 MiB",
+		"ip1":             "ip1 | InnerProduct | pool2 | ip1 100x500 | 400,500 | 195.3 KiB",
+		"relu1":           "relu1 | ReLU | ip1 | ip1 100x500 (in place) | 0 | 0 B",
+		"ip2_ip2_0_split": "ip2_ip2_0_split | Split | ip2 | ip2_ip2_0_split_0 100x10, ip2_ip2_0_split_1 100x10 | 0 | 0 B (shares bottom)",
+		"loss":            "loss | SoftmaxWithLoss | ip2_ip2_0_split_1, label_mnist_1_split_1 | loss scalar | 0 | 4 B",
+	} {
+		if got := row(t, out, name); got != want {
+			t.Errorf("row %s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+	if !strings.Contains(out, "parameters: 431,080 (431,080 trainable)") {
+		t.Errorf("totals missing LeNet's 431,080 parameters:\n%s", out)
+	}
+	// 1,971,702 values in all blobs, less the 2,200 of the two splits'
+	// tops, which share their bottoms' storage.
+	if !strings.Contains(out, "activations: 1,969,502 values") {
+		t.Errorf("activation total wrong:\n%s", out)
+	}
+}
+
+func TestInspectBatchAndPhase(t *testing.T) {
+	out, err := runInspectTest(t, "-batch", "7", filepath.Join(testNets, "alexnet_deploy.prototxt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := row(t, out, "pool5"), "pool5 | Pooling | conv5 | pool5 7x256x6x6 | 0 | 252.0 KiB"; got != want {
+		t.Errorf("pool5 row %q, want %q", got, want)
+	}
+	if !strings.Contains(out, "parameters: 60,965,224") || !strings.Contains(out, "phase TRAIN") {
+		t.Errorf("AlexNet header or totals wrong:\n%s", out)
+	}
+	out, err = runInspectTest(t, filepath.Join(testNets, "lenet_memory_train_test.prototxt"), "--phase=test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := row(t, out, "data"); !strings.Contains(got, "data 100x1x28x28, label 100") {
+		t.Errorf("TEST MemoryData row %q", got)
+	}
+}
+
+func TestInspectErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.prototxt")
+	if err := os.WriteFile(bad, []byte("name: \"x\"\nlayer { name: \"a\" type: \"Input\" top: \"x\" \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unknown := filepath.Join(dir, "unknown.prototxt")
+	if err := os.WriteFile(unknown, []byte(`layer { name: "a" type: "Foo" top: "x" }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lenet := filepath.Join(testNets, "lenet_train_test.prototxt")
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"missing the net prototxt"}},
+		{[]string{"a.prototxt", "b.prototxt"}, []string{"one net prototxt"}},
+		{[]string{"-phase", "val", lenet}, []string{`-phase "val"`}},
+		{[]string{"-data-shape", "1,28", lenet}, []string{"-data-shape"}},
+		{[]string{filepath.Join(dir, "missing.prototxt")}, []string{"missing.prototxt"}},
+		{[]string{bad}, []string{"bad.prototxt"}},
+		{[]string{unknown}, []string{"unknown.prototxt", `"Foo"`, "Convolution"}},
+		{[]string{lenet}, []string{"lenet_train_test.prototxt", `"mnist"`, "-data-shape"}},
+	}
+	for _, c := range cases {
+		_, err := runInspectTest(t, c.args...)
+		if err == nil {
+			t.Errorf("inspect %q: no error", c.args)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("inspect %q: error %q lacks %q", c.args, err, w)
+			}
+		}
+	}
+}
+
+// writeModel builds the net in file (with edit applied to its text) and
+// writes its freshly filled weights as a .caffemodel.
+func writeModel(t *testing.T, file string, edit func(string) string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(testNets, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := prototxt.ParseNet(file, []byte(edit(string(src))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := layers.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := net.New[float32](p, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, net.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "w.caffemodel")
+	if err := modelio.WriteCaffemodel(path, n.ToProto(false)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestInspectWeights(t *testing.T) {
+	deploy := filepath.Join(testNets, "lenet.prototxt")
+	same := writeModel(t, "lenet.prototxt", func(s string) string { return s })
+	out, err := runInspectTest(t, deploy, "-weights", same)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "4 layers loaded, shapes match") {
+		t.Errorf("weights report missing:\n%s", out)
+	}
+	renamed := writeModel(t, "lenet.prototxt", func(s string) string { return strings.Replace(s, `name: "ip2"`, `name: "classifier"`, 1) })
+	out, err = runInspectTest(t, deploy, "-weights", renamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "not in the weights (keep their fillers): ip2") || !strings.Contains(out, "not in the net (ignored): classifier") {
+		t.Errorf("partial weights report wrong:\n%s", out)
+	}
+	other := writeModel(t, "lenet.prototxt", func(s string) string { return strings.Replace(s, "num_output: 500", "num_output: 300", 1) })
+	_, err = runInspectTest(t, deploy, "-weights", other)
+	if err == nil {
+		t.Fatal("mismatched weights: no error")
+	}
+	for _, want := range []string{other, `"ip1"`, "500 800 (400000)", "300 800 (240000)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	_, err = runInspectTest(t, deploy, "-weights", filepath.Join(t.TempDir(), "none.caffemodel"))
+	if err == nil || !strings.Contains(err.Error(), "none.caffemodel") {
+		t.Errorf("missing weights file: got %v", err)
+	}
+}
