@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTrainTestTimeFlags(t *testing.T) {
+	var sink bytes.Buffer
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "-solver is required"},
+		{[]string{"-solver", "s", "-weights", "w", "-snapshot", "s"}, "not both"},
+		{[]string{"-solver", "s", "-log-format", "xml"}, "-log-format"},
+		{[]string{"-solver", "s", "extra"}, "unexpected arguments"},
+	} {
+		if _, err := parseTrainFlags(c.args, &sink); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("train %q: error %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+	if _, err := parseTestFlags([]string{"-model", "m"}, &sink); err == nil || !strings.Contains(err.Error(), "-weights is required") {
+		t.Errorf("test without -weights: %v", err)
+	}
+	if _, err := parseTimeFlags([]string{"-model", "m", "-iterations", "0", "-phase", "VAL"}, &sink); err == nil ||
+		!strings.Contains(err.Error(), "-iterations") || !strings.Contains(err.Error(), "-phase") {
+		t.Errorf("time with two bad flags: %v (want both reported)", err)
+	}
+}
+
+// TestTrainThenTestThenTime runs the three commands on LeNet for a few
+// iterations: train writes Caffe-named snapshots, resuming from the
+// .solverstate continues to max_iter, test scores the weights on the MNIST
+// test set, and time prints every layer.
+func TestTrainThenTestThenTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains LeNet briefly")
+	}
+	dir := t.TempDir()
+	netPath, err := filepath.Abs("../../../examples/lenet_train_test.prototxt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	solver := filepath.Join(dir, "solver.prototxt")
+	write := func(maxIter string) {
+		src := `net: "` + netPath + `"
+test_iter: 2 test_interval: 4 base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005
+lr_policy: "inv" gamma: 0.0001 power: 0.75 display: 2 max_iter: ` + maxIter + `
+snapshot: 4 snapshot_prefix: "` + filepath.Join(dir, "lenet") + `" random_seed: 1`
+		if err := os.WriteFile(solver, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("4")
+	var log bytes.Buffer
+	if err := train(t.Context(), []string{"-solver", solver, "-log-format", "json"}, &log); err != nil {
+		t.Fatalf("train: %v\n%s", err, log.String())
+	}
+	for _, f := range []string{"lenet_iter_4.caffemodel", "lenet_iter_4.solverstate"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("snapshot missing: %v", err)
+		}
+	}
+	if !strings.Contains(log.String(), `"message":"test"`) || !strings.Contains(log.String(), `"accuracy"`) {
+		t.Errorf("no test scores logged:\n%s", log.String())
+	}
+	write("6")
+	log.Reset()
+	err = train(t.Context(), []string{"-solver", solver, "-snapshot", filepath.Join(dir, "lenet_iter_4.solverstate"), "-log-format", "json"}, &log)
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, log.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lenet_iter_6.caffemodel")); err != nil {
+		t.Errorf("resumed run did not snapshot at 6: %v", err)
+	}
+	if !strings.Contains(log.String(), `"iter":4`) {
+		t.Errorf("resumed run did not start at iteration 4:\n%s", log.String())
+	}
+
+	var out bytes.Buffer
+	log.Reset()
+	err = testCmd(t.Context(), []string{"-model", netPath, "-weights", filepath.Join(dir, "lenet_iter_6.caffemodel"),
+		"-data", "mnist::test", "-iterations", "3"}, &out, &log)
+	if err != nil {
+		t.Fatalf("test: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(out.String(), "accuracy = ") || !strings.Contains(out.String(), "loss = ") {
+		t.Errorf("test printed:\n%s", out.String())
+	}
+
+	out.Reset()
+	if err := timeCmd(t.Context(), []string{"-model", netPath, "-iterations", "1", "-synthetic"}, &out, &log); err != nil {
+		t.Fatalf("time: %v", err)
+	}
+	for _, l := range []string{"conv1", "pool2", "ip1", "loss", "Average Forward-Backward"} {
+		if !strings.Contains(out.String(), l) {
+			t.Errorf("time output lacks %q:\n%s", l, out.String())
+		}
+	}
+}
