@@ -444,3 +444,32 @@ func tinyNet() *caffepb.NetParameter {
 		},
 	}
 }
+
+func TestBinaryProtoMeanFile(t *testing.T) {
+	mean := &caffepb.BlobProto{Num: proto.Int32(1), Channels: proto.Int32(3), Height: proto.Int32(2), Width: proto.Int32(2),
+		Data: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}
+	path := filepath.Join(t.TempDir(), "mean.binaryproto")
+	if err := WriteProto(path, mean); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadBlobProto(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, mean) || !blob.ShapeEquals(ProtoShape(got), []int{1, 3, 2, 2}) {
+		t.Errorf("read %v", got)
+	}
+	b, err := BlobFromProto[float32](got, false)
+	if err != nil || b.Data()[11] != 12 {
+		t.Errorf("BlobFromProto: %v", err)
+	}
+	// A truncated file is a DecodeError naming the path.
+	raw, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, raw[:len(raw)-3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var de *DecodeError
+	if _, err := ReadBlobProto(path); !errors.As(err, &de) || de.File != path || de.Field != "BlobProto.data" {
+		t.Errorf("err = %v, want a DecodeError for BlobProto.data in %s", err, path)
+	}
+}

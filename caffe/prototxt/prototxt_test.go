@@ -464,3 +464,65 @@ func protoDiff(a, b proto.Message) string {
 	}
 	return "messages differ in fields the printer does not show"
 }
+
+func TestNetNeedsUpgrade(t *testing.T) {
+	for _, c := range []struct {
+		src  string
+		want bool
+	}{
+		{`layer { name: "a" type: "ReLU" }`, false},
+		{`layer { name: "bn" type: "BatchNorm" param {} param {} }`, false},
+		{`layer { name: "bn" type: "BatchNorm" param {} param {} param {} }`, true},
+		{`layers { name: "a" type: RELU }`, true},
+		{`layers { layer { name: "a" type: "relu" } }`, true},
+		{`input: "x"`, true},
+	} {
+		var net caffepb.NetParameter
+		if err := Unmarshal("n", []byte(c.src), &net); err != nil {
+			t.Fatal(err)
+		}
+		if got := NetNeedsUpgrade(&net); got != c.want {
+			t.Errorf("NetNeedsUpgrade(%s) = %v, want %v", c.src, got, c.want)
+		}
+		if _, err := UpgradeNet(&net); err != nil {
+			t.Fatal(err)
+		}
+		// Like Caffe's check, a BatchNorm layer with three ParamSpecs always
+		// counts as needing the (idempotent) upgrade.
+		if NetNeedsUpgrade(&net) && c.src != `layer { name: "bn" type: "BatchNorm" param {} param {} param {} }` {
+			t.Errorf("%s still needs an upgrade after UpgradeNet", c.src)
+		}
+	}
+}
+
+func TestUpgradesReportsSteps(t *testing.T) {
+	var net caffepb.NetParameter
+	src := `input: "d" input_dim: 1 input_dim: 1 input_dim: 1 input_dim: 1
+	  layers { layer { name: "x" type: "data" scale: 2 } top: "y" }`
+	if err := Unmarshal("n", []byte(src), &net); err != nil {
+		t.Fatal(err)
+	}
+	up, err := UpgradeNet(&net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(up.Steps, ","); got != "V0,V1,input" {
+		t.Errorf("steps %q, want V0,V1,input", got)
+	}
+	if len(net.Layer) != 2 || net.Layer[1].GetTransformParam().GetScale() != 2 {
+		t.Errorf("net %s", Format(&net))
+	}
+}
+
+func TestUnmarshalAnyMessage(t *testing.T) {
+	var st caffepb.SolverState
+	if err := Unmarshal("s", []byte("iter: 7 history { data: [1, 2] }"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.GetIter() != 7 || len(st.History[0].Data) != 2 {
+		t.Errorf("parsed %v", &st)
+	}
+	if err := Unmarshal("s", []byte("iter: x"), &st); err == nil {
+		t.Error("bad int accepted")
+	}
+}
