@@ -23,7 +23,8 @@
 # where <plugins> is a comma list of "go" and/or "grpc". Every *.proto directly
 # in that dir is compiled with -I <repo root>, so imports are written relative
 # to the repo root (e.g. import "caffe/caffepb/caffe.proto";). Each proto file
-# needs option go_package = "github.com/gocaffe/gocaffe/<dir>;<pkg>".
+# needs option go_package = "github.com/gocaffe/gocaffe/<dir>[/<subdir>];<pkg>";
+# --check follows generated files wherever go_package puts them.
 set -euo pipefail
 
 PROTO_DIRS=(
@@ -102,7 +103,7 @@ while (($#)); do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,26p' "$0"
+		sed -n '2,27p' "$0"
 		exit 0
 		;;
 	*) dirs+=("${1%/}") ;;
