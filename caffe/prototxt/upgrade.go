@@ -125,7 +125,9 @@ func upgradeV0Net(net *caffepb.NetParameter, up *Upgrades) error {
 
 // foldV0Padding drops V0 "padding" layers, moving their pad into the
 // convolution or pooling layer they feed and rewiring its bottom, as Caffe's
-// UpgradeV0PaddingLayers does.
+// UpgradeV0PaddingLayers does. The kept layers are changed in place (only
+// padding layers are read back, and those are never changed), so their
+// blobs are not copied.
 func foldV0Padding(net *caffepb.NetParameter) ([]*caffepb.V1LayerParameter, error) {
 	lastTop := map[string]int{}
 	for _, in := range net.Input {
@@ -135,7 +137,6 @@ func foldV0Padding(net *caffepb.NetParameter) ([]*caffepb.V1LayerParameter, erro
 	for i, conn := range net.Layers {
 		lp := conn.GetLayer()
 		if lp.GetType() != "padding" {
-			conn = proto.Clone(conn).(*caffepb.V1LayerParameter)
 			kept = append(kept, conn)
 		}
 		for j, b := range net.Layers[i].Bottom {
