@@ -40,6 +40,11 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("ContrastiveLoss", newContrastiveLoss[float32], newContrastiveLoss[float64]),
 		r.Register("InfogainLoss", newInfogainLoss[float32], newInfogainLoss[float64]),
 		r.Register("MultinomialLogisticLoss", newMultinomialLogisticLoss[float32], newMultinomialLogisticLoss[float64]),
+		r.Register("ArgMax", newArgMax[float32], newArgMax[float64]),
+		r.Register("Crop", newCrop[float32], newCrop[float64]),
+		r.Register("Embed", newEmbed[float32], newEmbed[float64]),
+		r.Register("Tile", newTile[float32], newTile[float64]),
+		r.Register("Reduction", newReduction[float32], newReduction[float64]),
 	} {
 		if err != nil {
 			return err
