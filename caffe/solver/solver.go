@@ -23,6 +23,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/net"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // SourceAttacher connects the data layers of a freshly built net to their
@@ -374,33 +375,46 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 	norm := 1 / float64(s.param.GetIterSize())
 	wd := float64(s.param.GetWeightDecay())
 	reg := s.param.GetRegularizationType()
+	if reg != "L1" && reg != "L2" {
+		return 0, fmt.Errorf("unknown regularization_type %q (known: L1, L2)", reg)
+	}
 	np := len(s.params)
-	hist := make([][]T, s.method.HistorySets())
+	sets := s.method.HistorySets()
 	for i, p := range s.params {
 		data, diff := p.Data(), p.Diff()
 		localRate := rate * s.lrMult[i]
 		decay := wd * s.decayMult[i]
-		if s.method == SGD && reg == "L2" {
-			sgdL2(diff, data, s.history[i], T(norm), T(decay), T(localRate), T(s.hyper.Momentum))
-			continue
+		update := func(lo, hi int) {
+			if s.method == SGD && reg == "L2" {
+				sgdL2(diff[lo:hi], data[lo:hi], s.history[i][lo:hi], T(norm), T(decay), T(localRate), T(s.hyper.Momentum))
+				return
+			}
+			d, w := diff[lo:hi], data[lo:hi]
+			if norm != 1 {
+				Scale(T(norm), d)
+			}
+			_ = Regularize(reg, decay, w, d) // reg checked above
+			var hs [2][]T
+			for k := 0; k < sets; k++ {
+				hs[k] = s.history[k*np+i][lo:hi]
+			}
+			ComputeUpdate(s.method, s.hyper, localRate, s.iter, d, hs[:sets])
+			for j, u := range d {
+				w[j] -= u
+			}
 		}
-		if norm != 1 {
-			Scale(T(norm), diff)
-		}
-		if err := Regularize(reg, decay, data, diff); err != nil {
-			return 0, err
-		}
-		for k := range hist {
-			hist[k] = s.history[k*np+i]
-		}
-		ComputeUpdate(s.method, s.hyper, localRate, s.iter, diff, hist)
-		for j, u := range diff {
-			data[j] -= u
+		if n := len(diff); n >= parallelMin {
+			cpu.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
+		} else {
+			update(0, n)
 		}
 	}
 	s.iter++
 	return rate, nil
 }
+
+// parallelMin is the parameter size from which updates use all cores.
+const parallelMin = 1 << 15
 
 // sgdL2 is SGD with L2 decay fused into one pass: g = norm·diff + decay·w;
 // h = lr·g + mom·h; diff = h; w -= h. It computes what Normalize,

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -50,9 +51,34 @@ func tinyImages(n int) *data.Images {
 	return im
 }
 
+// wideNet has a 2×20,000 inner product, big enough for the parallel update.
+const wideNet = `
+name: "wide"
+layer { name: "d" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: 4 channels: 1 height: 1 width: 20000 } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
+  inner_product_param { num_output: 2
+    weight_filler { type: "gaussian" std: 0.01 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+`
+
+func wideImages() *data.Images {
+	r := rand.New(rand.NewPCG(5, 6))
+	im := &data.Images{N: 4, C: 1, H: 1, W: 20000, Float: make([]float32, 4*20000), Labels: []float32{0, 1, 1, 0}}
+	for i := range im.Float {
+		im.Float[i] = r.Float32() - 0.5
+	}
+	return im
+}
+
 func solverParam(t *testing.T, extra string) *caffepb.SolverParameter {
+	return solverParamFor(t, tinyNet, extra)
+}
+
+func solverParamFor(t *testing.T, netDef, extra string) *caffepb.SolverParameter {
 	t.Helper()
-	np, err := prototxt.ParseNet("tiny", []byte(tinyNet))
+	np, err := prototxt.ParseNet("net", []byte(netDef))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +101,15 @@ max_iter: 20 random_seed: 7 test_interval: 0`))
 }
 
 func newTiny[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, images int) *Solver[T] {
+	return newWith[T](t, sp, tinyImages(images))
+}
+
+func newWith[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, im *data.Images) *Solver[T] {
 	t.Helper()
 	reg, err := layers.Standard()
 	if err != nil {
 		t.Fatal(err)
 	}
-	im := tinyImages(images)
 	attach := func(ctx context.Context, n *net.Net[T]) error {
 		for _, name := range n.FedLayers() {
 			src, err := data.NewSource[T](im, data.Transform{}, n.Phase() == caffepb.Phase_TRAIN, 1)
@@ -113,15 +142,24 @@ func weights[T blob.Float](s *Solver[T]) []float64 {
 // One solver step must apply lr_mult, decay_mult, weight_decay and the lr
 // policy exactly as Caffe does; the rule itself is checked by
 // TestComputeUpdateHandSteps.
+// The wide net's 40,000 weights take the parallel path.
 func TestApplyUpdatePlumbing(t *testing.T) {
-	for _, typ := range []string{"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"} {
+	for _, typ := range []string{"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "wide/SGD", "wide/Adam"} {
 		t.Run(typ, func(t *testing.T) {
-			extra := `type: "` + typ + `" iter_size: 1`
-			sp := solverParam(t, extra)
-			if typ == "AdaGrad" || typ == "RMSProp" {
-				sp.Momentum = proto.Float32(0)
+			var s *Solver[float64]
+			if w, ok := strings.CutPrefix(typ, "wide/"); ok {
+				sp := solverParamFor(t, wideNet, `type: "`+w+`"`)
+				s = newWith[float64](t, sp, wideImages())
+				if n := s.Params()[0].Count(); n < parallelMin {
+					t.Fatalf("wide net has %d weights, below the parallel threshold %d", n, parallelMin)
+				}
+			} else {
+				sp := solverParam(t, `type: "`+typ+`"`)
+				if typ == "AdaGrad" || typ == "RMSProp" {
+					sp.Momentum = proto.Float32(0)
+				}
+				s = newTiny[float64](t, sp, 8)
 			}
-			s := newTiny[float64](t, sp, 8)
 			// Take a few steps so the history is not zero.
 			if err := s.Step(t.Context(), 3); err != nil {
 				t.Fatal(err)
