@@ -72,7 +72,7 @@ func (f cosTestSource) Next(top []*blob.Blob[float32]) error {
 
 func TestCoSDataErrors(t *testing.T) {
 	cases := map[string]string{
-		"2 tops": `name: "d" top: "a" cos_data_param { batch_size: 4 top { channels: 1 height: 1 width: 1 } top { channels: 1 height: 1 width: 1 } }`,
+		"2 tops":                      `name: "d" top: "a" cos_data_param { batch_size: 4 top { channels: 1 height: 1 width: 1 } top { channels: 1 height: 1 width: 1 } }`,
 		"batch_size must be positive": `name: "d" top: "a" cos_data_param { top { channels: 1 height: 1 width: 1 } }`,
 		"needs cos_data_param":        `name: "d" top: "a"`,
 		"transpose needs":             `name: "d" top: "a" cos_data_param { batch_size: 4 top { channels: 3 transpose: true } }`,
