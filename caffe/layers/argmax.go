@@ -1,8 +1,9 @@
 package layers
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
@@ -96,12 +97,7 @@ func (l *argMax[T]) Forward(bottom, top []*blob.Blob[T]) error {
 		for j := range ps {
 			ps[j] = argPair[T]{x[base+j*stride], j}
 		}
-		sort.Slice(ps, func(a, b int) bool {
-			if ps[a].v != ps[b].v {
-				return ps[a].v > ps[b].v
-			}
-			return ps[a].i > ps[b].i
-		})
+		slices.SortFunc(ps, byValueThenIndexDesc[T])
 		out := i/stride*k*stride + i%stride
 		for j := 0; j < k; j++ {
 			switch {
@@ -120,4 +116,12 @@ func (l *argMax[T]) Forward(bottom, top []*blob.Blob[T]) error {
 
 func (l *argMax[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
 	return noPropagate("ArgMax", propagateDown)
+}
+
+// byValueThenIndexDesc orders pairs by value, then index, both descending.
+func byValueThenIndexDesc[T blob.Float](a, b argPair[T]) int {
+	if c := cmp.Compare(b.v, a.v); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.i, a.i)
 }

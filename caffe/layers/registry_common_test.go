@@ -1,0 +1,116 @@
+package layers
+
+import (
+	"testing"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/caffe/layer/layertest"
+)
+
+// commonTypes are the layer types registry_common.go must provide.
+var commonTypes = []string{
+	"Input", "DummyData", "MemoryData", "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal",
+	"Power", "Exp", "Log", "BNLL", "Threshold", "Dropout", "BatchNorm", "Scale", "Bias",
+	"Eltwise", "Concat", "Slice", "Split", "Flatten", "Reshape", "Crop", "Softmax",
+	"SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss",
+	"ContrastiveLoss", "InfogainLoss", "MultinomialLogisticLoss", "Accuracy", "ArgMax",
+	"Silence", "Embed", "Tile", "Reduction",
+}
+
+func TestCommonTypesRegistered(t *testing.T) {
+	r, err := Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range commonTypes {
+		if !r.Has(typ) {
+			t.Errorf("layer type %q not registered", typ)
+		}
+	}
+	_, err = layer.New[float32](r, layer.Context{Param: parse(t, `name: "x" type: "NoSuchLayer"`)})
+	wantErr(t, "unknown type", err, "NoSuchLayer")
+}
+
+// TestLossLayersMarked checks the loss layers implement layer.LossLayer
+// and the others do not.
+func TestLossLayersMarked(t *testing.T) {
+	loss := map[string]string{
+		"SoftmaxWithLoss": "", "SigmoidCrossEntropyLoss": "", "EuclideanLoss": "", "HingeLoss": "",
+		"ContrastiveLoss": "", "InfogainLoss": "", "MultinomialLogisticLoss": "",
+	}
+	for _, typ := range []string{"SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss",
+		"ContrastiveLoss", "InfogainLoss", "MultinomialLogisticLoss", "Softmax", "Accuracy", "ReLU"} {
+		l := build[float32](t, `type: "`+typ+`"`)
+		_, isLoss := l.(layer.LossLayer)
+		_, want := loss[typ]
+		if isLoss != want {
+			t.Errorf("%s: LossLayer = %v, want %v", typ, isLoss, want)
+		}
+	}
+}
+
+// TestNoAllocationPerPass checks Forward and Backward of the common
+// layers allocate nothing once set up.
+func TestNoAllocationPerPass(t *testing.T) {
+	x := func() *blob.Blob[float32] { return layertest.Gaussian[float32](rnd(1), 0, 1, 4, 3, 5, 5) }
+	lab := func() *blob.Blob[float32] { return layertest.Labels[float32](rnd(2), 3, 4, 5, 5) }
+	cases := []struct {
+		text   string
+		bottom []*blob.Blob[float32]
+		nTop   int
+		prop   []bool
+	}{
+		{`type: "ReLU"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "PReLU"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "Sigmoid"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "TanH"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "Dropout"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "BatchNorm"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "Scale" scale_param { bias_term: true }`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "Eltwise" eltwise_param { operation: MAX }`, []*blob.Blob[float32]{x(), x()}, 1, nil},
+		{`type: "Concat"`, []*blob.Blob[float32]{x(), x()}, 1, nil},
+		{`type: "Slice"`, []*blob.Blob[float32]{x()}, 3, nil},
+		{`type: "Split"`, []*blob.Blob[float32]{x()}, 2, nil},
+		{`type: "Softmax"`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "SoftmaxWithLoss"`, []*blob.Blob[float32]{x(), lab()}, 2, []bool{true, false}},
+		{`type: "Accuracy" accuracy_param { top_k: 2 }`, []*blob.Blob[float32]{x(), lab()}, 2, []bool{false, false}},
+		{`type: "ArgMax" argmax_param { top_k: 2 }`, []*blob.Blob[float32]{x()}, 1, []bool{false}},
+		{`type: "Crop" crop_param { offset: 1 }`, []*blob.Blob[float32]{x(), blob.New[float32](4, 3, 3, 3)}, 1, []bool{true, false}},
+		{`type: "Tile" tile_param { tiles: 2 }`, []*blob.Blob[float32]{x()}, 1, nil},
+		{`type: "Reduction" reduction_param { axis: 1 }`, []*blob.Blob[float32]{x()}, 1, nil},
+	}
+	for _, c := range cases {
+		l := build[float32](t, c.text, opts{phase: caffepb.Phase_TRAIN})
+		top := layertest.Tops[float32](c.nTop)
+		if err := layertest.SetupReshape(l, c.bottom, top); err != nil {
+			t.Fatalf("%s: %v", c.text, err)
+		}
+		prop := c.prop
+		if prop == nil {
+			prop = make([]bool, len(c.bottom))
+			for i := range prop {
+				prop[i] = true
+			}
+		}
+		for _, tp := range top {
+			tp.Diff() // allocate once, as a net does
+		}
+		var err error
+		allocs := testing.AllocsPerRun(5, func() {
+			if e := l.Forward(c.bottom, top); e != nil {
+				err = e
+			}
+			if e := l.Backward(top, prop, c.bottom); e != nil {
+				err = e
+			}
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", c.text, err)
+		}
+		if allocs > 0 {
+			t.Errorf("%s: %.0f allocations per Forward+Backward, want 0", c.text, allocs)
+		}
+	}
+}
