@@ -341,10 +341,7 @@ func (l *convBase[T]) gemmWeights(im, out, dw, col []T) {
 // addBias adds bias[c] to each of the channels' planes of one image.
 func convAddBias[T blob.Float](y, bias []T, plane int) {
 	for c, b := range bias {
-		row := y[c*plane : (c+1)*plane]
-		for i := range row {
-			row[i] += b
-		}
+		cpu.Shift(b, y[c*plane:(c+1)*plane])
 	}
 }
 
@@ -401,7 +398,15 @@ func convIm2col[T blob.Float](im []T, c, h, w int, g convGeom, oh, ow int, col [
 					src := img[iy*w : (iy+1)*w]
 					clear(dst[:lo])
 					if g.sw == 1 {
-						copy(dst[lo:hi], src[x0+lo:x0+hi])
+						d, s := dst[lo:hi], src[x0+lo:x0+hi]
+						if len(d) <= 16 { // short rows: a loop beats memmove's call
+							s = s[:len(d)]
+							for i := range d {
+								d[i] = s[i]
+							}
+						} else {
+							copy(d, s)
+						}
 					} else {
 						for x := lo; x < hi; x++ {
 							dst[x] = src[x0+x*g.sw]
@@ -452,9 +457,10 @@ func convCol2im[T blob.Float](col []T, c, h, w int, g convGeom, oh, ow int, im [
 					src := row[y*ow : (y+1)*ow]
 					dst := img[iy*w : (iy+1)*w]
 					if g.sw == 1 {
-						d := dst[x0+lo : x0+hi]
-						for i, v := range src[lo:hi] {
-							d[i] += v
+						d, sr := dst[x0+lo:x0+hi], src[lo:hi]
+						sr = sr[:len(d)]
+						for i := range d {
+							d[i] += sr[i]
 						}
 					} else {
 						for x := lo; x < hi; x++ {

@@ -164,6 +164,65 @@ func (l *pooling[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	return nil
 }
 
+// poolGeom is the pooling window geometry, passed by value to the plane
+// kernels so its fields live in registers.
+type poolGeom struct{ h, w, oh, ow, kh, kw, sh, sw, ph, pw int }
+
+func (l *pooling[T]) geom() poolGeom {
+	return poolGeom{l.h, l.w, l.oh, l.ow, l.kh, l.kw, l.sh, l.sw, l.ph, l.pw}
+}
+
+// poolMaxPlane max-pools one plane, recording each output's argmax (-1 for
+// an empty or all-below -FLT_MAX window), scanning windows row by row with
+// a strict comparison as Caffe does.
+func poolMaxPlane[T blob.Float](g poolGeom, xp, yp []T, mask []int32) {
+	yp, mask = yp[:g.oh*g.ow], mask[:g.oh*g.ow]
+	for oy := 0; oy < g.oh; oy++ {
+		h0 := oy*g.sh - g.ph
+		h1 := min(h0+g.kh, g.h)
+		h0 = max(h0, 0)
+		yr, mr := yp[oy*g.ow:(oy+1)*g.ow], mask[oy*g.ow:(oy+1)*g.ow]
+		ox := 0
+		if g.kh == 2 && g.kw == 2 && g.sw == 2 && g.pw == 0 && h1-h0 == 2 {
+			// Interior 2×2 windows of stride 2 (LeNet's pooling).
+			r0, r1 := xp[h0*g.w:(h0+1)*g.w], xp[(h0+1)*g.w:(h0+2)*g.w]
+			b0, b1 := int32(h0*g.w), int32((h0+1)*g.w)
+			for ; ox < g.ow && 2*ox+1 < g.w; ox++ {
+				c := 2 * ox
+				best, arg := T(-math.MaxFloat32), int32(-1)
+				if v := r0[c]; v > best {
+					best, arg = v, b0+int32(c)
+				}
+				if v := r0[c+1]; v > best {
+					best, arg = v, b0+int32(c+1)
+				}
+				if v := r1[c]; v > best {
+					best, arg = v, b1+int32(c)
+				}
+				if v := r1[c+1]; v > best {
+					best, arg = v, b1+int32(c+1)
+				}
+				yr[ox], mr[ox] = best, arg
+			}
+		}
+		for ; ox < g.ow; ox++ {
+			w0 := ox*g.sw - g.pw
+			w1 := min(w0+g.kw, g.w)
+			w0 = max(w0, 0)
+			best, arg := T(-math.MaxFloat32), -1
+			for iy := h0; iy < h1; iy++ {
+				row := xp[iy*g.w : iy*g.w+w1]
+				for ix := w0; ix < w1; ix++ {
+					if row[ix] > best {
+						best, arg = row[ix], iy*g.w+ix
+					}
+				}
+			}
+			yr[ox], mr[ox] = best, int32(arg)
+		}
+	}
+}
+
 // window returns the input rows [h0, h1) and columns [w0, w1) of output
 // (y, x), clipped to the image.
 func (l *pooling[T]) window(y, x int) (h0, h1, w0, w1 int) {
@@ -189,32 +248,19 @@ func (l *pooling[T]) Forward(bottom, top []*blob.Blob[T]) error {
 		if len(top) > 1 {
 			topMask = top[1].Data()
 		}
+		g := l.geom()
 		cpu.Parallel(planes, func(_, lo, hi int) {
+			idx := make([]int32, out)
 			for p := lo; p < hi; p++ {
-				xp, yp := x[p*in:(p+1)*in], y[p*out:(p+1)*out]
-				var mp []int32
+				mp := idx
 				if topMask == nil {
 					mp = l.mask[p*out : (p+1)*out]
 				}
-				for oy := 0; oy < l.oh; oy++ {
-					for ox := 0; ox < l.ow; ox++ {
-						h0, h1, w0, w1 := l.window(oy, ox)
-						best, arg := T(-math.MaxFloat32), -1
-						for iy := h0; iy < h1; iy++ {
-							row := xp[iy*l.w : iy*l.w+w1]
-							for ix := w0; ix < w1; ix++ {
-								if row[ix] > best {
-									best, arg = row[ix], iy*l.w+ix
-								}
-							}
-						}
-						o := oy*l.ow + ox
-						yp[o] = best
-						if topMask != nil {
-							topMask[p*out+o] = T(arg)
-						} else {
-							mp[o] = int32(arg)
-						}
+				poolMaxPlane(g, x[p*in:(p+1)*in], y[p*out:(p+1)*out], mp)
+				if topMask != nil {
+					tm := topMask[p*out : (p+1)*out]
+					for i, v := range mp {
+						tm[i] = T(v)
 					}
 				}
 			}

@@ -19,3 +19,9 @@ func Sscal(alpha float32, x []float32) { scalGo(alpha, x) }
 
 // Sdot returns the dot product of x and y[:len(x)].
 func Sdot(x, y []float32) float32 { return dotGo(x, y[:len(x)]) }
+
+// Sshift computes x += alpha.
+func Sshift(alpha float32, x []float32) { shiftGo(alpha, x) }
+
+// Ssum returns the sum of x's elements.
+func Ssum(x []float32) float32 { return sumGo(x) }

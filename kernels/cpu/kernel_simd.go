@@ -117,3 +117,40 @@ func Sdot(x, y []float32) float32 {
 	}
 	return s
 }
+
+// Sshift computes x += alpha.
+func Sshift(alpha float32, x []float32) {
+	if !hasAVX512 {
+		shiftGo(alpha, x)
+		return
+	}
+	av := archsimd.BroadcastFloat32x16(alpha)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		px := (*[16]float32)(x[i : i+16])
+		archsimd.LoadFloat32x16(px).Add(av).Store(px)
+	}
+	for ; i < len(x); i++ {
+		x[i] += alpha
+	}
+}
+
+// Ssum returns the sum of x's elements.
+func Ssum(x []float32) float32 {
+	if !hasAVX512 || len(x) < 32 {
+		return sumGo(x)
+	}
+	var s0, s1 archsimd.Float32x16
+	i := 0
+	for ; i+32 <= len(x); i += 32 {
+		s0 = s0.Add(archsimd.LoadFloat32x16((*[16]float32)(x[i : i+16])))
+		s1 = s1.Add(archsimd.LoadFloat32x16((*[16]float32)(x[i+16 : i+32])))
+	}
+	var tmp [16]float32
+	s0.Add(s1).Store(&tmp)
+	s := sumGo(tmp[:])
+	for ; i < len(x); i++ {
+		s += x[i]
+	}
+	return s
+}

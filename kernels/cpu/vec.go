@@ -39,13 +39,35 @@ func Axpby[T Float](alpha T, x []T, beta T, y []T) {
 	Axpy(alpha, x, y)
 }
 
-// Sum returns the sum of x's elements.
+// Sum returns the sum of x's elements (float32 runs Ssum).
 func Sum[T Float](x []T) T {
+	if x32, ok := any(x).([]float32); ok {
+		return T(Ssum(x32))
+	}
+	return sumGo(x)
+}
+
+// Shift computes x += alpha (float32 runs Sshift).
+func Shift[T Float](alpha T, x []T) {
+	if x32, ok := any(x).([]float32); ok {
+		Sshift(float32(alpha), x32)
+		return
+	}
+	shiftGo(alpha, x)
+}
+
+func sumGo[T Float](x []T) T {
 	var s T
 	for _, v := range x {
 		s += v
 	}
 	return s
+}
+
+func shiftGo[T Float](alpha T, x []T) {
+	for i := range x {
+		x[i] += alpha
+	}
 }
 
 // Fill sets every element of x to v.

@@ -36,6 +36,17 @@ func TestVectorOpsMatchGeneric(t *testing.T) {
 			t.Fatalf("Dot n=%d: %v vs %v", n, d32, d64)
 		}
 
+		if s32, s64 := Sum(x), Sum(x64); math.Abs(float64(s32)-s64) > 1e-4*(1+math.Abs(s64))*math.Sqrt(float64(n+1)) {
+			t.Fatalf("Sum n=%d: %v vs %v", n, s32, s64)
+		}
+		xh := append([]float32(nil), x...)
+		Shift(float32(0.25), xh)
+		for i := range xh {
+			if want := x64[i] + 0.25; math.Abs(float64(xh[i])-want) > 1e-6*(1+math.Abs(want)) {
+				t.Fatalf("Shift n=%d [%d]: %v vs %v", n, i, xh[i], want)
+			}
+		}
+
 		yb := append([]float64(nil), y64...)
 		Axpby(2, x64, 3, yb)
 		for i := range yb {

@@ -1,0 +1,85 @@
+package layers
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/caffe/layer/layertest"
+)
+
+// visionBench is one layer of LeNet or CIFAR-10 quick at a batch size.
+type visionBench struct {
+	name  string
+	text  string
+	shape []int // bottom shape
+	// propagate is false for layers fed by the data layer (no bottom diff).
+	propagate bool
+}
+
+func visionBenches() []visionBench {
+	var bs []visionBench
+	for _, n := range []int{64, 512} {
+		bs = append(bs,
+			visionBench{"lenet/conv1", `type: "Convolution" convolution_param { num_output: 20 kernel_size: 5 stride: 1 weight_filler { type: "xavier" } }`, []int{n, 1, 28, 28}, false},
+			visionBench{"lenet/pool1", `type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }`, []int{n, 20, 24, 24}, true},
+			visionBench{"lenet/conv2", `type: "Convolution" convolution_param { num_output: 50 kernel_size: 5 stride: 1 weight_filler { type: "xavier" } }`, []int{n, 20, 12, 12}, true},
+			visionBench{"lenet/pool2", `type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }`, []int{n, 50, 8, 8}, true},
+			visionBench{"lenet/ip1", `type: "InnerProduct" inner_product_param { num_output: 500 weight_filler { type: "xavier" } }`, []int{n, 50, 4, 4}, true},
+			visionBench{"lenet/ip2", `type: "InnerProduct" inner_product_param { num_output: 10 weight_filler { type: "xavier" } }`, []int{n, 500}, true},
+		)
+	}
+	const n = 100
+	bs = append(bs,
+		visionBench{"cifar/conv1", `type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5 stride: 1 weight_filler { type: "gaussian" std: 0.0001 } }`, []int{n, 3, 32, 32}, false},
+		visionBench{"cifar/pool1", `type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }`, []int{n, 32, 32, 32}, true},
+		visionBench{"cifar/conv2", `type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5 stride: 1 weight_filler { type: "gaussian" std: 0.01 } }`, []int{n, 32, 16, 16}, true},
+		visionBench{"cifar/pool2", `type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 }`, []int{n, 32, 16, 16}, true},
+		visionBench{"cifar/conv3", `type: "Convolution" convolution_param { num_output: 64 pad: 2 kernel_size: 5 stride: 1 weight_filler { type: "gaussian" std: 0.01 } }`, []int{n, 32, 8, 8}, true},
+		visionBench{"cifar/pool3", `type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 }`, []int{n, 64, 8, 8}, true},
+		visionBench{"cifar/ip1", `type: "InnerProduct" inner_product_param { num_output: 64 weight_filler { type: "gaussian" std: 0.1 } }`, []int{n, 64, 4, 4}, true},
+	)
+	return bs
+}
+
+// BenchmarkVision times Forward and Backward of LeNet's and CIFAR-10
+// quick's heavy layers in float32, one line per layer, pass and batch.
+func BenchmarkVision(b *testing.B) {
+	r, err := Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, vb := range visionBenches() {
+		b.Run(fmt.Sprintf("%s/b%d", vb.name, vb.shape[0]), func(b *testing.B) {
+			p := parse(b, vb.text)
+			l, err := layer.New[float32](r, layer.Context{Param: p, Phase: caffepb.Phase_TRAIN, Rand: layertest.NewRand(1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bottom := []*blob.Blob[float32]{layertest.Gaussian[float32](layertest.NewRand(2), 0, 1, vb.shape...)}
+			top := layertest.Tops[float32](1)
+			if err := layertest.SetupReshape(l, bottom, top); err != nil {
+				b.Fatal(err)
+			}
+			layertest.FillGaussian(top[0], layertest.NewRand(3), 0, 1)
+			copy(top[0].Diff(), top[0].Data())
+			b.Run("fwd", func(b *testing.B) {
+				for b.Loop() {
+					if err := l.Forward(bottom, top); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("bwd", func(b *testing.B) {
+				prop := []bool{vb.propagate}
+				for b.Loop() {
+					if err := l.Backward(top, prop, bottom); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
