@@ -125,16 +125,20 @@ func imagesFromTable(tbl arrow.Table, opt ParquetOptions) (*Images, error) {
 				im.Pix = append(im.Pix, b...)
 			}
 		case array.ListLike:
-			if im.Float == nil {
+			vals := a.ListValues()
+			if _, ok := vals.(*array.Uint8); ok && im.Pix == nil {
+				im.Pix = make([]uint8, 0, n*per)
+			} else if !ok && im.Float == nil {
 				im.Float = make([]float32, 0, n*per)
 			}
-			vals := a.ListValues()
 			for i := 0; i < a.Len(); i++ {
 				s, e := a.ValueOffsets(i)
 				if a.IsNull(i) || int(e-s) != per {
 					return nil, fmt.Errorf("row %d: image has %d values, want %d", row+i, e-s, per)
 				}
 				switch v := vals.(type) {
+				case *array.Uint8:
+					im.Pix = append(im.Pix, v.Uint8Values()[s:e]...)
 				case *array.Float32:
 					im.Float = append(im.Float, v.Float32Values()[s:e]...)
 				case *array.Float64:
@@ -142,11 +146,11 @@ func imagesFromTable(tbl arrow.Table, opt ParquetOptions) (*Images, error) {
 						im.Float = append(im.Float, float32(x))
 					}
 				default:
-					return nil, fmt.Errorf("image column %q: list of %s, want float or double", opt.ImageColumn, vals.DataType())
+					return nil, fmt.Errorf("image column %q: list of %s, want uint8, float or double", opt.ImageColumn, vals.DataType())
 				}
 			}
 		default:
-			return nil, fmt.Errorf("image column %q has type %s, want binary (raw bytes) or list of float", opt.ImageColumn, ch.DataType())
+			return nil, fmt.Errorf("image column %q has type %s, want binary (raw bytes) or a list of uint8, float or double", opt.ImageColumn, ch.DataType())
 		}
 		row += ch.Len()
 	}

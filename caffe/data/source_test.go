@@ -196,6 +196,28 @@ func TestParquetBytesAndFloats(t *testing.T) {
 	if im.N != 1 || im.C != 3 || im.Float[2] != 2.5 || im.Labels[0] != 1 {
 		t.Fatalf("float parquet read as %+v", im)
 	}
+	// A list of uint8 (arrowio's other raw layout), shape from the hint.
+	sch3 := arrow.NewSchema([]arrow.Field{
+		{Name: "data", Type: arrow.ListOf(arrow.PrimitiveTypes.Uint8)},
+		{Name: "label", Type: arrow.PrimitiveTypes.Int32},
+	}, nil)
+	b3 := array.NewRecordBuilder(mem, sch3)
+	lb3 := b3.Field(0).(*array.ListBuilder)
+	lb3.Append(true)
+	lb3.ValueBuilder().(*array.Uint8Builder).AppendValues([]uint8{9, 8, 7, 6}, nil)
+	b3.Field(1).(*array.Int32Builder).Append(2)
+	rec3 := b3.NewRecord()
+	p3 := filepath.Join(dir, "u8.parquet")
+	writeParquet(t, p3, rec3)
+	rec3.Release()
+	b3.Release()
+	im, err = Load(t.Context(), p3, [3]int{1, 2, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Pix == nil || im.Pix[3] != 6 || im.Labels[0] != 2 {
+		t.Fatalf("uint8-list parquet read as %+v", im)
+	}
 	if _, err := Load(t.Context(), "parquet:"+p2+"?image=features&label=y&shape=2,1,1", [3]int{}); err == nil {
 		t.Error("wrong shape accepted")
 	}
