@@ -104,8 +104,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 		return nil, err
 	}
 	n := &Net[T]{graph: g}
-	for _, name := range g.BlobNames {
-		_ = name
+	for range g.BlobNames {
 		n.blobs = append(n.blobs, blob.New[T]())
 	}
 	shapes := make([][][]int, len(g.Layers))
