@@ -76,6 +76,9 @@ func Attach[T blob.Float](ctx context.Context, n *net.Net[T], opt AttachOptions)
 		if spec == "" {
 			return nil, fmt.Errorf("data layer %q: no source (set memory_data_param.source or pass -data)", name)
 		}
+		if sc := lp.GetSourceClass(); opt.Source == "" && strings.HasSuffix(sc, ".LMDB") && !IsSpec(spec) {
+			return nil, fmt.Errorf("data layer %q: source_class %s (%s): LMDB databases: %w; use an mnist: or parquet: source", name, sc, spec, ErrNotYet)
+		}
 		tf, err := TransformFromProto(lp.GetTransformParam(), LoadMeanFile)
 		if err != nil {
 			return nil, fmt.Errorf("data layer %q: %w", name, err)
