@@ -30,8 +30,8 @@ type inspectFlags struct {
 
 const inspectUsage = `usage: goexec inspect NET.prototxt [flags]
 
-Builds the net for a phase (shape inference only: no activation memory is
-allocated) and prints one row per layer: name, type, bottoms, tops with their
+Builds the net for a phase (shape inference only: nothing runs forward, and
+weights are zero unless -weights loads them) and prints one row per layer: name, type, bottoms, tops with their
 shapes, parameter count and activation memory (float32), then the totals.
 With -weights it also checks a .caffemodel against the net.
 
@@ -108,6 +108,9 @@ func parseCHW(s string) ([3]int, error) {
 
 func inspect(args []string, stdout, stderr io.Writer) error {
 	f, err := parseInspectFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
