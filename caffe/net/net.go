@@ -77,6 +77,9 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	if !o.seeded {
 		o.seed = rand.Uint64()
 	}
+	if reg == nil {
+		return nil, fmt.Errorf("net %q: no layer registry", param.GetName())
+	}
 	prepared, err := Prepare(param, state)
 	if err != nil {
 		return nil, err
