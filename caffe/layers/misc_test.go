@@ -1,6 +1,9 @@
 package layers
 
 import (
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"google.golang.org/protobuf/proto"
+	"math"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
@@ -114,4 +117,49 @@ func TestReduction(t *testing.T) {
 		gradCheck(t, layertest.Checker{}, text, bl(awayFrom(1, 0.05, []float64{0}, 2, 3, 2)), 1)
 		precision(t, layertest.Precision{}, text, bl(gauss(2, 2, 3, 2)), 1)
 	}
+}
+
+func TestClipSwishErrors(t *testing.T) {
+	// Prototext enforces the required max; a hand-built parameter may lack it.
+	p := &caffepb.LayerParameter{Type: proto.String("Clip"), ClipParam: &caffepb.ClipParameter{Min: proto.Float32(1)}}
+	_, err := newClip[float32](ctxFor(p))
+	wantErr(t, "clip without max", err, "required")
+	_, err = tryBuild[float32](t, `type: "Clip" clip_param { min: 1 max: 0 }`)
+	wantErr(t, "clip min > max", err, "exceeds")
+	x := gauss(1, 3)
+	wantErr(t, "swish in place", build[float64](t, `type: "Swish"`).Setup(bl(x), bl(x)), "in place")
+}
+
+func TestMVN(t *testing.T) {
+	// (N=1, C=2, W=4): channel 0 is 1,2,3,4 (mean 2.5, std sqrt(1.25)),
+	// channel 1 is 5,5,5,5.
+	x := blobOf([]int{1, 2, 4}, 1, 2, 3, 4, 5, 5, 5, 5)
+	s := math.Sqrt(1.25)
+	_, top := forward(t, `type: "MVN" mvn_param { eps: 0 }`, bl(x), 1)
+	layertest.Near(t, "mvn", top[0].Data()[:4], []float64{-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s}, 1e-12)
+	_, top = forward(t, `type: "MVN" mvn_param { normalize_variance: false }`, bl(x), 1)
+	layertest.Near(t, "mvn mean only", top[0].Data(), []float64{-1.5, -0.5, 0.5, 1.5, 0, 0, 0, 0}, 1e-12)
+	_, top = forward(t, `type: "MVN" mvn_param { normalize_variance: false across_channels: true }`, bl(x), 1)
+	layertest.Near(t, "mvn across", top[0].Data(), []float64{-2.75, -1.75, -0.75, 0.25, 1.25, 1.25, 1.25, 1.25}, 1e-12)
+	for _, param := range []string{"", "mvn_param { normalize_variance: false }", "mvn_param { across_channels: true }"} {
+		text := `type: "MVN" ` + param
+		gradCheck(t, layertest.Checker{}, text, bl(gauss(1, 2, 3, 2, 2)), 1)
+		precision(t, layertest.Precision{}, text, bl(gauss(2, 2, 3, 2, 2)), 1)
+	}
+}
+
+func TestParameter(t *testing.T) {
+	text := `type: "Parameter" parameter_param { shape { dim: 2 dim: 3 } }`
+	l, top := setup(t, text, nil, 1)
+	if !blob.ShapeEquals(top[0].Shape(), []int{2, 3}) || !blob.ShapeEquals(l.Blobs()[0].Shape(), []int{2, 3}) {
+		t.Fatalf("shapes %v %v, want [2 3]", top[0].Shape(), l.Blobs()[0].Shape())
+	}
+	copy(l.Blobs()[0].Data(), []float64{1, 2, 3, 4, 5, 6})
+	if err := l.Forward(nil, top); err != nil {
+		t.Fatal(err)
+	}
+	layertest.Near(t, "parameter top", top[0].Data(), []float64{1, 2, 3, 4, 5, 6}, 0)
+	gradCheck(t, layertest.Checker{}, text, nil, 1)
+	precision(t, layertest.Precision{}, text, nil, 1)
+	wantErr(t, "parameter with bottom", setupErr(t, text, bl(gauss(1, 2)), 1), "bottoms")
 }

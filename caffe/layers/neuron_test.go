@@ -51,6 +51,10 @@ func neuronCases() []neuronCase {
 			want: []float64{0, 1, -math.Ln2}, pos: true},
 		{name: "Log10", text: `type: "Log" log_param { base: 10 scale: 2 shift: 1 }`, in: []float64{4.5, 49.5},
 			want: []float64{1, 2}, pos: true},
+		{name: "Clip", text: `type: "Clip" clip_param { min: -1 max: 2 }`, in: []float64{-3, -0.5, 1, 2.5},
+			want: []float64{-1, -0.5, 1, 2}, kinks: []float64{-1, 2}, inPl: true},
+		{name: "Swish", text: `type: "Swish" swish_param { beta: 2 }`, in: []float64{-1, 0, 0.5},
+			want: []float64{-1 / (1 + e*e), 0, 0.5 / (1 + 1/e)}},
 		{name: "BNLL", text: `type: "BNLL"`, in: []float64{-100, 0, 1, 100},
 			want: []float64{math.Exp(-100), math.Ln2, math.Log(1 + e), 100}},
 	}

@@ -45,6 +45,10 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("Embed", newEmbed[float32], newEmbed[float64]),
 		r.Register("Tile", newTile[float32], newTile[float64]),
 		r.Register("Reduction", newReduction[float32], newReduction[float64]),
+		r.Register("Clip", newClip[float32], newClip[float64]),
+		r.Register("Swish", newSwish[float32], newSwish[float64]),
+		r.Register("MVN", newMVN[float32], newMVN[float64]),
+		r.Register("Parameter", newParameter[float32], newParameter[float64]),
 	} {
 		if err != nil {
 			return err
