@@ -1,13 +1,13 @@
 package layers
 
 import (
-	"github.com/gocaffe/gocaffe/caffe/caffepb"
-	"google.golang.org/protobuf/proto"
 	"math"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer/layertest"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestArgMax(t *testing.T) {
