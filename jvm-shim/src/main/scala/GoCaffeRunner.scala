@@ -1,3 +1,83 @@
+import java.io.PrintStream
+import java.util.Properties
+
+import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffePlugin, ParseResult, SelfTest}
+import org.apache.spark.{SparkConf, SparkContext, SparkException}
+
+/** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
+  * with CaffeOnSpark's command line. It has no package so that the class name
+  * is the same short one CaffeOnSpark users replace theirs with.
+  */
 object GoCaffeRunner {
-  def main(args: Array[String]): Unit = println(org.apache.spark.SPARK_VERSION)
+
+  /** Exit status for command-line problems. */
+  val ExitUsage = 2
+  /** Exit status for options GoCaffe accepts but cannot run yet. */
+  val ExitNotImplemented = 3
+
+  def main(args: Array[String]): Unit = {
+    val status = run(args.toSeq, System.out, System.err)
+    System.out.flush()
+    System.err.flush()
+    if (status != 0) sys.exit(status)
+  }
+
+  /** GoCaffe's version and what it was built against, from the jar. */
+  def buildInfo: Properties = {
+    val p = new Properties()
+    val in = getClass.getClassLoader.getResourceAsStream("gocaffe/version.properties")
+    if (in != null) try p.load(in) finally in.close()
+    p
+  }
+
+  def versionLine: String = {
+    val p = buildInfo
+    s"GoCaffe ${p.getProperty("version", "unknown")} (goexec ${p.getProperty("version", "unknown")} linux/amd64; " +
+      s"built against Spark ${p.getProperty("spark", "?")}, Scala ${p.getProperty("scala", "?")})"
+  }
+
+  /** Parses args and runs the requested mode; returns the exit status. */
+  def run(args: Seq[String], out: PrintStream, err: PrintStream): Int =
+    CaffeOptionParser(args) match {
+      case ParseResult.Help() =>
+        out.print(CaffeOptionParser.usage())
+        0
+      case ParseResult.Version() =>
+        out.println(versionLine)
+        0
+      case ParseResult.Invalid(problems) =>
+        err.println(s"GoCaffeRunner: ${problems.size} problem${if (problems.size == 1) "" else "s"} with the command line:")
+        problems.foreach(p => err.println(s"  - $p"))
+        err.println("Run with --help to list the options.")
+        ExitUsage
+      case ParseResult.Ok(opts) =>
+        val missing = CaffeOptionParser.unimplemented(opts)
+        if (!opts.isSelfTest && missing.nonEmpty) {
+          err.println(s"GoCaffeRunner: not implemented yet in ${versionLine}: ${missing.mkString(" ")}. " +
+            "Only --selftest runs in this build.")
+          ExitNotImplemented
+        } else runWithSpark(opts, out, err)
+    }
+
+  /** Spark settings GoCaffe needs: its plugin on every executor. */
+  def sparkConf(opts: CaffeOptions): SparkConf = {
+    val conf = new SparkConf()
+    conf.setIfMissing("spark.app.name", "GoCaffe")
+    val plugins = conf.get("spark.plugins", "").split(",").map(_.trim).filter(_.nonEmpty)
+    if (!plugins.contains(GoCaffePlugin.ClassName))
+      conf.set("spark.plugins", (plugins :+ GoCaffePlugin.ClassName).mkString(","))
+    conf
+  }
+
+  private def runWithSpark(opts: CaffeOptions, out: PrintStream, err: PrintStream): Int = {
+    val sc = new SparkContext(sparkConf(opts))
+    try {
+      val waitMs = sc.getConf.getTimeAsMs("spark.gocaffe.executorWaitTimeout", "120s")
+      SelfTest.run(sc, opts.int("clusterSize"), opts.has("selftest-kill-goexec"), waitMs, out, err)
+    } catch {
+      case e: SparkException =>
+        err.println(s"GoCaffeRunner: the Spark job failed: ${e.getMessage}")
+        1
+    } finally sc.stop()
+  }
 }

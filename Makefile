@@ -1,0 +1,68 @@
+# GoCaffe: the two commands a new user runs are `make demo` and `make test`.
+#
+#   make demo         set up what is missing, build, run the main job on a local Spark cluster
+#   make test         set up, build, run every test (Go unit tests, portable kernels, Spark integration)
+#   make jar          build build/libs/gocaffe.jar (goexec inside) with Debian's gradle
+#   make goexec       build bin/goexec
+#   make integration  only the Spark integration tests (needs the jar)
+
+SHELL := /bin/bash
+# Fast CPU kernels (Go 1.26 simd/archsimd); `make test` also tests the portable path.
+export GOEXPERIMENT := simd
+# Spark talks only on loopback.
+export SPARK_LOCAL_IP := 127.0.0.1
+export SPARK_LOCAL_HOSTNAME := localhost
+
+PYSPARK_VERSION ?= 4.2.0
+export PYSPARK_VERSION
+# The Spark the tests and the demo run: the pyspark in .venv (GOCAFFE_SPARK_HOME overrides).
+SPARK_HOME = $(or $(GOCAFFE_SPARK_HOME),$(firstword $(wildcard $(CURDIR)/.venv/lib/python3*/site-packages/pyspark)))
+JAR := build/libs/gocaffe.jar
+VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo dev)
+TIMED := scripts/timed.sh
+GRADLE := gradle --console=plain -q
+
+# The main job `make demo` runs. For now: start goexec on every executor and
+# print one line per executor (the training issues replace it with LeNet).
+DEMO_MASTER ?= local-cluster[2,1,1024]
+DEMO_ARGS ?= --selftest -clusterSize 2
+
+.PHONY: all setup goexec jar demo test unit kernels-portable vet integration clean
+
+all: jar
+
+setup:
+	@$(TIMED) setup scripts/setup.sh
+
+goexec:
+	@$(TIMED) goexec go build -trimpath -ldflags "-X main.version=0.1.0-$(VERSION)" -o bin/goexec ./goexec/cmd/goexec
+
+jar: setup
+	@$(TIMED) jar $(GRADLE) jar
+	@ls -l $(JAR)
+
+demo: jar
+	@$(TIMED) demo env SPARK_HOME=$(SPARK_HOME) $(SPARK_HOME)/bin/spark-submit \
+		--master '$(DEMO_MASTER)' --conf spark.ui.enabled=false \
+		--class GoCaffeRunner $(JAR) $(DEMO_ARGS)
+
+vet:
+	@$(TIMED) gofmt sh -c 'out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi'
+	@$(TIMED) vet go vet ./...
+
+unit:
+	@$(TIMED) go-test go test -count=1 ./...
+
+# The kernels' portable (non-SIMD) path must keep building and passing.
+kernels-portable:
+	@$(TIMED) kernels-portable env GOEXPERIMENT= go test -count=1 ./kernels/...
+
+integration:
+	@$(TIMED) integration env SPARK_HOME=$(SPARK_HOME) GOCAFFE_JAR=$(CURDIR)/$(JAR) \
+		go test -tags integration -count=1 -timeout 40m -v ./integration/...
+
+test: jar
+	@$(MAKE) --no-print-directory vet unit kernels-portable integration
+
+clean:
+	rm -rf build bin .gradle
