@@ -170,3 +170,6 @@ func (r *reseedable) reset() { r.pcg.Seed(r.seed, 1) }
 func ctxFor(p *caffepb.LayerParameter) layer.Context {
 	return layer.Context{Param: p, Phase: caffepb.Phase_TRAIN, Rand: layertest.NewRand(77)}
 }
+
+// bl32 lists float32 blobs.
+func bl32(b ...*blob.Blob[float32]) []*blob.Blob[float32] { return b }
