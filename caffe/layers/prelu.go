@@ -71,11 +71,12 @@ func (l *pReLU[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 
 func (l *pReLU[T]) Blobs() []*blob.Blob[T] { return []*blob.Blob[T]{l.slope} }
 
-func (l *pReLU[T]) slopeIndex(i int) int {
+// slopeOf returns the slope of the block of dim elements at block index k.
+func (l *pReLU[T]) slopeOf(a []T, k int) T {
 	if l.shared {
-		return 0
+		return a[0]
 	}
-	return (i / l.dim) % l.chans
+	return a[k%l.chans]
 }
 
 func (l *pReLU[T]) Forward(bottom, top []*blob.Blob[T]) error {
@@ -83,12 +84,12 @@ func (l *pReLU[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	if top[0] == bottom[0] {
 		copy(l.saved.Data(), x)
 	}
-	y = y[:len(x)]
-	for i, v := range x {
-		if v > 0 {
-			y[i] = v
-		} else {
-			y[i] = v * a[l.slopeIndex(i)]
+	d := l.dim
+	for k := 0; k*d < len(x); k++ {
+		s := l.slopeOf(a, k)
+		yb := y[k*d : (k+1)*d]
+		for i, v := range x[k*d : (k+1)*d] {
+			yb[i] = max(v, 0) + s*min(v, 0)
 		}
 	}
 	return nil
@@ -100,22 +101,39 @@ func (l *pReLU[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 		x = l.saved.Data()
 	}
 	dy, a, da := top[0].Diff(), l.slope.Data(), l.slope.Diff()
-	dy = dy[:len(x)]
+	d := l.dim
 	// Slope gradient first: in place, dx overwrites dy.
-	for i, v := range x {
-		if v <= 0 {
-			da[l.slopeIndex(i)] += dy[i] * v
+	for k := 0; k*d < len(x); k++ {
+		var g T
+		dyb := dy[k*d : (k+1)*d]
+		for i, v := range x[k*d : (k+1)*d] {
+			g += dyb[i] * min(v, 0)
+		}
+		if l.shared {
+			da[0] += g
+		} else {
+			da[k%l.chans] += g
 		}
 	}
 	if !propagateDown[0] {
 		return nil
 	}
-	dx := bottom[0].Diff()[:len(x)]
-	for i, v := range x {
-		if v > 0 {
-			dx[i] = dy[i]
-		} else {
-			dx[i] = dy[i] * a[l.slopeIndex(i)]
+	dx := bottom[0].Diff()
+	for k := 0; k*d < len(x); k++ {
+		xb, dyb, dxb, s := x[k*d:(k+1)*d], dy[k*d:(k+1)*d], dx[k*d:(k+1)*d], l.slopeOf(a, k)
+		switch xs := any(xb).(type) {
+		case []float32:
+			reluBackward32(xs, any(dyb).([]float32), any(dxb).([]float32), float32(s))
+		case []float64:
+			reluBackward64(xs, any(dyb).([]float64), any(dxb).([]float64), float64(s))
+		default:
+			for i, v := range xb {
+				if v > 0 {
+					dxb[i] = dyb[i]
+				} else {
+					dxb[i] = dyb[i] * s
+				}
+			}
 		}
 	}
 	return nil
