@@ -396,23 +396,28 @@ func convIm2col[T blob.Float](im []T, c, h, w int, g convGeom, oh, ow int, col [
 						continue
 					}
 					src := img[iy*w : (iy+1)*w]
-					clear(dst[:lo])
-					if g.sw == 1 {
-						d, s := dst[lo:hi], src[x0+lo:x0+hi]
-						if len(d) <= 16 { // short rows: a loop beats memmove's call
-							s = s[:len(d)]
-							for i := range d {
-								d[i] = s[i]
-							}
-						} else {
-							copy(d, s)
-						}
-					} else {
+					if lo > 0 {
+						clear(dst[:lo])
+					}
+					if hi < ow {
+						clear(dst[hi:])
+					}
+					if g.sw != 1 {
 						for x := lo; x < hi; x++ {
 							dst[x] = src[x0+x*g.sw]
 						}
+						continue
 					}
-					clear(dst[hi:])
+					d := dst[lo:hi]
+					s := src[x0+lo:]
+					if len(d) > 16 {
+						copy(d, s)
+						continue
+					}
+					s = s[:len(d)] // short rows: a loop beats memmove's call
+					for i := range d {
+						d[i] = s[i]
+					}
 				}
 			}
 		}
@@ -456,16 +461,17 @@ func convCol2im[T blob.Float](col []T, c, h, w int, g convGeom, oh, ow int, im [
 					}
 					src := row[y*ow : (y+1)*ow]
 					dst := img[iy*w : (iy+1)*w]
-					if g.sw == 1 {
-						d, sr := dst[x0+lo:x0+hi], src[lo:hi]
-						sr = sr[:len(d)]
-						for i := range d {
-							d[i] += sr[i]
-						}
-					} else {
+					if g.sw != 1 {
 						for x := lo; x < hi; x++ {
 							dst[x0+x*g.sw] += src[x]
 						}
+						continue
+					}
+					d := dst[x0+lo : x0+hi]
+					s := src[lo:]
+					s = s[:len(d)]
+					for i := range d {
+						d[i] += s[i]
 					}
 				}
 			}
