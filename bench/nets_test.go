@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocaffe/gocaffe/caffe/net"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/net"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
