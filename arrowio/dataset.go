@@ -1,0 +1,293 @@
+package arrowio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// FieldInfo describes one decoded field of a Dataset.
+type FieldInfo struct {
+	// Name is the field's (top's) name.
+	Name string
+	// Kind is how the column was read.
+	Kind Kind
+	// Shape is the per-sample shape, the same for every sample.
+	Shape []int
+	// Bytes reports uint8 storage (images); otherwise float32.
+	Bytes bool
+}
+
+// size returns the number of elements per sample.
+func (f FieldInfo) size() int {
+	n := 1
+	for _, d := range f.Shape {
+		n *= d
+	}
+	return n
+}
+
+// fieldData holds one field's values for the rows of one chunk, either a
+// view into the chunk's record batch or storage of its own.
+type fieldData struct {
+	u8  []byte
+	f32 []float32
+	buf *memory.Buffer // owned storage; nil for a view
+}
+
+// chunk is one decoded record batch.
+type chunk struct {
+	rows   int
+	rec    arrow.RecordBatch // retained while a field views it; else nil
+	fields []fieldData
+}
+
+func (c *chunk) release() {
+	for i := range c.fields {
+		if c.fields[i].buf != nil {
+			c.fields[i].buf.Release()
+			c.fields[i].buf = nil
+		}
+	}
+	if c.rec != nil {
+		c.rec.Release()
+		c.rec = nil
+	}
+}
+
+// Dataset is a partition's decoded samples, held in memory: every field of
+// every row, ready to be copied into batches. It is reference counted like
+// Arrow arrays: Release frees its memory when the count drops to zero.
+// A Dataset is immutable and safe for concurrent readers.
+type Dataset struct {
+	refs   atomic.Int64
+	fields []FieldInfo
+	chunks []chunk
+	starts []int // starts[i] is the first row of chunks[i]
+	rows   int
+	bytes  int64
+	views  int64
+}
+
+// Len returns the number of samples.
+func (d *Dataset) Len() int { return d.rows }
+
+// Fields returns the decoded fields in spec order. The caller must not
+// modify them.
+func (d *Dataset) Fields() []FieldInfo { return d.fields }
+
+// Bytes returns the memory the dataset holds: owned storage plus the record
+// batch buffers it views.
+func (d *Dataset) Bytes() int64 { return d.bytes + d.views }
+
+// ZeroCopyBytes returns how many of Bytes are views of Arrow buffers,
+// used in place without a copy.
+func (d *Dataset) ZeroCopyBytes() int64 { return d.views }
+
+// Retain adds a reference.
+func (d *Dataset) Retain() { d.refs.Add(1) }
+
+// Release drops a reference, freeing the memory with the last one.
+func (d *Dataset) Release() {
+	if d.refs.Add(-1) == 0 {
+		for i := range d.chunks {
+			d.chunks[i].release()
+		}
+		d.chunks = nil
+	}
+}
+
+// locate returns the chunk holding row i and the row's index within it.
+func (d *Dataset) locate(i int) (*chunk, int) {
+	c := sort.Search(len(d.starts), func(k int) bool { return d.starts[k] > i }) - 1
+	return &d.chunks[c], i - d.starts[c]
+}
+
+// sampleU8 and sampleF32 return field k of row i; exactly one is non-nil.
+func (d *Dataset) sample(k, i int) ([]byte, []float32) {
+	c, r := d.locate(i)
+	n := d.fields[k].size()
+	fd := &c.fields[k]
+	if d.fields[k].Bytes {
+		return fd.u8[r*n : (r+1)*n], nil
+	}
+	return nil, fd.f32[r*n : (r+1)*n]
+}
+
+// Option configures a Builder.
+type Option func(*Builder)
+
+// WithWorkers sets how many goroutines decode encoded images; the default,
+// zero, uses GOMAXPROCS.
+func WithWorkers(n int) Option { return func(b *Builder) { b.workers = n } }
+
+// WithBodySizeLimit sets the largest IPC message body (one record batch's
+// buffers) ReadStream accepts; the default is 1 GiB.
+func WithBodySizeLimit(n int64) Option { return func(b *Builder) { b.maxBody = n } }
+
+// Builder decodes record batches, one at a time, into a Dataset.
+type Builder struct {
+	mem     memory.Allocator
+	spec    Spec
+	workers int
+	maxBody int64
+	shapes  [][]int // resolved per-field shapes; nil until known
+	chunks  []chunk
+	rows    int
+}
+
+// NewBuilder returns a builder that decodes batches as spec says, taking
+// all memory it keeps from mem.
+func NewBuilder(mem memory.Allocator, spec Spec, opts ...Option) (*Builder, error) {
+	if mem == nil {
+		return nil, errors.New("arrowio: nil allocator")
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Builder{mem: mem, spec: spec, maxBody: 1 << 30, shapes: make([][]int, len(spec.Fields))}
+	for _, o := range opts {
+		o(b)
+	}
+	for k, f := range spec.Fields {
+		if f.Kind == Scalar {
+			// A scalar is one value; CoSData writes its shape as 1×1×1.
+			shape := append([]int{}, f.Shape...)
+			for i, d := range shape {
+				if d == 0 {
+					shape[i] = 1
+				}
+				if shape[i] != 1 {
+					return nil, fmt.Errorf("arrowio spec: field %q: scalar with shape %v", f.name(), f.Shape)
+				}
+			}
+			b.shapes[k] = shape
+		} else if len(f.Shape) > 0 && !slices.Contains(f.Shape, 0) {
+			b.shapes[k] = slices.Clone(f.Shape)
+		}
+	}
+	return b, nil
+}
+
+// Rows returns the number of rows appended so far.
+func (b *Builder) Rows() int { return b.rows }
+
+// Append decodes one record batch. The builder retains the batch when it
+// uses its buffers in place; the caller keeps its own reference. A batch
+// that fails to decode leaves the builder as it was.
+func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error) {
+	rows := int(rec.NumRows())
+	c := chunk{rows: rows, fields: make([]fieldData, len(b.spec.Fields))}
+	defer func() {
+		// arrow-go slices buffers by offsets it read from the wire; a
+		// malformed batch that slipped past validation must not take
+		// goexec down.
+		if r := recover(); r != nil {
+			c.release()
+			err = fmt.Errorf("arrowio: malformed record batch at row %d: %v", b.rows, r)
+		}
+	}()
+	shapes := make([][]int, len(b.shapes))
+	copy(shapes, b.shapes)
+	keep := false
+	for k := range b.spec.Fields {
+		f := &b.spec.Fields[k]
+		fd, view, shape, err := b.decodeField(ctx, rec, f, shapes[k])
+		if err != nil {
+			c.release()
+			return fmt.Errorf("arrowio: field %q: %w", f.name(), err)
+		}
+		c.fields[k] = fd
+		shapes[k] = shape
+		keep = keep || view
+	}
+	if keep {
+		rec.Retain()
+		c.rec = rec
+	}
+	b.shapes = shapes
+	b.chunks = append(b.chunks, c)
+	b.rows += rows
+	return nil
+}
+
+// Finish returns the dataset of all appended batches (with one reference)
+// and resets the builder.
+func (b *Builder) Finish() (*Dataset, error) {
+	d := &Dataset{chunks: b.chunks}
+	d.refs.Store(1)
+	for k, f := range b.spec.Fields {
+		shape := b.shapes[k]
+		if shape == nil {
+			if b.rows > 0 {
+				d.Release()
+				return nil, fmt.Errorf("arrowio: field %q: shape never resolved", f.name())
+			}
+			shape = slices.Clone(f.Shape)
+		}
+		d.fields = append(d.fields, FieldInfo{Name: f.name(), Kind: f.Kind, Shape: shape, Bytes: f.Kind.isImage()})
+	}
+	for i := range d.chunks {
+		d.starts = append(d.starts, d.rows)
+		d.rows += d.chunks[i].rows
+		for k := range d.chunks[i].fields {
+			fd := &d.chunks[i].fields[k]
+			n := int64(len(fd.u8) + 4*len(fd.f32))
+			if fd.buf != nil {
+				d.bytes += n
+			} else {
+				d.views += n
+			}
+		}
+	}
+	b.chunks, b.rows = nil, 0
+	return d, nil
+}
+
+// Release frees batches appended but not finished.
+func (b *Builder) Release() {
+	for i := range b.chunks {
+		b.chunks[i].release()
+	}
+	b.chunks, b.rows = nil, 0
+}
+
+// ReadStream decodes an Arrow IPC stream into a Dataset, with every buffer
+// taken from mem. A malformed stream gives an error, never a panic.
+func ReadStream(ctx context.Context, r io.Reader, mem memory.Allocator, spec Spec, opts ...Option) (ds *Dataset, err error) {
+	b, err := NewBuilder(mem, spec, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	defer func() {
+		if p := recover(); p != nil {
+			ds, err = nil, fmt.Errorf("arrowio: malformed IPC stream after %d rows: %v", b.Rows(), p)
+		}
+	}()
+	rdr, err := ipc.NewReader(&verifyingReader{r: r}, ipc.WithAllocator(mem), ipc.WithBodySizeLimit(b.maxBody))
+	if err != nil {
+		return nil, fmt.Errorf("arrowio: IPC stream: %w", err)
+	}
+	defer rdr.Release()
+	for rdr.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := b.Append(ctx, rdr.RecordBatch()); err != nil {
+			return nil, err
+		}
+	}
+	if err := rdr.Err(); err != nil {
+		return nil, fmt.Errorf("arrowio: IPC stream after %d rows: %w", b.Rows(), err)
+	}
+	return b.Finish()
+}
