@@ -120,7 +120,9 @@ var netCases = []netCase{
 		params: 431080 + 22, golden: "siamese_train"},
 }
 
-func loadNet(t testing.TB, c netCase, opts ...Option) *Net[float32] {
+// parseTestNet reads a test net, with its Data layers (if any) turned into
+// MemoryData layers of the case's sample shape.
+func parseTestNet(t testing.TB, c netCase) *caffepb.NetParameter {
 	t.Helper()
 	p, err := prototxt.ParseNetFile(filepath.Join(netsDir, c.file))
 	if err != nil {
@@ -131,7 +133,12 @@ func loadNet(t testing.TB, c netCase, opts ...Option) *Net[float32] {
 			t.Fatal(err)
 		}
 	}
-	n, err := New[float32](p, &caffepb.NetState{Phase: c.phase.Enum()}, standard(t), append([]Option{WithoutFillers()}, opts...)...)
+	return p
+}
+
+func loadNet(t testing.TB, c netCase, opts ...Option) *Net[float32] {
+	t.Helper()
+	n, err := New[float32](parseTestNet(t, c), &caffepb.NetState{Phase: c.phase.Enum()}, standard(t), append([]Option{WithoutFillers()}, opts...)...)
 	if err != nil {
 		t.Fatalf("%s (%s): %v", c.file, c.phase, err)
 	}
