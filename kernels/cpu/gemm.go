@@ -106,12 +106,36 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	if alpha == 0 || k <= 0 {
 		return
 	}
-	buf := packPool.Get().(*packBuf)
-	defer packPool.Put(buf)
+	if transB && swapPays(transA, m, n, k) {
+		// Cᵀ = op(B)ᵀ·op(A)ᵀ: B is read in place and only A is packed,
+		// which is cheaper when op(B) is large and would need a
+		// transposing pack (an inner product's weights, for example).
+		gemmCore(n, m, k, alpha, b, ldb, 1, !transA, a, lda, c, ldc, true)
+		return
+	}
 	rs, cs := lda, 1 // strides of op(A)'s rows and columns in a
 	if transA {
 		rs, cs = 1, lda
 	}
+	gemmCore(m, n, k, alpha, a, rs, cs, transB, b, ldb, c, ldc, false)
+}
+
+// swapPays reports whether computing Cᵀ = op(B)ᵀ·op(A)ᵀ beats packing a
+// transposed B: the transposing pack of n·k values against packing m·k
+// values of A and scattering the m·n results.
+func swapPays(transA bool, m, n, k int) bool {
+	cost := m*n + m*k
+	if !transA {
+		cost += m * k // A's pack transposes too
+	}
+	return n*k > 2*cost
+}
+
+// gemmCore adds alpha·A·op(B) into C, or into Cᵀ when transC, where A
+// (m×k) has element (i,p) at a[i*rs+p*cs] and op(B) is k×n.
+func gemmCore(m, n, k int, alpha float32, a []float32, rs, cs int, transB bool, b []float32, ldb int, c []float32, ldc int, transC bool) {
+	buf := packPool.Get().(*packBuf)
+	defer packPool.Put(buf)
 	for jc := 0; jc < n; jc += nc {
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
@@ -120,12 +144,18 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
 				as := a[ic*rs+pc*cs:]
+				var cb []float32
+				if transC {
+					cb = c[jc*ldc+ic:]
+				} else {
+					cb = c[ic*ldc+jc:]
+				}
 				if nb >= packAMinCols {
 					packA(as, rs, cs, mb, kb, buf.a)
-					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, buf.b, c[ic*ldc+jc:], ldc)
+					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, buf.b, cb, ldc, transC)
 					continue
 				}
-				macroKernel(mb, nb, kb, alpha, as, rs, cs, buf.b, c[ic*ldc+jc:], ldc)
+				macroKernel(mb, nb, kb, alpha, as, rs, cs, buf.b, cb, ldc, transC)
 			}
 		}
 	}
@@ -185,24 +215,37 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 			}
 			continue
 		}
-		for j := 0; j < nr; j++ {
-			if j >= cols {
-				for p := 0; p < kb; p++ {
-					d[p*nr+j] = 0
-				}
-				continue
+		// Transposing pack, four source rows at a time.
+		j := 0
+		for ; j+4 <= cols; j += 4 {
+			o := (j0+j)*ldb + pc
+			s0 := b[o : o+kb]
+			s1 := b[o+ldb : o+ldb+kb]
+			s2 := b[o+2*ldb : o+2*ldb+kb]
+			s3 := b[o+3*ldb : o+3*ldb+kb]
+			for p, v := range s0 {
+				dp := d[p*nr+j : p*nr+j+4]
+				dp[0], dp[1], dp[2], dp[3] = v, s1[p], s2[p], s3[p]
 			}
+		}
+		for ; j < cols; j++ {
 			src := b[(j0+j)*ldb+pc : (j0+j)*ldb+pc+kb]
 			for p, v := range src {
 				d[p*nr+j] = v
+			}
+		}
+		if cols < nr {
+			for p := 0; p < kb; p++ {
+				clear(d[p*nr+cols : p*nr+nr])
 			}
 		}
 	}
 }
 
 // macroKernel adds alpha * A (mb×kb, element (i,p) at a[i*rs+p*cs], or
-// packed by packA when rs < 0) times packed B (kb×nb) into C.
-func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, c []float32, ldc int) {
+// packed by packA when rs < 0) times packed B (kb×nb) into C, or into Cᵀ
+// (element (i,j) at c[j*ldc+i]) when transC.
+func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, c []float32, ldc int, transC bool) {
 	var edge [mr * nr]float32
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
@@ -223,12 +266,21 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 					offs[r] = (ir + rr) * rs
 				}
 			}
-			if rows == mr && cols == nr {
+			if rows == mr && cols == nr && !transC {
 				microKernel(kb, alpha, a, offs, cs, bs, c[ir*ldc+jr:], ldc)
 				continue
 			}
 			clear(edge[:])
 			microKernel(kb, alpha, a, offs, cs, bs, edge[:], nr)
+			if transC {
+				for j := 0; j < cols; j++ {
+					ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
+					for r := range ccol {
+						ccol[r] += edge[r*nr+j]
+					}
+				}
+				continue
+			}
 			for r := 0; r < rows; r++ {
 				crow := c[(ir+r)*ldc+jr : (ir+r)*ldc+jr+cols]
 				for j := range crow {
