@@ -50,6 +50,7 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("MVN", newMVN[float32], newMVN[float64]),
 		r.Register("Parameter", newParameter[float32], newParameter[float64]),
 		r.Register("LSTM", newLSTM[float32], newLSTM[float64]),
+		r.Register("RNN", newRNN[float32], newRNN[float64]),
 	} {
 		if err != nil {
 			return err
