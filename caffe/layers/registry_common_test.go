@@ -16,7 +16,7 @@ var commonTypes = []string{
 	"Eltwise", "Concat", "Slice", "Split", "Flatten", "Reshape", "Crop", "Softmax",
 	"SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss",
 	"ContrastiveLoss", "InfogainLoss", "MultinomialLogisticLoss", "Accuracy", "ArgMax",
-	"Silence", "Embed", "Tile", "Reduction", "Clip", "Swish", "MVN", "Parameter",
+	"Silence", "Embed", "Tile", "Reduction", "Clip", "Swish", "MVN", "Parameter", "LSTM", "RNN",
 }
 
 func TestCommonTypesRegistered(t *testing.T) {
