@@ -187,6 +187,10 @@ func poolMaxPlane[T blob.Float](g poolGeom, xp, yp []T, mask []int32) {
 			// Interior 2×2 windows of stride 2 (LeNet's pooling).
 			r0, r1 := xp[h0*g.w:(h0+1)*g.w], xp[(h0+1)*g.w:(h0+2)*g.w]
 			b0, b1 := int32(h0*g.w), int32((h0+1)*g.w)
+			if r032, ok := any(r0).([]float32); ok {
+				ox = min(g.ow, g.w/2)
+				cpu.MaxPool2x2(r032, any(r1).([]float32), any(yr[:ox]).([]float32), mr[:ox], b0, b1)
+			}
 			for ; ox < g.ow && 2*ox+1 < g.w; ox++ {
 				c := 2 * ox
 				best, arg := T(-math.MaxFloat32), int32(-1)

@@ -134,6 +134,8 @@ func TestPoolingPrecision(t *testing.T) {
 		text := fmt.Sprintf(`type: "Pooling" pooling_param { %s }`, p)
 		precision(t, layertest.Precision{Seed: uint64(i)}, text, bl(distinct(uint64(i+20), 2, 3, 9, 8)), 1)
 	}
+	// Rows wide enough for the vectorized 2×2 kernel, odd width for its tail.
+	precision(t, layertest.Precision{Seed: 5}, `type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }`, bl(distinct(30, 2, 3, 6, 41)), 2)
 }
 
 func TestPoolingStochastic(t *testing.T) {

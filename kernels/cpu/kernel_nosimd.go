@@ -25,3 +25,12 @@ func Sshift(alpha float32, x []float32) { shiftGo(alpha, x) }
 
 // Ssum returns the sum of x's elements.
 func Ssum(x []float32) float32 { return sumGo(x) }
+
+// MaxPool2x2 max-pools 2×2 windows of stride 2 over two image rows:
+// out[o] is the largest of r0[2o], r0[2o+1], r1[2o], r1[2o+1] that exceeds
+// -FLT_MAX, compared strictly in that order as Caffe does, and idx[o] its
+// index (b0+2o, b0+2o+1, b1+2o or b1+2o+1), or -1 if none does. It covers
+// len(out) outputs; r0 and r1 need 2·len(out) values.
+func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
+	maxPool2x2Go(r0, r1, out, idx, b0, b1)
+}

@@ -2,7 +2,10 @@
 
 package cpu
 
-import "simd/archsimd"
+import (
+	"math"
+	"simd/archsimd"
+)
 
 // hasAVX512 is fixed at startup from the CPU's features.
 var hasAVX512 = archsimd.X86.AVX512()
@@ -153,4 +156,47 @@ func Ssum(x []float32) float32 {
 		s += x[i]
 	}
 	return s
+}
+
+// MaxPool2x2 max-pools 2×2 windows of stride 2 over two image rows:
+// out[o] is the largest of r0[2o], r0[2o+1], r1[2o], r1[2o+1] that exceeds
+// -FLT_MAX, compared strictly in that order as Caffe does, and idx[o] its
+// index (b0+2o, b0+2o+1, b1+2o or b1+2o+1), or -1 if none does. It covers
+// len(out) outputs; r0 and r1 need 2·len(out) values.
+func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
+	n := len(out)
+	r0, r1, idx = r0[:2*n], r1[:2*n], idx[:n]
+	o := 0
+	if hasAVX512 {
+		even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+		odd := archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+		lane2 := archsimd.LoadInt32x16(&[16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+		one := archsimd.BroadcastInt32x16(1)
+		none := archsimd.BroadcastInt32x16(-1)
+		floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+		for ; o+16 <= n; o += 16 {
+			a0 := archsimd.LoadFloat32x16((*[16]float32)(r0[2*o : 2*o+16]))
+			a1 := archsimd.LoadFloat32x16((*[16]float32)(r0[2*o+16 : 2*o+32]))
+			c0 := archsimd.LoadFloat32x16((*[16]float32)(r1[2*o : 2*o+16]))
+			c1 := archsimd.LoadFloat32x16((*[16]float32)(r1[2*o+16 : 2*o+32]))
+			i00 := lane2.Add(archsimd.BroadcastInt32x16(b0 + int32(2*o)))
+			i10 := lane2.Add(archsimd.BroadcastInt32x16(b1 + int32(2*o)))
+			best, arg := floor, none
+			v := a0.ConcatPermute(a1, even)
+			m := v.Greater(best)
+			best, arg = v.Merge(best, m), i00.Merge(arg, m)
+			v = a0.ConcatPermute(a1, odd)
+			m = v.Greater(best)
+			best, arg = v.Merge(best, m), i00.Add(one).Merge(arg, m)
+			v = c0.ConcatPermute(c1, even)
+			m = v.Greater(best)
+			best, arg = v.Merge(best, m), i10.Merge(arg, m)
+			v = c0.ConcatPermute(c1, odd)
+			m = v.Greater(best)
+			best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
+			best.Store((*[16]float32)(out[o : o+16]))
+			arg.Store((*[16]int32)(idx[o : o+16]))
+		}
+	}
+	maxPool2x2Go(r0[2*o:], r1[2*o:], out[o:], idx[o:], b0+int32(2*o), b1+int32(2*o))
 }

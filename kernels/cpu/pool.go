@@ -1,0 +1,26 @@
+package cpu
+
+import "math"
+
+// maxPool2x2Go is the portable MaxPool2x2.
+func maxPool2x2Go(r0, r1, out []float32, idx []int32, b0, b1 int32) {
+	n := len(out)
+	r0, r1, idx = r0[:2*n], r1[:2*n], idx[:n]
+	for o := range out {
+		c := 2 * o
+		best, arg := float32(-math.MaxFloat32), int32(-1)
+		if v := r0[c]; v > best {
+			best, arg = v, b0+int32(c)
+		}
+		if v := r0[c+1]; v > best {
+			best, arg = v, b0+int32(c+1)
+		}
+		if v := r1[c]; v > best {
+			best, arg = v, b1+int32(c)
+		}
+		if v := r1[c+1]; v > best {
+			best, arg = v, b1+int32(c+1)
+		}
+		out[o], idx[o] = best, arg
+	}
+}
