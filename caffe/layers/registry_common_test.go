@@ -114,3 +114,36 @@ func TestNoAllocationPerPass(t *testing.T) {
 		}
 	}
 }
+
+// TestForceBackwardGates checks which bottoms each gated layer lets
+// force_backward reach (labels, indices and flags never).
+func TestForceBackwardGates(t *testing.T) {
+	for _, c := range []struct {
+		text  string
+		allow []bool
+	}{
+		{`type: "SoftmaxWithLoss"`, []bool{true, false}},
+		{`type: "SigmoidCrossEntropyLoss"`, []bool{true, false}},
+		{`type: "HingeLoss"`, []bool{true, false}},
+		{`type: "MultinomialLogisticLoss"`, []bool{true, false}},
+		{`type: "InfogainLoss"`, []bool{true, false, false}},
+		{`type: "EuclideanLoss"`, []bool{true, true}},
+		{`type: "ContrastiveLoss"`, []bool{true, true, false}},
+		{`type: "Accuracy"`, []bool{false, false}},
+		{`type: "Crop"`, []bool{true, false}},
+		{`type: "Embed" embed_param { num_output: 1 input_dim: 1 }`, []bool{false}},
+		{`type: "LSTM" recurrent_param { num_output: 1 }`, []bool{true, false, true}},
+		{`type: "RNN" recurrent_param { num_output: 1 }`, []bool{true, false, true}},
+	} {
+		g, ok := build[float32](t, c.text).(layer.ForceBackwardGate)
+		if !ok {
+			t.Errorf("%s: no ForceBackwardGate", c.text)
+			continue
+		}
+		for i, want := range c.allow {
+			if got := g.AllowForceBackward(i); got != want {
+				t.Errorf("%s: AllowForceBackward(%d) = %v, want %v", c.text, i, got, want)
+			}
+		}
+	}
+}
