@@ -1134,8 +1134,9 @@ type OutputSum struct {
 	// name is the output blob's name, with "[k]" appended for element k of a
 	// multi-element output (as Caffe's test display does).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// sum over passes of the value (already weighted by loss_weight for
-	// losses); the mean is sum / ScoreResponse.passes.
+	// sum over passes of the output value as the net computes it (not
+	// multiplied by loss_weight); the mean is sum / ScoreResponse.passes, and
+	// Caffe's display adds "(* loss_weight = mean*loss_weight loss)".
 	Sum float64 `protobuf:"fixed64,2,opt,name=sum,proto3" json:"sum,omitempty"`
 	// loss_weight of the output (0 for non-loss outputs).
 	LossWeight    float64 `protobuf:"fixed64,3,opt,name=loss_weight,json=lossWeight,proto3" json:"loss_weight,omitempty"`
