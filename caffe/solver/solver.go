@@ -34,10 +34,41 @@ type SourceAttacher[T blob.Float] func(ctx context.Context, n *net.Net[T]) error
 type Option[T blob.Float] func(*options[T])
 
 type options[T blob.Float] struct {
-	reg    *layer.Registry
-	log    zerolog.Logger
-	attach SourceAttacher[T]
-	seed   *uint64
+	reg      *layer.Registry
+	log      zerolog.Logger
+	attach   SourceAttacher[T]
+	seed     *uint64
+	noTests  bool
+	gradHook func(ctx context.Context, s *Solver[T]) error
+	progress func(Progress)
+}
+
+// Progress is what the solver reports every display iterations.
+type Progress struct {
+	Iter         int     // iteration the loss belongs to
+	Loss         float64 // smoothed over average_loss iterations
+	LR           float64 // learning rate of this iteration's update
+	ItersPerSec  float64 // since the previous report (0 on the first)
+	ImagesPerSec float64 // ItersPerSec × batch × iter_size
+	ETA          time.Duration
+}
+
+// WithoutTestNets skips building the test nets (for ranks of a distributed
+// run that never test); Test and TestAll then have nothing to score.
+func WithoutTestNets[T blob.Float]() Option[T] {
+	return func(o *options[T]) { o.noTests = true }
+}
+
+// WithGradientHook calls f in every Step iteration between ForwardBackward
+// and ApplyUpdate, with the gradients in the Params' Diff (an all-reduce
+// goes here). An error stops Step.
+func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T]) error) Option[T] {
+	return func(o *options[T]) { o.gradHook = f }
+}
+
+// WithProgress calls f with every display report (besides logging it).
+func WithProgress[T blob.Float](f func(Progress)) Option[T] {
+	return func(o *options[T]) { o.progress = f }
 }
 
 // WithRegistry sets the layer registry nets are built from (required).
@@ -68,6 +99,7 @@ type Solver[T blob.Float] struct {
 	policy LRPolicy
 	log    zerolog.Logger
 	seed   uint64
+	opts   options[T]
 
 	train *net.Net[T]
 	tests []*net.Net[T]
@@ -110,7 +142,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 	if o.reg == nil {
 		return nil, errors.New("solver: no layer registry (use WithRegistry)")
 	}
-	s := &Solver[T]{param: sp, log: o.log}
+	s := &Solver[T]{param: sp, log: o.log, opts: o}
 	if err := s.configure(); err != nil {
 		return nil, fmt.Errorf("solver: %w", err)
 	}
@@ -138,6 +170,9 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 		if err := o.attach(ctx, s.train); err != nil {
 			return nil, fmt.Errorf("solver: train net: %w", err)
 		}
+	}
+	if o.noTests {
+		testParams = nil
 	}
 	for i, tp := range testParams {
 		var st *caffepb.NetState
@@ -475,6 +510,11 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 			return err
 		}
 		s.updateSmoothedLoss(loss)
+		if h := s.opts.gradHook; h != nil {
+			if err := h(ctx, s); err != nil {
+				return fmt.Errorf("iteration %d: %w", s.iter, err)
+			}
+		}
 		show := display > 0 && s.iter%display == 0
 		iter := s.iter
 		rate, err := s.ApplyUpdate()
@@ -497,17 +537,23 @@ func (s *Solver[T]) logProgress(iter int, rate float64, stop int) {
 	now := time.Now()
 	done := iter - s.lastDisplayIter
 	secs := now.Sub(s.lastDisplayTime).Seconds()
+	p := Progress{Iter: iter, Loss: s.smoothed, LR: rate}
 	ev := s.log.Info().Int("iter", iter).Float64("loss", s.smoothed).Float64("lr", rate)
 	if done > 0 && secs > 0 {
-		ips := float64(done) / secs
-		ev = ev.Float64("iter_per_s", ips)
+		p.ItersPerSec = float64(done) / secs
+		p.ImagesPerSec = p.ItersPerSec * float64(s.batch) * float64(s.param.GetIterSize())
+		ev = ev.Float64("iter_per_s", p.ItersPerSec)
 		if s.batch > 0 {
-			ev = ev.Float64("images_per_s", ips*float64(s.batch)*float64(s.param.GetIterSize()))
+			ev = ev.Float64("images_per_s", p.ImagesPerSec)
 		}
 		overall := float64(iter-s.startIter) / now.Sub(s.startTime).Seconds()
 		if overall > 0 {
-			ev = ev.Str("eta", time.Duration(float64(stop-iter)/overall*float64(time.Second)).Round(time.Second).String())
+			p.ETA = time.Duration(float64(stop-iter) / overall * float64(time.Second)).Round(time.Second)
+			ev = ev.Str("eta", p.ETA.String())
 		}
+	}
+	if f := s.opts.progress; f != nil {
+		f(p)
 	}
 	outs := s.train.OutputBlobs()
 	names := s.train.OutputBlobNames()
@@ -570,6 +616,9 @@ func (s *Solver[T]) TestAll(ctx context.Context) ([]TestScore, error) {
 // Test runs test net i for its test_iter batches and returns the mean of
 // each output (Caffe's Solver::Test).
 func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
+	if i < 0 || i >= len(s.tests) {
+		return nil, fmt.Errorf("test net #%d: the solver has %d test nets", i, len(s.tests))
+	}
 	tn := s.tests[i]
 	iters := int(s.param.GetTestIter()[i])
 	start := time.Now()

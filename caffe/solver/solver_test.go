@@ -409,3 +409,55 @@ func TestNewRejectsBadSolvers(t *testing.T) {
 		}
 	}
 }
+
+// The gradient hook runs between backward and update: zeroing the gradients
+// there (with no weight decay) must leave the weights untouched. Progress
+// reports come every display iterations.
+func TestGradientHookAndProgress(t *testing.T) {
+	sp := solverParam(t, `weight_decay: 0 display: 2 test_interval: 3`)
+	reg, _ := layers.Standard()
+	im := tinyImages(8)
+	attach := func(ctx context.Context, n *net.Net[float64]) error {
+		if n.Phase() != caffepb.Phase_TRAIN {
+			t.Error("a test net was built despite WithoutTestNets")
+		}
+		src, err := data.NewSource[float64](im, data.Transform{}, true, 1)
+		if err != nil {
+			return err
+		}
+		return n.SetSource(n.FedLayers()[0], src)
+	}
+	calls := 0
+	hook := func(ctx context.Context, s *Solver[float64]) error {
+		calls++
+		for _, p := range s.Params() {
+			clear(p.Diff())
+		}
+		return nil
+	}
+	var reports []Progress
+	s, err := New[float64](t.Context(), sp, WithRegistry[float64](reg), WithSources(attach), WithoutTestNets[float64](),
+		WithGradientHook(hook), WithProgress[float64](func(p Progress) { reports = append(reports, p) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := weights(s)
+	if err := s.Step(t.Context(), 6); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 6 {
+		t.Errorf("hook called %d times in 6 iterations", calls)
+	}
+	after := weights(s)
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatalf("weight %d moved from %g to %g with zeroed gradients", i, before[i], after[i])
+		}
+	}
+	if len(reports) != 3 || reports[0].Iter != 0 || reports[2].Iter != 4 || reports[1].Loss <= 0 || reports[1].LR <= 0 {
+		t.Errorf("progress reports %+v, want iterations 0, 2, 4 with loss and lr", reports)
+	}
+	if len(s.TestNets()) != 0 {
+		t.Errorf("%d test nets built", len(s.TestNets()))
+	}
+}
