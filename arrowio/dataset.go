@@ -43,6 +43,31 @@ type fieldData struct {
 	buf *memory.Buffer // owned storage; nil for a view
 }
 
+// storage is a field's element type.
+type storage int8
+
+const (
+	storeU8 storage = iota + 1
+	storeF32
+)
+
+func (s storage) String() string {
+	if s == storeU8 {
+		return "uint8"
+	}
+	return "float32"
+}
+
+func storageOf(fd fieldData) storage {
+	switch {
+	case fd.u8 != nil:
+		return storeU8
+	case fd.f32 != nil:
+		return storeF32
+	}
+	return 0
+}
+
 // chunk is one decoded record batch.
 type chunk struct {
 	rows   int
@@ -139,7 +164,8 @@ type Builder struct {
 	spec    Spec
 	workers int
 	maxBody int64
-	shapes  [][]int // resolved per-field shapes; nil until known
+	shapes  [][]int   // resolved per-field shapes; nil until known
+	store   []storage // per-field element type; 0 until known
 	chunks  []chunk
 	rows    int
 }
@@ -153,7 +179,7 @@ func NewBuilder(mem memory.Allocator, spec Spec, opts ...Option) (*Builder, erro
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Builder{mem: mem, spec: spec, maxBody: 1 << 30, shapes: make([][]int, len(spec.Fields))}
+	b := &Builder{mem: mem, spec: spec, maxBody: 1 << 30, shapes: make([][]int, len(spec.Fields)), store: make([]storage, len(spec.Fields))}
 	for _, o := range opts {
 		o(b)
 	}
@@ -197,6 +223,7 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 	}()
 	shapes := make([][]int, len(b.shapes))
 	copy(shapes, b.shapes)
+	stores := append([]storage(nil), b.store...)
 	keep := false
 	for k := range b.spec.Fields {
 		f := &b.spec.Fields[k]
@@ -204,6 +231,16 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 		if err != nil {
 			c.release()
 			return fmt.Errorf("arrowio: field %q: %w", f.name(), err)
+		}
+		if st := storageOf(fd); st != 0 {
+			if b.store[k] != 0 && b.store[k] != st {
+				c.release()
+				if fd.buf != nil {
+					fd.buf.Release()
+				}
+				return fmt.Errorf("arrowio: field %q: column %q changed from %s to %s values between batches", f.name(), f.Column, b.store[k], st)
+			}
+			stores[k] = st
 		}
 		c.fields[k] = fd
 		shapes[k] = shape
@@ -213,7 +250,7 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 		rec.Retain()
 		c.rec = rec
 	}
-	b.shapes = shapes
+	b.shapes, b.store = shapes, stores
 	b.chunks = append(b.chunks, c)
 	b.rows += rows
 	return nil
@@ -233,7 +270,8 @@ func (b *Builder) Finish() (*Dataset, error) {
 			}
 			shape = slices.Clone(f.Shape)
 		}
-		d.fields = append(d.fields, FieldInfo{Name: f.name(), Kind: f.Kind, Shape: shape, Bytes: f.Kind.isImage()})
+		bytes := b.store[k] == storeU8 || (b.store[k] == 0 && f.Kind.isImage())
+		d.fields = append(d.fields, FieldInfo{Name: f.name(), Kind: f.Kind, Shape: shape, Bytes: bytes})
 	}
 	for i := range d.chunks {
 		d.starts = append(d.starts, d.rows)

@@ -33,6 +33,12 @@ func (b *Builder) decodeField(ctx context.Context, rec arrow.RecordBatch, f *Fie
 		return fd, false, shape, err
 	case Array:
 		return b.decodeArray(rec, f, arr, rows, shape)
+	case Image:
+		// ImageDataFrame's data column may also hold numeric arrays.
+		if l, ok := asList(arr); ok && l.values.DataType().ID() != arrow.UINT8 {
+			return b.decodeArray(rec, f, arr, rows, shape)
+		}
+		return b.decodeImages(ctx, rec, f, arr, rows, shape)
 	default:
 		return b.decodeImages(ctx, rec, f, arr, rows, shape)
 	}

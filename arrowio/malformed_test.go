@@ -3,6 +3,8 @@ package arrowio
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -109,4 +111,52 @@ func FuzzReadStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		readAny(t, data)
 	})
+}
+
+// TestHugeVectorLengths corrupts the schema's vector lengths so that
+// arrow-go, unprotected, would try to allocate billions of fields (a fatal
+// out-of-memory, not a panic); the verifier must refuse them first.
+func TestHugeVectorLengths(t *testing.T) {
+	mem := checkedMem(t)
+	data := validStream(t, mem)
+	metaLen := int(binary.LittleEndian.Uint32(data[4:8]))
+	meta := data[8 : 8+metaLen]
+	f := &fb{b: meta}
+	root, _ := f.u32(0)
+	msg, err := f.table(int(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemaPos, err := f.deref(msg(2))
+	if err != nil || schemaPos == 0 {
+		t.Fatalf("schema table: %v", err)
+	}
+	schema, err := f.table(schemaPos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fieldsVec, err := f.deref(schema(1))
+	if err != nil || fieldsVec == 0 {
+		t.Fatalf("fields vector: %v", err)
+	}
+	firstField, err := f.deref(fieldsVec + 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	field, err := f.table(firstField)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nameVec, err := f.deref(field(0))
+	if err != nil || nameVec == 0 {
+		t.Fatalf("field name: %v", err)
+	}
+	for name, pos := range map[string]int{"schema fields": fieldsVec, "field name": nameVec} {
+		bad := bytes.Clone(data)
+		binary.LittleEndian.PutUint32(bad[8+pos:], 1<<30)
+		_, err := ReadStream(context.Background(), bytes.NewReader(bad), mem, malformedSpecs()[0])
+		if !errors.Is(err, errMalformed) {
+			t.Errorf("%s vector of 2^30: err = %v, want the verifier's refusal", name, err)
+		}
+	}
 }
