@@ -199,8 +199,9 @@ func (c Checker) Run(l Layer[float64], bottom, top []*blob.Blob[float64]) (Repor
 	obj := newObjective(c, top, tops)
 
 	// Analytic gradient, with the contract traps described on Checker.
+	inputs := append(append([]*blob.Blob[float64]{}, bottom...), params...)
 	for _, t := range top {
-		if !sharesData(t, bottom) {
+		if !sharesData(t, inputs) {
 			fill(t.Data(), garbage)
 		}
 	}
