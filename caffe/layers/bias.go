@@ -14,6 +14,7 @@ import (
 // works in place.
 type bias[T blob.Float] struct {
 	counts
+	paramProp
 	ctx     layer.Context
 	axis    int
 	numAxes int
@@ -163,7 +164,7 @@ func (l *bias[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 		if propagateDown[1] {
 			sumBias(dy, bottom[1].Diff(), l.bc, false)
 		}
-	} else {
+	} else if l.wants(0) {
 		sumBias(dy, l.b.Diff(), l.bc, true)
 	}
 	if propagateDown[0] && bottom[0] != top[0] {

@@ -117,3 +117,19 @@ func noPropagate(layerType string, propagateDown []bool) error {
 func errInPlace(typ string) error {
 	return fmt.Errorf("%s cannot compute in place (top and bottom are the same blob)", typ)
 }
+
+// paramProp is embedded by layers with parameters to skip the gradients
+// the net does not want (lr_mult 0); it implements the net's
+// ParamPropagator. All gradients are computed by default.
+type paramProp struct{ skip []bool }
+
+// SetParamPropagateDown says whether the gradient of parameter blob i is wanted.
+func (p *paramProp) SetParamPropagateDown(i int, propagate bool) {
+	for len(p.skip) <= i {
+		p.skip = append(p.skip, false)
+	}
+	p.skip[i] = !propagate
+}
+
+// wants reports whether the gradient of parameter blob i is wanted.
+func (p *paramProp) wants(i int) bool { return i >= len(p.skip) || !p.skip[i] }

@@ -13,6 +13,7 @@ import (
 // bottom's shape plus a num_output axis. Indices take no gradient.
 type embed[T blob.Float] struct {
 	counts
+	paramProp
 	ctx      layer.Context
 	numOut   int
 	inputDim int
@@ -99,6 +100,9 @@ func (l *embed[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	x, dy, dw := bottom[0].Data(), top[0].Diff(), l.w.Diff()
 	k := l.numOut
 	for n, v := range x {
+		if !l.wants(0) {
+			break
+		}
 		i, err := l.index(v, n)
 		if err != nil {
 			return err
@@ -108,7 +112,7 @@ func (l *embed[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 			row[j] += g
 		}
 	}
-	if l.b != nil {
+	if l.b != nil && l.wants(1) {
 		db := l.b.Diff()
 		for n := range x {
 			for j, g := range dy[n*k : (n+1)*k] {

@@ -15,6 +15,7 @@ import (
 // place (keeping a copy of the input for Backward).
 type pReLU[T blob.Float] struct {
 	counts
+	paramProp
 	ctx    layer.Context
 	shared bool
 	slope  *blob.Blob[T]
@@ -103,7 +104,7 @@ func (l *pReLU[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	dy, a, da := top[0].Diff(), l.slope.Data(), l.slope.Diff()
 	d := l.dim
 	// Slope gradient first: in place, dx overwrites dy.
-	for k := 0; k*d < len(x); k++ {
+	for k := 0; k*d < len(x) && l.wants(0); k++ {
 		var g T
 		dyb := dy[k*d : (k+1)*d]
 		for i, v := range x[k*d : (k+1)*d] {

@@ -147,3 +147,53 @@ func TestForceBackwardGates(t *testing.T) {
 		}
 	}
 }
+
+// TestParamPropagateDown checks layers skip exactly the parameter
+// gradients the net does not want, and still compute bottom gradients.
+func TestParamPropagateDown(t *testing.T) {
+	type propagator interface{ SetParamPropagateDown(int, bool) }
+	for _, c := range []struct {
+		text   string
+		bottom func() []*blob.Blob[float64]
+		prop   []bool
+	}{
+		{`type: "Scale" scale_param { bias_term: true }`, func() []*blob.Blob[float64] { return bl(gauss(1, 2, 3, 2)) }, []bool{true}},
+		{`type: "Scale" scale_param { bias_term: true }`, func() []*blob.Blob[float64] { return bl(gauss(1, 2, 3, 2), gauss(2, 3)) }, []bool{true, true}},
+		{`type: "Bias"`, func() []*blob.Blob[float64] { return bl(gauss(1, 2, 3, 2)) }, []bool{true}},
+		{`type: "PReLU"`, func() []*blob.Blob[float64] { return bl(gauss(1, 2, 3, 2)) }, []bool{true}},
+		{`type: "Embed" embed_param { num_output: 2 input_dim: 3 }`, func() []*blob.Blob[float64] { return bl(blobOf([]int{2}, 0, 2)) }, []bool{false}},
+	} {
+		for skip := range 2 {
+			b := c.bottom()
+			l, top := forward(t, c.text, b, 1)
+			pp, ok := l.(propagator)
+			if !ok {
+				t.Fatalf("%s: no SetParamPropagateDown", c.text)
+			}
+			for i := range l.Blobs() {
+				pp.SetParamPropagateDown(i, i%2 != skip)
+				layertest.FillUniform(l.Blobs()[i], rnd(uint64(i)), 1, 2)
+				for k := range l.Blobs()[i].Diff() {
+					l.Blobs()[i].Diff()[k] = 7
+				}
+			}
+			layertest.FillGaussian(top[0], rnd(9), 0, 1)
+			copy(top[0].Diff(), top[0].Data())
+			if err := l.Forward(b, top); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Backward(top, c.prop, b); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range l.Blobs() {
+				untouched := true
+				for _, v := range p.Diff() {
+					untouched = untouched && v == 7
+				}
+				if want := i%2 == skip; untouched != want {
+					t.Errorf("%s: param %d propagate=%v but diff untouched=%v", c.text, i, i%2 != skip, untouched)
+				}
+			}
+		}
+	}
+}

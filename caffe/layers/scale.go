@@ -17,6 +17,7 @@ import (
 // two-bottom form, as in Caffe. It works in place.
 type scale[T blob.Float] struct {
 	counts
+	paramProp
 	ctx   layer.Context
 	p     *caffepb.ScaleParameter
 	s     *blob.Blob[T] // learned scale (one-bottom form)
@@ -132,7 +133,7 @@ func (l *scale[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	dy := top[0].Diff()
 	bc := l.bc
 	// Parameter gradients first: in place, dx overwrites dy.
-	if l.b != nil {
+	if l.b != nil && l.wants(len(l.Blobs())-1) {
 		sumBias(dy, l.b.Diff(), bc, true)
 	}
 	x := bottom[0].Data()
@@ -140,7 +141,7 @@ func (l *scale[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 		x = l.saved.Data()
 	}
 	fromBottom := len(bottom) > 1
-	if !fromBottom || propagateDown[1] {
+	if (fromBottom && propagateDown[1]) || (!fromBottom && l.wants(0)) {
 		var ds []T
 		if fromBottom {
 			ds = bottom[1].Diff()
