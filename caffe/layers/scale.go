@@ -133,7 +133,11 @@ func (l *scale[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	dy := top[0].Diff()
 	bc := l.bc
 	// Parameter gradients first: in place, dx overwrites dy.
-	if l.b != nil && l.wants(len(l.Blobs())-1) {
+	biasIndex := 1 // blobs are [scale, bias], or [bias] with two bottoms
+	if l.s == nil {
+		biasIndex = 0
+	}
+	if l.b != nil && l.wants(biasIndex) {
 		sumBias(dy, l.b.Diff(), bc, true)
 	}
 	x := bottom[0].Data()
