@@ -144,19 +144,34 @@ func newByteColumn(arr arrow.Array) (byteColumn, error) {
 		return byteColumn{a.IsNull, func(i int) ([]byte, error) { return []byte(a.Value(i)), nil }}, nil
 	}
 	if l, ok := asList(arr); ok {
-		u8, ok := l.values.(*array.Uint8)
-		if !ok {
-			return byteColumn{}, fmt.Errorf("type %s: list elements are not uint8", arr.DataType())
+		// list<uint8>, or list<int8> as Spark writes array<byte> (Java's
+		// signed bytes: the same bits).
+		var vs []byte
+		switch v := l.values.(type) {
+		case *array.Uint8:
+			vs = v.Uint8Values()
+		case *array.Int8:
+			bufs := v.Data().Buffers()
+			if len(bufs) < 2 || bufs[1] == nil {
+				return byteColumn{}, fmt.Errorf("type %s: no value buffer", arr.DataType())
+			}
+			raw, off := bufs[1].Bytes(), v.Data().Offset()
+			if off < 0 || off+v.Len() > len(raw) {
+				return byteColumn{}, fmt.Errorf("type %s: value buffer too short", arr.DataType())
+			}
+			vs = raw[off : off+v.Len()]
+		default:
+			return byteColumn{}, fmt.Errorf("type %s: list elements are not uint8 or int8", arr.DataType())
 		}
-		vs := u8.Uint8Values()
+		vals := l.values
 		return byteColumn{arr.IsNull, func(i int) ([]byte, error) {
 			s, e, err := l.rangeOf(i)
 			if err != nil {
 				return nil, err
 			}
-			if u8.NullN() > 0 {
+			if vals.NullN() > 0 {
 				for j := s; j < e; j++ {
-					if u8.IsNull(j) {
+					if vals.IsNull(j) {
 						return nil, fmt.Errorf("null element %d", j-s)
 					}
 				}
@@ -164,7 +179,7 @@ func newByteColumn(arr arrow.Array) (byteColumn, error) {
 			return vs[s:e], nil
 		}}, nil
 	}
-	return byteColumn{}, fmt.Errorf("type %s is not binary, string or list<uint8>", arr.DataType())
+	return byteColumn{}, fmt.Errorf("type %s is not binary, string or a list of bytes", arr.DataType())
 }
 
 // contiguous reports whether rows [0, n) all hold size elements laid end to

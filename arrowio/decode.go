@@ -35,7 +35,7 @@ func (b *Builder) decodeField(ctx context.Context, rec arrow.RecordBatch, f *Fie
 		return b.decodeArray(rec, f, arr, rows, shape)
 	case Image:
 		// ImageDataFrame's data column may also hold numeric arrays.
-		if l, ok := asList(arr); ok && l.values.DataType().ID() != arrow.UINT8 {
+		if l, ok := asList(arr); ok && l.values.DataType().ID() != arrow.UINT8 && l.values.DataType().ID() != arrow.INT8 {
 			return b.decodeArray(rec, f, arr, rows, shape)
 		}
 		return b.decodeImages(ctx, rec, f, arr, rows, shape)

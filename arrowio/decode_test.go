@@ -482,3 +482,57 @@ func TestBuilderRelease(t *testing.T) {
 		t.Error("nil allocator accepted")
 	}
 }
+
+// Spark writes array<byte> columns as list<int8> (Java's signed bytes);
+// CaffeOnSpark's ENCODED_IMAGE_WITH_DIM struct holds its image that way.
+func TestSparkSignedByteArrays(t *testing.T) {
+	mem := checkedMem(t)
+	const h, w = 3, 2
+	signed := func(b []byte) []int8 {
+		out := make([]int8, len(b))
+		for i, v := range b {
+			out[i] = int8(v)
+		}
+		return out
+	}
+	dimType := arrow.StructOf(
+		arrow.Field{Name: "image", Type: arrow.ListOf(arrow.PrimitiveTypes.Int8)},
+		arrow.Field{Name: "height", Type: arrow.PrimitiveTypes.Int32},
+		arrow.Field{Name: "width", Type: arrow.PrimitiveTypes.Int32})
+	rec := makeRecord(t, mem, 3,
+		testCol{"raw", arrow.ListOf(arrow.PrimitiveTypes.Int8), func(b array.Builder, r int) {
+			lb := b.(*array.ListBuilder)
+			lb.Append(true)
+			lb.ValueBuilder().(*array.Int8Builder).AppendValues(signed(rawImage(r+7, h*w)), nil)
+		}},
+		testCol{"dim", dimType, func(b array.Builder, r int) {
+			sb := b.(*array.StructBuilder)
+			sb.Append(true)
+			lb := sb.FieldBuilder(0).(*array.ListBuilder)
+			lb.Append(true)
+			lb.ValueBuilder().(*array.Int8Builder).AppendValues(signed(encodePNG(t, testImage(r+7, h, w, true))), nil)
+			sb.FieldBuilder(1).(*array.Int32Builder).Append(h)
+			sb.FieldBuilder(2).(*array.Int32Builder).Append(w)
+		}},
+		stringCol("label", func(r int) string { return "1" }))
+	spec, err := CoSDataSpec([]CoSTop{
+		{Name: "raw", Type: CoSRawImage, Channels: 1, Height: h, Width: w},
+		{Name: "dim", Type: CoSEncodedImageWithDim, Channels: 1, Height: h, Width: w},
+		{Name: "label", Type: CoSString},
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := read(t, mem, stream(t, mem, rec), spec)
+	defer ds.Release()
+	if ds.ZeroCopyBytes() != 3*h*w {
+		t.Errorf("list<int8> pixels not used in place: ZeroCopyBytes %d", ds.ZeroCopyBytes())
+	}
+	for r := 0; r < 3; r++ {
+		for k := 0; k < 2; k++ {
+			if u8, _ := ds.sample(k, r); !bytes.Equal(u8, rawImage(r+7, h*w)) {
+				t.Errorf("top %d row %d = %v, want %v", k, r, u8, rawImage(r+7, h*w))
+			}
+		}
+	}
+}
