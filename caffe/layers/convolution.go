@@ -31,11 +31,15 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
 	workers := cpu.Workers(l.num)
 	l.buffers(workers, false)
+	_, cache := l.cachedCols(0, true, len(bottom))
 	for i := range bottom {
 		x, y := bottom[i].Data(), top[i].Data()
 		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
 			col := l.cols[wk]
 			for n := lo; n < hi; n++ {
+				if cache {
+					col, _ = l.cachedCols(n, true, 1)
+				}
 				yn := y[n*outDim : (n+1)*outDim]
 				l.gemmForward(x[n*inDim:(n+1)*inDim], w, yn, col)
 				if bias != nil {
@@ -44,6 +48,7 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			}
 		})
 	}
+	l.cacheOK = cache
 	return nil
 }
 
@@ -67,7 +72,11 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				if db != nil {
 					convBiasDiff(dyn, db, plane)
 				}
-				l.gemmWeights(x[n*inDim:(n+1)*inDim], dyn, dw, col)
+				if cc, ok := l.cachedCols(n, false, len(bottom)); ok {
+					l.gemmWeightsCols(cc, dyn, dw)
+				} else {
+					l.gemmWeights(x[n*inDim:(n+1)*inDim], dyn, dw, col)
+				}
 				if prop {
 					l.gemmBackward(dyn, w, dx[n*inDim:(n+1)*inDim], col)
 				}

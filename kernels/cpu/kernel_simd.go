@@ -174,11 +174,18 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 		one := archsimd.BroadcastInt32x16(1)
 		none := archsimd.BroadcastInt32x16(-1)
 		floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
-		for ; o+16 <= n; o += 16 {
-			a0 := archsimd.LoadFloat32x16((*[16]float32)(r0[2*o : 2*o+16]))
-			a1 := archsimd.LoadFloat32x16((*[16]float32)(r0[2*o+16 : 2*o+32]))
-			c0 := archsimd.LoadFloat32x16((*[16]float32)(r1[2*o : 2*o+16]))
-			c1 := archsimd.LoadFloat32x16((*[16]float32)(r1[2*o+16 : 2*o+32]))
+		for ; o < n; o += 16 {
+			// Up to 16 outputs from up to 32 values of each row; a short
+			// last group (LeNet's rows have 12 and 4 outputs) loads and
+			// stores only its part.
+			cnt := min(16, n-o)
+			a0 := archsimd.LoadFloat32x16SlicePart(r0[2*o : 2*o+min(16, 2*cnt)])
+			c0 := archsimd.LoadFloat32x16SlicePart(r1[2*o : 2*o+min(16, 2*cnt)])
+			var a1, c1 archsimd.Float32x16
+			if cnt > 8 {
+				a1 = archsimd.LoadFloat32x16SlicePart(r0[2*o+16 : 2*o+2*cnt])
+				c1 = archsimd.LoadFloat32x16SlicePart(r1[2*o+16 : 2*o+2*cnt])
+			}
 			i00 := lane2.Add(archsimd.BroadcastInt32x16(b0 + int32(2*o)))
 			i10 := lane2.Add(archsimd.BroadcastInt32x16(b1 + int32(2*o)))
 			best, arg := floor, none
@@ -194,9 +201,15 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 			v = c0.ConcatPermute(c1, odd)
 			m = v.Greater(best)
 			best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
-			best.Store((*[16]float32)(out[o : o+16]))
-			arg.Store((*[16]int32)(idx[o : o+16]))
+			if cnt == 16 {
+				best.Store((*[16]float32)(out[o : o+16]))
+				arg.Store((*[16]int32)(idx[o : o+16]))
+			} else {
+				best.StoreSlicePart(out[o : o+cnt])
+				arg.StoreSlicePart(idx[o : o+cnt])
+			}
 		}
+		return
 	}
 	maxPool2x2Go(r0[2*o:], r1[2*o:], out[o:], idx[o:], b0+int32(2*o), b1+int32(2*o))
 }
