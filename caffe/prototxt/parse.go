@@ -100,7 +100,7 @@ func nearFieldNames(name string) []string {
 			m := md.Get(i)
 			for j := 0; j < m.Fields().Len(); j++ {
 				f := string(m.Fields().Get(j).Name())
-				if seen[f] || f == name {
+				if seen[f] || f == name || len(f) < len(name)-2 || len(f) > len(name)+2 {
 					continue
 				}
 				seen[f] = true
