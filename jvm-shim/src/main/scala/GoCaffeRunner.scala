@@ -2,6 +2,7 @@ import java.io.PrintStream
 import java.util.Properties
 
 import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffePlugin, ParseResult, SelfTest}
+import com.gocaffe.train.{DistributedTrainer, GoCaffeException}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -53,8 +54,9 @@ object GoCaffeRunner {
       case ParseResult.Ok(opts) =>
         val missing = CaffeOptionParser.unimplemented(opts)
         if (!opts.isSelfTest && missing.nonEmpty) {
-          err.println(s"GoCaffeRunner: not implemented yet in ${versionLine}: ${missing.mkString(" ")}. " +
-            "Only --selftest runs in this build.")
+          val mode = CaffeOptionParser.modeNames.filter(opts.has).map("-" + _).mkString(" ")
+          err.println(s"GoCaffeRunner: $mode: not implemented yet in ${versionLine}: ${missing.mkString(" ")}. " +
+            "This build runs -train, -test and --selftest.")
           ExitNotImplemented
         } else runWithSpark(opts, out, err)
     }
@@ -66,15 +68,23 @@ object GoCaffeRunner {
     val plugins = conf.get("spark.plugins", "").split(",").map(_.trim).filter(_.nonEmpty)
     if (!plugins.contains(GoCaffePlugin.ClassName))
       conf.set("spark.plugins", (plugins :+ GoCaffePlugin.ClassName).mkString(","))
+    if (opts.isTrain || opts.isTest) DistributedTrainer.configure(conf)
     conf
   }
 
   private def runWithSpark(opts: CaffeOptions, out: PrintStream, err: PrintStream): Int = {
     val sc = new SparkContext(sparkConf(opts))
     try {
-      val waitMs = sc.getConf.getTimeAsMs("spark.gocaffe.executorWaitTimeout", "120s")
-      SelfTest.run(sc, opts.int("clusterSize"), opts.has("selftest-kill-goexec"), waitMs, out, err)
+      if (opts.isTrain) new DistributedTrainer(sc, opts, out, err).train()
+      else if (opts.isTest) new DistributedTrainer(sc, opts, out, err).test()
+      else {
+        val waitMs = sc.getConf.getTimeAsMs("spark.gocaffe.executorWaitTimeout", "120s")
+        SelfTest.run(sc, opts.int("clusterSize"), opts.has("selftest-kill-goexec"), waitMs, out, err)
+      }
     } catch {
+      case e: GoCaffeException =>
+        err.println(s"GoCaffeRunner: ${e.getMessage}")
+        1
       case e: SparkException =>
         err.println(s"GoCaffeRunner: the Spark job failed: ${e.getMessage}")
         1

@@ -1,0 +1,59 @@
+package com.gocaffe.train
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.sql.{DataFrame, SparkSession}
+
+/** Turns a data layer's source into a Spark DataFrame. goexec decodes the
+  * columns (arrowio.FromLayer); Spark only reads and selects them.
+  *
+  * Sources: `parquet:PATH`, `orc:PATH`, `json:PATH`, `csv:PATH`, `avro:PATH`
+  * (a format hint), or any path Spark reads (file:, hdfs:, s3a: ...) in the
+  * layer's `dataframe_format` (Parquet by default). A `?key=value` query
+  * after the path is goexec's (column hints) and is not part of the path.
+  */
+object DataSources {
+
+  /** CaffeOnSpark's source classes GoCaffe reads through Spark. */
+  val SparkClasses: Set[String] = Set("", "com.yahoo.ml.caffe.ImageDataFrame", "com.yahoo.ml.caffe.DataFrameSource")
+
+  private val Formats = Set("parquet", "orc", "json", "csv", "avro", "text")
+
+  /** The format and path Spark reads for a source string. */
+  def formatAndPath(source: String, defaultFormat: String): (String, String) = {
+    val noQuery = source.indexOf('?') match {
+      case -1 => source
+      case i  => source.substring(0, i)
+    }
+    noQuery.indexOf(':') match {
+      case i if i > 0 && Formats.contains(noQuery.substring(0, i).toLowerCase) =>
+        (noQuery.substring(0, i).toLowerCase, noQuery.substring(i + 1))
+      case _ => (if (defaultFormat.isEmpty) "parquet" else defaultFormat.toLowerCase, noQuery)
+    }
+  }
+
+  /** Reads the layer's data as a DataFrame, with CaffeOnSpark's
+    * dataframe_column_select applied.
+    */
+  def read(spark: SparkSession, d: DataLayer): DataFrame = {
+    val cls = d.layer.getSourceClass
+    if (!SparkClasses.contains(cls))
+      throw new GoCaffeException(s"data layer '${d.name}': source_class $cls is not yet supported through Spark " +
+        s"(GoCaffe reads ${SparkClasses.filter(_.nonEmpty).mkString(" and ")} DataFrames, or any Parquet/ORC/JSON source)")
+    if (d.layer.getType == "Data")
+      throw new GoCaffeException(s"data layer '${d.name}': Caffe's Data layer (LMDB/LevelDB ${d.source}) is not yet " +
+        "supported on Spark; use a MemoryData layer with source: \"parquet:/path\"")
+    if (d.source.startsWith("mnist:"))
+      throw new GoCaffeException(s"data layer '${d.name}': source ${d.source} is goexec's standalone MNIST reader; " +
+        "on Spark convert it to Parquet first (go run ./tools/mnist2parquet -out DIR) and use source: \"parquet:DIR/train\"")
+    val (format, path) = formatAndPath(d.source, d.format)
+    val df =
+      try spark.read.format(format).load(path)
+      catch {
+        case e: org.apache.spark.sql.AnalysisException =>
+          throw new GoCaffeException(s"data layer '${d.name}': cannot read ${d.source} as $format: ${e.getMessage}", e)
+      }
+    val select = d.layer.getMemoryDataParam.getDataframeColumnSelectList.asScala.toSeq
+    if (select.nonEmpty) df.selectExpr(select: _*) else df
+  }
+}

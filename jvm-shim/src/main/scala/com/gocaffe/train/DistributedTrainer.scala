@@ -1,0 +1,343 @@
+package com.gocaffe.train
+
+import java.io.PrintStream
+import java.security.SecureRandom
+import java.util.concurrent.TimeUnit
+
+import caffe.Caffe.{NetParameter, SolverState}
+import com.gocaffe.shim.{CaffeOptions, SelfTest}
+import org.apache.hadoop.fs.Path
+import org.apache.spark.{ExceptionFailure, ExecutorLostFailure, SparkContext, SparkException, TaskKilled}
+import org.apache.spark.rdd.RDD
+import org.apache.spark.resource.{ResourceProfile, ResourceProfileBuilder, TaskResourceRequests}
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
+import org.apache.spark.sql.SparkSession
+import org.apache.spark.sql.gocaffe.GoCaffeSparkBridge
+
+/** GoCaffe's spark.gocaffe.* settings the driver uses (sparkconf/ declares them). */
+final case class TrainSettings(
+    allreduce: Boolean,
+    roundIterations: Int,
+    slotWaitMs: Long,
+    peerTimeoutMs: Long,
+    listenAddress: Option[String],
+    peerPort: Int,
+    secret: Option[String],
+    withReplacement: Boolean,
+    connection: String)
+
+object TrainSettings {
+  def from(sc: SparkContext): TrainSettings = {
+    val c = sc.getConf
+    val mode = c.get("spark.gocaffe.sync.mode", "allreduce").trim.toLowerCase
+    val problems = Seq.newBuilder[String]
+    if (mode != "allreduce" && mode != "average")
+      problems += s"spark.gocaffe.sync.mode '$mode': must be allreduce or average"
+    val tau = c.get("spark.gocaffe.sync.roundIterations", "100").trim
+    if (tau.toIntOption.forall(_ < 1)) problems += s"spark.gocaffe.sync.roundIterations '$tau': must be a positive integer"
+    val policy = c.get("spark.gocaffe.data.partitionPolicy", "uneven-epochs").trim
+    if (policy != "uneven-epochs" && policy != "with-replacement")
+      problems += s"spark.gocaffe.data.partitionPolicy '$policy': must be uneven-epochs or with-replacement"
+    val p = problems.result()
+    if (p.nonEmpty) throw new GoCaffeException(p.mkString("; "))
+    TrainSettings(
+      allreduce = mode == "allreduce",
+      roundIterations = tau.toInt,
+      slotWaitMs = c.getTimeAsMs("spark.gocaffe.barrier.slotWaitTimeout", "120s"),
+      peerTimeoutMs = c.getTimeAsMs("spark.gocaffe.sync.peerTimeout", "120s"),
+      listenAddress = c.getOption("spark.gocaffe.net.listenAddress").map(_.trim).filter(_.nonEmpty),
+      peerPort = c.getInt("spark.gocaffe.net.port", 0),
+      secret = c.getOption("spark.gocaffe.auth.secret").filter(_.nonEmpty),
+      withReplacement = policy == "with-replacement",
+      connection = c.get("spark.gocaffe.connection", "ethernet").trim.toLowerCase)
+  }
+}
+
+/** A data layer's partitions as Arrow IPC streams, repartitioned to the
+  * cluster size; built once so that Spark reuses the shuffle across rounds.
+  */
+final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, rdd: RDD[Array[Byte]])
+
+/** The driver of distributed training (`-train`) and testing (`-test`):
+  * rounds of τ iterations, each one barrier stage with one rank per
+  * executor; the weights come back to the driver after every round.
+  */
+final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintStream, err: PrintStream) {
+  private val settings = TrainSettings.from(sc)
+  private val hadoop = sc.hadoopConfiguration
+  private val spark = SparkSession.builder().getOrCreate() // reuses sc, the active SparkContext
+
+  private def say(s: String): Unit = { out.println(s); out.flush() }
+
+  /** Up-front checks; returns the cluster size. */
+  private def checkCluster(): Int = {
+    val c = sc.getConf
+    if (c.getBoolean("spark.dynamicAllocation.enabled", defaultValue = false))
+      throw new GoCaffeException("spark.dynamicAllocation.enabled is true, but Spark refuses barrier stages " +
+        "under dynamic allocation and GoCaffe trains in barrier stages: set --conf spark.dynamicAllocation.enabled=false " +
+        "and give the executor count (--num-executors N / spark.executor.instances)")
+    val instances = c.getOption("spark.executor.instances").map(_.trim.toInt)
+    val expected = DistributedTrainer.expectedExecutors(sc)
+    val n = (opts.int("clusterSize"), instances) match {
+      case (Some(cs), Some(inst)) if cs != inst && !sc.isLocal =>
+        throw new GoCaffeException(s"-clusterSize $cs disagrees with spark.executor.instances $inst: GoCaffe runs " +
+          "exactly one rank per executor; give the same number to both, or leave -clusterSize out")
+      case (Some(cs), _) => cs
+      case (None, _)     => expected.getOrElse(1)
+    }
+    if (sc.isLocal && !sc.master.startsWith("local-cluster") && n != 1)
+      throw new GoCaffeException(s"-clusterSize $n: Spark's local mode (${sc.master}) has one executor (the driver); " +
+        "use -clusterSize 1, or --master local-cluster[N,cores,memory] for N executors")
+    if (settings.connection == "infiniband" || opts.get("connection").exists(_.equalsIgnoreCase("infiniband")))
+      say("GoCaffe: -connection infiniband: RDMA is not available in GoCaffe; the ranks use TCP")
+    val have = SelfTest.awaitExecutors(sc, n, settings.slotWaitMs)
+    if (have < n) throw tooFew(have, n)
+    n
+  }
+
+  private def tooFew(have: Int, need: Int): GoCaffeException =
+    new GoCaffeException(s"GoCaffe needs $need executors (one per rank, -clusterSize $need) but the cluster has " +
+      s"$have after waiting ${settings.slotWaitMs / 1000} s (spark.gocaffe.barrier.slotWaitTimeout). Start more " +
+      s"executors (--num-executors / spark.executor.instances, or local-cluster[$need,...]), or lower -clusterSize to $have")
+
+  /** One task per executor: a task-only resource profile asking for all of
+    * an executor's cores (Standalone, YARN, Kubernetes). Local mode has one
+    * executor and needs none.
+    */
+  private def oneTaskPerExecutor(n: Int): Option[ResourceProfile] = {
+    if (sc.isLocal && !sc.master.startsWith("local-cluster")) return None
+    val execs = GoCaffeSparkBridge.executors(sc)
+    val cores = execs.map(_.cores).filter(_ > 0)
+    if (cores.isEmpty) return None
+    if (cores.distinct.size > 1)
+      say(s"GoCaffe: executors have different core counts (${cores.distinct.sorted.mkString(", ")}); " +
+        s"each rank asks for ${cores.min}")
+    val per = cores.min
+    if (per <= 1) None
+    else Some(new ResourceProfileBuilder().require(new TaskResourceRequests().cpus(per)).build())
+  }
+
+  private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
+    val df = DataSources.read(spark, d).repartition(n)
+    val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
+    val rdd = GoCaffeSparkBridge.arrowStreams(df, maxRecords)
+    rdd.setName(s"GoCaffe $role data ${d.name} (${d.source}) as Arrow")
+    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/${d.source}", n, rdd)
+  }
+
+  /** Logs failed GoCaffe tasks on the driver with the executor and cause. */
+  private final class FailureLog extends SparkListener {
+    @volatile var round: String = ""
+    override def onTaskEnd(e: SparkListenerTaskEnd): Unit = {
+      val where = s"executor ${e.taskInfo.executorId} (host ${e.taskInfo.host})"
+      val why = e.reason match {
+        case f: ExceptionFailure     => Some(s"${f.className}: ${f.description}")
+        case l: ExecutorLostFailure  => Some(s"executor lost: ${l.toErrorString}")
+        case _: TaskKilled           => None
+        case org.apache.spark.Success => None
+        case other                   => Some(other.toString)
+      }
+      why.foreach(w => err.println(s"GoCaffe: $round: task ${e.taskInfo.index} on $where failed: $w"))
+    }
+  }
+
+  private def secret(): Array[Byte] = settings.secret match {
+    case Some(s) => s.getBytes("UTF-8")
+    case None    =>
+      val b = new Array[Byte](32); new SecureRandom().nextBytes(b); b
+  }
+
+  private def fmtDuration(s: Double): String = {
+    val t = math.max(0L, math.round(s))
+    if (t >= 3600) f"${t / 3600}h${t % 3600 / 60}%02dm" else if (t >= 60) f"${t / 60}m${t % 60}%02ds" else s"${t}s"
+  }
+
+  /** `-train`: returns the exit status. */
+  def train(): Int = {
+    val n = checkCluster()
+    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    if (spec.trainData.size != 1)
+      throw new GoCaffeException(s"${spec.solverPath}: the train net has ${spec.trainData.size} data layers with a " +
+        s"source (${spec.trainData.map(_.name).mkString(", ")}); GoCaffe feeds exactly one from Spark for now")
+    val rp = oneTaskPerExecutor(n)
+    val train = arrowData(spec.trainData.head, n, "train")
+    val test = spec.testData.headOption.filter(_ => spec.testInterval > 0).map(arrowData(_, n, "test"))
+    val tau = settings.roundIterations
+    val mode = if (settings.allreduce) "allreduce" else "average"
+    say(s"GoCaffe: training ${spec.solverPath} on $n executor${if (n == 1) "" else "s"} ($mode, $tau iterations " +
+      s"per round): batch ${train.layer.batch} per rank, global batch ${train.layer.batch * n}; " +
+      s"data ${train.layer.source} in $n partitions")
+
+    // Starting point: -snapshot (weights and state), -weights, or fresh.
+    var weights: Array[Array[Byte]] = Array(Array.emptyByteArray) // a box, broadcast each round
+    var state = Array.emptyByteArray
+    var iter = 0L
+    opts.get("snapshot").foreach { s =>
+      val (w, st, parsed) = Snapshots.resume(s, hadoop)
+      weights(0) = w; state = st; iter = parsed.getIter
+      say(s"GoCaffe: resuming from $s at iteration $iter")
+    }
+    opts.get("weights").foreach { w =>
+      weights(0) = CaffeFiles.readBytes(w, hadoop)
+      NetParameter.parseFrom(weights(0)) // fail early on a file that is no .caffemodel
+      say(s"GoCaffe: starting from weights $w")
+    }
+    val modelPath = opts.get("model").getOrElse {
+      val prefix = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else "gocaffe"
+      prefix + ".caffemodel"
+    }
+    val prefixName = {
+      val p = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else new Path(modelPath).getName.stripSuffix(".caffemodel")
+      new Path(p).getName
+    }
+    val snaps = new Snapshots(modelPath, prefixName, hadoop)
+    val key = secret()
+    val solverB = sc.broadcast(spec.bytes)
+    val failures = new FailureLog
+    sc.addSparkListener(failures)
+    val maxIter = spec.maxIter.toLong
+    val started = System.nanoTime()
+    val startIter = iter
+    var round = 0L
+    var lastTest: Option[String] = None
+    try {
+      while (iter < maxIter) {
+        round += 1
+        val bounds = Seq(maxIter, iter + tau) ++
+          Seq(spec.testInterval, spec.snapshotEvery).filter(_ > 0).map(k => (iter / k + 1) * k)
+        val end = bounds.min
+        val desc = s"GoCaffe round $round: iterations ${iter + 1}-$end of $maxIter ($mode, $n ranks)"
+        failures.round = desc
+        sc.setJobDescription(desc)
+        val rs = RoundSpec(round, train.dataset, train.layer.name, train.layer.layer.toByteArray, null, iter,
+          end - iter, n, settings.allreduce, key, settings.peerTimeoutMs, settings.withReplacement,
+          settings.listenAddress, settings.peerPort)
+        val wB = sc.broadcast(weights(0))
+        val sB = sc.broadcast(state)
+        val t0 = System.nanoTime()
+        val stage = train.rdd.barrier().mapPartitions { it =>
+          RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, it)
+        }
+        val results = runBarrier(rp.fold(stage)(p => stage.withResources(p)), n).sortBy(_.rank)
+        val secs = (System.nanoTime() - t0) / 1e9
+        wB.destroy(); sB.destroy()
+        if (round == 1 || results.exists(_.loadedNow))
+          results.foreach(r => say(s"GoCaffe: rank ${r.rank} on executor ${r.executorId} (${r.host}): partition of " +
+            s"${r.partitionRows} rows${if (r.loadedNow) " loaded into goexec" else ""}"))
+        if (settings.allreduce) {
+          val r0 = results.find(_.rank == 0).get
+          weights(0) = r0.weights; state = r0.solverState
+        } else {
+          weights(0) = ModelAverage.averageWeights(results.map(_.weights))
+          state = ModelAverage.averageStates(results.map(_.solverState))
+        }
+        // Progress: one line per display point, over all ranks.
+        val done = end
+        val rate = (done - startIter) / ((System.nanoTime() - started) / 1e9)
+        results.flatMap(_.progress).groupBy(_.iter).toSeq.sortBy(_._1).foreach { case (it, ps) =>
+          val loss = ps.map(_.loss).sum / ps.size
+          val ips = ps.map(_.imagesPerSecond).sum
+          val eta = if (rate > 0) fmtDuration((maxIter - it) / rate) else "?"
+          say(f"GoCaffe: iteration $it%d/$maxIter%d, loss $loss%.5f, lr ${ps.head.lr}%.6g, ${ips}%.0f images/s " +
+            s"(${ps.size} rank${if (ps.size == 1) "" else "s"}), ETA $eta")
+        }
+        val ar = results.map(_.allreduceSeconds).max
+        err.println(f"GoCaffe: round $round done: ${end - iter}%d iterations in $secs%.2f s (allreduce $ar%.2f s)")
+        iter = end
+        if (spec.snapshotEvery > 0 && iter % spec.snapshotEvery == 0 && iter < maxIter) {
+          val (m, s) = snaps.periodic(iter, weights(0), state)
+          say(s"GoCaffe: snapshot at iteration $iter: $m, $s")
+        }
+        if (test.isDefined && (iter % spec.testInterval == 0 || iter == maxIter))
+          lastTest = Some(runTest(test.get, solverB.value, weights(0), rp, iter, s"GoCaffe test at iteration $iter"))
+      }
+      val (m, s) = snaps.finalModel(weights(0), if (state.isEmpty) SolverState.newBuilder().setIter(iter.toInt)
+        .build().toByteArray else state)
+      say(s"GoCaffe: training done at iteration $iter in ${fmtDuration((System.nanoTime() - started) / 1e9)}; " +
+        s"model $m, solver state $s")
+      lastTest.foreach(t => say(s"GoCaffe: final test: $t"))
+      0
+    } finally {
+      sc.removeSparkListener(failures)
+      solverB.destroy()
+    }
+  }
+
+  /** Runs the barrier job, turning Spark's slot-shortage error into GoCaffe's. */
+  private def runBarrier[T](rdd: RDD[T], n: Int): Seq[T] =
+    try rdd.collect().toSeq
+    catch {
+      case e: SparkException if Option(e.getMessage).exists(m => m.contains("SPARK-24819") ||
+        m.contains("BARRIER") && m.contains("slots")) =>
+        throw tooFew(GoCaffeSparkBridge.executors(sc).size, n)
+    }
+
+  /** The test phase: a normal stage scoring every test partition; outputs
+    * summed over partitions and divided by the passes (Caffe's test display).
+    */
+  private def runTest(test: ArrowData, solver: Array[Byte], weights: Array[Byte], rp: Option[ResourceProfile],
+                      iter: Long, desc: String): String = {
+    sc.setJobDescription(desc)
+    val wB = sc.broadcast(weights)
+    val solverB = sc.broadcast(solver)
+    val ds = test.dataset
+    val name = test.layer.name
+    val layer = test.layer.layer.toByteArray
+    val t0 = System.nanoTime()
+    val stage = test.rdd.mapPartitionsWithIndex { (i, it) =>
+      RankTask.score(i, ds, name, layer, solverB.value, wB.value, it)
+    }
+    val parts = rp.fold(stage)(p => stage.withResources(p)).collect().toSeq
+    wB.destroy(); solverB.destroy()
+    val passes = parts.map(_.passes).sum
+    val images = parts.map(_.images).sum
+    val names = parts.headOption.map(_.names).getOrElse(Nil)
+    val means = names.indices.map(k => names(k) -> parts.map(_.sums(k)).sum / math.max(1L, passes))
+    val line = means.map { case (k, v) => f"$k = $v%.4f" }.mkString(", ") +
+      f" ($images images, ${parts.size} partitions, ${(System.nanoTime() - t0) / 1e9}%.1f s)"
+    say(s"GoCaffe: test at iteration $iter: $line")
+    line
+  }
+
+  /** `-test`: scores -model on the test net's data; returns the exit status. */
+  def test(): Int = {
+    val n = checkCluster()
+    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val d = spec.testData.headOption.getOrElse(
+      throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
+    val model = opts.get("model").get
+    val w = CaffeFiles.readBytes(model, hadoop)
+    runTest(arrowData(d, n, "test"), spec.bytes, w, oneTaskPerExecutor(n), 0L, s"GoCaffe test of $model")
+    0
+  }
+}
+
+object DistributedTrainer {
+  private val LocalCluster = """local-cluster\[\s*(\d+)\s*,.*""".r
+
+  /** The executor count the application asked for, when it says so. */
+  def expectedExecutors(sc: SparkContext): Option[Int] = {
+    val c = sc.getConf
+    sc.master match {
+      case LocalCluster(k)                => Some(k.toInt)
+      case _ if sc.isLocal                => Some(1)
+      case _ =>
+        c.getOption("spark.executor.instances").map(_.trim.toInt).orElse(
+          for {
+            max <- c.getOption("spark.cores.max")
+            per <- c.getOption("spark.executor.cores")
+          } yield max.toInt / per.toInt)
+    }
+  }
+
+  /** Spark settings training needs, set before the SparkContext starts:
+    * Spark's own barrier-slot check polls every second for as long as
+    * GoCaffe's slot wait, so GoCaffe's message comes first.
+    */
+  def configure(conf: org.apache.spark.SparkConf): Unit = {
+    val waitMs = conf.getTimeAsMs("spark.gocaffe.barrier.slotWaitTimeout", "120s")
+    conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "1s")
+    conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures",
+      math.max(1L, TimeUnit.MILLISECONDS.toSeconds(waitMs) + 5).toString)
+  }
+}

@@ -1,0 +1,268 @@
+package com.gocaffe.train
+
+import java.io.ByteArrayOutputStream
+import java.net.InetAddress
+import java.nio.file.{Files, Paths}
+import java.util.concurrent.{CompletableFuture, ExecutionException, TimeUnit}
+
+import scala.jdk.CollectionConverters._
+
+import com.gocaffe.goexec.v1._
+import com.gocaffe.shim.{GoExec, GoExecDiedException, GoExecRuntime, GoExecSettings}
+import com.google.protobuf.ByteString
+import io.grpc.StatusRuntimeException
+import io.grpc.stub.{ClientCallStreamObserver, ClientResponseObserver}
+import org.apache.spark.{BarrierTaskContext, SparkEnv, TaskContext}
+import org.slf4j.LoggerFactory
+
+/** One progress line of one rank (a goexec Progress event). */
+final case class RankProgress(rank: Int, iter: Long, loss: Double, lr: Double, imagesPerSecond: Double)
+
+/** What one rank's task returns to the driver after a round. */
+final case class RankResult(
+    rank: Int,
+    executorId: String,
+    host: String,
+    progress: Seq[RankProgress],
+    iterations: Long,
+    seconds: Double,
+    allreduceSeconds: Double,
+    images: Long,
+    finalLoss: Double,
+    partitionRows: Long,
+    loadedNow: Boolean,
+    weights: Array[Byte],
+    solverState: Array[Byte])
+
+/** One partition's test-net sums (a goexec Score answer). */
+final case class ScoreResult(partition: Int, executorId: String, names: Seq[String], sums: Seq[Double],
+                             lossWeights: Seq[Double], passes: Long, images: Long)
+
+/** What every rank of a round needs; shipped in the task closure. The
+  * weights and solver state travel as broadcasts.
+  */
+final case class RoundSpec(
+    round: Long,
+    dataset: String,
+    layerName: String,
+    layer: Array[Byte],
+    solver: Array[Byte],
+    startIter: Long,
+    iterations: Long,
+    worldSize: Int,
+    allreduce: Boolean,
+    secret: Array[Byte],
+    ringTimeoutMs: Long,
+    withReplacement: Boolean,
+    listenAddress: Option[String],
+    peerPort: Int)
+
+/** Executor side of a training round and of a test pass. Thin: it moves a
+  * partition's Arrow bytes to goexec and relays goexec's answers.
+  */
+object RankTask {
+  private val log = LoggerFactory.getLogger("com.gocaffe.train.RankTask")
+
+  /** goexec sends and accepts messages up to 1 GiB (CONTRACT.md). */
+  val MaxMessage: Int = 1 << 30
+  /** Arrow bytes per LoadPartition chunk. */
+  val ChunkBytes: Int = 4 << 20
+
+  private val restartLock = new Object
+
+  /** This executor's goexec, restarted when an earlier one died (the task
+    * that saw it die has already failed with goexec's death report; this is
+    * the stage's retry).
+    */
+  def goexec(): GoExec = restartLock.synchronized {
+    try GoExecRuntime.get()
+    catch {
+      case d: GoExecDiedException =>
+        val env = SparkEnv.get
+        log.warn(s"starting a new goexec on executor ${env.executorId} after: ${d.getMessage}")
+        GoExecRuntime.stop()
+        val cwd = Paths.get("").toAbsolutePath
+        val base = if (Files.isWritable(cwd)) cwd else Paths.get(System.getProperty("java.io.tmpdir"))
+        val host = env.blockManager.blockManagerId.host
+        GoExecRuntime.start(env.executorId, host, base, GoExecSettings.from(k => env.conf.getOption(k)))
+    }
+  }
+
+  private def blocking(g: GoExec): TrainerGrpc.TrainerBlockingStub = {
+    g.ensureAlive()
+    TrainerGrpc.newBlockingStub(g.channel).withMaxInboundMessageSize(MaxMessage).withMaxOutboundMessageSize(MaxMessage)
+  }
+
+  private def key(dataset: String, partition: Int): PartitionKey =
+    PartitionKey.newBuilder().setDataset(dataset).setPartition(partition).build()
+
+  /** Makes sure goexec holds the partition: asks HasPartition, else streams
+    * the partition's Arrow IPC bytes with LoadPartition. Returns the rows and
+    * whether it was loaded now.
+    */
+  def ensurePartition(g: GoExec, dataset: String, partition: Int, layer: Array[Byte],
+                      arrow: Iterator[Array[Byte]]): (Long, Boolean) = {
+    val k = key(dataset, partition)
+    val has = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).hasPartition(k))
+    if (has.getCached) (has.getRows, false)
+    else {
+      val info = load(g, k, layer, arrow)
+      log.info(s"executor ${g.executorId}: partition ${k.getDataset}#$partition loaded into goexec: " +
+        s"${info.getRows} rows, ${info.getBytes} bytes, tops ${info.getTopsList.asScala.mkString(", ")}, " +
+        f"${info.getDecodeSeconds}%.2f s")
+      (info.getRows, true)
+    }
+  }
+
+  /** LoadPartition with flow control: a chunk is sent only when gRPC is ready for it. */
+  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]]): PartitionInfo = {
+    val done = new CompletableFuture[PartitionInfo]()
+    val ready = new Object
+    var requests: ClientCallStreamObserver[PartitionChunk] = null
+    val observer = new ClientResponseObserver[PartitionChunk, PartitionInfo] {
+      private var answer: PartitionInfo = _
+      override def beforeStart(r: ClientCallStreamObserver[PartitionChunk]): Unit = {
+        requests = r
+        r.setOnReadyHandler(() => ready.synchronized(ready.notifyAll()))
+      }
+      override def onNext(v: PartitionInfo): Unit = answer = v
+      override def onError(t: Throwable): Unit = { done.completeExceptionally(t); ready.synchronized(ready.notifyAll()) }
+      override def onCompleted(): Unit = done.complete(answer)
+    }
+    g.ensureAlive()
+    val stub = TrainerGrpc.newStub(g.channel).withMaxInboundMessageSize(MaxMessage).withMaxOutboundMessageSize(MaxMessage)
+    stub.loadPartition(observer)
+    def send(c: PartitionChunk): Unit = {
+      ready.synchronized {
+        while (!requests.isReady && !done.isDone) ready.wait(1000)
+      }
+      if (!done.isDone) requests.onNext(c)
+    }
+    try {
+      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).build())
+      arrow.foreach { piece =>
+        var off = 0
+        while (off < piece.length && !done.isDone) {
+          val n = math.min(ChunkBytes, piece.length - off)
+          send(PartitionChunk.newBuilder().setArrowIpc(ByteString.copyFrom(piece, off, n)).build())
+          off += n
+        }
+      }
+      requests.onCompleted()
+    } catch {
+      case e: Throwable =>
+        requests.onError(e)
+        throw e
+    }
+    g.call {
+      try done.get()
+      catch {
+        case e: ExecutionException => e.getCause match {
+          case s: StatusRuntimeException => throw s
+          case other                     => throw new RuntimeException(other)
+        }
+      }
+    }
+  }
+
+  /** The address this rank's goexec listens on for its ring peers: the
+    * configured one, else this executor's IP address (never a host name).
+    */
+  private def listenIp(spec: RoundSpec): String = spec.listenAddress.getOrElse {
+    val env = SparkEnv.get
+    val fromEnv = Option(System.getenv("SPARK_LOCAL_IP")).filter(_.nonEmpty)
+    InetAddress.getByName(fromEnv.getOrElse(env.blockManager.blockManagerId.host)).getHostAddress
+  }
+
+  /** One rank of one round (runs inside a barrier task). */
+  def trainRound(spec: RoundSpec, weights: Array[Byte], state: Array[Byte],
+                 arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
+    val ctx = BarrierTaskContext.get()
+    val rank = ctx.partitionId()
+    val g = goexec()
+    val (rows, loaded) = ensurePartition(g, spec.dataset, rank, spec.layer, arrow)
+
+    val peers: Seq[String] =
+      if (spec.allreduce && spec.worldSize > 1) {
+        val ip = listenIp(spec)
+        val req = OpenPeerPortRequest.newBuilder().setIp(ip).setPort(spec.peerPort)
+          .setAllowAnyAddress(spec.listenAddress.exists(a => a == "0.0.0.0" || a == "::")).build()
+        val addr = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).openPeerPort(req)).getAddress
+        ctx.allGather(addr).toSeq
+      } else {
+        ctx.barrier()
+        Nil
+      }
+
+    val req = TrainRoundRequest.newBuilder()
+      .setSolver(ByteString.copyFrom(spec.solver))
+      .setWeights(ByteString.copyFrom(weights))
+      .setSolverState(ByteString.copyFrom(state))
+      .setStartIter(spec.startIter)
+      .setIterations(spec.iterations)
+      .setRank(rank)
+      .setWorldSize(spec.worldSize)
+      .setSyncMode(if (spec.allreduce) SyncMode.ALLREDUCE else SyncMode.AVERAGE)
+      .addAllPeers(peers.asJava)
+      .setSecret(ByteString.copyFrom(spec.secret))
+      .addData(DataBinding.newBuilder().setLayer(spec.layerName).setKey(key(spec.dataset, rank))
+        .setWithReplacement(spec.withReplacement))
+      .setRound(spec.round)
+      .setRingTimeoutMs(spec.ringTimeoutMs)
+      .build()
+
+    val progress = Seq.newBuilder[RankProgress]
+    val w = new ByteArrayOutputStream()
+    val s = new ByteArrayOutputStream()
+    var stats: RoundStats = null
+    g.call {
+      val events = blocking(g).trainRound(req)
+      while (events.hasNext) {
+        val e = events.next()
+        e.getEventCase match {
+          case TrainRoundEvent.EventCase.PROGRESS =>
+            val p = e.getProgress
+            progress += RankProgress(rank, p.getIter, p.getLoss, p.getLr, p.getImagesPerSecond)
+          case TrainRoundEvent.EventCase.WEIGHTS      => append(w, e.getWeights, "weights")
+          case TrainRoundEvent.EventCase.SOLVER_STATE => append(s, e.getSolverState, "solver_state")
+          case TrainRoundEvent.EventCase.DONE         => stats = e.getDone
+          case other => log.warn(s"TrainRound: unexpected event $other")
+        }
+      }
+    }
+    if (stats == null)
+      throw new IllegalStateException(s"goexec on executor ${g.executorId} ended round ${spec.round} without its done event")
+    // In allreduce mode every rank holds the same weights: only rank 0's travel.
+    val keep = !spec.allreduce || rank == 0
+    Iterator.single(RankResult(rank, g.executorId, g.host, progress.result(), stats.getIterations, stats.getSeconds,
+      stats.getAllreduceSeconds, stats.getImages, stats.getFinalLoss, rows, loaded,
+      if (keep) w.toByteArray else null, if (keep) s.toByteArray else null))
+  }
+
+  private def append(out: ByteArrayOutputStream, c: ByteChunk, what: String): Unit = {
+    if (c.getOffset != out.size())
+      throw new IllegalStateException(s"goexec sent $what chunk at offset ${c.getOffset}, expected ${out.size()}")
+    c.getData.writeTo(out)
+  }
+
+  /** Scores one test partition with the given weights (a normal task). */
+  def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
+            weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
+    val g = goexec()
+    ensurePartition(g, dataset, partition, layer, arrow)
+    val req = ScoreRequest.newBuilder()
+      .setSolver(ByteString.copyFrom(solver))
+      .setTestNetIndex(0)
+      .setWeights(ByteString.copyFrom(weights))
+      .addData(DataBinding.newBuilder().setLayer(layerName).setKey(key(dataset, partition)))
+      .setIterations(0)
+      .build()
+    val r = g.call(blocking(g).score(req))
+    val outs = r.getOutputsList.asScala.toSeq
+    Iterator.single(ScoreResult(partition, g.executorId, outs.map(_.getName), outs.map(_.getSum),
+      outs.map(_.getLossWeight), r.getPasses, r.getImages))
+  }
+
+  /** Whether the current task attempt is a retry (for the driver's log). */
+  def attempt: Int = Option(TaskContext.get()).map(_.attemptNumber()).getOrElse(0)
+}

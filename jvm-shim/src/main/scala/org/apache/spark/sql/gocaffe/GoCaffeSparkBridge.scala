@@ -1,0 +1,77 @@
+package org.apache.spark.sql.gocaffe
+
+import org.apache.spark.SparkContext
+import org.apache.spark.rdd.RDD
+import org.apache.spark.sql.DataFrame
+import org.apache.spark.sql.execution.arrow.ArrowConverters
+
+/** The few Spark internals GoCaffe's training shim needs, in one place:
+  * Spark's own Arrow conversion (`private[sql]`) and the executor list of the
+  * status store (`private[spark]`). Nothing here converts rows one by one.
+  */
+object GoCaffeSparkBridge {
+
+  /** Arrow IPC stream end-of-stream marker: continuation + zero length. */
+  private val EndOfStream: Array[Byte] = Array(-1, -1, -1, -1, 0, 0, 0, 0).map(_.toByte)
+
+  /** The DataFrame's partitions as Arrow IPC streams: partition i yields byte
+    * slices whose concatenation is one Arrow IPC stream (schema, record
+    * batches of at most maxRecordsPerBatch rows, end-of-stream marker), as
+    * Spark's ArrowStreamWriter writes it. Conversion is Spark's own
+    * (ArrowConverters, columnar writers), never a per-row JVM loop here.
+    */
+  def arrowStreams(df: DataFrame, maxRecordsPerBatch: Long): RDD[Array[Byte]] = {
+    val schema = df.schema
+    val tz = df.sparkSession.sessionState.conf.sessionLocalTimeZone
+    val maxBatchBytes = 64L << 20
+    df.queryExecution.toRdd.mapPartitions { rows =>
+      val batches = ArrowConverters.toBatchWithSchemaIterator(rows, schema, maxRecordsPerBatch, maxBatchBytes, tz,
+        true /* errorOnDuplicatedFieldNames */ , false /* largeVarTypes */ )
+      // Each element is a whole stream (schema + one batch + end marker):
+      // keep the first one's schema, drop the others', end once.
+      var first = true
+      val body = batches.map { stream =>
+        val withoutEnd = java.util.Arrays.copyOfRange(stream, 0, stream.length - EndOfStream.length)
+        if (first) { first = false; withoutEnd }
+        else {
+          val skip = schemaMessageLength(withoutEnd)
+          java.util.Arrays.copyOfRange(withoutEnd, skip, withoutEnd.length)
+        }
+      }
+      val empty = Iterator.single(()).flatMap { _ =>
+        if (first) {
+          // An empty partition: schema and an empty batch, so the reader still
+          // learns the columns.
+          val stream = ArrowConverters.createEmptyArrowBatch(schema, tz, true, false)
+          first = false
+          Iterator.single(java.util.Arrays.copyOfRange(stream, 0, stream.length - EndOfStream.length))
+        } else Iterator.empty
+      }
+      body ++ empty ++ Iterator.single(EndOfStream.clone())
+    }
+  }
+
+  /** Length of the IPC stream's leading schema message (continuation marker,
+    * metadata length, flatbuffer metadata; a schema has no body).
+    */
+  private def schemaMessageLength(b: Array[Byte]): Int = {
+    def int32(at: Int): Int =
+      (b(at) & 0xff) | ((b(at + 1) & 0xff) << 8) | ((b(at + 2) & 0xff) << 16) | ((b(at + 3) & 0xff) << 24)
+    if (b.length >= 8 && int32(0) == -1) 8 + int32(4)
+    else if (b.length >= 4) 4 + int32(0) // legacy format without continuation marker
+    else throw new IllegalStateException(s"Arrow IPC stream of ${b.length} bytes has no schema message")
+  }
+
+  /** One live executor: id, host and its total task cores. */
+  final case class ExecutorCores(id: String, host: String, cores: Int)
+
+  /** The live executors (not the driver, except in local mode where the
+    * driver is the executor), with their cores, from Spark's status store.
+    */
+  def executors(sc: SparkContext): Seq[ExecutorCores] = {
+    val all = sc.statusStore.executorList(true)
+    val picked = if (sc.isLocal) all else all.filter(_.id != "driver")
+    picked.map(e => ExecutorCores(e.id, e.hostPort.split(":").headOption.getOrElse(e.hostPort), e.totalCores))
+      .sortBy(_.id)
+  }
+}
