@@ -1,6 +1,7 @@
 package arrowio
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 type numericReader func(i int) (v float64, text string, err error)
 
 // ErrNull is returned (wrapped) for a null where a value is required.
-var ErrNull = fmt.Errorf("null value")
+var ErrNull = errors.New("null value")
 
 // values gives generic access to arrow-go's numeric arrays.
 type values[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 | float32 | float64] interface {

@@ -256,8 +256,8 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 	return nil
 }
 
-// Finish returns the dataset of all appended batches (with one reference)
-// and resets the builder.
+// Finish returns the dataset of all appended batches (with one reference);
+// the builder is then empty, and only Release may follow.
 func (b *Builder) Finish() (*Dataset, error) {
 	d := &Dataset{chunks: b.chunks}
 	d.refs.Store(1)

@@ -17,6 +17,13 @@
 //     FLOAT, INT_ARRAY, FLOAT_ARRAY, RAW_IMAGE, ENCODED_IMAGE,
 //     ENCODED_IMAGE_WITH_DIM).
 //
+// FromLayer picks the spec from a data layer as CaffeOnSpark's users write
+// it (MemoryData with source_class ImageDataFrame, CoSData with
+// DataFrameSource), with its transform_param.
+//
+// Byte columns may be binary, large binary, fixed-size binary, string, or a
+// list of uint8 or int8 (Spark writes array<byte> as list<int8>).
+//
 // Labels and other scalars may be integer, float or numeric-string columns;
 // a value that is not a finite number is an error naming the column, the
 // row (counted from the start of the partition) and the value.
