@@ -144,7 +144,7 @@ type convBase[T blob.Float] struct {
 	// (single bottom, within colCacheMax) so Backward need not redo them.
 	colCache []T
 	cacheOK  bool
-	wAcc     [][]T // per-worker weight-diff accumulators (worker ≥ 1)
+	wAcc     [][]T // per-worker weight-diff accumulators, transposed per group (kdim×oc)
 	bAcc     [][]T // per-worker bias-diff accumulators (worker ≥ 1)
 	biasLen  int
 }
@@ -300,9 +300,9 @@ func (l *convBase[T]) buffers(workers int, withAcc bool) {
 		l.wAcc = append(l.wAcc, nil)
 		l.bAcc = append(l.bAcc, nil)
 	}
-	for w := 1; w < workers; w++ {
+	for w := 0; w < workers; w++ {
 		l.wAcc[w] = convZeroed(l.wAcc[w], l.weight.Count())
-		if l.bias != nil {
+		if l.bias != nil && w > 0 {
 			l.bAcc[w] = convZeroed(l.bAcc[w], l.bias.Count())
 		}
 	}
@@ -357,17 +357,20 @@ func (l *convBase[T]) gemmBackward(out, w, im, col []T) {
 	}
 }
 
-// gemmWeights adds out·im2col(im)ᵀ into dw for one image.
-func (l *convBase[T]) gemmWeights(im, out, dw, col []T) {
-	l.gemmWeightsCols(l.im2col(im, col), out, dw)
+// gemmWeights adds (out·im2col(im)ᵀ)ᵀ into dwT for one image.
+func (l *convBase[T]) gemmWeights(im, out, dwT, col []T) {
+	l.gemmWeightsCols(l.im2col(im, col), out, dwT)
 }
 
-// gemmWeightsCols adds out·colᵀ into dw for one image's columns.
-func (l *convBase[T]) gemmWeightsCols(col, out, dw []T) {
+// gemmWeightsCols adds (out·colᵀ)ᵀ = col·outᵀ into dwT (per group kdim×oc)
+// for one image's columns. Accumulating the transposed weight gradient
+// lets the GEMM read the large column matrix in place and transpose only
+// the small top diff.
+func (l *convBase[T]) gemmWeightsCols(col, out, dwT []T) {
 	G, sp := l.spec.group, l.colH*l.colW
 	oc := l.outC / G
 	for g := 0; g < G; g++ {
-		cpu.GemmSerial(false, true, oc, l.kdim, sp, 1, out[g*oc*sp:], sp, col[g*l.kdim*sp:], sp, 1, dw[g*oc*l.kdim:], l.kdim)
+		cpu.GemmSerial(false, true, l.kdim, oc, sp, 1, col[g*l.kdim*sp:], sp, out[g*oc*sp:], sp, 1, dwT[g*oc*l.kdim:], oc)
 	}
 }
 
@@ -388,22 +391,34 @@ func convBiasDiff[T blob.Float](dy, db []T, plane int) {
 // reduceAcc adds the workers' private parameter-diff accumulators into the
 // parameter diffs.
 func (l *convBase[T]) reduceAcc(workers int) {
-	for w := 1; w < workers; w++ {
-		cpu.Axpy(1, l.wAcc[w], l.weight.Diff())
-		if l.bias != nil {
+	G := l.spec.group
+	oc := l.outC / G
+	dw := l.weight.Diff()
+	for w := 0; w < workers; w++ {
+		acc := l.wAcc[w]
+		for g := 0; g < G; g++ {
+			at := acc[g*oc*l.kdim : (g+1)*oc*l.kdim]
+			for i := 0; i < oc; i++ {
+				row := dw[(g*oc+i)*l.kdim : (g*oc+i+1)*l.kdim]
+				for p := range row {
+					row[p] += at[p*oc+i]
+				}
+			}
+		}
+		if l.bias != nil && w > 0 {
 			cpu.Axpy(1, l.bAcc[w], l.bias.Diff())
 		}
 	}
 }
 
-// accFor returns the weight and bias diff slices worker w accumulates into.
-func (l *convBase[T]) accFor(w int) (dw, db []T) {
+// accFor returns the transposed weight-diff and the bias-diff slices
+// worker w accumulates into.
+func (l *convBase[T]) accFor(w int) (dwT, db []T) {
 	if w == 0 {
-		dw = l.weight.Diff()
 		if l.bias != nil {
 			db = l.bias.Diff()
 		}
-		return dw, db
+		return l.wAcc[0], db
 	}
 	return l.wAcc[w], l.bAcc[w]
 }
@@ -416,40 +431,33 @@ func convIm2col[T blob.Float](im []T, c, h, w int, g convGeom, oh, ow int, col [
 	for ch := 0; ch < c; ch++ {
 		img := im[ch*h*w : (ch+1)*h*w]
 		for ki := 0; ki < g.kh; ki++ {
+			y0 := ki*g.dh - g.ph
+			ylo, yhi := convValid(y0, g.sh, h, oh)
 			for kj := 0; kj < g.kw; kj++ {
 				row := col[r*sp : (r+1)*sp]
 				r++
 				x0 := kj*g.dw - g.pw
 				lo, hi := convValid(x0, g.sw, w, ow)
-				for y := 0; y < oh; y++ {
-					dst := row[y*ow : (y+1)*ow]
-					iy := y*g.sh - g.ph + ki*g.dh
-					if iy < 0 || iy >= h {
-						clear(dst)
-						continue
+				clear(row[:ylo*ow])
+				clear(row[yhi*ow:])
+				if lo > 0 || hi < ow {
+					for y := ylo; y < yhi; y++ {
+						clear(row[y*ow : y*ow+lo])
+						clear(row[y*ow+hi : (y+1)*ow])
 					}
-					src := img[iy*w : (iy+1)*w]
-					if lo > 0 {
-						clear(dst[:lo])
-					}
-					if hi < ow {
-						clear(dst[hi:])
-					}
-					if g.sw != 1 {
-						for x := lo; x < hi; x++ {
-							dst[x] = src[x0+x*g.sw]
-						}
-						continue
-					}
-					d := dst[lo:hi]
-					s := src[x0+lo:]
-					if len(d) > 16 {
-						copy(d, s)
-						continue
-					}
-					s = s[:len(d)] // short rows: a loop beats memmove's call
-					for i := range d {
-						d[i] = s[i]
+				}
+				if yhi <= ylo || hi <= lo {
+					continue
+				}
+				base := (y0+ylo*g.sh)*w + x0 // may be negative: read from lo on
+				if g.sw == 1 {
+					cpu.CopyRows(row[ylo*ow+lo:], ow, img[base+lo:], g.sh*w, yhi-ylo, hi-lo)
+					continue
+				}
+				for y := ylo; y < yhi; y++ {
+					dst, o := row[y*ow:(y+1)*ow], base+(y-ylo)*g.sh*w
+					for x := lo; x < hi; x++ {
+						dst[x] = img[o+x*g.sw]
 					}
 				}
 			}
@@ -482,29 +490,25 @@ func convCol2im[T blob.Float](col []T, c, h, w int, g convGeom, oh, ow int, im [
 	for ch := 0; ch < c; ch++ {
 		img := im[ch*h*w : (ch+1)*h*w]
 		for ki := 0; ki < g.kh; ki++ {
+			y0 := ki*g.dh - g.ph
+			ylo, yhi := convValid(y0, g.sh, h, oh)
 			for kj := 0; kj < g.kw; kj++ {
 				row := col[r*sp : (r+1)*sp]
 				r++
 				x0 := kj*g.dw - g.pw
 				lo, hi := convValid(x0, g.sw, w, ow)
-				for y := 0; y < oh; y++ {
-					iy := y*g.sh - g.ph + ki*g.dh
-					if iy < 0 || iy >= h {
-						continue
-					}
-					src := row[y*ow : (y+1)*ow]
-					dst := img[iy*w : (iy+1)*w]
-					if g.sw != 1 {
-						for x := lo; x < hi; x++ {
-							dst[x0+x*g.sw] += src[x]
-						}
-						continue
-					}
-					d := dst[x0+lo : x0+hi]
-					s := src[lo:]
-					s = s[:len(d)]
-					for i := range d {
-						d[i] += s[i]
+				if yhi <= ylo || hi <= lo {
+					continue
+				}
+				base := (y0+ylo*g.sh)*w + x0 // may be negative: write from lo on
+				if g.sw == 1 {
+					cpu.AddRows(img[base+lo:], g.sh*w, row[ylo*ow+lo:], ow, yhi-ylo, hi-lo)
+					continue
+				}
+				for y := ylo; y < yhi; y++ {
+					sr, o := row[y*ow:(y+1)*ow], base+(y-ylo)*g.sh*w
+					for x := lo; x < hi; x++ {
+						img[o+x*g.sw] += sr[x]
 					}
 				}
 			}

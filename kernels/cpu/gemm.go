@@ -266,25 +266,16 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 					offs[r] = (ir + rr) * rs
 				}
 			}
-			if rows == mr && cols == nr && !transC {
-				microKernel(kb, alpha, a, offs, cs, bs, c[ir*ldc+jr:], ldc)
+			if !transC {
+				microKernel(kb, alpha, a, offs, cs, bs, c[ir*ldc+jr:], ldc, rows, cols)
 				continue
 			}
 			clear(edge[:])
-			microKernel(kb, alpha, a, offs, cs, bs, edge[:], nr)
-			if transC {
-				for j := 0; j < cols; j++ {
-					ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
-					for r := range ccol {
-						ccol[r] += edge[r*nr+j]
-					}
-				}
-				continue
-			}
-			for r := 0; r < rows; r++ {
-				crow := c[(ir+r)*ldc+jr : (ir+r)*ldc+jr+cols]
-				for j := range crow {
-					crow[j] += edge[r*nr+j]
+			microKernel(kb, alpha, a, offs, cs, bs, edge[:], nr, mr, nr)
+			for j := 0; j < cols; j++ {
+				ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
+				for r := range ccol {
+					ccol[r] += edge[r*nr+j]
 				}
 			}
 		}
@@ -293,8 +284,9 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 
 // microKernelGo adds alpha times the mr×nr product of mr rows of A (row r
 // starts at a[offs[r]], column stride cs) and a packed B sliver (kb steps)
-// into C; portable reference for the SIMD micro-kernel.
-func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc int) {
+// into the first rows×cols corner of C; portable reference for the SIMD
+// micro-kernel.
+func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
 	var acc [mr * nr]float32
 	for p := 0; p < kb; p++ {
 		bp := b[p*nr : p*nr+nr]
@@ -306,8 +298,8 @@ func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b [
 			}
 		}
 	}
-	for r := 0; r < mr; r++ {
-		crow := c[r*ldc : r*ldc+nr]
+	for r := 0; r < rows; r++ {
+		crow := c[r*ldc : r*ldc+cols]
 		for j := range crow {
 			crow[j] += alpha * acc[r*nr+j]
 		}

@@ -113,8 +113,9 @@ func TestMicroKernelMatchesGo(t *testing.T) {
 			ldc := nr + 5
 			c1 := randSlice(r, mr*ldc)
 			c2 := append([]float32(nil), c1...)
-			microKernel(kb, 0.5, a, offs, cs, b, c1, ldc)
-			microKernelGo(kb, 0.5, a, offs, cs, b, c2, ldc)
+			rows, cols := mr-(kb%2), []int{nr, 20, 16, 7}[kb%4]
+			microKernel(kb, 0.5, a, offs, cs, b, c1, ldc, rows, cols)
+			microKernelGo(kb, 0.5, a, offs, cs, b, c2, ldc, rows, cols)
 			for i := range c1 {
 				if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-4*(1+math.Abs(float64(c2[i]))) {
 					t.Fatalf("kb=%d cs=%d element %d: %v vs %v", kb, cs, i, c1[i], c2[i])

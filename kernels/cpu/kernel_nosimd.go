@@ -7,8 +7,8 @@ package cpu
 func SIMD() bool { return false }
 
 // microKernel adds the mr×nr product of packed slivers into C (portable).
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc int) {
-	microKernelGo(kb, alpha, a, offs, cs, b, c, ldc)
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
+	microKernelGo(kb, alpha, a, offs, cs, b, c, ldc, rows, cols)
 }
 
 // Saxpy computes y += alpha*x over len(x) elements.
@@ -33,4 +33,14 @@ func Ssum(x []float32) float32 { return sumGo(x) }
 // len(out) outputs; r0 and r1 need 2·len(out) values.
 func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 	maxPool2x2Go(r0, r1, out, idx, b0, b1)
+}
+
+// SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
+func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	copyRowsGo(dst, ldd, src, lds, rows, cols)
+}
+
+// SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
+func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	addRowsGo(dst, ldd, src, lds, rows, cols)
 }

@@ -15,20 +15,40 @@ func SIMD() bool { return hasAVX512 }
 
 // microKernel adds alpha times the mr×nr (4×32) product of 4 rows of A
 // (row r starts at a[offs[r]], column stride cs) and a packed B sliver into
-// C, with eight 16-float accumulators. (A 4×32 tile keeps every value in
-// registers with Go's register allocator; 6×32 spills and runs slower.)
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc int) {
+// the first rows×cols corner of C, with eight 16-float accumulators (four
+// when cols ≤ 16). A 4×32 tile keeps every value in registers with Go's
+// register allocator; 6×32 spills and runs slower.
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
 	if !hasAVX512 || kb == 0 {
-		microKernelGo(kb, alpha, a, offs, cs, b, c, ldc)
+		microKernelGo(kb, alpha, a, offs, cs, b, c, ldc, rows, cols)
 		return
 	}
-	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
 	last := (kb - 1) * cs
 	a0s := a[offs[0] : offs[0]+last+1]
 	a1s := a[offs[1] : offs[1]+last+1]
 	a2s := a[offs[2] : offs[2]+last+1]
 	a3s := a[offs[3] : offs[3]+last+1]
 	b = b[:kb*nr]
+	al := archsimd.BroadcastFloat32x16(alpha)
+	if cols <= 16 {
+		var c0, c1, c2, c3 archsimd.Float32x16
+		for p, q := 0, 0; p < kb; p, q = p+1, q+cs {
+			b0 := archsimd.LoadFloat32x16((*[16]float32)(b[p*nr : p*nr+16]))
+			c0 = b0.MulAdd(archsimd.BroadcastFloat32x16(a0s[q]), c0)
+			c1 = b0.MulAdd(archsimd.BroadcastFloat32x16(a1s[q]), c1)
+			c2 = b0.MulAdd(archsimd.BroadcastFloat32x16(a2s[q]), c2)
+			c3 = b0.MulAdd(archsimd.BroadcastFloat32x16(a3s[q]), c3)
+		}
+		for r, x := range [mr]archsimd.Float32x16{c0, c1, c2, c3} {
+			if r == rows {
+				break
+			}
+			row := c[r*ldc : r*ldc+cols]
+			x.MulAdd(al, archsimd.LoadFloat32x16SlicePart(row)).StoreSlicePart(row)
+		}
+		return
+	}
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
 	for p, q := 0, 0; p < kb; p, q = p+1, q+cs {
 		bp := b[p*nr : p*nr+nr]
 		b0 := archsimd.LoadFloat32x16((*[16]float32)(bp[0:16]))
@@ -46,11 +66,22 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		c30 = b0.MulAdd(a3, c30)
 		c31 = b1.MulAdd(a3, c31)
 	}
-	al := archsimd.BroadcastFloat32x16(alpha)
-	addRow(c[0*ldc:], al, c00, c01)
-	addRow(c[1*ldc:], al, c10, c11)
-	addRow(c[2*ldc:], al, c20, c21)
-	addRow(c[3*ldc:], al, c30, c31)
+	if rows == mr && cols == nr {
+		addRow(c[0*ldc:], al, c00, c01)
+		addRow(c[1*ldc:], al, c10, c11)
+		addRow(c[2*ldc:], al, c20, c21)
+		addRow(c[3*ldc:], al, c30, c31)
+		return
+	}
+	for r, x := range [mr][2]archsimd.Float32x16{{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}} {
+		if r == rows {
+			break
+		}
+		p0 := (*[16]float32)(c[r*ldc : r*ldc+16])
+		x[0].MulAdd(al, archsimd.LoadFloat32x16(p0)).Store(p0)
+		row := c[r*ldc+16 : r*ldc+cols]
+		x[1].MulAdd(al, archsimd.LoadFloat32x16SlicePart(row)).StoreSlicePart(row)
+	}
 }
 
 // addRow adds alpha*(x0, x1) into c[0:32].
@@ -212,4 +243,27 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 		return
 	}
 	maxPool2x2Go(r0[2*o:], r1[2*o:], out[o:], idx[o:], b0+int32(2*o), b1+int32(2*o))
+}
+
+// SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
+func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if !hasAVX512 || cols > 16 {
+		copyRowsGo(dst, ldd, src, lds, rows, cols)
+		return
+	}
+	for y := 0; y < rows; y++ {
+		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).StoreSlicePart(dst[y*ldd : y*ldd+cols])
+	}
+}
+
+// SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
+func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if !hasAVX512 || cols > 16 {
+		addRowsGo(dst, ldd, src, lds, rows, cols)
+		return
+	}
+	for y := 0; y < rows; y++ {
+		d := dst[y*ldd : y*ldd+cols]
+		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).Add(archsimd.LoadFloat32x16SlicePart(d)).StoreSlicePart(d)
+	}
 }

@@ -102,3 +102,38 @@ func dotGo[T Float](x, y []T) T {
 	}
 	return s
 }
+
+// CopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x]
+// (float32 runs SCopyRows).
+func CopyRows[T Float](dst []T, ldd int, src []T, lds, rows, cols int) {
+	if d32, ok := any(dst).([]float32); ok {
+		SCopyRows(d32, ldd, any(src).([]float32), lds, rows, cols)
+		return
+	}
+	copyRowsGo(dst, ldd, src, lds, rows, cols)
+}
+
+// AddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x]
+// (float32 runs SAddRows).
+func AddRows[T Float](dst []T, ldd int, src []T, lds, rows, cols int) {
+	if d32, ok := any(dst).([]float32); ok {
+		SAddRows(d32, ldd, any(src).([]float32), lds, rows, cols)
+		return
+	}
+	addRowsGo(dst, ldd, src, lds, rows, cols)
+}
+
+func copyRowsGo[T Float](dst []T, ldd int, src []T, lds, rows, cols int) {
+	for y := 0; y < rows; y++ {
+		copy(dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols])
+	}
+}
+
+func addRowsGo[T Float](dst []T, ldd int, src []T, lds, rows, cols int) {
+	for y := 0; y < rows; y++ {
+		d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+		for i := range d {
+			d[i] += s[i]
+		}
+	}
+}

@@ -79,3 +79,34 @@ func TestParallelCoversRangeOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestCopyAndAddRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, cols := range []int{0, 1, 8, 15, 16, 17, 40} {
+		rows, lds, ldd := 5, cols+3, cols+2
+		src := randSlice(r, rows*lds)
+		dst := randSlice(r, rows*ldd)
+		orig := append([]float32(nil), dst...)
+		CopyRows(dst, ldd, src, lds, rows, cols)
+		for y := 0; y < rows; y++ {
+			for x := 0; x < ldd; x++ {
+				want := orig[y*ldd+x]
+				if x < cols {
+					want = src[y*lds+x]
+				}
+				if dst[y*ldd+x] != want {
+					t.Fatalf("CopyRows cols=%d (%d,%d) = %v, want %v", cols, y, x, dst[y*ldd+x], want)
+				}
+			}
+		}
+		copy(dst, orig)
+		AddRows(dst, ldd, src, lds, rows, cols)
+		d64 := to64(orig)
+		AddRows(d64, ldd, to64(src), lds, rows, cols)
+		for i := range dst {
+			if float64(dst[i]) != float64(float32(d64[i])) {
+				t.Fatalf("AddRows cols=%d [%d] = %v, want %v", cols, i, dst[i], d64[i])
+			}
+		}
+	}
+}
