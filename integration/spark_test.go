@@ -263,7 +263,7 @@ func pidAlive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z"
 }
 
-func appWorkDir(t *testing.T, e sparkEnv, r result, workRoot string) string {
+func appWorkDir(t *testing.T, r result, workRoot string) string {
 	t.Helper()
 	m := appRe.FindStringSubmatch(r.out)
 	if m == nil {
@@ -331,9 +331,10 @@ func TestRunnerHelpVersionAndBadInput(t *testing.T) {
 		}
 	}
 
-	ni, code := run("-train", "-conf", "lenet_solver.prototxt", "-devices", "1")
-	if code != 3 || !strings.Contains(ni, "not implemented yet") || !strings.Contains(ni, "-train") {
-		t.Errorf("-train: exit %d, want 3 with 'not implemented yet'; output:\n%s", code, ni)
+	// -features is accepted but not implemented yet: exit 3, saying so.
+	ni, code := run("-features", "ip1", "-conf", "lenet_solver.prototxt", "-model", "lenet.caffemodel")
+	if code != 3 || !strings.Contains(ni, "not implemented yet") || !strings.Contains(ni, "-features") {
+		t.Errorf("-features: exit %d, want 3 with 'not implemented yet'; output:\n%s", code, ni)
 	}
 }
 
@@ -350,11 +351,35 @@ func TestSelftestLocalCluster(t *testing.T) {
 			t.Errorf("goexec pid %d (executor %s) still alive after the application ended", x.pid, x.executor)
 		}
 	}
-	app := appWorkDir(t, e, r, filepath.Join(e.sparkHome, "work"))
+	app := appWorkDir(t, r, filepath.Join(e.sparkHome, "work"))
 	if _, err := os.Stat(app); err != nil {
 		t.Errorf("application work dir: %v", err)
 	}
 	checkClean(t, app, e.tmp)
+}
+
+// TestSelftestDefaultMaster is the plain command: no --master, so
+// Spark's local mode, where the driver is the one executor.
+func TestSelftestDefaultMaster(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.sparkHome, "bin", "spark-submit"), "--class", "GoCaffeRunner",
+		"--conf", "spark.ui.enabled=false", "--driver-java-options", "-Djava.io.tmpdir="+e.tmp, e.jar, "--selftest")
+	cmd.Env = e.environ()
+	cmd.Dir = e.tmp
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		t.Fatal("spark-submit --selftest did not finish within 4 minutes")
+	}
+	if err != nil {
+		t.Fatalf("spark-submit --selftest: %v; stdout:\n%s", err, out)
+	}
+	rs := checkReports(t, result{out: string(out)}, 1)
+	if rs[0].executor != "driver" {
+		t.Errorf("local mode executor = %q, want driver", rs[0].executor)
+	}
+	checkClean(t, e.tmp)
 }
 
 func TestKilledGoexecFailsNextTaskClearly(t *testing.T) {
@@ -387,7 +412,7 @@ func TestKilledGoexecFailsNextTaskClearly(t *testing.T) {
 	if !strings.Contains(r.combined, "GoCaffeRunner: the Spark job failed") {
 		t.Errorf("the runner did not report the failed job; output tail:\n%s", tail(r.combined, 30))
 	}
-	app := appWorkDir(t, e, r, filepath.Join(e.sparkHome, "work"))
+	app := appWorkDir(t, r, filepath.Join(e.sparkHome, "work"))
 	checkClean(t, app, e.tmp)
 }
 

@@ -42,6 +42,26 @@ object SelfTest {
     if (sc.isLocal) all else all - 1
   }
 
+  private val LocalCluster = """local-cluster\[\s*(\d+)\s*,.*""".r
+
+  /** The number of executors the application asked for, when it says:
+    * local mode (1), local-cluster[N,...], spark.executor.instances, or
+    * spark.cores.max / spark.executor.cores.
+    */
+  def expectedExecutors(sc: SparkContext): Option[Int] = {
+    val conf = sc.getConf
+    sc.master match {
+      case m if sc.isLocal && !m.startsWith("local-cluster") => Some(1)
+      case LocalCluster(n) => Some(n.toInt)
+      case _ =>
+        conf.getOption("spark.executor.instances").map(_.toInt).orElse(
+          for {
+            max <- conf.getOption("spark.cores.max")
+            per <- conf.getOption("spark.executor.cores")
+          } yield max.toInt / per.toInt)
+    }
+  }
+
   /** Waits until at least n executors are registered, woken by executor
     * events (no polling). Returns the number registered at the end.
     */
@@ -120,7 +140,7 @@ object SelfTest {
   /** Runs the selftest and prints one line per executor. Returns the exit status. */
   def run(sc: SparkContext, clusterSize: Option[Int], killGoexec: Boolean, waitMs: Long,
           out: PrintStream, err: PrintStream): Int = {
-    val n = clusterSize match {
+    val n = clusterSize.orElse(expectedExecutors(sc)) match {
       case Some(want) =>
         val have = awaitExecutors(sc, want, waitMs)
         if (have < want) {
