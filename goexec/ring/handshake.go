@@ -1,0 +1,138 @@
+package ring
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// The handshake, per connection (the dialer is the "client", rank r, and
+// the listener the "server", rank r+1):
+//
+//	server → client: magic[8] nonceS[32]
+//	client → server: rank u32, size u32, nonceC[32], HMAC(secret, "client", session, nonceS, nonceC, rank, size)
+//	server → client: status u8 (0 ok, 1 bad proof, 2 wrong rank or size), [HMAC(secret, "server", session, nonceC, nonceS, serverRank, size)]
+//
+// Both sides prove knowledge of the secret over nonces the other chose, so
+// neither a replayed handshake nor a peer without the secret gets through.
+
+var magic = [8]byte{'G', 'C', 'R', 'I', 'N', 'G', 0, 1}
+
+const (
+	nonceLen = 32
+	macLen   = sha256.Size
+
+	statusOK       = 0
+	statusBadProof = 1
+	statusBadRank  = 2
+)
+
+// claimError is a server-side rejection of a client that claimed a rank.
+type claimError struct {
+	rank int
+	err  error
+}
+
+func (e *claimError) Error() string { return fmt.Sprintf("claims rank %d: %v", e.rank, e.err) }
+func (e *claimError) Unwrap() error { return e.err }
+
+func proof(secret []byte, role, session string, a, b []byte, rank, size uint32) []byte {
+	m := hmac.New(sha256.New, secret)
+	var hdr [8]byte
+	for _, s := range []string{role, session} {
+		binary.BigEndian.PutUint32(hdr[:4], uint32(len(s)))
+		m.Write(hdr[:4])
+		m.Write([]byte(s))
+	}
+	m.Write(a)
+	m.Write(b)
+	binary.BigEndian.PutUint32(hdr[:4], rank)
+	binary.BigEndian.PutUint32(hdr[4:], size)
+	m.Write(hdr[:])
+	return m.Sum(nil)
+}
+
+func clientHandshake(c net.Conn, cfg Config, rank, serverRank int) error {
+	var hello [8 + nonceLen]byte
+	if _, err := io.ReadFull(c, hello[:]); err != nil {
+		return fmt.Errorf("reading hello: %w", err)
+	}
+	if [8]byte(hello[:8]) != magic {
+		return fmt.Errorf("not a GoCaffe ring endpoint (bad magic %x)", hello[:8])
+	}
+	nonceS := hello[8:]
+	size := uint32(len(cfg.Peers))
+	msg := make([]byte, 8+nonceLen, 8+nonceLen+macLen)
+	binary.BigEndian.PutUint32(msg[0:], uint32(rank))
+	binary.BigEndian.PutUint32(msg[4:], size)
+	nonceC := msg[8 : 8+nonceLen]
+	if _, err := rand.Read(nonceC); err != nil {
+		return err
+	}
+	msg = append(msg, proof(cfg.Secret, "client", cfg.Session, nonceS, nonceC, uint32(rank), size)...)
+	if _, err := c.Write(msg); err != nil {
+		return fmt.Errorf("sending proof: %w", err)
+	}
+	var reply [1 + macLen]byte
+	if _, err := io.ReadFull(c, reply[:1]); err != nil {
+		return fmt.Errorf("reading verdict: %w", err)
+	}
+	switch reply[0] {
+	case statusOK:
+	case statusBadProof:
+		return fmt.Errorf("%w: the peer rejected our proof (different secret or round)", ErrAuth)
+	case statusBadRank:
+		return fmt.Errorf("%w: the peer expected another rank or world size (we are rank %d of %d)", ErrAuth, rank, size)
+	default:
+		return fmt.Errorf("%w: unknown verdict %d", ErrAuth, reply[0])
+	}
+	if _, err := io.ReadFull(c, reply[1:]); err != nil {
+		return fmt.Errorf("reading peer proof: %w", err)
+	}
+	want := proof(cfg.Secret, "server", cfg.Session, nonceC, nonceS, uint32(serverRank), size)
+	if !hmac.Equal(reply[1:], want) {
+		return fmt.Errorf("%w: the peer's proof is wrong (different secret or round)", ErrAuth)
+	}
+	return nil
+}
+
+func serverHandshake(c net.Conn, cfg Config, rank, clientRank int) error {
+	var hello [8 + nonceLen]byte
+	copy(hello[:8], magic[:])
+	nonceS := hello[8:]
+	if _, err := rand.Read(nonceS); err != nil {
+		return err
+	}
+	if _, err := c.Write(hello[:]); err != nil {
+		return fmt.Errorf("sending hello: %w", err)
+	}
+	var msg [8 + nonceLen + macLen]byte
+	if _, err := io.ReadFull(c, msg[:]); err != nil {
+		return fmt.Errorf("reading proof: %w", err)
+	}
+	claimed := binary.BigEndian.Uint32(msg[0:])
+	size := binary.BigEndian.Uint32(msg[4:])
+	nonceC := msg[8 : 8+nonceLen]
+	got := msg[8+nonceLen:]
+	want := proof(cfg.Secret, "client", cfg.Session, nonceS, nonceC, claimed, size)
+	if !hmac.Equal(got, want) {
+		c.Write([]byte{statusBadProof})
+		return &claimError{rank: int(claimed), err: fmt.Errorf("%w: wrong proof (different secret or round)", ErrAuth)}
+	}
+	if int(claimed) != clientRank || int(size) != len(cfg.Peers) {
+		c.Write([]byte{statusBadRank})
+		return fmt.Errorf("%w: peer is rank %d of %d, expected rank %d of %d", ErrAuth, claimed, size, clientRank, len(cfg.Peers))
+	}
+	reply := append([]byte{statusOK}, proof(cfg.Secret, "server", cfg.Session, nonceC, nonceS, uint32(rank), size)...)
+	if _, err := c.Write(reply); err != nil {
+		return fmt.Errorf("sending proof: %w", err)
+	}
+	return nil
+}
+
+var errShort = errors.New("short frame")

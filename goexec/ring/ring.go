@@ -1,0 +1,319 @@
+// Package ring is a ring all-reduce of float32 buffers between goexec
+// processes over TCP: reduce-scatter then all-gather, each rank talking only
+// to its two ring neighbours, so every rank sends and receives about
+// 2·(N−1)/N of the buffer per all-reduce whatever the number of ranks.
+//
+// Every connection is authenticated with a shared secret by an HMAC-SHA256
+// challenge-response over fresh nonces in both directions (the secret itself
+// never crosses the wire); a peer that fails is rejected and named in the
+// error. Every read and write has a deadline and the context cancels any
+// blocked exchange, so a dead or hung peer gives an error naming its rank and
+// address within the configured timeout, never a hang.
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+)
+
+// DefaultTimeout bounds each network operation when Config.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+// DefaultChunk is the number of floats sent per write when Config.Chunk is
+// zero (1 MiB).
+const DefaultChunk = 1 << 18
+
+// MinSecret is the shortest secret accepted for a ring of more than one rank.
+const MinSecret = 16
+
+// ErrAuth marks authentication failures (wrong secret, round or rank).
+var ErrAuth = errors.New("authentication failed")
+
+// PeerError is a failure talking to one peer of the ring.
+type PeerError struct {
+	Rank int    // the peer's rank
+	Addr string // the peer's address as configured
+	Op   string // what was being done: "connect", "accept", "send", "receive"
+	Err  error
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("ring peer rank %d (%s): %s: %v", e.Rank, e.Addr, e.Op, e.Err)
+}
+
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// Listen opens the TCP listener the ring's previous rank dials. ip must be
+// a literal IP address (host names are refused: peers may resolve them
+// differently); the unspecified addresses 0.0.0.0 and :: are refused unless
+// allowAny is set. Port 0 picks a free port.
+func Listen(ip string, port int, allowAny bool) (net.Listener, error) {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil, fmt.Errorf("ring listen: ip %q is not an IP address: %w", ip, err)
+	}
+	if addr.IsUnspecified() && !allowAny {
+		return nil, fmt.Errorf("ring listen: refusing to listen on all interfaces (%s) unless configured", ip)
+	}
+	if port < 0 || port > 65535 {
+		return nil, fmt.Errorf("ring listen: port %d out of range", port)
+	}
+	lis, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("ring listen on %s:%d: %w", ip, port, err)
+	}
+	return lis, nil
+}
+
+// Config describes this rank's place in the ring.
+type Config struct {
+	// Rank is this process's rank, 0 <= Rank < len(Peers).
+	Rank int
+	// Peers holds every rank's "ip:port" (index = rank).
+	Peers []string
+	// Secret authenticates connections; at least MinSecret bytes when
+	// there is more than one rank.
+	Secret []byte
+	// Session is mixed into the authentication (for example the training
+	// round), so a connection from another round is rejected.
+	Session string
+	// Timeout bounds each connect, handshake, read and write; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Chunk is the number of floats per network write; zero means
+	// DefaultChunk.
+	Chunk int
+}
+
+// Ring is an established ring of authenticated connections. It is not safe
+// for concurrent use: one AllReduce at a time.
+type Ring struct {
+	cfg        Config
+	rank, size int
+	next, prev int
+	out, in    net.Conn // to next, from prev
+	sendBuf    []byte
+	recvBuf    []byte
+	err        error // sticky: a failed exchange leaves the ring unusable
+}
+
+// Rank returns this process's rank.
+func (r *Ring) Rank() int { return r.rank }
+
+// Size returns the number of ranks.
+func (r *Ring) Size() int { return r.size }
+
+// Close closes the ring's connections.
+func (r *Ring) Close() error {
+	var errs []error
+	for _, c := range []net.Conn{r.out, r.in} {
+		if c != nil {
+			if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	r.out, r.in = nil, nil
+	if r.err == nil {
+		r.err = errors.New("ring closed")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validate() error {
+	n := len(c.Peers)
+	switch {
+	case n == 0:
+		return errors.New("ring: no peers")
+	case c.Rank < 0 || c.Rank >= n:
+		return fmt.Errorf("ring: rank %d not in [0, %d)", c.Rank, n)
+	case n > 1 && len(c.Secret) < MinSecret:
+		return fmt.Errorf("ring: secret of %d bytes is too short (at least %d)", len(c.Secret), MinSecret)
+	case c.Timeout < 0:
+		return fmt.Errorf("ring: negative timeout %v", c.Timeout)
+	case c.Chunk < 0:
+		return fmt.Errorf("ring: negative chunk %d", c.Chunk)
+	}
+	if n > 1 {
+		for i, p := range c.Peers {
+			if _, err := netip.ParseAddrPort(p); err != nil {
+				return fmt.Errorf("ring: peer %d address %q is not ip:port: %w", i, p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Connect joins the ring: it dials the next rank and accepts the previous
+// rank on lis (from Listen, already open before the peers' addresses were
+// exchanged), authenticating both connections. Connections on lis that fail
+// authentication are rejected and logged in the error if the right peer
+// never arrives. With one rank it returns a ring whose AllReduce does
+// nothing; lis may then be nil. Connect does not close lis.
+func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Chunk == 0 {
+		cfg.Chunk = DefaultChunk
+	}
+	n := len(cfg.Peers)
+	r := &Ring{cfg: cfg, rank: cfg.Rank, size: n, next: (cfg.Rank + 1) % n, prev: (cfg.Rank + n - 1) % n}
+	if n == 1 {
+		return r, nil
+	}
+	if lis == nil {
+		return nil, errors.New("ring: no listener")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	dialc := make(chan result, 1)
+	go func() {
+		c, err := r.dial(ctx)
+		if err != nil {
+			cancel() // stop accepting: the ring cannot form
+		}
+		dialc <- result{c, err}
+	}()
+	in, acceptErr := r.accept(ctx, lis)
+	if acceptErr != nil {
+		cancel()
+	}
+	d := <-dialc
+	if acceptErr != nil || d.err != nil {
+		if in != nil {
+			in.Close()
+		}
+		if d.conn != nil {
+			d.conn.Close()
+		}
+		// Report the dial error first: it is the cause when it made us stop accepting.
+		if d.err != nil && (acceptErr == nil || errors.Is(acceptErr, context.Canceled)) {
+			return nil, d.err
+		}
+		return nil, errors.Join(acceptErr, d.err)
+	}
+	r.out, r.in = d.conn, in
+	r.sendBuf = make([]byte, 4*cfg.Chunk)
+	r.recvBuf = make([]byte, 4*cfg.Chunk)
+	return r, nil
+}
+
+func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
+	addr := r.cfg.Peers[r.next]
+	perr := func(op string, err error) error {
+		return &PeerError{Rank: r.next, Addr: addr, Op: op, Err: err}
+	}
+	d := net.Dialer{Timeout: r.cfg.Timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, perr("connect", err)
+	}
+	c.SetDeadline(time.Now().Add(r.cfg.Timeout))
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	err = clientHandshake(c, r.cfg, r.rank, r.next)
+	if err == nil && !stop() {
+		err = ctx.Err() // cancelled just after the handshake: the deadline is spoiled
+	}
+	if err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("no answer within %v: %w", r.cfg.Timeout, err)
+		}
+		return nil, perr("handshake", err)
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// accept waits for the previous rank, rejecting connections that fail to
+// authenticate, until the timeout.
+func (r *Ring) accept(ctx context.Context, lis net.Listener) (net.Conn, error) {
+	prevAddr := r.cfg.Peers[r.prev]
+	deadline := time.Now().Add(r.cfg.Timeout)
+	type deadliner interface{ SetDeadline(time.Time) error }
+	dl, _ := lis.(deadliner)
+	if dl != nil {
+		dl.SetDeadline(deadline)
+		defer dl.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() {
+		if dl != nil {
+			dl.SetDeadline(time.Unix(1, 0))
+		}
+	})
+	defer stop()
+	var rejected []error
+	fail := func(err error) error {
+		return &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: errors.Join(append([]error{err}, rejected...)...)}
+	}
+	for {
+		c, err := lis.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fail(ctx.Err())
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.Timeout))
+			}
+			return nil, fail(err)
+		}
+		c.SetDeadline(deadline)
+		cstop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+		err = serverHandshake(c, r.cfg, r.rank, r.prev)
+		cstop()
+		if err == nil {
+			c.SetDeadline(time.Time{})
+			return c, nil
+		}
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fail(ctx.Err())
+		}
+		rej := fmt.Errorf("rejected connection from %s: %w", c.RemoteAddr(), err)
+		var ce *claimError
+		if errors.As(err, &ce) && ce.rank == r.prev && sameHost(c.RemoteAddr(), prevAddr) {
+			// The peer we wait for (its rank, from its host) presented a wrong
+			// secret or round: fail now rather than wait for a connection
+			// that will never come.
+			return nil, &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: rej}
+		}
+		rejected = append(rejected, rej)
+		if time.Now().After(deadline) {
+			return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.Timeout))
+		}
+	}
+}
+
+// sameHost reports whether a connection's remote address is on the host of
+// the configured peer address.
+func sameHost(remote net.Addr, peer string) bool {
+	ta, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(peer)
+	if err != nil {
+		return false
+	}
+	ra, ok := netip.AddrFromSlice(ta.IP)
+	return ok && ra.Unmap() == ap.Addr().Unmap()
+}

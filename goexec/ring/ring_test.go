@@ -1,0 +1,313 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var secret = []byte("0123456789abcdef-test-secret")
+
+// listeners opens n loopback listeners and returns them with their addresses.
+func listeners(t *testing.T, n int) ([]net.Listener, []string) {
+	t.Helper()
+	var ls []net.Listener
+	var addrs []string
+	for i := 0; i < n; i++ {
+		l, err := Listen("127.0.0.1", 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		ls = append(ls, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	return ls, addrs
+}
+
+// connectAll forms a ring of n ranks, with cfg adjusted per rank by tweak.
+func connectAll(t *testing.T, ctx context.Context, n int, tweak func(rank int, c *Config)) ([]*Ring, []error) {
+	t.Helper()
+	ls, addrs := listeners(t, n)
+	rings := make([]*Ring, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := Config{Rank: i, Peers: addrs, Secret: secret, Session: "round-1", Timeout: 5 * time.Second, Chunk: 1000}
+			if tweak != nil {
+				tweak(i, &cfg)
+			}
+			rings[i], errs[i] = Connect(ctx, ls[i], cfg)
+		}()
+	}
+	wg.Wait()
+	for _, r := range rings {
+		if r != nil {
+			t.Cleanup(func() { r.Close() })
+		}
+	}
+	return rings, errs
+}
+
+func TestAllReduceSums(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4} {
+		for _, length := range []int{0, 1, 3, 7, 2500, 10007} {
+			t.Run(fmt.Sprintf("ranks=%d/len=%d", n, length), func(t *testing.T) {
+				ctx := context.Background()
+				rings, errs := connectAll(t, ctx, n, nil)
+				for i, err := range errs {
+					if err != nil {
+						t.Fatalf("rank %d: %v", i, err)
+					}
+				}
+				rng := rand.New(rand.NewPCG(uint64(n), uint64(length)))
+				bufs := make([][]float32, n)
+				want := make([]float64, length)
+				for i := range bufs {
+					bufs[i] = make([]float32, length)
+					for j := range bufs[i] {
+						v := float32(rng.NormFloat64())
+						bufs[i][j] = v
+						want[j] += float64(v)
+					}
+				}
+				// Two calls in a row: the ring is reusable.
+				for call := 0; call < 2; call++ {
+					if call == 1 {
+						for i := range bufs {
+							for j := range bufs[i] {
+								bufs[i][j] = float32(i + 1)
+							}
+						}
+					}
+					var wg sync.WaitGroup
+					for i := 0; i < n; i++ {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							errs[i] = rings[i].AllReduce(ctx, bufs[i])
+						}()
+					}
+					wg.Wait()
+					for i, err := range errs {
+						if err != nil {
+							t.Fatalf("call %d rank %d: %v", call, i, err)
+						}
+					}
+					for j := 0; j < length; j++ {
+						w := want[j]
+						if call == 1 {
+							w = float64(n * (n + 1) / 2)
+						}
+						if math.Abs(float64(bufs[0][j])-w) > 1e-5*(1+math.Abs(w)) {
+							t.Fatalf("call %d: element %d = %g, want %g", call, j, bufs[0][j], w)
+						}
+						for i := 1; i < n; i++ {
+							// Every rank must hold bit-identical sums, or replicas drift apart.
+							if math.Float32bits(bufs[i][j]) != math.Float32bits(bufs[0][j]) {
+								t.Fatalf("call %d: rank %d element %d = %g, rank 0 has %g", call, i, j, bufs[i][j], bufs[0][j])
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestBadSecretRejected(t *testing.T) {
+	start := time.Now()
+	_, errs := connectAll(t, context.Background(), 3, func(rank int, c *Config) {
+		if rank == 2 {
+			c.Secret = []byte("a-different-secret-of-rank-two")
+		}
+	})
+	auth := 0
+	for i, err := range errs {
+		var pe *PeerError
+		if !errors.As(err, &pe) {
+			t.Fatalf("rank %d: got %v, want a PeerError (rank 2 has the wrong secret)", i, err)
+		}
+		if errors.Is(err, ErrAuth) {
+			auth++
+		}
+	}
+	if auth == 0 {
+		t.Errorf("no rank reports an authentication failure: %v", errs)
+	}
+	// Rank 0 accepts from rank 2 and rank 2 dials rank 0: both errors name rank 2 or 0's peer.
+	var pe *PeerError
+	if !errors.As(errs[0], &pe) || pe.Rank != 2 || !strings.Contains(errs[0].Error(), pe.Addr) {
+		t.Errorf("rank 0's error does not name rank 2 and its address: %v", errs[0])
+	}
+	// From rank 2's side its neighbours are the ones with the wrong proof.
+	if !errors.As(errs[2], &pe) || (pe.Rank != 0 && pe.Rank != 1) {
+		t.Errorf("rank 2's error does not name a neighbour: %v", errs[2])
+	}
+	t.Logf("authentication failure noticed after %v", time.Since(start)) // informational: timing never decides a test
+}
+
+func TestWrongSessionRejected(t *testing.T) {
+	_, errs := connectAll(t, context.Background(), 2, func(rank int, c *Config) {
+		if rank == 1 {
+			c.Session = "round-0"
+		}
+	})
+	for i, err := range errs {
+		if !errors.Is(err, ErrAuth) {
+			t.Errorf("rank %d: want ErrAuth for a stale round, got %v", i, err)
+		}
+	}
+}
+
+func TestStrangerIgnoredThenPeerAccepted(t *testing.T) {
+	ls, addrs := listeners(t, 2)
+	// A stranger connects to rank 1 first and sends garbage (claiming no
+	// rank of this ring).
+	c, err := net.Dial("tcp", addrs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	junk := make([]byte, 200)
+	for i := range junk {
+		junk[i] = 0xee
+	}
+	go c.Write(junk)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	rings := make([]*Ring, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rings[i], errs[i] = Connect(context.Background(), ls[i], Config{Rank: i, Peers: addrs, Secret: secret, Timeout: 3 * time.Second})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+		defer rings[i].Close()
+	}
+}
+
+func TestDeadPeerNamed(t *testing.T) {
+	ctx := context.Background()
+	rings, errs := connectAll(t, ctx, 3, func(rank int, c *Config) { c.Timeout = 2 * time.Second })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	// Rank 2 dies: its connections close.
+	rings[2].Close()
+	start := time.Now()
+	buf := make([]float32, 5000)
+	err := rings[0].AllReduce(ctx, buf)
+	var pe *PeerError
+	if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != rings[0].cfg.Peers[2] {
+		t.Fatalf("rank 0 got %v, want an error naming rank 2", err)
+	}
+	if !strings.Contains(err.Error(), rings[0].cfg.Peers[2]) {
+		t.Errorf("error does not name the address: %v", err)
+	}
+	t.Logf("dead peer took %v to notice", time.Since(start)) // informational: timing never decides a test
+	// The ring stays failed.
+	if err2 := rings[0].AllReduce(ctx, buf); err2 == nil {
+		t.Error("AllReduce after a failure succeeded")
+	}
+}
+
+func TestHungPeerTimesOut(t *testing.T) {
+	ctx := context.Background()
+	rings, errs := connectAll(t, ctx, 2, func(rank int, c *Config) { c.Timeout = 300 * time.Millisecond })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	// Rank 1 is alive but never calls AllReduce.
+	start := time.Now()
+	err := rings[0].AllReduce(ctx, make([]float32, 10))
+	var pe *PeerError
+	if !errors.As(err, &pe) || pe.Rank != 1 || pe.Op != "receive" {
+		t.Fatalf("got %v, want a receive timeout naming rank 1", err)
+	}
+	t.Logf("timeout took %v", time.Since(start)) // informational: timing never decides a test
+}
+
+func TestCancelStopsAllReduce(t *testing.T) {
+	rings, errs := connectAll(t, context.Background(), 2, nil) // 5 s timeout
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := rings[0].AllReduce(ctx, make([]float32, 10))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	t.Logf("cancel took %v", time.Since(start)) // informational: timing never decides a test
+}
+
+func TestConnectToMissingPeer(t *testing.T) {
+	ls, addrs := listeners(t, 2)
+	dead := addrs[1]
+	ls[1].Close() // rank 1 never started
+	start := time.Now()
+	_, err := Connect(context.Background(), ls[0], Config{Rank: 0, Peers: addrs, Secret: secret, Timeout: 5 * time.Second})
+	var pe *PeerError
+	if !errors.As(err, &pe) || pe.Rank != 1 || pe.Addr != dead {
+		t.Fatalf("got %v, want an error naming rank 1 at %s", err, dead)
+	}
+	t.Logf("took %v", time.Since(start)) // informational: timing never decides a test
+}
+
+func TestConfigAndListenChecks(t *testing.T) {
+	if _, err := Listen("0.0.0.0", 0, false); err == nil {
+		t.Error("Listen on 0.0.0.0 without allowAny succeeded")
+	}
+	if _, err := Listen("localhost", 0, false); err == nil {
+		t.Error("Listen on a host name succeeded")
+	}
+	l, err := Listen("0.0.0.0", 0, true)
+	if err != nil {
+		t.Errorf("Listen on 0.0.0.0 with allowAny: %v", err)
+	} else {
+		l.Close()
+	}
+	bad := []Config{
+		{Rank: 0},
+		{Rank: 2, Peers: []string{"127.0.0.1:1", "127.0.0.1:2"}, Secret: secret},
+		{Rank: 0, Peers: []string{"127.0.0.1:1", "127.0.0.1:2"}, Secret: []byte("short")},
+		{Rank: 0, Peers: []string{"127.0.0.1:1", "host:2"}, Secret: secret},
+	}
+	for i, c := range bad {
+		if _, err := Connect(context.Background(), nil, c); err == nil {
+			t.Errorf("config %d accepted", i)
+		}
+	}
+	r, err := Connect(context.Background(), nil, Config{Rank: 0, Peers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatalf("one rank: %v", err)
+	}
+	buf := []float32{1, 2}
+	if err := r.AllReduce(context.Background(), buf); err != nil || buf[0] != 1 || buf[1] != 2 {
+		t.Errorf("one-rank AllReduce changed %v or failed: %v", buf, err)
+	}
+}
