@@ -164,7 +164,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val test = spec.testData.headOption.filter(_ => spec.testInterval > 0).map(arrowData(_, n, "test"))
     val tau = settings.roundIterations
     val mode = if (settings.allreduce) "allreduce" else "average"
-    say(s"GoCaffe: training ${spec.solverPath} on $n executor${if (n == 1) "" else "s"} ($mode, $tau iterations " +
+    say(s"GoCaffe: application ${sc.applicationId}: training ${spec.solverPath} on $n executor${if (n == 1) "" else "s"} ($mode, $tau iterations " +
       s"per round): batch ${train.layer.batch} per rank, global batch ${train.layer.batch * n}; " +
       s"data ${train.layer.source} in $n partitions")
 

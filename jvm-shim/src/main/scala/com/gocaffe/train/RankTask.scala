@@ -69,14 +69,23 @@ object RankTask {
   val ChunkBytes: Int = 4 << 20
 
   private val restartLock = new Object
+  /** pid of the goexec whose death a task has already reported. */
+  @volatile private var reportedDeath: Long = -1L
+  /** The goexec this JVM's tasks last used. */
+  @volatile private var lastSeen: GoExec = _
 
-  /** This executor's goexec, restarted when an earlier one died (the task
-    * that saw it die has already failed with goexec's death report; this is
-    * the stage's retry).
+  /** This executor's goexec. When it has died, a new one is started for the
+    * next attempt; if no task has reported that death yet, this task fails
+    * with goexec's death report (naming the executor and the cause) so that
+    * the driver's log says what happened, and the stage's retry runs on the
+    * new goexec.
     */
   def goexec(): GoExec = restartLock.synchronized {
-    try GoExecRuntime.get()
-    catch {
+    val dead = Option(lastSeen)
+    try {
+      lastSeen = GoExecRuntime.get()
+      lastSeen
+    } catch {
       case d: GoExecDiedException =>
         val env = SparkEnv.get
         log.warn(s"starting a new goexec on executor ${env.executorId} after: ${d.getMessage}")
@@ -84,9 +93,21 @@ object RankTask {
         val cwd = Paths.get("").toAbsolutePath
         val base = if (Files.isWritable(cwd)) cwd else Paths.get(System.getProperty("java.io.tmpdir"))
         val host = env.blockManager.blockManagerId.host
-        GoExecRuntime.start(env.executorId, host, base, GoExecSettings.from(k => env.conf.getOption(k)))
+        val g = GoExecRuntime.start(env.executorId, host, base, GoExecSettings.from(k => env.conf.getOption(k)))
+        lastSeen = g
+        if (dead.exists(_.pid != reportedDeath)) throw d
+        g
     }
   }
+
+  /** Runs f on goexec g; a death it reveals counts as reported. */
+  private def reporting[T](g: GoExec)(f: => T): T =
+    try f
+    catch {
+      case d: GoExecDiedException =>
+        reportedDeath = g.pid
+        throw d
+    }
 
   private def blocking(g: GoExec): TrainerGrpc.TrainerBlockingStub = {
     g.ensureAlive()
@@ -180,6 +201,11 @@ object RankTask {
     val ctx = BarrierTaskContext.get()
     val rank = ctx.partitionId()
     val g = goexec()
+    reporting(g)(trainOn(g, ctx, rank, spec, weights, state, arrow))
+  }
+
+  private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, spec: RoundSpec, weights: Array[Byte],
+                      state: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
     val (rows, loaded) = ensurePartition(g, spec.dataset, rank, spec.layer, arrow)
 
     val peers: Seq[String] =
@@ -249,6 +275,11 @@ object RankTask {
   def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
             weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
     val g = goexec()
+    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow))
+  }
+
+  private def scoreOn(g: GoExec, partition: Int, dataset: String, layerName: String, layer: Array[Byte],
+                      solver: Array[Byte], weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
     ensurePartition(g, dataset, partition, layer, arrow)
     val req = ScoreRequest.newBuilder()
       .setSolver(ByteString.copyFrom(solver))
