@@ -678,7 +678,8 @@ func (x *TrainRoundRequest) GetRingTimeoutMs() int64 {
 // Progress is one display line of a round.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// iter is the iteration number after the update (Caffe's display counter).
+	// iter is Caffe's display counter: the number of updates applied before
+	// this one (Caffe logs "Iteration <iter>, loss = ..." at iter % display == 0).
 	Iter int64 `protobuf:"varint,1,opt,name=iter,proto3" json:"iter,omitempty"`
 	// loss is the smoothed loss (average_loss) on this rank.
 	Loss float64 `protobuf:"fixed64,2,opt,name=loss,proto3" json:"loss,omitempty"`
