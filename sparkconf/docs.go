@@ -1,6 +1,7 @@
 package sparkconf
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -36,4 +37,34 @@ func (r *Registry) Markdown() string {
 // escapeCell keeps a table cell on one row.
 func escapeCell(s string) string {
 	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
+}
+
+// keyJSON is one key in JSON form.
+type keyJSON struct {
+	Name    string   `json:"name"`
+	Type    string   `json:"type"`
+	Default string   `json:"default,omitempty"`
+	Doc     string   `json:"doc"`
+	Values  []string `json:"values,omitempty"`
+	Min     *int64   `json:"min,omitempty"`
+	Max     *int64   `json:"max,omitempty"`
+}
+
+// JSON renders the declarations (without their Go-only checks) for the
+// JVM shim, so both sides read one list of keys.
+func (r *Registry) JSON() ([]byte, error) {
+	var out []keyJSON
+	for _, k := range r.Keys() {
+		j := keyJSON{Name: k.Name, Type: k.Type.String(), Default: k.Default, Doc: k.Doc, Values: k.Values}
+		if k.Type == Int && k.Max > k.Min {
+			lo, hi := k.Min, k.Max
+			j.Min, j.Max = &lo, &hi
+		}
+		out = append(out, j)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }

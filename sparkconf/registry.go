@@ -169,9 +169,10 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// Validate checks every spark.gocaffe.* entry of conf (other keys are
-// Spark's and ignored): unknown keys, with a did-you-mean, and values that
-// do not parse or pass their check. It returns a *ValidationError listing
+// Validate checks every spark.gocaffe.* entry of conf: unknown keys, with a
+// did-you-mean, and values that do not parse or pass their check. Of
+// Spark's own keys it checks only those GoCaffe cannot run with
+// (spark.dynamicAllocation.enabled=true). It returns a *ValidationError listing
 // all problems, or nil.
 func (r *Registry) Validate(conf map[string]string) error {
 	_, err := r.Resolve(conf)
@@ -221,10 +222,21 @@ func (r *Registry) Resolve(conf map[string]string) (Values, error) {
 		}
 		vals.v[name] = v
 	}
+	probs = append(probs, sparkProblems(conf)...)
 	if len(probs) > 0 {
 		return Values{}, &ValidationError{Problems: probs}
 	}
 	return vals, nil
+}
+
+// sparkProblems checks Spark's own settings that GoCaffe cannot work with.
+func sparkProblems(conf map[string]string) []Problem {
+	var probs []Problem
+	if v, ok := conf["spark.dynamicAllocation.enabled"]; ok && strings.EqualFold(strings.TrimSpace(v), "true") {
+		probs = append(probs, Problem{"spark.dynamicAllocation.enabled",
+			"GoCaffe trains in barrier stages, which Spark refuses under dynamic allocation: set it to false and give the executor count (--num-executors)"})
+	}
+	return probs
 }
 
 // suggest returns the declared key closest to name, or "" when none is

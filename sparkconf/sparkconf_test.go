@@ -1,6 +1,7 @@
 package sparkconf
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -198,6 +199,48 @@ func TestDocsUpToDate(t *testing.T) {
 	for _, k := range registry(t).Keys() {
 		if !strings.Contains(string(got), "`"+k.Name+"`") {
 			t.Errorf("%s does not document %s", path, k.Name)
+		}
+	}
+}
+
+func TestDynamicAllocationRefused(t *testing.T) {
+	err := registry(t).Validate(map[string]string{"spark.dynamicAllocation.enabled": "true", "spark.gocaffe.sync.mode": "bogus"})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
+		t.Fatalf("Validate = %v, want 2 problems", err)
+	}
+	if !strings.Contains(err.Error(), "spark.dynamicAllocation.enabled: GoCaffe trains in barrier stages") {
+		t.Errorf("Validate = %v", err)
+	}
+	if err := registry(t).Validate(map[string]string{"spark.dynamicAllocation.enabled": "false"}); err != nil {
+		t.Errorf("dynamic allocation off: %v", err)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	r := registry(t)
+	b, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []struct {
+		Name, Type, Default string
+		Values              []string
+		Min, Max            *int64
+	}
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != len(r.Keys()) {
+		t.Fatalf("%d keys in JSON, registry has %d", len(keys), len(r.Keys()))
+	}
+	for i, k := range r.Keys() {
+		j := keys[i]
+		if j.Name != k.Name || j.Type != k.Type.String() || j.Default != k.Default || len(j.Values) != len(k.Values) {
+			t.Errorf("JSON key %d = %+v, registry %+v", i, j, k)
+		}
+		if k.Name == KeyRoundIterations && (j.Min == nil || *j.Min != 1) {
+			t.Errorf("roundIterations min lost: %+v", j)
 		}
 	}
 }
