@@ -98,8 +98,9 @@ type Dataset struct {
 	chunks []chunk
 	starts []int // starts[i] is the first row of chunks[i]
 	rows   int
-	bytes  int64
-	views  int64
+	bytes  int64 // owned storage
+	held   int64 // buffers of the record batches kept for views
+	views  int64 // sample bytes used in place
 }
 
 // Len returns the number of samples.
@@ -109,12 +110,12 @@ func (d *Dataset) Len() int { return d.rows }
 // modify them.
 func (d *Dataset) Fields() []FieldInfo { return d.fields }
 
-// Bytes returns the memory the dataset holds: owned storage plus the record
-// batch buffers it views.
-func (d *Dataset) Bytes() int64 { return d.bytes + d.views }
+// Bytes returns the memory the dataset holds: its own storage plus the
+// buffers of the record batches it keeps for in-place use.
+func (d *Dataset) Bytes() int64 { return d.bytes + d.held }
 
-// ZeroCopyBytes returns how many of Bytes are views of Arrow buffers,
-// used in place without a copy.
+// ZeroCopyBytes returns how many sample bytes are used in place in Arrow
+// buffers, without a copy.
 func (d *Dataset) ZeroCopyBytes() int64 { return d.views }
 
 // Retain adds a reference.
@@ -274,6 +275,11 @@ func (b *Builder) Finish() (*Dataset, error) {
 		d.fields = append(d.fields, FieldInfo{Name: f.name(), Kind: f.Kind, Shape: shape, Bytes: bytes})
 	}
 	for i := range d.chunks {
+		if d.chunks[i].rec != nil {
+			for _, col := range d.chunks[i].rec.Columns() {
+				d.held += dataBytes(col.Data())
+			}
+		}
 		d.starts = append(d.starts, d.rows)
 		d.rows += d.chunks[i].rows
 		for k := range d.chunks[i].fields {
@@ -288,6 +294,20 @@ func (b *Builder) Finish() (*Dataset, error) {
 	}
 	b.chunks, b.rows = nil, 0
 	return d, nil
+}
+
+// dataBytes sums the sizes of an array's buffers, children included.
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
 }
 
 // Release frees batches appended but not finished.

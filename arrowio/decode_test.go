@@ -37,6 +37,10 @@ func TestRawImageZeroCopy(t *testing.T) {
 	if ds.ZeroCopyBytes() != 8*c*h*w {
 		t.Errorf("ZeroCopyBytes = %d, want %d (images used in place)", ds.ZeroCopyBytes(), 8*c*h*w)
 	}
+	// Bytes counts the kept batches: pixels, labels and the dimension columns.
+	if min := int64(8*c*h*w + 8*4*4); ds.Bytes() < min || ds.Bytes() > 4*min {
+		t.Errorf("Bytes = %d, want about %d", ds.Bytes(), min)
+	}
 	for i := 0; i < 8; i++ {
 		u8, _ := ds.sample(0, i)
 		if !bytes.Equal(u8, rawImage(i, c*h*w)) {
