@@ -66,7 +66,8 @@ func parseTestFlags(args []string, stderr io.Writer) (testFlags, error) {
 }
 
 // testCmd is runTest with its context and outputs passed in; the scores are
-// printed to stdout, one "name = value" line each.
+// printed to stdout as `caffe test` prints them: "Loss: L", then one
+// "name = value" line per output (with its weighted loss for loss outputs).
 func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseTestFlags(args, stderr)
 	if err != nil {
@@ -127,13 +128,17 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ev = ev.Float64(sc.Blob, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
-	fmt.Fprintf(stdout, "loss = %g\n", loss)
+	fmt.Fprintf(stdout, "Loss: %g\n", loss)
 	for _, sc := range scores {
 		name := sc.Blob
 		if n := countBlob(scores, sc.Blob); n > 1 {
 			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
 		}
-		fmt.Fprintf(stdout, "%s = %g\n", name, sc.Value)
+		if sc.LossWeight != 0 {
+			fmt.Fprintf(stdout, "%s = %g (* %g = %g loss)\n", name, sc.Value, sc.LossWeight, sc.LossWeight*sc.Value)
+		} else {
+			fmt.Fprintf(stdout, "%s = %g\n", name, sc.Value)
+		}
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ snapshot: 4 snapshot_prefix: "` + filepath.Join(dir, "lenet") + `" random_seed: 
 	if err != nil {
 		t.Fatalf("test: %v\n%s", err, log.String())
 	}
-	if !strings.Contains(out.String(), "accuracy = ") || !strings.Contains(out.String(), "loss = ") {
+	if !strings.Contains(out.String(), "accuracy = ") || !strings.Contains(out.String(), "Loss: ") {
 		t.Errorf("test printed:\n%s", out.String())
 	}
 
