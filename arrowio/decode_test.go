@@ -3,6 +3,7 @@ package arrowio
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -538,5 +539,30 @@ func TestSparkSignedByteArrays(t *testing.T) {
 				t.Errorf("top %d row %d = %v, want %v", k, r, u8, rawImage(r+7, h*w))
 			}
 		}
+	}
+}
+
+func TestParallelDecodeAndCancel(t *testing.T) {
+	mem := checkedMem(t)
+	const rows = 300
+	rec := makeRecord(t, mem, rows, binaryCol("img", func(r int) []byte { return encodePNG(t, testImage(r, 6, 5, r%2 == 0)) }),
+		int32Col("label", func(r int) int32 { return int32(r) }))
+	data := stream(t, mem, rec)
+	spec := EncodedImageSpec("img", "label", 1, 6, 5)
+	ds, err := ReadStream(context.Background(), bytes.NewReader(data), mem, spec, WithWorkers(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := 0; r < rows; r += 2 { // the gray rows decode to their exact pixels
+		if u8, _ := ds.sample(0, r); !bytes.Equal(u8, rawImage(r, 30)) {
+			t.Fatalf("row %d decoded wrong", r)
+		}
+	}
+	ds.Release()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := ReadStream(ctx, bytes.NewReader(data), mem, spec, WithWorkers(8)); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled decode: err = %v, want context.Canceled", err)
 	}
 }

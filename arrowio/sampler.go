@@ -167,6 +167,8 @@ func (s *Sampler[T]) next() int {
 	if s.opt.Policy == WithReplacement {
 		return s.rng.IntN(s.ds.Len())
 	}
+	i := s.order[s.pos]
+	s.pos++
 	if s.pos == len(s.order) {
 		s.pos = 0
 		s.epoch++
@@ -174,8 +176,6 @@ func (s *Sampler[T]) next() int {
 			s.rng.Shuffle(len(s.order), func(i, j int) { s.order[i], s.order[j] = s.order[j], s.order[i] })
 		}
 	}
-	i := s.order[s.pos]
-	s.pos++
 	return i
 }
 

@@ -71,7 +71,7 @@ func TestUnevenEpochsNoTruncation(t *testing.T) {
 				t.Errorf("n=%d shuffle=%v: row %d drawn %d times, want %d (one per epoch)", tc.n, tc.shuffle, row, c, tc.epochs)
 			}
 		}
-		if s.Epoch() != tc.epochs-1 && s.Epoch() != tc.epochs {
+		if s.Epoch() != tc.epochs {
 			t.Errorf("n=%d: Epoch() = %d after %d epochs", tc.n, s.Epoch(), tc.epochs)
 		}
 		if s.Drawn() != 40 {
