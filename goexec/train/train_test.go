@@ -20,7 +20,9 @@ import (
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
 
-func key(p int) *pb.PartitionKey { return &pb.PartitionKey{Dataset: "app/data/train", Partition: int32(p)} }
+func key(p int) *pb.PartitionKey {
+	return &pb.PartitionKey{Dataset: "app/data/train", Partition: int32(p)}
+}
 
 func wantCode(t *testing.T, err error, code codes.Code, mention ...string) {
 	t.Helper()
