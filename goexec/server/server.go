@@ -31,6 +31,7 @@ type config struct {
 	procRoot  string
 	lookupEnv func(string) (string, bool)
 	services  []func(grpc.ServiceRegistrar)
+	grpcOpts  []grpc.ServerOption
 	grace     time.Duration
 }
 
@@ -51,6 +52,12 @@ func WithLookupEnv(f func(string) (string, bool)) Option { return func(c *config
 // WithService registers an additional gRPC service on the server.
 func WithService(register func(grpc.ServiceRegistrar)) Option {
 	return func(c *config) { c.services = append(c.services, register) }
+}
+
+// WithGRPCOptions adds options to the gRPC server (for example the message
+// size limits a registered service needs).
+func WithGRPCOptions(opts ...grpc.ServerOption) Option {
+	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
 }
 
 // WithGracePeriod bounds how long Serve waits for in-flight calls when its
@@ -78,7 +85,7 @@ func New(opts ...Option) *Server {
 		o(&cfg)
 	}
 	s := &Server{cfg: cfg, health: health.NewServer()}
-	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(logUnary(cfg.logger)))
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(logUnary(cfg.logger))}, cfg.grpcOpts...)...)
 	pb.RegisterExecutorServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, reg := range cfg.services {

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gocaffe/gocaffe/goexec/server"
+	gotrain "github.com/gocaffe/gocaffe/goexec/train"
 )
 
 // runServe runs the gRPC server on a Unix socket until SIGTERM or SIGINT.
@@ -107,10 +108,17 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 			cancel()
 		}()
 	}
+	trainer, err := gotrain.New(gotrain.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer trainer.Close()
 	srv := server.New(
 		server.WithVersion(version),
 		server.WithLogger(log),
 		server.WithGracePeriod(f.grace),
+		server.WithService(trainer.Register),
+		server.WithGRPCOptions(gotrain.ServerOptions()...),
 	)
 	err = srv.Serve(ctx, lis)
 	select {
