@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"time"
+	"unsafe"
 )
 
 const frameMagic = 0x47435246 // "GCRF"
@@ -101,9 +102,14 @@ func (r *Ring) send(step uint32, data []float32) error {
 	}
 	for len(data) > 0 {
 		k := min(len(data), r.cfg.Chunk)
-		b := r.sendBuf[:4*k]
-		for i, v := range data[:k] {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		var b []byte
+		if littleEndian {
+			b = floatBytes(data[:k]) // the wire format is the memory layout
+		} else {
+			b = r.sendBuf[:4*k]
+			for i, v := range data[:k] {
+				binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+			}
 		}
 		c.SetWriteDeadline(time.Now().Add(r.cfg.Timeout))
 		if _, err := c.Write(b); err != nil {
@@ -130,17 +136,26 @@ func (r *Ring) receive(step uint32, dst []float32, add bool) error {
 	}
 	for len(dst) > 0 {
 		k := min(len(dst), r.cfg.Chunk)
+		d := dst[:k]
 		b := r.recvBuf[:4*k]
+		if littleEndian && !add {
+			b = floatBytes(d) // all-gather: read straight into place
+		}
 		c.SetReadDeadline(time.Now().Add(r.cfg.Timeout))
 		if _, err := io.ReadFull(c, b); err != nil {
 			return fail(err)
 		}
-		d := dst[:k]
-		if add {
+		switch {
+		case littleEndian && !add:
+		case littleEndian:
+			for i, v := range bytesFloats(b) {
+				d[i] += v
+			}
+		case add:
 			for i := range d {
 				d[i] += math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 			}
-		} else {
+		default:
 			for i := range d {
 				d[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 			}
@@ -161,4 +176,26 @@ func (r *Ring) describe(err error) error {
 		return fmt.Errorf("connection closed locally: %w", err)
 	}
 	return err
+}
+
+// littleEndian reports whether float32s in memory already have the wire
+// format (little-endian IEEE 754), so buffers go to and from the network
+// without conversion.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// floatBytes views a float32 slice as its bytes.
+func floatBytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
+}
+
+// bytesFloats views bytes (a multiple of 4 long, from a []float32-aligned
+// allocation) as float32s.
+func bytesFloats(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }

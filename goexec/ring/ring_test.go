@@ -16,7 +16,7 @@ import (
 var secret = []byte("0123456789abcdef-test-secret")
 
 // listeners opens n loopback listeners and returns them with their addresses.
-func listeners(t *testing.T, n int) ([]net.Listener, []string) {
+func listeners(t testing.TB, n int) ([]net.Listener, []string) {
 	t.Helper()
 	var ls []net.Listener
 	var addrs []string
@@ -33,7 +33,7 @@ func listeners(t *testing.T, n int) ([]net.Listener, []string) {
 }
 
 // connectAll forms a ring of n ranks, with cfg adjusted per rank by tweak.
-func connectAll(t *testing.T, ctx context.Context, n int, tweak func(rank int, c *Config)) ([]*Ring, []error) {
+func connectAll(t testing.TB, ctx context.Context, n int, tweak func(rank int, c *Config)) ([]*Ring, []error) {
 	t.Helper()
 	ls, addrs := listeners(t, n)
 	rings := make([]*Ring, n)
