@@ -73,6 +73,20 @@ func makeSamples(n int, seed uint64) sampleSet {
 // schema (label int32, data binary), in batches of batchRows rows.
 func arrowIPC(t testing.TB, s sampleSet, batchRows int) []byte {
 	t.Helper()
+	return arrowIPCRowsBatched(t, s.labels, s.pix, imgSize, batchRows)
+}
+
+// arrowIPCRows writes labels and fixed-size pixel rows as one Arrow IPC stream.
+func arrowIPCRows(t testing.TB, labels []int32, pix []byte, size int) []byte {
+	return arrowIPCRowsBatched(t, labels, pix, size, 1000)
+}
+
+func arrowIPCRowsBatched(t testing.TB, labels []int32, pix []byte, size, batchRows int) []byte {
+	t.Helper()
+	s := struct {
+		pix    []byte
+		labels []int32
+	}{pix, labels}
 	mem := memory.NewGoAllocator()
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "label", Type: arrow.PrimitiveTypes.Int32},
@@ -80,13 +94,13 @@ func arrowIPC(t testing.TB, s sampleSet, batchRows int) []byte {
 	}, nil)
 	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
-	for lo := 0; lo < s.n(); lo += batchRows {
-		hi := min(lo+batchRows, s.n())
+	for lo := 0; lo < len(s.labels); lo += batchRows {
+		hi := min(lo+batchRows, len(s.labels))
 		b := array.NewRecordBuilder(mem, schema)
 		b.Field(0).(*array.Int32Builder).AppendValues(s.labels[lo:hi], nil)
 		db := b.Field(1).(*array.BinaryBuilder)
 		for i := lo; i < hi; i++ {
-			db.Append(s.pix[i*imgSize : (i+1)*imgSize])
+			db.Append(s.pix[i*size : (i+1)*size])
 		}
 		rec := b.NewRecordBatch()
 		if err := w.Write(rec); err != nil {
