@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
@@ -32,6 +34,31 @@ type testFlags struct {
 	model, weights, data string
 	iterations           int
 	log                  logFlags
+	// Transform for a deploy net's Input layer (data layers use their own
+	// transform_param).
+	scale     float64
+	meanValue string
+	cropSize  int
+	mirror    bool
+}
+
+// transformSet reports whether any Input-layer transform flag was given.
+func (f *testFlags) transformSet() bool {
+	return f.scale != 1 || f.meanValue != "" || f.cropSize != 0 || f.mirror
+}
+
+func (f *testFlags) transform() (data.Transform, error) {
+	t := data.Transform{Scale: f.scale, CropSize: f.cropSize, Mirror: f.mirror}
+	if f.meanValue != "" {
+		for _, v := range strings.Split(f.meanValue, ",") {
+			x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return t, fmt.Errorf("-mean-value %q: %w", f.meanValue, err)
+			}
+			t.MeanValue = append(t.MeanValue, x)
+		}
+	}
+	return t, nil
 }
 
 func parseTestFlags(args []string, stderr io.Writer) (testFlags, error) {
@@ -42,6 +69,10 @@ func parseTestFlags(args []string, stderr io.Writer) (testFlags, error) {
 	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files (required)")
 	fs.StringVar(&f.data, "data", "", "data source for the net's data layers (mnist:DIR:test, parquet:PATH, FILE.parquet); default: the layers' own source")
 	fs.IntVar(&f.iterations, "iterations", 0, "batches to score; 0: one pass over the source (its images / batch size, rounded up)")
+	fs.Float64Var(&f.scale, "scale", 1, "Input-layer nets: transform_param scale for -data")
+	fs.StringVar(&f.meanValue, "mean-value", "", "Input-layer nets: comma-separated mean_value (one, or one per channel)")
+	fs.IntVar(&f.cropSize, "crop-size", 0, "Input-layer nets: centre crop_size")
+	fs.BoolVar(&f.mirror, "mirror", false, "Input-layer nets: mirror images at random")
 	f.log.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -52,6 +83,12 @@ func parseTestFlags(args []string, stderr io.Writer) (testFlags, error) {
 	}
 	if f.weights == "" {
 		problems = append(problems, "-weights is required")
+	}
+	if _, err := f.transform(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if f.cropSize < 0 {
+		problems = append(problems, fmt.Sprintf("-crop-size %d: must not be negative", f.cropSize))
 	}
 	if f.iterations < 0 {
 		problems = append(problems, fmt.Sprintf("-iterations %d: must not be negative", f.iterations))
@@ -100,9 +137,20 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("weights %s: %w", w, err)
 		}
 	}
-	srcs, err := data.Attach(ctx, n, data.AttachOptions{Source: f.data})
-	if err != nil {
-		return err
+	var srcs []data.Attached
+	feedErr := func() error { return nil }
+	if len(n.FedLayers()) == 0 {
+		// A deploy net: feed its Input layer from -data with the flags' transform.
+		if srcs, feedErr, err = feedInput(ctx, n, &f); err != nil {
+			return err
+		}
+	} else {
+		if f.transformSet() {
+			return errors.New("-scale, -mean-value, -crop-size and -mirror apply to Input-layer nets; this net's data layers use their transform_param")
+		}
+		if srcs, err = data.Attach(ctx, n, data.AttachOptions{Source: f.data}); err != nil {
+			return err
+		}
 	}
 	iters := f.iterations
 	if iters == 0 {
@@ -123,6 +171,9 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := feedErr(); err != nil {
+		return err
+	}
 	ev := log.Info().Int("iterations", iters).Float64("loss", loss)
 	for _, sc := range scores {
 		ev = ev.Float64(sc.Blob, sc.Value)
@@ -141,6 +192,44 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
+}
+
+// feedInput attaches -data to the first Input layer of a deploy net: before
+// that layer's forward pass the source fills its tops (data, and labels
+// when the layer has a second top). The returned function reports a source
+// error (the hook cannot return one through Forward).
+func feedInput(ctx context.Context, n *net.Net[float32], f *testFlags) ([]data.Attached, func() error, error) {
+	noErr := func() error { return nil }
+	idx := -1
+	for i, lp := range n.LayerParams() {
+		if lp.GetType() == "Input" {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 || f.data == "" {
+		return nil, noErr, nil
+	}
+	tops := n.Tops(idx)
+	if tops[0].NumAxes() != 4 {
+		return nil, nil, fmt.Errorf("Input layer %q: data top %s is not N×C×H×W", n.LayerNames()[idx], blob.ShapeString(tops[0].Shape()))
+	}
+	tf, err := f.transform()
+	if err != nil {
+		return nil, nil, err
+	}
+	hint := [3]int{tops[0].Dim(1), tops[0].Dim(2), tops[0].Dim(3)}
+	src, err := data.Open[float32](ctx, f.data, data.Options{Transform: tf, Hint: hint})
+	if err != nil {
+		return nil, nil, err
+	}
+	var feedErr error
+	n.SetHooks(net.Hooks{BeforeForward: func(i int) {
+		if i == idx && feedErr == nil {
+			feedErr = src.Next(tops)
+		}
+	}})
+	return []data.Attached{{Layer: n.LayerNames()[idx], Source: f.data, Images: src.Len()}}, func() error { return feedErr }, nil
 }
 
 func countBlob(scores []solver.TestScore, name string) int {

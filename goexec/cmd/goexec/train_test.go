@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
 func TestTrainTestTimeFlags(t *testing.T) {
@@ -92,6 +97,46 @@ snapshot: 4 snapshot_prefix: "` + filepath.Join(dir, "lenet") + `" random_seed: 
 		t.Errorf("test printed:\n%s", out.String())
 	}
 
+	// The same weights in a deploy-style net with an Input layer (data and
+	// label tops), fed from -data with the transform given by flags.
+	np, err := prototxt.ParseNetFile(netPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := &caffepb.LayerParameter{}
+	if err := prototxt.Unmarshal("input", []byte(`name: "input" type: "Input" top: "data" top: "label"
+		input_param { shape { dim: 50 dim: 1 dim: 28 dim: 28 } shape { dim: 50 } }`), input); err != nil {
+		t.Fatal(err)
+	}
+	layers := []*caffepb.LayerParameter{input}
+	for _, lp := range np.Layer {
+		if lp.GetType() != "MemoryData" {
+			layers = append(layers, lp)
+		}
+	}
+	np.Layer = layers
+	deploy := filepath.Join(dir, "deploy.prototxt")
+	if err := os.WriteFile(deploy, prototxt.FormatNet(np), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out2 bytes.Buffer
+	err = testCmd(t.Context(), []string{"-model", deploy, "-weights", filepath.Join(dir, "lenet_iter_6.caffemodel"),
+		"-data", "mnist::test", "-iterations", "6", "-scale", "0.00390625"}, &out2, &log)
+	if err != nil {
+		t.Fatalf("test on the Input-layer net: %v\n%s", err, log.String())
+	}
+	// 300 images either way (3×100, 6×50), so the accuracies must agree.
+	acc, acc2 := lineOf(out.String(), "accuracy = "), lineOf(out2.String(), "accuracy = ")
+	a, err1 := strconv.ParseFloat(acc, 64)
+	a2, err2 := strconv.ParseFloat(acc2, 64)
+	if err1 != nil || err2 != nil || math.Abs(a-a2) > 1e-6 {
+		t.Errorf("accuracy through MemoryData %q, through Input %q", acc, acc2)
+	}
+	if err := testCmd(t.Context(), []string{"-model", netPath, "-weights", filepath.Join(dir, "lenet_iter_6.caffemodel"),
+		"-scale", "2"}, &out2, &log); err == nil {
+		t.Error("-scale accepted for a net with data layers")
+	}
+
 	out.Reset()
 	if err := timeCmd(t.Context(), []string{"-model", netPath, "-iterations", "1", "-synthetic"}, &out, &log); err != nil {
 		t.Fatalf("time: %v", err)
@@ -101,4 +146,14 @@ snapshot: 4 snapshot_prefix: "` + filepath.Join(dir, "lenet") + `" random_seed: 
 			t.Errorf("time output lacks %q:\n%s", l, out.String())
 		}
 	}
+}
+
+// lineOf returns the rest of the first line of s that starts with prefix.
+func lineOf(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			return rest
+		}
+	}
+	return ""
 }
