@@ -461,3 +461,38 @@ func TestGradientHookAndProgress(t *testing.T) {
 		t.Errorf("%d test nets built", len(s.TestNets()))
 	}
 }
+
+// With clip_gradients c and a larger gradient norm, one plain SGD step
+// (lr 1, no momentum, no decay) moves the weights by exactly norm c (the
+// bias has lr_mult 2, so it is checked separately).
+func TestClipGradients(t *testing.T) {
+	sp := solverParam(t, `clip_gradients: 0.01 base_lr: 1 lr_policy: "fixed" momentum: 0 weight_decay: 0`)
+	s := newTiny[float64](t, sp, 8)
+	if _, err := s.ForwardBackward(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var sumsq float64
+	for _, p := range s.Params() {
+		sumsq += SumSq(p.Diff())
+	}
+	if math.Sqrt(sumsq) <= 0.01 {
+		t.Fatalf("gradient norm %g is already under the clip", math.Sqrt(sumsq))
+	}
+	before := weights(s)
+	if _, err := s.ApplyUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	after := weights(s)
+	nw := s.Params()[0].Count()
+	var moved float64
+	for i := range before {
+		d := before[i] - after[i]
+		if i >= nw {
+			d /= 2 // lr_mult 2
+		}
+		moved += d * d
+	}
+	if math.Abs(math.Sqrt(moved)-0.01) > 1e-9 {
+		t.Errorf("clipped step has norm %.12g, want 0.01", math.Sqrt(moved))
+	}
+}
