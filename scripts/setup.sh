@@ -28,6 +28,13 @@ if [ ! -f "$stamp" ]; then
 	touch "$stamp"
 fi
 
+# Pinned protoc tools for the generated-code freshness tests (scripts/genproto.sh).
+want="$(sed -n 's/^GRPCIO_TOOLS_VERSION=/grpcio-tools=/p; s/^PROTOC_GEN_GO_VERSION=/protoc-gen-go=/p; s/^PROTOC_GEN_GO_GRPC_VERSION=/protoc-gen-go-grpc=/p' scripts/genproto.sh | paste -sd' ')"
+if [ "$(cat .venv-tools/.versions 2>/dev/null)" != "$want" ]; then
+	echo "setup: installing protoc tools ($want) into .venv-tools"
+	bash scripts/genproto.sh --install
+fi
+
 echo "setup: go mod download"
 go mod download
 echo "setup: done (gradle $(gradle --version 2>/dev/null | sed -n 's/^Gradle //p'), pyspark $PYSPARK_VERSION, $(go version | cut -d' ' -f3))"
