@@ -83,9 +83,12 @@ type Config struct {
 	// Session is mixed into the authentication (for example the training
 	// round), so a connection from another round is rejected.
 	Session string
-	// Timeout bounds each connect, handshake, read and write; zero means
-	// DefaultTimeout.
+	// Timeout bounds each read and write of an all-reduce (so it must
+	// exceed the ranks' skew in reaching it); zero means DefaultTimeout.
 	Timeout time.Duration
+	// ConnectTimeout bounds joining the ring: waiting for the peers to
+	// arrive and authenticate. Zero means Timeout.
+	ConnectTimeout time.Duration
 	// Chunk is the number of floats per network write; zero means
 	// DefaultChunk.
 	Chunk int
@@ -135,8 +138,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("ring: rank %d not in [0, %d)", c.Rank, n)
 	case n > 1 && len(c.Secret) < MinSecret:
 		return fmt.Errorf("ring: secret of %d bytes is too short (at least %d)", len(c.Secret), MinSecret)
-	case c.Timeout < 0:
-		return fmt.Errorf("ring: negative timeout %v", c.Timeout)
+	case c.Timeout < 0 || c.ConnectTimeout < 0:
+		return fmt.Errorf("ring: negative timeout %v / connect timeout %v", c.Timeout, c.ConnectTimeout)
 	case c.Chunk < 0:
 		return fmt.Errorf("ring: negative chunk %d", c.Chunk)
 	}
@@ -162,6 +165,9 @@ func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = cfg.Timeout
 	}
 	if cfg.Chunk == 0 {
 		cfg.Chunk = DefaultChunk
@@ -218,12 +224,12 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 	perr := func(op string, err error) error {
 		return &PeerError{Rank: r.next, Addr: addr, Op: op, Err: err}
 	}
-	d := net.Dialer{Timeout: r.cfg.Timeout}
+	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, perr("connect", err)
 	}
-	c.SetDeadline(time.Now().Add(r.cfg.Timeout))
+	c.SetDeadline(time.Now().Add(r.cfg.ConnectTimeout))
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	err = clientHandshake(c, r.cfg, r.rank, r.next)
@@ -236,7 +242,7 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 			err = ctx.Err()
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("no answer within %v: %w", r.cfg.Timeout, err)
+			err = fmt.Errorf("no answer within %v: %w", r.cfg.ConnectTimeout, err)
 		}
 		return nil, perr("handshake", err)
 	}
@@ -248,7 +254,7 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 // authenticate, until the timeout.
 func (r *Ring) accept(ctx context.Context, lis net.Listener) (net.Conn, error) {
 	prevAddr := r.cfg.Peers[r.prev]
-	deadline := time.Now().Add(r.cfg.Timeout)
+	deadline := time.Now().Add(r.cfg.ConnectTimeout)
 	type deadliner interface{ SetDeadline(time.Time) error }
 	dl, _ := lis.(deadliner)
 	if dl != nil {
@@ -272,7 +278,7 @@ func (r *Ring) accept(ctx context.Context, lis net.Listener) (net.Conn, error) {
 				return nil, fail(ctx.Err())
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.Timeout))
+				return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.ConnectTimeout))
 			}
 			return nil, fail(err)
 		}
@@ -298,7 +304,7 @@ func (r *Ring) accept(ctx context.Context, lis net.Listener) (net.Conn, error) {
 		}
 		rejected = append(rejected, rej)
 		if time.Now().After(deadline) {
-			return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.Timeout))
+			return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.ConnectTimeout))
 		}
 	}
 }

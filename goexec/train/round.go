@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	stdnet "net"
 	"strings"
 	"time"
 
@@ -136,7 +137,8 @@ func (s *Service) plan(req *pb.TrainRoundRequest) (*roundPlan, error) {
 			return nil, invalid("ring_timeout_ms", "negative (%d)", req.GetRingTimeoutMs())
 		}
 		p.ringCfg = ring.Config{Rank: p.rank, Peers: req.GetPeers(), Secret: req.GetSecret(),
-			Session: fmt.Sprintf("round %d start %d", req.GetRound(), p.start), Timeout: to}
+			Session: fmt.Sprintf("round %d start %d", req.GetRound(), p.start), Timeout: to,
+			ConnectTimeout: max(to, ringJoinTimeout)}
 	}
 	if len(req.GetData()) == 0 {
 		return nil, invalid("data", "no data bindings (one per data layer of the train net)")
@@ -164,6 +166,12 @@ func (s *Service) plan(req *pb.TrainRoundRequest) (*roundPlan, error) {
 	p.key = string(h.Sum(nil))
 	return p, nil
 }
+
+// ringJoinTimeout is how long a rank waits for its ring peers to join: the
+// ring forms after every rank built its net, which can take long for big
+// nets. A peer whose process died is noticed at once (refused or reset
+// connections); this bounds only silent peers.
+const ringJoinTimeout = 10 * time.Minute
 
 // samplerSeed derives a rank's data order from the seed, the rank, the layer
 // and (after a restart) the iteration it restarts at.
@@ -320,25 +328,18 @@ func (s *Service) TrainRound(req *pb.TrainRoundRequest, stream grpc.ServerStream
 		return err
 	}
 	defer s.release()
-	log := s.log.With().Int64("round", req.GetRound()).Int("rank", p.rank).Int("world", p.world).Str("mode", p.mode.String()).Logger()
-	setupStart := time.Now()
-
-	var rg *ring.Ring
+	var lis stdnet.Listener
 	if p.mode == pb.SyncMode_ALLREDUCE && p.world > 1 {
-		lis := s.takeListener()
-		if lis == nil {
+		if lis = s.takeListener(); lis == nil {
 			return status.Errorf(codes.FailedPrecondition, "peers: no peer port is open (call OpenPeerPort before TrainRound, once per round)")
 		}
 		defer lis.Close()
 		if got, want := req.GetPeers()[p.rank], lis.Addr().String(); got != want {
 			return invalid(fmt.Sprintf("peers[%d]", p.rank), "%q, but this goexec's peer port is %s", got, want)
 		}
-		rg, err = ring.Connect(ctx, lis, p.ringCfg)
-		if err != nil {
-			return ringStatus(ctx, err)
-		}
-		defer rg.Close()
 	}
+	log := s.log.With().Int64("round", req.GetRound()).Int("rank", p.rank).Int("world", p.world).Str("mode", p.mode.String()).Logger()
+	setupStart := time.Now()
 
 	ss, err := s.prepare(ctx, p, log)
 	if err != nil {
@@ -356,6 +357,17 @@ func (s *Service) TrainRound(req *pb.TrainRoundRequest, stream grpc.ServerStream
 			s.sess = nil
 		}
 	}()
+	// Join the ring once the net is built, so the first all-reduce does not
+	// wait for slower peers' setup.
+	var rg *ring.Ring
+	if lis != nil {
+		rg, err = ring.Connect(ctx, lis, p.ringCfg)
+		if err != nil {
+			return ringStatus(ctx, err)
+		}
+		defer rg.Close()
+	}
+
 	setup := time.Since(setupStart)
 	stats, err := s.run(ctx, ss, p, rg, stream.Send, log)
 	if err != nil {

@@ -540,8 +540,11 @@ type TrainRoundRequest struct {
 	Seed uint64 `protobuf:"varint,12,opt,name=seed,proto3" json:"seed,omitempty"`
 	// round is the driver's round number, echoed into logs.
 	Round int64 `protobuf:"varint,13,opt,name=round,proto3" json:"round,omitempty"`
-	// ring_timeout_ms bounds each ring exchange; a peer that sends nothing for
-	// this long is declared dead. 0 means 30000.
+	// ring_timeout_ms bounds each ring exchange during training: a peer that
+	// sends nothing for this long is declared dead, so it must exceed the
+	// ranks' skew per iteration. 0 means 30000. Joining the ring (after each
+	// rank built its net) waits up to max(this, 10 minutes) for silent peers;
+	// a peer whose process died is noticed at once either way.
 	RingTimeoutMs int64 `protobuf:"varint,14,opt,name=ring_timeout_ms,json=ringTimeoutMs,proto3" json:"ring_timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
