@@ -40,6 +40,7 @@ type binding struct {
 	layer   string
 	key     arrowio.Key
 	sampler *arrowio.Sampler[float32]
+	ds      *arrowio.Dataset // the sampler's dataset (kept alive by the sampler)
 	rows    int
 }
 
@@ -232,7 +233,7 @@ func (s *Service) bind(n *net.Net[float32], dbs []*pb.DataBinding, seed uint64, 
 			return fail(invalid(field+".layer", "%v", err))
 		}
 		bound[lp.GetName()] = true
-		out = append(out, &binding{layer: lp.GetName(), key: key, sampler: sm, rows: rows})
+		out = append(out, &binding{layer: lp.GetName(), key: key, sampler: sm, ds: ds, rows: rows})
 	}
 	for _, name := range n.FedLayers() {
 		if !bound[name] {
@@ -240,6 +241,22 @@ func (s *Service) bind(n *net.Net[float32], dbs []*pb.DataBinding, seed uint64, 
 		}
 	}
 	return out, nil
+}
+
+// current reports whether every binding still samples the partition cached
+// under its key (not one replaced by a later LoadPartition).
+func (s *Service) current(bs []*binding) bool {
+	for _, b := range bs {
+		ds, ok := s.cache.Get(b.key)
+		if !ok {
+			return false
+		}
+		ds.Release()
+		if ds != b.ds {
+			return false
+		}
+	}
+	return true
 }
 
 // prepare returns the session for a round: the kept one when the request
@@ -277,9 +294,10 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 			n += q.Count()
 		}
 		ss = &session{key: p.key, s: sv, bindings: bindings, nextIter: p.start, grad: make([]float32, n+1)}
-	} else if ss.nextIter != p.start {
+	} else if ss.nextIter != p.start || !s.current(ss.bindings) {
 		// A round that does not continue the last one (a retry after a
-		// failure): start a fresh walk of the data.
+		// failure), or a partition reloaded since: start a fresh walk of
+		// the data.
 		old := ss.bindings
 		nb, err := s.bind(ss.s.TrainNet(), p.bindings, p.seed, p.rank, p.start, true)
 		if err != nil {
@@ -368,6 +386,10 @@ func (s *Service) TrainRound(req *pb.TrainRoundRequest, stream grpc.ServerStream
 		defer rg.Close()
 	}
 
+	for _, b := range ss.bindings {
+		log.Info().Str("layer", b.layer).Str("partition", b.key.String()).Int("rows", b.rows).
+			Int64("drawn_before", b.sampler.Drawn()).Msg("round data")
+	}
 	setup := time.Since(setupStart)
 	stats, err := s.run(ctx, ss, p, rg, stream.Send, log)
 	if err != nil {
@@ -406,6 +428,10 @@ func (s *Service) run(ctx context.Context, ss *session, p *roundPlan, rg *ring.R
 		batch = max(batch, b.sampler.TopShape(0)[0])
 	}
 	images := batch * int(max(1, p.sp.GetIterSize()))
+	drawn := make([]int64, len(ss.bindings))
+	for k, b := range ss.bindings {
+		drawn[k] = b.sampler.Drawn()
+	}
 	var losses []float64
 	smoothed := 0.0
 	var reduceTime time.Duration
@@ -473,8 +499,8 @@ func (s *Service) run(ctx context.Context, ss *session, p *roundPlan, rg *ring.R
 	}
 	st := &pb.RoundStats{Iterations: int64(p.iters), Seconds: time.Since(start).Seconds(),
 		AllreduceSeconds: reduceTime.Seconds(), Images: int64(p.iters * images), FinalLoss: smoothed}
-	for _, b := range ss.bindings {
-		st.Epochs = append(st.Epochs, float64(b.sampler.Drawn())/float64(b.rows))
+	for k, b := range ss.bindings {
+		st.Epochs = append(st.Epochs, float64(b.sampler.Drawn()-drawn[k])/float64(b.rows))
 	}
 	return st, nil
 }

@@ -777,7 +777,9 @@ type RoundStats struct {
 	Images int64 `protobuf:"varint,5,opt,name=images,proto3" json:"images,omitempty"`
 	// final_loss is the smoothed loss after the last iteration.
 	FinalLoss float64 `protobuf:"fixed64,6,opt,name=final_loss,json=finalLoss,proto3" json:"final_loss,omitempty"`
-	// epochs_completed per bound data layer's partition (same order as data).
+	// epochs is how many passes over its partition each bound data layer made
+	// in this round (samples drawn / partition rows; same order as data): a
+	// smaller partition shows more.
 	Epochs        []float64 `protobuf:"fixed64,7,rep,packed,name=epochs,proto3" json:"epochs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
