@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/gocaffe/gocaffe/goexec/server"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
+	"github.com/gocaffe/gocaffe/goexec/server"
 )
 
 // TestServedByGoexecServer registers the Trainer on goexec's own server (as
