@@ -481,3 +481,32 @@ func TestScore(t *testing.T) {
 		Data: []*pb.DataBinding{{Layer: "data", Key: key(5)}}})
 	wantCode(t, err, codes.FailedPrecondition, "LoadPartition")
 }
+
+// TestReloadedPartitionIsUsed: a partition reloaded between rounds feeds the
+// next round even though the session (and its samplers) is kept.
+func TestReloadedPartitionIsUsed(t *testing.T) {
+	sp := solverFor(t, 8)
+	a, b := makeSamples(40, 40), makeSamples(40, 41)
+	bind := []*pb.DataBinding{{Layer: "data", Key: key(0)}}
+	run := func(r *rank, second sampleSet) *roundResult {
+		r.load(t, key(0), sp, a)
+		first, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 2, Data: bind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.n() > 0 {
+			r.load(t, key(0), sp, second)
+		}
+		res, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 2, Data: bind,
+			Weights: marshal(t, first.weights), SolverState: marshal(t, first.state), StartIter: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	kept := run(newRank(t), sampleSet{})
+	reloaded := run(newRank(t), b)
+	if d := maxRelDiff(t, kept.weights, reloaded.weights); d == 0 {
+		t.Error("the second round trained on the old partition after a reload")
+	}
+}
