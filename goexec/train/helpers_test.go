@@ -213,17 +213,29 @@ func (r *rank) load(t testing.TB, key *pb.PartitionKey, sp *caffepb.SolverParame
 }
 
 func (r *rank) loadErr(key *pb.PartitionKey, layer, ipcBytes []byte, chunk int, rows int64) (*pb.PartitionInfo, error) {
+	return r.loadChunks(key, layer, ipcBytes, chunk, rows, false)
+}
+
+// loadChunks streams a partition; headerOnly sends key and layer in a first
+// chunk of their own (as the JVM shim does), the Arrow bytes after it.
+func (r *rank) loadChunks(key *pb.PartitionKey, layer, ipcBytes []byte, chunk int, rows int64, headerOnly bool) (*pb.PartitionInfo, error) {
 	st, err := r.client.LoadPartition(context.Background())
 	if err != nil {
 		return nil, err
 	}
+	if headerOnly {
+		if err := st.Send(&pb.PartitionChunk{Key: key, Layer: layer, ExpectedRows: rows}); err != nil {
+			return nil, err
+		}
+		key, layer, rows = nil, nil, 0
+	}
 	first := true
 	for off := 0; first || off < len(ipcBytes); off += chunk {
 		c := &pb.PartitionChunk{ArrowIpc: ipcBytes[off:min(off+chunk, len(ipcBytes))]}
-		if first {
+		if first && !headerOnly {
 			c.Key, c.Layer, c.ExpectedRows = key, layer, rows
-			first = false
 		}
+		first = false
 		if err := st.Send(c); err != nil {
 			if err == io.EOF {
 				break // the server answered early; CloseAndRecv has its status

@@ -192,8 +192,10 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 		// Feed the chunks' bytes into the decoder; stop when it stops reading.
 		defer close(fed)
 		received.Add(int64(len(first.GetArrowIpc())))
-		if _, err := pw.Write(first.GetArrowIpc()); err != nil {
-			return
+		if b := first.GetArrowIpc(); len(b) > 0 {
+			if _, err := pw.Write(b); err != nil {
+				return
+			}
 		}
 		for {
 			c, err := stream.Recv()
@@ -206,8 +208,10 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 				return
 			}
 			received.Add(int64(len(c.GetArrowIpc())))
-			if _, err := pw.Write(c.GetArrowIpc()); err != nil {
-				return
+			if b := c.GetArrowIpc(); len(b) > 0 {
+				if _, err := pw.Write(b); err != nil {
+					return
+				}
 			}
 		}
 	}()

@@ -53,8 +53,11 @@ func TestPartitionLifecycle(t *testing.T) {
 	if has, _ := r.client.HasPartition(context.Background(), key(4)); has.GetCached() {
 		t.Error("partition 4 reported cached")
 	}
-	// Reloading replaces (and frees) the old partition.
-	r.load(t, key(3), sp, s.slice(0, 50))
+	// Reloading replaces (and frees) the old partition; this time the first
+	// chunk carries only key and layer, as the JVM shim sends it.
+	if _, err := r.loadChunks(key(3), dataLayer(t, sp), arrowIPC(t, s.slice(0, 50), 20), 333, 50, true); err != nil {
+		t.Fatal(err)
+	}
 	if has, _ := r.client.HasPartition(context.Background(), key(3)); has.GetRows() != 50 {
 		t.Errorf("after reload: %d rows, want 50", has.GetRows())
 	}
