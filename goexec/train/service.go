@@ -3,6 +3,19 @@
 // τ iterations (synchronous SGD with a ring all-reduce of the gradients
 // every iteration, or local training whose results the driver averages),
 // and scores test nets. CONTRACT.md describes the call sequence per round.
+//
+// Sync modes. ALLREDUCE sums every learnable parameter's gradient over the
+// ranks after each forward/backward (goexec/ring), divides by the world
+// size and then applies the update, so N ranks with batch b train exactly
+// like one rank with batch N·b and all replicas stay bit-identical. AVERAGE
+// trains the round's iterations locally and returns the weights and the
+// solver history; the driver averages both blob-wise (momentum history is
+// averaged exactly like the weights) and sends the means back.
+//
+// Data. Each rank draws batch_size samples per iteration from its own
+// cached partition only, epoch by epoch (arrowio.UnevenEpochs, or
+// arrowio.WithReplacement on request): uneven partitions give uneven epochs,
+// never truncation. Partition sizes are logged when cached and each round.
 package train
 
 import (
