@@ -192,6 +192,11 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     }
     val snaps = new Snapshots(modelPath, prefixName, hadoop)
     val key = secret()
+    // Every rank initialises from one seed, so all start from the same
+    // weights: the solver's random_seed, else one drawn here for the job.
+    val seed =
+      if (spec.solver.getRandomSeed >= 0) 0L
+      else (new SecureRandom().nextLong() & Long.MaxValue) | 1L
     val solverB = sc.broadcast(spec.bytes)
     val failures = new FailureLog
     sc.addSparkListener(failures)
@@ -211,7 +216,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         sc.setJobDescription(desc)
         val rs = RoundSpec(round, train.dataset, train.layer.name, train.layer.layer.toByteArray, null, iter,
           end - iter, n, settings.allreduce, key, settings.peerTimeoutMs, settings.withReplacement,
-          settings.listenAddress, settings.peerPort)
+          settings.listenAddress, settings.peerPort, seed)
         val wB = sc.broadcast(weights(0))
         val sB = sc.broadcast(state)
         val t0 = System.nanoTime()

@@ -55,7 +55,8 @@ final case class RoundSpec(
     ringTimeoutMs: Long,
     withReplacement: Boolean,
     listenAddress: Option[String],
-    peerPort: Int)
+    peerPort: Int,
+    seed: Long)
 
 /** Executor side of a training round and of a test pass. Thin: it moves a
   * partition's Arrow bytes to goexec and relays goexec's answers.
@@ -235,6 +236,7 @@ object RankTask {
         .setWithReplacement(spec.withReplacement))
       .setRound(spec.round)
       .setRingTimeoutMs(spec.ringTimeoutMs)
+      .setSeed(spec.seed)
       .build()
 
     val progress = Seq.newBuilder[RankProgress]
