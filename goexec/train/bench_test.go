@@ -16,7 +16,7 @@ import (
 
 // lenetSolver is Caffe's LeNet solver around examples/lenet_train_test.prototxt
 // (batch 64 per rank), without testing or display.
-func lenetSolver(b *testing.B) *caffepb.SolverParameter {
+func lenetSolver(b testing.TB) *caffepb.SolverParameter {
 	np, err := prototxt.ParseNetFile("../../examples/lenet_train_test.prototxt")
 	if err != nil {
 		b.Fatal(err)
@@ -31,7 +31,7 @@ lr_policy: "inv" gamma: 0.0001 power: 0.75 display: 0 max_iter: 10000 random_see
 }
 
 // mnistLike is n random 28×28 images with labels, in the MNIST Parquet schema.
-func mnistLike(b *testing.B, n int, seed uint64) []byte {
+func mnistLike(b testing.TB, n int, seed uint64) []byte {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	const size = 28 * 28
 	s := struct {
