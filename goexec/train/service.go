@@ -87,10 +87,9 @@ type Service struct {
 	sess *session // guarded by busy
 }
 
+// partMeta is what LoadPartition reported about a cached partition.
 type partMeta struct {
-	layer   *caffepb.LayerParameter
-	info    *pb.PartitionInfo
-	created time.Time
+	info *pb.PartitionInfo
 }
 
 // New returns a Service with an empty partition cache.
@@ -255,7 +254,7 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 	}
 	s.cache.Put(key, ds)
 	s.mu.Lock()
-	s.meta[key] = partMeta{layer: lp, info: info, created: time.Now()}
+	s.meta[key] = partMeta{info: info}
 	s.mu.Unlock()
 	s.log.Info().Str("partition", key.String()).Str("layer", lp.GetName()).Int64("rows", info.Rows).
 		Int64("bytes", info.Bytes).Int64("zero_copy_bytes", ds.ZeroCopyBytes()).Int64("ipc_bytes", received.Load()).
