@@ -496,3 +496,18 @@ func TestClipGradients(t *testing.T) {
 		t.Errorf("clipped step has norm %.12g, want 0.01", math.Sqrt(moved))
 	}
 }
+
+// average_loss is a running mean over the last N iterations, as Caffe's
+// UpdateSmoothedLoss keeps it.
+func TestSmoothedLoss(t *testing.T) {
+	s := &Solver[float32]{param: &caffepb.SolverParameter{AverageLoss: proto.Int32(3)}}
+	losses := []float64{6, 3, 9, 12, 0, 3}
+	want := []float64{6, 4.5, 6, 8, 7, 5} // means of the last ≤3 values
+	for i, l := range losses {
+		s.updateSmoothedLoss(l)
+		s.iter++
+		if math.Abs(s.SmoothedLoss()-want[i]) > 1e-12 {
+			t.Errorf("after loss %d: smoothed %g, want %g", i, s.SmoothedLoss(), want[i])
+		}
+	}
+}
