@@ -14,6 +14,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/net"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
@@ -257,6 +258,23 @@ func TestSnapshotResumeIdentical(t *testing.T) {
 			}
 			if want := filepath.Join(dir, "tiny_iter_6.caffemodel"); model != want {
 				t.Errorf("model file %s, want %s", model, want)
+			}
+			// Caffe's layout: iter, learned_net, current_step, then one history
+			// blob per learnable param and history set, shaped like the param.
+			st, err := modelio.ReadSolverState(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			np := len(first.Params())
+			if st.GetIter() != 6 || st.GetLearnedNet() != model || st.GetCurrentStep() != 1 ||
+				len(st.GetHistory()) != np*first.Method().HistorySets() {
+				t.Fatalf("solverstate iter %d, learned_net %q, current_step %d, %d history blobs",
+					st.GetIter(), st.GetLearnedNet(), st.GetCurrentStep(), len(st.GetHistory()))
+			}
+			for k, h := range st.GetHistory() {
+				if got, want := modelio.ProtoShape(h), first.Params()[k%np].Shape(); !blob.ShapeEquals(got, want) || len(h.GetData()) != first.Params()[k%np].Count() {
+					t.Errorf("history blob %d: shape %v with %d values, want shape %v", k, got, len(h.GetData()), want)
+				}
 			}
 			// A fresh solver with a different seed: its initial weights differ,
 			// so matching results prove the weights came from the snapshot.
