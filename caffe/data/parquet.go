@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -86,6 +88,17 @@ func firstInt(tbl arrow.Table, name string) int {
 }
 
 func imagesFromTable(tbl arrow.Table, opt ParquetOptions) (*Images, error) {
+	if enc, err := column(tbl, "encoded"); err == nil {
+		for _, ch := range enc.Chunks() {
+			if b, ok := ch.(*array.Boolean); ok {
+				for i := 0; i < b.Len(); i++ {
+					if b.IsValid(i) && b.Value(i) {
+						return nil, fmt.Errorf("column \"encoded\" marks PNG/JPEG images: %w (write raw pixels, e.g. mnist2parquet's plain schema)", ErrNotYet)
+					}
+				}
+			}
+		}
+	}
 	imgCol, err := column(tbl, opt.ImageColumn)
 	if err != nil {
 		return nil, err
@@ -176,6 +189,12 @@ func imagesFromTable(tbl arrow.Table, opt ParquetOptions) (*Images, error) {
 				v = float64(a.Value(i))
 			case *array.Int16:
 				v = float64(a.Value(i))
+			case *array.String: // CaffeOnSpark's ImageDataFrame keeps labels as strings
+				f, err := strconv.ParseFloat(strings.TrimSpace(a.Value(i)), 64)
+				if err != nil {
+					return nil, fmt.Errorf("row %d: label %q is not a number", len(im.Labels), a.Value(i))
+				}
+				v = f
 			default:
 				return nil, fmt.Errorf("label column %q has type %s, want an integer or float", opt.LabelColumn, ch.DataType())
 			}

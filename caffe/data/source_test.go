@@ -226,3 +226,46 @@ func TestParquetBytesAndFloats(t *testing.T) {
 	}
 	mem.AssertSize(t, 0)
 }
+
+// CaffeOnSpark's ImageDataFrame layout: string labels, an "encoded" flag.
+func TestParquetImageDataFrame(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	sch := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.BinaryTypes.String},
+		{Name: "label", Type: arrow.BinaryTypes.String},
+		{Name: "channels", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "height", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "width", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "encoded", Type: arrow.FixedWidthTypes.Boolean},
+		{Name: "data", Type: arrow.BinaryTypes.Binary},
+	}, nil)
+	write := func(path string, encoded bool) {
+		b := array.NewRecordBuilder(mem, sch)
+		defer b.Release()
+		b.Field(0).(*array.StringBuilder).AppendValues([]string{"a", "b"}, nil)
+		b.Field(1).(*array.StringBuilder).AppendValues([]string{"4", " 7"}, nil)
+		b.Field(2).(*array.Int32Builder).AppendValues([]int32{1, 1}, nil)
+		b.Field(3).(*array.Int32Builder).AppendValues([]int32{1, 1}, nil)
+		b.Field(4).(*array.Int32Builder).AppendValues([]int32{2, 2}, nil)
+		b.Field(5).(*array.BooleanBuilder).AppendValues([]bool{false, encoded}, nil)
+		b.Field(6).(*array.BinaryBuilder).AppendValues([][]byte{{1, 2}, {3, 4}}, nil)
+		rec := b.NewRecord()
+		defer rec.Release()
+		writeParquet(t, path, rec)
+	}
+	dir := t.TempDir()
+	raw, enc := filepath.Join(dir, "raw.parquet"), filepath.Join(dir, "enc.parquet")
+	write(raw, false)
+	write(enc, true)
+	im, err := Load(t.Context(), raw, [3]int{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.N != 2 || im.W != 2 || im.Labels[0] != 4 || im.Labels[1] != 7 || im.Pix[3] != 4 {
+		t.Errorf("ImageDataFrame read as %+v", im)
+	}
+	if _, err := Load(t.Context(), enc, [3]int{}); !errors.Is(err, ErrNotYet) {
+		t.Errorf("encoded images: %v, want ErrNotYet", err)
+	}
+}
