@@ -209,21 +209,46 @@ func poolMaxPlane[T blob.Float](g poolGeom, xp, yp []T, mask []int32) {
 				yr[ox], mr[ox] = best, arg
 			}
 		}
-		for ; ox < g.ow; ox++ {
-			w0 := ox*g.sw - g.pw
-			w1 := min(w0+g.kw, g.w)
-			w0 = max(w0, 0)
-			best, arg := T(-math.MaxFloat32), -1
-			for iy := h0; iy < h1; iy++ {
-				row := xp[iy*g.w : iy*g.w+w1]
-				for ix := w0; ix < w1; ix++ {
-					if row[ix] > best {
-						best, arg = row[ix], iy*g.w+ix
+		if xp32, ok := any(xp).([]float32); ok && ox == 0 && h1 > h0 {
+			// Windows fully inside the columns, vectorized over outputs.
+			lo := (g.pw + g.sw - 1) / g.sw
+			hi := min(g.ow, (g.w+g.pw-g.kw)/g.sw+1)
+			if hi > lo {
+				var rows [8][]float32
+				var bases [8]int32
+				if h1-h0 <= len(rows) {
+					c0 := lo*g.sw - g.pw
+					for iy := h0; iy < h1; iy++ {
+						rows[iy-h0] = xp32[iy*g.w+c0 : (iy+1)*g.w]
+						bases[iy-h0] = int32(iy*g.w + c0)
 					}
+					cpu.MaxPoolRow(rows[:h1-h0], bases[:h1-h0], g.kw, g.sw, any(yr[lo:hi]).([]float32), mr[lo:hi])
+					poolMaxScalar(g, xp, yr, mr, h0, h1, 0, lo)
+					ox = hi
 				}
 			}
-			yr[ox], mr[ox] = best, int32(arg)
 		}
+		poolMaxScalar(g, xp, yr, mr, h0, h1, ox, g.ow)
+	}
+}
+
+// poolMaxScalar max-pools outputs [ox0, ox1) of one output row whose
+// windows cover input rows [h0, h1).
+func poolMaxScalar[T blob.Float](g poolGeom, xp, yr []T, mr []int32, h0, h1, ox0, ox1 int) {
+	for ox := ox0; ox < ox1; ox++ {
+		w0 := ox*g.sw - g.pw
+		w1 := min(w0+g.kw, g.w)
+		w0 = max(w0, 0)
+		best, arg := T(-math.MaxFloat32), -1
+		for iy := h0; iy < h1; iy++ {
+			row := xp[iy*g.w : iy*g.w+w1]
+			for ix := w0; ix < w1; ix++ {
+				if row[ix] > best {
+					best, arg = row[ix], iy*g.w+ix
+				}
+			}
+		}
+		yr[ox], mr[ox] = best, int32(arg)
 	}
 }
 

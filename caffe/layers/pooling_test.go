@@ -136,6 +136,10 @@ func TestPoolingPrecision(t *testing.T) {
 	}
 	// Rows wide enough for the vectorized 2×2 kernel, odd width for its tail.
 	precision(t, layertest.Precision{Seed: 5}, `type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }`, bl(distinct(30, 2, 3, 6, 41)), 2)
+	// CIFAR-10 quick's 3×3/2 windows on wide rows (vectorized interior,
+	// clipped last column), and stride 1 with padding.
+	precision(t, layertest.Precision{Seed: 6}, `type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }`, bl(distinct(31, 2, 2, 9, 40)), 2)
+	precision(t, layertest.Precision{Seed: 7}, `type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 1 }`, bl(distinct(32, 1, 2, 5, 37)), 2)
 }
 
 func TestPoolingStochastic(t *testing.T) {

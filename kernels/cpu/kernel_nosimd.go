@@ -44,3 +44,14 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	addRowsGo(dst, ldd, src, lds, rows, cols)
 }
+
+// MaxPoolRow max-pools one output row of windows that lie fully inside
+// the image columns: for output o, the window covers rows[r][o*stride+j]
+// for each r in order and j in [0, kw). out[o] is the largest value that
+// exceeds -FLT_MAX, compared strictly in that (row-major) order as Caffe
+// does, and idx[o] its index rowBase[r] + o*stride + j, or -1 if none.
+// It covers len(out) outputs; each rows[r] must hold (len(out)-1)*stride+kw
+// values.
+func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
+	maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
+}

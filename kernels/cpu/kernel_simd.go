@@ -267,3 +267,53 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).Add(archsimd.LoadFloat32x16SlicePart(d)).StoreSlicePart(d)
 	}
 }
+
+// MaxPoolRow max-pools one output row of windows that lie fully inside
+// the image columns: for output o, the window covers rows[r][o*stride+j]
+// for each r in order and j in [0, kw). out[o] is the largest value that
+// exceeds -FLT_MAX, compared strictly in that (row-major) order as Caffe
+// does, and idx[o] its index rowBase[r] + o*stride + j, or -1 if none.
+// It covers len(out) outputs; each rows[r] must hold (len(out)-1)*stride+kw
+// values.
+func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
+	n := len(out)
+	idx = idx[:n]
+	if !hasAVX512 || (stride != 1 && stride != 2) || n == 0 {
+		maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
+		return
+	}
+	var lanes [16]int32
+	for i := range lanes {
+		lanes[i] = int32(i * stride)
+	}
+	laneS := archsimd.LoadInt32x16(&lanes)
+	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	for o := 0; o < n; o += 16 {
+		cnt := min(16, n-o)
+		span := (cnt-1)*stride + 1 // values one window column spans
+		best, arg := floor, none
+		for r, row := range rows {
+			for j := 0; j < kw; j++ {
+				s := row[o*stride+j : o*stride+j+span]
+				var v archsimd.Float32x16
+				if stride == 1 {
+					v = archsimd.LoadFloat32x16SlicePart(s)
+				} else {
+					lo := archsimd.LoadFloat32x16SlicePart(s[:min(16, span)])
+					var hi archsimd.Float32x16
+					if span > 16 {
+						hi = archsimd.LoadFloat32x16SlicePart(s[16:])
+					}
+					v = lo.ConcatPermute(hi, even)
+				}
+				m := v.Greater(best)
+				at := laneS.Add(archsimd.BroadcastInt32x16(rowBase[r] + int32(o*stride+j)))
+				best, arg = v.Merge(best, m), at.Merge(arg, m)
+			}
+		}
+		best.StoreSlicePart(out[o : o+cnt])
+		arg.StoreSlicePart(idx[o : o+cnt])
+	}
+}

@@ -24,3 +24,19 @@ func maxPool2x2Go(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 		out[o], idx[o] = best, arg
 	}
 }
+
+// maxPoolRowGo is the portable MaxPoolRow.
+func maxPoolRowGo(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
+	for o := range out {
+		best, arg := float32(-math.MaxFloat32), int32(-1)
+		for r, row := range rows {
+			w := row[o*stride : o*stride+kw]
+			for j, v := range w {
+				if v > best {
+					best, arg = v, rowBase[r]+int32(o*stride+j)
+				}
+			}
+		}
+		out[o], idx[o] = best, arg
+	}
+}

@@ -31,3 +31,36 @@ func TestMaxPool2x2MatchesGo(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxPoolRowMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, stride := range []int{1, 2, 3} {
+		for _, kw := range []int{1, 2, 3, 5} {
+			for _, n := range []int{1, 7, 16, 17, 33} {
+				nrows := 3
+				rows := make([][]float32, nrows)
+				base := make([]int32, nrows)
+				for i := range rows {
+					rows[i] = randSlice(r, (n-1)*stride+kw)
+					base[i] = int32(1000 * i)
+				}
+				rows[0][0], rows[1][0] = 5, 5 // a tie: the first wins
+				if len(rows[2]) > 1 {
+					rows[2][1] = float32(math.NaN())
+				}
+				out, idx := make([]float32, n), make([]int32, n)
+				wOut, wIdx := make([]float32, n), make([]int32, n)
+				MaxPoolRow(rows, base, kw, stride, out, idx)
+				maxPoolRowGo(rows, base, kw, stride, wOut, wIdx)
+				for o := range out {
+					if out[o] != wOut[o] || idx[o] != wIdx[o] {
+						t.Fatalf("stride %d kw %d n %d output %d: (%v, %d), want (%v, %d)", stride, kw, n, o, out[o], idx[o], wOut[o], wIdx[o])
+					}
+				}
+				if idx[0] != 0 {
+					t.Fatalf("stride %d kw %d n %d: tie went to index %d, want 0", stride, kw, n, idx[0])
+				}
+			}
+		}
+	}
+}
