@@ -136,6 +136,11 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info().Str("solver", f.solver).Int("params", paramCount(s.Params())).Str("setup", time.Since(start).Round(time.Millisecond).String()).Msg("training")
 	if err := s.Solve(ctx); err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// A signal: Solve has written its snapshot; stop cleanly as Caffe does.
+			log.Warn().Int("iter", s.Iter()).Msg("stopped by signal")
+			return nil
+		}
 		return err
 	}
 	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
