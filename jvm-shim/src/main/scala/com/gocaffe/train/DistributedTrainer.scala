@@ -205,6 +205,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val startIter = iter
     var round = 0L
     var lastTest: Option[String] = None
+    var placement: IndexedSeq[Option[String]] = IndexedSeq.fill(n)(None)
     try {
       while (iter < maxIter) {
         round += 1
@@ -220,10 +221,13 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val wB = sc.broadcast(weights(0))
         val sB = sc.broadcast(state)
         val t0 = System.nanoTime()
-        val stage = train.rdd.barrier().mapPartitions { it =>
-          RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, it)
+        val results = withRetries(desc, iter) {
+          val stage = new PinnedRDD(train.rdd, placement).barrier().mapPartitions { it =>
+            RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, it)
+          }
+          runBarrier(rp.fold(stage)(p => stage.withResources(p)), n).sortBy(_.rank)
         }
-        val results = runBarrier(rp.fold(stage)(p => stage.withResources(p)), n).sortBy(_.rank)
+        placement = results.map(r => Some(s"executor_${r.schedulerHost}_${r.executorId}")).toIndexedSeq
         val secs = (System.nanoTime() - t0) / 1e9
         wB.destroy(); sB.destroy()
         if (round == 1 || results.exists(_.loadedNow))
@@ -266,6 +270,29 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       sc.removeSparkListener(failures)
       solverB.destroy()
     }
+  }
+
+  private val maxAttempts = math.max(1, sc.getConf.getInt("spark.stage.maxConsecutiveAttempts", 4))
+
+  /** Runs a round, again from the same weights when its barrier stage fails
+    * (Spark never retries a failed barrier result stage itself), up to
+    * spark.stage.maxConsecutiveAttempts times. Bad input (INVALID_ARGUMENT)
+    * is not retried.
+    */
+  private def withRetries[T](what: String, iter: Long)(f: => T): T = {
+    var attempt = 1
+    var result: Option[T] = None
+    while (result.isEmpty) {
+      try result = Some(f)
+      catch {
+        case e: SparkException if attempt < maxAttempts && !Option(e.getMessage).exists(_.contains("INVALID_ARGUMENT")) =>
+          val why = Option(e.getMessage).getOrElse(e.toString).linesIterator.take(2).mkString(" ")
+          err.println(s"GoCaffe: $what failed (attempt $attempt of $maxAttempts): $why")
+          say(s"GoCaffe: retrying $what from the weights of iteration $iter (attempt ${attempt + 1} of $maxAttempts)")
+          attempt += 1
+      }
+    }
+    result.get
   }
 
   /** Runs the barrier job, turning Spark's slot-shortage error into GoCaffe's. */

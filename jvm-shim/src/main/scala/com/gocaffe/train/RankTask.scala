@@ -23,6 +23,7 @@ final case class RankResult(
     rank: Int,
     executorId: String,
     host: String,
+    schedulerHost: String,
     progress: Seq[RankProgress],
     iterations: Long,
     seconds: Double,
@@ -262,7 +263,8 @@ object RankTask {
       throw new IllegalStateException(s"goexec on executor ${g.executorId} ended round ${spec.round} without its done event")
     // In allreduce mode every rank holds the same weights: only rank 0's travel.
     val keep = !spec.allreduce || rank == 0
-    Iterator.single(RankResult(rank, g.executorId, g.host, progress.result(), stats.getIterations, stats.getSeconds,
+    Iterator.single(RankResult(rank, g.executorId, g.host, SparkEnv.get.blockManager.blockManagerId.host,
+      progress.result(), stats.getIterations, stats.getSeconds,
       stats.getAllreduceSeconds, stats.getImages, stats.getFinalLoss, rows, loaded,
       if (keep) w.toByteArray else null, if (keep) s.toByteArray else null))
   }
