@@ -22,12 +22,16 @@ VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo dev)
 TIMED := scripts/timed.sh
 GRADLE := gradle --console=plain -q
 
-# The main job `make demo` runs. For now: start goexec on every executor and
-# print one line per executor (the training issues replace it with LeNet).
-DEMO_MASTER ?= local-cluster[2,1,1024]
-DEMO_ARGS ?= --selftest -clusterSize 2
+# The main job `make demo` runs: LeNet on MNIST (Parquet, converted by
+# tools/mnist2parquet) trained through spark-submit on local[2] (the driver's
+# executor runs goexec), Caffe's lenet_solver (10,000 iterations), with
+# progress and the test accuracy printed. The demo's solver and net are
+# examples/lenet_* with the data sources pointed at the Parquet files.
+DEMO_MASTER ?= local[2]
+DEMO_DIR := build/demo
+DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
 
-.PHONY: all setup goexec jar demo test unit kernels-portable vet integration clean
+.PHONY: all setup goexec jar demo demo-data test unit kernels-portable vet integration clean
 
 all: jar
 
@@ -41,7 +45,14 @@ jar: setup
 	@$(TIMED) jar $(GRADLE) jar
 	@ls -l $(JAR)
 
-demo: jar
+demo-data:
+	@mkdir -p $(DEMO_DIR)
+	@test -d $(DEMO_DIR)/mnist/test || $(TIMED) mnist2parquet go run ./tools/mnist2parquet -out $(DEMO_DIR)/mnist
+	@sed -e 's#"mnist::train"#"parquet:$(CURDIR)/$(DEMO_DIR)/mnist/train"#' -e 's#"mnist::test"#"parquet:$(CURDIR)/$(DEMO_DIR)/mnist/test"#' \
+		examples/lenet_train_test.prototxt > $(DEMO_DIR)/lenet_train_test.prototxt
+	@sed -e 's#^snapshot_prefix: .*#snapshot_prefix: "lenet"#' examples/lenet_solver.prototxt > $(DEMO_DIR)/lenet_solver.prototxt
+
+demo: jar demo-data
 	@$(TIMED) demo env SPARK_HOME=$(SPARK_HOME) $(SPARK_HOME)/bin/spark-submit \
 		--master '$(DEMO_MASTER)' --conf spark.ui.enabled=false \
 		--class GoCaffeRunner $(JAR) $(DEMO_ARGS)
