@@ -261,9 +261,33 @@ func trainLocalCluster(t *testing.T, mode string) {
 		t.Errorf("temporary snapshot files left: %v", tmp)
 	}
 	checkClean(t, filepath.Join(e.sparkHome, "work", o.app), e.tmp)
+	if mode == "allreduce" {
+		resumeFromSnapshot(t, e, solver, filepath.Join(e.tmp, "model", "lenet_iter_300.solverstate"))
+	}
 }
 
-// TestTrainLeNetAllreduce: 2 executors × 2 cores, synchronous SGD.
+// resumeFromSnapshot: -snapshot alone (no -weights) resumes at the state's
+// iteration with its weights, here on Spark's local mode (one rank).
+func resumeFromSnapshot(t *testing.T, e sparkEnv, solver, state string) {
+	t.Helper()
+	r := e.submitWatching(t, 6*time.Minute, "local[2]", nil, nil,
+		"-train", "-conf", solver, "-snapshot", state, "-model", filepath.Join(e.tmp, "resumed", "lenet.caffemodel"),
+		"-clusterSize", "1")
+	o := parseTraining(t, r, trainIterations)
+	if !strings.Contains(r.out, "GoCaffe: resuming from "+state+" at iteration 300") {
+		t.Errorf("no 'resuming from %s at iteration 300' line", state)
+	}
+	if first := progressRe.FindStringSubmatch(r.out); first == nil || first[1] != "300" {
+		t.Errorf("resumed run's first progress %v, want iteration 300", first)
+	}
+	if o.accuracy < trainAccuracy {
+		t.Errorf("resumed: test accuracy %.4f, want >= %.2f", o.accuracy, trainAccuracy)
+	}
+	checkClean(t, e.tmp)
+}
+
+// TestTrainLeNetAllreduce: 2 executors × 2 cores, synchronous SGD; then a
+// resume from its iteration-300 snapshot.
 func TestTrainLeNetAllreduce(t *testing.T) { trainLocalCluster(t, "allreduce") }
 
 // TestTrainLeNetAverage: 2 executors × 2 cores, model averaging every round.
