@@ -2,8 +2,10 @@ package server
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -125,12 +127,44 @@ func TestDetectDevicesUnreadableGPUInfoIsAnError(t *testing.T) {
 	}
 }
 
+// TestDetectDevicesRealProc reads this machine's /proc. On a machine with the
+// NVIDIA driver it checks the GPUs against `nvidia-smi -L` when that exists.
 func TestDetectDevicesRealProc(t *testing.T) {
-	d, err := DetectDevices("/proc", os.LookupEnv)
+	d, err := DetectDevices("/proc", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Cpu.LogicalCores < 1 {
 		t.Errorf("CPU = %+v", d.Cpu)
+	}
+	t.Logf("cpu: %d logical, %d usable, %q", d.Cpu.LogicalCores, d.Cpu.UsableCores, d.Cpu.Model)
+	for _, g := range d.Gpus {
+		t.Logf("gpu %d: %q %s %s", g.Index, g.Name, g.Uuid, g.BusId)
+		if g.Name == "" || g.BusId == "" {
+			t.Errorf("GPU %d lacks a name or bus id: %+v", g.Index, g)
+		}
+	}
+	if _, err := os.Stat("/proc/driver/nvidia/gpus"); err == nil && len(d.Gpus) == 0 {
+		t.Error("/proc/driver/nvidia/gpus exists but no GPU was found")
+	}
+	if out, err := exec.Command("nvidia-smi", "-L").Output(); err == nil {
+		var uuids []string
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if i := strings.Index(line, "UUID: "); i >= 0 {
+				uuids = append(uuids, strings.TrimSuffix(line[i+len("UUID: "):], ")"))
+			}
+		}
+		if len(uuids) != len(d.Gpus) {
+			t.Errorf("nvidia-smi lists %d GPUs, DetectDevices %d", len(uuids), len(d.Gpus))
+		}
+		found := map[string]bool{}
+		for _, g := range d.Gpus {
+			found[g.Uuid] = true
+		}
+		for _, u := range uuids {
+			if !found[u] {
+				t.Errorf("nvidia-smi GPU %s not found by DetectDevices", u)
+			}
+		}
 	}
 }
