@@ -2,6 +2,7 @@
 #
 #   make demo         set up what is missing, build, run the main job on a local Spark cluster
 #   make test         set up, build, run every test (Go unit tests, portable kernels, Spark integration)
+#   make selftest     start goexec on each executor of a local cluster and print what it answers
 #   make jar          build build/libs/gocaffe.jar (goexec inside) with Debian's gradle
 #   make goexec       build bin/goexec
 #   make integration  only the Spark integration tests (needs the jar)
@@ -31,7 +32,7 @@ DEMO_MASTER ?= local[2]
 DEMO_DIR := build/demo
 DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
 
-.PHONY: all setup goexec jar demo demo-data test unit kernels-portable vet integration clean
+.PHONY: all setup goexec jar demo demo-data selftest test unit kernels-portable vet integration clean
 
 all: jar
 
@@ -56,6 +57,13 @@ demo: jar demo-data
 	@$(TIMED) demo env SPARK_HOME=$(SPARK_HOME) $(SPARK_HOME)/bin/spark-submit \
 		--master '$(DEMO_MASTER)' --conf spark.ui.enabled=false \
 		--class GoCaffeRunner $(JAR) $(DEMO_ARGS)
+
+# goexec on every executor of a 2-executor local cluster: one line per executor
+# with its goexec version and devices.
+selftest: jar
+	@$(TIMED) selftest env SPARK_HOME=$(SPARK_HOME) $(SPARK_HOME)/bin/spark-submit \
+		--master 'local-cluster[2,1,1024]' --conf spark.ui.enabled=false \
+		--class GoCaffeRunner $(JAR) --selftest -clusterSize 2
 
 vet:
 	@$(TIMED) gofmt sh -c 'out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi'
