@@ -36,6 +36,6 @@ if run torch; then
 		python3 -m venv "$VENV"
 		"$VENV/bin/pip" install torch numpy
 	fi
-	"$VENV/bin/python" "$ANCHOR" 2 2>&1 | grep -v Warning
+	"$VENV/bin/python" -W ignore "$ANCHOR" 2
 fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
