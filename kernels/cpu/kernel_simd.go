@@ -19,7 +19,7 @@ func SIMD() bool { return hasAVX512 }
 // when cols ≤ 16). A 4×32 tile keeps every value in registers with Go's
 // register allocator; 6×32 spills and runs slower.
 func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
-	if !hasAVX512 || kb == 0 {
+	if !hasAVX512 || kb == 0 || (!maskedPartsOK && (rows < mr || cols < nr)) {
 		microKernelGo(kb, alpha, a, offs, cs, b, c, ldc, rows, cols)
 		return
 	}
@@ -198,7 +198,7 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 	n := len(out)
 	r0, r1, idx = r0[:2*n], r1[:2*n], idx[:n]
 	o := 0
-	if hasAVX512 {
+	if hasAVX512 && maskedPartsOK {
 		even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
 		odd := archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
 		lane2 := archsimd.LoadInt32x16(&[16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
@@ -247,7 +247,7 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if !hasAVX512 || cols > 16 {
+	if !hasAVX512 || !maskedPartsOK || cols > 16 {
 		copyRowsGo(dst, ldd, src, lds, rows, cols)
 		return
 	}
@@ -258,7 +258,7 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if !hasAVX512 || cols > 16 {
+	if !hasAVX512 || !maskedPartsOK || cols > 16 {
 		addRowsGo(dst, ldd, src, lds, rows, cols)
 		return
 	}
@@ -278,7 +278,7 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
 	n := len(out)
 	idx = idx[:n]
-	if !hasAVX512 || (stride != 1 && stride != 2) || n == 0 {
+	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || n == 0 {
 		maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
 		return
 	}
