@@ -285,8 +285,10 @@ func resumeFromSnapshot(t *testing.T, e sparkEnv, solver, state string) {
 	if first := progressRe.FindStringSubmatch(r.out); first == nil || first[1] != "300" {
 		t.Errorf("resumed run's first progress %v, want iteration 300", first)
 	}
-	if o.accuracy < trainAccuracy {
-		t.Errorf("resumed: test accuracy %.4f, want >= %.2f", o.accuracy, trainAccuracy)
+	// One rank (global batch 64 instead of 128) for the last 300
+	// iterations: measured 0.972-0.974.
+	if o.accuracy < killAccuracy {
+		t.Errorf("resumed: test accuracy %.4f, want >= %.2f", o.accuracy, killAccuracy)
 	}
 	checkClean(t, e.tmp)
 }
