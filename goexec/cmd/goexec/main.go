@@ -18,6 +18,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the gRPC server a Spark executor talks to", runServe},
+		"prepare": {"parse and upgrade a solver and its nets for the Spark driver", runPrepare},
 		"version": {"print the version", runVersion},
 		"inspect": {"print a net's layers, shapes and parameter counts", runInspect},
 		"train":   {"train a net from a solver prototxt", runTrain},
