@@ -140,7 +140,14 @@ func gemmCore(m, n, k int, alpha float32, a []float32, rs, cs int, transB bool, 
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packB(transB, b, ldb, pc, jc, kb, nb, buf.b)
+			// Full-width slivers of a row-major op(B) are read in place
+			// (row stride ldb); anything else is packed.
+			pb, bld, bsl := buf.b, nr, kb*nr
+			if transB || nb%nr != 0 {
+				packB(transB, b, ldb, pc, jc, kb, nb, buf.b)
+			} else {
+				pb, bld, bsl = b[pc*ldb+jc:], ldb, nr
+			}
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
 				as := a[ic*rs+pc*cs:]
@@ -152,10 +159,10 @@ func gemmCore(m, n, k int, alpha float32, a []float32, rs, cs int, transB bool, 
 				}
 				if nb >= packAMinCols {
 					packA(as, rs, cs, mb, kb, buf.a)
-					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, buf.b, cb, ldc, transC)
+					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, pb, bld, bsl, cb, ldc, transC)
 					continue
 				}
-				macroKernel(mb, nb, kb, alpha, as, rs, cs, buf.b, cb, ldc, transC)
+				macroKernel(mb, nb, kb, alpha, as, rs, cs, pb, bld, bsl, cb, ldc, transC)
 			}
 		}
 	}
@@ -243,13 +250,16 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 }
 
 // macroKernel adds alpha * A (mb×kb, element (i,p) at a[i*rs+p*cs], or
-// packed by packA when rs < 0) times packed B (kb×nb) into C, or into Cᵀ
-// (element (i,j) at c[j*ldc+i]) when transC.
-func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, c []float32, ldc int, transC bool) {
+// packed by packA when rs < 0) times B (kb×nb) into C, or into Cᵀ
+// (element (i,j) at c[j*ldc+i]) when transC. B's nr-column sliver s starts
+// at pb[s*bsl] with rows bld apart: packed by packB (bld = nr,
+// bsl = kb*nr) or read in place (bld = ldb, bsl = nr).
+func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, bld, bsl int, c []float32, ldc int, transC bool) {
 	var edge [mr * nr]float32
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
-		bs := pb[(jr/nr)*kb*nr : (jr/nr+1)*kb*nr]
+		o := (jr / nr) * bsl
+		bs := pb[o : o+(kb-1)*bld+nr]
 		for ir := 0; ir < mb; ir += mr {
 			rows := min(mr, mb-ir)
 			// Row offsets of this tile in a; missing rows repeat row 0
@@ -267,11 +277,11 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 				}
 			}
 			if !transC {
-				microKernel(kb, alpha, a, offs, cs, bs, c[ir*ldc+jr:], ldc, rows, cols)
+				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols)
 				continue
 			}
 			clear(edge[:])
-			microKernel(kb, alpha, a, offs, cs, bs, edge[:], nr, mr, nr)
+			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr)
 			for j := 0; j < cols; j++ {
 				ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
 				for r := range ccol {
@@ -283,13 +293,13 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 }
 
 // microKernelGo adds alpha times the mr×nr product of mr rows of A (row r
-// starts at a[offs[r]], column stride cs) and a packed B sliver (kb steps)
-// into the first rows×cols corner of C; portable reference for the SIMD
-// micro-kernel.
-func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
+// starts at a[offs[r]], column stride cs) and a B sliver (kb rows of nr
+// values, ldb apart) into the first rows×cols corner of C; portable
+// reference for the SIMD micro-kernel.
+func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int) {
 	var acc [mr * nr]float32
 	for p := 0; p < kb; p++ {
-		bp := b[p*nr : p*nr+nr]
+		bp := b[p*ldb : p*ldb+nr]
 		for r, o := range offs {
 			av := a[o+p*cs]
 			row := acc[r*nr : r*nr+nr]

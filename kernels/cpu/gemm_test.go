@@ -63,7 +63,7 @@ func TestSgemmMatchesReference(t *testing.T) {
 	shapes := [][3]int{
 		{1, 1, 1}, {1, 1, 7}, {6, 32, 1}, {7, 33, 5}, {5, 31, 17}, {13, 17, 19},
 		{20, 576, 25}, {50, 64, 500}, {64, 500, 800}, {97, 65, 257}, {3, 2100, 9},
-		{130, 40, 300}, {1, 100, 1}, {100, 1, 3}, {2, 3, 0},
+		{130, 40, 300}, {1, 100, 1}, {100, 1, 3}, {2, 3, 0}, {9, 4160, 300},
 	}
 	for _, s := range shapes {
 		for _, tA := range []bool{false, true} {
@@ -108,14 +108,15 @@ func TestMicroKernelMatchesGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, kb := range []int{1, 2, 7, 256} {
 		for _, cs := range []int{1, 3} {
-			a, b := randSlice(r, (kb*cs+2)*mr), randSlice(r, kb*nr)
+			ldb := nr + 9*(cs-1)/2 // packed (nr) and in place (a wider row)
+			a, b := randSlice(r, (kb*cs+2)*mr), randSlice(r, (kb-1)*ldb+nr)
 			offs := [mr]int{0, kb*cs + 1, 2*kb*cs + 1, 0}
 			ldc := nr + 5
 			c1 := randSlice(r, mr*ldc)
 			c2 := append([]float32(nil), c1...)
 			rows, cols := mr-(kb%2), []int{nr, 20, 16, 7}[kb%4]
-			microKernel(kb, 0.5, a, offs, cs, b, c1, ldc, rows, cols)
-			microKernelGo(kb, 0.5, a, offs, cs, b, c2, ldc, rows, cols)
+			microKernel(kb, 0.5, a, offs, cs, b, ldb, c1, ldc, rows, cols)
+			microKernelGo(kb, 0.5, a, offs, cs, b, ldb, c2, ldc, rows, cols)
 			for i := range c1 {
 				if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-4*(1+math.Abs(float64(c2[i]))) {
 					t.Fatalf("kb=%d cs=%d element %d: %v vs %v", kb, cs, i, c1[i], c2[i])

@@ -7,8 +7,8 @@ package cpu
 func SIMD() bool { return false }
 
 // microKernel adds the mr×nr product of packed slivers into C (portable).
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
-	microKernelGo(kb, alpha, a, offs, cs, b, c, ldc, rows, cols)
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int) {
+	microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols)
 }
 
 // Saxpy computes y += alpha*x over len(x) elements.

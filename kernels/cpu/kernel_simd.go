@@ -18,9 +18,9 @@ func SIMD() bool { return hasAVX512 }
 // the first rows×cols corner of C, with eight 16-float accumulators (four
 // when cols ≤ 16). A 4×32 tile keeps every value in registers with Go's
 // register allocator; 6×32 spills and runs slower.
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, c []float32, ldc, rows, cols int) {
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int) {
 	if !hasAVX512 || kb == 0 || (!maskedPartsOK && (rows < mr || cols < nr)) {
-		microKernelGo(kb, alpha, a, offs, cs, b, c, ldc, rows, cols)
+		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols)
 		return
 	}
 	last := (kb - 1) * cs
@@ -28,12 +28,12 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 	a1s := a[offs[1] : offs[1]+last+1]
 	a2s := a[offs[2] : offs[2]+last+1]
 	a3s := a[offs[3] : offs[3]+last+1]
-	b = b[:kb*nr]
+	b = b[:(kb-1)*ldb+nr]
 	al := archsimd.BroadcastFloat32x16(alpha)
 	if cols <= 16 {
 		var c0, c1, c2, c3 archsimd.Float32x16
-		for p, q := 0, 0; p < kb; p, q = p+1, q+cs {
-			b0 := archsimd.LoadFloat32x16((*[16]float32)(b[p*nr : p*nr+16]))
+		for p, q, o := 0, 0, 0; p < kb; p, q, o = p+1, q+cs, o+ldb {
+			b0 := archsimd.LoadFloat32x16((*[16]float32)(b[o : o+16]))
 			c0 = b0.MulAdd(archsimd.BroadcastFloat32x16(a0s[q]), c0)
 			c1 = b0.MulAdd(archsimd.BroadcastFloat32x16(a1s[q]), c1)
 			c2 = b0.MulAdd(archsimd.BroadcastFloat32x16(a2s[q]), c2)
@@ -49,8 +49,8 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		return
 	}
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
-	for p, q := 0, 0; p < kb; p, q = p+1, q+cs {
-		bp := b[p*nr : p*nr+nr]
+	for p, q, o := 0, 0, 0; p < kb; p, q, o = p+1, q+cs, o+ldb {
+		bp := b[o : o+nr]
 		b0 := archsimd.LoadFloat32x16((*[16]float32)(bp[0:16]))
 		b1 := archsimd.LoadFloat32x16((*[16]float32)(bp[16:32]))
 		a0 := archsimd.BroadcastFloat32x16(a0s[q])
