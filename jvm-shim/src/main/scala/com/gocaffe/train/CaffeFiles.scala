@@ -2,6 +2,8 @@ package com.gocaffe.train
 
 import java.io.ByteArrayOutputStream
 import java.nio.charset.StandardCharsets
+import java.nio.file.{Files, Path => JPath, StandardCopyOption}
+import java.nio.file.attribute.PosixFilePermissions
 
 import scala.jdk.CollectionConverters._
 
@@ -9,6 +11,9 @@ import caffe.Caffe.{LayerParameter, NetParameter, Phase, SolverParameter}
 import com.google.protobuf.TextFormat
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
+import org.slf4j.LoggerFactory
+
+import com.gocaffe.shim.GoExec
 
 /** A data layer of the net that the shim feeds from a Spark DataFrame.
   *
@@ -75,11 +80,68 @@ object CaffeFiles {
     b
   }
 
-  /** Loads the solver and its nets (train net and test nets inlined), and
-    * finds the data layers that read from Spark.
+  private val log = LoggerFactory.getLogger("com.gocaffe.train.CaffeFiles")
+
+  /** Whether this JVM can run the jar's goexec (linux/amd64 only). */
+  private def canRunGoExec: Boolean =
+    System.getProperty("os.name", "") == "Linux" &&
+      Set("amd64", "x86_64").contains(System.getProperty("os.arch", "")) &&
+      getClass.getClassLoader.getResource(GoExec.BinaryResource) != null
+
+  /** Runs `goexec prepare` with args in dir; returns stdout, or throws a
+    * GoCaffeException with goexec's error (which names the file and
+    * line:column). Warnings on stderr are logged.
     */
-  def loadSolver(solverPath: String, hadoop: Configuration): SolverSpec = {
-    val sb = parseText(solverPath, readText(solverPath, hadoop), SolverParameter.newBuilder())
+  private def runPrepare(bin: JPath, dir: JPath, solverPath: String, args: Seq[String]): Array[Byte] = {
+    val errFile = dir.resolve("prepare.err")
+    val pb = new ProcessBuilder((Seq(bin.toString, "prepare") ++ args): _*)
+      .directory(dir.toFile).redirectError(errFile.toFile)
+    val proc = pb.start()
+    proc.getOutputStream.close()
+    val out = try proc.getInputStream.readAllBytes() finally proc.getInputStream.close()
+    val code = proc.waitFor()
+    val err = new String(Files.readAllBytes(errFile), StandardCharsets.UTF_8).trim
+    if (code != 0) {
+      val msg = err.stripPrefix("goexec prepare: ").trim
+      throw new GoCaffeException(s"cannot load solver $solverPath: " +
+        (if (msg.nonEmpty) msg else s"goexec prepare exited with status $code"))
+    }
+    if (err.nonEmpty) err.split("\n").foreach(l => log.warn(s"$solverPath: $l"))
+    out
+  }
+
+  /** Parses the solver and its nets with goexec (Caffe's V0/V1/input
+    * upgrades, the same errors as goexec train): the files are read here,
+    * through Hadoop, and goexec gets their texts.
+    */
+  private def prepareWithGoExec(solverPath: String, solverText: String, hadoop: Configuration): SolverParameter = {
+    val dir = Files.createTempDirectory("gocaffe-prepare-",
+      PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")))
+    try {
+      val bin = dir.resolve("goexec")
+      val in = getClass.getClassLoader.getResourceAsStream(GoExec.BinaryResource)
+      try Files.copy(in, bin, StandardCopyOption.REPLACE_EXISTING) finally in.close()
+      Files.setPosixFilePermissions(bin, PosixFilePermissions.fromString("rwx------"))
+      val solverFile = dir.resolve("solver.prototxt")
+      Files.write(solverFile, solverText.getBytes(StandardCharsets.UTF_8))
+      val solverArgs = Seq("-solver", solverFile.toString, "-solver-name", solverPath)
+      val nets = new String(runPrepare(bin, dir, solverPath, solverArgs :+ "-list-nets"), StandardCharsets.UTF_8)
+        .split("\n").map(_.trim).filter(_.nonEmpty).toSeq
+      val netArgs = nets.zipWithIndex.flatMap { case (written, i) =>
+        val p = resolveBeside(solverPath, written)
+        val f = dir.resolve(s"net$i.prototxt")
+        Files.write(f, readBytes(p, hadoop))
+        Seq("-net", s"$written\t$f\t$p")
+      }
+      SolverParameter.parseFrom(runPrepare(bin, dir, solverPath, solverArgs ++ netArgs))
+    } finally GoExec.deleteTree(dir)
+  }
+
+  /** Parses the solver and its nets with protobuf-java's TextFormat: no
+    * legacy upgrades. Only where the jar's goexec cannot run (not linux/amd64).
+    */
+  private def prepareWithTextFormat(solverPath: String, solverText: String, hadoop: Configuration): SolverParameter = {
+    val sb = parseText(solverPath, solverText, SolverParameter.newBuilder())
     def loadNet(rel: String): NetParameter = {
       val p = resolveBeside(solverPath, rel)
       parseText(p, readText(p, hadoop), NetParameter.newBuilder()).build()
@@ -94,7 +156,21 @@ object CaffeFiles {
       sb.getTestNetList.asScala.foreach(n => sb.addTestNetParam(loadNet(n)))
       sb.clearTestNet()
     }
-    val solver = sb.build()
+    sb.build()
+  }
+
+  /** Loads the solver and its nets (train net and test nets inlined, legacy
+    * nets upgraded), and finds the data layers that read from Spark.
+    */
+  def loadSolver(solverPath: String, hadoop: Configuration): SolverSpec = {
+    val text = readText(solverPath, hadoop)
+    val solver =
+      if (canRunGoExec) prepareWithGoExec(solverPath, text, hadoop)
+      else {
+        log.warn(s"$solverPath: goexec cannot run on this driver (${System.getProperty("os.name")}/" +
+          s"${System.getProperty("os.arch")}); parsing without Caffe's legacy-format upgrades")
+        prepareWithTextFormat(solverPath, text, hadoop)
+      }
     if (!solver.hasNetParam && !solver.hasTrainNetParam)
       throw new GoCaffeException(s"$solverPath: the solver names no net (net, net_param, train_net or train_net_param)")
     if (solver.getMaxIter <= 0) throw new GoCaffeException(s"$solverPath: max_iter must be positive")
