@@ -247,6 +247,13 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if hasAVX512 && cols == 8 {
+		// Exact 8-wide rows (a LeNet conv2 image row): no masks.
+		for y := 0; y < rows; y++ {
+			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).StoreSlice(dst[y*ldd : y*ldd+8])
+		}
+		return
+	}
 	if !hasAVX512 || !maskedPartsOK || cols > 16 {
 		copyRowsGo(dst, ldd, src, lds, rows, cols)
 		return
@@ -258,6 +265,14 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if hasAVX512 && cols == 8 {
+		// Exact 8-wide rows (a LeNet conv2 column row): no masks.
+		for y := 0; y < rows; y++ {
+			d := dst[y*ldd : y*ldd+8]
+			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).Add(archsimd.LoadFloat32x8Slice(d)).StoreSlice(d)
+		}
+		return
+	}
 	if !hasAVX512 || !maskedPartsOK || cols > 16 {
 		addRowsGo(dst, ldd, src, lds, rows, cols)
 		return
