@@ -29,8 +29,7 @@ func runServe(args []string) error {
 // serveFlags are the flags of 'goexec serve'.
 type serveFlags struct {
 	socket       string
-	logFormat    string
-	logLevel     string
+	log          logFlags
 	exitOnEOF    bool
 	removeOnExit string
 	grace        time.Duration
@@ -41,8 +40,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.socket, "socket", "", "Unix socket path to listen on (required; created with mode 0600)")
-	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.log.register(fs, "json")
 	fs.BoolVar(&f.exitOnEOF, "exit-on-stdin-eof", false, "stop when standard input closes (the parent JVM died)")
 	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
@@ -53,12 +51,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	if f.socket == "" {
 		problems = append(problems, "-socket is required")
 	}
-	if f.logFormat != "json" && f.logFormat != "console" {
-		problems = append(problems, fmt.Sprintf("-log-format %q: want json or console", f.logFormat))
-	}
-	if _, err := zerolog.ParseLevel(f.logLevel); err != nil || f.logLevel == "" {
-		problems = append(problems, fmt.Sprintf("-log-level %q: want debug, info, warn or error", f.logLevel))
-	}
+	problems = append(problems, f.log.check()...)
 	if f.removeOnExit != "" && !f.exitOnEOF {
 		problems = append(problems, "-remove-on-exit needs -exit-on-stdin-eof")
 	}
@@ -89,7 +82,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, f.logFormat, f.logLevel)
+	log := newLogger(stderr, f.log.format, f.log.level)
 	lis, err := server.ListenUnix(f.socket)
 	if err != nil {
 		return err

@@ -73,7 +73,7 @@ func parseTestFlags(args []string, stderr io.Writer) (testFlags, error) {
 	fs.StringVar(&f.meanValue, "mean-value", "", "Input-layer nets: comma-separated mean_value (one, or one per channel)")
 	fs.IntVar(&f.cropSize, "crop-size", 0, "Input-layer nets: centre crop_size")
 	fs.BoolVar(&f.mirror, "mirror", false, "Input-layer nets: mirror images at random")
-	f.log.register(fs)
+	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

@@ -45,7 +45,7 @@ func parseTimeFlags(args []string, stderr io.Writer) (timeFlags, error) {
 	fs.StringVar(&f.phase, "phase", "TRAIN", "net phase: TRAIN or TEST")
 	fs.StringVar(&f.data, "data", "", "data source for the data layers; default: their own source, else random synthetic batches")
 	fs.BoolVar(&f.synthetic, "synthetic", false, "feed every data layer random synthetic batches, ignoring its source")
-	f.log.register(fs)
+	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

@@ -34,11 +34,13 @@ func runTrain(args []string) error {
 // logFlags are the logging flags train, test and time share with serve.
 type logFlags struct{ format, level string }
 
-func (l *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&l.format, "log-format", "console", "log format: console or json")
+// register adds -log-format (defaulting to defaultFormat) and -log-level to fs.
+func (l *logFlags) register(fs *flag.FlagSet, defaultFormat string) {
+	fs.StringVar(&l.format, "log-format", defaultFormat, "log format: console or json")
 	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
 }
 
+// check returns one message per bad logging flag.
 func (l *logFlags) check() []string {
 	var p []string
 	if l.format != "json" && l.format != "console" {
@@ -64,7 +66,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files to initialise from (not with -snapshot)")
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
-	f.log.register(fs)
+	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
