@@ -654,19 +654,19 @@ func countOf(sc []TestScore, name string) int {
 	return n
 }
 
-// Score runs n forward passes of a net and returns the mean of every
-// element of every output blob, and the mean total loss.
-func Score[T blob.Float](ctx context.Context, n *net.Net[T], iters int) ([]TestScore, float64, error) {
-	var sums []float64
-	var loss float64
-	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
+// OutputSums runs iters forward passes of n and returns, for every element
+// of every output blob in order, its sum over the passes, and the summed
+// total loss. An error names the pass it stopped at; a cancelled ctx is
+// returned wrapped, so errors.Is(err, context.Canceled) still holds.
+func OutputSums[T blob.Float](ctx context.Context, n *net.Net[T], iters int) (sums []float64, loss float64, err error) {
+	outs := n.OutputBlobs()
 	for it := 0; it < iters; it++ {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("pass %d: %w", it, err)
 		}
 		l, err := n.Forward()
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("pass %d: %w", it, err)
 		}
 		loss += float64(l)
 		k := 0
@@ -680,6 +680,17 @@ func Score[T blob.Float](ctx context.Context, n *net.Net[T], iters int) ([]TestS
 			}
 		}
 	}
+	return sums, loss, nil
+}
+
+// Score runs n forward passes of a net and returns the mean of every
+// element of every output blob, and the mean total loss.
+func Score[T blob.Float](ctx context.Context, n *net.Net[T], iters int) ([]TestScore, float64, error) {
+	sums, loss, err := OutputSums(ctx, n, iters)
+	if err != nil {
+		return nil, 0, err
+	}
+	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
 	var scores []TestScore
 	k := 0
 	for j, b := range outs {

@@ -608,26 +608,14 @@ func (s *Service) Score(ctx context.Context, req *pb.ScoreRequest) (*pb.ScoreRes
 	if passes == 0 {
 		passes = (rows + batch - 1) / batch
 	}
-	outs, names, lw := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
-	var sums []float64
-	for it := 0; it < passes; it++ {
-		if err := ctx.Err(); err != nil {
-			return nil, ctxStatus(err, fmt.Sprintf("score stopped at pass %d", it))
+	sums, _, err := solver.OutputSums(ctx, n, passes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxStatus(err, "score stopped")
 		}
-		if _, err := n.Forward(); err != nil {
-			return nil, status.Errorf(codes.Internal, "test net %d pass %d: %v", idx, it, err)
-		}
-		k := 0
-		for _, b := range outs {
-			for _, v := range b.Data() {
-				if it == 0 {
-					sums = append(sums, 0)
-				}
-				sums[k] += float64(v)
-				k++
-			}
-		}
+		return nil, status.Errorf(codes.Internal, "test net %d: %v", idx, err)
 	}
+	outs, names, lw := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
 	resp := &pb.ScoreResponse{Passes: int64(passes), Images: int64(passes * batch), Seconds: time.Since(start).Seconds()}
 	k := 0
 	for j, b := range outs {
