@@ -7,9 +7,10 @@ import (
 	"testing"
 )
 
-// TestGeneratedCodeIsCurrent regenerates caffe.pb.go from caffe.proto with
-// the pinned tools (through scripts/genproto.sh --check, into a temporary
-// directory) and fails on any difference from the committed file.
+// TestGeneratedCodeIsCurrent regenerates the Go code of every proto dir that
+// scripts/genproto.sh lists (caffe.pb.go here, and goexec/rpc/goexecpb) with
+// the pinned tools (through genproto.sh --check, into a temporary directory)
+// and fails on any difference from the committed files.
 //
 // The tools are not installed by the test: on a fresh machine run
 // scripts/genproto.sh --install once (it needs python3, go and access to
@@ -20,7 +21,7 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", filepath.Join(root, "scripts", "genproto.sh"), "--check", "caffe/caffepb")
+	cmd := exec.Command("bash", filepath.Join(root, "scripts", "genproto.sh"), "--check")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	var exitErr *exec.ExitError
@@ -29,6 +30,6 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	case errors.As(err, &exitErr) && exitErr.ExitCode() == 2:
 		t.Fatalf("protoc tools are not installed; run scripts/genproto.sh --install, then rerun this test:\n%s", out)
 	default:
-		t.Fatalf("caffe.pb.go is not what caffe.proto generates (run scripts/genproto.sh and commit): %v\n%s", err, out)
+		t.Fatalf("generated Go code is not what its .proto generates (run scripts/genproto.sh and commit): %v\n%s", err, out)
 	}
 }
