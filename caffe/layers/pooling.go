@@ -177,37 +177,25 @@ func (l *pooling[T]) geom() poolGeom {
 // a strict comparison as Caffe does.
 func poolMaxPlane[T blob.Float](g poolGeom, xp, yp []T, mask []int32) {
 	yp, mask = yp[:g.oh*g.ow], mask[:g.oh*g.ow]
+	// Interior 2×2 windows of stride 2 (LeNet's pooling) in one call per
+	// plane; what Caffe's round-up rule adds past them goes below.
+	rows2, cols2 := 0, 0
+	if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 {
+		rows2, cols2 = min(g.oh, g.h/2), min(g.ow, g.w/2)
+		if x32, ok := any(xp).([]float32); ok {
+			cpu.MaxPool2x2Plane(x32, g.w, any(yp).([]float32), mask, g.ow, rows2, cols2)
+		} else {
+			cpu.MaxPool2x2PlaneRef(xp, g.w, yp, mask, g.ow, rows2, cols2)
+		}
+	}
 	for oy := 0; oy < g.oh; oy++ {
 		h0 := oy*g.sh - g.ph
 		h1 := min(h0+g.kh, g.h)
 		h0 = max(h0, 0)
 		yr, mr := yp[oy*g.ow:(oy+1)*g.ow], mask[oy*g.ow:(oy+1)*g.ow]
 		ox := 0
-		if g.kh == 2 && g.kw == 2 && g.sw == 2 && g.pw == 0 && h1-h0 == 2 {
-			// Interior 2×2 windows of stride 2 (LeNet's pooling).
-			r0, r1 := xp[h0*g.w:(h0+1)*g.w], xp[(h0+1)*g.w:(h0+2)*g.w]
-			b0, b1 := int32(h0*g.w), int32((h0+1)*g.w)
-			if r032, ok := any(r0).([]float32); ok {
-				ox = min(g.ow, g.w/2)
-				cpu.MaxPool2x2(r032, any(r1).([]float32), any(yr[:ox]).([]float32), mr[:ox], b0, b1)
-			}
-			for ; ox < g.ow && 2*ox+1 < g.w; ox++ {
-				c := 2 * ox
-				best, arg := T(-math.MaxFloat32), int32(-1)
-				if v := r0[c]; v > best {
-					best, arg = v, b0+int32(c)
-				}
-				if v := r0[c+1]; v > best {
-					best, arg = v, b0+int32(c+1)
-				}
-				if v := r1[c]; v > best {
-					best, arg = v, b1+int32(c)
-				}
-				if v := r1[c+1]; v > best {
-					best, arg = v, b1+int32(c+1)
-				}
-				yr[ox], mr[ox] = best, arg
-			}
+		if oy < rows2 {
+			ox = cols2
 		}
 		if xp32, ok := any(xp).([]float32); ok && ox == 0 && h1 > h0 {
 			// Windows fully inside the columns, vectorized over outputs.

@@ -455,18 +455,11 @@ const parallelMin = 1 << 15
 // h = lr·g + mom·h; diff = h; w -= h. It computes what Normalize,
 // Regularize, ComputeUpdateValue and Update compute one after another.
 func sgdL2[T blob.Float](diff, data, hist []T, norm, decay, lr, mom T) {
-	data = data[:len(diff)]
-	hist = hist[:len(diff)]
-	for j, g := range diff {
-		if norm != 1 {
-			g *= norm
-		}
-		g += decay * data[j]
-		v := lr*g + mom*hist[j]
-		hist[j] = v
-		diff[j] = v
-		data[j] -= v
+	if d32, ok := any(diff).([]float32); ok {
+		cpu.SGDMomentum(d32, any(data).([]float32), any(hist).([]float32), float32(norm), float32(decay), float32(lr), float32(mom))
+		return
 	}
+	cpu.SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
 }
 
 // updateSmoothedLoss is Caffe's running mean over average_loss iterations.

@@ -23,6 +23,12 @@ var gemmShapes = []struct {
 	{"lenet_ip1_fwd_b64_64x500x800", false, true, 64, 500, 800},
 	{"lenet_ip1_fwd_b512_512x500x800", false, true, 512, 500, 800},
 	{"cifar_conv2_fwd_32x256x800", false, false, 32, 256, 800},
+	// Batched convolution: the column matrices of all 64 images side by side.
+	{"lenet_conv1_fwd_b64_20x36864x25", false, false, 20, 36864, 25},
+	{"lenet_conv1_wgrad_b64_20x25x36864", false, true, 20, 25, 36864},
+	{"lenet_conv2_fwd_b64_50x4096x500", false, false, 50, 4096, 500},
+	{"lenet_conv2_wgrad_b64_50x500x4096", false, true, 50, 500, 4096},
+	{"lenet_conv2_dgrad_b64_500x4096x50", true, false, 500, 4096, 50},
 	{"square_512", false, false, 512, 512, 512},
 }
 

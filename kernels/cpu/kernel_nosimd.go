@@ -26,13 +26,10 @@ func Sshift(alpha float32, x []float32) { shiftGo(alpha, x) }
 // Ssum returns the sum of x's elements.
 func Ssum(x []float32) float32 { return sumGo(x) }
 
-// MaxPool2x2 max-pools 2×2 windows of stride 2 over two image rows:
-// out[o] is the largest of r0[2o], r0[2o+1], r1[2o], r1[2o+1] that exceeds
-// -FLT_MAX, compared strictly in that order as Caffe does, and idx[o] its
-// index (b0+2o, b0+2o+1, b1+2o or b1+2o+1), or -1 if none does. It covers
-// len(out) outputs; r0 and r1 need 2·len(out) values.
-func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
-	maxPool2x2Go(r0, r1, out, idx, b0, b1)
+// MaxPool2x2Plane max-pools 2×2 windows of stride 2 over a rows×cols block
+// of outputs of one image plane; see the SIMD build's documentation.
+func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
+	maxPool2x2PlaneGo(x, w, out, idx, ldo, rows, cols)
 }
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
@@ -54,4 +51,11 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 // values.
 func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
 	maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
+}
+
+// SGDMomentum is one fused SGD step with momentum and L2 decay:
+// g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;
+// data -= hist.
+func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
+	SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
 }

@@ -189,27 +189,33 @@ func Ssum(x []float32) float32 {
 	return s
 }
 
-// MaxPool2x2 max-pools 2×2 windows of stride 2 over two image rows:
-// out[o] is the largest of r0[2o], r0[2o+1], r1[2o], r1[2o+1] that exceeds
-// -FLT_MAX, compared strictly in that order as Caffe does, and idx[o] its
-// index (b0+2o, b0+2o+1, b1+2o or b1+2o+1), or -1 if none does. It covers
-// len(out) outputs; r0 and r1 need 2·len(out) values.
-func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
-	n := len(out)
-	r0, r1, idx = r0[:2*n], r1[:2*n], idx[:n]
-	o := 0
-	if hasAVX512 && maskedPartsOK {
-		even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
-		odd := archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
-		lane2 := archsimd.LoadInt32x16(&[16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
-		one := archsimd.BroadcastInt32x16(1)
-		none := archsimd.BroadcastInt32x16(-1)
-		floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
-		for ; o < n; o += 16 {
+// MaxPool2x2Plane max-pools 2×2 windows of stride 2 over a rows×cols block
+// of outputs of one image plane x (row length w, no padding): out[oy*ldo+ox]
+// is the largest of x[2oy][2ox], x[2oy][2ox+1], x[2oy+1][2ox],
+// x[2oy+1][2ox+1] that exceeds -FLT_MAX, compared strictly in that order as
+// Caffe does, and idx[oy*ldo+ox] its index in x, or -1 if none does. x needs
+// 2·rows rows of at least 2·cols values. One call per plane keeps the
+// vector constants in registers across rows.
+func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
+	if !hasAVX512 || !maskedPartsOK {
+		maxPool2x2PlaneGo(x, w, out, idx, ldo, rows, cols)
+		return
+	}
+	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	odd := archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+	lane2 := archsimd.LoadInt32x16(&[16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	one := archsimd.BroadcastInt32x16(1)
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	for oy := 0; oy < rows; oy++ {
+		b0 := 2 * oy * w
+		r0, r1 := x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
+		orow, irow := out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols]
+		for o := 0; o < cols; o += 16 {
 			// Up to 16 outputs from up to 32 values of each row; a short
 			// last group (LeNet's rows have 12 and 4 outputs) loads and
 			// stores only its part.
-			cnt := min(16, n-o)
+			cnt := min(16, cols-o)
 			a0 := archsimd.LoadFloat32x16SlicePart(r0[2*o : 2*o+min(16, 2*cnt)])
 			c0 := archsimd.LoadFloat32x16SlicePart(r1[2*o : 2*o+min(16, 2*cnt)])
 			var a1, c1 archsimd.Float32x16
@@ -217,8 +223,8 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 				a1 = archsimd.LoadFloat32x16SlicePart(r0[2*o+16 : 2*o+2*cnt])
 				c1 = archsimd.LoadFloat32x16SlicePart(r1[2*o+16 : 2*o+2*cnt])
 			}
-			i00 := lane2.Add(archsimd.BroadcastInt32x16(b0 + int32(2*o)))
-			i10 := lane2.Add(archsimd.BroadcastInt32x16(b1 + int32(2*o)))
+			i00 := lane2.Add(archsimd.BroadcastInt32x16(int32(b0 + 2*o)))
+			i10 := lane2.Add(archsimd.BroadcastInt32x16(int32(b0 + w + 2*o)))
 			best, arg := floor, none
 			v := a0.ConcatPermute(a1, even)
 			m := v.Greater(best)
@@ -233,16 +239,14 @@ func MaxPool2x2(r0, r1, out []float32, idx []int32, b0, b1 int32) {
 			m = v.Greater(best)
 			best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
 			if cnt == 16 {
-				best.Store((*[16]float32)(out[o : o+16]))
-				arg.Store((*[16]int32)(idx[o : o+16]))
+				best.Store((*[16]float32)(orow[o : o+16]))
+				arg.Store((*[16]int32)(irow[o : o+16]))
 			} else {
-				best.StoreSlicePart(out[o : o+cnt])
-				arg.StoreSlicePart(idx[o : o+cnt])
+				best.StoreSlicePart(orow[o : o+cnt])
+				arg.StoreSlicePart(irow[o : o+cnt])
 			}
 		}
-		return
 	}
-	maxPool2x2Go(r0[2*o:], r1[2*o:], out[o:], idx[o:], b0+int32(2*o), b1+int32(2*o))
 }
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
@@ -331,4 +335,29 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 		best.StoreSlicePart(out[o : o+cnt])
 		arg.StoreSlicePart(idx[o : o+cnt])
 	}
+}
+
+// SGDMomentum is one fused SGD step with momentum and L2 decay:
+// g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;
+// data -= hist. It reads each array once and writes three.
+func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
+	n := len(diff)
+	data, hist = data[:n], hist[:n]
+	if !hasAVX512 {
+		SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
+		return
+	}
+	nv, dv := archsimd.BroadcastFloat32x16(norm), archsimd.BroadcastFloat32x16(decay)
+	lv, mv := archsimd.BroadcastFloat32x16(lr), archsimd.BroadcastFloat32x16(mom)
+	i := 0
+	for ; i+16 <= n; i += 16 {
+		pd, pw, ph := (*[16]float32)(diff[i:i+16]), (*[16]float32)(data[i:i+16]), (*[16]float32)(hist[i:i+16])
+		w := archsimd.LoadFloat32x16(pw)
+		g := archsimd.LoadFloat32x16(pd).Mul(nv).Add(w.Mul(dv))
+		v := g.Mul(lv).Add(archsimd.LoadFloat32x16(ph).Mul(mv))
+		v.Store(ph)
+		v.Store(pd)
+		w.Sub(v).Store(pw)
+	}
+	SGDMomentumRef(diff[i:], data[i:], hist[i:], norm, decay, lr, mom)
 }

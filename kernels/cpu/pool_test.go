@@ -6,28 +6,33 @@ import (
 	"testing"
 )
 
-func TestMaxPool2x2MatchesGo(t *testing.T) {
+func TestMaxPool2x2PlaneMatchesGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	for _, n := range []int{0, 1, 5, 16, 17, 40} {
-		r0, r1 := randSlice(r, 2*n+1), randSlice(r, 2*n)
+	for _, n := range []int{0, 1, 4, 5, 12, 16, 17, 40} {
+		const rows, ldo = 3, 50
+		w := 2*n + 1
+		x := randSlice(r, 2*rows*w)
 		// Ties, NaN and values at or below -FLT_MAX exercise the strict,
 		// ordered comparison.
 		if n > 3 {
-			r0[0], r0[1], r1[0], r1[1] = 2, 2, 2, 2
-			r0[2], r0[3], r1[2], r1[3] = float32(math.NaN()), 1, float32(math.Inf(-1)), 1
-			r0[4], r0[5], r1[4], r1[5] = -math.MaxFloat32, float32(math.Inf(-1)), -math.MaxFloat32, -math.MaxFloat32
+			x[0], x[1], x[w], x[w+1] = 2, 2, 2, 2
+			x[2], x[3], x[w+2], x[w+3] = float32(math.NaN()), 1, float32(math.Inf(-1)), 1
+			x[4], x[5], x[w+4], x[w+5] = -math.MaxFloat32, float32(math.Inf(-1)), -math.MaxFloat32, -math.MaxFloat32
 		}
-		out, idx := make([]float32, n), make([]int32, n)
-		wantOut, wantIdx := make([]float32, n), make([]int32, n)
-		MaxPool2x2(r0, r1, out, idx, 100, 200)
-		maxPool2x2Go(r0, r1, wantOut, wantIdx, 100, 200)
+		out, idx := make([]float32, rows*ldo), make([]int32, rows*ldo)
+		wantOut, wantIdx := make([]float32, rows*ldo), make([]int32, rows*ldo)
+		MaxPool2x2Plane(x, w, out, idx, ldo, rows, n)
+		maxPool2x2PlaneGo(x, w, wantOut, wantIdx, ldo, rows, n)
 		for o := range out {
 			if out[o] != wantOut[o] || idx[o] != wantIdx[o] {
 				t.Fatalf("n=%d output %d: (%v, %d), want (%v, %d)", n, o, out[o], idx[o], wantOut[o], wantIdx[o])
 			}
 		}
-		if n > 3 && (idx[0] != 100 || idx[1] != 103 || idx[2] != -1) {
-			t.Fatalf("n=%d: special windows gave %v, want [100 103 -1 ...]", n, idx[:3])
+		if n > 3 && (idx[0] != 0 || idx[1] != 3 || idx[2] != -1) {
+			t.Fatalf("n=%d: special windows gave %v, want [0 3 -1 ...]", n, idx[:3])
+		}
+		if n > 0 && (idx[ldo] != int32(2*w) && idx[ldo] != int32(2*w+1) && idx[ldo] != int32(3*w) && idx[ldo] != int32(3*w+1)) {
+			t.Fatalf("n=%d: second output row's first index %d is outside its window", n, idx[ldo])
 		}
 	}
 }

@@ -137,3 +137,19 @@ func addRowsGo[T Float](dst []T, ldd int, src []T, lds, rows, cols int) {
 		}
 	}
 }
+
+// SGDMomentumRef is SGDMomentum for any element type, in plain Go.
+func SGDMomentumRef[T Float](diff, data, hist []T, norm, decay, lr, mom T) {
+	data = data[:len(diff)]
+	hist = hist[:len(diff)]
+	for j, g := range diff {
+		if norm != 1 {
+			g *= norm
+		}
+		g += decay * data[j]
+		v := lr*g + mom*hist[j]
+		hist[j] = v
+		diff[j] = v
+		data[j] -= v
+	}
+}

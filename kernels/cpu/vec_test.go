@@ -110,3 +110,22 @@ func TestCopyAndAddRows(t *testing.T) {
 		}
 	}
 }
+
+func TestSGDMomentumMatchesRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{0, 1, 15, 16, 33, 1000} {
+		for _, norm := range []float32{1, 0.5} {
+			diff, data, hist := randSlice(r, n), randSlice(r, n), randSlice(r, n)
+			d2, w2, h2 := append([]float32(nil), diff...), append([]float32(nil), data...), append([]float32(nil), hist...)
+			SGDMomentum(diff, data, hist, norm, 5e-4, 0.01, 0.9)
+			SGDMomentumRef(d2, w2, h2, norm, 5e-4, 0.01, 0.9)
+			for i := range diff {
+				// Same operations in the same order, no fused multiply-add:
+				// the results agree exactly.
+				if diff[i] != d2[i] || data[i] != w2[i] || hist[i] != h2[i] {
+					t.Fatalf("n=%d norm=%v element %d: (%v %v %v), want (%v %v %v)", n, norm, i, diff[i], data[i], hist[i], d2[i], w2[i], h2[i])
+				}
+			}
+		}
+	}
+}
