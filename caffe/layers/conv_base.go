@@ -374,6 +374,31 @@ func (l *convBase[T]) gemmWeightsCols(col, out, dwT []T) {
 	}
 }
 
+// ntWeightsPay reports whether the batched weight gradient (GemmNTSum
+// over the cached columns) beats a GEMM per image: when the per-image
+// product's kdim×oc tiles (4×32 in kernels/cpu) would be mostly padding,
+// as for LeNet's conv1 (25×20 in 28×32), and each image's columns are long
+// enough to amortize the kernel's lane sums.
+func (l *convBase[T]) ntWeightsPay() bool {
+	oc, sp := l.outC/l.spec.group, l.colH*l.colW
+	used := float64(l.kdim * oc)
+	padded := float64((l.kdim+3)/4*4) * float64((oc+31)/32*32)
+	return sp >= 256 && used < 0.7*padded
+}
+
+// ntWeights adds the weight gradient of the whole batch, dW += Σ_n dY_n ·
+// col_nᵀ per group, from the cached columns straight into the weight diff.
+func (l *convBase[T]) ntWeights(dy []T) {
+	G, sp := l.spec.group, l.colH*l.colW
+	oc := l.outC / G
+	outDim, colLen := l.outC*sp, l.kdim*G*sp
+	dw := l.weight.Diff()
+	for g := 0; g < G; g++ {
+		cpu.GemmNTSum(l.num, oc, l.kdim, sp, dy[g*oc*sp:], sp, outDim, l.colCache[g*l.kdim*sp:], sp, colLen,
+			dw[g*oc*l.kdim:], l.kdim)
+	}
+}
+
 // addBias adds bias[c] to each of the channels' planes of one image.
 func convAddBias[T blob.Float](y, bias []T, plane int) {
 	for c, b := range bias {

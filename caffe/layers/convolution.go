@@ -64,6 +64,12 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if prop {
 			dx = bottom[i].Diff()
 		}
+		// The weight gradient over the whole batch at once from the cached
+		// columns, when the per-image GEMM would waste its tiles.
+		batchWeights := false
+		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
+			batchWeights = true
+		}
 		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
 			col := l.cols[wk]
 			dw, db := l.accFor(wk)
@@ -72,9 +78,11 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				if db != nil {
 					convBiasDiff(dyn, db, plane)
 				}
-				if cc, ok := l.cachedCols(n, false, len(bottom)); ok {
+				switch cc, ok := l.cachedCols(n, false, len(bottom)); {
+				case batchWeights:
+				case ok:
 					l.gemmWeightsCols(cc, dyn, dw)
-				} else {
+				default:
 					l.gemmWeights(x[n*inDim:(n+1)*inDim], dyn, dw, col)
 				}
 				if prop {
@@ -83,6 +91,9 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 			}
 		})
 		l.reduceAcc(workers)
+		if batchWeights {
+			l.ntWeights(dy)
+		}
 	}
 	return nil
 }

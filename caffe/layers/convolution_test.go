@@ -26,6 +26,10 @@ func convCases() []convCase {
 		{"num_output: 4 kernel_size: 3 dilation: 2 pad: 2 group: 2", 2, 4, 6, 6, 4, 2, convGeom{3, 3, 1, 1, 2, 2, 2, 2}, true},
 		{"num_output: 3 kernel_size: 1", 2, 4, 3, 3, 3, 1, convGeom{1, 1, 1, 1, 0, 0, 1, 1}, true},
 		{"num_output: 6 kernel_size: 1 group: 3", 2, 3, 2, 4, 6, 3, convGeom{1, 1, 1, 1, 0, 0, 1, 1}, true},
+		// Few weights over long columns: the batched weight gradient
+		// (ntWeightsPay), also per group.
+		{"num_output: 3 kernel_size: 3", 2, 2, 18, 18, 3, 1, convGeom{3, 3, 1, 1, 0, 0, 1, 1}, true},
+		{"num_output: 4 kernel_size: 3 pad: 1 group: 2", 2, 4, 16, 16, 4, 2, convGeom{3, 3, 1, 1, 1, 1, 1, 1}, true},
 	}
 }
 
@@ -93,6 +97,25 @@ func TestConvolutionHandComputed(t *testing.T) {
 	_, top = forward(t, `type: "Convolution" convolution_param { num_output: 1 kernel_size: 2 pad: 1 stride: 2
 		weight_filler { type: "constant" value: 1 } }`, bl(x), 1)
 	layertest.Near(t, "padded top", top[0].Data(), []float64{1, 5, 11, 28}, 0)
+}
+
+func TestConvolutionBatchedWeightGradientChoice(t *testing.T) {
+	for _, c := range []struct {
+		text        string
+		x           *blob.Blob[float64]
+		wantBatched bool
+	}{
+		{`type: "Convolution" convolution_param { num_output: 20 kernel_size: 5 }`, gauss(1, 2, 1, 28, 28), true},   // LeNet conv1
+		{`type: "Convolution" convolution_param { num_output: 50 kernel_size: 5 }`, gauss(2, 2, 20, 12, 12), false}, // LeNet conv2
+		{convCases()[6].text("Convolution"), gauss(3, 2, 2, 18, 18), true},
+		{convCases()[7].text("Convolution"), gauss(4, 2, 4, 16, 16), true},
+		{convCases()[0].text("Convolution"), gauss(5, 2, 2, 5, 6), false},
+	} {
+		l, _ := forward(t, c.text, bl(c.x), 1)
+		if got := l.(*convolution[float64]).ntWeightsPay(); got != c.wantBatched {
+			t.Errorf("%s on %v: batched weight gradient %v, want %v", c.text, c.x.Shape(), got, c.wantBatched)
+		}
+	}
 }
 
 func TestConvolutionGradient(t *testing.T) {

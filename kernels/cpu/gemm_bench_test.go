@@ -3,7 +3,9 @@ package cpu
 import (
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // gemmShapes are the products LeNet and CIFAR-10 quick run (per image for
@@ -58,4 +60,46 @@ func BenchmarkSgemm(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkConvWeightGrad compares two ways to compute a convolution's
+// weight gradient over a batch: a GEMM per image into the transposed
+// gradient (the per-image path) and one GemmNTSum over the batch. Serial,
+// with CPU-time GFLOP/s, so other load on the machine matters less.
+func BenchmarkConvWeightGrad(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, s := range []struct {
+		name              string
+		batch, oc, kd, sp int
+	}{{"lenet_conv1_b64", 64, 20, 25, 576}, {"cifar_conv1_b100", 100, 32, 75, 1024}, {"cifar_conv3_b100", 100, 64, 800, 64}, {"lenet_conv2_b64", 64, 50, 500, 64}, {"cifar_conv2_b100", 100, 32, 800, 256}} {
+		dy := randSlice(r, s.batch*s.oc*s.sp)
+		col := randSlice(r, s.batch*s.kd*s.sp)
+		dw := make([]float32, s.oc*s.kd)
+		flops := 2 * float64(s.batch*s.oc*s.kd*s.sp)
+		b.Run(s.name+"/per_image_gemm", func(b *testing.B) {
+			t0 := cpuNow()
+			for b.Loop() {
+				for n := 0; n < s.batch; n++ {
+					SgemmSerial(false, true, s.kd, s.oc, s.sp, 1, col[n*s.kd*s.sp:], s.sp, dy[n*s.oc*s.sp:], s.sp, 1, dw, s.oc)
+				}
+			}
+			b.ReportMetric(flops*float64(b.N)/(cpuNow()-t0).Seconds()/1e9, "cpu-GFLOP/s")
+		})
+		b.Run(s.name+"/nt_sum", func(b *testing.B) {
+			t0 := cpuNow()
+			for b.Loop() {
+				ntBlock(s.batch, s.oc, s.kd, s.sp, dy, s.sp, s.oc*s.sp, col, s.sp, s.kd*s.sp, dw, s.kd)
+			}
+			b.ReportMetric(flops*float64(b.N)/(cpuNow()-t0).Seconds()/1e9, "cpu-GFLOP/s")
+		})
+	}
+}
+
+// cpuNow is the process's user+system CPU time.
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -59,3 +59,8 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 	SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
 }
+
+// ntKernel returns the sums of one GemmNTSum tile.
+func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
+	return ntKernelGo(batch, k, a, offA, strideA, b, offB, strideB)
+}

@@ -361,3 +361,62 @@ func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 	}
 	SGDMomentumRef(diff[i:], data[i:], hist[i:], norm, decay, lr, mom)
 }
+
+// ntKernel returns the sums of one GemmNTSum tile: eight 16-lane
+// accumulators (4 rows of A by 2 rows of B) over the batch and k, each
+// reduced across its lanes once at the end.
+func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
+	if !hasAVX512 || (k%16 != 0 && !maskedPartsOK) {
+		return ntKernelGo(batch, k, a, offA, strideA, b, offB, strideB)
+	}
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
+	kv := k &^ 15
+	for bi := 0; bi < batch; bi++ {
+		a0 := a[bi*strideA+offA[0] : bi*strideA+offA[0]+k]
+		a1 := a[bi*strideA+offA[1] : bi*strideA+offA[1]+k]
+		a2 := a[bi*strideA+offA[2] : bi*strideA+offA[2]+k]
+		a3 := a[bi*strideA+offA[3] : bi*strideA+offA[3]+k]
+		b0 := b[bi*strideB+offB[0] : bi*strideB+offB[0]+k]
+		b1 := b[bi*strideB+offB[1] : bi*strideB+offB[1]+k]
+		for p := 0; p < kv; p += 16 {
+			x0 := archsimd.LoadFloat32x16((*[16]float32)(b0[p : p+16]))
+			x1 := archsimd.LoadFloat32x16((*[16]float32)(b1[p : p+16]))
+			y := archsimd.LoadFloat32x16((*[16]float32)(a0[p : p+16]))
+			c00 = y.MulAdd(x0, c00)
+			c01 = y.MulAdd(x1, c01)
+			y = archsimd.LoadFloat32x16((*[16]float32)(a1[p : p+16]))
+			c10 = y.MulAdd(x0, c10)
+			c11 = y.MulAdd(x1, c11)
+			y = archsimd.LoadFloat32x16((*[16]float32)(a2[p : p+16]))
+			c20 = y.MulAdd(x0, c20)
+			c21 = y.MulAdd(x1, c21)
+			y = archsimd.LoadFloat32x16((*[16]float32)(a3[p : p+16]))
+			c30 = y.MulAdd(x0, c30)
+			c31 = y.MulAdd(x1, c31)
+		}
+		if kv < k {
+			// The last k%16 values, zero-filled past the end.
+			x0 := archsimd.LoadFloat32x16SlicePart(b0[kv:])
+			x1 := archsimd.LoadFloat32x16SlicePart(b1[kv:])
+			y := archsimd.LoadFloat32x16SlicePart(a0[kv:])
+			c00 = y.MulAdd(x0, c00)
+			c01 = y.MulAdd(x1, c01)
+			y = archsimd.LoadFloat32x16SlicePart(a1[kv:])
+			c10 = y.MulAdd(x0, c10)
+			c11 = y.MulAdd(x1, c11)
+			y = archsimd.LoadFloat32x16SlicePart(a2[kv:])
+			c20 = y.MulAdd(x0, c20)
+			c21 = y.MulAdd(x1, c21)
+			y = archsimd.LoadFloat32x16SlicePart(a3[kv:])
+			c30 = y.MulAdd(x0, c30)
+			c31 = y.MulAdd(x1, c31)
+		}
+	}
+	var s [ntRows * ntCols]float32
+	var lanes [16]float32
+	for t, v := range [ntRows * ntCols]archsimd.Float32x16{c00, c01, c10, c11, c20, c21, c30, c31} {
+		v.Store(&lanes)
+		s[t] = sumGo(lanes[:])
+	}
+	return s
+}
