@@ -374,6 +374,12 @@ func (l *convBase[T]) gemmWeightsCols(col, out, dwT []T) {
 	}
 }
 
+// convGrain is how many images a worker takes at a time: a few pieces per
+// worker, so that one slowed by other load does fewer.
+func convGrain(num, workers int) int {
+	return max(1, num/(4*workers))
+}
+
 // ntWeightsPay reports whether the batched weight gradient (GemmNTSum
 // over the cached columns) beats a GEMM per image: when the per-image
 // product's kdim×oc tiles (4×32 in kernels/cpu) would be mostly padding,

@@ -34,7 +34,7 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	_, cache := l.cachedCols(0, true, len(bottom))
 	for i := range bottom {
 		x, y := bottom[i].Data(), top[i].Data()
-		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+		cpu.ParallelDynamic(workers, l.num, convGrain(l.num, workers), func(wk, lo, hi int) {
 			col := l.cols[wk]
 			for n := lo; n < hi; n++ {
 				if cache {
@@ -70,7 +70,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
 			batchWeights = true
 		}
-		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+		cpu.ParallelDynamic(workers, l.num, convGrain(l.num, workers), func(wk, lo, hi int) {
 			col := l.cols[wk]
 			dw, db := l.accFor(wk)
 			for n := lo; n < hi; n++ {

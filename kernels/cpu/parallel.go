@@ -6,6 +6,7 @@ package cpu
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Float is the element type the kernels compute in.
@@ -24,12 +25,54 @@ func Workers(n int) int {
 	return w
 }
 
-// Parallel runs fn over [0, n) split into Workers(n) contiguous chunks of
-// nearly equal size, one goroutine per chunk, and returns when all are done.
-// chunk is the chunk's index in [0, Workers(n)), so callers can keep one
-// scratch buffer per chunk. With one chunk fn runs on the calling goroutine.
-func Parallel(n int, fn func(chunk, lo, hi int)) {
-	ParallelN(Workers(n), n, fn)
+// Parallel runs fn over [0, n) on Workers(n) goroutines that take pieces
+// of about n/(8·workers) items in turn (ParallelDynamic), and returns when
+// all are done. fn may run many times per worker; worker is the goroutine's
+// index in [0, Workers(n)), so callers can keep one scratch buffer per
+// worker. With one worker fn runs once, on the calling goroutine.
+func Parallel(n int, fn func(worker, lo, hi int)) {
+	w := Workers(n)
+	ParallelDynamic(w, n, (n+8*w-1)/(8*w), fn)
+}
+
+// ParallelDynamic runs fn over [0, n) in pieces of grain items, which
+// workers goroutines (the caller is worker 0) take in turn until none are
+// left, and returns when all are done. A worker that starts late or loses
+// its core to other load takes fewer pieces instead of holding the others
+// up, as a fixed split would. fn may run many times per worker, each time
+// with the worker's index in [0, workers) and a piece [lo, hi).
+func ParallelDynamic(workers, n, grain int, fn func(worker, lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	grain = max(grain, 1)
+	pieces := (n + grain - 1) / grain
+	workers = min(workers, pieces)
+	if workers <= 1 {
+		fn(0, 0, n)
+		return
+	}
+	var next atomic.Int64
+	run := func(w int) {
+		for {
+			p := int(next.Add(1)) - 1
+			if p >= pieces {
+				return
+			}
+			lo := p * grain
+			fn(w, lo, min(lo+grain, n))
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(w)
+		}()
+	}
+	run(0)
+	wg.Wait()
 }
 
 // ParallelN is Parallel with an explicit number of chunks (clamped to [1, n]).

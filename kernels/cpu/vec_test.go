@@ -60,22 +60,43 @@ func TestVectorOpsMatchGeneric(t *testing.T) {
 func TestParallelCoversRangeOnce(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 3, 10, 1001} {
 		for _, w := range []int{1, 2, 3, 8} {
-			hits := make([]int32, n)
-			var chunks atomic.Int32
-			ParallelN(w, n, func(chunk, lo, hi int) {
-				chunks.Add(1)
-				if chunk < 0 || chunk >= max(min(w, n), 1) {
-					t.Errorf("chunk %d out of range for w=%d n=%d", chunk, w, n)
+			for _, grain := range []int{0, 1, 3, 64, 5000} {
+				splits := map[string]func(fn func(worker, lo, hi int)){
+					"ParallelN":       func(fn func(int, int, int)) { ParallelN(w, n, fn) },
+					"ParallelDynamic": func(fn func(int, int, int)) { ParallelDynamic(w, n, grain, fn) },
 				}
-				for i := lo; i < hi; i++ {
-					atomic.AddInt32(&hits[i], 1)
-				}
-			})
-			for i, h := range hits {
-				if h != 1 {
-					t.Fatalf("n=%d w=%d: index %d visited %d times", n, w, i, h)
+				for name, split := range splits {
+					hits := make([]int32, n)
+					split(func(worker, lo, hi int) {
+						if worker < 0 || worker >= max(min(w, n), 1) {
+							t.Errorf("%s: worker %d out of range for w=%d n=%d", name, worker, w, n)
+						}
+						if lo >= hi {
+							t.Errorf("%s: empty piece [%d, %d)", name, lo, hi)
+						}
+						for i := lo; i < hi; i++ {
+							atomic.AddInt32(&hits[i], 1)
+						}
+					})
+					for i, h := range hits {
+						if h != 1 {
+							t.Fatalf("%s n=%d w=%d grain=%d: index %d visited %d times", name, n, w, grain, i, h)
+						}
+					}
 				}
 			}
+		}
+	}
+	// Parallel covers its range too.
+	hits := make([]int32, 777)
+	Parallel(len(hits), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			atomic.AddInt32(&hits[i], 1)
+		}
+	})
+	for i, h := range hits {
+		if h != 1 {
+			t.Fatalf("Parallel: index %d visited %d times", i, h)
 		}
 	}
 }
