@@ -11,7 +11,7 @@ import "sync"
 // panel.
 const (
 	mr = 4
-	nr = 32
+	nr = 64
 	kc = 256
 	mc = 128
 	nc = 2048
@@ -255,7 +255,7 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 // at pb[s*bsl] with rows bld apart: packed by packB (bld = nr,
 // bsl = kb*nr) or read in place (bld = ldb, bsl = nr).
 func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, bld, bsl int, c []float32, ldc int, transC bool) {
-	var edge [mr * nr]float32
+	var edge, acc [mr * nr]float32
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		o := (jr / nr) * bsl
@@ -277,11 +277,11 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 				}
 			}
 			if !transC {
-				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols)
+				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols, &acc)
 				continue
 			}
 			clear(edge[:])
-			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr)
+			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr, &acc)
 			for j := 0; j < cols; j++ {
 				ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
 				for r := range ccol {

@@ -13,83 +13,52 @@ var hasAVX512 = archsimd.X86.AVX512()
 // SIMD reports whether the AVX-512 fast paths are in use.
 func SIMD() bool { return hasAVX512 }
 
-// microKernel adds alpha times the mr×nr (4×32) product of 4 rows of A
-// (row r starts at a[offs[r]], column stride cs) and a packed B sliver into
-// the first rows×cols corner of C, with eight 16-float accumulators (four
-// when cols ≤ 16). A 4×32 tile keeps every value in registers with Go's
-// register allocator; 6×32 spills and runs slower.
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int) {
-	if !hasAVX512 || kb == 0 || (!maskedPartsOK && (rows < mr || cols < nr)) {
+// The assembly micro-kernels (sgemm_amd64.s) store the raw 4×64 or 4×32
+// product of kb steps to acc, row r at acc[r*nr:].
+//
+//go:noescape
+func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
+
+//go:noescape
+func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
+
+// microKernel adds alpha times the mr×nr (4×64) product of 4 rows of A
+// (row r starts at a[offs[r]], column stride cs) and a B sliver (kb rows of
+// nr values, ldb apart) into the first rows×cols corner of C. The product
+// runs in assembly with all sixteen accumulators in registers (a 4×32
+// kernel when cols ≤ 32) into acc, scratch of the caller's; the Go side
+// scales it into C.
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, acc *[mr * nr]float32) {
+	if !hasAVX512 || kb == 0 || (!maskedPartsOK && cols%16 != 0) {
 		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols)
 		return
 	}
+	// The bounds the assembly relies on, checked as indexing would.
 	last := (kb - 1) * cs
-	a0s := a[offs[0] : offs[0]+last+1]
-	a1s := a[offs[1] : offs[1]+last+1]
-	a2s := a[offs[2] : offs[2]+last+1]
-	a3s := a[offs[3] : offs[3]+last+1]
-	b = b[:(kb-1)*ldb+nr]
+	var aoff [mr]int
+	for r, o := range offs {
+		_ = a[o+last]
+		aoff[r] = 4 * (o - offs[0])
+	}
+	if cols <= 32 {
+		_ = b[(kb-1)*ldb+31]
+		sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, acc)
+	} else {
+		_ = b[(kb-1)*ldb+nr-1]
+		sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, acc)
+	}
 	al := archsimd.BroadcastFloat32x16(alpha)
-	if cols <= 16 {
-		var c0, c1, c2, c3 archsimd.Float32x16
-		for p, q, o := 0, 0, 0; p < kb; p, q, o = p+1, q+cs, o+ldb {
-			b0 := archsimd.LoadFloat32x16((*[16]float32)(b[o : o+16]))
-			c0 = b0.MulAdd(archsimd.BroadcastFloat32x16(a0s[q]), c0)
-			c1 = b0.MulAdd(archsimd.BroadcastFloat32x16(a1s[q]), c1)
-			c2 = b0.MulAdd(archsimd.BroadcastFloat32x16(a2s[q]), c2)
-			c3 = b0.MulAdd(archsimd.BroadcastFloat32x16(a3s[q]), c3)
+	for r := 0; r < rows; r++ {
+		crow, arow := c[r*ldc:r*ldc+cols], acc[r*nr:r*nr+cols]
+		j := 0
+		for ; j+16 <= cols; j += 16 {
+			p := (*[16]float32)(crow[j : j+16])
+			archsimd.LoadFloat32x16((*[16]float32)(arow[j:j+16])).MulAdd(al, archsimd.LoadFloat32x16(p)).Store(p)
 		}
-		for r, x := range [mr]archsimd.Float32x16{c0, c1, c2, c3} {
-			if r == rows {
-				break
-			}
-			row := c[r*ldc : r*ldc+cols]
-			x.MulAdd(al, archsimd.LoadFloat32x16SlicePart(row)).StoreSlicePart(row)
+		if j < cols {
+			archsimd.LoadFloat32x16SlicePart(arow[j:]).MulAdd(al, archsimd.LoadFloat32x16SlicePart(crow[j:])).StoreSlicePart(crow[j:])
 		}
-		return
 	}
-	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
-	for p, q, o := 0, 0, 0; p < kb; p, q, o = p+1, q+cs, o+ldb {
-		bp := b[o : o+nr]
-		b0 := archsimd.LoadFloat32x16((*[16]float32)(bp[0:16]))
-		b1 := archsimd.LoadFloat32x16((*[16]float32)(bp[16:32]))
-		a0 := archsimd.BroadcastFloat32x16(a0s[q])
-		c00 = b0.MulAdd(a0, c00)
-		c01 = b1.MulAdd(a0, c01)
-		a1 := archsimd.BroadcastFloat32x16(a1s[q])
-		c10 = b0.MulAdd(a1, c10)
-		c11 = b1.MulAdd(a1, c11)
-		a2 := archsimd.BroadcastFloat32x16(a2s[q])
-		c20 = b0.MulAdd(a2, c20)
-		c21 = b1.MulAdd(a2, c21)
-		a3 := archsimd.BroadcastFloat32x16(a3s[q])
-		c30 = b0.MulAdd(a3, c30)
-		c31 = b1.MulAdd(a3, c31)
-	}
-	if rows == mr && cols == nr {
-		addRow(c[0*ldc:], al, c00, c01)
-		addRow(c[1*ldc:], al, c10, c11)
-		addRow(c[2*ldc:], al, c20, c21)
-		addRow(c[3*ldc:], al, c30, c31)
-		return
-	}
-	for r, x := range [mr][2]archsimd.Float32x16{{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}} {
-		if r == rows {
-			break
-		}
-		p0 := (*[16]float32)(c[r*ldc : r*ldc+16])
-		x[0].MulAdd(al, archsimd.LoadFloat32x16(p0)).Store(p0)
-		row := c[r*ldc+16 : r*ldc+cols]
-		x[1].MulAdd(al, archsimd.LoadFloat32x16SlicePart(row)).StoreSlicePart(row)
-	}
-}
-
-// addRow adds alpha*(x0, x1) into c[0:32].
-func addRow(c []float32, alpha, x0, x1 archsimd.Float32x16) {
-	p0 := (*[16]float32)(c[0:16])
-	p1 := (*[16]float32)(c[16:32])
-	x0.MulAdd(alpha, archsimd.LoadFloat32x16(p0)).Store(p0)
-	x1.MulAdd(alpha, archsimd.LoadFloat32x16(p1)).Store(p1)
 }
 
 // Saxpy computes y += alpha*x over len(x) elements.

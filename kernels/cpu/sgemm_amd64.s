@@ -1,0 +1,148 @@
+//go:build goexperiment.simd && amd64
+
+#include "textflag.h"
+
+// AVX-512 SGEMM micro-kernels: the 4×64 (or 4×32) product of four rows of A
+// and a B sliver, accumulated in registers over kb steps and stored to acc
+// (row r at acc[r*64:]). Each step loads one B row (4 or 2 vectors),
+// broadcasts A(r, p) for the four rows, and issues 16 (or 8) FMAs.
+//
+// Arguments: kb steps; a points at A(0, 0); aoff holds the byte offsets of
+// rows 1-3 from row 0 (aoff[0] is unused); acs is the element stride from
+// A(r, p) to A(r, p+1); b points at B(0, 0) with ldb elements between rows.
+
+// func sgemm4x64(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *[256]float32)
+TEXT ·sgemm4x64(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aoff+16(FP), AX
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ acs+24(FP), DX
+	SHLQ $2, DX
+	MOVQ b+32(FP), BX
+	MOVQ ldb+40(FP), DI
+	SHLQ $2, DI
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+	TESTQ CX, CX
+	JLE sgemm4x64_store
+sgemm4x64_loop:
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VBROADCASTSS (SI), Z4
+	VBROADCASTSS (SI)(R8*1), Z5
+	VBROADCASTSS (SI)(R9*1), Z6
+	VBROADCASTSS (SI)(R10*1), Z7
+	VFMADD231PS Z0, Z4, Z16
+	VFMADD231PS Z1, Z4, Z17
+	VFMADD231PS Z2, Z4, Z18
+	VFMADD231PS Z3, Z4, Z19
+	VFMADD231PS Z0, Z5, Z20
+	VFMADD231PS Z1, Z5, Z21
+	VFMADD231PS Z2, Z5, Z22
+	VFMADD231PS Z3, Z5, Z23
+	VFMADD231PS Z0, Z6, Z24
+	VFMADD231PS Z1, Z6, Z25
+	VFMADD231PS Z2, Z6, Z26
+	VFMADD231PS Z3, Z6, Z27
+	VFMADD231PS Z0, Z7, Z28
+	VFMADD231PS Z1, Z7, Z29
+	VFMADD231PS Z2, Z7, Z30
+	VFMADD231PS Z3, Z7, Z31
+	ADDQ DX, SI
+	ADDQ DI, BX
+	DECQ CX
+	JNZ sgemm4x64_loop
+sgemm4x64_store:
+	MOVQ acc+48(FP), BX
+	VMOVUPS Z16, (BX)
+	VMOVUPS Z17, 64(BX)
+	VMOVUPS Z18, 128(BX)
+	VMOVUPS Z19, 192(BX)
+	VMOVUPS Z20, 256(BX)
+	VMOVUPS Z21, 320(BX)
+	VMOVUPS Z22, 384(BX)
+	VMOVUPS Z23, 448(BX)
+	VMOVUPS Z24, 512(BX)
+	VMOVUPS Z25, 576(BX)
+	VMOVUPS Z26, 640(BX)
+	VMOVUPS Z27, 704(BX)
+	VMOVUPS Z28, 768(BX)
+	VMOVUPS Z29, 832(BX)
+	VMOVUPS Z30, 896(BX)
+	VMOVUPS Z31, 960(BX)
+	VZEROUPPER
+	RET
+
+// func sgemm4x32(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *[256]float32)
+TEXT ·sgemm4x32(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aoff+16(FP), AX
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ acs+24(FP), DX
+	SHLQ $2, DX
+	MOVQ b+32(FP), BX
+	MOVQ ldb+40(FP), DI
+	SHLQ $2, DI
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	TESTQ CX, CX
+	JLE sgemm4x32_store
+sgemm4x32_loop:
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VBROADCASTSS (SI), Z4
+	VBROADCASTSS (SI)(R8*1), Z5
+	VBROADCASTSS (SI)(R9*1), Z6
+	VBROADCASTSS (SI)(R10*1), Z7
+	VFMADD231PS Z0, Z4, Z16
+	VFMADD231PS Z1, Z4, Z17
+	VFMADD231PS Z0, Z5, Z18
+	VFMADD231PS Z1, Z5, Z19
+	VFMADD231PS Z0, Z6, Z20
+	VFMADD231PS Z1, Z6, Z21
+	VFMADD231PS Z0, Z7, Z22
+	VFMADD231PS Z1, Z7, Z23
+	ADDQ DX, SI
+	ADDQ DI, BX
+	DECQ CX
+	JNZ sgemm4x32_loop
+sgemm4x32_store:
+	MOVQ acc+48(FP), BX
+	VMOVUPS Z16, (BX)
+	VMOVUPS Z17, 64(BX)
+	VMOVUPS Z18, 256(BX)
+	VMOVUPS Z19, 320(BX)
+	VMOVUPS Z20, 512(BX)
+	VMOVUPS Z21, 576(BX)
+	VMOVUPS Z22, 768(BX)
+	VMOVUPS Z23, 832(BX)
+	VZEROUPPER
+	RET
