@@ -102,7 +102,11 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	if m <= 0 || n <= 0 {
 		return
 	}
-	scaleRows(beta, m, n, c, ldc)
+	// beta == 0: the first pass over K writes C instead of adding to it.
+	overwrite := beta == 0 && alpha != 0 && k > 0
+	if !overwrite {
+		scaleRows(beta, m, n, c, ldc)
+	}
 	if alpha == 0 || k <= 0 {
 		return
 	}
@@ -110,14 +114,14 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		// Cᵀ = op(B)ᵀ·op(A)ᵀ: B is read in place and only A is packed,
 		// which is cheaper when op(B) is large and would need a
 		// transposing pack (an inner product's weights, for example).
-		gemmCore(n, m, k, alpha, b, ldb, 1, !transA, a, lda, c, ldc, true)
+		gemmCore(n, m, k, alpha, b, ldb, 1, !transA, a, lda, c, ldc, true, overwrite)
 		return
 	}
 	rs, cs := lda, 1 // strides of op(A)'s rows and columns in a
 	if transA {
 		rs, cs = 1, lda
 	}
-	gemmCore(m, n, k, alpha, a, rs, cs, transB, b, ldb, c, ldc, false)
+	gemmCore(m, n, k, alpha, a, rs, cs, transB, b, ldb, c, ldc, false, overwrite)
 }
 
 // swapPays reports whether computing Cᵀ = op(B)ᵀ·op(A)ᵀ beats packing a
@@ -132,8 +136,9 @@ func swapPays(transA bool, m, n, k int) bool {
 }
 
 // gemmCore adds alpha·A·op(B) into C, or into Cᵀ when transC, where A
-// (m×k) has element (i,p) at a[i*rs+p*cs] and op(B) is k×n.
-func gemmCore(m, n, k int, alpha float32, a []float32, rs, cs int, transB bool, b []float32, ldb int, c []float32, ldc int, transC bool) {
+// (m×k) has element (i,p) at a[i*rs+p*cs] and op(B) is k×n; with
+// overwrite it sets C to that instead.
+func gemmCore(m, n, k int, alpha float32, a []float32, rs, cs int, transB bool, b []float32, ldb int, c []float32, ldc int, transC, overwrite bool) {
 	buf := packPool.Get().(*packBuf)
 	defer packPool.Put(buf)
 	for jc := 0; jc < n; jc += nc {
@@ -159,10 +164,10 @@ func gemmCore(m, n, k int, alpha float32, a []float32, rs, cs int, transB bool, 
 				}
 				if nb >= packAMinCols {
 					packA(as, rs, cs, mb, kb, buf.a)
-					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, pb, bld, bsl, cb, ldc, transC)
+					macroKernel(mb, nb, kb, alpha, buf.a, -1, mr, pb, bld, bsl, cb, ldc, transC, overwrite && pc == 0)
 					continue
 				}
-				macroKernel(mb, nb, kb, alpha, as, rs, cs, pb, bld, bsl, cb, ldc, transC)
+				macroKernel(mb, nb, kb, alpha, as, rs, cs, pb, bld, bsl, cb, ldc, transC, overwrite && pc == 0)
 			}
 		}
 	}
@@ -254,7 +259,7 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 // (element (i,j) at c[j*ldc+i]) when transC. B's nr-column sliver s starts
 // at pb[s*bsl] with rows bld apart: packed by packB (bld = nr,
 // bsl = kb*nr) or read in place (bld = ldb, bsl = nr).
-func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, bld, bsl int, c []float32, ldc int, transC bool) {
+func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, bld, bsl int, c []float32, ldc int, transC, overwrite bool) {
 	var edge, acc [mr * nr]float32
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
@@ -277,15 +282,18 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 				}
 			}
 			if !transC {
-				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols, &acc)
+				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols, overwrite, &acc)
 				continue
 			}
-			clear(edge[:])
-			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr, &acc)
+			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr, true, &acc)
 			for j := 0; j < cols; j++ {
 				ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
 				for r := range ccol {
-					ccol[r] += edge[r*nr+j]
+					if overwrite {
+						ccol[r] = edge[r*nr+j]
+					} else {
+						ccol[r] += edge[r*nr+j]
+					}
 				}
 			}
 		}
@@ -294,9 +302,10 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 
 // microKernelGo adds alpha times the mr×nr product of mr rows of A (row r
 // starts at a[offs[r]], column stride cs) and a B sliver (kb rows of nr
-// values, ldb apart) into the first rows×cols corner of C; portable
-// reference for the SIMD micro-kernel.
-func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int) {
+// values, ldb apart) into the first rows×cols corner of C, or with
+// overwrite sets that corner to it; portable reference for the SIMD
+// micro-kernel.
+func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool) {
 	var acc [mr * nr]float32
 	for p := 0; p < kb; p++ {
 		bp := b[p*ldb : p*ldb+nr]
@@ -311,7 +320,11 @@ func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b [
 	for r := 0; r < rows; r++ {
 		crow := c[r*ldc : r*ldc+cols]
 		for j := range crow {
-			crow[j] += alpha * acc[r*nr+j]
+			if overwrite {
+				crow[j] = alpha * acc[r*nr+j]
+			} else {
+				crow[j] += alpha * acc[r*nr+j]
+			}
 		}
 	}
 }

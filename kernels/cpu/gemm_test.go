@@ -111,14 +111,15 @@ func TestMicroKernelMatchesGo(t *testing.T) {
 		for _, cs := range []int{1, 3} {
 			for _, cols := range []int{nr, 48, 33, 32, 20, 16, 7} {
 				for _, rows := range []int{mr, mr - 1, 1} {
+					overwrite := rows == mr-1
 					ldb := nr + 9*(cs-1)/2 // packed (nr) and in place (a wider row)
 					a, b := randSlice(r, (kb*cs+2)*mr), randSlice(r, (kb-1)*ldb+nr)
 					offs := [mr]int{0, kb*cs + 1, 2*kb*cs + 1, 0}
 					ldc := nr + 5
 					c1 := randSlice(r, mr*ldc)
 					c2 := append([]float32(nil), c1...)
-					microKernel(kb, 0.5, a, offs, cs, b, ldb, c1, ldc, rows, cols, &acc)
-					microKernelGo(kb, 0.5, a, offs, cs, b, ldb, c2, ldc, rows, cols)
+					microKernel(kb, 0.5, a, offs, cs, b, ldb, c1, ldc, rows, cols, overwrite, &acc)
+					microKernelGo(kb, 0.5, a, offs, cs, b, ldb, c2, ldc, rows, cols, overwrite)
 					for i := range c1 {
 						if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-4*(1+math.Abs(float64(c2[i]))) {
 							t.Fatalf("kb=%d cs=%d rows=%d cols=%d element %d: %v vs %v", kb, cs, rows, cols, i, c1[i], c2[i])

@@ -7,8 +7,8 @@ package cpu
 func SIMD() bool { return false }
 
 // microKernel adds the mr×nr product of packed slivers into C (portable).
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, _ *[mr * nr]float32) {
-	microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols)
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, _ *[mr * nr]float32) {
+	microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 }
 
 // Saxpy computes y += alpha*x over len(x) elements.

@@ -27,10 +27,10 @@ func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, 
 // nr values, ldb apart) into the first rows×cols corner of C. The product
 // runs in assembly with all sixteen accumulators in registers (a 4×32
 // kernel when cols ≤ 32) into acc, scratch of the caller's; the Go side
-// scales it into C.
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, acc *[mr * nr]float32) {
+// scales it into C, or with overwrite writes C with it.
+func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	if !hasAVX512 || kb == 0 || (!maskedPartsOK && cols%16 != 0) {
-		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols)
+		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 		return
 	}
 	// The bounds the assembly relies on, checked as indexing would.
@@ -51,6 +51,15 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 	for r := 0; r < rows; r++ {
 		crow, arow := c[r*ldc:r*ldc+cols], acc[r*nr:r*nr+cols]
 		j := 0
+		if overwrite {
+			for ; j+16 <= cols; j += 16 {
+				archsimd.LoadFloat32x16((*[16]float32)(arow[j : j+16])).Mul(al).Store((*[16]float32)(crow[j : j+16]))
+			}
+			if j < cols {
+				archsimd.LoadFloat32x16SlicePart(arow[j:]).Mul(al).StoreSlicePart(crow[j:])
+			}
+			continue
+		}
 		for ; j+16 <= cols; j += 16 {
 			p := (*[16]float32)(crow[j : j+16])
 			archsimd.LoadFloat32x16((*[16]float32)(arow[j:j+16])).MulAdd(al, archsimd.LoadFloat32x16(p)).Store(p)
