@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -31,7 +32,8 @@ const (
 // options are the command's flags.
 type options struct {
 	out, mnistDir, schema string
-	png                   bool
+	encoded               string // raw or png
+	label                 string // cosdata's label type: int, float or string
 	files, rowGroup       int
 	limit                 int
 	sets                  []string
@@ -44,16 +46,45 @@ type written struct {
 	rows, rowGroups int
 }
 
+// Output schemas and their choices.
+var (
+	schemas   = []string{"plain", "imagedataframe", "cosdata"}
+	encodings = []string{"raw", "png"}
+	labels    = []string{"int", "float", "string"}
+)
+
+// defaults fills in the flags left empty.
+func (o *options) defaults() {
+	if o.schema == "" {
+		o.schema = "plain"
+	}
+	if o.encoded == "" {
+		o.encoded = "raw"
+	}
+	if o.label == "" {
+		o.label = "int"
+	}
+}
+
+func (o *options) png() bool { return o.encoded == "png" }
+
 func (o *options) check() error {
 	var errs []error
 	if o.out == "" {
 		errs = append(errs, errors.New("-out is required"))
 	}
-	if o.schema != "plain" && o.schema != "imagedataframe" {
-		errs = append(errs, fmt.Errorf("-schema %q: want plain or imagedataframe", o.schema))
+	if !slices.Contains(schemas, o.schema) {
+		errs = append(errs, fmt.Errorf("-schema %q: want one of %s", o.schema, strings.Join(schemas, ", ")))
 	}
-	if o.png && o.schema != "imagedataframe" {
-		errs = append(errs, errors.New("-png applies to -schema imagedataframe only"))
+	if !slices.Contains(encodings, o.encoded) {
+		errs = append(errs, fmt.Errorf("-encoded %q: want raw or png", o.encoded))
+	} else if o.png() && o.schema == "plain" {
+		errs = append(errs, errors.New("-encoded png applies to -schema imagedataframe and cosdata only (plain holds raw pixels)"))
+	}
+	if !slices.Contains(labels, o.label) {
+		errs = append(errs, fmt.Errorf("-label %q: want one of %s", o.label, strings.Join(labels, ", ")))
+	} else if o.label != "int" && o.schema != "cosdata" {
+		errs = append(errs, fmt.Errorf("-label %s applies to -schema cosdata only (plain labels are int, imagedataframe labels string)", o.label))
 	}
 	if o.files < 1 {
 		errs = append(errs, fmt.Errorf("-files %d: need at least 1", o.files))
@@ -80,6 +111,7 @@ var setFiles = map[string][2]string{
 
 // convert writes every requested set and returns what it wrote.
 func convert(o options) ([]written, error) {
+	o.defaults()
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -120,13 +152,21 @@ func convert(o options) ([]written, error) {
 // schemaFor returns the Arrow schema of the chosen output schema.
 func schemaFor(o options) *arrow.Schema {
 	i32 := arrow.PrimitiveTypes.Int32
-	if o.schema == "plain" {
+	switch o.schema {
+	case "plain":
 		return arrow.NewSchema([]arrow.Field{
 			{Name: "label", Type: i32},
 			{Name: "data", Type: arrow.BinaryTypes.Binary},
 			{Name: "channels", Type: i32},
 			{Name: "height", Type: i32},
 			{Name: "width", Type: i32},
+		}, nil)
+	case "cosdata":
+		label := map[string]arrow.DataType{"int": i32, "float": arrow.PrimitiveTypes.Float32, "string": arrow.BinaryTypes.String}[o.label]
+		return arrow.NewSchema([]arrow.Field{
+			{Name: "id", Type: arrow.BinaryTypes.String},
+			{Name: "label", Type: label},
+			{Name: "data", Type: arrow.BinaryTypes.Binary},
 		}, nil)
 	}
 	return arrow.NewSchema([]arrow.Field{
@@ -210,31 +250,36 @@ func buildRecord(o options, schema *arrow.Schema, set *GoMNIST.Set, lo, hi int) 
 	b := array.NewRecordBuilder(o.mem, schema)
 	defer b.Release()
 	b.Reserve(hi - lo)
-	dims := func(first int) {
-		for i, v := range []int32{1, side, side} {
-			b.Field(first + i).(*array.Int32Builder).Append(v)
-		}
-	}
+	field := func(name string) array.Builder { return b.Field(schema.FieldIndices(name)[0]) }
 	for i := lo; i < hi; i++ {
 		img, label := set.Get(i)
-		if o.schema == "plain" {
-			b.Field(0).(*array.Int32Builder).Append(int32(label))
-			b.Field(1).(*array.BinaryBuilder).Append(img)
-			dims(2)
-			continue
-		}
-		b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("%08d", i))
-		b.Field(1).(*array.StringBuilder).Append(strconv.Itoa(int(label)))
-		dims(2)
-		b.Field(5).(*array.BooleanBuilder).Append(o.png)
 		data := []byte(img)
-		if o.png {
+		if o.png() {
 			var err error
 			if data, err = encodePNG(img); err != nil {
 				return nil, fmt.Errorf("row %d: %w", i, err)
 			}
 		}
-		b.Field(6).(*array.BinaryBuilder).Append(data)
+		field("data").(*array.BinaryBuilder).Append(data)
+		if o.schema != "plain" {
+			field("id").(*array.StringBuilder).Append(fmt.Sprintf("%08d", i))
+		}
+		if o.schema != "cosdata" {
+			for name, v := range map[string]int32{"channels": 1, "height": side, "width": side} {
+				field(name).(*array.Int32Builder).Append(v)
+			}
+		}
+		if o.schema == "imagedataframe" {
+			field("encoded").(*array.BooleanBuilder).Append(o.png())
+		}
+		switch lb := field("label").(type) {
+		case *array.Int32Builder:
+			lb.Append(int32(label))
+		case *array.Float32Builder:
+			lb.Append(float32(label))
+		case *array.StringBuilder:
+			lb.Append(strconv.Itoa(int(label)))
+		}
 	}
 	return b.NewRecordBatch(), nil
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -90,24 +92,44 @@ func toDataset(t *testing.T, mem memory.Allocator, recs []arrow.RecordBatch, spe
 	return ds
 }
 
+// cosSpec is the spec of a CoSData layer with a data top of the given type
+// (1×28×28) and a label top, as examples/caffeonspark/lenet_cos_train_test.prototxt.
+func cosSpec(t *testing.T, data arrowio.CoSType, label arrowio.CoSType) arrowio.Spec {
+	t.Helper()
+	s, err := arrowio.CoSDataSpec([]arrowio.CoSTop{
+		{Name: "data", Type: data, Channels: 1, Height: 28, Width: 28},
+		{Name: "label", Type: label, Channels: 1, Height: 1, Width: 1},
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestRoundTrip(t *testing.T) {
 	dir, set := source(t)
 	for _, tc := range []struct {
-		schema string
-		png    bool
-		spec   arrowio.Spec
+		schema, encoded, label string
+		spec                   arrowio.Spec
 	}{
-		{"plain", false, arrowio.RawImageSpec("data", "label", 1, 28, 28)},
-		{"imagedataframe", false, arrowio.ImageDataFrameSpec(1, 28, 28, false, false)},
-		{"imagedataframe", true, arrowio.ImageDataFrameSpec(1, 28, 28, false, false)},
+		{"plain", "raw", "int", arrowio.RawImageSpec("data", "label", 1, 28, 28)},
+		{"imagedataframe", "raw", "int", arrowio.ImageDataFrameSpec(1, 28, 28, false, false)},
+		{"imagedataframe", "png", "int", arrowio.ImageDataFrameSpec(1, 28, 28, false, false)},
+		{"cosdata", "raw", "int", cosSpec(t, arrowio.CoSRawImage, arrowio.CoSInt)},
+		{"cosdata", "png", "float", cosSpec(t, arrowio.CoSEncodedImage, arrowio.CoSFloat)},
+		{"cosdata", "raw", "string", cosSpec(t, arrowio.CoSRawImage, arrowio.CoSString)},
 	} {
-		t.Run(tc.schema+map[bool]string{true: "-png"}[tc.png], func(t *testing.T) {
+		t.Run(tc.schema+"-"+tc.encoded+"-"+tc.label, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			out := t.TempDir()
 			const limit, files, rowGroup = 1000, 3, 128
-			ws, err := convert(options{out: out, mnistDir: dir, schema: tc.schema, png: tc.png, files: files,
-				rowGroup: rowGroup, limit: limit, sets: []string{"test"}, mem: mem})
+			o := options{out: out, mnistDir: dir, schema: tc.schema, encoded: tc.encoded, files: files,
+				rowGroup: rowGroup, limit: limit, sets: []string{"test"}, mem: mem}
+			if tc.schema == "cosdata" {
+				o.label = tc.label
+			}
+			ws, err := convert(o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +147,7 @@ func TestRoundTrip(t *testing.T) {
 				}
 				first := row
 				for _, rec := range recs {
-					checkRows(t, tc.schema, tc.png, rec, set, row)
+					checkRows(t, tc.schema, tc.encoded == "png", tc.label, rec, set, row)
 					row += int(rec.NumRows())
 				}
 				// The same rows decode in arrowio to the source pixels and labels.
@@ -145,9 +167,25 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// wantColumns are each schema's columns, in order, as CaffeOnSpark's
+// readers expect them.
+var wantColumns = map[string]string{
+	"plain":          "label: int32, data: binary, channels: int32, height: int32, width: int32",
+	"imagedataframe": "id: utf8, label: utf8, channels: int32, height: int32, width: int32, encoded: bool, data: binary",
+	"cosdata":        "id: utf8, label: LABEL, data: binary",
+}
+
 // checkRows compares a read-back batch with the source rows from row on.
-func checkRows(t *testing.T, schema string, isPNG bool, rec arrow.RecordBatch, set *GoMNIST.Set, row int) {
+func checkRows(t *testing.T, schema string, isPNG bool, labelType string, rec arrow.RecordBatch, set *GoMNIST.Set, row int) {
 	t.Helper()
+	var cols []string
+	for _, f := range rec.Schema().Fields() {
+		cols = append(cols, f.Name+": "+f.Type.String())
+	}
+	want := strings.ReplaceAll(wantColumns[schema], "LABEL", map[string]string{"int": "int32", "float": "float32", "string": "utf8"}[labelType])
+	if got := strings.Join(cols, ", "); got != want {
+		t.Fatalf("columns %s, want %s", got, want)
+	}
 	col := func(name string) arrow.Array {
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) != 1 {
@@ -158,44 +196,53 @@ func checkRows(t *testing.T, schema string, isPNG bool, rec arrow.RecordBatch, s
 	data := col("data").(*array.Binary)
 	for i := 0; i < int(rec.NumRows()); i++ {
 		img, label := set.Get(row + i)
-		for _, d := range []string{"channels", "height", "width"} {
-			want := int32(28)
-			if d == "channels" {
-				want = 1
-			}
-			if got := col(d).(*array.Int32).Value(i); got != want {
-				t.Fatalf("row %d %s = %d, want %d", row+i, d, got, want)
+		if schema != "cosdata" {
+			for _, d := range []string{"channels", "height", "width"} {
+				want := int32(28)
+				if d == "channels" {
+					want = 1
+				}
+				if got := col(d).(*array.Int32).Value(i); got != want {
+					t.Fatalf("row %d %s = %d, want %d", row+i, d, got, want)
+				}
 			}
 		}
-		pix := data.Value(i)
-		if schema == "plain" {
-			if got := col("label").(*array.Int32).Value(i); got != int32(label) {
-				t.Fatalf("row %d label %d, want %d", row+i, got, label)
+		if schema != "plain" {
+			if got, want := col("id").(*array.String).Value(i), fmt.Sprintf("%08d", row+i); got != want {
+				t.Fatalf("row %d id %q, want %q", row+i, got, want)
 			}
-		} else {
-			if got := col("label").(*array.String).Value(i); got != strconv.Itoa(int(label)) {
-				t.Fatalf("row %d label %q, want %d", row+i, got, label)
-			}
+		}
+		if schema == "imagedataframe" {
 			if got := col("encoded").(*array.Boolean).Value(i); got != isPNG {
 				t.Fatalf("row %d encoded = %v", row+i, got)
 			}
-			if got := col("id").(*array.String).Value(i); got == "" {
-				t.Fatalf("row %d has no id", row+i)
+		}
+		var gotLabel string
+		switch l := col("label").(type) {
+		case *array.Int32:
+			gotLabel = strconv.Itoa(int(l.Value(i)))
+		case *array.Float32:
+			gotLabel = strconv.FormatFloat(float64(l.Value(i)), 'g', -1, 32)
+		case *array.String:
+			gotLabel = l.Value(i)
+		}
+		if gotLabel != strconv.Itoa(int(label)) {
+			t.Fatalf("row %d label %q, want %d", row+i, gotLabel, label)
+		}
+		pix := data.Value(i)
+		if isPNG {
+			m, err := png.Decode(bytes.NewReader(pix))
+			if err != nil {
+				t.Fatalf("row %d: PNG: %v", row+i, err)
 			}
-			if isPNG {
-				m, err := png.Decode(bytes.NewReader(pix))
-				if err != nil {
-					t.Fatalf("row %d: PNG: %v", row+i, err)
+			var raw []byte
+			for y := 0; y < 28; y++ {
+				for x := 0; x < 28; x++ {
+					r, _, _, _ := m.At(x, y).RGBA()
+					raw = append(raw, byte(r>>8))
 				}
-				var raw []byte
-				for y := 0; y < 28; y++ {
-					for x := 0; x < 28; x++ {
-						r, _, _, _ := m.At(x, y).RGBA()
-						raw = append(raw, byte(r>>8))
-					}
-				}
-				pix = raw
 			}
+			pix = raw
 		}
 		if !bytes.Equal(pix, img) {
 			t.Fatalf("row %d pixels differ from the source", row+i)
@@ -224,13 +271,25 @@ func checkBatch(t *testing.T, s *arrowio.Sampler[float32], set *GoMNIST.Set, fir
 }
 
 func TestOptionsChecked(t *testing.T) {
-	_, err := convert(options{schema: "csv", png: true, files: 0, rowGroup: 0, sets: []string{"validation"}})
-	if err == nil {
-		t.Fatal("bad options accepted")
-	}
-	for _, frag := range []string{"-out", "-schema", "-png", "-files", "-rowgroup", "validation"} {
-		if !bytes.Contains([]byte(err.Error()), []byte(frag)) {
-			t.Errorf("error %q does not mention %s", err, frag)
+	for _, tc := range []struct {
+		o     options
+		frags []string
+	}{
+		{options{schema: "csv", encoded: "gif", label: "bool", files: 0, rowGroup: 0, sets: []string{"validation"}},
+			[]string{"-out", "-schema \"csv\"", "-encoded \"gif\"", "-label \"bool\"", "-files", "-rowgroup", "validation"}},
+		{options{out: "x", schema: "plain", encoded: "png", files: 1, rowGroup: 1},
+			[]string{"-encoded png applies to -schema imagedataframe and cosdata only"}},
+		{options{out: "x", schema: "imagedataframe", label: "float", files: 1, rowGroup: 1},
+			[]string{"-label float applies to -schema cosdata only"}},
+	} {
+		_, err := convert(tc.o)
+		if err == nil {
+			t.Fatalf("bad options %+v accepted", tc.o)
+		}
+		for _, frag := range tc.frags {
+			if !strings.Contains(err.Error(), frag) {
+				t.Errorf("error %q does not mention %s", err, frag)
+			}
 		}
 	}
 	if _, err := convert(options{out: t.TempDir(), mnistDir: os.TempDir() + "/no-mnist-here", schema: "plain", files: 1, rowGroup: 1, sets: []string{"test"}}); err == nil {
