@@ -18,6 +18,47 @@ type numericReader func(i int) (v float64, text string, err error)
 // ErrNull is returned (wrapped) for a null where a value is required.
 var ErrNull = errors.New("null value")
 
+// RowError is a problem with one row of a partition. Rows count from the
+// start of the partition (across its record batches); ID is the row's `id`
+// column (CaffeOnSpark's sample id) when the batch has a string one, so the
+// row can be found in the source after Spark has repartitioned it.
+type RowError struct {
+	Column string
+	Row    int
+	ID     string
+	Err    error
+}
+
+func (e *RowError) Error() string {
+	id := ""
+	if e.ID != "" {
+		id = fmt.Sprintf(" (id %q)", e.ID)
+	}
+	return fmt.Sprintf("column %q row %d%s: %v", e.Column, e.Row, id, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
+
+// IDColumn is the column RowError takes a row's id from.
+const IDColumn = "id"
+
+// rowID returns row i's id from rec's string id column, or "".
+func rowID(rec arrow.RecordBatch, i int) string {
+	arr, ok := column(rec, IDColumn)
+	if !ok || i < 0 || i >= arr.Len() || arr.IsNull(i) {
+		return ""
+	}
+	switch a := arr.(type) {
+	case *array.String:
+		return a.Value(i)
+	case *array.LargeString:
+		return a.Value(i)
+	case *array.StringView:
+		return a.Value(i)
+	}
+	return ""
+}
+
 // values gives generic access to arrow-go's numeric arrays.
 type values[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 | float32 | float64] interface {
 	arrow.Array

@@ -231,6 +231,10 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 		fd, view, shape, err := b.decodeField(ctx, rec, f, shapes[k])
 		if err != nil {
 			c.release()
+			var re *RowError
+			if errors.As(err, &re) && re.ID == "" {
+				re.ID = rowID(rec, re.Row-b.rows)
+			}
 			return fmt.Errorf("arrowio: field %q: %w", f.name(), err)
 		}
 		if st := storageOf(fd); st != 0 {

@@ -72,7 +72,7 @@ func (b *Builder) decodeScalar(f *Field, arr arrow.Array, rows int) (fieldData, 
 		}
 		if err != nil {
 			fd.buf.Release()
-			return fieldData{}, fmt.Errorf("column %q row %d: bad value %s: %w", f.Column, b.rows+i, text, err)
+			return fieldData{}, &RowError{Column: f.Column, Row: b.rows + i, Err: fmt.Errorf("bad value %s: %w", text, err)}
 		}
 		fd.f32[i] = f32
 	}
@@ -160,23 +160,23 @@ func (b *Builder) decodeArray(rec arrow.RecordBatch, f *Field, arr arrow.Array, 
 	// Check every row's length and shape first.
 	for i := 0; i < rows; i++ {
 		if arr.IsNull(i) {
-			return fieldData{}, false, nil, fmt.Errorf("column %q row %d: %w", f.Column, b.rows+i, ErrNull)
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: ErrNull}
 		}
 		s, e, err := l.rangeOf(i)
 		if err != nil {
-			return fieldData{}, false, nil, fmt.Errorf("column %q row %d: %w", f.Column, b.rows+i, err)
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: err}
 		}
 		rs, err := rowShape(i, e-s)
 		if err != nil {
-			return fieldData{}, false, nil, fmt.Errorf("column %q row %d: %w", f.Column, b.rows+i, err)
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: err}
 		}
 		if shape == nil {
 			if shape, err = resolveShape(f.Shape, rs); err != nil {
-				return fieldData{}, false, nil, fmt.Errorf("column %q row %d: %w", f.Column, b.rows+i, err)
+				return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: err}
 			}
 		}
 		if e-s != prod(shape) || (len(rs) == len(shape) && !slices.Equal(rs, shape)) {
-			return fieldData{}, false, nil, fmt.Errorf("column %q row %d: sample shape %v differs from the field's %v", f.Column, b.rows+i, rs, shape)
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: fmt.Errorf("sample shape %v differs from the field's %v", rs, shape)}
 		}
 	}
 	size := prod(shape)
@@ -208,7 +208,7 @@ func (b *Builder) decodeArray(rec arrow.RecordBatch, f *Field, arr arrow.Array, 
 			}
 			if err != nil {
 				fd.buf.Release()
-				return fieldData{}, false, nil, fmt.Errorf("column %q row %d element %d: bad value %s: %w", f.Column, b.rows+i, j, text, err)
+				return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: fmt.Errorf("element %d: bad value %s: %w", j, text, err)}
 			}
 			fd.f32[i*size+j] = x
 		}
@@ -422,7 +422,7 @@ func (b *Builder) decodeImages(ctx context.Context, rec arrow.RecordBatch, f *Fi
 		return fieldData{}, false, nil, err
 	}
 	rowErr := func(i int, err error) error {
-		return fmt.Errorf("column %q row %d: %w", f.Column, b.rows+i, err)
+		return &RowError{Column: f.Column, Row: b.rows + i, Err: err}
 	}
 	if rows == 0 {
 		return fieldData{}, false, shape, nil

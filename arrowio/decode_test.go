@@ -566,3 +566,46 @@ func TestParallelDecodeAndCancel(t *testing.T) {
 		t.Errorf("cancelled decode: err = %v, want context.Canceled", err)
 	}
 }
+
+// A bad row names its sample id (CaffeOnSpark's `id` column) as well as
+// its row, counted across batches, since Spark's repartitioning moves rows.
+func TestRowErrorNamesID(t *testing.T) {
+	mem := checkedMem(t)
+	mk := func(first int, bad int) arrow.RecordBatch {
+		return makeRecord(t, mem, 3,
+			stringCol("id", func(r int) string { return "img-" + strconv.Itoa(first+r) }),
+			binaryCol("data", func(r int) []byte {
+				if first+r == bad {
+					return []byte("not an image")
+				}
+				return encodePNG(t, testImage(r, 2, 2, true))
+			}),
+			stringCol("label", func(r int) string {
+				if first+r == 4 {
+					return "seven"
+				}
+				return "1"
+			}))
+	}
+	spec := ImageDataFrameSpec(1, 2, 2, true, false)
+	for _, tc := range []struct {
+		badImage int
+		want     string
+	}{
+		{-1, `column "label" row 4 (id "img-4"): bad value "seven"`},
+		{5, `column "data" row 5 (id "img-5"): decoding 12 bytes: unknown image format`},
+	} {
+		_, err := ReadStream(context.Background(), bytes.NewReader(stream(t, mem, mk(0, tc.badImage), mk(3, tc.badImage))), mem, spec)
+		var re *RowError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &re) {
+			t.Errorf("err = %v, want a *RowError saying %s", err, tc.want)
+		}
+	}
+	// Without an id column the message is the row alone.
+	_, err := ReadStream(context.Background(), bytes.NewReader(stream(t, mem, makeRecord(t, mem, 2,
+		binaryCol("data", func(r int) []byte { return rawImage(r, 4) }),
+		stringCol("label", func(r int) string { return []string{"1", "x"}[r] })))), mem, RawImageSpec("data", "label", 1, 2, 2))
+	if err == nil || !strings.Contains(err.Error(), `column "label" row 1: bad value "x"`) {
+		t.Errorf("no id column: err = %v", err)
+	}
+}

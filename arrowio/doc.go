@@ -26,7 +26,9 @@
 //
 // Labels and other scalars may be integer, float or numeric-string columns;
 // a value that is not a finite number is an error naming the column, the
-// row (counted from the start of the partition) and the value.
+// row (counted from the start of the partition), the row's sample id when
+// the batch has a string `id` column (CaffeOnSpark's), and the value. Such
+// errors are *RowError.
 //
 // ReadStream (or a Builder fed batch by batch) decodes a partition into a
 // Dataset. Where the layout allows (list<float32> or raw uint8 rows of equal

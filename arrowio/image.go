@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -222,9 +221,4 @@ func parallelFor(ctx context.Context, n, workers int, fn func(i int) error) erro
 		return firstErr
 	}
 	return nil
-}
-
-// errorf formats an error about one row of one column.
-func rowErr(column string, row int, format string, args ...any) error {
-	return fmt.Errorf("column %q row %d: %s", column, row, fmt.Sprintf(format, args...))
 }
