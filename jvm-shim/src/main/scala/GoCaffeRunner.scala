@@ -2,7 +2,7 @@ import java.io.PrintStream
 import java.util.Properties
 
 import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffePlugin, ParseResult, SelfTest}
-import com.gocaffe.train.{DistributedTrainer, GoCaffeException}
+import com.gocaffe.train.{BadInput, DistributedTrainer, GoCaffeException}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -84,6 +84,9 @@ object GoCaffeRunner {
     } catch {
       case e: GoCaffeException =>
         err.println(s"GoCaffeRunner: ${e.getMessage}")
+        1
+      case BadInput(why) =>
+        err.println(s"GoCaffeRunner: $why")
         1
       case e: SparkException =>
         err.println(s"GoCaffeRunner: the Spark job failed: ${e.getMessage}")

@@ -17,6 +17,9 @@ object DataSources {
   /** CaffeOnSpark's source classes GoCaffe reads through Spark. */
   val SparkClasses: Set[String] = Set("", "com.yahoo.ml.caffe.ImageDataFrame", "com.yahoo.ml.caffe.DataFrameSource")
 
+  /** CaffeOnSpark's other source classes: known, not read yet. */
+  val NotYetClasses: Set[String] = Set("com.yahoo.ml.caffe.LMDB", "com.yahoo.ml.caffe.SeqImageDataSource")
+
   private val Formats = Set("parquet", "orc", "json", "csv", "avro", "text")
 
   /** The format and path Spark reads for a source string. */
@@ -37,9 +40,13 @@ object DataSources {
     */
   def read(spark: SparkSession, d: DataLayer): DataFrame = {
     val cls = d.layer.getSourceClass
-    if (!SparkClasses.contains(cls))
-      throw new GoCaffeException(s"data layer '${d.name}': source_class $cls is not yet supported through Spark " +
+    if (!SparkClasses.contains(cls)) {
+      val what =
+        if (NotYetClasses.contains(cls)) s"source_class $cls is not yet supported through Spark"
+        else s"unknown source_class $cls"
+      throw new GoCaffeException(s"data layer '${d.name}': $what " +
         s"(GoCaffe reads ${SparkClasses.filter(_.nonEmpty).mkString(" and ")} DataFrames, or any Parquet/ORC/JSON source)")
+    }
     if (d.layer.getType == "Data")
       throw new GoCaffeException(s"data layer '${d.name}': Caffe's Data layer (LMDB/LevelDB ${d.source}) is not yet " +
         "supported on Spark; use a MemoryData layer with source: \"parquet:/path\"")
