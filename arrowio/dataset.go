@@ -137,7 +137,13 @@ func (d *Dataset) locate(i int) (*chunk, int) {
 	return &d.chunks[c], i - d.starts[c]
 }
 
-// sampleU8 and sampleF32 return field k of row i; exactly one is non-nil.
+// Sample returns field k of row i, untransformed: uint8 values for byte
+// fields (FieldInfo.Bytes: images), float32 values otherwise; exactly one
+// is non-nil. The slices view the dataset's memory: read them only, and
+// only until the dataset's last Release.
+func (d *Dataset) Sample(k, i int) ([]byte, []float32) { return d.sample(k, i) }
+
+// sample returns field k of row i; exactly one result is non-nil.
 func (d *Dataset) sample(k, i int) ([]byte, []float32) {
 	c, r := d.locate(i)
 	n := d.fields[k].size()

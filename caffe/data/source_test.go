@@ -1,16 +1,22 @@
 package data
 
 import (
+	"bytes"
 	"errors"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
 	"github.com/gocaffe/gocaffe/caffe/blob"
-	"os"
 )
 
 // tiny returns 3 images of 2×3×3 whose pixel values encode image n, channel
@@ -227,7 +233,27 @@ func TestParquetBytesAndFloats(t *testing.T) {
 	mem.AssertSize(t, 0)
 }
 
-// CaffeOnSpark's ImageDataFrame layout: string labels, an "encoded" flag.
+// grayPNG and grayJPEG encode a 1-row grayscale image.
+func grayPNG(t *testing.T, pix ...uint8) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, &image.Gray{Pix: pix, Stride: len(pix), Rect: image.Rect(0, 0, len(pix), 1)}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func grayJPEG(t *testing.T, pix ...uint8) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, &image.Gray{Pix: pix, Stride: len(pix), Rect: image.Rect(0, 0, len(pix), 1)}, &jpeg.Options{Quality: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// CaffeOnSpark's ImageDataFrame layout: string labels, an "encoded" flag
+// per row; encoded rows (PNG, JPEG) decode with arrowio's decoder.
 func TestParquetImageDataFrame(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)
@@ -240,32 +266,94 @@ func TestParquetImageDataFrame(t *testing.T) {
 		{Name: "encoded", Type: arrow.FixedWidthTypes.Boolean},
 		{Name: "data", Type: arrow.BinaryTypes.Binary},
 	}, nil)
-	write := func(path string, encoded bool) {
+	write := func(path string, ids []string, encoded []bool, data [][]byte) {
 		b := array.NewRecordBuilder(mem, sch)
 		defer b.Release()
-		b.Field(0).(*array.StringBuilder).AppendValues([]string{"a", "b"}, nil)
-		b.Field(1).(*array.StringBuilder).AppendValues([]string{"4", " 7"}, nil)
-		b.Field(2).(*array.Int32Builder).AppendValues([]int32{1, 1}, nil)
-		b.Field(3).(*array.Int32Builder).AppendValues([]int32{1, 1}, nil)
-		b.Field(4).(*array.Int32Builder).AppendValues([]int32{2, 2}, nil)
-		b.Field(5).(*array.BooleanBuilder).AppendValues([]bool{false, encoded}, nil)
-		b.Field(6).(*array.BinaryBuilder).AppendValues([][]byte{{1, 2}, {3, 4}}, nil)
+		n := len(ids)
+		b.Field(0).(*array.StringBuilder).AppendValues(ids, nil)
+		b.Field(1).(*array.StringBuilder).AppendValues([]string{"4", " 7", "1"}[:n], nil)
+		b.Field(2).(*array.Int32Builder).AppendValues([]int32{1, 1, 1}[:n], nil)
+		b.Field(3).(*array.Int32Builder).AppendValues([]int32{1, 1, 1}[:n], nil)
+		b.Field(4).(*array.Int32Builder).AppendValues([]int32{2, 2, 2}[:n], nil)
+		b.Field(5).(*array.BooleanBuilder).AppendValues(encoded, nil)
+		b.Field(6).(*array.BinaryBuilder).AppendValues(data, nil)
 		rec := b.NewRecord()
 		defer rec.Release()
 		writeParquet(t, path, rec)
 	}
 	dir := t.TempDir()
-	raw, enc := filepath.Join(dir, "raw.parquet"), filepath.Join(dir, "enc.parquet")
-	write(raw, false)
-	write(enc, true)
+	raw, mixed, bad := filepath.Join(dir, "raw.parquet"), filepath.Join(dir, "mixed.parquet"), filepath.Join(dir, "bad.parquet")
+	write(raw, []string{"a", "b"}, []bool{false, false}, [][]byte{{1, 2}, {3, 4}})
+	write(mixed, []string{"a", "b", "c"}, []bool{false, true, true}, [][]byte{{1, 2}, grayPNG(t, 200, 50), grayJPEG(t, 128, 128)})
+	write(bad, []string{"a", "b"}, []bool{false, true}, [][]byte{{1, 2}, {3, 4}})
 	im, err := Load(t.Context(), raw, [3]int{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if im.N != 2 || im.W != 2 || im.Labels[0] != 4 || im.Labels[1] != 7 || im.Pix[3] != 4 {
+	if im.N != 2 || im.W != 2 || im.Labels[0] != 4 || im.Labels[1] != 7 || !bytes.Equal(im.Pix, []byte{1, 2, 3, 4}) {
 		t.Errorf("ImageDataFrame read as %+v", im)
 	}
-	if _, err := Load(t.Context(), enc, [3]int{}); !errors.Is(err, ErrNotYet) {
-		t.Errorf("encoded images: %v, want ErrNotYet", err)
+	im, err = Load(t.Context(), mixed, [3]int{1, 1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.N != 3 || im.C != 1 || im.H != 1 || im.W != 2 || !bytes.Equal(im.Pix[:4], []byte{1, 2, 200, 50}) ||
+		im.Pix[4] < 126 || im.Pix[4] > 130 || im.Pix[5] < 126 || im.Pix[5] > 130 || im.Labels[2] != 1 {
+		t.Errorf("raw, PNG and JPEG rows read as %+v", im)
+	}
+	_, err = Load(t.Context(), bad, [3]int{})
+	if err == nil || !strings.Contains(err.Error(), `column "data" row 1 (id "b")`) || !strings.Contains(err.Error(), "unknown image format") {
+		t.Errorf("bad encoded row: %v, want an error naming row 1, id b and the format", err)
+	}
+	// An encoded image of another size than the layer's is an error naming it.
+	if _, err := Load(t.Context(), mixed, [3]int{1, 2, 2}); err == nil || !strings.Contains(err.Error(), "row 0") {
+		t.Errorf("wrong layer shape: %v", err)
+	}
+}
+
+// A directory of part files (as Spark writes a DataFrame) reads in name
+// order; encoded=true marks PNG bytes in a file without an encoded column.
+func TestParquetDirectoryAndEncodedOption(t *testing.T) {
+	sch := arrow.NewSchema([]arrow.Field{
+		{Name: "label", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "data", Type: arrow.BinaryTypes.Binary},
+	}, nil)
+	dir := t.TempDir()
+	for i, part := range []string{"part-00001.parquet", "part-00000.parquet"} {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, sch)
+		b.Field(0).(*array.Int32Builder).Append(int32(1 - i))
+		b.Field(1).(*array.BinaryBuilder).Append(grayPNG(t, uint8(10*(1-i)), 5))
+		rec := b.NewRecord()
+		writeParquet(t, filepath.Join(dir, part), rec)
+		rec.Release()
+		b.Release()
+	}
+	if err := os.WriteFile(filepath.Join(dir, "_SUCCESS"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Load(t.Context(), "parquet:"+dir+"?encoded=true", [3]int{1, 1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.N != 2 || !bytes.Equal(im.Pix, []byte{0, 5, 10, 5}) || im.Labels[0] != 0 || im.Labels[1] != 1 {
+		t.Errorf("directory read as %+v", im)
+	}
+	// Every Arrow buffer of the decoding is freed, on success and on error.
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	if im2, err := LoadParquet(t.Context(), dir, ParquetOptions{Hint: [3]int{1, 1, 2}, Encoded: true, Mem: mem}); err != nil || !bytes.Equal(im2.Pix, im.Pix) {
+		t.Errorf("LoadParquet: %v, %+v", err, im2)
+	}
+	if _, err := LoadParquet(t.Context(), dir, ParquetOptions{Hint: [3]int{1, 2, 2}, Encoded: true, Mem: mem}); err == nil {
+		t.Error("PNGs of 1×2 read as 2×2")
+	}
+	mem.AssertSize(t, 0)
+	if _, err := Load(t.Context(), "parquet:"+dir, [3]int{1, 1, 2}); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("PNG bytes read as raw pixels: %v", err)
+	}
+	if _, err := Load(t.Context(), "parquet:"+dir+"?encoded=maybe", [3]int{}); err == nil || !strings.Contains(err.Error(), "encoded=maybe") {
+		t.Errorf("encoded=maybe: %v", err)
+	}
+	if _, err := Load(t.Context(), "parquet:"+t.TempDir(), [3]int{}); err == nil || !strings.Contains(err.Error(), "no .parquet files") {
+		t.Errorf("empty directory: %v", err)
 	}
 }

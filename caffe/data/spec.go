@@ -59,6 +59,12 @@ func Load(ctx context.Context, spec string, hint [3]int) (*Images, error) {
 					opt.ImageColumn = v[0]
 				case "label":
 					opt.LabelColumn = v[0]
+				case "encoded":
+					b, err := strconv.ParseBool(v[0])
+					if err != nil {
+						return nil, fmt.Errorf("source %q: encoded=%s: want true or false", spec, v[0])
+					}
+					opt.Encoded = b
 				case "shape":
 					parts := strings.Split(v[0], ",")
 					if len(parts) != 3 {
@@ -72,7 +78,7 @@ func Load(ctx context.Context, spec string, hint [3]int) (*Images, error) {
 						opt.Shape[j] = d
 					}
 				default:
-					return nil, fmt.Errorf("source %q: unknown option %q (known: image, label, shape)", spec, k)
+					return nil, fmt.Errorf("source %q: unknown option %q (known: image, label, shape, encoded)", spec, k)
 				}
 			}
 		}
