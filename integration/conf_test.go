@@ -3,6 +3,8 @@
 package integration
 
 import (
+	"archive/zip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,8 +43,8 @@ func TestConfBadSettingsFailFast(t *testing.T) {
 
 // TestConfGoexecSettingsReachExecutors: goexec settings checked on the
 // driver are the ones the executor's goexec runs with: its memory limit
-// (debug.SetMemoryLimit) and threads, its log level, and the cache
-// directory its work directory is made in.
+// (debug.SetMemoryLimit) and threads, its log level, the cache directory its
+// work directory is made in, and the binary it runs.
 func TestConfGoexecSettingsReachExecutors(t *testing.T) {
 	e := setup(t)
 	// A short path: the goexec socket in it must fit a Unix socket's 107 bytes.
@@ -52,17 +54,24 @@ func TestConfGoexecSettingsReachExecutors(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(short) })
 	cache := filepath.Join(short, "cache")
+	bin := filepath.Join(short, "my-goexec")
+	extractGoexec(t, e.jar, bin)
 	r := e.submit(t, 4*time.Minute, "local-cluster[1,1,1024]",
 		[]string{"--conf", "spark.executor.memory=1g",
 			"--conf", "spark.gocaffe.goexec.memoryLimit=300m",
 			"--conf", "spark.gocaffe.goexec.threads=1",
 			"--conf", "spark.gocaffe.goexec.logLevel=DEBUG",
-			"--conf", "spark.gocaffe.data.cacheDir=" + cache},
+			"--conf", "spark.gocaffe.data.cacheDir=" + cache,
+			"--conf", "spark.gocaffe.goexec.binary=" + bin},
 		"--selftest", "-clusterSize", "1")
 	if r.code != 0 {
 		t.Fatalf("selftest exit %d; output tail:\n%s", r.code, tail(r.combined, 60))
 	}
-	checkReports(t, r, 1)
+	for _, x := range checkReports(t, r, 1) {
+		if pidAlive(x.pid) {
+			t.Errorf("goexec pid %d (%s) still alive after the application ended", x.pid, bin)
+		}
+	}
 	app := appWorkDir(t, r, filepath.Join(e.sparkHome, "work"))
 	logs, err := filepath.Glob(filepath.Join(app, "*", "stderr"))
 	if err != nil || len(logs) != 1 {
@@ -77,6 +86,7 @@ func TestConfGoexecSettingsReachExecutors(t *testing.T) {
 		"memory limit and threads":  `"memory_limit":314572800,"gomaxprocs":1`,
 		"debug log level":           `"level":"debug"`,
 		"work dir in the cache dir": " in " + cache + "/gocaffe-goexec-",
+		"the given binary":          ": " + bin + "\n",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("%s: executor stderr lacks %q; tail:\n%s", what, want, tail(stderr, 40))
@@ -86,4 +96,30 @@ func TestConfGoexecSettingsReachExecutors(t *testing.T) {
 		t.Errorf("cache dir: %v", err)
 	}
 	checkClean(t, app, e.tmp, cache)
+}
+
+// extractGoexec copies the jar's goexec to path, as a user would install
+// their own build on the executors.
+func extractGoexec(t *testing.T, jar, path string) {
+	t.Helper()
+	z, err := zip.OpenReader(jar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	f, err := z.Open("gocaffe/linux-amd64/goexec")
+	if err != nil {
+		t.Fatalf("%s: %v", jar, err)
+	}
+	defer f.Close()
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

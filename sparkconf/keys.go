@@ -89,9 +89,9 @@ func declarations() []Key {
 		{Name: KeyGoexecLogTailLines, Type: Int, Default: "20", Min: 1, Max: 100000,
 			Doc: "How many of goexec's last log lines the executor keeps, to quote when goexec dies."},
 		{Name: KeyCacheDir, Type: Path, DefaultDoc: "the executor's working directory",
-			Doc: "Directory on each executor where goexec's work directory is made: its binary, its socket and its " +
-				"temporary files (TMPDIR). Removed when goexec stops. Decoded partitions are cached in goexec's memory " +
-				"across rounds, not here."},
+			Doc: "Directory on each executor (created if missing) in which goexec gets its work directory: its binary, " +
+				"its socket and its temporary files (TMPDIR). The work directory is removed when goexec stops. Decoded " +
+				"partitions stay cached in goexec's memory across rounds."},
 		{Name: KeyPartitionPolicy, Type: Enum, Default: "uneven-epochs", Values: []string{"uneven-epochs", "with-replacement"},
 			Doc: "How a rank walks its own partition; partitions are never truncated to the smallest. `uneven-epochs`: " +
 				"every sample once per epoch, ranks with smaller partitions complete more epochs. `with-replacement`: " +

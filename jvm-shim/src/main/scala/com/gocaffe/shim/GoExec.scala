@@ -263,7 +263,7 @@ object GoExec {
       pb.environment().put("GOCAFFE_EXECUTOR_ID", executorId)
       pb.environment().put("TMPDIR", dir.toString)
       proc = pb.start()
-      log.info(s"started goexec (pid ${proc.pid()}) for executor $executorId in $dir")
+      log.info(s"started goexec (pid ${proc.pid()}) for executor $executorId in $dir: $bin")
 
       group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory())
       channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(sock))
