@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/rs/zerolog"
 )
 
 // runtimeLimits are the Go runtime limits 'goexec serve' runs under; the
@@ -52,8 +54,13 @@ func (l runtimeLimits) apply() (restore func()) {
 	}
 }
 
-// effectiveLimits reports the limits in force: the memory limit in bytes
-// (math.MaxInt64 when none) and GOMAXPROCS.
-func effectiveLimits() (memoryLimit int64, threads int) {
-	return debug.SetMemoryLimit(-1), runtime.GOMAXPROCS(0)
+// log records the limits in force (the memory limit in bytes, math.MaxInt64
+// when none, and GOMAXPROCS): at info level when a flag set one, else at
+// debug level.
+func (l runtimeLimits) log(log zerolog.Logger) {
+	ev := log.Debug()
+	if l.memoryLimit > 0 || l.threads > 0 {
+		ev = log.Info()
+	}
+	ev.Int64("memory_limit", debug.SetMemoryLimit(-1)).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("runtime limits")
 }

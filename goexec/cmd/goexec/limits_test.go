@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -33,7 +34,8 @@ func TestServeAppliesRuntimeLimits(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != threads {
 		t.Errorf("GOMAXPROCS while serving = %d, want %d", got, threads)
 	}
-	want := fmt.Sprintf(`"memory_limit":%d,"gomaxprocs":%d`, limit, threads)
+	want := fmt.Sprintf(`{"level":"info","component":"goexec","pid":%d,"memory_limit":%d,"gomaxprocs":%d`,
+		os.Getpid(), limit, threads)
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %s:\n%s", want, logs.String())
 	}
@@ -54,5 +56,22 @@ func TestServeRejectsNegativeLimits(t *testing.T) {
 		strings.NewReader(""), &lockedBuf{})
 	if err == nil || !strings.Contains(err.Error(), "-memory-limit -5") || !strings.Contains(err.Error(), "-threads -1") {
 		t.Errorf("serve = %v, want both limits named", err)
+	}
+}
+
+// TestServeLogsDefaultLimitsQuietly: without limit flags the runtime limits
+// line is a debug line, so an info-level log starts with "goexec serving".
+func TestServeLogsDefaultLimitsQuietly(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "g.sock")
+	logs := &lockedBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, done := startServe(t, ctx, []string{"--socket", sock}, strings.NewReader(""), logs)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if strings.Contains(logs.String(), "runtime limits") {
+		t.Errorf("info-level log shows the default limits:\n%s", logs.String())
 	}
 }

@@ -87,8 +87,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 	}
 	log := newLogger(stderr, f.log.format, f.log.level)
 	defer f.limits.apply()()
-	mem, threads := effectiveLimits()
-	log.Info().Int64("memory_limit", mem).Int("gomaxprocs", threads).Msg("runtime limits")
+	f.limits.log(log)
 	lis, err := server.ListenUnix(f.socket)
 	if err != nil {
 		return err
