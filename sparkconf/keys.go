@@ -20,10 +20,10 @@ const (
 	KeyGoexecThreads      = "spark.gocaffe.goexec.threads"
 	KeyGoexecBinary       = "spark.gocaffe.goexec.binary"
 	KeyGoexecStartTimeout = "spark.gocaffe.goexec.startTimeout"
-	KeyDevice             = "spark.gocaffe.device"
+	KeyGoexecStopTimeout  = "spark.gocaffe.goexec.stopTimeout"
+	KeyGoexecLogTailLines = "spark.gocaffe.goexec.logTailLines"
 	KeyCacheDir           = "spark.gocaffe.data.cacheDir"
 	KeyPartitionPolicy    = "spark.gocaffe.data.partitionPolicy"
-	KeyShuffle            = "spark.gocaffe.data.shuffle"
 )
 
 // minSecretLen is the shortest secret accepted when one is set by hand.
@@ -69,37 +69,39 @@ func declarations() []Key {
 				"for each application and hands it to the tasks. The value is never logged or shown in errors; prefer " +
 				"leaving it unset."},
 		{Name: KeySlotWaitTimeout, Type: Duration, Default: "120s", Check: positiveDuration,
-			Doc: "How long a training round waits for enough free executors (one per rank) before failing with a message " +
-				"saying how many it has and needs. Replaces Spark's own barrier-slot wait."},
+			Doc: "How long training, testing and `--selftest` wait for `-clusterSize` executors (one per rank) before " +
+				"failing with a message saying how many there are and how many are needed. Replaces Spark's own " +
+				"barrier-slot wait."},
 		{Name: KeyGoexecLogLevel, Type: Enum, Default: "info", Values: []string{"trace", "debug", "info", "warn", "error"},
 			Doc: "Log level of the goexec processes."},
 		{Name: KeyGoexecMemoryLimit, Type: Bytes, Default: "0",
-			Doc: "Soft memory limit of each goexec process (Go's GOMEMLIMIT); 0 means none. goexec runs outside the JVM " +
-				"heap: count it in `spark.executor.memoryOverhead`."},
+			Doc: "Soft memory limit of each goexec process (Go's `debug.SetMemoryLimit`, as GOMEMLIMIT); 0 means none. " +
+				"goexec runs outside the JVM heap: count it in `spark.executor.memoryOverhead`."},
 		{Name: KeyGoexecThreads, Type: Int, Default: "0", Min: 0, Max: 4096,
-			Doc: "Threads goexec computes with; 0 means all of the executor's cores (`spark.executor.cores`)."},
+			Doc: "Threads goexec computes with (its GOMAXPROCS); 0 means Go's default, every core the process may use."},
 		{Name: KeyGoexecBinary, Type: Path, DefaultDoc: "the binary carried in the jar",
-			Doc: "Path of a goexec binary on the executors to use instead of the one extracted from the jar."},
+			Doc: "Path of a linux/amd64 goexec binary on every executor, run instead of the one extracted from the jar " +
+				"(the driver still checks settings with the jar's own)."},
 		{Name: KeyGoexecStartTimeout, Type: Duration, Default: "60s", Check: positiveDuration,
 			Doc: "How long an executor waits for a starting goexec to answer before the task fails."},
-		{Name: KeyDevice, Type: Enum, Default: "auto", Values: []string{"auto", "cpu", "cuda"},
-			Doc: "Compute device: `cuda` when the task was given a GPU (`spark.executor.resource.gpu.amount`), `cpu`, " +
-				"or `auto` (CUDA when a GPU is assigned, else CPU)."},
-		{Name: KeyCacheDir, Type: Path, DefaultDoc: "the executor's local directory (`spark.local.dir`)",
-			Doc: "Directory where goexec keeps its cached partitions and temporary files between rounds."},
+		{Name: KeyGoexecStopTimeout, Type: Duration, Default: "15s", Check: positiveDuration,
+			Doc: "How long a stopping executor waits for goexec to exit after SIGTERM before killing it."},
+		{Name: KeyGoexecLogTailLines, Type: Int, Default: "20", Min: 1, Max: 100000,
+			Doc: "How many of goexec's last log lines the executor keeps, to quote when goexec dies."},
+		{Name: KeyCacheDir, Type: Path, DefaultDoc: "the executor's working directory",
+			Doc: "Directory on each executor (created if missing) in which goexec gets its work directory: its binary, " +
+				"its socket and its temporary files (TMPDIR). The work directory is removed when goexec stops. Decoded " +
+				"partitions stay cached in goexec's memory across rounds."},
 		{Name: KeyPartitionPolicy, Type: Enum, Default: "uneven-epochs", Values: []string{"uneven-epochs", "with-replacement"},
 			Doc: "How a rank walks its own partition; partitions are never truncated to the smallest. `uneven-epochs`: " +
 				"every sample once per epoch, ranks with smaller partitions complete more epochs. `with-replacement`: " +
 				"samples drawn uniformly at random."},
-		{Name: KeyShuffle, Type: Bool, Default: "false",
-			Doc: "Reshuffle each rank's partition every epoch (otherwise samples come in partition order, as in Caffe's " +
-				"MemoryData)."},
 	}
 }
 
 func positiveDuration(v any) error {
-	if v.(time.Duration) <= 0 {
-		return fmt.Errorf("must be positive")
+	if v.(time.Duration) < time.Millisecond {
+		return fmt.Errorf("must be at least 1ms")
 	}
 	return nil
 }
@@ -119,10 +121,10 @@ type Settings struct {
 	GoexecThreads      int
 	GoexecBinary       string
 	GoexecStartTimeout time.Duration
-	Device             string
-	CacheDir           string
+	GoexecStopTimeout  time.Duration
+	GoexecLogTailLines int
+	CacheDir           string // empty: the executor's working directory
 	PartitionPolicy    string
-	Shuffle            bool
 }
 
 // String prints the settings with the secret redacted.
@@ -143,7 +145,6 @@ func (r *Registry) Settings(conf map[string]string) (Settings, error) {
 	str := func(k string) string { s, _ := v.Get(k).(string); return s }
 	i64 := func(k string) int64 { n, _ := v.Get(k).(int64); return n }
 	dur := func(k string) time.Duration { d, _ := v.Get(k).(time.Duration); return d }
-	b, _ := v.Get(KeyShuffle).(bool)
 	return Settings{
 		SyncMode:           str(KeySyncMode),
 		RoundIterations:    int(i64(KeyRoundIterations)),
@@ -158,9 +159,9 @@ func (r *Registry) Settings(conf map[string]string) (Settings, error) {
 		GoexecThreads:      int(i64(KeyGoexecThreads)),
 		GoexecBinary:       str(KeyGoexecBinary),
 		GoexecStartTimeout: dur(KeyGoexecStartTimeout),
-		Device:             str(KeyDevice),
+		GoexecStopTimeout:  dur(KeyGoexecStopTimeout),
+		GoexecLogTailLines: int(i64(KeyGoexecLogTailLines)),
 		CacheDir:           str(KeyCacheDir),
 		PartitionPolicy:    str(KeyPartitionPolicy),
-		Shuffle:            b,
 	}, nil
 }

@@ -10,31 +10,24 @@ import (
 )
 
 // Parse converts a value written for k into its typed form (string, int64,
-// bool, time.Duration, or int64 bytes) and runs the key's checks. Errors
-// never quote a Secret's value.
+// bool, time.Duration, or int64 bytes) and runs the key's checks. Errors do
+// not repeat the value (a Problem shows it, except a Secret's).
 func (k Key) Parse(s string) (any, error) {
 	s = strings.TrimSpace(s)
-	show := strconv.Quote(s)
-	if k.Type == Secret {
-		show = "(secret)"
-	}
 	var v any
 	var err error
 	switch k.Type {
 	case String, Secret:
 		v = s
 	case Path:
-		if s == "" {
-			err = fmt.Errorf("empty path")
-		}
-		v = s
+		v, err = s, checkPath(s)
 	case Int:
 		var n int64
 		n, err = strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			err = fmt.Errorf("%s is not an integer", show)
+			err = fmt.Errorf("not an integer")
 		} else if k.Max > k.Min && (n < k.Min || n > k.Max) {
-			err = fmt.Errorf("%d is outside %d..%d", n, k.Min, k.Max)
+			err = fmt.Errorf("outside %d..%d", k.Min, k.Max)
 		}
 		v = n
 	case Bool:
@@ -44,10 +37,10 @@ func (k Key) Parse(s string) (any, error) {
 		case "false":
 			v = false
 		default:
-			err = fmt.Errorf("%s is not true or false", show)
+			err = fmt.Errorf("not true or false")
 		}
 	case Enum:
-		err = fmt.Errorf("%s is not one of %s", show, strings.Join(k.Values, ", "))
+		err = fmt.Errorf("not one of %s", strings.Join(k.Values, ", "))
 		for _, e := range k.Values {
 			if strings.EqualFold(s, e) {
 				v, err = e, nil
@@ -56,14 +49,8 @@ func (k Key) Parse(s string) (any, error) {
 		}
 	case Duration:
 		v, err = parseDuration(s)
-		if err != nil {
-			err = fmt.Errorf("%s: %w", show, err)
-		}
 	case Bytes:
 		v, err = parseBytes(s)
-		if err != nil {
-			err = fmt.Errorf("%s: %w", show, err)
-		}
 	case Host:
 		err = checkHost(s)
 		v = s
@@ -77,6 +64,18 @@ func (k Key) Parse(s string) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// checkPath accepts a non-empty path without control characters (a path is
+// handed on to processes and property files as one line).
+func checkPath(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty path")
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Errorf("control character in path")
+	}
+	return nil
 }
 
 var durationUnits = []struct {
@@ -146,11 +145,11 @@ func checkHost(s string) error {
 	}
 	for _, label := range strings.Split(s, ".") {
 		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%q is not an IP address or host name", s)
+			return fmt.Errorf("not an IP address or host name")
 		}
 		for _, c := range label {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("%q is not an IP address or host name", s)
+				return fmt.Errorf("not an IP address or host name")
 			}
 		}
 	}

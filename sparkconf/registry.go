@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -146,7 +147,11 @@ func (r *Registry) Lookup(name string) (Key, bool) {
 
 // Problem is one thing wrong with a configuration.
 type Problem struct {
-	Key     string
+	// Key is the key as the configuration spells it.
+	Key string
+	// Value is the value as given, or "(secret)" for a Secret key.
+	Value string
+	// Message says what is wrong, without repeating the value.
 	Message string
 }
 
@@ -162,9 +167,9 @@ func (e *ValidationError) Error() string {
 	if n != 1 {
 		b.WriteString("s")
 	}
-	b.WriteString(" in spark.gocaffe.* settings:")
+	b.WriteString(" in GoCaffe's Spark settings:")
 	for _, p := range e.Problems {
-		fmt.Fprintf(&b, "\n  %s: %s", p.Key, p.Message)
+		fmt.Fprintf(&b, "\n  %s=%s: %s", p.Key, p.Value, p.Message)
 	}
 	return b.String()
 }
@@ -208,16 +213,28 @@ func (r *Registry) Resolve(conf map[string]string) (Values, error) {
 	for _, name := range names {
 		k, ok := r.Lookup(name)
 		if !ok {
-			msg := "unknown key"
-			if s := r.suggest(name); s != "" {
+			msg, shown := "unknown key", strconv.Quote(conf[name])
+			s := r.suggest(name)
+			if s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
 			}
-			probs = append(probs, Problem{name, msg})
+			// A misspelt secret is still a secret.
+			if sk, _ := r.Lookup(s); sk.Type == Secret || strings.Contains(strings.ToLower(name), "secret") {
+				shown = "(secret)"
+			}
+			probs = append(probs, Problem{name, shown, msg})
 			continue
+		}
+		if (k.Type == String || k.Type == Secret) && k.Default == "" && strings.TrimSpace(conf[name]) == "" {
+			continue // set to nothing: as if unset
 		}
 		v, err := k.Parse(conf[name])
 		if err != nil {
-			probs = append(probs, Problem{name, err.Error()})
+			shown := strconv.Quote(conf[name])
+			if k.Type == Secret {
+				shown = "(secret)"
+			}
+			probs = append(probs, Problem{name, shown, err.Error()})
 			continue
 		}
 		vals.v[name] = v
@@ -233,8 +250,9 @@ func (r *Registry) Resolve(conf map[string]string) (Values, error) {
 func sparkProblems(conf map[string]string) []Problem {
 	var probs []Problem
 	if v, ok := conf["spark.dynamicAllocation.enabled"]; ok && strings.EqualFold(strings.TrimSpace(v), "true") {
-		probs = append(probs, Problem{"spark.dynamicAllocation.enabled",
-			"GoCaffe trains in barrier stages, which Spark refuses under dynamic allocation: set it to false and give the executor count (--num-executors)"})
+		probs = append(probs, Problem{"spark.dynamicAllocation.enabled", strconv.Quote(v),
+			"GoCaffe trains in barrier stages, which Spark refuses under dynamic allocation: set " +
+				"--conf spark.dynamicAllocation.enabled=false and give the executor count (--num-executors N / spark.executor.instances)"})
 	}
 	return probs
 }

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	want := Settings{
 		SyncMode: "allreduce", RoundIterations: 100, PeerTimeout: 2 * time.Minute, Connection: "ethernet",
 		SlotWaitTimeout: 2 * time.Minute, GoexecLogLevel: "info", GoexecStartTimeout: time.Minute,
-		Device: "auto", PartitionPolicy: "uneven-epochs",
+		GoexecStopTimeout: 15 * time.Second, GoexecLogTailLines: 20, PartitionPolicy: "uneven-epochs",
 	}
 	if s != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)
@@ -56,7 +56,6 @@ func TestSettingsParsed(t *testing.T) {
 		KeyPeerTimeout:       "1500ms",
 		KeyListenAddress:     "0.0.0.0",
 		KeyAuthSecret:        "0123456789abcdef0123",
-		KeyShuffle:           "TRUE",
 		KeyCacheDir:          "/mnt/ssd/gocaffe",
 	})
 	if err != nil {
@@ -64,7 +63,7 @@ func TestSettingsParsed(t *testing.T) {
 	}
 	if s.SyncMode != "average" || s.RoundIterations != 250 || s.GoexecMemoryLimit != 3<<30 ||
 		s.SlotWaitTimeout != 5*time.Minute || s.PeerTimeout != 1500*time.Millisecond ||
-		s.ListenAddress != "0.0.0.0" || !s.Shuffle || s.CacheDir != "/mnt/ssd/gocaffe" {
+		s.ListenAddress != "0.0.0.0" || s.CacheDir != "/mnt/ssd/gocaffe" {
 		t.Errorf("parsed %+v", s)
 	}
 	if strings.Contains(s.String(), "0123456789abcdef") {
@@ -115,6 +114,16 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	if strings.Contains(got["spark.gocaffe.zzzzzzzzzzzzzz"], "did you mean") {
 		t.Errorf("suggestion for a key close to nothing: %q", got["spark.gocaffe.zzzzzzzzzzzzzz"])
+	}
+	for _, line := range []string{
+		`spark.gocaffe.connection="carrier": not one of ethernet, infiniband`,
+		`spark.gocaffe.sync.roundIterations="0": outside 1..`,
+		`spark.gocaffe.sync.mod="average": unknown key (did you mean spark.gocaffe.sync.mode?)`,
+		`spark.gocaffe.auth.secret=(secret): secret too short`,
+	} {
+		if !strings.Contains(err.Error(), line) {
+			t.Errorf("error does not contain %q:\n%v", line, err)
+		}
 	}
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("error shows the secret: %v", err)
@@ -185,21 +194,57 @@ func TestNewRegistryChecksDeclarations(t *testing.T) {
 	}
 }
 
-// TestDocsUpToDate fails when docs/configuration.md differs from what the
-// registry generates.
-func TestDocsUpToDate(t *testing.T) {
-	path := filepath.Join("..", "docs", "configuration.md")
+// TestReadmeUpToDate fails when README.md's settings table differs from
+// what the registry generates.
+func TestReadmeUpToDate(t *testing.T) {
+	path := filepath.Join("..", "README.md")
 	got, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (generate it with: go run ./sparkconf/cmd/gendocs)", err)
+		t.Fatal(err)
 	}
-	if want := registry(t).Markdown(); string(got) != want {
-		t.Errorf("%s is out of date with sparkconf's registry; regenerate it with: go run ./sparkconf/cmd/gendocs", path)
+	if err := registry(t).CheckDoc(string(got)); err != nil {
+		t.Errorf("%s: the settings table is out of date with sparkconf's registry; regenerate it with: "+
+			"go run ./sparkconf/cmd/gendocs\n%v", path, err)
 	}
 	for _, k := range registry(t).Keys() {
 		if !strings.Contains(string(got), "`"+k.Name+"`") {
 			t.Errorf("%s does not document %s", path, k.Name)
 		}
+	}
+	// The README opens with its two commands; the table comes later.
+	if first := strings.Index(string(got), "```"); first < 0 || strings.Index(string(got), BeginMarker) < first {
+		t.Errorf("%s: the settings table must come after the first code block (make demo / make test)", path)
+	}
+}
+
+// TestCheckDocSeesChangedDefault shows the README check failing when a
+// declaration changes: one default differs, and the error names its row.
+func TestCheckDocSeesChangedDefault(t *testing.T) {
+	r := registry(t)
+	doc, err := r.UpdateDoc("# T\n\n" + BeginMarker + "\n" + EndMarker + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CheckDoc(doc); err != nil {
+		t.Fatalf("fresh doc: %v", err)
+	}
+	keys := declarations()
+	for i := range keys {
+		if keys[i].Name == KeyRoundIterations {
+			keys[i].Default = "50"
+		}
+	}
+	changed, err := NewRegistry(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = changed.CheckDoc(doc)
+	if err == nil || !strings.Contains(err.Error(), "| `"+KeyRoundIterations+"` | int (1–1073741824) | `100` |") ||
+		!strings.Contains(err.Error(), "`50`") {
+		t.Errorf("CheckDoc after changing a default = %v; want the row of %s, have 100 and want 50", err, KeyRoundIterations)
+	}
+	if _, err := r.UpdateDoc("no markers here"); !errors.Is(err, ErrNoMarkers) {
+		t.Errorf("UpdateDoc without markers = %v", err)
 	}
 }
 
@@ -209,7 +254,7 @@ func TestDynamicAllocationRefused(t *testing.T) {
 	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
 		t.Fatalf("Validate = %v, want 2 problems", err)
 	}
-	if !strings.Contains(err.Error(), "spark.dynamicAllocation.enabled: GoCaffe trains in barrier stages") {
+	if !strings.Contains(err.Error(), `spark.dynamicAllocation.enabled="true": GoCaffe trains in barrier stages`) {
 		t.Errorf("Validate = %v", err)
 	}
 	if err := registry(t).Validate(map[string]string{"spark.dynamicAllocation.enabled": "false"}); err != nil {

@@ -17,13 +17,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the gRPC server a Spark executor talks to", runServe},
-		"prepare": {"parse and upgrade a solver and its nets for the Spark driver", runPrepare},
-		"version": {"print the version", runVersion},
-		"inspect": {"print a net's layers, shapes and parameter counts", runInspect},
-		"train":   {"train a net from a solver prototxt", runTrain},
-		"test":    {"score a trained net on a data source", runTest},
-		"time":    {"time each layer's forward and backward pass", runTime},
+		"serve":      {"run the gRPC server a Spark executor talks to", runServe},
+		"prepare":    {"parse and upgrade a solver and its nets for the Spark driver", runPrepare},
+		"conf-check": {"check spark.gocaffe.* settings and print their resolved values", runConfCheck},
+		"version":    {"print the version", runVersion},
+		"inspect":    {"print a net's layers, shapes and parameter counts", runInspect},
+		"train":      {"train a net from a solver prototxt", runTrain},
+		"test":       {"score a trained net on a data source", runTest},
+		"time":       {"time each layer's forward and backward pass", runTime},
 	}
 }
 
@@ -37,7 +38,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("usage: goexec <command> [flags]\n\ncommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(&b, "  %-10s %s\n", n, cmds[n].summary)
 	}
 	b.WriteString("\nRun 'goexec <command> -h' for a command's flags.\n")
 	return b.String()

@@ -33,6 +33,7 @@ type serveFlags struct {
 	exitOnEOF    bool
 	removeOnExit string
 	grace        time.Duration
+	limits       runtimeLimits
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -44,6 +45,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.exitOnEOF, "exit-on-stdin-eof", false, "stop when standard input closes (the parent JVM died)")
 	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
+	f.limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -52,6 +54,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		problems = append(problems, "-socket is required")
 	}
 	problems = append(problems, f.log.check()...)
+	problems = append(problems, f.limits.check()...)
 	if f.removeOnExit != "" && !f.exitOnEOF {
 		problems = append(problems, "-remove-on-exit needs -exit-on-stdin-eof")
 	}
@@ -83,6 +86,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 		return err
 	}
 	log := newLogger(stderr, f.log.format, f.log.level)
+	defer f.limits.apply()()
+	f.limits.log(log)
 	lis, err := server.ListenUnix(f.socket)
 	if err != nil {
 		return err

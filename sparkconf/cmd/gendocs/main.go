@@ -1,7 +1,8 @@
-// Command gendocs writes docs/configuration.md from sparkconf's registry,
-// and optionally the keys as JSON (for the JVM shim's resources).
+// Command gendocs writes the settings table generated from sparkconf's
+// registry into README.md (between sparkconf's marker comments), and
+// optionally the keys as JSON.
 //
-//	go run ./sparkconf/cmd/gendocs [-o docs/configuration.md] [-json keys.json]
+//	go run ./sparkconf/cmd/gendocs [-readme README.md] [-json keys.json]
 package main
 
 import (
@@ -13,22 +14,32 @@ import (
 )
 
 func main() {
-	out := flag.String("o", "docs/configuration.md", "file to write")
+	readme := flag.String("readme", "README.md", "file whose sparkconf block to rewrite")
 	js := flag.String("json", "", "also write the keys as JSON to this file")
 	flag.Parse()
-	if err := run(*out, *js); err != nil {
+	if err := run(*readme, *js); err != nil {
 		fmt.Fprintf(os.Stderr, "gendocs: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, js string) error {
+func run(readme, js string) error {
 	r, err := sparkconf.New()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, []byte(r.Markdown()), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", out, err)
+	old, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	doc, err := r.UpdateDoc(string(old))
+	if err != nil {
+		return fmt.Errorf("%s: %w", readme, err)
+	}
+	if doc != string(old) {
+		if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", readme, err)
+		}
 	}
 	if js == "" {
 		return nil

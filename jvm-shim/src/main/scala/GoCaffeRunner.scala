@@ -1,7 +1,7 @@
 import java.io.PrintStream
 import java.util.Properties
 
-import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffePlugin, ParseResult, SelfTest}
+import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffeConf, GoCaffeConfException, GoCaffePlugin, ParseResult, SelfTest}
 import com.gocaffe.train.{BadInput, DistributedTrainer, GoCaffeException}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
@@ -68,17 +68,25 @@ object GoCaffeRunner {
     val plugins = conf.get("spark.plugins", "").split(",").map(_.trim).filter(_.nonEmpty)
     if (!plugins.contains(GoCaffePlugin.ClassName))
       conf.set("spark.plugins", (plugins :+ GoCaffePlugin.ClassName).mkString(","))
+    GoCaffeConf.resolve(conf) // every spark.gocaffe.* problem, before Spark starts
     if (opts.isTrain || opts.isTest) DistributedTrainer.configure(conf)
     conf
   }
 
   private def runWithSpark(opts: CaffeOptions, out: PrintStream, err: PrintStream): Int = {
-    val sc = new SparkContext(sparkConf(opts))
+    val conf =
+      try sparkConf(opts)
+      catch {
+        case e: GoCaffeConfException =>
+          err.println(s"GoCaffeRunner: ${e.getMessage}")
+          return ExitUsage
+      }
+    val sc = new SparkContext(conf)
     try {
       if (opts.isTrain) new DistributedTrainer(sc, opts, out, err).train()
       else if (opts.isTest) new DistributedTrainer(sc, opts, out, err).test()
       else {
-        val waitMs = sc.getConf.getTimeAsMs("spark.gocaffe.executorWaitTimeout", "120s")
+        val waitMs = GoCaffeConf.resolve(sc.getConf).millis("spark.gocaffe.barrier.slotWaitTimeout")
         SelfTest.run(sc, opts.int("clusterSize"), opts.has("selftest-kill-goexec"), waitMs, out, err)
       }
     } catch {

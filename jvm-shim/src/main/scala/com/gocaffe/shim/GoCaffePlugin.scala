@@ -1,8 +1,10 @@
 package com.gocaffe.shim
 
 import java.nio.file.{Files, Path, Paths}
-import java.util.{Collections, Map => JMap}
+import java.util.{Map => JMap}
 import java.util.concurrent.ConcurrentHashMap
+
+import scala.jdk.CollectionConverters._
 
 import org.apache.spark.SparkContext
 import org.apache.spark.api.plugin.{DriverPlugin, ExecutorPlugin, PluginContext, SparkPlugin}
@@ -29,7 +31,12 @@ class GoCaffeDriverPlugin extends DriverPlugin {
   private val log = LoggerFactory.getLogger(classOf[GoCaffeDriverPlugin])
   private val started = new ConcurrentHashMap[String, GoExecStarted]()
 
-  override def init(sc: SparkContext, ctx: PluginContext): JMap[String, String] = Collections.emptyMap()
+  /** Resolves GoCaffe's settings once, on the driver (GoCaffeRunner has
+    * already checked them), and hands the executors the resolved values
+    * they need: they start goexec with exactly what the driver checked.
+    */
+  override def init(sc: SparkContext, ctx: PluginContext): JMap[String, String] =
+    GoCaffeConf.resolve(sc.getConf).under(GoExecSettings.ExecutorPrefixes: _*).asJava
 
   override def receive(message: AnyRef): AnyRef = message match {
     case m: GoExecStarted =>
@@ -46,7 +53,7 @@ class GoCaffeExecutorPlugin extends ExecutorPlugin {
   @volatile private var hook: Thread = _
 
   override def init(ctx: PluginContext, extraConf: JMap[String, String]): Unit = {
-    val settings = GoExecSettings.from(k => Option(ctx.conf().get(k, null)))
+    val settings = GoExecSettings.from(GoCaffeConf.fromResolved(extraConf))
     val base = workBase()
     val host = hostName(ctx)
     val g = GoExecRuntime.start(ctx.executorID(), host, base, settings)

@@ -23,23 +23,34 @@ import org.slf4j.LoggerFactory
   */
 final class GoExecDiedException(message: String) extends RuntimeException(message)
 
-/** Settings for starting goexec, read from `spark.gocaffe.goexec.*`. */
+/** Settings for starting goexec: the `spark.gocaffe.goexec.*` keys and the
+  * data cache directory, as resolved by sparkconf's registry.
+  */
 final case class GoExecSettings(
-    startTimeoutMs: Long = 60000L,
-    stopTimeoutMs: Long = 15000L,
-    logLevel: String = "info",
-    logTailLines: Int = 20)
+    startTimeoutMs: Long,
+    stopTimeoutMs: Long,
+    logLevel: String,
+    logTailLines: Int,
+    memoryLimitBytes: Long,
+    threads: Int,
+    binary: Option[String],
+    cacheDir: Option[String])
 
 object GoExecSettings {
-  /** Reads the settings from a conf lookup (a SparkConf's getOption). */
-  def from(get: String => Option[String]): GoExecSettings = {
-    val d = GoExecSettings()
+  /** Reads the settings from resolved values (see [[GoCaffeConf]]). */
+  def from(c: GoCaffeConf): GoExecSettings =
     GoExecSettings(
-      startTimeoutMs = get("spark.gocaffe.goexec.startTimeoutMs").map(_.toLong).getOrElse(d.startTimeoutMs),
-      stopTimeoutMs = get("spark.gocaffe.goexec.stopTimeoutMs").map(_.toLong).getOrElse(d.stopTimeoutMs),
-      logLevel = get("spark.gocaffe.goexec.logLevel").getOrElse(d.logLevel),
-      logTailLines = get("spark.gocaffe.goexec.logTailLines").map(_.toInt).getOrElse(d.logTailLines))
-  }
+      startTimeoutMs = c.millis("spark.gocaffe.goexec.startTimeout"),
+      stopTimeoutMs = c.millis("spark.gocaffe.goexec.stopTimeout"),
+      logLevel = c.string("spark.gocaffe.goexec.logLevel"),
+      logTailLines = c.int("spark.gocaffe.goexec.logTailLines"),
+      memoryLimitBytes = c.bytes("spark.gocaffe.goexec.memoryLimit"),
+      threads = c.int("spark.gocaffe.goexec.threads"),
+      binary = c.option("spark.gocaffe.goexec.binary"),
+      cacheDir = c.option("spark.gocaffe.data.cacheDir"))
+
+  /** The resolved keys an executor needs (the driver hands them over). */
+  val ExecutorPrefixes: Seq[String] = Seq("spark.gocaffe.goexec.", "spark.gocaffe.data.")
 }
 
 /** One running goexec process owned by this JVM, and the gRPC channel to it.
@@ -187,11 +198,12 @@ object GoExec {
   /** Prefix of the per-goexec work directory. */
   val WorkDirPrefix = "gocaffe-goexec-"
 
-  /** Extracts goexec into a fresh directory under baseDir, starts
-    * `goexec serve` on a Unix socket there, and waits until it answers Health.
-    * On any failure the process is stopped and the directory removed.
+  /** Extracts goexec into a fresh directory under baseDir (or under
+    * settings.cacheDir when set), starts `goexec serve` on a Unix socket
+    * there, and waits until it answers Health. On any failure the process is
+    * stopped and the directory removed.
     */
-  def start(executorId: String, host: String, baseDir: Path, settings: GoExecSettings): GoExec = {
+  def start(executorId: String, host: String, defaultBase: Path, settings: GoExecSettings): GoExec = {
     val os = System.getProperty("os.name", "")
     val arch = System.getProperty("os.arch", "")
     if (os != "Linux" || !(arch == "amd64" || arch == "x86_64"))
@@ -201,17 +213,36 @@ object GoExec {
       throw new IllegalStateException(s"goexec on executor $executorId: Netty epoll is unavailable, so the " +
         s"Unix socket cannot be reached: ${Epoll.unavailabilityCause()}")
 
+    val baseDir = settings.cacheDir.map { d =>
+      val p = Paths.get(d).toAbsolutePath
+      try Files.createDirectories(p)
+      catch {
+        case e: IOException => throw new IllegalStateException(s"goexec on executor $executorId: " +
+          s"spark.gocaffe.data.cacheDir $d cannot be created: $e", e)
+      }
+      p
+    }.getOrElse(defaultBase)
     val dir = Files.createTempDirectory(baseDir, WorkDirPrefix,
       PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")))
     var proc: Process = null
     var group: EventLoopGroup = null
     var channel: ManagedChannel = null
     try {
-      val bin = dir.resolve("goexec")
-      val in = Option(getClass.getClassLoader.getResourceAsStream(BinaryResource)).getOrElse(
-        throw new IllegalStateException(s"goexec binary $BinaryResource is missing from the GoCaffe jar"))
-      try Files.copy(in, bin, StandardCopyOption.REPLACE_EXISTING) finally in.close()
-      Files.setPosixFilePermissions(bin, PosixFilePermissions.fromString("rwx------"))
+      val bin = settings.binary match {
+        case Some(b) =>
+          val p = Paths.get(b).toAbsolutePath
+          if (!Files.isRegularFile(p) || !Files.isExecutable(p))
+            throw new IllegalStateException(s"goexec on executor $executorId: spark.gocaffe.goexec.binary $b " +
+              "is not an executable file on this executor")
+          p
+        case None =>
+          val p = dir.resolve("goexec")
+          val in = Option(getClass.getClassLoader.getResourceAsStream(BinaryResource)).getOrElse(
+            throw new IllegalStateException(s"goexec binary $BinaryResource is missing from the GoCaffe jar"))
+          try Files.copy(in, p, StandardCopyOption.REPLACE_EXISTING) finally in.close()
+          Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwx------"))
+          p
+      }
 
       // Unix socket paths are limited to 107 bytes; use the path relative to
       // this JVM's working directory when it is shorter (goexec runs there too).
@@ -219,14 +250,20 @@ object GoExec {
       val absSock = dir.resolve("goexec.sock")
       val sock = if (absSock.startsWith(cwd)) cwd.relativize(absSock).toString else absSock.toString
       if (sock.getBytes(StandardCharsets.UTF_8).length > 100)
-        throw new IllegalStateException(s"goexec socket path $sock is too long for a Unix socket")
+        throw new IllegalStateException(s"goexec socket path $sock is too long for a Unix socket (at most 100 " +
+          "bytes here): " + (if (settings.cacheDir.isDefined) "set a shorter spark.gocaffe.data.cacheDir"
+          else "run the executor in a shorter working directory, or set spark.gocaffe.data.cacheDir to a short path"))
 
+      val limits =
+        (if (settings.memoryLimitBytes > 0) Seq("--memory-limit", settings.memoryLimitBytes.toString) else Nil) ++
+          (if (settings.threads > 0) Seq("--threads", settings.threads.toString) else Nil)
       val cmd = Seq(bin.toString, "serve", "--socket", sock, "--log-level", settings.logLevel,
-        "--exit-on-stdin-eof", "--remove-on-exit", dir.toString)
+        "--exit-on-stdin-eof", "--remove-on-exit", dir.toString) ++ limits
       val pb = new ProcessBuilder(cmd: _*).directory(cwd.toFile).redirectErrorStream(true)
       pb.environment().put("GOCAFFE_EXECUTOR_ID", executorId)
+      pb.environment().put("TMPDIR", dir.toString)
       proc = pb.start()
-      log.info(s"started goexec (pid ${proc.pid()}) for executor $executorId in $dir")
+      log.info(s"started goexec (pid ${proc.pid()}) for executor $executorId in $dir: $bin")
 
       group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory())
       channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(sock))
@@ -302,11 +339,18 @@ object GoExec {
 object GoExecRuntime {
   private val current = new AtomicReference[GoExec](null)
   private val starts = new AtomicInteger(0)
+  private val lastSettings = new AtomicReference[GoExecSettings](null)
+
+  /** The settings the last goexec of this JVM started with (for a restart). */
+  def settings: GoExecSettings =
+    Option(lastSettings.get()).getOrElse(throw new IllegalStateException(
+      "goexec was never started in this JVM: the GoCaffe plugin is not loaded (spark.plugins=com.gocaffe.shim.GoCaffePlugin)"))
 
   /** Starts this JVM's goexec; fails if one is already running. */
   def start(executorId: String, host: String, baseDir: Path, settings: GoExecSettings): GoExec = synchronized {
     val old = current.get()
     if (old != null) throw new IllegalStateException(s"goexec already started on executor $executorId (pid ${old.pid})")
+    lastSettings.set(settings)
     val g = GoExec.start(executorId, host, baseDir, settings)
     starts.incrementAndGet()
     current.set(g)

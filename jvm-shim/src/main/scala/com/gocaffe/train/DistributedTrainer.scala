@@ -5,7 +5,7 @@ import java.security.SecureRandom
 import java.util.concurrent.TimeUnit
 
 import caffe.Caffe.{NetParameter, SolverState}
-import com.gocaffe.shim.{CaffeOptions, SelfTest}
+import com.gocaffe.shim.{CaffeOptions, GoCaffeConf, SelfTest}
 import org.apache.hadoop.fs.Path
 import org.apache.spark.{ExceptionFailure, ExecutorLostFailure, SparkContext, SparkException, TaskKilled}
 import org.apache.spark.rdd.RDD
@@ -27,29 +27,19 @@ final case class TrainSettings(
     connection: String)
 
 object TrainSettings {
+  /** The driver's settings, resolved (and already checked) by sparkconf's registry. */
   def from(sc: SparkContext): TrainSettings = {
-    val c = sc.getConf
-    val mode = c.get("spark.gocaffe.sync.mode", "allreduce").trim.toLowerCase
-    val problems = Seq.newBuilder[String]
-    if (mode != "allreduce" && mode != "average")
-      problems += s"spark.gocaffe.sync.mode '$mode': must be allreduce or average"
-    val tau = c.get("spark.gocaffe.sync.roundIterations", "100").trim
-    if (tau.toIntOption.forall(_ < 1)) problems += s"spark.gocaffe.sync.roundIterations '$tau': must be a positive integer"
-    val policy = c.get("spark.gocaffe.data.partitionPolicy", "uneven-epochs").trim
-    if (policy != "uneven-epochs" && policy != "with-replacement")
-      problems += s"spark.gocaffe.data.partitionPolicy '$policy': must be uneven-epochs or with-replacement"
-    val p = problems.result()
-    if (p.nonEmpty) throw new GoCaffeException(p.mkString("; "))
+    val c = GoCaffeConf.resolve(sc.getConf)
     TrainSettings(
-      allreduce = mode == "allreduce",
-      roundIterations = tau.toInt,
-      slotWaitMs = c.getTimeAsMs("spark.gocaffe.barrier.slotWaitTimeout", "120s"),
-      peerTimeoutMs = c.getTimeAsMs("spark.gocaffe.sync.peerTimeout", "120s"),
-      listenAddress = c.getOption("spark.gocaffe.net.listenAddress").map(_.trim).filter(_.nonEmpty),
-      peerPort = c.getInt("spark.gocaffe.net.port", 0),
-      secret = c.getOption("spark.gocaffe.auth.secret").filter(_.nonEmpty),
-      withReplacement = policy == "with-replacement",
-      connection = c.get("spark.gocaffe.connection", "ethernet").trim.toLowerCase)
+      allreduce = c.string("spark.gocaffe.sync.mode") == "allreduce",
+      roundIterations = c.int("spark.gocaffe.sync.roundIterations"),
+      slotWaitMs = c.millis("spark.gocaffe.barrier.slotWaitTimeout"),
+      peerTimeoutMs = c.millis("spark.gocaffe.sync.peerTimeout"),
+      listenAddress = c.option("spark.gocaffe.net.listenAddress"),
+      peerPort = c.int("spark.gocaffe.net.port"),
+      secret = c.option("spark.gocaffe.auth.secret"),
+      withReplacement = c.string("spark.gocaffe.data.partitionPolicy") == "with-replacement",
+      connection = c.string("spark.gocaffe.connection"))
   }
 }
 
@@ -367,7 +357,7 @@ object DistributedTrainer {
     * GoCaffe's slot wait, so GoCaffe's message comes first.
     */
   def configure(conf: org.apache.spark.SparkConf): Unit = {
-    val waitMs = conf.getTimeAsMs("spark.gocaffe.barrier.slotWaitTimeout", "120s")
+    val waitMs = GoCaffeConf.resolve(conf).millis("spark.gocaffe.barrier.slotWaitTimeout")
     conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "1s")
     conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures",
       math.max(1L, TimeUnit.MILLISECONDS.toSeconds(waitMs) + 5).toString)

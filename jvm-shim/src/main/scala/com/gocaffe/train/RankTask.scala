@@ -8,7 +8,7 @@ import java.util.concurrent.{CompletableFuture, ExecutionException, TimeUnit}
 import scala.jdk.CollectionConverters._
 
 import com.gocaffe.goexec.v1._
-import com.gocaffe.shim.{GoExec, GoExecDiedException, GoExecRuntime, GoExecSettings}
+import com.gocaffe.shim.{GoExec, GoExecDiedException, GoExecRuntime}
 import com.google.protobuf.ByteString
 import io.grpc.StatusRuntimeException
 import io.grpc.stub.{ClientCallStreamObserver, ClientResponseObserver}
@@ -95,7 +95,7 @@ object RankTask {
         val cwd = Paths.get("").toAbsolutePath
         val base = if (Files.isWritable(cwd)) cwd else Paths.get(System.getProperty("java.io.tmpdir"))
         val host = env.blockManager.blockManagerId.host
-        val g = GoExecRuntime.start(env.executorId, host, base, GoExecSettings.from(k => env.conf.getOption(k)))
+        val g = GoExecRuntime.start(env.executorId, host, base, GoExecRuntime.settings)
         lastSeen = g
         if (dead.exists(_.pid != reportedDeath)) throw d
         g
