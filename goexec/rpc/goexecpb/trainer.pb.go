@@ -1273,6 +1273,188 @@ func (x *ScoreResponse) GetSeconds() float64 {
 	return 0
 }
 
+type FeaturesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// solver is the caffe.SolverParameter (binary) whose test net is used (net
+	// inlined as for TrainRound). Required.
+	Solver []byte `protobuf:"bytes,1,opt,name=solver,proto3" json:"solver,omitempty"`
+	// test_net_index picks the solver's test net (0 for the first).
+	TestNetIndex int32 `protobuf:"varint,2,opt,name=test_net_index,json=testNetIndex,proto3" json:"test_net_index,omitempty"`
+	// weights is the caffe.NetParameter with the blobs to use. Required.
+	Weights []byte `protobuf:"bytes,3,opt,name=weights,proto3" json:"weights,omitempty"`
+	// data binds the test net's one fed data layer to a cached partition.
+	Data *DataBinding `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// blobs names the net blobs to return, in column order (e.g. "ip2",
+	// "prob", "label"). Required, no duplicates, none named "SampleID".
+	Blobs []string `protobuf:"bytes,5,rep,name=blobs,proto3" json:"blobs,omitempty"`
+	// sample_ids gives each row of the partition its SampleID, in partition
+	// order; empty means goexec generates "<dataset>#<partition>:<row>". When
+	// given, there must be exactly one per row.
+	SampleIds []string `protobuf:"bytes,6,rep,name=sample_ids,json=sampleIds,proto3" json:"sample_ids,omitempty"`
+	// rows_per_chunk caps the rows in one FeaturesChunk (0: 4096); a chunk
+	// also ends after 16 MiB of feature values.
+	RowsPerChunk  int32 `protobuf:"varint,7,opt,name=rows_per_chunk,json=rowsPerChunk,proto3" json:"rows_per_chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeaturesRequest) Reset() {
+	*x = FeaturesRequest{}
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeaturesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeaturesRequest) ProtoMessage() {}
+
+func (x *FeaturesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeaturesRequest.ProtoReflect.Descriptor instead.
+func (*FeaturesRequest) Descriptor() ([]byte, []int) {
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FeaturesRequest) GetSolver() []byte {
+	if x != nil {
+		return x.Solver
+	}
+	return nil
+}
+
+func (x *FeaturesRequest) GetTestNetIndex() int32 {
+	if x != nil {
+		return x.TestNetIndex
+	}
+	return 0
+}
+
+func (x *FeaturesRequest) GetWeights() []byte {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
+func (x *FeaturesRequest) GetData() *DataBinding {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *FeaturesRequest) GetBlobs() []string {
+	if x != nil {
+		return x.Blobs
+	}
+	return nil
+}
+
+func (x *FeaturesRequest) GetSampleIds() []string {
+	if x != nil {
+		return x.SampleIds
+	}
+	return nil
+}
+
+func (x *FeaturesRequest) GetRowsPerChunk() int32 {
+	if x != nil {
+		return x.RowsPerChunk
+	}
+	return 0
+}
+
+// FeaturesChunk is one message of a Features stream.
+type FeaturesChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// arrow_ipc is one complete Arrow IPC stream (schema, one record batch,
+	// end-of-stream marker) with the columns SampleID (utf8, not null) and one
+	// list<float32> column per requested blob, named after it, holding that
+	// sample's values: the blob's slice for the sample when the blob's first
+	// axis is the batch, else the whole blob (an aggregate such as accuracy or
+	// loss, repeated for every sample of its batch, as CaffeOnSpark does).
+	ArrowIpc []byte `protobuf:"bytes,1,opt,name=arrow_ipc,json=arrowIpc,proto3" json:"arrow_ipc,omitempty"`
+	// first_row is the partition row of the chunk's first sample.
+	FirstRow int64 `protobuf:"varint,2,opt,name=first_row,json=firstRow,proto3" json:"first_row,omitempty"`
+	// rows is the number of samples in the chunk.
+	Rows int64 `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
+	// partition_rows is the partition's row count (the same in every chunk).
+	PartitionRows int64 `protobuf:"varint,4,opt,name=partition_rows,json=partitionRows,proto3" json:"partition_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeaturesChunk) Reset() {
+	*x = FeaturesChunk{}
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeaturesChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeaturesChunk) ProtoMessage() {}
+
+func (x *FeaturesChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeaturesChunk.ProtoReflect.Descriptor instead.
+func (*FeaturesChunk) Descriptor() ([]byte, []int) {
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FeaturesChunk) GetArrowIpc() []byte {
+	if x != nil {
+		return x.ArrowIpc
+	}
+	return nil
+}
+
+func (x *FeaturesChunk) GetFirstRow() int64 {
+	if x != nil {
+		return x.FirstRow
+	}
+	return 0
+}
+
+func (x *FeaturesChunk) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *FeaturesChunk) GetPartitionRows() int64 {
+	if x != nil {
+		return x.PartitionRows
+	}
+	return 0
+}
+
 var File_goexec_rpc_trainer_proto protoreflect.FileDescriptor
 
 const file_goexec_rpc_trainer_proto_rawDesc = "" +
@@ -1370,11 +1552,25 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\aoutputs\x18\x01 \x03(\v2\x1c.gocaffe.goexec.v1.OutputSumR\aoutputs\x12\x16\n" +
 	"\x06passes\x18\x02 \x01(\x03R\x06passes\x12\x16\n" +
 	"\x06images\x18\x03 \x01(\x03R\x06images\x12\x18\n" +
-	"\aseconds\x18\x04 \x01(\x01R\aseconds*A\n" +
+	"\aseconds\x18\x04 \x01(\x01R\aseconds\"\xf8\x01\n" +
+	"\x0fFeaturesRequest\x12\x16\n" +
+	"\x06solver\x18\x01 \x01(\fR\x06solver\x12$\n" +
+	"\x0etest_net_index\x18\x02 \x01(\x05R\ftestNetIndex\x12\x18\n" +
+	"\aweights\x18\x03 \x01(\fR\aweights\x122\n" +
+	"\x04data\x18\x04 \x01(\v2\x1e.gocaffe.goexec.v1.DataBindingR\x04data\x12\x14\n" +
+	"\x05blobs\x18\x05 \x03(\tR\x05blobs\x12\x1d\n" +
+	"\n" +
+	"sample_ids\x18\x06 \x03(\tR\tsampleIds\x12$\n" +
+	"\x0erows_per_chunk\x18\a \x01(\x05R\frowsPerChunk\"\x84\x01\n" +
+	"\rFeaturesChunk\x12\x1b\n" +
+	"\tarrow_ipc\x18\x01 \x01(\fR\barrowIpc\x12\x1b\n" +
+	"\tfirst_row\x18\x02 \x01(\x03R\bfirstRow\x12\x12\n" +
+	"\x04rows\x18\x03 \x01(\x03R\x04rows\x12%\n" +
+	"\x0epartition_rows\x18\x04 \x01(\x03R\rpartitionRows*A\n" +
 	"\bSyncMode\x12\x19\n" +
 	"\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tALLREDUCE\x10\x01\x12\v\n" +
-	"\aAVERAGE\x10\x022\x8f\x04\n" +
+	"\aAVERAGE\x10\x022\xe3\x04\n" +
 	"\aTrainer\x12V\n" +
 	"\rLoadPartition\x12!.gocaffe.goexec.v1.PartitionChunk\x1a .gocaffe.goexec.v1.PartitionInfo(\x01\x12Q\n" +
 	"\fHasPartition\x12\x1f.gocaffe.goexec.v1.PartitionKey\x1a .gocaffe.goexec.v1.PartitionInfo\x12R\n" +
@@ -1382,7 +1578,8 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\fOpenPeerPort\x12&.gocaffe.goexec.v1.OpenPeerPortRequest\x1a'.gocaffe.goexec.v1.OpenPeerPortResponse\x12X\n" +
 	"\n" +
 	"TrainRound\x12$.gocaffe.goexec.v1.TrainRoundRequest\x1a\".gocaffe.goexec.v1.TrainRoundEvent0\x01\x12J\n" +
-	"\x05Score\x12\x1f.gocaffe.goexec.v1.ScoreRequest\x1a .gocaffe.goexec.v1.ScoreResponseB`\n" +
+	"\x05Score\x12\x1f.gocaffe.goexec.v1.ScoreRequest\x1a .gocaffe.goexec.v1.ScoreResponse\x12R\n" +
+	"\bFeatures\x12\".gocaffe.goexec.v1.FeaturesRequest\x1a .gocaffe.goexec.v1.FeaturesChunk0\x01B`\n" +
 	"\x15com.gocaffe.goexec.v1B\fTrainerProtoP\x01Z7github.com/gocaffe/gocaffe/goexec/rpc/goexecpb;goexecpbb\x06proto3"
 
 var (
@@ -1398,7 +1595,7 @@ func file_goexec_rpc_trainer_proto_rawDescGZIP() []byte {
 }
 
 var file_goexec_rpc_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_goexec_rpc_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_goexec_rpc_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_goexec_rpc_trainer_proto_goTypes = []any{
 	(SyncMode)(0),                // 0: gocaffe.goexec.v1.SyncMode
 	(*PartitionKey)(nil),         // 1: gocaffe.goexec.v1.PartitionKey
@@ -1415,6 +1612,8 @@ var file_goexec_rpc_trainer_proto_goTypes = []any{
 	(*ScoreRequest)(nil),         // 12: gocaffe.goexec.v1.ScoreRequest
 	(*OutputSum)(nil),            // 13: gocaffe.goexec.v1.OutputSum
 	(*ScoreResponse)(nil),        // 14: gocaffe.goexec.v1.ScoreResponse
+	(*FeaturesRequest)(nil),      // 15: gocaffe.goexec.v1.FeaturesRequest
+	(*FeaturesChunk)(nil),        // 16: gocaffe.goexec.v1.FeaturesChunk
 }
 var file_goexec_rpc_trainer_proto_depIdxs = []int32{
 	1,  // 0: gocaffe.goexec.v1.PartitionChunk.key:type_name -> gocaffe.goexec.v1.PartitionKey
@@ -1428,23 +1627,26 @@ var file_goexec_rpc_trainer_proto_depIdxs = []int32{
 	9,  // 8: gocaffe.goexec.v1.TrainRoundEvent.done:type_name -> gocaffe.goexec.v1.RoundStats
 	6,  // 9: gocaffe.goexec.v1.ScoreRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
 	13, // 10: gocaffe.goexec.v1.ScoreResponse.outputs:type_name -> gocaffe.goexec.v1.OutputSum
-	2,  // 11: gocaffe.goexec.v1.Trainer.LoadPartition:input_type -> gocaffe.goexec.v1.PartitionChunk
-	1,  // 12: gocaffe.goexec.v1.Trainer.HasPartition:input_type -> gocaffe.goexec.v1.PartitionKey
-	1,  // 13: gocaffe.goexec.v1.Trainer.DropPartition:input_type -> gocaffe.goexec.v1.PartitionKey
-	4,  // 14: gocaffe.goexec.v1.Trainer.OpenPeerPort:input_type -> gocaffe.goexec.v1.OpenPeerPortRequest
-	7,  // 15: gocaffe.goexec.v1.Trainer.TrainRound:input_type -> gocaffe.goexec.v1.TrainRoundRequest
-	12, // 16: gocaffe.goexec.v1.Trainer.Score:input_type -> gocaffe.goexec.v1.ScoreRequest
-	3,  // 17: gocaffe.goexec.v1.Trainer.LoadPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
-	3,  // 18: gocaffe.goexec.v1.Trainer.HasPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
-	3,  // 19: gocaffe.goexec.v1.Trainer.DropPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
-	5,  // 20: gocaffe.goexec.v1.Trainer.OpenPeerPort:output_type -> gocaffe.goexec.v1.OpenPeerPortResponse
-	11, // 21: gocaffe.goexec.v1.Trainer.TrainRound:output_type -> gocaffe.goexec.v1.TrainRoundEvent
-	14, // 22: gocaffe.goexec.v1.Trainer.Score:output_type -> gocaffe.goexec.v1.ScoreResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 11: gocaffe.goexec.v1.FeaturesRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
+	2,  // 12: gocaffe.goexec.v1.Trainer.LoadPartition:input_type -> gocaffe.goexec.v1.PartitionChunk
+	1,  // 13: gocaffe.goexec.v1.Trainer.HasPartition:input_type -> gocaffe.goexec.v1.PartitionKey
+	1,  // 14: gocaffe.goexec.v1.Trainer.DropPartition:input_type -> gocaffe.goexec.v1.PartitionKey
+	4,  // 15: gocaffe.goexec.v1.Trainer.OpenPeerPort:input_type -> gocaffe.goexec.v1.OpenPeerPortRequest
+	7,  // 16: gocaffe.goexec.v1.Trainer.TrainRound:input_type -> gocaffe.goexec.v1.TrainRoundRequest
+	12, // 17: gocaffe.goexec.v1.Trainer.Score:input_type -> gocaffe.goexec.v1.ScoreRequest
+	15, // 18: gocaffe.goexec.v1.Trainer.Features:input_type -> gocaffe.goexec.v1.FeaturesRequest
+	3,  // 19: gocaffe.goexec.v1.Trainer.LoadPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
+	3,  // 20: gocaffe.goexec.v1.Trainer.HasPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
+	3,  // 21: gocaffe.goexec.v1.Trainer.DropPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
+	5,  // 22: gocaffe.goexec.v1.Trainer.OpenPeerPort:output_type -> gocaffe.goexec.v1.OpenPeerPortResponse
+	11, // 23: gocaffe.goexec.v1.Trainer.TrainRound:output_type -> gocaffe.goexec.v1.TrainRoundEvent
+	14, // 24: gocaffe.goexec.v1.Trainer.Score:output_type -> gocaffe.goexec.v1.ScoreResponse
+	16, // 25: gocaffe.goexec.v1.Trainer.Features:output_type -> gocaffe.goexec.v1.FeaturesChunk
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_goexec_rpc_trainer_proto_init() }
@@ -1464,7 +1666,7 @@ func file_goexec_rpc_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_goexec_rpc_trainer_proto_rawDesc), len(file_goexec_rpc_trainer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	Trainer_OpenPeerPort_FullMethodName  = "/gocaffe.goexec.v1.Trainer/OpenPeerPort"
 	Trainer_TrainRound_FullMethodName    = "/gocaffe.goexec.v1.Trainer/TrainRound"
 	Trainer_Score_FullMethodName         = "/gocaffe.goexec.v1.Trainer/Score"
+	Trainer_Features_FullMethodName      = "/gocaffe.goexec.v1.Trainer/Features"
 )
 
 // TrainerClient is the client API for Trainer service.
@@ -76,6 +77,14 @@ type TrainerClient interface {
 	// given weights over a cached partition and returns the summed outputs, so
 	// the driver can add the partitions' sums and divide by the total count.
 	Score(ctx context.Context, in *ScoreRequest, opts ...grpc.CallOption) (*ScoreResponse, error)
+	// Features runs a test net with the given weights forward over every row
+	// of a cached partition exactly once, in partition order, and streams the
+	// requested blobs' values per sample as Arrow IPC (-features). The last
+	// batch is padded by wrapping around to the partition's first rows and the
+	// padded rows are dropped. Errors: InvalidArgument (a bad field, named; an
+	// unknown blob names the blob and lists the net's blobs),
+	// FailedPrecondition (the partition is not cached).
+	Features(ctx context.Context, in *FeaturesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FeaturesChunk], error)
 }
 
 type trainerClient struct {
@@ -158,6 +167,25 @@ func (c *trainerClient) Score(ctx context.Context, in *ScoreRequest, opts ...grp
 	return out, nil
 }
 
+func (c *trainerClient) Features(ctx context.Context, in *FeaturesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FeaturesChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Trainer_ServiceDesc.Streams[2], Trainer_Features_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FeaturesRequest, FeaturesChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Trainer_FeaturesClient = grpc.ServerStreamingClient[FeaturesChunk]
+
 // TrainerServer is the server API for Trainer service.
 // All implementations must embed UnimplementedTrainerServer
 // for forward compatibility.
@@ -196,6 +224,14 @@ type TrainerServer interface {
 	// given weights over a cached partition and returns the summed outputs, so
 	// the driver can add the partitions' sums and divide by the total count.
 	Score(context.Context, *ScoreRequest) (*ScoreResponse, error)
+	// Features runs a test net with the given weights forward over every row
+	// of a cached partition exactly once, in partition order, and streams the
+	// requested blobs' values per sample as Arrow IPC (-features). The last
+	// batch is padded by wrapping around to the partition's first rows and the
+	// padded rows are dropped. Errors: InvalidArgument (a bad field, named; an
+	// unknown blob names the blob and lists the net's blobs),
+	// FailedPrecondition (the partition is not cached).
+	Features(*FeaturesRequest, grpc.ServerStreamingServer[FeaturesChunk]) error
 	mustEmbedUnimplementedTrainerServer()
 }
 
@@ -223,6 +259,9 @@ func (UnimplementedTrainerServer) TrainRound(*TrainRoundRequest, grpc.ServerStre
 }
 func (UnimplementedTrainerServer) Score(context.Context, *ScoreRequest) (*ScoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Score not implemented")
+}
+func (UnimplementedTrainerServer) Features(*FeaturesRequest, grpc.ServerStreamingServer[FeaturesChunk]) error {
+	return status.Error(codes.Unimplemented, "method Features not implemented")
 }
 func (UnimplementedTrainerServer) mustEmbedUnimplementedTrainerServer() {}
 func (UnimplementedTrainerServer) testEmbeddedByValue()                 {}
@@ -335,6 +374,17 @@ func _Trainer_Score_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Trainer_Features_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FeaturesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TrainerServer).Features(m, &grpc.GenericServerStream[FeaturesRequest, FeaturesChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Trainer_FeaturesServer = grpc.ServerStreamingServer[FeaturesChunk]
+
 // Trainer_ServiceDesc is the grpc.ServiceDesc for Trainer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +418,11 @@ var Trainer_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "TrainRound",
 			Handler:       _Trainer_TrainRound_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Features",
+			Handler:       _Trainer_Features_Handler,
 			ServerStreams: true,
 		},
 	},
