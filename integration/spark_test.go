@@ -331,10 +331,14 @@ func TestRunnerHelpVersionAndBadInput(t *testing.T) {
 		}
 	}
 
-	// -features is accepted but not implemented yet: exit 3, saying so.
-	ni, code := run("-features", "ip1", "-conf", "lenet_solver.prototxt", "-model", "lenet.caffemodel")
-	if code != 3 || !strings.Contains(ni, "not implemented yet") || !strings.Contains(ni, "-features") {
-		t.Errorf("-features: exit %d, want 3 with 'not implemented yet'; output:\n%s", code, ni)
+	// An option accepted but not implemented yet: exit 3, saying so.
+	ni, code := run("-features", "ip1", "-conf", "lenet_solver.prototxt", "-model", "lenet.caffemodel", "-vocabDir", "v")
+	if code != 3 || !strings.Contains(ni, "not implemented yet") || !strings.Contains(ni, "-vocabDir") {
+		t.Errorf("-vocabDir: exit %d, want 3 with 'not implemented yet'; output:\n%s", code, ni)
+	}
+	out, code := run("-train", "-conf", "s.prototxt", "-output", "o")
+	if code != 2 || !strings.Contains(out, "-output needs -features or -test") {
+		t.Errorf("-output with -train: exit %d, want 2; output:\n%s", code, out)
 	}
 }
 

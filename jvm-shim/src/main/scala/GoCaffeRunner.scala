@@ -2,7 +2,7 @@ import java.io.PrintStream
 import java.util.Properties
 
 import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffeConf, GoCaffeConfException, GoCaffePlugin, ParseResult, SelfTest}
-import com.gocaffe.train.{BadInput, DistributedTrainer, GoCaffeException}
+import com.gocaffe.train.{BadInput, DistributedTrainer, FeatureExtraction, GoCaffeException}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -56,7 +56,7 @@ object GoCaffeRunner {
         if (!opts.isSelfTest && missing.nonEmpty) {
           val mode = CaffeOptionParser.modeNames.filter(opts.has).map("-" + _).mkString(" ")
           err.println(s"GoCaffeRunner: $mode: not implemented yet in ${versionLine}: ${missing.mkString(" ")}. " +
-            "This build runs -train, -test and --selftest.")
+            "This build runs -train, -test, -features and --selftest.")
           ExitNotImplemented
         } else runWithSpark(opts, out, err)
     }
@@ -69,7 +69,7 @@ object GoCaffeRunner {
     if (!plugins.contains(GoCaffePlugin.ClassName))
       conf.set("spark.plugins", (plugins :+ GoCaffePlugin.ClassName).mkString(","))
     GoCaffeConf.resolve(conf) // every spark.gocaffe.* problem, before Spark starts
-    if (opts.isTrain || opts.isTest) DistributedTrainer.configure(conf)
+    if (opts.isTrain || opts.isTest || opts.isFeatures) DistributedTrainer.configure(conf)
     conf
   }
 
@@ -83,9 +83,13 @@ object GoCaffeRunner {
       }
     val sc = new SparkContext(conf)
     try {
-      if (opts.isTrain) new DistributedTrainer(sc, opts, out, err).train()
-      else if (opts.isTest) new DistributedTrainer(sc, opts, out, err).test()
-      else {
+      if (opts.has("devices") && opts.devices > 0)
+        out.println(s"GoCaffe: -devices ${opts.devices}: this build has no GPU backend; goexec uses the executor's CPU cores")
+      if (opts.isTrain || opts.isTest || opts.isFeatures) {
+        val trainer = new DistributedTrainer(sc, opts, out, err)
+        val status = if (opts.isTrain) trainer.train() else if (opts.isTest) trainer.test() else 0
+        if (status == 0 && opts.isFeatures) new FeatureExtraction(sc, opts, trainer, out).run() else status
+      } else {
         val waitMs = GoCaffeConf.resolve(sc.getConf).millis("spark.gocaffe.barrier.slotWaitTimeout")
         SelfTest.run(sc, opts.int("clusterSize"), opts.has("selftest-kill-goexec"), waitMs, out, err)
       }

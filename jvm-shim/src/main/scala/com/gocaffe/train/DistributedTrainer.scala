@@ -59,8 +59,10 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
 
   private def say(s: String): Unit = { out.println(s); out.flush() }
 
-  /** Up-front checks; returns the cluster size. */
-  private def checkCluster(): Int = {
+  private var clusterSize: Option[Int] = None
+
+  /** Up-front checks, once per run; returns the cluster size. */
+  private[train] def checkCluster(): Int = clusterSize.getOrElse {
     val c = sc.getConf
     if (c.getBoolean("spark.dynamicAllocation.enabled", defaultValue = false))
       throw new GoCaffeException("spark.dynamicAllocation.enabled is true, but Spark refuses barrier stages " +
@@ -82,6 +84,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       say("GoCaffe: -connection infiniband: RDMA is not available in GoCaffe; the ranks use TCP")
     val have = SelfTest.awaitExecutors(sc, n, settings.slotWaitMs)
     if (have < n) throw tooFew(have, n)
+    clusterSize = Some(n)
     n
   }
 
@@ -94,7 +97,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     * an executor's cores (Standalone, YARN, Kubernetes). Local mode has one
     * executor and needs none.
     */
-  private def oneTaskPerExecutor(n: Int): Option[ResourceProfile] = {
+  private[train] def oneTaskPerExecutor(n: Int): Option[ResourceProfile] = {
     if (sc.isLocal && !sc.master.startsWith("local-cluster")) return None
     val execs = GoCaffeSparkBridge.executors(sc)
     val cores = execs.map(_.cores).filter(_ > 0)
@@ -142,6 +145,12 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     if (t >= 3600) f"${t / 3600}h${t % 3600 / 60}%02dm" else if (t >= 60) f"${t / 60}m${t % 60}%02ds" else s"${t}s"
   }
 
+  /** Where -train writes its final model: -model, else the solver's snapshot_prefix. */
+  private[train] def modelPathOf(spec: SolverSpec): String = opts.get("model").getOrElse {
+    val prefix = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else "gocaffe"
+    prefix + ".caffemodel"
+  }
+
   /** `-train`: returns the exit status. */
   def train(): Int = {
     val n = checkCluster()
@@ -172,10 +181,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       NetParameter.parseFrom(weights(0)) // fail early on a file that is no .caffemodel
       say(s"GoCaffe: starting from weights $w")
     }
-    val modelPath = opts.get("model").getOrElse {
-      val prefix = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else "gocaffe"
-      prefix + ".caffemodel"
-    }
+    val modelPath = modelPathOf(spec)
     val prefixName = {
       val p = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else new Path(modelPath).getName.stripSuffix(".caffemodel")
       new Path(p).getName
@@ -248,7 +254,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
           say(s"GoCaffe: snapshot at iteration $iter: $m, $s")
         }
         if (test.isDefined && (iter % spec.testInterval == 0 || iter == maxIter))
-          lastTest = Some(runTest(test.get, solverB.value, weights(0), rp, iter, s"GoCaffe test at iteration $iter"))
+          lastTest = Some(runTest(test.get, solverB.value, weights(0), rp, iter, s"GoCaffe test at iteration $iter").line)
       }
       val (m, s) = snaps.finalModel(weights(0), if (state.isEmpty) SolverState.newBuilder().setIter(iter.toInt)
         .build().toByteArray else state)
@@ -298,7 +304,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     * summed over partitions and divided by the passes (Caffe's test display).
     */
   private def runTest(test: ArrowData, solver: Array[Byte], weights: Array[Byte], rp: Option[ResourceProfile],
-                      iter: Long, desc: String): String = {
+                      iter: Long, desc: String): TestScores = {
     sc.setJobDescription(desc)
     val wB = sc.broadcast(weights)
     val solverB = sc.broadcast(solver)
@@ -318,7 +324,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val line = means.map { case (k, v) => f"$k = $v%.4f" }.mkString(", ") +
       f" ($images images, ${parts.size} partitions, ${(System.nanoTime() - t0) / 1e9}%.1f s)"
     say(s"GoCaffe: test at iteration $iter: $line")
-    line
+    TestScores(line, means)
   }
 
   /** `-test`: scores -model on the test net's data; returns the exit status. */
@@ -329,7 +335,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
     val model = opts.get("model").get
     val w = CaffeFiles.readBytes(model, hadoop)
-    runTest(arrowData(d, n, "test"), spec.bytes, w, oneTaskPerExecutor(n), 0L, s"GoCaffe test of $model")
+    val scores = runTest(arrowData(d, n, "test"), spec.bytes, w, oneTaskPerExecutor(n), 0L, s"GoCaffe test of $model")
+    opts.get("output").foreach(o => say(s"GoCaffe: test result written to ${TestScores.write(o, scores, hadoop)}"))
     0
   }
 }

@@ -103,7 +103,7 @@ object RankTask {
   }
 
   /** Runs f on goexec g; a death it reveals counts as reported. */
-  private def reporting[T](g: GoExec)(f: => T): T =
+  private[train] def reporting[T](g: GoExec)(f: => T): T =
     try f
     catch {
       case d: GoExecDiedException =>

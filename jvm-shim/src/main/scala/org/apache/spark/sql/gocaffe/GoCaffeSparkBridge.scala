@@ -3,7 +3,9 @@ package org.apache.spark.sql.gocaffe
 import org.apache.spark.SparkContext
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.DataFrame
+import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.execution.arrow.ArrowConverters
+import org.apache.spark.sql.types.StructType
 
 /** The few Spark internals GoCaffe's training shim needs, in one place:
   * Spark's own Arrow conversion (`private[sql]`) and the executor list of the
@@ -23,32 +25,38 @@ object GoCaffeSparkBridge {
   def arrowStreams(df: DataFrame, maxRecordsPerBatch: Long): RDD[Array[Byte]] = {
     val schema = df.schema
     val tz = df.sparkSession.sessionState.conf.sessionLocalTimeZone
+    df.queryExecution.toRdd.mapPartitions(rows => arrowStream(rows, schema, maxRecordsPerBatch, tz))
+  }
+
+  /** One partition's rows (of the given schema) as one Arrow IPC stream, in
+    * byte slices as [[arrowStreams]] yields them.
+    */
+  def arrowStream(rows: Iterator[InternalRow], schema: StructType, maxRecordsPerBatch: Long,
+                  timeZone: String): Iterator[Array[Byte]] = {
     val maxBatchBytes = 64L << 20
-    df.queryExecution.toRdd.mapPartitions { rows =>
-      val batches = ArrowConverters.toBatchWithSchemaIterator(rows, schema, maxRecordsPerBatch, maxBatchBytes, tz,
-        true /* errorOnDuplicatedFieldNames */ , false /* largeVarTypes */ )
-      // Each element is a whole stream (schema + one batch + end marker):
-      // keep the first one's schema, drop the others', end once.
-      var first = true
-      val body = batches.map { stream =>
-        val withoutEnd = java.util.Arrays.copyOfRange(stream, 0, stream.length - EndOfStream.length)
-        if (first) { first = false; withoutEnd }
-        else {
-          val skip = schemaMessageLength(withoutEnd)
-          java.util.Arrays.copyOfRange(withoutEnd, skip, withoutEnd.length)
-        }
+    val batches = ArrowConverters.toBatchWithSchemaIterator(rows, schema, maxRecordsPerBatch, maxBatchBytes, timeZone,
+      true /* errorOnDuplicatedFieldNames */ , false /* largeVarTypes */ )
+    // Each element is a whole stream (schema + one batch + end marker):
+    // keep the first one's schema, drop the others', end once.
+    var first = true
+    val body = batches.map { stream =>
+      val withoutEnd = java.util.Arrays.copyOfRange(stream, 0, stream.length - EndOfStream.length)
+      if (first) { first = false; withoutEnd }
+      else {
+        val skip = schemaMessageLength(withoutEnd)
+        java.util.Arrays.copyOfRange(withoutEnd, skip, withoutEnd.length)
       }
-      val empty = Iterator.single(()).flatMap { _ =>
-        if (first) {
-          // An empty partition: schema and an empty batch, so the reader still
-          // learns the columns.
-          val stream = ArrowConverters.createEmptyArrowBatch(schema, tz, true, false)
-          first = false
-          Iterator.single(java.util.Arrays.copyOfRange(stream, 0, stream.length - EndOfStream.length))
-        } else Iterator.empty
-      }
-      body ++ empty ++ Iterator.single(EndOfStream.clone())
     }
+    val empty = Iterator.single(()).flatMap { _ =>
+      if (first) {
+        // An empty partition: schema and an empty batch, so the reader still
+        // learns the columns.
+        val stream = ArrowConverters.createEmptyArrowBatch(schema, timeZone, true, false)
+        first = false
+        Iterator.single(java.util.Arrays.copyOfRange(stream, 0, stream.length - EndOfStream.length))
+      } else Iterator.empty
+    }
+    body ++ empty ++ Iterator.single(EndOfStream.clone())
   }
 
   /** Length of the IPC stream's leading schema message (continuation marker,

@@ -1,0 +1,267 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// featureRow is one row of -features output.
+type featureRow struct {
+	id     string
+	values map[string][]float32
+}
+
+// readParquetDir reads every part-*.parquet file under dir (Spark's output)
+// into rows, keeping the given list<float> columns.
+func readParquetDir(t *testing.T, dir string, cols ...string) []featureRow {
+	t.Helper()
+	parts, _ := filepath.Glob(filepath.Join(dir, "part-*.parquet"))
+	if len(parts) == 0 {
+		t.Fatalf("no part-*.parquet files in %s", dir)
+	}
+	var rows []featureRow
+	for _, p := range parts {
+		tbl := readParquet(t, p)
+		rd := array.NewTableReader(tbl, 1<<16)
+		for rd.Next() {
+			rec := rd.RecordBatch()
+			ids := columnOf(t, rec, "SampleID").(*array.String)
+			base := len(rows)
+			for i := 0; i < ids.Len(); i++ {
+				rows = append(rows, featureRow{id: ids.Value(i), values: map[string][]float32{}})
+			}
+			for _, c := range cols {
+				l := columnOf(t, rec, c).(*array.List)
+				vals := l.ListValues().(*array.Float32).Float32Values()
+				offs := l.Offsets()
+				for i := 0; i < l.Len(); i++ {
+					rows[base+i].values[c] = append([]float32(nil), vals[offs[i]:offs[i+1]]...)
+				}
+			}
+		}
+		rd.Release()
+		tbl.Release()
+	}
+	return rows
+}
+
+func readParquet(t *testing.T, path string) arrow.Table {
+	t.Helper()
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.NewGoAllocator())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return tbl
+}
+
+func columnOf(t *testing.T, rec arrow.RecordBatch, name string) arrow.Array {
+	t.Helper()
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		t.Fatalf("output has no column %q (schema %v)", name, rec.Schema())
+	}
+	return rec.Column(idx[0])
+}
+
+// readJSONDir reads Spark's JSON-lines output (part-*.json) under dir.
+func readJSONDir(t *testing.T, dir string, cols ...string) []featureRow {
+	t.Helper()
+	parts, _ := filepath.Glob(filepath.Join(dir, "part-*.json"))
+	if len(parts) == 0 {
+		t.Fatalf("no part-*.json files in %s", dir)
+	}
+	var rows []featureRow
+	for _, p := range parts {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatalf("%s: %v in %q", p, err, sc.Text())
+			}
+			r := featureRow{values: map[string][]float32{}}
+			if err := json.Unmarshal(m["SampleID"], &r.id); err != nil {
+				t.Fatalf("%s: SampleID: %v in %q", p, err, sc.Text())
+			}
+			for _, c := range cols {
+				var v []float32
+				if err := json.Unmarshal(m[c], &v); err != nil {
+					t.Fatalf("%s: column %s: %v in %q", p, c, err, sc.Text())
+				}
+				r.values[c] = v
+			}
+			rows = append(rows, r)
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rows
+}
+
+// testLabelCounts reads the MNIST test set's labels (the Parquet the test
+// net reads) and counts each class.
+func testLabelCounts(t *testing.T, dir string) map[int]int {
+	t.Helper()
+	parts, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	counts := map[int]int{}
+	for _, p := range parts {
+		tbl := readParquet(t, p)
+		rd := array.NewTableReader(tbl, 1<<16)
+		for rd.Next() {
+			col := columnOf(t, rd.RecordBatch(), "label")
+			for i := 0; i < col.Len(); i++ {
+				switch a := col.(type) {
+				case *array.Int32:
+					counts[int(a.Value(i))]++
+				case *array.Int64:
+					counts[int(a.Value(i))]++
+				default:
+					t.Fatalf("%s: label column of type %s", p, col.DataType())
+				}
+			}
+		}
+		rd.Release()
+		tbl.Release()
+	}
+	return counts
+}
+
+// checkFeatures: one row per test image (the label histogram is the test
+// set's), unique SampleIDs, vectors of the blobs' sizes, and the output
+// layer's argmax agreeing with the label on at least 90 % of the rows.
+func checkFeatures(t *testing.T, what string, rows []featureRow, sizes map[string]int, want map[int]int) {
+	t.Helper()
+	if len(rows) != 10000 {
+		t.Errorf("%s: %d rows, want 10000 (one per MNIST test image)", what, len(rows))
+	}
+	ids := map[string]bool{}
+	got := map[int]int{}
+	right := 0
+	for _, r := range rows {
+		if r.id == "" || ids[r.id] {
+			t.Fatalf("%s: SampleID %q empty or repeated", what, r.id)
+		}
+		ids[r.id] = true
+		for c, n := range sizes {
+			if len(r.values[c]) != n {
+				t.Fatalf("%s: row %s: %s has %d values, want %d", what, r.id, c, len(r.values[c]), n)
+			}
+		}
+		label := int(r.values["label"][0])
+		got[label]++
+		best := 0
+		for k, v := range r.values["ip2"] {
+			if v > r.values["ip2"][best] {
+				best = k
+			}
+		}
+		if best == label {
+			right++
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%s: %d rows with label %d, the test set has %d", what, got[k], k, n)
+		}
+	}
+	acc := float64(right) / float64(max(1, len(rows)))
+	t.Logf("%s: %d rows, argmax(ip2) = label on %.4f", what, len(rows), acc)
+	if acc < 0.9 {
+		t.Errorf("%s: argmax(ip2) agrees with the label on %.4f of the rows, want >= 0.90", what, acc)
+	}
+}
+
+// TestFeaturesLeNet: a short -train followed by -features in the same
+// application (Parquet output), then -features alone on the trained model
+// with -devices 1 (JSON output), on 2 executors.
+func TestFeaturesLeNet(t *testing.T) {
+	e := setup(t)
+	const iters = 300
+	solver := lenetFiles(t, e, iters, iters, 0)
+	model := filepath.Join(e.tmp, "model", "lenet.caffemodel")
+	pq := filepath.Join(e.tmp, "features-parquet")
+	master := "local-cluster[2,1,1024]"
+	sparkArgs := []string{"--conf", "spark.executor.memory=1024m"}
+	r := e.submit(t, 8*time.Minute, master, sparkArgs,
+		"-train", "-conf", solver, "-model", model, "-clusterSize", "2",
+		"-features", "ip2,ip1", "-label", "label", "-output", pq, "-outputFormat", "parquet")
+	if r.code != 0 {
+		t.Fatalf("-train -features: exit %d; output tail:\n%s", r.code, tail(r.combined, 80))
+	}
+	for _, l := range strings.Split(r.out, "\n") {
+		if strings.HasPrefix(l, "GoCaffe: ") && !strings.HasPrefix(l, "GoCaffe: iteration") {
+			t.Log(l)
+		}
+	}
+	if !strings.Contains(r.out, "GoCaffe: features of 10000 samples written to") {
+		t.Errorf("no 'features of 10000 samples written' line; stdout:\n%s", r.out)
+	}
+	want := testLabelCounts(t, filepath.Join(e.tmp, "mnist", "test"))
+	checkFeatures(t, "parquet", readParquetDir(t, pq, "ip2", "ip1", "label"),
+		map[string]int{"ip2": 10, "ip1": 500, "label": 1}, want)
+
+	js := filepath.Join(e.tmp, "features-json")
+	r = e.submit(t, 6*time.Minute, master, sparkArgs,
+		"-features", "ip2", "-label", "label", "-conf", solver, "-model", model, "-clusterSize", "2",
+		"-output", js, "-devices", "1")
+	if r.code != 0 {
+		t.Fatalf("-features -devices 1: exit %d; output tail:\n%s", r.code, tail(r.combined, 80))
+	}
+	if !strings.Contains(r.out, "GoCaffe: -devices 1: this build has no GPU backend; goexec uses the executor's CPU cores") {
+		t.Errorf("-devices 1: no line saying the CPU is used; stdout:\n%s", r.out)
+	}
+	rows := readJSONDir(t, js, "ip2", "label")
+	checkFeatures(t, "json", rows, map[string]int{"ip2": 10, "label": 1}, want)
+	// The two runs saw the same weights and the same images: the same
+	// SampleIDs (generated from the source's order) carry the same label.
+	byID := map[string]float32{}
+	for _, x := range readParquetDir(t, pq, "label") {
+		byID[x.id] = x.values["label"][0]
+	}
+	diff := 0
+	for _, x := range rows {
+		if l, ok := byID[x.id]; !ok || l != x.values["label"][0] {
+			diff++
+		}
+	}
+	if diff > 0 {
+		t.Errorf("%d of %d SampleIDs differ in label (or are missing) between the two runs", diff, len(rows))
+	}
+
+	// An existing -output is refused before any work.
+	r = e.submit(t, 4*time.Minute, "local[1]", nil,
+		"-features", "ip2", "-conf", solver, "-model", model, "-output", js, "-outputFormat", "json")
+	if r.code == 0 || !strings.Contains(r.combined, "-output "+js) || !strings.Contains(r.combined, "exists") {
+		t.Errorf("existing -output: exit %d; output tail:\n%s", r.code, tail(r.combined, 20))
+	}
+	checkClean(t, e.tmp)
+}
