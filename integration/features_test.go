@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,8 +159,9 @@ func testLabelCounts(t *testing.T, dir string) map[int]int {
 
 // checkFeatures: one row per test image (the label histogram is the test
 // set's), unique SampleIDs, vectors of the blobs' sizes, and the output
-// layer's argmax agreeing with the label on at least 90 % of the rows.
-func checkFeatures(t *testing.T, what string, rows []featureRow, sizes map[string]int, want map[int]int) {
+// layer's argmax agreeing with the label on at least 90 % of the rows;
+// returns that agreement.
+func checkFeatures(t *testing.T, what string, rows []featureRow, sizes map[string]int, want map[int]int) float64 {
 	t.Helper()
 	if len(rows) != 10000 {
 		t.Errorf("%s: %d rows, want 10000 (one per MNIST test image)", what, len(rows))
@@ -198,11 +201,12 @@ func checkFeatures(t *testing.T, what string, rows []featureRow, sizes map[strin
 	if acc < 0.9 {
 		t.Errorf("%s: argmax(ip2) agrees with the label on %.4f of the rows, want >= 0.90", what, acc)
 	}
+	return acc
 }
 
 // TestFeaturesLeNet: a short -train followed by -features in the same
 // application (Parquet output), then -features alone on the trained model
-// with -devices 1 (JSON output), on 2 executors.
+// with -devices 1 (JSON output), on 2 executors; then -test -output.
 func TestFeaturesLeNet(t *testing.T) {
 	e := setup(t)
 	const iters = 300
@@ -240,7 +244,7 @@ func TestFeaturesLeNet(t *testing.T) {
 		t.Errorf("-devices 1: no line saying the CPU is used; stdout:\n%s", r.out)
 	}
 	rows := readJSONDir(t, js, "ip2", "label")
-	checkFeatures(t, "json", rows, map[string]int{"ip2": 10, "label": 1}, want)
+	jsonAcc := checkFeatures(t, "json", rows, map[string]int{"ip2": 10, "label": 1}, want)
 	// The two runs saw the same weights and the same images: the same
 	// SampleIDs (generated from the source's order) carry the same label.
 	byID := map[string]float32{}
@@ -257,11 +261,24 @@ func TestFeaturesLeNet(t *testing.T) {
 		t.Errorf("%d of %d SampleIDs differ in label (or are missing) between the two runs", diff, len(rows))
 	}
 
-	// An existing -output is refused before any work.
-	r = e.submit(t, 4*time.Minute, "local[1]", nil,
-		"-features", "ip2", "-conf", solver, "-model", model, "-output", js, "-outputFormat", "json")
-	if r.code == 0 || !strings.Contains(r.combined, "-output "+js) || !strings.Contains(r.combined, "exists") {
-		t.Errorf("existing -output: exit %d; output tail:\n%s", r.code, tail(r.combined, 20))
+	// -test writes its result to -output as CaffeOnSpark does: one line per
+	// output blob, "name: mean". Its accuracy is the features' agreement.
+	res := filepath.Join(e.tmp, "test-result.txt")
+	r = e.submit(t, 4*time.Minute, "local[1]", nil, "-test", "-conf", solver, "-model", model, "-output", res)
+	if r.code != 0 {
+		t.Fatalf("-test -output: exit %d; output tail:\n%s", r.code, tail(r.combined, 40))
+	}
+	text, err := os.ReadFile(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "accuracy: ") || !strings.HasPrefix(lines[1], "loss: ") {
+		t.Fatalf("-test -output wrote %q, want 'accuracy: A' and 'loss: L' lines", text)
+	}
+	acc, err := strconv.ParseFloat(strings.TrimPrefix(lines[0], "accuracy: "), 64)
+	if err != nil || math.Abs(acc-jsonAcc) > 1e-4 {
+		t.Errorf("-test accuracy %q, the features' argmax agreed on %.4f", lines[0], jsonAcc)
 	}
 	checkClean(t, e.tmp)
 }

@@ -70,12 +70,10 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
     val blobs = FeatureExtraction.blobs(opts)
     val model = if (opts.isTrain) trainer.modelPathOf(spec) else opts.get("model").get
     val weights = CaffeFiles.readBytes(model, hadoop)
-    val output = opts.get("output").getOrElse("output")
+    val output = FeatureExtraction.checkOutput(opts, hadoop)
     val format = opts.outputFormat.toLowerCase
     val outPath = new Path(output)
     val fs = outPath.getFileSystem(hadoop)
-    if (fs.exists(outPath))
-      throw new GoCaffeException(s"-output $output (${fs.makeQualified(outPath)}) exists; remove it or give another path")
 
     val src = DataSources.read(spark, d)
     val id =
@@ -114,6 +112,18 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
 object FeatureExtraction {
   /** The column carrying each row's SampleID from Spark to the feature task. */
   val IdColumn = "__gocaffe_sample_id"
+
+  /** The -output directory (CaffeOnSpark's default: `output`), refused when
+    * it exists already (Spark's default save mode); checked before training.
+    */
+  def checkOutput(opts: CaffeOptions, hadoop: Configuration): String = {
+    val output = opts.get("output").getOrElse("output")
+    val p = new Path(output)
+    val fs = p.getFileSystem(hadoop)
+    if (fs.exists(p))
+      throw new GoCaffeException(s"-output $output (${fs.makeQualified(p)}) exists; remove it or give another path")
+    output
+  }
 
   /** The blobs to extract: -features in order, then -label's unless listed
     * (CaffeOnSpark appends the label blob the same way).
