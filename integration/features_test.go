@@ -280,5 +280,18 @@ func TestFeaturesLeNet(t *testing.T) {
 	if err != nil || math.Abs(acc-jsonAcc) > 1e-4 {
 		t.Errorf("-test accuracy %q, the features' argmax agreed on %.4f", lines[0], jsonAcc)
 	}
+
+	// Bad -features input is reported before any work, all of it at once:
+	// an existing -output and a blob the test net lacks (listing its blobs).
+	r = e.submit(t, 4*time.Minute, "local[1]", nil, "-train", "-conf", solver, "-features", "ip2,fc7",
+		"-output", js, "-model", filepath.Join(e.tmp, "unused.caffemodel"))
+	for _, w := range []string{"-output " + js, "exists", "no blob 'fc7'", "its blobs: data, label, conv1, pool1"} {
+		if r.code != 1 || !strings.Contains(r.combined, w) {
+			t.Errorf("bad -features input: exit %d, want 1 and %q; output tail:\n%s", r.code, w, tail(r.combined, 20))
+		}
+	}
+	if strings.Contains(r.out, "GoCaffe: iteration") {
+		t.Error("bad -features input: training ran before the check")
+	}
 	checkClean(t, e.tmp)
 }

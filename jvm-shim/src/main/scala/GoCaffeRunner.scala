@@ -86,7 +86,7 @@ object GoCaffeRunner {
       if (opts.has("devices") && opts.devices > 0)
         out.println(s"GoCaffe: -devices ${opts.devices}: this build has no GPU backend; goexec uses the executor's CPU cores")
       if (opts.isTrain || opts.isTest || opts.isFeatures) {
-        if (opts.isFeatures) FeatureExtraction.checkOutput(opts, sc.hadoopConfiguration) // before any training
+        if (opts.isFeatures) FeatureExtraction.preflight(opts, sc.hadoopConfiguration) // before any training
         val trainer = new DistributedTrainer(sc, opts, out, err)
         val status = if (opts.isTrain) trainer.train() else if (opts.isTest) trainer.test() else 0
         if (status == 0 && opts.isFeatures) new FeatureExtraction(sc, opts, trainer, out).run() else status

@@ -190,7 +190,7 @@ object CaffeFiles {
   /** Whether the layer is in the net for the phase (phase rules only; stages
     * and levels are left to goexec).
     */
-  private def inPhase(l: LayerParameter, phase: Phase): Boolean = {
+  private[train] def inPhase(l: LayerParameter, phase: Phase): Boolean = {
     val inc = l.getIncludeList.asScala
     val exc = l.getExcludeList.asScala
     (inc.isEmpty || inc.exists(r => !r.hasPhase || r.getPhase == phase)) &&

@@ -8,13 +8,14 @@ import scala.collection.mutable.ArrayBuffer
 import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
+import caffe.Caffe.Phase
 import com.gocaffe.goexec.v1.{DataBinding, FeaturesChunk, FeaturesRequest, PartitionKey, TrainerGrpc}
 import com.gocaffe.shim.{CaffeOptions, GoExec}
 import com.google.protobuf.ByteString
 import io.grpc.Context
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
-import org.apache.spark.{SparkContext, TaskContext}
+import org.apache.spark.{SparkContext, SparkException, TaskContext}
 import org.apache.spark.sql.SparkSession
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.functions.{coalesce, col, lit, monotonically_increasing_id}
@@ -71,6 +72,7 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
     val model = if (opts.isTrain) trainer.modelPathOf(spec) else opts.get("model").get
     val weights = CaffeFiles.readBytes(model, hadoop)
     val output = FeatureExtraction.checkOutput(opts, hadoop)
+    FeatureExtraction.checkBlobs(spec, blobs)
     val format = opts.outputFormat.toLowerCase
     val outPath = new Path(output)
     val fs = outPath.getFileSystem(hadoop)
@@ -99,7 +101,10 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
         task.run(i, solverB.value, wB.value, it).map { r => count.add(1); r }
       }
       val staged = trainer.oneTaskPerExecutor(n).fold(features)(p => features.withResources(p))
-      FeatureFrames.dataFrame(spark, staged, outSchema).write.format(format).save(output)
+      try FeatureFrames.dataFrame(spark, staged, outSchema).write.format(format).save(output)
+      catch {
+        case e: SparkException => throw FeatureExtraction.explain(e)
+      }
     } finally {
       wB.destroy(); solverB.destroy()
     }
@@ -124,6 +129,46 @@ object FeatureExtraction {
       throw new GoCaffeException(s"-output $output (${fs.makeQualified(p)}) exists; remove it or give another path")
     output
   }
+
+  /** Checks -output and the blob names before any work (training included). */
+  def preflight(opts: CaffeOptions, hadoop: Configuration): Unit = {
+    val problems = Seq(
+      () => { checkOutput(opts, hadoop); () },
+      () => checkBlobs(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), blobs(opts))
+    ).flatMap { check =>
+      try { check(); None }
+      catch { case e: GoCaffeException => Some(e.getMessage) }
+    }
+    if (problems.nonEmpty) throw new GoCaffeException(problems.mkString("; "))
+  }
+
+  /** Every blob must be a top of the test net (phase rules; goexec checks
+    * stage and level rules too, when it builds the net).
+    */
+  def checkBlobs(spec: SolverSpec, blobs: Seq[String]): Unit = {
+    val s = spec.solver
+    val net =
+      if (s.getTestNetParamCount > 0) s.getTestNetParam(0)
+      else if (s.hasNetParam) s.getNetParam
+      else throw new GoCaffeException(s"${spec.solverPath}: -features runs the test net, but the solver has none")
+    val tops = net.getLayerList.asScala.toSeq.filter(CaffeFiles.inPhase(_, Phase.TEST))
+      .flatMap(_.getTopList.asScala).distinct
+    val missing = blobs.filterNot(tops.contains)
+    if (missing.nonEmpty)
+      throw new GoCaffeException(s"-features/-label: the test net of ${spec.solverPath} has no blob " +
+        s"${missing.map("'" + _ + "'").mkString(", ")} (its blobs: ${tops.mkString(", ")})")
+    if (blobs.contains("SampleID"))
+      throw new GoCaffeException("-features: 'SampleID' is the name of the output's sample ID column, not a blob")
+  }
+
+  private val GrpcError = """io\.grpc\.StatusRuntimeException: ([A-Z_]+): ([^\n]*)""".r
+
+  /** A failed feature job, with goexec's own message when a task had one. */
+  def explain(e: SparkException): Exception =
+    GrpcError.findFirstMatchIn(Option(e.getMessage).getOrElse("")) match {
+      case Some(m) => new GoCaffeException(s"feature extraction failed on an executor: goexec: ${m.group(1)}: ${m.group(2)}", e)
+      case None    => e
+    }
 
   /** The blobs to extract: -features in order, then -label's unless listed
     * (CaffeOnSpark appends the label blob the same way).
