@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -13,8 +14,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
 
@@ -192,4 +195,47 @@ func TestFeaturesErrors(t *testing.T) {
 	wantCode(t, call(func(q *pb.FeaturesRequest) { q.Data.Layer = "nope" }), codes.InvalidArgument, `"nope"`, "data")
 	wantCode(t, call(func(q *pb.FeaturesRequest) { q.Data.Key = key(9) }), codes.FailedPrecondition, "LoadPartition")
 	wantCode(t, call(func(q *pb.FeaturesRequest) { q.RowsPerChunk = -1 }), codes.InvalidArgument, "rows_per_chunk")
+}
+
+// TestFeaturesIgnoreShuffle: a CoSData layer that shuffles for training
+// still yields the partition's rows in order, each once.
+func TestFeaturesIgnoreShuffle(t *testing.T) {
+	const batch, rows = 5, 13
+	sp := solverFor(t, batch)
+	r := newRank(t)
+	w := trainedWeights(t, r, sp)
+	memData := `layer { name: "data" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: %d channels: 1 height: 8 width: 8 }
+  transform_param { scale: 0.00390625 } }`
+	cosData := `layer { name: "data" type: "CoSData" top: "data" top: "label"
+  cos_data_param { batch_size: %d shuffle: true
+    top { name: "data" type: RAW_IMAGE channels: 1 height: 8 width: 8 transform_param { scale: 0.00390625 } }
+    top { name: "label" type: INT sample_num_axes: 0 } } }`
+	if !strings.Contains(netTemplate, memData) {
+		t.Fatal("netTemplate's data layer changed; update this test")
+	}
+	np, err := prototxt.ParseNet("cos.prototxt", []byte(fmt.Sprintf(strings.Replace(netTemplate, memData, cosData, 1), batch)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cos := proto.CloneOf(sp)
+	cos.NetParam = np
+	test := makeSamples(rows, 70)
+	tk := &pb.PartitionKey{Dataset: "app/features/cos", Partition: 0}
+	if _, err := r.loadErr(tk, marshal(t, np.GetLayer()[0]), arrowIPC(t, test, 4), 1000, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.features(t, &pb.FeaturesRequest{Solver: marshal(t, cos), Weights: marshal(t, w),
+		Data: &pb.DataBinding{Layer: "data", Key: tk}, Blobs: []string{"label"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.ids) != rows {
+		t.Fatalf("%d rows, want %d", len(got.ids), rows)
+	}
+	for i := 0; i < rows; i++ {
+		if l := got.values["label"][i]; l[0] != float32(test.labels[i]) {
+			t.Fatalf("row %d: label %v, want %d (rows out of order)", i, l, test.labels[i])
+		}
+	}
 }
