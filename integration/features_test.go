@@ -127,35 +127,42 @@ func idLabels(t *testing.T, e sparkEnv) map[string]int {
 	return labels
 }
 
-// imageDataFrameSolver writes a copy of the LeNet solver and net beside
-// solver whose test data is the ImageDataFrame Parquet in dir.
-func imageDataFrameSolver(t *testing.T, solver, dir string) string {
+// variantSolver writes a copy of the LeNet solver beside solver, named
+// name_solver.prototxt, whose net is edit(the LeNet net), and returns its path.
+func variantSolver(t *testing.T, solver, name string, edit func(t *testing.T, net string) string) string {
 	t.Helper()
 	base := filepath.Dir(solver)
 	net, err := os.ReadFile(filepath.Join(base, "lenet_train_test.prototxt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`source: "parquet:[^"]*/test"`)
-	if !re.Match(net) {
-		t.Fatal("the LeNet net has no parquet test source")
-	}
-	n := re.ReplaceAllLiteral(net, []byte(`source: "parquet:`+dir+`"`))
 	s, err := os.ReadFile(solver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv := strings.Replace(string(s), `net: "lenet_train_test.prototxt"`, `net: "lenet_idf.prototxt"`, 1)
+	sv := strings.Replace(string(s), `net: "lenet_train_test.prototxt"`, `net: "`+name+`.prototxt"`, 1)
 	if sv == string(s) {
 		t.Fatal("the LeNet solver names no lenet_train_test.prototxt")
 	}
-	out := filepath.Join(base, "lenet_idf_solver.prototxt")
-	for name, text := range map[string][]byte{"lenet_idf.prototxt": n, "lenet_idf_solver.prototxt": []byte(sv)} {
-		if err := os.WriteFile(filepath.Join(base, name), text, 0o644); err != nil {
+	out := filepath.Join(base, name+"_solver.prototxt")
+	for file, text := range map[string]string{name + ".prototxt": edit(t, string(net)), name + "_solver.prototxt": sv} {
+		if err := os.WriteFile(filepath.Join(base, file), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return out
+}
+
+// imageDataFrameSolver: the LeNet solver with its test data the
+// ImageDataFrame Parquet in dir.
+func imageDataFrameSolver(t *testing.T, solver, dir string) string {
+	return variantSolver(t, solver, "lenet_idf", func(t *testing.T, net string) string {
+		re := regexp.MustCompile(`source: "parquet:[^"]*/test"`)
+		if !re.MatchString(net) {
+			t.Fatal("the LeNet net has no parquet test source")
+		}
+		return re.ReplaceAllLiteralString(net, `source: "parquet:`+dir+`"`)
+	})
 }
 
 // readJSONDir reads Spark's JSON-lines output (part-*.json) under dir.
@@ -361,6 +368,20 @@ func TestFeaturesLeNet(t *testing.T) {
 	}
 	if strings.Contains(r.out, "GoCaffe: iteration") {
 		t.Error("bad -features input: training ran before the check")
+	}
+
+	// A blob the driver cannot rule out (a layer included in the TEST phase
+	// only for a stage the net state lacks) fails on the executors, with
+	// goexec's message naming the blob.
+	staged := variantSolver(t, solver, "lenet_staged", func(t *testing.T, net string) string {
+		return net + `layer { name: "staged" type: "ReLU" bottom: "ip2" top: "staged" include { phase: TEST stage: "extra" } }` + "\n"
+	})
+	r = e.submit(t, 4*time.Minute, "local[1]", nil, "-features", "ip2,staged", "-conf", staged, "-model", model,
+		"-output", filepath.Join(e.tmp, "features-staged"))
+	for _, w := range []string{"GoCaffeRunner: feature extraction", "refused its input", `no blob "staged"`, "its blobs: "} {
+		if r.code != 1 || !strings.Contains(r.combined, w) {
+			t.Errorf("blob missing in goexec's net: exit %d, want 1 and %q; output tail:\n%s", r.code, w, tail(r.combined, 30))
+		}
 	}
 	checkClean(t, e.tmp)
 }

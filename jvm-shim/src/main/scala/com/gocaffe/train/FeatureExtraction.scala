@@ -161,14 +161,19 @@ object FeatureExtraction {
       throw new GoCaffeException("-features: 'SampleID' is the name of the output's sample ID column, not a blob")
   }
 
-  private val GrpcError = """io\.grpc\.StatusRuntimeException: ([A-Z_]+): ([^\n]*)""".r
+  // GoExec.call's failure: "goexec on executor E (host H): Status{code=C, description=D, cause=...}".
+  private val GoExecError = """goexec on executor (\S+) \(host (\S+)\): Status\{code=([A-Z_]+), description=(.*), cause=""".r.unanchored
 
   /** A failed feature job, with goexec's own message when a task had one. */
-  def explain(e: SparkException): Exception =
-    GrpcError.findFirstMatchIn(Option(e.getMessage).getOrElse("")) match {
-      case Some(m) => new GoCaffeException(s"feature extraction failed on an executor: goexec: ${m.group(1)}: ${m.group(2)}", e)
-      case None    => e
-    }
+  def explain(e: SparkException): Exception = e match {
+    case BadInput(why) => new GoCaffeException(s"feature extraction: $why", e)
+    case _ =>
+      Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).take(16)
+        .flatMap(t => Option(t.getMessage).iterator.flatMap(_.linesIterator))
+        .collectFirst { case GoExecError(ex, host, code, why) =>
+          new GoCaffeException(s"feature extraction failed: goexec on executor $ex (host $host): $code: $why", e)
+        }.getOrElse(e)
+  }
 
   /** The blobs to extract: -features in order, then -label's unless listed
     * (CaffeOnSpark appends the label blob the same way).
