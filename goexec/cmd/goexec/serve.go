@@ -23,6 +23,10 @@ import (
 func runServe(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The log goes to the parent JVM through a pipe. When the JVM dies, a
+	// write to it must fail with EPIPE, not kill goexec with SIGPIPE before
+	// it has cleaned up.
+	signal.Ignore(syscall.SIGPIPE)
 	return serve(ctx, args, os.Stdin, os.Stderr)
 }
 
@@ -43,7 +47,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.socket, "socket", "", "Unix socket path to listen on (required; created with mode 0600)")
 	f.log.register(fs, "json")
 	fs.BoolVar(&f.exitOnEOF, "exit-on-stdin-eof", false, "stop when standard input closes (the parent JVM died)")
-	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed")
+	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed or on SIGTERM/SIGINT")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
 	f.limits.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -94,6 +98,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 	}
 	defer lis.Close()
 
+	signalled := ctx.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	parentGone := make(chan struct{})
@@ -119,17 +124,25 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 		server.WithGRPCOptions(gotrain.ServerOptions()...),
 	)
 	err = srv.Serve(ctx, lis)
-	select {
-	case <-parentGone:
-		if f.removeOnExit != "" {
-			dir := filepath.Clean(f.removeOnExit)
-			if rmErr := os.RemoveAll(dir); rmErr != nil {
-				log.Error().Err(rmErr).Str("dir", dir).Msg("cleanup failed")
-			} else {
-				log.Info().Str("dir", dir).Msg("removed work directory")
-			}
+	// The parent's death or a signal (Ctrl-C reaches the whole process
+	// group, JVM and goexec alike): nobody else may be left to clean up.
+	if f.removeOnExit != "" && (closed(parentGone) || closed(signalled)) {
+		dir := filepath.Clean(f.removeOnExit)
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			log.Error().Err(rmErr).Str("dir", dir).Msg("cleanup failed")
+		} else {
+			log.Info().Str("dir", dir).Msg("removed work directory")
 		}
-	default:
 	}
 	return err
+}
+
+// closed reports whether c is closed, without blocking.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -131,6 +131,33 @@ func TestServeStopsAndCleansUpWhenStdinCloses(t *testing.T) {
 	}
 }
 
+// TestServeRemovesWorkDirOnSignal: SIGTERM or SIGINT (the context passed in)
+// stops serve and removes the work directory, as Ctrl-C of spark-submit
+// signals the JVMs and goexec together.
+func TestServeRemovesWorkDirOnSignal(t *testing.T) {
+	work := filepath.Join(t.TempDir(), "gocaffe-goexec-test")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close() // the parent lives on
+	ctx, signal := context.WithCancel(context.Background())
+	_, done := startServe(t, ctx, []string{"--socket", filepath.Join(work, "g.sock"), "--exit-on-stdin-eof",
+		"--remove-on-exit", work}, pr, &lockedBuf{})
+	signal()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop after the signal")
+	}
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Errorf("work dir not removed: %v", err)
+	}
+}
+
 func TestServeFlagProblemsReportedTogether(t *testing.T) {
 	err := serve(context.Background(), []string{"--log-format", "xml", "--log-level", "loud", "--remove-on-exit", "/x", "extra"},
 		strings.NewReader(""), io.Discard)
