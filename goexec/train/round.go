@@ -560,12 +560,14 @@ func (s *Service) Score(ctx context.Context, req *pb.ScoreRequest) (*pb.ScoreRes
 	default:
 		return nil, invalid("test_net_index", "%d: the solver has %d inlined test nets and no net_param", idx, len(sp.GetTestNetParam()))
 	}
-	if len(req.GetWeights()) == 0 {
-		return nil, invalid("weights", "required")
-	}
-	w := &caffepb.NetParameter{}
-	if err := proto.Unmarshal(req.GetWeights(), w); err != nil {
-		return nil, invalid("weights", "not a caffe.NetParameter: %v", err)
+	var w *caffepb.NetParameter
+	if len(req.GetWeights()) > 0 {
+		w = &caffepb.NetParameter{}
+		if err := proto.Unmarshal(req.GetWeights(), w); err != nil {
+			return nil, invalid("weights", "not a caffe.NetParameter: %v", err)
+		}
+	} else if sp.GetRandomSeed() < 0 {
+		return nil, invalid("weights", "required, unless the solver's random_seed is set (then the weights are a fresh initialisation from it)")
 	}
 	if req.GetIterations() < 0 {
 		return nil, invalid("iterations", "negative (%d)", req.GetIterations())
@@ -583,6 +585,16 @@ func (s *Service) Score(ctx context.Context, req *pb.ScoreRequest) (*pb.ScoreRes
 	}
 	defer s.release()
 	start := time.Now()
+	if w == nil {
+		// Caffe's test at iteration 0 (test_initialization): the weights a
+		// TrainRound with this seed starts from.
+		sv, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](s.reg),
+			solver.WithSeed[float32](uint64(sp.GetRandomSeed())), solver.WithoutTestNets[float32]())
+		if err != nil {
+			return nil, invalid("solver", "%v", err)
+		}
+		w = sv.TrainNet().ToProto(false)
+	}
 	n, err := net.New[float32](np, st, s.reg, net.WithoutFillers())
 	if err != nil {
 		return nil, invalid("solver", "test net %d: %v", idx, err)

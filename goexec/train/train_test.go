@@ -485,6 +485,46 @@ func TestScore(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition, "LoadPartition")
 }
 
+// TestScoreFreshInitialisation: Score without weights scores the weights a
+// TrainRound starts from with the solver's random_seed (Caffe's test at
+// iteration 0): the same as scoring the weights after one update with
+// base_lr 0. Without weights or a seed it is an error naming both.
+func TestScoreFreshInitialisation(t *testing.T) {
+	const batch = 16
+	sp := solverFor(t, batch)
+	sp.RandomSeed = proto.Int64(1701)
+	sp.BaseLr = proto.Float32(0)
+	r := newRank(t)
+	r.load(t, key(0), sp, makeSamples(64, 30))
+	test := &pb.PartitionKey{Dataset: "app/data/test", Partition: 0}
+	r.load(t, test, sp, makeSamples(100, 31))
+	tb := []*pb.DataBinding{{Layer: "data", Key: test}}
+	zero, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 1,
+		Data: []*pb.DataBinding{{Layer: "data", Key: key(0)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.client.Score(context.Background(), &pb.ScoreRequest{Solver: marshal(t, sp), Weights: marshal(t, zero.weights), Data: tb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.client.Score(context.Background(), &pb.ScoreRequest{Solver: marshal(t, sp), Data: tb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.GetOutputs()) == 0 || len(got.GetOutputs()) != len(want.GetOutputs()) {
+		t.Fatalf("outputs %v, want %v", got.GetOutputs(), want.GetOutputs())
+	}
+	for i, o := range got.GetOutputs() {
+		if !proto.Equal(o, want.GetOutputs()[i]) {
+			t.Errorf("fresh initialisation scores %v, the seed's trained-at-lr-0 weights %v", o, want.GetOutputs()[i])
+		}
+	}
+	sp.RandomSeed = proto.Int64(-1)
+	_, err = r.client.Score(context.Background(), &pb.ScoreRequest{Solver: marshal(t, sp), Data: tb})
+	wantCode(t, err, codes.InvalidArgument, "weights", "random_seed")
+}
+
 // TestReloadedPartitionIsUsed: a partition reloaded between rounds feeds the
 // next round even though the session (and its samplers) is kept.
 func TestReloadedPartitionIsUsed(t *testing.T) {
