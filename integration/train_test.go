@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -160,6 +161,7 @@ var (
 	progressRe  = regexp.MustCompile(`(?m)^GoCaffe: iteration (\d+)/(\d+), loss ([0-9.eE+-]+), lr ([0-9.eE+-]+), (\d+) images/s \((\d+) ranks?\), ETA \S+$`)
 	finalTestRe = regexp.MustCompile(`(?m)^GoCaffe: final test: .*\baccuracy = ([0-9.]+)`)
 	rankRe      = regexp.MustCompile(`(?m)^GoCaffe: rank (\d+) on executor (\S+) \(\S+\): partition of (\d+) rows`)
+	initTestRe  = regexp.MustCompile(`(?m)^GoCaffe: test at iteration 0: .*\baccuracy = ([0-9.]+)`)
 	doneRe      = regexp.MustCompile(`(?m)^GoCaffe: training done at iteration (\d+) .*; model (\S+), solver state (\S+)$`)
 )
 
@@ -232,6 +234,28 @@ func parseTraining(t *testing.T, r result, wantIter int) trainOutcome {
 	return o
 }
 
+// checkInitialTest: with want, the test at iteration 0 (Caffe's
+// test_initialization) ran before training, on the seed's fresh weights (far
+// from trained: LeNet starts near chance); without, it did not run.
+func checkInitialTest(t *testing.T, r result, want bool) {
+	t.Helper()
+	m := initTestRe.FindStringSubmatchIndex(r.out)
+	switch {
+	case !want && m != nil:
+		t.Errorf("a test at iteration 0 ran: %s", r.out[m[0]:m[1]])
+	case want && m == nil:
+		t.Errorf("no test at iteration 0 (test_initialization); stdout:\n%s", r.out)
+	case want:
+		acc, _ := strconv.ParseFloat(r.out[m[2]:m[3]], 64)
+		if acc > 0.5 {
+			t.Errorf("accuracy %.4f at iteration 0: not the untrained weights", acc)
+		}
+		if p := progressRe.FindStringIndex(r.out); p != nil && p[0] < m[0] {
+			t.Errorf("the test at iteration 0 came after training started")
+		}
+	}
+}
+
 // checkOneRankPerExecutor: the ranks ran on distinct executors.
 func checkOneRankPerExecutor(t *testing.T, o trainOutcome, n int) {
 	t.Helper()
@@ -257,6 +281,7 @@ func trainLocalCluster(t *testing.T, mode string) {
 		t.Errorf("%s: test accuracy %.4f after %d iterations, want >= %.2f", mode, o.accuracy, trainIterations, trainAccuracy)
 	}
 	checkOneRankPerExecutor(t, o, 2)
+	checkInitialTest(t, r, true)
 	for _, f := range []string{"lenet_iter_300.caffemodel", "lenet_iter_300.solverstate", "lenet.caffemodel", "lenet.solverstate"} {
 		if _, err := os.Stat(filepath.Join(e.tmp, "model", f)); err != nil {
 			t.Errorf("snapshot: %v", err)
@@ -282,6 +307,7 @@ func resumeFromSnapshot(t *testing.T, e sparkEnv, solver, state string) {
 	if !strings.Contains(r.out, "GoCaffe: resuming from "+state+" at iteration 300") {
 		t.Errorf("no 'resuming from %s at iteration 300' line", state)
 	}
+	checkInitialTest(t, r, false) // resumed past iteration 0
 	if first := progressRe.FindStringSubmatch(r.out); first == nil || first[1] != "300" {
 		t.Errorf("resumed run's first progress %v, want iteration 300", first)
 	}
@@ -354,6 +380,91 @@ func TestTrainSurvivesKilledGoexec(t *testing.T) {
 	checkClean(t, filepath.Join(root, o.app), e.tmp)
 }
 
+// standaloneCluster starts a Spark master and workers on 127.0.0.1, each
+// worker with cores cores and its own work directory; it returns the master
+// URL and the work directories. The daemons stop when the test ends.
+func standaloneCluster(t *testing.T, e sparkEnv, workers, cores int) (string, []string) {
+	t.Helper()
+	port := freePort(t)
+	master := fmt.Sprintf("spark://127.0.0.1:%d", port)
+	startDaemon(t, e, "master", "I have been elected leader",
+		"org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--webui-port", strconv.Itoa(freePort(t)))
+	var dirs []string
+	for i := 1; i <= workers; i++ {
+		wd := filepath.Join(e.tmp, fmt.Sprintf("worker%d", i))
+		dirs = append(dirs, wd)
+		startDaemon(t, e, fmt.Sprintf("worker%d", i), "Successfully registered with master",
+			"org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1", "--cores", strconv.Itoa(cores),
+			"--memory", "1500m", "--work-dir", wd, "--webui-port", strconv.Itoa(freePort(t)))
+	}
+	return master, dirs
+}
+
+// TestTrainLeNetStandalone: a standalone master and 2 workers on 127.0.0.1,
+// one 2-core executor on each, train LeNet in both sync modes (one after the
+// other on the same daemons), one rank per executor. The allreduce run uses
+// 300-iteration rounds, longer than the display interval (100): its progress
+// lines for iterations inside a round must be printed while the round runs,
+// before the driver's "round 1 done".
+func TestTrainLeNetStandalone(t *testing.T) {
+	e := setup(t)
+	solver := lenetFiles(t, e, trainIterations, trainIterations, 0)
+	master, workDirs := standaloneCluster(t, e, 2, 2)
+	for _, mode := range []string{"allreduce", "average"} {
+		conf := []string{"--executor-memory", "1g", "--executor-cores", "2", "--total-executor-cores", "4",
+			"--conf", "spark.gocaffe.sync.mode=" + mode}
+		if mode == "allreduce" {
+			conf = append(conf, "--conf", "spark.gocaffe.sync.roundIterations=300")
+		}
+		r := e.submitWatching(t, 8*time.Minute, master, conf, nil,
+			"-train", "-conf", solver, "-model", filepath.Join(e.tmp, "model-"+mode, "lenet.caffemodel"),
+			"-clusterSize", "2")
+		o := parseTraining(t, r, trainIterations)
+		t.Logf("standalone %s: test accuracy %.4f after %d iterations", mode, o.accuracy, trainIterations)
+		if o.accuracy < trainAccuracy {
+			t.Errorf("standalone %s: test accuracy %.4f after %d iterations, want >= %.2f", mode, o.accuracy,
+				trainIterations, trainAccuracy)
+		}
+		checkOneRankPerExecutor(t, o, 2)
+		checkInitialTest(t, r, true)
+		if mode == "allreduce" {
+			checkLiveProgress(t, r, 1, []int{100, 200})
+		}
+	}
+	// Each worker ran one executor per application, in its own work dir.
+	for _, wd := range workDirs {
+		execs, _ := filepath.Glob(filepath.Join(wd, "app-*", "*"))
+		if len(execs) != 2 {
+			t.Errorf("worker dir %s holds executor dirs %v, want one per application (2)", wd, execs)
+		}
+	}
+	checkClean(t, append(workDirs, e.tmp)...)
+}
+
+// checkLiveProgress: the progress lines of the given iterations, inside
+// round round, come before that round's "round N done" line (stdout and
+// stderr are read as they are written; the lines are seconds apart).
+func checkLiveProgress(t *testing.T, r result, round int, iters []int) {
+	t.Helper()
+	doneRe := regexp.MustCompile(`(?m)^GoCaffe: round ` + strconv.Itoa(round) + ` done: (\d+) iterations `)
+	done := doneRe.FindStringSubmatchIndex(r.combined)
+	if done == nil {
+		t.Errorf("no 'round %d done' line; output tail:\n%s", round, tail(r.combined, 40))
+		return
+	}
+	if n, _ := strconv.Atoi(r.combined[done[2]:done[3]]); n <= iters[len(iters)-1] {
+		t.Errorf("round %d ran %d iterations; the test needs a round past iteration %d", round, n, iters[len(iters)-1])
+	}
+	for _, it := range iters {
+		at := regexp.MustCompile(`(?m)^GoCaffe: iteration ` + strconv.Itoa(it) + `/`).FindStringIndex(r.combined)
+		if at == nil || at[0] > done[0] {
+			t.Errorf("progress of iteration %d not printed while round %d ran (before its 'round %d done' line)",
+				it, round, round)
+		}
+	}
+}
+
 // TestTrainUpFrontChecks: dynamic allocation, -clusterSize against
 // spark.executor.instances, and too few executors each fail fast with
 // GoCaffe's own message (never Spark's SPARK-24819 text).
@@ -420,7 +531,8 @@ func TestTrainLeNetV1Net(t *testing.T) {
 	// A V0 solver_type too: goexec prepare upgrades the solver as well.
 	solver := "net: \"lenet_v1_train_test.prototxt\"\ntest_iter: 100\ntest_interval: 200\nbase_lr: 0.01\n" +
 		"momentum: 0.9\nweight_decay: 0.0005\nlr_policy: \"inv\"\ngamma: 0.0001\npower: 0.75\ndisplay: 100\n" +
-		"max_iter: " + strconv.Itoa(iters) + "\nsnapshot_prefix: \"lenet_v1\"\nsolver_mode: CPU\nsolver_type: SGD\nrandom_seed: 1701\n"
+		"max_iter: " + strconv.Itoa(iters) + "\nsnapshot_prefix: \"lenet_v1\"\nsolver_mode: CPU\nsolver_type: SGD\nrandom_seed: 1701\n" +
+		"test_initialization: false\n"
 	// The broken net: V1 layer with a misspelt field on line 3.
 	bad := "name: \"broken\"\nlayers {\n  nmae: \"data\"\n  type: MEMORY_DATA\n}\n"
 	for name, text := range map[string]string{
@@ -454,6 +566,7 @@ func TestTrainLeNetV1Net(t *testing.T) {
 	r = e.submitWatching(t, 6*time.Minute, "local[2]", driverTmp, nil,
 		"-train", "-conf", filepath.Join(dir, "lenet_v1_solver.prototxt"), "-model", model, "-clusterSize", "1")
 	o := parseTraining(t, r, iters)
+	checkInitialTest(t, r, false) // the solver says test_initialization: false
 	// Measured 0.9405 after 200 iterations of batch 64 on one rank.
 	const bar = 0.90
 	t.Logf("V1 net: test accuracy %.4f after %d iterations", o.accuracy, iters)

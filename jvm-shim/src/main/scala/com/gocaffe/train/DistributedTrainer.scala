@@ -140,11 +140,6 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       val b = new Array[Byte](32); new SecureRandom().nextBytes(b); b
   }
 
-  private def fmtDuration(s: Double): String = {
-    val t = math.max(0L, math.round(s))
-    if (t >= 3600) f"${t / 3600}h${t % 3600 / 60}%02dm" else if (t >= 60) f"${t / 60}m${t % 60}%02ds" else s"${t}s"
-  }
-
   /** Where -train writes its final model: -model, else the solver's snapshot_prefix. */
   private[train] def modelPathOf(spec: SolverSpec): String = opts.get("model").getOrElse {
     val prefix = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else "gocaffe"
@@ -199,10 +194,21 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val maxIter = spec.maxIter.toLong
     val started = System.nanoTime()
     val startIter = iter
+    val live = new LiveProgress(sc, n, maxIter, startIter, say)
+    sc.addSparkListener(live)
+    val liveAcc = live.acc
     var round = 0L
     var lastTest: Option[String] = None
     var placement: IndexedSeq[Option[String]] = IndexedSeq.fill(n)(None)
     try {
+      // Caffe tests before the first update unless test_initialization is
+      // false; a fresh start is scored by goexec from the seed every rank
+      // initialises with.
+      if (test.isDefined && iter == 0 && spec.solver.getTestInitialization) {
+        val seeded = if (weights(0).nonEmpty || seed == 0L) spec.bytes
+        else spec.solver.toBuilder.setRandomSeed(seed).build().toByteArray
+        lastTest = Some(runTest(test.get, seeded, weights(0), rp, 0L, "GoCaffe test at iteration 0").line)
+      }
       while (iter < maxIter) {
         round += 1
         val bounds = Seq(maxIter, iter + tau) ++
@@ -219,7 +225,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val t0 = System.nanoTime()
         val results = withRetries(desc, iter) {
           val stage = new PinnedRDD(train.rdd, placement).barrier().mapPartitions { it =>
-            RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, it)
+            RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, liveAcc, it)
           }
           runBarrier(rp.fold(stage)(p => stage.withResources(p)), n).sortBy(_.rank)
         }
@@ -236,16 +242,9 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
           weights(0) = ModelAverage.averageWeights(results.map(_.weights))
           state = ModelAverage.averageStates(results.map(_.solverState))
         }
-        // Progress: one line per display point, over all ranks.
-        val done = end
-        val rate = (done - startIter) / ((System.nanoTime() - started) / 1e9)
-        results.flatMap(_.progress).groupBy(_.iter).toSeq.sortBy(_._1).foreach { case (it, ps) =>
-          val loss = ps.map(_.loss).sum / ps.size
-          val ips = ps.map(_.imagesPerSecond).sum
-          val eta = if (rate > 0) fmtDuration((maxIter - it) / rate) else "?"
-          say(f"GoCaffe: iteration $it%d/$maxIter%d, loss $loss%.5f, lr ${ps.head.lr}%.6g, ${ips}%.0f images/s " +
-            s"(${ps.size} rank${if (ps.size == 1) "" else "s"}), ETA $eta")
-        }
+        // Progress: one line per display point, over all ranks; those the
+        // heartbeats did not bring while the round ran.
+        live.roundEnded(results.flatMap(_.progress), (end - startIter) / ((System.nanoTime() - started) / 1e9))
         val ar = results.map(_.allreduceSeconds).max
         err.println(f"GoCaffe: round $round done: ${end - iter}%d iterations in $secs%.2f s (allreduce $ar%.2f s)")
         iter = end
@@ -258,12 +257,13 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       }
       val (m, s) = snaps.finalModel(weights(0), if (state.isEmpty) SolverState.newBuilder().setIter(iter.toInt)
         .build().toByteArray else state)
-      say(s"GoCaffe: training done at iteration $iter in ${fmtDuration((System.nanoTime() - started) / 1e9)}; " +
+      say(s"GoCaffe: training done at iteration $iter in ${LiveProgress.fmtDuration((System.nanoTime() - started) / 1e9)}; " +
         s"model $m, solver state $s")
       lastTest.foreach(t => say(s"GoCaffe: final test: $t"))
       0
     } finally {
       sc.removeSparkListener(failures)
+      sc.removeSparkListener(live)
       solverB.destroy()
     }
   }
@@ -361,12 +361,15 @@ object DistributedTrainer {
 
   /** Spark settings training needs, set before the SparkContext starts:
     * Spark's own barrier-slot check polls every second for as long as
-    * GoCaffe's slot wait, so GoCaffe's message comes first.
+    * GoCaffe's slot wait, so GoCaffe's message comes first; executors send
+    * heartbeats every 2 s (Spark's default is 10 s), as they carry the
+    * running ranks' progress to the driver ([[LiveProgress]]).
     */
   def configure(conf: org.apache.spark.SparkConf): Unit = {
     val waitMs = GoCaffeConf.resolve(conf).millis("spark.gocaffe.barrier.slotWaitTimeout")
     conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "1s")
     conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures",
       math.max(1L, TimeUnit.MILLISECONDS.toSeconds(waitMs) + 5).toString)
+    conf.setIfMissing("spark.executor.heartbeatInterval", "2s")
   }
 }

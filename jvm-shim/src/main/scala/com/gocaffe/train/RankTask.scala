@@ -13,6 +13,7 @@ import com.google.protobuf.ByteString
 import io.grpc.StatusRuntimeException
 import io.grpc.stub.{ClientCallStreamObserver, ClientResponseObserver}
 import org.apache.spark.{BarrierTaskContext, SparkEnv, TaskContext}
+import org.apache.spark.util.CollectionAccumulator
 import org.slf4j.LoggerFactory
 
 /** One progress line of one rank (a goexec Progress event). */
@@ -197,17 +198,21 @@ object RankTask {
     InetAddress.getByName(fromEnv.getOrElse(env.blockManager.blockManagerId.host)).getHostAddress
   }
 
-  /** One rank of one round (runs inside a barrier task). */
-  def trainRound(spec: RoundSpec, weights: Array[Byte], state: Array[Byte],
+  /** One rank of one round (runs inside a barrier task). Each progress
+    * event also goes to live, which executor heartbeats carry to the driver
+    * while the round runs.
+    */
+  def trainRound(spec: RoundSpec, weights: Array[Byte], state: Array[Byte], live: CollectionAccumulator[RankProgress],
                  arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
     val ctx = BarrierTaskContext.get()
     val rank = ctx.partitionId()
     val g = goexec()
-    reporting(g)(trainOn(g, ctx, rank, spec, weights, state, arrow))
+    reporting(g)(trainOn(g, ctx, rank, spec, weights, state, live, arrow))
   }
 
   private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, spec: RoundSpec, weights: Array[Byte],
-                      state: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
+                      state: Array[Byte], live: CollectionAccumulator[RankProgress],
+                      arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
     val (rows, loaded) = ensurePartition(g, spec.dataset, rank, spec.layer, arrow)
 
     val peers: Seq[String] =
@@ -251,7 +256,9 @@ object RankTask {
         e.getEventCase match {
           case TrainRoundEvent.EventCase.PROGRESS =>
             val p = e.getProgress
-            progress += RankProgress(rank, p.getIter, p.getLoss, p.getLr, p.getImagesPerSecond)
+            val rp = RankProgress(rank, p.getIter, p.getLoss, p.getLr, p.getImagesPerSecond)
+            progress += rp
+            live.add(rp)
           case TrainRoundEvent.EventCase.WEIGHTS      => append(w, e.getWeights, "weights")
           case TrainRoundEvent.EventCase.SOLVER_STATE => append(s, e.getSolverState, "solver_state")
           case TrainRoundEvent.EventCase.DONE         => stats = e.getDone
