@@ -214,6 +214,7 @@ func TestTrainCtrlC(t *testing.T) {
 	solver := lenetFiles(t, e, trainIterations, trainIterations, 0)
 	var app string
 	interrupted := false
+	var at time.Time
 	watch := func(line string) {
 		if m := trainAppRe.FindStringSubmatch(line); m != nil {
 			app = m[1]
@@ -222,6 +223,7 @@ func TestTrainCtrlC(t *testing.T) {
 			return
 		}
 		interrupted = true
+		at = time.Now()
 		if len(goexecProcesses(t, filepath.Join(e.sparkHome, "work", app), e.tmp)) == 0 {
 			t.Errorf("no goexec running mid-training")
 		}
@@ -239,6 +241,7 @@ func TestTrainCtrlC(t *testing.T) {
 	if !interrupted {
 		t.Fatalf("training never reached iteration 100; output tail:\n%s", tail(r.combined, 60))
 	}
+	t.Logf("spark-submit exited with status %d %v after SIGINT", r.code, time.Since(at).Round(100*time.Millisecond))
 	if r.code == 0 {
 		t.Errorf("spark-submit exit 0 after SIGINT, want a failure")
 	}

@@ -216,8 +216,15 @@ func goexecProcesses(t *testing.T, dirs ...string) []string {
 			}
 		}
 		for _, d := range dirs {
-			if strings.HasPrefix(argv[0], d) {
+			// An executor's goexec runs from its working directory, which the
+			// kernel reports with symbolic links resolved.
+			real, err := filepath.EvalSymlinks(d)
+			if err != nil {
+				real = d
+			}
+			if strings.HasPrefix(argv[0], d) || strings.HasPrefix(argv[0], real) {
 				found = append(found, e.Name()+" "+strings.Join(argv, " "))
+				break
 			}
 		}
 	}
