@@ -199,7 +199,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val liveAcc = live.acc
     var round = 0L
     var lastTest: Option[String] = None
-    var placement: IndexedSeq[Option[String]] = IndexedSeq.fill(n)(None)
+    var placement: IndexedSeq[Option[Pin]] = IndexedSeq.fill(n)(None)
     try {
       // Caffe tests before the first update unless test_initialization is
       // false; a fresh start is scored by goexec from the seed every rank
@@ -229,7 +229,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
           }
           runBarrier(rp.fold(stage)(p => stage.withResources(p)), n).sortBy(_.rank)
         }
-        placement = results.map(r => Some(s"executor_${r.schedulerHost}_${r.executorId}")).toIndexedSeq
+        placement = results.map(r => Some(Pin(r.schedulerHost, r.executorId))).toIndexedSeq
         val secs = (System.nanoTime() - t0) / 1e9
         wB.destroy(); sB.destroy()
         if (round == 1 || results.exists(_.loadedNow))

@@ -4,16 +4,29 @@ import scala.reflect.ClassTag
 
 import org.apache.spark.{Partition, TaskContext}
 import org.apache.spark.rdd.RDD
+import org.apache.spark.sql.gocaffe.GoCaffeSparkBridge
 
-/** prev with partition i preferring the executor that ran rank i last round
-  * (Spark's `executor_HOST_ID` locations), so a rank's partition stays cached
-  * in the same goexec across rounds. Narrow: prev's shuffle is reused.
+/** Where a rank ran: the executor's scheduler host and id. */
+final case class Pin(host: String, executorId: String) {
+  /** Spark's location string for exactly this executor. */
+  def location: String = s"executor_${host}_$executorId"
+}
+
+/** prev with partition i preferring the executor that ran rank i last round,
+  * so a rank's partition stays cached in the same goexec across rounds.
+  * Narrow: prev's shuffle is reused. A pin to an executor that is gone (lost;
+  * Spark gives its replacement a new id) is dropped when the job is
+  * submitted: that rank runs on whichever executor is free, and its partition
+  * is loaded into that executor's goexec.
   */
-final class PinnedRDD[T: ClassTag](prev: RDD[T], locations: IndexedSeq[Option[String]]) extends RDD[T](prev) {
+final class PinnedRDD[T: ClassTag](prev: RDD[T], pins: IndexedSeq[Option[Pin]]) extends RDD[T](prev) {
+  @transient private lazy val alive: Set[String] = GoCaffeSparkBridge.executors(sparkContext).map(_.id).toSet
+
   override def compute(split: Partition, context: TaskContext): Iterator[T] = prev.iterator(split, context)
 
   override protected def getPartitions: Array[Partition] = prev.partitions
 
   override protected def getPreferredLocations(split: Partition): Seq[String] =
-    locations.lift(split.index).flatten.map(Seq(_)).getOrElse(prev.preferredLocations(split))
+    pins.lift(split.index).flatten.filter(p => alive(p.executorId)).map(p => Seq(p.location))
+      .getOrElse(prev.preferredLocations(split))
 }
