@@ -1058,7 +1058,9 @@ type ScoreRequest struct {
 	Solver []byte `protobuf:"bytes,1,opt,name=solver,proto3" json:"solver,omitempty"`
 	// test_net_index picks the solver's test net (0 for the first).
 	TestNetIndex int32 `protobuf:"varint,2,opt,name=test_net_index,json=testNetIndex,proto3" json:"test_net_index,omitempty"`
-	// weights is the caffe.NetParameter with the blobs to score. Required.
+	// weights is the caffe.NetParameter with the blobs to score. Empty means
+	// the fresh initialisation a TrainRound makes from the solver's
+	// random_seed (Caffe's test at iteration 0), which must then be set.
 	Weights []byte `protobuf:"bytes,3,opt,name=weights,proto3" json:"weights,omitempty"`
 	// data binds the test net's data layers to cached partitions.
 	Data []*DataBinding `protobuf:"bytes,4,rep,name=data,proto3" json:"data,omitempty"`
