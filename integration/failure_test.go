@@ -70,16 +70,18 @@ func flag(argv []string, name string) string {
 	return ""
 }
 
-// sparkSubmitGroup returns the process group of this test's spark-submit
-// (the driver JVM, found by the test's private temp dir on its command line).
-func sparkSubmitGroup(t *testing.T, e sparkEnv) int {
+// sparkSubmitProcess returns the process id and process group of this
+// test's spark-submit (the driver JVM, found by the test's private temp dir
+// on its command line), or zeros after reporting an error.
+func sparkSubmitProcess(t *testing.T, e sparkEnv) (pid, pgid int) {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range entries {
-		if _, err := strconv.Atoi(d.Name()); err != nil {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
@@ -98,12 +100,12 @@ func sparkSubmitGroup(t *testing.T, e sparkEnv) int {
 		// Fields after the command's closing parenthesis: state, ppid, pgrp.
 		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 2 {
 			if pgid, err := strconv.Atoi(f[2]); err == nil {
-				return pgid
+				return pid, pgid
 			}
 		}
 	}
 	t.Errorf("no spark-submit process with java.io.tmpdir %s", e.tmp)
-	return 0
+	return 0, 0
 }
 
 // awaitGone waits until no goexec from the roots runs any more, for at most
@@ -205,13 +207,28 @@ func TestTrainSurvivesKilledExecutor(t *testing.T) {
 	checkClean(t, root, e.tmp)
 }
 
-// TestTrainCtrlC interrupts spark-submit mid-training the way Ctrl-C in a
-// terminal does (SIGINT to its process group: the driver, the local-cluster
-// executors and their goexecs). spark-submit exits with a failure, and no
+// TestTrainCtrlC interrupts spark-submit mid-training, in two ways: as
+// Ctrl-C in a terminal does (SIGINT to its process group, which on a
+// local-cluster holds the driver, the executors and their goexecs), and as
+// on a real cluster, where the executors run elsewhere and only spark-submit
+// gets the signal. Either way spark-submit exits with a failure, and no
 // goexec process or work directory is left.
 func TestTrainCtrlC(t *testing.T) {
 	e := setup(t)
 	solver := lenetFiles(t, e, trainIterations, trainIterations, 0)
+	for _, c := range []struct {
+		name  string
+		group bool
+	}{{"process group", true}, {"spark-submit only", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := e
+			e.tmp = t.TempDir()
+			interruptTraining(t, e, solver, c.group)
+		})
+	}
+}
+
+func interruptTraining(t *testing.T, e sparkEnv, solver string, group bool) {
 	var app string
 	interrupted := false
 	var at time.Time
@@ -229,8 +246,12 @@ func TestTrainCtrlC(t *testing.T) {
 		}
 		// spark-submit leads its own process group (submitWatching sets
 		// Setpgid), as a shell's foreground job does.
-		if pgid := sparkSubmitGroup(t, e); pgid > 1 {
-			if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
+		pid, pgid := sparkSubmitProcess(t, e)
+		if group {
+			pid = -pgid
+		}
+		if pid != 0 {
+			if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
 				t.Errorf("SIGINT: %v", err)
 			}
 		}
