@@ -220,9 +220,11 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val rs = RoundSpec(round, train.dataset, train.layer.name, train.layer.layer.toByteArray, null, iter,
           end - iter, n, settings.allreduce, key, settings.peerTimeoutMs, settings.withReplacement,
           settings.listenAddress, settings.peerPort, seed)
+        val tb = System.nanoTime()
         val wB = sc.broadcast(weights(0))
         val sB = sc.broadcast(state)
         val t0 = System.nanoTime()
+        val bcastSecs = (t0 - tb) / 1e9
         val results = withRetries(desc, iter) {
           val stage = new PinnedRDD(train.rdd, placement).barrier().mapPartitions { it =>
             RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, liveAcc, it)
@@ -235,6 +237,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         if (round == 1 || results.exists(_.loadedNow))
           results.foreach(r => say(s"GoCaffe: rank ${r.rank} on executor ${r.executorId} (${r.host}): partition of " +
             s"${r.partitionRows} rows${if (r.loadedNow) " loaded into goexec" else ""}"))
+        val ta = System.nanoTime()
         if (settings.allreduce) {
           val r0 = results.find(_.rank == 0).get
           weights(0) = r0.weights; state = r0.solverState
@@ -242,11 +245,19 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
           weights(0) = ModelAverage.averageWeights(results.map(_.weights))
           state = ModelAverage.averageStates(results.map(_.solverState))
         }
+        val avgSecs = (System.nanoTime() - ta) / 1e9
         // Progress: one line per display point, over all ranks; those the
         // heartbeats did not bring while the round ran.
         live.roundEnded(results.flatMap(_.progress), (end - startIter) / ((System.nanoTime() - started) / 1e9))
+        // Where the round's time went: the slowest rank's training (its
+        // all-reduce included) against Spark's share (task launch, weights
+        // to the ranks and back) and the driver's (broadcast, average).
         val ar = results.map(_.allreduceSeconds).max
-        err.println(f"GoCaffe: round $round done: ${end - iter}%d iterations in $secs%.2f s (allreduce $ar%.2f s)")
+        val slowest = results.map(_.seconds).max
+        val driverPart = if (settings.allreduce) f"broadcast $bcastSecs%.3f s"
+          else f"average $avgSecs%.3f s, broadcast $bcastSecs%.3f s"
+        err.println(f"GoCaffe: round $round done: ${end - iter}%d iterations in $secs%.2f s (slowest rank trained " +
+          f"$slowest%.2f s, allreduce $ar%.2f s; driver: $driverPart)")
         iter = end
         if (spec.snapshotEvery > 0 && iter % spec.snapshotEvery == 0 && iter < maxIter) {
           val (m, s) = snaps.periodic(iter, weights(0), state)
