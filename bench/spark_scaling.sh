@@ -41,9 +41,11 @@ sed -e "s#\"mnist::train\"#\"parquet:$MNIST/train\"#" -e "s#\"mnist::test\"#\"pa
 	examples/lenet_train_test.prototxt >"$OUT/lenet_train_test.prototxt"
 
 # submit LOG N MODE SOLVER: one training run; its output goes to LOG.
+# EXEC_MB is each executor's heap (the 60 M-parameter rounds move 240 MB
+# of weights and as much history each way).
 submit() {
 	local log=$1 n=$2 mode=$3 solver=$4
-	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,1024]" --driver-memory 2g \
+	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,${EXEC_MB:-1024}]" --driver-memory 4g \
 		--conf spark.ui.enabled=false --conf spark.gocaffe.sync.mode="$mode" \
 		--conf spark.gocaffe.sync.roundIterations="$TAU" --conf spark.driver.maxResultSize=4g \
 		--class GoCaffeRunner "$JAR" -train -conf "$solver" -model "$OUT/model.caffemodel" -clusterSize "$n" \
@@ -89,13 +91,28 @@ layer { name: "ip3" type: "InnerProduct" bottom: "ip2" top: "ip3"
   inner_product_param { num_output: 10 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip3" bottom: "label" top: "loss" }
 EOF
-	echo "| net | parameters | executors | rounds | round wall (median) | slowest rank's training | driver reduce + broadcast (median) |"
-	echo "|---|---|---|---|---|---|---|"
-	for net in lenet mlp60m; do
-		solver "avg-$net" "${net}_train_test.prototxt" 12 0
-		sed -i 's#^test_interval: .*#test_interval: 0#' "$OUT/avg-${net}_solver.prototxt"
-		TAU=1 submit "$OUT/avg-$net.log" 2 average "$OUT/avg-${net}_solver.prototxt"
-		grep -E 'round [0-9]+ done:' "$OUT/avg-$net.log" | tail -10 >"$OUT/avg-$net.rounds"
-		echo "$net $(wc -l <"$OUT/avg-$net.rounds") rounds:"; cat "$OUT/avg-$net.rounds"
+	echo "| net | parameters | executors | rounds | round wall (median) | slowest rank's training (median) | Spark + driver share (median) | of which driver average + broadcast |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for net in lenet:431080 mlp60m:59907210; do
+		name=${net%%:*} params=${net##*:}
+		solver "avg-$name" "${name}_train_test.prototxt" 12 0
+		sed -i 's#^test_interval: .*#test_interval: 0#' "$OUT/avg-${name}_solver.prototxt"
+		TAU=1 EXEC_MB=3072 submit "$OUT/avg-$name.log" 2 average "$OUT/avg-${name}_solver.prototxt"
+		# The first two rounds warm up (partition load, JIT); the median of the rest.
+		grep -E 'round [0-9]+ done:' "$OUT/avg-$name.log" | tail -n +3 | awk -v net="$name" -v params="$params" '
+			function median(a, n,   i, j, t) {
+				for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+				return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+			}
+			{
+				for (i = 1; i <= NF; i++) {
+					if ($i == "in" && $(i-1) == "iterations") wall = $(i+1)
+					if ($i == "trained") slow = $(i+1)
+					if ($i == "average") avg = $(i+1)
+					if ($i == "broadcast") bc = $(i+1)
+				}
+				n++; W[n] = wall; S[n] = slow; O[n] = wall + avg + bc - slow; D[n] = avg + bc
+			}
+			END { printf "| %s | %d | 2 | %d | %.2f s | %.2f s | %.2f s | %.3f s |\n", net, params, n, median(W, n), median(S, n), median(O, n), median(D, n) }'
 	done
 fi
