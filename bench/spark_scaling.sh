@@ -45,7 +45,8 @@ sed -e "s#\"mnist::train\"#\"parquet:$MNIST/train\"#" -e "s#\"mnist::test\"#\"pa
 # of weights and as much history each way).
 submit() {
 	local log=$1 n=$2 mode=$3 solver=$4
-	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,${EXEC_MB:-1024}]" --driver-memory 4g \
+	local mb=${EXEC_MB:-1024}
+	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,$mb]" --driver-memory 4g --conf spark.executor.memory="${mb}m" \
 		--conf spark.ui.enabled=false --conf spark.gocaffe.sync.mode="$mode" \
 		--conf spark.gocaffe.sync.roundIterations="$TAU" --conf spark.driver.maxResultSize=4g \
 		--class GoCaffeRunner "$JAR" -train -conf "$solver" -model "$OUT/model.caffemodel" -clusterSize "$n" \
@@ -97,7 +98,7 @@ EOF
 		name=${net%%:*} params=${net##*:}
 		solver "avg-$name" "${name}_train_test.prototxt" 12 0
 		sed -i 's#^test_interval: .*#test_interval: 0#' "$OUT/avg-${name}_solver.prototxt"
-		TAU=1 EXEC_MB=3072 submit "$OUT/avg-$name.log" 2 average "$OUT/avg-${name}_solver.prototxt"
+		TAU=1 EXEC_MB=3500 submit "$OUT/avg-$name.log" 2 average "$OUT/avg-${name}_solver.prototxt"
 		# The first two rounds warm up (partition load, JIT); the median of the rest.
 		grep -E 'round [0-9]+ done:' "$OUT/avg-$name.log" | tail -n +3 | awk -v net="$name" -v params="$params" '
 			function median(a, n,   i, j, t) {
