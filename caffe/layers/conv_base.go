@@ -280,9 +280,11 @@ func (l *convBase[T]) cachedCols(n int, forward bool, bottoms int) ([]T, bool) {
 	return l.colCache[n*colLen : (n+1)*colLen], true
 }
 
-// buffers sizes the per-worker column buffers and, when withAcc, zeroes
-// the per-worker parameter-diff accumulators of workers 1 and up.
-func (l *convBase[T]) buffers(workers int, withAcc bool) {
+// buffers sizes the per-worker column buffers and zeroes accs
+// parameter-diff accumulators (none when accs is 0): one per fixed share
+// of the images, summed in share order by reduceAcc, so that a gradient
+// does not depend on which core took which share.
+func (l *convBase[T]) buffers(workers, accs int) {
 	colLen := l.kdim * l.spec.group * l.colH * l.colW
 	for len(l.cols) < workers {
 		l.cols = append(l.cols, nil)
@@ -293,14 +295,11 @@ func (l *convBase[T]) buffers(workers int, withAcc bool) {
 		}
 		l.cols[w] = l.cols[w][:colLen]
 	}
-	if !withAcc {
-		return
-	}
-	for len(l.wAcc) < workers {
+	for len(l.wAcc) < accs {
 		l.wAcc = append(l.wAcc, nil)
 		l.bAcc = append(l.bAcc, nil)
 	}
-	for w := 0; w < workers; w++ {
+	for w := 0; w < accs; w++ {
 		l.wAcc[w] = convZeroed(l.wAcc[w], l.weight.Count())
 		if l.bias != nil && w > 0 {
 			l.bAcc[w] = convZeroed(l.bAcc[w], l.bias.Count())
@@ -419,25 +418,28 @@ func convBiasDiff[T blob.Float](dy, db []T, plane int) {
 	}
 }
 
-// reduceAcc adds the workers' private parameter-diff accumulators into the
-// parameter diffs.
-func (l *convBase[T]) reduceAcc(workers int) {
+// reduceAcc adds the private parameter-diff accumulators (of the image
+// shares, or of the workers) into the parameter diffs.
+func (l *convBase[T]) reduceAcc(accs int) {
 	G := l.spec.group
 	oc := l.outC / G
 	dw := l.weight.Diff()
-	for w := 0; w < workers; w++ {
-		acc := l.wAcc[w]
-		for g := 0; g < G; g++ {
-			at := acc[g*oc*l.kdim : (g+1)*oc*l.kdim]
-			for i := 0; i < oc; i++ {
-				row := dw[(g*oc+i)*l.kdim : (g*oc+i+1)*l.kdim]
-				for p := range row {
-					row[p] += at[p*oc+i]
-				}
-			}
-		}
-		if l.bias != nil && w > 0 {
+	// Sum the accumulators in order (contiguous, vectorized), then add
+	// the transposed total once.
+	acc := l.wAcc[0]
+	for w := 1; w < accs; w++ {
+		cpu.Axpy(1, l.wAcc[w], acc)
+		if l.bias != nil {
 			cpu.Axpy(1, l.bAcc[w], l.bias.Diff())
+		}
+	}
+	for g := 0; g < G; g++ {
+		at := acc[g*oc*l.kdim : (g+1)*oc*l.kdim]
+		for i := 0; i < oc; i++ {
+			row := dw[(g*oc+i)*l.kdim : (g*oc+i+1)*l.kdim]
+			for p := range row {
+				row[p] += at[p*oc+i]
+			}
 		}
 	}
 }

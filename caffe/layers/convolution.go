@@ -30,7 +30,7 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	}
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
 	workers := cpu.Workers(l.num)
-	l.buffers(workers, false)
+	l.buffers(workers, 0)
 	_, cache := l.cachedCols(0, true, len(bottom))
 	for i := range bottom {
 		x, y := bottom[i].Data(), top[i].Data()
@@ -56,8 +56,12 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 	w := l.weight.Data()
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
 	workers := cpu.Workers(l.num)
+	// Each piece of images accumulates into its own buffers, summed in
+	// piece order: the same result whichever core takes which piece.
+	grain := convGrain(l.num, workers)
+	pieces := (l.num + grain - 1) / grain
 	for i := range top {
-		l.buffers(workers, true)
+		l.buffers(workers, pieces)
 		x, dy := bottom[i].Data(), top[i].Diff()
 		prop := propagateDown[i]
 		var dx []T
@@ -70,9 +74,9 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
 			batchWeights = true
 		}
-		cpu.ParallelDynamic(workers, l.num, convGrain(l.num, workers), func(wk, lo, hi int) {
+		cpu.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
 			col := l.cols[wk]
-			dw, db := l.accFor(wk)
+			dw, db := l.accFor(lo / grain)
 			for n := lo; n < hi; n++ {
 				dyn := dy[n*outDim : (n+1)*outDim]
 				if db != nil {
@@ -90,7 +94,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				}
 			}
 		})
-		l.reduceAcc(workers)
+		l.reduceAcc(pieces)
 		if batchWeights {
 			l.ntWeights(dy)
 		}

@@ -30,7 +30,7 @@ func (l *deconvolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	}
 	inDim, outDim, plane := l.outC*l.colH*l.colW, l.imC*l.imH*l.imW, l.imH*l.imW
 	workers := cpu.Workers(l.num)
-	l.buffers(workers, false)
+	l.buffers(workers, 0)
 	for i := range bottom {
 		x, y := bottom[i].Data(), top[i].Data()
 		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
@@ -52,7 +52,7 @@ func (l *deconvolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, b
 	inDim, outDim, plane := l.outC*l.colH*l.colW, l.imC*l.imH*l.imW, l.imH*l.imW
 	workers := cpu.Workers(l.num)
 	for i := range top {
-		l.buffers(workers, true)
+		l.buffers(workers, workers)
 		x, dy := bottom[i].Data(), top[i].Diff()
 		prop := propagateDown[i]
 		var dx []T
