@@ -60,6 +60,11 @@ object DataSources {
         case e: org.apache.spark.sql.AnalysisException =>
           throw new GoCaffeException(s"data layer '${d.name}': cannot read ${d.source} as $format: ${e.getMessage}", e)
       }
+    select(d, df)
+  }
+
+  /** The layer's CaffeOnSpark dataframe_column_select applied to df. */
+  def select(d: DataLayer, df: DataFrame): DataFrame = {
     val select = d.layer.getMemoryDataParam.getDataframeColumnSelectList.asScala.toSeq
     if (select.nonEmpty) df.selectExpr(select: _*) else df
   }

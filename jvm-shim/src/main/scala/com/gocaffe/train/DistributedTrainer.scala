@@ -11,7 +11,7 @@ import org.apache.spark.{ExceptionFailure, ExecutorLostFailure, SparkContext, Sp
 import org.apache.spark.rdd.RDD
 import org.apache.spark.resource.{ResourceProfile, ResourceProfileBuilder, TaskResourceRequests}
 import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
-import org.apache.spark.sql.SparkSession
+import org.apache.spark.sql.{DataFrame, SparkSession}
 import org.apache.spark.sql.gocaffe.GoCaffeSparkBridge
 
 /** GoCaffe's spark.gocaffe.* settings the driver uses (sparkconf/ declares them). */
@@ -46,13 +46,14 @@ object TrainSettings {
 /** A data layer's partitions as Arrow IPC streams, repartitioned to the
   * cluster size; built once so that Spark reuses the shuffle across rounds.
   */
-final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, rdd: RDD[Array[Byte]])
+final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, rdd: RDD[Array[Byte]], origin: String)
 
 /** The driver of distributed training (`-train`) and testing (`-test`):
   * rounds of τ iterations, each one barrier stage with one rank per
   * executor; the weights come back to the driver after every round.
   */
-final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintStream, err: PrintStream) {
+final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintStream, err: PrintStream,
+                               frames: Map[String, DataFrame] = Map.empty) {
   private val settings = TrainSettings.from(sc)
   private val hadoop = sc.hadoopConfiguration
   private val spark = SparkSession.builder().getOrCreate() // reuses sc, the active SparkContext
@@ -110,12 +111,19 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     else Some(new ResourceProfileBuilder().require(new TaskResourceRequests().cpus(per)).build())
   }
 
+  /** A data layer's data as Arrow streams in n partitions: the DataFrame
+    * the Scala API gave for this role ("train" or "test"), else the layer's
+    * source.
+    */
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
-    val df = DataSources.read(spark, d).repartition(n)
+    val (df, origin) = frames.get(role) match {
+      case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
+      case None    => (DataSources.read(spark, d), d.source)
+    }
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    val rdd = GoCaffeSparkBridge.arrowStreams(df, maxRecords)
-    rdd.setName(s"GoCaffe $role data ${d.name} (${d.source}) as Arrow")
-    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/${d.source}", n, rdd)
+    val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
+    rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
+    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$origin", n, rdd, origin)
   }
 
   /** Logs failed GoCaffe tasks on the driver with the executor and cause. */
@@ -160,7 +168,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val mode = if (settings.allreduce) "allreduce" else "average"
     say(s"GoCaffe: application ${sc.applicationId}: training ${spec.solverPath} on $n executor${if (n == 1) "" else "s"} ($mode, $tau iterations " +
       s"per round): batch ${train.layer.batch} per rank, global batch ${train.layer.batch * n}; " +
-      s"data ${train.layer.source} in $n partitions")
+      s"data ${if (train.origin == "DataFrame") "the DataFrame given to GoCaffe.train" else train.origin} in $n partitions")
 
     // Starting point: -snapshot (weights and state), -weights, or fresh.
     var weights: Array[Array[Byte]] = Array(Array.emptyByteArray) // a box, broadcast each round
