@@ -9,7 +9,8 @@
 #   ONLY=averaging bench/spark_scaling.sh
 #
 # batch_size is per executor (CaffeOnSpark's meaning): N executors train
-# on N·64 images per iteration. Every run starts from random_seed 1701.
+# on N·64 images per iteration. Every run starts from random_seed 1701
+# (SEED=... for another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,7 +35,7 @@ solver() {
 	sed -e "s#^net: .*#net: \"$OUT/$2\"#" -e "s#^max_iter: .*#max_iter: $3#" -e "s#^test_interval: .*#test_interval: $4#" \
 		-e 's#^snapshot: .*#snapshot: 0#' -e "s#^snapshot_prefix: .*#snapshot_prefix: \"$OUT/$1\"#" \
 		-e 's#^display: .*#display: 100#' examples/lenet_solver.prototxt >"$OUT/$1_solver.prototxt"
-	echo 'random_seed: 1701' >>"$OUT/$1_solver.prototxt"
+	echo "random_seed: ${SEED:-1701}" >>"$OUT/$1_solver.prototxt"
 }
 
 sed -e "s#\"mnist::train\"#\"parquet:$MNIST/train\"#" -e "s#\"mnist::test\"#\"parquet:$MNIST/test\"#" \
