@@ -3,16 +3,12 @@
 package integration
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -25,32 +21,12 @@ func (e sparkEnv) shell(t *testing.T, timeout time.Duration, master string, spar
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	args := []string{"--master", master, "--jars", e.jar,
 		"--conf", "spark.executor.extraJavaOptions=-Djava.io.tmpdir=" + e.tmp,
 		"--conf", "spark.ui.enabled=false", "--driver-memory", "768m"}
 	args = append(append(args, sparkArgs...), "-i", path)
-	cmd := exec.CommandContext(ctx, filepath.Join(e.sparkHome, "bin", "spark-shell"), args...)
-	cmd.Env = e.environ()
-	cmd.Dir = e.tmp
-	cmd.Stdin = strings.NewReader("") // the REPL ends when the script does not
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stdout, both bytes.Buffer
-	cmd.Stdout = &multiWriter{&stdout, &both}
-	cmd.Stderr = &both
-	start := time.Now()
-	err := cmd.Run()
-	r := result{out: stdout.String(), combined: both.String(), took: time.Since(start)}
-	if ctx.Err() != nil {
-		t.Fatalf("spark-shell did not finish within %v (hang); output tail:\n%s", timeout, tail(r.combined, 60))
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("spark-shell: %v", err)
-	}
+	// Empty input: the REPL ends when the script does not.
+	r := e.run(t, timeout, "spark-shell", args, strings.NewReader(""))
 	t.Logf("spark-shell %s: exit %d in %v", master, r.code, r.took.Round(time.Second))
 	return r
 }

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -91,8 +92,6 @@ type result struct {
 // the command outlives timeout (a hang).
 func (e sparkEnv) submit(t *testing.T, timeout time.Duration, master string, sparkArgs []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	full := []string{"--master", master, "--class", "GoCaffeRunner",
 		"--conf", "spark.executor.extraJavaOptions=-Djava.io.tmpdir=" + e.tmp,
 		"--conf", "spark.ui.enabled=false",
@@ -100,9 +99,21 @@ func (e sparkEnv) submit(t *testing.T, timeout time.Duration, master string, spa
 	full = append(full, sparkArgs...)
 	full = append(full, e.jar)
 	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, filepath.Join(e.sparkHome, "bin", "spark-submit"), full...)
+	r := e.run(t, timeout, "spark-submit", full, nil)
+	t.Logf("spark-submit %s %v: exit %d in %v", master, args, r.code, r.took.Round(time.Second))
+	return r
+}
+
+// run runs one of Spark's bin/ tools in its own process group (killed
+// whole on timeout, which fails the test as a hang) and collects its output.
+func (e sparkEnv) run(t *testing.T, timeout time.Duration, tool string, args []string, stdin io.Reader) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.sparkHome, "bin", tool), args...)
 	cmd.Env = e.environ()
 	cmd.Dir = e.tmp
+	cmd.Stdin = stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stdout, both bytes.Buffer
@@ -112,14 +123,13 @@ func (e sparkEnv) submit(t *testing.T, timeout time.Duration, master string, spa
 	err := cmd.Run()
 	r := result{out: stdout.String(), combined: both.String(), took: time.Since(start)}
 	if ctx.Err() != nil {
-		t.Fatalf("spark-submit %v did not finish within %v (hang); output tail:\n%s", args, timeout, tail(r.combined, 60))
+		t.Fatalf("%s %v did not finish within %v (hang); output tail:\n%s", tool, args, timeout, tail(r.combined, 60))
 	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("spark-submit: %v", err)
+		t.Fatalf("%s: %v", tool, err)
 	}
-	t.Logf("spark-submit %s %v: exit %d in %v", master, args, r.code, r.took.Round(time.Second))
 	return r
 }
 
