@@ -381,14 +381,12 @@ func convGrain(num, workers int) int {
 
 // ntWeightsPay reports whether the batched weight gradient (GemmNTSum
 // over the cached columns) beats a GEMM per image: when the per-image
-// product's kdim×oc tiles (4×32 in kernels/cpu) would be mostly padding,
-// as for LeNet's conv1 (25×20 in 28×32), and each image's columns are long
-// enough to amortize the kernel's lane sums.
+// kdim×oc product would be mostly tile padding in the SGEMM, as for LeNet's
+// conv1 (25×20 in 28×32), and each image's columns are long enough to
+// amortize the kernel's lane sums.
 func (l *convBase[T]) ntWeightsPay() bool {
 	oc, sp := l.outC/l.spec.group, l.colH*l.colW
-	used := float64(l.kdim * oc)
-	padded := float64((l.kdim+3)/4*4) * float64((oc+31)/32*32)
-	return sp >= 256 && used < 0.7*padded
+	return sp >= 256 && cpu.GemmTileUse(l.kdim, oc) < 0.7
 }
 
 // ntWeights adds the weight gradient of the whole batch, dW += Σ_n dY_n ·

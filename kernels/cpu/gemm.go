@@ -35,6 +35,25 @@ var packPool = sync.Pool{New: func() any {
 	return &packBuf{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
 }}
 
+// GemmTileUse is the share of the micro-kernel's work that lands in an
+// m×n C (m rows of op(A), n columns of op(B)) rather than in the padding
+// of its tiles: rows go in steps of mr, columns in slivers of nr, and a
+// last sliver of at most 32 columns runs the 32-wide kernel. Callers use it
+// to choose another way when a product would be mostly padding.
+func GemmTileUse(m, n int) float64 {
+	if m <= 0 || n <= 0 {
+		return 0
+	}
+	cols := n / nr * nr
+	if rem := n % nr; rem > 32 {
+		cols += nr
+	} else if rem > 0 {
+		cols += 32
+	}
+	rows := (m + mr - 1) / mr * mr
+	return float64(m*n) / float64(rows*cols)
+}
+
 // Gemm computes C = alpha*op(A)*op(B) + beta*C (row-major, see GemmRef).
 // float32 runs the fast parallel Sgemm; other types run GemmRef.
 func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {

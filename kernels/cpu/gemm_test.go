@@ -131,6 +131,20 @@ func TestMicroKernelMatchesGo(t *testing.T) {
 	}
 }
 
+func TestGemmTileUse(t *testing.T) {
+	for _, c := range []struct {
+		m, n int
+		want float64
+	}{
+		{4, 64, 1}, {8, 128, 1}, {25, 20, 500.0 / (28 * 32)}, {500, 50, 50.0 / 64}, {75, 32, 75.0 / 76},
+		{4, 100, 100.0 / 128}, {4, 80, 80.0 / 96}, {0, 5, 0},
+	} {
+		if got := GemmTileUse(c.m, c.n); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("GemmTileUse(%d, %d) = %v, want %v", c.m, c.n, got, c.want)
+		}
+	}
+}
+
 func ExampleGemm() {
 	a := []float64{1, 2, 3, 4} // 2×2
 	b := []float64{5, 6, 7, 8} // 2×2
