@@ -2,7 +2,7 @@ package com.gocaffe
 
 import scala.jdk.CollectionConverters._
 
-import com.gocaffe.shim.{CaffeOptionParser, GoCaffeConf, GoCaffePlugin, ParseResult}
+import com.gocaffe.shim.{CaffeOptionParser, GoCaffePlugin, ParseResult}
 import com.gocaffe.train.{DistributedTrainer, GoCaffeException}
 import org.apache.spark.sql.{DataFrame, SparkSession}
 
@@ -27,7 +27,8 @@ import org.apache.spark.sql.{DataFrame, SparkSession}
 object GoCaffe {
 
   /** Trains as `GoCaffeRunner -train` does; returns 0, or throws
-    * [[GoCaffeException]] with the problem.
+    * [[GoCaffeException]] with the problem (bad spark.gocaffe.* settings
+    * come from DistributedTrainer's own check, all together).
     */
   def train(spark: SparkSession, args: Seq[String], trainData: DataFrame, testData: Option[DataFrame] = None): Int = {
     val argv = if (args.exists(a => a == "-train" || a == "--train")) args else args :+ "-train"
@@ -45,7 +46,6 @@ object GoCaffe {
       throw new GoCaffeException(s"GoCaffe.train: GoCaffe's plugin is not running on the executors; start the " +
         s"application with --conf spark.plugins=${GoCaffePlugin.ClassName} (and gocaffe.jar on its classpath, " +
         "for example --jars gocaffe.jar)")
-    GoCaffeConf.resolve(sc.getConf) // every spark.gocaffe.* problem at once
     val frames = Map("train" -> trainData) ++ testData.map("test" -> _)
     new DistributedTrainer(sc, opts, System.out, System.err, frames).train()
   }
