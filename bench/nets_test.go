@@ -8,7 +8,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -61,7 +61,7 @@ layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
 `
 
-func buildNet(b *testing.B, text string, batch int) *net.Net[float32] {
+func buildNet(b *testing.B, text string, batch int) *network.Net[float32] {
 	b.Helper()
 	param, err := prototxt.ParseNet("bench", []byte(fmt.Sprintf(text, batch)))
 	if err != nil {
@@ -72,7 +72,7 @@ func buildNet(b *testing.B, text string, batch int) *net.Net[float32] {
 		b.Fatal(err)
 	}
 	phase := caffepb.Phase_TRAIN
-	n, err := net.New[float32](param, &caffepb.NetState{Phase: &phase}, reg, net.WithSeed(1))
+	n, err := network.New[float32](param, &caffepb.NetState{Phase: &phase}, reg, network.WithSeed(1))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
 )
@@ -81,7 +81,7 @@ func TestLeNetMNIST(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := &data.Cache{}
-	attach := func(ctx context.Context, n *net.Net[float32]) error {
+	attach := func(ctx context.Context, n *network.Net[float32]) error {
 		_, err := data.Attach(ctx, n, data.AttachOptions{Seed: 1, Cache: cache})
 		return err
 	}
@@ -141,7 +141,7 @@ func benchStep(b *testing.B, solverFile string, batch int, real bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	attach := func(ctx context.Context, n *net.Net[float32]) error {
+	attach := func(ctx context.Context, n *network.Net[float32]) error {
 		if real {
 			_, err := data.Attach(ctx, n, data.AttachOptions{Seed: 1})
 			return err

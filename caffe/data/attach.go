@@ -10,7 +10,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 )
 
 // Cache shares loaded image sets between the nets of one run (a train net
@@ -62,7 +62,7 @@ type Attached struct {
 // (layer.Fed: MemoryData, CoSData), reading the source spec from
 // memory_data_param.source (or data_param.source) and the transform from
 // transform_param, and attaches it.
-func Attach[T blob.Float](ctx context.Context, n *net.Net[T], opt AttachOptions) ([]Attached, error) {
+func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOptions) ([]Attached, error) {
 	var out []Attached
 	for _, name := range n.FedLayers() {
 		lp := n.LayerParams()[n.LayerIndex(name)]

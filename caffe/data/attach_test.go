@@ -7,11 +7,11 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
-func buildNet(t *testing.T, src string) *net.Net[float32] {
+func buildNet(t *testing.T, src string) *network.Net[float32] {
 	t.Helper()
 	np, err := prototxt.ParseNet("attach", []byte(src))
 	if err != nil {
@@ -21,7 +21,7 @@ func buildNet(t *testing.T, src string) *net.Net[float32] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := net.New[float32](np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, net.WithSeed(1))
+	n, err := network.New[float32](np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, network.WithSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}

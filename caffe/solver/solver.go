@@ -21,14 +21,14 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // SourceAttacher connects the data layers of a freshly built net to their
 // data sources (see caffe/data.Attach).
-type SourceAttacher[T blob.Float] func(ctx context.Context, n *net.Net[T]) error
+type SourceAttacher[T blob.Float] func(ctx context.Context, n *network.Net[T]) error
 
 // Option configures New.
 type Option[T blob.Float] func(*options[T])
@@ -101,8 +101,8 @@ type Solver[T blob.Float] struct {
 	seed   uint64
 	opts   options[T]
 
-	train *net.Net[T]
-	tests []*net.Net[T]
+	train *network.Net[T]
+	tests []*network.Net[T]
 
 	params    []*blob.Blob[T]
 	lrMult    []float64
@@ -163,7 +163,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 		trainState = &caffepb.NetState{}
 	}
 	trainState.Phase = caffepb.Phase_TRAIN.Enum()
-	if s.train, err = net.New[T](trainParam, trainState, o.reg, net.WithSeed(s.seed)); err != nil {
+	if s.train, err = network.New[T](trainParam, trainState, o.reg, network.WithSeed(s.seed)); err != nil {
 		return nil, fmt.Errorf("solver: train net: %w", err)
 	}
 	if o.attach != nil {
@@ -182,7 +182,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 			st = &caffepb.NetState{}
 		}
 		st.Phase = caffepb.Phase_TEST.Enum()
-		tn, err := net.New[T](tp, st, o.reg, net.WithSeed(s.seed), net.WithoutFillers())
+		tn, err := network.New[T](tp, st, o.reg, network.WithSeed(s.seed), network.WithoutFillers())
 		if err != nil {
 			return nil, fmt.Errorf("solver: test net #%d: %w", i, err)
 		}
@@ -321,7 +321,7 @@ func netParams(sp *caffepb.SolverParameter) (*caffepb.NetParameter, []*caffepb.N
 
 // batchSize guesses images per forward pass: the first dimension of the
 // first top of the first layer that has one.
-func batchSize[T blob.Float](n *net.Net[T]) int {
+func batchSize[T blob.Float](n *network.Net[T]) int {
 	for i := range n.Layers() {
 		if tops := n.Tops(i); len(tops) > 0 && tops[0].NumAxes() > 0 {
 			return tops[0].Dim(0)
@@ -337,10 +337,10 @@ func (s *Solver[T]) Param() *caffepb.SolverParameter { return s.param }
 func (s *Solver[T]) Method() Method { return s.method }
 
 // TrainNet returns the net being trained.
-func (s *Solver[T]) TrainNet() *net.Net[T] { return s.train }
+func (s *Solver[T]) TrainNet() *network.Net[T] { return s.train }
 
 // TestNets returns the test nets (sharing the train net's weights).
-func (s *Solver[T]) TestNets() []*net.Net[T] { return s.tests }
+func (s *Solver[T]) TestNets() []*network.Net[T] { return s.tests }
 
 // Iter returns the number of updates applied so far.
 func (s *Solver[T]) Iter() int { return s.iter }
@@ -651,7 +651,7 @@ func countOf(sc []TestScore, name string) int {
 // of every output blob in order, its sum over the passes, and the summed
 // total loss. An error names the pass it stopped at; a cancelled ctx is
 // returned wrapped, so errors.Is(err, context.Canceled) still holds.
-func OutputSums[T blob.Float](ctx context.Context, n *net.Net[T], iters int) (sums []float64, loss float64, err error) {
+func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int) (sums []float64, loss float64, err error) {
 	outs := n.OutputBlobs()
 	for it := 0; it < iters; it++ {
 		if err := ctx.Err(); err != nil {
@@ -678,7 +678,7 @@ func OutputSums[T blob.Float](ctx context.Context, n *net.Net[T], iters int) (su
 
 // Score runs n forward passes of a net and returns the mean of every
 // element of every output blob, and the mean total loss.
-func Score[T blob.Float](ctx context.Context, n *net.Net[T], iters int) ([]TestScore, float64, error) {
+func Score[T blob.Float](ctx context.Context, n *network.Net[T], iters int) ([]TestScore, float64, error) {
 	sums, loss, err := OutputSums(ctx, n, iters)
 	if err != nil {
 		return nil, 0, err

@@ -15,7 +15,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -111,7 +111,7 @@ func newWith[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, im *data.I
 	if err != nil {
 		t.Fatal(err)
 	}
-	attach := func(ctx context.Context, n *net.Net[T]) error {
+	attach := func(ctx context.Context, n *network.Net[T]) error {
 		for _, name := range n.FedLayers() {
 			src, err := data.NewSource[T](im, data.Transform{}, n.Phase() == caffepb.Phase_TRAIN, 1)
 			if err != nil {
@@ -370,7 +370,7 @@ func TestCancelStopsWithinOneIteration(t *testing.T) {
 	defer cancel()
 	reg, _ := layers.Standard()
 	calls := 0
-	attach := func(ctx context.Context, n *net.Net[float32]) error {
+	attach := func(ctx context.Context, n *network.Net[float32]) error {
 		for _, name := range n.FedLayers() {
 			src, err := data.NewSource[float32](tinyImages(8), data.Transform{}, true, 1)
 			if err != nil {
@@ -435,7 +435,7 @@ func TestGradientHookAndProgress(t *testing.T) {
 	sp := solverParam(t, `weight_decay: 0 display: 2 test_interval: 3`)
 	reg, _ := layers.Standard()
 	im := tinyImages(8)
-	attach := func(ctx context.Context, n *net.Net[float64]) error {
+	attach := func(ctx context.Context, n *network.Net[float64]) error {
 		if n.Phase() != caffepb.Phase_TRAIN {
 			t.Error("a test net was built despite WithoutTestNets")
 		}

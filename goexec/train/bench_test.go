@@ -9,7 +9,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
@@ -112,7 +112,7 @@ layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y" inner_product_param
 		np   *caffepb.NetParameter
 	}{{"lenet", lenetSolver(b).GetNetParam()}, {"60M", big}} {
 		b.Run(c.name, func(b *testing.B) {
-			n, err := net.New[float32](c.np, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, reg, net.WithoutFillers())
+			n, err := network.New[float32](c.np, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, reg, network.WithoutFillers())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,7 +19,7 @@ import (
 	"github.com/gocaffe/gocaffe/arrowio"
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
 
@@ -129,7 +129,7 @@ func (s *Service) Features(req *pb.FeaturesRequest, stream grpc.ServerStreamingS
 	}
 	defer s.release()
 	start := time.Now()
-	n, err := net.New[float32](p.np, p.state, s.reg, net.WithoutFillers())
+	n, err := network.New[float32](p.np, p.state, s.reg, network.WithoutFillers())
 	if err != nil {
 		return invalid("solver", "test net %d: %v", p.idx, err)
 	}
@@ -222,7 +222,7 @@ type orderedSource struct {
 // bindInOrder feeds the net's data layer from the cached partition in
 // partition order (never shuffled, test-time transforms), so pass k holds
 // rows k·batch to k·batch+batch-1, the last pass wrapping around to row 0.
-func (s *Service) bindInOrder(n *net.Net[float32], db *pb.DataBinding) (*orderedSource, error) {
+func (s *Service) bindInOrder(n *network.Net[float32], db *pb.DataBinding) (*orderedSource, error) {
 	li := n.LayerIndex(db.GetLayer())
 	if li < 0 {
 		return nil, invalid("data.layer", "the test net has no layer %q (fed layers: %s)", db.GetLayer(), strings.Join(n.FedLayers(), ", "))

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
-	stdnet "net"
+	"net"
 	"strings"
 	"time"
 
@@ -18,7 +18,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/arrowio"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/solver"
 	"github.com/gocaffe/gocaffe/goexec/ring"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
@@ -190,7 +190,7 @@ func samplerSeed(seed uint64, rank int, layer string, restart int) uint64 {
 // bind attaches samplers over the cached partitions to the net's fed layers.
 // restart is the iteration a fresh data walk starts from (0 at the start of
 // training), mixed into the shuffling seed.
-func (s *Service) bind(n *net.Net[float32], dbs []*pb.DataBinding, seed uint64, rank, restart int, train bool) ([]*binding, error) {
+func (s *Service) bind(n *network.Net[float32], dbs []*pb.DataBinding, seed uint64, rank, restart int, train bool) ([]*binding, error) {
 	var out []*binding
 	fail := func(err error) ([]*binding, error) {
 		for _, b := range out {
@@ -270,7 +270,7 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 			s.sess = nil
 		}
 		var bindings []*binding
-		attach := func(ctx context.Context, n *net.Net[float32]) error {
+		attach := func(ctx context.Context, n *network.Net[float32]) error {
 			if n.Phase() != caffepb.Phase_TRAIN {
 				return nil // test nets are scored through Score
 			}
@@ -346,7 +346,7 @@ func (s *Service) TrainRound(req *pb.TrainRoundRequest, stream grpc.ServerStream
 		return err
 	}
 	defer s.release()
-	var lis stdnet.Listener
+	var lis net.Listener
 	if p.mode == pb.SyncMode_ALLREDUCE && p.world > 1 {
 		if lis = s.takeListener(); lis == nil {
 			return status.Errorf(codes.FailedPrecondition, "peers: no peer port is open (call OpenPeerPort before TrainRound, once per round)")
@@ -595,7 +595,7 @@ func (s *Service) Score(ctx context.Context, req *pb.ScoreRequest) (*pb.ScoreRes
 		}
 		w = sv.TrainNet().ToProto(false)
 	}
-	n, err := net.New[float32](np, st, s.reg, net.WithoutFillers())
+	n, err := network.New[float32](np, st, s.reg, network.WithoutFillers())
 	if err != nil {
 		return nil, invalid("solver", "test net %d: %v", idx, err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/solver"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
@@ -120,7 +120,7 @@ func TestOneRankMatchesGoexecTrain(t *testing.T) {
 	for _, l := range s.labels {
 		im.Labels = append(im.Labels, float32(l))
 	}
-	attach := func(ctx context.Context, n *net.Net[float32]) error {
+	attach := func(ctx context.Context, n *network.Net[float32]) error {
 		if n.Phase() != caffepb.Phase_TRAIN {
 			return nil
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -131,7 +131,7 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 		} else if name := firstOfType(param, "Data"); name != "" {
 			return fmt.Errorf("%s: layer %q is a Data layer, whose sample shape comes from its database: give -data-shape C,H,W", f.netPath, name)
 		}
-		if param, _, err = net.DataAsMemory(param, sample); err != nil {
+		if param, _, err = network.DataAsMemory(param, sample); err != nil {
 			return fmt.Errorf("%s: %w", f.netPath, err)
 		}
 	}
@@ -146,7 +146,7 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 	if f.stages != "" {
 		state.Stage = strings.Split(f.stages, ",")
 	}
-	n, err := net.New[float32](param, state, reg, net.WithoutFillers())
+	n, err := network.New[float32](param, state, reg, network.WithoutFillers())
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.netPath, err)
 	}
@@ -247,7 +247,7 @@ var aliasesBottom = map[string]bool{"Split": true, "Flatten": true, "Reshape": t
 
 const floatBytes = 4 // inspect reports float32 memory, the training precision
 
-func printNet(w io.Writer, n *net.Net[float32]) error {
+func printNet(w io.Writer, n *network.Net[float32]) error {
 	fmt.Fprintf(w, "net %q, phase %s, %d layers\n\n", n.Name(), n.Phase(), len(n.Layers()))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LAYER\tTYPE\tBOTTOMS\tTOPS\tPARAMS\tMEMORY\t")
@@ -292,7 +292,7 @@ func printNet(w io.Writer, n *net.Net[float32]) error {
 	return nil
 }
 
-func layerParamValues(n *net.Net[float32], i int) int64 {
+func layerParamValues(n *network.Net[float32], i int) int64 {
 	var c int64
 	for _, b := range n.Layers()[i].Blobs() {
 		c += int64(b.Count())
@@ -301,7 +301,7 @@ func layerParamValues(n *net.Net[float32], i int) int64 {
 }
 
 // checkWeights loads a .caffemodel into the net and reports how it fits.
-func checkWeights(w io.Writer, n *net.Net[float32], path string) error {
+func checkWeights(w io.Writer, n *network.Net[float32], path string) error {
 	model, err := modelio.ReadCaffemodel(path)
 	if err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -137,7 +137,7 @@ func writeModel(t *testing.T, file string, edit func(string) string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := net.New[float32](p, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, net.WithSeed(1))
+	n, err := network.New[float32](p, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, network.WithSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}

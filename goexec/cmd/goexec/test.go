@@ -18,7 +18,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
 )
@@ -124,7 +124,7 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	n, err := net.New[float32](np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, net.WithoutFillers())
+	n, err := network.New[float32](np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, network.WithoutFillers())
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // that layer's forward pass the source fills its tops (data, and labels
 // when the layer has a second top). The returned function reports a source
 // error (the hook cannot return one through Forward).
-func feedInput(ctx context.Context, n *net.Net[float32], f *testFlags) ([]data.Attached, func() error, error) {
+func feedInput(ctx context.Context, n *network.Net[float32], f *testFlags) ([]data.Attached, func() error, error) {
 	noErr := func() error { return nil }
 	idx := -1
 	for i, lp := range n.LayerParams() {
@@ -224,7 +224,7 @@ func feedInput(ctx context.Context, n *net.Net[float32], f *testFlags) ([]data.A
 		return nil, nil, err
 	}
 	var feedErr error
-	n.SetHooks(net.Hooks{BeforeForward: func(i int) {
+	n.SetHooks(network.Hooks{BeforeForward: func(i int) {
 		if i == idx && feedErr == nil {
 			feedErr = src.Next(tops)
 		}
@@ -243,7 +243,7 @@ func countBlob(scores []solver.TestScore, name string) int {
 }
 
 // batchOf returns the first dimension of the first data layer's first top.
-func batchOf(n *net.Net[float32]) int {
+func batchOf(n *network.Net[float32]) int {
 	for i := range n.Layers() {
 		if tops := n.Tops(i); len(tops) > 0 && tops[0].NumAxes() > 0 {
 			return tops[0].Dim(0)

@@ -18,7 +18,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -111,7 +111,7 @@ func timeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if f.phase == "TEST" {
 		phase = caffepb.Phase_TEST
 	}
-	n, err := net.New[float32](np, &caffepb.NetState{Phase: phase.Enum()}, reg, net.WithSeed(1))
+	n, err := network.New[float32](np, &caffepb.NetState{Phase: phase.Enum()}, reg, network.WithSeed(1))
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func timeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	nl := len(n.Layers())
 	fwd, bwd := make([]time.Duration, nl), make([]time.Duration, nl)
 	var t0 time.Time
-	n.SetHooks(net.Hooks{
+	n.SetHooks(network.Hooks{
 		BeforeForward:  func(int) { t0 = time.Now() },
 		AfterForward:   func(i int) { fwd[i] += time.Since(t0) },
 		BeforeBackward: func(int) { t0 = time.Now() },

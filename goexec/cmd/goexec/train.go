@@ -18,7 +18,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
-	"github.com/gocaffe/gocaffe/caffe/net"
+	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
 )
@@ -109,7 +109,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cache := &data.Cache{}
 	seed := uint64(sp.GetRandomSeed())
-	attach := func(ctx context.Context, n *net.Net[float32]) error {
+	attach := func(ctx context.Context, n *network.Net[float32]) error {
 		srcs, err := data.Attach(ctx, n, data.AttachOptions{Seed: seed, Cache: cache})
 		for _, s := range srcs {
 			log.Info().Str("net", n.Name()).Str("phase", n.Phase().String()).Str("layer", s.Layer).

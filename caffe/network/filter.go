@@ -2,7 +2,7 @@
 // exclude rules, in-place layers, automatic splits, shared parameters, loss
 // weights, backward analysis) and the runtime Net that runs it forward and
 // backward.
-package net
+package network
 
 import (
 	"fmt"

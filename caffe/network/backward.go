@@ -1,4 +1,4 @@
-package net
+package network
 
 // LayerInfo is what the backward analysis needs to know about one built
 // layer.

@@ -1,4 +1,4 @@
-package net
+package network
 
 import (
 	"bytes"
@@ -212,7 +212,7 @@ func checkGolden(t *testing.T, n *Net[float32], name string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./caffe/net -run TestWholeNets -update to create it)", err)
+		t.Fatalf("%v (run go test ./caffe/network -run TestWholeNets -update to create it)", err)
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		got, wantLines := strings.Split(buf.String(), "\n"), strings.Split(string(want), "\n")
