@@ -7,7 +7,7 @@ repetitive parts cannot drift. Run from anywhere; it writes next to itself:
 
     python3 caffe/testdata/nets/gen_nets.py
 
-The outputs are committed; a Go test (caffe/net) checks they are up to date.
+The outputs are committed; a Go test (caffe/network) checks they are up to date.
 """
 
 import os
