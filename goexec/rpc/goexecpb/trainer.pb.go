@@ -87,6 +87,78 @@ func (SyncMode) EnumDescriptor() ([]byte, []int) {
 	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{0}
 }
 
+// ErrorCode classifies a failed goexec RPC so that the driver decides by
+// code, never by message text, whether a retry can help.
+type ErrorCode int32
+
+const (
+	ErrorCode_ERROR_CODE_UNSPECIFIED ErrorCode = 0
+	// BAD_INPUT: the data, net, solver, weights or request can never work
+	// (a label out of range, a truncated solverstate). Not retried.
+	ErrorCode_BAD_INPUT ErrorCode = 1
+	// DIVERGED: a non-finite loss, gradient or weight. Not retried.
+	ErrorCode_DIVERGED ErrorCode = 2
+	// OUT_OF_MEMORY: the net does not fit the memory goexec may use. Not retried.
+	ErrorCode_OUT_OF_MEMORY ErrorCode = 3
+	// PEER_LOST: a ring peer died, stalled or closed its connection. The
+	// round is retried (under a new ring generation).
+	ErrorCode_PEER_LOST ErrorCode = 4
+	// RING_STALE: the request's peers do not match the kept ring (a rank
+	// moved). The driver finds peers again and retries at once.
+	ErrorCode_RING_STALE ErrorCode = 5
+	// INTERNAL: anything else (I/O, a bug). Retried as a task failure.
+	ErrorCode_INTERNAL ErrorCode = 6
+)
+
+// Enum value maps for ErrorCode.
+var (
+	ErrorCode_name = map[int32]string{
+		0: "ERROR_CODE_UNSPECIFIED",
+		1: "BAD_INPUT",
+		2: "DIVERGED",
+		3: "OUT_OF_MEMORY",
+		4: "PEER_LOST",
+		5: "RING_STALE",
+		6: "INTERNAL",
+	}
+	ErrorCode_value = map[string]int32{
+		"ERROR_CODE_UNSPECIFIED": 0,
+		"BAD_INPUT":              1,
+		"DIVERGED":               2,
+		"OUT_OF_MEMORY":          3,
+		"PEER_LOST":              4,
+		"RING_STALE":             5,
+		"INTERNAL":               6,
+	}
+)
+
+func (x ErrorCode) Enum() *ErrorCode {
+	p := new(ErrorCode)
+	*p = x
+	return p
+}
+
+func (x ErrorCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_goexec_rpc_trainer_proto_enumTypes[1].Descriptor()
+}
+
+func (ErrorCode) Type() protoreflect.EnumType {
+	return &file_goexec_rpc_trainer_proto_enumTypes[1]
+}
+
+func (x ErrorCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorCode.Descriptor instead.
+func (ErrorCode) EnumDescriptor() ([]byte, []int) {
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{1}
+}
+
 // PartitionKey names one cached partition.
 type PartitionKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -546,6 +618,16 @@ type TrainRoundRequest struct {
 	// rank built its net) waits up to max(this, 10 minutes) for silent peers;
 	// a peer whose process died is noticed at once either way.
 	RingTimeoutMs int64 `protobuf:"varint,14,opt,name=ring_timeout_ms,json=ringTimeoutMs,proto3" json:"ring_timeout_ms,omitempty"`
+	// ring_generation lets goexec keep the ring's connections open after a
+	// round and reuse them in the next round that names the same generation
+	// and the same peers, so peers are found once per application (and again
+	// after a failure, under a new generation). 0 keeps nothing: the ring is
+	// built and closed within each round.
+	RingGeneration int64 `protobuf:"varint,15,opt,name=ring_generation,json=ringGeneration,proto3" json:"ring_generation,omitempty"`
+	// encrypt_ring encrypts the ring's traffic (AES-GCM with keys derived from
+	// secret), set from spark.gocaffe.ring.encrypt or Spark's
+	// spark.network.crypto.enabled. Every rank of a ring must agree.
+	EncryptRing   bool `protobuf:"varint,16,opt,name=encrypt_ring,json=encryptRing,proto3" json:"encrypt_ring,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -678,6 +760,85 @@ func (x *TrainRoundRequest) GetRingTimeoutMs() int64 {
 	return 0
 }
 
+func (x *TrainRoundRequest) GetRingGeneration() int64 {
+	if x != nil {
+		return x.RingGeneration
+	}
+	return 0
+}
+
+func (x *TrainRoundRequest) GetEncryptRing() bool {
+	if x != nil {
+		return x.EncryptRing
+	}
+	return false
+}
+
+// ErrorDetail rides in the google.rpc.Status details of every failed goexec
+// RPC (gRPC's status details, read on the JVM with StatusProto).
+type ErrorDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=gocaffe.goexec.v1.ErrorCode" json:"code,omitempty"`
+	// subject names what failed, where there is one thing to name: a row's
+	// sample id, a blob, a layer, a path.
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// iteration is the training iteration the failure happened at, or -1.
+	Iteration     int64 `protobuf:"varint,3,opt,name=iteration,proto3" json:"iteration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorDetail) Reset() {
+	*x = ErrorDetail{}
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorDetail) ProtoMessage() {}
+
+func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
+func (*ErrorDetail) Descriptor() ([]byte, []int) {
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ErrorDetail) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *ErrorDetail) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ErrorDetail) GetIteration() int64 {
+	if x != nil {
+		return x.Iteration
+	}
+	return 0
+}
+
 // Progress is one display line of a round.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -699,7 +860,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[7]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +872,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[7]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +885,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{7}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Progress) GetIter() int64 {
@@ -787,7 +948,7 @@ type RoundStats struct {
 
 func (x *RoundStats) Reset() {
 	*x = RoundStats{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[8]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +960,7 @@ func (x *RoundStats) String() string {
 func (*RoundStats) ProtoMessage() {}
 
 func (x *RoundStats) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[8]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +973,7 @@ func (x *RoundStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundStats.ProtoReflect.Descriptor instead.
 func (*RoundStats) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{8}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RoundStats) GetIterations() int64 {
@@ -880,7 +1041,7 @@ type ByteChunk struct {
 
 func (x *ByteChunk) Reset() {
 	*x = ByteChunk{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[9]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1053,7 @@ func (x *ByteChunk) String() string {
 func (*ByteChunk) ProtoMessage() {}
 
 func (x *ByteChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[9]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1066,7 @@ func (x *ByteChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteChunk.ProtoReflect.Descriptor instead.
 func (*ByteChunk) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{9}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ByteChunk) GetOffset() int64 {
@@ -946,7 +1107,7 @@ type TrainRoundEvent struct {
 
 func (x *TrainRoundEvent) Reset() {
 	*x = TrainRoundEvent{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[10]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1119,7 @@ func (x *TrainRoundEvent) String() string {
 func (*TrainRoundEvent) ProtoMessage() {}
 
 func (x *TrainRoundEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[10]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1132,7 @@ func (x *TrainRoundEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainRoundEvent.ProtoReflect.Descriptor instead.
 func (*TrainRoundEvent) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{10}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrainRoundEvent) GetEvent() isTrainRoundEvent_Event {
@@ -1073,7 +1234,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[11]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1246,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[11]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1259,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{11}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScoreRequest) GetSolver() []byte {
@@ -1154,7 +1315,7 @@ type OutputSum struct {
 
 func (x *OutputSum) Reset() {
 	*x = OutputSum{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[12]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1327,7 @@ func (x *OutputSum) String() string {
 func (*OutputSum) ProtoMessage() {}
 
 func (x *OutputSum) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[12]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1340,7 @@ func (x *OutputSum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSum.ProtoReflect.Descriptor instead.
 func (*OutputSum) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{12}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OutputSum) GetName() string {
@@ -1219,7 +1380,7 @@ type ScoreResponse struct {
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[13]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1392,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[13]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1405,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{13}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScoreResponse) GetOutputs() []*OutputSum {
@@ -1302,7 +1463,7 @@ type FeaturesRequest struct {
 
 func (x *FeaturesRequest) Reset() {
 	*x = FeaturesRequest{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[14]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1475,7 @@ func (x *FeaturesRequest) String() string {
 func (*FeaturesRequest) ProtoMessage() {}
 
 func (x *FeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[14]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1488,7 @@ func (x *FeaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeaturesRequest.ProtoReflect.Descriptor instead.
 func (*FeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{14}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FeaturesRequest) GetSolver() []byte {
@@ -1401,7 +1562,7 @@ type FeaturesChunk struct {
 
 func (x *FeaturesChunk) Reset() {
 	*x = FeaturesChunk{}
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[15]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1574,7 @@ func (x *FeaturesChunk) String() string {
 func (*FeaturesChunk) ProtoMessage() {}
 
 func (x *FeaturesChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_goexec_rpc_trainer_proto_msgTypes[15]
+	mi := &file_goexec_rpc_trainer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1587,7 @@ func (x *FeaturesChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeaturesChunk.ProtoReflect.Descriptor instead.
 func (*FeaturesChunk) Descriptor() ([]byte, []int) {
-	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{15}
+	return file_goexec_rpc_trainer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FeaturesChunk) GetArrowIpc() []byte {
@@ -1488,7 +1649,7 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\vDataBinding\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x121\n" +
 	"\x03key\x18\x02 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12)\n" +
-	"\x10with_replacement\x18\x03 \x01(\bR\x0fwithReplacement\"\xc8\x03\n" +
+	"\x10with_replacement\x18\x03 \x01(\bR\x0fwithReplacement\"\x94\x04\n" +
 	"\x11TrainRoundRequest\x12\x16\n" +
 	"\x06solver\x18\x01 \x01(\fR\x06solver\x12\x18\n" +
 	"\aweights\x18\x02 \x01(\fR\aweights\x12!\n" +
@@ -1508,7 +1669,13 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\x04data\x18\v \x03(\v2\x1e.gocaffe.goexec.v1.DataBindingR\x04data\x12\x12\n" +
 	"\x04seed\x18\f \x01(\x04R\x04seed\x12\x14\n" +
 	"\x05round\x18\r \x01(\x03R\x05round\x12&\n" +
-	"\x0fring_timeout_ms\x18\x0e \x01(\x03R\rringTimeoutMs\"\x97\x01\n" +
+	"\x0fring_timeout_ms\x18\x0e \x01(\x03R\rringTimeoutMs\x12'\n" +
+	"\x0fring_generation\x18\x0f \x01(\x03R\x0eringGeneration\x12!\n" +
+	"\fencrypt_ring\x18\x10 \x01(\bR\vencryptRing\"w\n" +
+	"\vErrorDetail\x120\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x1c.gocaffe.goexec.v1.ErrorCodeR\x04code\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x1c\n" +
+	"\titeration\x18\x03 \x01(\x03R\titeration\"\x97\x01\n" +
 	"\bProgress\x12\x12\n" +
 	"\x04iter\x18\x01 \x01(\x03R\x04iter\x12\x12\n" +
 	"\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x0e\n" +
@@ -1572,7 +1739,16 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\bSyncMode\x12\x19\n" +
 	"\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tALLREDUCE\x10\x01\x12\v\n" +
-	"\aAVERAGE\x10\x022\xe3\x04\n" +
+	"\aAVERAGE\x10\x02*\x84\x01\n" +
+	"\tErrorCode\x12\x1a\n" +
+	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tBAD_INPUT\x10\x01\x12\f\n" +
+	"\bDIVERGED\x10\x02\x12\x11\n" +
+	"\rOUT_OF_MEMORY\x10\x03\x12\r\n" +
+	"\tPEER_LOST\x10\x04\x12\x0e\n" +
+	"\n" +
+	"RING_STALE\x10\x05\x12\f\n" +
+	"\bINTERNAL\x10\x062\xe3\x04\n" +
 	"\aTrainer\x12V\n" +
 	"\rLoadPartition\x12!.gocaffe.goexec.v1.PartitionChunk\x1a .gocaffe.goexec.v1.PartitionInfo(\x01\x12Q\n" +
 	"\fHasPartition\x12\x1f.gocaffe.goexec.v1.PartitionKey\x1a .gocaffe.goexec.v1.PartitionInfo\x12R\n" +
@@ -1596,59 +1772,62 @@ func file_goexec_rpc_trainer_proto_rawDescGZIP() []byte {
 	return file_goexec_rpc_trainer_proto_rawDescData
 }
 
-var file_goexec_rpc_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_goexec_rpc_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_goexec_rpc_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_goexec_rpc_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_goexec_rpc_trainer_proto_goTypes = []any{
 	(SyncMode)(0),                // 0: gocaffe.goexec.v1.SyncMode
-	(*PartitionKey)(nil),         // 1: gocaffe.goexec.v1.PartitionKey
-	(*PartitionChunk)(nil),       // 2: gocaffe.goexec.v1.PartitionChunk
-	(*PartitionInfo)(nil),        // 3: gocaffe.goexec.v1.PartitionInfo
-	(*OpenPeerPortRequest)(nil),  // 4: gocaffe.goexec.v1.OpenPeerPortRequest
-	(*OpenPeerPortResponse)(nil), // 5: gocaffe.goexec.v1.OpenPeerPortResponse
-	(*DataBinding)(nil),          // 6: gocaffe.goexec.v1.DataBinding
-	(*TrainRoundRequest)(nil),    // 7: gocaffe.goexec.v1.TrainRoundRequest
-	(*Progress)(nil),             // 8: gocaffe.goexec.v1.Progress
-	(*RoundStats)(nil),           // 9: gocaffe.goexec.v1.RoundStats
-	(*ByteChunk)(nil),            // 10: gocaffe.goexec.v1.ByteChunk
-	(*TrainRoundEvent)(nil),      // 11: gocaffe.goexec.v1.TrainRoundEvent
-	(*ScoreRequest)(nil),         // 12: gocaffe.goexec.v1.ScoreRequest
-	(*OutputSum)(nil),            // 13: gocaffe.goexec.v1.OutputSum
-	(*ScoreResponse)(nil),        // 14: gocaffe.goexec.v1.ScoreResponse
-	(*FeaturesRequest)(nil),      // 15: gocaffe.goexec.v1.FeaturesRequest
-	(*FeaturesChunk)(nil),        // 16: gocaffe.goexec.v1.FeaturesChunk
+	(ErrorCode)(0),               // 1: gocaffe.goexec.v1.ErrorCode
+	(*PartitionKey)(nil),         // 2: gocaffe.goexec.v1.PartitionKey
+	(*PartitionChunk)(nil),       // 3: gocaffe.goexec.v1.PartitionChunk
+	(*PartitionInfo)(nil),        // 4: gocaffe.goexec.v1.PartitionInfo
+	(*OpenPeerPortRequest)(nil),  // 5: gocaffe.goexec.v1.OpenPeerPortRequest
+	(*OpenPeerPortResponse)(nil), // 6: gocaffe.goexec.v1.OpenPeerPortResponse
+	(*DataBinding)(nil),          // 7: gocaffe.goexec.v1.DataBinding
+	(*TrainRoundRequest)(nil),    // 8: gocaffe.goexec.v1.TrainRoundRequest
+	(*ErrorDetail)(nil),          // 9: gocaffe.goexec.v1.ErrorDetail
+	(*Progress)(nil),             // 10: gocaffe.goexec.v1.Progress
+	(*RoundStats)(nil),           // 11: gocaffe.goexec.v1.RoundStats
+	(*ByteChunk)(nil),            // 12: gocaffe.goexec.v1.ByteChunk
+	(*TrainRoundEvent)(nil),      // 13: gocaffe.goexec.v1.TrainRoundEvent
+	(*ScoreRequest)(nil),         // 14: gocaffe.goexec.v1.ScoreRequest
+	(*OutputSum)(nil),            // 15: gocaffe.goexec.v1.OutputSum
+	(*ScoreResponse)(nil),        // 16: gocaffe.goexec.v1.ScoreResponse
+	(*FeaturesRequest)(nil),      // 17: gocaffe.goexec.v1.FeaturesRequest
+	(*FeaturesChunk)(nil),        // 18: gocaffe.goexec.v1.FeaturesChunk
 }
 var file_goexec_rpc_trainer_proto_depIdxs = []int32{
-	1,  // 0: gocaffe.goexec.v1.PartitionChunk.key:type_name -> gocaffe.goexec.v1.PartitionKey
-	1,  // 1: gocaffe.goexec.v1.PartitionInfo.key:type_name -> gocaffe.goexec.v1.PartitionKey
-	1,  // 2: gocaffe.goexec.v1.DataBinding.key:type_name -> gocaffe.goexec.v1.PartitionKey
+	2,  // 0: gocaffe.goexec.v1.PartitionChunk.key:type_name -> gocaffe.goexec.v1.PartitionKey
+	2,  // 1: gocaffe.goexec.v1.PartitionInfo.key:type_name -> gocaffe.goexec.v1.PartitionKey
+	2,  // 2: gocaffe.goexec.v1.DataBinding.key:type_name -> gocaffe.goexec.v1.PartitionKey
 	0,  // 3: gocaffe.goexec.v1.TrainRoundRequest.sync_mode:type_name -> gocaffe.goexec.v1.SyncMode
-	6,  // 4: gocaffe.goexec.v1.TrainRoundRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
-	8,  // 5: gocaffe.goexec.v1.TrainRoundEvent.progress:type_name -> gocaffe.goexec.v1.Progress
-	10, // 6: gocaffe.goexec.v1.TrainRoundEvent.weights:type_name -> gocaffe.goexec.v1.ByteChunk
-	10, // 7: gocaffe.goexec.v1.TrainRoundEvent.solver_state:type_name -> gocaffe.goexec.v1.ByteChunk
-	9,  // 8: gocaffe.goexec.v1.TrainRoundEvent.done:type_name -> gocaffe.goexec.v1.RoundStats
-	6,  // 9: gocaffe.goexec.v1.ScoreRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
-	13, // 10: gocaffe.goexec.v1.ScoreResponse.outputs:type_name -> gocaffe.goexec.v1.OutputSum
-	6,  // 11: gocaffe.goexec.v1.FeaturesRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
-	2,  // 12: gocaffe.goexec.v1.Trainer.LoadPartition:input_type -> gocaffe.goexec.v1.PartitionChunk
-	1,  // 13: gocaffe.goexec.v1.Trainer.HasPartition:input_type -> gocaffe.goexec.v1.PartitionKey
-	1,  // 14: gocaffe.goexec.v1.Trainer.DropPartition:input_type -> gocaffe.goexec.v1.PartitionKey
-	4,  // 15: gocaffe.goexec.v1.Trainer.OpenPeerPort:input_type -> gocaffe.goexec.v1.OpenPeerPortRequest
-	7,  // 16: gocaffe.goexec.v1.Trainer.TrainRound:input_type -> gocaffe.goexec.v1.TrainRoundRequest
-	12, // 17: gocaffe.goexec.v1.Trainer.Score:input_type -> gocaffe.goexec.v1.ScoreRequest
-	15, // 18: gocaffe.goexec.v1.Trainer.Features:input_type -> gocaffe.goexec.v1.FeaturesRequest
-	3,  // 19: gocaffe.goexec.v1.Trainer.LoadPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
-	3,  // 20: gocaffe.goexec.v1.Trainer.HasPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
-	3,  // 21: gocaffe.goexec.v1.Trainer.DropPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
-	5,  // 22: gocaffe.goexec.v1.Trainer.OpenPeerPort:output_type -> gocaffe.goexec.v1.OpenPeerPortResponse
-	11, // 23: gocaffe.goexec.v1.Trainer.TrainRound:output_type -> gocaffe.goexec.v1.TrainRoundEvent
-	14, // 24: gocaffe.goexec.v1.Trainer.Score:output_type -> gocaffe.goexec.v1.ScoreResponse
-	16, // 25: gocaffe.goexec.v1.Trainer.Features:output_type -> gocaffe.goexec.v1.FeaturesChunk
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 4: gocaffe.goexec.v1.TrainRoundRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
+	1,  // 5: gocaffe.goexec.v1.ErrorDetail.code:type_name -> gocaffe.goexec.v1.ErrorCode
+	10, // 6: gocaffe.goexec.v1.TrainRoundEvent.progress:type_name -> gocaffe.goexec.v1.Progress
+	12, // 7: gocaffe.goexec.v1.TrainRoundEvent.weights:type_name -> gocaffe.goexec.v1.ByteChunk
+	12, // 8: gocaffe.goexec.v1.TrainRoundEvent.solver_state:type_name -> gocaffe.goexec.v1.ByteChunk
+	11, // 9: gocaffe.goexec.v1.TrainRoundEvent.done:type_name -> gocaffe.goexec.v1.RoundStats
+	7,  // 10: gocaffe.goexec.v1.ScoreRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
+	15, // 11: gocaffe.goexec.v1.ScoreResponse.outputs:type_name -> gocaffe.goexec.v1.OutputSum
+	7,  // 12: gocaffe.goexec.v1.FeaturesRequest.data:type_name -> gocaffe.goexec.v1.DataBinding
+	3,  // 13: gocaffe.goexec.v1.Trainer.LoadPartition:input_type -> gocaffe.goexec.v1.PartitionChunk
+	2,  // 14: gocaffe.goexec.v1.Trainer.HasPartition:input_type -> gocaffe.goexec.v1.PartitionKey
+	2,  // 15: gocaffe.goexec.v1.Trainer.DropPartition:input_type -> gocaffe.goexec.v1.PartitionKey
+	5,  // 16: gocaffe.goexec.v1.Trainer.OpenPeerPort:input_type -> gocaffe.goexec.v1.OpenPeerPortRequest
+	8,  // 17: gocaffe.goexec.v1.Trainer.TrainRound:input_type -> gocaffe.goexec.v1.TrainRoundRequest
+	14, // 18: gocaffe.goexec.v1.Trainer.Score:input_type -> gocaffe.goexec.v1.ScoreRequest
+	17, // 19: gocaffe.goexec.v1.Trainer.Features:input_type -> gocaffe.goexec.v1.FeaturesRequest
+	4,  // 20: gocaffe.goexec.v1.Trainer.LoadPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
+	4,  // 21: gocaffe.goexec.v1.Trainer.HasPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
+	4,  // 22: gocaffe.goexec.v1.Trainer.DropPartition:output_type -> gocaffe.goexec.v1.PartitionInfo
+	6,  // 23: gocaffe.goexec.v1.Trainer.OpenPeerPort:output_type -> gocaffe.goexec.v1.OpenPeerPortResponse
+	13, // 24: gocaffe.goexec.v1.Trainer.TrainRound:output_type -> gocaffe.goexec.v1.TrainRoundEvent
+	16, // 25: gocaffe.goexec.v1.Trainer.Score:output_type -> gocaffe.goexec.v1.ScoreResponse
+	18, // 26: gocaffe.goexec.v1.Trainer.Features:output_type -> gocaffe.goexec.v1.FeaturesChunk
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_goexec_rpc_trainer_proto_init() }
@@ -1656,7 +1835,7 @@ func file_goexec_rpc_trainer_proto_init() {
 	if File_goexec_rpc_trainer_proto != nil {
 		return
 	}
-	file_goexec_rpc_trainer_proto_msgTypes[10].OneofWrappers = []any{
+	file_goexec_rpc_trainer_proto_msgTypes[11].OneofWrappers = []any{
 		(*TrainRoundEvent_Progress)(nil),
 		(*TrainRoundEvent_Weights)(nil),
 		(*TrainRoundEvent_SolverState)(nil),
@@ -1667,8 +1846,8 @@ func file_goexec_rpc_trainer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_goexec_rpc_trainer_proto_rawDesc), len(file_goexec_rpc_trainer_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   16,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
