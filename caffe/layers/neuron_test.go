@@ -243,4 +243,3 @@ func TestDropout(t *testing.T) {
 	_, err := tryBuild[float32](t, `type: "Dropout" dropout_param { dropout_ratio: 1 }`)
 	wantErr(t, "ratio 1", err, "dropout_ratio")
 }
-
