@@ -67,6 +67,7 @@ type Net[T blob.Float] struct {
 	table   *ParamTable
 	hooks   Hooks
 	device  kernels.Device
+	placed  []layer.Placement
 	// paramBuf and gradBuf hold every learnable param's data and diff,
 	// one after another in learnable order (segs).
 	paramBuf, gradBuf []T
@@ -104,8 +105,9 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	// Build the user's layers first: whether a layer is a loss layer (and
 	// so has a default loss weight) decides where splits go.
 	built := make([]layer.Layer[T], len(prepared.Layer))
+	placed := make([]layer.Placement, len(prepared.Layer))
 	for i, lp := range prepared.Layer {
-		l, err := newLayer[T](reg, lp, o.seed, o.device)
+		l, pl, err := newLayer[T](reg, lp, o.seed, o.device)
 		if err != nil {
 			return nil, fmt.Errorf("net %q: %w", param.GetName(), err)
 		}
@@ -113,6 +115,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			SetDefaultLossWeights(lp)
 		}
 		built[i] = l
+		placed[i] = pl
 	}
 	g, origin, err := wire(prepared)
 	if err != nil {
@@ -126,12 +129,14 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	info := make([]LayerInfo, len(g.Layers))
 	for i, lp := range g.Layers {
 		var l layer.Layer[T]
+		var pl layer.Placement
 		if origin[i] >= 0 {
-			l = built[origin[i]]
-		} else if l, err = newLayer[T](reg, lp, o.seed, o.device); err != nil {
+			l, pl = built[origin[i]], placed[origin[i]]
+		} else if l, pl, err = newLayer[T](reg, lp, o.seed, o.device); err != nil {
 			return nil, fmt.Errorf("net %q: %w", g.Name, err)
 		}
 		n.layers = append(n.layers, l)
+		n.placed = append(n.placed, pl)
 		n.bottoms = append(n.bottoms, n.pick(g.Bottoms[i]))
 		n.tops = append(n.tops, n.pick(g.Tops[i]))
 		if err := n.setupLayer(i); err != nil {
@@ -246,11 +251,11 @@ func checkCount(what string, n, lo, hi int) error {
 }
 
 // newLayer constructs one layer with its own random source.
-func newLayer[T blob.Float](reg *layer.Registry, lp *caffepb.LayerParameter, seed uint64, dev kernels.Device) (layer.Layer[T], error) {
+func newLayer[T blob.Float](reg *layer.Registry, lp *caffepb.LayerParameter, seed uint64, dev kernels.Device) (layer.Layer[T], layer.Placement, error) {
 	h := fnv.New64a()
 	h.Write([]byte(lp.GetName()))
 	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
-	return layer.New[T](reg, layer.Context{Param: lp, Phase: lp.GetPhase(), Rand: rng, Device: dev})
+	return layer.Build[T](reg, layer.Context{Param: lp, Phase: lp.GetPhase(), Rand: rng, Device: dev})
 }
 
 var fillerDesc = (&caffepb.FillerParameter{}).ProtoReflect().Descriptor()
@@ -292,6 +297,10 @@ func (n *Net[T]) Phase() caffepb.Phase { return n.graph.Phase }
 
 // Graph returns the net's wiring (read-only).
 func (n *Net[T]) Graph() *Graph { return n.graph }
+
+// LayerPlacement returns which implementation of layer i runs, and on
+// which device.
+func (n *Net[T]) LayerPlacement(i int) layer.Placement { return n.placed[i] }
 
 // Layers returns the layers in execution order (split layers included).
 func (n *Net[T]) Layers() []layer.Layer[T] { return n.layers }

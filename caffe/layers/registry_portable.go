@@ -1,0 +1,14 @@
+package layers
+
+// portable lists the layer types whose CAFFE implementation computes only
+// through kernels.Backend and the blobs' device accessors, so that on a net
+// of any device they run on that device. The others run on the host, with
+// their blobs synced around them.
+var portable = []string{
+	"Convolution",
+	"Deconvolution",
+	"InnerProduct",
+	"Pooling",
+	"ReLU",
+	"Softmax",
+}
