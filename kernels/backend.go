@@ -154,6 +154,8 @@ type Memory[T Float] interface {
 	// Download copies src (device) into dst (host); it waits for the
 	// operations that write src.
 	Download(dst []T, src Vec[T])
+	// UploadInts copies src (host) into dst (device).
+	UploadInts(dst IntVec, src []int32)
 }
 
 // Backend is the math GoCaffe's layers and solvers compute with, over
@@ -241,6 +243,16 @@ type Backend[T Float] interface {
 	// SoftmaxBackward: dx = (dy - Σ_c dy·y) ⊙ y over channels (dx may
 	// alias dy).
 	SoftmaxBackward(y, dy, dx Vec[T], outer, channels, inner int)
+
+	// SoftmaxLossForward writes into loss[0] the multinomial logistic
+	// loss of prob (outer×channels×inner) against the class of each of
+	// the outer·inner positions (cls, -1 where ignored), summed in float64
+	// in position order, floored at FLT_MIN per term, divided by
+	// normalizer.
+	SoftmaxLossForward(prob Vec[T], cls IntVec, outer, channels, inner int, normalizer float64, loss Vec[T])
+	// SoftmaxLossBackward: dx = scale·(prob - onehot(cls)), zero over the
+	// channels of an ignored position.
+	SoftmaxLossBackward(prob Vec[T], cls IntVec, outer, channels, inner int, scale T, dx Vec[T])
 
 	// SGDMomentum is SGD with L2 weight decay in one pass:
 	// g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;

@@ -11,4 +11,5 @@ var portable = []string{
 	"Pooling",
 	"ReLU",
 	"Softmax",
+	"SoftmaxWithLoss",
 }

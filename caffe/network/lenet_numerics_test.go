@@ -47,7 +47,7 @@ func TestLeNetNumericsOnSimulatedDevice(t *testing.T) {
 	if f := d.Faults(); len(f) > 0 {
 		t.Errorf("device operations got host operands: %v", f)
 	}
-	for _, op := range []string{"Gemm", "Im2col", "AddBias", "BiasGrad", "MaxPoolForward", "MaxPoolBackward", "ReLUForward", "ReLUBackward", "Col2im", "Upload", "Download"} {
+	for _, op := range []string{"Gemm", "Im2col", "AddBias", "BiasGrad", "MaxPoolForward", "MaxPoolBackward", "ReLUForward", "ReLUBackward", "Col2im", "SoftmaxForward", "SoftmaxLossForward", "SoftmaxLossBackward", "Upload", "Download"} {
 		if d.Calls(op) == 0 {
 			t.Errorf("no %s on the device (calls: %v)", op, d)
 		}

@@ -38,6 +38,8 @@ func (backend[T]) Download(dst []T, src kernels.Vec[T]) {
 	copy(dst[:src.Len()], src.Host())
 }
 
+func (backend[T]) UploadInts(dst kernels.IntVec, src []int32) { copy(dst.Host()[:len(src)], src) }
+
 func (backend[T]) Workers(n int) int                           { return Workers(n) }
 func (backend[T]) Parallel(n int, fn func(worker, lo, hi int)) { Parallel(n, fn) }
 func (backend[T]) ParallelDynamic(workers, n, grain int, fn func(worker, lo, hi int)) {
@@ -266,6 +268,46 @@ func (backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inn
 				dxo[k] = (dyo[k] - dot) * yo[k]
 			}
 		}
+	}
+}
+
+// fltMin is C's FLT_MIN, the floor Caffe puts under probabilities.
+const fltMin = 0x1p-126
+
+func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	p, c := prob.Host(), cls.Host()
+	dim := channels * inner
+	var sum float64
+	for o := 0; o < outer; o++ {
+		for j := 0; j < inner; j++ {
+			k := c[o*inner+j]
+			if k < 0 {
+				continue
+			}
+			sum -= math.Log(max(float64(p[o*dim+int(k)*inner+j]), fltMin))
+		}
+	}
+	loss.Host()[0] = T(sum / normalizer)
+}
+
+func (backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	p, c, d := prob.Host(), cls.Host(), dx.Host()
+	copy(d, p)
+	dim := channels * inner
+	for o := 0; o < outer; o++ {
+		for j := 0; j < inner; j++ {
+			k := c[o*inner+j]
+			if k < 0 {
+				for ch := 0; ch < channels; ch++ {
+					d[o*dim+ch*inner+j] = 0
+				}
+				continue
+			}
+			d[o*dim+int(k)*inner+j]--
+		}
+	}
+	for i := range d {
+		d[i] *= scale
 	}
 }
 

@@ -132,6 +132,11 @@ func (b backend[T]) Download(dst []T, src kernels.Vec[T]) {
 	copy(dst, b.h("Download", src).Host())
 }
 
+func (b backend[T]) UploadInts(dst kernels.IntVec, src []int32) {
+	b.d.count("UploadInts")
+	copy(b.hi("UploadInts", dst).Host(), src)
+}
+
 // The loops run serially on the caller, as on a GPU stream.
 func (b backend[T]) Workers(int) int { return 1 }
 func (b backend[T]) Parallel(n int, fn func(worker, lo, hi int)) {
@@ -240,6 +245,14 @@ func (b backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner i
 func (b backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
 	b.d.count("SoftmaxBackward")
 	b.cpu.SoftmaxBackward(b.h("SoftmaxBackward", y), b.h("SoftmaxBackward", dy), b.h("SoftmaxBackward", dx), outer, channels, inner)
+}
+func (b backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	b.d.count("SoftmaxLossForward")
+	b.cpu.SoftmaxLossForward(b.h("SoftmaxLossForward", prob), b.hi("SoftmaxLossForward", cls), outer, channels, inner, normalizer, b.h("SoftmaxLossForward", loss))
+}
+func (b backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	b.d.count("SoftmaxLossBackward")
+	b.cpu.SoftmaxLossBackward(b.h("SoftmaxLossBackward", prob), b.hi("SoftmaxLossBackward", cls), outer, channels, inner, scale, b.h("SoftmaxLossBackward", dx))
 }
 func (b backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, mom T) {
 	b.d.count("SGDMomentum")

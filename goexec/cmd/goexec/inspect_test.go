@@ -192,9 +192,10 @@ func TestInspectDeviceColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{
-		"conv1": "simdev",
-		"relu1": "simdev",
-		"loss":  "cpu (fallback)",
+		"conv1":    "simdev",
+		"relu1":    "simdev",
+		"loss":     "simdev",
+		"accuracy": "cpu (fallback)",
 	} {
 		if got := row(t, out.String(), name); !strings.HasSuffix(got, " | "+want) {
 			t.Errorf("row %s: %q, want device %q", name, got, want)
