@@ -120,7 +120,7 @@ func (l *bias[T]) Blobs() []*blob.Blob[T] {
 }
 
 func (l *bias[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y, b := bottom[0].Data(), top[0].Data(), l.param(bottom).Data()
+	x, y, b := bottom[0].HostData(), top[0].Data(), l.param(bottom).Data()
 	addBias(x, y, b, l.bc)
 	return nil
 }
@@ -158,7 +158,7 @@ func sumBias[T blob.Float](dy, db []T, bc broadcast, accumulate bool) {
 }
 
 func (l *bias[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	dy := top[0].Diff()
+	dy := top[0].HostDiff()
 	// Parameter gradient first: in place, dx overwrites dy.
 	if len(bottom) > 1 {
 		if propagateDown[1] {

@@ -74,7 +74,7 @@ func (l *concat[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *concat[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	dy := top[0].Diff()
+	dy := top[0].HostDiff()
 	topAxis := top[0].Dim(l.axis) * l.inner
 	off := 0
 	for i, b := range bottom {

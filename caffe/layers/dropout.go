@@ -46,7 +46,7 @@ func (l *dropout[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *dropout[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	if !l.train {
 		copy(y, x)
@@ -69,7 +69,7 @@ func (l *dropout[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom 
 	if !propagateDown[0] {
 		return nil
 	}
-	dy, dx := top[0].Diff(), bottom[0].Diff()
+	dy, dx := top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(dx)]
 	if !l.train {
 		copy(dx, dy)

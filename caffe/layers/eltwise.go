@@ -67,11 +67,11 @@ func (l *eltwise[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 
 func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	y := top[0].Data()
-	x0 := bottom[0].Data()
+	x0 := bottom[0].HostData()
 	y = y[:len(x0)]
 	switch l.op {
 	case caffepb.EltwiseParameter_PROD:
-		x1 := bottom[1].Data()
+		x1 := bottom[1].HostData()
 		for i := range y {
 			y[i] = x0[i] * x1[i]
 		}
@@ -92,7 +92,7 @@ func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			}
 		}
 	case caffepb.EltwiseParameter_MAX:
-		x1 := bottom[1].Data()
+		x1 := bottom[1].HostData()
 		for i := range y {
 			if x1[i] > x0[i] {
 				y[i], l.argmax[i] = x1[i], 1
@@ -114,7 +114,7 @@ func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *eltwise[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	y, dy := top[0].Data(), top[0].Diff()
+	y, dy := top[0].HostData(), top[0].HostDiff()
 	for k, b := range bottom {
 		if !propagateDown[k] {
 			continue

@@ -84,7 +84,7 @@ func (l *lrn[T]) spatialWindow(i, n int) (int, int) {
 }
 
 func (l *lrn[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	negBeta := -l.beta
 	plane := l.h * l.w
 	if l.region == caffepb.LRNParameter_ACROSS_CHANNELS {
@@ -141,7 +141,7 @@ func (l *lrn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	if !propagateDown[0] {
 		return nil
 	}
-	x, y, dy, dx := bottom[0].Data(), top[0].Data(), top[0].Diff(), bottom[0].Diff()
+	x, y, dy, dx := bottom[0].HostData(), top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	negBeta := -l.beta
 	plane := l.h * l.w
 	if l.region == caffepb.LRNParameter_ACROSS_CHANNELS {

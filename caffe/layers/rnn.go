@@ -131,13 +131,13 @@ func (l *rnn[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 
 func (l *rnn[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	h, num, steps := l.hidden, l.num, l.steps
-	x, cont, out := bottom[0].Data(), bottom[1].Data(), top[0].Data()
+	x, cont, out := bottom[0].HostData(), bottom[1].HostData(), top[0].Data()
 	n := steps * num
 	// Input contribution for all steps: hs = x·W_xhᵀ + b_h.
 	hostGemm(false, true, n, h, l.xDim, 1, x, l.xDim, l.wx.Data(), l.xDim, 0, l.hs, h)
 	addRows(l.hs, l.bh.Data(), n)
 	if l.static {
-		hostGemm(false, true, num, h, l.ws.Dim(1), 1, bottom[2].Data(), l.ws.Dim(1), l.ws.Data(), l.ws.Dim(1), 0, l.staticH, h)
+		hostGemm(false, true, num, h, l.ws.Dim(1), 1, bottom[2].HostData(), l.ws.Dim(1), l.ws.Data(), l.ws.Dim(1), 0, l.staticH, h)
 	}
 	h0 := l.h0
 	if l.expose {
@@ -194,7 +194,7 @@ func (l *rnn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	}
 	h, num, steps := l.hidden, l.num, l.steps
 	n := steps * num
-	cont, o, dy := bottom[1].Data(), top[0].Data(), top[0].Diff()
+	cont, o, dy := bottom[1].HostData(), top[0].HostData(), top[0].HostDiff()
 	// Output layer: d(pre_o) = dy·(1 - o²), accumulated into W_ho, b_o.
 	dpo := l.dpre // reused: first the output pre-activation gradients
 	for k := 0; k < n*h; k++ {
@@ -206,7 +206,7 @@ func (l *rnn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	// step by step from the end, after its output part is read.
 	dh := l.dh
 	if l.expose {
-		copy(dh, top[1].Diff())
+		copy(dh, top[1].HostDiff())
 	} else {
 		clear(dh)
 	}
@@ -223,7 +223,7 @@ func (l *rnn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 			dh[k] *= cont[t*num+k/h]
 		}
 	}
-	hostGemm(true, false, h, l.xDim, n, 1, l.dpre, h, bottom[0].Data(), l.xDim, 1, l.wx.Diff(), l.xDim)
+	hostGemm(true, false, h, l.xDim, n, 1, l.dpre, h, bottom[0].HostData(), l.xDim, 1, l.wx.Diff(), l.xDim)
 	sumRows(l.bh.Diff(), l.dpre, n)
 	if propagateDown[0] {
 		hostGemm(false, false, n, l.xDim, h, 1, l.dpre, h, l.wx.Data(), l.xDim, 0, bottom[0].Diff(), l.xDim)
@@ -236,7 +236,7 @@ func (l *rnn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 			}
 		}
 		sd := l.ws.Dim(1)
-		hostGemm(true, false, h, sd, num, 1, l.dsum, h, bottom[2].Data(), sd, 1, l.ws.Diff(), sd)
+		hostGemm(true, false, h, sd, num, 1, l.dsum, h, bottom[2].HostData(), sd, 1, l.ws.Diff(), sd)
 		if propagateDown[2] {
 			hostGemm(false, false, num, sd, h, 1, l.dsum, h, l.ws.Data(), sd, 0, bottom[2].Diff(), sd)
 		}

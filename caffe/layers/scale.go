@@ -108,7 +108,7 @@ func (l *scale[T]) Blobs() []*blob.Blob[T] {
 }
 
 func (l *scale[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y, s := bottom[0].Data(), top[0].Data(), l.factor(bottom).Data()
+	x, y, s := bottom[0].HostData(), top[0].Data(), l.factor(bottom).Data()
 	if top[0] == bottom[0] {
 		copy(l.saved.Data(), x)
 	}
@@ -130,7 +130,7 @@ func (l *scale[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *scale[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	dy := top[0].Diff()
+	dy := top[0].HostDiff()
 	bc := l.bc
 	// Parameter gradients first: in place, dx overwrites dy.
 	biasIndex := 1 // blobs are [scale, bias], or [bias] with two bottoms
@@ -140,7 +140,7 @@ func (l *scale[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	if l.b != nil && l.wants(biasIndex) {
 		sumBias(dy, l.b.Diff(), bc, true)
 	}
-	x := bottom[0].Data()
+	x := bottom[0].HostData()
 	if top[0] == bottom[0] {
 		x = l.saved.Data()
 	}
