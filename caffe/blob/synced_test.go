@@ -24,6 +24,7 @@ func (m *fakeMem) Upload(dst kernels.Vec[float32], src []float32) {
 	m.up++
 	copy(dev(dst), src)
 }
+func (m *fakeMem) UploadInts(kernels.IntVec, []int32) {}
 func (m *fakeMem) Download(dst []float32, src kernels.Vec[float32]) {
 	m.down++
 	copy(dst, dev(src))
@@ -105,3 +106,4 @@ func (hostMem) Alloc(n int) kernels.Vec[float64]         { return kernels.HostVe
 func (hostMem) AllocInts(n int) kernels.IntVec           { return kernels.HostInts(make([]int32, n)) }
 func (hostMem) Upload(kernels.Vec[float64], []float64)   {}
 func (hostMem) Download([]float64, kernels.Vec[float64]) {}
+func (hostMem) UploadInts(kernels.IntVec, []int32)       {}
