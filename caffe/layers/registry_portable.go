@@ -5,6 +5,9 @@ package layers
 // of any device they run on that device. The others run on the host, with
 // their blobs synced around them.
 var portable = []string{
+	"Concat",
+	"Dropout", // the mask is drawn on the host and sent to the device
+	"Eltwise", // SUM on the device; PROD and MAX read and write host memory
 	"Convolution",
 	"Deconvolution",
 	"InnerProduct",
