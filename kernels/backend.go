@@ -139,6 +139,27 @@ type PoolGeom struct {
 	H, W, OH, OW, KH, KW, SH, SW, PH, PW int
 }
 
+// LRNGeom is a local response normalization over (N, C, H, W): across
+// Size channels (k + α/Size·Σx²)^-β, or within a Size×Size window
+// (1 + α/Size²·Σx²)^-β.
+type LRNGeom struct {
+	Across           bool
+	N, C, H, W, Size int
+	Alpha, Beta, K   float64
+}
+
+// AcrossWindow returns the channels [lo, hi) normalizing channel c.
+func (g LRNGeom) AcrossWindow(c int) (int, int) {
+	lo := c - (g.Size-1)/2
+	return max(lo, 0), min(lo+g.Size, g.C)
+}
+
+// SpatialWindow returns the rows or columns [lo, hi) around i in [0, n).
+func (g LRNGeom) SpatialWindow(i, n int) (int, int) {
+	p := (g.Size - 1) / 2
+	return max(i-p, 0), min(i+p+1, n)
+}
+
 // Memory is the part of a backend that blobs use to keep a device copy.
 type Memory[T Float] interface {
 	// HostMemory reports whether the backend computes on host slices (then
@@ -253,6 +274,12 @@ type Backend[T Float] interface {
 	// SoftmaxLossBackward: dx = scale·(prob - onehot(cls)), zero over the
 	// channels of an ignored position.
 	SoftmaxLossBackward(prob Vec[T], cls IntVec, outer, channels, inner int, scale T, dx Vec[T])
+
+	// LRNForward: y = x·scale^-β, scale = the base of the power (kept
+	// for LRNBackward).
+	LRNForward(x, scale, y Vec[T], g LRNGeom)
+	// LRNBackward computes dx from dy, x, y and LRNForward's scale.
+	LRNBackward(x, y, scale, dy, dx Vec[T], g LRNGeom)
 
 	// SGDMomentum is SGD with L2 weight decay in one pass:
 	// g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;

@@ -11,6 +11,7 @@ var portable = []string{
 	"Convolution",
 	"Deconvolution",
 	"InnerProduct",
+	"LRN",
 	"Pooling",
 	"ReLU",
 	"Softmax",

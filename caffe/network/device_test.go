@@ -30,8 +30,30 @@ layer { name: "loss" type: "Reduction" bottom: "t" top: "loss" loss_weight: 1 re
 // device what it computes on the CPU: the blobs are synced around each
 // host layer, and the device layers issue their math on the device.
 func TestMixedNetOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, mixedNet, "Gemm", "Axpy", "Mul", "Copy", "Fill", "ReLUForward", "Upload", "Download")
+}
+
+const lrnNet = `
+name: "lrn"
+force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 5 dim: 4 dim: 4 } } }
+layer { name: "across" type: "LRN" bottom: "x" top: "a" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 } }
+layer { name: "within" type: "LRN" bottom: "a" top: "w" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL } }
+layer { name: "pool" type: "Pooling" bottom: "w" top: "p" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "loss" type: "Reduction" bottom: "p" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
+`
+
+func TestLRNOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, lrnNet, "LRNForward", "LRNBackward", "AvePoolForward", "AvePoolBackward")
+}
+
+// sameOnSimulatedDevice runs one forward and backward pass of the net (its
+// input blob "x" set by formula) on the CPU and on the simulated device
+// and compares the loss and all gradients; ops must have run on the device.
+func sameOnSimulatedDevice(t *testing.T, net string, ops ...string) {
+	t.Helper()
 	run := func(opts ...Option) (float64, [][]float64, []float64) {
-		p, err := prototxt.ParseNet("mixed.prototxt", []byte(mixedNet))
+		p, err := prototxt.ParseNet("net.prototxt", []byte(net))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +98,7 @@ func TestMixedNetOnSimulatedDevice(t *testing.T) {
 	if f := d.Faults(); len(f) > 0 {
 		t.Errorf("device operations got host operands: %v", f)
 	}
-	for _, op := range []string{"Gemm", "Axpy", "Mul", "Copy", "Fill", "ReLUForward", "Upload", "Download"} {
+	for _, op := range ops {
 		if d.Calls(op) == 0 {
 			t.Errorf("no %s on the device (calls: %v)", op, d)
 		}

@@ -271,6 +271,14 @@ func (backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inn
 	}
 }
 
+func (backend[T]) LRNForward(x, scale, y kernels.Vec[T], g kernels.LRNGeom) {
+	lrnForward(x.Host(), scale.Host(), y.Host(), g)
+}
+
+func (backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNGeom) {
+	lrnBackward(x.Host(), y.Host(), scale.Host(), dy.Host(), dx.Host(), g)
+}
+
 // fltMin is C's FLT_MIN, the floor Caffe puts under probabilities.
 const fltMin = 0x1p-126
 

@@ -254,6 +254,14 @@ func (b backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec,
 	b.d.count("SoftmaxLossBackward")
 	b.cpu.SoftmaxLossBackward(b.h("SoftmaxLossBackward", prob), b.hi("SoftmaxLossBackward", cls), outer, channels, inner, scale, b.h("SoftmaxLossBackward", dx))
 }
+func (b backend[T]) LRNForward(x, scale, y kernels.Vec[T], g kernels.LRNGeom) {
+	b.d.count("LRNForward")
+	b.cpu.LRNForward(b.h("LRNForward", x), b.h("LRNForward", scale), b.h("LRNForward", y), g)
+}
+func (b backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNGeom) {
+	b.d.count("LRNBackward")
+	b.cpu.LRNBackward(b.h("LRNBackward", x), b.h("LRNBackward", y), b.h("LRNBackward", scale), b.h("LRNBackward", dy), b.h("LRNBackward", dx), g)
+}
 func (b backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, mom T) {
 	b.d.count("SGDMomentum")
 	b.cpu.SGDMomentum(b.h("SGDMomentum", diff), b.h("SGDMomentum", data), b.h("SGDMomentum", hist), norm, decay, lr, mom)
