@@ -241,6 +241,11 @@ type Backend[T Float] interface {
 	AddBias(y, bias Vec[T], outer, channels, inner int)
 	// BiasGrad: db[c] += Σ over outer and inner of dy (outer×channels×inner).
 	BiasGrad(dy, db Vec[T], outer, channels, inner int)
+	// ScaleChannels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
+	ScaleChannels(x, s, y Vec[T], outer, channels, inner int)
+	// ChannelDot: d[c] += Σ over outer and inner of a ⊙ b, one sum per
+	// (outer, channel) block added in order.
+	ChannelDot(a, b, d Vec[T], outer, channels, inner int)
 	// AddTrans: b (cols×rows) += aᵀ, a (rows×cols).
 	AddTrans(a Vec[T], rows, cols int, b Vec[T])
 

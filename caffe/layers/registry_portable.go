@@ -5,6 +5,7 @@ package layers
 // of any device they run on that device. The others run on the host, with
 // their blobs synced around them.
 var portable = []string{
+	"Bias",
 	"Concat",
 	"Dropout", // the mask is drawn on the host and sent to the device
 	"Eltwise", // SUM on the device; PROD and MAX read and write host memory
@@ -14,6 +15,7 @@ var portable = []string{
 	"LRN",
 	"Pooling",
 	"ReLU",
+	"Scale",
 	"Softmax",
 	"SoftmaxWithLoss",
 }

@@ -39,12 +39,14 @@ force_backward: true
 layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 5 dim: 4 dim: 4 } } }
 layer { name: "across" type: "LRN" bottom: "x" top: "a" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 } }
 layer { name: "within" type: "LRN" bottom: "a" top: "w" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL } }
-layer { name: "pool" type: "Pooling" bottom: "w" top: "p" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "scale" type: "Scale" bottom: "w" top: "w" scale_param { bias_term: true filler { type: "gaussian" } bias_filler { type: "gaussian" } } }
+layer { name: "bias" type: "Bias" bottom: "w" top: "b" bias_param { filler { type: "gaussian" } } }
+layer { name: "pool" type: "Pooling" bottom: "b" top: "p" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
 layer { name: "loss" type: "Reduction" bottom: "p" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
 `
 
-func TestLRNOnSimulatedDevice(t *testing.T) {
-	sameOnSimulatedDevice(t, lrnNet, "LRNForward", "LRNBackward", "AvePoolForward", "AvePoolBackward")
+func TestLRNScaleBiasOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, lrnNet, "LRNForward", "LRNBackward", "AvePoolForward", "AvePoolBackward", "ScaleChannels", "ChannelDot", "AddBias", "BiasGrad")
 }
 
 // sameOnSimulatedDevice runs one forward and backward pass of the net (its

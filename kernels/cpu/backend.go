@@ -123,6 +123,35 @@ func (backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
 	}
 }
 
+func (backend[T]) ScaleChannels(x, s, y kernels.Vec[T], outer, channels, inner int) {
+	xv, sv, yv := x.Host(), s.Host(), y.Host()
+	i := 0
+	for o := 0; o < outer; o++ {
+		for c := 0; c < channels; c++ {
+			v := sv[c]
+			for k := 0; k < inner; k++ {
+				yv[i] = xv[i] * v
+				i++
+			}
+		}
+	}
+}
+
+func (backend[T]) ChannelDot(a, b, d kernels.Vec[T], outer, channels, inner int) {
+	av, bv, dv := a.Host(), b.Host(), d.Host()
+	i := 0
+	for o := 0; o < outer; o++ {
+		for c := 0; c < channels; c++ {
+			var sum T
+			for k := 0; k < inner; k++ {
+				sum += av[i] * bv[i]
+				i++
+			}
+			dv[c] += sum
+		}
+	}
+}
+
 func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 	av, bv := a.Host(), b.Host()
 	for i := 0; i < cols; i++ {

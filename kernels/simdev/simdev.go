@@ -210,6 +210,14 @@ func (b backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) 
 	b.d.count("BiasGrad")
 	b.cpu.BiasGrad(b.h("BiasGrad", dy), b.h("BiasGrad", db), outer, channels, inner)
 }
+func (b backend[T]) ScaleChannels(x, s, y kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("ScaleChannels")
+	b.cpu.ScaleChannels(b.h("ScaleChannels", x), b.h("ScaleChannels", s), b.h("ScaleChannels", y), outer, channels, inner)
+}
+func (b backend[T]) ChannelDot(x, y, d kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("ChannelDot")
+	b.cpu.ChannelDot(b.h("ChannelDot", x), b.h("ChannelDot", y), b.h("ChannelDot", d), outer, channels, inner)
+}
 func (b backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, c kernels.Vec[T]) {
 	b.d.count("AddTrans")
 	b.cpu.AddTrans(b.h("AddTrans", a), rows, cols, b.h("AddTrans", c))
