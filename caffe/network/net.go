@@ -486,8 +486,10 @@ func (n *Net[T]) ForwardLayer(i int) (T, error) {
 		if w == 0 {
 			continue
 		}
+		// A read on the host: on a device net this downloads the loss
+		// (one value for Caffe's loss layers) once per loss layer and pass.
 		var s float64
-		for _, v := range n.tops[i][ti].Data() {
+		for _, v := range n.tops[i][ti].HostData() {
 			s += float64(v)
 		}
 		loss += float64(w) * s
