@@ -39,7 +39,7 @@ type options[T blob.Float] struct {
 	attach   SourceAttacher[T]
 	seed     *uint64
 	noTests  bool
-	gradHook func(ctx context.Context, s *Solver[T]) error
+	gradHook func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
 	progress func(Progress)
 }
 
@@ -60,9 +60,11 @@ func WithoutTestNets[T blob.Float]() Option[T] {
 }
 
 // WithGradientHook calls f in every Step iteration between ForwardBackward
-// and ApplyUpdate, with the gradients in the Params' Diff (an all-reduce
-// goes here). An error stops Step.
-func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T]) error) Option[T] {
+// and ApplyUpdate, with the gradients in the Params' Diff and the
+// iteration's loss (an all-reduce goes here). f returns the loss the
+// iteration reports and smooths (for example the mean over ranks). An error
+// stops Step.
+func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T], loss float64) (float64, error)) Option[T] {
 	return func(o *options[T]) { o.gradHook = f }
 }
 
@@ -502,12 +504,12 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		s.updateSmoothedLoss(loss)
 		if h := s.opts.gradHook; h != nil {
-			if err := h(ctx, s); err != nil {
+			if loss, err = h(ctx, s, loss); err != nil {
 				return fmt.Errorf("iteration %d: %w", s.iter, err)
 			}
 		}
+		s.updateSmoothedLoss(loss)
 		show := display > 0 && s.iter%display == 0
 		iter := s.iter
 		rate, err := s.ApplyUpdate()
