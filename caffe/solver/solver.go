@@ -129,6 +129,7 @@ type TestScore struct {
 	Net        int     // test net index
 	Blob       string  // output blob name
 	Index      int     // element within the blob
+	Name       string  // Blob, or Blob[Index] when the blob has several elements
 	Value      float64 // mean over the test batches
 	LossWeight float64 // the blob's loss weight (0 for accuracy and the like)
 }
@@ -629,24 +630,10 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		ev = ev.Float64("test_loss", loss)
 	}
 	for _, sc := range scores {
-		name := sc.Blob
-		if c := countOf(scores, sc.Blob); c > 1 {
-			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
-		}
-		ev = ev.Float64(name, sc.Value)
+		ev = ev.Float64(sc.Name, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	return scores, nil
-}
-
-func countOf(sc []TestScore, name string) int {
-	n := 0
-	for _, s := range sc {
-		if s.Blob == name {
-			n++
-		}
-	}
-	return n
 }
 
 // OutputSums runs iters forward passes of n and returns, for every element
@@ -685,21 +672,36 @@ func Score[T blob.Float](ctx context.Context, n *network.Net[T], iters int) ([]T
 	if err != nil {
 		return nil, 0, err
 	}
-	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
-	var scores []TestScore
-	k := 0
-	for j, b := range outs {
-		for e := 0; e < b.Count() && k < len(sums); e++ {
-			w := 0.0
-			if j < len(weights) {
-				w = float64(weights[j])
-			}
-			scores = append(scores, TestScore{Blob: names[j], Index: e, Value: sums[k] / float64(iters), LossWeight: w})
-			k++
-		}
+	scores := NameOutputs(n, sums)
+	for k := range scores {
+		scores[k].Value /= float64(iters)
 	}
 	if iters > 0 {
 		loss /= float64(iters)
 	}
 	return scores, loss, nil
+}
+
+// NameOutputs labels values given for every element of every output blob of
+// n, in order (as OutputSums returns them), with the blob, the element, the
+// display name and the blob's loss weight.
+func NameOutputs[T blob.Float](n *network.Net[T], values []float64) []TestScore {
+	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
+	var scores []TestScore
+	k := 0
+	for j, b := range outs {
+		for e := 0; e < b.Count() && k < len(values); e++ {
+			w := 0.0
+			if j < len(weights) {
+				w = float64(weights[j])
+			}
+			name := names[j]
+			if b.Count() > 1 {
+				name = fmt.Sprintf("%s[%d]", name, e)
+			}
+			scores = append(scores, TestScore{Blob: names[j], Index: e, Name: name, Value: values[k], LossWeight: w})
+			k++
+		}
+	}
+	return scores
 }
