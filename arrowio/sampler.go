@@ -83,7 +83,7 @@ type Sampler[T blob.Float] struct {
 	pos     int
 	epoch   int
 	drawn   int64
-	last    []int // rows of the last batch
+	last    []int   // rows of the last batch
 	out     [][]int // per-field output sample shape
 	trs     []*Transform
 	trans   []bool
