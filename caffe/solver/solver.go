@@ -48,7 +48,7 @@ type Progress struct {
 	Iter         int     // iteration the loss belongs to
 	Loss         float64 // smoothed over average_loss iterations
 	LR           float64 // learning rate of this iteration's update
-	ItersPerSec  float64 // since the previous report (0 on the first)
+	ItersPerSec  float64 // since the previous report (the first: since Step began)
 	ImagesPerSec float64 // ItersPerSec × batch × iter_size
 	ETA          time.Duration
 }
@@ -489,7 +489,9 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 	s.smoothed = 0
 	s.startIter = s.iter
 	s.startTime = time.Now()
-	s.lastDisplayIter, s.lastDisplayTime = s.iter, s.startTime
+	// The first report counts the iterations done since Step began, its own
+	// included (a round's first report is often its only one).
+	s.lastDisplayIter, s.lastDisplayTime = s.iter-1, s.startTime
 	ti := int(s.param.GetTestInterval())
 	display := int(s.param.GetDisplay())
 	for s.iter < stop {

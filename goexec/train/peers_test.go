@@ -228,3 +228,24 @@ func TestBadLabelNamesRow(t *testing.T) {
 		t.Errorf("iteration %d, want 2", d.GetIteration())
 	}
 }
+
+// TestProgressReportsRate: every progress event, a round's first
+// included, carries the rank's images per second (the driver sums them).
+func TestProgressReportsRate(t *testing.T) {
+	r := newRank(t)
+	sp := solverFor(t, 8)
+	r.load(t, key(0), sp, makeSamples(40, 3))
+	res, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 5,
+		Data: []*pb.DataBinding{{Layer: "data", Key: key(0)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.progress) != 3 { // display 2: iterations 0, 2, 4
+		t.Fatalf("%d progress events, want 3", len(res.progress))
+	}
+	for _, p := range res.progress {
+		if p.GetImagesPerSecond() <= 0 || p.GetLoss() <= 0 || p.GetLr() <= 0 {
+			t.Errorf("progress %v: want images/s, loss and lr", p)
+		}
+	}
+}
