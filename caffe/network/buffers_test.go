@@ -67,4 +67,20 @@ func TestParamBuffers(t *testing.T) {
 			t.Fatalf("ClearParamDiffs left grad[%d] = %v", i, v)
 		}
 	}
+	// FlatDiffs moves the gradients into a buffer with spare room; the
+	// net's gradient buffer (what the solver updates from) moves with them.
+	lp[1].Diff()[0] = 3
+	flat, err := n.FlatDiffs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb = n.GradBuffer()
+	if len(flat) != 16 || len(gb) != 15 || &gb[0] != &flat[0] || gb[9] != 3 {
+		t.Fatalf("after FlatDiffs(1): flat %d, grad buffer %d elements, aliased %v, grad[9] %v; want 16, 15, true, 3",
+			len(flat), len(gb), &gb[0] == &flat[0], gb[9])
+	}
+	lp[2].Diff()[1] = 4
+	if flat[13] != 4 || bw.Diff()[3] != flat[3] {
+		t.Fatal("params' diffs are not in the flat buffer")
+	}
 }
