@@ -107,7 +107,7 @@ goexec-cuda: cuda-stub
 # the stub driver (they skip with a message that says no device was found).
 cuda-check: goexec-cuda
 	@$(TIMED) vet-cuda env $(CUDA_ENV) go vet -tags cuda ./...
-	@$(TIMED) test-cuda env $(CUDA_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(CUDA_STUB) go test -tags cuda -count=1 ./kernels/cuda/... ./goexec/cmd/goexec/...
+	@$(TIMED) test-cuda env $(CUDA_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(CUDA_STUB) go test -tags cuda -count=1 ./kernels/cuda/... && env $(CUDA_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(CUDA_STUB) go test -tags cuda -count=1 -run TestCUDABuild ./goexec/cmd/goexec
 
 vet:
 	@$(TIMED) gofmt sh -c 'out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi'

@@ -144,6 +144,11 @@ func (o Ops[T]) BiasGrad(dy, db Ptr, outer, channels, inner int) error {
 	return o.D.launch(o.name("bias_grad"), channels, 1, 256, parg(dy), parg(db), iarg(outer), iarg(channels), iarg(inner))
 }
 
+// AddTrans: b (cols×rows) += aᵀ, a (rows×cols).
+func (o Ops[T]) AddTrans(a Ptr, rows, cols int, b Ptr) error {
+	return o.D.launch(o.name("add_trans"), o.D.grid1(rows*cols), 1, 256, parg(a), iarg(rows), iarg(cols), parg(b))
+}
+
 // ReLUForward: y = x > 0 ? x : slope·x.
 func (o Ops[T]) ReLUForward(n int, x, y Ptr, slope T) error {
 	return o.D.launch(o.name("relu_fwd"), o.D.grid1(n), 1, 256, iarg(n), parg(x), parg(y), farg(slope))

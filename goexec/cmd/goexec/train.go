@@ -55,6 +55,7 @@ func (l *logFlags) check() []string {
 type trainFlags struct {
 	solver, weights, snapshot string
 	seed                      int64
+	gpu                       int
 	log                       logFlags
 }
 
@@ -66,6 +67,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files to initialise from (not with -snapshot)")
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
+	fs.IntVar(&f.gpu, "gpu", -1, "train on this GPU whatever the solver's solver_mode (-1: the solver's solver_mode and device_id decide)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err

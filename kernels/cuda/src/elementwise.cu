@@ -49,6 +49,14 @@ template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer,
   if (threadIdx.x == 0) db[c] += part[0];
 }
 
+// add_trans: b (cols×rows) += aᵀ, a (rows×cols). One thread per element of b.
+template <typename T> __device__ void add_trans_t(const T* a, int rows, int cols, T* b) {
+  GRID_STRIDE(i, rows * cols) {
+    const int r = i % rows, c = i / rows;
+    b[i] += a[(long)r * cols + c];
+  }
+}
+
 template <typename T> __device__ void relu_fwd_t(int n, const T* x, T* y, T slope) {
   GRID_STRIDE(i, n) {
     const T v = x[i];
@@ -68,5 +76,6 @@ KERNEL(mul, (int n, const T* a, const T* b, T* y), (n, a, b, y))
 KERNEL(dot, (int n, const T* x, const T* y, T* dst), (n, x, y, dst))
 KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y, bias, outer, channels, inner))
 KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy, db, outer, channels, inner))
+KERNEL(add_trans, (const T* a, int rows, int cols, T* b), (a, rows, cols, b))
 KERNEL(relu_fwd, (int n, const T* x, T* y, T slope), (n, x, y, slope))
 KERNEL(relu_bwd, (int n, const T* x, const T* dy, T* dx, T slope), (n, x, dy, dx, slope))
