@@ -99,9 +99,12 @@ cuda-kernels: $(CUDA_FATBINS)
 cuda-stub: cuda-kernels
 	@$(TIMED) cuda-stub scripts/cuda-stub.sh $(CUDA_STUB) $(CUDA_INC)
 
+# GOEXEC_CUDA_OUT and GOEXEC_LDEXTRA (-s -w) let the jar build take a stripped copy.
+GOEXEC_CUDA_OUT ?= bin/goexec-cuda
+GOEXEC_LDEXTRA ?=
 goexec-cuda: cuda-stub
-	@$(TIMED) goexec-cuda env $(CUDA_ENV) go build -tags cuda -trimpath -ldflags "-X main.version=0.1.0-$(VERSION)" \
-		-o bin/goexec-cuda ./goexec/cmd/goexec
+	@$(TIMED) goexec-cuda env $(CUDA_ENV) go build -tags cuda -trimpath -ldflags "$(GOEXEC_LDEXTRA) -X main.version=0.1.0-$(VERSION)" \
+		-o $(GOEXEC_CUDA_OUT) ./goexec/cmd/goexec
 
 # CI has no GPU: vet the CUDA variant, build it, and run its tests against
 # the stub driver (they skip with a message that says no device was found).
