@@ -10,6 +10,8 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // Layer is one Caffe layer computing in T. The net calls Setup once, then
@@ -68,6 +70,26 @@ type Context struct {
 	// Rand is the layer's own random source (fillers, dropout), derived
 	// from the solver's random_seed so runs repeat.
 	Rand *rand.Rand
+	// Device is where the layer computes (nil: the CPU). A layer reaches
+	// its math through Backend[T](ctx), never through kernels/cpu.
+	Device kernels.Device
+}
+
+// Backend returns the backend of ctx's device computing in T.
+func Backend[T blob.Float](ctx Context) kernels.Backend[T] {
+	return kernels.For[T](ctx.DeviceOrCPU())
+}
+
+// HostBackend returns the CPU backend computing in T, for layer code that
+// runs on the host whatever the net's device (the CPU fallback).
+func HostBackend[T blob.Float]() kernels.Backend[T] { return kernels.For[T](cpu.Device) }
+
+// DeviceOrCPU returns ctx.Device, or the CPU when it is unset.
+func (c Context) DeviceOrCPU() kernels.Device {
+	if c.Device == nil {
+		return cpu.Device
+	}
+	return c.Device
 }
 
 // Constructor builds a layer from its definition; it checks only what it can

@@ -7,7 +7,6 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // lrn is Caffe's local response normalization over (N, C, H, W).
@@ -91,7 +90,7 @@ func (l *lrn[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	if l.region == caffepb.LRNParameter_ACROSS_CHANNELS {
 		aos := T(l.alpha / float64(l.size))
 		img := l.c * plane
-		cpu.Parallel(l.num, func(_, lo, hi int) {
+		hostParallel[T](l.num, func(_, lo, hi int) {
 			for n := lo; n < hi; n++ {
 				xn, yn, sn := x[n*img:(n+1)*img], y[n*img:(n+1)*img], l.scale[n*img:(n+1)*img]
 				for c := 0; c < l.c; c++ {
@@ -115,7 +114,7 @@ func (l *lrn[T]) Forward(bottom, top []*blob.Blob[T]) error {
 		return nil
 	}
 	aos := T(l.alpha / float64(l.size*l.size))
-	cpu.Parallel(l.num*l.c, func(_, lo, hi int) {
+	hostParallel[T](l.num*l.c, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
 			xp, yp, sp := x[p*plane:(p+1)*plane], y[p*plane:(p+1)*plane], l.scale[p*plane:(p+1)*plane]
 			for r := 0; r < l.h; r++ {
@@ -148,7 +147,7 @@ func (l *lrn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	if l.region == caffepb.LRNParameter_ACROSS_CHANNELS {
 		cr := T(2 * l.alpha * l.beta / float64(l.size))
 		img := l.c * plane
-		cpu.Parallel(l.num, func(_, lo, hi int) {
+		hostParallel[T](l.num, func(_, lo, hi int) {
 			ratio := make([]T, img) // dy·y/scale for one image
 			acc := make([]T, plane)
 			for n := lo; n < hi; n++ {
@@ -160,7 +159,7 @@ func (l *lrn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 					clear(acc)
 					c0, c1 := l.acrossWindow(c)
 					for cc := c0; cc < c1; cc++ {
-						cpu.Axpy(1, ratio[cc*plane:(cc+1)*plane], acc)
+						hostAxpy(1, ratio[cc*plane:(cc+1)*plane], acc)
 					}
 					b := o + c*plane
 					for i := 0; i < plane; i++ {
@@ -172,7 +171,7 @@ func (l *lrn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 		return nil
 	}
 	cr := T(2 * l.alpha * l.beta / float64(l.size*l.size))
-	cpu.Parallel(l.num*l.c, func(_, lo, hi int) {
+	hostParallel[T](l.num*l.c, func(_, lo, hi int) {
 		ratio := make([]T, plane)
 		for p := lo; p < hi; p++ {
 			o := p * plane

@@ -12,6 +12,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // Option configures New.
@@ -21,7 +22,11 @@ type options struct {
 	seed      uint64
 	seeded    bool
 	noFillers bool
+	device    kernels.Device
 }
+
+// WithDevice makes every layer of the net compute on d (default the CPU).
+func WithDevice(d kernels.Device) Option { return func(o *options) { o.device = d } }
 
 // WithSeed makes weight initialisation and layer randomness (dropout)
 // repeatable: each layer draws from its own source, derived from seed and
@@ -61,6 +66,11 @@ type Net[T blob.Float] struct {
 	params  []*blob.Blob[T]
 	table   *ParamTable
 	hooks   Hooks
+	device  kernels.Device
+	// paramBuf and gradBuf hold every learnable param's data and diff,
+	// one after another in learnable order (segs).
+	paramBuf, gradBuf []T
+	segs              []ParamSegment
 }
 
 // New builds the net that param describes for state (state overrides the
@@ -77,6 +87,8 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	if !o.seeded {
 		o.seed = rand.Uint64()
 	}
+	ctx := layer.Context{Device: o.device}
+	o.device = ctx.DeviceOrCPU()
 	if reg == nil {
 		return nil, fmt.Errorf("net %q: no layer registry", param.GetName())
 	}
@@ -93,7 +105,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	// so has a default loss weight) decides where splits go.
 	built := make([]layer.Layer[T], len(prepared.Layer))
 	for i, lp := range prepared.Layer {
-		l, err := newLayer[T](reg, lp, o.seed)
+		l, err := newLayer[T](reg, lp, o.seed, o.device)
 		if err != nil {
 			return nil, fmt.Errorf("net %q: %w", param.GetName(), err)
 		}
@@ -106,7 +118,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	if err != nil {
 		return nil, err
 	}
-	n := &Net[T]{graph: g}
+	n := &Net[T]{graph: g, device: o.device}
 	for range g.BlobNames {
 		n.blobs = append(n.blobs, blob.New[T]())
 	}
@@ -116,7 +128,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 		var l layer.Layer[T]
 		if origin[i] >= 0 {
 			l = built[origin[i]]
-		} else if l, err = newLayer[T](reg, lp, o.seed); err != nil {
+		} else if l, err = newLayer[T](reg, lp, o.seed, o.device); err != nil {
 			return nil, fmt.Errorf("net %q: %w", g.Name, err)
 		}
 		n.layers = append(n.layers, l)
@@ -162,6 +174,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			return nil, fmt.Errorf("net %q: layer %q: %w", g.Name, g.Layers[n.table.Refs[id].Layer].GetName(), err)
 		}
 	}
+	n.layoutParams()
 	for i := range g.Layers {
 		info[i].ParamNeedsBackward = n.table.NeedsBackward[i]
 	}
@@ -233,11 +246,11 @@ func checkCount(what string, n, lo, hi int) error {
 }
 
 // newLayer constructs one layer with its own random source.
-func newLayer[T blob.Float](reg *layer.Registry, lp *caffepb.LayerParameter, seed uint64) (layer.Layer[T], error) {
+func newLayer[T blob.Float](reg *layer.Registry, lp *caffepb.LayerParameter, seed uint64, dev kernels.Device) (layer.Layer[T], error) {
 	h := fnv.New64a()
 	h.Write([]byte(lp.GetName()))
 	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
-	return layer.New[T](reg, layer.Context{Param: lp, Phase: lp.GetPhase(), Rand: rng})
+	return layer.New[T](reg, layer.Context{Param: lp, Phase: lp.GetPhase(), Rand: rng, Device: dev})
 }
 
 var fillerDesc = (&caffepb.FillerParameter{}).ProtoReflect().Descriptor()
@@ -537,11 +550,7 @@ func (n *Net[T]) ForwardBackward() (T, error) {
 }
 
 // ClearParamDiffs zeroes the gradients of the learnable parameters.
-func (n *Net[T]) ClearParamDiffs() {
-	for _, id := range n.table.Learnable {
-		n.params[id].ZeroDiff()
-	}
-}
+func (n *Net[T]) ClearParamDiffs() { clear(n.GradBuffer()) }
 
 // ErrIncompatible is wrapped by the errors of CopyTrainedLayersFrom and
 // ShareTrainedLayersWith when weights do not fit the net.
