@@ -25,6 +25,7 @@ func commands() map[string]command {
 		"train":      {"train a net from a solver prototxt", runTrain},
 		"test":       {"score a trained net on a data source", runTest},
 		"time":       {"time each layer's forward and backward pass", runTime},
+		"bench":      {"time whole training iterations of nets on random data (CPU or -gpu N)", runBench},
 	}
 	for n, c := range cudaCommands() {
 		cmds[n] = c

@@ -105,6 +105,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.seed >= 0 {
 		sp.RandomSeed = &f.seed
 	}
+	dev := trainDevice(sp, f.gpu, log)
 	reg, err := layers.Standard()
 	if err != nil {
 		return err
@@ -121,7 +122,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	start := time.Now()
 	s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg),
-		solver.WithLogger[float32](log), solver.WithSources(attach))
+		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev))
 	if err != nil {
 		return err
 	}
@@ -146,6 +147,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if err := deviceErr(dev); err != nil {
+		return fmt.Errorf("training on %s: %w", dev.Name(), err)
 	}
 	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
 	return nil
