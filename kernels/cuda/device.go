@@ -241,17 +241,19 @@ func parg(p Ptr) arg       { return uint64(p) }
 func f32arg(v float32) arg { return uint64(math.Float32bits(v)) }
 func f64arg(v float64) arg { return math.Float64bits(v) }
 
-// launch runs kernel name on grid×block threads with args, through one
-// cgo call that also makes the context current (no thread pinning, no
-// allocation per launch).
+// launch runs kernel name on grid×block threads with args.
 func (d *Device) launch(name string, gx, gy, block int, args ...arg) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.enter()
+	defer d.leave()
 	f, err := d.fn(name)
 	if err != nil {
 		return err
 	}
-	if err := graph.Launch(d.ctx.Handle(), f.Handle(), gx, gy, block, unsafe.Pointer(d.stream.C()), args); err != nil {
+	params := make([]unsafe.Pointer, len(args))
+	for i := range args {
+		params[i] = unsafe.Pointer(&args[i])
+	}
+	if err := f.Launch(gx, gy, 1, block, 1, 1, 0, d.stream, params); err != nil {
 		return fmt.Errorf("%s: kernel %s (grid %d×%d, block %d): %w", d.Name(), name, gx, gy, block, err)
 	}
 	return nil

@@ -97,6 +97,3 @@ func (ctx *CUContext) ResetL2Cache() error {
 	}
 	return nil
 }
-
-// Handle returns the driver's CUcontext (GoCaffe patch).
-func (ctx CUContext) Handle() unsafe.Pointer { return unsafe.Pointer(ctx.ctx) }

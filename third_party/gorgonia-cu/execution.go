@@ -80,7 +80,3 @@ func LaunchCooperativeKernel() {}
 
 // STUB
 func LauncCooperativeKernelMultiDevice() {}
-
-// Handle returns the driver's CUfunction (GoCaffe patch: for launching
-// through its own cgo call without Launch's per-call allocations).
-func (fn Function) Handle() unsafe.Pointer { return unsafe.Pointer(fn.fn) }
