@@ -25,6 +25,9 @@ func (n *Net[T]) FlatDiffs(extra int) ([]T, error) {
 		}
 		o += p.Count()
 	}
+	// The net's gradient buffer (GradBuffer, ClearParamDiffs, the solver's
+	// update) is now this one.
+	n.gradBuf = buf[:total:total]
 	for id, owner := range n.table.Owners {
 		if owner < 0 {
 			continue
