@@ -39,6 +39,7 @@ type options[T blob.Float] struct {
 	log      zerolog.Logger
 	attach   SourceAttacher[T]
 	seed     *uint64
+	device   kernels.Device
 	noTests  bool
 	gradHook func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
 	progress func(Progress)
@@ -87,6 +88,12 @@ func WithLogger[T blob.Float](l zerolog.Logger) Option[T] {
 // WithSources attaches data sources to each net the solver builds.
 func WithSources[T blob.Float](a SourceAttacher[T]) Option[T] {
 	return func(o *options[T]) { o.attach = a }
+}
+
+// WithDevice makes the solver's nets (train and test) compute on d
+// (default the CPU).
+func WithDevice[T blob.Float](d kernels.Device) Option[T] {
+	return func(o *options[T]) { o.device = d }
 }
 
 // WithSeed overrides the solver's random_seed.
@@ -168,7 +175,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 		trainState = &caffepb.NetState{}
 	}
 	trainState.Phase = caffepb.Phase_TRAIN.Enum()
-	if s.train, err = network.New[T](trainParam, trainState, o.reg, network.WithSeed(s.seed)); err != nil {
+	if s.train, err = network.New[T](trainParam, trainState, o.reg, network.WithSeed(s.seed), network.WithDevice(o.device)); err != nil {
 		return nil, fmt.Errorf("solver: train net: %w", err)
 	}
 	if o.attach != nil {
@@ -187,7 +194,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 			st = &caffepb.NetState{}
 		}
 		st.Phase = caffepb.Phase_TEST.Enum()
-		tn, err := network.New[T](tp, st, o.reg, network.WithSeed(s.seed), network.WithoutFillers())
+		tn, err := network.New[T](tp, st, o.reg, network.WithSeed(s.seed), network.WithoutFillers(), network.WithDevice(o.device))
 		if err != nil {
 			return nil, fmt.Errorf("solver: test net #%d: %w", i, err)
 		}

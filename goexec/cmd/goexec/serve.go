@@ -38,6 +38,7 @@ type serveFlags struct {
 	removeOnExit string
 	grace        time.Duration
 	limits       runtimeLimits
+	gpus         string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -50,6 +51,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed or on SIGTERM/SIGINT")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
 	f.limits.register(fs)
+	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU addresses Spark granted this executor (CUDA ordinals); empty: the CPU")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -61,6 +63,11 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	problems = append(problems, f.limits.check()...)
 	if f.removeOnExit != "" && !f.exitOnEOF {
 		problems = append(problems, "-remove-on-exit needs -exit-on-stdin-eof")
+	}
+	if f.gpus != "" {
+		if _, err := parseGPUs(f.gpus); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
@@ -90,6 +97,9 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 		return err
 	}
 	log := newLogger(stderr, f.log.format, f.log.level)
+	if f.gpus != "" {
+		serveGPUs(f.gpus, log)
+	}
 	defer f.limits.apply()()
 	f.limits.log(log)
 	lis, err := server.ListenUnix(f.socket)

@@ -55,6 +55,7 @@ func (l *logFlags) check() []string {
 type trainFlags struct {
 	solver, weights, snapshot string
 	seed                      int64
+	gpu                       int
 	log                       logFlags
 }
 
@@ -66,6 +67,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files to initialise from (not with -snapshot)")
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
+	fs.IntVar(&f.gpu, "gpu", -1, "train on this GPU whatever the solver's solver_mode (-1: the solver's solver_mode and device_id decide)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -103,6 +105,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.seed >= 0 {
 		sp.RandomSeed = &f.seed
 	}
+	dev := trainDevice(sp, f.gpu, log)
 	reg, err := layers.Standard()
 	if err != nil {
 		return err
@@ -119,7 +122,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	start := time.Now()
 	s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg),
-		solver.WithLogger[float32](log), solver.WithSources(attach))
+		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev))
 	if err != nil {
 		return err
 	}
@@ -144,6 +147,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if err := deviceErr(dev); err != nil {
+		return fmt.Errorf("training on %s: %w", dev.Name(), err)
 	}
 	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
 	return nil
