@@ -119,6 +119,10 @@ public final class GoCaffeMiniCluster {
         if (!yarn.waitForNodeManagersToConnect(60_000))
             throw new IllegalStateException("NodeManagers did not connect within 60 s");
         y.set("fs.defaultFS", fs);
+        // MiniYARNCluster maps racks with a test class of hadoop-common
+        // (StaticMapping) that Spark's shaded Hadoop client lacks; clients
+        // get Hadoop's default.
+        y.set("net.topology.node.switch.mapping.impl", "org.apache.hadoop.net.ScriptBasedMapping");
 
         writeXml(y, new File(conf, "yarn-site.xml"));
         Configuration core = new Configuration(false);
