@@ -63,6 +63,9 @@ public final class GoCaffeMiniCluster {
 
         Configuration c = new YarnConfiguration();
         c.setInt(YarnConfiguration.NM_PMEM_MB, nmMemoryMb);
+        // MiniYARNCluster gives each NodeManager this key's value (4096 by
+        // default) instead of NM_PMEM_MB.
+        c.setInt(YarnConfiguration.YARN_MINICLUSTER_NM_PMEM_MB, nmMemoryMb);
         c.setInt(YarnConfiguration.NM_VCORES, nmVcores);
         c.setInt(YarnConfiguration.RM_SCHEDULER_MINIMUM_ALLOCATION_MB, minAllocMb);
         c.setInt(YarnConfiguration.RM_SCHEDULER_MAXIMUM_ALLOCATION_MB, nmMemoryMb);
