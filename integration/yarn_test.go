@@ -719,7 +719,7 @@ func TestYarnLostContainer(t *testing.T) {
 			return
 		}
 		victim = &executorJVM{}
-		execs := executorJVMs(t, app)
+		execs := yarnExecutorJVMs(t, app)
 		if len(execs) == 0 {
 			return
 		}
@@ -758,4 +758,31 @@ func TestYarnLostContainer(t *testing.T) {
 	c.checkReleased(t, o.app, "SUCCEEDED")
 	c.checkNoGoexec(t)
 	checkClean(t, e.tmp)
+}
+
+// yarnExecutorJVMs lists the live executor JVMs of YARN application app
+// (YarnCoarseGrainedExecutorBackend, with --app-id app on the command line).
+func yarnExecutorJVMs(t *testing.T, app string) []executorJVM {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []executorJVM
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || !pidAlive(pid) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if !contains(argv, "org.apache.spark.executor.YarnCoarseGrainedExecutorBackend") || flag(argv, "--app-id") != app {
+			continue
+		}
+		found = append(found, executorJVM{pid: pid, id: flag(argv, "--executor-id")})
+	}
+	return found
 }
