@@ -6,7 +6,8 @@
 #   make jar          build build/libs/gocaffe.jar (goexec inside) with Debian's gradle
 #   make goexec       build bin/goexec
 #   make goexec-cuda  build bin/goexec-cuda (the CUDA variant; needs no GPU to build)
-#   make integration  only the Spark integration tests (needs the jar)
+#   make integration  only the Spark integration tests (needs the jar; builds the YARN test launcher)
+#   make minicluster  build the YARN tests' MiniYARNCluster launcher (build/minicluster)
 
 SHELL := /bin/bash
 # Fast CPU kernels (Go 1.26 simd/archsimd); `make test` also tests the portable path.
@@ -33,7 +34,7 @@ DEMO_MASTER ?= local[2]
 DEMO_DIR := build/demo
 DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
 
-.PHONY: all setup goexec jar demo demo-data selftest test unit kernels-portable vet integration clean \
+.PHONY: all setup goexec jar minicluster demo demo-data selftest test unit kernels-portable vet integration clean \
 	cuda-setup cuda-kernels cuda-stub goexec-cuda cuda-check
 
 all: jar
@@ -47,6 +48,11 @@ goexec:
 jar: setup
 	@$(TIMED) jar $(GRADLE) jar
 	@ls -l $(JAR)
+
+# The YARN integration tests' MiniYARNCluster + MiniDFSCluster launcher
+# (integration/minicluster, Hadoop's hadoop-minicluster): test-only, never in the jar.
+minicluster: setup
+	@$(TIMED) minicluster $(GRADLE) miniCluster
 
 demo-data:
 	@mkdir -p $(DEMO_DIR)
@@ -126,7 +132,7 @@ kernels-portable:
 	@$(TIMED) kernels-portable env GOEXPERIMENT= go test -count=1 ./kernels/...
 	@$(TIMED) kernels-avx2 env GOCAFFE_CPU_LEVEL=avx2 go test -count=1 ./kernels/... ./caffe/layers/... ./caffe/network/... ./caffe/solver/...
 
-integration:
+integration: minicluster
 	@$(TIMED) integration env SPARK_HOME=$(SPARK_HOME) GOCAFFE_JAR=$(CURDIR)/$(JAR) \
 		go test -tags integration -count=1 -timeout 40m -v ./integration/...
 

@@ -42,7 +42,8 @@ type sparkEnv struct {
 	root      string
 	jar       string
 	sparkHome string
-	tmp       string // java.io.tmpdir of the executors, private to the test
+	tmp       string   // java.io.tmpdir of the executors, private to the test
+	env       []string // more environment for Spark processes (HADOOP_CONF_DIR on YARN)
 }
 
 // setup finds the jar and Spark; anything missing is a failure, not a skip.
@@ -73,12 +74,12 @@ func setup(t *testing.T) sparkEnv {
 
 // environ is the environment for Spark processes: loopback only.
 func (e sparkEnv) environ() []string {
-	return append(os.Environ(),
+	return append(append(os.Environ(),
 		"SPARK_HOME="+e.sparkHome,
 		"SPARK_LOCAL_IP=127.0.0.1",
 		"SPARK_LOCAL_HOSTNAME=localhost",
 		"PYSPARK_PYTHON=python3",
-	)
+	), e.env...)
 }
 
 type result struct {

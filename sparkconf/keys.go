@@ -76,12 +76,14 @@ func declarations() []Key {
 		{Name: KeySlotWaitTimeout, Type: Duration, Default: "120s", Check: positiveDuration,
 			Doc: "How long training, testing and `--selftest` wait for `-clusterSize` executors (one per rank) before " +
 				"failing with a message saying how many there are and how many are needed. Replaces Spark's own " +
-				"barrier-slot wait."},
+				"barrier-slot wait; on YARN also Spark's wait for registered executors before the first job."},
 		{Name: KeyGoexecLogLevel, Type: Enum, Default: "info", Values: []string{"trace", "debug", "info", "warn", "error"},
 			Doc: "Log level of the goexec processes."},
 		{Name: KeyGoexecMemoryLimit, Type: Bytes, Default: "0",
 			Doc: "Soft memory limit of each goexec process (Go's `debug.SetMemoryLimit`, as GOMEMLIMIT); 0 means none. " +
-				"goexec runs outside the JVM heap: count it in `spark.executor.memoryOverhead`."},
+				"goexec runs outside the JVM heap: count it in `spark.executor.memoryOverhead`. On YARN GoCaffe does: it sets " +
+				"the overhead to this limit plus the JVM's own share when the overhead is unset, refuses an overhead too small " +
+				"for it, gives goexec what a set overhead leaves when this is 0, and 1 GiB when neither is set."},
 		{Name: KeyGoexecThreads, Type: Int, Default: "0", Min: 0, Max: 4096,
 			Doc: "Threads goexec computes with (its GOMAXPROCS); 0 means Go's default, every core the process may use."},
 		{Name: KeyGoexecBinary, Type: Path, DefaultDoc: "the binary carried in the jar",

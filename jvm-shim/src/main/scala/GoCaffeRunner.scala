@@ -2,7 +2,7 @@ import java.io.PrintStream
 import java.util.Properties
 
 import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffeConf, GoCaffeConfException, GoCaffePlugin, ParseResult, SelfTest}
-import com.gocaffe.train.{BadInput, DistributedTrainer, FeatureExtraction, GoCaffeException}
+import com.gocaffe.train.{BadInput, DistributedTrainer, FeatureExtraction, GoCaffeException, YarnSettings}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -70,6 +70,7 @@ object GoCaffeRunner {
       conf.set("spark.plugins", (plugins :+ GoCaffePlugin.ClassName).mkString(","))
     GoCaffeConf.resolve(conf) // every spark.gocaffe.* problem, before Spark starts
     if (opts.isTrain || opts.isTest || opts.isFeatures) DistributedTrainer.configure(conf)
+    YarnSettings.configure(conf).foreach(System.out.println)
     conf
   }
 

@@ -162,7 +162,8 @@ object CaffeFiles {
   /** Loads the solver and its nets (train net and test nets inlined, legacy
     * nets upgraded), and finds the data layers that read from Spark.
     */
-  def loadSolver(solverPath: String, hadoop: Configuration): SolverSpec = {
+  def loadSolver(path: String, hadoop: Configuration): SolverSpec = {
+    val solverPath = SubmittedFiles.solverPath(path)
     val text = readText(solverPath, hadoop)
     val solver =
       if (canRunGoExec) prepareWithGoExec(solverPath, text, hadoop)

@@ -5,7 +5,7 @@ import java.security.SecureRandom
 import java.util.concurrent.TimeUnit
 
 import caffe.Caffe.{NetParameter, SolverState}
-import com.gocaffe.shim.{CaffeOptions, GoCaffeConf, SelfTest}
+import com.gocaffe.shim.{CaffeOptions, GoCaffeConf}
 import org.apache.hadoop.fs.Path
 import org.apache.spark.{ExceptionFailure, ExecutorLostFailure, SparkContext, SparkException, TaskKilled}
 import org.apache.spark.rdd.RDD
@@ -83,16 +83,13 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         "use -clusterSize 1, or --master local-cluster[N,cores,memory] for N executors")
     if (settings.connection == "infiniband" || opts.get("connection").exists(_.equalsIgnoreCase("infiniband")))
       say("GoCaffe: -connection infiniband: RDMA is not available in GoCaffe; the ranks use TCP")
-    val have = SelfTest.awaitExecutors(sc, n, settings.slotWaitMs)
-    if (have < n) throw tooFew(have, n)
+    ExecutorWait.require(sc, n, settings.slotWaitMs, say)
     clusterSize = Some(n)
     n
   }
 
   private def tooFew(have: Int, need: Int): GoCaffeException =
-    new GoCaffeException(s"GoCaffe needs $need executors (one per rank, -clusterSize $need) but the cluster has " +
-      s"$have after waiting ${settings.slotWaitMs / 1000} s (spark.gocaffe.barrier.slotWaitTimeout). Start more " +
-      s"executors (--num-executors / spark.executor.instances, or local-cluster[$need,...]), or lower -clusterSize to $have")
+    ExecutorWait.tooFew(sc.master, have, need, settings.slotWaitMs)
 
   /** One task per executor: a task-only resource profile asking for all of
     * an executor's cores (Standalone, YARN, Kubernetes). Local mode has one
