@@ -41,6 +41,7 @@ type options[T blob.Float] struct {
 	noTests  bool
 	gradHook func(ctx context.Context, s *Solver[T]) error
 	progress func(Progress)
+	scores   func(iter, net int, scores []TestScore, loss float64)
 }
 
 // Progress is what the solver reports every display iterations.
@@ -69,6 +70,12 @@ func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T]) er
 // WithProgress calls f with every display report (besides logging it).
 func WithProgress[T blob.Float](f func(Progress)) Option[T] {
 	return func(o *options[T]) { o.progress = f }
+}
+
+// WithTestScores calls f after every test phase of test net `net` at
+// iteration iter with its scores and mean total loss (besides logging them).
+func WithTestScores[T blob.Float](f func(iter, net int, scores []TestScore, loss float64)) Option[T] {
+	return func(o *options[T]) { o.scores = f }
 }
 
 // WithRegistry sets the layer registry nets are built from (required).
@@ -634,7 +641,23 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		ev = ev.Float64(name, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
+	if f := s.opts.scores; f != nil {
+		f(s.iter, i, scores, loss)
+	}
 	return scores, nil
+}
+
+// ScoreNames returns the display name of each score as the test log writes
+// it: the blob's name, with [k] for blobs of more than one element.
+func ScoreNames(scores []TestScore) []string {
+	names := make([]string, len(scores))
+	for k, sc := range scores {
+		names[k] = sc.Blob
+		if countOf(scores, sc.Blob) > 1 {
+			names[k] = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
+		}
+	}
+	return names
 }
 
 func countOf(sc []TestScore, name string) int {

@@ -24,6 +24,7 @@ func commands() map[string]command {
 		"inspect":    {"print a net's layers, shapes and parameter counts", runInspect},
 		"train":      {"train a net from a solver prototxt", runTrain},
 		"test":       {"score a trained net on a data source", runTest},
+		"plot":       {"draw a metrics file's loss and accuracy curves as a PNG", runPlot},
 		"time":       {"time each layer's forward and backward pass", runTime},
 	}
 }
