@@ -267,9 +267,10 @@ func (e *exporter) layer(i int, lp *caffepb.LayerParameter) error {
 			}
 			ins = append(ins, x)
 		}
-		axis := lp.GetConcatParam().GetAxis()
-		if lp.GetConcatParam().ConcatDim != nil && lp.GetConcatParam().Axis == nil {
-			axis = int32(lp.GetConcatParam().GetConcatDim())
+		cp := lp.GetConcatParam()
+		axis := cp.GetAxis()
+		if cp != nil && cp.ConcatDim != nil && cp.Axis == nil {
+			axis = int32(cp.GetConcatDim())
 		}
 		e.node(lp, "Concat", ins, []string{e.out(i, 0, lp)}, attrInt("axis", int64(axis)))
 		return nil
@@ -361,6 +362,9 @@ func ptrOr(p *uint32, def uint32) uint32 {
 
 func (e *exporter) conv(i int, lp *caffepb.LayerParameter, bottoms []*blob.Blob[float32], blobs []*blob.Blob[float32]) error {
 	cp := lp.GetConvolutionParam()
+	if cp == nil {
+		return fmt.Errorf("no convolution_param")
+	}
 	if cp.GetAxis() != 1 {
 		return fmt.Errorf("convolution axis %d: ONNX convolves from axis 1", cp.GetAxis())
 	}
@@ -408,6 +412,9 @@ func (e *exporter) conv(i int, lp *caffepb.LayerParameter, bottoms []*blob.Blob[
 // through extra padding at the bottom and right.
 func (e *exporter) pool(i int, lp *caffepb.LayerParameter, bottoms, tops []*blob.Blob[float32]) error {
 	pp := lp.GetPoolingParam()
+	if pp == nil {
+		pp = &caffepb.PoolingParameter{}
+	}
 	in, out := bottoms[0].Shape(), tops[0].Shape()
 	if len(in) != 4 {
 		return fmt.Errorf("pooling of a %d-axis blob: want N×C×H×W", len(in))
