@@ -6,6 +6,7 @@
 #   make jar          build build/libs/gocaffe.jar (goexec inside) with Debian's gradle
 #   make goexec       build bin/goexec
 #   make integration  only the Spark integration tests (needs the jar)
+#   make pytest       only the Python tests (python/tests: ONNX export, OpenCV), in .venv-pytest
 
 SHELL := /bin/bash
 # Fast CPU kernels (Go 1.26 simd/archsimd); `make test` also tests the portable path.
@@ -32,7 +33,7 @@ DEMO_MASTER ?= local[2]
 DEMO_DIR := build/demo
 DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
 
-.PHONY: all setup goexec jar demo demo-data selftest test unit kernels-portable vet integration clean
+.PHONY: all setup goexec jar demo demo-data selftest test unit kernels-portable vet integration pytest clean
 
 all: jar
 
@@ -80,8 +81,20 @@ integration:
 	@$(TIMED) integration env SPARK_HOME=$(SPARK_HOME) GOCAFFE_JAR=$(CURDIR)/$(JAR) \
 		go test -tags integration -count=1 -timeout 40m -v ./integration/...
 
+# The Python tests' own venv (onnxruntime, OpenCV, pytest), kept apart
+# from .venv; rebuilt when python/requirements-test.txt changes.
+PYTEST_VENV := .venv-pytest
+$(PYTEST_VENV)/.installed: python/requirements-test.txt
+	@test -x $(PYTEST_VENV)/bin/python || python3 -m venv $(PYTEST_VENV)
+	@$(TIMED) pytest-venv $(PYTEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r python/requirements-test.txt
+	@touch $@
+
+# pytest exits 5 when it collects no tests: that fails here as any error does.
+pytest: goexec $(PYTEST_VENV)/.installed
+	@$(TIMED) pytest env GOEXEC=$(CURDIR)/bin/goexec $(PYTEST_VENV)/bin/python -m pytest -p no:cacheprovider -v --durations=0 python/tests
+
 test: jar
-	@$(MAKE) --no-print-directory vet unit kernels-portable integration
+	@$(MAKE) --no-print-directory vet unit kernels-portable integration pytest
 
 clean:
 	rm -rf build bin .gradle

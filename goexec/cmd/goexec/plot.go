@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,6 +240,16 @@ func writePlot(recs []metrics.Record, f plotFlags) error {
 			return err
 		}
 		rows = append(rows, []*plot.Plot{p})
+	}
+	// One iteration axis for both panels.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range append(slices.Clone(losses), scores...) {
+		for _, p := range s.pts {
+			lo, hi = math.Min(lo, p.X), math.Max(hi, p.X)
+		}
+	}
+	for _, r := range rows {
+		r[0].X.Min, r[0].X.Max = lo, hi
 	}
 	const dpi = 96
 	w := vg.Length(f.width) * vg.Inch / dpi
