@@ -87,14 +87,17 @@ integration:
 # The Python tests' own venv (onnxruntime, OpenCV, pytest), kept apart
 # from .venv; rebuilt when python/requirements-test.txt changes.
 PYTEST_VENV := .venv-pytest
-$(PYTEST_VENV)/.installed: python/requirements-test.txt
+# The gocaffe package (python/) is installed into it with pip, as a user would.
+$(PYTEST_VENV)/.installed: python/requirements-test.txt python/pyproject.toml $(wildcard python/gocaffe/*)
 	@test -x $(PYTEST_VENV)/bin/python || python3 -m venv $(PYTEST_VENV)
-	@$(TIMED) pytest-venv $(PYTEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r python/requirements-test.txt
+	@$(TIMED) pytest-venv $(PYTEST_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-r python/requirements-test.txt ./python "pyspark==$(PYSPARK_VERSION)"
 	@touch $@
 
 # pytest exits 5 when it collects no tests: that fails here as any error does.
-pytest: goexec $(PYTEST_VENV)/.installed
-	@$(TIMED) pytest env GOEXEC=$(CURDIR)/bin/goexec $(PYTEST_VENV)/bin/python -m pytest -p no:cacheprovider -v --durations=0 python/tests
+pytest: jar goexec $(PYTEST_VENV)/.installed
+	@$(TIMED) pytest env GOEXEC=$(CURDIR)/bin/goexec GOCAFFE_JAR=$(CURDIR)/$(JAR) \
+		$(PYTEST_VENV)/bin/python -m pytest -p no:cacheprovider -v --durations=0 python/tests
 
 test: jar
 	@$(MAKE) --no-print-directory vet unit kernels-portable integration pytest
