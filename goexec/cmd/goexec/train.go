@@ -180,8 +180,8 @@ func metricsOptions(w *metrics.Writer) []solver.Option[float32] {
 	return []solver.Option[float32]{
 		solver.WithProgress[float32](func(p solver.Progress) { w.Add(p.Iter, metrics.Train, "loss", p.Loss) }),
 		solver.WithTestScores[float32](func(iter, net int, scores []solver.TestScore, _ float64) {
-			for k, name := range solver.ScoreNames(scores) {
-				w.Add(iter, metrics.TestPhase(net), name, scores[k].Value)
+			for _, sc := range scores {
+				w.Add(iter, metrics.TestPhase(net), sc.Name, sc.Value)
 			}
 		}),
 	}
