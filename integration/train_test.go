@@ -282,6 +282,7 @@ func trainLocalCluster(t *testing.T, mode string) {
 	}
 	checkOneRankPerExecutor(t, o, 2)
 	checkInitialTest(t, r, true)
+	checkCurves(t, filepath.Join(e.tmp, "model"), trainIterations, o.accuracy)
 	for _, f := range []string{"lenet_iter_300.caffemodel", "lenet_iter_300.solverstate", "lenet.caffemodel", "lenet.solverstate"} {
 		if _, err := os.Stat(filepath.Join(e.tmp, "model", f)); err != nil {
 			t.Errorf("snapshot: %v", err)

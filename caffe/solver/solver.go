@@ -43,6 +43,7 @@ type options[T blob.Float] struct {
 	noTests  bool
 	gradHook func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
 	progress func(Progress)
+	scores   func(iter, net int, scores []TestScore, loss float64)
 }
 
 // Progress is what the solver reports every display iterations.
@@ -73,6 +74,12 @@ func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T], lo
 // WithProgress calls f with every display report (besides logging it).
 func WithProgress[T blob.Float](f func(Progress)) Option[T] {
 	return func(o *options[T]) { o.progress = f }
+}
+
+// WithTestScores calls f after every test phase of test net `net` at
+// iteration iter with its scores and mean total loss (besides logging them).
+func WithTestScores[T blob.Float](f func(iter, net int, scores []TestScore, loss float64)) Option[T] {
+	return func(o *options[T]) { o.scores = f }
 }
 
 // WithRegistry sets the layer registry nets are built from (required).
@@ -670,6 +677,9 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		ev = ev.Float64(sc.Name, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
+	if f := s.opts.scores; f != nil {
+		f(s.iter, i, scores, loss)
+	}
 	return scores, nil
 }
 

@@ -24,6 +24,9 @@ func commands() map[string]command {
 		"inspect":    {"print a net's layers, shapes and parameter counts", runInspect},
 		"train":      {"train a net from a solver prototxt", runTrain},
 		"test":       {"score a trained net on a data source", runTest},
+		"export":     {"write a deploy net and its weights as an ONNX model", runExport},
+		"forward":    {"run a deploy net on .npy inputs and write its blobs as .npy", runForward},
+		"plot":       {"draw a metrics file's loss and accuracy curves as a PNG", runPlot},
 		"time":       {"time each layer's forward and backward pass", runTime},
 		"bench":      {"time whole training iterations of nets on random data (CPU or -gpu N)", runBench},
 	}

@@ -187,6 +187,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       new Path(p).getName
     }
     val snaps = new Snapshots(modelPath, prefixName, hadoop)
+    val curves = MetricsFile.beside(modelPath, prefixName, hadoop, resume = opts.get("snapshot").isDefined, say)
     val key = secret()
     // Every rank initialises from one seed, so all start from the same
     // weights: the solver's random_seed, else one drawn here for the job.
@@ -212,7 +213,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       if (test.isDefined && iter == 0 && spec.solver.getTestInitialization) {
         val seeded = if (weights(0).nonEmpty || seed == 0L) spec.bytes
         else spec.solver.toBuilder.setRandomSeed(seed).build().toByteArray
-        lastTest = Some(runTest(test.get, seeded, weights(0), rp, 0L, "GoCaffe test at iteration 0").line)
+        lastTest = Some(curves.tested(0L, runTest(test.get, seeded, weights(0), rp, 0L, "GoCaffe test at iteration 0")))
       }
       while (iter < maxIter) {
         round += 1
@@ -229,6 +230,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val wB = sc.broadcast(weights(0))
         val sB = sc.broadcast(state)
         val t0 = System.nanoTime()
+        val roundStartMs = System.currentTimeMillis()
         val bcastSecs = (t0 - tb) / 1e9
         val results = withRetries(desc, iter) {
           val stage = new PinnedRDD(train.rdd, placement).barrier().mapPartitions { it =>
@@ -254,6 +256,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         // Progress: one line per display point, over all ranks; those the
         // heartbeats did not bring while the round ran.
         live.roundEnded(results.flatMap(_.progress), (end - startIter) / ((System.nanoTime() - started) / 1e9))
+        curves.train(results.flatMap(_.progress), iter, end, roundStartMs, System.currentTimeMillis())
         // Where the round's time went: the slowest rank's training (its
         // all-reduce included) against Spark's share (task launch, weights
         // to the ranks and back) and the driver's (broadcast, average).
@@ -269,13 +272,14 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
           say(s"GoCaffe: snapshot at iteration $iter: $m, $s")
         }
         if (test.isDefined && (iter % spec.testInterval == 0 || iter == maxIter))
-          lastTest = Some(runTest(test.get, solverB.value, weights(0), rp, iter, s"GoCaffe test at iteration $iter").line)
+          lastTest = Some(curves.tested(iter, runTest(test.get, solverB.value, weights(0), rp, iter, s"GoCaffe test at iteration $iter")))
       }
       val (m, s) = snaps.finalModel(weights(0), if (state.isEmpty) SolverState.newBuilder().setIter(iter.toInt)
         .build().toByteArray else state)
       say(s"GoCaffe: training done at iteration $iter in ${LiveProgress.fmtDuration((System.nanoTime() - started) / 1e9)}; " +
         s"model $m, solver state $s")
       lastTest.foreach(t => say(s"GoCaffe: final test: $t"))
+      curves.finish()
       0
     } finally {
       sc.removeSparkListener(failures)
