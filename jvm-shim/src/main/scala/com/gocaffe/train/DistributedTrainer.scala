@@ -53,8 +53,13 @@ final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, r
   * executor; the weights come back to the driver after every round.
   */
 final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintStream, err: PrintStream,
-                               frames: Map[String, DataFrame] = Map.empty) {
-  private val settings = TrainSettings.from(sc)
+                               frames: Map[String, DataFrame] = Map.empty, syncMode: Option[String] = None) {
+  // syncMode ("allreduce" or "average", checked by the caller) overrides
+  // spark.gocaffe.sync.mode for this run: GoCaffeEstimator's syncMode param.
+  private val settings = {
+    val s = TrainSettings.from(sc)
+    syncMode.fold(s)(m => s.copy(allreduce = m == "allreduce"))
+  }
   private val hadoop = sc.hadoopConfiguration
   private val spark = SparkSession.builder().getOrCreate() // reuses sc, the active SparkContext
 
