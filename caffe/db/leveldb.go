@@ -80,4 +80,3 @@ func (w *levelWriter) Close() error {
 	err := w.Commit()
 	return errors.Join(err, w.db.Close())
 }
-

@@ -25,6 +25,10 @@ func commands() map[string]command {
 		"train":      {"train a net from a solver prototxt", runTrain},
 		"test":       {"score a trained net on a data source", runTest},
 		"time":       {"time each layer's forward and backward pass", runTime},
+		// Caffe's data tools (convert.go).
+		"convert_mnist":      {"write MNIST to an LMDB or LevelDB as Caffe's create_mnist.sh", runConvertMNIST},
+		"convert_imageset":   {"write a list of images to an LMDB or LevelDB as Caffe's tool", runConvertImageset},
+		"compute_image_mean": {"write a database's mean image as a binaryproto", runComputeImageMean},
 	}
 }
 
@@ -38,7 +42,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("usage: goexec <command> [flags]\n\ncommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(&b, "  %-18s %s\n", n, cmds[n].summary)
 	}
 	b.WriteString("\nRun 'goexec <command> -h' for a command's flags.\n")
 	return b.String()
