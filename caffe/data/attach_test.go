@@ -2,10 +2,12 @@ package data
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/db"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
@@ -71,15 +73,46 @@ func TestAttachErrors(t *testing.T) {
 		t.Errorf("SkipUnnamed: %v %v", got, err)
 	}
 	n = buildNet(t, strings.Replace(strings.Replace(mnistLayer, "%s", `source_class: "com.yahoo.ml.caffe.LMDB"`, 1), "%s", `source: "file:/data/mnist_train_lmdb"`, 1))
-	if _, err := Attach(t.Context(), n, AttachOptions{}); !errors.Is(err, ErrNotYet) {
-		t.Errorf("LMDB source_class: %v, want ErrNotYet", err)
+	if _, err := Attach(t.Context(), n, AttachOptions{}); !errors.Is(err, db.ErrMissing) || !strings.Contains(err.Error(), "/data/mnist_train_lmdb") {
+		t.Errorf("LMDB source_class on a missing database: %v, want ErrMissing naming the path", err)
 	}
 	np, _ := prototxt.ParseNet("d", []byte(`layer { name: "d" type: "Data" top: "data" data_param { source: "x_lmdb" backend: LMDB } }`))
-	if err := CheckDataLayers(np); !errors.Is(err, ErrNotYet) {
-		t.Errorf("Data layer on LMDB: %v, want ErrNotYet", err)
+	if err := CheckDataLayers(np); !errors.Is(err, db.ErrMissing) || !strings.Contains(err.Error(), `layer "d"`) {
+		t.Errorf("Data layer on a missing LMDB: %v, want ErrMissing naming the layer", err)
 	}
 	np, _ = prototxt.ParseNet("d", []byte(`layer { name: "d" type: "Data" top: "data" data_param { source: "mnist::train" } }`))
 	if err := CheckDataLayers(np); err != nil {
 		t.Errorf("Data layer on an mnist source: %v", err)
+	}
+}
+
+// TestAttachDataLayer builds Caffe's Data layer on an LMDB (shape from the
+// first record, centre crop at TEST) and feeds it through Attach.
+func TestAttachDataLayer(t *testing.T) {
+	path := writeDB(t, db.LMDB, rawRecords(3))
+	n := buildNet(t, `name: "d" layer { name: "db" type: "Data" top: "data" top: "label"
+  transform_param { crop_size: 1 scale: 2 } data_param { source: "`+path+`" backend: LMDB batch_size: 2 } }`)
+	if s := n.BlobByName("data").Shape(); fmt.Sprint(s) != "[2 1 1 1]" {
+		t.Fatalf("data top %v, want [2 1 1 1]", s)
+	}
+	got, err := Attach(t.Context(), n, AttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Images != 3 || got[0].Source != "lmdb:"+path {
+		t.Fatalf("attached %+v", got)
+	}
+	if _, err := n.Forward(); err != nil {
+		t.Fatal(err)
+	}
+	// 2×2 images, centre crop 1 takes pixel (0,0): 10i, scaled by 2.
+	if d, l := n.BlobByName("data").Data(), n.BlobByName("label").Data(); d[0] != 0 || d[1] != 20 || l[0] != 0 || l[1] != 1 {
+		t.Errorf("data %v labels %v", d, l)
+	}
+	np, _ := prototxt.ParseNet("d", []byte(`layer { name: "d" type: "Data" top: "data" data_param { source: "`+path+`" batch_size: 1 } }`))
+	reg, _ := layers.Standard()
+	_, err = network.New[float32](np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg)
+	if err == nil || !strings.Contains(err.Error(), "leveldb") || !strings.Contains(err.Error(), path) {
+		t.Errorf("an LMDB read with the default backend (LevelDB): %v, want an error naming leveldb and the path", err)
 	}
 }

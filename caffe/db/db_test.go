@@ -142,7 +142,7 @@ func TestWriteThenRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			val := bytes.Repeat([]byte{1, 2, 3, 4}, 16<<10) // 64 KiB
-			n := 1500                                      // ~94 MiB > the 64 MiB initial LMDB map
+			n := 1500                                       // ~94 MiB > the 64 MiB initial LMDB map
 			if b == LevelDB {
 				n = 50
 			}
