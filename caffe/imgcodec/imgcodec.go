@@ -66,14 +66,19 @@ func Channels(img image.Image, want int) int {
 
 // WriteCHW writes img into dst as uint8 planes in Caffe's layout: channel,
 // then row, then column; color channels in OpenCV's order (blue, green,
-// red), grayscale by OpenCV's weights (0.299 R + 0.587 G + 0.114 B), so a
-// net trained on Caffe's OpenCV-decoded images sees the same numbers.
-// dst must hold channels*H*W bytes.
+// red), so a net trained on Caffe's OpenCV-decoded images sees the same
+// numbers. Grayscale from a colour JPEG is its luma, as libjpeg gives it to
+// OpenCV; from other colour images OpenCV's weights (0.299 R + 0.587 G +
+// 0.114 B). dst must hold channels*H*W bytes.
 func WriteCHW(dst []byte, img image.Image, channels int) {
 	bnd := img.Bounds()
 	w, h := bnd.Dx(), bnd.Dy()
 	plane := w * h
 	switch src := img.(type) {
+	case *image.YCbCr:
+		if writeYCbCr(dst, src, channels) {
+			return
+		}
 	case *image.Gray:
 		if channels == 1 {
 			for y := 0; y < h; y++ {
@@ -107,8 +112,8 @@ func WriteCHW(dst []byte, img image.Image, channels int) {
 			i := y*w + x
 			c := color.NRGBAModel.Convert(img.At(bnd.Min.X+x, bnd.Min.Y+y)).(color.NRGBA)
 			if channels == 1 {
-				// OpenCV's fixed-point BGR2GRAY weights (rounded).
-				dst[i] = uint8((uint32(c.R)*4899 + uint32(c.G)*9617 + uint32(c.B)*1868 + 8192) >> 14)
+				// OpenCV 5.1 PNG grayscale: fixed-point BGR2GRAY weights, truncated.
+				dst[i] = uint8((uint32(c.R)*4899 + uint32(c.G)*9617 + uint32(c.B)*1868) >> 14)
 				continue
 			}
 			dst[i] = c.B
