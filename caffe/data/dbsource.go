@@ -271,3 +271,42 @@ func (s *DBSource[T]) Close() error {
 	errs = append(errs, s.d.Close())
 	return errors.Join(errs...)
 }
+
+// SplitKeys divides a database into parts key ranges of ceil(records/parts)
+// records each, as CaffeOnSpark's LmdbRDD partitions an LMDB; it returns
+// the record count and each range's first key (fewer ranges than parts when
+// the database has fewer records). Range i runs from starts[i] up to
+// starts[i+1], the last to the end.
+func SplitKeys(b db.Backend, path string, parts int) (int, [][]byte, error) {
+	if parts < 1 {
+		return 0, nil, fmt.Errorf("split %s into %d parts: want at least 1", path, parts)
+	}
+	d, err := db.Open(b, path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer d.Close()
+	n, err := d.Len()
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if n == 0 {
+		return 0, nil, fmt.Errorf("%s %s: no records", db.Name(b), path)
+	}
+	size := (n + parts - 1) / parts
+	cur, err := d.NewCursor()
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer cur.Close()
+	var starts [][]byte
+	for i := 0; cur.Valid(); i++ {
+		if i%size == 0 {
+			starts = append(starts, append([]byte(nil), cur.Key()...))
+		}
+		if err := cur.Next(); err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return n, starts, nil
+}

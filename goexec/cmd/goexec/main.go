@@ -29,6 +29,8 @@ func commands() map[string]command {
 		"convert_mnist":      {"write MNIST to an LMDB or LevelDB as Caffe's create_mnist.sh", runConvertMNIST},
 		"convert_imageset":   {"write a list of images to an LMDB or LevelDB as Caffe's tool", runConvertImageset},
 		"compute_image_mean": {"write a database's mean image as a binaryproto", runComputeImageMean},
+		"db-split":           {"cut an LMDB/LevelDB into key ranges (for the Spark shim)", runDBSplit},
+		"db-rows":            {"stream one key range of an LMDB/LevelDB (for the Spark shim)", runDBRows},
 	}
 }
 
