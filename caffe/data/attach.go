@@ -85,6 +85,19 @@ func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOpti
 		h := fnv.New64a()
 		h.Write([]byte(name))
 		train := n.Phase() == caffepb.Phase_TRAIN
+		if lp.GetType() == "ImageData" && opt.Source == "" {
+			o := ImageListOptionsOf(lp.GetImageDataParam())
+			o.Transform, o.Train, o.Seed = tf, train, opt.Seed^h.Sum64()
+			src, err := OpenImageList[T](o)
+			if err != nil {
+				return nil, fmt.Errorf("data layer %q: %w", name, err)
+			}
+			if err := n.SetSource(name, src); err != nil {
+				return nil, err
+			}
+			out = append(out, Attached{Layer: name, Source: "images:" + o.List, Images: src.Len()})
+			continue
+		}
 		if b, path, ok := databaseOf(lp); ok && opt.Source == "" {
 			color, err := ColorModeOf(lp.GetTransformParam())
 			if err != nil {
@@ -128,6 +141,9 @@ func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOpti
 // SourceOf returns the source spec a data layer names.
 func SourceOf(lp *caffepb.LayerParameter) string {
 	if s := lp.GetMemoryDataParam().GetSource(); s != "" {
+		return s
+	}
+	if s := lp.GetImageDataParam().GetSource(); s != "" {
 		return s
 	}
 	return lp.GetDataParam().GetSource()
