@@ -92,7 +92,7 @@ func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOpti
 			if err != nil {
 				return nil, fmt.Errorf("data layer %q: %w", name, err)
 			}
-			if err := n.SetSource(name, src); err != nil {
+			if err := n.SetSource(name, NewPrefetch[T](ctx, src)); err != nil {
 				return nil, err
 			}
 			out = append(out, Attached{Layer: name, Source: "images:" + o.List, Images: src.Len()})
@@ -108,7 +108,7 @@ func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOpti
 			if err != nil {
 				return nil, fmt.Errorf("data layer %q: %w", name, err)
 			}
-			if err := n.SetSource(name, src); err != nil {
+			if err := n.SetSource(name, NewPrefetch[T](ctx, src)); err != nil {
 				src.Close()
 				return nil, err
 			}

@@ -206,3 +206,44 @@ func TestDBSourceKeyRange(t *testing.T) {
 		t.Errorf("empty range: %v", err)
 	}
 }
+
+// TestPrefetchSameBatches: batches through Prefetch are the source's own,
+// in order, and an error of the source comes through.
+func TestPrefetchSameBatches(t *testing.T) {
+	path := writeDB(t, db.LMDB, rawRecords(5))
+	direct, err := OpenDB[float32](DBOptions{Backend: db.LMDB, Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	inner, err := OpenDB[float32](DBOptions{Backend: db.LMDB, Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	pre := NewPrefetch[float32](t.Context(), inner)
+	for i := range 7 {
+		a := []*blob.Blob[float32]{blob.New[float32](3, 1, 2, 2), blob.New[float32](3)}
+		b := []*blob.Blob[float32]{blob.New[float32](3, 1, 2, 2), blob.New[float32](3)}
+		if err := direct.Next(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := pre.Next(b); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(a[0].Data(), a[1].Data()) != fmt.Sprint(b[0].Data(), b[1].Data()) {
+			t.Fatalf("batch %d: prefetched %v, direct %v", i, b[1].Data(), a[1].Data())
+		}
+	}
+	bad := NewPrefetch[float32](t.Context(), failing{})
+	top := []*blob.Blob[float32]{blob.New[float32](1)}
+	for range 3 {
+		if err := bad.Next(top); err == nil || err.Error() != "boom" {
+			t.Fatalf("failing source: %v", err)
+		}
+	}
+}
+
+type failing struct{}
+
+func (failing) Next([]*blob.Blob[float32]) error { return fmt.Errorf("boom") }
