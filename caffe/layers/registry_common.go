@@ -23,8 +23,8 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("Input", newInput[float32], newInput[float64]),
 		r.Register("DummyData", newDummyData[float32], newDummyData[float64]),
 		r.Register("MemoryData", newMemoryData[float32], newMemoryData[float64]),
-		r.Register("CoSData", newCoSData[float32], newCoSData[float64]), // CaffeOnSpark (cos_data.go, net engineer)
-		// Caffe's database and file data layers (data_layer.go).
+		r.Register("CoSData", newCoSData[float32], newCoSData[float64]), // CaffeOnSpark (cos_data.go)
+		// Caffe's database and file data layers (data_layer.go, image_data_layer.go).
 		r.Register("Data", newData[float32], newData[float64]),
 		r.Register("ImageData", newImageData[float32], newImageData[float64]),
 		r.Register("Split", newSplit[float32], newSplit[float64]),
