@@ -220,8 +220,12 @@ func TestPrefetchSameBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inner.Close()
 	pre := NewPrefetch[float32](t.Context(), inner)
+	defer func() {
+		if err := pre.Close(); err != nil { // stops reading ahead, then closes inner
+			t.Error(err)
+		}
+	}()
 	for i := range 7 {
 		a := []*blob.Blob[float32]{blob.New[float32](3, 1, 2, 2), blob.New[float32](3)}
 		b := []*blob.Blob[float32]{blob.New[float32](3, 1, 2, 2), blob.New[float32](3)}

@@ -2,6 +2,8 @@ package data
 
 import (
 	"context"
+	"io"
+	"sync"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
@@ -13,8 +15,10 @@ import (
 // goroutine fills a second set of blobs, which Next copies into the tops.
 // The goroutine stops when ctx is done. src must not be used elsewhere.
 type Prefetch[T blob.Float] struct {
-	ctx   context.Context
-	src   layer.BatchSource[T]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	src    layer.BatchSource[T]
 	ready  chan prefetched[T]
 	free   chan []*blob.Blob[T]
 	direct bool // the tops were reshaped: read without prefetching
@@ -27,7 +31,19 @@ type prefetched[T blob.Float] struct {
 
 // NewPrefetch returns src with one batch read ahead.
 func NewPrefetch[T blob.Float](ctx context.Context, src layer.BatchSource[T]) *Prefetch[T] {
-	return &Prefetch[T]{ctx: ctx, src: src}
+	ctx, cancel := context.WithCancel(ctx)
+	return &Prefetch[T]{ctx: ctx, cancel: cancel, src: src}
+}
+
+// Close stops reading ahead, waits for the batch being read, and closes the
+// source when it has a Close method.
+func (p *Prefetch[T]) Close() error {
+	p.cancel()
+	p.wg.Wait()
+	if c, ok := p.src.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Next fills top with the next batch.
@@ -45,6 +61,7 @@ func (p *Prefetch[T]) Next(top []*blob.Blob[T]) error {
 		}
 		p.ready, p.free = make(chan prefetched[T], 1), make(chan []*blob.Blob[T], 1)
 		p.free <- bufs
+		p.wg.Add(1)
 		go p.run()
 		return nil
 	}
@@ -73,6 +90,7 @@ func (p *Prefetch[T]) Next(top []*blob.Blob[T]) error {
 }
 
 func (p *Prefetch[T]) run() {
+	defer p.wg.Done()
 	for {
 		var bufs []*blob.Blob[T]
 		select {

@@ -52,7 +52,6 @@ func (d *lmdbDB) NewCursor() (Cursor, error) {
 	if err != nil {
 		return nil, err
 	}
-	txn.RawRead = true // values point into the map; valid until the cursor moves
 	cur, err := txn.OpenCursor(d.dbi)
 	if err != nil {
 		txn.Abort()
