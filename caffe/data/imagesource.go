@@ -125,6 +125,9 @@ func (s *ImageListSource[T]) Next(top []*blob.Blob[T]) error {
 	n := d.Dim(0)
 	var labels []T
 	if len(top) > 1 {
+		if top[1].Count() != n {
+			return fmt.Errorf("%s: label top %s does not hold %d labels", s.opt.List, blob.ShapeString(top[1].Shape()), n)
+		}
 		labels = top[1].Data()
 	}
 	out := d.Data()
