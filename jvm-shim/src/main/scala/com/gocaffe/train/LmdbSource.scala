@@ -109,8 +109,10 @@ object LmdbSource {
       val mdb = new Path(p, "data.mdb")
       if (!fs.exists(mdb)) throw new GoCaffeException(s"LMDB $source: $mdb does not exist")
       val dir = Files.createTempDirectory("gocaffe-lmdb-")
+      dir.toFile.deleteOnExit()
       val in = fs.open(mdb)
       try Files.copy(in, dir.resolve("data.mdb"), StandardCopyOption.REPLACE_EXISTING) finally in.close()
+      dir.resolve("data.mdb").toFile.deleteOnExit()
       log.info(s"LMDB $source copied to $dir (LMDB reads through mmap)")
       dir
     })
@@ -128,6 +130,8 @@ object LmdbSource {
         throw new GoCaffeException(s"goexec binary ${GoExec.BinaryResource} is missing from the GoCaffe jar"))
       try Files.copy(in, bin, StandardCopyOption.REPLACE_EXISTING) finally in.close()
       Files.setPosixFilePermissions(bin, PosixFilePermissions.fromString("rwx------"))
+      dir.toFile.deleteOnExit() // deleted after the binary (reverse order)
+      bin.toFile.deleteOnExit()
       binary = bin
     }
     binary
