@@ -227,7 +227,7 @@ func TestCaffeOnSparkLMDB(t *testing.T) {
 		os.WriteFile(filepath.Join(user, name), []byte(s), 0o644)
 	}
 	model := filepath.Join(e.tmp, "model", "lenet.caffemodel")
-	r := e.submitWatching(t, 8*time.Minute, "local-cluster[2,1,2048]",
+	r := e.submitWatching(t, 14*time.Minute, "local-cluster[2,1,2048]",
 		[]string{"--conf", "spark.executor.memory=1g"}, nil,
 		"-train", "-conf", filepath.Join(user, "lenet_memory_solver.prototxt"), "-model", model, "-clusterSize", "2")
 	o := parseTraining(t, r, cosIterations)
