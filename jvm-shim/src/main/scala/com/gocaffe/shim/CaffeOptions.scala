@@ -93,7 +93,7 @@ object CaffeOptionParser {
     OptionSpec("clusterSize", takesValue = true, "number of executors taking part", metavar = "N",
       check = intAtLeast(1)("clusterSize")),
     OptionSpec("lmdb_partitions", takesValue = true, "number of LMDB RDD partitions (default: cluster size)",
-      implemented = false, metavar = "N", check = intAtLeast(1)("lmdb_partitions")),
+      metavar = "N", check = intAtLeast(1)("lmdb_partitions")),
     OptionSpec("imageRoot", takesValue = true, "image files' root (dev)", implemented = false, metavar = "DIR"),
     OptionSpec("labelFile", takesValue = true, "label file (dev)", implemented = false, metavar = "FILE"),
     OptionSpec("captionFile", takesValue = true, "caption file path (dev)", implemented = false, metavar = "FILE"),

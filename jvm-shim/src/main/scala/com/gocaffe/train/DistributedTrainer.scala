@@ -115,7 +115,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
     val (df, origin) = frames.get(role) match {
       case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
-      case None    => (DataSources.read(spark, d), d.source)
+      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt)), d.source)
     }
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
     val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
