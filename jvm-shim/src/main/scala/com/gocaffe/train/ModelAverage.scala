@@ -146,7 +146,8 @@ object ModelAverage {
       val lay = meta.flatMap(_._2).headOption.getOrElse(throw new IllegalStateException("rank 0 returned no model"))
       val blobs = lay.blobs
       val values = blobs.map(b => b.floats.toLong * 4 + b.doubles.toLong * 8).sum
-      val parts = math.max(n, math.min(4096L, values / FetchBytes + 1).toInt)
+      // Partitions of about FetchBytes each: the driver fetches one at a time.
+      val parts = math.min(4096L, values / FetchBytes + 1).toInt
       val summed = cached.flatMap(r => pieces(r.weights, r.solverState))
         .combineByKey(start, add, merge, new HashPartitioner(parts), mapSideCombine = false)
         .map { case (k, s) =>

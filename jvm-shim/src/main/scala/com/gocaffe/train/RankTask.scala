@@ -8,7 +8,7 @@ import java.util.concurrent.{CompletableFuture, ExecutionException, TimeUnit}
 import scala.jdk.CollectionConverters._
 
 import com.gocaffe.goexec.v1._
-import com.gocaffe.shim.{GoExec, GoExecCallException, GoExecDiedException, GoExecError, GoExecRuntime}
+import com.gocaffe.shim.{GoExec, GoExecCallException, GoExecDiedException, GoExecRuntime}
 import com.google.protobuf.ByteString
 import io.grpc.{Status, StatusRuntimeException}
 import io.grpc.stub.{ClientCallStreamObserver, ClientResponseObserver}

@@ -87,8 +87,9 @@ private[train] final class RoundRunner(
     val t0 = System.nanoTime()
     try {
       val (results, averaged) = withRetries(desc, from.iter, end - from.iter) { spec =>
+        val (j, progress) = (job, live) // the task closure must not capture this runner
         val stage = new PinnedRDD(data, placement).barrier().mapPartitions { it =>
-          RankTask.trainRound(job, spec, wB.value, sB.value, live, it)
+          RankTask.trainRound(j, spec, wB.value, sB.value, progress, it)
         }
         val ranked = resources.fold(stage)(p => stage.withResources(p))
         if (job.allreduce) (collect(ranked).sortBy(_.rank), None)
