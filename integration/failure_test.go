@@ -300,7 +300,7 @@ func TestTrainBadLabel(t *testing.T) {
 	writeCoSParquet(t, filepath.Join(data, "train", "part-00000.parquet"), labels)
 	writeCoSParquet(t, filepath.Join(data, "test", "part-00000.parquet"), labels[:100])
 	solver := userFiles(t, e, "cos", "file:/tmp/mnist_cos_dataframe", "file:"+data)
-	r := e.submitWatching(t, 4*time.Minute, "local-cluster[2,1,1024]",
+	r := e.submitWatching(t, 8*time.Minute, "local-cluster[2,1,1024]",
 		[]string{"--conf", "spark.executor.memory=1g", "--conf", "spark.gocaffe.sync.mode=allreduce"},
 		nil, "-train", "-conf", solver, "-clusterSize", "2")
 	if r.code == 0 {
