@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -23,7 +24,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // SourceAttacher connects the data layers of a freshly built net to their
@@ -39,7 +40,7 @@ type options[T blob.Float] struct {
 	attach   SourceAttacher[T]
 	seed     *uint64
 	noTests  bool
-	gradHook func(ctx context.Context, s *Solver[T]) error
+	gradHook func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
 	progress func(Progress)
 }
 
@@ -48,7 +49,7 @@ type Progress struct {
 	Iter         int     // iteration the loss belongs to
 	Loss         float64 // smoothed over average_loss iterations
 	LR           float64 // learning rate of this iteration's update
-	ItersPerSec  float64 // since the previous report (0 on the first)
+	ItersPerSec  float64 // since the previous report (the first: since Step began)
 	ImagesPerSec float64 // ItersPerSec × batch × iter_size
 	ETA          time.Duration
 }
@@ -60,9 +61,11 @@ func WithoutTestNets[T blob.Float]() Option[T] {
 }
 
 // WithGradientHook calls f in every Step iteration between ForwardBackward
-// and ApplyUpdate, with the gradients in the Params' Diff (an all-reduce
-// goes here). An error stops Step.
-func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T]) error) Option[T] {
+// and ApplyUpdate, with the gradients in the Params' Diff and the
+// iteration's loss (an all-reduce goes here). f returns the loss the
+// iteration reports and smooths (for example the mean over ranks). An error
+// stops Step.
+func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T], loss float64) (float64, error)) Option[T] {
 	return func(o *options[T]) { o.gradHook = f }
 }
 
@@ -108,6 +111,7 @@ type Solver[T blob.Float] struct {
 	lrMult    []float64
 	decayMult []float64
 	history   [][]T // HistorySets()*len(params); set k of param i at k*len(params)+i
+	histBuf   [][]T // per history set, the params' histories laid out as the net's buffers
 
 	iter, currentStep int
 	rate              float64 // learning rate of the last ApplyUpdate
@@ -127,6 +131,7 @@ type TestScore struct {
 	Net        int     // test net index
 	Blob       string  // output blob name
 	Index      int     // element within the blob
+	Name       string  // Blob, or Blob[Index] when the blob has several elements
 	Value      float64 // mean over the test batches
 	LossWeight float64 // the blob's loss weight (0 for accuracy and the like)
 }
@@ -199,9 +204,13 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 	s.params = s.train.LearnableParams()
 	s.lrMult = s.train.ParamLrMults()
 	s.decayMult = s.train.ParamDecayMults()
+	segs := s.train.ParamSegments()
+	total := len(s.train.GradBuffer())
 	for k := 0; k < s.method.HistorySets(); k++ {
-		for _, p := range s.params {
-			s.history = append(s.history, make([]T, p.Count()))
+		buf := make([]T, total)
+		s.histBuf = append(s.histBuf, buf)
+		for _, sg := range segs {
+			s.history = append(s.history, buf[sg.Offset:sg.Offset+sg.Count:sg.Offset+sg.Count])
 		}
 	}
 	s.batch = batchSize(s.train)
@@ -413,17 +422,19 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 	if reg != "L1" && reg != "L2" {
 		return 0, fmt.Errorf("unknown regularization_type %q (known: L1, L2)", reg)
 	}
+	if s.method == SGD && reg == "L2" {
+		s.sgdL2All(rate, norm, wd)
+		s.iter++
+		return rate, nil
+	}
 	np := len(s.params)
 	sets := s.method.HistorySets()
+	be := layer.HostBackend[T]()
 	for i, p := range s.params {
 		data, diff := p.Data(), p.Diff()
 		localRate := rate * s.lrMult[i]
 		decay := wd * s.decayMult[i]
 		update := func(lo, hi int) {
-			if s.method == SGD && reg == "L2" {
-				sgdL2(diff[lo:hi], data[lo:hi], s.history[i][lo:hi], T(norm), T(decay), T(localRate), T(s.hyper.Momentum))
-				return
-			}
 			d, w := diff[lo:hi], data[lo:hi]
 			if norm != 1 {
 				Scale(T(norm), d)
@@ -439,7 +450,7 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 			}
 		}
 		if n := len(diff); n >= parallelMin {
-			cpu.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
+			be.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
 		} else {
 			update(0, n)
 		}
@@ -451,15 +462,35 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 // parallelMin is the parameter size from which updates use all cores.
 const parallelMin = 1 << 15
 
-// sgdL2 is SGD with L2 decay fused into one pass: g = norm·diff + decay·w;
-// h = lr·g + mom·h; diff = h; w -= h. It computes what Normalize,
-// Regularize, ComputeUpdateValue and Update compute one after another.
-func sgdL2[T blob.Float](diff, data, hist []T, norm, decay, lr, mom T) {
-	if d32, ok := any(diff).([]float32); ok {
-		cpu.SGDMomentum(d32, any(data).([]float32), any(hist).([]float32), float32(norm), float32(decay), float32(lr), float32(mom))
-		return
+// sgdL2All is SGD with momentum and L2 decay over the net's contiguous
+// parameter, gradient and history buffers in one pass: one parallel loop
+// over every parameter, each piece split where a parameter's lr_mult and
+// decay_mult change. Elementwise, it computes what a pass per parameter
+// computes, to the bit.
+func (s *Solver[T]) sgdL2All(rate, norm, wd float64) {
+	data, diff, hist := s.train.ParamBuffer(), s.train.GradBuffer(), s.histBuf[0]
+	segs := s.train.ParamSegments()
+	be := kernels.For[T](s.train.Device())
+	if !be.HostMemory() {
+		// The buffers are host memory; a device backend's own pass over
+		// device-resident history is not written yet.
+		be = layer.HostBackend[T]()
 	}
-	cpu.SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
+	mom := T(s.hyper.Momentum)
+	update := func(lo, hi int) {
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].Offset+segs[i].Count > lo })
+		for ; i < len(segs) && segs[i].Offset < hi; i++ {
+			sg := segs[i]
+			a, b := max(lo, sg.Offset), min(hi, sg.Offset+sg.Count)
+			lr, decay := T(rate*sg.LrMult), T(wd*sg.DecayMult)
+			be.SGDMomentum(kernels.HostVec(diff[a:b]), kernels.HostVec(data[a:b]), kernels.HostVec(hist[a:b]), T(norm), decay, lr, mom)
+		}
+	}
+	if n := len(diff); n >= parallelMin {
+		be.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
+	} else {
+		update(0, n)
+	}
 }
 
 // updateSmoothedLoss is Caffe's running mean over average_loss iterations.
@@ -486,7 +517,9 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 	s.smoothed = 0
 	s.startIter = s.iter
 	s.startTime = time.Now()
-	s.lastDisplayIter, s.lastDisplayTime = s.iter, s.startTime
+	// The first report counts the iterations done since Step began, its own
+	// included (a round's first report is often its only one).
+	s.lastDisplayIter, s.lastDisplayTime = s.iter-1, s.startTime
 	ti := int(s.param.GetTestInterval())
 	display := int(s.param.GetDisplay())
 	for s.iter < stop {
@@ -502,12 +535,12 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		s.updateSmoothedLoss(loss)
 		if h := s.opts.gradHook; h != nil {
-			if err := h(ctx, s); err != nil {
+			if loss, err = h(ctx, s, loss); err != nil {
 				return fmt.Errorf("iteration %d: %w", s.iter, err)
 			}
 		}
+		s.updateSmoothedLoss(loss)
 		show := display > 0 && s.iter%display == 0
 		iter := s.iter
 		rate, err := s.ApplyUpdate()
@@ -627,24 +660,10 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		ev = ev.Float64("test_loss", loss)
 	}
 	for _, sc := range scores {
-		name := sc.Blob
-		if c := countOf(scores, sc.Blob); c > 1 {
-			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
-		}
-		ev = ev.Float64(name, sc.Value)
+		ev = ev.Float64(sc.Name, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	return scores, nil
-}
-
-func countOf(sc []TestScore, name string) int {
-	n := 0
-	for _, s := range sc {
-		if s.Blob == name {
-			n++
-		}
-	}
-	return n
 }
 
 // OutputSums runs iters forward passes of n and returns, for every element
@@ -683,21 +702,36 @@ func Score[T blob.Float](ctx context.Context, n *network.Net[T], iters int) ([]T
 	if err != nil {
 		return nil, 0, err
 	}
-	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
-	var scores []TestScore
-	k := 0
-	for j, b := range outs {
-		for e := 0; e < b.Count() && k < len(sums); e++ {
-			w := 0.0
-			if j < len(weights) {
-				w = float64(weights[j])
-			}
-			scores = append(scores, TestScore{Blob: names[j], Index: e, Value: sums[k] / float64(iters), LossWeight: w})
-			k++
-		}
+	scores := NameOutputs(n, sums)
+	for k := range scores {
+		scores[k].Value /= float64(iters)
 	}
 	if iters > 0 {
 		loss /= float64(iters)
 	}
 	return scores, loss, nil
+}
+
+// NameOutputs labels values given for every element of every output blob of
+// n, in order (as OutputSums returns them), with the blob, the element, the
+// display name and the blob's loss weight.
+func NameOutputs[T blob.Float](n *network.Net[T], values []float64) []TestScore {
+	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
+	var scores []TestScore
+	k := 0
+	for j, b := range outs {
+		for e := 0; e < b.Count() && k < len(values); e++ {
+			w := 0.0
+			if j < len(weights) {
+				w = float64(weights[j])
+			}
+			name := names[j]
+			if b.Count() > 1 {
+				name = fmt.Sprintf("%s[%d]", name, e)
+			}
+			scores = append(scores, TestScore{Blob: names[j], Index: e, Name: name, Value: values[k], LossWeight: w})
+			k++
+		}
+	}
+	return scores
 }
