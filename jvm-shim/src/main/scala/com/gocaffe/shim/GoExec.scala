@@ -154,7 +154,9 @@ final class GoExec private (
   /** Calls Devices. */
   def devices(): DevicesResponse = call(stub().devices(DevicesRequest.getDefaultInstance))
 
-  /** Runs a gRPC call; if it fails because goexec died, throws the death report. */
+  /** Runs a gRPC call; if it fails because goexec died, throws the death
+    * report, else a [[GoExecCallException]] with goexec's error code.
+    */
   def call[T](f: => T): T =
     try f
     catch {
@@ -163,7 +165,7 @@ final class GoExec private (
           awaitExit(5000)
           ensureAlive()
         }
-        throw new RuntimeException(s"goexec on executor $executorId (host $host): ${e.getStatus}", e)
+        throw GoExecError.from(executorId, host, e)
     }
 
   /** Stops goexec (SIGTERM, then SIGKILL after stopTimeoutMs) and removes its
