@@ -39,8 +39,9 @@ type options[T blob.Float] struct {
 	attach   SourceAttacher[T]
 	seed     *uint64
 	noTests  bool
-	gradHook func(ctx context.Context, s *Solver[T]) error
-	progress func(Progress)
+	gradHook  func(ctx context.Context, s *Solver[T]) error
+	progress  func(Progress)
+	nonFinite NonFinite
 }
 
 // Progress is what the solver reports every display iterations.
@@ -119,6 +120,8 @@ type Solver[T blob.Float] struct {
 	lastDisplayTime time.Time
 	startIter       int
 	startTime       time.Time
+
+	nonFiniteWarned int // non-finite iterations trained through (NonFiniteWarn)
 }
 
 // TestScore is one output value of a test net, averaged over test_iter
@@ -506,6 +509,11 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 		if h := s.opts.gradHook; h != nil {
 			if err := h(ctx, s); err != nil {
 				return fmt.Errorf("iteration %d: %w", s.iter, err)
+			}
+		}
+		if err := s.CheckFinite(loss); err != nil {
+			if err := s.nonFinite(err); err != nil {
+				return err
 			}
 		}
 		show := display > 0 && s.iter%display == 0
