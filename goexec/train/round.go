@@ -279,7 +279,7 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 			return err
 		}
 		sv, err := solver.New[float32](ctx, p.sp, solver.WithRegistry[float32](s.reg), solver.WithSeed[float32](p.seed),
-			solver.WithSources(attach), solver.WithLogger[float32](log))
+			solver.WithSources(attach), solver.WithLogger[float32](log), solver.WithNonFinite[float32](s.nonFinite))
 		if err != nil {
 			for _, b := range bindings {
 				b.sampler.Close()
@@ -310,13 +310,16 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 	}
 	s.sess = ss
 	if p.weights != nil {
+		if err := s.checkWeightsFinite(p.weights, log); err != nil { // reliability: non-finite weights
+			return nil, err
+		}
 		if err := ss.s.TrainNet().CopyTrainedLayersFrom(p.weights); err != nil {
 			return nil, invalid("weights", "%v", err)
 		}
 	}
 	if p.state != nil {
 		if err := ss.s.SetState(p.state); err != nil {
-			return nil, invalid("solver_state", "%v", err)
+			return nil, codedStatus(codes.InvalidArgument, pb.ErrorCode_BAD_INPUT, "solver_state", -1, "solver_state: "+err.Error())
 		}
 	} else {
 		for _, h := range ss.s.History() {
@@ -434,6 +437,7 @@ func (s *Service) run(ctx context.Context, ss *session, p *roundPlan, rg *ring.R
 	}
 	var losses []float64
 	smoothed := 0.0
+	warnedNonFinite := false
 	var reduceTime time.Duration
 	start := time.Now()
 	lastT, lastI := start, 0
@@ -477,6 +481,9 @@ func (s *Service) run(ctx context.Context, ss *session, p *roundPlan, rg *ring.R
 			k := i % avg
 			smoothed += (loss - losses[k]) / float64(avg)
 			losses[k] = loss
+		}
+		if err := s.checkFinite(sv, loss, p.rank, &warnedNonFinite, log); err != nil { // reliability: divergence
+			return nil, err
 		}
 		iter := sv.Iter()
 		rate, err := sv.ApplyUpdate()

@@ -39,6 +39,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/solver"
 	"github.com/gocaffe/gocaffe/goexec/ring"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
@@ -76,6 +77,8 @@ type Service struct {
 	log zerolog.Logger
 	mem memory.Allocator
 	reg *layer.Registry
+
+	nonFinite solver.NonFinite // what a round does on a non-finite loss or gradient
 
 	cache *arrowio.Cache
 	mu    sync.Mutex

@@ -56,6 +56,7 @@ type trainFlags struct {
 	solver, weights, snapshot string
 	seed                      int64
 	log                       logFlags
+	nonFinite                 string
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
@@ -66,11 +67,15 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files to initialise from (not with -snapshot)")
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
+	fs.StringVar(&f.nonFinite, "nonfinite", "stop", "on a NaN or infinite loss or gradient: stop (exit non-zero, naming the layer) or warn (train on, as Caffe)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	problems := f.log.check()
+	if _, err := solver.ParseNonFinite(f.nonFinite); err != nil || f.nonFinite == "" {
+		problems = append(problems, fmt.Sprintf("-nonfinite %q: want stop or warn", f.nonFinite))
+	}
 	if f.solver == "" {
 		problems = append(problems, "-solver is required")
 	}
@@ -118,8 +123,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	nonFinite, _ := solver.ParseNonFinite(f.nonFinite) // checked by parseTrainFlags
 	s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg),
-		solver.WithLogger[float32](log), solver.WithSources(attach))
+		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithNonFinite[float32](nonFinite))
 	if err != nil {
 		return err
 	}
