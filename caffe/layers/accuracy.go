@@ -83,7 +83,7 @@ func (l *accuracy[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			}
 			xo := x[o*dim:]
 			truth := xo[c*l.inner+j]
-			better := -1 // the true class counts itself
+			better := -1        // the true class counts itself
 			if truth != truth { // NaN: a diverged net is never right
 				better = l.topK
 			}

@@ -14,6 +14,7 @@ import (
 // identity (Caffe's "inverted" dropout). It works in place.
 type dropout[T blob.Float] struct {
 	neuron[T]
+	maskN int // length of mask, set by Reshape
 	train bool
 	ratio float64
 	scale T
@@ -37,15 +38,12 @@ func (l *dropout[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	if err := l.neuron.Reshape(bottom, top); err != nil {
 		return err
 	}
-	if n := bottom[0].Count(); cap(l.mask) < n {
-		l.mask = make([]bool, n)
-	} else {
-		l.mask = l.mask[:n]
-	}
+	l.maskN = bottom[0].Count() // allocated by Forward
 	return nil
 }
 
 func (l *dropout[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	l.mask = sized(l.mask, l.maskN)
 	x, y := bottom[0].Data(), top[0].Data()
 	y = y[:len(x)]
 	if !l.train {

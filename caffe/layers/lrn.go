@@ -21,6 +21,7 @@ import (
 // which always divides by n²), power and eltwise layers; it is computed
 // directly here with the same numerics.
 type lrn[T blob.Float] struct {
+	scaleN int // length of scale, set by Reshape
 	counts
 	noBlobs[T]
 	region         caffepb.LRNParameter_NormRegion
@@ -66,10 +67,7 @@ func (l *lrn[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	}
 	l.num, l.c, l.h, l.w = b.Dim(0), b.Dim(1), b.Dim(2), b.Dim(3)
 	top[0].ReshapeLike(b)
-	if cap(l.scale) < b.Count() {
-		l.scale = make([]T, b.Count())
-	}
-	l.scale = l.scale[:b.Count()]
+	l.scaleN = b.Count() // allocated by Forward
 	return nil
 }
 
@@ -85,6 +83,7 @@ func (l *lrn[T]) spatialWindow(i, n int) (int, int) {
 }
 
 func (l *lrn[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	l.scale = sized(l.scale, l.scaleN)
 	x, y := bottom[0].Data(), top[0].Data()
 	negBeta := -l.beta
 	plane := l.h * l.w

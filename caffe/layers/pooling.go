@@ -18,6 +18,7 @@ import (
 //
 //	top (N, C, H_out, W_out), H_out = ceil((H + 2·pad - kernel) / stride) + 1
 type pooling[T blob.Float] struct {
+	maskN                  int // length of mask, set by Reshape
 	ctx                    layer.Context
 	method                 caffepb.PoolingParameter_PoolMethod
 	round                  caffepb.PoolingParameter_RoundMode
@@ -156,10 +157,7 @@ func (l *pooling[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	}
 	n := l.num * l.chans * l.oh * l.ow
 	if (l.method == caffepb.PoolingParameter_MAX && len(top) == 1) || l.method == caffepb.PoolingParameter_STOCHASTIC {
-		if cap(l.mask) < n {
-			l.mask = make([]int32, n)
-		}
-		l.mask = l.mask[:n]
+		l.maskN = n // allocated by Forward
 	}
 	return nil
 }
@@ -257,6 +255,7 @@ func (l *pooling[T]) aveSize(y, x int) int {
 }
 
 func (l *pooling[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	l.mask = sized(l.mask, l.maskN)
 	x, y := bottom[0].Data(), top[0].Data()
 	planes, in, out := l.num*l.chans, l.h*l.w, l.oh*l.ow
 	switch l.method {

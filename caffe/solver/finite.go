@@ -65,7 +65,7 @@ type DivergedError struct {
 
 func (e *DivergedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "training diverged at iteration %d: loss = %g, gradient norm = %g, learning rate = %g", e.Iter, e.Loss, e.GradNorm, e.LR)
+	fmt.Fprintf(&b, "training diverged at iteration %d: loss = %g, gradient norm = %.6g, learning rate = %.6g", e.Iter, e.Loss, e.GradNorm, e.LR)
 	switch {
 	case e.Layer != "":
 		fmt.Fprintf(&b, "; first non-finite output: layer %q (top %q)", e.Layer, e.Top)

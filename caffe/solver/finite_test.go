@@ -223,4 +223,3 @@ func TestSnapshotPairAllOrNothing(t *testing.T) {
 		}
 	}
 }
-

@@ -34,11 +34,11 @@ type SourceAttacher[T blob.Float] func(ctx context.Context, n *network.Net[T]) e
 type Option[T blob.Float] func(*options[T])
 
 type options[T blob.Float] struct {
-	reg      *layer.Registry
-	log      zerolog.Logger
-	attach   SourceAttacher[T]
-	seed     *uint64
-	noTests  bool
+	reg       *layer.Registry
+	log       zerolog.Logger
+	attach    SourceAttacher[T]
+	seed      *uint64
+	noTests   bool
 	gradHook  func(ctx context.Context, s *Solver[T]) error
 	progress  func(Progress)
 	nonFinite NonFinite

@@ -11,6 +11,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
 
@@ -52,7 +53,8 @@ func (s *Service) checkFinite(sv *solver.Solver[float32], loss float64, rank int
 	if subject == "" {
 		subject = d.Param
 	}
-	return codedStatus(codes.FailedPrecondition, pb.ErrorCode_DIVERGED, subject, int64(d.Iter), fmt.Sprintf("rank %d: %v", rank, err))
+	// InvalidArgument: the driver does not retry it (a retry from the same weights diverges again).
+	return codedStatus(codes.InvalidArgument, pb.ErrorCode_DIVERGED, subject, int64(d.Iter), fmt.Sprintf("rank %d: %v", rank, err))
 }
 
 // checkWeightsFinite refuses weights sent for a round that hold NaN or Inf
@@ -67,4 +69,30 @@ func (s *Service) checkWeightsFinite(w *caffepb.NetParameter, log zerolog.Logger
 		return nil
 	}
 	return codedStatus(codes.InvalidArgument, pb.ErrorCode_DIVERGED, "weights", -1, fmt.Sprintf("weights: %v", err))
+}
+
+// WithMemorySources sets where the service reads the memory it may use
+// (memcheck.System by default; tests give fixed limits).
+func WithMemorySources(m memcheck.Sources) Option { return func(s *Service) { s.mem0 = &m } }
+
+// checkMemory refuses a net whose estimated need exceeds what this goexec
+// may use, with code OUT_OF_MEMORY, before anything is allocated.
+func (s *Service) checkMemory(sp *caffepb.SolverParameter) error {
+	need, err := solver.EstimateMemory(sp, s.reg, true)
+	if err != nil {
+		return nil // the solver's own construction reports a bad net
+	}
+	src := memcheck.System()
+	if s.mem0 != nil {
+		src = *s.mem0
+	}
+	err = memcheck.Check("the train net", need.Bytes, need.Batch, need.Largest, src.Budget())
+	if err == nil {
+		return nil
+	}
+	subject := ""
+	if len(need.Largest) > 0 {
+		subject = need.Largest[0].Name
+	}
+	return codedStatus(codes.ResourceExhausted, pb.ErrorCode_OUT_OF_MEMORY, subject, -1, err.Error())
 }

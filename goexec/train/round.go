@@ -278,6 +278,9 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 			bindings, err = s.bind(n, p.bindings, p.seed, p.rank, p.start, true)
 			return err
 		}
+		if err := s.checkMemory(p.sp); err != nil { // reliability: a net too large is one clear error
+			return nil, err
+		}
 		sv, err := solver.New[float32](ctx, p.sp, solver.WithRegistry[float32](s.reg), solver.WithSeed[float32](p.seed),
 			solver.WithSources(attach), solver.WithLogger[float32](log), solver.WithNonFinite[float32](s.nonFinite))
 		if err != nil {

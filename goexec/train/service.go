@@ -40,6 +40,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 	"github.com/gocaffe/gocaffe/goexec/ring"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
@@ -78,7 +79,8 @@ type Service struct {
 	mem memory.Allocator
 	reg *layer.Registry
 
-	nonFinite solver.NonFinite // what a round does on a non-finite loss or gradient
+	nonFinite solver.NonFinite  // what a round does on a non-finite loss or gradient
+	mem0      *memcheck.Sources // where the memory budget is read (nil: the system's)
 
 	cache *arrowio.Cache
 	mu    sync.Mutex

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -153,5 +154,56 @@ func repeatedKey(t *testing.T, line string) string {
 				top.key = true
 			}
 		}
+	}
+}
+
+// bigBatchNet writes LeNet with a train batch of 10⁹ images.
+func bigBatchNet(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := os.ReadFile("../../../examples/lenet_train_test.prototxt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "batch_size: 64", "batch_size: 1000000000", 1)
+	if text == string(src) {
+		t.Fatal("LeNet's train batch_size: 64 not found")
+	}
+	p := filepath.Join(dir, "big.prototxt")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A batch of 10⁹ is refused before anything is allocated, in one line with
+// both figures and the largest blobs (it died in the runtime's fatal
+// out-of-memory before), and inspect shows its shapes without allocating.
+func TestTrainRefusesNetTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	net := bigBatchNet(t, dir)
+	solverPath := filepath.Join(dir, "solver.prototxt")
+	if err := os.WriteFile(solverPath, []byte(`net: "`+net+`" base_lr: 0.01 lr_policy: "fixed" max_iter: 10
+test_iter: 1 test_interval: 100 snapshot_prefix: "`+filepath.Join(dir, "x")+`"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	err := train(t.Context(), []string{"-solver", solverPath}, &log)
+	if err == nil || !strings.Contains(err.Error(), "needs about 143.3 TiB (batch 1000000000) but this process may use") ||
+		!strings.Contains(err.Error(), "largest blobs: conv1 [1000000000×20×24×24] (41.9 TiB)") {
+		t.Fatalf("train at batch 1e9: %v", err)
+	}
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var out, errOut bytes.Buffer
+	if err := inspect([]string{net}, &out, &errOut); err != nil {
+		t.Fatalf("inspect at batch 1e9: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if !strings.Contains(out.String(), "conv1 1000000000x20x24x24") {
+		t.Errorf("inspect does not show conv1 at batch 1e9:\n%s", out.String())
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
+		t.Errorf("inspect at batch 1e9 allocated %d bytes", grew)
 	}
 }

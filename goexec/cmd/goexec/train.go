@@ -21,6 +21,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runTrain trains a net from a solver prototxt, as `caffe train` does.
@@ -110,6 +111,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	reg, err := layers.Standard()
 	if err != nil {
+		return err
+	}
+	if err := checkMemory(sp, reg, f.solver, memcheck.System()); err != nil {
 		return err
 	}
 	cache := &data.Cache{}
