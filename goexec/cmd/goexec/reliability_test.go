@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 )
 
@@ -205,5 +208,31 @@ test_iter: 1 test_interval: 100 snapshot_prefix: "`+filepath.Join(dir, "x")+`"`)
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
 		t.Errorf("inspect at batch 1e9 allocated %d bytes", grew)
+	}
+}
+
+// The driver hands goexec a -snapshot it could not parse: goexec names the
+// file, the byte offset and the field, as goexec train does.
+func TestPrepareChecksTruncatedSolverState(t *testing.T) {
+	st := &caffepb.SolverState{Iter: proto.Int32(100), LearnedNet: proto.String("m.caffemodel"),
+		History: []*caffepb.BlobProto{{Data: make([]float32, 500)}}}
+	b, err := proto.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "s.solverstate")
+	if err := os.WriteFile(p, b[:len(b)-700], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = prepare([]string{"-check-solverstate", p, "-file-name", "hdfs://nn/x/s.solverstate"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "hdfs://nn/x/s.solverstate: byte ") || !strings.Contains(err.Error(), "field SolverState.history[0].data") {
+		t.Errorf("truncated solverstate: %v", err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepare([]string{"-check-solverstate", p}, &out, &errOut); err != nil {
+		t.Errorf("a whole solverstate: %v", err)
 	}
 }
