@@ -2,7 +2,7 @@ import java.io.PrintStream
 import java.util.Properties
 
 import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffeConf, GoCaffeConfException, GoCaffePlugin, ParseResult, SelfTest}
-import com.gocaffe.train.{BadInput, DistributedTrainer, FeatureExtraction, GoCaffeException}
+import com.gocaffe.train.{BadInput, DistributedTrainer, FeatureExtraction, GoCaffeException, OutputDestinations}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -87,6 +87,7 @@ object GoCaffeRunner {
         out.println(s"GoCaffe: -devices ${opts.devices}: this build has no GPU backend; goexec uses the executor's CPU cores")
       if (opts.isTrain || opts.isTest || opts.isFeatures) {
         if (opts.isFeatures) FeatureExtraction.preflight(opts, sc.hadoopConfiguration) // before any training
+        OutputDestinations.preflight(opts, sc.hadoopConfiguration) // every destination, before any work
         val trainer = new DistributedTrainer(sc, opts, out, err)
         val status = if (opts.isTrain) trainer.train() else if (opts.isTest) trainer.test() else 0
         if (status == 0 && opts.isFeatures) new FeatureExtraction(sc, opts, trainer, out).run() else status
