@@ -1,6 +1,10 @@
 package solver
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+)
 
 // BenchmarkSGDUpdateLeNet times the fused SGD+L2 update over LeNet's 431,080
 // parameters.
@@ -25,5 +29,19 @@ func BenchmarkAdamUpdateLeNet(b *testing.B) {
 	h := Hyper{Momentum: 0.9, Momentum2: 0.999, Delta: 1e-8}
 	for b.Loop() {
 		ComputeUpdate(Adam, h, 0.001, 10, diff, [][]float32{m, v})
+	}
+}
+
+// BenchmarkCheckFiniteLeNet times the per-iteration divergence check over
+// LeNet's 431,080 parameter gradients (the finite case: one dot-product pass).
+func BenchmarkCheckFiniteLeNet(b *testing.B) {
+	ps := []*blob.Blob[float32]{blob.New[float32](431080)}
+	for i, d := 0, ps[0].Diff(); i < len(d); i++ {
+		d[i] = float32(i%7) * 1e-3
+	}
+	for b.Loop() {
+		if s := gradSumSq(ps); !isFinite(s) {
+			b.Fatal(s)
+		}
 	}
 }
