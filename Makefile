@@ -72,9 +72,12 @@ vet:
 unit:
 	@$(TIMED) go-test go test -count=1 ./...
 
-# The kernels' portable (non-SIMD) path must keep building and passing.
+# The kernels' portable (non-SIMD) path must keep building and passing, and
+# the AVX2 path (CPUs without AVX-512) must pass the layers' and nets' tests
+# too: GOCAFFE_CPU_LEVEL=avx2 forces it on this AVX-512 machine.
 kernels-portable:
 	@$(TIMED) kernels-portable env GOEXPERIMENT= go test -count=1 ./kernels/...
+	@$(TIMED) kernels-avx2 env GOCAFFE_CPU_LEVEL=avx2 go test -count=1 ./kernels/... ./caffe/layers/... ./caffe/network/... ./caffe/solver/...
 
 integration:
 	@$(TIMED) integration env SPARK_HOME=$(SPARK_HOME) GOCAFFE_JAR=$(CURDIR)/$(JAR) \

@@ -7,14 +7,15 @@
 #   BENCHTIME=50x COUNT=5 bench/run.sh
 #   ONLY=nets bench/run.sh       # nets | layers | gemm | torch
 #
-# The anchor needs PyTorch in .venv-bench (ignored by git); it is created
-# with pip on first use. The anchor script lives in ../shared/bench.
+# The reference run is bench/torch/cpu.py (PyTorch twins of the same nets);
+# it needs PyTorch in .venv-bench (ignored by git), created with pip on
+# first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHTIME=${BENCHTIME:-30x}
 COUNT=${COUNT:-3}
 ONLY=${ONLY:-all}
-ANCHOR=${ANCHOR:-../shared/bench/anchor_torch_cpu.py}
+THREADS=${THREADS:-2}
 VENV=${VENV:-.venv-bench}
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -36,6 +37,6 @@ if run torch; then
 		python3 -m venv "$VENV"
 		"$VENV/bin/pip" install torch numpy
 	fi
-	"$VENV/bin/python" -W ignore "$ANCHOR" 2
+	"$VENV/bin/python" -W ignore bench/torch/cpu.py --threads "$THREADS"
 fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,7 +1,7 @@
 // Package sparkconf declares every spark.gocaffe.* configuration key once,
 // with its type, default, documentation and check; validates a Spark
 // configuration against them, reporting every problem together; and
-// renders the documentation table (docs/configuration.md) from the same
+// renders the documentation table (the README's Configuration section) from the same
 // declarations.
 package sparkconf
 

@@ -23,7 +23,7 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("Input", newInput[float32], newInput[float64]),
 		r.Register("DummyData", newDummyData[float32], newDummyData[float64]),
 		r.Register("MemoryData", newMemoryData[float32], newMemoryData[float64]),
-		r.Register("CoSData", newCoSData[float32], newCoSData[float64]), // CaffeOnSpark (cos_data.go, net engineer)
+		r.Register("CoSData", newCoSData[float32], newCoSData[float64]), // CaffeOnSpark (cos_data.go)
 		r.Register("Split", newSplit[float32], newSplit[float64]),
 		r.Register("Flatten", newFlatten[float32], newFlatten[float64]),
 		r.Register("Reshape", newReshape[float32], newReshape[float64]),

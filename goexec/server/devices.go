@@ -1,6 +1,8 @@
 package server
 
 import (
+	kcpu "github.com/gocaffe/gocaffe/kernels/cpu"
+
 	"bufio"
 	"errors"
 	"fmt"
@@ -40,7 +42,7 @@ func DetectDevices(procRoot string, lookupEnv func(string) (string, bool)) (*pb.
 }
 
 func detectCPU(procRoot string) (*pb.CPU, error) {
-	cpu := &pb.CPU{UsableCores: int32(min(runtime.NumCPU(), runtime.GOMAXPROCS(0)))}
+	cpu := &pb.CPU{UsableCores: int32(min(runtime.NumCPU(), runtime.GOMAXPROCS(0))), Kernels: kcpu.KernelLevel().String()}
 	f, err := os.Open(filepath.Join(procRoot, "cpuinfo"))
 	if errors.Is(err, fs.ErrNotExist) {
 		cpu.LogicalCores = int32(runtime.NumCPU())

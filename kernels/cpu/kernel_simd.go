@@ -7,8 +7,12 @@ import (
 	"simd/archsimd"
 )
 
-// hasAVX512 is fixed at startup from the CPU's features.
-var hasAVX512 = archsimd.X86.AVX512()
+// The kernel level is fixed at startup (level.go): AVX-512 paths where the
+// CPU has them, AVX2 + FMA paths where it has those, portable Go otherwise.
+var (
+	hasAVX512 = level == LevelAVX512
+	hasAVX2   = level >= LevelAVX2
+)
 
 // SIMD reports whether the AVX-512 fast paths are in use.
 func SIMD() bool { return hasAVX512 }
@@ -22,6 +26,15 @@ func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, 
 //go:noescape
 func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
 
+// The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products stored at acc
+// with rows nr apart.
+//
+//go:noescape
+func sgemm4x24avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+
+//go:noescape
+func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+
 // microKernel adds alpha times the mr×nr (4×64) product of 4 rows of A
 // (row r starts at a[offs[r]], column stride cs) and a B sliver (kb rows of
 // nr values, ldb apart) into the first rows×cols corner of C. The product
@@ -29,6 +42,10 @@ func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, 
 // kernel when cols ≤ 32) into acc, scratch of the caller's; the Go side
 // scales it into C, or with overwrite writes C with it.
 func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+	if !hasAVX512 && hasAVX2 && kb > 0 {
+		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
+		return
+	}
 	if !hasAVX512 || kb == 0 || (!maskedPartsOK && cols%16 != 0) {
 		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 		return
@@ -74,6 +91,10 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 func Saxpy(alpha float32, x, y []float32) {
 	y = y[:len(x)]
 	if !hasAVX512 {
+		if hasAVX2 {
+			saxpyAVX2(alpha, x, y)
+			return
+		}
 		axpyGo(alpha, x, y)
 		return
 	}
@@ -92,6 +113,10 @@ func Saxpy(alpha float32, x, y []float32) {
 // Sscal computes x *= alpha.
 func Sscal(alpha float32, x []float32) {
 	if !hasAVX512 {
+		if hasAVX2 {
+			sscalAVX2(alpha, x)
+			return
+		}
 		scalGo(alpha, x)
 		return
 	}
@@ -110,6 +135,9 @@ func Sscal(alpha float32, x []float32) {
 func Sdot(x, y []float32) float32 {
 	y = y[:len(x)]
 	if !hasAVX512 {
+		if hasAVX2 {
+			return sdotAVX2(x, y)
+		}
 		return dotGo(x, y)
 	}
 	var s0, s1 archsimd.Float32x16
@@ -133,6 +161,10 @@ func Sdot(x, y []float32) float32 {
 // Sshift computes x += alpha.
 func Sshift(alpha float32, x []float32) {
 	if !hasAVX512 {
+		if hasAVX2 {
+			sshiftAVX2(alpha, x)
+			return
+		}
 		shiftGo(alpha, x)
 		return
 	}
@@ -149,6 +181,9 @@ func Sshift(alpha float32, x []float32) {
 
 // Ssum returns the sum of x's elements.
 func Ssum(x []float32) float32 {
+	if !hasAVX512 && hasAVX2 && len(x) >= 16 {
+		return ssumAVX2(x)
+	}
 	if !hasAVX512 || len(x) < 32 {
 		return sumGo(x)
 	}
@@ -229,7 +264,7 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if hasAVX512 && cols == 8 {
+	if hasAVX2 && cols == 8 {
 		// Exact 8-wide rows (a LeNet conv2 image row): no masks.
 		for y := 0; y < rows; y++ {
 			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).StoreSlice(dst[y*ldd : y*ldd+8])
@@ -247,7 +282,7 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if hasAVX512 && cols == 8 {
+	if hasAVX2 && cols == 8 {
 		// Exact 8-wide rows (a LeNet conv2 column row): no masks.
 		for y := 0; y < rows; y++ {
 			d := dst[y*ldd : y*ldd+8]
@@ -322,6 +357,10 @@ func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 	n := len(diff)
 	data, hist = data[:n], hist[:n]
 	if !hasAVX512 {
+		if hasAVX2 {
+			sgdMomentumAVX2(diff, data, hist, norm, decay, lr, mom)
+			return
+		}
 		SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
 		return
 	}
@@ -344,6 +383,9 @@ func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 // accumulators (4 rows of A by 2 rows of B) over the batch and k, each
 // reduced across its lanes once at the end.
 func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
+	if !hasAVX512 && hasAVX2 {
+		return ntKernelAVX2(batch, k, a, offA, strideA, b, offB, strideB)
+	}
 	if !hasAVX512 || (k%16 != 0 && !maskedPartsOK) {
 		return ntKernelGo(batch, k, a, offA, strideA, b, offB, strideB)
 	}

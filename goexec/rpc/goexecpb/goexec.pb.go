@@ -325,7 +325,10 @@ type CPU struct {
 	// usable_cores is the number goexec schedules on (affinity, GOMAXPROCS).
 	UsableCores int32 `protobuf:"varint,2,opt,name=usable_cores,json=usableCores,proto3" json:"usable_cores,omitempty"`
 	// model is the processor's model name from /proc/cpuinfo ("" if unknown).
-	Model         string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// kernels is the CPU kernel level goexec runs: avx512, avx2 or generic
+	// (the best the CPU and build support, lowered by GOCAFFE_CPU_LEVEL).
+	Kernels       string `protobuf:"bytes,4,opt,name=kernels,proto3" json:"kernels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +380,13 @@ func (x *CPU) GetUsableCores() int32 {
 func (x *CPU) GetModel() string {
 	if x != nil {
 		return x.Model
+	}
+	return ""
+}
+
+func (x *CPU) GetKernels() string {
+	if x != nil {
+		return x.Kernels
 	}
 	return ""
 }
@@ -546,11 +556,12 @@ const file_goexec_rpc_goexec_proto_rawDesc = "" +
 	"\bhostname\x18\x05 \x01(\tR\bhostname\x12\x1d\n" +
 	"\n" +
 	"build_tags\x18\x06 \x03(\tR\tbuildTags\"\x10\n" +
-	"\x0eDevicesRequest\"c\n" +
+	"\x0eDevicesRequest\"}\n" +
 	"\x03CPU\x12#\n" +
 	"\rlogical_cores\x18\x01 \x01(\x05R\flogicalCores\x12!\n" +
 	"\fusable_cores\x18\x02 \x01(\x05R\vusableCores\x12\x14\n" +
-	"\x05model\x18\x03 \x01(\tR\x05model\"r\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\akernels\x18\x04 \x01(\tR\akernels\"r\n" +
 	"\x03GPU\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
 	"\x06vendor\x18\x02 \x01(\tR\x06vendor\x12\x12\n" +

@@ -33,8 +33,8 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Executor is goexec's service. Later services (training, features) are added
-// as further rpcs or services in this package.
+// Executor is goexec's service: health, version and devices. Training,
+// scores and features are the Trainer service (trainer.proto).
 type ExecutorClient interface {
 	// Health answers SERVING once the server accepts calls.
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
@@ -86,8 +86,8 @@ func (c *executorClient) Devices(ctx context.Context, in *DevicesRequest, opts .
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
 //
-// Executor is goexec's service. Later services (training, features) are added
-// as further rpcs or services in this package.
+// Executor is goexec's service: health, version and devices. Training,
+// scores and features are the Trainer service (trainer.proto).
 type ExecutorServer interface {
 	// Health answers SERVING once the server accepts calls.
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)

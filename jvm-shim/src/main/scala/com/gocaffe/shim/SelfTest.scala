@@ -98,7 +98,8 @@ object SelfTest {
       val d = g.devices()
       val cpu = d.getCpu
       val cpuText = s"${cpu.getLogicalCores} logical cores (${cpu.getUsableCores} usable)" +
-        (if (cpu.getModel.nonEmpty) s" ${cpu.getModel}" else "")
+        (if (cpu.getModel.nonEmpty) s" ${cpu.getModel}" else "") +
+        (if (cpu.getKernels.nonEmpty) s", ${cpu.getKernels} kernels" else "")
       val gpuText =
         if (d.getGpusCount == 0) "none"
         else d.getGpusList.asScala.map(x => s"${x.getIndex}:${x.getName} ${x.getBusId}").mkString(", ")

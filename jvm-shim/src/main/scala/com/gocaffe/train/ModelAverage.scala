@@ -5,7 +5,7 @@ import scala.jdk.CollectionConverters._
 import caffe.Caffe.{BlobProto, NetParameter, SolverState}
 
 /** Sync mode `average`: the driver averages the ranks' weights and solver
-  * history blob by blob (CONTRACT.md). Sums pair up in a binary tree, so
+  * history blob by blob (goexec/train/CONTRACT.md). Sums pair up in a binary tree, so
   * rounding does not grow with the number of ranks.
   */
 object ModelAverage {

@@ -66,7 +66,7 @@ final case class RoundSpec(
 object RankTask {
   private val log = LoggerFactory.getLogger("com.gocaffe.train.RankTask")
 
-  /** goexec sends and accepts messages up to 1 GiB (CONTRACT.md). */
+  /** goexec sends and accepts messages up to 1 GiB (goexec/train/CONTRACT.md). */
   val MaxMessage: Int = 1 << 30
   /** Arrow bytes per LoadPartition chunk. */
   val ChunkBytes: Int = 4 << 20

@@ -1,0 +1,53 @@
+"""PyTorch twins of the Caffe nets GoCaffe benchmarks, layer for layer.
+
+LeNet is Caffe's examples/mnist/lenet_train_test.prototxt (conv 20@5x5, max
+pool 2/2, conv 50@5x5, max pool 2/2, ip 500, ReLU, ip 10). CIFAR-10 quick is
+examples/cifar10/cifar10_quick_train_test.prototxt (conv 32@5x5 pad 2, max
+pool 3/2, ReLU, conv 32, ReLU, ave pool 3/2, conv 64, ReLU, ave pool 3/2,
+ip 64, ip 10). Caffe rounds pooled sizes up, hence ceil_mode.
+"""
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet(nn.Module):
+    input_shape = (1, 28, 28)
+    base_lr = 0.01
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, 5)
+        self.conv2 = nn.Conv2d(20, 50, 5)
+        self.ip1 = nn.Linear(50 * 4 * 4, 500)
+        self.ip2 = nn.Linear(500, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv1(x), 2, 2)
+        x = F.max_pool2d(self.conv2(x), 2, 2)
+        x = F.relu(self.ip1(x.flatten(1)))
+        return self.ip2(x)
+
+
+class CifarQuick(nn.Module):
+    input_shape = (3, 32, 32)
+    base_lr = 0.001
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 32, 5, padding=2)
+        self.conv3 = nn.Conv2d(32, 64, 5, padding=2)
+        self.ip1 = nn.Linear(64 * 4 * 4, 64)
+        self.ip2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 3, 2, ceil_mode=True))
+        x = F.avg_pool2d(F.relu(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = F.avg_pool2d(F.relu(self.conv3(x)), 3, 2, ceil_mode=True)
+        return self.ip2(self.ip1(x.flatten(1)))
+
+
+NETS = {"lenet": LeNet, "cifar_quick": CifarQuick}
+
+# The cases GoCaffe's CPU benchmarks run: (net, batch).
+CPU_CASES = [("lenet", 64), ("lenet", 512), ("cifar_quick", 100)]

@@ -1,0 +1,172 @@
+//go:build goexperiment.simd && amd64
+
+package cpu
+
+import "simd/archsimd"
+
+// The AVX2 + FMA paths, for x86-64 CPUs without AVX-512 (level.go). They
+// use 8-lane vectors without masks: tails run in scalar Go.
+
+// microKernelAVX2 is microKernel on AVX2: the tile's columns run as 4×24
+// and 4×16 strips in assembly into acc, which the Go side scales into C.
+// Strips never read B past where the AVX-512 kernels would: 32 columns when
+// cols ≤ 32, else 64.
+func microKernelAVX2(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+	last := (kb - 1) * cs
+	var aoff [mr]int
+	for r, o := range offs {
+		_ = a[o+last]
+		aoff[r] = 4 * (o - offs[0])
+	}
+	width := 64
+	if cols <= 32 {
+		width = 32
+	}
+	_ = b[(kb-1)*ldb+width-1]
+	for j := 0; j < cols; {
+		if width-j >= 24 && cols-j > 16 {
+			sgemm4x24avx2(kb, &a[offs[0]], &aoff, cs, &b[j], ldb, &acc[j])
+			j += 24
+		} else {
+			sgemm4x16avx2(kb, &a[offs[0]], &aoff, cs, &b[j], ldb, &acc[j])
+			j += 16
+		}
+	}
+	al := archsimd.BroadcastFloat32x8(alpha)
+	for r := 0; r < rows; r++ {
+		crow, arow := c[r*ldc:r*ldc+cols], acc[r*nr:r*nr+cols]
+		j := 0
+		if overwrite {
+			for ; j+8 <= cols; j += 8 {
+				archsimd.LoadFloat32x8((*[8]float32)(arow[j : j+8])).Mul(al).Store((*[8]float32)(crow[j : j+8]))
+			}
+			for ; j < cols; j++ {
+				crow[j] = alpha * arow[j]
+			}
+			continue
+		}
+		for ; j+8 <= cols; j += 8 {
+			p := (*[8]float32)(crow[j : j+8])
+			archsimd.LoadFloat32x8((*[8]float32)(arow[j:j+8])).MulAdd(al, archsimd.LoadFloat32x8(p)).Store(p)
+		}
+		for ; j < cols; j++ {
+			crow[j] += alpha * arow[j]
+		}
+	}
+}
+
+func saxpyAVX2(alpha float32, x, y []float32) {
+	av := archsimd.BroadcastFloat32x8(alpha)
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		py := (*[8]float32)(y[i : i+8])
+		av.MulAdd(archsimd.LoadFloat32x8((*[8]float32)(x[i:i+8])), archsimd.LoadFloat32x8(py)).Store(py)
+	}
+	axpyGo(alpha, x[i:], y[i:])
+}
+
+func sscalAVX2(alpha float32, x []float32) {
+	av := archsimd.BroadcastFloat32x8(alpha)
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		px := (*[8]float32)(x[i : i+8])
+		archsimd.LoadFloat32x8(px).Mul(av).Store(px)
+	}
+	scalGo(alpha, x[i:])
+}
+
+func sshiftAVX2(alpha float32, x []float32) {
+	av := archsimd.BroadcastFloat32x8(alpha)
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		px := (*[8]float32)(x[i : i+8])
+		archsimd.LoadFloat32x8(px).Add(av).Store(px)
+	}
+	shiftGo(alpha, x[i:])
+}
+
+func sdotAVX2(x, y []float32) float32 {
+	var s0, s1 archsimd.Float32x8
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		s0 = archsimd.LoadFloat32x8((*[8]float32)(x[i:i+8])).MulAdd(archsimd.LoadFloat32x8((*[8]float32)(y[i:i+8])), s0)
+		s1 = archsimd.LoadFloat32x8((*[8]float32)(x[i+8:i+16])).MulAdd(archsimd.LoadFloat32x8((*[8]float32)(y[i+8:i+16])), s1)
+	}
+	var tmp [8]float32
+	s0.Add(s1).Store(&tmp)
+	return sumGo(tmp[:]) + dotGo(x[i:], y[i:])
+}
+
+func ssumAVX2(x []float32) float32 {
+	var s0, s1 archsimd.Float32x8
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		s0 = s0.Add(archsimd.LoadFloat32x8((*[8]float32)(x[i : i+8])))
+		s1 = s1.Add(archsimd.LoadFloat32x8((*[8]float32)(x[i+8 : i+16])))
+	}
+	var tmp [8]float32
+	s0.Add(s1).Store(&tmp)
+	return sumGo(tmp[:]) + sumGo(x[i:])
+}
+
+func sgdMomentumAVX2(diff, data, hist []float32, norm, decay, lr, mom float32) {
+	n := len(diff)
+	nv, dv := archsimd.BroadcastFloat32x8(norm), archsimd.BroadcastFloat32x8(decay)
+	lv, mv := archsimd.BroadcastFloat32x8(lr), archsimd.BroadcastFloat32x8(mom)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		pd, pw, ph := (*[8]float32)(diff[i:i+8]), (*[8]float32)(data[i:i+8]), (*[8]float32)(hist[i:i+8])
+		w := archsimd.LoadFloat32x8(pw)
+		g := archsimd.LoadFloat32x8(pd).Mul(nv).Add(w.Mul(dv))
+		v := g.Mul(lv).Add(archsimd.LoadFloat32x8(ph).Mul(mv))
+		v.Store(ph)
+		v.Store(pd)
+		w.Sub(v).Store(pw)
+	}
+	SGDMomentumRef(diff[i:], data[i:], hist[i:], norm, decay, lr, mom)
+}
+
+// ntKernelAVX2 is ntKernel with 8-lane accumulators; the last k%8 values
+// of each row pair are added in scalar Go.
+func ntKernelAVX2(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x8
+	var s [ntRows * ntCols]float32
+	kv := k &^ 7
+	for bi := 0; bi < batch; bi++ {
+		a0 := a[bi*strideA+offA[0] : bi*strideA+offA[0]+k]
+		a1 := a[bi*strideA+offA[1] : bi*strideA+offA[1]+k]
+		a2 := a[bi*strideA+offA[2] : bi*strideA+offA[2]+k]
+		a3 := a[bi*strideA+offA[3] : bi*strideA+offA[3]+k]
+		b0 := b[bi*strideB+offB[0] : bi*strideB+offB[0]+k]
+		b1 := b[bi*strideB+offB[1] : bi*strideB+offB[1]+k]
+		for p := 0; p < kv; p += 8 {
+			x0 := archsimd.LoadFloat32x8((*[8]float32)(b0[p : p+8]))
+			x1 := archsimd.LoadFloat32x8((*[8]float32)(b1[p : p+8]))
+			y := archsimd.LoadFloat32x8((*[8]float32)(a0[p : p+8]))
+			c00 = y.MulAdd(x0, c00)
+			c01 = y.MulAdd(x1, c01)
+			y = archsimd.LoadFloat32x8((*[8]float32)(a1[p : p+8]))
+			c10 = y.MulAdd(x0, c10)
+			c11 = y.MulAdd(x1, c11)
+			y = archsimd.LoadFloat32x8((*[8]float32)(a2[p : p+8]))
+			c20 = y.MulAdd(x0, c20)
+			c21 = y.MulAdd(x1, c21)
+			y = archsimd.LoadFloat32x8((*[8]float32)(a3[p : p+8]))
+			c30 = y.MulAdd(x0, c30)
+			c31 = y.MulAdd(x1, c31)
+		}
+		for p := kv; p < k; p++ {
+			rows := [ntRows]float32{a0[p], a1[p], a2[p], a3[p]}
+			for r, av := range rows {
+				s[r*ntCols] += av * b0[p]
+				s[r*ntCols+1] += av * b1[p]
+			}
+		}
+	}
+	var lanes [8]float32
+	for t, v := range [ntRows * ntCols]archsimd.Float32x8{c00, c01, c10, c11, c20, c21, c30, c31} {
+		v.Store(&lanes)
+		s[t] += sumGo(lanes[:])
+	}
+	return s
+}

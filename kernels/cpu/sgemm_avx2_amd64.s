@@ -1,0 +1,137 @@
+//go:build goexperiment.simd && amd64
+
+#include "textflag.h"
+
+// AVX2 + FMA SGEMM micro-kernels for CPUs without AVX-512: the raw product
+// of four rows of A and a 24- or 16-column strip of a B sliver, accumulated
+// in registers over kb steps (12 or 8 ymm accumulators) and stored to acc
+// with rows 64 floats apart, as the AVX-512 kernels store their 4×64 tile.
+// Each step loads one strip row of B (3 or 2 vectors), broadcasts A(r, p)
+// for the four rows, and issues 12 (or 8) FMAs. The Go side runs strips
+// across the tile's columns.
+//
+// Arguments as sgemm4x64's (sgemm_amd64.s); b points at the strip's first
+// column and acc at the same column of row 0 of the tile.
+
+// func sgemm4x24avx2(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *float32)
+TEXT ·sgemm4x24avx2(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aoff+16(FP), AX
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ acs+24(FP), DX
+	SHLQ $2, DX
+	MOVQ b+32(FP), BX
+	MOVQ ldb+40(FP), DI
+	SHLQ $2, DI
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	TESTQ CX, CX
+	JLE sgemm4x24avx2_store
+sgemm4x24avx2_loop:
+	VMOVUPS 0(BX), Y0
+	VMOVUPS 32(BX), Y1
+	VMOVUPS 64(BX), Y2
+	VBROADCASTSS (SI), Y3
+	VFMADD231PS Y0, Y3, Y4
+	VFMADD231PS Y1, Y3, Y5
+	VFMADD231PS Y2, Y3, Y6
+	VBROADCASTSS (SI)(R8*1), Y3
+	VFMADD231PS Y0, Y3, Y7
+	VFMADD231PS Y1, Y3, Y8
+	VFMADD231PS Y2, Y3, Y9
+	VBROADCASTSS (SI)(R9*1), Y3
+	VFMADD231PS Y0, Y3, Y10
+	VFMADD231PS Y1, Y3, Y11
+	VFMADD231PS Y2, Y3, Y12
+	VBROADCASTSS (SI)(R10*1), Y3
+	VFMADD231PS Y0, Y3, Y13
+	VFMADD231PS Y1, Y3, Y14
+	VFMADD231PS Y2, Y3, Y15
+	ADDQ DX, SI
+	ADDQ DI, BX
+	DECQ CX
+	JNZ sgemm4x24avx2_loop
+sgemm4x24avx2_store:
+	MOVQ acc+48(FP), BX
+	VMOVUPS Y4, 0(BX)
+	VMOVUPS Y5, 32(BX)
+	VMOVUPS Y6, 64(BX)
+	VMOVUPS Y7, 256(BX)
+	VMOVUPS Y8, 288(BX)
+	VMOVUPS Y9, 320(BX)
+	VMOVUPS Y10, 512(BX)
+	VMOVUPS Y11, 544(BX)
+	VMOVUPS Y12, 576(BX)
+	VMOVUPS Y13, 768(BX)
+	VMOVUPS Y14, 800(BX)
+	VMOVUPS Y15, 832(BX)
+	VZEROUPPER
+	RET
+
+// func sgemm4x16avx2(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *float32)
+TEXT ·sgemm4x16avx2(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aoff+16(FP), AX
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ acs+24(FP), DX
+	SHLQ $2, DX
+	MOVQ b+32(FP), BX
+	MOVQ ldb+40(FP), DI
+	SHLQ $2, DI
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	TESTQ CX, CX
+	JLE sgemm4x16avx2_store
+sgemm4x16avx2_loop:
+	VMOVUPS 0(BX), Y0
+	VMOVUPS 32(BX), Y1
+	VBROADCASTSS (SI), Y3
+	VFMADD231PS Y0, Y3, Y4
+	VFMADD231PS Y1, Y3, Y5
+	VBROADCASTSS (SI)(R8*1), Y3
+	VFMADD231PS Y0, Y3, Y6
+	VFMADD231PS Y1, Y3, Y7
+	VBROADCASTSS (SI)(R9*1), Y3
+	VFMADD231PS Y0, Y3, Y8
+	VFMADD231PS Y1, Y3, Y9
+	VBROADCASTSS (SI)(R10*1), Y3
+	VFMADD231PS Y0, Y3, Y10
+	VFMADD231PS Y1, Y3, Y11
+	ADDQ DX, SI
+	ADDQ DI, BX
+	DECQ CX
+	JNZ sgemm4x16avx2_loop
+sgemm4x16avx2_store:
+	MOVQ acc+48(FP), BX
+	VMOVUPS Y4, 0(BX)
+	VMOVUPS Y5, 32(BX)
+	VMOVUPS Y6, 256(BX)
+	VMOVUPS Y7, 288(BX)
+	VMOVUPS Y8, 512(BX)
+	VMOVUPS Y9, 544(BX)
+	VMOVUPS Y10, 768(BX)
+	VMOVUPS Y11, 800(BX)
+	VZEROUPPER
+	RET
