@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"syscall"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
@@ -39,9 +40,14 @@ func BenchmarkCheckFiniteLeNet(b *testing.B) {
 	for i, d := 0, ps[0].Diff(); i < len(d); i++ {
 		d[i] = float32(i%7) * 1e-3
 	}
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	for b.Loop() {
 		if s := gradSumSq(ps); !isFinite(s) {
 			b.Fatal(s)
 		}
 	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := (ru1.Utime.Nano() + ru1.Stime.Nano()) - (ru0.Utime.Nano() + ru0.Stime.Nano())
+	b.ReportMetric(float64(cpu)/1e3/float64(b.N), "cpu-µs/op") // the machine may be shared: CPU time, not wall
 }
