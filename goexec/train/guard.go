@@ -73,7 +73,7 @@ func (s *Service) checkWeightsFinite(w *caffepb.NetParameter, log zerolog.Logger
 
 // WithMemorySources sets where the service reads the memory it may use
 // (memcheck.System by default; tests give fixed limits).
-func WithMemorySources(m memcheck.Sources) Option { return func(s *Service) { s.mem0 = &m } }
+func WithMemorySources(m memcheck.Sources) Option { return func(s *Service) { s.memSources = &m } }
 
 // checkMemory refuses a net whose estimated need exceeds what this goexec
 // may use, with code OUT_OF_MEMORY, before anything is allocated.
@@ -83,8 +83,8 @@ func (s *Service) checkMemory(sp *caffepb.SolverParameter) error {
 		return nil // the solver's own construction reports a bad net
 	}
 	src := memcheck.System()
-	if s.mem0 != nil {
-		src = *s.mem0
+	if s.memSources != nil {
+		src = *s.memSources
 	}
 	err = memcheck.Check("the train net", need.Bytes, need.Batch, need.Largest, src.Budget())
 	if err == nil {

@@ -72,7 +72,7 @@ func TestRoundRefusesNonFiniteWeights(t *testing.T) {
 func TestRoundRefusesNetTooLarge(t *testing.T) {
 	sp := solverFor(t, 8)
 	r := newRank(t)
-	r.svc.mem0 = &memcheck.Sources{GoLimit: func() int64 { return 20000 }}
+	r.svc.memSources = &memcheck.Sources{GoLimit: func() int64 { return 20000 }}
 	r.load(t, key(0), sp, makeSamples(40, 3))
 	bind := []*pb.DataBinding{{Layer: "data", Key: key(0)}}
 	_, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 2, Data: bind})

@@ -79,8 +79,8 @@ type Service struct {
 	mem memory.Allocator
 	reg *layer.Registry
 
-	nonFinite solver.NonFinite  // what a round does on a non-finite loss or gradient
-	mem0      *memcheck.Sources // where the memory budget is read (nil: the system's)
+	nonFinite  solver.NonFinite  // what a round does on a non-finite loss or gradient
+	memSources *memcheck.Sources // where the memory budget is read (nil: the system's)
 
 	cache *arrowio.Cache
 	mu    sync.Mutex
