@@ -107,3 +107,40 @@ func TestSparkDestinationsCheckedFirst(t *testing.T) {
 	}
 	t.Logf("TestSparkDestinationsCheckedFirst took %v", time.Since(start).Round(time.Second))
 }
+
+// A batch of 10⁹ images is refused by goexec before it allocates anything,
+// and the driver's output says how much the net needs, how much goexec may
+// use and which blobs are largest (it died with the runtime's fatal
+// out-of-memory and a goroutine dump before).
+func TestSparkNetTooLarge(t *testing.T) {
+	e := setup(t)
+	start := time.Now()
+	solver := lenetWith(t, e, 100, nil)
+	net := filepath.Join(filepath.Dir(solver), "lenet_train_test.prototxt")
+	src, err := os.ReadFile(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Replace(string(src), "batch_size: 64", "batch_size: 1000000000", 1)
+	if big == string(src) {
+		t.Fatal("LeNet's train batch_size: 64 not found")
+	}
+	if err := os.WriteFile(net, []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.submit(t, 5*time.Minute, "local[1]", []string{"--conf", "spark.stage.maxConsecutiveAttempts=1"},
+		"-train", "-conf", solver, "-model", filepath.Join(e.tmp, "big", "lenet.caffemodel"))
+	if r.code == 0 {
+		t.Fatalf("a batch of 1e9 trained; tail:\n%s", tail(r.combined, 30))
+	}
+	for _, want := range []string{"RESOURCE_EXHAUSTED", "needs about", "(batch 1000000000) but this process may use",
+		"largest blobs: conv1 [1000000000×20×24×24]"} {
+		if !strings.Contains(r.combined, want) {
+			t.Errorf("output lacks %q; tail:\n%s", want, tail(r.combined, 30))
+		}
+	}
+	if strings.Contains(r.combined, "fatal error: runtime: out of memory") || strings.Contains(r.combined, "goroutine 1 [") {
+		t.Errorf("goexec crashed instead of refusing the net")
+	}
+	t.Logf("TestSparkNetTooLarge took %v", time.Since(start).Round(time.Second))
+}
