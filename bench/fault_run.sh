@@ -2,7 +2,9 @@
 # The fault run: LeNet trains through spark-submit on local-cluster[2,1,1024]
 # in allreduce mode for about MINUTES minutes while, every KILL_EVERY seconds
 # (± a third), a random goexec or a random executor JVM of the application is
-# SIGKILLed. Then it checks: training finished (exit 0, "training done"),
+# SIGKILLed, never before a round has completed since the previous kill (a
+# kill during the retry of the round the last one broke would only repeat
+# it). Then it checks: training finished (exit 0, "training done"),
 # the final test accuracy reached MIN_ACCURACY, no goexec process and no
 # goexec work directory is left, and every goexec's RSS and open files stayed
 # flat over its life (sampled every SAMPLE seconds). It prints a summary for
@@ -24,7 +26,7 @@ MIN_ACCURACY=${MIN_ACCURACY:-0.97}
 TAU=${TAU:-100}
 ITERS=${ITERS:-$((MINUTES * 60 * RATE / TAU * TAU))}
 SPARK_HOME=${SPARK_HOME:-$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/pyspark | head -1)}
-JAR=$ROOT/build/libs/gocaffe.jar
+JAR=${JAR:-$ROOT/build/libs/gocaffe.jar}
 MNIST=$ROOT/build/demo/mnist
 OUT=${OUT:-$ROOT/build/fault-run}
 export SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_HOSTNAME=localhost
@@ -73,6 +75,7 @@ executor_pids() {
 }
 
 next_kill=$((START + KILL_EVERY))
+rounds_at_kill=0
 last_sample=0
 while kill -0 "$SUBMIT" 2>/dev/null; do
 	now=$(date +%s)
@@ -85,7 +88,9 @@ while kill -0 "$SUBMIT" 2>/dev/null; do
 		done
 	fi
 	a=$(app)
-	if [ -n "$a" ] && ((now >= next_kill)) && grep -q 'round [0-9]* done' "$LOG"; then
+	rounds=$(grep -c 'round [0-9]* done' "$LOG" || true)
+	if [ -n "$a" ] && ((now >= next_kill)) && ((rounds > rounds_at_kill)); then
+		rounds_at_kill=$rounds
 		if ((RANDOM % 2)); then kind=goexec pids=($(goexec_pids)); else kind=executor pids=($(executor_pids "$a")); fi
 		if ((${#pids[@]} > 0)); then
 			victim=${pids[RANDOM % ${#pids[@]}]}

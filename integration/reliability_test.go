@@ -42,7 +42,7 @@ func TestSparkDivergenceStops(t *testing.T) {
 	start := time.Now()
 	solver := lenetWith(t, e, 2000, map[string]string{"base_lr": "10", "lr_policy": `"fixed"`})
 	model := filepath.Join(e.tmp, "div", "lenet.caffemodel")
-	r := e.submit(t, 6*time.Minute, "local-cluster[2,1,1024]", []string{"--conf", "spark.executor.memory=1g"},
+	r := e.submit(t, 9*time.Minute, "local-cluster[2,1,1024]", []string{"--conf", "spark.executor.memory=1g"},
 		"-train", "-conf", solver, "-model", model, "-clusterSize", "2")
 	if r.code == 0 {
 		t.Fatalf("a diverging run exited 0; output tail:\n%s", tail(r.combined, 40))
@@ -128,7 +128,7 @@ func TestSparkNetTooLarge(t *testing.T) {
 	if err := os.WriteFile(net, []byte(big), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := e.submit(t, 5*time.Minute, "local[1]", []string{"--conf", "spark.stage.maxConsecutiveAttempts=1"},
+	r := e.submit(t, 8*time.Minute, "local[1]", []string{"--conf", "spark.stage.maxConsecutiveAttempts=1"},
 		"-train", "-conf", solver, "-model", filepath.Join(e.tmp, "big", "lenet.caffemodel"))
 	if r.code == 0 {
 		t.Fatalf("a batch of 1e9 trained; tail:\n%s", tail(r.combined, 30))
