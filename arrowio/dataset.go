@@ -73,6 +73,7 @@ type chunk struct {
 	rows   int
 	rec    arrow.RecordBatch // retained while a field views it; else nil
 	fields []fieldData
+	ids    []string // the rows' `id` column (sample ids), when the batch has one
 }
 
 func (c *chunk) release() {
@@ -142,6 +143,19 @@ func (d *Dataset) locate(i int) (*chunk, int) {
 // is non-nil. The slices view the dataset's memory: read them only, and
 // only until the dataset's last Release.
 func (d *Dataset) Sample(k, i int) ([]byte, []float32) { return d.sample(k, i) }
+
+// SampleID returns row i's sample id (its string `id` column, as
+// CaffeOnSpark's), or "" when the partition has none.
+func (d *Dataset) SampleID(i int) string {
+	if i < 0 || i >= d.rows {
+		return ""
+	}
+	c, r := d.locate(i)
+	if c.ids == nil {
+		return ""
+	}
+	return c.ids[r]
+}
 
 // sample returns field k of row i; exactly one result is non-nil.
 func (d *Dataset) sample(k, i int) ([]byte, []float32) {
@@ -260,6 +274,12 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 	if keep {
 		rec.Retain()
 		c.rec = rec
+	}
+	if _, ok := column(rec, IDColumn); ok {
+		c.ids = make([]string, rows)
+		for i := range c.ids {
+			c.ids[i] = rowID(rec, i)
+		}
 	}
 	b.shapes, b.store = shapes, stores
 	b.chunks = append(b.chunks, c)

@@ -83,6 +83,7 @@ type Sampler[T blob.Float] struct {
 	pos     int
 	epoch   int
 	drawn   int64
+	last    []int   // rows of the last batch
 	out     [][]int // per-field output sample shape
 	trs     []*Transform
 	trans   []bool
@@ -151,6 +152,10 @@ func (s *Sampler[T]) Epoch() int {
 	return s.epoch
 }
 
+// LastRows returns the partition rows of the last batch, in batch order
+// (for naming the row behind a bad sample). The slice is reused by Next.
+func (s *Sampler[T]) LastRows() []int { return s.last }
+
 // Drawn returns the number of samples drawn so far.
 func (s *Sampler[T]) Drawn() int64 { return s.drawn }
 
@@ -195,8 +200,10 @@ func (s *Sampler[T]) Next(top []*blob.Blob[T]) error {
 		}
 	}
 	bs := s.opt.BatchSize
+	s.last = s.last[:0]
 	for b := 0; b < bs; b++ {
 		i := s.next()
+		s.last = append(s.last, i)
 		for k := range top {
 			u8, f32 := s.ds.sample(k, i)
 			dst := top[k].Data()

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/gocaffe/gocaffe/caffe/blob"
 )
@@ -321,4 +323,51 @@ func TestCache(t *testing.T) {
 	ds2, _ := labelled(t, mem, 2)
 	c.Put(Key{"other", 0}, ds2)
 	c.Close()
+}
+
+// TestLastRowsAndSampleIDs: the sampler reports the rows of its last batch
+// (shuffled, across epochs) and the dataset the rows' sample ids, kept
+// across record batches; without an id column the ids are empty.
+func TestLastRowsAndSampleIDs(t *testing.T) {
+	mem := checkedMem(t)
+	spec := RawImageSpec("data", "label", 1, 1, 2)
+	mk := func(first, n int) arrow.RecordBatch {
+		return makeRecord(t, mem, n,
+			stringCol("id", func(r int) string { return "img-" + strconv.Itoa(first+r) }),
+			binaryCol("data", func(r int) []byte { return []byte{byte(first + r), 0} }),
+			int32Col("label", func(r int) int32 { return int32(first + r) }))
+	}
+	ds := read(t, mem, stream(t, mem, mk(0, 3), mk(3, 4)), spec)
+	defer ds.Release()
+	s, err := NewSampler[float64](ds, spec, SamplerOptions{BatchSize: 5, Shuffle: true, Seed: 3, Train: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tops := newTops(s, 2)
+	for it := 0; it < 4; it++ {
+		if err := s.Next(tops); err != nil {
+			t.Fatal(err)
+		}
+		rows := s.LastRows()
+		if len(rows) != 5 {
+			t.Fatalf("%d rows for a batch of 5", len(rows))
+		}
+		for b, row := range rows {
+			if got := int(tops[1].Data()[b]); got != row {
+				t.Fatalf("iteration %d slot %d: label %d, LastRows says row %d", it, b, got, row)
+			}
+			if id := ds.SampleID(row); id != "img-"+strconv.Itoa(row) {
+				t.Fatalf("row %d: sample id %q", row, id)
+			}
+		}
+	}
+	if id := ds.SampleID(7); id != "" {
+		t.Errorf("row 7 of 7: id %q", id)
+	}
+	plain, _ := labelled(t, mem, 3)
+	defer plain.Release()
+	if id := plain.SampleID(1); id != "" {
+		t.Errorf("no id column: id %q", id)
+	}
 }

@@ -14,6 +14,7 @@ const (
 	KeyListenAddress      = "spark.gocaffe.net.listenAddress"
 	KeyListenPort         = "spark.gocaffe.net.port"
 	KeyAuthSecret         = "spark.gocaffe.auth.secret"
+	KeyRingEncrypt        = "spark.gocaffe.ring.encrypt"
 	KeySlotWaitTimeout    = "spark.gocaffe.barrier.slotWaitTimeout"
 	KeyGoexecLogLevel     = "spark.gocaffe.goexec.logLevel"
 	KeyGoexecMemoryLimit  = "spark.gocaffe.goexec.memoryLimit"
@@ -69,6 +70,10 @@ func declarations() []Key {
 			Doc: "Shared secret that authenticates every connection between ranks. When unset, the driver generates one " +
 				"for each application and hands it to the tasks. The value is never logged or shown in errors; prefer " +
 				"leaving it unset."},
+		{Name: KeyRingEncrypt, Type: Bool, DefaultDoc: "the value of Spark's `spark.network.crypto.enabled`",
+			Doc: "Encrypt the gradients and weights ranks exchange (`allreduce` mode) with AES-256-GCM, under keys derived " +
+				"from the application's secret (see spark.gocaffe.auth.secret). Connections are authenticated either way. " +
+				"Costs CPU per all-reduce: see BENCHMARKS.md."},
 		{Name: KeySlotWaitTimeout, Type: Duration, Default: "120s", Check: positiveDuration,
 			Doc: "How long training, testing and `--selftest` wait for `-clusterSize` executors (one per rank) before " +
 				"failing with a message saying how many there are and how many are needed. Replaces Spark's own " +

@@ -73,6 +73,19 @@ func (neuron[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 // lossTop shapes a loss layer's first top as a scalar (no axes), as Caffe does.
 func lossTop[T blob.Float](top *blob.Blob[T]) { top.Reshape() }
 
+// LabelError is a label outside [0, Classes): Pos is its index in the label
+// blob (for one label per sample, the sample's position in the batch), so
+// a caller that knows which rows made the batch can name the row.
+type LabelError struct {
+	Value   float64
+	Pos     int
+	Classes int
+}
+
+func (e *LabelError) Error() string {
+	return fmt.Sprintf("label %v at position %d out of range [0, %d)", e.Value, e.Pos, e.Classes)
+}
+
 // labelAt converts a label value to a class index as Caffe does
 // (truncating toward zero), reporting whether it is the ignore label and
 // checking that any other label lies in [0, n).
@@ -82,14 +95,14 @@ func labelAt[T blob.Float](v T, pos, n int, hasIgnore bool, ignore int) (int, bo
 		if hasIgnore && !math.IsNaN(f) && int(f) == ignore {
 			return int(f), true, nil
 		}
-		return 0, false, fmt.Errorf("label %v at position %d out of range [0, %d)", f, pos, n)
+		return 0, false, &LabelError{Value: f, Pos: pos, Classes: n}
 	}
 	l := int(f)
 	if hasIgnore && l == ignore {
 		return l, true, nil
 	}
 	if l < 0 || l >= n {
-		return 0, false, fmt.Errorf("label %v at position %d out of range [0, %d)", f, pos, n)
+		return 0, false, &LabelError{Value: f, Pos: pos, Classes: n}
 	}
 	return l, false, nil
 }

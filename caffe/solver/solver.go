@@ -39,7 +39,7 @@ type options[T blob.Float] struct {
 	attach    SourceAttacher[T]
 	seed      *uint64
 	noTests   bool
-	gradHook  func(ctx context.Context, s *Solver[T]) error
+	gradHook  func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
 	progress  func(Progress)
 	nonFinite NonFinite
 }
@@ -49,7 +49,7 @@ type Progress struct {
 	Iter         int     // iteration the loss belongs to
 	Loss         float64 // smoothed over average_loss iterations
 	LR           float64 // learning rate of this iteration's update
-	ItersPerSec  float64 // since the previous report (0 on the first)
+	ItersPerSec  float64 // since the previous report (the first: since Step began)
 	ImagesPerSec float64 // ItersPerSec × batch × iter_size
 	ETA          time.Duration
 }
@@ -61,9 +61,11 @@ func WithoutTestNets[T blob.Float]() Option[T] {
 }
 
 // WithGradientHook calls f in every Step iteration between ForwardBackward
-// and ApplyUpdate, with the gradients in the Params' Diff (an all-reduce
-// goes here). An error stops Step.
-func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T]) error) Option[T] {
+// and ApplyUpdate, with the gradients in the Params' Diff and the
+// iteration's loss (an all-reduce goes here). f returns the loss the
+// iteration reports and smooths (for example the mean over ranks). An error
+// stops Step.
+func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T], loss float64) (float64, error)) Option[T] {
 	return func(o *options[T]) { o.gradHook = f }
 }
 
@@ -130,6 +132,7 @@ type TestScore struct {
 	Net        int     // test net index
 	Blob       string  // output blob name
 	Index      int     // element within the blob
+	Name       string  // Blob, or Blob[Index] when the blob has several elements
 	Value      float64 // mean over the test batches
 	LossWeight float64 // the blob's loss weight (0 for accuracy and the like)
 }
@@ -489,7 +492,9 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 	s.smoothed = 0
 	s.startIter = s.iter
 	s.startTime = time.Now()
-	s.lastDisplayIter, s.lastDisplayTime = s.iter, s.startTime
+	// The first report counts the iterations done since Step began, its own
+	// included (a round's first report is often its only one).
+	s.lastDisplayIter, s.lastDisplayTime = s.iter-1, s.startTime
 	ti := int(s.param.GetTestInterval())
 	display := int(s.param.GetDisplay())
 	for s.iter < stop {
@@ -505,12 +510,12 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		s.updateSmoothedLoss(loss)
 		if h := s.opts.gradHook; h != nil {
-			if err := h(ctx, s); err != nil {
+			if loss, err = h(ctx, s, loss); err != nil {
 				return fmt.Errorf("iteration %d: %w", s.iter, err)
 			}
 		}
+		s.updateSmoothedLoss(loss)
 		if err := s.CheckFinite(loss); err != nil {
 			if err := s.nonFinite(err); err != nil {
 				return err
@@ -635,24 +640,10 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		ev = ev.Float64("test_loss", loss)
 	}
 	for _, sc := range scores {
-		name := sc.Blob
-		if c := countOf(scores, sc.Blob); c > 1 {
-			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
-		}
-		ev = ev.Float64(name, sc.Value)
+		ev = ev.Float64(sc.Name, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	return scores, nil
-}
-
-func countOf(sc []TestScore, name string) int {
-	n := 0
-	for _, s := range sc {
-		if s.Blob == name {
-			n++
-		}
-	}
-	return n
 }
 
 // OutputSums runs iters forward passes of n and returns, for every element
@@ -691,21 +682,36 @@ func Score[T blob.Float](ctx context.Context, n *network.Net[T], iters int) ([]T
 	if err != nil {
 		return nil, 0, err
 	}
-	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
-	var scores []TestScore
-	k := 0
-	for j, b := range outs {
-		for e := 0; e < b.Count() && k < len(sums); e++ {
-			w := 0.0
-			if j < len(weights) {
-				w = float64(weights[j])
-			}
-			scores = append(scores, TestScore{Blob: names[j], Index: e, Value: sums[k] / float64(iters), LossWeight: w})
-			k++
-		}
+	scores := NameOutputs(n, sums)
+	for k := range scores {
+		scores[k].Value /= float64(iters)
 	}
 	if iters > 0 {
 		loss /= float64(iters)
 	}
 	return scores, loss, nil
+}
+
+// NameOutputs labels values given for every element of every output blob of
+// n, in order (as OutputSums returns them), with the blob, the element, the
+// display name and the blob's loss weight.
+func NameOutputs[T blob.Float](n *network.Net[T], values []float64) []TestScore {
+	outs, names, weights := n.OutputBlobs(), n.OutputBlobNames(), n.OutputLossWeights()
+	var scores []TestScore
+	k := 0
+	for j, b := range outs {
+		for e := 0; e < b.Count() && k < len(values); e++ {
+			w := 0.0
+			if j < len(weights) {
+				w = float64(weights[j])
+			}
+			name := names[j]
+			if b.Count() > 1 {
+				name = fmt.Sprintf("%s[%d]", name, e)
+			}
+			scores = append(scores, TestScore{Blob: names[j], Index: e, Name: name, Value: values[k], LossWeight: w})
+			k++
+		}
+	}
+	return scores
 }

@@ -199,3 +199,17 @@ func bytesFloats(b []byte) []float32 {
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
+
+// Barrier returns once every rank has called it (an all-reduce of one
+// value), waiting up to timeout for the slowest rank (zero: the ring's
+// Timeout). A ring kept between rounds calls it first: a peer gone since
+// the last all-reduce fails it at once with a PeerError.
+func (r *Ring) Barrier(ctx context.Context, timeout time.Duration) error {
+	saved := r.cfg.Timeout
+	if timeout > 0 {
+		r.cfg.Timeout = timeout
+	}
+	defer func() { r.cfg.Timeout = saved }()
+	var one [1]float32
+	return r.AllReduce(ctx, one[:])
+}

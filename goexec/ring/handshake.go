@@ -20,6 +20,10 @@ import (
 //
 // Both sides prove knowledge of the secret over nonces the other chose, so
 // neither a replayed handshake nor a peer without the secret gets through.
+// The session mixed into the proofs carries the encryption setting, so two
+// ranks that disagree on it fail here. With encryption, both directions'
+// keys are derived from the secret, the session and both nonces (see
+// sessionKeys).
 
 var magic = [8]byte{'G', 'C', 'R', 'I', 'N', 'G', 0, 1}
 
@@ -57,13 +61,22 @@ func proof(secret []byte, role, session string, a, b []byte, rank, size uint32) 
 	return m.Sum(nil)
 }
 
-func clientHandshake(c net.Conn, cfg Config, rank, serverRank int) error {
+// proofSession is the session string the proofs cover.
+func proofSession(cfg Config) string {
+	if cfg.Encrypt {
+		return cfg.Session + "\x00encrypted"
+	}
+	return cfg.Session
+}
+
+func clientHandshake(c net.Conn, cfg Config, rank, serverRank int) (*sessionKeys, error) {
+	session := proofSession(cfg)
 	var hello [8 + nonceLen]byte
 	if _, err := io.ReadFull(c, hello[:]); err != nil {
-		return fmt.Errorf("reading hello: %w", err)
+		return nil, fmt.Errorf("reading hello: %w", err)
 	}
 	if [8]byte(hello[:8]) != magic {
-		return fmt.Errorf("not a GoCaffe ring endpoint (bad magic %x)", hello[:8])
+		return nil, fmt.Errorf("not a GoCaffe ring endpoint (bad magic %x)", hello[:8])
 	}
 	nonceS := hello[8:]
 	size := uint32(len(cfg.Peers))
@@ -72,67 +85,68 @@ func clientHandshake(c net.Conn, cfg Config, rank, serverRank int) error {
 	binary.BigEndian.PutUint32(msg[4:], size)
 	nonceC := msg[8 : 8+nonceLen]
 	if _, err := rand.Read(nonceC); err != nil {
-		return err
+		return nil, err
 	}
-	msg = append(msg, proof(cfg.Secret, "client", cfg.Session, nonceS, nonceC, uint32(rank), size)...)
+	msg = append(msg, proof(cfg.Secret, "client", session, nonceS, nonceC, uint32(rank), size)...)
 	if _, err := c.Write(msg); err != nil {
-		return fmt.Errorf("sending proof: %w", err)
+		return nil, fmt.Errorf("sending proof: %w", err)
 	}
 	var reply [1 + macLen]byte
 	if _, err := io.ReadFull(c, reply[:1]); err != nil {
-		return fmt.Errorf("reading verdict: %w", err)
+		return nil, fmt.Errorf("reading verdict: %w", err)
 	}
 	switch reply[0] {
 	case statusOK:
 	case statusBadProof:
-		return fmt.Errorf("%w: the peer rejected our proof (different secret or round)", ErrAuth)
+		return nil, fmt.Errorf("%w: the peer rejected our proof (different secret, round or encryption setting)", ErrAuth)
 	case statusBadRank:
-		return fmt.Errorf("%w: the peer expected another rank or world size (we are rank %d of %d)", ErrAuth, rank, size)
+		return nil, fmt.Errorf("%w: the peer expected another rank or world size (we are rank %d of %d)", ErrAuth, rank, size)
 	default:
-		return fmt.Errorf("%w: unknown verdict %d", ErrAuth, reply[0])
+		return nil, fmt.Errorf("%w: unknown verdict %d", ErrAuth, reply[0])
 	}
 	if _, err := io.ReadFull(c, reply[1:]); err != nil {
-		return fmt.Errorf("reading peer proof: %w", err)
+		return nil, fmt.Errorf("reading peer proof: %w", err)
 	}
-	want := proof(cfg.Secret, "server", cfg.Session, nonceC, nonceS, uint32(serverRank), size)
+	want := proof(cfg.Secret, "server", session, nonceC, nonceS, uint32(serverRank), size)
 	if !hmac.Equal(reply[1:], want) {
-		return fmt.Errorf("%w: the peer's proof is wrong (different secret or round)", ErrAuth)
+		return nil, fmt.Errorf("%w: the peer's proof is wrong (different secret, round or encryption setting)", ErrAuth)
 	}
-	return nil
+	return deriveKeys(cfg.Secret, session, nonceS, nonceC)
 }
 
-func serverHandshake(c net.Conn, cfg Config, rank, clientRank int) error {
+func serverHandshake(c net.Conn, cfg Config, rank, clientRank int) (*sessionKeys, error) {
+	session := proofSession(cfg)
 	var hello [8 + nonceLen]byte
 	copy(hello[:8], magic[:])
 	nonceS := hello[8:]
 	if _, err := rand.Read(nonceS); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := c.Write(hello[:]); err != nil {
-		return fmt.Errorf("sending hello: %w", err)
+		return nil, fmt.Errorf("sending hello: %w", err)
 	}
 	var msg [8 + nonceLen + macLen]byte
 	if _, err := io.ReadFull(c, msg[:]); err != nil {
-		return fmt.Errorf("reading proof: %w", err)
+		return nil, fmt.Errorf("reading proof: %w", err)
 	}
 	claimed := binary.BigEndian.Uint32(msg[0:])
 	size := binary.BigEndian.Uint32(msg[4:])
 	nonceC := msg[8 : 8+nonceLen]
 	got := msg[8+nonceLen:]
-	want := proof(cfg.Secret, "client", cfg.Session, nonceS, nonceC, claimed, size)
+	want := proof(cfg.Secret, "client", session, nonceS, nonceC, claimed, size)
 	if !hmac.Equal(got, want) {
 		c.Write([]byte{statusBadProof})
-		return &claimError{rank: int(claimed), err: fmt.Errorf("%w: wrong proof (different secret or round)", ErrAuth)}
+		return nil, &claimError{rank: int(claimed), err: fmt.Errorf("%w: wrong proof (different secret, round or encryption setting)", ErrAuth)}
 	}
 	if int(claimed) != clientRank || int(size) != len(cfg.Peers) {
 		c.Write([]byte{statusBadRank})
-		return fmt.Errorf("%w: peer is rank %d of %d, expected rank %d of %d", ErrAuth, claimed, size, clientRank, len(cfg.Peers))
+		return nil, fmt.Errorf("%w: peer is rank %d of %d, expected rank %d of %d", ErrAuth, claimed, size, clientRank, len(cfg.Peers))
 	}
-	reply := append([]byte{statusOK}, proof(cfg.Secret, "server", cfg.Session, nonceC, nonceS, uint32(rank), size)...)
+	reply := append([]byte{statusOK}, proof(cfg.Secret, "server", session, nonceC, nonceS, uint32(rank), size)...)
 	if _, err := c.Write(reply); err != nil {
-		return fmt.Errorf("sending proof: %w", err)
+		return nil, fmt.Errorf("sending proof: %w", err)
 	}
-	return nil
+	return deriveKeys(cfg.Secret, session, nonceS, nonceC)
 }
 
 var errShort = errors.New("short frame")

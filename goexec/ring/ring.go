@@ -6,9 +6,14 @@
 // Every connection is authenticated with a shared secret by an HMAC-SHA256
 // challenge-response over fresh nonces in both directions (the secret itself
 // never crosses the wire); a peer that fails is rejected and named in the
-// error. Every read and write has a deadline and the context cancels any
-// blocked exchange, so a dead or hung peer gives an error naming its rank and
-// address within the configured timeout, never a hang.
+// error. With Config.Encrypt the traffic after the handshake is encrypted
+// with AES-256-GCM under keys derived (HKDF-SHA256) from the secret and both
+// nonces, one key per direction. Incoming connections are handshaken
+// concurrently, each within a short deadline, so a silent or slow stranger
+// on the port never delays the real peer. Every read and write has a
+// deadline and the context cancels any blocked exchange, so a dead or hung
+// peer gives an error naming its rank and address within the configured
+// timeout, never a hang.
 package ring
 
 import (
@@ -19,6 +24,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -28,6 +34,10 @@ const DefaultTimeout = 30 * time.Second
 // DefaultChunk is the number of floats sent per write when Config.Chunk is
 // zero (1 MiB).
 const DefaultChunk = 1 << 18
+
+// DefaultHandshakeTimeout bounds one incoming connection's handshake when
+// Config.HandshakeTimeout is zero: a peer that has dialled answers at once.
+const DefaultHandshakeTimeout = 5 * time.Second
 
 // MinSecret is the shortest secret accepted for a ring of more than one rank.
 const MinSecret = 16
@@ -89,9 +99,16 @@ type Config struct {
 	// ConnectTimeout bounds joining the ring: waiting for the peers to
 	// arrive and authenticate. Zero means Timeout.
 	ConnectTimeout time.Duration
+	// HandshakeTimeout bounds the handshake of each incoming connection
+	// (a stranger that connects and stalls is dropped after it); zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 	// Chunk is the number of floats per network write; zero means
 	// DefaultChunk.
 	Chunk int
+	// Encrypt encrypts the ring's traffic (AES-256-GCM, keys derived from
+	// Secret). Every rank must agree: a mismatch fails the handshake.
+	Encrypt bool
 }
 
 // Ring is an established ring of authenticated connections. It is not safe
@@ -138,8 +155,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("ring: rank %d not in [0, %d)", c.Rank, n)
 	case n > 1 && len(c.Secret) < MinSecret:
 		return fmt.Errorf("ring: secret of %d bytes is too short (at least %d)", len(c.Secret), MinSecret)
-	case c.Timeout < 0 || c.ConnectTimeout < 0:
-		return fmt.Errorf("ring: negative timeout %v / connect timeout %v", c.Timeout, c.ConnectTimeout)
+	case c.Timeout < 0 || c.ConnectTimeout < 0 || c.HandshakeTimeout < 0:
+		return fmt.Errorf("ring: negative timeout %v / connect timeout %v / handshake timeout %v", c.Timeout, c.ConnectTimeout, c.HandshakeTimeout)
 	case c.Chunk < 0:
 		return fmt.Errorf("ring: negative chunk %d", c.Chunk)
 	}
@@ -168,6 +185,9 @@ func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = cfg.Timeout
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.Chunk == 0 {
 		cfg.Chunk = DefaultChunk
@@ -232,7 +252,7 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 	c.SetDeadline(time.Now().Add(r.cfg.ConnectTimeout))
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	err = clientHandshake(c, r.cfg, r.rank, r.next)
+	keys, err := clientHandshake(c, r.cfg, r.rank, r.next)
 	if err == nil && !stop() {
 		err = ctx.Err() // cancelled just after the handshake: the deadline is spoiled
 	}
@@ -247,66 +267,140 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 		return nil, perr("handshake", err)
 	}
 	c.SetDeadline(time.Time{})
+	if r.cfg.Encrypt {
+		return newSecureConn(c, keys, true)
+	}
 	return c, nil
 }
 
-// accept waits for the previous rank, rejecting connections that fail to
-// authenticate, until the timeout.
-func (r *Ring) accept(ctx context.Context, lis net.Listener) (net.Conn, error) {
+// accept waits for the previous rank. Every incoming connection is
+// handshaken in its own goroutine within HandshakeTimeout, so connections
+// that fail or stall are dropped without delaying the real peer; the first
+// to authenticate as the previous rank wins, until ConnectTimeout.
+func (r *Ring) accept(parent context.Context, lis net.Listener) (net.Conn, error) {
 	prevAddr := r.cfg.Peers[r.prev]
 	deadline := time.Now().Add(r.cfg.ConnectTimeout)
+	ctx, cancel := context.WithDeadline(parent, deadline)
+	defer cancel()
 	type deadliner interface{ SetDeadline(time.Time) error }
 	dl, _ := lis.(deadliner)
 	if dl != nil {
 		dl.SetDeadline(deadline)
-		defer dl.SetDeadline(time.Time{})
 	}
-	stop := context.AfterFunc(ctx, func() {
+	lisStopped := make(chan struct{})
+	stopLis := context.AfterFunc(ctx, func() {
+		defer close(lisStopped)
 		if dl != nil {
 			dl.SetDeadline(time.Unix(1, 0))
 		}
 	})
-	defer stop()
-	var rejected []error
+
+	type shake struct {
+		c   net.Conn
+		err error
+	}
+	shakes := make(chan shake)
+	acceptDone := make(chan error, 1)
+	var handshakes sync.WaitGroup
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				acceptDone <- err
+				return
+			}
+			handshakes.Add(1)
+			go func() {
+				defer handshakes.Done()
+				c.SetDeadline(minTime(deadline, time.Now().Add(r.cfg.HandshakeTimeout)))
+				stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+				keys, err := serverHandshake(c, r.cfg, r.rank, r.prev)
+				if !stop() && err == nil {
+					err = ctx.Err() // another connection won, or time ran out: the deadline is spoiled
+				}
+				if err == nil {
+					c.SetDeadline(time.Time{})
+					if r.cfg.Encrypt {
+						var sc net.Conn
+						if sc, err = newSecureConn(c, keys, false); err == nil {
+							c = sc
+						}
+					}
+				}
+				select {
+				case shakes <- shake{c, err}:
+				case <-ctx.Done():
+					c.Close()
+				}
+			}()
+		}
+	}()
+
+	var (
+		won      net.Conn
+		rejected []error
+		failure  error
+	)
 	fail := func(err error) error {
 		return &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: errors.Join(append([]error{err}, rejected...)...)}
 	}
+	acceptOpen := true
+wait:
 	for {
-		c, err := lis.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fail(ctx.Err())
+		select {
+		case sh := <-shakes:
+			if sh.err == nil {
+				won = sh.c
+				break wait
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.ConnectTimeout))
+			rej := fmt.Errorf("rejected connection from %s: %w", sh.c.RemoteAddr(), sh.err)
+			sh.c.Close()
+			var ce *claimError
+			if errors.As(sh.err, &ce) && ce.rank == r.prev && sameHost(sh.c.RemoteAddr(), prevAddr) {
+				// The peer we wait for (its rank, from its host) presented a
+				// wrong secret or round: fail now rather than wait for a
+				// connection that will never come.
+				failure = &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: rej}
+				break wait
 			}
-			return nil, fail(err)
-		}
-		c.SetDeadline(deadline)
-		cstop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-		err = serverHandshake(c, r.cfg, r.rank, r.prev)
-		cstop()
-		if err == nil {
-			c.SetDeadline(time.Time{})
-			return c, nil
-		}
-		c.Close()
-		if ctx.Err() != nil {
-			return nil, fail(ctx.Err())
-		}
-		rej := fmt.Errorf("rejected connection from %s: %w", c.RemoteAddr(), err)
-		var ce *claimError
-		if errors.As(err, &ce) && ce.rank == r.prev && sameHost(c.RemoteAddr(), prevAddr) {
-			// The peer we wait for (its rank, from its host) presented a wrong
-			// secret or round: fail now rather than wait for a connection
-			// that will never come.
-			return nil, &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: rej}
-		}
-		rejected = append(rejected, rej)
-		if time.Now().After(deadline) {
-			return nil, fail(fmt.Errorf("no authenticated connection within %v", r.cfg.ConnectTimeout))
+			rejected = append(rejected, rej)
+		case err := <-acceptDone:
+			acceptOpen = false
+			switch {
+			case parent.Err() != nil:
+				failure = fail(parent.Err())
+			case errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil:
+				failure = fail(fmt.Errorf("no authenticated connection within %v", r.cfg.ConnectTimeout))
+			default:
+				failure = fail(err)
+			}
+			break wait
 		}
 	}
+	// Stop accepting and drop the handshakes still running; the listener
+	// is left without a deadline for the next ring.
+	cancel()
+	if acceptOpen {
+		<-acceptDone
+	}
+	handshakes.Wait()
+	if !stopLis() {
+		<-lisStopped // cancel() ran it: let it finish before the reset
+	}
+	if dl != nil {
+		dl.SetDeadline(time.Time{})
+	}
+	if failure != nil {
+		return nil, failure
+	}
+	return won, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // sameHost reports whether a connection's remote address is on the host of

@@ -36,6 +36,13 @@ func listeners(t testing.TB, n int) ([]net.Listener, []string) {
 func connectAll(t testing.TB, ctx context.Context, n int, tweak func(rank int, c *Config)) ([]*Ring, []error) {
 	t.Helper()
 	ls, addrs := listeners(t, n)
+	return connectAllOn(t, ctx, ls, addrs, tweak)
+}
+
+// connectAllOn forms a ring on the given listeners.
+func connectAllOn(t testing.TB, ctx context.Context, ls []net.Listener, addrs []string, tweak func(rank int, c *Config)) ([]*Ring, []error) {
+	t.Helper()
+	n := len(ls)
 	rings := make([]*Ring, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -309,5 +316,41 @@ func TestConfigAndListenChecks(t *testing.T) {
 	buf := []float32{1, 2}
 	if err := r.AllReduce(context.Background(), buf); err != nil || buf[0] != 1 || buf[1] != 2 {
 		t.Errorf("one-rank AllReduce changed %v or failed: %v", buf, err)
+	}
+}
+
+// checkSums all-reduces rank-dependent buffers (several chunks long) on
+// every ring concurrently and checks the sums.
+func checkSums(t *testing.T, rings []*Ring) {
+	t.Helper()
+	n, length := len(rings), 5003
+	bufs := make([][]float32, n)
+	errs := make([]error, n)
+	for i := range bufs {
+		bufs[i] = make([]float32, length)
+		for j := range bufs[i] {
+			bufs[i][j] = float32(i+1) + float32(j%5)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, r := range rings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.AllReduce(context.Background(), bufs[i])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	for i := range bufs {
+		for j, v := range bufs[i] {
+			if w := float32(n*(n+1)/2 + n*(j%5)); v != w {
+				t.Fatalf("rank %d element %d = %g, want %g", i, j, v, w)
+			}
+		}
 	}
 }

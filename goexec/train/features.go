@@ -12,8 +12,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocaffe/gocaffe/arrowio"
@@ -170,7 +168,7 @@ func (s *Service) Features(req *pb.FeaturesRequest, stream grpc.ServerStreamingS
 		first, k := out.first, out.rows
 		b, err := out.flush()
 		if err != nil {
-			return status.Errorf(codes.Internal, "features of partition %s: encoding rows %d-%d: %v", src.key, first, first+k-1, err)
+			return internal(noIter, "features of partition %s: encoding rows %d-%d: %v", src.key, first, first+k-1, err)
 		}
 		return stream.Send(&pb.FeaturesChunk{ArrowIpc: b, FirstRow: int64(first), Rows: int64(k), PartitionRows: int64(rows)})
 	}
@@ -182,7 +180,14 @@ func (s *Service) Features(req *pb.FeaturesRequest, stream grpc.ServerStreamingS
 			return ctxStatus(err, "features stopped")
 		}
 		if _, err := n.Forward(); err != nil {
-			return status.Errorf(codes.Internal, "test net %d: pass %d over partition %s: %v", p.idx, pass, src.key, err)
+			at := func(pos int) (string, string, bool) {
+				if pos < 0 || pos >= batch {
+					return "", "", false
+				}
+				i := (pass*batch + pos) % rows
+				return ids[i], fmt.Sprintf("partition %s row %d (sample id %q)", src.key, i, ids[i]), true
+			}
+			return trainError(ctx, fmt.Sprintf("test net %d: pass %d over partition %s", p.idx, pass, src.key), noIter, err, at)
 		}
 		for j, name := range p.blobs {
 			blobs[j] = n.BlobByName(name)
@@ -244,7 +249,7 @@ func (s *Service) bindInOrder(n *network.Net[float32], db *pb.DataBinding) (*ord
 	defer ds.Release()
 	sm, err := arrowio.NewSampler[float32](ds, ld.spec, arrowio.SamplerOptions{BatchSize: ld.batch, Policy: arrowio.UnevenEpochs})
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "data.key: partition %s does not fit layer %q: %v", key, lp.GetName(), err)
+		return nil, badInput(key.String(), "data.key: partition %s does not fit layer %q: %v", key, lp.GetName(), err)
 	}
 	if err := n.SetSource(lp.GetName(), sm); err != nil {
 		sm.Close()

@@ -31,8 +31,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocaffe/gocaffe/arrowio"
@@ -89,7 +87,8 @@ type Service struct {
 
 	// busy serialises TrainRound and Score: one net at a time per goexec.
 	busy chan struct{}
-	sess *session // guarded by busy
+	sess *session   // guarded by busy
+	ring *roundRing // the ring kept for the next round; guarded by busy
 }
 
 // partMeta is what LoadPartition reported about a cached partition.
@@ -126,6 +125,10 @@ func (s *Service) Close() error {
 		s.sess.close()
 		s.sess = nil
 	}
+	if s.ring != nil {
+		s.ring.close()
+		s.ring = nil
+	}
 	s.mu.Lock()
 	lis := s.lis
 	s.lis = nil
@@ -149,18 +152,6 @@ func (s *Service) acquire(ctx context.Context) error {
 }
 
 func (s *Service) release() { <-s.busy }
-
-func invalid(field, format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
-}
-
-// ctxStatus maps a context error onto its gRPC status.
-func ctxStatus(err error, what string) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return status.Errorf(codes.DeadlineExceeded, "%s: %v", what, err)
-	}
-	return status.Errorf(codes.Canceled, "%s: %v", what, err)
-}
 
 func keyOf(k *pb.PartitionKey, field string) (arrowio.Key, error) {
 	if k == nil || k.GetDataset() == "" {
@@ -238,7 +229,12 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 		if ctx.Err() != nil {
 			return ctxStatus(ctx.Err(), "loading partition "+key.String())
 		}
-		return status.Errorf(codes.InvalidArgument, "partition %s for layer %q: %v", key, lp.GetName(), err)
+		subject := key.String()
+		var re *arrowio.RowError
+		if errors.As(err, &re) && re.ID != "" {
+			subject = re.ID
+		}
+		return badInput(subject, "partition %s for layer %q: %v", key, lp.GetName(), err)
 	}
 	// The decoder read the whole Arrow stream; wait for the client to end its
 	// side so nothing touches the stream after this handler returns.
@@ -325,7 +321,7 @@ func (s *Service) partition(k *pb.PartitionKey, field string) (*arrowio.Dataset,
 	}
 	ds, ok := s.cache.Get(key)
 	if !ok {
-		return nil, key, status.Errorf(codes.FailedPrecondition, "%s: partition %s is not cached in this goexec (LoadPartition it, then retry)", field, key)
+		return nil, key, notCached(field, key)
 	}
 	return ds, key, nil
 }

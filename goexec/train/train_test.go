@@ -24,7 +24,9 @@ func key(p int) *pb.PartitionKey {
 	return &pb.PartitionKey{Dataset: "app/data/train", Partition: int32(p)}
 }
 
-func wantCode(t *testing.T, err error, code codes.Code, mention ...string) {
+// wantStatus checks a failed call's gRPC code and message (for failures
+// the client makes itself, such as its own cancellation).
+func wantStatus(t *testing.T, err error, code codes.Code, mention ...string) *status.Status {
 	t.Helper()
 	st, _ := status.FromError(err)
 	if err == nil || st.Code() != code {
@@ -32,6 +34,32 @@ func wantCode(t *testing.T, err error, code codes.Code, mention ...string) {
 	}
 	if !containsAll(st.Message(), mention...) {
 		t.Fatalf("message %q does not mention %q", st.Message(), mention)
+	}
+	return st
+}
+
+// wantCode checks a failed call's gRPC code and message, and returns the
+// ErrorDetail every failure goexec reports carries.
+func wantCode(t *testing.T, err error, code codes.Code, mention ...string) *pb.ErrorDetail {
+	t.Helper()
+	st := wantStatus(t, err, code, mention...)
+	var d *pb.ErrorDetail
+	for _, x := range st.Details() {
+		if e, ok := x.(*pb.ErrorDetail); ok {
+			d = e
+		}
+	}
+	if d == nil || d.GetCode() == pb.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		t.Fatalf("%v: no ErrorDetail with a code in the status details (%v)", err, st.Details())
+	}
+	return d
+}
+
+// wantDetail checks a failure's ErrorDetail code and, if given, its subject.
+func wantDetail(t *testing.T, d *pb.ErrorDetail, code pb.ErrorCode, subject string) {
+	t.Helper()
+	if d.GetCode() != code || (subject != "" && d.GetSubject() != subject) {
+		t.Fatalf("error detail %v, want code %v subject %q", d, code, subject)
 	}
 }
 
@@ -312,10 +340,10 @@ func TestTrainRoundErrors(t *testing.T) {
 	}
 	req := ok()
 	req.Data = []*pb.DataBinding{{Layer: "data", Key: key(9)}}
-	wantCode(t, call(req), codes.FailedPrecondition, "app/data/train#9", "LoadPartition")
+	wantDetail(t, wantCode(t, call(req), codes.FailedPrecondition, "app/data/train#9", "LoadPartition"), pb.ErrorCode_INTERNAL, "app/data/train#9")
 	req = ok()
 	req.Iterations = 0
-	wantCode(t, call(req), codes.InvalidArgument, "iterations")
+	wantDetail(t, wantCode(t, call(req), codes.InvalidArgument, "iterations"), pb.ErrorCode_BAD_INPUT, "iterations")
 	req = ok()
 	req.Rank, req.WorldSize = 3, 2
 	wantCode(t, call(req), codes.InvalidArgument, "rank")
@@ -330,7 +358,7 @@ func TestTrainRoundErrors(t *testing.T) {
 	wantCode(t, call(req), codes.InvalidArgument, "data")
 	req = ok()
 	req.WorldSize, req.Peers, req.Secret = 2, []string{"127.0.0.1:1", "127.0.0.1:2"}, []byte("0123456789abcdefXYZ")
-	wantCode(t, call(req), codes.FailedPrecondition, "OpenPeerPort")
+	wantDetail(t, wantCode(t, call(req), codes.Aborted, "OpenPeerPort"), pb.ErrorCode_RING_STALE, "peers")
 	req.Secret = []byte("short")
 	wantCode(t, call(req), codes.InvalidArgument, "secret")
 	noSeed := proto.CloneOf(sp)
@@ -366,7 +394,7 @@ func TestCancelStopsRound(t *testing.T) {
 	for err == nil {
 		_, err = stream.Recv()
 	}
-	wantCode(t, err, codes.Canceled)
+	wantStatus(t, err, codes.Canceled) // the client's own cancellation
 	// The service is free again (acquire succeeds) and trains.
 	if _, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 2,
 		Data: []*pb.DataBinding{{Layer: "data", Key: key(0)}}}); err != nil {
@@ -410,9 +438,9 @@ func TestDeadPeerFailsRound(t *testing.T) {
 	}()
 	start := time.Now()
 	_, err := ranks[0].train(context.Background(), mk(0))
-	wantCode(t, err, codes.Unavailable, "rank 1", peers[1])
+	wantDetail(t, wantCode(t, err, codes.Unavailable, "rank 1", peers[1]), pb.ErrorCode_PEER_LOST, peers[1])
 	t.Logf("rank 0 failed %v after start: %v", time.Since(start), err)
-	wantCode(t, <-errc, codes.Canceled)
+	wantStatus(t, <-errc, codes.Canceled) // the client's own cancellation
 }
 
 func TestOpenPeerPortChecks(t *testing.T) {

@@ -180,20 +180,13 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// named "loss" too, and a JSON object must not repeat a key.
 	outs := zerolog.Dict()
 	for _, sc := range scores {
-		name := sc.Blob
-		if n := countBlob(scores, sc.Blob); n > 1 {
-			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
-		}
-		outs = outs.Float64(name, sc.Value)
+		outs = outs.Float64(sc.Name, sc.Value)
 	}
 	ev := log.Info().Int("iterations", iters).Float64("loss", loss).Dict("outputs", outs)
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	fmt.Fprintf(stdout, "Loss: %g\n", loss)
 	for _, sc := range scores {
-		name := sc.Blob
-		if n := countBlob(scores, sc.Blob); n > 1 {
-			name = fmt.Sprintf("%s[%d]", sc.Blob, sc.Index)
-		}
+		name := sc.Name
 		if sc.LossWeight != 0 {
 			fmt.Fprintf(stdout, "%s = %g (* %g = %g loss)\n", name, sc.Value, sc.LossWeight, sc.LossWeight*sc.Value)
 		} else {
@@ -239,16 +232,6 @@ func feedInput(ctx context.Context, n *network.Net[float32], f *testFlags) ([]da
 		}
 	}})
 	return []data.Attached{{Layer: n.LayerNames()[idx], Source: f.data, Images: src.Len()}}, func() error { return feedErr }, nil
-}
-
-func countBlob(scores []solver.TestScore, name string) int {
-	c := 0
-	for _, s := range scores {
-		if s.Blob == name {
-			c++
-		}
-	}
-	return c
 }
 
 // batchOf returns the first dimension of the first data layer's first top.
