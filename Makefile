@@ -5,6 +5,7 @@
 #   make selftest     start goexec on each executor of a local cluster and print what it answers
 #   make jar          build build/libs/gocaffe.jar (goexec inside) with Debian's gradle
 #   make goexec       build bin/goexec
+#   make goexec-cuda  build bin/goexec-cuda (the CUDA variant; needs no GPU to build)
 #   make integration  only the Spark integration tests (needs the jar)
 
 SHELL := /bin/bash
@@ -32,7 +33,8 @@ DEMO_MASTER ?= local[2]
 DEMO_DIR := build/demo
 DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
 
-.PHONY: all setup goexec jar demo demo-data selftest test unit kernels-portable vet integration clean
+.PHONY: all setup goexec jar demo demo-data selftest test unit kernels-portable vet integration clean \
+	cuda-setup cuda-kernels cuda-stub goexec-cuda cuda-check
 
 all: jar
 
@@ -65,6 +67,51 @@ selftest: jar
 		--master 'local-cluster[2,1,1024]' --conf spark.ui.enabled=false \
 		--class GoCaffeRunner $(JAR) --selftest -clusterSize 2
 
+# ---- The CUDA variant (build tag `cuda`): bin/goexec-cuda ----
+# nvcc and the CUDA headers come from NVIDIA's pip wheels in .venv-cuda
+# (scripts/cuda-setup.sh); the kernels (kernels/cuda/src/*.cu) compile to
+# fatbins with SASS for sm_80 and sm_90 plus compute_90 PTX, embedded by
+# go:embed; a stub libcuda.so generated from the symbols the cgo packages
+# use lets the binary link on machines without the NVIDIA driver.
+CUDA_VENV := $(CURDIR)/.venv-cuda
+CUDA_NV = $(firstword $(wildcard $(CUDA_VENV)/lib/python3*/site-packages/nvidia))
+NVCC = $(CUDA_NV)/cu13/bin/nvcc
+CUDA_INC = $(CUDA_NV)/cuda_runtime/include
+CUDA_STUB := build/cuda-stub
+CUDA_SRC := $(wildcard kernels/cuda/src/*.cu)
+CUDA_FATBINS := $(patsubst kernels/cuda/src/%.cu,kernels/cuda/fatbin/%.fatbin,$(CUDA_SRC))
+NVCC_FLAGS := -std=c++17 -O3 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
+CUDA_ENV = CGO_ENABLED=1 CGO_CFLAGS="-I$(CUDA_INC)" CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUB)"
+
+cuda-setup:
+	@scripts/cuda-setup.sh
+
+$(CUDA_VENV)/.versions: scripts/cuda-setup.sh
+	@scripts/cuda-setup.sh
+
+kernels/cuda/fatbin/%.fatbin: kernels/cuda/src/%.cu kernels/cuda/src/common.cuh $(CUDA_VENV)/.versions
+	@mkdir -p kernels/cuda/fatbin
+	$(NVCC) -fatbin $(NVCC_FLAGS) -o $@ $<
+
+cuda-kernels: $(CUDA_FATBINS)
+
+cuda-stub: cuda-kernels
+	@$(TIMED) cuda-stub scripts/cuda-stub.sh $(CUDA_STUB) $(CUDA_INC)
+
+# GOEXEC_CUDA_OUT and GOEXEC_LDEXTRA (-s -w) let the jar build take a stripped copy.
+GOEXEC_CUDA_OUT ?= bin/goexec-cuda
+GOEXEC_LDEXTRA ?=
+goexec-cuda: cuda-stub
+	@$(TIMED) goexec-cuda env $(CUDA_ENV) go build -tags cuda -trimpath -ldflags "$(GOEXEC_LDEXTRA) -X main.version=0.1.0-$(VERSION)" \
+		-o $(GOEXEC_CUDA_OUT) ./goexec/cmd/goexec
+
+# CI has no GPU: vet the CUDA variant, build it, and run its tests against
+# the stub driver (they skip with a message that says no device was found).
+cuda-check: goexec-cuda
+	@$(TIMED) vet-cuda env $(CUDA_ENV) go vet -tags cuda ./...
+	@$(TIMED) test-cuda env $(CUDA_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(CUDA_STUB) go test -tags cuda -count=1 ./kernels/cuda/... && env $(CUDA_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(CUDA_STUB) go test -tags cuda -count=1 -run TestCUDABuild ./goexec/cmd/goexec
+
 vet:
 	@$(TIMED) gofmt sh -c 'out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi'
 	@$(TIMED) vet go vet ./...
@@ -84,7 +131,7 @@ integration:
 		go test -tags integration -count=1 -timeout 40m -v ./integration/...
 
 test: jar
-	@$(MAKE) --no-print-directory vet unit kernels-portable integration
+	@$(MAKE) --no-print-directory vet cuda-check unit kernels-portable integration
 
 clean:
 	rm -rf build bin .gradle

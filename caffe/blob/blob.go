@@ -2,7 +2,11 @@
 // tensor, in float32 (training) or float64 (reference and gradient checks).
 package blob
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
 
 // Float is the element type a blob, layer or net computes in.
 type Float interface{ ~float32 | ~float64 }
@@ -11,13 +15,18 @@ type Float interface{ ~float32 | ~float64 }
 const MaxAxes = 32
 
 // Blob is a shaped tensor with its gradient. Storage is allocated lazily on
-// the first call to Data or Diff, so shape inference over large nets costs
-// no memory.
+// the first access, so shape inference over large nets costs no memory.
+//
+// Data and gradient each live in a Synced memory: a host slice and, once a
+// device backend touched it, a device copy, with a head that says which is
+// current (Caffe's SyncedMemory). Read accessors (HostData, DataOn) copy
+// only when the other side is ahead; mutable ones (MutableHostData,
+// MutableDataOn) also mark the other side stale.
 type Blob[T Float] struct {
 	shape []int
 	count int
-	data  []T
-	diff  []T
+	data  *Synced[T]
+	diff  *Synced[T]
 }
 
 // New returns a blob of the given shape.
@@ -95,44 +104,85 @@ func (b *Blob[T]) LegacyShape(i int) int {
 	return b.Dim(i)
 }
 
-// Data returns the values, allocating them on first use.
-func (b *Blob[T]) Data() []T {
-	if cap(b.data) < b.count {
-		nd := make([]T, b.count)
-		copy(nd, b.data)
-		b.data = nd
+func (b *Blob[T]) dataMem() *Synced[T] {
+	if b.data == nil {
+		b.data = &Synced[T]{}
 	}
-	return b.data[:b.count]
+	return b.data
 }
 
-// Diff returns the gradient, allocating it on first use.
-func (b *Blob[T]) Diff() []T {
-	if cap(b.diff) < b.count {
-		nd := make([]T, b.count)
-		copy(nd, b.diff)
-		b.diff = nd
+func (b *Blob[T]) diffMem() *Synced[T] {
+	if b.diff == nil {
+		b.diff = &Synced[T]{}
 	}
-	return b.diff[:b.count]
+	return b.diff
 }
+
+// Data returns the values on the host for reading and writing (the same
+// as MutableHostData); prefer HostData where the caller only reads.
+func (b *Blob[T]) Data() []T { return b.dataMem().MutableHost(b.count) }
+
+// Diff returns the gradient on the host for reading and writing (the same
+// as MutableHostDiff); prefer HostDiff where the caller only reads.
+func (b *Blob[T]) Diff() []T { return b.diffMem().MutableHost(b.count) }
+
+// HostData returns the values on the host for reading only: it downloads
+// them once if a device wrote them last, and leaves the device copy valid.
+func (b *Blob[T]) HostData() []T { return b.dataMem().Host(b.count) }
+
+// MutableHostData returns the values on the host for writing: a device
+// copy becomes stale.
+func (b *Blob[T]) MutableHostData() []T { return b.dataMem().MutableHost(b.count) }
+
+// HostDiff returns the gradient on the host for reading only.
+func (b *Blob[T]) HostDiff() []T { return b.diffMem().Host(b.count) }
+
+// MutableHostDiff returns the gradient on the host for writing.
+func (b *Blob[T]) MutableHostDiff() []T { return b.diffMem().MutableHost(b.count) }
+
+// DataOn returns the values in be's memory for reading only.
+func (b *Blob[T]) DataOn(be kernels.Memory[T]) kernels.Vec[T] { return b.dataMem().On(be, b.count) }
+
+// MutableDataOn returns the values in be's memory for writing: the host
+// copy becomes stale.
+func (b *Blob[T]) MutableDataOn(be kernels.Memory[T]) kernels.Vec[T] {
+	return b.dataMem().MutableOn(be, b.count)
+}
+
+// DiffOn returns the gradient in be's memory for reading only.
+func (b *Blob[T]) DiffOn(be kernels.Memory[T]) kernels.Vec[T] { return b.diffMem().On(be, b.count) }
+
+// MutableDiffOn returns the gradient in be's memory for writing.
+func (b *Blob[T]) MutableDiffOn(be kernels.Memory[T]) kernels.Vec[T] {
+	return b.diffMem().MutableOn(be, b.count)
+}
+
+// DataMem and DiffMem return the blob's memories (for sync-state checks
+// and for the net's contiguous parameter buffers).
+func (b *Blob[T]) DataMem() *Synced[T] { return b.dataMem() }
+func (b *Blob[T]) DiffMem() *Synced[T] { return b.diffMem() }
 
 // Allocated reports whether the data storage exists (for memory accounting).
-func (b *Blob[T]) Allocated() bool { return b.data != nil }
+func (b *Blob[T]) Allocated() bool { return b.data != nil && b.data.allocated() }
 
-// ShareData makes b use other's data storage; shapes must have equal counts.
+// ShareData makes b use other's data memory (host and device copies and
+// their sync state); shapes must have equal counts.
 func (b *Blob[T]) ShareData(other *Blob[T]) error {
 	if b.count != other.count {
 		return fmt.Errorf("share data: count %d != %d", b.count, other.count)
 	}
-	b.data = other.Data()
+	b.data = other.dataMem()
+	b.data.reserve(b.count)
 	return nil
 }
 
-// ShareDiff makes b use other's gradient storage; shapes must have equal counts.
+// ShareDiff makes b use other's gradient memory; shapes must have equal counts.
 func (b *Blob[T]) ShareDiff(other *Blob[T]) error {
 	if b.count != other.count {
 		return fmt.Errorf("share diff: count %d != %d", b.count, other.count)
 	}
-	b.diff = other.Diff()
+	b.diff = other.diffMem()
+	b.diff.reserve(b.count)
 	return nil
 }
 

@@ -63,7 +63,7 @@ func (l *accuracy[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *accuracy[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, label := bottom[0].Data(), bottom[1].Data()
+	x, label := bottom[0].HostData(), bottom[1].HostData()
 	dim := l.channels * l.inner
 	clear(l.perClassHit)
 	clear(l.perClass)

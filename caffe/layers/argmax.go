@@ -80,7 +80,7 @@ func (l *argMax[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *argMax[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	dim, stride := bottom[0].CountFrom(1), 1
 	if l.hasAxis {
 		dim = bottom[0].Dim(l.axis)

@@ -93,7 +93,7 @@ func (l *batchNorm[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 func (l *batchNorm[T]) Blobs() []*blob.Blob[T] { return l.blobs }
 
 func (l *batchNorm[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	n, c, sp := l.num, l.channels, l.spatial
 	if l.global {
 		f := float64(l.blobs[2].Data()[0])
@@ -157,7 +157,7 @@ func (l *batchNorm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, botto
 	if !propagateDown[0] {
 		return nil
 	}
-	dy, dx, y := top[0].Diff(), bottom[0].Diff(), l.xnorm.Data()
+	dy, dx, y := top[0].HostDiff(), bottom[0].Diff(), l.xnorm.Data()
 	n, c, sp := l.num, l.channels, l.spatial
 	if l.global {
 		for i := 0; i < n; i++ {

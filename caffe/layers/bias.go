@@ -7,6 +7,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // bias adds a bias broadcast along axes [axis, axis+num_axes) of its first
@@ -21,6 +22,7 @@ type bias[T blob.Float] struct {
 	fp      *caffepb.FillerParameter
 	b       *blob.Blob[T] // learned bias (one-bottom form)
 	bc      broadcast
+	be      kernels.Backend[T]
 }
 
 // broadcast is the (outer, dim, inner) view of a blob against a
@@ -29,7 +31,7 @@ type broadcast struct{ outer, dim, inner int }
 
 func newBias[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	p := ctx.Param.GetBiasParam()
-	l := &bias[T]{counts: counts{1, 2, 1, 1}, ctx: ctx, axis: int(p.GetAxis()), numAxes: int(p.GetNumAxes()), fp: p.GetFiller()}
+	l := &bias[T]{counts: counts{1, 2, 1, 1}, ctx: ctx, be: layer.Backend[T](ctx), axis: int(p.GetAxis()), numAxes: int(p.GetNumAxes()), fp: p.GetFiller()}
 	if l.numAxes < -1 {
 		return nil, fmt.Errorf("bias_param num_axes must be >= -1, got %d", l.numAxes)
 	}
@@ -120,55 +122,30 @@ func (l *bias[T]) Blobs() []*blob.Blob[T] {
 }
 
 func (l *bias[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y, b := bottom[0].Data(), top[0].Data(), l.param(bottom).Data()
-	addBias(x, y, b, l.bc)
+	be, bc := l.be, l.bc
+	x, y := bottom[0].DataOn(be), top[0].MutableDataOn(be)
+	if top[0] != bottom[0] {
+		be.Copy(y, x)
+	}
+	be.AddBias(y, l.param(bottom).DataOn(be), bc.outer, bc.dim, bc.inner)
 	return nil
 }
 
-// addBias writes y = x + b broadcast; x and y may be the same slice.
-func addBias[T blob.Float](x, y, b []T, bc broadcast) {
-	i := 0
-	for o := 0; o < bc.outer; o++ {
-		for d := 0; d < bc.dim; d++ {
-			v := b[d]
-			for k := 0; k < bc.inner; k++ {
-				y[i] = x[i] + v
-				i++
-			}
-		}
-	}
-}
-
-// sumBias adds Σ dy over outer and inner into db (or overwrites it).
-func sumBias[T blob.Float](dy, db []T, bc broadcast, accumulate bool) {
-	if !accumulate {
-		clear(db[:bc.dim])
-	}
-	i := 0
-	for o := 0; o < bc.outer; o++ {
-		for d := 0; d < bc.dim; d++ {
-			var s T
-			for _, v := range dy[i : i+bc.inner] {
-				s += v
-			}
-			db[d] += s
-			i += bc.inner
-		}
-	}
-}
-
 func (l *bias[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	dy := top[0].Diff()
+	be, bc := l.be, l.bc
+	dy := top[0].DiffOn(be)
 	// Parameter gradient first: in place, dx overwrites dy.
 	if len(bottom) > 1 {
 		if propagateDown[1] {
-			sumBias(dy, bottom[1].Diff(), l.bc, false)
+			db := bottom[1].MutableDiffOn(be)
+			be.Fill(db, 0)
+			be.BiasGrad(dy, db, bc.outer, bc.dim, bc.inner)
 		}
 	} else if l.wants(0) {
-		sumBias(dy, l.b.Diff(), l.bc, true)
+		be.BiasGrad(dy, l.b.MutableDiffOn(be), bc.outer, bc.dim, bc.inner)
 	}
 	if propagateDown[0] && bottom[0] != top[0] {
-		copy(bottom[0].Diff(), dy)
+		be.Copy(bottom[0].MutableDiffOn(be), dy)
 	}
 	return nil
 }

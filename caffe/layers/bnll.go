@@ -26,7 +26,7 @@ func (l *bnll[T]) Setup(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *bnll[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		f := float64(v)
@@ -46,7 +46,7 @@ func (l *bnll[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	if !propagateDown[0] {
 		return nil
 	}
-	x, dy, dx := bottom[0].Data(), top[0].Diff(), bottom[0].Diff()
+	x, dy, dx := bottom[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {

@@ -36,7 +36,7 @@ func (l *clip[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *clip[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		l.pass[i] = v >= l.lo && v <= l.hi
@@ -50,7 +50,7 @@ func (l *clip[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	if !propagateDown[0] {
 		return nil
 	}
-	dy, dx := top[0].Diff(), bottom[0].Diff()
+	dy, dx := top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(dx)]
 	for i := range dx {
 		if l.pass[i] {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // concat joins its bottoms along concat_param.axis (or the legacy
@@ -16,6 +17,7 @@ type concat[T blob.Float] struct {
 	axis      int
 	outer     int
 	inner     int // count after the axis
+	be        kernels.Backend[T]
 }
 
 func newConcat[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -27,7 +29,7 @@ func newConcat[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 		}
 		axis = int(p.GetConcatDim())
 	}
-	return &concat[T]{counts: counts{1, -1, 1, 1}, axisParam: axis}, nil
+	return &concat[T]{counts: counts{1, -1, 1, 1}, axisParam: axis, be: layer.Backend[T](ctx)}, nil
 }
 
 func (l *concat[T]) Setup(bottom, top []*blob.Blob[T]) error {
@@ -59,14 +61,15 @@ func (l *concat[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *concat[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	y := top[0].Data()
+	be := l.be
+	y := top[0].MutableDataOn(be)
 	topAxis := top[0].Dim(l.axis) * l.inner
 	off := 0
 	for _, b := range bottom {
-		x := b.Data()
+		x := b.DataOn(be)
 		n := b.Dim(l.axis) * l.inner
 		for o := 0; o < l.outer; o++ {
-			copy(y[o*topAxis+off:o*topAxis+off+n], x[o*n:(o+1)*n])
+			be.Copy(y.Slice(o*topAxis+off, o*topAxis+off+n), x.Slice(o*n, (o+1)*n))
 		}
 		off += n
 	}
@@ -74,15 +77,16 @@ func (l *concat[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *concat[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	dy := top[0].Diff()
+	be := l.be
+	dy := top[0].DiffOn(be)
 	topAxis := top[0].Dim(l.axis) * l.inner
 	off := 0
 	for i, b := range bottom {
 		n := b.Dim(l.axis) * l.inner
 		if propagateDown[i] {
-			dx := b.Diff()
+			dx := b.MutableDiffOn(be)
 			for o := 0; o < l.outer; o++ {
-				copy(dx[o*n:(o+1)*n], dy[o*topAxis+off:o*topAxis+off+n])
+				be.Copy(dx.Slice(o*n, (o+1)*n), dy.Slice(o*topAxis+off, o*topAxis+off+n))
 			}
 		}
 		off += n

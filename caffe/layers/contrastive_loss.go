@@ -61,7 +61,7 @@ func (l *contrastiveLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *contrastiveLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	a, b, y := bottom[0].Data(), bottom[1].Data(), bottom[2].Data()
+	a, b, y := bottom[0].HostData(), bottom[1].HostData(), bottom[2].HostData()
 	var loss float64
 	for i := 0; i < l.num; i++ {
 		var d2 T
@@ -89,12 +89,12 @@ func (l *contrastiveLoss[T]) Backward(top []*blob.Blob[T], propagateDown []bool,
 	if len(propagateDown) > 2 && propagateDown[2] {
 		return fmt.Errorf("ContrastiveLoss cannot backpropagate to bottom 2 (similarity labels)")
 	}
-	y := bottom[2].Data()
+	y := bottom[2].HostData()
 	for i, sign := range []float64{1, -1} {
 		if !propagateDown[i] {
 			continue
 		}
-		alpha := sign * float64(top[0].Diff()[0]) / float64(l.num)
+		alpha := sign * float64(top[0].HostDiff()[0]) / float64(l.num)
 		dx := bottom[i].Diff()
 		for j := 0; j < l.num; j++ {
 			var coef float64

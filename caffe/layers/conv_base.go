@@ -7,7 +7,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // convGeom is the 2-D window of a convolution: kernel, stride, padding and
@@ -125,6 +125,7 @@ func parseConvSpec(p *caffepb.ConvolutionParameter) (convSpec, error) {
 type convBase[T blob.Float] struct {
 	counts
 	ctx    layer.Context
+	be     kernels.Backend[T]
 	spec   convSpec
 	deconv bool
 	weight *blob.Blob[T]
@@ -139,13 +140,13 @@ type convBase[T blob.Float] struct {
 	colH   int // spatial size of the columns (the convolution's output)
 	colW   int
 	kdim   int // columns per group: imC/group·kh·kw
-	cols   [][]T
+	cols   []kernels.Vec[T]
 	// colCache keeps every image's im2col columns from the last Forward
 	// (single bottom, within colCacheMax) so Backward need not redo them.
-	colCache []T
+	colCache kernels.Vec[T]
 	cacheOK  bool
-	wAcc     [][]T // per-worker weight-diff accumulators, transposed per group (kdim×oc)
-	bAcc     [][]T // per-worker bias-diff accumulators (worker ≥ 1)
+	wAcc     []kernels.Vec[T] // per-worker weight-diff accumulators, transposed per group (kdim×oc)
+	bAcc     []kernels.Vec[T] // per-worker bias-diff accumulators (worker ≥ 1)
 	biasLen  int
 }
 
@@ -155,7 +156,7 @@ func newConvBase[T blob.Float](ctx layer.Context, deconv bool) (convBase[T], err
 		return convBase[T]{}, err
 	}
 	// Caffe takes any number of bottoms, each with its own top.
-	return convBase[T]{counts: counts{1, -1, 1, -1}, ctx: ctx, spec: s, deconv: deconv}, nil
+	return convBase[T]{counts: counts{1, -1, 1, -1}, ctx: ctx, be: layer.Backend[T](ctx), spec: s, deconv: deconv}, nil
 }
 
 // Blobs returns the weights and, with bias_term, the bias.
@@ -260,24 +261,27 @@ func (l *convBase[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 // LeNet at batch 512 needs 24M, CIFAR-10 quick's conv2 at batch 100 20M.
 const colCacheMax = 1 << 25
 
+// kgeom is the window in the backend's terms.
+func (l *convBase[T]) kgeom() kernels.ConvGeom {
+	g := l.spec.geom
+	return kernels.ConvGeom{KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, PH: g.ph, PW: g.pw, DH: g.dh, DW: g.dw}
+}
+
 // cachedCols returns image n's cached columns, sizing the cache for a
 // Forward over a single bottom when it fits; ok is false otherwise.
-func (l *convBase[T]) cachedCols(n int, forward bool, bottoms int) ([]T, bool) {
+func (l *convBase[T]) cachedCols(n int, forward bool, bottoms int) (kernels.Vec[T], bool) {
 	colLen := l.kdim * l.spec.group * l.colH * l.colW
 	if l.deconv || bottoms != 1 || l.num == 0 || l.spec.geom.is1x1() || colLen*l.num > colCacheMax {
-		return nil, false
+		return kernels.Vec[T]{}, false
 	}
 	if forward {
-		if len(l.colCache) != colLen*l.num {
-			if cap(l.colCache) < colLen*l.num {
-				l.colCache = make([]T, colLen*l.num)
-			}
-			l.colCache = l.colCache[:colLen*l.num]
+		if l.colCache.Len() < colLen*l.num {
+			l.colCache = l.be.Alloc(colLen * l.num)
 		}
 	} else if !l.cacheOK {
-		return nil, false
+		return kernels.Vec[T]{}, false
 	}
-	return l.colCache[n*colLen : (n+1)*colLen], true
+	return l.colCache.Slice(n*colLen, (n+1)*colLen), true
 }
 
 // buffers sizes the per-worker column buffers and zeroes accs
@@ -287,77 +291,78 @@ func (l *convBase[T]) cachedCols(n int, forward bool, bottoms int) ([]T, bool) {
 func (l *convBase[T]) buffers(workers, accs int) {
 	colLen := l.kdim * l.spec.group * l.colH * l.colW
 	for len(l.cols) < workers {
-		l.cols = append(l.cols, nil)
+		l.cols = append(l.cols, kernels.Vec[T]{})
 	}
 	for w := 0; w < workers; w++ {
-		if cap(l.cols[w]) < colLen {
-			l.cols[w] = make([]T, colLen)
-		}
-		l.cols[w] = l.cols[w][:colLen]
+		l.cols[w] = l.sized(l.cols[w], colLen, false)
 	}
 	for len(l.wAcc) < accs {
-		l.wAcc = append(l.wAcc, nil)
-		l.bAcc = append(l.bAcc, nil)
+		l.wAcc = append(l.wAcc, kernels.Vec[T]{})
+		l.bAcc = append(l.bAcc, kernels.Vec[T]{})
 	}
 	for w := 0; w < accs; w++ {
-		l.wAcc[w] = convZeroed(l.wAcc[w], l.weight.Count())
+		l.wAcc[w] = l.sized(l.wAcc[w], l.weight.Count(), true)
 		if l.bias != nil && w > 0 {
-			l.bAcc[w] = convZeroed(l.bAcc[w], l.bias.Count())
+			l.bAcc[w] = l.sized(l.bAcc[w], l.bias.Count(), true)
 		}
 	}
 }
 
-func convZeroed[T blob.Float](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
+// sized returns n elements of v, reallocated when v is shorter, zeroed
+// when zero is set.
+func (l *convBase[T]) sized(v kernels.Vec[T], n int, zero bool) kernels.Vec[T] {
+	if v.Len() < n {
+		return l.be.Alloc(n)
 	}
-	s = s[:n]
-	clear(s)
-	return s
+	v = v.Slice(0, n)
+	if zero {
+		l.be.Fill(v, 0)
+	}
+	return v
 }
 
 // im2col writes the columns of one image-side image into col, unless the
 // convolution is 1×1 (then the image is its own column matrix).
-func (l *convBase[T]) im2col(im, col []T) []T {
+func (l *convBase[T]) im2col(im, col kernels.Vec[T]) kernels.Vec[T] {
 	if l.spec.geom.is1x1() {
 		return im
 	}
-	convIm2col(im, l.imC, l.imH, l.imW, l.spec.geom, l.colH, l.colW, col)
+	l.be.Im2col(im, l.imC, l.imH, l.imW, l.kgeom(), l.colH, l.colW, col)
 	return col
 }
 
 // gemmForward computes out = W·im2col(im) for one image (overwriting out).
-func (l *convBase[T]) gemmForward(im, w, out, col []T) {
+func (l *convBase[T]) gemmForward(im, w, out, col kernels.Vec[T]) {
 	col = l.im2col(im, col)
 	l.gemmCols(w, col, out)
 }
 
 // gemmCols computes out = W·col per group.
-func (l *convBase[T]) gemmCols(w, col, out []T) {
+func (l *convBase[T]) gemmCols(w, col, out kernels.Vec[T]) {
 	G, sp := l.spec.group, l.colH*l.colW
 	oc := l.outC / G
 	for g := 0; g < G; g++ {
-		cpu.GemmSerial(false, false, oc, sp, l.kdim, 1, w[g*oc*l.kdim:], l.kdim, col[g*l.kdim*sp:], sp, 0, out[g*oc*sp:], sp)
+		l.be.GemmSerial(false, false, oc, sp, l.kdim, 1, w.From(g*oc*l.kdim), l.kdim, col.From(g*l.kdim*sp), sp, 0, out.From(g*oc*sp), sp)
 	}
 }
 
 // gemmBackward computes im = col2im(Wᵀ·out) for one image (overwriting im).
-func (l *convBase[T]) gemmBackward(out, w, im, col []T) {
+func (l *convBase[T]) gemmBackward(out, w, im, col kernels.Vec[T]) {
 	G, sp := l.spec.group, l.colH*l.colW
 	oc := l.outC / G
 	if l.spec.geom.is1x1() {
 		col = im
 	}
 	for g := 0; g < G; g++ {
-		cpu.GemmSerial(true, false, l.kdim, sp, oc, 1, w[g*oc*l.kdim:], l.kdim, out[g*oc*sp:], sp, 0, col[g*l.kdim*sp:], sp)
+		l.be.GemmSerial(true, false, l.kdim, sp, oc, 1, w.From(g*oc*l.kdim), l.kdim, out.From(g*oc*sp), sp, 0, col.From(g*l.kdim*sp), sp)
 	}
 	if !l.spec.geom.is1x1() {
-		convCol2im(col, l.imC, l.imH, l.imW, l.spec.geom, l.colH, l.colW, im)
+		l.be.Col2im(col, l.imC, l.imH, l.imW, l.kgeom(), l.colH, l.colW, im)
 	}
 }
 
 // gemmWeights adds (out·im2col(im)ᵀ)ᵀ into dwT for one image.
-func (l *convBase[T]) gemmWeights(im, out, dwT, col []T) {
+func (l *convBase[T]) gemmWeights(im, out, dwT, col kernels.Vec[T]) {
 	l.gemmWeightsCols(l.im2col(im, col), out, dwT)
 }
 
@@ -365,11 +370,11 @@ func (l *convBase[T]) gemmWeights(im, out, dwT, col []T) {
 // for one image's columns. Accumulating the transposed weight gradient
 // lets the GEMM read the large column matrix in place and transpose only
 // the small top diff.
-func (l *convBase[T]) gemmWeightsCols(col, out, dwT []T) {
+func (l *convBase[T]) gemmWeightsCols(col, out, dwT kernels.Vec[T]) {
 	G, sp := l.spec.group, l.colH*l.colW
 	oc := l.outC / G
 	for g := 0; g < G; g++ {
-		cpu.GemmSerial(false, true, l.kdim, oc, sp, 1, col[g*l.kdim*sp:], sp, out[g*oc*sp:], sp, 1, dwT[g*oc*l.kdim:], oc)
+		l.be.GemmSerial(false, true, l.kdim, oc, sp, 1, col.From(g*l.kdim*sp), sp, out.From(g*oc*sp), sp, 1, dwT.From(g*oc*l.kdim), oc)
 	}
 }
 
@@ -386,33 +391,19 @@ func convGrain(num, workers int) int {
 // amortize the kernel's lane sums.
 func (l *convBase[T]) ntWeightsPay() bool {
 	oc, sp := l.outC/l.spec.group, l.colH*l.colW
-	return sp >= 256 && cpu.GemmTileUse(l.kdim, oc) < 0.7
+	return sp >= 256 && l.be.GemmTileUse(l.kdim, oc) < 0.7
 }
 
 // ntWeights adds the weight gradient of the whole batch, dW += Σ_n dY_n ·
 // col_nᵀ per group, from the cached columns straight into the weight diff.
-func (l *convBase[T]) ntWeights(dy []T) {
+func (l *convBase[T]) ntWeights(dy kernels.Vec[T]) {
 	G, sp := l.spec.group, l.colH*l.colW
 	oc := l.outC / G
 	outDim, colLen := l.outC*sp, l.kdim*G*sp
-	dw := l.weight.Diff()
+	dw := l.weight.MutableDiffOn(l.be)
 	for g := 0; g < G; g++ {
-		cpu.GemmNTSum(l.num, oc, l.kdim, sp, dy[g*oc*sp:], sp, outDim, l.colCache[g*l.kdim*sp:], sp, colLen,
-			dw[g*oc*l.kdim:], l.kdim)
-	}
-}
-
-// addBias adds bias[c] to each of the channels' planes of one image.
-func convAddBias[T blob.Float](y, bias []T, plane int) {
-	for c, b := range bias {
-		cpu.Shift(b, y[c*plane:(c+1)*plane])
-	}
-}
-
-// convBiasDiff adds the plane sums of one image's top diff into db.
-func convBiasDiff[T blob.Float](dy, db []T, plane int) {
-	for c := range db {
-		db[c] += cpu.Sum(dy[c*plane : (c+1)*plane])
+		l.be.GemmNTSum(l.num, oc, l.kdim, sp, dy.From(g*oc*sp), sp, outDim, l.colCache.From(g*l.kdim*sp), sp, colLen,
+			dw.From(g*oc*l.kdim), l.kdim)
 	}
 }
 
@@ -421,140 +412,30 @@ func convBiasDiff[T blob.Float](dy, db []T, plane int) {
 func (l *convBase[T]) reduceAcc(accs int) {
 	G := l.spec.group
 	oc := l.outC / G
-	dw := l.weight.Diff()
+	dw := l.weight.MutableDiffOn(l.be)
 	// Sum the accumulators in order (contiguous, vectorized), then add
 	// the transposed total once.
 	acc := l.wAcc[0]
 	for w := 1; w < accs; w++ {
-		cpu.Axpy(1, l.wAcc[w], acc)
+		l.be.Axpy(1, l.wAcc[w], acc)
 		if l.bias != nil {
-			cpu.Axpy(1, l.bAcc[w], l.bias.Diff())
+			l.be.Axpy(1, l.bAcc[w], l.bias.MutableDiffOn(l.be))
 		}
 	}
 	for g := 0; g < G; g++ {
-		at := acc[g*oc*l.kdim : (g+1)*oc*l.kdim]
-		for i := 0; i < oc; i++ {
-			row := dw[(g*oc+i)*l.kdim : (g*oc+i+1)*l.kdim]
-			for p := range row {
-				row[p] += at[p*oc+i]
-			}
-		}
+		n := oc * l.kdim
+		l.be.AddTrans(acc.Slice(g*n, (g+1)*n), l.kdim, oc, dw.Slice(g*n, (g+1)*n))
 	}
 }
 
-// accFor returns the transposed weight-diff and the bias-diff slices
-// worker w accumulates into.
-func (l *convBase[T]) accFor(w int) (dwT, db []T) {
+// accFor returns the transposed weight-diff and the bias-diff Vecs
+// worker w accumulates into (db's Len is 0 without a bias).
+func (l *convBase[T]) accFor(w int) (dwT, db kernels.Vec[T]) {
 	if w == 0 {
 		if l.bias != nil {
-			db = l.bias.Diff()
+			db = l.bias.MutableDiffOn(l.be)
 		}
 		return l.wAcc[0], db
 	}
 	return l.wAcc[w], l.bAcc[w]
-}
-
-// convIm2col lays out the kh·kw shifted windows of each channel of an
-// image (c×h×w) as rows of col ((c·kh·kw)×(oh·ow)), zero outside the image.
-func convIm2col[T blob.Float](im []T, c, h, w int, g convGeom, oh, ow int, col []T) {
-	sp := oh * ow
-	r := 0
-	for ch := 0; ch < c; ch++ {
-		img := im[ch*h*w : (ch+1)*h*w]
-		for ki := 0; ki < g.kh; ki++ {
-			y0 := ki*g.dh - g.ph
-			ylo, yhi := convValid(y0, g.sh, h, oh)
-			for kj := 0; kj < g.kw; kj++ {
-				row := col[r*sp : (r+1)*sp]
-				r++
-				x0 := kj*g.dw - g.pw
-				lo, hi := convValid(x0, g.sw, w, ow)
-				clear(row[:ylo*ow])
-				clear(row[yhi*ow:])
-				if lo > 0 || hi < ow {
-					for y := ylo; y < yhi; y++ {
-						convZero(row[y*ow : y*ow+lo])
-						convZero(row[y*ow+hi : (y+1)*ow])
-					}
-				}
-				if yhi <= ylo || hi <= lo {
-					continue
-				}
-				base := (y0+ylo*g.sh)*w + x0 // may be negative: read from lo on
-				if g.sw == 1 {
-					cpu.CopyRows(row[ylo*ow+lo:], ow, img[base+lo:], g.sh*w, yhi-ylo, hi-lo)
-					continue
-				}
-				for y := ylo; y < yhi; y++ {
-					dst, o := row[y*ow:(y+1)*ow], base+(y-ylo)*g.sh*w
-					for x := lo; x < hi; x++ {
-						dst[x] = img[o+x*g.sw]
-					}
-				}
-			}
-		}
-	}
-}
-
-// convZero zeroes s; the few values a padded row edge holds are cheaper to
-// zero in a loop than through clear's call.
-func convZero[T blob.Float](s []T) {
-	if len(s) > 16 {
-		clear(s)
-		return
-	}
-	for i := range s {
-		s[i] = 0
-	}
-}
-
-// convValid returns the range [lo, hi) of output columns x for which
-// x0 + x·stride lies inside [0, w).
-func convValid(x0, stride, w, ow int) (int, int) {
-	lo := 0
-	if x0 < 0 {
-		lo = (-x0 + stride - 1) / stride
-	}
-	hi := 0
-	if w-x0 > 0 {
-		hi = (w - x0 + stride - 1) / stride
-	}
-	hi = min(hi, ow)
-	lo = min(lo, hi)
-	return lo, hi
-}
-
-// convCol2im is the adjoint of convIm2col: it overwrites im with the sum of
-// the column entries that read each pixel.
-func convCol2im[T blob.Float](col []T, c, h, w int, g convGeom, oh, ow int, im []T) {
-	clear(im[:c*h*w])
-	sp := oh * ow
-	r := 0
-	for ch := 0; ch < c; ch++ {
-		img := im[ch*h*w : (ch+1)*h*w]
-		for ki := 0; ki < g.kh; ki++ {
-			y0 := ki*g.dh - g.ph
-			ylo, yhi := convValid(y0, g.sh, h, oh)
-			for kj := 0; kj < g.kw; kj++ {
-				row := col[r*sp : (r+1)*sp]
-				r++
-				x0 := kj*g.dw - g.pw
-				lo, hi := convValid(x0, g.sw, w, ow)
-				if yhi <= ylo || hi <= lo {
-					continue
-				}
-				base := (y0+ylo*g.sh)*w + x0 // may be negative: write from lo on
-				if g.sw == 1 {
-					cpu.AddRows(img[base+lo:], g.sh*w, row[ylo*ow+lo:], ow, yhi-ylo, hi-lo)
-					continue
-				}
-				for y := ylo; y < yhi; y++ {
-					sr, o := row[y*ow:(y+1)*ow], base+(y-ylo)*g.sh*w
-					for x := lo; x < hi; x++ {
-						img[o+x*g.sw] += sr[x]
-					}
-				}
-			}
-		}
-	}
 }

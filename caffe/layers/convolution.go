@@ -3,7 +3,7 @@ package layers
 import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
@@ -23,27 +23,28 @@ func newConvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	w := l.weight.Data()
-	var bias []T
+	be := l.be
+	w := l.weight.DataOn(be)
+	var bias kernels.Vec[T]
 	if l.bias != nil {
-		bias = l.bias.Data()
+		bias = l.bias.DataOn(be)
 	}
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
-	workers := cpu.Workers(l.num)
+	workers := be.Workers(l.num)
 	l.buffers(workers, 0)
 	_, cache := l.cachedCols(0, true, len(bottom))
 	for i := range bottom {
-		x, y := bottom[i].Data(), top[i].Data()
-		cpu.ParallelDynamic(workers, l.num, convGrain(l.num, workers), func(wk, lo, hi int) {
+		x, y := bottom[i].DataOn(be), top[i].MutableDataOn(be)
+		be.ParallelDynamic(workers, l.num, convGrain(l.num, workers), func(wk, lo, hi int) {
 			col := l.cols[wk]
 			for n := lo; n < hi; n++ {
 				if cache {
 					col, _ = l.cachedCols(n, true, 1)
 				}
-				yn := y[n*outDim : (n+1)*outDim]
-				l.gemmForward(x[n*inDim:(n+1)*inDim], w, yn, col)
-				if bias != nil {
-					convAddBias(yn, bias, plane)
+				yn := y.Slice(n*outDim, (n+1)*outDim)
+				l.gemmForward(x.Slice(n*inDim, (n+1)*inDim), w, yn, col)
+				if l.bias != nil {
+					be.AddBias(yn, bias, 1, l.outC, plane)
 				}
 			}
 		})
@@ -53,20 +54,21 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	w := l.weight.Data()
+	be := l.be
+	w := l.weight.DataOn(be)
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
-	workers := cpu.Workers(l.num)
+	workers := be.Workers(l.num)
 	// Each piece of images accumulates into its own buffers, summed in
 	// piece order: the same result whichever core takes which piece.
 	grain := convGrain(l.num, workers)
 	pieces := (l.num + grain - 1) / grain
 	for i := range top {
 		l.buffers(workers, pieces)
-		x, dy := bottom[i].Data(), top[i].Diff()
+		x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
 		prop := propagateDown[i]
-		var dx []T
+		var dx kernels.Vec[T]
 		if prop {
-			dx = bottom[i].Diff()
+			dx = bottom[i].MutableDiffOn(be)
 		}
 		// The weight gradient over the whole batch at once from the cached
 		// columns, when the per-image GEMM would waste its tiles.
@@ -74,23 +76,23 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
 			batchWeights = true
 		}
-		cpu.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
+		be.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
 			col := l.cols[wk]
 			dw, db := l.accFor(lo / grain)
 			for n := lo; n < hi; n++ {
-				dyn := dy[n*outDim : (n+1)*outDim]
-				if db != nil {
-					convBiasDiff(dyn, db, plane)
+				dyn := dy.Slice(n*outDim, (n+1)*outDim)
+				if l.bias != nil {
+					be.BiasGrad(dyn, db, 1, l.outC, plane)
 				}
 				switch cc, ok := l.cachedCols(n, false, len(bottom)); {
 				case batchWeights:
 				case ok:
 					l.gemmWeightsCols(cc, dyn, dw)
 				default:
-					l.gemmWeights(x[n*inDim:(n+1)*inDim], dyn, dw, col)
+					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col)
 				}
 				if prop {
-					l.gemmBackward(dyn, w, dx[n*inDim:(n+1)*inDim], col)
+					l.gemmBackward(dyn, w, dx.Slice(n*inDim, (n+1)*inDim), col)
 				}
 			}
 		})

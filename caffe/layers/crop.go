@@ -116,7 +116,7 @@ func (l *crop[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	if top[0].Count() == 0 {
 		return nil
 	}
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	l.walk(top[0].Shape(), func(s, d, n int) { copy(y[d:d+n], x[s:s+n]) })
 	return nil
 }
@@ -128,7 +128,7 @@ func (l *crop[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	if !propagateDown[0] {
 		return nil
 	}
-	dx, dy := bottom[0].Diff(), top[0].Diff()
+	dx, dy := bottom[0].Diff(), top[0].HostDiff()
 	clear(dx)
 	if top[0].Count() == 0 {
 		return nil

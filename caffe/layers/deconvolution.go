@@ -3,7 +3,7 @@ package layers
 import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // deconvolution is Caffe's Deconvolution layer (the transpose of
@@ -23,23 +23,24 @@ func newDeconvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *deconvolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	w := l.weight.Data()
-	var bias []T
+	be := l.be
+	w := l.weight.DataOn(be)
+	var bias kernels.Vec[T]
 	if l.bias != nil {
-		bias = l.bias.Data()
+		bias = l.bias.DataOn(be)
 	}
 	inDim, outDim, plane := l.outC*l.colH*l.colW, l.imC*l.imH*l.imW, l.imH*l.imW
-	workers := cpu.Workers(l.num)
+	workers := be.Workers(l.num)
 	l.buffers(workers, 0)
 	for i := range bottom {
-		x, y := bottom[i].Data(), top[i].Data()
-		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+		x, y := bottom[i].DataOn(be), top[i].MutableDataOn(be)
+		be.ParallelN(workers, l.num, func(wk, lo, hi int) {
 			col := l.cols[wk]
 			for n := lo; n < hi; n++ {
-				yn := y[n*outDim : (n+1)*outDim]
-				l.gemmBackward(x[n*inDim:(n+1)*inDim], w, yn, col)
-				if bias != nil {
-					convAddBias(yn, bias, plane)
+				yn := y.Slice(n*outDim, (n+1)*outDim)
+				l.gemmBackward(x.Slice(n*inDim, (n+1)*inDim), w, yn, col)
+				if l.bias != nil {
+					be.AddBias(yn, bias, 1, l.imC, plane)
 				}
 			}
 		})
@@ -48,28 +49,29 @@ func (l *deconvolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *deconvolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	w := l.weight.Data()
+	be := l.be
+	w := l.weight.DataOn(be)
 	inDim, outDim, plane := l.outC*l.colH*l.colW, l.imC*l.imH*l.imW, l.imH*l.imW
-	workers := cpu.Workers(l.num)
+	workers := be.Workers(l.num)
 	for i := range top {
 		l.buffers(workers, workers)
-		x, dy := bottom[i].Data(), top[i].Diff()
+		x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
 		prop := propagateDown[i]
-		var dx []T
+		var dx kernels.Vec[T]
 		if prop {
-			dx = bottom[i].Diff()
+			dx = bottom[i].MutableDiffOn(be)
 		}
-		cpu.ParallelN(workers, l.num, func(wk, lo, hi int) {
+		be.ParallelN(workers, l.num, func(wk, lo, hi int) {
 			col := l.cols[wk]
 			dw, db := l.accFor(wk)
 			for n := lo; n < hi; n++ {
-				dyn := dy[n*outDim : (n+1)*outDim]
-				if db != nil {
-					convBiasDiff(dyn, db, plane)
+				dyn := dy.Slice(n*outDim, (n+1)*outDim)
+				if l.bias != nil {
+					be.BiasGrad(dyn, db, 1, l.imC, plane)
 				}
-				l.gemmWeights(dyn, x[n*inDim:(n+1)*inDim], dw, col)
+				l.gemmWeights(dyn, x.Slice(n*inDim, (n+1)*inDim), dw, col)
 				if prop {
-					l.gemmForward(dyn, w, dx[n*inDim:(n+1)*inDim], col)
+					l.gemmForward(dyn, w, dx.Slice(n*inDim, (n+1)*inDim), col)
 				}
 			}
 		})

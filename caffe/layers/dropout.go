@@ -7,6 +7,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // dropout zeroes each input with probability dropout_ratio at train time
@@ -14,12 +15,14 @@ import (
 // identity (Caffe's "inverted" dropout). It works in place.
 type dropout[T blob.Float] struct {
 	neuron[T]
-	maskN int // length of mask, set by Reshape
 	train bool
 	ratio float64
 	scale T
 	rng   *rand.Rand
-	mask  []bool
+	be    kernels.Backend[T]
+	// mask holds scale where an input is kept and 0 where it is dropped,
+	// drawn on the host and used by the backend.
+	mask *blob.Blob[T]
 }
 
 func newDropout[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -31,35 +34,36 @@ func newDropout[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	if train && ctx.Rand == nil {
 		return nil, fmt.Errorf("dropout needs a random source at train time")
 	}
-	return &dropout[T]{neuron: newNeuron[T](), train: train, ratio: r, scale: T(1 / (1 - r)), rng: ctx.Rand}, nil
+	return &dropout[T]{neuron: newNeuron[T](), train: train, ratio: r, scale: T(1 / (1 - r)), rng: ctx.Rand, be: layer.Backend[T](ctx), mask: blob.New[T]()}, nil
 }
 
 func (l *dropout[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	if err := l.neuron.Reshape(bottom, top); err != nil {
 		return err
 	}
-	l.maskN = bottom[0].Count() // allocated by Forward
+	l.mask.ReshapeLike(bottom[0])
 	return nil
 }
 
 func (l *dropout[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	l.mask = sized(l.mask, l.maskN)
-	x, y := bottom[0].Data(), top[0].Data()
-	y = y[:len(x)]
+	be := l.be
+	x := bottom[0].DataOn(be)
+	y := top[0].MutableDataOn(be).Slice(0, x.Len())
 	if !l.train {
-		copy(y, x)
+		if top[0] != bottom[0] {
+			be.Copy(y, x)
+		}
 		return nil
 	}
-	m := l.mask[:len(x)]
-	for i, v := range x {
-		keep := l.rng.Float64() >= l.ratio
-		m[i] = keep
-		if keep {
-			y[i] = v * l.scale
+	m := l.mask.MutableHostData()[:x.Len()]
+	for i := range m {
+		if l.rng.Float64() >= l.ratio {
+			m[i] = l.scale
 		} else {
-			y[i] = 0
+			m[i] = 0
 		}
 	}
+	be.Mul(x, l.mask.DataOn(be).Slice(0, x.Len()), y)
 	return nil
 }
 
@@ -67,19 +71,15 @@ func (l *dropout[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom 
 	if !propagateDown[0] {
 		return nil
 	}
-	dy, dx := top[0].Diff(), bottom[0].Diff()
-	dy = dy[:len(dx)]
+	be := l.be
+	dx := bottom[0].MutableDiffOn(be)
+	dy := top[0].DiffOn(be).Slice(0, dx.Len())
 	if !l.train {
-		copy(dx, dy)
+		if top[0] != bottom[0] {
+			be.Copy(dx, dy)
+		}
 		return nil
 	}
-	m := l.mask[:len(dx)]
-	for i := range dx {
-		if m[i] {
-			dx[i] = dy[i] * l.scale
-		} else {
-			dx[i] = 0
-		}
-	}
+	be.Mul(dy, l.mask.DataOn(be).Slice(0, dx.Len()), dx)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // eltwise combines same-shaped bottoms elementwise: SUM (with one coeff
@@ -17,11 +18,12 @@ type eltwise[T blob.Float] struct {
 	coeff  []T
 	stable bool
 	argmax []int32
+	be     kernels.Backend[T]
 }
 
 func newEltwise[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	p := ctx.Param.GetEltwiseParam()
-	l := &eltwise[T]{counts: counts{2, -1, 1, 1}, op: p.GetOperation(), stable: p.GetStableProdGrad()}
+	l := &eltwise[T]{counts: counts{2, -1, 1, 1}, op: p.GetOperation(), stable: p.GetStableProdGrad(), be: layer.Backend[T](ctx)}
 	if len(p.GetCoeff()) > 0 && l.op != caffepb.EltwiseParameter_SUM {
 		return nil, fmt.Errorf("eltwise_param coeff applies only to SUM, not %v", l.op)
 	}
@@ -66,12 +68,22 @@ func (l *eltwise[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	if l.op == caffepb.EltwiseParameter_SUM {
+		// On the backend; PROD and MAX compute on the host below.
+		be := l.be
+		y := top[0].MutableDataOn(be)
+		be.Fill(y, 0)
+		for k, b := range bottom {
+			be.Axpy(l.coeff[k], b.DataOn(be), y)
+		}
+		return nil
+	}
 	y := top[0].Data()
-	x0 := bottom[0].Data()
+	x0 := bottom[0].HostData()
 	y = y[:len(x0)]
 	switch l.op {
 	case caffepb.EltwiseParameter_PROD:
-		x1 := bottom[1].Data()
+		x1 := bottom[1].HostData()
 		for i := range y {
 			y[i] = x0[i] * x1[i]
 		}
@@ -92,7 +104,7 @@ func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			}
 		}
 	case caffepb.EltwiseParameter_MAX:
-		x1 := bottom[1].Data()
+		x1 := bottom[1].HostData()
 		for i := range y {
 			if x1[i] > x0[i] {
 				y[i], l.argmax[i] = x1[i], 1
@@ -114,7 +126,21 @@ func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *eltwise[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	y, dy := top[0].Data(), top[0].Diff()
+	if l.op == caffepb.EltwiseParameter_SUM {
+		be := l.be
+		dy := top[0].DiffOn(be)
+		for k, b := range bottom {
+			if propagateDown[k] {
+				dx := b.MutableDiffOn(be)
+				be.Copy(dx, dy)
+				if c := l.coeff[k]; c != 1 {
+					be.Scal(c, dx)
+				}
+			}
+		}
+		return nil
+	}
+	y, dy := top[0].HostData(), top[0].HostDiff()
 	for k, b := range bottom {
 		if !propagateDown[k] {
 			continue

@@ -18,7 +18,7 @@ func newELU[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *eLU[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		if v > 0 {
@@ -37,7 +37,7 @@ func (l *eLU[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	if !propagateDown[0] {
 		return nil
 	}
-	x, y, dy, dx := bottom[0].Data(), top[0].Data(), top[0].Diff(), bottom[0].Diff()
+	x, y, dy, dx := bottom[0].HostData(), top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	y = y[:len(x)]
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]

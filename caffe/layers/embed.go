@@ -75,7 +75,7 @@ func (l *embed[T]) index(v T, pos int) (int, error) {
 }
 
 func (l *embed[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y, w := bottom[0].Data(), top[0].Data(), l.w.Data()
+	x, y, w := bottom[0].HostData(), top[0].Data(), l.w.Data()
 	k := l.numOut
 	for n, v := range x {
 		i, err := l.index(v, n)
@@ -97,7 +97,7 @@ func (l *embed[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	if propagateDown[0] {
 		return fmt.Errorf("Embed cannot backpropagate to its input indices")
 	}
-	x, dy, dw := bottom[0].Data(), top[0].Diff(), l.w.Diff()
+	x, dy, dw := bottom[0].HostData(), top[0].HostDiff(), l.w.Diff()
 	k := l.numOut
 	for n, v := range x {
 		if !l.wants(0) {

@@ -48,7 +48,7 @@ func (l *euclideanLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *euclideanLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	a, b := bottom[0].Data(), bottom[1].Data()
+	a, b := bottom[0].HostData(), bottom[1].HostData()
 	var s T
 	for i := range l.diff {
 		d := a[i] - b[i]
@@ -64,7 +64,7 @@ func (l *euclideanLoss[T]) Backward(top []*blob.Blob[T], propagateDown []bool, b
 		if !propagateDown[i] {
 			continue
 		}
-		alpha := sign * top[0].Diff()[0] / T(l.num)
+		alpha := sign * top[0].HostDiff()[0] / T(l.num)
 		dx := bottom[i].Diff()
 		for k, d := range l.diff {
 			dx[k] = alpha * d

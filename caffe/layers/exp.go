@@ -29,7 +29,7 @@ func newExp[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *expLayer[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] = T(l.outer * math.Exp(l.inner*float64(v)))
@@ -41,7 +41,7 @@ func (l *expLayer[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom
 	if !propagateDown[0] {
 		return nil
 	}
-	y, dy, dx := top[0].Data(), top[0].Diff(), bottom[0].Diff()
+	y, dy, dx := top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(y)]
 	dx = dx[:len(y)]
 	in := T(l.inner)

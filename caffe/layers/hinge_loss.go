@@ -51,7 +51,7 @@ func (l *hingeLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *hingeLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, label := bottom[0].Data(), bottom[1].Data()
+	x, label := bottom[0].HostData(), bottom[1].HostData()
 	var loss T
 	for i := 0; i < l.num; i++ {
 		c, _, err := labelAt(label[i], i, l.dim, false, 0)
@@ -84,8 +84,8 @@ func (l *hingeLoss[T]) Backward(top []*blob.Blob[T], propagateDown []bool, botto
 	if !propagateDown[0] {
 		return nil
 	}
-	label, dx := bottom[1].Data(), bottom[0].Diff()
-	w := top[0].Diff()[0] / T(l.num)
+	label, dx := bottom[1].HostData(), bottom[0].Diff()
+	w := top[0].HostDiff()[0] / T(l.num)
 	for i := 0; i < l.num; i++ {
 		c := int(label[i])
 		for j := 0; j < l.dim; j++ {

@@ -105,8 +105,8 @@ func (l *infogainLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 
 func (l *infogainLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	prob := l.prob.Data()
-	softmaxForward(bottom[0].Data(), prob, l.outer, l.channels, l.inner)
-	h, label := l.matrix(bottom), bottom[1].Data()
+	softmaxForward(bottom[0].HostData(), prob, l.outer, l.channels, l.inner)
+	h, label := l.matrix(bottom), bottom[1].HostData()
 	k := l.channels
 	var loss float64
 	valid := 0
@@ -143,7 +143,7 @@ func (l *infogainLoss[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bo
 	if !propagateDown[0] {
 		return nil
 	}
-	h, label, prob, dx := l.matrix(bottom), bottom[1].Data(), l.prob.Data(), bottom[0].Diff()
+	h, label, prob, dx := l.matrix(bottom), bottom[1].HostData(), l.prob.Data(), bottom[0].Diff()
 	k := l.channels
 	for r := 0; r < k; r++ {
 		var s T
@@ -152,7 +152,7 @@ func (l *infogainLoss[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bo
 		}
 		l.rowSum[r] = s
 	}
-	scale := top[0].Diff()[0] / T(l.normalizer(l.outer, l.inner, l.valid))
+	scale := top[0].HostDiff()[0] / T(l.normalizer(l.outer, l.inner, l.valid))
 	for o := 0; o < l.outer; o++ {
 		for j := 0; j < l.inner; j++ {
 			pos := o*l.inner + j

@@ -6,7 +6,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // innerProduct is Caffe's InnerProduct (fully connected) layer: the bottom
@@ -16,6 +16,7 @@ import (
 type innerProduct[T blob.Float] struct {
 	counts
 	ctx       layer.Context
+	be        kernels.Backend[T]
 	numOut    int
 	biasTerm  bool
 	transpose bool
@@ -37,6 +38,7 @@ func newInnerProduct[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	return &innerProduct[T]{
 		counts:    counts{1, 1, 1, 1},
 		ctx:       ctx,
+		be:        layer.Backend[T](ctx),
 		numOut:    int(p.GetNumOutput()),
 		biasTerm:  p.GetBiasTerm(),
 		transpose: p.GetTranspose(),
@@ -99,43 +101,39 @@ func (l *innerProduct[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *innerProduct[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y, w := bottom[0].Data(), top[0].Data(), l.weight.Data()
+	be := l.be
+	x, y, w := bottom[0].DataOn(be), top[0].MutableDataOn(be), l.weight.DataOn(be)
 	m, n, k := l.m, l.numOut, l.k
 	if l.transpose {
-		cpu.Gemm(false, false, m, n, k, 1, x, k, w, n, 0, y, n)
+		be.Gemm(false, false, m, n, k, 1, x, k, w, n, 0, y, n)
 	} else {
-		cpu.Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)
+		be.Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)
 	}
 	if l.bias != nil {
-		b := l.bias.Data()
-		for i := 0; i < m; i++ {
-			cpu.Axpy(1, b, y[i*n:(i+1)*n])
-		}
+		be.AddBias(y, l.bias.DataOn(be), m, n, 1)
 	}
 	return nil
 }
 
 func (l *innerProduct[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	x, dy, w := bottom[0].Data(), top[0].Diff(), l.weight.Data()
+	be := l.be
+	x, dy, w := bottom[0].DataOn(be), top[0].DiffOn(be), l.weight.DataOn(be)
 	m, n, k := l.m, l.numOut, l.k
-	dw := l.weight.Diff()
+	dw := l.weight.MutableDiffOn(be)
 	if l.transpose {
-		cpu.Gemm(true, false, k, n, m, 1, x, k, dy, n, 1, dw, n) // dW (K×N) += xᵀ·dy
+		be.Gemm(true, false, k, n, m, 1, x, k, dy, n, 1, dw, n) // dW (K×N) += xᵀ·dy
 	} else {
-		cpu.Gemm(true, false, n, k, m, 1, dy, n, x, k, 1, dw, k) // dW (N×K) += dyᵀ·x
+		be.Gemm(true, false, n, k, m, 1, dy, n, x, k, 1, dw, k) // dW (N×K) += dyᵀ·x
 	}
 	if l.bias != nil {
-		db := l.bias.Diff()
-		for i := 0; i < m; i++ {
-			cpu.Axpy(1, dy[i*n:(i+1)*n], db)
-		}
+		be.BiasGrad(dy, l.bias.MutableDiffOn(be), m, n, 1)
 	}
 	if propagateDown[0] {
-		dx := bottom[0].Diff()
+		dx := bottom[0].MutableDiffOn(be)
 		if l.transpose {
-			cpu.Gemm(false, true, m, k, n, 1, dy, n, w, n, 0, dx, k)
+			be.Gemm(false, true, m, k, n, 1, dy, n, w, n, 0, dx, k)
 		} else {
-			cpu.Gemm(false, false, m, k, n, 1, dy, n, w, k, 0, dx, k)
+			be.Gemm(false, false, m, k, n, 1, dy, n, w, k, 0, dx, k)
 		}
 	}
 	return nil

@@ -38,7 +38,7 @@ func (l *logLayer[T]) Setup(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *logLayer[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] = T(l.baseScale * math.Log(l.shift+l.scale*float64(v)))
@@ -50,7 +50,7 @@ func (l *logLayer[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom
 	if !propagateDown[0] {
 		return nil
 	}
-	x, dy, dx := bottom[0].Data(), top[0].Diff(), bottom[0].Diff()
+	x, dy, dx := bottom[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	k := l.scale * l.baseScale

@@ -2,12 +2,11 @@ package layers
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // lrn is Caffe's local response normalization over (N, C, H, W).
@@ -28,7 +27,8 @@ type lrn[T blob.Float] struct {
 	size, prePad   int
 	alpha, beta, k float64
 	num, c, h, w   int
-	scale          []T // the base of the power, per element
+	scale          kernels.Vec[T] // the base of the power, per element
+	be             kernels.Backend[T]
 }
 
 func newLRN[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -40,6 +40,7 @@ func newLRN[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 		alpha:  float64(p.GetAlpha()),
 		beta:   float64(p.GetBeta()),
 		k:      float64(p.GetK()),
+		be:     layer.Backend[T](ctx),
 	}
 	if l.size%2 != 1 {
 		return nil, fmt.Errorf("LRN supports only odd local_size, got %d", l.size)
@@ -67,73 +68,21 @@ func (l *lrn[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	}
 	l.num, l.c, l.h, l.w = b.Dim(0), b.Dim(1), b.Dim(2), b.Dim(3)
 	top[0].ReshapeLike(b)
-	l.scaleN = b.Count() // allocated by Forward
+	l.scaleN = b.Count() // allocated by Forward: building a net (goexec inspect) allocates no activations
 	return nil
 }
 
-// acrossWindow returns the channels [lo, hi) normalizing channel c.
-func (l *lrn[T]) acrossWindow(c int) (int, int) {
-	lo := c - l.prePad
-	return max(lo, 0), min(lo+l.size, l.c)
-}
-
-// spatialWindow returns the rows or columns [lo, hi) around i in [0, n).
-func (l *lrn[T]) spatialWindow(i, n int) (int, int) {
-	return max(i-l.prePad, 0), min(i+l.prePad+1, n)
+func (l *lrn[T]) geom() kernels.LRNGeom {
+	return kernels.LRNGeom{Across: l.region == caffepb.LRNParameter_ACROSS_CHANNELS, N: l.num, C: l.c, H: l.h, W: l.w,
+		Size: l.size, Alpha: l.alpha, Beta: l.beta, K: l.k}
 }
 
 func (l *lrn[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	l.scale = sized(l.scale, l.scaleN)
-	x, y := bottom[0].Data(), top[0].Data()
-	negBeta := -l.beta
-	plane := l.h * l.w
-	if l.region == caffepb.LRNParameter_ACROSS_CHANNELS {
-		aos := T(l.alpha / float64(l.size))
-		img := l.c * plane
-		cpu.Parallel(l.num, func(_, lo, hi int) {
-			for n := lo; n < hi; n++ {
-				xn, yn, sn := x[n*img:(n+1)*img], y[n*img:(n+1)*img], l.scale[n*img:(n+1)*img]
-				for c := 0; c < l.c; c++ {
-					s := sn[c*plane : (c+1)*plane]
-					for i := range s {
-						s[i] = T(l.k)
-					}
-					c0, c1 := l.acrossWindow(c)
-					for cc := c0; cc < c1; cc++ {
-						for i, v := range xn[cc*plane : (cc+1)*plane] {
-							s[i] += aos * v * v
-						}
-					}
-					yc, xc := yn[c*plane:(c+1)*plane], xn[c*plane:(c+1)*plane]
-					for i, sv := range s {
-						yc[i] = xc[i] * T(math.Pow(float64(sv), negBeta))
-					}
-				}
-			}
-		})
-		return nil
+	if l.scale.Len() < l.scaleN {
+		l.scale = l.be.Alloc(l.scaleN)
 	}
-	aos := T(l.alpha / float64(l.size*l.size))
-	cpu.Parallel(l.num*l.c, func(_, lo, hi int) {
-		for p := lo; p < hi; p++ {
-			xp, yp, sp := x[p*plane:(p+1)*plane], y[p*plane:(p+1)*plane], l.scale[p*plane:(p+1)*plane]
-			for r := 0; r < l.h; r++ {
-				r0, r1 := l.spatialWindow(r, l.h)
-				for q := 0; q < l.w; q++ {
-					q0, q1 := l.spatialWindow(q, l.w)
-					var sum T
-					for rr := r0; rr < r1; rr++ {
-						for _, v := range xp[rr*l.w+q0 : rr*l.w+q1] {
-							sum += v * v
-						}
-					}
-					i := r*l.w + q
-					sp[i] = 1 + aos*sum
-					yp[i] = xp[i] * T(math.Pow(float64(sp[i]), negBeta))
-				}
-			}
-		}
-	})
+	l.scale = l.scale.Slice(0, l.scaleN)
+	l.be.LRNForward(bottom[0].DataOn(l.be), l.scale, top[0].MutableDataOn(l.be), l.geom())
 	return nil
 }
 
@@ -141,58 +90,7 @@ func (l *lrn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	if !propagateDown[0] {
 		return nil
 	}
-	x, y, dy, dx := bottom[0].Data(), top[0].Data(), top[0].Diff(), bottom[0].Diff()
-	negBeta := -l.beta
-	plane := l.h * l.w
-	if l.region == caffepb.LRNParameter_ACROSS_CHANNELS {
-		cr := T(2 * l.alpha * l.beta / float64(l.size))
-		img := l.c * plane
-		cpu.Parallel(l.num, func(_, lo, hi int) {
-			ratio := make([]T, img) // dy·y/scale for one image
-			acc := make([]T, plane)
-			for n := lo; n < hi; n++ {
-				o := n * img
-				for i := range ratio {
-					ratio[i] = dy[o+i] * y[o+i] / l.scale[o+i]
-				}
-				for c := 0; c < l.c; c++ {
-					clear(acc)
-					c0, c1 := l.acrossWindow(c)
-					for cc := c0; cc < c1; cc++ {
-						cpu.Axpy(1, ratio[cc*plane:(cc+1)*plane], acc)
-					}
-					b := o + c*plane
-					for i := 0; i < plane; i++ {
-						dx[b+i] = dy[b+i]*T(math.Pow(float64(l.scale[b+i]), negBeta)) - cr*x[b+i]*acc[i]
-					}
-				}
-			}
-		})
-		return nil
-	}
-	cr := T(2 * l.alpha * l.beta / float64(l.size*l.size))
-	cpu.Parallel(l.num*l.c, func(_, lo, hi int) {
-		ratio := make([]T, plane)
-		for p := lo; p < hi; p++ {
-			o := p * plane
-			for i := range ratio {
-				ratio[i] = dy[o+i] * y[o+i] / l.scale[o+i]
-			}
-			for r := 0; r < l.h; r++ {
-				r0, r1 := l.spatialWindow(r, l.h)
-				for q := 0; q < l.w; q++ {
-					q0, q1 := l.spatialWindow(q, l.w)
-					var sum T
-					for rr := r0; rr < r1; rr++ {
-						for _, v := range ratio[rr*l.w+q0 : rr*l.w+q1] {
-							sum += v
-						}
-					}
-					i := o + r*l.w + q
-					dx[i] = dy[i]*T(math.Pow(float64(l.scale[i]), negBeta)) - cr*x[i]*sum
-				}
-			}
-		}
-	})
+	be := l.be
+	be.LRNBackward(bottom[0].DataOn(be), top[0].DataOn(be), l.scale, top[0].DiffOn(be), bottom[0].MutableDiffOn(be), l.geom())
 	return nil
 }

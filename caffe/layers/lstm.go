@@ -7,7 +7,6 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // lstm is Caffe's LSTM layer, computed directly rather than through an
@@ -171,9 +170,9 @@ func sigm(v float64) float64 { return 0.5*math.Tanh(0.5*v) + 0.5 }
 func (l *lstm[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	h, num, steps := l.hidden, l.num, l.steps
 	g4 := 4 * h
-	x, cont, out := bottom[0].Data(), bottom[1].Data(), top[0].Data()
+	x, cont, out := bottom[0].HostData(), bottom[1].HostData(), top[0].Data()
 	// Input contribution for all steps at once: gates = x·W_xcᵀ + b_c.
-	cpu.Gemm(false, true, steps*num, g4, l.xDim, 1, x, l.xDim, l.wx.Data(), l.xDim, 0, l.gates, g4)
+	hostGemm(false, true, steps*num, g4, l.xDim, 1, x, l.xDim, l.wx.Data(), l.xDim, 0, l.gates, g4)
 	bias := l.b.Data()
 	for r := 0; r < steps*num; r++ {
 		row := l.gates[r*g4 : (r+1)*g4]
@@ -182,7 +181,7 @@ func (l *lstm[T]) Forward(bottom, top []*blob.Blob[T]) error {
 		}
 	}
 	if l.static {
-		cpu.Gemm(false, true, num, g4, l.ws.Dim(1), 1, bottom[2].Data(), l.ws.Dim(1), l.ws.Data(), l.ws.Dim(1), 0, l.staticG, g4)
+		hostGemm(false, true, num, g4, l.ws.Dim(1), 1, bottom[2].HostData(), l.ws.Dim(1), l.ws.Data(), l.ws.Dim(1), 0, l.staticG, g4)
 	}
 	h0, c0 := l.initial(bottom)
 	if !l.expose {
@@ -202,7 +201,7 @@ func (l *lstm[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			}
 		}
 		gt := l.gates[t*num*g4 : (t+1)*num*g4]
-		cpu.Gemm(false, true, num, g4, h, 1, hc, h, l.wh.Data(), h, 1, gt, g4)
+		hostGemm(false, true, num, g4, h, 1, hc, h, l.wh.Data(), h, 1, gt, g4)
 		ct := l.cells[t*num*h : (t+1)*num*h]
 		ht := out[t*num*h : (t+1)*num*h]
 		for n := 0; n < num; n++ {
@@ -245,15 +244,15 @@ func (l *lstm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	}
 	h, num, steps := l.hidden, l.num, l.steps
 	g4 := 4 * h
-	cont, dy := bottom[1].Data(), top[0].Diff()
+	cont, dy := bottom[1].HostData(), top[0].HostDiff()
 	c0 := l.prevC
 	if l.expose {
 		_, c0 = l.initial(bottom)
 	}
 	dh, dc := l.dh, l.dc
 	if l.expose {
-		copy(dh, top[1].Diff())
-		copy(dc, top[2].Diff())
+		copy(dh, top[1].HostDiff())
+		copy(dc, top[2].HostDiff())
 	} else {
 		clear(dh)
 		clear(dc)
@@ -283,8 +282,8 @@ func (l *lstm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 			}
 		}
 		// W_hc gradient and the gradient to the previous hidden state.
-		cpu.Gemm(true, false, g4, h, num, 1, dg, g4, l.hc[t*num*h:(t+1)*num*h], h, 1, l.wh.Diff(), h)
-		cpu.Gemm(false, false, num, h, g4, 1, dg, g4, l.wh.Data(), h, 0, dh, h)
+		hostGemm(true, false, g4, h, num, 1, dg, g4, l.hc[t*num*h:(t+1)*num*h], h, 1, l.wh.Diff(), h)
+		hostGemm(false, false, num, h, g4, 1, dg, g4, l.wh.Data(), h, 0, dh, h)
 		for n := 0; n < num; n++ {
 			c := cont[t*num+n]
 			for d := 0; d < h; d++ {
@@ -293,7 +292,7 @@ func (l *lstm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 		}
 	}
 	n := steps * num
-	cpu.Gemm(true, false, g4, l.xDim, n, 1, l.dgates, g4, bottom[0].Data(), l.xDim, 1, l.wx.Diff(), l.xDim)
+	hostGemm(true, false, g4, l.xDim, n, 1, l.dgates, g4, bottom[0].HostData(), l.xDim, 1, l.wx.Diff(), l.xDim)
 	db := l.b.Diff()
 	for r := 0; r < n; r++ {
 		for j, v := range l.dgates[r*g4 : (r+1)*g4] {
@@ -301,7 +300,7 @@ func (l *lstm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 		}
 	}
 	if propagateDown[0] {
-		cpu.Gemm(false, false, n, l.xDim, g4, 1, l.dgates, g4, l.wx.Data(), l.xDim, 0, bottom[0].Diff(), l.xDim)
+		hostGemm(false, false, n, l.xDim, g4, 1, l.dgates, g4, l.wx.Data(), l.xDim, 0, bottom[0].Diff(), l.xDim)
 	}
 	if l.static {
 		clear(l.dsum)
@@ -311,9 +310,9 @@ func (l *lstm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 			}
 		}
 		sd := l.ws.Dim(1)
-		cpu.Gemm(true, false, g4, sd, num, 1, l.dsum, g4, bottom[2].Data(), sd, 1, l.ws.Diff(), sd)
+		hostGemm(true, false, g4, sd, num, 1, l.dsum, g4, bottom[2].HostData(), sd, 1, l.ws.Diff(), sd)
 		if propagateDown[2] {
-			cpu.Gemm(false, false, num, sd, g4, 1, l.dsum, g4, l.ws.Data(), sd, 0, bottom[2].Diff(), sd)
+			hostGemm(false, false, num, sd, g4, 1, l.dsum, g4, l.ws.Data(), sd, 0, bottom[2].Diff(), sd)
 		}
 	}
 	if l.expose {

@@ -40,7 +40,7 @@ func (l *multinomialLogisticLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error 
 }
 
 func (l *multinomialLogisticLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	p, label := bottom[0].Data(), bottom[1].Data()
+	p, label := bottom[0].HostData(), bottom[1].HostData()
 	var loss float64
 	for i := 0; i < l.num; i++ {
 		c, _, err := labelAt(label[i], i, l.dim, false, 0)
@@ -60,9 +60,9 @@ func (l *multinomialLogisticLoss[T]) Backward(top []*blob.Blob[T], propagateDown
 	if !propagateDown[0] {
 		return nil
 	}
-	p, label, dx := bottom[0].Data(), bottom[1].Data(), bottom[0].Diff()
+	p, label, dx := bottom[0].HostData(), bottom[1].HostData(), bottom[0].Diff()
 	clear(dx)
-	scale := -float64(top[0].Diff()[0]) / float64(l.num)
+	scale := -float64(top[0].HostDiff()[0]) / float64(l.num)
 	for i := 0; i < l.num; i++ {
 		k := i*l.dim + int(label[i])
 		dx[k] = T(scale / math.Max(float64(p[k]), logThreshold))

@@ -40,7 +40,7 @@ func (l *mvn[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *mvn[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	d := l.dim
 	for r := 0; r < l.num; r++ {
 		xr, yr := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
@@ -70,7 +70,7 @@ func (l *mvn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	if !propagateDown[0] {
 		return nil
 	}
-	y, dy, dx := top[0].Data(), top[0].Diff(), bottom[0].Diff()
+	y, dy, dx := top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	d := l.dim
 	n := T(d)
 	for r := 0; r < l.num; r++ {

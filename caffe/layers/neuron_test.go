@@ -243,32 +243,3 @@ func TestDropout(t *testing.T) {
 	_, err := tryBuild[float32](t, `type: "Dropout" dropout_param { dropout_ratio: 1 }`)
 	wantErr(t, "ratio 1", err, "dropout_ratio")
 }
-
-// TestReLUBackwardEdges checks the branchless gradient selection on the
-// values where bit tricks could go wrong.
-func TestReLUBackwardEdges(t *testing.T) {
-	xs := []float64{0, math.Copysign(0, -1), 5e-324, -5e-324, 1e-45, -1e-45, 1, -1, math.Inf(1), math.Inf(-1), math.MaxFloat32, -math.MaxFloat32}
-	const s = 0.25
-	want := func(v float64) float64 {
-		if v > 0 {
-			return 3
-		}
-		return 3 * s
-	}
-	x64, dy64, dx64 := make([]float64, len(xs)), make([]float64, len(xs)), make([]float64, len(xs))
-	x32, dy32, dx32 := make([]float32, len(xs)), make([]float32, len(xs)), make([]float32, len(xs))
-	for i, v := range xs {
-		x64[i], dy64[i] = v, 3
-		x32[i], dy32[i] = float32(v), 3
-	}
-	reluBackward64(x64, dy64, dx64, s)
-	reluBackward32(x32, dy32, dx32, s)
-	for i, v := range xs {
-		if dx64[i] != want(v) {
-			t.Errorf("float64 x=%g: dx %g, want %g", v, dx64[i], want(v))
-		}
-		if w := want(float64(float32(v))); float64(dx32[i]) != w {
-			t.Errorf("float32 x=%g: dx %g, want %g", float32(v), dx32[i], w)
-		}
-	}
-}

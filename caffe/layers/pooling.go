@@ -7,7 +7,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // pooling is Caffe's Pooling layer over (N, C, H, W): MAX (with the argmax
@@ -18,7 +18,7 @@ import (
 //
 //	top (N, C, H_out, W_out), H_out = ceil((H + 2·pad - kernel) / stride) + 1
 type pooling[T blob.Float] struct {
-	maskN                  int // length of mask, set by Reshape
+	maskN                  int // length of mask (MAX), set by Reshape
 	ctx                    layer.Context
 	method                 caffepb.PoolingParameter_PoolMethod
 	round                  caffepb.PoolingParameter_RoundMode
@@ -26,12 +26,15 @@ type pooling[T blob.Float] struct {
 	kh, kw, sh, sw, ph, pw int
 	chans, h, w, oh, ow    int
 	num                    int
-	mask                   []int32 // argmax (MAX without a mask top) or sampled index (STOCHASTIC)
+	be                     kernels.Backend[T] // the net's device
+	run                    kernels.Backend[T] // be, or the CPU for STOCHASTIC and a mask top
+	mask                   kernels.IntVec     // argmax (MAX) in run's memory
+	smask                  []int32            // sampled index (STOCHASTIC, host)
 }
 
 func newPooling[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	p := ctx.Param.GetPoolingParam()
-	l := &pooling[T]{ctx: ctx, method: p.GetPool(), round: p.GetRoundMode(), global: p.GetGlobalPooling()}
+	l := &pooling[T]{ctx: ctx, be: layer.Backend[T](ctx), method: p.GetPool(), round: p.GetRoundMode(), global: p.GetGlobalPooling()}
 	hasKernel := p.KernelSize != nil
 	if l.global {
 		if p.KernelSize != nil || p.KernelH != nil || p.KernelW != nil {
@@ -156,86 +159,26 @@ func (l *pooling[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 		t.Reshape(l.num, l.chans, l.oh, l.ow)
 	}
 	n := l.num * l.chans * l.oh * l.ow
-	if (l.method == caffepb.PoolingParameter_MAX && len(top) == 1) || l.method == caffepb.PoolingParameter_STOCHASTIC {
-		l.maskN = n // allocated by Forward
+	// STOCHASTIC sampling and a mask top (argmax as T values) are host
+	// code; the rest runs on the net's device.
+	l.run = l.be
+	if l.method == caffepb.PoolingParameter_STOCHASTIC || len(top) > 1 {
+		l.run = layer.HostBackend[T]()
+	}
+	switch l.method {
+	case caffepb.PoolingParameter_MAX:
+		l.maskN = n // allocated by Forward: building a net (goexec inspect) allocates no activations
+	case caffepb.PoolingParameter_STOCHASTIC:
+		if cap(l.smask) < n {
+			l.smask = make([]int32, n)
+		}
+		l.smask = l.smask[:n]
 	}
 	return nil
 }
 
-// poolGeom is the pooling window geometry, passed by value to the plane
-// kernels so its fields live in registers.
-type poolGeom struct{ h, w, oh, ow, kh, kw, sh, sw, ph, pw int }
-
-func (l *pooling[T]) geom() poolGeom {
-	return poolGeom{l.h, l.w, l.oh, l.ow, l.kh, l.kw, l.sh, l.sw, l.ph, l.pw}
-}
-
-// poolMaxPlane max-pools one plane, recording each output's argmax (-1 for
-// an empty or all-below -FLT_MAX window), scanning windows row by row with
-// a strict comparison as Caffe does.
-func poolMaxPlane[T blob.Float](g poolGeom, xp, yp []T, mask []int32) {
-	yp, mask = yp[:g.oh*g.ow], mask[:g.oh*g.ow]
-	// Interior 2×2 windows of stride 2 (LeNet's pooling) in one call per
-	// plane; what Caffe's round-up rule adds past them goes below.
-	rows2, cols2 := 0, 0
-	if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 {
-		rows2, cols2 = min(g.oh, g.h/2), min(g.ow, g.w/2)
-		if x32, ok := any(xp).([]float32); ok {
-			cpu.MaxPool2x2Plane(x32, g.w, any(yp).([]float32), mask, g.ow, rows2, cols2)
-		} else {
-			cpu.MaxPool2x2PlaneRef(xp, g.w, yp, mask, g.ow, rows2, cols2)
-		}
-	}
-	for oy := 0; oy < g.oh; oy++ {
-		h0 := oy*g.sh - g.ph
-		h1 := min(h0+g.kh, g.h)
-		h0 = max(h0, 0)
-		yr, mr := yp[oy*g.ow:(oy+1)*g.ow], mask[oy*g.ow:(oy+1)*g.ow]
-		ox := 0
-		if oy < rows2 {
-			ox = cols2
-		}
-		if xp32, ok := any(xp).([]float32); ok && ox == 0 && h1 > h0 {
-			// Windows fully inside the columns, vectorized over outputs.
-			lo := (g.pw + g.sw - 1) / g.sw
-			hi := min(g.ow, (g.w+g.pw-g.kw)/g.sw+1)
-			if hi > lo {
-				var rows [8][]float32
-				var bases [8]int32
-				if h1-h0 <= len(rows) {
-					c0 := lo*g.sw - g.pw
-					for iy := h0; iy < h1; iy++ {
-						rows[iy-h0] = xp32[iy*g.w+c0 : (iy+1)*g.w]
-						bases[iy-h0] = int32(iy*g.w + c0)
-					}
-					cpu.MaxPoolRow(rows[:h1-h0], bases[:h1-h0], g.kw, g.sw, any(yr[lo:hi]).([]float32), mr[lo:hi])
-					poolMaxScalar(g, xp, yr, mr, h0, h1, 0, lo)
-					ox = hi
-				}
-			}
-		}
-		poolMaxScalar(g, xp, yr, mr, h0, h1, ox, g.ow)
-	}
-}
-
-// poolMaxScalar max-pools outputs [ox0, ox1) of one output row whose
-// windows cover input rows [h0, h1).
-func poolMaxScalar[T blob.Float](g poolGeom, xp, yr []T, mr []int32, h0, h1, ox0, ox1 int) {
-	for ox := ox0; ox < ox1; ox++ {
-		w0 := ox*g.sw - g.pw
-		w1 := min(w0+g.kw, g.w)
-		w0 = max(w0, 0)
-		best, arg := T(-math.MaxFloat32), -1
-		for iy := h0; iy < h1; iy++ {
-			row := xp[iy*g.w : iy*g.w+w1]
-			for ix := w0; ix < w1; ix++ {
-				if row[ix] > best {
-					best, arg = row[ix], iy*g.w+ix
-				}
-			}
-		}
-		yr[ox], mr[ox] = best, int32(arg)
-	}
+func (l *pooling[T]) geom() kernels.PoolGeom {
+	return kernels.PoolGeom{H: l.h, W: l.w, OH: l.oh, OW: l.ow, KH: l.kh, KW: l.kw, SH: l.sh, SW: l.sw, PH: l.ph, PW: l.pw}
 }
 
 // window returns the input rows [h0, h1) and columns [w0, w1) of output
@@ -246,64 +189,32 @@ func (l *pooling[T]) window(y, x int) (h0, h1, w0, w1 int) {
 	return max(h0, 0), h1, max(w0, 0), w1
 }
 
-// aveSize is Caffe's divisor for average pooling: the window clipped to the
-// padded image, so padding counts.
-func (l *pooling[T]) aveSize(y, x int) int {
-	h0, w0 := y*l.sh-l.ph, x*l.sw-l.pw
-	h1, w1 := min(h0+l.kh, l.h+l.ph), min(w0+l.kw, l.w+l.pw)
-	return (h1 - h0) * (w1 - w0)
-}
-
 func (l *pooling[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	l.mask = sized(l.mask, l.maskN)
-	x, y := bottom[0].Data(), top[0].Data()
+	if l.method == caffepb.PoolingParameter_MAX {
+		if l.mask.Len() < l.maskN {
+			l.mask = l.run.AllocInts(l.maskN)
+		}
+		l.mask = l.mask.Slice(0, l.maskN)
+	}
+	run, g := l.run, l.geom()
 	planes, in, out := l.num*l.chans, l.h*l.w, l.oh*l.ow
 	switch l.method {
 	case caffepb.PoolingParameter_MAX:
-		var topMask []T
+		run.MaxPoolForward(bottom[0].DataOn(run), planes, g, top[0].MutableDataOn(run), l.mask)
 		if len(top) > 1 {
-			topMask = top[1].Data()
+			tm := top[1].MutableHostData()
+			for i, v := range l.mask.Host() {
+				tm[i] = T(v)
+			}
 		}
-		g := l.geom()
-		cpu.Parallel(planes, func(_, lo, hi int) {
-			idx := make([]int32, out)
-			for p := lo; p < hi; p++ {
-				mp := idx
-				if topMask == nil {
-					mp = l.mask[p*out : (p+1)*out]
-				}
-				poolMaxPlane(g, x[p*in:(p+1)*in], y[p*out:(p+1)*out], mp)
-				if topMask != nil {
-					tm := topMask[p*out : (p+1)*out]
-					for i, v := range mp {
-						tm[i] = T(v)
-					}
-				}
-			}
-		})
 	case caffepb.PoolingParameter_AVE:
-		cpu.Parallel(planes, func(_, lo, hi int) {
-			for p := lo; p < hi; p++ {
-				xp, yp := x[p*in:(p+1)*in], y[p*out:(p+1)*out]
-				for oy := 0; oy < l.oh; oy++ {
-					for ox := 0; ox < l.ow; ox++ {
-						h0, h1, w0, w1 := l.window(oy, ox)
-						var s T
-						for iy := h0; iy < h1; iy++ {
-							for _, v := range xp[iy*l.w+w0 : iy*l.w+w1] {
-								s += v
-							}
-						}
-						yp[oy*l.ow+ox] = s / T(l.aveSize(oy, ox))
-					}
-				}
-			}
-		})
+		run.AvePoolForward(bottom[0].DataOn(run), planes, g, top[0].MutableDataOn(run))
 	case caffepb.PoolingParameter_STOCHASTIC:
+		x, y := bottom[0].HostData(), top[0].MutableHostData()
 		if l.ctx.Phase == caffepb.Phase_TRAIN {
 			return l.stochasticTrain(x, y)
 		}
-		cpu.Parallel(planes, func(_, lo, hi int) {
+		run.Parallel(planes, func(_, lo, hi int) {
 			for p := lo; p < hi; p++ {
 				xp, yp := x[p*in:(p+1)*in], y[p*out:(p+1)*out]
 				for oy := 0; oy < l.oh; oy++ {
@@ -362,7 +273,7 @@ func (l *pooling[T]) stochasticTrain(x, y []T) error {
 				}
 				o := oy*l.ow + ox
 				yp[o] = xp[arg]
-				l.mask[p*out+o] = int32(arg)
+				l.smask[p*out+o] = int32(arg)
 			}
 		}
 	}
@@ -373,53 +284,24 @@ func (l *pooling[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom 
 	if !propagateDown[0] {
 		return nil
 	}
-	dy, dx := top[0].Diff(), bottom[0].Diff()
-	planes, in, out := l.num*l.chans, l.h*l.w, l.oh*l.ow
+	run, g := l.run, l.geom()
+	planes := l.num * l.chans
 	switch l.method {
-	case caffepb.PoolingParameter_MAX, caffepb.PoolingParameter_STOCHASTIC:
-		if l.method == caffepb.PoolingParameter_STOCHASTIC && l.ctx.Phase != caffepb.Phase_TRAIN {
+	case caffepb.PoolingParameter_MAX:
+		if len(top) > 1 {
+			m := l.mask.Host()
+			for i, v := range top[1].HostData() {
+				m[i] = int32(v)
+			}
+		}
+		run.MaxPoolBackward(top[0].DiffOn(run), l.mask, planes, g, bottom[0].MutableDiffOn(run))
+	case caffepb.PoolingParameter_STOCHASTIC:
+		if l.ctx.Phase != caffepb.Phase_TRAIN {
 			return fmt.Errorf("STOCHASTIC pooling has no gradient at TEST")
 		}
-		var topMask []T
-		if l.method == caffepb.PoolingParameter_MAX && len(top) > 1 {
-			topMask = top[1].Data()
-		}
-		cpu.Parallel(planes, func(_, lo, hi int) {
-			for p := lo; p < hi; p++ {
-				dxp, dyp := dx[p*in:(p+1)*in], dy[p*out:(p+1)*out]
-				clear(dxp)
-				for o, g := range dyp {
-					var arg int
-					if topMask != nil {
-						arg = int(topMask[p*out+o])
-					} else {
-						arg = int(l.mask[p*out+o])
-					}
-					if arg >= 0 && arg < in {
-						dxp[arg] += g
-					}
-				}
-			}
-		})
+		run.MaxPoolBackward(top[0].DiffOn(run), kernels.HostInts(l.smask), planes, g, bottom[0].MutableDiffOn(run))
 	case caffepb.PoolingParameter_AVE:
-		cpu.Parallel(planes, func(_, lo, hi int) {
-			for p := lo; p < hi; p++ {
-				dxp, dyp := dx[p*in:(p+1)*in], dy[p*out:(p+1)*out]
-				clear(dxp)
-				for oy := 0; oy < l.oh; oy++ {
-					for ox := 0; ox < l.ow; ox++ {
-						h0, h1, w0, w1 := l.window(oy, ox)
-						g := dyp[oy*l.ow+ox] / T(l.aveSize(oy, ox))
-						for iy := h0; iy < h1; iy++ {
-							row := dxp[iy*l.w+w0 : iy*l.w+w1]
-							for i := range row {
-								row[i] += g
-							}
-						}
-					}
-				}
-			}
-		})
+		run.AvePoolBackward(top[0].DiffOn(run), planes, g, bottom[0].MutableDiffOn(run))
 	}
 	return nil
 }

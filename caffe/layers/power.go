@@ -29,7 +29,7 @@ func (l *power[T]) Setup(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *power[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	sc, sh := T(l.scale), T(l.shift)
 	switch l.power {
@@ -55,7 +55,7 @@ func (l *power[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	if !propagateDown[0] {
 		return nil
 	}
-	x, dy, dx := bottom[0].Data(), top[0].Diff(), bottom[0].Diff()
+	x, dy, dx := bottom[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	ds := T(l.scale * l.power)

@@ -7,6 +7,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -97,11 +98,11 @@ func (l *pReLU[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *pReLU[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	x := bottom[0].Data()
+	x := bottom[0].HostData()
 	if top[0] == bottom[0] {
-		x = l.saved.Data()
+		x = l.saved.HostData()
 	}
-	dy, a, da := top[0].Diff(), l.slope.Data(), l.slope.Diff()
+	dy, a, da := top[0].HostDiff(), l.slope.HostData(), l.slope.MutableHostDiff()
 	d := l.dim
 	// Slope gradient first: in place, dx overwrites dy.
 	for k := 0; k*d < len(x) && l.wants(0); k++ {
@@ -119,23 +120,10 @@ func (l *pReLU[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	if !propagateDown[0] {
 		return nil
 	}
-	dx := bottom[0].Diff()
+	dx, hb := bottom[0].MutableHostDiff(), layer.HostBackend[T]()
 	for k := 0; k*d < len(x); k++ {
 		xb, dyb, dxb, s := x[k*d:(k+1)*d], dy[k*d:(k+1)*d], dx[k*d:(k+1)*d], l.slopeOf(a, k)
-		switch xs := any(xb).(type) {
-		case []float32:
-			reluBackward32(xs, any(dyb).([]float32), any(dxb).([]float32), float32(s))
-		case []float64:
-			reluBackward64(xs, any(dyb).([]float64), any(dxb).([]float64), float64(s))
-		default:
-			for i, v := range xb {
-				if v > 0 {
-					dxb[i] = dyb[i]
-				} else {
-					dxb[i] = dyb[i] * s
-				}
-			}
-		}
+		hb.ReLUBackward(kernels.HostVec(xb), kernels.HostVec(dyb), kernels.HostVec(dxb), s)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func (l *reduction[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *reduction[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	for i := 0; i < l.num; i++ {
 		var s T
 		for _, v := range x[i*l.dim : (i+1)*l.dim] {
@@ -80,7 +80,7 @@ func (l *reduction[T]) Backward(top []*blob.Blob[T], propagateDown []bool, botto
 	if !propagateDown[0] {
 		return nil
 	}
-	x, dx, dy := bottom[0].Data(), bottom[0].Diff(), top[0].Diff()
+	x, dx, dy := bottom[0].HostData(), bottom[0].Diff(), top[0].HostDiff()
 	for i := 0; i < l.num; i++ {
 		g := dy[i] * l.coeff
 		if l.op == caffepb.ReductionParameter_MEAN {

@@ -14,5 +14,8 @@ func Standard() (*layer.Registry, error) {
 			return nil, err
 		}
 	}
+	if err := r.SetPortable(portable...); err != nil {
+		return nil, err
+	}
 	return r, nil
 }

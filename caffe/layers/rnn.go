@@ -7,7 +7,6 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // rnn is Caffe's RNN layer (Elman network), computed directly:
@@ -132,13 +131,13 @@ func (l *rnn[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 
 func (l *rnn[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	h, num, steps := l.hidden, l.num, l.steps
-	x, cont, out := bottom[0].Data(), bottom[1].Data(), top[0].Data()
+	x, cont, out := bottom[0].HostData(), bottom[1].HostData(), top[0].Data()
 	n := steps * num
 	// Input contribution for all steps: hs = x·W_xhᵀ + b_h.
-	cpu.Gemm(false, true, n, h, l.xDim, 1, x, l.xDim, l.wx.Data(), l.xDim, 0, l.hs, h)
+	hostGemm(false, true, n, h, l.xDim, 1, x, l.xDim, l.wx.Data(), l.xDim, 0, l.hs, h)
 	addRows(l.hs, l.bh.Data(), n)
 	if l.static {
-		cpu.Gemm(false, true, num, h, l.ws.Dim(1), 1, bottom[2].Data(), l.ws.Dim(1), l.ws.Data(), l.ws.Dim(1), 0, l.staticH, h)
+		hostGemm(false, true, num, h, l.ws.Dim(1), 1, bottom[2].HostData(), l.ws.Dim(1), l.ws.Data(), l.ws.Dim(1), 0, l.staticH, h)
 	}
 	h0 := l.h0
 	if l.expose {
@@ -154,7 +153,7 @@ func (l *rnn[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			hc[k] = cont[t*num+k/h] * hPrev[k]
 		}
 		ht := l.hs[t*num*h : (t+1)*num*h]
-		cpu.Gemm(false, true, num, h, h, 1, hc, h, l.whh.Data(), h, 1, ht, h)
+		hostGemm(false, true, num, h, h, 1, hc, h, l.whh.Data(), h, 1, ht, h)
 		if l.static {
 			for k, v := range l.staticH {
 				ht[k] += v
@@ -164,7 +163,7 @@ func (l *rnn[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			ht[k] = T(math.Tanh(float64(v)))
 		}
 	}
-	cpu.Gemm(false, true, n, h, h, 1, l.hs, h, l.who.Data(), h, 0, out, h)
+	hostGemm(false, true, n, h, h, 1, l.hs, h, l.who.Data(), h, 0, out, h)
 	addRows(out[:n*h], l.bo.Data(), n)
 	for k, v := range out[:n*h] {
 		out[k] = T(math.Tanh(float64(v)))
@@ -195,39 +194,39 @@ func (l *rnn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 	}
 	h, num, steps := l.hidden, l.num, l.steps
 	n := steps * num
-	cont, o, dy := bottom[1].Data(), top[0].Data(), top[0].Diff()
+	cont, o, dy := bottom[1].HostData(), top[0].HostData(), top[0].HostDiff()
 	// Output layer: d(pre_o) = dy·(1 - o²), accumulated into W_ho, b_o.
 	dpo := l.dpre // reused: first the output pre-activation gradients
 	for k := 0; k < n*h; k++ {
 		dpo[k] = dy[k] * (1 - o[k]*o[k])
 	}
-	cpu.Gemm(true, false, h, h, n, 1, dpo, h, l.hs, h, 1, l.who.Diff(), h)
+	hostGemm(true, false, h, h, n, 1, dpo, h, l.hs, h, 1, l.who.Diff(), h)
 	sumRows(l.bo.Diff(), dpo, n)
 	// dh_t from the output, then back through time. dpre is overwritten
 	// step by step from the end, after its output part is read.
 	dh := l.dh
 	if l.expose {
-		copy(dh, top[1].Diff())
+		copy(dh, top[1].HostDiff())
 	} else {
 		clear(dh)
 	}
 	for t := steps - 1; t >= 0; t-- {
 		dpt := l.dpre[t*num*h : (t+1)*num*h]
-		cpu.Gemm(false, false, num, h, h, 1, dpt, h, l.who.Data(), h, 0, l.dout, h)
+		hostGemm(false, false, num, h, h, 1, dpt, h, l.who.Data(), h, 0, l.dout, h)
 		ht := l.hs[t*num*h : (t+1)*num*h]
 		for k := range dpt {
 			dpt[k] = (l.dout[k] + dh[k]) * (1 - ht[k]*ht[k])
 		}
-		cpu.Gemm(true, false, h, h, num, 1, dpt, h, l.hc[t*num*h:(t+1)*num*h], h, 1, l.whh.Diff(), h)
-		cpu.Gemm(false, false, num, h, h, 1, dpt, h, l.whh.Data(), h, 0, dh, h)
+		hostGemm(true, false, h, h, num, 1, dpt, h, l.hc[t*num*h:(t+1)*num*h], h, 1, l.whh.Diff(), h)
+		hostGemm(false, false, num, h, h, 1, dpt, h, l.whh.Data(), h, 0, dh, h)
 		for k := range dh {
 			dh[k] *= cont[t*num+k/h]
 		}
 	}
-	cpu.Gemm(true, false, h, l.xDim, n, 1, l.dpre, h, bottom[0].Data(), l.xDim, 1, l.wx.Diff(), l.xDim)
+	hostGemm(true, false, h, l.xDim, n, 1, l.dpre, h, bottom[0].HostData(), l.xDim, 1, l.wx.Diff(), l.xDim)
 	sumRows(l.bh.Diff(), l.dpre, n)
 	if propagateDown[0] {
-		cpu.Gemm(false, false, n, l.xDim, h, 1, l.dpre, h, l.wx.Data(), l.xDim, 0, bottom[0].Diff(), l.xDim)
+		hostGemm(false, false, n, l.xDim, h, 1, l.dpre, h, l.wx.Data(), l.xDim, 0, bottom[0].Diff(), l.xDim)
 	}
 	if l.static {
 		clear(l.dsum)
@@ -237,9 +236,9 @@ func (l *rnn[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*b
 			}
 		}
 		sd := l.ws.Dim(1)
-		cpu.Gemm(true, false, h, sd, num, 1, l.dsum, h, bottom[2].Data(), sd, 1, l.ws.Diff(), sd)
+		hostGemm(true, false, h, sd, num, 1, l.dsum, h, bottom[2].HostData(), sd, 1, l.ws.Diff(), sd)
 		if propagateDown[2] {
-			cpu.Gemm(false, false, num, sd, h, 1, l.dsum, h, l.ws.Data(), sd, 0, bottom[2].Diff(), sd)
+			hostGemm(false, false, num, sd, h, 1, l.dsum, h, l.ws.Data(), sd, 0, bottom[2].Diff(), sd)
 		}
 	}
 	if l.expose && propagateDown[len(bottom)-1] {

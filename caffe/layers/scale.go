@@ -7,6 +7,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/filler"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,6 +25,7 @@ type scale[T blob.Float] struct {
 	b     *blob.Blob[T] // learned bias (bias_term)
 	bc    broadcast
 	saved *blob.Blob[T] // input copy when in place
+	be    kernels.Backend[T]
 }
 
 func newScale[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -31,7 +33,7 @@ func newScale[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	if p.GetNumAxes() < -1 {
 		return nil, fmt.Errorf("scale_param num_axes must be >= -1, got %d", p.GetNumAxes())
 	}
-	return &scale[T]{counts: counts{1, 2, 1, 1}, ctx: ctx, p: p}, nil
+	return &scale[T]{counts: counts{1, 2, 1, 1}, ctx: ctx, p: p, be: layer.Backend[T](ctx)}, nil
 }
 
 func (l *scale[T]) Setup(bottom, top []*blob.Blob[T]) error {
@@ -108,75 +110,47 @@ func (l *scale[T]) Blobs() []*blob.Blob[T] {
 }
 
 func (l *scale[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y, s := bottom[0].Data(), top[0].Data(), l.factor(bottom).Data()
+	be, bc := l.be, l.bc
+	x := bottom[0].DataOn(be)
 	if top[0] == bottom[0] {
-		copy(l.saved.Data(), x)
+		be.Copy(l.saved.MutableDataOn(be), x)
 	}
-	bc := l.bc
-	i := 0
-	for o := 0; o < bc.outer; o++ {
-		for d := 0; d < bc.dim; d++ {
-			v := s[d]
-			for k := 0; k < bc.inner; k++ {
-				y[i] = x[i] * v
-				i++
-			}
-		}
-	}
+	y := top[0].MutableDataOn(be)
+	be.ScaleChannels(x, l.factor(bottom).DataOn(be), y, bc.outer, bc.dim, bc.inner)
 	if l.b != nil {
-		addBias(y, y, l.b.Data(), bc)
+		be.AddBias(y, l.b.DataOn(be), bc.outer, bc.dim, bc.inner)
 	}
 	return nil
 }
 
 func (l *scale[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	dy := top[0].Diff()
-	bc := l.bc
+	be, bc := l.be, l.bc
+	dy := top[0].DiffOn(be)
 	// Parameter gradients first: in place, dx overwrites dy.
 	biasIndex := 1 // blobs are [scale, bias], or [bias] with two bottoms
 	if l.s == nil {
 		biasIndex = 0
 	}
 	if l.b != nil && l.wants(biasIndex) {
-		sumBias(dy, l.b.Diff(), bc, true)
+		be.BiasGrad(dy, l.b.MutableDiffOn(be), bc.outer, bc.dim, bc.inner)
 	}
-	x := bottom[0].Data()
+	x := bottom[0].DataOn(be)
 	if top[0] == bottom[0] {
-		x = l.saved.Data()
+		x = l.saved.DataOn(be)
 	}
 	fromBottom := len(bottom) > 1
 	if (fromBottom && propagateDown[1]) || (!fromBottom && l.wants(0)) {
-		var ds []T
+		var ds kernels.Vec[T]
 		if fromBottom {
-			ds = bottom[1].Diff()
-			clear(ds)
+			ds = bottom[1].MutableDiffOn(be)
+			be.Fill(ds, 0)
 		} else {
-			ds = l.s.Diff()
+			ds = l.s.MutableDiffOn(be)
 		}
-		i := 0
-		for o := 0; o < bc.outer; o++ {
-			for d := 0; d < bc.dim; d++ {
-				var sum T
-				for k := 0; k < bc.inner; k++ {
-					sum += dy[i] * x[i]
-					i++
-				}
-				ds[d] += sum
-			}
-		}
+		be.ChannelDot(dy, x, ds, bc.outer, bc.dim, bc.inner)
 	}
 	if propagateDown[0] {
-		s, dx := l.factor(bottom).Data(), bottom[0].Diff()
-		i := 0
-		for o := 0; o < bc.outer; o++ {
-			for d := 0; d < bc.dim; d++ {
-				v := s[d]
-				for k := 0; k < bc.inner; k++ {
-					dx[i] = dy[i] * v
-					i++
-				}
-			}
-		}
+		be.ScaleChannels(dy, l.factor(bottom).DataOn(be), bottom[0].MutableDiffOn(be), bc.outer, bc.dim, bc.inner)
 	}
 	return nil
 }

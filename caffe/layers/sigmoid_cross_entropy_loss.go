@@ -51,7 +51,7 @@ func (l *sigmoidCrossEntropyLoss[T]) ignored(t T) bool {
 }
 
 func (l *sigmoidCrossEntropyLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, tg := bottom[0].Data(), bottom[1].Data()
+	x, tg := bottom[0].HostData(), bottom[1].HostData()
 	var loss float64
 	valid := 0
 	for i, v := range x {
@@ -79,8 +79,8 @@ func (l *sigmoidCrossEntropyLoss[T]) Backward(top []*blob.Blob[T], propagateDown
 	if !propagateDown[0] {
 		return nil
 	}
-	tg, dx := bottom[1].Data(), bottom[0].Diff()
-	w := top[0].Diff()[0] / T(l.normalizer)
+	tg, dx := bottom[1].HostData(), bottom[0].Diff()
+	w := top[0].HostDiff()[0] / T(l.normalizer)
 	for i, s := range l.sig {
 		if l.ignored(tg[i]) {
 			dx[i] = 0

@@ -82,7 +82,7 @@ func (l *slice[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *slice[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x := bottom[0].Data()
+	x := bottom[0].HostData()
 	botAxis := bottom[0].Dim(l.axis) * l.inner
 	off := 0
 	for _, t := range top {

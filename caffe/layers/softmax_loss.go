@@ -2,11 +2,11 @@ package layers
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // softmaxWithLoss computes the multinomial logistic loss of the softmax of
@@ -21,6 +21,9 @@ type softmaxWithLoss[T blob.Float] struct {
 	outer, channels, inner int
 	prob                   *blob.Blob[T]
 	valid                  int
+	be                     kernels.Backend[T]
+	cls                    []int32        // class per position, -1 where ignored (host)
+	clsDev                 kernels.IntVec // cls in the backend's memory
 }
 
 func newSoftmaxWithLoss[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -29,6 +32,7 @@ func newSoftmaxWithLoss[T blob.Float](ctx layer.Context) (layer.Layer[T], error)
 		lossBase:  newLossBase(ctx.Param, caffepb.LossParameter_VALID),
 		axisParam: int(ctx.Param.GetSoftmaxParam().GetAxis()),
 		prob:      blob.New[T](),
+		be:        layer.Backend[T](ctx),
 	}, nil
 }
 
@@ -49,39 +53,47 @@ func (l *softmaxWithLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 		return fmt.Errorf("label count %d must equal prediction count %d / channels %d (N*H*W for axis 1)", n, bottom[0].Count(), l.channels)
 	}
 	l.prob.ReshapeLike(bottom[0])
-	lossTop(top[0])
+	lossTop(top[0]) // cls and clsDev are sized by Forward: building a net allocates no activations
 	if len(top) > 1 {
 		top[1].ReshapeLike(bottom[0])
 	}
 	return nil
 }
 
-func (l *softmaxWithLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	prob := l.prob.Data()
-	softmaxForward(bottom[0].Data(), prob, l.outer, l.channels, l.inner)
-	label := bottom[1].Data()
-	dim := l.channels * l.inner
-	var loss float64
-	valid := 0
-	for o := 0; o < l.outer; o++ {
-		for j := 0; j < l.inner; j++ {
-			pos := o*l.inner + j
-			c, ignored, err := labelAt(label[pos], pos, l.channels, l.hasIgnore, l.ignore)
-			if err != nil {
-				return err
-			}
-			if ignored {
-				continue
-			}
-			p := float64(prob[o*dim+c*l.inner+j])
-			loss -= math.Log(max(p, fltMin))
-			valid++
+// classes checks the labels (on the host, where the data layers write
+// them) and sends each position's class, -1 where ignored, to the device.
+func (l *softmaxWithLoss[T]) classes(label []T) (valid int, err error) {
+	for pos, v := range label[:l.outer*l.inner] {
+		c, ignored, err := labelAt(v, pos, l.channels, l.hasIgnore, l.ignore)
+		if err != nil {
+			return 0, err
 		}
+		if ignored {
+			l.cls[pos] = -1
+			continue
+		}
+		l.cls[pos] = int32(c)
+		valid++
+	}
+	l.be.UploadInts(l.clsDev, l.cls)
+	return valid, nil
+}
+
+func (l *softmaxWithLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	if n := l.outer * l.inner; l.clsDev.Len() != n {
+		l.cls, l.clsDev = make([]int32, n), l.be.AllocInts(n)
+	}
+	be := l.be
+	valid, err := l.classes(bottom[1].HostData())
+	if err != nil {
+		return err
 	}
 	l.valid = valid
-	top[0].Data()[0] = T(loss / l.normalizer(l.outer, l.inner, valid))
+	prob := l.prob.MutableDataOn(be)
+	be.SoftmaxForward(bottom[0].DataOn(be), prob, l.outer, l.channels, l.inner)
+	be.SoftmaxLossForward(prob, l.clsDev, l.outer, l.channels, l.inner, l.normalizer(l.outer, l.inner, valid), top[0].MutableDataOn(be))
 	if len(top) > 1 {
-		copy(top[1].Data(), prob)
+		be.Copy(top[1].MutableDataOn(be), prob)
 	}
 	return nil
 }
@@ -93,28 +105,8 @@ func (l *softmaxWithLoss[T]) Backward(top []*blob.Blob[T], propagateDown []bool,
 	if !propagateDown[0] {
 		return nil
 	}
-	dx, prob, label := bottom[0].Diff(), l.prob.Data(), bottom[1].Data()
-	copy(dx, prob)
-	dim := l.channels * l.inner
-	for o := 0; o < l.outer; o++ {
-		for j := 0; j < l.inner; j++ {
-			pos := o*l.inner + j
-			c, ignored, err := labelAt(label[pos], pos, l.channels, l.hasIgnore, l.ignore)
-			if err != nil {
-				return err
-			}
-			if ignored {
-				for k := 0; k < l.channels; k++ {
-					dx[o*dim+k*l.inner+j] = 0
-				}
-				continue
-			}
-			dx[o*dim+c*l.inner+j]--
-		}
-	}
-	scale := top[0].Diff()[0] / T(l.normalizer(l.outer, l.inner, l.valid))
-	for i := range dx {
-		dx[i] *= scale
-	}
+	// The loss weight, which the net seeds on the host.
+	scale := top[0].HostDiff()[0] / T(l.normalizer(l.outer, l.inner, l.valid))
+	l.be.SoftmaxLossBackward(l.prob.DataOn(l.be), l.clsDev, l.outer, l.channels, l.inner, scale, bottom[0].MutableDiffOn(l.be))
 	return nil
 }

@@ -38,7 +38,7 @@ func (l *swish[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *swish[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		s := T(0.5*math.Tanh(0.5*float64(l.beta*v)) + 0.5)
@@ -53,7 +53,7 @@ func (l *swish[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []
 	if !propagateDown[0] {
 		return nil
 	}
-	y, dy, dx := top[0].Data(), top[0].Diff(), bottom[0].Diff()
+	y, dy, dx := top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(dx)]
 	for i := range dx {
 		by := l.beta * y[i]

@@ -15,7 +15,7 @@ func newTanH[T blob.Float](layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *tanH[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] = T(math.Tanh(float64(v)))
@@ -27,7 +27,7 @@ func (l *tanH[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	if !propagateDown[0] {
 		return nil
 	}
-	y, dy, dx := top[0].Data(), top[0].Diff(), bottom[0].Diff()
+	y, dy, dx := top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
 	dy = dy[:len(y)]
 	dx = dx[:len(y)]
 	for i, v := range y {

@@ -16,7 +16,7 @@ func newThreshold[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *threshold[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	y = y[:len(x)]
 	for i, v := range x {
 		if v > l.t {

@@ -50,7 +50,7 @@ func (l *tile[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *tile[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].Data(), top[0].Data()
+	x, y := bottom[0].HostData(), top[0].Data()
 	n := l.inner
 	d := 0
 	for o := 0; o < l.outer; o++ {
@@ -67,7 +67,7 @@ func (l *tile[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	if !propagateDown[0] {
 		return nil
 	}
-	dx, dy := bottom[0].Diff(), top[0].Diff()
+	dx, dy := bottom[0].Diff(), top[0].HostDiff()
 	n := l.inner
 	s := 0
 	for o := 0; o < l.outer; o++ {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/kernels/simdev"
 )
 
 // waveSource fills data with a fixed pattern and labels with i mod 10.
@@ -33,8 +34,30 @@ func (waveSource) Next(top []*blob.Blob[float64]) error {
 // loss, the accuracy and each parameter gradient's L1 and L2 norms must
 // match testdata/golden/lenet_numerics.txt to 1e-9 relative error.
 func TestLeNetNumericsGolden(t *testing.T) {
+	checkLeNetGolden(t, lenetNumerics(t))
+}
+
+// TestLeNetNumericsOnSimulatedDevice runs the same net on a device whose
+// memory is apart from the host: every layer must reach its blobs through
+// the sync-aware accessors (a stale host read changes the numbers) and the
+// backend-routed layers must issue their math on the device.
+func TestLeNetNumericsOnSimulatedDevice(t *testing.T) {
+	d := simdev.New()
+	checkLeNetGolden(t, lenetNumerics(t, WithDevice(d)))
+	if f := d.Faults(); len(f) > 0 {
+		t.Errorf("device operations got host operands: %v", f)
+	}
+	for _, op := range []string{"Gemm", "Im2col", "AddBias", "BiasGrad", "MaxPoolForward", "MaxPoolBackward", "ReLUForward", "ReLUBackward", "Col2im", "SoftmaxForward", "SoftmaxLossForward", "SoftmaxLossBackward", "Upload", "Download"} {
+		if d.Calls(op) == 0 {
+			t.Errorf("no %s on the device (calls: %v)", op, d)
+		}
+	}
+}
+
+func lenetNumerics(t *testing.T, opts ...Option) []byte {
+	t.Helper()
 	c := netCases[1] // lenet_train_test, TEST phase: accuracy and loss
-	n64, err := New[float64](parseTestNet(t, c), &caffepb.NetState{Phase: c.phase.Enum()}, standard(t), WithoutFillers())
+	n64, err := New[float64](parseTestNet(t, c), &caffepb.NetState{Phase: c.phase.Enum()}, standard(t), append([]Option{WithoutFillers()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +87,12 @@ func TestLeNetNumericsGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&buf, "%s %.17g %.17g\n", n64.LearnableParamNames()[i], l1, math.Sqrt(l2))
 	}
+	return buf.Bytes()
+}
+
+func checkLeNetGolden(t *testing.T, out []byte) {
+	t.Helper()
+	buf := bytes.NewBuffer(out)
 	path := filepath.Join("testdata", "golden", "lenet_numerics.txt")
 	if *update {
 		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // Option configures New.
@@ -21,7 +22,11 @@ type options struct {
 	seed      uint64
 	seeded    bool
 	noFillers bool
+	device    kernels.Device
 }
+
+// WithDevice makes every layer of the net compute on d (default the CPU).
+func WithDevice(d kernels.Device) Option { return func(o *options) { o.device = d } }
 
 // WithSeed makes weight initialisation and layer randomness (dropout)
 // repeatable: each layer draws from its own source, derived from seed and
@@ -61,6 +66,12 @@ type Net[T blob.Float] struct {
 	params  []*blob.Blob[T]
 	table   *ParamTable
 	hooks   Hooks
+	device  kernels.Device
+	placed  []layer.Placement
+	// paramBuf and gradBuf hold every learnable param's data and diff,
+	// one after another in learnable order (segs).
+	paramBuf, gradBuf []T
+	segs              []ParamSegment
 }
 
 // New builds the net that param describes for state (state overrides the
@@ -77,6 +88,8 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	if !o.seeded {
 		o.seed = rand.Uint64()
 	}
+	ctx := layer.Context{Device: o.device}
+	o.device = ctx.DeviceOrCPU()
 	if reg == nil {
 		return nil, fmt.Errorf("net %q: no layer registry", param.GetName())
 	}
@@ -92,8 +105,9 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	// Build the user's layers first: whether a layer is a loss layer (and
 	// so has a default loss weight) decides where splits go.
 	built := make([]layer.Layer[T], len(prepared.Layer))
+	placed := make([]layer.Placement, len(prepared.Layer))
 	for i, lp := range prepared.Layer {
-		l, err := newLayer[T](reg, lp, o.seed)
+		l, pl, err := newLayer[T](reg, lp, o.seed, o.device)
 		if err != nil {
 			return nil, fmt.Errorf("net %q: %w", param.GetName(), err)
 		}
@@ -101,12 +115,13 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			SetDefaultLossWeights(lp)
 		}
 		built[i] = l
+		placed[i] = pl
 	}
 	g, origin, err := wire(prepared)
 	if err != nil {
 		return nil, err
 	}
-	n := &Net[T]{graph: g}
+	n := &Net[T]{graph: g, device: o.device}
 	for range g.BlobNames {
 		n.blobs = append(n.blobs, blob.New[T]())
 	}
@@ -114,12 +129,14 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 	info := make([]LayerInfo, len(g.Layers))
 	for i, lp := range g.Layers {
 		var l layer.Layer[T]
+		var pl layer.Placement
 		if origin[i] >= 0 {
-			l = built[origin[i]]
-		} else if l, err = newLayer[T](reg, lp, o.seed); err != nil {
+			l, pl = built[origin[i]], placed[origin[i]]
+		} else if l, pl, err = newLayer[T](reg, lp, o.seed, o.device); err != nil {
 			return nil, fmt.Errorf("net %q: %w", g.Name, err)
 		}
 		n.layers = append(n.layers, l)
+		n.placed = append(n.placed, pl)
 		n.bottoms = append(n.bottoms, n.pick(g.Bottoms[i]))
 		n.tops = append(n.tops, n.pick(g.Tops[i]))
 		if err := n.setupLayer(i); err != nil {
@@ -162,6 +179,7 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			return nil, fmt.Errorf("net %q: layer %q: %w", g.Name, g.Layers[n.table.Refs[id].Layer].GetName(), err)
 		}
 	}
+	n.layoutParams()
 	for i := range g.Layers {
 		info[i].ParamNeedsBackward = n.table.NeedsBackward[i]
 	}
@@ -233,11 +251,11 @@ func checkCount(what string, n, lo, hi int) error {
 }
 
 // newLayer constructs one layer with its own random source.
-func newLayer[T blob.Float](reg *layer.Registry, lp *caffepb.LayerParameter, seed uint64) (layer.Layer[T], error) {
+func newLayer[T blob.Float](reg *layer.Registry, lp *caffepb.LayerParameter, seed uint64, dev kernels.Device) (layer.Layer[T], layer.Placement, error) {
 	h := fnv.New64a()
 	h.Write([]byte(lp.GetName()))
 	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
-	return layer.New[T](reg, layer.Context{Param: lp, Phase: lp.GetPhase(), Rand: rng})
+	return layer.Build[T](reg, layer.Context{Param: lp, Phase: lp.GetPhase(), Rand: rng, Device: dev})
 }
 
 var fillerDesc = (&caffepb.FillerParameter{}).ProtoReflect().Descriptor()
@@ -279,6 +297,10 @@ func (n *Net[T]) Phase() caffepb.Phase { return n.graph.Phase }
 
 // Graph returns the net's wiring (read-only).
 func (n *Net[T]) Graph() *Graph { return n.graph }
+
+// LayerPlacement returns which implementation of layer i runs, and on
+// which device.
+func (n *Net[T]) LayerPlacement(i int) layer.Placement { return n.placed[i] }
 
 // Layers returns the layers in execution order (split layers included).
 func (n *Net[T]) Layers() []layer.Layer[T] { return n.layers }
@@ -464,8 +486,10 @@ func (n *Net[T]) ForwardLayer(i int) (T, error) {
 		if w == 0 {
 			continue
 		}
+		// A read on the host: on a device net this downloads the loss
+		// (one value for Caffe's loss layers) once per loss layer and pass.
 		var s float64
-		for _, v := range n.tops[i][ti].Data() {
+		for _, v := range n.tops[i][ti].HostData() {
 			s += float64(v)
 		}
 		loss += float64(w) * s
@@ -537,11 +561,7 @@ func (n *Net[T]) ForwardBackward() (T, error) {
 }
 
 // ClearParamDiffs zeroes the gradients of the learnable parameters.
-func (n *Net[T]) ClearParamDiffs() {
-	for _, id := range n.table.Learnable {
-		n.params[id].ZeroDiff()
-	}
-}
+func (n *Net[T]) ClearParamDiffs() { clear(n.GradBuffer()) }
 
 // ErrIncompatible is wrapped by the errors of CopyTrainedLayersFrom and
 // ShareTrainedLayersWith when weights do not fit the net.

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // BenchmarkSGDUpdateLeNet times the fused SGD+L2 update over LeNet's 431,080
@@ -15,8 +17,9 @@ func BenchmarkSGDUpdateLeNet(b *testing.B) {
 	for i := range diff {
 		diff[i], data[i] = float32(i%7)*1e-3, float32(i%5)*1e-2
 	}
+	be := layer.HostBackend[float32]()
 	for b.Loop() {
-		sgdL2(diff, data, hist, 1, 5e-4, 0.01, 0.9)
+		be.SGDMomentum(kernels.HostVec(diff), kernels.HostVec(data), kernels.HostVec(hist), 1, 5e-4, 0.01, 0.9)
 	}
 }
 

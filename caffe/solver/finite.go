@@ -9,7 +9,6 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // NonFinite says what training does when the loss or a gradient is NaN or
@@ -76,18 +75,14 @@ func (e *DivergedError) Error() string {
 	return b.String()
 }
 
-// gradSumSq returns the squared L2 norm of the parameter gradients. It uses
-// the float32 dot kernel (one fast pass); a non-finite result is re-checked
-// in float64 so that a large but finite gradient is not taken for Inf.
+// gradSumSq returns the squared L2 norm of the parameter gradients, in one
+// float32 pass with independent accumulators; a non-finite result is
+// re-checked in float64 so that a large but finite gradient is not taken
+// for Inf.
 func gradSumSq[T blob.Float](params []*blob.Blob[T]) float64 {
 	var s float64
 	for _, p := range params {
-		d := p.Diff()
-		if d32, ok := any(d).([]float32); ok {
-			s += float64(cpu.Sdot(d32, d32))
-		} else {
-			s += SumSq(d)
-		}
+		s += float64(sumSq32(p.Diff()))
 	}
 	if isFinite(s) {
 		return s
@@ -97,6 +92,22 @@ func gradSumSq[T blob.Float](params []*blob.Blob[T]) float64 {
 		s += SumSq(p.Diff())
 	}
 	return s
+}
+
+// sumSq32 is Σx² in the blob's precision with four accumulators.
+func sumSq32[T blob.Float](x []T) T {
+	var a, b, c, d T
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a += x[i] * x[i]
+		b += x[i+1] * x[i+1]
+		c += x[i+2] * x[i+2]
+		d += x[i+3] * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		a += x[i] * x[i]
+	}
+	return a + b + c + d
 }
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

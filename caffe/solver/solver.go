@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -23,7 +24,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // SourceAttacher connects the data layers of a freshly built net to their
@@ -38,6 +39,7 @@ type options[T blob.Float] struct {
 	log       zerolog.Logger
 	attach    SourceAttacher[T]
 	seed      *uint64
+	device    kernels.Device
 	noTests   bool
 	gradHook  func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
 	progress  func(Progress)
@@ -89,6 +91,12 @@ func WithSources[T blob.Float](a SourceAttacher[T]) Option[T] {
 	return func(o *options[T]) { o.attach = a }
 }
 
+// WithDevice makes the solver's nets (train and test) compute on d
+// (default the CPU).
+func WithDevice[T blob.Float](d kernels.Device) Option[T] {
+	return func(o *options[T]) { o.device = d }
+}
+
 // WithSeed overrides the solver's random_seed.
 func WithSeed[T blob.Float](seed uint64) Option[T] {
 	return func(o *options[T]) { o.seed = &seed }
@@ -111,6 +119,7 @@ type Solver[T blob.Float] struct {
 	lrMult    []float64
 	decayMult []float64
 	history   [][]T // HistorySets()*len(params); set k of param i at k*len(params)+i
+	histBuf   [][]T // per history set, the params' histories laid out as the net's buffers
 
 	iter, currentStep int
 	rate              float64 // learning rate of the last ApplyUpdate
@@ -169,7 +178,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 		trainState = &caffepb.NetState{}
 	}
 	trainState.Phase = caffepb.Phase_TRAIN.Enum()
-	if s.train, err = network.New[T](trainParam, trainState, o.reg, network.WithSeed(s.seed)); err != nil {
+	if s.train, err = network.New[T](trainParam, trainState, o.reg, network.WithSeed(s.seed), network.WithDevice(o.device)); err != nil {
 		return nil, fmt.Errorf("solver: train net: %w", err)
 	}
 	if o.attach != nil {
@@ -188,7 +197,7 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 			st = &caffepb.NetState{}
 		}
 		st.Phase = caffepb.Phase_TEST.Enum()
-		tn, err := network.New[T](tp, st, o.reg, network.WithSeed(s.seed), network.WithoutFillers())
+		tn, err := network.New[T](tp, st, o.reg, network.WithSeed(s.seed), network.WithoutFillers(), network.WithDevice(o.device))
 		if err != nil {
 			return nil, fmt.Errorf("solver: test net #%d: %w", i, err)
 		}
@@ -205,9 +214,13 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 	s.params = s.train.LearnableParams()
 	s.lrMult = s.train.ParamLrMults()
 	s.decayMult = s.train.ParamDecayMults()
+	segs := s.train.ParamSegments()
+	total := len(s.train.GradBuffer())
 	for k := 0; k < s.method.HistorySets(); k++ {
-		for _, p := range s.params {
-			s.history = append(s.history, make([]T, p.Count()))
+		buf := make([]T, total)
+		s.histBuf = append(s.histBuf, buf)
+		for _, sg := range segs {
+			s.history = append(s.history, buf[sg.Offset:sg.Offset+sg.Count:sg.Offset+sg.Count])
 		}
 	}
 	s.batch = batchSize(s.train)
@@ -419,17 +432,19 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 	if reg != "L1" && reg != "L2" {
 		return 0, fmt.Errorf("unknown regularization_type %q (known: L1, L2)", reg)
 	}
+	if s.method == SGD && reg == "L2" {
+		s.sgdL2All(rate, norm, wd)
+		s.iter++
+		return rate, nil
+	}
 	np := len(s.params)
 	sets := s.method.HistorySets()
+	be := layer.HostBackend[T]()
 	for i, p := range s.params {
 		data, diff := p.Data(), p.Diff()
 		localRate := rate * s.lrMult[i]
 		decay := wd * s.decayMult[i]
 		update := func(lo, hi int) {
-			if s.method == SGD && reg == "L2" {
-				sgdL2(diff[lo:hi], data[lo:hi], s.history[i][lo:hi], T(norm), T(decay), T(localRate), T(s.hyper.Momentum))
-				return
-			}
 			d, w := diff[lo:hi], data[lo:hi]
 			if norm != 1 {
 				Scale(T(norm), d)
@@ -445,7 +460,7 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 			}
 		}
 		if n := len(diff); n >= parallelMin {
-			cpu.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
+			be.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
 		} else {
 			update(0, n)
 		}
@@ -457,15 +472,35 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 // parallelMin is the parameter size from which updates use all cores.
 const parallelMin = 1 << 15
 
-// sgdL2 is SGD with L2 decay fused into one pass: g = norm·diff + decay·w;
-// h = lr·g + mom·h; diff = h; w -= h. It computes what Normalize,
-// Regularize, ComputeUpdateValue and Update compute one after another.
-func sgdL2[T blob.Float](diff, data, hist []T, norm, decay, lr, mom T) {
-	if d32, ok := any(diff).([]float32); ok {
-		cpu.SGDMomentum(d32, any(data).([]float32), any(hist).([]float32), float32(norm), float32(decay), float32(lr), float32(mom))
-		return
+// sgdL2All is SGD with momentum and L2 decay over the net's contiguous
+// parameter, gradient and history buffers in one pass: one parallel loop
+// over every parameter, each piece split where a parameter's lr_mult and
+// decay_mult change. Elementwise, it computes what a pass per parameter
+// computes, to the bit.
+func (s *Solver[T]) sgdL2All(rate, norm, wd float64) {
+	data, diff, hist := s.train.ParamBuffer(), s.train.GradBuffer(), s.histBuf[0]
+	segs := s.train.ParamSegments()
+	be := kernels.For[T](s.train.Device())
+	if !be.HostMemory() {
+		// The buffers are host memory; a device backend's own pass over
+		// device-resident history is not written yet.
+		be = layer.HostBackend[T]()
 	}
-	cpu.SGDMomentumRef(diff, data, hist, norm, decay, lr, mom)
+	mom := T(s.hyper.Momentum)
+	update := func(lo, hi int) {
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].Offset+segs[i].Count > lo })
+		for ; i < len(segs) && segs[i].Offset < hi; i++ {
+			sg := segs[i]
+			a, b := max(lo, sg.Offset), min(hi, sg.Offset+sg.Count)
+			lr, decay := T(rate*sg.LrMult), T(wd*sg.DecayMult)
+			be.SGDMomentum(kernels.HostVec(diff[a:b]), kernels.HostVec(data[a:b]), kernels.HostVec(hist[a:b]), T(norm), decay, lr, mom)
+		}
+	}
+	if n := len(diff); n >= parallelMin {
+		be.Parallel(n, func(_, lo, hi int) { update(lo, hi) })
+	} else {
+		update(0, n)
+	}
 }
 
 // updateSmoothedLoss is Caffe's running mean over average_loss iterations.

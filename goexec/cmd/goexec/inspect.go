@@ -13,10 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // runInspect prints a net's layers with their shapes, parameter counts and
@@ -107,6 +109,12 @@ func parseCHW(s string) ([3]int, error) {
 }
 
 func inspect(args []string, stdout, stderr io.Writer) error {
+	return inspectOn(args, stdout, stderr, nil)
+}
+
+// inspectOn inspects the net as built for dev (nil: the CPU), which decides
+// the DEVICE column.
+func inspectOn(args []string, stdout, stderr io.Writer, dev kernels.Device) error {
 	f, err := parseInspectFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -146,7 +154,7 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 	if f.stages != "" {
 		state.Stage = strings.Split(f.stages, ",")
 	}
-	n, err := network.New[float32](param, state, reg, network.WithoutFillers())
+	n, err := network.New[float32](param, state, reg, network.WithoutFillers(), network.WithDevice(dev))
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.netPath, err)
 	}
@@ -250,7 +258,7 @@ const floatBytes = 4 // inspect reports float32 memory, the training precision
 func printNet(w io.Writer, n *network.Net[float32]) error {
 	fmt.Fprintf(w, "net %q, phase %s, %d layers\n\n", n.Name(), n.Phase(), len(n.Layers()))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tTYPE\tBOTTOMS\tTOPS\tPARAMS\tMEMORY\t")
+	fmt.Fprintln(tw, "LAYER\tTYPE\tBOTTOMS\tTOPS\tPARAMS\tMEMORY\tDEVICE\t")
 	g := n.Graph()
 	var aliased int64
 	for i, lp := range n.LayerParams() {
@@ -274,8 +282,8 @@ func printNet(w io.Writer, n *network.Net[float32]) error {
 			mem = "0 B (shares bottom)"
 			aliased += n.LayerActivationCount(i)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", lp.GetName(), lp.GetType(), strings.Join(bottoms, ", "),
-			strings.Join(tops, ", "), params, mem)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", lp.GetName(), lp.GetType(), strings.Join(bottoms, ", "),
+			strings.Join(tops, ", "), params, mem, placementText(n.LayerPlacement(i)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -290,6 +298,19 @@ func printNet(w io.Writer, n *network.Net[float32]) error {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "outputs: %s\n", strings.Join(n.OutputBlobNames(), ", "))
 	return nil
+}
+
+// placementText says where a layer runs: the device, with the engine when
+// it is not the portable CAFFE one, or "cpu (fallback)" for a host layer on
+// a net of another device.
+func placementText(pl layer.Placement) string {
+	switch {
+	case pl.Fallback:
+		return pl.Device.Name() + " (fallback)"
+	case pl.Engine != layer.EngineCaffe:
+		return pl.Device.Name() + " (" + pl.Engine + ")"
+	}
+	return pl.Device.Name()
 }
 
 func layerParamValues(n *network.Net[float32], i int) int64 {

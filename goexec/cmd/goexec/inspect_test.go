@@ -13,6 +13,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/kernels/simdev"
 )
 
 const testNets = "../../../caffe/testdata/nets"
@@ -42,12 +43,12 @@ func TestInspectLeNet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{
-		"conv1":           "conv1 | Convolution | data | conv1 100x20x24x24 | 520 | 4.4 MiB",
-		"pool1":           "pool1 | Pooling | conv1 | pool1 100x20x12x12 | 0 | 1.1 MiB",
-		"ip1":             "ip1 | InnerProduct | pool2 | ip1 100x500 | 400,500 | 195.3 KiB",
-		"relu1":           "relu1 | ReLU | ip1 | ip1 100x500 (in place) | 0 | 0 B",
-		"ip2_ip2_0_split": "ip2_ip2_0_split | Split | ip2 | ip2_ip2_0_split_0 100x10, ip2_ip2_0_split_1 100x10 | 0 | 0 B (shares bottom)",
-		"loss":            "loss | SoftmaxWithLoss | ip2_ip2_0_split_1, label_mnist_1_split_1 | loss scalar | 0 | 4 B",
+		"conv1":           "conv1 | Convolution | data | conv1 100x20x24x24 | 520 | 4.4 MiB | cpu",
+		"pool1":           "pool1 | Pooling | conv1 | pool1 100x20x12x12 | 0 | 1.1 MiB | cpu",
+		"ip1":             "ip1 | InnerProduct | pool2 | ip1 100x500 | 400,500 | 195.3 KiB | cpu",
+		"relu1":           "relu1 | ReLU | ip1 | ip1 100x500 (in place) | 0 | 0 B | cpu",
+		"ip2_ip2_0_split": "ip2_ip2_0_split | Split | ip2 | ip2_ip2_0_split_0 100x10, ip2_ip2_0_split_1 100x10 | 0 | 0 B (shares bottom) | cpu",
+		"loss":            "loss | SoftmaxWithLoss | ip2_ip2_0_split_1, label_mnist_1_split_1 | loss scalar | 0 | 4 B | cpu",
 	} {
 		if got := row(t, out, name); got != want {
 			t.Errorf("row %s:\n got %s\nwant %s", name, got, want)
@@ -68,7 +69,7 @@ func TestInspectBatchAndPhase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := row(t, out, "pool5"), "pool5 | Pooling | conv5 | pool5 7x256x6x6 | 0 | 252.0 KiB"; got != want {
+	if got, want := row(t, out, "pool5"), "pool5 | Pooling | conv5 | pool5 7x256x6x6 | 0 | 252.0 KiB | cpu"; got != want {
 		t.Errorf("pool5 row %q, want %q", got, want)
 	}
 	if !strings.Contains(out, "parameters: 60,965,224") || !strings.Contains(out, "phase TRAIN") {
@@ -179,5 +180,25 @@ func TestInspectWeights(t *testing.T) {
 	_, err = runInspectTest(t, deploy, "-weights", filepath.Join(t.TempDir(), "none.caffemodel"))
 	if err == nil || !strings.Contains(err.Error(), "none.caffemodel") {
 		t.Errorf("missing weights file: got %v", err)
+	}
+}
+
+// On a net of another device, inspect says per layer where it runs: the
+// portable layers there, the host ones on the CPU.
+func TestInspectDeviceColumn(t *testing.T) {
+	var out, errs strings.Builder
+	err := inspectOn([]string{filepath.Join(testNets, "lenet_train_test.prototxt"), "-phase", "test", "-data-shape", "1,28,28"}, &out, &errs, simdev.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"conv1":    "simdev",
+		"relu1":    "simdev",
+		"loss":     "simdev",
+		"accuracy": "cpu (fallback)",
+	} {
+		if got := row(t, out.String(), name); !strings.HasSuffix(got, " | "+want) {
+			t.Errorf("row %s: %q, want device %q", name, got, want)
+		}
 	}
 }

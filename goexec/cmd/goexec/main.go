@@ -16,7 +16,7 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"serve":      {"run the gRPC server a Spark executor talks to", runServe},
 		"prepare":    {"parse and upgrade a solver and its nets for the Spark driver", runPrepare},
 		"conf-check": {"check spark.gocaffe.* settings and print their resolved values", runConfCheck},
@@ -25,7 +25,12 @@ func commands() map[string]command {
 		"train":      {"train a net from a solver prototxt", runTrain},
 		"test":       {"score a trained net on a data source", runTest},
 		"time":       {"time each layer's forward and backward pass", runTime},
+		"bench":      {"time whole training iterations of nets on random data (CPU or -gpu N)", runBench},
 	}
+	for n, c := range cudaCommands() {
+		cmds[n] = c
+	}
+	return cmds
 }
 
 func usage() string {

@@ -40,6 +40,7 @@ type serveFlags struct {
 	grace        time.Duration
 	limits       runtimeLimits
 	nonFinite    string
+	gpus         string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -53,6 +54,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
 	f.limits.register(fs)
 	fs.StringVar(&f.nonFinite, "nonfinite", "stop", "on a NaN or infinite loss or gradient: stop the round with code DIVERGED, or warn and train on (spark.gocaffe.nonFinite)")
+	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU addresses Spark granted this executor (CUDA ordinals); empty: the CPU")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -67,6 +69,11 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	if f.removeOnExit != "" && !f.exitOnEOF {
 		problems = append(problems, "-remove-on-exit needs -exit-on-stdin-eof")
+	}
+	if f.gpus != "" {
+		if _, err := parseGPUs(f.gpus); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
@@ -96,6 +103,9 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 		return err
 	}
 	log := newLogger(stderr, f.log.format, f.log.level)
+	if f.gpus != "" {
+		serveGPUs(f.gpus, log)
+	}
 	defer f.limits.apply()()
 	f.limits.log(log)
 	lis, err := server.ListenUnix(f.socket)

@@ -56,6 +56,7 @@ func (l *logFlags) check() []string {
 type trainFlags struct {
 	solver, weights, snapshot string
 	seed                      int64
+	gpu                       int
 	log                       logFlags
 	nonFinite                 string
 }
@@ -69,6 +70,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
 	fs.StringVar(&f.nonFinite, "nonfinite", "stop", "on a NaN or infinite loss or gradient: stop (exit non-zero, naming the layer) or warn (train on, as Caffe)")
+	fs.IntVar(&f.gpu, "gpu", -1, "train on this GPU whatever the solver's solver_mode (-1: the solver's solver_mode and device_id decide)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -109,6 +111,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.seed >= 0 {
 		sp.RandomSeed = &f.seed
 	}
+	dev := trainDevice(sp, f.gpu, log)
 	reg, err := layers.Standard()
 	if err != nil {
 		return err
@@ -129,7 +132,8 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	start := time.Now()
 	nonFinite, _ := solver.ParseNonFinite(f.nonFinite) // checked by parseTrainFlags
 	s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg),
-		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithNonFinite[float32](nonFinite))
+		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev),
+		solver.WithNonFinite[float32](nonFinite))
 	if err != nil {
 		return err
 	}
@@ -154,6 +158,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if err := deviceErr(dev); err != nil {
+		return fmt.Errorf("training on %s: %w", dev.Name(), err)
 	}
 	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
 	return nil

@@ -84,7 +84,7 @@ object GoCaffeRunner {
     val sc = new SparkContext(conf)
     try {
       if (opts.has("devices") && opts.devices > 0)
-        out.println(s"GoCaffe: -devices ${opts.devices}: this build has no GPU backend; goexec uses the executor's CPU cores")
+        out.println(s"GoCaffe: -devices ${opts.devices}: distributed training computes on the executors' CPU cores in this version; executors granted a GPU (spark.executor.resource.gpu.amount) log whether goexec-cuda can use it")
       if (opts.isTrain || opts.isTest || opts.isFeatures) {
         if (opts.isFeatures) FeatureExtraction.preflight(opts, sc.hadoopConfiguration) // before any training
         OutputDestinations.preflight(opts, sc.hadoopConfiguration) // every destination, before any work

@@ -56,7 +56,10 @@ class GoCaffeExecutorPlugin extends ExecutorPlugin {
     val settings = GoExecSettings.from(GoCaffeConf.fromResolved(extraConf))
     val base = workBase()
     val host = hostName(ctx)
-    val g = GoExecRuntime.start(ctx.executorID(), host, base, settings)
+    // The GPUs Spark granted this executor (spark.executor.resource.gpu.*):
+    // goexec computes on the first one when it can, else on the CPU.
+    val gpus = Option(ctx.resources().get("gpu")).map(_.addresses.toSeq).getOrElse(Nil)
+    val g = GoExecRuntime.start(ctx.executorID(), host, base, settings, gpus)
     // Also stop goexec if the JVM exits without Spark calling shutdown().
     hook = new Thread(() => GoExecRuntime.stop(), "gocaffe-goexec-shutdown")
     Runtime.getRuntime.addShutdownHook(hook)

@@ -197,6 +197,9 @@ object GoExec {
   /** Where the linux/amd64 goexec binary lives inside the jar. */
   val BinaryResource = "gocaffe/linux-amd64/goexec"
 
+  /** The CUDA variant beside it; goexec hands over to it when granted a GPU. */
+  val CudaBinaryResource = "gocaffe/linux-amd64/goexec-cuda"
+
   /** Prefix of the per-goexec work directory. */
   val WorkDirPrefix = "gocaffe-goexec-"
 
@@ -205,7 +208,8 @@ object GoExec {
     * there, and waits until it answers Health. On any failure the process is
     * stopped and the directory removed.
     */
-  def start(executorId: String, host: String, defaultBase: Path, settings: GoExecSettings): GoExec = {
+  def start(executorId: String, host: String, defaultBase: Path, settings: GoExecSettings,
+      gpus: Seq[String] = Nil): GoExec = {
     val os = System.getProperty("os.name", "")
     val arch = System.getProperty("os.arch", "")
     if (os != "Linux" || !(arch == "amd64" || arch == "x86_64"))
@@ -243,6 +247,11 @@ object GoExec {
             throw new IllegalStateException(s"goexec binary $BinaryResource is missing from the GoCaffe jar"))
           try Files.copy(in, p, StandardCopyOption.REPLACE_EXISTING) finally in.close()
           Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwx------"))
+          if (gpus.nonEmpty) Option(getClass.getClassLoader.getResourceAsStream(CudaBinaryResource)).foreach { cin =>
+            val c = dir.resolve("goexec-cuda")
+            try Files.copy(cin, c, StandardCopyOption.REPLACE_EXISTING) finally cin.close()
+            Files.setPosixFilePermissions(c, PosixFilePermissions.fromString("rwx------"))
+          }
           p
       }
 
@@ -261,7 +270,8 @@ object GoExec {
           (if (settings.threads > 0) Seq("--threads", settings.threads.toString) else Nil) ++
           Seq("--nonfinite", settings.nonFinite)
       val cmd = Seq(bin.toString, "serve", "--socket", sock, "--log-level", settings.logLevel,
-        "--exit-on-stdin-eof", "--remove-on-exit", dir.toString) ++ limits
+        "--exit-on-stdin-eof", "--remove-on-exit", dir.toString) ++ limits ++
+        (if (gpus.nonEmpty) Seq("--gpus", gpus.mkString(",")) else Nil)
       val pb = new ProcessBuilder(cmd: _*).directory(cwd.toFile).redirectErrorStream(true)
       pb.environment().put("GOCAFFE_EXECUTOR_ID", executorId)
       pb.environment().put("TMPDIR", dir.toString)
@@ -350,11 +360,12 @@ object GoExecRuntime {
       "goexec was never started in this JVM: the GoCaffe plugin is not loaded (spark.plugins=com.gocaffe.shim.GoCaffePlugin)"))
 
   /** Starts this JVM's goexec; fails if one is already running. */
-  def start(executorId: String, host: String, baseDir: Path, settings: GoExecSettings): GoExec = synchronized {
+  def start(executorId: String, host: String, baseDir: Path, settings: GoExecSettings,
+      gpus: Seq[String] = Nil): GoExec = synchronized {
     val old = current.get()
     if (old != null) throw new IllegalStateException(s"goexec already started on executor $executorId (pid ${old.pid})")
     lastSettings.set(settings)
-    val g = GoExec.start(executorId, host, baseDir, settings)
+    val g = GoExec.start(executorId, host, baseDir, settings, gpus)
     starts.incrementAndGet()
     current.set(g)
     g

@@ -1,0 +1,108 @@
+package network
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/kernels/simdev"
+)
+
+const mixedNet = `
+name: "mixed"
+force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 4 dim: 6 } } }
+layer { name: "a" type: "InnerProduct" bottom: "x" top: "a"
+  inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" } } }
+layer { name: "b" type: "InnerProduct" bottom: "x" top: "b"
+  inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" top: "sum" eltwise_param { coeff: 1 coeff: -2 } }
+layer { name: "relu" type: "ReLU" bottom: "sum" top: "sum" }
+layer { name: "cat" type: "Concat" bottom: "a" bottom: "sum" top: "cat" }
+layer { name: "drop" type: "Dropout" bottom: "cat" top: "cat" dropout_param { dropout_ratio: 0.3 } }
+layer { name: "tanh" type: "TanH" bottom: "cat" top: "t" }
+layer { name: "loss" type: "Reduction" bottom: "t" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
+`
+
+// A net mixing device layers (InnerProduct, Eltwise SUM, ReLU, Concat,
+// Dropout) and host ones (TanH, Reduction) computes on the simulated
+// device what it computes on the CPU: the blobs are synced around each
+// host layer, and the device layers issue their math on the device.
+func TestMixedNetOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, mixedNet, "Gemm", "Axpy", "Mul", "Copy", "Fill", "ReLUForward", "Upload", "Download")
+}
+
+const lrnNet = `
+name: "lrn"
+force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 5 dim: 4 dim: 4 } } }
+layer { name: "across" type: "LRN" bottom: "x" top: "a" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 } }
+layer { name: "within" type: "LRN" bottom: "a" top: "w" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL } }
+layer { name: "scale" type: "Scale" bottom: "w" top: "w" scale_param { bias_term: true filler { type: "gaussian" } bias_filler { type: "gaussian" } } }
+layer { name: "bias" type: "Bias" bottom: "w" top: "b" bias_param { filler { type: "gaussian" } } }
+layer { name: "pool" type: "Pooling" bottom: "b" top: "p" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "loss" type: "Reduction" bottom: "p" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
+`
+
+func TestLRNScaleBiasOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, lrnNet, "LRNForward", "LRNBackward", "AvePoolForward", "AvePoolBackward", "ScaleChannels", "ChannelDot", "AddBias", "BiasGrad")
+}
+
+// sameOnSimulatedDevice runs one forward and backward pass of the net (its
+// input blob "x" set by formula) on the CPU and on the simulated device
+// and compares the loss and all gradients; ops must have run on the device.
+func sameOnSimulatedDevice(t *testing.T, net string, ops ...string) {
+	t.Helper()
+	run := func(opts ...Option) (float64, [][]float64, []float64) {
+		p, err := prototxt.ParseNet("net.prototxt", []byte(net))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := New[float64](p, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), append([]Option{WithSeed(7)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := n.BlobByName("x").Data()
+		for i := range x {
+			x[i] = math.Sin(float64(i) * 0.9)
+		}
+		n.ClearParamDiffs()
+		loss, err := n.ForwardBackward()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var diffs [][]float64
+		for _, p := range n.LearnableParams() {
+			diffs = append(diffs, append([]float64(nil), p.HostDiff()...))
+		}
+		return loss, diffs, append([]float64(nil), n.BlobByName("x").HostDiff()...)
+	}
+	wantLoss, wantDiffs, wantDx := run()
+	d := simdev.New()
+	loss, diffs, dx := run(WithDevice(d))
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12*max(1, math.Abs(b)) }
+	if !close(loss, wantLoss) || wantLoss == 0 {
+		t.Fatalf("loss %v on the device, %v on the CPU", loss, wantLoss)
+	}
+	for i := range wantDiffs {
+		for j := range wantDiffs[i] {
+			if !close(diffs[i][j], wantDiffs[i][j]) {
+				t.Fatalf("param %d diff[%d]: %v on the device, %v on the CPU", i, j, diffs[i][j], wantDiffs[i][j])
+			}
+		}
+	}
+	for j := range wantDx {
+		if !close(dx[j], wantDx[j]) {
+			t.Fatalf("input diff[%d]: %v on the device, %v on the CPU", j, dx[j], wantDx[j])
+		}
+	}
+	if f := d.Faults(); len(f) > 0 {
+		t.Errorf("device operations got host operands: %v", f)
+	}
+	for _, op := range ops {
+		if d.Calls(op) == 0 {
+			t.Errorf("no %s on the device (calls: %v)", op, d)
+		}
+	}
+}

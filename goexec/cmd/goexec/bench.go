@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/network"
+	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/caffe/solver"
+)
+
+// runBench times whole training iterations (forward, backward, SGD
+// update) of nets at given batch sizes on random data, one line per case.
+func runBench(args []string) error {
+	return benchCmd(context.Background(), args, os.Stdout, os.Stderr)
+}
+
+type benchFlags struct {
+	cases      string
+	gpu        int
+	iterations int
+	warmup     int
+	log        logFlags
+}
+
+// benchCase is one net at one batch size.
+type benchCase struct {
+	name, model string
+	batch       int
+}
+
+func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, []benchCase, error) {
+	var f benchFlags
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.cases, "cases", "lenet:examples/lenet_train_test.prototxt:64",
+		"comma-separated NAME:NET_PROTOTXT:BATCH cases (the TRAIN phase's data layers get random batches of BATCH)")
+	fs.IntVar(&f.gpu, "gpu", -1, "GPU ordinal (-1: the CPU)")
+	fs.IntVar(&f.iterations, "iterations", 200, "timed training iterations per case")
+	fs.IntVar(&f.warmup, "warmup", 20, "untimed iterations first")
+	f.log.register(fs, "console")
+	if err := fs.Parse(args); err != nil {
+		return f, nil, err
+	}
+	problems := f.log.check()
+	var cases []benchCase
+	for _, c := range strings.Split(f.cases, ",") {
+		p := strings.Split(c, ":")
+		if len(p) != 3 {
+			problems = append(problems, fmt.Sprintf("-cases: %q is not NAME:NET_PROTOTXT:BATCH", c))
+			continue
+		}
+		b, err := strconv.Atoi(p[2])
+		if err != nil || b < 1 {
+			problems = append(problems, fmt.Sprintf("-cases: %q: batch %q is not a positive integer", c, p[2]))
+			continue
+		}
+		cases = append(cases, benchCase{p[0], p[1], b})
+	}
+	if f.iterations < 1 || f.warmup < 0 {
+		problems = append(problems, fmt.Sprintf("-iterations %d, -warmup %d: want at least 1 and 0", f.iterations, f.warmup))
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	if len(problems) > 0 {
+		return f, nil, errors.New(strings.Join(problems, "; "))
+	}
+	return f, cases, nil
+}
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, cases, err := parseBenchFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, f.log.format, f.log.level)
+	dev, warning := chooseDevice(f.gpu >= 0, max(f.gpu, 0))
+	if warning != "" {
+		return errors.New(warning) // a benchmark on the wrong device is no answer
+	}
+	reg, err := layers.Standard()
+	if err != nil {
+		return err
+	}
+	for _, c := range cases {
+		np, err := prototxt.ParseNetFile(c.model)
+		if err != nil {
+			return err
+		}
+		np = proto.CloneOf(np)
+		for _, lp := range np.GetLayer() {
+			if d := lp.GetDataParam(); d != nil {
+				d.BatchSize = proto.Uint32(uint32(c.batch))
+			}
+			if d := lp.GetMemoryDataParam(); d != nil {
+				d.BatchSize = proto.Uint32(uint32(c.batch))
+			}
+		}
+		sp := &caffepb.SolverParameter{
+			NetParam: np, BaseLr: proto.Float32(0.01), Momentum: proto.Float32(0.9), WeightDecay: proto.Float32(5e-4),
+			LrPolicy: proto.String("fixed"), MaxIter: proto.Int32(int32(f.warmup + f.iterations)), Display: proto.Int32(0),
+			RandomSeed: proto.Int64(1),
+		}
+		attach := func(_ context.Context, n *network.Net[float32]) error {
+			for i, name := range n.FedLayers() {
+				if err := n.SetSource(name, synthetic{rand.New(rand.NewPCG(uint64(i), 7))}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg), solver.WithLogger[float32](log),
+			solver.WithoutTestNets[float32](), solver.WithSources(attach), solver.WithDevice[float32](dev))
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", c.name, err)
+		}
+		if err := s.Step(ctx, f.warmup); err != nil {
+			return fmt.Errorf("bench %s: %w", c.name, err)
+		}
+		if err := deviceErr(dev); err != nil { // also waits for the warm-up
+			return fmt.Errorf("bench %s: %w", c.name, err)
+		}
+		start := time.Now()
+		if err := s.Step(ctx, f.iterations); err != nil {
+			return fmt.Errorf("bench %s: %w", c.name, err)
+		}
+		if err := deviceErr(dev); err != nil {
+			return fmt.Errorf("bench %s: %w", c.name, err)
+		}
+		us := float64(time.Since(start).Microseconds()) / float64(f.iterations)
+		fmt.Fprintf(stdout, "bench %s b%d %s fp32: %.1f us/iter, %.0f img/s, loss %.4f\n",
+			c.name, c.batch, dev.Name(), us, float64(c.batch)/us*1e6, s.SmoothedLoss())
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+//go:build !cuda
+
+package main
+
+import (
+	"errors"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
+
+// cudaBuild is whether this goexec has the CUDA backend.
+const cudaBuild = false
+
+func openGPU(ordinal int) (kernels.Device, error) {
+	return nil, errors.New("this goexec is the CPU build (goexec-cuda has the CUDA backend)")
+}
+
+// cudaCommands are the CUDA build's extra commands.
+func cudaCommands() map[string]command { return nil }
+
+// deviceErr is a GPU device's pending CUDA error (none on the CPU build).
+func deviceErr(kernels.Device) error { return nil }

@@ -1,0 +1,57 @@
+//go:build cuda
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/cuda"
+)
+
+// cudaBuild is whether this goexec has the CUDA backend.
+const cudaBuild = true
+
+func openGPU(ordinal int) (kernels.Device, error) {
+	g, err := cuda.NewGPU(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// deviceErr is the first CUDA error of a GPU device (nil on the CPU).
+func deviceErr(d kernels.Device) error {
+	if g, ok := d.(*cuda.GPU); ok {
+		return g.Err()
+	}
+	return nil
+}
+
+// cudaCommands are the CUDA build's extra commands.
+func cudaCommands() map[string]command {
+	return map[string]command{
+		"cuda-probe": {"open a GPU and print what it is (exit status 1 if it cannot be used)", runCUDAProbe},
+	}
+}
+
+// runCUDAProbe opens GPU -device and prints "cuda:N <model> driver <version>".
+func runCUDAProbe(args []string) error {
+	fs := flag.NewFlagSet("cuda-probe", flag.ContinueOnError)
+	ordinal := fs.Int("device", 0, "GPU ordinal (as CUDA numbers the visible devices)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", strings.Join(fs.Args(), " "))
+	}
+	g, err := cuda.NewGPU(*ordinal)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	fmt.Printf("%s %s driver %d\n", g.Name(), g.D.Model(), cuda.DriverVersion())
+	return nil
+}

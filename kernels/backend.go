@@ -1,0 +1,319 @@
+package kernels
+
+// The backend seam.
+//
+// Layers and solvers reach math only through a Backend[T]; the net picks
+// one Device for all its layers (layer.Context.Device), so two nets in one
+// process may compute on different devices. The CPU backend
+// (kernels/cpu.Device) wraps the package's fast float32 kernels and its
+// generic references; a CUDA backend implements the same interface over
+// device memory.
+//
+// Memory. Every operation takes Vec[T] operands: a window of n elements in
+// one memory, a host slice (HostVec) on the CPU or an offset into a device
+// Buffer (DeviceVec) elsewhere. A blob (caffe/blob) keeps a host and a
+// device copy with a sync state as Caffe's SyncedMemory does, and hands
+// out Vecs through DataOn/MutableDataOn/DiffOn/MutableDiffOn(backend): a
+// read-only accessor never marks the other side stale, a mutable one does,
+// and a host read after a device write downloads once.
+//
+// Rules a device backend can rely on (and a layer must follow):
+//   - Inside Forward and Backward a layer that runs on the backend never
+//     reads results on the host: no HostData of a blob the backend wrote,
+//     no Dot or Sum whose value decides control flow. Losses are written
+//     into the loss top's data (a device Vec) and read by the caller once
+//     per display interval, so a whole iteration can be captured as one
+//     CUDA graph.
+//   - Operations are issued in order on one stream; a backend may run them
+//     asynchronously. Download, Dot and Sum synchronise.
+//   - Parallel, ParallelDynamic and ParallelN are the host loops a CPU layer
+//     uses to spread images over cores. A device backend runs fn once per
+//     piece on the calling goroutine (worker 0), so the same layer code
+//     issues its per-image kernels in order; Workers then returns 1.
+//   - GemmSerial is the GEMM a worker calls inside those loops (the CPU
+//     backend runs it on the calling core; a device backend treats it as
+//     Gemm).
+//   - Index operands (pooling masks) are IntVec: int32 on the host or the
+//     device.
+//
+// A layer that has no implementation for the net's device runs its CPU
+// implementation on host memory: the net syncs its blobs around it (see
+// caffe/layer's engine registry).
+
+// Float is the element type a backend computes in.
+type Float interface{ ~float32 | ~float64 }
+
+// Buffer is memory a device backend owns, in elements of the backend's
+// type. The CPU backend never creates one: its Vecs are host slices.
+type Buffer interface {
+	// Len returns the buffer's size in elements.
+	Len() int
+	// Free releases the memory; the buffer must not be used afterwards.
+	Free()
+}
+
+// Vec is n elements of T in one memory: a host slice, or a window of a
+// device Buffer.
+type Vec[T Float] struct {
+	host []T
+	buf  Buffer
+	off  int
+	n    int
+}
+
+// HostVec wraps a host slice.
+func HostVec[T Float](s []T) Vec[T] { return Vec[T]{host: s, n: len(s)} }
+
+// DeviceVec is n elements of buf from element off.
+func DeviceVec[T Float](buf Buffer, off, n int) Vec[T] { return Vec[T]{buf: buf, off: off, n: n} }
+
+// Len returns the number of elements.
+func (v Vec[T]) Len() int { return v.n }
+
+// OnHost reports whether v is host memory.
+func (v Vec[T]) OnHost() bool { return v.buf == nil }
+
+// Host returns the host slice (nil for device memory).
+func (v Vec[T]) Host() []T { return v.host }
+
+// Device returns the device buffer and the offset of v's first element
+// (nil, 0 for host memory).
+func (v Vec[T]) Device() (Buffer, int) { return v.buf, v.off }
+
+// Slice returns elements [lo, hi) of v.
+func (v Vec[T]) Slice(lo, hi int) Vec[T] {
+	if v.buf == nil {
+		return Vec[T]{host: v.host[lo:hi], n: hi - lo}
+	}
+	if lo < 0 || hi > v.n || lo > hi {
+		panic("kernels: Vec slice out of range") // same contract as a slice expression
+	}
+	return Vec[T]{buf: v.buf, off: v.off + lo, n: hi - lo}
+}
+
+// From returns elements [lo, Len()) of v.
+func (v Vec[T]) From(lo int) Vec[T] { return v.Slice(lo, v.n) }
+
+// IntVec is n int32 values in one memory (pooling masks, argmax indices).
+type IntVec struct {
+	host []int32
+	buf  Buffer
+	off  int
+	n    int
+}
+
+// HostInts wraps a host slice.
+func HostInts(s []int32) IntVec { return IntVec{host: s, n: len(s)} }
+
+// DeviceInts is n int32 values of buf from element off.
+func DeviceInts(buf Buffer, off, n int) IntVec { return IntVec{buf: buf, off: off, n: n} }
+
+// Len returns the number of elements.
+func (v IntVec) Len() int { return v.n }
+
+// Host returns the host slice (nil for device memory).
+func (v IntVec) Host() []int32 { return v.host }
+
+// Device returns the device buffer and offset (nil, 0 on the host).
+func (v IntVec) Device() (Buffer, int) { return v.buf, v.off }
+
+// Slice returns elements [lo, hi) of v.
+func (v IntVec) Slice(lo, hi int) IntVec {
+	if v.buf == nil {
+		return IntVec{host: v.host[lo:hi], n: hi - lo}
+	}
+	if lo < 0 || hi > v.n || lo > hi {
+		panic("kernels: IntVec slice out of range")
+	}
+	return IntVec{buf: v.buf, off: v.off + lo, n: hi - lo}
+}
+
+// ConvGeom is a 2-D convolution window: kernel, stride, padding and
+// dilation per spatial axis (height, width).
+type ConvGeom struct {
+	KH, KW, SH, SW, PH, PW, DH, DW int
+}
+
+// PoolGeom is a 2-D pooling window over planes of H×W giving OH×OW.
+type PoolGeom struct {
+	H, W, OH, OW, KH, KW, SH, SW, PH, PW int
+}
+
+// LRNGeom is a local response normalization over (N, C, H, W): across
+// Size channels (k + α/Size·Σx²)^-β, or within a Size×Size window
+// (1 + α/Size²·Σx²)^-β.
+type LRNGeom struct {
+	Across           bool
+	N, C, H, W, Size int
+	Alpha, Beta, K   float64
+}
+
+// AcrossWindow returns the channels [lo, hi) normalizing channel c.
+func (g LRNGeom) AcrossWindow(c int) (int, int) {
+	lo := c - (g.Size-1)/2
+	return max(lo, 0), min(lo+g.Size, g.C)
+}
+
+// SpatialWindow returns the rows or columns [lo, hi) around i in [0, n).
+func (g LRNGeom) SpatialWindow(i, n int) (int, int) {
+	p := (g.Size - 1) / 2
+	return max(i-p, 0), min(i+p+1, n)
+}
+
+// Memory is the part of a backend that blobs use to keep a device copy.
+type Memory[T Float] interface {
+	// HostMemory reports whether the backend computes on host slices (then
+	// a blob hands out its host storage and keeps no device copy).
+	HostMemory() bool
+	// Alloc returns n elements of device memory (zeroed). On the CPU it
+	// returns a new host slice.
+	Alloc(n int) Vec[T]
+	// AllocInts returns n int32 of device memory (zeroed).
+	AllocInts(n int) IntVec
+	// Upload copies src (host) into dst (device); lengths must match.
+	Upload(dst Vec[T], src []T)
+	// Download copies src (device) into dst (host); it waits for the
+	// operations that write src.
+	Download(dst []T, src Vec[T])
+	// UploadInts copies src (host) into dst (device).
+	UploadInts(dst IntVec, src []int32)
+}
+
+// Backend is the math GoCaffe's layers and solvers compute with, over
+// Vecs of one device, in T. Shapes are written above each method as
+// (rows×cols), row-major, with leading dimensions ld*.
+type Backend[T Float] interface {
+	Memory[T]
+
+	// Device returns the device the backend computes on.
+	Device() Device
+
+	// Workers is how many workers Parallel(n, …) uses (1 on a device).
+	Workers(n int) int
+	// Parallel runs fn over [0, n) in pieces on Workers(n) workers.
+	Parallel(n int, fn func(worker, lo, hi int))
+	// ParallelDynamic runs fn over [0, n) in pieces of grain on workers
+	// workers that take pieces in turn.
+	ParallelDynamic(workers, n, grain int, fn func(worker, lo, hi int))
+	// ParallelN runs fn over [0, n) in exactly workers fixed chunks.
+	ParallelN(workers, n int, fn func(chunk, lo, hi int))
+
+	// Gemm: c (m×n) = alpha·op(a)·op(b) + beta·c, op(a) m×k, op(b) k×n;
+	// on the CPU over all cores.
+	Gemm(transA, transB bool, m, n, k int, alpha T, a Vec[T], lda int, b Vec[T], ldb int, beta T, c Vec[T], ldc int)
+	// GemmSerial is Gemm for one worker of a Parallel loop.
+	GemmSerial(transA, transB bool, m, n, k int, alpha T, a Vec[T], lda int, b Vec[T], ldb int, beta T, c Vec[T], ldc int)
+	// GemmNTSum: c (m×n) += Σ_p a_p (m×k) · b_pᵀ (k×n), p < batch, a_p
+	// at a + p·strideA, b_p (n×k) at b + p·strideB (convolution weight
+	// gradient over a batch).
+	GemmNTSum(batch, m, n, k int, a Vec[T], lda, strideA int, b Vec[T], ldb, strideB int, c Vec[T], ldc int)
+	// GemmTileUse is the share of an m×n GEMM product that is useful work
+	// rather than tile padding (1 on a device without that cost).
+	GemmTileUse(m, n int) float64
+
+	// Im2col: col ((c·kh·kw)×(oh·ow)) = the windows of im (c×h×w).
+	Im2col(im Vec[T], c, h, w int, g ConvGeom, oh, ow int, col Vec[T])
+	// Col2im overwrites im (c×h×w) with the adjoint of Im2col of col.
+	Col2im(col Vec[T], c, h, w int, g ConvGeom, oh, ow int, im Vec[T])
+
+	// Copy: dst = src (same length).
+	Copy(dst, src Vec[T])
+	// Fill sets every element of x to v.
+	Fill(x Vec[T], v T)
+	// Axpy: y += alpha·x.
+	Axpy(alpha T, x, y Vec[T])
+	// Axpby: y = alpha·x + beta·y.
+	Axpby(alpha T, x Vec[T], beta T, y Vec[T])
+	// Scal: x *= alpha.
+	Scal(alpha T, x Vec[T])
+	// Shift: x += alpha.
+	Shift(alpha T, x Vec[T])
+	// Mul: y = a ⊙ b (elementwise; y may alias a or b).
+	Mul(a, b, y Vec[T])
+	// Dot returns x·y (synchronises on a device).
+	Dot(x, y Vec[T]) T
+	// Sum returns Σ x (synchronises on a device).
+	Sum(x Vec[T]) T
+	// SumTo writes Σ x into dst[0] without synchronising.
+	SumTo(x Vec[T], dst Vec[T])
+
+	// AddBias: y (outer×channels×inner) += bias[c] for every channel c.
+	AddBias(y, bias Vec[T], outer, channels, inner int)
+	// BiasGrad: db[c] += Σ over outer and inner of dy (outer×channels×inner).
+	BiasGrad(dy, db Vec[T], outer, channels, inner int)
+	// ScaleChannels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
+	ScaleChannels(x, s, y Vec[T], outer, channels, inner int)
+	// ChannelDot: d[c] += Σ over outer and inner of a ⊙ b, one sum per
+	// (outer, channel) block added in order.
+	ChannelDot(a, b, d Vec[T], outer, channels, inner int)
+	// AddTrans: b (cols×rows) += aᵀ, a (rows×cols).
+	AddTrans(a Vec[T], rows, cols int, b Vec[T])
+
+	// ReLUForward: y = max(x, 0) + slope·min(x, 0) (y may alias x).
+	ReLUForward(x, y Vec[T], slope T)
+	// ReLUBackward: dx = dy where x > 0, slope·dy elsewhere.
+	ReLUBackward(x, dy, dx Vec[T], slope T)
+
+	// MaxPoolForward pools planes (planes×H×W) into y (planes×OH×OW) and
+	// records the argmax (index within the plane) in mask.
+	MaxPoolForward(x Vec[T], planes int, g PoolGeom, y Vec[T], mask IntVec)
+	// MaxPoolBackward overwrites dx with dy scattered through mask.
+	MaxPoolBackward(dy Vec[T], mask IntVec, planes int, g PoolGeom, dx Vec[T])
+	// AvePoolForward averages each window (padding counts, as in Caffe).
+	AvePoolForward(x Vec[T], planes int, g PoolGeom, y Vec[T])
+	// AvePoolBackward overwrites dx with dy spread over each window.
+	AvePoolBackward(dy Vec[T], planes int, g PoolGeom, dx Vec[T])
+
+	// SoftmaxForward: y = softmax of x (outer×channels×inner) over channels.
+	SoftmaxForward(x, y Vec[T], outer, channels, inner int)
+	// SoftmaxBackward: dx = (dy - Σ_c dy·y) ⊙ y over channels (dx may
+	// alias dy).
+	SoftmaxBackward(y, dy, dx Vec[T], outer, channels, inner int)
+
+	// SoftmaxLossForward writes into loss[0] the multinomial logistic
+	// loss of prob (outer×channels×inner) against the class of each of
+	// the outer·inner positions (cls, -1 where ignored), summed in float64
+	// in position order, floored at FLT_MIN per term, divided by
+	// normalizer.
+	SoftmaxLossForward(prob Vec[T], cls IntVec, outer, channels, inner int, normalizer float64, loss Vec[T])
+	// SoftmaxLossBackward: dx = scale·(prob - onehot(cls)), zero over the
+	// channels of an ignored position.
+	SoftmaxLossBackward(prob Vec[T], cls IntVec, outer, channels, inner int, scale T, dx Vec[T])
+
+	// LRNForward: y = x·scale^-β, scale = the base of the power (kept
+	// for LRNBackward).
+	LRNForward(x, scale, y Vec[T], g LRNGeom)
+	// LRNBackward computes dx from dy, x, y and LRNForward's scale.
+	LRNBackward(x, y, scale, dy, dx Vec[T], g LRNGeom)
+
+	// SGDMomentum is SGD with L2 weight decay in one pass:
+	// g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;
+	// data -= hist.
+	SGDMomentum(diff, data, hist Vec[T], norm, decay, lr, mom T)
+}
+
+// Device is where a net computes: it hands out the backend for each
+// element type.
+type Device interface {
+	// Name is the device's name as logs and `goexec inspect` show it
+	// ("cpu", "cuda:0").
+	Name() string
+	// Engine is the layer engine the device prefers ("CAFFE" on the CPU,
+	// "CUDA" on a GPU); layers registered for it run there, others fall
+	// back to their CPU implementation.
+	Engine() string
+	// Float32 and Float64 return the device's backends.
+	Float32() Backend[float32]
+	Float64() Backend[float64]
+}
+
+// For returns d's backend computing in T.
+func For[T Float](d Device) Backend[T] {
+	var z T
+	switch any(z).(type) {
+	case float32:
+		return any(d.Float32()).(Backend[T])
+	default:
+		return any(d.Float64()).(Backend[T])
+	}
+}

@@ -1,0 +1,382 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
+
+// Device is the CPU: its backends compute on host slices over all cores,
+// float32 through the fast kernels of this package and float64 through
+// their generic references.
+var Device kernels.Device = device{}
+
+type device struct{}
+
+func (device) Name() string                      { return "cpu" }
+func (device) Engine() string                    { return "CAFFE" }
+func (device) Float32() kernels.Backend[float32] { return backend[float32]{} }
+func (device) Float64() kernels.Backend[float64] { return backend[float64]{} }
+
+// Backend returns the CPU backend computing in T.
+func Backend[T Float]() kernels.Backend[T] { return backend[T]{} }
+
+// backend implements kernels.Backend on host slices. Every method
+// forwards to this package's kernels, which pick the float32 fast path.
+type backend[T Float] struct{}
+
+func (backend[T]) Device() kernels.Device { return Device }
+func (backend[T]) HostMemory() bool       { return true }
+func (backend[T]) Alloc(n int) kernels.Vec[T] {
+	return kernels.HostVec(make([]T, n))
+}
+func (backend[T]) AllocInts(n int) kernels.IntVec { return kernels.HostInts(make([]int32, n)) }
+func (backend[T]) Upload(dst kernels.Vec[T], src []T) {
+	copy(dst.Host()[:len(src)], src)
+}
+func (backend[T]) Download(dst []T, src kernels.Vec[T]) {
+	copy(dst[:src.Len()], src.Host())
+}
+
+func (backend[T]) UploadInts(dst kernels.IntVec, src []int32) { copy(dst.Host()[:len(src)], src) }
+
+func (backend[T]) Workers(n int) int                           { return Workers(n) }
+func (backend[T]) Parallel(n int, fn func(worker, lo, hi int)) { Parallel(n, fn) }
+func (backend[T]) ParallelDynamic(workers, n, grain int, fn func(worker, lo, hi int)) {
+	ParallelDynamic(workers, n, grain, fn)
+}
+func (backend[T]) ParallelN(workers, n int, fn func(chunk, lo, hi int)) { ParallelN(workers, n, fn) }
+
+func (backend[T]) Gemm(transA, transB bool, m, n, k int, alpha T, a kernels.Vec[T], lda int, b kernels.Vec[T], ldb int, beta T, c kernels.Vec[T], ldc int) {
+	Gemm(transA, transB, m, n, k, alpha, a.Host(), lda, b.Host(), ldb, beta, c.Host(), ldc)
+}
+
+func (backend[T]) GemmSerial(transA, transB bool, m, n, k int, alpha T, a kernels.Vec[T], lda int, b kernels.Vec[T], ldb int, beta T, c kernels.Vec[T], ldc int) {
+	GemmSerial(transA, transB, m, n, k, alpha, a.Host(), lda, b.Host(), ldb, beta, c.Host(), ldc)
+}
+
+func (backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, strideA int, b kernels.Vec[T], ldb, strideB int, c kernels.Vec[T], ldc int) {
+	GemmNTSum(batch, m, n, k, a.Host(), lda, strideA, b.Host(), ldb, strideB, c.Host(), ldc)
+}
+
+func (backend[T]) GemmTileUse(m, n int) float64 { return GemmTileUse(m, n) }
+
+func (backend[T]) Im2col(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, col kernels.Vec[T]) {
+	Im2col(im.Host(), c, h, w, g, oh, ow, col.Host())
+}
+
+func (backend[T]) Col2im(col kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, im kernels.Vec[T]) {
+	Col2im(col.Host(), c, h, w, g, oh, ow, im.Host())
+}
+
+func (backend[T]) Copy(dst, src kernels.Vec[T])      { copy(dst.Host(), src.Host()) }
+func (backend[T]) Fill(x kernels.Vec[T], v T)        { Fill(x.Host(), v) }
+func (backend[T]) Axpy(alpha T, x, y kernels.Vec[T]) { Axpy(alpha, x.Host(), y.Host()) }
+func (backend[T]) Axpby(alpha T, x kernels.Vec[T], beta T, y kernels.Vec[T]) {
+	Axpby(alpha, x.Host(), beta, y.Host())
+}
+func (backend[T]) Scal(alpha T, x kernels.Vec[T])  { Scal(alpha, x.Host()) }
+func (backend[T]) Shift(alpha T, x kernels.Vec[T]) { Shift(alpha, x.Host()) }
+func (backend[T]) Mul(a, b, y kernels.Vec[T]) {
+	av, bv, yv := a.Host(), b.Host(), y.Host()
+	bv, yv = bv[:len(av)], yv[:len(av)]
+	for i, v := range av {
+		yv[i] = v * bv[i]
+	}
+}
+func (backend[T]) Dot(x, y kernels.Vec[T]) T { return Dot(x.Host(), y.Host()) }
+func (backend[T]) Sum(x kernels.Vec[T]) T    { return Sum(x.Host()) }
+func (backend[T]) SumTo(x, dst kernels.Vec[T]) {
+	dst.Host()[0] = Sum(x.Host())
+}
+
+// AddBias adds per row (inner 1, as InnerProduct) with Axpy and per plane
+// with Shift (as Convolution), the two sums the layers computed before.
+func (backend[T]) AddBias(y, bias kernels.Vec[T], outer, channels, inner int) {
+	yv, b := y.Host(), bias.Host()[:channels]
+	dim := channels * inner
+	for o := 0; o < outer; o++ {
+		yo := yv[o*dim : (o+1)*dim]
+		if inner == 1 {
+			Axpy(1, b, yo)
+			continue
+		}
+		for c, bc := range b {
+			Shift(bc, yo[c*inner:(c+1)*inner])
+		}
+	}
+}
+
+// BiasGrad sums rows with Axpy (inner 1) and planes with Sum.
+func (backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
+	d, b := dy.Host(), db.Host()[:channels]
+	dim := channels * inner
+	for o := 0; o < outer; o++ {
+		do := d[o*dim : (o+1)*dim]
+		if inner == 1 {
+			Axpy(1, do, b)
+			continue
+		}
+		for c := range b {
+			b[c] += Sum(do[c*inner : (c+1)*inner])
+		}
+	}
+}
+
+func (backend[T]) ScaleChannels(x, s, y kernels.Vec[T], outer, channels, inner int) {
+	xv, sv, yv := x.Host(), s.Host(), y.Host()
+	i := 0
+	for o := 0; o < outer; o++ {
+		for c := 0; c < channels; c++ {
+			v := sv[c]
+			for k := 0; k < inner; k++ {
+				yv[i] = xv[i] * v
+				i++
+			}
+		}
+	}
+}
+
+func (backend[T]) ChannelDot(a, b, d kernels.Vec[T], outer, channels, inner int) {
+	av, bv, dv := a.Host(), b.Host(), d.Host()
+	i := 0
+	for o := 0; o < outer; o++ {
+		for c := 0; c < channels; c++ {
+			var sum T
+			for k := 0; k < inner; k++ {
+				sum += av[i] * bv[i]
+				i++
+			}
+			dv[c] += sum
+		}
+	}
+}
+
+func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
+	av, bv := a.Host(), b.Host()
+	for i := 0; i < cols; i++ {
+		row := bv[i*rows : (i+1)*rows]
+		for p := range row {
+			row[p] += av[p*cols+i]
+		}
+	}
+}
+
+// ReLUForward is branchless: the sign of activations is unpredictable, and
+// a mispredicted branch per element costs several times the arithmetic.
+func (backend[T]) ReLUForward(x, y kernels.Vec[T], s T) {
+	xv := x.Host()
+	yv := y.Host()[:len(xv)]
+	for i, v := range xv {
+		yv[i] = max(v, 0) + s*min(v, 0)
+	}
+}
+
+func (backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
+	xv := x.Host()
+	switch xs := any(xv).(type) {
+	case []float32:
+		reluBackward32(xs, any(dy.Host()).([]float32), any(dx.Host()).([]float32), float32(s))
+	case []float64:
+		reluBackward64(xs, any(dy.Host()).([]float64), any(dx.Host()).([]float64), float64(s))
+	}
+}
+
+// reluBackward32 selects without branches: from the bits b of x, the sign
+// bit of (-b) & ^b is set exactly when x > 0 (it excludes ±0 and negatives).
+func reluBackward32(x, dy, dx []float32, s float32) {
+	dy = dy[:len(x)]
+	dx = dx[:len(x)]
+	for i, v := range x {
+		b := int32(math.Float32bits(v))
+		pos := uint32(((-b) & ^b) >> 31)                     // all ones when x > 0
+		f := math.Float32frombits(pos & math.Float32bits(1)) // 1 or 0
+		dx[i] = dy[i] * (s + (1-s)*f)
+	}
+}
+
+func reluBackward64(x, dy, dx []float64, s float64) {
+	dy = dy[:len(x)]
+	dx = dx[:len(x)]
+	for i, v := range x {
+		b := int64(math.Float64bits(v))
+		pos := uint64(((-b) & ^b) >> 63)
+		f := math.Float64frombits(pos & math.Float64bits(1))
+		dx[i] = dy[i] * (s + (1-s)*f)
+	}
+}
+
+func (backend[T]) MaxPoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T], mask kernels.IntVec) {
+	xv, yv, mv := x.Host(), y.Host(), mask.Host()
+	in, out := g.H*g.W, g.OH*g.OW
+	Parallel(planes, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			MaxPoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], mv[p*out:(p+1)*out])
+		}
+	})
+}
+
+func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
+	dyv, dxv, mv := dy.Host(), dx.Host(), mask.Host()
+	in, out := g.H*g.W, g.OH*g.OW
+	Parallel(planes, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
+			clear(dxp)
+			for o, d := range dyp {
+				if arg := int(mv[p*out+o]); arg >= 0 && arg < in {
+					dxp[arg] += d
+				}
+			}
+		}
+	})
+}
+
+func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {
+	xv, yv := x.Host(), y.Host()
+	in, out := g.H*g.W, g.OH*g.OW
+	Parallel(planes, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp, yp := xv[p*in:(p+1)*in], yv[p*out:(p+1)*out]
+			for oy := 0; oy < g.OH; oy++ {
+				for ox := 0; ox < g.OW; ox++ {
+					h0, h1, w0, w1 := PoolWindow(g, oy, ox)
+					var s T
+					for iy := h0; iy < h1; iy++ {
+						for _, v := range xp[iy*g.W+w0 : iy*g.W+w1] {
+							s += v
+						}
+					}
+					yp[oy*g.OW+ox] = s / T(AvePoolSize(g, oy, ox))
+				}
+			}
+		}
+	})
+}
+
+func (backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
+	dyv, dxv := dy.Host(), dx.Host()
+	in, out := g.H*g.W, g.OH*g.OW
+	Parallel(planes, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
+			clear(dxp)
+			for oy := 0; oy < g.OH; oy++ {
+				for ox := 0; ox < g.OW; ox++ {
+					h0, h1, w0, w1 := PoolWindow(g, oy, ox)
+					d := dyp[oy*g.OW+ox] / T(AvePoolSize(g, oy, ox))
+					for iy := h0; iy < h1; iy++ {
+						row := dxp[iy*g.W+w0 : iy*g.W+w1]
+						for i := range row {
+							row[i] += d
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func (backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner int) {
+	SoftmaxForward(x.Host(), y.Host(), outer, channels, inner)
+}
+
+func (backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
+	yv, dyv, dxv := y.Host(), dy.Host(), dx.Host()
+	dim := channels * inner
+	for o := 0; o < outer; o++ {
+		yo, dyo, dxo := yv[o*dim:(o+1)*dim], dyv[o*dim:(o+1)*dim], dxv[o*dim:(o+1)*dim]
+		for j := 0; j < inner; j++ {
+			var dot T
+			for c := 0; c < channels; c++ {
+				k := c*inner + j
+				dot += dyo[k] * yo[k]
+			}
+			for c := 0; c < channels; c++ {
+				k := c*inner + j
+				dxo[k] = (dyo[k] - dot) * yo[k]
+			}
+		}
+	}
+}
+
+func (backend[T]) LRNForward(x, scale, y kernels.Vec[T], g kernels.LRNGeom) {
+	lrnForward(x.Host(), scale.Host(), y.Host(), g)
+}
+
+func (backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNGeom) {
+	lrnBackward(x.Host(), y.Host(), scale.Host(), dy.Host(), dx.Host(), g)
+}
+
+// fltMin is C's FLT_MIN, the floor Caffe puts under probabilities.
+const fltMin = 0x1p-126
+
+func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	p, c := prob.Host(), cls.Host()
+	dim := channels * inner
+	var sum float64
+	for o := 0; o < outer; o++ {
+		for j := 0; j < inner; j++ {
+			k := c[o*inner+j]
+			if k < 0 {
+				continue
+			}
+			sum -= math.Log(max(float64(p[o*dim+int(k)*inner+j]), fltMin))
+		}
+	}
+	loss.Host()[0] = T(sum / normalizer)
+}
+
+func (backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	p, c, d := prob.Host(), cls.Host(), dx.Host()
+	copy(d, p)
+	dim := channels * inner
+	for o := 0; o < outer; o++ {
+		for j := 0; j < inner; j++ {
+			k := c[o*inner+j]
+			if k < 0 {
+				for ch := 0; ch < channels; ch++ {
+					d[o*dim+ch*inner+j] = 0
+				}
+				continue
+			}
+			d[o*dim+int(k)*inner+j]--
+		}
+	}
+	for i := range d {
+		d[i] *= scale
+	}
+}
+
+func (backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, mom T) {
+	d, w, h := diff.Host(), data.Host(), hist.Host()
+	if d32, ok := any(d).([]float32); ok {
+		SGDMomentum(d32, any(w).([]float32), any(h).([]float32), float32(norm), float32(decay), float32(lr), float32(mom))
+		return
+	}
+	SGDMomentumRef(d, w, h, norm, decay, lr, mom)
+}
+
+// SoftmaxForward writes softmax(x) over the middle axis of an
+// (outer, channels, inner) array into y; x and y may be the same slice.
+func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
+	dim := channels * inner
+	for o := 0; o < outer; o++ {
+		xo, yo := x[o*dim:(o+1)*dim], y[o*dim:(o+1)*dim]
+		for j := 0; j < inner; j++ {
+			m := xo[j]
+			for c := 1; c < channels; c++ {
+				m = max(m, xo[c*inner+j])
+			}
+			var sum T
+			for c := 0; c < channels; c++ {
+				e := T(math.Exp(float64(xo[c*inner+j] - m)))
+				yo[c*inner+j] = e
+				sum += e
+			}
+			for c := 0; c < channels; c++ {
+				yo[c*inner+j] /= sum
+			}
+		}
+	}
+}

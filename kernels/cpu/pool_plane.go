@@ -1,0 +1,91 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
+
+// MaxPoolPlane max-pools one plane, recording each output's argmax (-1 for
+// an empty or all-below -FLT_MAX window), scanning windows row by row with
+// a strict comparison as Caffe does.
+func MaxPoolPlane[T Float](g kernels.PoolGeom, xp, yp []T, mask []int32) {
+	yp, mask = yp[:g.OH*g.OW], mask[:g.OH*g.OW]
+	// Interior 2×2 windows of stride 2 (LeNet's pooling) in one call per
+	// plane; what Caffe's round-up rule adds past them goes below.
+	rows2, cols2 := 0, 0
+	if g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 {
+		rows2, cols2 = min(g.OH, g.H/2), min(g.OW, g.W/2)
+		if x32, ok := any(xp).([]float32); ok {
+			MaxPool2x2Plane(x32, g.W, any(yp).([]float32), mask, g.OW, rows2, cols2)
+		} else {
+			MaxPool2x2PlaneRef(xp, g.W, yp, mask, g.OW, rows2, cols2)
+		}
+	}
+	for oy := 0; oy < g.OH; oy++ {
+		h0 := oy*g.SH - g.PH
+		h1 := min(h0+g.KH, g.H)
+		h0 = max(h0, 0)
+		yr, mr := yp[oy*g.OW:(oy+1)*g.OW], mask[oy*g.OW:(oy+1)*g.OW]
+		ox := 0
+		if oy < rows2 {
+			ox = cols2
+		}
+		if xp32, ok := any(xp).([]float32); ok && ox == 0 && h1 > h0 {
+			// Windows fully inside the columns, vectorized over outputs.
+			lo := (g.PW + g.SW - 1) / g.SW
+			hi := min(g.OW, (g.W+g.PW-g.KW)/g.SW+1)
+			if hi > lo {
+				var rows [8][]float32
+				var bases [8]int32
+				if h1-h0 <= len(rows) {
+					c0 := lo*g.SW - g.PW
+					for iy := h0; iy < h1; iy++ {
+						rows[iy-h0] = xp32[iy*g.W+c0 : (iy+1)*g.W]
+						bases[iy-h0] = int32(iy*g.W + c0)
+					}
+					MaxPoolRow(rows[:h1-h0], bases[:h1-h0], g.KW, g.SW, any(yr[lo:hi]).([]float32), mr[lo:hi])
+					poolMaxScalar(g, xp, yr, mr, h0, h1, 0, lo)
+					ox = hi
+				}
+			}
+		}
+		poolMaxScalar(g, xp, yr, mr, h0, h1, ox, g.OW)
+	}
+}
+
+// poolMaxScalar max-pools outputs [ox0, ox1) of one output row whose
+// windows cover input rows [h0, h1).
+func poolMaxScalar[T Float](g kernels.PoolGeom, xp, yr []T, mr []int32, h0, h1, ox0, ox1 int) {
+	for ox := ox0; ox < ox1; ox++ {
+		w0 := ox*g.SW - g.PW
+		w1 := min(w0+g.KW, g.W)
+		w0 = max(w0, 0)
+		best, arg := T(-math.MaxFloat32), -1
+		for iy := h0; iy < h1; iy++ {
+			row := xp[iy*g.W : iy*g.W+w1]
+			for ix := w0; ix < w1; ix++ {
+				if row[ix] > best {
+					best, arg = row[ix], iy*g.W+ix
+				}
+			}
+		}
+		yr[ox], mr[ox] = best, int32(arg)
+	}
+}
+
+// PoolWindow returns the input rows [h0, h1) and columns [w0, w1) of
+// output (y, x), clipped to the image.
+func PoolWindow(g kernels.PoolGeom, y, x int) (h0, h1, w0, w1 int) {
+	h0, w0 = y*g.SH-g.PH, x*g.SW-g.PW
+	h1, w1 = min(h0+g.KH, g.H), min(w0+g.KW, g.W)
+	return max(h0, 0), h1, max(w0, 0), w1
+}
+
+// AvePoolSize is Caffe's divisor for average pooling: the window clipped
+// to the padded image, so padding counts.
+func AvePoolSize(g kernels.PoolGeom, y, x int) int {
+	h0, w0 := y*g.SH-g.PH, x*g.SW-g.PW
+	h1, w1 := min(h0+g.KH, g.H+g.PH), min(w0+g.KW, g.W+g.PW)
+	return (h1 - h0) * (w1 - w0)
+}

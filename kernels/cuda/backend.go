@@ -1,0 +1,381 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
+
+// GPU is a kernels.Device on one CUDA device: layers and solvers compute
+// through its Float32 and Float64 backends on device memory.
+//
+// kernels.Backend's methods return no errors; a CUDA error (a failed
+// launch, an asynchronous fault seen at a download) is kept, the first
+// one, and reported by Err. Operations after an error still run.
+type GPU struct {
+	D   *Device
+	f32 *backend[float32]
+	f64 *backend[float64]
+
+	mu  sync.Mutex
+	err error
+}
+
+var _ kernels.Device = (*GPU)(nil)
+
+// NewGPU opens device ordinal as a kernels.Device.
+func NewGPU(ordinal int) (*GPU, error) {
+	d, err := Open(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	g := &GPU{D: d}
+	g.f32 = &backend[float32]{g: g, o: Ops[float32]{d}}
+	g.f64 = &backend[float64]{g: g, o: Ops[float64]{d}}
+	return g, nil
+}
+
+func (g *GPU) Name() string                      { return g.D.Name() }
+func (g *GPU) Engine() string                    { return "CUDA" }
+func (g *GPU) Float32() kernels.Backend[float32] { return g.f32 }
+func (g *GPU) Float64() kernels.Backend[float64] { return g.f64 }
+
+// Err returns the first CUDA error since the device was opened, after
+// waiting for the work issued so far.
+func (g *GPU) Err() error {
+	g.keep(g.D.Sync())
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
+
+func (g *GPU) keep(err error) {
+	if err == nil {
+		return
+	}
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.mu.Unlock()
+}
+
+// Close releases the device.
+func (g *GPU) Close() error { return g.D.Close() }
+
+// buffer is device memory of n elements of elem bytes.
+type buffer struct {
+	d    *Device
+	p    Ptr
+	n    int
+	elem int
+}
+
+func (b *buffer) Len() int { return b.n }
+func (b *buffer) Free() {
+	if b.p != 0 {
+		b.d.Free(b.p)
+		b.p = 0
+	}
+}
+
+// backend implements kernels.Backend[T] on the GPU.
+type backend[T Float] struct {
+	g *GPU
+	o Ops[T]
+}
+
+// ptr is the device address of v's first element. A host Vec here is a
+// caller's bug (the blob hands out device Vecs to a device backend): it is
+// recorded as an error and the operation is skipped.
+func (b *backend[T]) ptr(v kernels.Vec[T]) (Ptr, bool) {
+	buf, off := v.Device()
+	db, ok := buf.(*buffer)
+	if !ok || db == nil {
+		b.g.keep(fmt.Errorf("%s: an operation got host memory (%d elements) where device memory was needed", b.g.Name(), v.Len()))
+		return 0, false
+	}
+	return db.p + Ptr(off*Size[T]()), true
+}
+
+func (b *backend[T]) iptr(v kernels.IntVec) (Ptr, bool) {
+	buf, off := v.Device()
+	db, ok := buf.(*buffer)
+	if !ok || db == nil {
+		b.g.keep(fmt.Errorf("%s: an operation got host indices (%d) where device memory was needed", b.g.Name(), v.Len()))
+		return 0, false
+	}
+	return db.p + Ptr(off*4), true
+}
+
+// ptrs resolves several Vecs; ok is false if any is not device memory.
+func (b *backend[T]) ptrs(vs ...kernels.Vec[T]) ([]Ptr, bool) {
+	ps := make([]Ptr, len(vs))
+	for i, v := range vs {
+		p, ok := b.ptr(v)
+		if !ok {
+			return nil, false
+		}
+		ps[i] = p
+	}
+	return ps, true
+}
+
+func (b *backend[T]) HostMemory() bool { return false }
+
+func (b *backend[T]) alloc(n, elem int) *buffer {
+	p, err := b.o.D.Alloc(n * elem)
+	if err != nil {
+		b.g.keep(err)
+	}
+	return &buffer{d: b.o.D, p: p, n: n, elem: elem}
+}
+
+func (b *backend[T]) Alloc(n int) kernels.Vec[T] {
+	return kernels.DeviceVec[T](b.alloc(n, Size[T]()), 0, n)
+}
+
+func (b *backend[T]) AllocInts(n int) kernels.IntVec {
+	return kernels.DeviceInts(b.alloc(n, 4), 0, n)
+}
+
+func (b *backend[T]) Upload(dst kernels.Vec[T], src []T) {
+	p, ok := b.ptr(dst)
+	if !ok || len(src) == 0 {
+		return
+	}
+	if len(src) != dst.Len() {
+		b.g.keep(fmt.Errorf("%s: upload of %d elements into %d", b.g.Name(), len(src), dst.Len()))
+		return
+	}
+	b.g.keep(b.o.D.Upload(p, unsafe.Pointer(&src[0]), len(src)*Size[T]()))
+}
+
+func (b *backend[T]) Download(dst []T, src kernels.Vec[T]) {
+	p, ok := b.ptr(src)
+	if !ok || len(dst) == 0 {
+		return
+	}
+	if len(dst) != src.Len() {
+		b.g.keep(fmt.Errorf("%s: download of %d elements into %d", b.g.Name(), src.Len(), len(dst)))
+		return
+	}
+	b.g.keep(b.o.D.Download(unsafe.Pointer(&dst[0]), p, len(dst)*Size[T]()))
+}
+
+func (b *backend[T]) Device() kernels.Device { return b.g }
+
+// A device runs a layer's per-image loop on the calling goroutine, in
+// order (see kernels.Backend).
+func (b *backend[T]) Workers(n int) int { return 1 }
+func (b *backend[T]) Parallel(n int, fn func(worker, lo, hi int)) {
+	if n > 0 {
+		fn(0, 0, n)
+	}
+}
+func (b *backend[T]) ParallelDynamic(workers, n, grain int, fn func(worker, lo, hi int)) {
+	if n > 0 {
+		fn(0, 0, n)
+	}
+}
+
+// ParallelN keeps its contract of exactly workers chunks (a layer may size
+// per-chunk state by it), run in order.
+func (b *backend[T]) ParallelN(workers, n int, fn func(chunk, lo, hi int)) {
+	if workers < 1 {
+		workers = 1
+	}
+	for c := 0; c < workers; c++ {
+		fn(c, c*n/workers, (c+1)*n/workers)
+	}
+}
+
+func (b *backend[T]) Gemm(ta, tb bool, m, n, k int, alpha T, a kernels.Vec[T], lda int, bv kernels.Vec[T], ldb int, beta T, c kernels.Vec[T], ldc int) {
+	if p, ok := b.ptrs(a, bv, c); ok {
+		b.g.keep(b.o.Gemm(ta, tb, m, n, k, alpha, p[0], lda, p[1], ldb, beta, p[2], ldc))
+	}
+}
+
+func (b *backend[T]) GemmSerial(ta, tb bool, m, n, k int, alpha T, a kernels.Vec[T], lda int, bv kernels.Vec[T], ldb int, beta T, c kernels.Vec[T], ldc int) {
+	b.Gemm(ta, tb, m, n, k, alpha, a, lda, bv, ldb, beta, c, ldc)
+}
+
+func (b *backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, strideA int, bv kernels.Vec[T], ldb, strideB int, c kernels.Vec[T], ldc int) {
+	if p, ok := b.ptrs(a, bv, c); ok {
+		b.g.keep(b.o.GemmBatchSum(false, true, batch, m, n, k, 1, p[0], lda, strideA, p[1], ldb, strideB, 1, p[2], ldc))
+	}
+}
+
+func (b *backend[T]) GemmTileUse(m, n int) float64 { return 1 }
+
+func geom(g kernels.ConvGeom) Geom {
+	return Geom{KH: g.KH, KW: g.KW, SH: g.SH, SW: g.SW, PH: g.PH, PW: g.PW, DH: g.DH, DW: g.DW}
+}
+
+func (b *backend[T]) Im2col(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, col kernels.Vec[T]) {
+	if p, ok := b.ptrs(im, col); ok {
+		b.g.keep(b.o.Im2col(p[0], c, h, w, geom(g), oh, ow, p[1]))
+	}
+}
+
+func (b *backend[T]) Col2im(col kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, im kernels.Vec[T]) {
+	if p, ok := b.ptrs(col, im); ok {
+		b.g.keep(b.o.Col2im(p[0], c, h, w, geom(g), oh, ow, p[1]))
+	}
+}
+
+func (b *backend[T]) Copy(dst, src kernels.Vec[T]) {
+	if dst.Len() != src.Len() {
+		b.g.keep(fmt.Errorf("%s: copy of %d elements into %d", b.g.Name(), src.Len(), dst.Len()))
+		return
+	}
+	if p, ok := b.ptrs(dst, src); ok {
+		b.g.keep(b.o.Copy(p[0], p[1], dst.Len()))
+	}
+}
+
+func (b *backend[T]) Fill(x kernels.Vec[T], v T) {
+	if p, ok := b.ptr(x); ok {
+		b.g.keep(b.o.Fill(p, x.Len(), v))
+	}
+}
+
+func (b *backend[T]) Axpy(alpha T, x, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y); ok && y.Len() > 0 {
+		b.g.keep(b.o.Axpy(y.Len(), alpha, p[0], p[1]))
+	}
+}
+
+func (b *backend[T]) Axpby(alpha T, x kernels.Vec[T], beta T, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y); ok && y.Len() > 0 {
+		b.g.keep(b.o.Axpby(y.Len(), alpha, p[0], beta, p[1]))
+	}
+}
+
+func (b *backend[T]) Scal(alpha T, x kernels.Vec[T]) {
+	if p, ok := b.ptr(x); ok && x.Len() > 0 {
+		b.g.keep(b.o.Scal(x.Len(), alpha, p))
+	}
+}
+
+func (b *backend[T]) Shift(alpha T, x kernels.Vec[T]) {
+	if p, ok := b.ptr(x); ok && x.Len() > 0 {
+		b.g.keep(b.o.Shift(x.Len(), alpha, p))
+	}
+}
+
+func (b *backend[T]) Mul(a, bv, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(a, bv, y); ok && y.Len() > 0 {
+		b.g.keep(b.o.Mul(y.Len(), p[0], p[1], p[2]))
+	}
+}
+
+func (b *backend[T]) Dot(x, y kernels.Vec[T]) T {
+	p, ok := b.ptrs(x, y)
+	if !ok {
+		return 0
+	}
+	v, err := b.o.Dot(x.Len(), p[0], p[1])
+	b.g.keep(err)
+	return v
+}
+
+func (b *backend[T]) Sum(x kernels.Vec[T]) T {
+	p, ok := b.ptr(x)
+	if !ok {
+		return 0
+	}
+	v, err := b.o.Dot(x.Len(), p, 0)
+	b.g.keep(err)
+	return v
+}
+
+func (b *backend[T]) SumTo(x, dst kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, dst); ok {
+		b.g.keep(b.o.DotTo(x.Len(), p[0], 0, p[1]))
+	}
+}
+
+func (b *backend[T]) AddBias(y, bias kernels.Vec[T], outer, channels, inner int) {
+	if p, ok := b.ptrs(y, bias); ok && outer*channels*inner > 0 {
+		b.g.keep(b.o.AddBias(p[0], p[1], outer, channels, inner))
+	}
+}
+
+func (b *backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
+	if p, ok := b.ptrs(dy, db); ok && channels > 0 {
+		b.g.keep(b.o.BiasGrad(p[0], p[1], outer, channels, inner))
+	}
+}
+
+func (b *backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, bv kernels.Vec[T]) {
+	if p, ok := b.ptrs(a, bv); ok && rows*cols > 0 {
+		b.g.keep(b.o.AddTrans(p[0], rows, cols, p[1]))
+	}
+}
+
+func (b *backend[T]) ReLUForward(x, y kernels.Vec[T], slope T) {
+	if p, ok := b.ptrs(x, y); ok && x.Len() > 0 {
+		b.g.keep(b.o.ReLUForward(x.Len(), p[0], p[1], slope))
+	}
+}
+
+func (b *backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], slope T) {
+	if p, ok := b.ptrs(x, dy, dx); ok && x.Len() > 0 {
+		b.g.keep(b.o.ReLUBackward(x.Len(), p[0], p[1], p[2], slope))
+	}
+}
+
+func pool(g kernels.PoolGeom) Pool {
+	return Pool{H: g.H, W: g.W, OH: g.OH, OW: g.OW, KH: g.KH, KW: g.KW, SH: g.SH, SW: g.SW, PH: g.PH, PW: g.PW}
+}
+
+func (b *backend[T]) MaxPoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T], mask kernels.IntVec) {
+	p, ok := b.ptrs(x, y)
+	m, mok := b.iptr(mask)
+	if ok && mok && planes > 0 {
+		b.g.keep(b.o.MaxPoolForward(p[0], planes, pool(g), p[1], m))
+	}
+}
+
+func (b *backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
+	p, ok := b.ptrs(dy, dx)
+	m, mok := b.iptr(mask)
+	if ok && mok && planes > 0 {
+		b.g.keep(b.o.MaxPoolBackward(p[0], m, planes, pool(g), p[1]))
+	}
+}
+
+func (b *backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y); ok && planes > 0 {
+		b.g.keep(b.o.AvePoolForward(p[0], planes, pool(g), p[1]))
+	}
+}
+
+func (b *backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
+	if p, ok := b.ptrs(dy, dx); ok && planes > 0 {
+		b.g.keep(b.o.AvePoolBackward(p[0], planes, pool(g), p[1]))
+	}
+}
+
+func (b *backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner int) {
+	if p, ok := b.ptrs(x, y); ok && outer*inner > 0 {
+		b.g.keep(b.o.SoftmaxForward(p[0], p[1], outer, channels, inner))
+	}
+}
+
+func (b *backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
+	if p, ok := b.ptrs(y, dy, dx); ok && outer*inner > 0 {
+		b.g.keep(b.o.SoftmaxBackward(p[0], p[1], p[2], outer, channels, inner))
+	}
+}
+
+func (b *backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, mom T) {
+	if p, ok := b.ptrs(diff, data, hist); ok && diff.Len() > 0 {
+		b.g.keep(b.o.SGDMomentum(diff.Len(), p[0], p[1], p[2], norm, decay, lr, mom))
+	}
+}

@@ -1,0 +1,331 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/gocaffe/gocaffe/kernels/cuda/graph"
+	"gorgonia.org/cu"
+)
+
+// Device is one GPU with its own context, the loaded kernels and one
+// stream that every operation is issued on, in order.
+//
+// CUDA binds a context to an OS thread; a goroutine may move between
+// threads, so every method pins its goroutine and makes the context
+// current for the duration of its driver calls (enter/leave).
+type Device struct {
+	ordinal int
+	name    string
+	sms     int
+	ctx     cu.CUContext
+	mods    []cu.Module
+	fns     map[string]cu.Function
+	stream  cu.Stream
+	scratch cu.DevicePtr // 16 bytes for reductions read by the host
+
+	mu sync.Mutex // serialises callers: one stream, one order
+}
+
+// Count returns the number of CUDA devices, or an error that says why
+// none can be used (no driver, no device).
+func Count() (int, error) {
+	if err := cu.InitError(); err != nil {
+		return 0, fmt.Errorf("CUDA driver: %w", err)
+	}
+	n, err := cu.NumDevices()
+	if err != nil {
+		return 0, fmt.Errorf("CUDA device count: %w", err)
+	}
+	return n, nil
+}
+
+// DriverVersion returns the driver's CUDA version (13000 for 13.0), or -1.
+func DriverVersion() int {
+	if cu.InitError() != nil {
+		return -1
+	}
+	return cu.Version()
+}
+
+// Open makes a context on device ordinal, loads the embedded kernels and
+// creates the stream.
+func Open(ordinal int) (*Device, error) {
+	n, err := Count()
+	if err != nil {
+		return nil, err
+	}
+	if ordinal < 0 || ordinal >= n {
+		return nil, fmt.Errorf("CUDA device %d: the node has %d device(s)", ordinal, n)
+	}
+	dev, err := cu.GetDevice(ordinal)
+	if err != nil {
+		return nil, fmt.Errorf("CUDA device %d: %w", ordinal, err)
+	}
+	d := &Device{ordinal: ordinal, fns: map[string]cu.Function{}}
+	if d.name, err = dev.Name(); err != nil {
+		return nil, fmt.Errorf("CUDA device %d name: %w", ordinal, err)
+	}
+	if d.sms, err = dev.Attribute(cu.MultiprocessorCount); err != nil {
+		return nil, fmt.Errorf("CUDA device %d: %w", ordinal, err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if d.ctx, err = dev.MakeContext(cu.SchedAuto); err != nil {
+		return nil, fmt.Errorf("CUDA device %d: context: %w", ordinal, err)
+	}
+	fail := func(e error) (*Device, error) {
+		d.ctx.Destroy()
+		return nil, e
+	}
+	names, images, err := fatbinImages()
+	if err != nil {
+		return fail(err)
+	}
+	for _, n := range names {
+		m, err := cu.LoadData(string(images[n]))
+		if err != nil {
+			return fail(fmt.Errorf("CUDA device %d: loading %s: %w", ordinal, n, err))
+		}
+		d.mods = append(d.mods, m)
+	}
+	if d.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+		return fail(fmt.Errorf("CUDA device %d: stream: %w", ordinal, err))
+	}
+	if d.scratch, err = cu.MemAlloc(16); err != nil {
+		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
+	}
+	return d, nil
+}
+
+// Name is "cuda:N".
+func (d *Device) Name() string { return fmt.Sprintf("cuda:%d", d.ordinal) }
+
+// Model is the GPU's name as the driver reports it.
+func (d *Device) Model() string { return d.name }
+
+// Close releases the context and everything in it.
+func (d *Device) Close() error {
+	d.enter()
+	defer d.leave()
+	if err := cu.Synchronize(); err != nil {
+		return err
+	}
+	return d.ctx.Destroy()
+}
+
+func (d *Device) enter() {
+	d.mu.Lock()
+	runtime.LockOSThread()
+	if err := cu.SetCurrentContext(d.ctx); err != nil {
+		// Only an invalid context fails here; every call after it reports it.
+		_ = err
+	}
+}
+
+func (d *Device) leave() {
+	runtime.UnlockOSThread()
+	d.mu.Unlock()
+}
+
+// fn looks a kernel up by name in the loaded modules.
+func (d *Device) fn(name string) (cu.Function, error) {
+	if f, ok := d.fns[name]; ok {
+		return f, nil
+	}
+	for _, m := range d.mods {
+		if f, err := m.Function(name); err == nil {
+			d.fns[name] = f
+			return f, nil
+		}
+	}
+	return cu.Function{}, fmt.Errorf("CUDA kernel %q not found in the embedded modules", name)
+}
+
+// Ptr is a device address.
+type Ptr = cu.DevicePtr
+
+// Alloc returns bytes of zeroed device memory (cuMemAlloc; never managed
+// memory).
+func (d *Device) Alloc(bytes int) (Ptr, error) {
+	d.enter()
+	defer d.leave()
+	if bytes <= 0 {
+		bytes = 4
+	}
+	p, err := cu.MemAlloc(int64(bytes))
+	if err != nil {
+		free, total, _ := cu.MemInfo()
+		return 0, fmt.Errorf("%s: allocating %d bytes (%d of %d free): %w", d.Name(), bytes, free, total, err)
+	}
+	if err := cu.MemsetD8Async(p, 0, int64(bytes), d.stream); err != nil {
+		return 0, fmt.Errorf("%s: zeroing %d bytes: %w", d.Name(), bytes, err)
+	}
+	return p, nil
+}
+
+// Free releases memory from Alloc (after the stream's work is done).
+func (d *Device) Free(p Ptr) {
+	d.enter()
+	defer d.leave()
+	_ = d.stream.Synchronize()
+	_ = cu.MemFree(p)
+}
+
+// Upload copies bytes from host memory at src to p, synchronously.
+func (d *Device) Upload(p Ptr, src unsafe.Pointer, bytes int) error {
+	if bytes == 0 {
+		return nil
+	}
+	d.enter()
+	defer d.leave()
+	if err := cu.MemcpyHtoDAsync(p, src, int64(bytes), d.stream); err != nil {
+		return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
+	}
+	return d.stream.Synchronize()
+}
+
+// Download copies bytes from p to host memory at dst after the work
+// issued before it.
+func (d *Device) Download(dst unsafe.Pointer, p Ptr, bytes int) error {
+	if bytes == 0 {
+		return nil
+	}
+	d.enter()
+	defer d.leave()
+	if err := cu.MemcpyDtoHAsync(dst, p, int64(bytes), d.stream); err != nil {
+		return fmt.Errorf("%s: download of %d bytes: %w", d.Name(), bytes, err)
+	}
+	if err := d.stream.Synchronize(); err != nil {
+		return fmt.Errorf("%s: download of %d bytes: %w", d.Name(), bytes, err)
+	}
+	return nil
+}
+
+// CopyDtoD copies bytes from src to dst on the stream.
+func (d *Device) CopyDtoD(dst, src Ptr, bytes int) error {
+	if bytes == 0 || dst == src {
+		return nil
+	}
+	d.enter()
+	defer d.leave()
+	if err := cu.MemcpyDtoDAsync(dst, src, int64(bytes), d.stream); err != nil {
+		return fmt.Errorf("%s: device copy of %d bytes: %w", d.Name(), bytes, err)
+	}
+	return nil
+}
+
+// Sync waits for every operation issued so far and returns the first
+// asynchronous error.
+func (d *Device) Sync() error {
+	d.enter()
+	defer d.leave()
+	if err := d.stream.Synchronize(); err != nil {
+		return fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	return nil
+}
+
+// arg is one kernel parameter: a device pointer, an int or a float of the
+// kernel's element type, widened to the 8-byte slot Launch copies.
+type arg = uint64
+
+func iarg(v int) arg       { return uint64(uint32(int32(v))) }
+func larg(v int) arg       { return uint64(v) }
+func parg(p Ptr) arg       { return uint64(p) }
+func f32arg(v float32) arg { return uint64(math.Float32bits(v)) }
+func f64arg(v float64) arg { return math.Float64bits(v) }
+
+// launch runs kernel name on grid×block threads with args.
+func (d *Device) launch(name string, gx, gy, block int, args ...arg) error {
+	d.enter()
+	defer d.leave()
+	f, err := d.fn(name)
+	if err != nil {
+		return err
+	}
+	params := make([]unsafe.Pointer, len(args))
+	for i := range args {
+		params[i] = unsafe.Pointer(&args[i])
+	}
+	if err := f.Launch(gx, gy, 1, block, 1, 1, 0, d.stream, params); err != nil {
+		return fmt.Errorf("%s: kernel %s (grid %d×%d, block %d): %w", d.Name(), name, gx, gy, block, err)
+	}
+	return nil
+}
+
+// grid1 is the 1-D grid for n elements at 256 threads a block, capped so
+// that grid-stride loops keep every multiprocessor busy.
+func (d *Device) grid1(n int) int {
+	g := (n + 255) / 256
+	if lim := d.sms * 32; g > lim {
+		g = lim
+	}
+	if g < 1 {
+		g = 1
+	}
+	return g
+}
+
+// Capture records the operations fn issues into a CUDA graph instead of
+// running them; replay it with Graph.Launch. fn must not synchronise with
+// the host (no Download, Dot or Sum).
+func (d *Device) Capture(fn func() error) (*Graph, error) {
+	d.enter()
+	runtime.LockOSThread() // held across fn: capture is thread-local
+	err := graph.BeginCapture(unsafe.Pointer(d.stream.C()))
+	d.leave()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	ferr := fn()
+	d.enter()
+	ex, err := graph.EndCapture(unsafe.Pointer(d.stream.C()))
+	d.leave()
+	runtime.UnlockOSThread()
+	if ferr != nil {
+		if ex != nil {
+			ex.Destroy()
+		}
+		return nil, ferr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	return &Graph{d: d, ex: ex}, nil
+}
+
+// Graph is a captured sequence of operations.
+type Graph struct {
+	d  *Device
+	ex *graph.Exec
+}
+
+// Launch replays the graph on the device's stream.
+func (g *Graph) Launch() error {
+	g.d.enter()
+	defer g.d.leave()
+	if err := g.ex.Launch(unsafe.Pointer(g.d.stream.C())); err != nil {
+		return fmt.Errorf("%s: %w", g.d.Name(), err)
+	}
+	return nil
+}
+
+// Nodes is the number of operations in the graph.
+func (g *Graph) Nodes() int {
+	n, _ := g.ex.Nodes()
+	return n
+}
+
+// Destroy releases the graph.
+func (g *Graph) Destroy() {
+	g.d.enter()
+	defer g.d.leave()
+	g.ex.Destroy()
+}

@@ -1,0 +1,222 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"unsafe"
+)
+
+// Float is an element type the kernels exist for.
+type Float interface{ ~float32 | ~float64 }
+
+// Ops issues the kernels of element type T on a device. Pointers are
+// device addresses of the first element each operation touches; shapes
+// are as the kernels' comments in src/*.cu give them. Every operation is
+// queued on the device's stream; errors are launch errors (asynchronous
+// faults surface at the next Sync or Download).
+type Ops[T Float] struct{ D *Device }
+
+func isF64[T Float]() bool {
+	var z T
+	_, ok := any(z).(float64)
+	return ok
+}
+
+// Size is the size of T in bytes.
+func Size[T Float]() int {
+	var z T
+	return int(unsafe.Sizeof(z))
+}
+
+// At is p advanced by i elements of T.
+func At[T Float](p Ptr, i int) Ptr { return p + Ptr(i*Size[T]()) }
+
+func (o Ops[T]) name(k string) string {
+	if isF64[T]() {
+		return k + "_f64"
+	}
+	return k + "_f32"
+}
+
+func farg[T Float](v T) arg {
+	if isF64[T]() {
+		return f64arg(float64(v))
+	}
+	return f32arg(float32(v))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Gemm: c (m×n) = alpha·op(a)·op(b) + beta·c (row-major, leading dims).
+func (o Ops[T]) Gemm(ta, tb bool, m, n, k int, alpha T, a Ptr, lda int, b Ptr, ldb int, beta T, c Ptr, ldc int) error {
+	return o.GemmBatchSum(ta, tb, 1, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc)
+}
+
+// GemmBatchSum: c = alpha·Σ_{p<batch} op(a_p)·op(b_p) + beta·c, a_p at a +
+// p·strideA elements, b_p at b + p·strideB.
+func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta T, c Ptr, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	return o.D.launch(o.name("gemm"), (n+63)/64, (m+63)/64, 256,
+		iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(a), iarg(lda), larg(strideA),
+		parg(b), iarg(ldb), larg(strideB), farg(beta), parg(c), iarg(ldc), iarg(batch))
+}
+
+// Geom is a convolution window.
+type Geom struct{ KH, KW, SH, SW, PH, PW, DH, DW int }
+
+// Im2col: col ((c·kh·kw)×(oh·ow)) from im (c×h×w).
+func (o Ops[T]) Im2col(im Ptr, c, h, w int, g Geom, oh, ow int, col Ptr) error {
+	return o.D.launch(o.name("im2col"), o.D.grid1(c*oh*ow), 1, 256, parg(im), iarg(c), iarg(h), iarg(w),
+		iarg(g.KH), iarg(g.KW), iarg(g.SH), iarg(g.SW), iarg(g.PH), iarg(g.PW), iarg(g.DH), iarg(g.DW), iarg(oh), iarg(ow), parg(col))
+}
+
+// Col2im overwrites im (c×h×w) with the adjoint of Im2col applied to col.
+func (o Ops[T]) Col2im(col Ptr, c, h, w int, g Geom, oh, ow int, im Ptr) error {
+	return o.D.launch(o.name("col2im"), o.D.grid1(c*h*w), 1, 256, parg(col), iarg(c), iarg(h), iarg(w),
+		iarg(g.KH), iarg(g.KW), iarg(g.SH), iarg(g.SW), iarg(g.PH), iarg(g.PW), iarg(g.DH), iarg(g.DW), iarg(oh), iarg(ow), parg(im))
+}
+
+// Copy: n elements from src to dst.
+func (o Ops[T]) Copy(dst, src Ptr, n int) error { return o.D.CopyDtoD(dst, src, n*Size[T]()) }
+
+// Fill sets n elements at x to v.
+func (o Ops[T]) Fill(x Ptr, n int, v T) error {
+	if n == 0 {
+		return nil
+	}
+	return o.D.launch(o.name("fill"), o.D.grid1(n), 1, 256, parg(x), iarg(n), farg(v))
+}
+
+// Axpy: y += alpha·x.
+func (o Ops[T]) Axpy(n int, alpha T, x, y Ptr) error {
+	return o.D.launch(o.name("axpy"), o.D.grid1(n), 1, 256, iarg(n), farg(alpha), parg(x), parg(y))
+}
+
+// Axpby: y = alpha·x + beta·y.
+func (o Ops[T]) Axpby(n int, alpha T, x Ptr, beta T, y Ptr) error {
+	return o.D.launch(o.name("axpby"), o.D.grid1(n), 1, 256, iarg(n), farg(alpha), parg(x), farg(beta), parg(y))
+}
+
+// Scal: x *= alpha.
+func (o Ops[T]) Scal(n int, alpha T, x Ptr) error {
+	return o.D.launch(o.name("scal"), o.D.grid1(n), 1, 256, iarg(n), farg(alpha), parg(x))
+}
+
+// Shift: x += alpha.
+func (o Ops[T]) Shift(n int, alpha T, x Ptr) error {
+	return o.D.launch(o.name("shift"), o.D.grid1(n), 1, 256, iarg(n), farg(alpha), parg(x))
+}
+
+// Mul: y = a ⊙ b.
+func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
+	return o.D.launch(o.name("mul"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
+}
+
+// DotTo writes x·y into dst[0] (y == 0: Σ x) without synchronising.
+func (o Ops[T]) DotTo(n int, x, y, dst Ptr) error {
+	return o.D.launch(o.name("dot"), 1, 1, 1024, iarg(n), parg(x), parg(y), parg(dst))
+}
+
+// Dot returns x·y (y == 0: Σ x); it waits for the stream.
+func (o Ops[T]) Dot(n int, x, y Ptr) (T, error) {
+	if err := o.DotTo(n, x, y, o.D.scratch); err != nil {
+		return 0, err
+	}
+	var v T
+	err := o.D.Download(unsafe.Pointer(&v), o.D.scratch, Size[T]())
+	return v, err
+}
+
+// AddBias: y (outer×channels×inner) += bias[c].
+func (o Ops[T]) AddBias(y, bias Ptr, outer, channels, inner int) error {
+	return o.D.launch(o.name("add_bias"), o.D.grid1(outer*channels*inner), 1, 256, parg(y), parg(bias), iarg(outer), iarg(channels), iarg(inner))
+}
+
+// BiasGrad: db[c] += Σ_{o,i} dy[o][c][i].
+func (o Ops[T]) BiasGrad(dy, db Ptr, outer, channels, inner int) error {
+	return o.D.launch(o.name("bias_grad"), channels, 1, 256, parg(dy), parg(db), iarg(outer), iarg(channels), iarg(inner))
+}
+
+// AddTrans: b (cols×rows) += aᵀ, a (rows×cols).
+func (o Ops[T]) AddTrans(a Ptr, rows, cols int, b Ptr) error {
+	return o.D.launch(o.name("add_trans"), o.D.grid1(rows*cols), 1, 256, parg(a), iarg(rows), iarg(cols), parg(b))
+}
+
+// ReLUForward: y = x > 0 ? x : slope·x.
+func (o Ops[T]) ReLUForward(n int, x, y Ptr, slope T) error {
+	return o.D.launch(o.name("relu_fwd"), o.D.grid1(n), 1, 256, iarg(n), parg(x), parg(y), farg(slope))
+}
+
+// ReLUBackward: dx = x > 0 ? dy : slope·dy.
+func (o Ops[T]) ReLUBackward(n int, x, dy, dx Ptr, slope T) error {
+	return o.D.launch(o.name("relu_bwd"), o.D.grid1(n), 1, 256, iarg(n), parg(x), parg(dy), parg(dx), farg(slope))
+}
+
+// Pool is a pooling window over planes of H×W giving OH×OW.
+type Pool struct{ H, W, OH, OW, KH, KW, SH, SW, PH, PW int }
+
+func (p Pool) args() []arg {
+	return []arg{iarg(p.H), iarg(p.W), iarg(p.OH), iarg(p.OW), iarg(p.KH), iarg(p.KW), iarg(p.SH), iarg(p.SW), iarg(p.PH), iarg(p.PW)}
+}
+
+func (o Ops[T]) pool(k string, n int, first []arg, planes int, g Pool, last ...arg) error {
+	a := append(append(append(first, iarg(planes)), g.args()...), last...)
+	return o.D.launch(o.name(k), o.D.grid1(n), 1, 256, a...)
+}
+
+// MaxPoolForward: y (planes×OH×OW) and the argmax within each plane.
+func (o Ops[T]) MaxPoolForward(x Ptr, planes int, g Pool, y, mask Ptr) error {
+	return o.pool("maxpool_fwd", planes*g.OH*g.OW, []arg{parg(x)}, planes, g, parg(y), parg(mask))
+}
+
+// MaxPoolBackward overwrites dx with dy routed through mask.
+func (o Ops[T]) MaxPoolBackward(dy, mask Ptr, planes int, g Pool, dx Ptr) error {
+	return o.pool("maxpool_bwd", planes*g.H*g.W, []arg{parg(dy), parg(mask)}, planes, g, parg(dx))
+}
+
+// AvePoolForward averages each window (padding counts, as in Caffe).
+func (o Ops[T]) AvePoolForward(x Ptr, planes int, g Pool, y Ptr) error {
+	return o.pool("avepool_fwd", planes*g.OH*g.OW, []arg{parg(x)}, planes, g, parg(y))
+}
+
+// AvePoolBackward overwrites dx with dy spread over each window.
+func (o Ops[T]) AvePoolBackward(dy Ptr, planes int, g Pool, dx Ptr) error {
+	return o.pool("avepool_bwd", planes*g.H*g.W, []arg{parg(dy)}, planes, g, parg(dx))
+}
+
+// SoftmaxForward: y = softmax of x over channels.
+func (o Ops[T]) SoftmaxForward(x, y Ptr, outer, channels, inner int) error {
+	return o.D.launch(o.name("softmax_fwd"), o.D.grid1(outer*inner), 1, 256, parg(x), parg(y), iarg(outer), iarg(channels), iarg(inner))
+}
+
+// SoftmaxBackward: dx = (dy − Σ_c dy·y) ⊙ y.
+func (o Ops[T]) SoftmaxBackward(y, dy, dx Ptr, outer, channels, inner int) error {
+	return o.D.launch(o.name("softmax_bwd"), o.D.grid1(outer*inner), 1, 256, parg(y), parg(dy), parg(dx), iarg(outer), iarg(channels), iarg(inner))
+}
+
+// SoftmaxLoss: loss[0] = −Σ log prob[label] / norm (ignore < 0: no ignored
+// label) and, when dx != 0, dx = (prob − onehot)·scale.
+func (o Ops[T]) SoftmaxLoss(prob, label Ptr, outer, channels, inner, ignore int, norm T, loss, dx Ptr, scale T) error {
+	return o.D.launch(o.name("softmax_loss"), 1, 1, 256, parg(prob), parg(label), iarg(outer), iarg(channels), iarg(inner),
+		iarg(ignore), farg(norm), parg(loss), parg(dx), farg(scale))
+}
+
+// Accuracy: acc[0] = share of labels among the top k of x.
+func (o Ops[T]) Accuracy(x, label Ptr, outer, channels, inner, topK, ignore int, acc Ptr) error {
+	return o.D.launch(o.name("accuracy"), 1, 1, 256, parg(x), parg(label), iarg(outer), iarg(channels), iarg(inner),
+		iarg(topK), iarg(ignore), parg(acc))
+}
+
+// SGDMomentum over n elements: g = norm·diff + decay·data; hist = lr·g +
+// mom·hist; diff = hist; data -= hist.
+func (o Ops[T]) SGDMomentum(n int, diff, data, hist Ptr, norm, decay, lr, mom T) error {
+	return o.D.launch(o.name("sgd_momentum"), o.D.grid1(n), 1, 256, iarg(n), parg(diff), parg(data), parg(hist),
+		farg(norm), farg(decay), farg(lr), farg(mom))
+}

@@ -1,0 +1,603 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"unsafe"
+)
+
+// dev is the GPU the tests run on; nil when the machine has none (then
+// every test skips with noGPU as its reason).
+var (
+	dev   *Device
+	noGPU string
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if dev, err = Open(0); err != nil {
+		noGPU = fmt.Sprintf("no usable CUDA device, GPU tests skipped: %v", err)
+		fmt.Fprintln(os.Stderr, "kernels/cuda:", noGPU)
+	} else {
+		fmt.Fprintf(os.Stderr, "kernels/cuda: testing on %s (%s), driver %d\n", dev.Name(), dev.Model(), DriverVersion())
+	}
+	os.Exit(m.Run())
+}
+
+func need(t *testing.T) {
+	t.Helper()
+	if dev == nil {
+		t.Skip(noGPU)
+	}
+}
+
+// up copies x to new device memory; the test frees it at cleanup.
+func up[T Float](t *testing.T, x []T) Ptr {
+	t.Helper()
+	p, err := dev.Alloc(len(x)*Size[T]() + 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Free(p) })
+	if len(x) > 0 {
+		if err := dev.Upload(p, unsafe.Pointer(&x[0]), len(x)*Size[T]()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// poisoned is n NaNs on the device: an output slot the kernel must write.
+func poisoned[T Float](t *testing.T, n int) Ptr {
+	x := make([]T, n)
+	for i := range x {
+		x[i] = T(math.NaN())
+	}
+	return up(t, x)
+}
+
+func down[T Float](t *testing.T, p Ptr, n int) []T {
+	t.Helper()
+	x := make([]T, n)
+	if n > 0 {
+		if err := dev.Download(unsafe.Pointer(&x[0]), p, n*Size[T]()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return x
+}
+
+func randn[T Float](r *rand.Rand, n int) []T {
+	x := make([]T, n)
+	for i := range x {
+		x[i] = T(r.NormFloat64())
+	}
+	return x
+}
+
+func f64s[T Float](x []T) []float64 {
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = float64(v)
+	}
+	return y
+}
+
+// tol is the relative error a result of type T may have against the
+// float64 reference: ‖out − ref‖ / ‖ref‖.
+func tol[T Float]() float64 {
+	if isF64[T]() {
+		return 1e-12
+	}
+	return 1e-5
+}
+
+func check[T Float](t *testing.T, what string, got []T, want []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	var num, den float64
+	for i, g := range got {
+		if math.IsNaN(float64(g)) {
+			t.Fatalf("%s: element %d is NaN (not written?)", what, i)
+		}
+		d := float64(g) - want[i]
+		num += d * d
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		den = 1
+	}
+	if e := math.Sqrt(num / den); e > tol[T]() {
+		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tol[T]())
+	}
+}
+
+func ok(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGemm(t *testing.T) {
+	need(t)
+	testGemm[float32](t)
+	testGemm[float64](t)
+}
+
+func testGemm[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	o := Ops[T]{dev}
+	for _, s := range [][3]int{{1, 1, 1}, {37, 53, 29}, {64, 64, 16}, {130, 70, 300}, {5, 200, 3}, {500, 10, 800}} {
+		for _, batch := range []int{1, 3} {
+			for tr := 0; tr < 4; tr++ {
+				ta, tb := tr&1 != 0, tr&2 != 0
+				m, n, k := s[0], s[1], s[2]
+				// op(a) m×k: stored m×k (lda = k+3) or k×m (lda = m+1).
+				ar, ac := m, k+3
+				if ta {
+					ar, ac = k, m+1
+				}
+				br, bc := k, n+2
+				if tb {
+					br, bc = n, k+5
+				}
+				a, b := randn[T](r, batch*ar*ac), randn[T](r, batch*br*bc)
+				c := randn[T](r, m*(n+1))
+				alpha, beta := T(0.7), T(-0.3)
+				ref := f64s(c)
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var s float64
+						for p := 0; p < batch; p++ {
+							ap, bp := a[p*ar*ac:], b[p*br*bc:]
+							for l := 0; l < k; l++ {
+								var av, bv T
+								if ta {
+									av = ap[l*ac+i]
+								} else {
+									av = ap[i*ac+l]
+								}
+								if tb {
+									bv = bp[j*bc+l]
+								} else {
+									bv = bp[l*bc+j]
+								}
+								s += float64(av) * float64(bv)
+							}
+						}
+						ref[i*(n+1)+j] = float64(alpha)*s + float64(beta)*ref[i*(n+1)+j]
+					}
+				}
+				dc := up(t, c)
+				ok(t, o.GemmBatchSum(ta, tb, batch, m, n, k, alpha, up(t, a), ac, ar*ac, up(t, b), bc, br*bc, beta, dc, n+1))
+				check(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d", alpha, s, ta, tb, batch), down[T](t, dc, len(c)), ref)
+			}
+		}
+	}
+	// beta = 0 overwrites NaN.
+	dc := poisoned[T](t, 6)
+	ok(t, o.Gemm(false, false, 2, 3, 1, 1, up(t, []T{1, 2}), 1, up(t, []T{1, 2, 3}), 3, 0, dc, 3))
+	check(t, "gemm beta 0", down[T](t, dc, 6), []float64{1, 2, 3, 2, 4, 6})
+}
+
+func TestIm2col(t *testing.T) {
+	need(t)
+	testIm2col[float32](t)
+	testIm2col[float64](t)
+}
+
+func testIm2col[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	o := Ops[T]{dev}
+	for _, tc := range []struct {
+		c, h, w int
+		g       Geom
+	}{
+		{1, 28, 28, Geom{5, 5, 1, 1, 0, 0, 1, 1}},
+		{3, 7, 9, Geom{3, 3, 2, 2, 1, 1, 1, 1}},
+		{2, 11, 6, Geom{3, 2, 1, 2, 2, 1, 2, 1}},
+		{5, 13, 13, Geom{1, 1, 1, 1, 0, 0, 1, 1}},
+	} {
+		g := tc.g
+		oh := (tc.h+2*g.PH-(g.DH*(g.KH-1)+1))/g.SH + 1
+		ow := (tc.w+2*g.PW-(g.DW*(g.KW-1)+1))/g.SW + 1
+		im := randn[T](r, tc.c*tc.h*tc.w)
+		ncol := tc.c * g.KH * g.KW * oh * ow
+		ref := make([]float64, ncol)
+		for ch := 0; ch < tc.c; ch++ {
+			for ky := 0; ky < g.KH; ky++ {
+				for kx := 0; kx < g.KW; kx++ {
+					row := (ch*g.KH+ky)*g.KW + kx
+					for oy := 0; oy < oh; oy++ {
+						for ox := 0; ox < ow; ox++ {
+							y, x := oy*g.SH-g.PH+ky*g.DH, ox*g.SW-g.PW+kx*g.DW
+							if y >= 0 && x >= 0 && y < tc.h && x < tc.w {
+								ref[row*oh*ow+oy*ow+ox] = float64(im[(ch*tc.h+y)*tc.w+x])
+							}
+						}
+					}
+				}
+			}
+		}
+		col := poisoned[T](t, ncol)
+		ok(t, o.Im2col(up(t, im), tc.c, tc.h, tc.w, g, oh, ow, col))
+		check(t, fmt.Sprintf("im2col %+v", tc), down[T](t, col, ncol), ref)
+
+		// col2im is the adjoint: <im2col(x), y> = <x, col2im(y)>, and
+		// its result equals the scatter-add reference.
+		cy := randn[T](r, ncol)
+		refIm := make([]float64, len(im))
+		for ch := 0; ch < tc.c; ch++ {
+			for ky := 0; ky < g.KH; ky++ {
+				for kx := 0; kx < g.KW; kx++ {
+					row := (ch*g.KH+ky)*g.KW + kx
+					for oy := 0; oy < oh; oy++ {
+						for ox := 0; ox < ow; ox++ {
+							y, x := oy*g.SH-g.PH+ky*g.DH, ox*g.SW-g.PW+kx*g.DW
+							if y >= 0 && x >= 0 && y < tc.h && x < tc.w {
+								refIm[(ch*tc.h+y)*tc.w+x] += float64(cy[row*oh*ow+oy*ow+ox])
+							}
+						}
+					}
+				}
+			}
+		}
+		dim := poisoned[T](t, len(im))
+		ok(t, o.Col2im(up(t, cy), tc.c, tc.h, tc.w, g, oh, ow, dim))
+		check(t, fmt.Sprintf("col2im %+v", tc), down[T](t, dim, len(im)), refIm)
+	}
+}
+
+func TestElementwise(t *testing.T) {
+	need(t)
+	testElementwise[float32](t)
+	testElementwise[float64](t)
+}
+
+func testElementwise[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	o := Ops[T]{dev}
+	for _, n := range []int{1, 255, 257, 100003} {
+		x, y := randn[T](r, n), randn[T](r, n)
+		dx, dy := up(t, x), up(t, y)
+		want := f64s(y)
+		ok(t, o.Axpy(n, 0.5, dx, dy))
+		for i := range want {
+			want[i] += 0.5 * float64(x[i])
+		}
+		ok(t, o.Axpby(n, -2, dx, 0.25, dy))
+		for i := range want {
+			want[i] = -2*float64(x[i]) + 0.25*want[i]
+		}
+		ok(t, o.Scal(n, 3, dy))
+		ok(t, o.Shift(n, -1, dy))
+		for i := range want {
+			want[i] = want[i]*3 - 1
+		}
+		ok(t, o.Mul(n, dy, dx, dy))
+		for i := range want {
+			want[i] *= float64(x[i])
+		}
+		check(t, fmt.Sprintf("axpy/axpby/scal/shift/mul %d", n), down[T](t, dy, n), want)
+
+		var dot, sum float64
+		for i := range want {
+			dot += want[i] * float64(x[i])
+			sum += want[i]
+		}
+		got, err := o.Dot(n, dy, dx)
+		ok(t, err)
+		check(t, "dot", []T{got}, []float64{dot})
+		got, err = o.Dot(n, dy, 0)
+		ok(t, err)
+		check(t, "sum", []T{got}, []float64{sum})
+
+		f := poisoned[T](t, n)
+		ok(t, o.Fill(f, n, 2.5))
+		ok(t, o.Copy(dx, f, n))
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = 2.5
+		}
+		check(t, "fill/copy", down[T](t, dx, n), w)
+	}
+}
+
+func TestBiasReLU(t *testing.T) {
+	need(t)
+	testBiasReLU[float32](t)
+	testBiasReLU[float64](t)
+}
+
+func testBiasReLU[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	o := Ops[T]{dev}
+	for _, s := range [][3]int{{1, 1, 1}, {3, 7, 5}, {64, 20, 576}, {9, 500, 1}} {
+		outer, ch, inner := s[0], s[1], s[2]
+		n := outer * ch * inner
+		y, bias := randn[T](r, n), randn[T](r, ch)
+		want := f64s(y)
+		for i := range want {
+			want[i] += float64(bias[(i/inner)%ch])
+		}
+		dy := up(t, y)
+		ok(t, o.AddBias(dy, up(t, bias), outer, ch, inner))
+		check(t, fmt.Sprintf("add_bias %v", s), down[T](t, dy, n), want)
+
+		db0 := randn[T](r, ch)
+		wdb := f64s(db0)
+		for i, v := range y {
+			wdb[(i/inner)%ch] += float64(v)
+		}
+		db := up(t, db0)
+		ok(t, o.BiasGrad(up(t, y), db, outer, ch, inner))
+		check(t, fmt.Sprintf("bias_grad %v", s), down[T](t, db, ch), wdb)
+
+		for _, slope := range []T{0, 0.1} {
+			x, g := randn[T](r, n), randn[T](r, n)
+			wy, wdx := make([]float64, n), make([]float64, n)
+			for i := range x {
+				if x[i] > 0 {
+					wy[i], wdx[i] = float64(x[i]), float64(g[i])
+				} else {
+					wy[i], wdx[i] = float64(slope)*float64(x[i]), float64(slope)*float64(g[i])
+				}
+			}
+			dxp, out, gd := up(t, x), poisoned[T](t, n), poisoned[T](t, n)
+			ok(t, o.ReLUForward(n, dxp, out, slope))
+			ok(t, o.ReLUBackward(n, dxp, up(t, g), gd, slope))
+			check(t, "relu fwd", down[T](t, out, n), wy)
+			check(t, "relu bwd", down[T](t, gd, n), wdx)
+		}
+	}
+}
+
+func TestPooling(t *testing.T) {
+	need(t)
+	testPooling[float32](t)
+	testPooling[float64](t)
+}
+
+func testPooling[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	o := Ops[T]{dev}
+	for _, g := range []Pool{
+		{H: 24, W: 24, KH: 2, KW: 2, SH: 2, SW: 2},               // LeNet
+		{H: 32, W: 32, KH: 3, KW: 3, SH: 2, SW: 2},               // CIFAR-10 quick (ceil mode)
+		{H: 7, W: 9, KH: 3, KW: 2, SH: 2, SW: 1, PH: 1, PW: 1},   // odd, padded
+		{H: 13, W: 13, KH: 3, KW: 3, SH: 2, SW: 2, PH: 0, PW: 0}, // AlexNet
+		{H: 5, W: 5, KH: 5, KW: 5, SH: 1, SW: 1},                 // global
+	} {
+		// Caffe's output size: ceil((h + 2p − k)/s) + 1, the last window
+		// starting inside the padded plane.
+		g.OH = int(math.Ceil(float64(g.H+2*g.PH-g.KH)/float64(g.SH))) + 1
+		g.OW = int(math.Ceil(float64(g.W+2*g.PW-g.KW)/float64(g.SW))) + 1
+		if g.PH > 0 && (g.OH-1)*g.SH >= g.H+g.PH {
+			g.OH--
+		}
+		if g.PW > 0 && (g.OW-1)*g.SW >= g.W+g.PW {
+			g.OW--
+		}
+		planes := 6
+		x := randn[T](r, planes*g.H*g.W)
+		dy := randn[T](r, planes*g.OH*g.OW)
+		wy := make([]float64, planes*g.OH*g.OW)
+		wa := make([]float64, len(wy))
+		wdx := make([]float64, len(x))
+		wda := make([]float64, len(x))
+		for p := 0; p < planes; p++ {
+			for oy := 0; oy < g.OH; oy++ {
+				for ox := 0; ox < g.OW; ox++ {
+					o := (p*g.OH+oy)*g.OW + ox
+					y0, x0 := oy*g.SH-g.PH, ox*g.SW-g.PW
+					y1, x1 := min(y0+g.KH, g.H+g.PH), min(x0+g.KW, g.W+g.PW)
+					size := float64((y1 - y0) * (x1 - x0))
+					y1, x1 = min(y1, g.H), min(x1, g.W)
+					y0, x0 = max(y0, 0), max(x0, 0)
+					best, arg := -math.MaxFloat32, -1
+					var s float64
+					for yy := y0; yy < y1; yy++ {
+						for xx := x0; xx < x1; xx++ {
+							v := float64(x[(p*g.H+yy)*g.W+xx])
+							s += v
+							if v > best {
+								best, arg = v, yy*g.W+xx
+							}
+						}
+					}
+					wy[o], wa[o] = best, s/size
+					if arg >= 0 {
+						wdx[p*g.H*g.W+arg] += float64(dy[o])
+					}
+					for yy := y0; yy < y1; yy++ {
+						for xx := x0; xx < x1; xx++ {
+							wda[(p*g.H+yy)*g.W+xx] += float64(dy[o]) / size
+						}
+					}
+				}
+			}
+		}
+		dx, y := up(t, x), poisoned[T](t, len(wy))
+		mask, err := dev.Alloc(4 * len(wy))
+		ok(t, err)
+		t.Cleanup(func() { dev.Free(mask) })
+		ok(t, o.MaxPoolForward(dx, planes, g, y, mask))
+		check(t, fmt.Sprintf("maxpool fwd %+v", g), down[T](t, y, len(wy)), wy)
+		gx := poisoned[T](t, len(x))
+		ok(t, o.MaxPoolBackward(up(t, dy), mask, planes, g, gx))
+		check(t, fmt.Sprintf("maxpool bwd %+v", g), down[T](t, gx, len(x)), wdx)
+		ok(t, o.AvePoolForward(dx, planes, g, y))
+		check(t, fmt.Sprintf("avepool fwd %+v", g), down[T](t, y, len(wy)), wa)
+		gx = poisoned[T](t, len(x))
+		ok(t, o.AvePoolBackward(up(t, dy), planes, g, gx))
+		check(t, fmt.Sprintf("avepool bwd %+v", g), down[T](t, gx, len(x)), wda)
+	}
+}
+
+func TestSoftmaxLossAccuracy(t *testing.T) {
+	need(t)
+	testSoftmax[float32](t)
+	testSoftmax[float64](t)
+}
+
+func testSoftmax[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	o := Ops[T]{dev}
+	for _, s := range [][3]int{{64, 10, 1}, {3, 7, 5}, {1, 1000, 1}, {100, 10, 1}} {
+		outer, ch, inner := s[0], s[1], s[2]
+		n := outer * ch * inner
+		x := randn[T](r, n)
+		for i := range x {
+			x[i] *= 4
+		}
+		label := make([]T, outer*inner)
+		for i := range label {
+			label[i] = T(r.IntN(ch))
+		}
+		ignore := -1
+		if inner > 1 {
+			ignore = int(label[0]) // some positions ignored
+		}
+		prob := make([]float64, n)
+		for o := 0; o < outer; o++ {
+			for in := 0; in < inner; in++ {
+				m := math.Inf(-1)
+				for c := 0; c < ch; c++ {
+					m = math.Max(m, float64(x[(o*ch+c)*inner+in]))
+				}
+				var z float64
+				for c := 0; c < ch; c++ {
+					z += math.Exp(float64(x[(o*ch+c)*inner+in]) - m)
+				}
+				for c := 0; c < ch; c++ {
+					prob[(o*ch+c)*inner+in] = math.Exp(float64(x[(o*ch+c)*inner+in])-m) / z
+				}
+			}
+		}
+		dx, dp := up(t, x), poisoned[T](t, n)
+		ok(t, o.SoftmaxForward(dx, dp, outer, ch, inner))
+		check(t, fmt.Sprintf("softmax fwd %v", s), down[T](t, dp, n), prob)
+
+		g := randn[T](r, n)
+		wg := make([]float64, n)
+		for o := 0; o < outer; o++ {
+			for in := 0; in < inner; in++ {
+				var d float64
+				for c := 0; c < ch; c++ {
+					i := (o*ch+c)*inner + in
+					d += float64(g[i]) * prob[i]
+				}
+				for c := 0; c < ch; c++ {
+					i := (o*ch+c)*inner + in
+					wg[i] = (float64(g[i]) - d) * prob[i]
+				}
+			}
+		}
+		dg := up(t, g)
+		ok(t, o.SoftmaxBackward(dp, dg, dg, outer, ch, inner)) // in place
+		check(t, fmt.Sprintf("softmax bwd %v", s), down[T](t, dg, n), wg)
+
+		var loss float64
+		var count, hits int
+		wdx := make([]float64, n)
+		for o := 0; o < outer; o++ {
+			for in := 0; in < inner; in++ {
+				l := int(label[o*inner+in])
+				if l == ignore {
+					continue
+				}
+				count++
+				loss -= math.Log(math.Max(prob[(o*ch+l)*inner+in], 1.175494351e-38))
+				above := 0
+				for c := 0; c < ch; c++ {
+					i := (o*ch+c)*inner + in
+					v := 0.0
+					if c == l {
+						v = 1
+					}
+					wdx[i] = (prob[i] - v) * 0.5
+					u, lv := float64(x[i]), float64(x[(o*ch+l)*inner+in])
+					if u > lv || (u == lv && c < l) {
+						above++
+					}
+				}
+				if above < 1 {
+					hits++
+				}
+			}
+		}
+		norm := T(count)
+		lossP, gx := poisoned[T](t, 1), poisoned[T](t, n)
+		ok(t, o.SoftmaxLoss(dp, up(t, label), outer, ch, inner, ignore, norm, lossP, gx, 0.5))
+		check(t, fmt.Sprintf("softmax loss %v", s), down[T](t, lossP, 1), []float64{loss / float64(count)})
+		check(t, fmt.Sprintf("softmax loss grad %v", s), down[T](t, gx, n), wdx)
+		acc := poisoned[T](t, 1)
+		ok(t, o.Accuracy(dx, up(t, label), outer, ch, inner, 1, ignore, acc))
+		check(t, fmt.Sprintf("accuracy %v", s), down[T](t, acc, 1), []float64{float64(hits) / float64(count)})
+	}
+}
+
+func TestSGDMomentum(t *testing.T) {
+	need(t)
+	testSGD[float32](t)
+	testSGD[float64](t)
+}
+
+func testSGD[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	o := Ops[T]{dev}
+	n := 431080 // LeNet's parameters
+	diff, data, hist := randn[T](r, n), randn[T](r, n), randn[T](r, n)
+	norm, decay, lr, mom := T(1), T(0.0005), T(0.01), T(0.9)
+	wd, wh := make([]float64, n), make([]float64, n)
+	for i := range diff {
+		g := float64(norm)*float64(diff[i]) + float64(decay)*float64(data[i])
+		h := float64(lr)*g + float64(mom)*float64(hist[i])
+		wh[i], wd[i] = h, float64(data[i])-h
+	}
+	dd, dw, dh := up(t, diff), up(t, data), up(t, hist)
+	ok(t, o.SGDMomentum(n, dd, dw, dh, norm, decay, lr, mom))
+	check(t, "sgd data", down[T](t, dw, n), wd)
+	check(t, "sgd hist", down[T](t, dh, n), wh)
+	check(t, "sgd diff", down[T](t, dd, n), wh)
+}
+
+// TestGraphReplay captures y = 2·(y + x) and replays it: the graph must
+// give what running the operations directly gives, at each replay.
+func TestGraphReplay(t *testing.T) {
+	need(t)
+	r := rand.New(rand.NewPCG(15, 16))
+	o := Ops[float32]{dev}
+	n := 1000
+	x, y := randn[float32](r, n), randn[float32](r, n)
+	dx, dy := up(t, x), up(t, y)
+	g, err := dev.Capture(func() error {
+		if err := o.Axpy(n, 1, dx, dy); err != nil {
+			return err
+		}
+		return o.Scal(n, 2, dy)
+	})
+	ok(t, err)
+	defer g.Destroy()
+	if g.Nodes() != 2 {
+		t.Fatalf("graph has %d nodes, want 2", g.Nodes())
+	}
+	// Capture ran nothing.
+	check(t, "after capture", down[float32](t, dy, n), f64s(y))
+	want := f64s(y)
+	for rep := 0; rep < 3; rep++ {
+		ok(t, g.Launch())
+		for i := range want {
+			want[i] = 2 * (want[i] + float64(x[i]))
+		}
+		check(t, fmt.Sprintf("replay %d", rep), down[float32](t, dy, n), want)
+	}
+}

@@ -1,0 +1,30 @@
+// Shared helpers of GoCaffe's CUDA kernels. Every kernel exists in a float
+// (_f32) and a double (_f64) instance with C linkage, so that the Go side
+// finds it by name in the loaded module (kernels/cuda/module.go).
+#pragma once
+
+// Sizes are int: GoCaffe's blobs hold fewer than 2^31 elements.
+#define GRID_STRIDE(i, n) \
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += blockDim.x * gridDim.x)
+
+// KERNEL(name, (params using T), (args)) defines name_f32 and name_f64, each
+// calling the device template name##_t<T>.
+#define KERNEL(name, PARAMS, ARGS)                                                        \
+  namespace name##_f32_ns {                                                             \
+  typedef float T;                                                                      \
+  extern "C" __global__ void name##_f32 PARAMS { name##_t<T> ARGS; }                    \
+  }                                                                                     \
+  namespace name##_f64_ns {                                                             \
+  typedef double T;                                                                     \
+  extern "C" __global__ void name##_f64 PARAMS { name##_t<T> ARGS; }                    \
+  }
+
+// The lowest value max pooling starts from (Caffe's -FLT_MAX in both types).
+template <typename T> __device__ __forceinline__ T neg_flt_max() { return T(-3.402823466e+38); }
+
+template <typename T> __device__ __forceinline__ T dev_exp(T x);
+template <> __device__ __forceinline__ float dev_exp<float>(float x) { return expf(x); }
+template <> __device__ __forceinline__ double dev_exp<double>(double x) { return exp(x); }
+template <typename T> __device__ __forceinline__ T dev_log(T x);
+template <> __device__ __forceinline__ float dev_log<float>(float x) { return logf(x); }
+template <> __device__ __forceinline__ double dev_log<double>(double x) { return log(x); }

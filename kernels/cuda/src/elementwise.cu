@@ -1,0 +1,81 @@
+// Elementwise operations, reductions, bias and ReLU. x, y, a, b: n elements.
+#include "common.cuh"
+
+template <typename T> __device__ void fill_t(T* x, int n, T v) { GRID_STRIDE(i, n) x[i] = v; }
+template <typename T> __device__ void axpy_t(int n, T alpha, const T* x, T* y) { GRID_STRIDE(i, n) y[i] += alpha * x[i]; }
+template <typename T> __device__ void axpby_t(int n, T alpha, const T* x, T beta, T* y) {
+  GRID_STRIDE(i, n) y[i] = alpha * x[i] + beta * y[i];
+}
+template <typename T> __device__ void scal_t(int n, T alpha, T* x) { GRID_STRIDE(i, n) x[i] *= alpha; }
+template <typename T> __device__ void shift_t(int n, T alpha, T* x) { GRID_STRIDE(i, n) x[i] += alpha; }
+template <typename T> __device__ void mul_t(int n, const T* a, const T* b, T* y) { GRID_STRIDE(i, n) y[i] = a[i] * b[i]; }
+
+// dot_t: dst[0] = Σ x·y (y == nullptr: Σ x). One block of 1024 threads, so
+// the summation order is fixed and the result reproducible.
+template <typename T> __device__ void dot_t(int n, const T* x, const T* y, T* dst) {
+  __shared__ T part[1024];
+  T s = T(0);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) s += y ? x[i] * y[i] : x[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) dst[0] = part[0];
+}
+
+// add_bias: y (outer×channels×inner) += bias[c].
+template <typename T> __device__ void add_bias_t(T* y, const T* bias, int outer, int channels, int inner) {
+  const int n = outer * channels * inner;
+  GRID_STRIDE(i, n) y[i] += bias[(i / inner) % channels];
+}
+
+// bias_grad: db[c] += Σ_{o,i} dy[o][c][i]. One block per channel.
+template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer, int channels, int inner) {
+  __shared__ T part[256];
+  const int c = blockIdx.x;
+  T s = T(0);
+  for (int j = threadIdx.x; j < outer * inner; j += blockDim.x) {
+    const int o = j / inner, i = j % inner;
+    s += dy[((long)o * channels + c) * inner + i];
+  }
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) db[c] += part[0];
+}
+
+// add_trans: b (cols×rows) += aᵀ, a (rows×cols). One thread per element of b.
+template <typename T> __device__ void add_trans_t(const T* a, int rows, int cols, T* b) {
+  GRID_STRIDE(i, rows * cols) {
+    const int r = i % rows, c = i / rows;
+    b[i] += a[(long)r * cols + c];
+  }
+}
+
+template <typename T> __device__ void relu_fwd_t(int n, const T* x, T* y, T slope) {
+  GRID_STRIDE(i, n) {
+    const T v = x[i];
+    y[i] = v > T(0) ? v : slope * v;
+  }
+}
+template <typename T> __device__ void relu_bwd_t(int n, const T* x, const T* dy, T* dx, T slope) {
+  GRID_STRIDE(i, n) dx[i] = x[i] > T(0) ? dy[i] : slope * dy[i];
+}
+
+KERNEL(fill, (T * x, int n, T v), (x, n, v))
+KERNEL(axpy, (int n, T alpha, const T* x, T* y), (n, alpha, x, y))
+KERNEL(axpby, (int n, T alpha, const T* x, T beta, T* y), (n, alpha, x, beta, y))
+KERNEL(scal, (int n, T alpha, T* x), (n, alpha, x))
+KERNEL(shift, (int n, T alpha, T* x), (n, alpha, x))
+KERNEL(mul, (int n, const T* a, const T* b, T* y), (n, a, b, y))
+KERNEL(dot, (int n, const T* x, const T* y, T* dst), (n, x, y, dst))
+KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y, bias, outer, channels, inner))
+KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy, db, outer, channels, inner))
+KERNEL(add_trans, (const T* a, int rows, int cols, T* b), (a, rows, cols, b))
+KERNEL(relu_fwd, (int n, const T* x, T* y, T slope), (n, x, y, slope))
+KERNEL(relu_bwd, (int n, const T* x, const T* dy, T* dx, T slope), (n, x, dy, dx, slope))

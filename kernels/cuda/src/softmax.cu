@@ -1,0 +1,105 @@
+// Softmax over the channel axis of (outer×channels×inner), the softmax
+// loss and the accuracy. One thread per (outer, inner) position.
+#include "common.cuh"
+
+template <typename T>
+__device__ void softmax_fwd_t(const T* __restrict__ x, T* __restrict__ y, int outer, int channels, int inner) {
+  GRID_STRIDE(i, outer * inner) {
+    const int o = i / inner, in = i % inner;
+    const T* xp = x + (long)o * channels * inner + in;
+    T* yp = y + (long)o * channels * inner + in;
+    T m = xp[0];
+    for (int c = 1; c < channels; c++) m = max(m, xp[c * inner]);
+    T s = T(0);
+    for (int c = 0; c < channels; c++) {
+      const T e = dev_exp<T>(xp[c * inner] - m);
+      yp[c * inner] = e;
+      s += e;
+    }
+    for (int c = 0; c < channels; c++) yp[c * inner] /= s;
+  }
+}
+
+// dx = (dy − Σ_c dy·y) ⊙ y; dx may alias dy.
+template <typename T>
+__device__ void softmax_bwd_t(const T* y, const T* dy, T* dx, int outer, int channels, int inner) {
+  GRID_STRIDE(i, outer * inner) {
+    const long base = (long)(i / inner) * channels * inner + i % inner;
+    T d = T(0);
+    for (int c = 0; c < channels; c++) d += dy[base + c * inner] * y[base + c * inner];
+    for (int c = 0; c < channels; c++) dx[base + c * inner] = (dy[base + c * inner] - d) * y[base + c * inner];
+  }
+}
+
+// softmax_loss: prob (outer×channels×inner) and labels (outer×inner, as T)
+// give loss[0] = −Σ log max(prob[label], FLT_MIN) / norm over the positions
+// whose label is not ignore (ignore < 0: none), and, when dx is not null,
+// dx = (prob − onehot(label)) · scale (0 at ignored positions). One block
+// of 256 threads, fixed summation order.
+template <typename T>
+__device__ void softmax_loss_t(const T* prob, const T* label, int outer, int channels, int inner, int ignore, T norm,
+                               T* loss, T* dx, T scale) {
+  __shared__ T part[256];
+  T s = T(0);
+  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+    const int o = i / inner, in = i % inner;
+    const int l = (int)label[i];
+    const long base = (long)o * channels * inner + in;
+    const bool skip = ignore >= 0 && l == ignore;
+    if (!skip && l >= 0 && l < channels) s -= dev_log<T>(max(prob[base + l * inner], T(1.175494351e-38)));
+    if (dx)
+      for (int c = 0; c < channels; c++)
+        dx[base + c * inner] = skip ? T(0) : (prob[base + c * inner] - (c == l ? T(1) : T(0))) * scale;
+  }
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) loss[0] = part[0] / norm;
+}
+
+// accuracy: acc[0] = share of positions (not ignored) whose label is among
+// the top_k scores of x (ties count against, as in Caffe). One block.
+template <typename T>
+__device__ void accuracy_t(const T* x, const T* label, int outer, int channels, int inner, int top_k, int ignore,
+                           T* acc) {
+  __shared__ int hit[256], cnt[256];
+  int h = 0, n = 0;
+  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+    const int o = i / inner, in = i % inner;
+    const int l = (int)label[i];
+    if (ignore >= 0 && l == ignore) continue;
+    n++;
+    const long base = (long)o * channels * inner + in;
+    const T v = x[base + l * inner];
+    int above = 0;
+    for (int c = 0; c < channels; c++) {
+      const T u = x[base + c * inner];
+      if (u > v || (u == v && c < l)) above++;
+    }
+    if (above < top_k) h++;
+  }
+  hit[threadIdx.x] = h;
+  cnt[threadIdx.x] = n;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) {
+      hit[threadIdx.x] += hit[threadIdx.x + w];
+      cnt[threadIdx.x] += cnt[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) acc[0] = cnt[0] ? T(hit[0]) / T(cnt[0]) : T(0);
+}
+
+KERNEL(softmax_fwd, (const T* x, T* y, int outer, int channels, int inner), (x, y, outer, channels, inner))
+KERNEL(softmax_bwd, (const T* y, const T* dy, T* dx, int outer, int channels, int inner),
+       (y, dy, dx, outer, channels, inner))
+KERNEL(softmax_loss,
+       (const T* prob, const T* label, int outer, int channels, int inner, int ignore, T norm, T* loss, T* dx,
+        T scale),
+       (prob, label, outer, channels, inner, ignore, norm, loss, dx, scale))
+KERNEL(accuracy, (const T* x, const T* label, int outer, int channels, int inner, int top_k, int ignore, T* acc),
+       (x, label, outer, channels, inner, top_k, ignore, acc))

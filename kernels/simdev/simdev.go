@@ -1,0 +1,285 @@
+// Package simdev is a device for tests: a kernels.Device whose memory is
+// kept apart from the host (every Vec is a device Buffer, reached only
+// through Upload and Download), whose math is the CPU backend's, and which
+// counts every operation. A net that computes on it gives the CPU's
+// results only if each layer reaches memory through the blob's sync-aware
+// accessors and math through the backend: a host slice read where the
+// device wrote last is stale here, and an operand in host memory is
+// recorded as a fault.
+package simdev
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
+)
+
+// Device is a simulated device. Its zero value is not usable: call New.
+type Device struct {
+	mu     sync.Mutex
+	calls  map[string]int
+	faults []string
+	f32    backend[float32]
+	f64    backend[float64]
+}
+
+// New returns a device with zeroed counters.
+func New() *Device {
+	d := &Device{calls: map[string]int{}}
+	d.f32 = backend[float32]{d: d, cpu: cpu.Backend[float32]()}
+	d.f64 = backend[float64]{d: d, cpu: cpu.Backend[float64]()}
+	return d
+}
+
+func (d *Device) Name() string                      { return "simdev" }
+func (d *Device) Engine() string                    { return "SIMDEV" }
+func (d *Device) Float32() kernels.Backend[float32] { return d.f32 }
+func (d *Device) Float64() kernels.Backend[float64] { return d.f64 }
+
+// Calls returns how many times the named operation ran.
+func (d *Device) Calls(op string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[op]
+}
+
+// Ops returns the names of the operations that ran, sorted.
+func (d *Device) Ops() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for k := range d.calls {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Faults returns the operations that got an operand in host memory.
+func (d *Device) Faults() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.faults...)
+}
+
+func (d *Device) count(op string) {
+	d.mu.Lock()
+	d.calls[op]++
+	d.mu.Unlock()
+}
+
+func (d *Device) fault(op string) {
+	d.mu.Lock()
+	d.faults = append(d.faults, op)
+	d.mu.Unlock()
+}
+
+type buf[T any] struct{ s []T }
+
+func (b *buf[T]) Len() int { return len(b.s) }
+func (b *buf[T]) Free()    {}
+
+type backend[T kernels.Float] struct {
+	d   *Device
+	cpu kernels.Backend[T]
+}
+
+// h returns v's device memory as a host Vec for the CPU backend, counting
+// op once per call (the first operand) and recording host operands.
+func (b backend[T]) h(op string, v kernels.Vec[T]) kernels.Vec[T] {
+	if v.Len() == 0 {
+		return kernels.HostVec[T](nil)
+	}
+	if v.OnHost() {
+		b.d.fault(op)
+		return v
+	}
+	bf, off := v.Device()
+	return kernels.HostVec(bf.(*buf[T]).s[off : off+v.Len()])
+}
+
+func (b backend[T]) hi(op string, v kernels.IntVec) kernels.IntVec {
+	if v.Host() != nil {
+		b.d.fault(op)
+		return v
+	}
+	bf, off := v.Device()
+	if bf == nil {
+		return kernels.HostInts(nil)
+	}
+	return kernels.HostInts(bf.(*buf[int32]).s[off : off+v.Len()])
+}
+
+func (b backend[T]) Device() kernels.Device { return b.d }
+func (b backend[T]) HostMemory() bool       { return false }
+func (b backend[T]) Alloc(n int) kernels.Vec[T] {
+	b.d.count("Alloc")
+	return kernels.DeviceVec[T](&buf[T]{make([]T, n)}, 0, n)
+}
+func (b backend[T]) AllocInts(n int) kernels.IntVec {
+	b.d.count("AllocInts")
+	return kernels.DeviceInts(&buf[int32]{make([]int32, n)}, 0, n)
+}
+func (b backend[T]) Upload(dst kernels.Vec[T], src []T) {
+	b.d.count("Upload")
+	copy(b.h("Upload", dst).Host(), src)
+}
+func (b backend[T]) Download(dst []T, src kernels.Vec[T]) {
+	b.d.count("Download")
+	copy(dst, b.h("Download", src).Host())
+}
+
+func (b backend[T]) UploadInts(dst kernels.IntVec, src []int32) {
+	b.d.count("UploadInts")
+	copy(b.hi("UploadInts", dst).Host(), src)
+}
+
+// The loops run serially on the caller, as on a GPU stream.
+func (b backend[T]) Workers(int) int { return 1 }
+func (b backend[T]) Parallel(n int, fn func(worker, lo, hi int)) {
+	if n > 0 {
+		fn(0, 0, n)
+	}
+}
+func (b backend[T]) ParallelDynamic(_, n, _ int, fn func(worker, lo, hi int)) { b.Parallel(n, fn) }
+func (b backend[T]) ParallelN(_, n int, fn func(chunk, lo, hi int))           { b.Parallel(n, fn) }
+
+func (b backend[T]) Gemm(ta, tb bool, m, n, k int, alpha T, a kernels.Vec[T], lda int, bb kernels.Vec[T], ldb int, beta T, c kernels.Vec[T], ldc int) {
+	b.d.count("Gemm")
+	b.cpu.GemmSerial(ta, tb, m, n, k, alpha, b.h("Gemm", a), lda, b.h("Gemm", bb), ldb, beta, b.h("Gemm", c), ldc)
+}
+func (b backend[T]) GemmSerial(ta, tb bool, m, n, k int, alpha T, a kernels.Vec[T], lda int, bb kernels.Vec[T], ldb int, beta T, c kernels.Vec[T], ldc int) {
+	b.d.count("Gemm")
+	b.cpu.GemmSerial(ta, tb, m, n, k, alpha, b.h("Gemm", a), lda, b.h("Gemm", bb), ldb, beta, b.h("Gemm", c), ldc)
+}
+func (b backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, sa int, bb kernels.Vec[T], ldb, sb int, c kernels.Vec[T], ldc int) {
+	b.d.count("GemmNTSum")
+	b.cpu.GemmNTSum(batch, m, n, k, b.h("GemmNTSum", a), lda, sa, b.h("GemmNTSum", bb), ldb, sb, b.h("GemmNTSum", c), ldc)
+}
+func (b backend[T]) GemmTileUse(int, int) float64 { return 1 }
+func (b backend[T]) Im2col(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, col kernels.Vec[T]) {
+	b.d.count("Im2col")
+	b.cpu.Im2col(b.h("Im2col", im), c, h, w, g, oh, ow, b.h("Im2col", col))
+}
+func (b backend[T]) Col2im(col kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, im kernels.Vec[T]) {
+	b.d.count("Col2im")
+	b.cpu.Col2im(b.h("Col2im", col), c, h, w, g, oh, ow, b.h("Col2im", im))
+}
+func (b backend[T]) Copy(dst, src kernels.Vec[T]) {
+	b.d.count("Copy")
+	b.cpu.Copy(b.h("Copy", dst), b.h("Copy", src))
+}
+func (b backend[T]) Fill(x kernels.Vec[T], v T) { b.d.count("Fill"); b.cpu.Fill(b.h("Fill", x), v) }
+func (b backend[T]) Axpy(alpha T, x, y kernels.Vec[T]) {
+	b.d.count("Axpy")
+	b.cpu.Axpy(alpha, b.h("Axpy", x), b.h("Axpy", y))
+}
+func (b backend[T]) Axpby(alpha T, x kernels.Vec[T], beta T, y kernels.Vec[T]) {
+	b.d.count("Axpby")
+	b.cpu.Axpby(alpha, b.h("Axpby", x), beta, b.h("Axpby", y))
+}
+func (b backend[T]) Scal(alpha T, x kernels.Vec[T]) {
+	b.d.count("Scal")
+	b.cpu.Scal(alpha, b.h("Scal", x))
+}
+func (b backend[T]) Shift(alpha T, x kernels.Vec[T]) {
+	b.d.count("Shift")
+	b.cpu.Shift(alpha, b.h("Shift", x))
+}
+func (b backend[T]) Mul(x, y, z kernels.Vec[T]) {
+	b.d.count("Mul")
+	b.cpu.Mul(b.h("Mul", x), b.h("Mul", y), b.h("Mul", z))
+}
+func (b backend[T]) Dot(x, y kernels.Vec[T]) T {
+	b.d.count("Dot")
+	return b.cpu.Dot(b.h("Dot", x), b.h("Dot", y))
+}
+func (b backend[T]) Sum(x kernels.Vec[T]) T { b.d.count("Sum"); return b.cpu.Sum(b.h("Sum", x)) }
+func (b backend[T]) SumTo(x, dst kernels.Vec[T]) {
+	b.d.count("SumTo")
+	b.cpu.SumTo(b.h("SumTo", x), b.h("SumTo", dst))
+}
+func (b backend[T]) AddBias(y, bias kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("AddBias")
+	b.cpu.AddBias(b.h("AddBias", y), b.h("AddBias", bias), outer, channels, inner)
+}
+func (b backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("BiasGrad")
+	b.cpu.BiasGrad(b.h("BiasGrad", dy), b.h("BiasGrad", db), outer, channels, inner)
+}
+func (b backend[T]) ScaleChannels(x, s, y kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("ScaleChannels")
+	b.cpu.ScaleChannels(b.h("ScaleChannels", x), b.h("ScaleChannels", s), b.h("ScaleChannels", y), outer, channels, inner)
+}
+func (b backend[T]) ChannelDot(x, y, d kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("ChannelDot")
+	b.cpu.ChannelDot(b.h("ChannelDot", x), b.h("ChannelDot", y), b.h("ChannelDot", d), outer, channels, inner)
+}
+func (b backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, c kernels.Vec[T]) {
+	b.d.count("AddTrans")
+	b.cpu.AddTrans(b.h("AddTrans", a), rows, cols, b.h("AddTrans", c))
+}
+func (b backend[T]) ReLUForward(x, y kernels.Vec[T], s T) {
+	b.d.count("ReLUForward")
+	b.cpu.ReLUForward(b.h("ReLUForward", x), b.h("ReLUForward", y), s)
+}
+func (b backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
+	b.d.count("ReLUBackward")
+	b.cpu.ReLUBackward(b.h("ReLUBackward", x), b.h("ReLUBackward", dy), b.h("ReLUBackward", dx), s)
+}
+func (b backend[T]) MaxPoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T], mask kernels.IntVec) {
+	b.d.count("MaxPoolForward")
+	b.cpu.MaxPoolForward(b.h("MaxPoolForward", x), planes, g, b.h("MaxPoolForward", y), b.hi("MaxPoolForward", mask))
+}
+func (b backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
+	b.d.count("MaxPoolBackward")
+	b.cpu.MaxPoolBackward(b.h("MaxPoolBackward", dy), b.hi("MaxPoolBackward", mask), planes, g, b.h("MaxPoolBackward", dx))
+}
+func (b backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {
+	b.d.count("AvePoolForward")
+	b.cpu.AvePoolForward(b.h("AvePoolForward", x), planes, g, b.h("AvePoolForward", y))
+}
+func (b backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
+	b.d.count("AvePoolBackward")
+	b.cpu.AvePoolBackward(b.h("AvePoolBackward", dy), planes, g, b.h("AvePoolBackward", dx))
+}
+func (b backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("SoftmaxForward")
+	b.cpu.SoftmaxForward(b.h("SoftmaxForward", x), b.h("SoftmaxForward", y), outer, channels, inner)
+}
+func (b backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
+	b.d.count("SoftmaxBackward")
+	b.cpu.SoftmaxBackward(b.h("SoftmaxBackward", y), b.h("SoftmaxBackward", dy), b.h("SoftmaxBackward", dx), outer, channels, inner)
+}
+func (b backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	b.d.count("SoftmaxLossForward")
+	b.cpu.SoftmaxLossForward(b.h("SoftmaxLossForward", prob), b.hi("SoftmaxLossForward", cls), outer, channels, inner, normalizer, b.h("SoftmaxLossForward", loss))
+}
+func (b backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	b.d.count("SoftmaxLossBackward")
+	b.cpu.SoftmaxLossBackward(b.h("SoftmaxLossBackward", prob), b.hi("SoftmaxLossBackward", cls), outer, channels, inner, scale, b.h("SoftmaxLossBackward", dx))
+}
+func (b backend[T]) LRNForward(x, scale, y kernels.Vec[T], g kernels.LRNGeom) {
+	b.d.count("LRNForward")
+	b.cpu.LRNForward(b.h("LRNForward", x), b.h("LRNForward", scale), b.h("LRNForward", y), g)
+}
+func (b backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNGeom) {
+	b.d.count("LRNBackward")
+	b.cpu.LRNBackward(b.h("LRNBackward", x), b.h("LRNBackward", y), b.h("LRNBackward", scale), b.h("LRNBackward", dy), b.h("LRNBackward", dx), g)
+}
+func (b backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, mom T) {
+	b.d.count("SGDMomentum")
+	b.cpu.SGDMomentum(b.h("SGDMomentum", diff), b.h("SGDMomentum", data), b.h("SGDMomentum", hist), norm, decay, lr, mom)
+}
+
+// String summarises the counters (for test failures).
+func (d *Device) String() string {
+	var s string
+	for _, op := range d.Ops() {
+		s += fmt.Sprintf("%s=%d ", op, d.Calls(op))
+	}
+	return s
+}
