@@ -6,7 +6,7 @@ import scala.util.control.NonFatal
 
 import com.gocaffe.goexec.v1.ErrorCode
 import com.gocaffe.shim.GoExecError
-import com.gocaffe.train.{DistributedTrainer, FeatureExtraction, GoCaffeException, RoundRunner, YarnSettings}
+import com.gocaffe.train.{DistributedTrainer, FeatureExtraction, GoCaffeException, OutputDestinations, RoundRunner, YarnSettings}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -92,6 +92,7 @@ object GoCaffeRunner {
         out.println(s"GoCaffe: -devices ${opts.devices}: distributed training computes on the executors' CPU cores in this version; executors granted a GPU (spark.executor.resource.gpu.amount) log whether goexec-cuda can use it")
       val status = if (opts.isTrain || opts.isTest || opts.isFeatures) {
         if (opts.isFeatures) FeatureExtraction.preflight(opts, sc.hadoopConfiguration) // before any training
+        OutputDestinations.preflight(opts, sc.hadoopConfiguration) // every destination, before any work
         val trainer = new DistributedTrainer(sc, opts, out, err)
         val status = if (opts.isTrain) trainer.train() else if (opts.isTest) trainer.test() else 0
         if (status == 0 && opts.isFeatures) new FeatureExtraction(sc, opts, trainer, out).run() else status

@@ -115,6 +115,8 @@ object CaffeOptionParser {
       "start goexec on every executor and print its version and devices, one line per executor"),
     OptionSpec("selftest-kill-goexec", takesValue = false,
       "test hook: run --selftest, SIGKILL every goexec, then show the error the next task gets"),
+    OptionSpec("overwrite", takesValue = false,
+      "-train: replace an existing -model and its .solverstate (without it, an existing model is an error before any work)"),
     OptionSpec("help", takesValue = false, "print this help"),
     OptionSpec("version", takesValue = false, "print the GoCaffe version")
   )
