@@ -35,15 +35,16 @@ type SourceAttacher[T blob.Float] func(ctx context.Context, n *network.Net[T]) e
 type Option[T blob.Float] func(*options[T])
 
 type options[T blob.Float] struct {
-	reg      *layer.Registry
-	log      zerolog.Logger
-	attach   SourceAttacher[T]
-	seed     *uint64
-	device   kernels.Device
-	noTests  bool
-	gradHook func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
-	progress func(Progress)
-	scores   func(iter, net int, scores []TestScore, loss float64)
+	reg       *layer.Registry
+	log       zerolog.Logger
+	attach    SourceAttacher[T]
+	seed      *uint64
+	device    kernels.Device
+	noTests   bool
+	gradHook  func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
+	progress  func(Progress)
+	scores    func(iter, net int, scores []TestScore, loss float64)
+	nonFinite NonFinite
 }
 
 // Progress is what the solver reports every display iterations.
@@ -137,6 +138,8 @@ type Solver[T blob.Float] struct {
 	lastDisplayTime time.Time
 	startIter       int
 	startTime       time.Time
+
+	nonFiniteWarned int // non-finite iterations trained through (NonFiniteWarn)
 }
 
 // TestScore is one output value of a test net, averaged over test_iter
@@ -555,6 +558,11 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 			}
 		}
 		s.updateSmoothedLoss(loss)
+		if err := s.CheckFinite(loss); err != nil {
+			if err := s.nonFinite(err); err != nil {
+				return err
+			}
+		}
 		show := display > 0 && s.iter%display == 0
 		iter := s.iter
 		rate, err := s.ApplyUpdate()

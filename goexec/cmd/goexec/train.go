@@ -22,6 +22,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runTrain trains a net from a solver prototxt, as `caffe train` does.
@@ -59,6 +60,7 @@ type trainFlags struct {
 	seed                      int64
 	gpu                       int
 	log                       logFlags
+	nonFinite                 string
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
@@ -70,12 +72,16 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
 	fs.StringVar(&f.metrics, "metrics", "", "validation-curve file (JSON lines; default PREFIX_metrics.jsonl beside the snapshots; \"none\": no file)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
+	fs.StringVar(&f.nonFinite, "nonfinite", "stop", "on a NaN or infinite loss or gradient: stop (exit non-zero, naming the layer) or warn (train on, as Caffe)")
 	fs.IntVar(&f.gpu, "gpu", -1, "train on this GPU whatever the solver's solver_mode (-1: the solver's solver_mode and device_id decide)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	problems := f.log.check()
+	if _, err := solver.ParseNonFinite(f.nonFinite); err != nil || f.nonFinite == "" {
+		problems = append(problems, fmt.Sprintf("-nonfinite %q: want stop or warn", f.nonFinite))
+	}
 	if f.solver == "" {
 		problems = append(problems, "-solver is required")
 	}
@@ -113,6 +119,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMemory(sp, reg, f.solver, memcheck.System()); err != nil {
+		return err
+	}
 	cache := &data.Cache{}
 	seed := uint64(sp.GetRandomSeed())
 	attach := func(ctx context.Context, n *network.Net[float32]) error {
@@ -124,8 +133,10 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	nonFinite, _ := solver.ParseNonFinite(f.nonFinite) // checked by parseTrainFlags
 	opts := []solver.Option[float32]{solver.WithRegistry[float32](reg),
-		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev)}
+		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev),
+		solver.WithNonFinite[float32](nonFinite)}
 	var mw *metrics.Writer
 	if f.metrics != "none" {
 		path := f.metrics
