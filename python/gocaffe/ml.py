@@ -60,6 +60,13 @@ class _Reader(JavaMLReader):
         return "com.gocaffe.ml." + clazz.__name__
 
 
+def _wrap(py: Any, java_stage: Any) -> Any:
+    py._java_obj = java_stage
+    py._resetUid(java_stage.uid())
+    py._transfer_params_from_java()
+    return py
+
+
 class GoCaffeEstimator(JavaEstimator, _GoCaffeParams, JavaMLReadable, JavaMLWritable):
     """Trains a Caffe net with GoCaffe on a DataFrame (``fit`` returns a
     :class:`GoCaffeModel`). The Spark application needs GoCaffe's jar and
@@ -88,6 +95,11 @@ class GoCaffeEstimator(JavaEstimator, _GoCaffeParams, JavaMLReadable, JavaMLWrit
     def read(cls) -> JavaMLReader:
         return _Reader(cls)
 
+    @classmethod
+    def _from_java(cls, java_stage: Any) -> "GoCaffeEstimator":  # type: ignore[override]
+        # pyspark's own _from_java maps org.apache.spark.* class names only.
+        return _wrap(cls(), java_stage)
+
     def setSolver(self, value: str) -> "GoCaffeEstimator":
         return self._set(solver=value)
 
@@ -107,6 +119,10 @@ class GoCaffeModel(JavaModel, _GoCaffeParams, JavaMLReadable, JavaMLWritable):
     @classmethod
     def read(cls) -> JavaMLReader:
         return _Reader(cls)
+
+    @classmethod
+    def _from_java(cls, java_stage: Any) -> "GoCaffeModel":  # type: ignore[override]
+        return _wrap(cls(java_stage), java_stage)
 
     def weights(self) -> bytes:
         """The trained weights, a Caffe .caffemodel."""
