@@ -210,6 +210,12 @@ func (b *backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, stride
 	}
 }
 
+func (b *backend[T]) GemmBatched(ta, tb bool, batch, m, n, k int, alpha T, a kernels.Vec[T], lda, strideA int, bv kernels.Vec[T], ldb, strideB int, beta T, c kernels.Vec[T], ldc, strideC int) {
+	if p, ok := b.ptrs(a, bv, c); ok {
+		b.g.keep(b.o.GemmBatched(ta, tb, batch, m, n, k, alpha, p[0], lda, strideA, p[1], ldb, strideB, beta, p[2], ldc, strideC))
+	}
+}
+
 func (b *backend[T]) GemmTileUse(m, n int) float64 { return 1 }
 
 func geom(g kernels.ConvGeom) Geom {

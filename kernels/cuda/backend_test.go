@@ -84,6 +84,11 @@ func TestBackendMatchesCPU(t *testing.T) {
 	c.GemmNTSum(batch, m, n, k, ga.host(), k, m*k, gb.host(), k, n*k, gc.host(), n)
 	b.GemmNTSum(batch, m, n, k, ga.gv, k, m*k, gb.gv, k, n*k, gc.gv, n)
 	same(t, b, "GemmNTSum", gc)
+	// GemmBatched: the convolution's forward over a batch (shared weights).
+	bc := mk(t, b, r, batch*m*n)
+	c.GemmBatched(false, false, batch, m, n, k, 0.5, ga.host(), k, 0, gb.host(), n, n*k, 0.25, bc.host(), n, m*n)
+	b.GemmBatched(false, false, batch, m, n, k, 0.5, ga.gv, k, 0, gb.gv, n, n*k, 0.25, bc.gv, n, m*n)
+	same(t, b, "GemmBatched", bc)
 
 	// im2col / col2im.
 	cg := kernels.ConvGeom{KH: 3, KW: 2, SH: 2, SW: 1, PH: 1, PW: 0, DH: 1, DW: 2}

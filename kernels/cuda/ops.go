@@ -68,6 +68,27 @@ func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, ld
 		parg(b), iarg(ldb), larg(strideB), farg(beta), parg(c), iarg(ldc), iarg(batch))
 }
 
+// maxGridZ is the largest third grid dimension a launch may have.
+const maxGridZ = 65535
+
+// GemmBatched: c_p = alpha·op(a_p)·op(b_p) + beta·c_p for p < batch, a_p at
+// a + p·strideA elements, b_p at b + p·strideB, c_p at c + p·strideC; one
+// launch per 65535 matrices.
+func (o Ops[T]) GemmBatched(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta T, c Ptr, ldc, strideC int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	for p := 0; p < batch; p += maxGridZ {
+		z := min(maxGridZ, batch-p)
+		if err := o.D.launch3(o.name("gemm_batched"), (n+63)/64, (m+63)/64, z, 256,
+			iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(At[T](a, p*strideA)), iarg(lda), larg(strideA),
+			parg(At[T](b, p*strideB)), iarg(ldb), larg(strideB), farg(beta), parg(At[T](c, p*strideC)), iarg(ldc), larg(strideC)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Geom is a convolution window.
 type Geom struct{ KH, KW, SH, SW, PH, PW, DH, DW int }
 
