@@ -207,6 +207,11 @@ type Backend[T Float] interface {
 	// at a + p·strideA, b_p (n×k) at b + p·strideB (convolution weight
 	// gradient over a batch).
 	GemmNTSum(batch, m, n, k int, a Vec[T], lda, strideA int, b Vec[T], ldb, strideB int, c Vec[T], ldc int)
+	// GemmBatched: c_p (m×n) = alpha·op(a_p)·op(b_p) + beta·c_p for every
+	// p < batch, a_p at a + p·strideA, b_p at b + p·strideB, c_p at c +
+	// p·strideC (strideA 0: one a for all, as a convolution's weights
+	// over a batch of images). One launch on a device.
+	GemmBatched(transA, transB bool, batch, m, n, k int, alpha T, a Vec[T], lda, strideA int, b Vec[T], ldb, strideB int, beta T, c Vec[T], ldc, strideC int)
 	// GemmTileUse is the share of an m×n GEMM product that is useful work
 	// rather than tile padding (1 on a device without that cost).
 	GemmTileUse(m, n int) float64

@@ -439,3 +439,128 @@ func (l *convBase[T]) accFor(w int) (dwT, db kernels.Vec[T]) {
 	}
 	return l.wAcc[w], l.bAcc[w]
 }
+
+// batchColMax bounds the batched column buffer of a device convolution,
+// in elements (1 GiB of float32); a larger batch goes in chunks of images.
+const batchColMax = 1 << 28
+
+// batched reports whether the convolution runs over the whole batch at
+// once: on a device backend (not host memory), where a kernel launch per
+// image would cost more than the arithmetic of LeNet-sized images.
+func (l *convBase[T]) batched() bool {
+	return !l.be.HostMemory() && !l.deconv
+}
+
+// batchChunk is how many images one batched pass takes, and the column
+// buffer for it (the image itself for a 1×1 convolution: then the buffer
+// is unused).
+func (l *convBase[T]) batchChunk() (int, kernels.Vec[T]) {
+	colLen := l.kdim * l.spec.group * l.colH * l.colW
+	nb := max(1, min(l.num, batchColMax/max(colLen, 1)))
+	if l.spec.geom.is1x1() {
+		return l.num, kernels.Vec[T]{}
+	}
+	if l.colCache.Len() < nb*colLen {
+		l.colCache = l.be.Alloc(nb * colLen)
+	}
+	return nb, l.colCache.Slice(0, nb*colLen)
+}
+
+// batchIm2col writes the columns of images [lo, hi) of x into col, image
+// after image: im2col over the images' channels taken as one image of
+// (hi-lo)·C channels, one launch. A 1×1 convolution returns the images.
+func (l *convBase[T]) batchIm2col(x kernels.Vec[T], lo, hi int, col kernels.Vec[T]) kernels.Vec[T] {
+	inDim := l.imC * l.imH * l.imW
+	im := x.Slice(lo*inDim, hi*inDim)
+	if l.spec.geom.is1x1() {
+		return im
+	}
+	l.be.Im2col(im, (hi-lo)*l.imC, l.imH, l.imW, l.kgeom(), l.colH, l.colW, col)
+	return col.Slice(0, (hi-lo)*l.kdim*l.spec.group*l.colH*l.colW)
+}
+
+// forwardBatched computes top = W·im2col(bottom) + bias with one im2col,
+// one batched GEMM per group and one bias pass per chunk of images, and
+// keeps the columns for Backward when one chunk holds the whole batch.
+func (l *convBase[T]) forwardBatched(bottom, top []*blob.Blob[T]) {
+	be := l.be
+	G, sp := l.spec.group, l.colH*l.colW
+	oc := l.outC / G
+	outDim, colLen := l.outC*sp, l.kdim*G*sp
+	w := l.weight.DataOn(be)
+	nb, buf := l.batchChunk()
+	for i := range bottom {
+		x, y := bottom[i].DataOn(be), top[i].MutableDataOn(be)
+		for lo := 0; lo < l.num; lo += nb {
+			hi := min(lo+nb, l.num)
+			col := l.batchIm2col(x, lo, hi, buf)
+			yc := y.Slice(lo*outDim, hi*outDim)
+			for g := 0; g < G; g++ {
+				be.GemmBatched(false, false, hi-lo, oc, sp, l.kdim, 1, w.From(g*oc*l.kdim), l.kdim, 0,
+					col.From(g*l.kdim*sp), sp, colLen, 0, yc.From(g*oc*sp), sp, outDim)
+			}
+			if l.bias != nil {
+				be.AddBias(yc, l.bias.DataOn(be), hi-lo, l.outC, sp)
+			}
+		}
+	}
+	l.cacheOK = len(bottom) == 1 && nb >= l.num && !l.spec.geom.is1x1()
+}
+
+// backwardBatched adds the weight and bias gradients of the batch (one
+// GemmNTSum per group over the columns, one bias pass) and overwrites the
+// bottom diffs with col2im(Wᵀ·dY) (one batched GEMM per group, one
+// col2im), chunk by chunk.
+func (l *convBase[T]) backwardBatched(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) {
+	be := l.be
+	G, sp := l.spec.group, l.colH*l.colW
+	oc := l.outC / G
+	inDim, outDim, colLen := l.imC*l.imH*l.imW, l.outC*sp, l.kdim*G*sp
+	w := l.weight.DataOn(be)
+	dw := l.weight.MutableDiffOn(be)
+	cached := l.cacheOK
+	nb, buf := l.batchChunk()
+	for i := range top {
+		x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
+		if l.bias != nil {
+			be.BiasGrad(dy, l.bias.MutableDiffOn(be), l.num, l.outC, sp)
+		}
+		var dx kernels.Vec[T]
+		if propagateDown[i] {
+			dx = bottom[i].MutableDiffOn(be)
+		}
+		for lo := 0; lo < l.num; lo += nb {
+			hi := min(lo+nb, l.num)
+			var col kernels.Vec[T]
+			if cached {
+				col = buf.Slice(0, (hi-lo)*colLen)
+			} else {
+				col = l.batchIm2col(x, lo, hi, buf)
+			}
+			dyc := dy.Slice(lo*outDim, hi*outDim)
+			for g := 0; g < G; g++ {
+				be.GemmNTSum(hi-lo, oc, l.kdim, sp, dyc.From(g*oc*sp), sp, outDim, col.From(g*l.kdim*sp), sp, colLen,
+					dw.From(g*oc*l.kdim), l.kdim)
+			}
+			if !propagateDown[i] {
+				continue
+			}
+			// The column gradient overwrites the columns (or, 1×1, is
+			// the bottom diff itself).
+			dxc := dx.Slice(lo*inDim, hi*inDim)
+			dcol := buf.Slice(0, min(buf.Len(), (hi-lo)*colLen))
+			if l.spec.geom.is1x1() {
+				dcol = dxc
+			}
+			for g := 0; g < G; g++ {
+				be.GemmBatched(true, false, hi-lo, l.kdim, sp, oc, 1, w.From(g*oc*l.kdim), l.kdim, 0,
+					dyc.From(g*oc*sp), sp, outDim, 0, dcol.From(g*l.kdim*sp), sp, colLen)
+			}
+			if !l.spec.geom.is1x1() {
+				be.Col2im(dcol, (hi-lo)*l.imC, l.imH, l.imW, l.kgeom(), l.colH, l.colW, dxc)
+			}
+		}
+		cached = false // the columns now hold gradients
+	}
+	l.cacheOK = false
+}

@@ -7,7 +7,8 @@ import (
 )
 
 // convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
-// GEMM per image, images spread over all cores. It supports pad, stride,
+// GEMM per image, images spread over all cores; on a device backend one
+// im2col and one batched GEMM per group over the whole batch. It supports pad, stride,
 // dilation, group, bias_term and axis; several bottoms share the weights,
 // each with its own top.
 //
@@ -23,6 +24,10 @@ func newConvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 }
 
 func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	if l.batched() {
+		l.forwardBatched(bottom, top)
+		return nil
+	}
 	be := l.be
 	w := l.weight.DataOn(be)
 	var bias kernels.Vec[T]
@@ -54,6 +59,10 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
+	if l.batched() {
+		l.backwardBatched(top, propagateDown, bottom)
+		return nil
+	}
 	be := l.be
 	w := l.weight.DataOn(be)
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW

@@ -106,3 +106,26 @@ func sameOnSimulatedDevice(t *testing.T, net string, ops ...string) {
 		}
 	}
 }
+
+const convNet = `
+name: "conv"
+force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 3 dim: 4 dim: 9 dim: 8 } } }
+layer { name: "c1" type: "Convolution" bottom: "x" top: "c1"
+  convolution_param { num_output: 6 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0 dilation: 2 group: 2
+    weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" } } }
+layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2"
+  convolution_param { num_output: 6 kernel_size: 1 group: 3 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" } } }
+layer { name: "c3" type: "Convolution" bottom: "c2" bottom: "c1" top: "c3a" top: "c3b"
+  convolution_param { num_output: 5 kernel_size: 3 pad: 1 bias_term: false weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "sum" type: "Eltwise" bottom: "c3a" bottom: "c3b" top: "s" }
+layer { name: "loss" type: "Reduction" bottom: "s" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
+`
+
+// Convolutions on a device run over the whole batch at once (one im2col,
+// one batched GEMM per group, a batched col2im): with groups, dilation,
+// stride, a 1×1 kernel and two bottoms sharing weights they compute what
+// the per-image CPU path computes.
+func TestBatchedConvolutionOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, convNet, "GemmBatched", "GemmNTSum", "Im2col", "Col2im", "AddBias", "BiasGrad")
+}

@@ -67,7 +67,10 @@ type Net[T blob.Float] struct {
 	table   *ParamTable
 	hooks   Hooks
 	device  kernels.Device
-	placed  []layer.Placement
+	// deferLoss leaves the loss tops unread in ForwardLayer (see
+	// SetDeferLoss).
+	deferLoss bool
+	placed    []layer.Placement
 	// paramBuf and gradBuf hold every learnable param's data and diff,
 	// one after another in learnable order (segs).
 	paramBuf, gradBuf []T
@@ -481,23 +484,48 @@ func (n *Net[T]) ForwardLayer(i int) (T, error) {
 	if err := n.layers[i].Forward(n.bottoms[i], n.tops[i]); err != nil {
 		return 0, fmt.Errorf("net %q: layer %q: forward: %w", n.graph.Name, n.graph.Layers[i].GetName(), err)
 	}
+	var loss T
+	if !n.deferLoss {
+		loss = n.layerLoss(i)
+	}
+	if h := n.hooks.AfterForward; h != nil {
+		h(i)
+	}
+	return loss, nil
+}
+
+// layerLoss returns layer i's weighted loss from its loss tops: a read on
+// the host, which on a device net downloads the loss (one value for
+// Caffe's loss layers) and waits for the device.
+func (n *Net[T]) layerLoss(i int) T {
 	var loss float64
 	for ti, w := range n.loss[i] {
 		if w == 0 {
 			continue
 		}
-		// A read on the host: on a device net this downloads the loss
-		// (one value for Caffe's loss layers) once per loss layer and pass.
 		var s float64
 		for _, v := range n.tops[i][ti].HostData() {
 			s += float64(v)
 		}
 		loss += float64(w) * s
 	}
-	if h := n.hooks.AfterForward; h != nil {
-		h(i)
+	return T(loss)
+}
+
+// SetDeferLoss makes Forward and ForwardBackward leave the loss tops on the
+// device and return 0, so that a device net's iteration never waits for
+// the host; Loss reads them when the caller needs the value (once per
+// display interval). A net on host memory gains nothing from it.
+func (n *Net[T]) SetDeferLoss(on bool) { n.deferLoss = on }
+
+// Loss returns the total weighted loss of the last Forward, read from the
+// loss tops.
+func (n *Net[T]) Loss() T {
+	var loss T
+	for i := range n.layers {
+		loss += n.layerLoss(i)
 	}
-	return T(loss), nil
+	return loss
 }
 
 // Forward runs every layer forward and returns the total weighted loss.

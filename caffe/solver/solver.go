@@ -394,6 +394,22 @@ func (s *Solver[T]) SetIter(iter, currentStep int) { s.iter, s.currentStep = ite
 // forward/backward passes accumulating them, and returns the mean loss.
 // The gradients are ready for an all-reduce; ApplyUpdate consumes them.
 func (s *Solver[T]) ForwardBackward(ctx context.Context) (float64, error) {
+	return s.forwardBackward(ctx, true)
+}
+
+// deferLoss reports whether Step may leave the loss on the device between
+// display iterations: a device net whose smoothed loss is the last loss
+// (average_loss 1, iter_size 1) and no gradient hook that takes it.
+func (s *Solver[T]) deferLoss() bool {
+	return !kernels.For[T](s.train.Device()).HostMemory() && s.param.GetAverageLoss() <= 1 &&
+		s.param.GetIterSize() == 1 && s.opts.gradHook == nil
+}
+
+// forwardBackward is ForwardBackward; without read, on a device net, the
+// loss stays on the device and the result is 0.
+func (s *Solver[T]) forwardBackward(ctx context.Context, read bool) (float64, error) {
+	defer s.train.SetDeferLoss(false)
+	s.train.SetDeferLoss(!read)
 	s.train.ClearParamDiffs()
 	var loss float64
 	n := int(s.param.GetIterSize())
@@ -548,7 +564,11 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 				return err
 			}
 		}
-		loss, err := s.ForwardBackward(ctx)
+		show := display > 0 && s.iter%display == 0
+		// A device net's loss is read on display iterations and the last
+		// one only: a read waits for the device.
+		read := show || s.iter == stop-1 || !s.deferLoss()
+		loss, err := s.forwardBackward(ctx, read)
 		if err != nil {
 			return err
 		}
@@ -557,13 +577,17 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 				return fmt.Errorf("iteration %d: %w", s.iter, err)
 			}
 		}
-		s.updateSmoothedLoss(loss)
-		if err := s.CheckFinite(loss); err != nil {
-			if err := s.nonFinite(err); err != nil {
-				return err
+		if read {
+			s.updateSmoothedLoss(loss)
+			// A device net's loss and gradients are checked when its loss is
+			// read (display iterations and the last): a check waits for the
+			// device too.
+			if err := s.CheckFinite(loss); err != nil {
+				if err := s.nonFinite(err); err != nil {
+					return err
+				}
 			}
 		}
-		show := display > 0 && s.iter%display == 0
 		iter := s.iter
 		rate, err := s.ApplyUpdate()
 		if err != nil {

@@ -2,6 +2,7 @@ package solver
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/simdev"
 )
 
 // tinyNet is a linear softmax classifier on 2×3×3 inputs (a convolution
@@ -105,7 +108,7 @@ func newTiny[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, images int
 	return newWith[T](t, sp, tinyImages(images))
 }
 
-func newWith[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, im *data.Images) *Solver[T] {
+func newWith[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, im *data.Images, opts ...Option[T]) *Solver[T] {
 	t.Helper()
 	reg, err := layers.Standard()
 	if err != nil {
@@ -123,7 +126,7 @@ func newWith[T blob.Float](t *testing.T, sp *caffepb.SolverParameter, im *data.I
 		}
 		return nil
 	}
-	s, err := New[T](t.Context(), sp, WithRegistry[T](reg), WithSources(attach))
+	s, err := New[T](t.Context(), sp, append([]Option[T]{WithRegistry[T](reg), WithSources(attach)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,5 +530,44 @@ func TestSmoothedLoss(t *testing.T) {
 		if math.Abs(s.SmoothedLoss()-want[i]) > 1e-12 {
 			t.Errorf("after loss %d: smoothed %g, want %g", i, s.SmoothedLoss(), want[i])
 		}
+	}
+}
+
+// On a device net Step reads the loss (a download, which waits for the
+// device) on display iterations and the last one only, and reports the
+// losses the CPU reports.
+func TestDeviceLossReadOncePerDisplay(t *testing.T) {
+	run := func(display int, dev kernels.Device) ([]Progress, float64) {
+		sp := solverParam(t, fmt.Sprintf("display: %d", display))
+		var ps []Progress
+		opts := []Option[float64]{WithProgress[float64](func(p Progress) { ps = append(ps, p) })}
+		if dev != nil {
+			opts = append(opts, WithDevice[float64](dev))
+		}
+		s := newWith[float64](t, sp, tinyImages(32), opts...)
+		if err := s.Step(t.Context(), 12); err != nil {
+			t.Fatal(err)
+		}
+		return ps, s.SmoothedLoss()
+	}
+	every, sparse := simdev.New(), simdev.New()
+	run(1, every)
+	devP, devLoss := run(4, sparse)
+	cpuP, cpuLoss := run(4, nil)
+	// Display 1 reads all 12 losses; display 4 reads iterations 0, 4, 8
+	// and 11: 8 downloads fewer, one a loss.
+	if got := every.Calls("Download") - sparse.Calls("Download"); got != 8 {
+		t.Errorf("display 4 downloaded %d times fewer than display 1, want 8 (one per loss read saved)", got)
+	}
+	if len(devP) != len(cpuP) || len(cpuP) != 3 {
+		t.Fatalf("%d progress reports on the device, %d on the CPU, want 3", len(devP), len(cpuP))
+	}
+	for i := range cpuP {
+		if d := math.Abs(devP[i].Loss - cpuP[i].Loss); !(d <= 1e-9*math.Abs(cpuP[i].Loss)) || devP[i].Iter != cpuP[i].Iter {
+			t.Errorf("report %d: device iter %d loss %g, CPU iter %d loss %g", i, devP[i].Iter, devP[i].Loss, cpuP[i].Iter, cpuP[i].Loss)
+		}
+	}
+	if d := math.Abs(devLoss - cpuLoss); !(d <= 1e-9*math.Abs(cpuLoss)) || cpuLoss == 0 {
+		t.Errorf("smoothed loss after Step: device %g, CPU %g", devLoss, cpuLoss)
 	}
 }

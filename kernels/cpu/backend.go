@@ -59,6 +59,20 @@ func (backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, strideA i
 	GemmNTSum(batch, m, n, k, a.Host(), lda, strideA, b.Host(), ldb, strideB, c.Host(), ldc)
 }
 
+// GemmBatched spreads the batch's matrices over the cores, one serial GEMM
+// each.
+func (backend[T]) GemmBatched(transA, transB bool, batch, m, n, k int, alpha T, a kernels.Vec[T], lda, strideA int, b kernels.Vec[T], ldb, strideB int, beta T, c kernels.Vec[T], ldc, strideC int) {
+	if batch <= 0 || m == 0 || n == 0 {
+		return
+	}
+	ah, bh, ch := a.Host(), b.Host(), c.Host()
+	Parallel(batch, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			GemmSerial(transA, transB, m, n, k, alpha, ah[p*strideA:], lda, bh[p*strideB:], ldb, beta, ch[p*strideC:], ldc)
+		}
+	})
+}
+
 func (backend[T]) GemmTileUse(m, n int) float64 { return GemmTileUse(m, n) }
 
 func (backend[T]) Im2col(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, col kernels.Vec[T]) {

@@ -56,3 +56,77 @@ func TestReLUBackwardEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestGemmBatched checks the strided batched GEMM against a float64
+// reference at odd shapes, every transposition, a shared a (strideA 0)
+// and c matrices with gaps between them, in both element types.
+func TestGemmBatched(t *testing.T) {
+	testGemmBatched[float32](t, 1e-5)
+	testGemmBatched[float64](t, 1e-12)
+}
+
+func testGemmBatched[T Float](t *testing.T, tol float64) {
+	b := Backend[T]()
+	for _, s := range [][4]int{{1, 1, 1, 1}, {5, 7, 13, 3}, {37, 29, 65, 4}, {20, 25, 576, 9}} {
+		batch, m, n, k := s[0], s[1], s[2], s[3]
+		for tr := 0; tr < 8; tr++ {
+			ta, tb, shared := tr&1 != 0, tr&2 != 0, tr&4 != 0
+			lda, ldb, ldc := k+1, n+2, n+3
+			if ta {
+				lda = m + 1
+			}
+			if tb {
+				ldb = k + 2
+			}
+			sa, sb, sc := max(m, k)*lda+3, max(n, k)*ldb+1, m*ldc+5
+			if shared {
+				sa = 0
+			}
+			a, bb, c := make([]T, batch*sa+max(m, k)*lda), make([]T, batch*sb), make([]T, batch*sc)
+			for i := range a {
+				a[i] = T(math.Sin(float64(i) * 0.37))
+			}
+			for i := range bb {
+				bb[i] = T(math.Cos(float64(i) * 0.21))
+			}
+			for i := range c {
+				c[i] = T(math.Sin(float64(i)*0.13 + 1))
+			}
+			ref := make([]float64, len(c))
+			for i := range c {
+				ref[i] = float64(c[i])
+			}
+			const alpha, beta = 0.7, -0.3
+			for p := 0; p < batch; p++ {
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var sum float64
+						for l := 0; l < k; l++ {
+							av := a[p*sa+i*lda+l]
+							if ta {
+								av = a[p*sa+l*lda+i]
+							}
+							bv := bb[p*sb+l*ldb+j]
+							if tb {
+								bv = bb[p*sb+j*ldb+l]
+							}
+							sum += float64(av) * float64(bv)
+						}
+						o := p*sc + i*ldc + j
+						ref[o] = alpha*sum + beta*ref[o]
+					}
+				}
+			}
+			b.GemmBatched(ta, tb, batch, m, n, k, alpha, kernels.HostVec(a), lda, sa, kernels.HostVec(bb), ldb, sb, beta, kernels.HostVec(c), ldc, sc)
+			var num, den float64
+			for i := range c {
+				d := float64(c[i]) - ref[i]
+				num += d * d
+				den += ref[i] * ref[i]
+			}
+			if e := math.Sqrt(num / den); !(e <= tol) {
+				t.Errorf("GemmBatched %T batch %d m %d n %d k %d ta=%v tb=%v shared a=%v: relative error %g > %g", alpha, batch, m, n, k, ta, tb, shared, e, tol)
+			}
+		}
+	}
+}

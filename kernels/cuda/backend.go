@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
 )
 
 // GPU is a kernels.Device on one CUDA device: layers and solvers compute
@@ -155,6 +156,18 @@ func (b *backend[T]) Upload(dst kernels.Vec[T], src []T) {
 	b.g.keep(b.o.D.Upload(p, unsafe.Pointer(&src[0]), len(src)*Size[T]()))
 }
 
+func (b *backend[T]) UploadInts(dst kernels.IntVec, src []int32) {
+	p, ok := b.iptr(dst)
+	if !ok || len(src) == 0 {
+		return
+	}
+	if len(src) != dst.Len() {
+		b.g.keep(fmt.Errorf("%s: upload of %d indices into %d", b.g.Name(), len(src), dst.Len()))
+		return
+	}
+	b.g.keep(b.o.D.Upload(p, unsafe.Pointer(&src[0]), len(src)*4))
+}
+
 func (b *backend[T]) Download(dst []T, src kernels.Vec[T]) {
 	p, ok := b.ptr(src)
 	if !ok || len(dst) == 0 {
@@ -207,6 +220,12 @@ func (b *backend[T]) GemmSerial(ta, tb bool, m, n, k int, alpha T, a kernels.Vec
 func (b *backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, strideA int, bv kernels.Vec[T], ldb, strideB int, c kernels.Vec[T], ldc int) {
 	if p, ok := b.ptrs(a, bv, c); ok {
 		b.g.keep(b.o.GemmBatchSum(false, true, batch, m, n, k, 1, p[0], lda, strideA, p[1], ldb, strideB, 1, p[2], ldc))
+	}
+}
+
+func (b *backend[T]) GemmBatched(ta, tb bool, batch, m, n, k int, alpha T, a kernels.Vec[T], lda, strideA int, bv kernels.Vec[T], ldb, strideB int, beta T, c kernels.Vec[T], ldc, strideC int) {
+	if p, ok := b.ptrs(a, bv, c); ok {
+		b.g.keep(b.o.GemmBatched(ta, tb, batch, m, n, k, alpha, p[0], lda, strideA, p[1], ldb, strideB, beta, p[2], ldc, strideC))
 	}
 }
 
@@ -310,6 +329,58 @@ func (b *backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int)
 	if p, ok := b.ptrs(dy, db); ok && channels > 0 {
 		b.g.keep(b.o.BiasGrad(p[0], p[1], outer, channels, inner))
 	}
+}
+
+func (b *backend[T]) ScaleChannels(x, s, y kernels.Vec[T], outer, channels, inner int) {
+	if p, ok := b.ptrs(x, s, y); ok && outer*channels*inner > 0 {
+		b.g.keep(b.o.ScaleChannels(p[0], p[1], p[2], outer, channels, inner))
+	}
+}
+
+func (b *backend[T]) ChannelDot(a, bv, d kernels.Vec[T], outer, channels, inner int) {
+	if p, ok := b.ptrs(a, bv, d); ok && channels > 0 {
+		b.g.keep(b.o.ChannelDot(p[0], p[1], p[2], outer, channels, inner))
+	}
+}
+
+// LRNForward and LRNBackward have no kernels yet: they run the CPU's on
+// downloaded copies and upload the results (correct, but they synchronise,
+// so a net with LRN cannot be captured as a CUDA graph).
+func (b *backend[T]) LRNForward(x, scale, y kernels.Vec[T], g kernels.LRNGeom) {
+	hx, hs, hy := b.down(x), make([]T, scale.Len()), make([]T, y.Len())
+	cpu.Backend[T]().LRNForward(kernels.HostVec(hx), kernels.HostVec(hs), kernels.HostVec(hy), g)
+	b.Upload(scale, hs)
+	b.Upload(y, hy)
+}
+
+func (b *backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNGeom) {
+	hdx := make([]T, dx.Len())
+	cpu.Backend[T]().LRNBackward(kernels.HostVec(b.down(x)), kernels.HostVec(b.down(y)), kernels.HostVec(b.down(scale)),
+		kernels.HostVec(b.down(dy)), kernels.HostVec(hdx), g)
+	b.Upload(dx, hdx)
+}
+
+func (b *backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	p, ok := b.ptrs(prob, loss)
+	c, okc := b.iptr(cls)
+	if ok && okc {
+		b.g.keep(b.o.SoftmaxLossForward(p[0], c, outer, channels, inner, normalizer, p[1]))
+	}
+}
+
+func (b *backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	p, ok := b.ptrs(prob, dx)
+	c, okc := b.iptr(cls)
+	if ok && okc && outer*channels*inner > 0 {
+		b.g.keep(b.o.SoftmaxLossBackward(p[0], c, outer, channels, inner, scale, p[1]))
+	}
+}
+
+// down returns a host copy of v.
+func (b *backend[T]) down(v kernels.Vec[T]) []T {
+	h := make([]T, v.Len())
+	b.Download(h, v)
+	return h
 }
 
 func (b *backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, bv kernels.Vec[T]) {

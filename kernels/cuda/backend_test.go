@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -84,6 +85,63 @@ func TestBackendMatchesCPU(t *testing.T) {
 	c.GemmNTSum(batch, m, n, k, ga.host(), k, m*k, gb.host(), k, n*k, gc.host(), n)
 	b.GemmNTSum(batch, m, n, k, ga.gv, k, m*k, gb.gv, k, n*k, gc.gv, n)
 	same(t, b, "GemmNTSum", gc)
+	// GemmBatched: the convolution's forward over a batch (shared weights).
+	bc := mk(t, b, r, batch*m*n)
+	c.GemmBatched(false, false, batch, m, n, k, 0.5, ga.host(), k, 0, gb.host(), n, n*k, 0.25, bc.host(), n, m*n)
+	b.GemmBatched(false, false, batch, m, n, k, 0.5, ga.gv, k, 0, gb.gv, n, n*k, 0.25, bc.gv, n, m*n)
+	same(t, b, "GemmBatched", bc)
+
+	// SoftmaxWithLoss: loss and gradient against int32 classes, -1 ignored.
+	{
+		outer, chans, inner := 5, 7, 3
+		prob := mk(t, b, r, outer*chans*inner)
+		for i := range prob.ref { // positive, as probabilities
+			prob.ref[i] = float64(float32(0.05 + 0.9*math.Abs(math.Sin(prob.ref[i]))))
+		}
+		p32 := make([]float32, len(prob.ref))
+		for i, v := range prob.ref {
+			p32[i] = float32(v)
+		}
+		b.Upload(prob.gv, p32)
+		cls := make([]int32, outer*inner)
+		for i := range cls {
+			cls[i] = int32(i*3) % int32(chans)
+		}
+		cls[4] = -1
+		gcls := b.AllocInts(len(cls))
+		b.UploadInts(gcls, cls)
+		loss, dx := mk(t, b, r, 1), mk(t, b, r, outer*chans*inner)
+		c.SoftmaxLossForward(prob.host(), kernels.HostInts(cls), outer, chans, inner, 14, loss.host())
+		b.SoftmaxLossForward(prob.gv, gcls, outer, chans, inner, 14, loss.gv)
+		same(t, b, "SoftmaxLossForward", loss)
+		c.SoftmaxLossBackward(prob.host(), kernels.HostInts(cls), outer, chans, inner, 0.25, dx.host())
+		b.SoftmaxLossBackward(prob.gv, gcls, outer, chans, inner, 0.25, dx.gv)
+		same(t, b, "SoftmaxLossBackward", dx)
+	}
+
+	// Scale layer: per-channel scale and its gradient (odd sizes).
+	{
+		outer, chans, inner := 3, 5, 77
+		x, sc, y, d := mk(t, b, r, outer*chans*inner), mk(t, b, r, chans), mk(t, b, r, outer*chans*inner), mk(t, b, r, chans)
+		c.ScaleChannels(x.host(), sc.host(), y.host(), outer, chans, inner)
+		b.ScaleChannels(x.gv, sc.gv, y.gv, outer, chans, inner)
+		same(t, b, "ScaleChannels", y)
+		c.ChannelDot(x.host(), y.host(), d.host(), outer, chans, inner)
+		b.ChannelDot(x.gv, y.gv, d.gv, outer, chans, inner)
+		same(t, b, "ChannelDot", d)
+		// LRN (through the host for now), across and within channels.
+		for _, across := range []bool{true, false} {
+			g := kernels.LRNGeom{Across: across, N: outer, C: chans, H: 7, W: 11, Size: 3, Alpha: 0.5, Beta: 0.75, K: 2}
+			n := outer * chans * 77
+			lx, ls, ly, ldy, ldx := mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n)
+			c.LRNForward(lx.host(), ls.host(), ly.host(), g)
+			b.LRNForward(lx.gv, ls.gv, ly.gv, g)
+			same(t, b, fmt.Sprintf("LRNForward across=%v", across), ly)
+			c.LRNBackward(lx.host(), ly.host(), ls.host(), ldy.host(), ldx.host(), g)
+			b.LRNBackward(lx.gv, ly.gv, ls.gv, ldy.gv, ldx.gv, g)
+			same(t, b, fmt.Sprintf("LRNBackward across=%v", across), ldx)
+		}
+	}
 
 	// im2col / col2im.
 	cg := kernels.ConvGeom{KH: 3, KW: 2, SH: 2, SW: 1, PH: 1, PW: 0, DH: 1, DW: 2}

@@ -243,6 +243,11 @@ func f64arg(v float64) arg { return math.Float64bits(v) }
 
 // launch runs kernel name on grid×block threads with args.
 func (d *Device) launch(name string, gx, gy, block int, args ...arg) error {
+	return d.launch3(name, gx, gy, 1, block, args...)
+}
+
+// launch3 is launch over a 3-D grid.
+func (d *Device) launch3(name string, gx, gy, gz, block int, args ...arg) error {
 	d.enter()
 	defer d.leave()
 	f, err := d.fn(name)
@@ -253,8 +258,8 @@ func (d *Device) launch(name string, gx, gy, block int, args ...arg) error {
 	for i := range args {
 		params[i] = unsafe.Pointer(&args[i])
 	}
-	if err := f.Launch(gx, gy, 1, block, 1, 1, 0, d.stream, params); err != nil {
-		return fmt.Errorf("%s: kernel %s (grid %d×%d, block %d): %w", d.Name(), name, gx, gy, block, err)
+	if err := f.Launch(gx, gy, gz, block, 1, 1, 0, d.stream, params); err != nil {
+		return fmt.Errorf("%s: kernel %s (grid %d×%d×%d, block %d): %w", d.Name(), name, gx, gy, gz, block, err)
 	}
 	return nil
 }

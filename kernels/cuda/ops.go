@@ -68,6 +68,27 @@ func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, ld
 		parg(b), iarg(ldb), larg(strideB), farg(beta), parg(c), iarg(ldc), iarg(batch))
 }
 
+// maxGridZ is the largest third grid dimension a launch may have.
+const maxGridZ = 65535
+
+// GemmBatched: c_p = alpha·op(a_p)·op(b_p) + beta·c_p for p < batch, a_p at
+// a + p·strideA elements, b_p at b + p·strideB, c_p at c + p·strideC; one
+// launch per 65535 matrices.
+func (o Ops[T]) GemmBatched(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta T, c Ptr, ldc, strideC int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	for p := 0; p < batch; p += maxGridZ {
+		z := min(maxGridZ, batch-p)
+		if err := o.D.launch3(o.name("gemm_batched"), (n+63)/64, (m+63)/64, z, 256,
+			iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(At[T](a, p*strideA)), iarg(lda), larg(strideA),
+			parg(At[T](b, p*strideB)), iarg(ldb), larg(strideB), farg(beta), parg(At[T](c, p*strideC)), iarg(ldc), larg(strideC)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Geom is a convolution window.
 type Geom struct{ KH, KW, SH, SW, PH, PW, DH, DW int }
 
@@ -144,6 +165,17 @@ func (o Ops[T]) BiasGrad(dy, db Ptr, outer, channels, inner int) error {
 	return o.D.launch(o.name("bias_grad"), channels, 1, 256, parg(dy), parg(db), iarg(outer), iarg(channels), iarg(inner))
 }
 
+// ScaleChannels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
+func (o Ops[T]) ScaleChannels(x, s, y Ptr, outer, channels, inner int) error {
+	return o.D.launch(o.name("scale_channels"), o.D.grid1(outer*channels*inner), 1, 256, parg(x), parg(s), parg(y), iarg(outer), iarg(channels), iarg(inner))
+}
+
+// ChannelDot: d[c] += Σ_{o,i} a[o][c][i]·b[o][c][i], one (o, c) sum at a
+// time added in order of o.
+func (o Ops[T]) ChannelDot(a, b, d Ptr, outer, channels, inner int) error {
+	return o.D.launch(o.name("channel_dot"), channels, 1, 256, parg(a), parg(b), parg(d), iarg(outer), iarg(channels), iarg(inner))
+}
+
 // AddTrans: b (cols×rows) += aᵀ, a (rows×cols).
 func (o Ops[T]) AddTrans(a Ptr, rows, cols int, b Ptr) error {
 	return o.D.launch(o.name("add_trans"), o.D.grid1(rows*cols), 1, 256, parg(a), iarg(rows), iarg(cols), parg(b))
@@ -206,6 +238,19 @@ func (o Ops[T]) SoftmaxBackward(y, dy, dx Ptr, outer, channels, inner int) error
 func (o Ops[T]) SoftmaxLoss(prob, label Ptr, outer, channels, inner, ignore int, norm T, loss, dx Ptr, scale T) error {
 	return o.D.launch(o.name("softmax_loss"), 1, 1, 256, parg(prob), parg(label), iarg(outer), iarg(channels), iarg(inner),
 		iarg(ignore), farg(norm), parg(loss), parg(dx), farg(scale))
+}
+
+// SoftmaxLossForward: loss[0] = −Σ log max(prob[cls], FLT_MIN) / norm over
+// the positions whose int32 class cls is not negative.
+func (o Ops[T]) SoftmaxLossForward(prob, cls Ptr, outer, channels, inner int, norm float64, loss Ptr) error {
+	return o.D.launch(o.name("softmax_loss_fwd"), 1, 1, 256, parg(prob), parg(cls), iarg(outer), iarg(channels), iarg(inner),
+		f64arg(norm), parg(loss))
+}
+
+// SoftmaxLossBackward: dx = scale·(prob − onehot(cls)), 0 where cls < 0.
+func (o Ops[T]) SoftmaxLossBackward(prob, cls Ptr, outer, channels, inner int, scale T, dx Ptr) error {
+	return o.D.launch(o.name("softmax_loss_bwd"), o.D.grid1(outer*channels*inner), 1, 256, parg(prob), parg(cls), iarg(outer),
+		iarg(channels), iarg(inner), farg(scale), parg(dx))
 }
 
 // Accuracy: acc[0] = share of labels among the top k of x.

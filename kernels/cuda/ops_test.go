@@ -601,3 +601,61 @@ func TestGraphReplay(t *testing.T) {
 		check(t, fmt.Sprintf("replay %d", rep), down[float32](t, dy, n), want)
 	}
 }
+
+// TestGemmBatched checks the strided batched GEMM (one matrix of c per
+// grid z) against a float64 reference at odd shapes, every transposition,
+// with a shared a (strideA 0) and gaps between the c matrices, which must
+// keep their values.
+func TestGemmBatched(t *testing.T) {
+	need(t)
+	testGemmBatched[float32](t)
+	testGemmBatched[float64](t)
+}
+
+func testGemmBatched[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	o := Ops[T]{dev}
+	for _, s := range [][4]int{{1, 1, 1, 1}, {5, 37, 53, 29}, {3, 130, 70, 65}, {64, 20, 576, 25}} {
+		batch, m, n, k := s[0], s[1], s[2], s[3]
+		for tr := 0; tr < 8; tr++ {
+			ta, tb, shared := tr&1 != 0, tr&2 != 0, tr&4 != 0
+			lda, ldb, ldc := k+1, n+2, n+3
+			if ta {
+				lda = m + 1
+			}
+			if tb {
+				ldb = k + 2
+			}
+			sa, sb, sc := max(m, k)*lda+3, max(n, k)*ldb+1, m*ldc+5
+			if shared {
+				sa = 0
+			}
+			a, b, c := randn[T](r, batch*sa+max(m, k)*lda), randn[T](r, batch*sb), randn[T](r, batch*sc)
+			alpha, beta := T(0.7), T(-0.3)
+			ref := f64s(c)
+			for p := 0; p < batch; p++ {
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var sum float64
+						for l := 0; l < k; l++ {
+							av := a[p*sa+i*lda+l]
+							if ta {
+								av = a[p*sa+l*lda+i]
+							}
+							bv := b[p*sb+l*ldb+j]
+							if tb {
+								bv = b[p*sb+j*ldb+l]
+							}
+							sum += float64(av) * float64(bv)
+						}
+						o := p*sc + i*ldc + j
+						ref[o] = float64(alpha)*sum + float64(beta)*ref[o]
+					}
+				}
+			}
+			dc := up(t, c)
+			ok(t, o.GemmBatched(ta, tb, batch, m, n, k, alpha, up(t, a), lda, sa, up(t, b), ldb, sb, beta, dc, ldc, sc))
+			check(t, fmt.Sprintf("gemm_batched %T %v ta=%v tb=%v shared a=%v", alpha, s, ta, tb, shared), down[T](t, dc, len(c)), ref)
+		}
+	}
+}

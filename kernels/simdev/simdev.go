@@ -159,6 +159,10 @@ func (b backend[T]) GemmNTSum(batch, m, n, k int, a kernels.Vec[T], lda, sa int,
 	b.d.count("GemmNTSum")
 	b.cpu.GemmNTSum(batch, m, n, k, b.h("GemmNTSum", a), lda, sa, b.h("GemmNTSum", bb), ldb, sb, b.h("GemmNTSum", c), ldc)
 }
+func (b backend[T]) GemmBatched(ta, tb bool, batch, m, n, k int, alpha T, a kernels.Vec[T], lda, sa int, bb kernels.Vec[T], ldb, sb int, beta T, c kernels.Vec[T], ldc, sc int) {
+	b.d.count("GemmBatched")
+	b.cpu.GemmBatched(ta, tb, batch, m, n, k, alpha, b.h("GemmBatched", a), lda, sa, b.h("GemmBatched", bb), ldb, sb, beta, b.h("GemmBatched", c), ldc, sc)
+}
 func (b backend[T]) GemmTileUse(int, int) float64 { return 1 }
 func (b backend[T]) Im2col(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, col kernels.Vec[T]) {
 	b.d.count("Im2col")

@@ -49,6 +49,35 @@ template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer,
   if (threadIdx.x == 0) db[c] += part[0];
 }
 
+// scale_channels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
+template <typename T> __device__ void scale_channels_t(const T* x, const T* s, T* y, int outer, int channels, int inner) {
+  const int n = outer * channels * inner;
+  GRID_STRIDE(i, n) y[i] = x[i] * s[(i / inner) % channels];
+}
+
+// channel_dot: d[c] += Σ_o (Σ_i a[o][c][i]·b[o][c][i]), one block per
+// channel; each (o, c) block's sum is reduced, then added in order of o
+// (a fixed order: the result is reproducible).
+template <typename T> __device__ void channel_dot_t(const T* a, const T* b, T* d, int outer, int channels, int inner) {
+  __shared__ T part[256];
+  const int c = blockIdx.x;
+  T acc = T(0);
+  for (int o = 0; o < outer; o++) {
+    const long base = ((long)o * channels + c) * inner;
+    T s = T(0);
+    for (int i = threadIdx.x; i < inner; i += blockDim.x) s += a[base + i] * b[base + i];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+      if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) acc += part[0];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) d[c] += acc;
+}
+
 // add_trans: b (cols×rows) += aᵀ, a (rows×cols). One thread per element of b.
 template <typename T> __device__ void add_trans_t(const T* a, int rows, int cols, T* b) {
   GRID_STRIDE(i, rows * cols) {
@@ -76,6 +105,8 @@ KERNEL(mul, (int n, const T* a, const T* b, T* y), (n, a, b, y))
 KERNEL(dot, (int n, const T* x, const T* y, T* dst), (n, x, y, dst))
 KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y, bias, outer, channels, inner))
 KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy, db, outer, channels, inner))
+KERNEL(scale_channels, (const T* x, const T* s, T* y, int outer, int channels, int inner), (x, s, y, outer, channels, inner))
+KERNEL(channel_dot, (const T* a, const T* b, T* d, int outer, int channels, int inner), (a, b, d, outer, channels, inner))
 KERNEL(add_trans, (const T* a, int rows, int cols, T* b), (a, rows, cols, b))
 KERNEL(relu_fwd, (int n, const T* x, T* y, T slope), (n, x, y, slope))
 KERNEL(relu_bwd, (int n, const T* x, const T* dy, T* dx, T slope), (n, x, dy, dx, slope))

@@ -89,3 +89,20 @@ KERNEL(gemm,
        (int ta, int tb, int m, int n, int k, T alpha, const T* a, int lda, long strideA, const T* b, int ldb,
         long strideB, T beta, T* c, int ldc, int batch),
        (ta, tb, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, batch))
+
+// Strided batched GEMM: c_p = alpha · op(a_p) · op(b_p) + beta · c_p for
+// p < batch, a_p at a + p·strideA, b_p at b + p·strideB, c_p at c +
+// p·strideC (strideA 0 shares one a: the convolution's weights over the
+// images of a batch). grid (ceil(n/64), ceil(m/64), batch), block 256.
+template <typename T>
+__device__ void gemm_batched_t(int ta, int tb, int m, int n, int k, T alpha, const T* __restrict__ a, int lda,
+                               long strideA, const T* __restrict__ b, int ldb, long strideB, T beta,
+                               T* __restrict__ c, int ldc, long strideC) {
+  const long p = blockIdx.z;
+  gemm_t<T>(ta, tb, m, n, k, alpha, a + p * strideA, lda, 0, b + p * strideB, ldb, 0, beta, c + p * strideC, ldc, 1);
+}
+
+KERNEL(gemm_batched,
+       (int ta, int tb, int m, int n, int k, T alpha, const T* a, int lda, long strideA, const T* b, int ldb,
+        long strideB, T beta, T* c, int ldc, long strideC),
+       (ta, tb, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC))

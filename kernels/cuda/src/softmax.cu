@@ -60,6 +60,41 @@ __device__ void softmax_loss_t(const T* prob, const T* label, int outer, int cha
   if (threadIdx.x == 0) loss[0] = part[0] / norm;
 }
 
+// softmax_loss_fwd: loss[0] = −Σ log max(prob[cls], FLT_MIN) / norm over
+// the positions (outer×inner) whose class cls (int32) is not negative,
+// summed in double. One block of 256 threads, fixed summation order.
+template <typename T>
+__device__ void softmax_loss_fwd_t(const T* prob, const int* cls, int outer, int channels, int inner, double norm,
+                                   T* loss) {
+  __shared__ double part[256];
+  double s = 0;
+  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+    const int l = cls[i];
+    if (l < 0) continue;
+    const int o = i / inner, in = i % inner;
+    s -= log(max((double)prob[(long)o * channels * inner + (long)l * inner + in], 1.1754943508222875e-38));
+  }
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) loss[0] = T(part[0] / norm);
+}
+
+// softmax_loss_bwd: dx = scale·(prob − onehot(cls)), 0 over the channels
+// of a position whose class is negative. One thread per element.
+template <typename T>
+__device__ void softmax_loss_bwd_t(const T* prob, const int* cls, int outer, int channels, int inner, T scale, T* dx) {
+  const int n = outer * channels * inner;
+  GRID_STRIDE(i, n) {
+    const int in = i % inner, c = (i / inner) % channels, o = i / (inner * channels);
+    const int l = cls[o * inner + in];
+    dx[i] = l < 0 ? T(0) : scale * (prob[i] - (c == l ? T(1) : T(0)));
+  }
+}
+
 // accuracy: acc[0] = share of positions (not ignored) whose label is among
 // the top_k scores of x (ties count against, as in Caffe). One block.
 template <typename T>
@@ -103,3 +138,7 @@ KERNEL(softmax_loss,
        (prob, label, outer, channels, inner, ignore, norm, loss, dx, scale))
 KERNEL(accuracy, (const T* x, const T* label, int outer, int channels, int inner, int top_k, int ignore, T* acc),
        (x, label, outer, channels, inner, top_k, ignore, acc))
+KERNEL(softmax_loss_fwd, (const T* prob, const int* cls, int outer, int channels, int inner, double norm, T* loss),
+       (prob, cls, outer, channels, inner, norm, loss))
+KERNEL(softmax_loss_bwd, (const T* prob, const int* cls, int outer, int channels, int inner, T scale, T* dx),
+       (prob, cls, outer, channels, inner, scale, dx))
