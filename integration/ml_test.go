@@ -140,3 +140,49 @@ func readPreds(t *testing.T, path string) [][3]string {
 	}
 	return out
 }
+
+// TestSparkMLTrainValidationSplitTunesBaseLr: TrainValidationSplit over
+// GoCaffeEstimator's baseLr (1e-7, which barely moves LeNet in 200
+// iterations, and 0.01) fits both, scores each on the validation split
+// through transform, and picks 0.01.
+func TestSparkMLTrainValidationSplitTunesBaseLr(t *testing.T) {
+	start := time.Now()
+	e := setup(t)
+	solver := lenetFiles(t, e, 200, 0, 0)
+	script := fmt.Sprintf(`
+import org.apache.spark.ml.tuning.{ParamGridBuilder, TrainValidationSplit}
+import org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator
+val data = spark.read.parquet(%q).coalesce(1).limit(6000)
+val est = new com.gocaffe.ml.GoCaffeEstimator().setSolver(%q).setScoresBlob("ip2").setApplySoftmax(true)
+val grid = new ParamGridBuilder().addGrid(est.baseLr, Array(0.01, 1e-7)).build()
+val tvs = new TrainValidationSplit().setEstimator(est).setEstimatorParamMaps(grid).setTrainRatio(0.8).setSeed(7)
+  .setEvaluator(new MulticlassClassificationEvaluator().setMetricName("accuracy"))
+val m = tvs.fit(data)
+println("METRICS " + m.validationMetrics.mkString(" "))
+println("BEST " + m.bestModel.asInstanceOf[com.gocaffe.ml.GoCaffeModel].getBaseLr)
+System.exit(0)
+`, filepath.Join(e.tmp, "mnist", "train"), solver)
+	r := e.shell(t, 5*time.Minute, "local-cluster[1,1,1024]",
+		[]string{"--conf", "spark.plugins=com.gocaffe.shim.GoCaffePlugin"}, script)
+	if r.code != 0 {
+		t.Fatalf("TrainValidationSplit: exit %d; output tail:\n%s", r.code, tail(r.combined, 60))
+	}
+	if n := strings.Count(r.out, "GoCaffe: training done at iteration 200"); n != 3 {
+		t.Errorf("%d trainings finished, want 3 (one per base_lr, then the best on all the data)", n)
+	}
+	m := regexp.MustCompile(`(?m)^METRICS (\S+) (\S+)$`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatalf("no METRICS line; GoCaffe's lines and the errors:\n%s",
+			strings.Join(regexp.MustCompile(`(?m)^.*(GoCaffe|Exception|Caused by).*$`).FindAllString(r.combined, 60), "\n"))
+	}
+	high, _ := strconv.ParseFloat(m[1], 64)
+	low, _ := strconv.ParseFloat(m[2], 64)
+	if high < 0.85 || low > 0.5 {
+		t.Errorf("validation accuracy %.4f at base_lr 1e-7 and %.4f at 0.01; want <= 0.5 and >= 0.85", low, high)
+	}
+	if b := regexp.MustCompile(`(?m)^BEST (.*)$`).FindStringSubmatch(r.out); b == nil || b[1] != "0.01" {
+		t.Errorf("best model's baseLr %q, want 0.01", b)
+	}
+	t.Logf("TrainValidationSplit: accuracy %.4f (base_lr 1e-7), %.4f (0.01); test took %v", low, high,
+		time.Since(start).Round(time.Second))
+}

@@ -44,12 +44,17 @@ class _GoCaffeParams(Params):
                                     typeConverter=TypeConverters.toInt)
     syncMode: Param[str] = Param(Params._dummy(), "syncMode", "weight synchronisation: allreduce or average",
                                  typeConverter=TypeConverters.toString)
+    baseLr: Param[float] = Param(Params._dummy(), "baseLr", "overrides the solver's base_lr when set",
+                                 typeConverter=TypeConverters.toFloat)
+
+    shuffle: Param[bool] = Param(Params._dummy(), "shuffle", "shuffle the rows before training",
+                                 typeConverter=TypeConverters.toBoolean)
 
     def __init__(self, *args: Any):
         super().__init__(*args)
         self._setDefault(inputCol="data", labelCol="label", scoresBlob="prob", applySoftmax=False,
                          outputBlobs=[], predictionCol="prediction", probabilityCol="probability",
-                         clusterSize=1, syncMode="allreduce")
+                         clusterSize=1, syncMode="allreduce", shuffle=True)
 
 
 class _Reader(JavaMLReader):
@@ -82,7 +87,8 @@ class GoCaffeEstimator(JavaEstimator, _GoCaffeParams, JavaMLReadable, JavaMLWrit
     def __init__(self, *, solver: str | None = None, inputCol: str = "data", labelCol: str = "label",
                  scoresBlob: str = "prob", applySoftmax: bool = False, outputBlobs: List[str] | None = None,
                  predictionCol: str = "prediction", probabilityCol: str = "probability",
-                 clusterSize: int = 1, syncMode: str = "allreduce"):
+                 clusterSize: int = 1, syncMode: str = "allreduce", baseLr: float | None = None,
+                 shuffle: bool = True):
         super().__init__()
         self._java_obj = self._new_java_obj("com.gocaffe.ml.GoCaffeEstimator", self.uid)
         kwargs = self._input_kwargs
@@ -108,6 +114,9 @@ class GoCaffeEstimator(JavaEstimator, _GoCaffeParams, JavaMLReadable, JavaMLWrit
 
     def setClusterSize(self, value: int) -> "GoCaffeEstimator":
         return self._set(clusterSize=value)
+
+    def setBaseLr(self, value: float) -> "GoCaffeEstimator":
+        return self._set(baseLr=value)
 
 
 class GoCaffeModel(JavaModel, _GoCaffeParams, JavaMLReadable, JavaMLWritable):

@@ -1,16 +1,18 @@
 package com.gocaffe.ml
 
+import java.nio.charset.StandardCharsets
 import java.nio.file.Files
 
 import caffe.Caffe.{LayerParameter, NetParameter, Phase, SolverParameter}
 import com.gocaffe.GoCaffe
 import com.gocaffe.shim.GoExec
 import com.gocaffe.train.{CaffeFiles, DataLayer, GoCaffeException}
+import com.google.protobuf.TextFormat
 import org.apache.spark.ml.Estimator
-import org.apache.spark.ml.param.{IntParam, Param, ParamMap, ParamValidators, Params, StringArrayParam, BooleanParam}
+import org.apache.spark.ml.param.{BooleanParam, DoubleParam, IntParam, Param, ParamMap, ParamValidators, Params, StringArrayParam}
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
 import org.apache.spark.sql.Dataset
-import org.apache.spark.sql.functions.col
+import org.apache.spark.sql.functions.{col, rand}
 import org.apache.spark.sql.types.{ArrayType, DoubleType, FloatType, StructField, StructType}
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 
@@ -59,6 +61,18 @@ trait GoCaffeParams extends Params {
   final val syncMode: Param[String] = new Param[String](this, "syncMode",
     "weight synchronisation: allreduce or average", ParamValidators.inArray(Array("allreduce", "average")))
 
+  /** The solver's base_lr for this fit, when set (a TrainValidationSplit or CrossValidator grid can tune it). */
+  final val baseLr: DoubleParam = new DoubleParam(this, "baseLr",
+    "overrides the solver's base_lr when set", ParamValidators.gt(0))
+
+  /** Whether fit shuffles the rows first: goexec reads each partition in order, and a DataFrame
+    * that arrives sorted (randomSplit sorts its partitions, so every TrainValidationSplit and
+    * CrossValidator fold does) gives one-class batches that can make training diverge.
+    */
+  final val shuffle: BooleanParam = new BooleanParam(this, "shuffle",
+    "shuffle the rows before training (seeded by the solver's random_seed)")
+
+  setDefault(shuffle -> true)
   setDefault(inputCol -> "data", labelCol -> "label", scoresBlob -> "prob", applySoftmax -> false,
     outputBlobs -> Array.empty[String], predictionCol -> "prediction", probabilityCol -> "probability",
     clusterSize -> 1, syncMode -> "allreduce")
@@ -73,6 +87,8 @@ trait GoCaffeParams extends Params {
   def getProbabilityCol: String = $(probabilityCol)
   def getClusterSize: Int = $(clusterSize)
   def getSyncMode: String = $(syncMode)
+  def getBaseLr: Double = $(baseLr)
+  def getShuffle: Boolean = $(shuffle)
 
   /** The columns transform adds, checked against the input's. */
   protected def outputSchema(in: StructType): StructType = {
@@ -124,6 +140,8 @@ final class GoCaffeEstimator(override val uid: String) extends Estimator[GoCaffe
   def setProbabilityCol(v: String): this.type = set(probabilityCol, v)
   def setClusterSize(v: Int): this.type = set(clusterSize, v)
   def setSyncMode(v: String): this.type = set(syncMode, v)
+  def setBaseLr(v: Double): this.type = set(baseLr, v)
+  def setShuffle(v: Boolean): this.type = set(shuffle, v)
 
   override def transformSchema(schema: StructType): StructType = {
     if (!isDefined(solver)) throw new IllegalArgumentException("GoCaffeEstimator: solver is not set")
@@ -142,11 +160,19 @@ final class GoCaffeEstimator(override val uid: String) extends Estimator[GoCaffe
     val test = GoCaffeEstimator.testLayer(spec.solver, spec.solverPath)
     val blobs = ($(scoresBlob) +: $(outputBlobs).toIndexedSeq).distinct
     GoCaffeEstimator.checkBlobs(spec.solver, spec.solverPath, blobs)
-    val train = dataset.select(col($(inputCol)).as(dataTop), col($(labelCol)).as(labelTop))
+    val selected = dataset.select(col($(inputCol)).as(dataTop), col($(labelCol)).as(labelTop))
+    val train = if ($(shuffle)) selected.orderBy(rand(spec.solver.getRandomSeed)) else selected
     val dir = Files.createTempDirectory("gocaffe-fit-")
     try {
       val model = dir.resolve("model.caffemodel").toUri.toString
-      val status = GoCaffe.train(spark, Seq("-conf", $(solver), "-model", model, "-clusterSize", $(clusterSize).toString),
+      // With baseLr set, the solver (its nets inlined) is written with that base_lr beside the model.
+      val solverArg = if (!isDefined(baseLr)) $(solver) else {
+        val f = dir.resolve("solver.prototxt")
+        val s = spec.solver.toBuilder.setBaseLr($(baseLr).toFloat).build()
+        Files.write(f, TextFormat.printer().printToString(s).getBytes(StandardCharsets.UTF_8))
+        f.toString
+      }
+      val status = GoCaffe.train(spark, Seq("-conf", solverArg, "-model", model, "-clusterSize", $(clusterSize).toString),
         train, None, Some($(syncMode)))
       if (status != 0) throw new GoCaffeException(s"GoCaffeEstimator.fit: training ${spec.solverPath} exited $status")
       val weights = CaffeFiles.readBytes(model, hadoop)

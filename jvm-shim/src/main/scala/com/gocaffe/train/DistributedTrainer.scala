@@ -66,6 +66,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   }
   private val hadoop = sc.hadoopConfiguration
   private val spark = SparkSession.builder().getOrCreate() // reuses sc, the active SparkContext
+  private lazy val frameRun = DistributedTrainer.FrameRuns.incrementAndGet()
 
   private def say(s: String): Unit = { out.println(s); out.flush() }
 
@@ -129,7 +130,11 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
     val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
     rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
-    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$origin", n, rdd, origin)
+    // goexec caches partitions by this key: a DataFrame's key is new on every
+    // run, so that a second GoCaffe.train in the application (a
+    // TrainValidationSplit's next fit) never trains on the first one's rows.
+    val key = if (frames.contains(role)) s"$origin-$frameRun" else origin
+    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$key", n, rdd, origin)
   }
 
   private def secret(): Array[Byte] = settings.secret match {
@@ -322,6 +327,9 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
 }
 
 object DistributedTrainer {
+  /** Runs on DataFrames in this driver, numbering their goexec dataset keys. */
+  private[train] val FrameRuns = new java.util.concurrent.atomic.AtomicLong()
+
   private val LocalCluster = """local-cluster\[\s*(\d+)\s*,.*""".r
 
   /** The executor count the application asked for, when it says so. */
