@@ -8,6 +8,7 @@
 #   make goexec-cuda  build bin/goexec-cuda (the CUDA variant; needs no GPU to build)
 #   make integration  only the Spark integration tests (needs the jar; builds the YARN test launcher)
 #   make minicluster  build the YARN tests' MiniYARNCluster launcher (build/minicluster)
+#   make pytest       only the Python tests (python/tests: ONNX export, OpenCV, the gocaffe package), in .venv-pytest
 
 SHELL := /bin/bash
 # Fast CPU kernels (Go 1.26 simd/archsimd); `make test` also tests the portable path.
@@ -34,7 +35,7 @@ DEMO_MASTER ?= local[2]
 DEMO_DIR := build/demo
 DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
 
-.PHONY: all setup goexec jar minicluster demo demo-data selftest test unit kernels-portable vet integration clean \
+.PHONY: all setup goexec jar minicluster demo demo-data selftest test unit kernels-portable vet integration pytest clean \
 	cuda-setup cuda-kernels cuda-stub goexec-cuda cuda-check
 
 all: jar
@@ -134,10 +135,25 @@ kernels-portable:
 
 integration: minicluster
 	@$(TIMED) integration env SPARK_HOME=$(SPARK_HOME) GOCAFFE_JAR=$(CURDIR)/$(JAR) \
-		go test -tags integration -count=1 -timeout 40m -v ./integration/...
+		go test -tags integration -count=1 -timeout 70m -v ./integration/...
+
+# The Python tests' own venv (onnxruntime, OpenCV, pytest), kept apart
+# from .venv; rebuilt when python/requirements-test.txt changes.
+PYTEST_VENV := .venv-pytest
+# The gocaffe package (python/) is installed into it with pip, as a user would.
+$(PYTEST_VENV)/.installed: python/requirements-test.txt python/pyproject.toml $(wildcard python/gocaffe/*)
+	@test -x $(PYTEST_VENV)/bin/python || python3 -m venv $(PYTEST_VENV)
+	@$(TIMED) pytest-venv $(PYTEST_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-r python/requirements-test.txt ./python "pyspark==$(PYSPARK_VERSION)"
+	@touch $@
+
+# pytest exits 5 when it collects no tests: that fails here as any error does.
+pytest: jar goexec $(PYTEST_VENV)/.installed
+	@$(TIMED) pytest env GOEXEC=$(CURDIR)/bin/goexec GOCAFFE_JAR=$(CURDIR)/$(JAR) \
+		$(PYTEST_VENV)/bin/python -m pytest -p no:cacheprovider -v --durations=0 python/tests
 
 test: jar
-	@$(MAKE) --no-print-directory vet cuda-check unit kernels-portable integration
+	@$(MAKE) --no-print-directory vet cuda-check unit kernels-portable integration pytest
 
 clean:
 	rm -rf build bin .gradle

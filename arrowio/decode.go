@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/gocaffe/gocaffe/caffe/imgcodec"
 )
 
 // decodeField decodes field f of rec. shape is the field's resolved shape
@@ -363,7 +365,7 @@ func (ir *imageRows) load(i int, want []int) (imageRow, error) {
 		return imageRow{}, err
 	}
 	if ir.encoded(i) {
-		img, err := decodeImage(data)
+		img, err := imgcodec.Decode(data)
 		if err != nil {
 			return imageRow{}, fmt.Errorf("decoding %d bytes: %w", len(data), err)
 		}
@@ -372,7 +374,7 @@ func (ir *imageRows) load(i int, want []int) (imageRow, error) {
 			return imageRow{}, fmt.Errorf("decoded image is %d×%d, the row says %d×%d", bnd.Dy(), bnd.Dx(), r.h, r.w)
 		}
 		r.img, r.h, r.w = img, bnd.Dy(), bnd.Dx()
-		r.c = imageChannels(img, want[0])
+		r.c = imgcodec.Channels(img, want[0])
 		return r, nil
 	}
 	if r.c == 0 {
@@ -406,13 +408,13 @@ func (r imageRow) write(dst []byte, shape []int, resize bool) error {
 	src := r.raw
 	if r.img != nil {
 		if r.h == h && r.w == w {
-			writeCHW(dst, r.img, c)
+			imgcodec.WriteCHW(dst, r.img, c)
 			return nil
 		}
 		src = make([]byte, c*r.h*r.w)
-		writeCHW(src, r.img, c)
+		imgcodec.WriteCHW(src, r.img, c)
 	}
-	resizeCHW(dst, h, w, src, c, r.h, r.w)
+	imgcodec.ResizeCHW(dst, h, w, src, c, r.h, r.w)
 	return nil
 }
 

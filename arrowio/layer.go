@@ -31,7 +31,8 @@ type LayerSource struct {
 // FromLayer maps a data layer as CaffeOnSpark users write it onto a
 // LayerSource:
 //
-//   - MemoryData with source_class com.yahoo.ml.caffe.ImageDataFrame, or
+//   - MemoryData with source_class com.yahoo.ml.caffe.ImageDataFrame,
+//     com.yahoo.ml.caffe.LMDB (the shim streams the Datums in this schema) or
 //     with none: CaffeOnSpark's ImageDataFrame schema (label, data and the
 //     optional id, channels, height, width, encoded columns), shaped by
 //     memory_data_param and encoded as image_encoded says; a numeric-list
@@ -43,8 +44,7 @@ type LayerSource struct {
 //
 // resize is CaffeOnSpark's -resize. Dataframe_column_select is applied by
 // the Spark shim before the data is sent, and dataframe_format only names
-// how Spark reads the source; neither matters here. Other source classes
-// (LMDB, SeqImageDataSource) give an error wrapping ErrNotYet that names
+// how Spark reads the source; neither matters here. SeqImageDataSource gives an error wrapping ErrNotYet that names
 // the class.
 func FromLayer(lp *caffepb.LayerParameter, resize bool) (LayerSource, error) {
 	name, class := lp.GetName(), lp.GetSourceClass()
@@ -53,7 +53,13 @@ func FromLayer(lp *caffepb.LayerParameter, resize bool) (LayerSource, error) {
 	}
 	switch class {
 	case "", ClassImageDataFrame, ClassDataFrameSource:
-	case ClassLMDB, ClassSeqImageDataSource:
+	case ClassLMDB:
+		// The Spark shim streams the database's Datums as an ImageDataFrame
+		// (id, label, channels, height, width, encoded, data C×H×W).
+		if lp.GetType() != "MemoryData" {
+			return fail("source_class %s goes with a MemoryData layer, not %s", class, lp.GetType())
+		}
+	case ClassSeqImageDataSource:
 		return fail("source_class %s: %w (GoCaffe reads Spark DataFrames through %s or %s)", class, ErrNotYet, ClassImageDataFrame, ClassDataFrameSource)
 	default:
 		return fail("unknown source_class %q (known: %s, %s)", class, ClassImageDataFrame, ClassDataFrameSource)
@@ -84,7 +90,7 @@ func FromLayer(lp *caffepb.LayerParameter, resize bool) (LayerSource, error) {
 		}
 		return LayerSource{Spec: spec, BatchSize: int(p.GetBatchSize())}, nil
 	case "CoSData":
-		if class == ClassImageDataFrame {
+		if class == ClassImageDataFrame || class == ClassLMDB {
 			return fail("source_class %s goes with a MemoryData layer, not CoSData", class)
 		}
 		p := lp.GetCosDataParam()

@@ -43,13 +43,16 @@ sed -e "s#\"mnist::train\"#\"parquet:$MNIST/train\"#" -e "s#\"mnist::test\"#\"pa
 
 # submit LOG N MODE SOLVER: one training run; its output goes to LOG.
 # EXEC_MB is each executor's heap (the 60 M-parameter rounds move 240 MB
-# of weights and as much history each way).
+# of weights and as much history each way). The driver runs with Spark's
+# default memory (1 GB) unless DRIVER_MEMORY says otherwise.
 submit() {
 	local log=$1 n=$2 mode=$3 solver=$4
 	local mb=${EXEC_MB:-1024}
-	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,$mb]" --driver-memory 4g --conf spark.executor.memory="${mb}m" \
+	local driver=()
+	[ -n "${DRIVER_MEMORY:-}" ] && driver=(--driver-memory "$DRIVER_MEMORY")
+	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,$mb]" "${driver[@]}" --conf spark.executor.memory="${mb}m" \
 		--conf spark.ui.enabled=false --conf spark.gocaffe.sync.mode="$mode" \
-		--conf spark.gocaffe.sync.roundIterations="$TAU" --conf spark.driver.maxResultSize=4g \
+		--conf spark.gocaffe.sync.roundIterations="$TAU" \
 		--class GoCaffeRunner "$JAR" -train -conf "$solver" -model "$OUT/model.caffemodel" -clusterSize "$n" \
 		>"$log" 2>&1 || { echo "spark_scaling: run failed, see $log" >&2; tail -20 "$log" >&2; return 1; }
 }

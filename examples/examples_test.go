@@ -17,6 +17,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
+	"github.com/gocaffe/gocaffe/caffe/db"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
@@ -135,6 +136,11 @@ func (s synthetic) Next(top []*blob.Blob[float32]) error {
 func benchStep(b *testing.B, solverFile string, batch int, real bool) {
 	sp := loadSolver(b, solverFile)
 	setTrainBatch(sp, batch)
+	benchSolver(b, sp, batch, real)
+}
+
+// benchSolver times whole training iterations of a loaded solver.
+func benchSolver(b *testing.B, sp *caffepb.SolverParameter, batch int, real bool) {
 	sp.TestIter, sp.TestInterval = nil, proto.Int32(0)
 	sp.RandomSeed = proto.Int64(1)
 	reg, err := layers.Standard()
@@ -191,4 +197,42 @@ func BenchmarkLeNetTrainStep64(b *testing.B)  { benchStep(b, "lenet_solver.proto
 func BenchmarkLeNetTrainStep512(b *testing.B) { benchStep(b, "lenet_solver.prototxt", 512, true) }
 func BenchmarkCIFAR10QuickTrainStep100(b *testing.B) {
 	benchStep(b, "cifar10_quick_solver.prototxt", 100, false)
+}
+
+// BenchmarkLeNetTrainStep64LMDB is BenchmarkLeNetTrainStep64 with BVLC
+// Caffe's own net (examples/caffe/mnist: Data layers, backend LMDB) reading
+// the MNIST training set from an LMDB that convert_mnist writes, against the
+// in-memory MNIST source of BenchmarkLeNetTrainStep64.
+func BenchmarkLeNetTrainStep64LMDB(b *testing.B) {
+	img, lbl, err := data.MNISTFiles("", "train")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "mnist_train_lmdb")
+	w, err := db.Create(db.LMDB, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := data.ConvertMNIST(img, lbl, w); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	sp, err := prototxt.ParseSolverFile("caffe/mnist/lenet_solver.prototxt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	np, err := prototxt.ParseNetFile("caffe/mnist/lenet_train_test.prototxt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, lp := range np.GetLayer() {
+		if lp.GetType() == "Data" {
+			lp.DataParam.Source = proto.String(path) // the test net's too: it is not run
+		}
+	}
+	sp.Net, sp.NetParam = nil, np
+	sp.SnapshotPrefix = proto.String(filepath.Join(b.TempDir(), "snap"))
+	benchSolver(b, sp, 64, true)
 }

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -200,6 +201,11 @@ func TestTrainSurvivesKilledExecutor(t *testing.T) {
 	if pidAlive(victim.pid) {
 		t.Errorf("killed executor pid %d still alive", victim.pid)
 	}
+	// The failed round invalidated the ring: the rounds after it find their
+	// peers again under a new generation.
+	if gens := ringGenerations(r.combined); len(gens) == 0 || gens[0] != 1 || gens[len(gens)-1] < 2 {
+		t.Errorf("ring generations of the rounds %v, want 1 first and a later one after the kill", gens)
+	}
 	root := filepath.Join(e.sparkHome, "work", o.app)
 	if ps := awaitGone(t, 30*time.Second, root, e.tmp); len(ps) > 0 {
 		t.Errorf("goexec processes left 30 s after the application ended:\n%s", strings.Join(ps, "\n"))
@@ -274,4 +280,52 @@ func interruptTraining(t *testing.T, e sparkEnv, solver string, group bool) {
 		t.Errorf("goexec processes left 30 s after spark-submit exited:\n%s", strings.Join(ps, "\n"))
 	}
 	checkClean(t, root, e.tmp)
+}
+
+// TestTrainBadLabel: a label of 42 in a 10-class net (row 137 of a
+// DataFrame whose rows carry sample ids) on two executors in allreduce
+// mode. The round is not retried, and the last line of the run is
+// GoCaffe's sentence naming the row's sample id and the label, whatever
+// Spark printed before it.
+func TestTrainBadLabel(t *testing.T) {
+	e := setup(t)
+	start := time.Now()
+	data := filepath.Join(e.tmp, "label42")
+	labels := make([]string, 200)
+	for i := range labels {
+		labels[i] = strconv.Itoa(i % 10)
+	}
+	const badRow = 137
+	labels[badRow] = "42"
+	writeCoSParquet(t, filepath.Join(data, "train", "part-00000.parquet"), labels)
+	writeCoSParquet(t, filepath.Join(data, "test", "part-00000.parquet"), labels[:100])
+	solver := userFiles(t, e, "cos", "file:/tmp/mnist_cos_dataframe", "file:"+data)
+	r := e.submitWatching(t, 8*time.Minute, "local-cluster[2,1,1024]",
+		[]string{"--conf", "spark.executor.memory=1g", "--conf", "spark.gocaffe.sync.mode=allreduce"},
+		nil, "-train", "-conf", solver, "-clusterSize", "2")
+	if r.code == 0 {
+		t.Fatalf("exit 0 despite a label of 42; output tail:\n%s", tail(r.combined, 40))
+	}
+	last := tail(r.combined, 1)
+	t.Logf("last line: %s", last)
+	if !strings.HasPrefix(last, "GoCaffeRunner: ") {
+		t.Errorf("the last line is not GoCaffe's: %s\noutput tail:\n%s", last, tail(r.combined, 30))
+	}
+	for _, want := range []string{"refused its input", "42", fmt.Sprintf("sample-%03d", badRow)} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last line lacks %q: %s", want, last)
+		}
+	}
+	if strings.Contains(last, "Could not recover") || strings.Contains(last, "barrier") {
+		t.Errorf("the last line is Spark's text: %s", last)
+	}
+	if strings.Contains(r.combined, "retrying GoCaffe round") {
+		t.Error("the round was retried despite the bad label")
+	}
+	if m := trainAppRe.FindStringSubmatch(r.out); m != nil {
+		checkClean(t, filepath.Join(e.sparkHome, "work", m[1]), e.tmp)
+	} else {
+		t.Errorf("no 'GoCaffe: application' line; stdout:\n%s", r.out)
+	}
+	t.Logf("TestTrainBadLabel took %v", time.Since(start).Round(time.Second))
 }

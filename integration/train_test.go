@@ -268,6 +268,19 @@ func checkOneRankPerExecutor(t *testing.T, o trainOutcome, n int) {
 	}
 }
 
+var ringGenRe = regexp.MustCompile(`(?m)^GoCaffe: round \d+ done: .*; ring generation (\d+), peers (found|kept)\)$`)
+
+// ringGenerations returns the ring generation of each finished round, in
+// order; a generation never decreases.
+func ringGenerations(out string) []int {
+	var gens []int
+	for _, m := range ringGenRe.FindAllStringSubmatch(out, -1) {
+		g, _ := strconv.Atoi(m[1])
+		gens = append(gens, g)
+	}
+	return gens
+}
+
 func trainLocalCluster(t *testing.T, mode string) {
 	e := setup(t)
 	solver := lenetFiles(t, e, trainIterations, trainIterations, 300)
@@ -282,6 +295,13 @@ func trainLocalCluster(t *testing.T, mode string) {
 	}
 	checkOneRankPerExecutor(t, o, 2)
 	checkInitialTest(t, r, true)
+	checkCurves(t, filepath.Join(e.tmp, "model"), trainIterations, o.accuracy)
+	if mode == "allreduce" {
+		// Nothing failed: every round trains on the ring of generation 1.
+		if gens := ringGenerations(r.combined); len(gens) == 0 || gens[len(gens)-1] != 1 {
+			t.Errorf("ring generations of the rounds %v, want 1 throughout; output tail:\n%s", gens, tail(r.combined, 30))
+		}
+	}
 	for _, f := range []string{"lenet_iter_300.caffemodel", "lenet_iter_300.solverstate", "lenet.caffemodel", "lenet.solverstate"} {
 		if _, err := os.Stat(filepath.Join(e.tmp, "model", f)); err != nil {
 			t.Errorf("snapshot: %v", err)

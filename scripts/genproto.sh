@@ -30,6 +30,7 @@ set -euo pipefail
 PROTO_DIRS=(
 	"caffe/caffepb:go"
 	"goexec/rpc:go,grpc"
+	"caffe/onnxexport/onnxpb:go"
 )
 
 GRPCIO_TOOLS_VERSION=1.85.0

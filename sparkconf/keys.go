@@ -25,6 +25,7 @@ const (
 	KeyGoexecLogTailLines = "spark.gocaffe.goexec.logTailLines"
 	KeyCacheDir           = "spark.gocaffe.data.cacheDir"
 	KeyPartitionPolicy    = "spark.gocaffe.data.partitionPolicy"
+	KeyNonFinite          = "spark.gocaffe.nonFinite"
 )
 
 // minSecretLen is the shortest secret accepted when one is set by hand.
@@ -103,6 +104,11 @@ func declarations() []Key {
 			Doc: "How a rank walks its own partition; partitions are never truncated to the smallest. `uneven-epochs`: " +
 				"every sample once per epoch, ranks with smaller partitions complete more epochs. `with-replacement`: " +
 				"samples drawn uniformly at random."},
+		{Name: KeyNonFinite, Type: Enum, Default: "stop", Values: []string{"stop", "warn"},
+			Doc: "What training does when the loss or the gradient is NaN or infinite. `stop`: the run fails at once, " +
+				"naming the iteration, the loss, the learning rate and the first layer whose output is not finite; " +
+				"the weights and snapshots stay those of the last finite iteration, and weights or solver states " +
+				"holding NaN or Inf are refused. `warn`: log a warning and train on, as Caffe does."},
 	}
 }
 
@@ -132,6 +138,7 @@ type Settings struct {
 	GoexecLogTailLines int
 	CacheDir           string // empty: the executor's working directory
 	PartitionPolicy    string
+	NonFinite          string
 }
 
 // String prints the settings with the secret redacted.
@@ -170,5 +177,6 @@ func (r *Registry) Settings(conf map[string]string) (Settings, error) {
 		GoexecLogTailLines: int(i64(KeyGoexecLogTailLines)),
 		CacheDir:           str(KeyCacheDir),
 		PartitionPolicy:    str(KeyPartitionPolicy),
+		NonFinite:          str(KeyNonFinite),
 	}, nil
 }

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	want := Settings{
 		SyncMode: "allreduce", RoundIterations: 100, PeerTimeout: 2 * time.Minute, Connection: "ethernet",
 		SlotWaitTimeout: 2 * time.Minute, GoexecLogLevel: "info", GoexecStartTimeout: time.Minute,
-		GoexecStopTimeout: 15 * time.Second, GoexecLogTailLines: 20, PartitionPolicy: "uneven-epochs",
+		GoexecStopTimeout: 15 * time.Second, GoexecLogTailLines: 20, PartitionPolicy: "uneven-epochs", NonFinite: "stop",
 	}
 	if s != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)

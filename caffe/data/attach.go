@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"os"
 	"strings"
 	"sync"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/db"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
 )
@@ -76,12 +78,42 @@ func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOpti
 		if spec == "" {
 			return nil, fmt.Errorf("data layer %q: no source (set memory_data_param.source or pass -data)", name)
 		}
-		if sc := lp.GetSourceClass(); opt.Source == "" && strings.HasSuffix(sc, ".LMDB") && !IsSpec(spec) {
-			return nil, fmt.Errorf("data layer %q: source_class %s (%s): LMDB databases: %w; use an mnist: or parquet: source", name, sc, spec, ErrNotYet)
-		}
 		tf, err := TransformFromProto(lp.GetTransformParam(), LoadMeanFile)
 		if err != nil {
 			return nil, fmt.Errorf("data layer %q: %w", name, err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		train := n.Phase() == caffepb.Phase_TRAIN
+		if lp.GetType() == "ImageData" && opt.Source == "" {
+			o := ImageListOptionsOf(lp.GetImageDataParam())
+			o.Transform, o.Train, o.Seed = tf, train, opt.Seed^h.Sum64()
+			src, err := OpenImageList[T](o)
+			if err != nil {
+				return nil, fmt.Errorf("data layer %q: %w", name, err)
+			}
+			if err := n.SetSource(name, NewPrefetch[T](ctx, src)); err != nil {
+				return nil, err
+			}
+			out = append(out, Attached{Layer: name, Source: "images:" + o.List, Images: src.Len()})
+			continue
+		}
+		if b, path, ok := databaseOf(lp); ok && opt.Source == "" {
+			color, err := ColorModeOf(lp.GetTransformParam())
+			if err != nil {
+				return nil, fmt.Errorf("data layer %q: %w", name, err)
+			}
+			src, err := OpenDB[T](DBOptions{Backend: b, Path: path, Color: color, Transform: tf,
+				Train: train, Seed: opt.Seed ^ h.Sum64()})
+			if err != nil {
+				return nil, fmt.Errorf("data layer %q: %w", name, err)
+			}
+			if err := n.SetSource(name, NewPrefetch[T](ctx, src)); err != nil {
+				src.Close()
+				return nil, err
+			}
+			out = append(out, Attached{Layer: name, Source: db.Name(b) + ":" + path, Images: src.Len()})
+			continue
 		}
 		mp := lp.GetMemoryDataParam()
 		hint := [3]int{int(mp.GetChannels()), int(mp.GetHeight()), int(mp.GetWidth())}
@@ -94,9 +126,6 @@ func Attach[T blob.Float](ctx context.Context, n *network.Net[T], opt AttachOpti
 		if err != nil {
 			return nil, fmt.Errorf("data layer %q: %w", name, err)
 		}
-		h := fnv.New64a()
-		h.Write([]byte(name))
-		train := n.Phase() == caffepb.Phase_TRAIN
 		src, err := NewSource[T](im, tf, train, opt.Seed^h.Sum64())
 		if err != nil {
 			return nil, fmt.Errorf("data layer %q: source %q: %w", name, spec, err)
@@ -114,23 +143,47 @@ func SourceOf(lp *caffepb.LayerParameter) string {
 	if s := lp.GetMemoryDataParam().GetSource(); s != "" {
 		return s
 	}
+	if s := lp.GetImageDataParam().GetSource(); s != "" {
+		return s
+	}
 	return lp.GetDataParam().GetSource()
 }
 
-// CheckDataLayers reports data layers GoCaffe cannot feed yet: Caffe's Data
-// layer reading an LMDB or LevelDB database (use MemoryData with an
-// mnist: or parquet: source instead).
+// databaseOf returns the database a data layer reads: Caffe's Data layer
+// (data_param backend and source), or CaffeOnSpark's MemoryData layer with
+// source_class com.yahoo.ml.caffe.LMDB (an LMDB path, "file:" allowed).
+func databaseOf(lp *caffepb.LayerParameter) (db.Backend, string, bool) {
+	if lp.GetType() == "Data" && !IsSpec(lp.GetDataParam().GetSource()) {
+		return lp.GetDataParam().GetBackend(), lp.GetDataParam().GetSource(), true
+	}
+	if src := lp.GetMemoryDataParam().GetSource(); strings.HasSuffix(lp.GetSourceClass(), ".LMDB") && !IsSpec(src) {
+		return db.LMDB, LocalPath(src), true
+	}
+	return 0, "", false
+}
+
+// LocalPath strips a "file:" scheme (file:/p, file:///p) from a path.
+func LocalPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "file://"); ok {
+		return rest
+	}
+	if rest, ok := strings.CutPrefix(p, "file:"); ok {
+		return rest
+	}
+	return p
+}
+
+// CheckDataLayers reports, before any net is built, data layers whose
+// database is missing, naming the layer and the path.
 func CheckDataLayers(np *caffepb.NetParameter) error {
 	for _, lp := range np.GetLayer() {
-		if lp.GetType() != "Data" || IsSpec(lp.GetDataParam().GetSource()) {
+		b, path, ok := databaseOf(lp)
+		if !ok {
 			continue
 		}
-		backend := "LevelDB"
-		if lp.GetDataParam().GetBackend() == caffepb.DataParameter_LMDB {
-			backend = "LMDB"
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("layer %q: %s database %q: %w", lp.GetName(), db.Name(b), path, db.ErrMissing)
 		}
-		return fmt.Errorf("layer %q: Data layer with %s database %q: %w (use type: \"MemoryData\" with memory_data_param { source: \"mnist:DIR:train\" } or a parquet: source)",
-			lp.GetName(), backend, lp.GetDataParam().GetSource(), ErrNotYet)
 	}
 	return nil
 }

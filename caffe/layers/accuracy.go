@@ -83,9 +83,13 @@ func (l *accuracy[T]) Forward(bottom, top []*blob.Blob[T]) error {
 			}
 			xo := x[o*dim:]
 			truth := xo[c*l.inner+j]
-			better := -1 // the true class counts itself
+			better := -1        // the true class counts itself
+			if truth != truth { // NaN: a diverged net is never right
+				better = l.topK
+			}
 			for k := 0; k < l.channels && better < l.topK; k++ {
-				if xo[k*l.inner+j] >= truth {
+				// A NaN score of another class counts as beating the truth.
+				if v := xo[k*l.inner+j]; v >= truth || v != v {
 					better++
 				}
 			}

@@ -107,6 +107,17 @@ func labelAt[T blob.Float](v T, pos, n int, hasIgnore bool, ignore int) (int, bo
 	return l, false, nil
 }
 
+// sized returns buf with length n, reallocating only when it is too small.
+// Layers size activation-sized scratch with it at the start of Forward, not
+// in Reshape, so that building a net (goexec inspect) allocates no
+// activation memory.
+func sized[E any](buf []E, n int) []E {
+	if cap(buf) < n {
+		return make([]E, n)
+	}
+	return buf[:n]
+}
+
 // sameShape reports an error when two blobs differ in shape.
 func sameShape[T blob.Float](what string, a, b *blob.Blob[T]) error {
 	if !blob.ShapeEquals(a.Shape(), b.Shape()) {

@@ -20,6 +20,7 @@ import (
 // which always divides by n²), power and eltwise layers; it is computed
 // directly here with the same numerics.
 type lrn[T blob.Float] struct {
+	scaleN int // length of scale, set by Reshape
 	counts
 	noBlobs[T]
 	region         caffepb.LRNParameter_NormRegion
@@ -67,10 +68,7 @@ func (l *lrn[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	}
 	l.num, l.c, l.h, l.w = b.Dim(0), b.Dim(1), b.Dim(2), b.Dim(3)
 	top[0].ReshapeLike(b)
-	if l.scale.Len() < b.Count() {
-		l.scale = l.be.Alloc(b.Count())
-	}
-	l.scale = l.scale.Slice(0, b.Count())
+	l.scaleN = b.Count() // allocated by Forward: building a net (goexec inspect) allocates no activations
 	return nil
 }
 
@@ -80,6 +78,10 @@ func (l *lrn[T]) geom() kernels.LRNGeom {
 }
 
 func (l *lrn[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	if l.scale.Len() < l.scaleN {
+		l.scale = l.be.Alloc(l.scaleN)
+	}
+	l.scale = l.scale.Slice(0, l.scaleN)
 	l.be.LRNForward(bottom[0].DataOn(l.be), l.scale, top[0].MutableDataOn(l.be), l.geom())
 	return nil
 }

@@ -20,13 +20,14 @@ type memoryData[T blob.Float] struct {
 	counts
 	noBlobs[T]
 	name  string
+	typ   string // layer type for messages: MemoryData, Data
 	shape [4]int
 	src   layer.BatchSource[T]
 }
 
 func newMemoryData[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	p := ctx.Param.GetMemoryDataParam()
-	l := &memoryData[T]{counts: counts{0, 0, 1, 2}, name: ctx.Param.GetName(),
+	l := &memoryData[T]{counts: counts{0, 0, 1, 2}, name: ctx.Param.GetName(), typ: "MemoryData",
 		shape: [4]int{int(p.GetBatchSize()), int(p.GetChannels()), int(p.GetHeight()), int(p.GetWidth())}}
 	for i, what := range []string{"batch_size", "channels", "height", "width"} {
 		if l.shape[i] <= 0 {
@@ -53,10 +54,10 @@ func (l *memoryData[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 
 func (l *memoryData[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	if l.src == nil {
-		return fmt.Errorf("MemoryData %q: %w", l.name, ErrNoSource)
+		return fmt.Errorf("%s %q: %w", l.typ, l.name, ErrNoSource)
 	}
 	if err := l.src.Next(top); err != nil {
-		return fmt.Errorf("MemoryData %q: next batch: %w", l.name, err)
+		return fmt.Errorf("%s %q: next batch: %w", l.typ, l.name, err)
 	}
 	return nil
 }

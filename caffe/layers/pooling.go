@@ -18,6 +18,7 @@ import (
 //
 //	top (N, C, H_out, W_out), H_out = ceil((H + 2·pad - kernel) / stride) + 1
 type pooling[T blob.Float] struct {
+	maskN                  int // length of mask (MAX), set by Reshape
 	ctx                    layer.Context
 	method                 caffepb.PoolingParameter_PoolMethod
 	round                  caffepb.PoolingParameter_RoundMode
@@ -166,10 +167,7 @@ func (l *pooling[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	}
 	switch l.method {
 	case caffepb.PoolingParameter_MAX:
-		if l.mask.Len() < n {
-			l.mask = l.run.AllocInts(n)
-		}
-		l.mask = l.mask.Slice(0, n)
+		l.maskN = n // allocated by Forward: building a net (goexec inspect) allocates no activations
 	case caffepb.PoolingParameter_STOCHASTIC:
 		if cap(l.smask) < n {
 			l.smask = make([]int32, n)
@@ -192,6 +190,12 @@ func (l *pooling[T]) window(y, x int) (h0, h1, w0, w1 int) {
 }
 
 func (l *pooling[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	if l.method == caffepb.PoolingParameter_MAX {
+		if l.mask.Len() < l.maskN {
+			l.mask = l.run.AllocInts(l.maskN)
+		}
+		l.mask = l.mask.Slice(0, l.maskN)
+	}
 	run, g := l.run, l.geom()
 	planes, in, out := l.num*l.chans, l.h*l.w, l.oh*l.ow
 	switch l.method {

@@ -24,6 +24,9 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("DummyData", newDummyData[float32], newDummyData[float64]),
 		r.Register("MemoryData", newMemoryData[float32], newMemoryData[float64]),
 		r.Register("CoSData", newCoSData[float32], newCoSData[float64]), // CaffeOnSpark (cos_data.go)
+		// Caffe's database and file data layers (data_layer.go, image_data_layer.go).
+		r.Register("Data", newData[float32], newData[float64]),
+		r.Register("ImageData", newImageData[float32], newImageData[float64]),
 		r.Register("Split", newSplit[float32], newSplit[float64]),
 		r.Register("Flatten", newFlatten[float32], newFlatten[float64]),
 		r.Register("Reshape", newReshape[float32], newReshape[float64]),

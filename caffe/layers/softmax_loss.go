@@ -53,10 +53,7 @@ func (l *softmaxWithLoss[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 		return fmt.Errorf("label count %d must equal prediction count %d / channels %d (N*H*W for axis 1)", n, bottom[0].Count(), l.channels)
 	}
 	l.prob.ReshapeLike(bottom[0])
-	if n := l.outer * l.inner; l.clsDev.Len() != n {
-		l.cls, l.clsDev = make([]int32, n), l.be.AllocInts(n)
-	}
-	lossTop(top[0])
+	lossTop(top[0]) // cls and clsDev are sized by Forward: building a net allocates no activations
 	if len(top) > 1 {
 		top[1].ReshapeLike(bottom[0])
 	}
@@ -83,6 +80,9 @@ func (l *softmaxWithLoss[T]) classes(label []T) (valid int, err error) {
 }
 
 func (l *softmaxWithLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
+	if n := l.outer * l.inner; l.clsDev.Len() != n {
+		l.cls, l.clsDev = make([]int32, n), l.be.AllocInts(n)
+	}
 	be := l.be
 	valid, err := l.classes(bottom[1].HostData())
 	if err != nil {

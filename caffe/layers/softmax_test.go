@@ -167,3 +167,16 @@ func TestAccuracy(t *testing.T) {
 	_, err := tryBuild[float32](t, `type: "Accuracy" accuracy_param { top_k: 0 }`)
 	wantErr(t, "top_k 0", err, "top_k")
 }
+
+// A net whose scores went NaN is never right: NaN truths and NaN rivals
+// both count as misses (a NaN compares false, which used to score 1.0).
+func TestAccuracyNaN(t *testing.T) {
+	nan := math.NaN()
+	x := blobOf([]int{3, 3},
+		nan, nan, nan, // label 1: all NaN
+		0.1, 0.7, nan, // label 1: a NaN rival
+		0.1, 0.7, 0.2) // label 1: a plain hit
+	lab := blobOf([]int{3}, 1, 1, 1)
+	_, top := forward(t, `type: "Accuracy"`, bl(x, lab), 1)
+	layertest.Near(t, "accuracy over NaN scores", top[0].Data(), []float64{1. / 3}, 1e-12)
+}

@@ -54,3 +54,83 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// File is one file of a group written by WriteFilesAtomic.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// WriteFilesAtomic writes a group of files that belong together (a
+// snapshot's .caffemodel and .solverstate) so that none is left without the
+// others: every file is written and synced to a temporary file first, and
+// only when all are complete are they renamed into place. On any failure
+// every temporary file is removed, and files already renamed in this call
+// are removed too, so a failed call leaves no new file behind.
+func WriteFilesAtomic(files []File, perm os.FileMode) (err error) {
+	tmps := make([]string, 0, len(files))
+	var renamed []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+		for _, p := range renamed {
+			os.Remove(p)
+		}
+	}()
+	for _, f := range files {
+		tmp, err := writeTemp(f.Path, f.Data, perm)
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+		tmps = append(tmps, tmp)
+	}
+	for i, f := range files {
+		if err := os.Rename(tmps[i], f.Path); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+		tmps[i] = "" // os.Remove("") fails harmlessly
+		renamed = append(renamed, f.Path)
+	}
+	dirs := map[string]bool{}
+	for _, f := range files {
+		dir := filepath.Dir(f.Path)
+		if dirs[dir] {
+			continue
+		}
+		dirs[dir] = true
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTemp writes data to a new synced temporary file beside path and
+// returns its name; on failure nothing is left.
+func writeTemp(path string, data []byte, perm os.FileMode) (tmp string, err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	tmp = f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return "", err
+	}
+	if err = f.Chmod(perm); err != nil {
+		return "", err
+	}
+	if err = f.Sync(); err != nil {
+		return "", err
+	}
+	return tmp, f.Close()
+}

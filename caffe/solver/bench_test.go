@@ -1,8 +1,10 @@
 package solver
 
 import (
+	"syscall"
 	"testing"
 
+	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/kernels"
 )
@@ -32,4 +34,23 @@ func BenchmarkAdamUpdateLeNet(b *testing.B) {
 	for b.Loop() {
 		ComputeUpdate(Adam, h, 0.001, 10, diff, [][]float32{m, v})
 	}
+}
+
+// BenchmarkCheckFiniteLeNet times the per-iteration divergence check over
+// LeNet's 431,080 parameter gradients (the finite case: one dot-product pass).
+func BenchmarkCheckFiniteLeNet(b *testing.B) {
+	ps := []*blob.Blob[float32]{blob.New[float32](431080)}
+	for i, d := 0, ps[0].Diff(); i < len(d); i++ {
+		d[i] = float32(i%7) * 1e-3
+	}
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	for b.Loop() {
+		if s := gradSumSq(ps); !isFinite(s) {
+			b.Fatal(s)
+		}
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := (ru1.Utime.Nano() + ru1.Stime.Nano()) - (ru0.Utime.Nano() + ru0.Stime.Nano())
+	b.ReportMetric(float64(cpu)/1e3/float64(b.N), "cpu-µs/op") // the machine may be shared: CPU time, not wall
 }

@@ -35,11 +35,25 @@ func (s *Solver[T]) Snapshot() (model, state string, err error) {
 		}
 	}
 	model = SnapshotFilename(prefix, s.iter, ".caffemodel")
-	if err := modelio.WriteCaffemodel(model, s.train.ToProto(s.param.GetSnapshotDiff())); err != nil {
-		return "", "", fmt.Errorf("snapshot: %w", err)
-	}
 	state = SnapshotFilename(prefix, s.iter, ".solverstate")
-	if err := modelio.WriteSolverState(state, s.State(model)); err != nil {
+	net := s.train.ToProto(s.param.GetSnapshotDiff())
+	if s.opts.nonFinite != NonFiniteWarn {
+		// Never replace a good snapshot series with a diverged one.
+		if err := modelio.CheckNetFinite(net); err != nil {
+			return "", "", fmt.Errorf("snapshot at iteration %d not written: the weights are not finite: %w", s.iter, err)
+		}
+	}
+	// The two files are a pair: both are written to temporary files, then
+	// both renamed; a failure leaves neither.
+	w, err := proto.Marshal(net)
+	if err != nil {
+		return "", "", fmt.Errorf("snapshot: encoding %s: %w", model, err)
+	}
+	st, err := proto.Marshal(s.State(model))
+	if err != nil {
+		return "", "", fmt.Errorf("snapshot: encoding %s: %w", state, err)
+	}
+	if err := modelio.WriteFilesAtomic([]modelio.File{{Path: model, Data: w}, {Path: state, Data: st}}, 0o644); err != nil {
 		return "", "", fmt.Errorf("snapshot: %w", err)
 	}
 	s.log.Info().Int("iter", s.iter).Str("model", model).Str("state", state).Msg("snapshot")
@@ -68,6 +82,9 @@ func (s *Solver[T]) State(learnedNet string) *caffepb.SolverState {
 // SetState restores iteration, lr step and history from a solver state
 // (the weights are not touched).
 func (s *Solver[T]) SetState(st *caffepb.SolverState) error {
+	if err := s.checkLoaded("solver state", s.checkStateFinite(st)); err != nil {
+		return err
+	}
 	if len(st.GetHistory()) != len(s.history) {
 		return fmt.Errorf("solver state has %d history blobs, the %s solver of this net needs %d",
 			len(st.GetHistory()), s.method, len(s.history))
@@ -124,6 +141,9 @@ func (s *Solver[T]) Restore(statePath string) error {
 func (s *Solver[T]) LoadWeights(path string) error {
 	np, err := modelio.ReadCaffemodel(path)
 	if err != nil {
+		return err
+	}
+	if err := s.checkLoaded("weights "+path, modelio.CheckNetFinite(np)); err != nil {
 		return err
 	}
 	if err := s.train.CopyTrainedLayersFrom(np); err != nil {

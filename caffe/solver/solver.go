@@ -35,14 +35,16 @@ type SourceAttacher[T blob.Float] func(ctx context.Context, n *network.Net[T]) e
 type Option[T blob.Float] func(*options[T])
 
 type options[T blob.Float] struct {
-	reg      *layer.Registry
-	log      zerolog.Logger
-	attach   SourceAttacher[T]
-	seed     *uint64
-	device   kernels.Device
-	noTests  bool
-	gradHook func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
-	progress func(Progress)
+	reg       *layer.Registry
+	log       zerolog.Logger
+	attach    SourceAttacher[T]
+	seed      *uint64
+	device    kernels.Device
+	noTests   bool
+	gradHook  func(ctx context.Context, s *Solver[T], loss float64) (float64, error)
+	progress  func(Progress)
+	scores    func(iter, net int, scores []TestScore, loss float64)
+	nonFinite NonFinite
 }
 
 // Progress is what the solver reports every display iterations.
@@ -73,6 +75,12 @@ func WithGradientHook[T blob.Float](f func(ctx context.Context, s *Solver[T], lo
 // WithProgress calls f with every display report (besides logging it).
 func WithProgress[T blob.Float](f func(Progress)) Option[T] {
 	return func(o *options[T]) { o.progress = f }
+}
+
+// WithTestScores calls f after every test phase of test net `net` at
+// iteration iter with its scores and mean total loss (besides logging them).
+func WithTestScores[T blob.Float](f func(iter, net int, scores []TestScore, loss float64)) Option[T] {
+	return func(o *options[T]) { o.scores = f }
 }
 
 // WithRegistry sets the layer registry nets are built from (required).
@@ -130,6 +138,8 @@ type Solver[T blob.Float] struct {
 	lastDisplayTime time.Time
 	startIter       int
 	startTime       time.Time
+
+	nonFiniteWarned int // non-finite iterations trained through (NonFiniteWarn)
 }
 
 // TestScore is one output value of a test net, averaged over test_iter
@@ -569,6 +579,14 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 		}
 		if read {
 			s.updateSmoothedLoss(loss)
+			// A device net's loss and gradients are checked when its loss is
+			// read (display iterations and the last): a check waits for the
+			// device too.
+			if err := s.CheckFinite(loss); err != nil {
+				if err := s.nonFinite(err); err != nil {
+					return err
+				}
+			}
 		}
 		iter := s.iter
 		rate, err := s.ApplyUpdate()
@@ -691,6 +709,9 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 		ev = ev.Float64(sc.Name, sc.Value)
 	}
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
+	if f := s.opts.scores; f != nil {
+		f(s.iter, i, scores, loss)
+	}
 	return scores, nil
 }
 

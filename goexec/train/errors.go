@@ -10,6 +10,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/arrowio"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/solver"
 	"github.com/gocaffe/gocaffe/goexec/ring"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
@@ -146,6 +147,10 @@ func trainError(ctx context.Context, where string, iter int, err error, rows bat
 	var rf *ringFailure
 	if errors.As(err, &rf) {
 		return peerLost(iter, fmt.Errorf("%s: %w", where, rf.err))
+	}
+	var de *solver.DivergedError
+	if errors.As(err, &de) {
+		return diverged(where, de)
 	}
 	var le *layers.LabelError
 	if errors.As(err, &le) {

@@ -37,6 +37,8 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 	"github.com/gocaffe/gocaffe/goexec/ring"
 	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
 )
@@ -74,6 +76,9 @@ type Service struct {
 	log zerolog.Logger
 	mem memory.Allocator
 	reg *layer.Registry
+
+	nonFinite  solver.NonFinite  // what a round does on a non-finite loss or gradient
+	memSources *memcheck.Sources // where the memory budget is read (nil: the system's)
 
 	cache *arrowio.Cache
 	mu    sync.Mutex

@@ -158,8 +158,11 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 		sp := proto.CloneOf(p.sp)
 		sp.TestInterval, sp.Snapshot = proto.Int32(0), proto.Int32(0)
 		ss = &session{key: p.key, nextIter: p.start}
+		if err := s.checkMemory(sp); err != nil { // a net too large is one clear error, before allocating
+			return nil, err
+		}
 		sv, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](s.reg), solver.WithSeed[float32](p.seed),
-			solver.WithSources(attach), solver.WithLogger[float32](log),
+			solver.WithSources(attach), solver.WithLogger[float32](log), solver.WithNonFinite[float32](s.nonFinite),
 			solver.WithGradientHook(func(ctx context.Context, _ *solver.Solver[float32], loss float64) (float64, error) {
 				return ss.round.reduce(ctx, ss.flat, loss)
 			}),
@@ -196,6 +199,9 @@ func (s *Service) prepare(ctx context.Context, p *roundPlan, log zerolog.Logger)
 	}
 	s.sess = ss
 	if p.weights != nil {
+		if err := s.checkWeightsFinite(p.weights, log); err != nil { // NaN/Inf weights are refused, naming the blob
+			return nil, err
+		}
 		if err := ss.s.TrainNet().CopyTrainedLayersFrom(p.weights); err != nil {
 			return nil, invalid("weights", "%v", err)
 		}

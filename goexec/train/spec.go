@@ -32,8 +32,10 @@ func dataOf(lp *caffepb.LayerParameter) (layerData, error) {
 	switch lp.GetType() {
 	case "MemoryData":
 		mp := lp.GetMemoryDataParam()
-		if lp.GetSourceClass() != "" && !strings.HasSuffix(lp.GetSourceClass(), "ImageDataFrame") {
-			return layerData{}, fmt.Errorf("layer %q: source_class %s cannot be fed from Arrow partitions (use com.yahoo.ml.caffe.ImageDataFrame)", lp.GetName(), lp.GetSourceClass())
+		// The Spark shim streams an LMDB's Datums (com.yahoo.ml.caffe.LMDB)
+		// in the ImageDataFrame schema.
+		if sc := lp.GetSourceClass(); sc != "" && !strings.HasSuffix(sc, "ImageDataFrame") && sc != arrowio.ClassLMDB {
+			return layerData{}, fmt.Errorf("layer %q: source_class %s cannot be fed from Arrow partitions (use com.yahoo.ml.caffe.ImageDataFrame or com.yahoo.ml.caffe.LMDB)", lp.GetName(), lp.GetSourceClass())
 		}
 		spec := arrowio.ImageDataFrameSpec(int(mp.GetChannels()), int(mp.GetHeight()), int(mp.GetWidth()), mp.GetImageEncoded(), false)
 		tf, err := transformOf(lp.GetTransformParam())

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
@@ -131,6 +132,12 @@ func inspectOn(args []string, stdout, stderr io.Writer, dev kernels.Device) erro
 	reg, err := layers.Standard()
 	if err != nil {
 		return err
+	}
+	if f.dataShape == "" && reg.Has("Data") {
+		// Data layers take their shape from their database: it must exist.
+		if err := data.CheckDataLayers(param); err != nil {
+			return fmt.Errorf("%s: %w (give -data-shape C,H,W to inspect the net without it)", f.netPath, err)
+		}
 	}
 	if f.dataShape != "" || !reg.Has("Data") {
 		var sample [3]int

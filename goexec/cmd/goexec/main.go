@@ -24,8 +24,17 @@ func commands() map[string]command {
 		"inspect":    {"print a net's layers, shapes and parameter counts", runInspect},
 		"train":      {"train a net from a solver prototxt", runTrain},
 		"test":       {"score a trained net on a data source", runTest},
+		"export":     {"write a deploy net and its weights as an ONNX model", runExport},
+		"forward":    {"run a deploy net on .npy inputs and write its blobs as .npy", runForward},
+		"plot":       {"draw a metrics file's loss and accuracy curves as a PNG", runPlot},
 		"time":       {"time each layer's forward and backward pass", runTime},
 		"bench":      {"time whole training iterations of nets on random data (CPU or -gpu N)", runBench},
+		// Caffe's data tools (convert.go).
+		"convert_mnist":      {"write MNIST to an LMDB or LevelDB as Caffe's create_mnist.sh", runConvertMNIST},
+		"convert_imageset":   {"write a list of images to an LMDB or LevelDB as Caffe's tool", runConvertImageset},
+		"compute_image_mean": {"write a database's mean image as a binaryproto", runComputeImageMean},
+		"db-split":           {"cut an LMDB/LevelDB into key ranges (for the Spark shim)", runDBSplit},
+		"db-rows":            {"stream one key range of an LMDB/LevelDB (for the Spark shim)", runDBRows},
 	}
 	for n, c := range cudaCommands() {
 		cmds[n] = c
@@ -43,7 +52,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("usage: goexec <command> [flags]\n\ncommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(&b, "  %-18s %s\n", n, cmds[n].summary)
 	}
 	b.WriteString("\nRun 'goexec <command> -h' for a command's flags.\n")
 	return b.String()

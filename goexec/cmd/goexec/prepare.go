@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -66,11 +67,17 @@ func prepare(args []string, stdout, stderr io.Writer) error {
 	list := fs.Bool("list-nets", false, "print the net paths the solver names, one per line")
 	nets := netFlags{}
 	fs.Var(nets, "net", "WRITTEN<TAB>FILE<TAB>NAME: the text of a net the solver names (repeatable)")
+	checkState := fs.String("check-solverstate", "", "only decode this local .solverstate file and report where it is broken (byte offset, field)")
+	checkModel := fs.String("check-caffemodel", "", "only decode this local .caffemodel file and report where it is broken (byte offset, field)")
+	fileName := fs.String("file-name", "", "the checked file's name in errors (default: the local path)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", strings.Join(fs.Args(), " "))
+	}
+	if *checkState != "" || *checkModel != "" {
+		return checkProtoFile(*checkState, *checkModel, *fileName)
 	}
 	if *solverFile == "" {
 		return errors.New("-solver is required")
@@ -167,4 +174,27 @@ func inlineNets(sp *caffepb.SolverParameter, nets netFlags, warn func(string)) e
 	}
 	sp.TestNet = nil
 	return nil
+}
+
+// checkProtoFile decodes a .solverstate or .caffemodel the driver could not
+// parse, for goexec's error: it names the file, the byte offset and the
+// field where the data breaks off (protobuf-java says only "truncated").
+func checkProtoFile(state, model, name string) error {
+	path := state
+	if model != "" {
+		path = model
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		name = path
+	}
+	if model != "" {
+		_, err = modelio.DecodeCaffemodel(name, data)
+	} else {
+		_, err = modelio.DecodeSolverState(name, data)
+	}
+	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gocaffe/gocaffe/caffe/solver"
 	"github.com/gocaffe/gocaffe/goexec/server"
 	gotrain "github.com/gocaffe/gocaffe/goexec/train"
 )
@@ -38,6 +39,7 @@ type serveFlags struct {
 	removeOnExit string
 	grace        time.Duration
 	limits       runtimeLimits
+	nonFinite    string
 	gpus         string
 }
 
@@ -51,6 +53,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.removeOnExit, "remove-on-exit", "", "directory to remove when stopping because standard input closed or on SIGTERM/SIGINT")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "how long in-flight calls may run after a stop request")
 	f.limits.register(fs)
+	fs.StringVar(&f.nonFinite, "nonfinite", "stop", "on a NaN or infinite loss or gradient: stop the round with code DIVERGED, or warn and train on (spark.gocaffe.nonFinite)")
 	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU addresses Spark granted this executor (CUDA ordinals); empty: the CPU")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -61,6 +64,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	problems = append(problems, f.log.check()...)
 	problems = append(problems, f.limits.check()...)
+	if _, err := solver.ParseNonFinite(f.nonFinite); err != nil || f.nonFinite == "" {
+		problems = append(problems, fmt.Sprintf("-nonfinite %q: want stop or warn", f.nonFinite))
+	}
 	if f.removeOnExit != "" && !f.exitOnEOF {
 		problems = append(problems, "-remove-on-exit needs -exit-on-stdin-eof")
 	}
@@ -121,7 +127,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer
 			cancel()
 		}()
 	}
-	trainer, err := gotrain.New(gotrain.WithLogger(log))
+	nonFinite, _ := solver.ParseNonFinite(f.nonFinite) // checked by parseServeFlags
+	trainer, err := gotrain.New(gotrain.WithLogger(log), gotrain.WithNonFinite(nonFinite))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
@@ -174,10 +176,13 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := feedErr(); err != nil {
 		return err
 	}
-	ev := log.Info().Int("iterations", iters).Float64("loss", loss)
+	// The outputs go in their own object: a net's loss output is usually
+	// named "loss" too, and a JSON object must not repeat a key.
+	outs := zerolog.Dict()
 	for _, sc := range scores {
-		ev = ev.Float64(sc.Name, sc.Value)
+		outs = outs.Float64(sc.Name, sc.Value)
 	}
+	ev := log.Info().Int("iterations", iters).Float64("loss", loss).Dict("outputs", outs)
 	ev.Str("took", time.Since(start).Round(time.Millisecond).String()).Msg("test")
 	fmt.Fprintf(stdout, "Loss: %g\n", loss)
 	for _, sc := range scores {

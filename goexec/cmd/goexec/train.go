@@ -18,9 +18,11 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
+	"github.com/gocaffe/gocaffe/caffe/metrics"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runTrain trains a net from a solver prototxt, as `caffe train` does.
@@ -54,9 +56,11 @@ func (l *logFlags) check() []string {
 
 type trainFlags struct {
 	solver, weights, snapshot string
+	metrics                   string
 	seed                      int64
 	gpu                       int
 	log                       logFlags
+	nonFinite                 string
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
@@ -66,13 +70,18 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&f.solver, "solver", "", "solver prototxt (required)")
 	fs.StringVar(&f.weights, "weights", "", "comma-separated .caffemodel files to initialise from (not with -snapshot)")
 	fs.StringVar(&f.snapshot, "snapshot", "", ".solverstate to resume from (not with -weights)")
+	fs.StringVar(&f.metrics, "metrics", "", "validation-curve file (JSON lines; default PREFIX_metrics.jsonl beside the snapshots; \"none\": no file)")
 	fs.Int64Var(&f.seed, "seed", -1, "override the solver's random_seed (-1: keep it)")
+	fs.StringVar(&f.nonFinite, "nonfinite", "stop", "on a NaN or infinite loss or gradient: stop (exit non-zero, naming the layer) or warn (train on, as Caffe)")
 	fs.IntVar(&f.gpu, "gpu", -1, "train on this GPU whatever the solver's solver_mode (-1: the solver's solver_mode and device_id decide)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	problems := f.log.check()
+	if _, err := solver.ParseNonFinite(f.nonFinite); err != nil || f.nonFinite == "" {
+		problems = append(problems, fmt.Sprintf("-nonfinite %q: want stop or warn", f.nonFinite))
+	}
 	if f.solver == "" {
 		problems = append(problems, "-solver is required")
 	}
@@ -110,6 +119,9 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMemory(sp, reg, f.solver, memcheck.System()); err != nil {
+		return err
+	}
 	cache := &data.Cache{}
 	seed := uint64(sp.GetRandomSeed())
 	attach := func(ctx context.Context, n *network.Net[float32]) error {
@@ -121,8 +133,24 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg),
-		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev))
+	nonFinite, _ := solver.ParseNonFinite(f.nonFinite) // checked by parseTrainFlags
+	opts := []solver.Option[float32]{solver.WithRegistry[float32](reg),
+		solver.WithLogger[float32](log), solver.WithSources(attach), solver.WithDevice[float32](dev),
+		solver.WithNonFinite[float32](nonFinite)}
+	var mw *metrics.Writer
+	if f.metrics != "none" {
+		path := f.metrics
+		if path == "" {
+			path = metrics.PathFor(sp.GetSnapshotPrefix())
+		}
+		if mw, err = metrics.Create(path, f.snapshot != ""); err != nil {
+			return err
+		}
+		defer mw.Close()
+		opts = append(opts, metricsOptions(mw)...)
+		log.Info().Str("metrics", path).Msg("validation curves")
+	}
+	s, err := solver.New[float32](ctx, sp, opts...)
 	if err != nil {
 		return err
 	}
@@ -152,7 +180,28 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("training on %s: %w", dev.Name(), err)
 	}
 	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
+	if mw != nil {
+		if n := mw.Skipped(); n > 0 {
+			log.Warn().Int("records", n).Str("metrics", mw.Path()).Msg("NaN or infinite values left out of the metrics file")
+		}
+		if err := mw.Close(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// metricsOptions send each display's smoothed training loss and each test
+// phase's scores to w.
+func metricsOptions(w *metrics.Writer) []solver.Option[float32] {
+	return []solver.Option[float32]{
+		solver.WithProgress[float32](func(p solver.Progress) { w.Add(p.Iter, metrics.Train, "loss", p.Loss) }),
+		solver.WithTestScores[float32](func(iter, net int, scores []solver.TestScore, _ float64) {
+			for _, sc := range scores {
+				w.Add(iter, metrics.TestPhase(net), sc.Name, sc.Value)
+			}
+		}),
+	}
 }
 
 func paramCount[T blob.Float](ps []*blob.Blob[T]) int {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/metrics"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 )
 
@@ -73,6 +74,16 @@ snapshot: 4 snapshot_prefix: "` + filepath.Join(dir, "lenet") + `" random_seed: 
 	if !strings.Contains(log.String(), `"message":"test"`) || !strings.Contains(log.String(), `"accuracy"`) {
 		t.Errorf("no test scores logged:\n%s", log.String())
 	}
+	// Validation curves beside the snapshots: the loss at displays 0 and 2,
+	// and the test scores at iteration 4 (test_initialization: also 0).
+	curves := filepath.Join(dir, "lenet_metrics.jsonl")
+	recs, err := metrics.Read(curves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recordKeys(recs); got != "0 test accuracy,0 test loss,0 train loss,2 train loss,4 test accuracy,4 test loss" {
+		t.Errorf("metrics after 4 iterations: %s", got)
+	}
 	write("6")
 	log.Reset()
 	err = train(t.Context(), []string{"-solver", solver, "-snapshot", filepath.Join(dir, "lenet_iter_4.solverstate"), "-log-format", "json"}, &log)
@@ -84,6 +95,12 @@ snapshot: 4 snapshot_prefix: "` + filepath.Join(dir, "lenet") + `" random_seed: 
 	}
 	if !strings.Contains(log.String(), `"iter":4`) {
 		t.Errorf("resumed run did not start at iteration 4:\n%s", log.String())
+	}
+	// The resumed run appends to the curves.
+	if recs, err := metrics.Read(curves); err != nil {
+		t.Error(err)
+	} else if got := recordKeys(recs[6:]); len(recs) < 6 || got != "4 test accuracy,4 test loss,4 train loss" {
+		t.Errorf("metrics appended by the resumed run: %s", got)
 	}
 
 	var out bytes.Buffer
@@ -156,4 +173,13 @@ func lineOf(s, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// recordKeys lists "iteration phase name" of each record, comma-separated.
+func recordKeys(recs []metrics.Record) string {
+	var ks []string
+	for _, r := range recs {
+		ks = append(ks, strconv.Itoa(r.Iteration)+" "+r.Phase+" "+r.Name)
+	}
+	return strings.Join(ks, ",")
 }

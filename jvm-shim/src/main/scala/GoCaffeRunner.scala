@@ -2,7 +2,11 @@ import java.io.PrintStream
 import java.util.Properties
 
 import com.gocaffe.shim.{CaffeOptionParser, CaffeOptions, GoCaffeConf, GoCaffeConfException, GoCaffePlugin, ParseResult, SelfTest}
-import com.gocaffe.train.{BadInput, DistributedTrainer, FeatureExtraction, GoCaffeException, YarnSettings}
+import scala.util.control.NonFatal
+
+import com.gocaffe.goexec.v1.ErrorCode
+import com.gocaffe.shim.GoExecError
+import com.gocaffe.train.{DistributedTrainer, FeatureExtraction, GoCaffeException, OutputDestinations, RoundRunner, YarnSettings}
 import org.apache.spark.{SparkConf, SparkContext, SparkException}
 
 /** GoCaffe's main class: `spark-submit --class GoCaffeRunner gocaffe.jar ...`
@@ -83,11 +87,12 @@ object GoCaffeRunner {
           return ExitUsage
       }
     val sc = new SparkContext(conf)
-    try {
+    val failure: Option[String] = try {
       if (opts.has("devices") && opts.devices > 0)
         out.println(s"GoCaffe: -devices ${opts.devices}: distributed training computes on the executors' CPU cores in this version; executors granted a GPU (spark.executor.resource.gpu.amount) log whether goexec-cuda can use it")
-      if (opts.isTrain || opts.isTest || opts.isFeatures) {
+      val status = if (opts.isTrain || opts.isTest || opts.isFeatures) {
         if (opts.isFeatures) FeatureExtraction.preflight(opts, sc.hadoopConfiguration) // before any training
+        OutputDestinations.preflight(opts, sc.hadoopConfiguration) // every destination, before any work
         val trainer = new DistributedTrainer(sc, opts, out, err)
         val status = if (opts.isTrain) trainer.train() else if (opts.isTest) trainer.test() else 0
         if (status == 0 && opts.isFeatures) new FeatureExtraction(sc, opts, trainer, out).run() else status
@@ -95,16 +100,25 @@ object GoCaffeRunner {
         val waitMs = GoCaffeConf.resolve(sc.getConf).millis("spark.gocaffe.barrier.slotWaitTimeout")
         SelfTest.run(sc, opts.int("clusterSize"), opts.has("selftest-kill-goexec"), waitMs, out, err)
       }
+      if (status == 0) None else Some("")
     } catch {
-      case e: GoCaffeException =>
-        err.println(s"GoCaffeRunner: ${e.getMessage}")
-        1
-      case BadInput(why) =>
-        err.println(s"GoCaffeRunner: $why")
-        1
-      case e: SparkException =>
-        err.println(s"GoCaffeRunner: the Spark job failed: ${e.getMessage}")
-        1
-    } finally sc.stop()
+      case e: GoCaffeException => Some(e.getMessage)
+      case e: SparkException   => Some(GoExecError.find(e) match {
+        case Some(c) if c.code == ErrorCode.BAD_INPUT => s"${c.where} refused its input: ${c.description}"
+        case _                                        => s"the Spark job failed: ${RoundRunner.cause(e)}"
+      })
+      case NonFatal(e) =>
+        e.printStackTrace(err)
+        Some(s"GoCaffe failed: $e")
+    }
+    // A failed run's last line is GoCaffe's sentence of the cause, whatever
+    // Spark printed before it: Spark stops quietly, then the sentence.
+    failure.filter(_.nonEmpty).foreach(_ => sc.setLogLevel("ERROR"))
+    sc.stop()
+    failure match {
+      case None     => 0
+      case Some("") => 1
+      case Some(m)  => err.println(s"GoCaffeRunner: $m"); err.flush(); 1
+    }
   }
 }

@@ -93,7 +93,7 @@ object CaffeOptionParser {
     OptionSpec("clusterSize", takesValue = true, "number of executors taking part", metavar = "N",
       check = intAtLeast(1)("clusterSize")),
     OptionSpec("lmdb_partitions", takesValue = true, "number of LMDB RDD partitions (default: cluster size)",
-      implemented = false, metavar = "N", check = intAtLeast(1)("lmdb_partitions")),
+      metavar = "N", check = intAtLeast(1)("lmdb_partitions")),
     OptionSpec("imageRoot", takesValue = true, "image files' root (dev)", implemented = false, metavar = "DIR"),
     OptionSpec("labelFile", takesValue = true, "label file (dev)", implemented = false, metavar = "FILE"),
     OptionSpec("captionFile", takesValue = true, "caption file path (dev)", implemented = false, metavar = "FILE"),
@@ -115,6 +115,8 @@ object CaffeOptionParser {
       "start goexec on every executor and print its version and devices, one line per executor"),
     OptionSpec("selftest-kill-goexec", takesValue = false,
       "test hook: run --selftest, SIGKILL every goexec, then show the error the next task gets"),
+    OptionSpec("overwrite", takesValue = false,
+      "-train: replace an existing -model and its .solverstate (without it, an existing model is an error before any work)"),
     OptionSpec("help", takesValue = false, "print this help"),
     OptionSpec("version", takesValue = false, "print the GoCaffe version")
   )

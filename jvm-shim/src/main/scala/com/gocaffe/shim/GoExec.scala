@@ -34,7 +34,8 @@ final case class GoExecSettings(
     memoryLimitBytes: Long,
     threads: Int,
     binary: Option[String],
-    cacheDir: Option[String])
+    cacheDir: Option[String],
+    nonFinite: String = "stop")
 
 object GoExecSettings {
   /** Reads the settings from resolved values (see [[GoCaffeConf]]). */
@@ -47,10 +48,11 @@ object GoExecSettings {
       memoryLimitBytes = c.bytes("spark.gocaffe.goexec.memoryLimit"),
       threads = c.int("spark.gocaffe.goexec.threads"),
       binary = c.option("spark.gocaffe.goexec.binary"),
-      cacheDir = c.option("spark.gocaffe.data.cacheDir"))
+      cacheDir = c.option("spark.gocaffe.data.cacheDir"),
+      nonFinite = c.string("spark.gocaffe.nonFinite"))
 
   /** The resolved keys an executor needs (the driver hands them over). */
-  val ExecutorPrefixes: Seq[String] = Seq("spark.gocaffe.goexec.", "spark.gocaffe.data.")
+  val ExecutorPrefixes: Seq[String] = Seq("spark.gocaffe.goexec.", "spark.gocaffe.data.", "spark.gocaffe.nonFinite")
 }
 
 /** One running goexec process owned by this JVM, and the gRPC channel to it.
@@ -154,7 +156,9 @@ final class GoExec private (
   /** Calls Devices. */
   def devices(): DevicesResponse = call(stub().devices(DevicesRequest.getDefaultInstance))
 
-  /** Runs a gRPC call; if it fails because goexec died, throws the death report. */
+  /** Runs a gRPC call; if it fails because goexec died, throws the death
+    * report, else a [[GoExecCallException]] with goexec's error code.
+    */
   def call[T](f: => T): T =
     try f
     catch {
@@ -163,7 +167,7 @@ final class GoExec private (
           awaitExit(5000)
           ensureAlive()
         }
-        throw new RuntimeException(s"goexec on executor $executorId (host $host): ${e.getStatus}", e)
+        throw GoExecError.from(executorId, host, e)
     }
 
   /** Stops goexec (SIGTERM, then SIGKILL after stopTimeoutMs) and removes its
@@ -265,7 +269,8 @@ object GoExec {
 
       val limits =
         (if (settings.memoryLimitBytes > 0) Seq("--memory-limit", settings.memoryLimitBytes.toString) else Nil) ++
-          (if (settings.threads > 0) Seq("--threads", settings.threads.toString) else Nil)
+          (if (settings.threads > 0) Seq("--threads", settings.threads.toString) else Nil) ++
+          Seq("--nonfinite", settings.nonFinite)
       val cmd = Seq(bin.toString, "serve", "--socket", sock, "--log-level", settings.logLevel,
         "--exit-on-stdin-eof", "--remove-on-exit", dir.toString) ++ limits ++
         (if (gpus.nonEmpty) Seq("--gpus", gpus.mkString(",")) else Nil)

@@ -110,6 +110,26 @@ object CaffeFiles {
     out
   }
 
+  /** goexec's account of why bytes read from path do not decode as a
+    * `kind` ("solverstate" or "caffemodel"): the file, the byte offset and
+    * the field. None where the jar's goexec cannot run here or says nothing.
+    */
+  def explainBroken(kind: String, path: String, bytes: Array[Byte]): Option[String] = {
+    if (!canRunGoExec) return None
+    val dir = Files.createTempDirectory("gocaffe-check-",
+      PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")))
+    try {
+      val bin = dir.resolve("goexec")
+      val in = getClass.getClassLoader.getResourceAsStream(GoExec.BinaryResource)
+      try Files.copy(in, bin, StandardCopyOption.REPLACE_EXISTING) finally in.close()
+      Files.setPosixFilePermissions(bin, PosixFilePermissions.fromString("rwx------"))
+      val f = dir.resolve("file")
+      Files.write(f, bytes)
+      try { runPrepare(bin, dir, path, Seq(s"-check-$kind", f.toString, "-file-name", path)); None }
+      catch { case e: GoCaffeException => Some(e.getMessage.stripPrefix(s"cannot load solver $path: ")) }
+    } finally GoExec.deleteTree(dir)
+  }
+
   /** Parses the solver and its nets with goexec (Caffe's V0/V1/input
     * upgrades, the same errors as goexec train): the files are read here,
     * through Hadoop, and goexec gets their texts.

@@ -18,7 +18,7 @@ object DataSources {
   val SparkClasses: Set[String] = Set("", "com.yahoo.ml.caffe.ImageDataFrame", "com.yahoo.ml.caffe.DataFrameSource")
 
   /** CaffeOnSpark's other source classes: known, not read yet. */
-  val NotYetClasses: Set[String] = Set("com.yahoo.ml.caffe.LMDB", "com.yahoo.ml.caffe.SeqImageDataSource")
+  val NotYetClasses: Set[String] = Set("com.yahoo.ml.caffe.SeqImageDataSource")
 
   private val Formats = Set("parquet", "orc", "json", "csv", "avro", "text")
 
@@ -38,8 +38,11 @@ object DataSources {
   /** Reads the layer's data as a DataFrame, with CaffeOnSpark's
     * dataframe_column_select applied.
     */
-  def read(spark: SparkSession, d: DataLayer): DataFrame = {
+  def read(spark: SparkSession, d: DataLayer, lmdbPartitions: Option[Int] = None): DataFrame = {
     val cls = d.layer.getSourceClass
+    if (cls == LmdbSource.Class) // CaffeOnSpark's -lmdb_partitions, by default the cluster size
+      return select(d, LmdbSource.read(spark, d, lmdbPartitions.getOrElse(
+        DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))))
     if (!SparkClasses.contains(cls)) {
       val what =
         if (NotYetClasses.contains(cls)) s"source_class $cls is not yet supported through Spark"

@@ -7,10 +7,9 @@ import java.util.concurrent.TimeUnit
 import caffe.Caffe.{NetParameter, SolverState}
 import com.gocaffe.shim.{CaffeOptions, GoCaffeConf}
 import org.apache.hadoop.fs.Path
-import org.apache.spark.{ExceptionFailure, ExecutorLostFailure, SparkContext, SparkException, TaskKilled}
+import org.apache.spark.SparkContext
 import org.apache.spark.rdd.RDD
 import org.apache.spark.resource.{ResourceProfile, ResourceProfileBuilder, TaskResourceRequests}
-import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.sql.{DataFrame, SparkSession}
 import org.apache.spark.sql.gocaffe.GoCaffeSparkBridge
 
@@ -24,7 +23,8 @@ final case class TrainSettings(
     peerPort: Int,
     secret: Option[String],
     withReplacement: Boolean,
-    connection: String)
+    connection: String,
+    encryptRing: Boolean)
 
 object TrainSettings {
   /** The driver's settings, resolved (and already checked) by sparkconf's registry. */
@@ -39,7 +39,11 @@ object TrainSettings {
       peerPort = c.int("spark.gocaffe.net.port"),
       secret = c.option("spark.gocaffe.auth.secret"),
       withReplacement = c.string("spark.gocaffe.data.partitionPolicy") == "with-replacement",
-      connection = c.string("spark.gocaffe.connection"))
+      connection = c.string("spark.gocaffe.connection"),
+      // GoCaffe's own setting when the registry declares it, else Spark's
+      // network encryption switch.
+      encryptRing = c.option("spark.gocaffe.ring.encrypt").exists(_.trim.equalsIgnoreCase("true")) ||
+        sc.getConf.getBoolean("spark.network.crypto.enabled", defaultValue = false))
   }
 }
 
@@ -115,28 +119,12 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
     val (df, origin) = frames.get(role) match {
       case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
-      case None    => (DataSources.read(spark, d), d.source)
+      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt)), d.source)
     }
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
     val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
     rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
     ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$origin", n, rdd, origin)
-  }
-
-  /** Logs failed GoCaffe tasks on the driver with the executor and cause. */
-  private final class FailureLog extends SparkListener {
-    @volatile var round: String = ""
-    override def onTaskEnd(e: SparkListenerTaskEnd): Unit = {
-      val where = s"executor ${e.taskInfo.executorId} (host ${e.taskInfo.host})"
-      val why = e.reason match {
-        case f: ExceptionFailure     => Some(s"${f.className}: ${f.description}")
-        case l: ExecutorLostFailure  => Some(s"executor lost: ${l.toErrorString}")
-        case _: TaskKilled           => None
-        case org.apache.spark.Success => None
-        case other                   => Some(other.toString)
-      }
-      why.foreach(w => err.println(s"GoCaffe: $round: task ${e.taskInfo.index} on $where failed: $w"))
-    }
   }
 
   private def secret(): Array[Byte] = settings.secret match {
@@ -151,6 +139,45 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     prefix + ".caffemodel"
   }
 
+  /** The weights and state training starts from: -snapshot, -weights, or fresh. */
+  private def startingModel(): Model =
+    opts.get("snapshot").map { s =>
+      val (w, st, parsed) = Snapshots.resume(s, hadoop)
+      say(s"GoCaffe: resuming from $s at iteration ${parsed.getIter}")
+      Model(w, st, parsed.getIter.toLong)
+    }.orElse(opts.get("weights").map { w =>
+      val bytes = CaffeFiles.readBytes(w, hadoop)
+      NetParameter.parseFrom(bytes) // fail early on a file that is no .caffemodel
+      say(s"GoCaffe: starting from weights $w")
+      Model(bytes, Array.emptyByteArray, 0L)
+    }).getOrElse(Model(Array.emptyByteArray, Array.emptyByteArray, 0L))
+
+  /** The iteration the round from iter ends at: τ later, or the next test,
+    * snapshot or the end, whichever comes first.
+    */
+  private def roundEnd(spec: SolverSpec, iter: Long, maxIter: Long): Long =
+    (Seq(maxIter, iter + settings.roundIterations) ++
+      Seq(spec.testInterval, spec.snapshotEvery).filter(_ > 0).map(k => (iter / k + 1) * k)).min
+
+  /** Where the round's time went: the slowest rank's training (its
+    * all-reduce included) against Spark's share (task launch, weights to
+    * the ranks and back) and the driver's (broadcast, average).
+    */
+  private def reportRound(o: RoundOutcome, iterations: Long): Unit = {
+    val rs = o.results
+    if (o.round == 1 || rs.exists(_.loadedNow))
+      rs.foreach(r => say(s"GoCaffe: rank ${r.rank} on executor ${r.executorId} (${r.host}): partition of " +
+        s"${r.partitionRows} rows${if (r.loadedNow) " loaded into goexec" else ""}"))
+    val ar = rs.map(_.allreduceSeconds).max
+    val slowest = rs.map(_.seconds).max
+    val driverPart = if (settings.allreduce) f"broadcast ${o.broadcastSeconds}%.3f s"
+      else f"average ${o.averageSeconds}%.3f s, broadcast ${o.broadcastSeconds}%.3f s"
+    val ring = if (o.ringGeneration == 0) "" else
+      s"; ring generation ${o.ringGeneration}, peers ${if (o.peersFound) "found" else "kept"}"
+    err.println(f"GoCaffe: round ${o.round} done: $iterations%d iterations in ${o.seconds}%.2f s (slowest rank trained " +
+      f"$slowest%.2f s, allreduce $ar%.2f s; driver: $driverPart$ring)")
+  }
+
   /** `-train`: returns the exit status. */
   def train(): Int = {
     val n = checkCluster()
@@ -161,121 +188,83 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val rp = oneTaskPerExecutor(n)
     val train = arrowData(spec.trainData.head, n, "train")
     val test = spec.testData.headOption.filter(_ => spec.testInterval > 0).map(arrowData(_, n, "test"))
-    val tau = settings.roundIterations
     val mode = if (settings.allreduce) "allreduce" else "average"
-    say(s"GoCaffe: application ${sc.applicationId}: training ${spec.solverPath} on $n executor${if (n == 1) "" else "s"} ($mode, $tau iterations " +
-      s"per round): batch ${train.layer.batch} per rank, global batch ${train.layer.batch * n}; " +
-      s"data ${if (train.origin == "DataFrame") "the DataFrame given to GoCaffe.train" else train.origin} in $n partitions")
+    say(s"GoCaffe: application ${sc.applicationId}: training ${spec.solverPath} on $n executor${if (n == 1) "" else "s"} " +
+      s"($mode, ${settings.roundIterations} iterations per round): batch ${train.layer.batch} per rank, global batch " +
+      s"${train.layer.batch * n}; data ${if (train.origin == "DataFrame") "the DataFrame given to GoCaffe.train" else train.origin} " +
+      s"in $n partitions")
 
-    // Starting point: -snapshot (weights and state), -weights, or fresh.
-    var weights: Array[Array[Byte]] = Array(Array.emptyByteArray) // a box, broadcast each round
-    var state = Array.emptyByteArray
-    var iter = 0L
-    opts.get("snapshot").foreach { s =>
-      val (w, st, parsed) = Snapshots.resume(s, hadoop)
-      weights(0) = w; state = st; iter = parsed.getIter
-      say(s"GoCaffe: resuming from $s at iteration $iter")
-    }
-    opts.get("weights").foreach { w =>
-      weights(0) = CaffeFiles.readBytes(w, hadoop)
-      NetParameter.parseFrom(weights(0)) // fail early on a file that is no .caffemodel
-      say(s"GoCaffe: starting from weights $w")
-    }
+    var model = startingModel()
     val modelPath = modelPathOf(spec)
     val prefixName = {
       val p = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else new Path(modelPath).getName.stripSuffix(".caffemodel")
       new Path(p).getName
     }
     val snaps = new Snapshots(modelPath, prefixName, hadoop)
-    val key = secret()
+    val curves = MetricsFile.beside(modelPath, prefixName, hadoop, resume = opts.get("snapshot").isDefined, say)
     // Every rank initialises from one seed, so all start from the same
     // weights: the solver's random_seed, else one drawn here for the job.
     val seed =
       if (spec.solver.getRandomSeed >= 0) 0L
       else (new SecureRandom().nextLong() & Long.MaxValue) | 1L
     val solverB = sc.broadcast(spec.bytes)
-    val failures = new FailureLog
+    val job = TrainJob(
+      dataset = train.dataset,
+      layerName = train.layer.name,
+      layer = train.layer.layer.toByteArray,
+      solver = solverB,
+      worldSize = n,
+      allreduce = settings.allreduce,
+      secret = secret(),
+      ringTimeoutMs = settings.peerTimeoutMs,
+      withReplacement = settings.withReplacement,
+      listenAddress = settings.listenAddress,
+      peerPort = settings.peerPort,
+      seed = seed,
+      encryptRing = settings.encryptRing)
+    val failures = new FailureLog(err)
     sc.addSparkListener(failures)
     val maxIter = spec.maxIter.toLong
     val started = System.nanoTime()
-    val startIter = iter
+    val startIter = model.iter
     val live = new LiveProgress(sc, n, maxIter, startIter, say)
     sc.addSparkListener(live)
-    val liveAcc = live.acc
-    var round = 0L
+    val runner = new RoundRunner(sc, job, train.rdd, rp, live.acc, failures, maxAttempts, say, err,
+      () => tooFew(GoCaffeSparkBridge.executors(sc).size, n))
     var lastTest: Option[String] = None
-    var placement: IndexedSeq[Option[Pin]] = IndexedSeq.fill(n)(None)
     try {
       // Caffe tests before the first update unless test_initialization is
       // false; a fresh start is scored by goexec from the seed every rank
       // initialises with.
-      if (test.isDefined && iter == 0 && spec.solver.getTestInitialization) {
-        val seeded = if (weights(0).nonEmpty || seed == 0L) spec.bytes
+      if (test.isDefined && model.iter == 0 && spec.solver.getTestInitialization) {
+        val seeded = if (model.weights.nonEmpty || seed == 0L) spec.bytes
         else spec.solver.toBuilder.setRandomSeed(seed).build().toByteArray
-        lastTest = Some(runTest(test.get, seeded, weights(0), rp, 0L, "GoCaffe test at iteration 0").line)
+        lastTest = Some(curves.tested(0L, runTest(test.get, seeded, model.weights, rp, 0L, "GoCaffe test at iteration 0")))
       }
-      while (iter < maxIter) {
-        round += 1
-        val bounds = Seq(maxIter, iter + tau) ++
-          Seq(spec.testInterval, spec.snapshotEvery).filter(_ > 0).map(k => (iter / k + 1) * k)
-        val end = bounds.min
-        val desc = s"GoCaffe round $round: iterations ${iter + 1}-$end of $maxIter ($mode, $n ranks)"
-        failures.round = desc
-        sc.setJobDescription(desc)
-        val rs = RoundSpec(round, train.dataset, train.layer.name, train.layer.layer.toByteArray, null, iter,
-          end - iter, n, settings.allreduce, key, settings.peerTimeoutMs, settings.withReplacement,
-          settings.listenAddress, settings.peerPort, seed)
-        val tb = System.nanoTime()
-        val wB = sc.broadcast(weights(0))
-        val sB = sc.broadcast(state)
-        val t0 = System.nanoTime()
-        val bcastSecs = (t0 - tb) / 1e9
-        val results = withRetries(desc, iter) {
-          val stage = new PinnedRDD(train.rdd, placement).barrier().mapPartitions { it =>
-            RankTask.trainRound(rs.copy(solver = solverB.value), wB.value, sB.value, liveAcc, it)
-          }
-          runBarrier(rp.fold(stage)(p => stage.withResources(p)), n).sortBy(_.rank)
-        }
-        placement = results.map(r => Some(Pin(r.schedulerHost, r.executorId))).toIndexedSeq
-        val secs = (System.nanoTime() - t0) / 1e9
-        wB.destroy(); sB.destroy()
-        if (round == 1 || results.exists(_.loadedNow))
-          results.foreach(r => say(s"GoCaffe: rank ${r.rank} on executor ${r.executorId} (${r.host}): partition of " +
-            s"${r.partitionRows} rows${if (r.loadedNow) " loaded into goexec" else ""}"))
-        val ta = System.nanoTime()
-        if (settings.allreduce) {
-          val r0 = results.find(_.rank == 0).get
-          weights(0) = r0.weights; state = r0.solverState
-        } else {
-          weights(0) = ModelAverage.averageWeights(results.map(_.weights))
-          state = ModelAverage.averageStates(results.map(_.solverState))
-        }
-        val avgSecs = (System.nanoTime() - ta) / 1e9
+      while (model.iter < maxIter) {
+        val end = roundEnd(spec, model.iter, maxIter)
+        val from = model.iter
+        val roundStartMs = System.currentTimeMillis()
+        val o = runner.run(model, end, maxIter)
+        reportRound(o, end - model.iter)
+        model = o.model
         // Progress: one line per display point, over all ranks; those the
         // heartbeats did not bring while the round ran.
-        live.roundEnded(results.flatMap(_.progress), (end - startIter) / ((System.nanoTime() - started) / 1e9))
-        // Where the round's time went: the slowest rank's training (its
-        // all-reduce included) against Spark's share (task launch, weights
-        // to the ranks and back) and the driver's (broadcast, average).
-        val ar = results.map(_.allreduceSeconds).max
-        val slowest = results.map(_.seconds).max
-        val driverPart = if (settings.allreduce) f"broadcast $bcastSecs%.3f s"
-          else f"average $avgSecs%.3f s, broadcast $bcastSecs%.3f s"
-        err.println(f"GoCaffe: round $round done: ${end - iter}%d iterations in $secs%.2f s (slowest rank trained " +
-          f"$slowest%.2f s, allreduce $ar%.2f s; driver: $driverPart)")
-        iter = end
-        if (spec.snapshotEvery > 0 && iter % spec.snapshotEvery == 0 && iter < maxIter) {
-          val (m, s) = snaps.periodic(iter, weights(0), state)
-          say(s"GoCaffe: snapshot at iteration $iter: $m, $s")
+        live.roundEnded(o.results.flatMap(_.progress), (end - startIter) / ((System.nanoTime() - started) / 1e9))
+        curves.train(o.results.flatMap(_.progress), from, end, roundStartMs, System.currentTimeMillis())
+        if (spec.snapshotEvery > 0 && end % spec.snapshotEvery == 0 && end < maxIter) {
+          val (m, s) = snaps.periodic(end, model.weights, model.state)
+          say(s"GoCaffe: snapshot at iteration $end: $m, $s")
         }
-        if (test.isDefined && (iter % spec.testInterval == 0 || iter == maxIter))
-          lastTest = Some(runTest(test.get, solverB.value, weights(0), rp, iter, s"GoCaffe test at iteration $iter").line)
+        if (test.isDefined && (end % spec.testInterval == 0 || end == maxIter))
+          lastTest = Some(curves.tested(end, runTest(test.get, solverB.value, model.weights, rp, end, s"GoCaffe test at iteration $end")))
       }
-      val (m, s) = snaps.finalModel(weights(0), if (state.isEmpty) SolverState.newBuilder().setIter(iter.toInt)
-        .build().toByteArray else state)
-      say(s"GoCaffe: training done at iteration $iter in ${LiveProgress.fmtDuration((System.nanoTime() - started) / 1e9)}; " +
+      val (m, s) = snaps.finalModel(model.weights, if (model.state.isEmpty) SolverState.newBuilder()
+        .setIter(model.iter.toInt).build().toByteArray else model.state)
+      say(s"GoCaffe: training done at iteration ${model.iter} in ${LiveProgress.fmtDuration((System.nanoTime() - started) / 1e9)}; " +
         s"model $m, solver state $s")
       lastTest.foreach(t => say(s"GoCaffe: final test: $t"))
+      curves.finish()
       0
     } finally {
       sc.removeSparkListener(failures)
@@ -285,36 +274,6 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   }
 
   private val maxAttempts = math.max(1, sc.getConf.getInt("spark.stage.maxConsecutiveAttempts", 4))
-
-  /** Runs a round, again from the same weights when its barrier stage fails
-    * (Spark never retries a failed barrier result stage itself), up to
-    * spark.stage.maxConsecutiveAttempts times. Bad input (INVALID_ARGUMENT)
-    * is not retried.
-    */
-  private def withRetries[T](what: String, iter: Long)(f: => T): T = {
-    var attempt = 1
-    var result: Option[T] = None
-    while (result.isEmpty) {
-      try result = Some(f)
-      catch {
-        case e: SparkException if attempt < maxAttempts && !Option(e.getMessage).exists(_.contains("INVALID_ARGUMENT")) =>
-          val why = Option(e.getMessage).getOrElse(e.toString).linesIterator.take(2).mkString(" ")
-          err.println(s"GoCaffe: $what failed (attempt $attempt of $maxAttempts): $why")
-          say(s"GoCaffe: retrying $what from the weights of iteration $iter (attempt ${attempt + 1} of $maxAttempts)")
-          attempt += 1
-      }
-    }
-    result.get
-  }
-
-  /** Runs the barrier job, turning Spark's slot-shortage error into GoCaffe's. */
-  private def runBarrier[T](rdd: RDD[T], n: Int): Seq[T] =
-    try rdd.collect().toSeq
-    catch {
-      case e: SparkException if Option(e.getMessage).exists(m => m.contains("SPARK-24819") ||
-        m.contains("BARRIER") && m.contains("slots")) =>
-        throw tooFew(GoCaffeSparkBridge.executors(sc).size, n)
-    }
 
   /** The test phase: a normal stage scoring every test partition; outputs
     * summed over partitions and divided by the passes (Caffe's test display).

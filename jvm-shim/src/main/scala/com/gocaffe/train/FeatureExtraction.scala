@@ -9,8 +9,8 @@ import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
 import caffe.Caffe.Phase
-import com.gocaffe.goexec.v1.{DataBinding, FeaturesChunk, FeaturesRequest, PartitionKey, TrainerGrpc}
-import com.gocaffe.shim.{CaffeOptions, GoExec}
+import com.gocaffe.goexec.v1.{DataBinding, ErrorCode, FeaturesChunk, FeaturesRequest, PartitionKey, TrainerGrpc}
+import com.gocaffe.shim.{CaffeOptions, GoExec, GoExecError}
 import com.google.protobuf.ByteString
 import io.grpc.Context
 import org.apache.hadoop.conf.Configuration
@@ -161,18 +161,12 @@ object FeatureExtraction {
       throw new GoCaffeException("-features: 'SampleID' is the name of the output's sample ID column, not a blob")
   }
 
-  // GoExec.call's failure: "goexec on executor E (host H): Status{code=C, description=D, cause=...}".
-  private val GoExecError = """goexec on executor (\S+) \(host (\S+)\): Status\{code=([A-Z_]+), description=(.*), cause=""".r.unanchored
-
   /** A failed feature job, with goexec's own message when a task had one. */
-  def explain(e: SparkException): Exception = e match {
-    case BadInput(why) => new GoCaffeException(s"feature extraction: $why", e)
-    case _ =>
-      Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).take(16)
-        .flatMap(t => Option(t.getMessage).iterator.flatMap(_.linesIterator))
-        .collectFirst { case GoExecError(ex, host, code, why) =>
-          new GoCaffeException(s"feature extraction failed: goexec on executor $ex (host $host): $code: $why", e)
-        }.getOrElse(e)
+  def explain(e: SparkException): Exception = GoExecError.find(e) match {
+    case Some(c) if c.code == ErrorCode.BAD_INPUT =>
+      new GoCaffeException(s"feature extraction: ${c.where} refused its input: ${c.description}", e)
+    case Some(c) => new GoCaffeException(s"feature extraction failed: ${c.where}: ${c.code}: ${c.description}", e)
+    case None    => e
   }
 
   /** The blobs to extract: -features in order, then -label's unless listed

@@ -8,18 +8,23 @@ import java.util.concurrent.{CompletableFuture, ExecutionException, TimeUnit}
 import scala.jdk.CollectionConverters._
 
 import com.gocaffe.goexec.v1._
-import com.gocaffe.shim.{GoExec, GoExecDiedException, GoExecRuntime}
+import com.gocaffe.shim.{GoExec, GoExecCallException, GoExecDiedException, GoExecRuntime}
 import com.google.protobuf.ByteString
-import io.grpc.StatusRuntimeException
+import io.grpc.{Status, StatusRuntimeException}
 import io.grpc.stub.{ClientCallStreamObserver, ClientResponseObserver}
 import org.apache.spark.{BarrierTaskContext, SparkEnv, TaskContext}
+import org.apache.spark.broadcast.Broadcast
 import org.apache.spark.util.CollectionAccumulator
 import org.slf4j.LoggerFactory
 
 /** One progress line of one rank (a goexec Progress event). */
 final case class RankProgress(rank: Int, iter: Long, loss: Double, lr: Double, imagesPerSecond: Double)
 
-/** What one rank's task returns to the driver after a round. */
+/** What one rank's task returns to the driver after a round. weights and
+  * solverState are null where the rank does not send them (allreduce: all
+  * ranks but 0). peers is the ring's address list when this round found the
+  * peers (the first round of a ring generation), else empty.
+  */
 final case class RankResult(
     rank: Int,
     executorId: String,
@@ -33,6 +38,7 @@ final case class RankResult(
     finalLoss: Double,
     partitionRows: Long,
     loadedNow: Boolean,
+    peers: Seq[String],
     weights: Array[Byte],
     solverState: Array[Byte])
 
@@ -40,25 +46,42 @@ final case class RankResult(
 final case class ScoreResult(partition: Int, executorId: String, names: Seq[String], sums: Seq[Double],
                              lossWeights: Seq[Double], passes: Long, images: Long)
 
-/** What every rank of a round needs; shipped in the task closure. The
-  * weights and solver state travel as broadcasts.
+/** What every rank needs in every round of one training run; shipped in the
+  * task closure. The solver travels as a broadcast.
   */
-final case class RoundSpec(
-    round: Long,
+final case class TrainJob(
     dataset: String,
     layerName: String,
     layer: Array[Byte],
-    solver: Array[Byte],
-    startIter: Long,
-    iterations: Long,
+    solver: Broadcast[Array[Byte]],
     worldSize: Int,
     allreduce: Boolean,
     secret: Array[Byte],
     ringTimeoutMs: Long,
-    withReplacement: Boolean,
-    listenAddress: Option[String],
-    peerPort: Int,
-    seed: Long)
+    withReplacement: Boolean = false,
+    listenAddress: Option[String] = None,
+    peerPort: Int = 0,
+    seed: Long = 0L,
+    encryptRing: Boolean = false) {
+  /** Whether the ranks train on a ring (and so need each other's addresses). */
+  def ring: Boolean = allreduce && worldSize > 1
+}
+
+/** A ring whose peers were found in an earlier round of its generation:
+  * peers(i) is rank i's address and executors(i) the executor it ran on.
+  */
+final case class KeptRing(generation: Long, peers: Seq[String], executors: Seq[String])
+
+/** One round: iterations from startIter, on ring generation ringGeneration
+  * (0 without a ring). With kept, the ranks reuse that ring's peers and
+  * call no Spark barrier; without, they find each other with allGather.
+  */
+final case class RoundSpec(
+    round: Long,
+    startIter: Long,
+    iterations: Long,
+    ringGeneration: Long = 0L,
+    kept: Option[KeptRing] = None)
 
 /** Executor side of a training round and of a test pass. Thin: it moves a
   * partition's Arrow bytes to goexec and relays goexec's answers.
@@ -192,7 +215,7 @@ object RankTask {
   /** The address this rank's goexec listens on for its ring peers: the
     * configured one, else this executor's IP address (never a host name).
     */
-  private def listenIp(spec: RoundSpec): String = spec.listenAddress.getOrElse {
+  private def listenIp(job: TrainJob): String = job.listenAddress.getOrElse {
     val env = SparkEnv.get
     val fromEnv = Option(System.getenv("SPARK_LOCAL_IP")).filter(_.nonEmpty)
     InetAddress.getByName(fromEnv.getOrElse(env.blockManager.blockManagerId.host)).getHostAddress
@@ -202,56 +225,82 @@ object RankTask {
     * event also goes to live, which executor heartbeats carry to the driver
     * while the round runs.
     */
-  def trainRound(spec: RoundSpec, weights: Array[Byte], state: Array[Byte], live: CollectionAccumulator[RankProgress],
-                 arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
+  def trainRound(job: TrainJob, round: RoundSpec, weights: Array[Byte], state: Array[Byte],
+                 live: CollectionAccumulator[RankProgress], arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
     val ctx = BarrierTaskContext.get()
     val rank = ctx.partitionId()
     val g = goexec()
-    reporting(g)(trainOn(g, ctx, rank, spec, weights, state, live, arrow))
+    reporting(g)(trainOn(g, ctx, rank, job, round, weights, state, live, arrow))
   }
 
-  private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, spec: RoundSpec, weights: Array[Byte],
-                      state: Array[Byte], live: CollectionAccumulator[RankProgress],
-                      arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
-    val (rows, loaded) = ensurePartition(g, spec.dataset, rank, spec.layer, arrow)
+  /** Opens this rank's peer port and exchanges the addresses with Spark's
+    * barrier allGather (index = rank). Spark's barrier calls poll their
+    * answer once a second, so this runs only in the first round of a ring
+    * generation.
+    */
+  private def findPeers(g: GoExec, ctx: BarrierTaskContext, job: TrainJob): Seq[String] = {
+    val ip = listenIp(job)
+    val req = OpenPeerPortRequest.newBuilder().setIp(ip).setPort(job.peerPort)
+      .setAllowAnyAddress(job.listenAddress.exists(a => a == "0.0.0.0" || a == "::")).build()
+    val addr = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).openPeerPort(req)).getAddress
+    ctx.allGather(addr).toSeq
+  }
 
+  /** The kept ring, if this rank can still use it: it runs on the executor
+    * that rank ran on when the peers were found. Otherwise its address in the
+    * list is not its goexec's: the round fails as RING_STALE at once (every
+    * rank's peers must agree, so this rank alone cannot find new ones) and
+    * the driver starts a new generation.
+    */
+  private def keptPeers(g: GoExec, rank: Int, kept: KeptRing): Seq[String] = {
+    val here = SparkEnv.get.executorId
+    if (kept.executors.lift(rank).contains(here)) kept.peers
+    else throw new GoExecCallException(ErrorCode.RING_STALE, kept.peers.lift(rank).getOrElse(""), -1L,
+      Status.Code.FAILED_PRECONDITION, detailed = false, g.executorId, g.host,
+      s"rank $rank of ring generation ${kept.generation} ran on executor ${kept.executors.lift(rank).getOrElse("?")} " +
+        s"and now runs on executor $here: its peers must be found again", null)
+  }
+
+  private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, job: TrainJob, round: RoundSpec,
+                      weights: Array[Byte], state: Array[Byte], live: CollectionAccumulator[RankProgress],
+                      arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
+    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow)
+
+    // No ring, no barrier sync either: Spark's barrier calls poll their
+    // answer once a second (BarrierTaskContext sleeps 1 s while it waits).
+    var found: Seq[String] = Nil
     val peers: Seq[String] =
-      if (spec.allreduce && spec.worldSize > 1) {
-        val ip = listenIp(spec)
-        val req = OpenPeerPortRequest.newBuilder().setIp(ip).setPort(spec.peerPort)
-          .setAllowAnyAddress(spec.listenAddress.exists(a => a == "0.0.0.0" || a == "::")).build()
-        val addr = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).openPeerPort(req)).getAddress
-        ctx.allGather(addr).toSeq
-      } else {
-        // No peers to meet: no barrier sync either. Spark's barrier calls
-        // poll their answer once a second (BarrierTaskContext sleeps 1 s
-        // while it waits), which cost every such round a second.
-        Nil
+      if (!job.ring) Nil
+      else round.kept match {
+        case Some(k) => keptPeers(g, rank, k)
+        case None    => found = findPeers(g, ctx, job); found
       }
 
-    val req = TrainRoundRequest.newBuilder()
-      .setSolver(ByteString.copyFrom(spec.solver))
+    def request(peers: Seq[String]): TrainRoundRequest = TrainRoundRequest.newBuilder()
+      .setSolver(ByteString.copyFrom(job.solver.value))
       .setWeights(ByteString.copyFrom(weights))
       .setSolverState(ByteString.copyFrom(state))
-      .setStartIter(spec.startIter)
-      .setIterations(spec.iterations)
+      .setStartIter(round.startIter)
+      .setIterations(round.iterations)
       .setRank(rank)
-      .setWorldSize(spec.worldSize)
-      .setSyncMode(if (spec.allreduce) SyncMode.ALLREDUCE else SyncMode.AVERAGE)
+      .setWorldSize(job.worldSize)
+      .setSyncMode(if (job.allreduce) SyncMode.ALLREDUCE else SyncMode.AVERAGE)
       .addAllPeers(peers.asJava)
-      .setSecret(ByteString.copyFrom(spec.secret))
-      .addData(DataBinding.newBuilder().setLayer(spec.layerName).setKey(key(spec.dataset, rank))
-        .setWithReplacement(spec.withReplacement))
-      .setRound(spec.round)
-      .setRingTimeoutMs(spec.ringTimeoutMs)
-      .setSeed(spec.seed)
+      .setSecret(ByteString.copyFrom(job.secret))
+      .addData(DataBinding.newBuilder().setLayer(job.layerName).setKey(key(job.dataset, rank))
+        .setWithReplacement(job.withReplacement))
+      .setRound(round.round)
+      .setRingTimeoutMs(job.ringTimeoutMs)
+      .setSeed(job.seed)
+      .setRingGeneration(if (job.ring) round.ringGeneration else 0L)
+      .setEncryptRing(job.ring && job.encryptRing)
       .build()
 
     val progress = Seq.newBuilder[RankProgress]
     val w = new ByteArrayOutputStream()
     val s = new ByteArrayOutputStream()
     var stats: RoundStats = null
-    g.call {
+    def run(req: TrainRoundRequest): Unit = g.call {
       val events = blocking(g).trainRound(req)
       while (events.hasNext) {
         val e = events.next()
@@ -268,13 +317,26 @@ object RankTask {
         }
       }
     }
+    try run(request(peers))
+    catch {
+      // A goexec that does not keep rings between rounds closed its peer
+      // port after the last round and refuses a kept ring before it trains
+      // (FAILED_PRECONDITION without an ErrorDetail). Every rank of the
+      // stage runs the same goexec, so all of them land here: find the
+      // peers for this round as the first round of a generation does.
+      case e: GoExecCallException if round.kept.isDefined && !e.detailed &&
+        e.grpcCode == Status.Code.FAILED_PRECONDITION && stats == null && progress.result().isEmpty =>
+        log.info(s"executor ${g.executorId}: goexec keeps no ring between rounds (${e.description}); finding peers again")
+        found = findPeers(g, ctx, job)
+        run(request(found))
+    }
     if (stats == null)
-      throw new IllegalStateException(s"goexec on executor ${g.executorId} ended round ${spec.round} without its done event")
+      throw new IllegalStateException(s"goexec on executor ${g.executorId} ended round ${round.round} without its done event")
     // In allreduce mode every rank holds the same weights: only rank 0's travel.
-    val keep = !spec.allreduce || rank == 0
+    val keep = !job.allreduce || rank == 0
     Iterator.single(RankResult(rank, g.executorId, g.host, SparkEnv.get.blockManager.blockManagerId.host,
       progress.result(), stats.getIterations, stats.getSeconds,
-      stats.getAllreduceSeconds, stats.getImages, stats.getFinalLoss, rows, loaded,
+      stats.getAllreduceSeconds, stats.getImages, stats.getFinalLoss, rows, loaded, found,
       if (keep) w.toByteArray else null, if (keep) s.toByteArray else null))
   }
 

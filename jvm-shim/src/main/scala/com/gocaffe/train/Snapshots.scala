@@ -2,9 +2,11 @@ package com.gocaffe.train
 
 import java.util.UUID
 
+import scala.util.control.NonFatal
+
 import caffe.Caffe.SolverState
 import org.apache.hadoop.conf.Configuration
-import org.apache.hadoop.fs.Path
+import org.apache.hadoop.fs.{FileSystem, Path}
 
 /** Writes .caffemodel and .solverstate files through Hadoop's file systems,
   * atomically: a temporary file beside the target, then a rename.
@@ -14,23 +16,41 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
   private val dir = Option(model.getParent).getOrElse(new Path("."))
 
   /** Writes bytes to path atomically (temp + rename, replacing any old file). */
-  def writeAtomically(path: Path, bytes: Array[Byte]): Unit = {
-    val fs = path.getFileSystem(hadoop)
-    if (path.getParent != null) fs.mkdirs(path.getParent)
-    val tmp = new Path(path.getParent, s".${path.getName}.tmp-${UUID.randomUUID()}")
-    val out = fs.create(tmp, true)
+  def writeAtomically(path: Path, bytes: Array[Byte]): Unit = writeAllAtomically(Seq(path -> bytes))
+
+  /** Writes files that belong together (a .caffemodel and its .solverstate):
+    * every file goes to a temporary file beside its target first, and only
+    * when all are complete are they renamed into place. On any failure the
+    * temporary files (with their .crc) are removed, and so are the files this
+    * call already renamed: none of the group is left without the others.
+    */
+  def writeAllAtomically(files: Seq[(Path, Array[Byte])]): Unit = {
+    val tmps = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path)]
+    val renamed = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path)]
+    def quietly(f: => Any): Unit = try f catch { case NonFatal(_) => }
     try {
-      out.write(bytes)
-      out.hsync()
+      for ((path, bytes) <- files) {
+        val fs = path.getFileSystem(hadoop)
+        if (path.getParent != null) fs.mkdirs(path.getParent)
+        val tmp = new Path(path.getParent, s".${path.getName}.tmp-${UUID.randomUUID()}")
+        tmps += fs -> tmp
+        val out = fs.create(tmp, true)
+        try {
+          out.write(bytes)
+          out.hsync()
+        } finally out.close() // a full disk may fail here too
+      }
+      for (((path, _), (fs, tmp)) <- files.zip(tmps.toSeq)) {
+        if (fs.exists(path)) fs.delete(path, false)
+        if (!fs.rename(tmp, path)) throw new GoCaffeException(s"could not rename $tmp to $path")
+        renamed += fs -> path
+      }
+      tmps.clear()
     } catch {
-      case e: Throwable =>
-        out.close(); fs.delete(tmp, false); throw e
-    }
-    out.close()
-    if (fs.exists(path)) fs.delete(path, false)
-    if (!fs.rename(tmp, path)) {
-      fs.delete(tmp, false)
-      throw new GoCaffeException(s"snapshot: could not rename $tmp to $path")
+      case NonFatal(e) =>
+        for ((fs, t) <- tmps) quietly(fs.delete(t, false))
+        for ((fs, p) <- renamed) quietly(fs.delete(p, false))
+        throw e
     }
   }
 
@@ -43,9 +63,8 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
 
   private def writePair(m: Path, weights: Array[Byte], state: Array[Byte]): (Path, Path) = {
     val st = statePathFor(m)
-    writeAtomically(m, weights)
     val s = SolverState.parseFrom(state).toBuilder.setLearnedNet(m.toString).build()
-    writeAtomically(st, s.toByteArray)
+    writeAllAtomically(Seq(m -> weights, st -> s.toByteArray))
     (m, st)
   }
 
@@ -53,17 +72,51 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
   def periodic(iter: Long, weights: Array[Byte], state: Array[Byte]): (Path, Path) =
     writePair(new Path(dir, s"${prefixName}_iter_$iter.caffemodel"), weights, state)
 
-  /** The final model at -model's path, with its .solverstate beside it. */
-  def finalModel(weights: Array[Byte], state: Array[Byte]): (Path, Path) = writePair(model, weights, state)
+  /** The final model at -model's path, with its .solverstate beside it.
+    * When that fails (a full disk, a lost permission), the pair is saved to
+    * a local directory instead and the error names it: a trained model is
+    * never lost.
+    */
+  def finalModel(weights: Array[Byte], state: Array[Byte]): (Path, Path) =
+    try writePair(model, weights, state)
+    catch {
+      case NonFatal(e) =>
+        val why = Option(e.getMessage).flatMap(_.linesIterator.toSeq.headOption).getOrElse(e.toString)
+        val local = Snapshots.fallback(model.getName, weights,
+          SolverState.parseFrom(state).toBuilder.clearLearnedNet().build().toByteArray)
+        throw new GoCaffeException(s"could not write the model to $model: $why; the trained weights are saved " +
+          s"in ${local._1} (solver state ${local._2})", e)
+    }
 }
 
 object Snapshots {
+  /** Writes a model pair to a new local directory (under java.io.tmpdir, or
+    * GOCAFFE_FALLBACK_DIR when set) and returns both paths.
+    */
+  private[train] def fallback(name: String, weights: Array[Byte], state: Array[Byte]): (java.nio.file.Path, java.nio.file.Path) = {
+    val root = sys.env.get("GOCAFFE_FALLBACK_DIR").map(java.nio.file.Paths.get(_))
+      .getOrElse(java.nio.file.Paths.get(System.getProperty("java.io.tmpdir")))
+    java.nio.file.Files.createDirectories(root)
+    val dir = java.nio.file.Files.createTempDirectory(root, "gocaffe-model-")
+    val base = if (name.endsWith(".caffemodel")) name.stripSuffix(".caffemodel") else name
+    val m = dir.resolve(base + ".caffemodel")
+    val s = dir.resolve(base + ".solverstate")
+    java.nio.file.Files.write(m, weights)
+    java.nio.file.Files.write(s, state)
+    (m, s)
+  }
+
   /** Reads -snapshot S.solverstate and the weights it names (learned_net,
     * found as written or beside the state file). Returns (weights, state).
     */
   def resume(statePath: String, hadoop: Configuration): (Array[Byte], Array[Byte], SolverState) = {
     val bytes = CaffeFiles.readBytes(statePath, hadoop)
-    val st = SolverState.parseFrom(bytes)
+    val st = try SolverState.parseFrom(bytes) catch {
+      case e: com.google.protobuf.InvalidProtocolBufferException =>
+        // protobuf-java says only "truncated"; goexec names the byte offset and field.
+        throw new GoCaffeException(s"-snapshot ${CaffeFiles.explainBroken("solverstate", statePath, bytes)
+          .getOrElse(s"$statePath: ${e.getMessage}")}", e)
+    }
     if (st.getLearnedNet.isEmpty)
       throw new GoCaffeException(s"-snapshot $statePath: the solver state names no learned_net (.caffemodel)")
     val candidates = Seq(st.getLearnedNet, CaffeFiles.resolveBeside(statePath, new Path(st.getLearnedNet).getName))

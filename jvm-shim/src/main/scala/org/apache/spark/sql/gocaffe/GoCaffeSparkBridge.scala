@@ -73,6 +73,13 @@ object GoCaffeSparkBridge {
   /** One live executor: id, host and its total task cores. */
   final case class ExecutorCores(id: String, host: String, cores: Int)
 
+  /** Whether e is Spark's refusal to start a barrier stage because the
+    * cluster has fewer free task slots than the stage has tasks (a
+    * private[spark] exception class, hence here).
+    */
+  def barrierSlotsShort(e: Throwable): Boolean =
+    e.isInstanceOf[org.apache.spark.scheduler.BarrierJobSlotsNumberCheckFailed]
+
   /** The live executors (not the driver, except in local mode where the
     * driver is the executor), with their cores, from Spark's status store.
     */

@@ -1,0 +1,192 @@
+package com.gocaffe.train
+
+import java.io.PrintStream
+
+import com.gocaffe.goexec.v1.ErrorCode
+import com.gocaffe.shim.GoExecError
+import org.apache.spark.{ExceptionFailure, ExecutorLostFailure, SparkContext, SparkException, TaskKilled}
+import org.apache.spark.rdd.RDD
+import org.apache.spark.resource.ResourceProfile
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
+import org.apache.spark.sql.gocaffe.GoCaffeSparkBridge
+import org.apache.spark.util.CollectionAccumulator
+
+/** Where training stands between rounds: the weights and solver state the
+  * next round starts from (empty: a fresh start), at iteration iter.
+  */
+final case class Model(weights: Array[Byte], state: Array[Byte], iter: Long)
+
+/** A finished round: the model after it, the ranks' results (sorted by rank)
+  * and where the driver's time went.
+  */
+final case class RoundOutcome(round: Long, model: Model, results: Seq[RankResult], seconds: Double,
+                              broadcastSeconds: Double, averageSeconds: Double, ringGeneration: Long = 0L) {
+  /** Whether the ranks exchanged their addresses this round (Spark's barrier allGather). */
+  def peersFound: Boolean = results.exists(_.peers.nonEmpty)
+}
+
+/** Logs failed GoCaffe tasks on the driver with the executor and cause. */
+private[train] final class FailureLog(err: PrintStream) extends SparkListener {
+  @volatile var round: String = ""
+  override def onTaskEnd(e: SparkListenerTaskEnd): Unit = {
+    val where = s"executor ${e.taskInfo.executorId} (host ${e.taskInfo.host})"
+    val why = e.reason match {
+      case f: ExceptionFailure      => Some(s"${f.className}: ${f.description}")
+      case l: ExecutorLostFailure   => Some(s"executor lost: ${l.toErrorString}")
+      case _: TaskKilled            => None
+      case org.apache.spark.Success => None
+      case other                    => Some(other.toString)
+    }
+    why.foreach(w => err.println(s"GoCaffe: $round: task ${e.taskInfo.index} on $where failed: $w"))
+  }
+}
+
+/** Runs training rounds: one barrier stage per round, with one rank per
+  * executor, again from the same model when the stage fails (Spark never
+  * retries a failed barrier result stage itself), up to maxAttempts times.
+  *
+  * Ring peers are found once per ring generation: the first round of a
+  * generation exchanges the ranks' addresses with Spark's barrier allGather,
+  * later rounds reuse them (goexec keeps the ring's connections) and call no
+  * barrier at all. Any failure starts a new generation. A failure goexec
+  * marks as one that can never succeed (BAD_INPUT, DIVERGED, OUT_OF_MEMORY)
+  * is not retried: it ends training with GoCaffe's sentence naming the cause.
+  */
+private[train] final class RoundRunner(
+    sc: SparkContext,
+    job: TrainJob,
+    data: RDD[Array[Byte]],
+    resources: Option[ResourceProfile],
+    live: CollectionAccumulator[RankProgress],
+    failures: FailureLog,
+    maxAttempts: Int,
+    say: String => Unit,
+    err: PrintStream,
+    slotShortage: () => Exception) {
+
+  private val mode = if (job.allreduce) "allreduce" else "average"
+  private var round = 0L
+  private var generation = if (job.ring) 1L else 0L
+  private var kept: Option[KeptRing] = None
+  private var placement: IndexedSeq[Option[Pin]] = IndexedSeq.fill(job.worldSize)(None)
+
+  /** The ring generation the next round uses (0 without a ring). */
+  def ringGeneration: Long = generation
+
+  /** Trains from `from` to iteration end; returns the round's outcome or
+    * throws [[GoCaffeException]] with the cause.
+    */
+  def run(from: Model, end: Long, maxIter: Long): RoundOutcome = {
+    round += 1
+    val desc = s"GoCaffe round $round: iterations ${from.iter + 1}-$end of $maxIter ($mode, ${job.worldSize} ranks)"
+    failures.round = desc
+    sc.setJobDescription(desc)
+    val tb = System.nanoTime()
+    val wB = sc.broadcast(from.weights)
+    val sB = sc.broadcast(from.state)
+    val t0 = System.nanoTime()
+    try {
+      val (results, averaged) = withRetries(desc, from.iter, end - from.iter) { spec =>
+        val (j, progress) = (job, live) // the task closure must not capture this runner
+        val stage = new PinnedRDD(data, placement).barrier().mapPartitions { it =>
+          RankTask.trainRound(j, spec, wB.value, sB.value, progress, it)
+        }
+        val ranked = resources.fold(stage)(p => stage.withResources(p))
+        if (job.allreduce) (collect(ranked).sortBy(_.rank), None)
+        else {
+          val (rs, avg) = ModelAverage.roundAverage(ranked, collect)
+          (rs.sortBy(_.rank), Some(avg))
+        }
+      }
+      val secs = (System.nanoTime() - t0) / 1e9
+      placement = results.map(r => Some(Pin(r.schedulerHost, r.executorId))).toIndexedSeq
+      results.find(_.peers.nonEmpty).foreach { r =>
+        kept = Some(KeptRing(generation, r.peers, results.map(_.executorId)))
+      }
+      val ta = System.nanoTime()
+      val model = averaged match {
+        case Some(a) => Model(a.weights, a.state, end)
+        case None =>
+          val r0 = results.find(_.rank == 0).get
+          Model(r0.weights, r0.solverState, end)
+      }
+      RoundOutcome(round, model, results, secs, (t0 - tb) / 1e9,
+        (System.nanoTime() - ta) / 1e9 + averaged.map(_.seconds).getOrElse(0.0), generation)
+    } finally {
+      wB.destroy(); sB.destroy()
+    }
+  }
+
+  /** Runs the barrier job, turning Spark's slot shortage into GoCaffe's message. */
+  private def collect[T](rdd: RDD[T]): Seq[T] =
+    try rdd.collect().toSeq
+    catch {
+      case e: SparkException if slotsShort(e) => throw slotShortage()
+    }
+
+  private def slotsShort(e: SparkException): Boolean =
+    Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).take(8).exists(GoCaffeSparkBridge.barrierSlotsShort)
+
+  private def newGeneration(): Unit = if (job.ring) {
+    generation += 1
+    kept = None
+  }
+
+  /** Runs a round's stage until it succeeds; each attempt gets the ring
+    * spec of the moment (a failure invalidates the kept ring).
+    */
+  private def withRetries[T](what: String, iter: Long, iterations: Long)(f: RoundSpec => T): T = {
+    var attempt = 1
+    var staleAgain = false
+    var result: Option[T] = None
+    while (result.isEmpty) {
+      val spec = RoundSpec(round = round, startIter = iter, iterations = iterations, ringGeneration = generation, kept = kept)
+      try result = Some(f(spec))
+      catch {
+        case e: SparkException =>
+          val coded = GoExecError.find(e)
+          coded.filterNot(_.retryable).foreach(c => throw new GoCaffeException(RoundRunner.sentence(what, c), e))
+          newGeneration()
+          val why = RoundRunner.cause(e)
+          if (coded.exists(_.code == ErrorCode.RING_STALE) && !staleAgain) {
+            // A rank moved: find the peers again at once, once per round.
+            staleAgain = true
+            say(s"GoCaffe: $what: the ring's peers changed ($why); finding them again (ring generation $generation)")
+          } else if (attempt < maxAttempts) {
+            err.println(s"GoCaffe: $what failed (attempt $attempt of $maxAttempts): $why")
+            say(s"GoCaffe: retrying $what from the weights of iteration $iter (attempt ${attempt + 1} of $maxAttempts)")
+            attempt += 1
+          } else
+            throw new GoCaffeException(s"$what failed $maxAttempts times (spark.stage.maxConsecutiveAttempts); " +
+              s"the last failure: $why", e)
+      }
+    }
+    result.get
+  }
+}
+
+object RoundRunner {
+  // A task's exception as Spark's job failure quotes it: "pkg.Class: message".
+  private val TaskException = """^(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)(?:: (.*))?$""".r
+
+  /** GoCaffe's sentence for a failure that no retry can fix. */
+  def sentence(what: String, c: GoExecError.Coded): String = {
+    val subject = if (c.subject.isEmpty) "" else s" (${c.subject})"
+    val at = if (c.iteration >= 0) s" at iteration ${c.iteration}" else ""
+    c.code match {
+      case ErrorCode.BAD_INPUT     => s"${c.where} refused its input$subject: ${c.description} ($what; not retried: the same input fails again)"
+      case ErrorCode.DIVERGED      => s"training diverged$at$subject: ${c.where}: ${c.description} ($what; not retried)"
+      case ErrorCode.OUT_OF_MEMORY => s"the net does not fit the memory goexec may use$subject: ${c.where}: ${c.description} ($what; not retried)"
+      case other                   => s"${c.where}: $other$subject: ${c.description} ($what)"
+    }
+  }
+
+  /** One line saying why a Spark job failed: goexec's coded failure, else
+    * the failed task's exception, else the first line of Spark's message.
+    */
+  def cause(e: Throwable): String =
+    GoExecError.find(e).map(c => s"${c.where}: ${c.code}: ${c.description}").getOrElse {
+      val lines = Option(e.getMessage).iterator.flatMap(_.linesIterator).map(_.trim).toSeq
+      lines.collectFirst { case l @ TaskException(_) => l }.orElse(lines.headOption).getOrElse(e.toString)
+    }
+}
