@@ -135,7 +135,7 @@ kernels-portable:
 
 integration: minicluster
 	@$(TIMED) integration env SPARK_HOME=$(SPARK_HOME) GOCAFFE_JAR=$(CURDIR)/$(JAR) \
-		go test -tags integration -count=1 -timeout 40m -v ./integration/...
+		go test -tags integration -count=1 -timeout 70m -v ./integration/...
 
 # The Python tests' own venv (onnxruntime, OpenCV, pytest), kept apart
 # from .venv; rebuilt when python/requirements-test.txt changes.

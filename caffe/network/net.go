@@ -588,8 +588,19 @@ func (n *Net[T]) ForwardBackward() (T, error) {
 	return loss, n.Backward()
 }
 
-// ClearParamDiffs zeroes the gradients of the learnable parameters.
-func (n *Net[T]) ClearParamDiffs() { clear(n.GradBuffer()) }
+// ClearParamDiffs zeroes the gradients of the learnable parameters: on
+// the host in one pass, or, on a device net, on the device (GradBuffer
+// would download every gradient first, waiting for the device).
+func (n *Net[T]) ClearParamDiffs() {
+	be := kernels.For[T](n.device)
+	if be.HostMemory() {
+		clear(n.GradBuffer())
+		return
+	}
+	for _, id := range n.table.Learnable {
+		be.Fill(n.params[id].MutableDiffOn(be), 0)
+	}
+}
 
 // ErrIncompatible is wrapped by the errors of CopyTrainedLayersFrom and
 // ShareTrainedLayersWith when weights do not fit the net.
