@@ -20,7 +20,16 @@ from typing import Optional, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["GoCaffeError", "train"]
+
+def __getattr__(name: str):
+    # The Spark ML stages import pyspark.ml (which needs numpy) only when used.
+    if name in ("GoCaffeEstimator", "GoCaffeModel"):
+        from gocaffe import ml
+
+        return getattr(ml, name)
+    raise AttributeError(f"module 'gocaffe' has no attribute {name!r}")
+
+__all__ = ["GoCaffeError", "GoCaffeEstimator", "GoCaffeModel", "train"]
 
 
 class GoCaffeError(RuntimeError):

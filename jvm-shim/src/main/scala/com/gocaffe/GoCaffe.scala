@@ -30,7 +30,12 @@ object GoCaffe {
     * [[GoCaffeException]] with the problem (bad spark.gocaffe.* settings
     * come from DistributedTrainer's own check, all together).
     */
-  def train(spark: SparkSession, args: Seq[String], trainData: DataFrame, testData: Option[DataFrame] = None): Int = {
+  def train(spark: SparkSession, args: Seq[String], trainData: DataFrame, testData: Option[DataFrame] = None): Int =
+    train(spark, args, trainData, testData, None)
+
+  /** [[train]] with spark.gocaffe.sync.mode overridden for this run ("allreduce" or "average"). */
+  private[gocaffe] def train(spark: SparkSession, args: Seq[String], trainData: DataFrame, testData: Option[DataFrame],
+                             syncMode: Option[String]): Int = {
     val argv = if (args.exists(a => a == "-train" || a == "--train")) args else args :+ "-train"
     val opts = CaffeOptionParser(argv) match {
       case ParseResult.Ok(o)           => o
@@ -41,13 +46,18 @@ object GoCaffe {
     if (opts.isTest || opts.isFeatures)
       throw new GoCaffeException("GoCaffe.train: trains only; run -test and -features through GoCaffeRunner")
     val sc = spark.sparkContext
-    val plugins = sc.getConf.get("spark.plugins", "").split(",").map(_.trim)
+    requirePlugin(spark, "GoCaffe.train")
+    val frames = Map("train" -> trainData) ++ testData.map("test" -> _)
+    new DistributedTrainer(sc, opts, System.out, System.err, frames, syncMode).train()
+  }
+
+  /** Throws, naming the setting, unless GoCaffe's plugin runs on the executors. */
+  private[gocaffe] def requirePlugin(spark: SparkSession, what: String): Unit = {
+    val plugins = spark.sparkContext.getConf.get("spark.plugins", "").split(",").map(_.trim)
     if (!plugins.contains(GoCaffePlugin.ClassName))
-      throw new GoCaffeException(s"GoCaffe.train: GoCaffe's plugin is not running on the executors; start the " +
+      throw new GoCaffeException(s"$what: GoCaffe's plugin is not running on the executors; start the " +
         s"application with --conf spark.plugins=${GoCaffePlugin.ClassName} (and gocaffe.jar on its classpath, " +
         "for example --jars gocaffe.jar)")
-    val frames = Map("train" -> trainData) ++ testData.map("test" -> _)
-    new DistributedTrainer(sc, opts, System.out, System.err, frames).train()
   }
 
   /** [[train]] for Java and for PySpark through py4j (`testData` may be null). */

@@ -57,10 +57,16 @@ final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, r
   * executor; the weights come back to the driver after every round.
   */
 final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintStream, err: PrintStream,
-                               frames: Map[String, DataFrame] = Map.empty) {
-  private val settings = TrainSettings.from(sc)
+                               frames: Map[String, DataFrame] = Map.empty, syncMode: Option[String] = None) {
+  // syncMode ("allreduce" or "average", checked by the caller) overrides
+  // spark.gocaffe.sync.mode for this run: GoCaffeEstimator's syncMode param.
+  private val settings = {
+    val s = TrainSettings.from(sc)
+    syncMode.fold(s)(m => s.copy(allreduce = m == "allreduce"))
+  }
   private val hadoop = sc.hadoopConfiguration
   private val spark = SparkSession.builder().getOrCreate() // reuses sc, the active SparkContext
+  private lazy val frameRun = DistributedTrainer.FrameRuns.incrementAndGet()
 
   private def say(s: String): Unit = { out.println(s); out.flush() }
 
@@ -124,7 +130,11 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
     val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
     rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
-    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$origin", n, rdd, origin)
+    // goexec caches partitions by this key: a DataFrame's key is new on every
+    // run, so that a second GoCaffe.train in the application (a
+    // TrainValidationSplit's next fit) never trains on the first one's rows.
+    val key = if (frames.contains(role)) s"$origin-$frameRun" else origin
+    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$key", n, rdd, origin)
   }
 
   private def secret(): Array[Byte] = settings.secret match {
@@ -317,6 +327,9 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
 }
 
 object DistributedTrainer {
+  /** Runs on DataFrames in this driver, numbering their goexec dataset keys. */
+  private[train] val FrameRuns = new java.util.concurrent.atomic.AtomicLong()
+
   private val LocalCluster = """local-cluster\[\s*(\d+)\s*,.*""".r
 
   /** The executor count the application asked for, when it says so. */
