@@ -25,13 +25,25 @@ final case class RoundOutcome(round: Long, model: Model, results: Seq[RankResult
   def peersFound: Boolean = results.exists(_.peers.nonEmpty)
 }
 
-/** Logs failed GoCaffe tasks on the driver with the executor and cause. */
+/** Logs failed GoCaffe tasks on the driver with the executor and cause, and
+  * keeps their coded goexec errors: a barrier stage fails with its first
+  * failed task's reason, which may be a peer's PEER_LOST while another
+  * rank's BAD_INPUT is the cause.
+  */
 private[train] final class FailureLog(err: PrintStream) extends SparkListener {
   @volatile var round: String = ""
+  private val coded = new java.util.concurrent.ConcurrentLinkedQueue[GoExecError.Coded]()
+
+  /** The coded goexec errors of the tasks that failed since the last call. */
+  def takeCoded(): Seq[GoExecError.Coded] =
+    Iterator.continually(coded.poll()).takeWhile(_ != null).toSeq
+
   override def onTaskEnd(e: SparkListenerTaskEnd): Unit = {
     val where = s"executor ${e.taskInfo.executorId} (host ${e.taskInfo.host})"
     val why = e.reason match {
-      case f: ExceptionFailure      => Some(s"${f.className}: ${f.description}")
+      case f: ExceptionFailure =>
+        GoExecError.find(new RuntimeException(f.description)).foreach(coded.add)
+        Some(s"${f.className}: ${f.description}")
       case l: ExecutorLostFailure   => Some(s"executor lost: ${l.toErrorString}")
       case _: TaskKilled            => None
       case org.apache.spark.Success => None
@@ -141,10 +153,23 @@ private[train] final class RoundRunner(
     var result: Option[T] = None
     while (result.isEmpty) {
       val spec = RoundSpec(round = round, startIter = iter, iterations = iterations, ringGeneration = generation, kept = kept)
+      failures.takeCoded() // what earlier attempts left
       try result = Some(f(spec))
       catch {
         case e: SparkException =>
-          val coded = GoExecError.find(e)
+          // The stage fails with one task's reason; another rank's may be
+          // the cause (a bad label on rank 0 is PEER_LOST on rank 1).
+          GoCaffeSparkBridge.drainListeners(sc, 5000L)
+          var all = GoExecError.find(e).toSeq ++ failures.takeCoded()
+          // A lost peer is usually another rank's failure seen first: give
+          // that rank's own report a few seconds to reach the driver.
+          val deadline = System.nanoTime() + 3000000000L
+          while (all.forall(_.retryable) && all.exists(_.code == ErrorCode.PEER_LOST) && System.nanoTime() < deadline) {
+            Thread.sleep(100)
+            GoCaffeSparkBridge.drainListeners(sc, 1000L)
+            all = all ++ failures.takeCoded()
+          }
+          val coded = all.find(!_.retryable).orElse(all.headOption)
           coded.filterNot(_.retryable).foreach(c => throw new GoCaffeException(RoundRunner.sentence(what, c), e))
           newGeneration()
           val why = RoundRunner.cause(e)

@@ -89,4 +89,12 @@ object GoCaffeSparkBridge {
     picked.map(e => ExecutorCores(e.id, e.hostPort.split(":").headOption.getOrElse(e.hostPort), e.totalCores))
       .sortBy(_.id)
   }
+
+  /** Waits (up to timeoutMs) until Spark's listener bus has delivered the
+    * events posted so far, so a listener has seen every task that failed
+    * before a job's failure was thrown.
+    */
+  def drainListeners(sc: SparkContext, timeoutMs: Long): Unit =
+    try sc.listenerBus.waitUntilEmpty(timeoutMs)
+    catch { case _: java.util.concurrent.TimeoutException => () }
 }
