@@ -322,7 +322,7 @@ func TestFeaturesLeNet(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("-features -devices 1: exit %d; output tail:\n%s", r.code, tail(r.combined, 80))
 	}
-	if !strings.Contains(r.out, "GoCaffe: -devices 1: this build has no GPU backend; goexec uses the executor's CPU cores") {
+	if !strings.Contains(r.out, "GoCaffe: -devices 1: distributed training computes on the executors' CPU cores") {
 		t.Errorf("-devices 1: no line saying the CPU is used; stdout:\n%s", r.out)
 	}
 	rows := readJSONDir(t, js, "ip2", "label")
