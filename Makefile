@@ -33,7 +33,7 @@ GRADLE := gradle --console=plain -q
 # examples/lenet_* with the data sources pointed at the Parquet files.
 DEMO_MASTER ?= local[2]
 DEMO_DIR := build/demo
-DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -clusterSize 1
+DEMO_ARGS ?= -train -conf $(CURDIR)/$(DEMO_DIR)/lenet_solver.prototxt -model $(CURDIR)/$(DEMO_DIR)/lenet.caffemodel -overwrite -clusterSize 1
 
 .PHONY: all setup goexec jar minicluster demo demo-data selftest test unit kernels-portable vet integration pytest clean \
 	cuda-setup cuda-kernels cuda-stub goexec-cuda cuda-check
