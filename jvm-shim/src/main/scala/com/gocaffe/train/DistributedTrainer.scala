@@ -144,10 +144,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   }
 
   /** Where -train writes its final model: -model, else the solver's snapshot_prefix. */
-  private[train] def modelPathOf(spec: SolverSpec): String = opts.get("model").getOrElse {
-    val prefix = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else "gocaffe"
-    prefix + ".caffemodel"
-  }
+  private[train] def modelPathOf(spec: SolverSpec): String = OutputDestinations.modelPath(opts, spec)
 
   /** The weights and state training starts from: -snapshot, -weights, or fresh. */
   private def startingModel(): Model =

@@ -18,7 +18,9 @@ import com.gocaffe.shim.CaffeOptions
   */
 object OutputDestinations {
 
-  /** The -train model path: -model, else the solver's snapshot_prefix (as DistributedTrainer.modelPathOf). */
+  /** The -train model path: -model, else the solver's snapshot_prefix; the
+    * one rule for the preflight check and the final write.
+    */
   def modelPath(opts: CaffeOptions, spec: SolverSpec): String = opts.get("model").getOrElse {
     val prefix = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else "gocaffe"
     prefix + ".caffemodel"
