@@ -17,14 +17,15 @@ var (
 // SIMD reports whether the AVX-512 fast paths are in use.
 func SIMD() bool { return hasAVX512 }
 
-// The assembly micro-kernels (sgemm_amd64.s) store the raw 4×64 or 4×32
-// product of kb steps to acc, row r at acc[r*nr:].
+// The assembly micro-kernels (sgemm_amd64.s) compute the raw 4×64 or 4×32
+// product of kb steps, scale it by alpha and store it to c (row r at
+// c[r*ldc:]), or with add set add it there.
 //
 //go:noescape
-func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
+func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 //go:noescape
-func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
+func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 // The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products stored at acc
 // with rows nr apart.
@@ -39,8 +40,9 @@ func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 // (row r starts at a[offs[r]], column stride cs) and a B sliver (kb rows of
 // nr values, ldb apart) into the first rows×cols corner of C. The product
 // runs in assembly with all sixteen accumulators in registers (a 4×32
-// kernel when cols ≤ 32) into acc, scratch of the caller's; the Go side
-// scales it into C, or with overwrite writes C with it.
+// kernel when cols ≤ 32); a whole tile is scaled into C (or with overwrite
+// written) by the assembly, a partial one goes through acc, scratch of the
+// caller's, and the Go side adds or writes its corner.
 func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	if !hasAVX512 && hasAVX2 && kb > 0 {
 		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
@@ -57,12 +59,26 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		_ = a[o+last]
 		aoff[r] = 4 * (o - offs[0])
 	}
+	width := nr
 	if cols <= 32 {
-		_ = b[(kb-1)*ldb+31]
-		sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, acc)
+		width = 32
+	}
+	_ = b[(kb-1)*ldb+width-1]
+	if rows == mr && cols == width {
+		// A whole tile goes straight into C.
+		_ = c[(mr-1)*ldc+width-1]
+		if width == 32 {
+			sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
+		} else {
+			sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
+		}
+		return
+	}
+	// A partial tile goes through acc, and only its corner into C.
+	if width == 32 {
+		sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &acc[0], nr, 1, false)
 	} else {
-		_ = b[(kb-1)*ldb+nr-1]
-		sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, acc)
+		sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &acc[0], nr, 1, false)
 	}
 	al := archsimd.BroadcastFloat32x16(alpha)
 	for r := 0; r < rows; r++ {
