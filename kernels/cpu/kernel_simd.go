@@ -280,10 +280,24 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if hasAVX2 && cols == 8 {
-		// Exact 8-wide rows (a LeNet conv2 image row): no masks.
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_, _ = dst[(rows-1)*ldd+cols-1], src[(rows-1)*lds+cols-1]
+	if hasAVX2 && cols%8 == 0 {
+		// Whole vectors per row (the unit-stride im2col's rows: 8, 16,
+		// 24, 32 wide in LeNet and CIFAR-10): no masks, no tails.
 		for y := 0; y < rows; y++ {
-			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).StoreSlice(dst[y*ldd : y*ldd+8])
+			d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+			j := 0
+			if hasAVX512 {
+				for ; j+16 <= cols; j += 16 {
+					archsimd.LoadFloat32x16((*[16]float32)(s[j : j+16])).Store((*[16]float32)(d[j : j+16]))
+				}
+			}
+			for ; j < cols; j += 8 {
+				archsimd.LoadFloat32x8((*[8]float32)(s[j : j+8])).Store((*[8]float32)(d[j : j+8]))
+			}
 		}
 		return
 	}
@@ -298,11 +312,24 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if hasAVX2 && cols == 8 {
-		// Exact 8-wide rows (a LeNet conv2 column row): no masks.
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_, _ = dst[(rows-1)*ldd+cols-1], src[(rows-1)*lds+cols-1]
+	if hasAVX2 && cols%8 == 0 {
 		for y := 0; y < rows; y++ {
-			d := dst[y*ldd : y*ldd+8]
-			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).Add(archsimd.LoadFloat32x8Slice(d)).StoreSlice(d)
+			d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+			j := 0
+			if hasAVX512 {
+				for ; j+16 <= cols; j += 16 {
+					p := (*[16]float32)(d[j : j+16])
+					archsimd.LoadFloat32x16((*[16]float32)(s[j : j+16])).Add(archsimd.LoadFloat32x16(p)).Store(p)
+				}
+			}
+			for ; j < cols; j += 8 {
+				p := (*[8]float32)(d[j : j+8])
+				archsimd.LoadFloat32x8((*[8]float32)(s[j : j+8])).Add(archsimd.LoadFloat32x8(p)).Store(p)
+			}
 		}
 		return
 	}
