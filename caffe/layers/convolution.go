@@ -72,7 +72,8 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 	grain := convGrain(l.num, workers)
 	pieces := (l.num + grain - 1) / grain
 	for i := range top {
-		l.buffers(workers, pieces)
+		l.buffers(workers, 0)
+		l.accBuffers(pieces)
 		x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
 		prop := propagateDown[i]
 		var dx kernels.Vec[T]
@@ -87,6 +88,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		}
 		be.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
 			col := l.cols[wk]
+			l.zeroAcc(lo / grain)
 			dw, db := l.accFor(lo / grain)
 			for n := lo; n < hi; n++ {
 				dyn := dy.Slice(n*outDim, (n+1)*outDim)
@@ -105,7 +107,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				}
 			}
 		})
-		l.reduceAcc(pieces)
+		l.reduceAccParallel(pieces, workers)
 		if batchWeights {
 			l.ntWeights(dy)
 		}
