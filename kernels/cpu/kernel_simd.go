@@ -284,6 +284,18 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		return
 	}
 	_, _ = dst[(rows-1)*ldd+cols-1], src[(rows-1)*lds+cols-1]
+	switch {
+	case hasAVX512 && cols == 16: // CIFAR-10's conv2 rows
+		for y := 0; y < rows; y++ {
+			archsimd.LoadFloat32x16((*[16]float32)(src[y*lds : y*lds+16])).Store((*[16]float32)(dst[y*ldd : y*ldd+16]))
+		}
+		return
+	case hasAVX2 && cols == 8: // LeNet's conv2 and CIFAR-10's conv3 rows
+		for y := 0; y < rows; y++ {
+			archsimd.LoadFloat32x8((*[8]float32)(src[y*lds : y*lds+8])).Store((*[8]float32)(dst[y*ldd : y*ldd+8]))
+		}
+		return
+	}
 	if hasAVX2 && cols%8 == 0 {
 		// Whole vectors per row (the unit-stride im2col's rows: 8, 16,
 		// 24, 32 wide in LeNet and CIFAR-10): no masks, no tails.
