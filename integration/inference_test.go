@@ -14,7 +14,7 @@ import (
 )
 
 // TestScalaAPITestAndFeaturesOnDataFrames: GoCaffe.test and
-// GoCaffe.features from spark-shell on the 10,000 MNIST test rows (two
+// GoCaffe.features from spark-shell on 2,000 MNIST test rows (two
 // executors), with weights from a short `goexec train`.
 //   - test returns one row per score; features returns the input's id and
 //     label and the blobs, the same rows in the same order, and the argmax of
@@ -42,8 +42,9 @@ display: 100 max_iter: 200 snapshot_prefix: %q random_seed: 3
 	runGoexec(t, dir, "train", "-solver", trainSolver, "-metrics", "none")
 	weights := filepath.Join(dir, "lenet_iter_200.caffemodel")
 
-	// Caffe's deploy LeNet with batch 100, so that 5,000 rows per partition
-	// make whole batches and the mean over batches is the mean over rows.
+	// Caffe's deploy LeNet with batch 100, so that -test's 1,000 rows per
+	// partition make whole batches and the mean over batches is the mean
+	// over rows.
 	deploy, err := os.ReadFile(filepath.Join(e.root, "caffe", "testdata", "nets", "lenet.prototxt"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +61,13 @@ display: 100 max_iter: 200 snapshot_prefix: %q random_seed: 3
 import org.apache.spark.sql.functions._
 import com.gocaffe.GoCaffe
 def argmax(s: Seq[Float]): Int = s.indices.maxBy(s(_))
-val test = spark.read.parquet(%[1]q).withColumn("id", concat(lit("s"), monotonically_increasing_id().cast("string")))
+val t0 = System.nanoTime()
+def step(s: String): Unit = println(f"STEP $s ${(System.nanoTime() - t0) / 1e9}%%.1f s")
+val test = spark.read.parquet(%[1]q).limit(2000).withColumn("id", concat(lit("s"), monotonically_increasing_id().cast("string"))).cache()
+println("ROWS " + test.count())
 val base = Seq("-conf", %[2]q, "-model", %[3]q, "-clusterSize", "2")
 GoCaffe.test(spark, base, test).collect().foreach(r => println("SCORE " + r.getString(0) + " " + r.getDouble(1)))
+step("test")
 val feats = GoCaffe.features(spark, base ++ Seq("-features", "ip2"), test)
 println("FCOLUMNS " + feats.columns.mkString(","))
 val in = test.select("id", "label").collect().map(r => r.getString(0) + "/" + r.getInt(1)).toSeq
@@ -72,25 +77,29 @@ println("FORDER " + (fr.map(r => r.getString(0) + "/" + r.getInt(1)).toSeq == in
 val fpred = fr.map(r => argmax(r.getSeq[Float](2)))
 println("FACC " + fr.indices.count(i => fpred(i) == fr(i).getInt(1)).toDouble / fr.length)
 // The deploy net takes the pixels as the train_test net's data layer makes them (scale 1/256).
+step("features")
 val scaled = udf((b: Array[Byte]) => b.map(x => (x & 0xff) * 0.00390625f))
 val dtest = test.select(col("id"), col("label").as("digit"), scaled(col("data")).as("pixels"))
 val dbase = Seq("-conf", %[4]q, "-model", %[3]q, "-clusterSize", "2", "-dataColumn", "pixels", "-labelColumn", "digit")
 GoCaffe.test(spark, dbase, dtest).collect().foreach(r => println("DSCORE " + r.getString(0) + " " + r.getDouble(1)))
+step("deploy test")
 val dfeats = GoCaffe.features(spark, dbase ++ Seq("-features", "prob"), dtest)
 println("DCOLUMNS " + dfeats.columns.mkString(","))
 val dpred = dfeats.select("prob").collect().map(r => argmax(r.getSeq[Float](0)))
 println("DSAME " + (dpred.toSeq == fpred.toSeq))
+step("deploy features")
 def err(what: String, f: => Any): Unit =
   try { f; println(what + " no error") } catch { case e: com.gocaffe.train.GoCaffeException => println(what + " " + e.getMessage) }
 err("ERRCOLUMN", GoCaffe.test(spark, Seq("-conf", %[4]q, "-model", %[3]q, "-dataColumn", "pixels", "-labelColumn", "nope"), dtest))
 err("ERRBLOB", GoCaffe.test(spark, dbase ++ Seq("-scoresBlob", "nope"), dtest))
 System.exit(0)
 `, test, solver, weights, deploySolver)
-	r := e.shell(t, 6*time.Minute, "local-cluster[2,1,1024]",
-		[]string{"--conf", "spark.plugins=com.gocaffe.shim.GoCaffePlugin"}, script)
+	r := e.shell(t, 9*time.Minute, "local-cluster[2,1,1024]", []string{"--conf",
+		"spark.plugins=com.gocaffe.shim.GoCaffePlugin", "--conf", "spark.ui.showConsoleProgress=false"}, script)
 	if r.code != 0 {
-		t.Fatalf("spark-shell: exit %d; output tail:\n%s", r.code, tail(r.combined, 60))
+		t.Fatalf("spark-shell: exit %d; stdout tail:\n%s\noutput tail:\n%s", r.code, tail(r.out, 30), tail(r.combined, 40))
 	}
+	t.Logf("steps:\n%s", strings.Join(regexp.MustCompile(`(?m)^STEP .*$`).FindAllString(r.out, -1), "\n"))
 	line := func(key string) string {
 		m := regexp.MustCompile(`(?m)^` + key + ` (.*)$`).FindStringSubmatch(r.out)
 		if m == nil {
@@ -105,7 +114,7 @@ System.exit(0)
 	if len(scores) != 2 || scores["accuracy"] < 0.85 || scores["loss"] <= 0 {
 		t.Errorf("GoCaffe.test rows %v, want accuracy >= 0.85 and loss > 0", scores)
 	}
-	for key, want := range map[string]string{"FCOLUMNS": "id,label,ip2", "FROWS": "10000", "FORDER": "true",
+	for key, want := range map[string]string{"FCOLUMNS": "id,label,ip2", "FROWS": "2000", "ROWS": "2000", "FORDER": "true",
 		"DCOLUMNS": "id,digit,prob", "DSAME": "true"} {
 		if got := line(key); got != want {
 			t.Errorf("%s %q, want %q", key, got, want)
