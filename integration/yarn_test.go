@@ -490,11 +490,11 @@ func yarnIters(t *testing.T) (int, float64) {
 }
 
 // yarnTrainTimeout is how long a training submit may take before the test
-// calls it a hang: 10 minutes for the CI's few hundred iterations, and 100 ms
+// calls it a hang: 10 minutes for the CI's few hundred iterations, and 150 ms
 // more per iteration for longer runs (GOCAFFE_YARN_ITERATIONS=10000 trains
 // at 30–90 ms per iteration here, depending on the machine's load).
 func yarnTrainTimeout(iters int) time.Duration {
-	return 10*time.Minute + time.Duration(iters)*100*time.Millisecond
+	return 10*time.Minute + time.Duration(iters)*150*time.Millisecond
 }
 
 // TestYarnClientMode: LeNet trains on 2 YARN executors with the driver in
