@@ -125,10 +125,17 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
     val (df, origin) = frames.get(role) match {
       case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
-      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt)), d.source)
+      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt), Some(n)), d.source)
     }
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
+    // A database's key ranges come in one partition per rank: each rank's
+    // task reads its own ranges, with no shuffle after them.
+    val keyRanges = !frames.contains(role) && LmdbSource.isSource(d)
+    val rdd = GoCaffeSparkBridge.arrowStreams(if (keyRanges) df else df.repartition(n), maxRecords)
+    // CaffeOnSpark's -persistent: the rows a rank was fed are kept on its
+    // executor's disk, so that a goexec that lost its copy reloads them
+    // from there instead of reading the source again.
+    if (opts.has("persistent")) rdd.persist(org.apache.spark.storage.StorageLevel.DISK_ONLY)
     rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
     // goexec caches partitions by this key: a DataFrame's key is new on every
     // run, so that a second GoCaffe.train in the application (a
@@ -188,7 +195,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   /** `-train`: returns the exit status. */
   def train(): Int = {
     val n = checkCluster()
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
     if (spec.trainData.size != 1)
       throw new GoCaffeException(s"${spec.solverPath}: the train net has ${spec.trainData.size} data layers with a " +
         s"source (${spec.trainData.map(_.name).mkString(", ")}); GoCaffe feeds exactly one from Spark for now")
@@ -228,7 +235,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       listenAddress = settings.listenAddress,
       peerPort = settings.peerPort,
       seed = seed,
-      encryptRing = settings.encryptRing)
+      encryptRing = settings.encryptRing,
+      resize = opts.has("resize"))
     val failures = new FailureLog(err)
     sc.addSparkListener(failures)
     val maxIter = spec.maxIter.toLong
@@ -254,6 +262,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val roundStartMs = System.currentTimeMillis()
         val o = runner.run(model, end, maxIter)
         reportRound(o, end - model.iter)
+        LmdbSource.reportUnusable(say)
         model = o.model
         // Progress: one line per display point, over all ranks; those the
         // heartbeats did not bring while the round ran.
@@ -293,9 +302,10 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val ds = test.dataset
     val name = test.layer.name
     val layer = test.layer.layer.toByteArray
+    val resize = opts.has("resize")
     val t0 = System.nanoTime()
     val stage = test.rdd.mapPartitionsWithIndex { (i, it) =>
-      RankTask.score(i, ds, name, layer, solverB.value, wB.value, it)
+      RankTask.score(i, ds, name, layer, solverB.value, wB.value, it, resize)
     }
     val parts = rp.fold(stage)(p => stage.withResources(p)).collect().toSeq
     wB.destroy(); solverB.destroy()
@@ -306,20 +316,27 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val line = means.map { case (k, v) => f"$k = $v%.4f" }.mkString(", ") +
       f" ($images images, ${parts.size} partitions, ${(System.nanoTime() - t0) / 1e9}%.1f s)"
     say(s"GoCaffe: test at iteration $iter: $line")
+    LmdbSource.reportUnusable(say)
     TestScores(line, means)
   }
 
   /** `-test`: scores -model on the test net's data; returns the exit status. */
   def test(): Int = {
-    val n = checkCluster()
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
-    val d = spec.testData.headOption.getOrElse(
-      throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
-    val model = opts.get("model").get
-    val w = CaffeFiles.readBytes(model, hadoop)
-    val scores = runTest(arrowData(d, n, "test"), spec.bytes, w, oneTaskPerExecutor(n), 0L, s"GoCaffe test of $model")
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
+    val scores = testScores(spec, opts.get("model").get)
     opts.get("output").foreach(o => say(s"GoCaffe: test result written to ${TestScores.write(o, scores, hadoop)}"))
     0
+  }
+
+  /** Scores the model at path with spec's test net on its first data layer
+    * (fed from the "test" DataFrame when given).
+    */
+  private[gocaffe] def testScores(spec: SolverSpec, model: String): TestScores = {
+    val n = checkCluster()
+    val d = spec.testData.headOption.getOrElse(
+      throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
+    val w = CaffeFiles.readBytes(model, hadoop)
+    runTest(arrowData(d, n, "test"), spec.bytes, w, oneTaskPerExecutor(n), 0L, s"GoCaffe test of $model")
   }
 }
 

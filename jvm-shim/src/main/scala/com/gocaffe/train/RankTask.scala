@@ -62,7 +62,8 @@ final case class TrainJob(
     listenAddress: Option[String] = None,
     peerPort: Int = 0,
     seed: Long = 0L,
-    encryptRing: Boolean = false) {
+    encryptRing: Boolean = false,
+    resize: Boolean = false) {
   /** Whether the ranks train on a ring (and so need each other's addresses). */
   def ring: Boolean = allreduce && worldSize > 1
 }
@@ -148,12 +149,12 @@ object RankTask {
     * whether it was loaded now.
     */
   def ensurePartition(g: GoExec, dataset: String, partition: Int, layer: Array[Byte],
-                      arrow: Iterator[Array[Byte]]): (Long, Boolean) = {
+                      arrow: Iterator[Array[Byte]], resize: Boolean = false): (Long, Boolean) = {
     val k = key(dataset, partition)
     val has = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).hasPartition(k))
     if (has.getCached) (has.getRows, false)
     else {
-      val info = load(g, k, layer, arrow)
+      val info = load(g, k, layer, arrow, resize)
       log.info(s"executor ${g.executorId}: partition ${k.getDataset}#$partition loaded into goexec: " +
         s"${info.getRows} rows, ${info.getBytes} bytes, tops ${info.getTopsList.asScala.mkString(", ")}, " +
         f"${info.getDecodeSeconds}%.2f s")
@@ -162,7 +163,8 @@ object RankTask {
   }
 
   /** LoadPartition with flow control: a chunk is sent only when gRPC is ready for it. */
-  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]]): PartitionInfo = {
+  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]],
+                   resize: Boolean): PartitionInfo = {
     val done = new CompletableFuture[PartitionInfo]()
     val ready = new Object
     var requests: ClientCallStreamObserver[PartitionChunk] = null
@@ -186,7 +188,7 @@ object RankTask {
       if (!done.isDone) requests.onNext(c)
     }
     try {
-      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).build())
+      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize).build())
       arrow.foreach { piece =>
         var off = 0
         while (off < piece.length && !done.isDone) {
@@ -264,7 +266,7 @@ object RankTask {
   private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, job: TrainJob, round: RoundSpec,
                       weights: Array[Byte], state: Array[Byte], live: CollectionAccumulator[RankProgress],
                       arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
-    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow)
+    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize)
 
     // No ring, no barrier sync either: Spark's barrier calls poll their
     // answer once a second (BarrierTaskContext sleeps 1 s while it waits).
@@ -348,14 +350,15 @@ object RankTask {
 
   /** Scores one test partition with the given weights (a normal task). */
   def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
-            weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
+            weights: Array[Byte], arrow: Iterator[Array[Byte]], resize: Boolean = false): Iterator[ScoreResult] = {
     val g = goexec()
-    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow))
+    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize))
   }
 
   private def scoreOn(g: GoExec, partition: Int, dataset: String, layerName: String, layer: Array[Byte],
-                      solver: Array[Byte], weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
-    ensurePartition(g, dataset, partition, layer, arrow)
+                      solver: Array[Byte], weights: Array[Byte], arrow: Iterator[Array[Byte]],
+                      resize: Boolean): Iterator[ScoreResult] = {
+    ensurePartition(g, dataset, partition, layer, arrow, resize)
     val req = ScoreRequest.newBuilder()
       .setSolver(ByteString.copyFrom(solver))
       .setTestNetIndex(0)
