@@ -53,7 +53,7 @@ submit() {
 	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,$mb]" "${driver[@]}" --conf spark.executor.memory="${mb}m" \
 		--conf spark.ui.enabled=false --conf spark.gocaffe.sync.mode="$mode" \
 		--conf spark.gocaffe.sync.roundIterations="$TAU" \
-		--class GoCaffeRunner "$JAR" -train -conf "$solver" -model "$OUT/model.caffemodel" -clusterSize "$n" \
+		--class GoCaffeRunner "$JAR" -train -conf "$solver" -model "$OUT/model.caffemodel" -overwrite -clusterSize "$n" \
 		>"$log" 2>&1 || { echo "spark_scaling: run failed, see $log" >&2; tail -20 "$log" >&2; return 1; }
 }
 
