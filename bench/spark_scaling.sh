@@ -10,7 +10,10 @@
 #
 # batch_size is per executor (CaffeOnSpark's meaning): N executors train
 # on N·64 images per iteration. Every run starts from random_seed 1701
-# (SEED=... for another).
+# (SEED=... for another). THREADS=1 gives each goexec one thread, as
+# many as its executor has cores (local-cluster[N,1,...]); by default
+# goexec uses every core of the machine, so on a small machine one
+# executor already keeps all cores busy and a second cannot add any.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -48,9 +51,10 @@ sed -e "s#\"mnist::train\"#\"parquet:$MNIST/train\"#" -e "s#\"mnist::test\"#\"pa
 submit() {
 	local log=$1 n=$2 mode=$3 solver=$4
 	local mb=${EXEC_MB:-1024}
-	local driver=()
+	local driver=() threads=()
 	[ -n "${DRIVER_MEMORY:-}" ] && driver=(--driver-memory "$DRIVER_MEMORY")
-	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,$mb]" "${driver[@]}" --conf spark.executor.memory="${mb}m" \
+	[ -n "${THREADS:-}" ] && threads=(--conf spark.gocaffe.goexec.threads="$THREADS")
+	"$SPARK_HOME/bin/spark-submit" --master "local-cluster[$n,1,$mb]" "${driver[@]}" "${threads[@]}" --conf spark.executor.memory="${mb}m" \
 		--conf spark.ui.enabled=false --conf spark.gocaffe.sync.mode="$mode" \
 		--conf spark.gocaffe.sync.roundIterations="$TAU" \
 		--class GoCaffeRunner "$JAR" -train -conf "$solver" -model "$OUT/model.caffemodel" -overwrite -clusterSize "$n" \

@@ -316,18 +316,24 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
 
   /** `-test`: scores -model on the test net's data; returns the exit status. */
   def test(): Int = {
-    val n = checkCluster()
     val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val scores = testScores(spec, opts.get("model").get)
+    opts.get("output").foreach(o => say(s"GoCaffe: test result written to ${TestScores.write(o, scores, hadoop)}"))
+    0
+  }
+
+  /** Scores the model at path with spec's test net on its first data layer
+    * (fed from the "test" DataFrame when given).
+    */
+  private[gocaffe] def testScores(spec: SolverSpec, model: String): TestScores = {
+    val n = checkCluster()
     val d = spec.testData.headOption.getOrElse(
       throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
-    val model = opts.get("model").get
     val store = ModelStore.open(sc)
     try {
       val w = store.write("weights", CaffeFiles.readBytes(model, hadoop))
-      val scores = runTest(arrowData(d, n, "test"), spec.bytes, w.fold(PartRef.Empty)(_.ref), oneTaskPerExecutor(n), 0L,
+      runTest(arrowData(d, n, "test"), spec.bytes, w.fold(PartRef.Empty)(_.ref), oneTaskPerExecutor(n), 0L,
         s"GoCaffe test of $model")
-      opts.get("output").foreach(o => say(s"GoCaffe: test result written to ${TestScores.write(o, scores, hadoop)}"))
-      0
     } finally store.close()
   }
 }
