@@ -197,6 +197,11 @@ object CaffeFiles {
     if (!solver.hasNetParam && !solver.hasTrainNetParam)
       throw new GoCaffeException(s"$solverPath: the solver names no net (net, net_param, train_net or train_net_param)")
     if (training && solver.getMaxIter <= 0) throw new GoCaffeException(s"$solverPath: max_iter must be positive")
+    specOf(solverPath, solver, training)
+  }
+
+  /** The spec of a solver whose nets are inlined: its data layers found. */
+  def specOf(solverPath: String, solver: SolverParameter, training: Boolean = true): SolverSpec = {
     val train = if (solver.hasTrainNetParam) solver.getTrainNetParam else solver.getNetParam
     val trainData = dataLayers(train, Phase.TRAIN)
     if (training && trainData.isEmpty)

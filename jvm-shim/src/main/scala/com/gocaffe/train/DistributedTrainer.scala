@@ -125,10 +125,17 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
     val (df, origin) = frames.get(role) match {
       case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
-      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt)), d.source)
+      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt), Some(n)), d.source)
     }
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
+    // A database's key ranges come in one partition per rank: each rank's
+    // task reads its own ranges, with no shuffle after them.
+    val keyRanges = !frames.contains(role) && LmdbSource.isSource(d)
+    val rdd = GoCaffeSparkBridge.arrowStreams(if (keyRanges) df else df.repartition(n), maxRecords)
+    // CaffeOnSpark's -persistent: the rows a rank was fed are kept on its
+    // executor's disk, so that a goexec that lost its copy reloads them
+    // from there instead of reading the source again.
+    if (opts.has("persistent")) rdd.persist(org.apache.spark.storage.StorageLevel.DISK_ONLY)
     rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
     // goexec caches partitions by this key: a DataFrame's key is new on every
     // run, so that a second GoCaffe.train in the application (a
@@ -190,7 +197,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   /** `-train`: returns the exit status. */
   def train(): Int = {
     val n = checkCluster()
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
     if (spec.trainData.size != 1)
       throw new GoCaffeException(s"${spec.solverPath}: the train net has ${spec.trainData.size} data layers with a " +
         s"source (${spec.trainData.map(_.name).mkString(", ")}); GoCaffe feeds exactly one from Spark for now")
@@ -233,7 +240,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       listenAddress = settings.listenAddress,
       peerPort = settings.peerPort,
       seed = seed,
-      encryptRing = settings.encryptRing)
+      encryptRing = settings.encryptRing,
+      resize = opts.has("resize"))
     val failures = new FailureLog(err)
     sc.addSparkListener(failures)
     val maxIter = spec.maxIter.toLong
@@ -260,6 +268,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val o = runner.run(model, end, maxIter)
         reportRound(o, end - model.iter)
         store.delete(model) // the round is done: no retry starts from it again
+        LmdbSource.reportUnusable(say)
         model = o.model
         // Progress: one line per display point, over all ranks; those the
         // heartbeats did not bring while the round ran.
@@ -298,9 +307,10 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val ds = test.dataset
     val name = test.layer.name
     val layer = test.layer.layer.toByteArray
+    val resize = opts.has("resize")
     val t0 = System.nanoTime()
     val stage = test.rdd.mapPartitionsWithIndex { (i, it) =>
-      RankTask.score(i, ds, name, layer, solverB.value, weights, it)
+      RankTask.score(i, ds, name, layer, solverB.value, weights, it, resize)
     }
     val parts = rp.fold(stage)(p => stage.withResources(p)).collect().toSeq
     solverB.destroy()
@@ -311,12 +321,13 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val line = means.map { case (k, v) => f"$k = $v%.4f" }.mkString(", ") +
       f" ($images images, ${parts.size} partitions, ${(System.nanoTime() - t0) / 1e9}%.1f s)"
     say(s"GoCaffe: test at iteration $iter: $line")
+    LmdbSource.reportUnusable(say)
     TestScores(line, means)
   }
 
   /** `-test`: scores -model on the test net's data; returns the exit status. */
   def test(): Int = {
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
     val scores = testScores(spec, opts.get("model").get)
     opts.get("output").foreach(o => say(s"GoCaffe: test result written to ${TestScores.write(o, scores, hadoop)}"))
     0

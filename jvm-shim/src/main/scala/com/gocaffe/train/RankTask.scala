@@ -62,7 +62,8 @@ final case class TrainJob(
     listenAddress: Option[String] = None,
     peerPort: Int = 0,
     seed: Long = 0L,
-    encryptRing: Boolean = false) {
+    encryptRing: Boolean = false,
+    resize: Boolean = false) {
   /** Whether the ranks train on a ring (and so need each other's addresses). */
   def ring: Boolean = allreduce && worldSize > 1
 }
@@ -148,12 +149,12 @@ object RankTask {
     * whether it was loaded now.
     */
   def ensurePartition(g: GoExec, dataset: String, partition: Int, layer: Array[Byte],
-                      arrow: Iterator[Array[Byte]]): (Long, Boolean) = {
+                      arrow: Iterator[Array[Byte]], resize: Boolean = false): (Long, Boolean) = {
     val k = key(dataset, partition)
     val has = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).hasPartition(k))
     if (has.getCached) (has.getRows, false)
     else {
-      val info = load(g, k, layer, arrow)
+      val info = load(g, k, layer, arrow, resize)
       log.info(s"executor ${g.executorId}: partition ${k.getDataset}#$partition loaded into goexec: " +
         s"${info.getRows} rows, ${info.getBytes} bytes, tops ${info.getTopsList.asScala.mkString(", ")}, " +
         f"${info.getDecodeSeconds}%.2f s")
@@ -162,7 +163,8 @@ object RankTask {
   }
 
   /** LoadPartition with flow control: a chunk is sent only when gRPC is ready for it. */
-  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]]): PartitionInfo = {
+  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]],
+                   resize: Boolean): PartitionInfo = {
     val done = new CompletableFuture[PartitionInfo]()
     val ready = new Object
     var requests: ClientCallStreamObserver[PartitionChunk] = null
@@ -186,7 +188,7 @@ object RankTask {
       if (!done.isDone) requests.onNext(c)
     }
     try {
-      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).build())
+      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize).build())
       arrow.foreach { piece =>
         var off = 0
         while (off < piece.length && !done.isDone) {
@@ -265,7 +267,7 @@ object RankTask {
   private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, job: TrainJob, round: RoundSpec,
                       weightsAt: PartRef, stateAt: PartRef, live: CollectionAccumulator[RankProgress],
                       arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
-    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow)
+    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize)
     // One copy of the model in this JVM: the request wraps the fetched bytes.
     val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val state = UnsafeByteOperations.unsafeWrap(PartRef.fetch(stateAt))
@@ -354,14 +356,15 @@ object RankTask {
     * driver's file server (a normal task).
     */
   def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
-            weights: PartRef, arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
+            weights: PartRef, arrow: Iterator[Array[Byte]], resize: Boolean = false): Iterator[ScoreResult] = {
     val g = goexec()
-    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow))
+    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize))
   }
 
   private def scoreOn(g: GoExec, partition: Int, dataset: String, layerName: String, layer: Array[Byte],
-                      solver: Array[Byte], weightsAt: PartRef, arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
-    ensurePartition(g, dataset, partition, layer, arrow)
+                      solver: Array[Byte], weightsAt: PartRef, arrow: Iterator[Array[Byte]],
+                      resize: Boolean): Iterator[ScoreResult] = {
+    ensurePartition(g, dataset, partition, layer, arrow, resize)
     val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val req = ScoreRequest.newBuilder()
       .setSolver(ByteString.copyFrom(solver))
