@@ -141,7 +141,8 @@ integration: minicluster
 # from .venv; rebuilt when python/requirements-test.txt changes.
 PYTEST_VENV := .venv-pytest
 # The gocaffe package (python/) is installed into it with pip, as a user would.
-$(PYTEST_VENV)/.installed: python/requirements-test.txt python/pyproject.toml $(wildcard python/gocaffe/*)
+$(PYTEST_VENV)/.installed: python/requirements-test.txt python/pyproject.toml $(wildcard python/gocaffe/*) \
+		$(wildcard python/com/gocaffe/ml/*)
 	@test -x $(PYTEST_VENV)/bin/python || python3 -m venv $(PYTEST_VENV)
 	@$(TIMED) pytest-venv $(PYTEST_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		-r python/requirements-test.txt ./python "pyspark==$(PYSPARK_VERSION)"

@@ -32,7 +32,8 @@ type LayerSource struct {
 // LayerSource:
 //
 //   - MemoryData with source_class com.yahoo.ml.caffe.ImageDataFrame,
-//     com.yahoo.ml.caffe.LMDB (the shim streams the Datums in this schema) or
+//     com.yahoo.ml.caffe.LMDB or com.yahoo.ml.caffe.SeqImageDataSource (the
+//     shim streams the Datums or the SequenceFiles' images in this schema) or
 //     with none: CaffeOnSpark's ImageDataFrame schema (label, data and the
 //     optional id, channels, height, width, encoded columns), shaped by
 //     memory_data_param and encoded as image_encoded says; a numeric-list
@@ -44,8 +45,7 @@ type LayerSource struct {
 //
 // resize is CaffeOnSpark's -resize. Dataframe_column_select is applied by
 // the Spark shim before the data is sent, and dataframe_format only names
-// how Spark reads the source; neither matters here. SeqImageDataSource gives an error wrapping ErrNotYet that names
-// the class.
+// how Spark reads the source; neither matters here.
 func FromLayer(lp *caffepb.LayerParameter, resize bool) (LayerSource, error) {
 	name, class := lp.GetName(), lp.GetSourceClass()
 	fail := func(format string, args ...any) (LayerSource, error) {
@@ -53,14 +53,13 @@ func FromLayer(lp *caffepb.LayerParameter, resize bool) (LayerSource, error) {
 	}
 	switch class {
 	case "", ClassImageDataFrame, ClassDataFrameSource:
-	case ClassLMDB:
-		// The Spark shim streams the database's Datums as an ImageDataFrame
-		// (id, label, channels, height, width, encoded, data C×H×W).
+	case ClassLMDB, ClassSeqImageDataSource:
+		// The Spark shim streams the database's Datums, or the SequenceFiles'
+		// images, as an ImageDataFrame (id, label, channels, height, width,
+		// encoded, data C×H×W).
 		if lp.GetType() != "MemoryData" {
 			return fail("source_class %s goes with a MemoryData layer, not %s", class, lp.GetType())
 		}
-	case ClassSeqImageDataSource:
-		return fail("source_class %s: %w (GoCaffe reads Spark DataFrames through %s or %s)", class, ErrNotYet, ClassImageDataFrame, ClassDataFrameSource)
 	default:
 		return fail("unknown source_class %q (known: %s, %s)", class, ClassImageDataFrame, ClassDataFrameSource)
 	}
@@ -90,7 +89,7 @@ func FromLayer(lp *caffepb.LayerParameter, resize bool) (LayerSource, error) {
 		}
 		return LayerSource{Spec: spec, BatchSize: int(p.GetBatchSize())}, nil
 	case "CoSData":
-		if class == ClassImageDataFrame || class == ClassLMDB {
+		if class == ClassImageDataFrame || class == ClassLMDB || class == ClassSeqImageDataSource {
 			return fail("source_class %s goes with a MemoryData layer, not CoSData", class)
 		}
 		p := lp.GetCosDataParam()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training through spark-submit on local-cluster[N,1,1024] for
 # N = 1, 2, 4 executors in both sync modes (issue 7's scaling table), and
-# the cost of an averaging round (driver reduce + broadcast) for LeNet and
+# the cost of an averaging round (the driver's average) for LeNet and
 # for a 60 M-parameter net. Prints one line per run for BENCHMARKS.md.
 #
 #   make jar demo-data && bench/spark_scaling.sh
@@ -84,8 +84,9 @@ if [ "$ONLY" = all ] || [ "$ONLY" = scaling ]; then
 fi
 
 # Averaging rounds: τ = 1, so every iteration is a round; the driver's
-# "averaging" figure is the reduce of the ranks' weights and history plus
-# the next round's broadcast.
+# "average" figure is the reduce of the ranks' weights and history into the
+# driver's model files, from which the next round's ranks fetch them. A
+# round's wall time includes it.
 if [ "$ONLY" = all ] || [ "$ONLY" = averaging ]; then
 	# 784·10000 + 10000·5200 + 5200·10 weights plus biases: 59,907,210.
 	sed -e '/name: "conv1"/,$d' "$OUT/lenet_train_test.prototxt" | sed '$d' >"$OUT/mlp60m_train_test.prototxt"
@@ -100,7 +101,7 @@ layer { name: "ip3" type: "InnerProduct" bottom: "ip2" top: "ip3"
   inner_product_param { num_output: 10 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip3" bottom: "label" top: "loss" }
 EOF
-	echo "| net | parameters | executors | rounds | round wall (median) | slowest rank's training (median) | Spark + driver share (median) | of which driver average + broadcast |"
+	echo "| net | parameters | executors | rounds | round wall (median) | slowest rank's training (median) | Spark + driver share (median) | of which the driver's average |"
 	echo "|---|---|---|---|---|---|---|---|"
 	for net in lenet:431080 mlp60m:59907210; do
 		name=${net%%:*} params=${net##*:}
@@ -118,9 +119,8 @@ EOF
 					if ($i == "in" && $(i-1) == "iterations") wall = $(i+1)
 					if ($i == "trained") slow = $(i+1)
 					if ($i == "average") avg = $(i+1)
-					if ($i == "broadcast") bc = $(i+1)
 				}
-				n++; W[n] = wall; S[n] = slow; O[n] = wall + avg + bc - slow; D[n] = avg + bc
+				n++; W[n] = wall; S[n] = slow; O[n] = wall - slow; D[n] = avg
 			}
 			END { printf "| %s | %d | 2 | %d | %.2f s | %.2f s | %.2f s | %.3f s |\n", net, params, n, median(W, n), median(S, n), median(O, n), median(D, n) }'
 	done

@@ -489,6 +489,14 @@ func yarnIters(t *testing.T) (int, float64) {
 	return yarnIterations, yarnAccuracy
 }
 
+// yarnTrainTimeout is how long a training submit may take before the test
+// calls it a hang: 10 minutes for the CI's few hundred iterations, and 150 ms
+// more per iteration for longer runs (GOCAFFE_YARN_ITERATIONS=10000 trains
+// at 30–90 ms per iteration here, depending on the machine's load).
+func yarnTrainTimeout(iters int) time.Duration {
+	return 10*time.Minute + time.Duration(iters)*150*time.Millisecond
+}
+
 // TestYarnClientMode: LeNet trains on 2 YARN executors with the driver in
 // spark-submit (--deploy-mode client), CaffeOnSpark's command line
 // (--num-executors, --executor-cores, --files, -clusterSize, -devices,
@@ -514,7 +522,7 @@ func TestYarnClientMode(t *testing.T) {
 			seen = c.checkGoexecInContainers(t, app)
 		}
 	}
-	r := e.submitWatching(t, 10*time.Minute, "yarn", c.sparkArgs(e, "client", 2, solver, net), watch,
+	r := e.submitWatching(t, yarnTrainTimeout(iters), "yarn", c.sparkArgs(e, "client", 2, solver, net), watch,
 		"-train", "-conf", solver, "-model", model, "-clusterSize", "2", "-devices", "1", "-connection", "ethernet",
 		"-features", "ip1,ip2", "-label", "label", "-output", features, "-outputFormat", "json")
 	o := parseTraining(t, r, iters)
@@ -557,7 +565,7 @@ func TestYarnClusterModeHDFS(t *testing.T) {
 	solver, net, mnist := yarnLenet(t, e, iters, snap, c.fs+root+"/mnist")
 	c.hdfsPut(t, mnist, root+"/mnist")
 	model := c.fs + root + "/model/lenet.caffemodel"
-	r := e.submitWatching(t, 10*time.Minute, "yarn", c.sparkArgs(e, "cluster", 2, solver, net), nil,
+	r := e.submitWatching(t, yarnTrainTimeout(iters), "yarn", c.sparkArgs(e, "cluster", 2, solver, net), nil,
 		"-train", "-conf", filepath.Base(solver), "-model", model, "-clusterSize", "2", "-devices", "1",
 		"-connection", "ethernet")
 	m := yarnAppRe.FindString(r.combined)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/db"
@@ -35,6 +37,8 @@ type DBOptions struct {
 	Range     KeyRange
 	// MaxBadShare overrides DefaultMaxBadShare when positive.
 	MaxBadShare float64
+	// Workers decode a batch's records in parallel (0: GOMAXPROCS).
+	Workers int
 }
 
 // DBSource feeds batches from a Caffe LMDB or LevelDB database of Datums
@@ -154,18 +158,33 @@ func (s *DBSource[T]) rewind() error {
 
 // advance moves to the next record in range, wrapping to the start.
 func (s *DBSource[T]) advance() error {
+	wrapped, err := s.step()
+	if err != nil || !wrapped {
+		return err
+	}
+	return s.wrapped()
+}
+
+// step moves the cursor to the next record in range, to the first at the
+// end; it reports whether it wrapped (wrapped then does the bookkeeping).
+func (s *DBSource[T]) step() (bool, error) {
 	if err := s.cur.Next(); err != nil {
-		return fmt.Errorf("%s: %w", s.opt.Path, err)
+		return false, fmt.Errorf("%s: %w", s.opt.Path, err)
 	}
 	if s.cur.Valid() && s.opt.Range.contains(s.cur.Key()) {
-		return nil
+		return false, nil
 	}
+	return true, s.seekStart()
+}
+
+// wrapped ends a pass: one without a usable record is an error.
+func (s *DBSource[T]) wrapped() error {
 	s.epoch++
 	if !s.good {
 		return s.badError()
 	}
 	s.good = false
-	return s.seekStart()
+	return nil
 }
 
 type badRecord struct{ err error }
@@ -179,11 +198,16 @@ func (s *DBSource[T]) read() (*Images, error) {
 		return nil, fmt.Errorf("%s: cursor past the end", s.opt.Path)
 	}
 	im, err := DecodeDatum(s.cur.Value(), s.opt.Color)
+	return s.check(string(s.cur.Key()), im, err)
+}
+
+// check takes a decoded record (or its decoding error): a badRecord error
+// means the record is unusable (and was counted).
+func (s *DBSource[T]) check(k string, im *Images, err error) (*Images, error) {
 	if err == nil && s.c != 0 && (im.C != s.c || im.H != s.h || im.W != s.w) {
 		err = fmt.Errorf("image %d×%d×%d, the database's first is %d×%d×%d", im.C, im.H, im.W, s.c, s.h, s.w)
 	}
 	if err != nil {
-		k := string(s.cur.Key())
 		if !s.badSeen[k] {
 			s.badSeen[k] = true
 			s.bad = append(s.bad, fmt.Sprintf("key %q: %v", k, err))
@@ -244,22 +268,68 @@ func (s *DBSource[T]) Next(top []*blob.Blob[T]) error {
 	out := d.Data()
 	per := c * h * w
 	for i := 0; i < n; {
-		im, err := s.read()
-		if err != nil && !errors.As(err, new(badRecord)) {
-			return err
-		}
-		if err == nil {
-			apply(&s.opt.Transform, im, 0, s.opt.Train, s.rng, out[i*per:(i+1)*per])
-			if labels != nil {
-				labels[i] = T(im.Labels[0])
+		// The batch's next records, up to the end of the pass, decoded in
+		// parallel (decoding JPEGs is the cost of an encoded database);
+		// then checked, transformed and placed in key order.
+		var keys []string
+		var vals [][]byte
+		wrapped := false
+		for len(vals) < n-i && !wrapped {
+			if !s.cur.Valid() {
+				return fmt.Errorf("%s: cursor past the end", s.opt.Path)
 			}
-			i++
+			keys = append(keys, string(s.cur.Key()))
+			vals = append(vals, bytes.Clone(s.cur.Value())) // a LevelDB cursor reuses its buffer
+			var err error
+			if wrapped, err = s.step(); err != nil {
+				return err
+			}
 		}
-		if err := s.advance(); err != nil {
-			return err
+		ims, errs := s.decodeAll(vals)
+		for j := range vals {
+			im, err := s.check(keys[j], ims[j], errs[j])
+			if err != nil && !errors.As(err, new(badRecord)) {
+				return err
+			}
+			if err == nil {
+				apply(&s.opt.Transform, im, 0, s.opt.Train, s.rng, out[i*per:(i+1)*per])
+				if labels != nil {
+					labels[i] = T(im.Labels[0])
+				}
+				i++
+			}
+		}
+		if wrapped {
+			if err := s.wrapped(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// decodeAll decodes records on up to Workers goroutines (default
+// GOMAXPROCS), each taking a contiguous share.
+func (s *DBSource[T]) decodeAll(vals [][]byte) ([]*Images, []error) {
+	ims, errs := make([]*Images, len(vals)), make([]error, len(vals))
+	workers := s.opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(vals))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*len(vals)/workers, (w+1)*len(vals)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := lo; j < hi; j++ {
+				ims[j], errs[j] = DecodeDatum(vals[j], s.opt.Color)
+			}
+		}()
+	}
+	wg.Wait()
+	return ims, errs
 }
 
 // Close releases the database.

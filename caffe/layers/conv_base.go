@@ -257,9 +257,13 @@ func (l *convBase[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	return nil
 }
 
-// colCacheMax bounds the column cache, in elements (128 MiB of float32):
-// LeNet at batch 512 needs 24M, CIFAR-10 quick's conv2 at batch 100 20M.
-const colCacheMax = 1 << 25
+// colCacheMax bounds the column cache, in elements (16 MiB of float32):
+// LeNet at batch 64 (0.9M and 2M) keeps its columns; CIFAR-10 quick's
+// conv2 at batch 100 (20M) and LeNet at batch 512 (7.4M, 16M) redo im2col
+// in Backward instead. Columns that large go out to memory and come back:
+// on 2 loaded Xeon cores the CIFAR-10 quick step took 156 CPU-ms redoing
+// im2col into a per-worker buffer that stays in L2, 189 with the cache.
+const colCacheMax = 1 << 22
 
 // kgeom is the window in the backend's terms.
 func (l *convBase[T]) kgeom() kernels.ConvGeom {

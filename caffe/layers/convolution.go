@@ -13,14 +13,17 @@ import (
 // each with its own top.
 //
 //	top (N, num_output, H_out, W_out) = conv(bottom (N, C, H, W), weight (num_output, C/group, kh, kw)) + bias
-type convolution[T blob.Float] struct{ convBase[T] }
+type convolution[T blob.Float] struct {
+	convBase[T]
+	wT kernels.Vec[T] // Wᵀ per group for the data gradient (transposeWeights)
+}
 
 func newConvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	b, err := newConvBase[T](ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	return &convolution[T]{b}, nil
+	return &convolution[T]{convBase: b}, nil
 }
 
 func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
@@ -72,7 +75,8 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 	grain := convGrain(l.num, workers)
 	pieces := (l.num + grain - 1) / grain
 	for i := range top {
-		l.buffers(workers, pieces)
+		l.buffers(workers, 0)
+		l.accBuffers(pieces)
 		x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
 		prop := propagateDown[i]
 		var dx kernels.Vec[T]
@@ -85,8 +89,13 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
 			batchWeights = true
 		}
+		var wT kernels.Vec[T]
+		if prop {
+			wT = l.transposeWeights(w)
+		}
 		be.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
 			col := l.cols[wk]
+			l.zeroAcc(lo / grain)
 			dw, db := l.accFor(lo / grain)
 			for n := lo; n < hi; n++ {
 				dyn := dy.Slice(n*outDim, (n+1)*outDim)
@@ -101,11 +110,11 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col)
 				}
 				if prop {
-					l.gemmBackward(dyn, w, dx.Slice(n*inDim, (n+1)*inDim), col)
+					l.gemmBackwardT(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), col)
 				}
 			}
 		})
-		l.reduceAcc(pieces)
+		l.reduceAccParallel(pieces, workers)
 		if batchWeights {
 			l.ntWeights(dy)
 		}

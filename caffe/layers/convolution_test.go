@@ -134,6 +134,12 @@ func TestConvolutionPrecision(t *testing.T) {
 	x := gauss(40, 3, 20, 12, 12)
 	precision(t, layertest.Precision{Seed: 9}, `type: "Convolution" convolution_param { num_output: 50 kernel_size: 5
 		weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.1 } }`, bl(x), 1)
+	// CIFAR-10 quick's conv2 window on fewer channels, over enough images
+	// for several accumulator pieces per core: the padded unit-stride
+	// im2col/col2im, whole 4×32 and 4×64 tiles, the parallel reduction.
+	x = gauss(41, 11, 6, 16, 16)
+	precision(t, layertest.Precision{Seed: 10}, `type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5
+		weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.1 } }`, bl(x), 1)
 }
 
 func TestConvolutionTwoBottomsShareWeights(t *testing.T) {

@@ -32,7 +32,7 @@ func newData[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	if tp.GetForceColor() && tp.GetForceGray() {
 		return nil, fmt.Errorf("transform_param: force_color and force_gray cannot both be set")
 	}
-	c, h, w, err := peekDatumShape(p.GetBackend(), p.GetSource(), tp)
+	c, h, w, err := PeekDatumShape(p.GetBackend(), p.GetSource(), tp)
 	if err != nil {
 		return nil, err
 	}
@@ -49,9 +49,12 @@ func newData[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 // peekMax bounds how many unusable records the shape peek skips.
 const peekMax = 1000
 
-// peekDatumShape returns the C, H, W of the first record of a database that
-// decodes (the data source counts and reports the unusable ones).
-func peekDatumShape(b caffepb.DataParameter_DB, path string, tp *caffepb.TransformationParameter) (c, h, w int, err error) {
+// PeekDatumShape returns the C, H, W of the first record of a database that
+// decodes, as the Data layer's top takes it (encoded images decoded as
+// transform_param's force_color/force_gray say; the data source counts and
+// reports the unusable records). The Spark shim asks for it through goexec
+// db-split -shape.
+func PeekDatumShape(b caffepb.DataParameter_DB, path string, tp *caffepb.TransformationParameter) (c, h, w int, err error) {
 	d, err := db.Open(b, path)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("data_param.source: %w", err)

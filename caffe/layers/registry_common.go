@@ -27,6 +27,9 @@ func registerCommon(r *layer.Registry) error {
 		// Caffe's database and file data layers (data_layer.go, image_data_layer.go).
 		r.Register("Data", newData[float32], newData[float64]),
 		r.Register("ImageData", newImageData[float32], newImageData[float64]),
+		// Caffe's HDF5 layers (hdf5_layers.go, files through caffe/hdf5io).
+		r.Register("HDF5Data", newHDF5Data[float32], newHDF5Data[float64]),
+		r.Register("HDF5Output", newHDF5Output[float32], newHDF5Output[float64]),
 		r.Register("Split", newSplit[float32], newSplit[float64]),
 		r.Register("Flatten", newFlatten[float32], newFlatten[float64]),
 		r.Register("Reshape", newReshape[float32], newReshape[float64]),

@@ -238,7 +238,7 @@ func (s *Service) bindInOrder(n *network.Net[float32], db *pb.DataBinding) (*ord
 		}
 	}
 	lp := n.LayerParams()[li]
-	ld, err := dataOf(lp)
+	ld, err := dataOf(lp, false)
 	if err != nil {
 		return nil, invalid("data.layer", "%v", err)
 	}

@@ -189,7 +189,7 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 	if err := proto.Unmarshal(first.GetLayer(), lp); err != nil {
 		return invalid("layer", "not a caffe.LayerParameter: %v", err)
 	}
-	ld, err := dataOf(lp)
+	ld, err := dataOf(lp, first.GetResize())
 	if err != nil {
 		return invalid("layer", "%v", err)
 	}

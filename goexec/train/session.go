@@ -85,7 +85,7 @@ func (s *Service) bind(n *network.Net[float32], dbs []*pb.DataBinding, seed uint
 			continue // a test binding for another test net
 		}
 		lp := n.LayerParams()[li]
-		ld, err := dataOf(lp)
+		ld, err := dataOf(lp, false)
 		if err != nil {
 			return fail(invalid(field+".layer", "%v", err))
 		}

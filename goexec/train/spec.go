@@ -28,16 +28,21 @@ type layerData struct {
 //
 // CoSData reads one column per top, as CaffeOnSpark's DataFrameSource, with
 // each top's transform_param; it shuffles when cos_data_param.shuffle is set.
-func dataOf(lp *caffepb.LayerParameter) (layerData, error) {
+//
+// resize is CaffeOnSpark's -resize (the driver sends it with the partition):
+// images whose size differs from the layer's are resampled to it.
+func dataOf(lp *caffepb.LayerParameter, resize bool) (layerData, error) {
 	switch lp.GetType() {
 	case "MemoryData":
 		mp := lp.GetMemoryDataParam()
-		// The Spark shim streams an LMDB's Datums (com.yahoo.ml.caffe.LMDB)
-		// in the ImageDataFrame schema.
-		if sc := lp.GetSourceClass(); sc != "" && !strings.HasSuffix(sc, "ImageDataFrame") && sc != arrowio.ClassLMDB {
-			return layerData{}, fmt.Errorf("layer %q: source_class %s cannot be fed from Arrow partitions (use com.yahoo.ml.caffe.ImageDataFrame or com.yahoo.ml.caffe.LMDB)", lp.GetName(), lp.GetSourceClass())
+		// The Spark shim streams an LMDB's Datums (com.yahoo.ml.caffe.LMDB,
+		// and Caffe's Data layers) and SequenceFiles' images
+		// (com.yahoo.ml.caffe.SeqImageDataSource) in the ImageDataFrame schema.
+		if sc := lp.GetSourceClass(); sc != "" && !strings.HasSuffix(sc, "ImageDataFrame") && sc != arrowio.ClassLMDB && sc != arrowio.ClassSeqImageDataSource {
+			return layerData{}, fmt.Errorf("layer %q: source_class %s cannot be fed from Arrow partitions (use %s, %s or %s)", lp.GetName(), lp.GetSourceClass(),
+				arrowio.ClassImageDataFrame, arrowio.ClassLMDB, arrowio.ClassSeqImageDataSource)
 		}
-		spec := arrowio.ImageDataFrameSpec(int(mp.GetChannels()), int(mp.GetHeight()), int(mp.GetWidth()), mp.GetImageEncoded(), false)
+		spec := arrowio.ImageDataFrameSpec(int(mp.GetChannels()), int(mp.GetHeight()), int(mp.GetWidth()), mp.GetImageEncoded(), resize)
 		tf, err := transformOf(lp.GetTransformParam())
 		if err != nil {
 			return layerData{}, fmt.Errorf("layer %q: %w", lp.GetName(), err)
@@ -61,7 +66,7 @@ func dataOf(lp *caffepb.LayerParameter) (layerData, error) {
 				SampleNumAxes: int(t.GetSampleNumAxes()), Transpose: t.GetTranspose(), Transform: tf,
 			})
 		}
-		spec, err := arrowio.CoSDataSpec(tops, false)
+		spec, err := arrowio.CoSDataSpec(tops, resize)
 		if err != nil {
 			return layerData{}, fmt.Errorf("layer %q: %w", lp.GetName(), err)
 		}

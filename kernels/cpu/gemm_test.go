@@ -107,11 +107,17 @@ func TestGemmGenericDispatch(t *testing.T) {
 func TestMicroKernelMatchesGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	var acc [mr * nr]float32
-	for _, kb := range []int{1, 2, 7, 256} {
+	for _, kb := range []int{1, 2, 7, 25, 256} {
 		for _, cs := range []int{1, 3} {
 			for _, cols := range []int{nr, 48, 33, 32, 20, 16, 7} {
-				for _, rows := range []int{mr, mr - 1, 1} {
-					overwrite := rows == mr-1
+				// Whole tiles (rows = mr, cols = nr or 32) go straight
+				// into C, the others through acc: both with and without
+				// overwrite.
+				for _, ro := range []struct {
+					rows      int
+					overwrite bool
+				}{{mr, false}, {mr, true}, {mr - 1, true}, {1, false}} {
+					rows, overwrite := ro.rows, ro.overwrite
 					ldb := nr + 9*(cs-1)/2 // packed (nr) and in place (a wider row)
 					a, b := randSlice(r, (kb*cs+2)*mr), randSlice(r, (kb-1)*ldb+nr)
 					offs := [mr]int{0, kb*cs + 1, 2*kb*cs + 1, 0}

@@ -17,14 +17,15 @@ var (
 // SIMD reports whether the AVX-512 fast paths are in use.
 func SIMD() bool { return hasAVX512 }
 
-// The assembly micro-kernels (sgemm_amd64.s) store the raw 4×64 or 4×32
-// product of kb steps to acc, row r at acc[r*nr:].
+// The assembly micro-kernels (sgemm_amd64.s) compute the raw 4×64 or 4×32
+// product of kb steps, scale it by alpha and store it to c (row r at
+// c[r*ldc:]), or with add set add it there.
 //
 //go:noescape
-func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
+func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 //go:noescape
-func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *[mr * nr]float32)
+func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 // The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products stored at acc
 // with rows nr apart.
@@ -39,8 +40,9 @@ func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 // (row r starts at a[offs[r]], column stride cs) and a B sliver (kb rows of
 // nr values, ldb apart) into the first rows×cols corner of C. The product
 // runs in assembly with all sixteen accumulators in registers (a 4×32
-// kernel when cols ≤ 32) into acc, scratch of the caller's; the Go side
-// scales it into C, or with overwrite writes C with it.
+// kernel when cols ≤ 32); a whole tile is scaled into C (or with overwrite
+// written) by the assembly, a partial one goes through acc, scratch of the
+// caller's, and the Go side adds or writes its corner.
 func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	if !hasAVX512 && hasAVX2 && kb > 0 {
 		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
@@ -57,12 +59,26 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		_ = a[o+last]
 		aoff[r] = 4 * (o - offs[0])
 	}
+	width := nr
 	if cols <= 32 {
-		_ = b[(kb-1)*ldb+31]
-		sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, acc)
+		width = 32
+	}
+	_ = b[(kb-1)*ldb+width-1]
+	if rows == mr && cols == width {
+		// A whole tile goes straight into C.
+		_ = c[(mr-1)*ldc+width-1]
+		if width == 32 {
+			sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
+		} else {
+			sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
+		}
+		return
+	}
+	// A partial tile goes through acc, and only its corner into C.
+	if width == 32 {
+		sgemm4x32(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &acc[0], nr, 1, false)
 	} else {
-		_ = b[(kb-1)*ldb+nr-1]
-		sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, acc)
+		sgemm4x64(kb, &a[offs[0]], &aoff, cs, &b[0], ldb, &acc[0], nr, 1, false)
 	}
 	al := archsimd.BroadcastFloat32x16(alpha)
 	for r := 0; r < rows; r++ {
@@ -264,10 +280,36 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if hasAVX2 && cols == 8 {
-		// Exact 8-wide rows (a LeNet conv2 image row): no masks.
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_, _ = dst[(rows-1)*ldd+cols-1], src[(rows-1)*lds+cols-1]
+	switch {
+	case hasAVX512 && cols == 16: // CIFAR-10's conv2 rows
 		for y := 0; y < rows; y++ {
-			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).StoreSlice(dst[y*ldd : y*ldd+8])
+			archsimd.LoadFloat32x16((*[16]float32)(src[y*lds : y*lds+16])).Store((*[16]float32)(dst[y*ldd : y*ldd+16]))
+		}
+		return
+	case hasAVX2 && cols == 8: // LeNet's conv2 and CIFAR-10's conv3 rows
+		for y := 0; y < rows; y++ {
+			archsimd.LoadFloat32x8((*[8]float32)(src[y*lds : y*lds+8])).Store((*[8]float32)(dst[y*ldd : y*ldd+8]))
+		}
+		return
+	}
+	if hasAVX2 && cols%8 == 0 {
+		// Whole vectors per row (the unit-stride im2col's rows: 8, 16,
+		// 24, 32 wide in LeNet and CIFAR-10): no masks, no tails.
+		for y := 0; y < rows; y++ {
+			d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+			j := 0
+			if hasAVX512 {
+				for ; j+16 <= cols; j += 16 {
+					archsimd.LoadFloat32x16((*[16]float32)(s[j : j+16])).Store((*[16]float32)(d[j : j+16]))
+				}
+			}
+			for ; j < cols; j += 8 {
+				archsimd.LoadFloat32x8((*[8]float32)(s[j : j+8])).Store((*[8]float32)(d[j : j+8]))
+			}
 		}
 		return
 	}
@@ -282,11 +324,24 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
-	if hasAVX2 && cols == 8 {
-		// Exact 8-wide rows (a LeNet conv2 column row): no masks.
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_, _ = dst[(rows-1)*ldd+cols-1], src[(rows-1)*lds+cols-1]
+	if hasAVX2 && cols%8 == 0 {
 		for y := 0; y < rows; y++ {
-			d := dst[y*ldd : y*ldd+8]
-			archsimd.LoadFloat32x8Slice(src[y*lds : y*lds+8]).Add(archsimd.LoadFloat32x8Slice(d)).StoreSlice(d)
+			d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+			j := 0
+			if hasAVX512 {
+				for ; j+16 <= cols; j += 16 {
+					p := (*[16]float32)(d[j : j+16])
+					archsimd.LoadFloat32x16((*[16]float32)(s[j : j+16])).Add(archsimd.LoadFloat32x16(p)).Store(p)
+				}
+			}
+			for ; j < cols; j += 8 {
+				p := (*[8]float32)(d[j : j+8])
+				archsimd.LoadFloat32x8((*[8]float32)(s[j : j+8])).Add(archsimd.LoadFloat32x8(p)).Store(p)
+			}
 		}
 		return
 	}

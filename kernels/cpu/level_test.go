@@ -52,6 +52,7 @@ func TestEveryLevelMatchesReference(t *testing.T) {
 			t.Run("MicroKernel", TestMicroKernelMatchesGo)
 			t.Run("VectorOps", TestVectorOpsMatchGeneric)
 			t.Run("CopyAddRows", TestCopyAndAddRows)
+			t.Run("Im2colCol2im", TestIm2colCol2imMatchReference)
 			t.Run("SGDMomentum", TestSGDMomentumMatchesRef)
 			t.Run("GemmNTSum", TestGemmNTSumMatchesReference)
 			t.Run("MaxPool2x2Plane", TestMaxPool2x2PlaneMatchesGo)

@@ -3,16 +3,17 @@
 #include "textflag.h"
 
 // AVX-512 SGEMM micro-kernels: the 4×64 (or 4×32) product of four rows of A
-// and a B sliver, accumulated in registers over kb steps and stored to acc
-// (row r at acc[r*64:]). Each step loads one B row (4 or 2 vectors),
+// and a B sliver, accumulated in registers over kb steps, scaled by alpha
+// and stored to c (row r at c[r*ldc:]), or with add set added to it, so a
+// full tile goes straight into C without a pass through scratch memory. Each step loads one B row (4 or 2 vectors),
 // broadcasts A(r, p) for the four rows, and issues 16 (or 8) FMAs.
 //
 // Arguments: kb steps; a points at A(0, 0); aoff holds the byte offsets of
 // rows 1-3 from row 0 (aoff[0] is unused); acs is the element stride from
 // A(r, p) to A(r, p+1); b points at B(0, 0) with ldb elements between rows.
 
-// func sgemm4x64(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *[256]float32)
-TEXT ·sgemm4x64(SB), NOSPLIT, $0-56
+// func sgemm4x64(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
+TEXT ·sgemm4x64(SB), NOSPLIT, $0-69
 	MOVQ kb+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ aoff+16(FP), AX
@@ -72,28 +73,89 @@ sgemm4x64_loop:
 	DECQ CX
 	JNZ sgemm4x64_loop
 sgemm4x64_store:
-	MOVQ acc+48(FP), BX
+	MOVQ c+48(FP), BX
+	MOVQ ldc+56(FP), R11
+	SHLQ $2, R11
+	LEAQ (BX)(R11*1), R8
+	LEAQ (R8)(R11*1), R9
+	LEAQ (R9)(R11*1), R10
+	VBROADCASTSS alpha+64(FP), Z0
+	MOVBLZX add+68(FP), AX
+	TESTQ AX, AX
+	JNZ sgemm4x64_add
+	VMULPS Z0, Z16, Z16
+	VMULPS Z0, Z17, Z17
+	VMULPS Z0, Z18, Z18
+	VMULPS Z0, Z19, Z19
+	VMULPS Z0, Z20, Z20
+	VMULPS Z0, Z21, Z21
+	VMULPS Z0, Z22, Z22
+	VMULPS Z0, Z23, Z23
+	VMULPS Z0, Z24, Z24
+	VMULPS Z0, Z25, Z25
+	VMULPS Z0, Z26, Z26
+	VMULPS Z0, Z27, Z27
+	VMULPS Z0, Z28, Z28
+	VMULPS Z0, Z29, Z29
+	VMULPS Z0, Z30, Z30
+	VMULPS Z0, Z31, Z31
 	VMOVUPS Z16, (BX)
 	VMOVUPS Z17, 64(BX)
 	VMOVUPS Z18, 128(BX)
 	VMOVUPS Z19, 192(BX)
-	VMOVUPS Z20, 256(BX)
-	VMOVUPS Z21, 320(BX)
-	VMOVUPS Z22, 384(BX)
-	VMOVUPS Z23, 448(BX)
-	VMOVUPS Z24, 512(BX)
-	VMOVUPS Z25, 576(BX)
-	VMOVUPS Z26, 640(BX)
-	VMOVUPS Z27, 704(BX)
-	VMOVUPS Z28, 768(BX)
-	VMOVUPS Z29, 832(BX)
-	VMOVUPS Z30, 896(BX)
-	VMOVUPS Z31, 960(BX)
+	VMOVUPS Z20, (R8)
+	VMOVUPS Z21, 64(R8)
+	VMOVUPS Z22, 128(R8)
+	VMOVUPS Z23, 192(R8)
+	VMOVUPS Z24, (R9)
+	VMOVUPS Z25, 64(R9)
+	VMOVUPS Z26, 128(R9)
+	VMOVUPS Z27, 192(R9)
+	VMOVUPS Z28, (R10)
+	VMOVUPS Z29, 64(R10)
+	VMOVUPS Z30, 128(R10)
+	VMOVUPS Z31, 192(R10)
+	VZEROUPPER
+	RET
+sgemm4x64_add:
+	VFMADD213PS (BX), Z0, Z16
+	VMOVUPS Z16, (BX)
+	VFMADD213PS 64(BX), Z0, Z17
+	VMOVUPS Z17, 64(BX)
+	VFMADD213PS 128(BX), Z0, Z18
+	VMOVUPS Z18, 128(BX)
+	VFMADD213PS 192(BX), Z0, Z19
+	VMOVUPS Z19, 192(BX)
+	VFMADD213PS (R8), Z0, Z20
+	VMOVUPS Z20, (R8)
+	VFMADD213PS 64(R8), Z0, Z21
+	VMOVUPS Z21, 64(R8)
+	VFMADD213PS 128(R8), Z0, Z22
+	VMOVUPS Z22, 128(R8)
+	VFMADD213PS 192(R8), Z0, Z23
+	VMOVUPS Z23, 192(R8)
+	VFMADD213PS (R9), Z0, Z24
+	VMOVUPS Z24, (R9)
+	VFMADD213PS 64(R9), Z0, Z25
+	VMOVUPS Z25, 64(R9)
+	VFMADD213PS 128(R9), Z0, Z26
+	VMOVUPS Z26, 128(R9)
+	VFMADD213PS 192(R9), Z0, Z27
+	VMOVUPS Z27, 192(R9)
+	VFMADD213PS (R10), Z0, Z28
+	VMOVUPS Z28, (R10)
+	VFMADD213PS 64(R10), Z0, Z29
+	VMOVUPS Z29, 64(R10)
+	VFMADD213PS 128(R10), Z0, Z30
+	VMOVUPS Z30, 128(R10)
+	VFMADD213PS 192(R10), Z0, Z31
+	VMOVUPS Z31, 192(R10)
 	VZEROUPPER
 	RET
 
-// func sgemm4x32(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *[256]float32)
-TEXT ·sgemm4x32(SB), NOSPLIT, $0-56
+
+// func sgemm4x32(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
+TEXT ·sgemm4x32(SB), NOSPLIT, $0-69
 	MOVQ kb+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ aoff+16(FP), AX
@@ -135,14 +197,51 @@ sgemm4x32_loop:
 	DECQ CX
 	JNZ sgemm4x32_loop
 sgemm4x32_store:
-	MOVQ acc+48(FP), BX
+	MOVQ c+48(FP), BX
+	MOVQ ldc+56(FP), R11
+	SHLQ $2, R11
+	LEAQ (BX)(R11*1), R8
+	LEAQ (R8)(R11*1), R9
+	LEAQ (R9)(R11*1), R10
+	VBROADCASTSS alpha+64(FP), Z0
+	MOVBLZX add+68(FP), AX
+	TESTQ AX, AX
+	JNZ sgemm4x32_add
+	VMULPS Z0, Z16, Z16
+	VMULPS Z0, Z17, Z17
+	VMULPS Z0, Z18, Z18
+	VMULPS Z0, Z19, Z19
+	VMULPS Z0, Z20, Z20
+	VMULPS Z0, Z21, Z21
+	VMULPS Z0, Z22, Z22
+	VMULPS Z0, Z23, Z23
 	VMOVUPS Z16, (BX)
 	VMOVUPS Z17, 64(BX)
-	VMOVUPS Z18, 256(BX)
-	VMOVUPS Z19, 320(BX)
-	VMOVUPS Z20, 512(BX)
-	VMOVUPS Z21, 576(BX)
-	VMOVUPS Z22, 768(BX)
-	VMOVUPS Z23, 832(BX)
+	VMOVUPS Z18, (R8)
+	VMOVUPS Z19, 64(R8)
+	VMOVUPS Z20, (R9)
+	VMOVUPS Z21, 64(R9)
+	VMOVUPS Z22, (R10)
+	VMOVUPS Z23, 64(R10)
 	VZEROUPPER
 	RET
+sgemm4x32_add:
+	VFMADD213PS (BX), Z0, Z16
+	VMOVUPS Z16, (BX)
+	VFMADD213PS 64(BX), Z0, Z17
+	VMOVUPS Z17, 64(BX)
+	VFMADD213PS (R8), Z0, Z18
+	VMOVUPS Z18, (R8)
+	VFMADD213PS 64(R8), Z0, Z19
+	VMOVUPS Z19, 64(R8)
+	VFMADD213PS (R9), Z0, Z20
+	VMOVUPS Z20, (R9)
+	VFMADD213PS 64(R9), Z0, Z21
+	VMOVUPS Z21, 64(R9)
+	VFMADD213PS (R10), Z0, Z22
+	VMOVUPS Z22, (R10)
+	VFMADD213PS 64(R10), Z0, Z23
+	VMOVUPS Z23, 64(R10)
+	VZEROUPPER
+	RET
+

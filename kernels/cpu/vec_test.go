@@ -103,7 +103,7 @@ func TestParallelCoversRangeOnce(t *testing.T) {
 
 func TestCopyAndAddRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, cols := range []int{0, 1, 8, 15, 16, 17, 40} {
+	for _, cols := range []int{0, 1, 8, 15, 16, 17, 24, 32, 40} {
 		rows, lds, ldd := 5, cols+3, cols+2
 		src := randSlice(r, rows*lds)
 		dst := randSlice(r, rows*ldd)

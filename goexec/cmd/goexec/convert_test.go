@@ -45,6 +45,14 @@ func TestConvertMNISTThenSplitAndRows(t *testing.T) {
 	if len(lines) != 4 || lines[0] != "10000" || lines[1] != hex.EncodeToString([]byte("00000000")) || lines[2] != hex.EncodeToString([]byte("00003334")) {
 		t.Fatalf("db-split printed %q, want 10000 and the keys 00000000, 00003334, 00006668", lines)
 	}
+	// -shape: the C H W the Data layer takes, before the count.
+	out.Reset()
+	if err := dbSplit([]string{"-backend", "leveldb", "-shape", "-force-color", path}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(out.String()); len(got) != 5 || strings.Join(got[:4], " ") != "1 28 28 10000" {
+		t.Errorf("db-split -shape printed %q, want 1 28 28 (raw Datums ignore force_color), then 10000 and one key", got)
+	}
 	out.Reset()
 	if err := dbRows([]string{"-backend", "leveldb", "-start", lines[2], "-end", lines[3], path}, &out, &errb); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/db"
+	"github.com/gocaffe/gocaffe/caffe/layers"
 )
 
 // The Spark shim reads LMDB and LevelDB databases through these two
@@ -25,12 +26,17 @@ import (
 
 func runDBSplit(args []string) error { return dbSplit(args, os.Stdout, os.Stderr) }
 
-// dbSplit prints the record count, then one hex start key per range.
+// dbSplit prints the record count, then one hex start key per range. With
+// -shape it first prints the C H W a Caffe Data layer takes from the first
+// usable record (encoded images decoded as -force-color/-force-gray say).
 func dbSplit(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("db-split", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	backend := fs.String("backend", "lmdb", "lmdb or leveldb")
 	parts := fs.Int("parts", 1, "number of key ranges")
+	shape := fs.Bool("shape", false, "first print the sample shape C H W of the first usable record")
+	forceColor := fs.Bool("force-color", false, "decode encoded images as colour (transform_param.force_color)")
+	forceGray := fs.Bool("force-gray", false, "decode encoded images as gray (transform_param.force_gray)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -41,6 +47,14 @@ func dbSplit(args []string, stdout, stderr io.Writer) error {
 	b, err := db.ParseBackend(*backend)
 	if err != nil {
 		return err
+	}
+	if *shape {
+		tp := &caffepb.TransformationParameter{ForceColor: forceColor, ForceGray: forceGray}
+		c, h, w, err := layers.PeekDatumShape(b, pos[0], tp)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, c, h, w)
 	}
 	n, starts, err := data.SplitKeys(b, pos[0], *parts)
 	if err != nil {

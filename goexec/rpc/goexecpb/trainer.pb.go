@@ -232,7 +232,12 @@ type PartitionChunk struct {
 	ArrowIpc []byte `protobuf:"bytes,3,opt,name=arrow_ipc,json=arrowIpc,proto3" json:"arrow_ipc,omitempty"`
 	// expected_rows, when positive in the first chunk, is the row count the
 	// sender wrote; a different decoded count is an InvalidArgument error.
-	ExpectedRows  int64 `protobuf:"varint,4,opt,name=expected_rows,json=expectedRows,proto3" json:"expected_rows,omitempty"`
+	ExpectedRows int64 `protobuf:"varint,4,opt,name=expected_rows,json=expectedRows,proto3" json:"expected_rows,omitempty"`
+	// resize is CaffeOnSpark's -resize: images whose size differs from the
+	// layer's (memory_data_param / cos_data_param height and width) are
+	// resampled to it (bilinear, as OpenCV's INTER_LINEAR) instead of being
+	// an error. First chunk only.
+	Resize        bool `protobuf:"varint,5,opt,name=resize,proto3" json:"resize,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -293,6 +298,13 @@ func (x *PartitionChunk) GetExpectedRows() int64 {
 		return x.ExpectedRows
 	}
 	return 0
+}
+
+func (x *PartitionChunk) GetResize() bool {
+	if x != nil {
+		return x.Resize
+	}
+	return false
 }
 
 // PartitionInfo describes a cached (or missing) partition.
@@ -1625,12 +1637,13 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\x18goexec/rpc/trainer.proto\x12\x11gocaffe.goexec.v1\"F\n" +
 	"\fPartitionKey\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\x9b\x01\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xb3\x01\n" +
 	"\x0ePartitionChunk\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12\x14\n" +
 	"\x05layer\x18\x02 \x01(\fR\x05layer\x12\x1b\n" +
 	"\tarrow_ipc\x18\x03 \x01(\fR\barrowIpc\x12#\n" +
-	"\rexpected_rows\x18\x04 \x01(\x03R\fexpectedRows\"\xde\x01\n" +
+	"\rexpected_rows\x18\x04 \x01(\x03R\fexpectedRows\x12\x16\n" +
+	"\x06resize\x18\x05 \x01(\bR\x06resize\"\xde\x01\n" +
 	"\rPartitionInfo\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12\x16\n" +
 	"\x06cached\x18\x02 \x01(\bR\x06cached\x12\x12\n" +

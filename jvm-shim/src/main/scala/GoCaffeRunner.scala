@@ -55,6 +55,11 @@ object GoCaffeRunner {
         problems.foreach(p => err.println(s"  - $p"))
         err.println("Run with --help to list the options.")
         ExitUsage
+      case ParseResult.Ok(opts) if CaffeOptionParser.dataFrameOnly.exists(opts.has) =>
+        err.println(s"GoCaffeRunner: ${CaffeOptionParser.dataFrameOnly.filter(opts.has).map("-" + _).mkString(", ")} " +
+          "name DataFrame columns: they are options of com.gocaffe.GoCaffe.test/features (Python: gocaffe.test/features), " +
+          "which also run deploy nets")
+        ExitUsage
       case ParseResult.Ok(opts) =>
         val missing = CaffeOptionParser.unimplemented(opts)
         if (!opts.isSelfTest && missing.nonEmpty) {

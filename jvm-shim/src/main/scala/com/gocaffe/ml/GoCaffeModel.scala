@@ -2,25 +2,19 @@ package com.gocaffe.ml
 
 import java.nio.charset.StandardCharsets
 
-import scala.collection.mutable.ArrayBuffer
-
 import caffe.Caffe.SolverParameter
 import com.gocaffe.GoCaffe
-import com.gocaffe.train.{FeatureExtraction, FeatureTask, GoCaffeException, Snapshots}
+import com.gocaffe.train.{FeatureExtraction, FrameOutputs, GoCaffeException, Snapshots}
 import com.google.protobuf.TextFormat
 import org.apache.hadoop.fs.Path
 import org.apache.spark.SparkException
 import org.apache.spark.ml.Model
 import org.apache.spark.ml.linalg.{Vector, Vectors}
 import org.apache.spark.ml.param.{ParamMap, ParamPair}
-import org.apache.spark.ml.util.{Identifiable, MLReadable, MLReader, MLWritable, MLWriter}
+import org.apache.spark.ml.util.{MLReadable, MLReader, MLWritable, MLWriter}
 import org.apache.spark.sql.{DataFrame, Dataset}
-import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.catalyst.expressions.GenericInternalRow
 import org.apache.spark.sql.functions.{col, lit, udf}
-import org.apache.spark.sql.gocaffe.FeatureFrames
-import org.apache.spark.sql.types.{ArrayType, FloatType, StringType, StructField, StructType}
-import org.apache.spark.unsafe.types.UTF8String
+import org.apache.spark.sql.types.StructType
 
 /** A net trained by GoCaffeEstimator: the solver (nets inlined) and the
   * trained weights (.caffemodel bytes).
@@ -71,51 +65,9 @@ final class GoCaffeModel private[ml] (override val uid: String, val solverParam:
     val blobs = $(scoresBlob) +: extra
     GoCaffeEstimator.checkBlobs(solverParam, solverPath, blobs)
 
-    // Two working columns appended after the input's: the data and the label
-    // (zeros where the input has no label column) as goexec reads them.
-    val tmpData, tmpLabel = Identifiable.randomUID("__gocaffe")
     val label = if (df.columns.contains($(labelCol))) col($(labelCol)) else lit(0)
-    val work = df.withColumn(tmpData, col($(inputCol))).withColumn(tmpLabel, label)
-    val (rows, schema, tz) = FeatureFrames.internalRows(work)
-    val nIn = df.schema.length
-    val (di, li) = (schema.fieldIndex(tmpData), schema.fieldIndex(tmpLabel))
-    val (dt, lt) = (schema(di).dataType, schema(li).dataType)
-    val narrow = StructType(Seq(StructField(dataTop, dt, schema(di).nullable), StructField(labelTop, lt, schema(li).nullable),
-      StructField(FeatureExtraction.IdColumn, StringType, nullable = false)))
-    val featSchema = FeatureExtraction.schema(blobs)
-    val sc = spark.sparkContext
-    val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    val task = FeatureTask(s"${sc.applicationId}/transform/$uid", layer.getName, layer.toByteArray, blobs, 2, narrow,
-      maxRecords, tz, featSchema)
-    val solverB = sc.broadcast(solverParam.toByteArray)
-    val wB = sc.broadcast(weightsBytes)
-    val joinedSchema = StructType(df.schema.fields ++
-      blobs.map(b => StructField(b, ArrayType(FloatType, containsNull = false), nullable = false)))
-    val joined = rows.mapPartitionsWithIndex { (part, it) =>
-      val held = ArrayBuffer.empty[InternalRow]
-      val in = it.map { r =>
-        val c = r.copy()
-        val id = held.size
-        held += c
-        new GenericInternalRow(Array[Any](c.get(di, dt), c.get(li, lt), UTF8String.fromString(id.toString))): InternalRow
-      }
-      val out = task.run(part, solverB.value, wB.value, in)
-      var k = 0
-      out.map { f =>
-        val id = f.getUTF8String(0).toString
-        if (k >= held.size || id != k.toString)
-          throw new IllegalStateException(s"partition $part: goexec returned sample $id at position $k")
-        val src = held(k)
-        held(k) = null
-        k += 1
-        val vals = new Array[Any](nIn + blobs.size)
-        var i = 0
-        while (i < nIn) { vals(i) = src.get(i, joinedSchema(i).dataType); i += 1 }
-        blobs.indices.foreach(b => vals(nIn + b) = f.getArray(1 + b).copy())
-        new GenericInternalRow(vals): InternalRow
-      }
-    }
-    val raw = FeatureFrames.dataFrame(spark, joined, joinedSchema)
+    val raw = FrameOutputs.append(df, Seq(dataTop -> col($(inputCol)), labelTop -> label), solverParam.toByteArray,
+      layer, weightsBytes, blobs, s"${spark.sparkContext.applicationId}/transform/$uid")
     val soft = $(applySoftmax)
     val probability = udf { (s: Seq[Float]) => GoCaffeModel.probability(s, soft) }
     val prediction = udf { (s: Seq[Float]) => GoCaffeModel.argmax(s).toDouble }

@@ -83,13 +83,14 @@ object CaffeOptionParser {
       metavar = "PATH", check = nonEmpty("output")),
     OptionSpec("devices", takesValue = true, "number of local GPUs per executor (default 1; this build: CPU only)",
       metavar = "N", check = intAtLeast(0)("devices")),
-    OptionSpec("persistent", takesValue = false, "persist data files on the local file system",
-      implemented = false),
+    OptionSpec("persistent", takesValue = false,
+      "keep each rank's data partition on its executor's local disk (reloaded from there, not the source)"),
     OptionSpec("snapshot", takesValue = true, "solver state (.solverstate) to resume from", metavar = "FILE", check = nonEmpty("snapshot")),
     OptionSpec("weights", takesValue = true, "model weights (.caffemodel) to start from", metavar = "FILE", check = nonEmpty("weights")),
     OptionSpec("connection", takesValue = true, "ethernet or infiniband (both use TCP in GoCaffe)",
       metavar = "KIND", check = oneOf("ethernet", "infiniband")("connection")),
-    OptionSpec("resize", takesValue = false, "resize input images", implemented = false),
+    OptionSpec("resize", takesValue = false,
+      "resize images whose size differs from the data layer's height and width (bilinear) instead of refusing them"),
     OptionSpec("clusterSize", takesValue = true, "number of executors taking part", metavar = "N",
       check = intAtLeast(1)("clusterSize")),
     OptionSpec("lmdb_partitions", takesValue = true, "number of LMDB RDD partitions (default: cluster size)",
@@ -117,6 +118,15 @@ object CaffeOptionParser {
       "test hook: run --selftest, SIGKILL every goexec, then show the error the next task gets"),
     OptionSpec("overwrite", takesValue = false,
       "-train: replace an existing -model and its .solverstate (without it, an existing model is an error before any work)"),
+    OptionSpec("dataColumn", takesValue = true,
+      "GoCaffe.test/features: the DataFrame column fed as the data (a MemoryData layer's data, a deploy net's input; default data)",
+      metavar = "COLUMN", check = nonEmpty("dataColumn")),
+    OptionSpec("labelColumn", takesValue = true,
+      "GoCaffe.test/features: the DataFrame column of labels (default label); a deploy net's -test scores against it",
+      metavar = "COLUMN", check = nonEmpty("labelColumn")),
+    OptionSpec("scoresBlob", takesValue = true,
+      "GoCaffe.test of a deploy net: the blob whose argmax is compared with -labelColumn (default: the net's only output)",
+      metavar = "BLOB", check = nonEmpty("scoresBlob")),
     OptionSpec("help", takesValue = false, "print this help"),
     OptionSpec("version", takesValue = false, "print the GoCaffe version")
   )
@@ -148,6 +158,9 @@ object CaffeOptionParser {
     o => if (o.has("label") && !o.isFeatures) Seq("-label needs -features") else Nil,
     o => if (o.has("outputFormat") && !o.isFeatures) Seq("-outputFormat needs -features") else Nil,
     o => if (o.has("output") && !o.isFeatures && !o.isTest) Seq("-output needs -features or -test") else Nil,
+    o => Seq("dataColumn", "labelColumn").filter(o.has).filterNot(_ => o.isTest || o.isFeatures)
+      .map(n => s"-$n needs -test or -features"),
+    o => if (o.has("scoresBlob") && !o.isTest) Seq("-scoresBlob needs -test") else Nil,
     o => if (o.isTest && o.isFeatures) Seq("-test and -features cannot be combined: run one, then the other") else Nil,
     o =>
       if (o.has("snapshot") && o.has("weights"))
@@ -208,6 +221,9 @@ object CaffeOptionParser {
     if (problems.isEmpty) rules.foreach(r => problems ++= r(opts))
     if (problems.nonEmpty) ParseResult.Invalid(problems.toSeq) else ParseResult.Ok(opts)
   }
+
+  /** The options only GoCaffe.test and GoCaffe.features take (they name DataFrame columns). */
+  val dataFrameOnly: Seq[String] = Seq("dataColumn", "labelColumn", "scoresBlob")
 
   /** The options given that GoCaffe cannot act on yet. */
   def unimplemented(opts: CaffeOptions, specs: Seq[OptionSpec] = defaultSpecs): Seq[String] =

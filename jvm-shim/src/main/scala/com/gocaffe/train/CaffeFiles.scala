@@ -181,8 +181,10 @@ object CaffeFiles {
 
   /** Loads the solver and its nets (train net and test nets inlined, legacy
     * nets upgraded), and finds the data layers that read from Spark.
+    * training = false (test and features on DataFrames) skips the rules
+    * only training needs (max_iter, the train net's data layer).
     */
-  def loadSolver(path: String, hadoop: Configuration): SolverSpec = {
+  def loadSolver(path: String, hadoop: Configuration, training: Boolean = true): SolverSpec = {
     val solverPath = SubmittedFiles.solverPath(path)
     val text = readText(solverPath, hadoop)
     val solver =
@@ -194,10 +196,15 @@ object CaffeFiles {
       }
     if (!solver.hasNetParam && !solver.hasTrainNetParam)
       throw new GoCaffeException(s"$solverPath: the solver names no net (net, net_param, train_net or train_net_param)")
-    if (solver.getMaxIter <= 0) throw new GoCaffeException(s"$solverPath: max_iter must be positive")
+    if (training && solver.getMaxIter <= 0) throw new GoCaffeException(s"$solverPath: max_iter must be positive")
+    specOf(solverPath, solver, training)
+  }
+
+  /** The spec of a solver whose nets are inlined: its data layers found. */
+  def specOf(solverPath: String, solver: SolverParameter, training: Boolean = true): SolverSpec = {
     val train = if (solver.hasTrainNetParam) solver.getTrainNetParam else solver.getNetParam
     val trainData = dataLayers(train, Phase.TRAIN)
-    if (trainData.isEmpty)
+    if (training && trainData.isEmpty)
       throw new GoCaffeException(s"$solverPath: the train net has no data layer with a source " +
         "(MemoryData memory_data_param.source, CoSData cos_data_param.source or Data data_param.source)")
     val testNet =

@@ -18,7 +18,7 @@ object DataSources {
   val SparkClasses: Set[String] = Set("", "com.yahoo.ml.caffe.ImageDataFrame", "com.yahoo.ml.caffe.DataFrameSource")
 
   /** CaffeOnSpark's other source classes: known, not read yet. */
-  val NotYetClasses: Set[String] = Set("com.yahoo.ml.caffe.SeqImageDataSource")
+  val NotYetClasses: Set[String] = Set.empty
 
   private val Formats = Set("parquet", "orc", "json", "csv", "avro", "text")
 
@@ -38,21 +38,26 @@ object DataSources {
   /** Reads the layer's data as a DataFrame, with CaffeOnSpark's
     * dataframe_column_select applied.
     */
-  def read(spark: SparkSession, d: DataLayer, lmdbPartitions: Option[Int] = None): DataFrame = {
+  def read(spark: SparkSession, d: DataLayer, lmdbPartitions: Option[Int] = None, ranks: Option[Int] = None): DataFrame = {
     val cls = d.layer.getSourceClass
-    if (cls == LmdbSource.Class) // CaffeOnSpark's -lmdb_partitions, by default the cluster size
-      return select(d, LmdbSource.read(spark, d, lmdbPartitions.getOrElse(
-        DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))))
+    if (cls == LmdbSource.Class) { // CaffeOnSpark's -lmdb_partitions, by default the cluster size
+      val n = ranks.getOrElse(
+        DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))
+      return select(d, LmdbSource.read(spark, d, lmdbPartitions.getOrElse(n), n))
+    }
+    if (cls == SeqImageSource.Class)
+      return select(d, SeqImageSource.read(spark, d, ranks.getOrElse(spark.sparkContext.defaultParallelism)))
     if (!SparkClasses.contains(cls)) {
       val what =
         if (NotYetClasses.contains(cls)) s"source_class $cls is not yet supported through Spark"
         else s"unknown source_class $cls"
       throw new GoCaffeException(s"data layer '${d.name}': $what " +
-        s"(GoCaffe reads ${SparkClasses.filter(_.nonEmpty).mkString(" and ")} DataFrames, or any Parquet/ORC/JSON source)")
+        s"(GoCaffe reads ${SparkClasses.filter(_.nonEmpty).mkString(" and ")} DataFrames, ${LmdbSource.Class}, " +
+        s"${SeqImageSource.Class}, or any Parquet/ORC/JSON source)")
     }
-    if (d.layer.getType == "Data")
-      throw new GoCaffeException(s"data layer '${d.name}': Caffe's Data layer (LMDB/LevelDB ${d.source}) is not yet " +
-        "supported on Spark; use a MemoryData layer with source: \"parquet:/path\"")
+    if (d.layer.getType == "Data") // spark-submit's nets have them rewritten (CaffeDataLayers)
+      throw new GoCaffeException(s"data layer '${d.name}': Caffe's Data layer (LMDB/LevelDB ${d.source}) is read " +
+        "through spark-submit's -train/-test; here give a MemoryData layer with source: \"parquet:/path\"")
     if (d.source.startsWith("mnist:"))
       throw new GoCaffeException(s"data layer '${d.name}': source ${d.source} is goexec's standalone MNIST reader; " +
         "on Spark convert it to Parquet first (go run ./tools/mnist2parquet -out DIR) and use source: \"parquet:DIR/train\"")

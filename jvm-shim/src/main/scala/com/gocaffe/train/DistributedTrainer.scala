@@ -4,7 +4,7 @@ import java.io.PrintStream
 import java.security.SecureRandom
 import java.util.concurrent.TimeUnit
 
-import caffe.Caffe.{NetParameter, SolverState}
+import caffe.Caffe.NetParameter
 import com.gocaffe.shim.{CaffeOptions, GoCaffeConf}
 import org.apache.hadoop.fs.Path
 import org.apache.spark.SparkContext
@@ -125,10 +125,17 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
     val (df, origin) = frames.get(role) match {
       case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
-      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt)), d.source)
+      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt), Some(n)), d.source)
     }
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    val rdd = GoCaffeSparkBridge.arrowStreams(df.repartition(n), maxRecords)
+    // A database's key ranges come in one partition per rank: each rank's
+    // task reads its own ranges, with no shuffle after them.
+    val keyRanges = !frames.contains(role) && LmdbSource.isSource(d)
+    val rdd = GoCaffeSparkBridge.arrowStreams(if (keyRanges) df else df.repartition(n), maxRecords)
+    // CaffeOnSpark's -persistent: the rows a rank was fed are kept on its
+    // executor's disk, so that a goexec that lost its copy reloads them
+    // from there instead of reading the source again.
+    if (opts.has("persistent")) rdd.persist(org.apache.spark.storage.StorageLevel.DISK_ONLY)
     rdd.setName(s"GoCaffe $role data ${d.name} ($origin) as Arrow")
     // goexec caches partitions by this key: a DataFrame's key is new on every
     // run, so that a second GoCaffe.train in the application (a
@@ -146,18 +153,20 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   /** Where -train writes its final model: -model, else the solver's snapshot_prefix. */
   private[train] def modelPathOf(spec: SolverSpec): String = OutputDestinations.modelPath(opts, spec)
 
-  /** The weights and state training starts from: -snapshot, -weights, or fresh. */
-  private def startingModel(): Model =
+  /** The weights and state training starts from: -snapshot, -weights, or
+    * fresh; written to the store, so that the driver keeps no model in memory.
+    */
+  private def startingModel(store: ModelStore): Model =
     opts.get("snapshot").map { s =>
       val (w, st, parsed) = Snapshots.resume(s, hadoop)
       say(s"GoCaffe: resuming from $s at iteration ${parsed.getIter}")
-      Model(w, st, parsed.getIter.toLong)
+      Model(store.write("weights", w), store.write("state", st), parsed.getIter.toLong)
     }.orElse(opts.get("weights").map { w =>
       val bytes = CaffeFiles.readBytes(w, hadoop)
       NetParameter.parseFrom(bytes) // fail early on a file that is no .caffemodel
       say(s"GoCaffe: starting from weights $w")
-      Model(bytes, Array.emptyByteArray, 0L)
-    }).getOrElse(Model(Array.emptyByteArray, Array.emptyByteArray, 0L))
+      Model(store.write("weights", bytes), None, 0L)
+    }).getOrElse(Model(None, None, 0L))
 
   /** The iteration the round from iter ends at: τ later, or the next test,
     * snapshot or the end, whichever comes first.
@@ -177,8 +186,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         s"${r.partitionRows} rows${if (r.loadedNow) " loaded into goexec" else ""}"))
     val ar = rs.map(_.allreduceSeconds).max
     val slowest = rs.map(_.seconds).max
-    val driverPart = if (settings.allreduce) f"broadcast ${o.broadcastSeconds}%.3f s"
-      else f"average ${o.averageSeconds}%.3f s, broadcast ${o.broadcastSeconds}%.3f s"
+    val driverPart = if (settings.allreduce) f"rank 0's model to disk ${o.storeSeconds}%.3f s"
+      else f"average ${o.averageSeconds}%.3f s"
     val ring = if (o.ringGeneration == 0) "" else
       s"; ring generation ${o.ringGeneration}, peers ${if (o.peersFound) "found" else "kept"}"
     err.println(f"GoCaffe: round ${o.round} done: $iterations%d iterations in ${o.seconds}%.2f s (slowest rank trained " +
@@ -188,7 +197,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   /** `-train`: returns the exit status. */
   def train(): Int = {
     val n = checkCluster()
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
     if (spec.trainData.size != 1)
       throw new GoCaffeException(s"${spec.solverPath}: the train net has ${spec.trainData.size} data layers with a " +
         s"source (${spec.trainData.map(_.name).mkString(", ")}); GoCaffe feeds exactly one from Spark for now")
@@ -201,7 +210,10 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       s"${train.layer.batch * n}; data ${if (train.origin == "DataFrame") "the DataFrame given to GoCaffe.train" else train.origin} " +
       s"in $n partitions")
 
-    var model = startingModel()
+    // The model between rounds lives in files of the store (deleted by
+    // close; by Spark's shutdown hook if training fails before it starts).
+    val store = ModelStore.open(sc)
+    var model = startingModel(store)
     val modelPath = modelPathOf(spec)
     val prefixName = {
       val p = if (spec.snapshotPrefix.nonEmpty) spec.snapshotPrefix else new Path(modelPath).getName.stripSuffix(".caffemodel")
@@ -228,7 +240,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       listenAddress = settings.listenAddress,
       peerPort = settings.peerPort,
       seed = seed,
-      encryptRing = settings.encryptRing)
+      encryptRing = settings.encryptRing,
+      resize = opts.has("resize"))
     val failures = new FailureLog(err)
     sc.addSparkListener(failures)
     val maxIter = spec.maxIter.toLong
@@ -236,7 +249,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val startIter = model.iter
     val live = new LiveProgress(sc, n, maxIter, startIter, say)
     sc.addSparkListener(live)
-    val runner = new RoundRunner(sc, job, train.rdd, rp, live.acc, failures, maxAttempts, say, err,
+    val runner = new RoundRunner(sc, job, store, train.rdd, rp, live.acc, failures, maxAttempts, say, err,
       () => tooFew(GoCaffeSparkBridge.executors(sc).size, n))
     var lastTest: Option[String] = None
     try {
@@ -244,9 +257,9 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       // false; a fresh start is scored by goexec from the seed every rank
       // initialises with.
       if (test.isDefined && model.iter == 0 && spec.solver.getTestInitialization) {
-        val seeded = if (model.weights.nonEmpty || seed == 0L) spec.bytes
+        val seeded = if (model.weights.isDefined || seed == 0L) spec.bytes
         else spec.solver.toBuilder.setRandomSeed(seed).build().toByteArray
-        lastTest = Some(curves.tested(0L, runTest(test.get, seeded, model.weights, rp, 0L, "GoCaffe test at iteration 0")))
+        lastTest = Some(curves.tested(0L, runTest(test.get, seeded, model.weightsRef, rp, 0L, "GoCaffe test at iteration 0")))
       }
       while (model.iter < maxIter) {
         val end = roundEnd(spec, model.iter, maxIter)
@@ -254,20 +267,21 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
         val roundStartMs = System.currentTimeMillis()
         val o = runner.run(model, end, maxIter)
         reportRound(o, end - model.iter)
+        store.delete(model) // the round is done: no retry starts from it again
+        LmdbSource.reportUnusable(say)
         model = o.model
         // Progress: one line per display point, over all ranks; those the
         // heartbeats did not bring while the round ran.
         live.roundEnded(o.results.flatMap(_.progress), (end - startIter) / ((System.nanoTime() - started) / 1e9))
         curves.train(o.results.flatMap(_.progress), from, end, roundStartMs, System.currentTimeMillis())
         if (spec.snapshotEvery > 0 && end % spec.snapshotEvery == 0 && end < maxIter) {
-          val (m, s) = snaps.periodic(end, model.weights, model.state)
+          val (m, s) = snaps.periodic(model)
           say(s"GoCaffe: snapshot at iteration $end: $m, $s")
         }
         if (test.isDefined && (end % spec.testInterval == 0 || end == maxIter))
-          lastTest = Some(curves.tested(end, runTest(test.get, solverB.value, model.weights, rp, end, s"GoCaffe test at iteration $end")))
+          lastTest = Some(curves.tested(end, runTest(test.get, solverB.value, model.weightsRef, rp, end, s"GoCaffe test at iteration $end")))
       }
-      val (m, s) = snaps.finalModel(model.weights, if (model.state.isEmpty) SolverState.newBuilder()
-        .setIter(model.iter.toInt).build().toByteArray else model.state)
+      val (m, s) = snaps.finalModel(model)
       say(s"GoCaffe: training done at iteration ${model.iter} in ${LiveProgress.fmtDuration((System.nanoTime() - started) / 1e9)}; " +
         s"model $m, solver state $s")
       lastTest.foreach(t => say(s"GoCaffe: final test: $t"))
@@ -277,6 +291,7 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       sc.removeSparkListener(failures)
       sc.removeSparkListener(live)
       solverB.destroy()
+      store.close()
     }
   }
 
@@ -285,20 +300,20 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
   /** The test phase: a normal stage scoring every test partition; outputs
     * summed over partitions and divided by the passes (Caffe's test display).
     */
-  private def runTest(test: ArrowData, solver: Array[Byte], weights: Array[Byte], rp: Option[ResourceProfile],
+  private def runTest(test: ArrowData, solver: Array[Byte], weights: PartRef, rp: Option[ResourceProfile],
                       iter: Long, desc: String): TestScores = {
     sc.setJobDescription(desc)
-    val wB = sc.broadcast(weights)
     val solverB = sc.broadcast(solver)
     val ds = test.dataset
     val name = test.layer.name
     val layer = test.layer.layer.toByteArray
+    val resize = opts.has("resize")
     val t0 = System.nanoTime()
     val stage = test.rdd.mapPartitionsWithIndex { (i, it) =>
-      RankTask.score(i, ds, name, layer, solverB.value, wB.value, it)
+      RankTask.score(i, ds, name, layer, solverB.value, weights, it, resize)
     }
     val parts = rp.fold(stage)(p => stage.withResources(p)).collect().toSeq
-    wB.destroy(); solverB.destroy()
+    solverB.destroy()
     val passes = parts.map(_.passes).sum
     val images = parts.map(_.images).sum
     val names = parts.headOption.map(_.names).getOrElse(Nil)
@@ -306,20 +321,31 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val line = means.map { case (k, v) => f"$k = $v%.4f" }.mkString(", ") +
       f" ($images images, ${parts.size} partitions, ${(System.nanoTime() - t0) / 1e9}%.1f s)"
     say(s"GoCaffe: test at iteration $iter: $line")
+    LmdbSource.reportUnusable(say)
     TestScores(line, means)
   }
 
   /** `-test`: scores -model on the test net's data; returns the exit status. */
   def test(): Int = {
-    val n = checkCluster()
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
-    val d = spec.testData.headOption.getOrElse(
-      throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
-    val model = opts.get("model").get
-    val w = CaffeFiles.readBytes(model, hadoop)
-    val scores = runTest(arrowData(d, n, "test"), spec.bytes, w, oneTaskPerExecutor(n), 0L, s"GoCaffe test of $model")
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
+    val scores = testScores(spec, opts.get("model").get)
     opts.get("output").foreach(o => say(s"GoCaffe: test result written to ${TestScores.write(o, scores, hadoop)}"))
     0
+  }
+
+  /** Scores the model at path with spec's test net on its first data layer
+    * (fed from the "test" DataFrame when given).
+    */
+  private[gocaffe] def testScores(spec: SolverSpec, model: String): TestScores = {
+    val n = checkCluster()
+    val d = spec.testData.headOption.getOrElse(
+      throw new GoCaffeException(s"${spec.solverPath}: the test net has no data layer with a source"))
+    val store = ModelStore.open(sc)
+    try {
+      val w = store.write("weights", CaffeFiles.readBytes(model, hadoop))
+      runTest(arrowData(d, n, "test"), spec.bytes, w.fold(PartRef.Empty)(_.ref), oneTaskPerExecutor(n), 0L,
+        s"GoCaffe test of $model")
+    } finally store.close()
   }
 }
 

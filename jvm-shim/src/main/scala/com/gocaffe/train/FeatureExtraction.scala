@@ -65,7 +65,7 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
   /** Extracts and writes the features; returns the exit status. */
   def run(): Int = {
     val n = trainer.checkCluster()
-    val spec = CaffeFiles.loadSolver(opts.get("conf").get, hadoop)
+    val spec = CaffeDataLayers.onSpark(CaffeFiles.loadSolver(opts.get("conf").get, hadoop), hadoop)
     val d = spec.testData.headOption.getOrElse(throw new GoCaffeException(
       s"${spec.solverPath}: -features runs the test net, but it has no data layer with a source"))
     val blobs = FeatureExtraction.blobs(opts)
@@ -87,7 +87,7 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
     val outSchema = FeatureExtraction.schema(blobs)
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
     val task = FeatureTask(s"${sc.applicationId}/features/${d.name}/${d.source}", d.name, d.layer.toByteArray,
-      blobs, idIndex, inSchema, maxRecords, tz, outSchema)
+      blobs, idIndex, inSchema, maxRecords, tz, outSchema, resize = opts.has("resize"))
     val wB = sc.broadcast(weights)
     val solverB = sc.broadcast(spec.bytes)
     val count = sc.longAccumulator("GoCaffe feature rows")
@@ -193,7 +193,8 @@ final case class FeatureTask(
     inSchema: StructType,
     maxRecordsPerBatch: Long,
     timeZone: String,
-    outSchema: StructType) {
+    outSchema: StructType,
+    resize: Boolean = false) {
 
   /** Streams the partition to this executor's goexec, collecting each row's
     * SampleID on the way, asks goexec for the features of every row and
@@ -213,7 +214,7 @@ final case class FeatureTask(
       call.cancel(null)
       FeatureTask.drop(g, key)
     }
-    val (n, _) = RankTask.reporting(g)(RankTask.ensurePartition(g, key.getDataset, part, layer, arrow))
+    val (n, _) = RankTask.reporting(g)(RankTask.ensurePartition(g, key.getDataset, part, layer, arrow, resize))
     if (n != ids.size)
       throw new IllegalStateException(s"partition $part: goexec on executor ${g.executorId} decoded $n rows, " +
         s"Spark sent ${ids.size}")

@@ -4,34 +4,55 @@ import java.io.{BufferedInputStream, DataInputStream, EOFException}
 import java.nio.charset.StandardCharsets
 import java.nio.file.{Files, Path => JPath, Paths, StandardCopyOption}
 import java.nio.file.attribute.PosixFilePermissions
-import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.{ConcurrentHashMap, ConcurrentLinkedQueue}
 
 import scala.collection.mutable.ArrayBuffer
+import scala.jdk.CollectionConverters._
+
+import caffe.Caffe.{DataParameter, LayerParameter}
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
 import org.apache.spark.sql.{DataFrame, Row, SparkSession}
 import org.apache.spark.sql.types._
+import org.apache.spark.util.CollectionAccumulator
 import org.slf4j.LoggerFactory
 
 import com.gocaffe.shim.GoExec
 
-/** CaffeOnSpark's `com.yahoo.ml.caffe.LMDB` source: a Caffe LMDB of Datums
-  * as an ImageDataFrame (id = key, label, channels, height, width, encoded,
-  * data with raw pixels C×H×W as the Datum holds them).
+/** CaffeOnSpark's `com.yahoo.ml.caffe.LMDB` source, and Caffe's `Data`
+  * layer on Spark (LMDB or LevelDB, rewritten by [[CaffeDataLayers]] into
+  * this source): a database of Datums as an ImageDataFrame (id = key, label,
+  * channels, height, width, encoded, data with raw pixels C×H×W as the Datum
+  * holds them).
   *
-  * The driver cuts the database into `partitions` key ranges of equal
-  * record counts (`goexec db-split`, as CaffeOnSpark's LmdbRDD does); each
-  * task reads only its range (`goexec db-rows`). LMDB is read through mmap,
-  * so a path on a remote Hadoop file system (hdfs:, s3a:, ...) is copied to
-  * the reading node's local disk first: its `data.mdb`, once per JVM and
-  * path, into java.io.tmpdir; `file:` and plain paths are read in place and
-  * must exist on every node. Records that are not usable Datums are named in
-  * the executor log and skipped; more than 1 % of a range fails the task,
-  * naming the first keys.
+  * The driver cuts the database into key ranges of equal record counts
+  * (`goexec db-split`, as CaffeOnSpark's LmdbRDD does): `-lmdb_partitions`
+  * of them, at least one per rank. The DataFrame has exactly one Spark
+  * partition per rank, partition r holding ranges r, r + ranks, ...; it is
+  * not repartitioned afterwards, so the rank that trains on a partition is
+  * the task that reads its ranges (`goexec db-rows`), and no node reads the
+  * others' records. LMDB is read through mmap, so a path on a remote Hadoop
+  * file system (hdfs:, s3a:, ...) is copied to the reading node's local disk
+  * first (its `data.mdb`, or a LevelDB's files), once per JVM and path, into
+  * java.io.tmpdir; `file:` and plain paths are read in place and must exist
+  * on every node.
+  *
+  * Records that are not usable Datums are skipped and counted per range; the
+  * driver prints one summary line per database after the round that read it
+  * ([[reportUnusable]]), naming the first keys, and more than
+  * [[MaxUnusableShare]] of the records read is an error naming the first few.
   */
 object LmdbSource {
   val Class = "com.yahoo.ml.caffe.LMDB"
+
+  /** The share of a database's records that may be unusable (skipped);
+    * goexec's data.DefaultMaxBadShare, the same bound as goexec train's.
+    */
+  val MaxUnusableShare = 0.01
+
+  /** How many unusable records a range's report names. */
+  private val NamedPerRange = 5
 
   val Schema: StructType = StructType(Seq(
     StructField("id", StringType, nullable = false),
@@ -44,32 +65,115 @@ object LmdbSource {
 
   private val log = LoggerFactory.getLogger("com.gocaffe.train.LmdbSource")
 
-  /** The database as a DataFrame of `partitions` key ranges. */
-  def read(spark: SparkSession, d: DataLayer, partitions: Int): DataFrame = {
+  /** The backend a layer's database is read with: a Data layer rewritten by
+    * [[CaffeDataLayers]] keeps its data_param (LEVELDB is Caffe's default);
+    * CaffeOnSpark's LMDB source class means LMDB.
+    */
+  def backendOf(layer: LayerParameter): String =
+    if (layer.hasDataParam && layer.getDataParam.getBackend != DataParameter.DB.LMDB) "leveldb" else "lmdb"
+
+  private def label(backend: String): String = if (backend == "lmdb") "LMDB" else "LevelDB"
+
+  /** The sample shape (C, H, W) a Caffe Data layer takes from the database's
+    * first usable record, encoded images decoded as force_color/force_gray say.
+    */
+  def shapeOf(source: String, backend: String, forceColor: Boolean, forceGray: Boolean, what: String,
+              hadoop: Configuration): (Int, Int, Int) = {
+    val local = localize(source, backend, hadoop)
+    val args = Seq("db-split", "-backend", backend, "-shape") ++
+      (if (forceColor) Seq("-force-color") else Nil) ++ (if (forceGray) Seq("-force-gray") else Nil) :+ local.toString
+    val out = new String(run(args, what), StandardCharsets.UTF_8).split("\n")
+    out.head.trim.split(" ").map(_.toInt) match {
+      case Array(c, h, w) => (c, h, w)
+      case _ => throw new GoCaffeException(s"$what: goexec db-split -shape printed '${out.head}'")
+    }
+  }
+
+  /** What the driver learns of the records read, per source: records is
+    * the count the driver knows beforehand (-1: unknown), parts the key
+    * ranges or file splits the tasks read.
+    */
+  private final class Unusable(val what: String, val records: Long, val parts: Int, val unit: String,
+                               val acc: CollectionAccumulator[String]) {
+    @volatile var reported = 0 // parts in the last summary
+  }
+
+  private val unusable = new ConcurrentLinkedQueue[Unusable]()
+
+  /** Has [[reportUnusable]] report what the tasks of a source add to acc:
+    * one entry per part read, "part \t records \t unusable \t the first
+    * unusable records named, \u0001-separated".
+    */
+  private[train] def track(what: String, records: Long, parts: Int, unit: String, acc: CollectionAccumulator[String]): Unit =
+    unusable.add(new Unusable(what, records, parts, unit, acc))
+
+  /** The database as a DataFrame of one partition per rank, each holding
+    * its share of the `partitions` key ranges (at least `ranks` of them).
+    */
+  def read(spark: SparkSession, d: DataLayer, partitions: Int, ranks: Int): DataFrame = {
     val source = d.source
-    val local = localize(source, spark.sparkContext.hadoopConfiguration)
-    val out = run(Seq("db-split", "-backend", "lmdb", "-parts", partitions.toString, local.toString),
-      s"data layer '${d.name}': LMDB $source")
+    val backend = backendOf(d.layer)
+    val what = s"data layer '${d.name}': ${label(backend)} $source"
+    val local = localize(source, backend, spark.sparkContext.hadoopConfiguration)
+    val cuts = math.max(partitions, ranks)
+    if (cuts != partitions)
+      log.info(s"$what: $partitions key ranges asked for, $cuts read (at least one per rank)")
+    val out = run(Seq("db-split", "-backend", backend, "-parts", cuts.toString, local.toString), what)
     val lines = new String(out, StandardCharsets.UTF_8).split("\n").map(_.trim).filter(_.nonEmpty)
     val count = lines.head.toLong
     val starts = lines.tail.toSeq
     val ranges = starts.indices.map(i => (i, starts(i), if (i + 1 < starts.size) starts(i + 1) else ""))
-    log.info(s"LMDB $source: $count records in ${ranges.size} key ranges")
+    log.info(s"$what: $count records in ${ranges.size} key ranges for $ranks ranks")
+    val acc = spark.sparkContext.collectionAccumulator[String](s"GoCaffe unusable records of $source")
+    track(what, count, ranges.size, "key ranges", acc)
+    val groups = (0 until ranks).map(r => ranges.filter(_._1 % ranks == r))
     val name = d.name
-    val rdd = spark.sparkContext.parallelize(ranges, ranges.size).mapPartitions { it =>
-      it.flatMap { case (i, start, end) => readRange(name, source, i, start, end) }
+    val rdd = spark.sparkContext.parallelize(groups, ranks).mapPartitions { it =>
+      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc) })
     }
-    rdd.setName(s"GoCaffe LMDB $source ($count records, ${ranges.size} key ranges)")
+    rdd.setName(s"GoCaffe ${label(backend)} $source ($count records, ${ranges.size} key ranges, $ranks partitions)")
     spark.createDataFrame(rdd, Schema)
   }
 
+  /** Whether the layer's data comes from this source: one partition per
+    * rank that must not be repartitioned.
+    */
+  def isSource(d: DataLayer): Boolean = d.layer.getSourceClass == Class
+
+  /** Prints one line per database whose ranges were read since the last
+    * call: records read, how many were unusable and the first of them by
+    * key. More than [[MaxUnusableShare]] of them is a GoCaffeException
+    * naming the first few. Called by the driver after each round.
+    */
+  def reportUnusable(say: String => Unit): Unit =
+    unusable.asScala.foreach { u =>
+      // A part read twice (a task retried) counts once.
+      val byPart = u.acc.value.asScala.toSeq.map(_.split("\t", -1)).groupBy(_(0).toInt).map(_._2.head)
+      if (byPart.size > u.reported) {
+        u.reported = byPart.size
+        val records = byPart.map(_(1).toLong).sum
+        val bad = byPart.map(_(2).toLong).sum
+        val named = byPart.toSeq.sortBy(_(0).toInt).flatMap(e => e(3).split("\u0001").filter(_.nonEmpty))
+        val first = if (named.isEmpty) "" else s"; first: ${named.take(3).mkString("; ")}"
+        val of = if (u.records >= 0) s" of ${u.records}" else ""
+        say(s"GoCaffe: ${u.what}: $records$of records read in ${byPart.size} of ${u.parts} ${u.unit}, " +
+          s"$bad unusable${if (bad > 0) " and skipped" else ""}$first")
+        if (bad > MaxUnusableShare * records)
+          throw new GoCaffeException(s"${u.what}: $bad of $records records unusable (at most " +
+            f"${MaxUnusableShare * 100}%.0f %% may be)$first")
+      }
+    }
+
   /** Reads one key range [start, end) (hex keys) on this node. */
-  private def readRange(layer: String, source: String, i: Int, start: String, end: String): Iterator[Row] = {
-    val local = localize(source, new Configuration())
+  private def readRange(layer: String, source: String, backend: String, i: Int, start: String, end: String,
+                        acc: CollectionAccumulator[String]): Iterator[Row] = {
+    val local = localize(source, backend, new Configuration())
     val rows = ArrayBuffer.empty[Row]
-    val what = s"data layer '$layer': LMDB $source key range $i"
+    val what = s"data layer '$layer': ${label(backend)} $source key range $i"
     val t0 = System.nanoTime()
-    val errText = withGoExec(Seq("db-rows", "-backend", "lmdb", "-start", start, "-end", end, local.toString), what) { in =>
+    // -max-bad 1: the driver decides on the share over all ranges.
+    val errText = withGoExec(Seq("db-rows", "-backend", backend, "-max-bad", "1", "-start", start, "-end", end,
+      local.toString), what) { in =>
       val din = new DataInputStream(new BufferedInputStream(in, 1 << 20))
       var done = false
       while (!done) {
@@ -84,36 +188,46 @@ object LmdbSource {
         }
       }
     }
-    val bad = errText.split("\n").count(_.startsWith("bad record"))
+    val bad = errText.split("\n").filter(_.startsWith("bad record ")).map(_.stripPrefix("bad record "))
     System.err.println(f"GoCaffe: $what [$start%s, $end%s): ${rows.size} records on executor " +
-      s"${org.apache.spark.SparkEnv.get.executorId}, $bad unusable, in ${(System.nanoTime() - t0) / 1000000} ms")
-    if (bad > 0) errText.split("\n").filter(_.startsWith("bad record")).take(20).foreach(l => System.err.println(s"GoCaffe: $what: $l"))
+      s"${org.apache.spark.SparkEnv.get.executorId}, ${bad.length} unusable, in ${(System.nanoTime() - t0) / 1000000} ms")
+    bad.take(20).foreach(l => System.err.println(s"GoCaffe: $what: $l"))
+    acc.add(s"$i\t${rows.size + bad.length}\t${bad.length}\t${bad.take(NamedPerRange).mkString("\u0001")}")
     rows.iterator
   }
 
   private val localCopies = new ConcurrentHashMap[String, JPath]()
 
-  /** A local directory holding the LMDB at source: the path itself for
-    * file: and plain paths, else a copy of its data.mdb.
+  /** A local directory holding the database at source: the path itself for
+    * file: and plain paths, else a copy of its files (LMDB: data.mdb).
     */
-  private[train] def localize(source: String, hadoop: Configuration): JPath = {
+  private[train] def localize(source: String, backend: String, hadoop: Configuration): JPath = {
     val p = new Path(source)
     val scheme = p.toUri.getScheme
     if (scheme == null || scheme == "file") {
       val local = Paths.get(p.toUri.getPath)
       if (!Files.exists(local))
-        throw new GoCaffeException(s"LMDB $source does not exist on this node (a file: path must exist on every node)")
+        throw new GoCaffeException(s"${label(backend)} $source does not exist on this node (a file: path must exist on every node)")
       local
     } else localCopies.computeIfAbsent(source, _ => {
       val fs = p.getFileSystem(hadoop)
-      val mdb = new Path(p, "data.mdb")
-      if (!fs.exists(mdb)) throw new GoCaffeException(s"LMDB $source: $mdb does not exist")
-      val dir = Files.createTempDirectory("gocaffe-lmdb-")
+      val files =
+        if (backend == "lmdb") {
+          val mdb = new Path(p, "data.mdb")
+          if (!fs.exists(mdb)) throw new GoCaffeException(s"LMDB $source: $mdb does not exist")
+          Seq(mdb)
+        } else {
+          if (!fs.exists(p)) throw new GoCaffeException(s"LevelDB $source does not exist")
+          fs.listStatus(p).filter(_.isFile).map(_.getPath).toSeq
+        }
+      val dir = Files.createTempDirectory("gocaffe-db-")
       dir.toFile.deleteOnExit()
-      val in = fs.open(mdb)
-      try Files.copy(in, dir.resolve("data.mdb"), StandardCopyOption.REPLACE_EXISTING) finally in.close()
-      dir.resolve("data.mdb").toFile.deleteOnExit()
-      log.info(s"LMDB $source copied to $dir (LMDB reads through mmap)")
+      files.foreach { f =>
+        val in = fs.open(f)
+        try Files.copy(in, dir.resolve(f.getName), StandardCopyOption.REPLACE_EXISTING) finally in.close()
+        dir.resolve(f.getName).toFile.deleteOnExit()
+      }
+      log.info(s"${label(backend)} $source copied to $dir (read locally: LMDB needs mmap)")
       dir
     })
   }

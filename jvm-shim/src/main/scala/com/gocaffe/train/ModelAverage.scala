@@ -1,6 +1,11 @@
 package com.gocaffe.train
 
+import java.nio.{ByteBuffer, ByteOrder}
+import java.nio.channels.{Channels, FileChannel}
+import java.nio.file.{Files, Path, StandardOpenOption}
+
 import scala.jdk.CollectionConverters._
+import scala.util.control.NonFatal
 
 import caffe.Caffe.{BlobProto, NetParameter, SolverState}
 import com.google.protobuf.{CodedOutputStream, WireFormat}
@@ -27,15 +32,17 @@ final case class ModelLayout(netHead: Array[Byte], layers: Seq[LayerLayout], sta
   def blobs: IndexedSeq[BlobLayout] = (layers.flatMap(_.blobs) ++ history).toIndexedSeq
 }
 
-/** The round's average (binary NetParameter and SolverState) and the seconds it took. */
-final case class Averaged(weights: Array[Byte], state: Array[Byte], seconds: Double)
+/** The round's average (binary NetParameter and SolverState, in the
+  * driver's [[ModelStore]]) and the seconds it took.
+  */
+final case class Averaged(weights: StoredPart, state: StoredPart, seconds: Double)
 
 /** Sync mode `average`: the ranks' weights and solver history averaged blob
-  * by blob (goexec/train/CONTRACT.md), without the driver ever holding more
-  * than one model: the ranks' results stay on the executors, a shuffle sums
-  * them in pieces of [[PieceValues]] values there (in double), and the
-  * driver fetches the averaged pieces one partition at a time, writing each
-  * at its place in the output bytes.
+  * by blob (goexec/train/CONTRACT.md), without the driver ever holding a
+  * model: the ranks' results stay on the executors, a shuffle sums them in
+  * pieces of [[PieceValues]] values there (in double), and the driver
+  * fetches the averaged pieces one partition at a time, writing each at its
+  * place in the output files of its [[ModelStore]].
   */
 object ModelAverage {
   /** Values per shuffled piece (4 MB of floats). */
@@ -131,11 +138,12 @@ object ModelAverage {
   /** Runs the round's barrier stage (ranks) through run, which returns every
     * rank's result without its weights and state (rank 0's layout beside
     * it); the weights and state stay cached on the executors until their
-    * average is written. Returns the results and the average.
+    * average is written to new files of store. Returns the results and the
+    * average.
     */
   def roundAverage(ranks: RDD[RankResult],
-                   run: RDD[(RankResult, Option[ModelLayout])] => Seq[(RankResult, Option[ModelLayout])])
-      : (Seq[RankResult], Averaged) = {
+                   run: RDD[(RankResult, Option[ModelLayout])] => Seq[(RankResult, Option[ModelLayout])],
+                   store: ModelStore): (Seq[RankResult], Averaged) = {
     val cached = ranks.persist(StorageLevel.MEMORY_AND_DISK)
     try {
       val meta = run(cached.map { r =>
@@ -155,17 +163,26 @@ object ModelAverage {
           val f = 1.0 / n
           if (s.float) (k, Piece(s.values.map(v => (v * f).toFloat), null)) else (k, Piece(null, s.values.map(_ * f)))
         }
-      val out = new Writer(lay)
-      summed.toLocalIterator.foreach { case (k, p) => out.put((k >>> 32).toInt, (k & 0xffffffffL).toInt, p) }
-      val (w, s) = out.result()
-      (meta.map(_._1), Averaged(w, s, (System.nanoTime() - t0) / 1e9))
+      val (wFile, sFile) = (store.newFile("weights"), store.newFile("state"))
+      val out = new Writer(lay, wFile, sFile)
+      try {
+        summed.toLocalIterator.foreach { case (k, p) => out.put((k >>> 32).toInt, (k & 0xffffffffL).toInt, p) }
+        out.finish()
+      } catch {
+        case NonFatal(e) =>
+          out.close()
+          Files.deleteIfExists(wFile); Files.deleteIfExists(sFile)
+          throw e
+      }
+      (meta.map(_._1), Averaged(store.stored(wFile), store.stored(sFile), (System.nanoTime() - t0) / 1e9))
     } finally cached.unpersist(blocking = false)
   }
 
-  /** Writes the averaged NetParameter and SolverState bytes: the layout's
-    * parts at once, each blob's packed values as their pieces arrive.
+  /** Writes the averaged NetParameter and SolverState to two new files: the
+    * layout's parts at once, leaving a gap for each blob's packed values,
+    * and the values into their gaps as their pieces arrive.
     */
-  private final class Writer(lay: ModelLayout) {
+  private final class Writer(lay: ModelLayout, weightsFile: Path, stateFile: Path) extends AutoCloseable {
     private def packedSize(b: BlobLayout): Long =
       (if (b.floats > 0) CodedOutputStream.computeTagSize(BlobData) +
         CodedOutputStream.computeUInt32SizeNoTag(b.floats * 4) + b.floats.toLong * 4 else 0L) +
@@ -179,87 +196,105 @@ object ModelAverage {
       if (n > Int.MaxValue - 16) throw new IllegalStateException(s"the averaged model is $n bytes, over the 2 GB protobuf limit")
       else n.toInt
 
-    private val weights = new Array[Byte](toInt(lay.netHead.length + lay.layers.map(l => field(l.field, layerSize(l))).sum))
-    private val state = new Array[Byte](toInt(lay.stateHead.length + lay.history.map(b => field(StateHistory, blobSize(b))).sum))
-    /** Per blob (numbered as [[ModelLayout.blobs]]): the output and where its floats and doubles start. */
-    private val places = scala.collection.mutable.ArrayBuffer[(Array[Byte], Int, Int)]()
+    private val weightsSize = toInt(lay.netHead.length + lay.layers.map(l => field(l.field, layerSize(l))).sum).toLong
+    private val stateSize = toInt(lay.stateHead.length + lay.history.map(b => field(StateHistory, blobSize(b))).sum).toLong
+    private val weights = FileChannel.open(weightsFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)
+    private val state =
+      try FileChannel.open(stateFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)
+      catch { case NonFatal(e) => weights.close(); throw e }
+    /** Per blob (numbered as [[ModelLayout.blobs]]): its file and where its floats and doubles start. */
+    private val places = scala.collection.mutable.ArrayBuffer[(FileChannel, Long, Long)]()
     private var written = 0L
 
-    private def blob(o: CodedOutputStream, buf: Array[Byte], fieldNum: Int, b: BlobLayout): Unit = {
+    /** Sequential protobuf output into ch, with gaps. */
+    private final class Out(val ch: FileChannel) {
+      val o: CodedOutputStream = CodedOutputStream.newInstance(Channels.newOutputStream(ch), 1 << 16)
+      /** The file offset the next byte goes to. */
+      def at: Long = { o.flush(); ch.position() }
+      /** Leaves n bytes for [[put]]; returns where they start. */
+      def gap(n: Long): Long = { val a = at; ch.position(a + n); a }
+    }
+
+    private def blob(out: Out, fieldNum: Int, b: BlobLayout): Unit = {
+      val o = out.o
       o.writeTag(fieldNum, WireFormat.WIRETYPE_LENGTH_DELIMITED)
       o.writeUInt32NoTag(toInt(blobSize(b)))
       o.writeRawBytes(b.head)
-      var fAt, dAt = -1
+      var fAt, dAt = -1L
       if (b.floats > 0) {
         o.writeTag(BlobData, WireFormat.WIRETYPE_LENGTH_DELIMITED)
         o.writeUInt32NoTag(b.floats * 4)
-        fAt = buf.length - o.spaceLeft()
-        skip(o, b.floats.toLong * 4)
+        fAt = out.gap(b.floats.toLong * 4)
       }
       if (b.doubles > 0) {
         o.writeTag(BlobDoubleData, WireFormat.WIRETYPE_LENGTH_DELIMITED)
         o.writeUInt32NoTag(b.doubles * 8)
-        dAt = buf.length - o.spaceLeft()
-        skip(o, b.doubles.toLong * 8)
+        dAt = out.gap(b.doubles.toLong * 8)
       }
-      places += ((buf, fAt, dAt))
+      places += ((out.ch, fAt, dAt))
     }
 
-    private val zeros = new Array[Byte](1 << 16)
-    private def skip(o: CodedOutputStream, n: Long): Unit = {
-      var left = n
-      while (left > 0) { val k = math.min(left, zeros.length.toLong).toInt; o.writeRawBytes(zeros, 0, k); left -= k }
+    private def ended(out: Out, size: Long, what: String): Unit = {
+      val end = out.at
+      if (end != size) throw new IllegalStateException(s"the averaged $what's layout took $end bytes, want $size")
     }
 
-    locally {
-      val o = CodedOutputStream.newInstance(weights)
-      o.writeRawBytes(lay.netHead)
+    try {
+      val w = new Out(weights)
+      w.o.writeRawBytes(lay.netHead)
       lay.layers.foreach { l =>
-        o.writeTag(l.field, WireFormat.WIRETYPE_LENGTH_DELIMITED)
-        o.writeUInt32NoTag(toInt(layerSize(l)))
-        o.writeRawBytes(l.head)
-        l.blobs.foreach(b => blob(o, weights, l.blobField, b))
+        w.o.writeTag(l.field, WireFormat.WIRETYPE_LENGTH_DELIMITED)
+        w.o.writeUInt32NoTag(toInt(layerSize(l)))
+        w.o.writeRawBytes(l.head)
+        l.blobs.foreach(b => blob(w, l.blobField, b))
       }
-      o.checkNoSpaceLeft()
-      val s = CodedOutputStream.newInstance(state)
-      s.writeRawBytes(lay.stateHead)
-      lay.history.foreach(b => blob(s, state, StateHistory, b))
-      s.checkNoSpaceLeft()
-    }
+      ended(w, weightsSize, "weights")
+      val s = new Out(state)
+      s.o.writeRawBytes(lay.stateHead)
+      lay.history.foreach(b => blob(s, StateHistory, b))
+      ended(s, stateSize, "solver state")
+    } catch { case NonFatal(e) => close(); throw e }
 
     private val blobs = lay.blobs
+    private val buf = ByteBuffer.allocate(PieceValues * 8).order(ByteOrder.LITTLE_ENDIAN)
 
     /** Writes piece p of blob bi (pieces number floats first, then doubles). */
     def put(bi: Int, p: Int, piece: Piece): Unit = {
+      if (bi < 0 || bi >= blobs.size) throw new IllegalStateException(s"a piece of blob $bi; the model has ${blobs.size}")
       val b = blobs(bi)
-      val (buf, fAt, dAt) = places(bi)
+      val (ch, fAt, dAt) = places(bi)
       val nf = (b.floats + PieceValues - 1) / PieceValues
-      if (piece.floats != null) {
-        var at = fAt + p * PieceValues * 4
-        piece.floats.foreach { v =>
-          val bits = java.lang.Float.floatToRawIntBits(v)
-          buf(at) = bits.toByte; buf(at + 1) = (bits >>> 8).toByte
-          buf(at + 2) = (bits >>> 16).toByte; buf(at + 3) = (bits >>> 24).toByte
-          at += 4
-        }
-        written += piece.floats.length
+      val (count, index, at0) =
+        if (piece.floats != null) (b.floats, p, fAt) else (b.doubles, p - nf, dAt)
+      val want = math.min(PieceValues.toLong, count.toLong - index.toLong * PieceValues)
+      val got = if (piece.floats != null) piece.floats.length else piece.doubles.length
+      if (index < 0 || want != got)
+        throw new IllegalStateException(s"blob $bi: piece $p has $got values, want ${math.max(want, 0L)}")
+      buf.clear()
+      val bytes = if (piece.floats != null) {
+        buf.asFloatBuffer().put(piece.floats)
+        got * 4
       } else {
-        var at = dAt + (p - nf) * PieceValues * 8
-        piece.doubles.foreach { v =>
-          var bits = java.lang.Double.doubleToRawLongBits(v)
-          var k = 0
-          while (k < 8) { buf(at + k) = bits.toByte; bits >>>= 8; k += 1 }
-          at += 8
-        }
-        written += piece.doubles.length
+        buf.asDoubleBuffer().put(piece.doubles)
+        got * 8
       }
+      buf.limit(bytes)
+      var at = at0 + index.toLong * PieceValues * (if (piece.floats != null) 4 else 8)
+      while (buf.hasRemaining) at += ch.write(buf, at)
+      written += got
     }
 
-    /** The two outputs, once every value has been written. */
-    def result(): (Array[Byte], Array[Byte]) = {
+    /** Checks that every value has been written, and closes the files. */
+    def finish(): Unit = {
       val want = blobs.map(b => b.floats.toLong + b.doubles).sum
       if (written != want) throw new IllegalStateException(s"the average got $written of $want values")
-      (weights, state)
+      if (weights.size() != weightsSize || state.size() != stateSize)
+        throw new IllegalStateException(s"the averaged files are ${weights.size()} and ${state.size()} bytes, " +
+          s"want $weightsSize and $stateSize")
+      close()
     }
+
+    override def close(): Unit =
+      try weights.close() finally state.close()
   }
 }

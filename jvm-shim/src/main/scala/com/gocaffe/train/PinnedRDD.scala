@@ -22,7 +22,15 @@ final case class Pin(host: String, executorId: String) {
 final class PinnedRDD[T: ClassTag](prev: RDD[T], pins: IndexedSeq[Option[Pin]]) extends RDD[T](prev) {
   @transient private lazy val alive: Set[String] = GoCaffeSparkBridge.executors(sparkContext).map(_.id).toSet
 
-  override def compute(split: Partition, context: TaskContext): Iterator[T] = prev.iterator(split, context)
+  /** The parent's rows, opened only when first asked for: a round whose goexec
+    * already holds its partition never reads them, and a shuffled parent's
+    * reader fetches every block (megabytes per round) as soon as it exists.
+    */
+  override def compute(split: Partition, context: TaskContext): Iterator[T] = new Iterator[T] {
+    private lazy val rows = prev.iterator(split, context)
+    override def hasNext: Boolean = rows.hasNext
+    override def next(): T = rows.next()
+  }
 
   override protected def getPartitions: Array[Partition] = prev.partitions
 

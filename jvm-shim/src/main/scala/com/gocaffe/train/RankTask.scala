@@ -9,7 +9,7 @@ import scala.jdk.CollectionConverters._
 
 import com.gocaffe.goexec.v1._
 import com.gocaffe.shim.{GoExec, GoExecCallException, GoExecDiedException, GoExecRuntime}
-import com.google.protobuf.ByteString
+import com.google.protobuf.{ByteString, UnsafeByteOperations}
 import io.grpc.{Status, StatusRuntimeException}
 import io.grpc.stub.{ClientCallStreamObserver, ClientResponseObserver}
 import org.apache.spark.{BarrierTaskContext, SparkEnv, TaskContext}
@@ -62,7 +62,8 @@ final case class TrainJob(
     listenAddress: Option[String] = None,
     peerPort: Int = 0,
     seed: Long = 0L,
-    encryptRing: Boolean = false) {
+    encryptRing: Boolean = false,
+    resize: Boolean = false) {
   /** Whether the ranks train on a ring (and so need each other's addresses). */
   def ring: Boolean = allreduce && worldSize > 1
 }
@@ -148,12 +149,12 @@ object RankTask {
     * whether it was loaded now.
     */
   def ensurePartition(g: GoExec, dataset: String, partition: Int, layer: Array[Byte],
-                      arrow: Iterator[Array[Byte]]): (Long, Boolean) = {
+                      arrow: Iterator[Array[Byte]], resize: Boolean = false): (Long, Boolean) = {
     val k = key(dataset, partition)
     val has = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).hasPartition(k))
     if (has.getCached) (has.getRows, false)
     else {
-      val info = load(g, k, layer, arrow)
+      val info = load(g, k, layer, arrow, resize)
       log.info(s"executor ${g.executorId}: partition ${k.getDataset}#$partition loaded into goexec: " +
         s"${info.getRows} rows, ${info.getBytes} bytes, tops ${info.getTopsList.asScala.mkString(", ")}, " +
         f"${info.getDecodeSeconds}%.2f s")
@@ -162,7 +163,8 @@ object RankTask {
   }
 
   /** LoadPartition with flow control: a chunk is sent only when gRPC is ready for it. */
-  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]]): PartitionInfo = {
+  private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]],
+                   resize: Boolean): PartitionInfo = {
     val done = new CompletableFuture[PartitionInfo]()
     val ready = new Object
     var requests: ClientCallStreamObserver[PartitionChunk] = null
@@ -186,7 +188,7 @@ object RankTask {
       if (!done.isDone) requests.onNext(c)
     }
     try {
-      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).build())
+      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize).build())
       arrow.foreach { piece =>
         var off = 0
         while (off < piece.length && !done.isDone) {
@@ -221,11 +223,12 @@ object RankTask {
     InetAddress.getByName(fromEnv.getOrElse(env.blockManager.blockManagerId.host)).getHostAddress
   }
 
-  /** One rank of one round (runs inside a barrier task). Each progress
-    * event also goes to live, which executor heartbeats carry to the driver
-    * while the round runs.
+  /** One rank of one round (runs inside a barrier task): the round starts
+    * from weights and state, fetched from the driver's file server. Each
+    * progress event also goes to live, which executor heartbeats carry to
+    * the driver while the round runs.
     */
-  def trainRound(job: TrainJob, round: RoundSpec, weights: Array[Byte], state: Array[Byte],
+  def trainRound(job: TrainJob, round: RoundSpec, weights: PartRef, state: PartRef,
                  live: CollectionAccumulator[RankProgress], arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
     val ctx = BarrierTaskContext.get()
     val rank = ctx.partitionId()
@@ -262,9 +265,12 @@ object RankTask {
   }
 
   private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, job: TrainJob, round: RoundSpec,
-                      weights: Array[Byte], state: Array[Byte], live: CollectionAccumulator[RankProgress],
+                      weightsAt: PartRef, stateAt: PartRef, live: CollectionAccumulator[RankProgress],
                       arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
-    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow)
+    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize)
+    // One copy of the model in this JVM: the request wraps the fetched bytes.
+    val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
+    val state = UnsafeByteOperations.unsafeWrap(PartRef.fetch(stateAt))
 
     // No ring, no barrier sync either: Spark's barrier calls poll their
     // answer once a second (BarrierTaskContext sleeps 1 s while it waits).
@@ -278,8 +284,8 @@ object RankTask {
 
     def request(peers: Seq[String]): TrainRoundRequest = TrainRoundRequest.newBuilder()
       .setSolver(ByteString.copyFrom(job.solver.value))
-      .setWeights(ByteString.copyFrom(weights))
-      .setSolverState(ByteString.copyFrom(state))
+      .setWeights(weights)
+      .setSolverState(state)
       .setStartIter(round.startIter)
       .setIterations(round.iterations)
       .setRank(rank)
@@ -346,20 +352,24 @@ object RankTask {
     c.getData.writeTo(out)
   }
 
-  /** Scores one test partition with the given weights (a normal task). */
+  /** Scores one test partition with the given weights, fetched from the
+    * driver's file server (a normal task).
+    */
   def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
-            weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
+            weights: PartRef, arrow: Iterator[Array[Byte]], resize: Boolean = false): Iterator[ScoreResult] = {
     val g = goexec()
-    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow))
+    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize))
   }
 
   private def scoreOn(g: GoExec, partition: Int, dataset: String, layerName: String, layer: Array[Byte],
-                      solver: Array[Byte], weights: Array[Byte], arrow: Iterator[Array[Byte]]): Iterator[ScoreResult] = {
-    ensurePartition(g, dataset, partition, layer, arrow)
+                      solver: Array[Byte], weightsAt: PartRef, arrow: Iterator[Array[Byte]],
+                      resize: Boolean): Iterator[ScoreResult] = {
+    ensurePartition(g, dataset, partition, layer, arrow, resize)
+    val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val req = ScoreRequest.newBuilder()
       .setSolver(ByteString.copyFrom(solver))
       .setTestNetIndex(0)
-      .setWeights(ByteString.copyFrom(weights))
+      .setWeights(weights)
       .addData(DataBinding.newBuilder().setLayer(layerName).setKey(key(dataset, partition)))
       .setIterations(0)
       .build()

@@ -12,15 +12,21 @@ import org.apache.spark.sql.gocaffe.GoCaffeSparkBridge
 import org.apache.spark.util.CollectionAccumulator
 
 /** Where training stands between rounds: the weights and solver state the
-  * next round starts from (empty: a fresh start), at iteration iter.
+  * next round starts from (none: a fresh start), at iteration iter, in
+  * files of the driver's [[ModelStore]].
   */
-final case class Model(weights: Array[Byte], state: Array[Byte], iter: Long)
+final case class Model(weights: Option[StoredPart], state: Option[StoredPart], iter: Long) {
+  def weightsRef: PartRef = weights.fold(PartRef.Empty)(_.ref)
+  def stateRef: PartRef = state.fold(PartRef.Empty)(_.ref)
+}
 
-/** A finished round: the model after it, the ranks' results (sorted by rank)
-  * and where the driver's time went.
+/** A finished round: the model after it, the ranks' results (sorted by rank,
+  * without their weights and state) and where the driver's time went:
+  * averaging the ranks' models (average mode), writing rank 0's to the
+  * driver's disk (allreduce mode).
   */
 final case class RoundOutcome(round: Long, model: Model, results: Seq[RankResult], seconds: Double,
-                              broadcastSeconds: Double, averageSeconds: Double, ringGeneration: Long = 0L) {
+                              storeSeconds: Double, averageSeconds: Double, ringGeneration: Long = 0L) {
   /** Whether the ranks exchanged their addresses this round (Spark's barrier allGather). */
   def peersFound: Boolean = results.exists(_.peers.nonEmpty)
 }
@@ -67,6 +73,7 @@ private[train] final class FailureLog(err: PrintStream) extends SparkListener {
 private[train] final class RoundRunner(
     sc: SparkContext,
     job: TrainJob,
+    store: ModelStore,
     data: RDD[Array[Byte]],
     resources: Option[ResourceProfile],
     live: CollectionAccumulator[RankProgress],
@@ -86,47 +93,44 @@ private[train] final class RoundRunner(
   def ringGeneration: Long = generation
 
   /** Trains from `from` to iteration end; returns the round's outcome or
-    * throws [[GoCaffeException]] with the cause.
+    * throws [[GoCaffeException]] with the cause. The ranks fetch `from` from
+    * the driver's file server; its files stay until the caller deletes
+    * them, so that every retry starts from them.
     */
   def run(from: Model, end: Long, maxIter: Long): RoundOutcome = {
     round += 1
     val desc = s"GoCaffe round $round: iterations ${from.iter + 1}-$end of $maxIter ($mode, ${job.worldSize} ranks)"
     failures.round = desc
     sc.setJobDescription(desc)
-    val tb = System.nanoTime()
-    val wB = sc.broadcast(from.weights)
-    val sB = sc.broadcast(from.state)
+    val (wRef, sRef) = (from.weightsRef, from.stateRef)
     val t0 = System.nanoTime()
-    try {
-      val (results, averaged) = withRetries(desc, from.iter, end - from.iter) { spec =>
-        val (j, progress) = (job, live) // the task closure must not capture this runner
-        val stage = new PinnedRDD(data, placement).barrier().mapPartitions { it =>
-          RankTask.trainRound(j, spec, wB.value, sB.value, progress, it)
-        }
-        val ranked = resources.fold(stage)(p => stage.withResources(p))
-        if (job.allreduce) (collect(ranked).sortBy(_.rank), None)
-        else {
-          val (rs, avg) = ModelAverage.roundAverage(ranked, collect)
-          (rs.sortBy(_.rank), Some(avg))
-        }
+    val (results, averaged) = withRetries(desc, from.iter, end - from.iter) { spec =>
+      val (j, progress) = (job, live) // the task closure must not capture this runner
+      val stage = new PinnedRDD(data, placement).barrier().mapPartitions { it =>
+        RankTask.trainRound(j, spec, wRef, sRef, progress, it)
       }
-      val secs = (System.nanoTime() - t0) / 1e9
-      placement = results.map(r => Some(Pin(r.schedulerHost, r.executorId))).toIndexedSeq
-      results.find(_.peers.nonEmpty).foreach { r =>
-        kept = Some(KeptRing(generation, r.peers, results.map(_.executorId)))
+      val ranked = resources.fold(stage)(p => stage.withResources(p))
+      if (job.allreduce) (collect(ranked).sortBy(_.rank), None)
+      else {
+        val (rs, avg) = ModelAverage.roundAverage(ranked, collect, store)
+        (rs.sortBy(_.rank), Some(avg))
       }
-      val ta = System.nanoTime()
-      val model = averaged match {
-        case Some(a) => Model(a.weights, a.state, end)
-        case None =>
-          val r0 = results.find(_.rank == 0).get
-          Model(r0.weights, r0.solverState, end)
-      }
-      RoundOutcome(round, model, results, secs, (t0 - tb) / 1e9,
-        (System.nanoTime() - ta) / 1e9 + averaged.map(_.seconds).getOrElse(0.0), generation)
-    } finally {
-      wB.destroy(); sB.destroy()
     }
+    val secs = (System.nanoTime() - t0) / 1e9
+    placement = results.map(r => Some(Pin(r.schedulerHost, r.executorId))).toIndexedSeq
+    results.find(_.peers.nonEmpty).foreach { r =>
+      kept = Some(KeptRing(generation, r.peers, results.map(_.executorId)))
+    }
+    val ts = System.nanoTime()
+    val model = averaged match {
+      case Some(a) => Model(Some(a.weights), Some(a.state), end)
+      case None =>
+        val r0 = results.find(_.rank == 0).get
+        Model(store.write("weights", r0.weights), store.write("state", r0.solverState), end)
+    }
+    // The model lives in the store's files now, not in the results.
+    RoundOutcome(round, model, results.map(_.copy(weights = null, solverState = null)), secs,
+      (System.nanoTime() - ts) / 1e9, averaged.map(_.seconds).getOrElse(0.0), generation)
   }
 
   /** Runs the barrier job, turning Spark's slot shortage into GoCaffe's message. */

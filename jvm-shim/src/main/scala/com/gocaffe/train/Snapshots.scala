@@ -1,5 +1,6 @@
 package com.gocaffe.train
 
+import java.io.OutputStream
 import java.util.UUID
 
 import scala.util.control.NonFatal
@@ -16,7 +17,7 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
   private val dir = Option(model.getParent).getOrElse(new Path("."))
 
   /** Writes bytes to path atomically (temp + rename, replacing any old file). */
-  def writeAtomically(path: Path, bytes: Array[Byte]): Unit = writeAllAtomically(Seq(path -> bytes))
+  def writeAtomically(path: Path, bytes: Array[Byte]): Unit = writeAllAtomically(Seq(path -> ((o: OutputStream) => o.write(bytes))))
 
   /** Writes files that belong together (a .caffemodel and its .solverstate):
     * every file goes to a temporary file beside its target first, and only
@@ -24,19 +25,19 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
     * temporary files (with their .crc) are removed, and so are the files this
     * call already renamed: none of the group is left without the others.
     */
-  def writeAllAtomically(files: Seq[(Path, Array[Byte])]): Unit = {
+  def writeAllAtomically(files: Seq[(Path, OutputStream => Unit)]): Unit = {
     val tmps = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path)]
     val renamed = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path)]
     def quietly(f: => Any): Unit = try f catch { case NonFatal(_) => }
     try {
-      for ((path, bytes) <- files) {
+      for ((path, write) <- files) {
         val fs = path.getFileSystem(hadoop)
         if (path.getParent != null) fs.mkdirs(path.getParent)
         val tmp = new Path(path.getParent, s".${path.getName}.tmp-${UUID.randomUUID()}")
         tmps += fs -> tmp
         val out = fs.create(tmp, true)
         try {
-          out.write(bytes)
+          write(out)
           out.hsync()
         } finally out.close() // a full disk may fail here too
       }
@@ -61,39 +62,53 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
     new Path(m.getParent, base + ".solverstate")
   }
 
-  private def writePair(m: Path, weights: Array[Byte], state: Array[Byte]): (Path, Path) = {
+  private def writePair(m: Path, model: Model): (Path, Path) = {
     val st = statePathFor(m)
-    val s = SolverState.parseFrom(state).toBuilder.setLearnedNet(m.toString).build()
-    writeAllAtomically(Seq(m -> weights, st -> s.toByteArray))
+    writeAllAtomically(Seq(
+      m -> ((o: OutputStream) => model.weights.foreach(w => java.nio.file.Files.copy(w.file, o))),
+      st -> ((o: OutputStream) => Snapshots.writeState(model, Some(m.toString), o))))
     (m, st)
   }
 
   /** Caffe's periodic snapshot: DIR/PREFIX_iter_N.caffemodel and .solverstate. */
-  def periodic(iter: Long, weights: Array[Byte], state: Array[Byte]): (Path, Path) =
-    writePair(new Path(dir, s"${prefixName}_iter_$iter.caffemodel"), weights, state)
+  def periodic(model: Model): (Path, Path) =
+    writePair(new Path(dir, s"${prefixName}_iter_${model.iter}.caffemodel"), model)
 
   /** The final model at -model's path, with its .solverstate beside it.
     * When that fails (a full disk, a lost permission), the pair is saved to
     * a local directory instead and the error names it: a trained model is
     * never lost.
     */
-  def finalModel(weights: Array[Byte], state: Array[Byte]): (Path, Path) =
-    try writePair(model, weights, state)
+  def finalModel(model: Model): (Path, Path) =
+    try writePair(this.model, model)
     catch {
       case NonFatal(e) =>
         val why = Option(e.getMessage).flatMap(_.linesIterator.toSeq.headOption).getOrElse(e.toString)
-        val local = Snapshots.fallback(model.getName, weights,
-          SolverState.parseFrom(state).toBuilder.clearLearnedNet().build().toByteArray)
-        throw new GoCaffeException(s"could not write the model to $model: $why; the trained weights are saved " +
+        val local = Snapshots.fallback(this.model.getName, model)
+        throw new GoCaffeException(s"could not write the model to ${this.model}: $why; the trained weights are saved " +
           s"in ${local._1} (solver state ${local._2})", e)
     }
 }
 
 object Snapshots {
+  /** The model's .solverstate bytes to out, with learned_net set (or left
+    * out), streamed from the state's file: its history is as large as the
+    * weights. Without a state (no round ran), a state at the model's
+    * iteration.
+    */
+  private[train] def writeState(model: Model, learnedNet: Option[String], out: OutputStream): Unit =
+    model.state match {
+      case Some(s) => ProtoFields.rewrite(s.file, out, SolverState.LEARNED_NET_FIELD_NUMBER, learnedNet)
+      case None =>
+        val b = SolverState.newBuilder().setIter(model.iter.toInt)
+        learnedNet.foreach(b.setLearnedNet)
+        b.build().writeTo(out)
+    }
+
   /** Writes a model pair to a new local directory (under java.io.tmpdir, or
     * GOCAFFE_FALLBACK_DIR when set) and returns both paths.
     */
-  private[train] def fallback(name: String, weights: Array[Byte], state: Array[Byte]): (java.nio.file.Path, java.nio.file.Path) = {
+  private[train] def fallback(name: String, model: Model): (java.nio.file.Path, java.nio.file.Path) = {
     val root = sys.env.get("GOCAFFE_FALLBACK_DIR").map(java.nio.file.Paths.get(_))
       .getOrElse(java.nio.file.Paths.get(System.getProperty("java.io.tmpdir")))
     java.nio.file.Files.createDirectories(root)
@@ -101,8 +116,12 @@ object Snapshots {
     val base = if (name.endsWith(".caffemodel")) name.stripSuffix(".caffemodel") else name
     val m = dir.resolve(base + ".caffemodel")
     val s = dir.resolve(base + ".solverstate")
-    java.nio.file.Files.write(m, weights)
-    java.nio.file.Files.write(s, state)
+    model.weights match {
+      case Some(w) => java.nio.file.Files.copy(w.file, m)
+      case None    => java.nio.file.Files.write(m, Array.emptyByteArray)
+    }
+    val out = java.nio.file.Files.newOutputStream(s)
+    try writeState(model, None, out) finally out.close()
     (m, s)
   }
 

@@ -1,6 +1,6 @@
 package org.apache.spark.sql.gocaffe
 
-import org.apache.spark.SparkContext
+import org.apache.spark.{SparkContext, SparkEnv}
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.DataFrame
 import org.apache.spark.sql.catalyst.InternalRow
@@ -8,8 +8,9 @@ import org.apache.spark.sql.execution.arrow.ArrowConverters
 import org.apache.spark.sql.types.StructType
 
 /** The few Spark internals GoCaffe's training shim needs, in one place:
-  * Spark's own Arrow conversion (`private[sql]`) and the executor list of the
-  * status store (`private[spark]`). Nothing here converts rows one by one.
+  * Spark's own Arrow conversion (`private[sql]`), the executor list of the
+  * status store and the driver's RPC file server (`private[spark]`).
+  * Nothing here converts rows one by one.
   */
 object GoCaffeSparkBridge {
 
@@ -97,4 +98,26 @@ object GoCaffeSparkBridge {
   def drainListeners(sc: SparkContext, timeoutMs: Long): Unit =
     try sc.listenerBus.waitUntilEmpty(timeoutMs)
     catch { case _: java.util.concurrent.TimeoutException => () }
+
+  /** A new directory under the driver's Spark local directory
+    * (spark.local.dir), which Spark deletes when the JVM exits.
+    */
+  def driverTempDir(sc: SparkContext, prefix: String): java.io.File =
+    org.apache.spark.util.Utils.createTempDir(org.apache.spark.util.Utils.getLocalDir(sc.getConf), prefix)
+
+  /** Serves the files of dir through the driver's RPC file server (the one
+    * that serves sc.addFile's files to executors) under /name. Returns the
+    * base URI (spark://host:port/name); a file's URI is the base URI, a
+    * slash and its name. Files added to dir later are served too, files
+    * deleted from it no longer are.
+    */
+  def serveDirectory(sc: SparkContext, name: String, dir: java.io.File): String =
+    sc.env.rpcEnv.fileServer.addDirectory("/" + name, dir)
+
+  /** Opens a file the driver serves (a URI from [[serveDirectory]]): its
+    * bytes stream over Spark's RPC transport, authenticated and encrypted as
+    * Spark's settings say (the way executors fetch sc.addFile's files).
+    */
+  def openFromDriver(uri: String): java.nio.channels.ReadableByteChannel =
+    SparkEnv.get.rpcEnv.openChannel(uri)
 }

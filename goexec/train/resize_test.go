@@ -1,0 +1,55 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	pb "github.com/gocaffe/gocaffe/goexec/rpc/goexecpb"
+)
+
+// TestLoadPartitionResize: 8×8 PNG rows for a layer of 6×6 images are
+// refused, naming -resize, unless the first chunk asks for CaffeOnSpark's
+// -resize; then they are resampled to 6×6.
+func TestLoadPartitionResize(t *testing.T) {
+	r := newRank(t)
+	img := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 4)
+	}
+	var one bytes.Buffer
+	if err := png.Encode(&one, img); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 10
+	labels := make([]int32, rows)
+	ipcBytes := arrowIPCRows(t, labels, bytes.Repeat(one.Bytes(), rows), one.Len())
+	layer := marshal(t, &caffepb.LayerParameter{Name: proto.String("data"), Type: proto.String("MemoryData"),
+		Top: []string{"data", "label"}, MemoryDataParam: &caffepb.MemoryDataParameter{BatchSize: proto.Uint32(4),
+			Channels: proto.Uint32(1), Height: proto.Uint32(6), Width: proto.Uint32(6), ImageEncoded: proto.Bool(true)}})
+
+	_, err := r.loadErr(key(0), layer, ipcBytes, 1<<20, 0)
+	wantCode(t, err, codes.InvalidArgument, "8×8", "-resize")
+
+	st, err := r.client.LoadPartition(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pb.PartitionChunk{Key: key(0), Layer: layer, Resize: true, ArrowIpc: ipcBytes}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(info.GetTops(), ","); info.GetRows() != rows || got != "data 1x6x6,label 1" {
+		t.Errorf("with resize: %d rows, tops %q; want %d rows of data 1x6x6", info.GetRows(), got, rows)
+	}
+}

@@ -1,0 +1,265 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/db"
+)
+
+// Caffe's Data layer on Spark: BVLC Caffe's own lenet_solver and
+// lenet_train_test (Data layers, backend LMDB), unchanged but for the paths
+// and the iteration count, given to spark-submit. The driver cuts each
+// database into key ranges; each rank's task reads only its own range (no
+// shuffle after the read) and the driver reports the unusable records.
+
+const (
+	caffeSparkIters    = 300
+	caffeSparkAccuracy = 0.93
+)
+
+// dbRangeRe matches the line each database-reading task logs.
+var dbRangeRe = regexp.MustCompile(`GoCaffe: data layer 'mnist': LMDB (\S+) key range (\d) \[([0-9a-f]*), ([0-9a-f]*)\): (\d+) records on executor (\d+), (\d+) unusable`)
+
+// withUnusable copies the LMDB at src to dst with extra records added.
+func withUnusable(t *testing.T, src, dst string, extra map[string][]byte) {
+	t.Helper()
+	in, err := db.Open(db.LMDB, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := db.Create(db.LMDB, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := in.NewCursor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	for ; cur.Valid(); err = cur.Next() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Put(append([]byte(nil), cur.Key()...), append([]byte(nil), cur.Value()...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range extra {
+		if err := out.Put([]byte(k), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCaffeDataLayerOnSpark(t *testing.T) {
+	start := time.Now()
+	e := setup(t)
+	root := caffeRoot(t, caffeSparkIters)
+	mnist := filepath.Join(root, "examples", "mnist")
+	// Three unusable records among the 60,000: one that is no Datum, one
+	// whose pixels do not fill its shape, one without pixels.
+	short, _ := proto.Marshal(&caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(28), Width: proto.Int32(28), Data: make([]byte, 700), Label: proto.Int32(3)})
+	empty, _ := proto.Marshal(&caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(28), Width: proto.Int32(28), Label: proto.Int32(3)})
+	withUnusable(t, filepath.Join(mnist, "mnist_train_lmdb"), filepath.Join(mnist, "mnist_train_mixed_lmdb"), map[string][]byte{
+		"00000100a": []byte("\xff\xff\xffnot a datum"),
+		"00030000a": short,
+		"00059999a": empty,
+	})
+	solverPath := filepath.Join(mnist, "lenet_solver.prototxt")
+	netPath := filepath.Join(mnist, "lenet_train_test.prototxt")
+	for _, f := range []struct {
+		path string
+		from []string
+		to   []string
+	}{
+		{solverPath, []string{`"examples/mnist/lenet_train_test.prototxt"`}, []string{strconv.Quote(netPath)}},
+		{netPath, []string{`"examples/mnist/mnist_train_lmdb"`, `"examples/mnist/mnist_test_lmdb"`},
+			[]string{strconv.Quote(filepath.Join(mnist, "mnist_train_mixed_lmdb")), strconv.Quote("file:" + filepath.Join(mnist, "mnist_test_lmdb"))}},
+	} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for i := range f.from {
+			if !strings.Contains(s, f.from[i]) {
+				t.Fatalf("%s lacks %s", f.path, f.from[i])
+			}
+			s = strings.Replace(s, f.from[i], f.to[i], 1)
+		}
+		os.WriteFile(f.path, []byte(s), 0o644)
+	}
+	model := filepath.Join(e.tmp, "model", "lenet.caffemodel")
+	r := e.submitWatching(t, 14*time.Minute, "local-cluster[2,1,2048]",
+		[]string{"--conf", "spark.executor.memory=1g"}, nil,
+		"-train", "-conf", solverPath, "-model", model, "-clusterSize", "2")
+	o := parseTraining(t, r, caffeSparkIters)
+	t.Logf("test accuracy %.4f after %d iterations (%v)", o.accuracy, caffeSparkIters, r.took.Round(time.Second))
+	if o.accuracy < caffeSparkAccuracy {
+		t.Errorf("test accuracy %.4f after %d iterations, want >= %.2f", o.accuracy, caffeSparkIters, caffeSparkAccuracy)
+	}
+	checkOneRankPerExecutor(t, o, 2)
+
+	// The driver's summary lines: the unusable records by key.
+	for _, want := range []string{
+		"GoCaffe: data layer 'mnist': LMDB " + filepath.Join(mnist, "mnist_train_mixed_lmdb") + ": 60003 of 60003 records read in 2 of 2 key ranges, 3 unusable and skipped; first: " +
+			`key "00000100a": not a Datum`,
+		`key "00030000a": 700 data bytes for 1×28×28`,
+		`key "00059999a": no data bytes`,
+		"GoCaffe: data layer 'mnist': LMDB file:" + filepath.Join(mnist, "mnist_test_lmdb") + ": 10000 of 10000 records read in 2 of 2 key ranges, 0 unusable",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("driver output lacks %q:\n%s", want, tail(r.out, 40))
+		}
+	}
+	// Each rank's partition holds the usable records of one range.
+	rows := 0
+	for _, m := range rankRe.FindAllStringSubmatch(r.out, -1) {
+		n, _ := strconv.Atoi(m[3])
+		rows += n
+	}
+	if rows != 60000 {
+		t.Errorf("ranks' partitions hold %d rows, want the 60,000 usable training records", rows)
+	}
+
+	// Each range was read by the executor of the rank that trained on it:
+	// no shuffle moved the records after the read.
+	logs, _ := filepath.Glob(filepath.Join(e.sparkHome, "work", o.app, "*", "stderr"))
+	readBy := map[string]string{} // train range -> executor
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		for _, m := range dbRangeRe.FindAllStringSubmatch(string(b), -1) {
+			if strings.HasSuffix(m[1], "mnist_train_mixed_lmdb") {
+				readBy[m[2]] = m[6]
+			}
+		}
+	}
+	if len(readBy) != 2 || readBy["0"] != o.ranks["0"] || readBy["1"] != o.ranks["1"] {
+		t.Errorf("training ranges read by executors %v, ranks on %v: want range r read by rank r's executor", readBy, o.ranks)
+	}
+	checkClean(t, filepath.Join(e.sparkHome, "work", o.app), e.tmp)
+	t.Logf("TestCaffeDataLayerOnSpark took %v", time.Since(start).Round(time.Second))
+}
+
+// seqFileScript writes 4,000 MNIST test images (an ImageDataFrame Parquet
+// of PNG images) as a Hadoop SequenceFile the way CaffeOnSpark's tools do, from a
+// Spark program: keys are Java-serialized (id, label) Tuple2s with 32×32 PNG
+// values (so -resize has work to do), every tenth a Tuple6 (id, label, 1, 28,
+// 28, false) with raw pixels, plus two unusable records (a key of another
+// class, a key that is no serialized object).
+const seqFileScript = `
+import java.io._
+import java.awt.image.BufferedImage
+import javax.imageio.ImageIO
+import org.apache.hadoop.io.BytesWritable
+object W extends Serializable {
+  def ser(o: AnyRef): Array[Byte] = {
+    val b = new ByteArrayOutputStream(); val s = new ObjectOutputStream(b); s.writeObject(o); s.close(); b.toByteArray
+  }
+  def gray(png: Array[Byte]): BufferedImage = ImageIO.read(new ByteArrayInputStream(png))
+  def png32(png: Array[Byte]): Array[Byte] = {
+    val dst = new BufferedImage(32, 32, BufferedImage.TYPE_BYTE_GRAY)
+    val g = dst.createGraphics()
+    g.setRenderingHint(java.awt.RenderingHints.KEY_INTERPOLATION, java.awt.RenderingHints.VALUE_INTERPOLATION_BILINEAR)
+    g.drawImage(gray(png), 0, 0, 32, 32, null); g.dispose()
+    val out = new ByteArrayOutputStream(); ImageIO.write(dst, "png", out); out.toByteArray
+  }
+  def raw(png: Array[Byte]): Array[Byte] = {
+    val px = new Array[Byte](28 * 28); gray(png).getRaster.getDataElements(0, 0, 28, 28, px); px
+  }
+}
+val rows = spark.read.parquet(%q).rdd.map(r => (r.getAs[String]("id"), r.getAs[String]("label"), r.getAs[Array[Byte]]("data")))
+val recs = rows.zipWithIndex.map { case ((id, label, png), i) =>
+  val (k, v) =
+    if (i %% 10 == 0) (W.ser((id, label, 1, 28, 28, false)), W.raw(png))
+    else (W.ser((id, label)), W.png32(png))
+  (new BytesWritable(k), new BytesWritable(v))
+}
+val junk = sc.parallelize(Seq(1, 2), 1).map { i =>
+  (new BytesWritable(if (i == 1) W.ser(new java.util.Date(0L)) else "not java".getBytes), new BytesWritable(Array[Byte](1)))
+}
+recs.union(junk).saveAsSequenceFile(%q)
+println("sequence file written")
+System.exit(0)
+`
+
+// TestCaffeOnSparkSeqImage: CaffeOnSpark's lenet_memory files with
+// source_class com.yahoo.ml.caffe.SeqImageDataSource, on a SequenceFile a
+// Spark program wrote, with -resize (its PNGs are 32×32, the net takes
+// 28×28) and -persistent, on 2 executors.
+func TestCaffeOnSparkSeqImage(t *testing.T) {
+	start := time.Now()
+	e := setup(t)
+	const iters = 200
+	pq := filepath.Join(e.tmp, "mnist_png")
+	convertMNIST(t, e, pq, "-schema", "imagedataframe", "-encoded", "png", "-sets", "test", "-limit", "4000")
+	seq := filepath.Join(e.tmp, "mnist_test_seq")
+	w := e.shell(t, 5*time.Minute, "local[2]", nil, fmt.Sprintf(seqFileScript, filepath.Join(pq, "test"), seq))
+	if !strings.Contains(w.out, "sequence file written") {
+		t.Fatalf("the Spark program did not write the SequenceFile (exit %d):\n%s", w.code, tail(w.combined, 40))
+	}
+	t.Logf("SequenceFile written in %v", w.took.Round(time.Second))
+
+	user := filepath.Join(e.tmp, "user_seq")
+	os.MkdirAll(user, 0o755)
+	src := filepath.Join(e.root, "examples", "caffeonspark", "lmdb")
+	for _, name := range []string{"lenet_memory_solver.prototxt", "lenet_memory_train_test.prototxt"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for _, r := range [][2]string{
+			{`"com.yahoo.ml.caffe.LMDB"`, `"com.yahoo.ml.caffe.SeqImageDataSource"`},
+			{"file:/Users/mridul/bigml/demodl/mnist_train_lmdb", "file:" + seq},
+			{"file:/Users/mridul/bigml/demodl/mnist_test_lmdb/", "file:" + seq},
+			{"max_iter: 2000", "max_iter: " + strconv.Itoa(iters)},
+			{"test_interval: 100", "test_interval: " + strconv.Itoa(iters)},
+		} {
+			s = strings.ReplaceAll(s, r[0], r[1])
+		}
+		os.WriteFile(filepath.Join(user, name), []byte(s), 0o644)
+	}
+	model := filepath.Join(e.tmp, "model_seq", "lenet.caffemodel")
+	r := e.submitWatching(t, 10*time.Minute, "local-cluster[2,1,2048]",
+		[]string{"--conf", "spark.executor.memory=1g"}, nil,
+		"-train", "-conf", filepath.Join(user, "lenet_memory_solver.prototxt"), "-model", model, "-clusterSize", "2",
+		"-resize", "-persistent")
+	o := parseTraining(t, r, iters)
+	t.Logf("test accuracy %.4f after %d iterations (%v)", o.accuracy, iters, r.took.Round(time.Second))
+	if o.accuracy < 0.90 {
+		t.Errorf("test accuracy %.4f after %d iterations on the (training) set, want >= 0.90", o.accuracy, iters)
+	}
+	checkOneRankPerExecutor(t, o, 2)
+	m := regexp.MustCompile(`GoCaffe: data layer 'data': SequenceFile file:` + regexp.QuoteMeta(seq) +
+		`: 4002 records read in (\d+) of (\d+) file splits, 2 unusable and skipped; first: (.*)`).FindStringSubmatch(r.out)
+	if m == nil || m[1] != m[2] || !strings.Contains(m[3], "java.util.Date") || !strings.Contains(m[3], "StreamCorruptedException") {
+		t.Errorf("no summary line naming the 2 unusable of 4002 records; driver output:\n%s", tail(r.out, 40))
+	}
+	rows := 0
+	for _, m := range rankRe.FindAllStringSubmatch(r.out, -1) {
+		n, _ := strconv.Atoi(m[3])
+		rows += n
+	}
+	if rows != 4000 {
+		t.Errorf("ranks' partitions hold %d rows, want the 4,000 usable records", rows)
+	}
+	checkClean(t, filepath.Join(e.sparkHome, "work", o.app), e.tmp)
+	t.Logf("TestCaffeOnSparkSeqImage took %v", time.Since(start).Round(time.Second))
+}
