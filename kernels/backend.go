@@ -295,6 +295,52 @@ type Backend[T Float] interface {
 	// g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;
 	// data -= hist.
 	SGDMomentum(diff, data, hist Vec[T], norm, decay, lr, mom T)
+
+	// SolverUpdate is one solver step over a net's whole flat parameter
+	// buffers (see SolverRule): diff, data and the history sets hist0 and
+	// hist1 (hist1 for AdaDelta and Adam, else empty) hold the same n
+	// elements; element i belongs to segment s where offs[s] ≤ i <
+	// offs[s+1] (offs has one entry per segment and a last one, n), and
+	// mults[2s], mults[2s+1] are that segment's lr_mult and decay_mult.
+	// diff is left holding the update that was subtracted from data. No
+	// value is read on the host, so a device runs it without waiting.
+	SolverUpdate(r SolverRule, offs IntVec, mults Vec[T], diff, data, hist0, hist1 Vec[T])
+}
+
+// UpdateMethod is a solver's update rule, numbered as caffe/solver's
+// Method (SolverParameter.type).
+type UpdateMethod int
+
+// The update rules.
+const (
+	UpdateSGD UpdateMethod = iota
+	UpdateNesterov
+	UpdateAdaGrad
+	UpdateRMSProp
+	UpdateAdaDelta
+	UpdateAdam
+)
+
+// SolverRule is one step of Caffe's SGD-family update, element by element:
+// g = diff · clipScale · Norm (clipScale = Clip/‖diff‖ over the whole
+// buffer when Clip ≥ 0 and the norm exceeds it, else 1); g += decay·data
+// (L2) or decay·sign(data) (L1), decay = WeightDecay·decay_mult, skipped
+// when 0; then the method's update u with lr = Rate·lr_mult (caffe/solver's
+// ComputeUpdate, Adam's step scaled by AdamCorr), the history updated in
+// place; diff = u; data -= u. The rate and decay are computed in float64
+// and rounded to T, as the CPU solver rounds them.
+type SolverRule struct {
+	Method      UpdateMethod
+	L1          bool    // L1 regularization (else L2)
+	Norm        float64 // gradient scale (1/iter_size)
+	Clip        float64 // clip_gradients (< 0: no clipping)
+	Rate        float64 // this iteration's learning rate
+	WeightDecay float64
+	Momentum    float64 // momentum; Adam's β1; AdaDelta's decay
+	Momentum2   float64 // Adam's β2
+	Delta       float64 // AdaGrad, RMSProp, AdaDelta, Adam
+	RMSDecay    float64 // RMSProp
+	AdamCorr    float64 // Adam's bias correction √(1−β2^t)/(1−β1^t)
 }
 
 // Device is where a net computes: it hands out the backend for each
@@ -321,4 +367,31 @@ func For[T Float](d Device) Backend[T] {
 	default:
 		return any(d.Float64()).(Backend[T])
 	}
+}
+
+// Recorder is implemented by devices that can record the operations a
+// function issues and replay them later as one unit (a CUDA graph), so
+// that a training iteration costs one launch instead of one per kernel.
+type Recorder interface {
+	// Record runs fn with the operations its backends issue recorded
+	// instead of run; none of them has run when Record returns. fn must
+	// not allocate, transfer or read device memory (no Alloc, Upload,
+	// Download, Dot or Sum): such an operation makes Record fail, and the
+	// device's error state is left as it was before the call.
+	Record(fn func() error) (Recording, error)
+}
+
+// Recording is a recorded sequence of operations.
+type Recording interface {
+	// Replay runs the operations again, on the same memory, in order
+	// with the device's other work.
+	Replay() error
+	// SetSolverRule makes the SolverUpdate operations recorded in it use
+	// r (the learning rate and Adam's correction change every iteration;
+	// the other fields must be those recorded).
+	SetSolverRule(r SolverRule) error
+	// Operations is the number of operations recorded.
+	Operations() int
+	// Release frees the recording.
+	Release()
 }

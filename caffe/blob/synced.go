@@ -39,6 +39,9 @@ type Synced[T Float] struct {
 	mem   kernels.Memory[T] // the device the device copy lives on
 	head  Head
 	fixed bool // host storage is a window of a larger buffer: never reallocate
+	// devFixed: the device copy is a window of a larger device buffer
+	// (UseDevice): never reallocated on that device.
+	devFixed bool
 }
 
 func (s *Synced[T]) allocated() bool { return s.host != nil || s.mem != nil }
@@ -90,12 +93,15 @@ func (s *Synced[T]) MutableHost(n int) []T {
 // toDevice makes the copy in m's memory current.
 func (s *Synced[T]) toDevice(m kernels.Memory[T], n int) {
 	if s.mem != m || s.dev.Len() < n {
+		if s.devFixed && s.mem == m {
+			panic("blob: a parameter in the net's contiguous device buffer cannot grow") // layers never reshape their params
+		}
 		// A first device copy, another device or a larger array: bring
 		// the values home, then upload them to a fresh device copy.
 		if s.head == AtDevice {
 			s.toHost(n)
 		}
-		s.mem, s.dev = m, m.Alloc(max(n, cap(s.host)))
+		s.mem, s.dev, s.devFixed = m, m.Alloc(max(n, cap(s.host))), false
 		if s.head == InSync {
 			s.head = AtHost
 		}
@@ -136,4 +142,24 @@ func (s *Synced[T]) UseHost(buf []T) {
 	s.toHost(len(buf))
 	copy(buf, s.host)
 	s.host, s.fixed = buf, true
+}
+
+// UseDevice makes v, in m's memory, this memory's device storage and fixes
+// it there (the net's contiguous parameter and gradient buffers on a
+// device). The current values are kept: a device copy elsewhere is brought
+// to the host first (and its memory freed), and they go up into v at the
+// next device access.
+func (s *Synced[T]) UseDevice(m kernels.Memory[T], v kernels.Vec[T]) {
+	if s.head == AtDevice {
+		s.toHost(v.Len())
+	}
+	if s.mem != nil && !s.devFixed {
+		if buf, _ := s.dev.Device(); buf != nil {
+			buf.Free()
+		}
+	}
+	if s.head == InSync {
+		s.head = AtHost
+	}
+	s.mem, s.dev, s.devFixed = m, v, true
 }

@@ -107,3 +107,45 @@ func (hostMem) AllocInts(n int) kernels.IntVec           { return kernels.HostIn
 func (hostMem) Upload(kernels.Vec[float64], []float64)   {}
 func (hostMem) Download([]float64, kernels.Vec[float64]) {}
 func (hostMem) UploadInts(kernels.IntVec, []int32)       {}
+
+// UseDevice moves a memory's device copy into a window of a larger buffer,
+// keeping the values whichever side was current, and fixes it there.
+func TestSyncedUseDevice(t *testing.T) {
+	m := &fakeMem{}
+	flat := m.Alloc(10)
+	// A device copy already current: its values come home, then go up into
+	// the window.
+	a := New[float32](4)
+	copy(dev(a.MutableDataOn(m)), []float32{1, 2, 3, 4})
+	a.DataMem().UseDevice(m, flat.Slice(2, 6))
+	if h := a.DataMem().Head(); h != AtHost {
+		t.Fatalf("head after UseDevice %v, want host", h)
+	}
+	v := a.DataOn(m)
+	fbuf, _ := flat.Device()
+	if buf, off := v.Device(); buf != fbuf || off != 2 {
+		t.Fatalf("device copy at offset %d, want the window at 2", off)
+	}
+	if got := dev(flat)[2:6]; got[0] != 1 || got[3] != 4 {
+		t.Fatalf("window holds %v, want 1 2 3 4", got)
+	}
+	// Device writes land in the window; host reads see them.
+	dev(a.MutableDataOn(m))[1] = 9
+	if dev(flat)[3] != 9 || a.HostData()[1] != 9 {
+		t.Fatalf("device write not seen: flat %v, host %v", dev(flat), a.HostData())
+	}
+	// A host-current memory (no device copy yet) goes up into its window.
+	b := New[float32](3)
+	copy(b.MutableHostData(), []float32{5, 6, 7})
+	b.DataMem().UseDevice(m, flat.Slice(6, 9))
+	b.DataOn(m)
+	if got := dev(flat)[6:9]; got[0] != 5 || got[2] != 7 {
+		t.Fatalf("window holds %v, want 5 6 7", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("growing a fixed device window did not panic")
+		}
+	}()
+	b.DataMem().On(m, 4)
+}

@@ -281,3 +281,20 @@ type BatchSource[T blob.Float] interface {
 type Fed[T blob.Float] interface {
 	SetSource(src BatchSource[T])
 }
+
+// Stager is implemented by layers whose Forward on a device begins with
+// host work on inputs that the data layers write on the host
+// (SoftmaxWithLoss checks the labels and uploads them as classes). Stage
+// does that part alone, and the next Forward skips it. A net whose
+// training iteration is recorded and replayed on its device (a CUDA graph)
+// runs Stage before each replay, and Unstage after it, since a replay runs
+// no Forward.
+type Stager[T blob.Float] interface {
+	Stage(bottom, top []*blob.Blob[T]) error
+	Unstage()
+	// Replayable reports whether the device work of Forward and Backward
+	// depends on a batch only through what Stage sent (false when it also
+	// takes values computed from the batch on the host, such as a count of
+	// labelled positions).
+	Replayable() bool
+}

@@ -24,6 +24,34 @@ type softmaxWithLoss[T blob.Float] struct {
 	be                     kernels.Backend[T]
 	cls                    []int32        // class per position, -1 where ignored (host)
 	clsDev                 kernels.IntVec // cls in the backend's memory
+	staged                 bool           // Stage has sent this batch's classes (see layer.Stager)
+}
+
+var _ layer.Stager[float32] = (*softmaxWithLoss[float32])(nil)
+
+// Stage checks the labels and sends the classes to the backend's memory:
+// the host part of Forward, which a recorded iteration runs before each
+// replay (layer.Stager).
+func (l *softmaxWithLoss[T]) Stage(bottom, top []*blob.Blob[T]) error {
+	if n := l.outer * l.inner; l.clsDev.Len() != n {
+		l.cls, l.clsDev = make([]int32, n), l.be.AllocInts(n)
+	}
+	valid, err := l.classes(bottom[1].HostData())
+	if err != nil {
+		return err
+	}
+	l.valid, l.staged = valid, true
+	return nil
+}
+
+// Unstage forgets a staged batch.
+func (l *softmaxWithLoss[T]) Unstage() { l.staged = false }
+
+// Replayable: the device work depends on the batch only through the
+// staged classes, except that VALID normalization with an ignore_label
+// divides by the batch's count of labelled positions.
+func (l *softmaxWithLoss[T]) Replayable() bool {
+	return !(l.hasIgnore && l.norm == caffepb.LossParameter_VALID)
 }
 
 func newSoftmaxWithLoss[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -80,15 +108,13 @@ func (l *softmaxWithLoss[T]) classes(label []T) (valid int, err error) {
 }
 
 func (l *softmaxWithLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	if n := l.outer * l.inner; l.clsDev.Len() != n {
-		l.cls, l.clsDev = make([]int32, n), l.be.AllocInts(n)
+	if !l.staged {
+		if err := l.Stage(bottom, top); err != nil {
+			return err
+		}
 	}
-	be := l.be
-	valid, err := l.classes(bottom[1].HostData())
-	if err != nil {
-		return err
-	}
-	l.valid = valid
+	l.staged = false
+	be, valid := l.be, l.valid
 	prob := l.prob.MutableDataOn(be)
 	be.SoftmaxForward(bottom[0].DataOn(be), prob, l.outer, l.channels, l.inner)
 	be.SoftmaxLossForward(prob, l.clsDev, l.outer, l.channels, l.inner, l.normalizer(l.outer, l.inner, valid), top[0].MutableDataOn(be))

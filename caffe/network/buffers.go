@@ -60,3 +60,46 @@ func (n *Net[T]) GradBuffer() []T {
 	}
 	return n.gradBuf
 }
+
+// ParamBufferOn returns the values of all learnable params as one Vec in
+// be's memory (see ParamSegments), current there: a device solver updates
+// it in place. On host memory it is ParamBuffer. On a device, the first
+// call lays the params' device copies out in one allocation (their values
+// kept); later calls only bring a param up if the host wrote it since.
+func (n *Net[T]) ParamBufferOn(be kernels.Backend[T]) kernels.Vec[T] {
+	if be.HostMemory() {
+		return kernels.HostVec(n.ParamBuffer())
+	}
+	n.layoutDevice(be)
+	for _, id := range n.table.Learnable {
+		n.params[id].MutableDataOn(be)
+	}
+	return n.paramDev
+}
+
+// GradBufferOn is ParamBufferOn for the gradients.
+func (n *Net[T]) GradBufferOn(be kernels.Backend[T]) kernels.Vec[T] {
+	if be.HostMemory() {
+		return kernels.HostVec(n.GradBuffer())
+	}
+	n.layoutDevice(be)
+	for _, id := range n.table.Learnable {
+		n.params[id].MutableDiffOn(be)
+	}
+	return n.gradDev
+}
+
+// layoutDevice places every learnable param's device data and diff in one
+// allocation each on be, in ParamSegments order, once.
+func (n *Net[T]) layoutDevice(be kernels.Backend[T]) {
+	if n.devOf == be {
+		return
+	}
+	total := len(n.paramBuf)
+	n.paramDev, n.gradDev, n.devOf = be.Alloc(total), be.Alloc(total), be
+	for li, id := range n.table.Learnable {
+		sg, p := n.segs[li], n.params[id]
+		p.DataMem().UseDevice(be, n.paramDev.Slice(sg.Offset, sg.Offset+sg.Count))
+		p.DiffMem().UseDevice(be, n.gradDev.Slice(sg.Offset, sg.Offset+sg.Count))
+	}
+}

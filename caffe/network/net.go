@@ -75,6 +75,11 @@ type Net[T blob.Float] struct {
 	// one after another in learnable order (segs).
 	paramBuf, gradBuf []T
 	segs              []ParamSegment
+	// paramDev and gradDev are the same buffers in a device backend's
+	// memory, made on first use (ParamBufferOn, GradBufferOn); devOf is
+	// that backend.
+	paramDev, gradDev kernels.Vec[T]
+	devOf             kernels.Backend[T]
 }
 
 // New builds the net that param describes for state (state overrides the
@@ -595,6 +600,14 @@ func (n *Net[T]) ClearParamDiffs() {
 	be := kernels.For[T](n.device)
 	if be.HostMemory() {
 		clear(n.GradBuffer())
+		return
+	}
+	if n.devOf == be {
+		// One fill over the contiguous device gradients.
+		for _, id := range n.table.Learnable {
+			n.params[id].MutableDiffOn(be)
+		}
+		be.Fill(n.gradDev, 0)
 		return
 	}
 	for _, id := range n.table.Learnable {

@@ -9,6 +9,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // NonFinite says what training does when the loss or a gradient is NaN or
@@ -82,16 +83,30 @@ func (e *DivergedError) Error() string {
 func gradSumSq[T blob.Float](params []*blob.Blob[T]) float64 {
 	var s float64
 	for _, p := range params {
-		s += float64(sumSq32(p.Diff()))
+		s += float64(sumSq32(p.HostDiff()))
 	}
 	if isFinite(s) {
 		return s
 	}
 	s = 0
 	for _, p := range params {
-		s += SumSq(p.Diff())
+		s += SumSq(p.HostDiff())
 	}
 	return s
+}
+
+// gradSumSq is the squared norm of the train net's gradients: on a device
+// net one reduction on the device over its gradient buffer (one value
+// read, the gradients left there), re-checked on the host only when it is
+// not finite.
+func (s *Solver[T]) gradSumSq() float64 {
+	if be := kernels.For[T](s.train.Device()); !be.HostMemory() {
+		g := s.train.GradBufferOn(be)
+		if v := float64(be.Dot(g, g)); isFinite(v) {
+			return v
+		}
+	}
+	return gradSumSq(s.params)
 }
 
 // sumSq32 is Σx² in the blob's precision with four accumulators.
@@ -129,7 +144,7 @@ func firstNonFinite[T blob.Float](x []T) int {
 // the tops of the last forward pass in order: costly only on failure).
 // Call it between ForwardBackward (and any all-reduce) and ApplyUpdate.
 func (s *Solver[T]) CheckFinite(loss float64) error {
-	sumsq := gradSumSq(s.params)
+	sumsq := s.gradSumSq()
 	if isFinite(loss) && isFinite(sumsq) {
 		return nil
 	}
@@ -139,7 +154,7 @@ func (s *Solver[T]) CheckFinite(loss float64) error {
 	if e.Layer == "" {
 		names := s.train.LearnableParamNames()
 		for i, p := range s.params {
-			if firstNonFinite(p.Diff()) >= 0 {
+			if firstNonFinite(p.HostDiff()) >= 0 {
 				e.Param = names[i]
 				break
 			}
@@ -155,7 +170,7 @@ func firstNonFiniteTop[T blob.Float](n *network.Net[T]) (layer, top string) {
 	tops := n.LayerParams()
 	for i := range n.Layers() {
 		for t, b := range n.Tops(i) {
-			if firstNonFinite(b.Data()) >= 0 {
+			if firstNonFinite(b.HostData()) >= 0 {
 				top := ""
 				if t < len(tops[i].GetTop()) {
 					top = tops[i].GetTop()[t]

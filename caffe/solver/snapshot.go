@@ -71,6 +71,9 @@ func (s *Solver[T]) State(learnedNet string) *caffepb.SolverState {
 		st.LearnedNet = proto.String(learnedNet)
 	}
 	np := len(s.params)
+	for _, m := range s.histMem {
+		m.Host(len(s.histBuf[0])) // on a device net, the history's one download
+	}
 	for k, h := range s.history {
 		b := blob.New[T](s.params[k%np].Shape()...)
 		copy(b.Data(), h)
@@ -89,6 +92,7 @@ func (s *Solver[T]) SetState(st *caffepb.SolverState) error {
 		return fmt.Errorf("solver state has %d history blobs, the %s solver of this net needs %d",
 			len(st.GetHistory()), s.method, len(s.history))
 	}
+	s.hostHistory()
 	for k, bp := range st.GetHistory() {
 		h := s.history[k]
 		switch {

@@ -45,6 +45,14 @@ type options[T blob.Float] struct {
 	progress  func(Progress)
 	scores    func(iter, net int, scores []TestScore, loss float64)
 	nonFinite NonFinite
+	noGraphs  bool
+}
+
+// WithoutGraphs keeps a device net's training iterations from being
+// recorded and replayed (CUDA graphs): every kernel is launched from the
+// host, every iteration.
+func WithoutGraphs[T blob.Float]() Option[T] {
+	return func(o *options[T]) { o.noGraphs = true }
 }
 
 // Progress is what the solver reports every display iterations.
@@ -127,6 +135,22 @@ type Solver[T blob.Float] struct {
 	decayMult []float64
 	history   [][]T // HistorySets()*len(params); set k of param i at k*len(params)+i
 	histBuf   [][]T // per history set, the params' histories laid out as the net's buffers
+	// histMem keeps each history set's host copy (histBuf) and, on a
+	// device net, its device copy, where the update keeps it between
+	// snapshots.
+	histMem []*blob.Synced[T]
+	// segOffs and segMults are ParamSegments in the device's memory (the
+	// device update's segment table), made on first use.
+	segOffs  kernels.IntVec
+	segMults kernels.Vec[T]
+	// recording is the train net's iteration recorded on its device (a
+	// CUDA graph), replayed between display iterations; recRule is the
+	// SolverUpdate rule it holds now; noRecording says not to try (again).
+	recording   kernels.Recording
+	recRule     kernels.SolverRule
+	noRecording bool
+	replays     int
+	whyEager    string // why iterations are not replayed (for the log and tests)
 
 	iter, currentStep int
 	rate              float64 // learning rate of the last ApplyUpdate
@@ -222,10 +246,16 @@ func New[T blob.Float](ctx context.Context, sp *caffepb.SolverParameter, opts ..
 	s.lrMult = s.train.ParamLrMults()
 	s.decayMult = s.train.ParamDecayMults()
 	segs := s.train.ParamSegments()
-	total := len(s.train.GradBuffer())
+	total := 0
+	if len(segs) > 0 {
+		total = segs[len(segs)-1].Offset + segs[len(segs)-1].Count
+	}
 	for k := 0; k < s.method.HistorySets(); k++ {
 		buf := make([]T, total)
 		s.histBuf = append(s.histBuf, buf)
+		mem := &blob.Synced[T]{}
+		mem.UseHost(buf)
+		s.histMem = append(s.histMem, mem)
 		for _, sg := range segs {
 			s.history = append(s.history, buf[sg.Offset:sg.Offset+sg.Count:sg.Offset+sg.Count])
 		}
@@ -374,6 +404,14 @@ func (s *Solver[T]) Iter() int { return s.iter }
 // LearningRate returns the rate the last ApplyUpdate used.
 func (s *Solver[T]) LearningRate() float64 { return s.rate }
 
+// Replays returns how many training iterations were replayed from a
+// recording (a CUDA graph) rather than launched kernel by kernel.
+func (s *Solver[T]) Replays() int { return s.replays }
+
+// NotReplayedBecause says why training iterations are launched kernel by
+// kernel rather than replayed ("" when they are replayed, or not tried).
+func (s *Solver[T]) NotReplayedBecause() string { return s.whyEager }
+
 // SmoothedLoss returns the loss averaged over the last average_loss iterations.
 func (s *Solver[T]) SmoothedLoss() float64 { return s.smoothed }
 
@@ -383,8 +421,21 @@ func (s *Solver[T]) Params() []*blob.Blob[T] { return s.params }
 
 // History returns the update history, HistorySets() blobs' worth per
 // learnable param in .solverstate order (all first sets, then all second
-// sets). The slices are the solver's own: a caller may read or overwrite them.
-func (s *Solver[T]) History() [][]T { return s.history }
+// sets). The slices are the solver's own: a caller may read or overwrite
+// them (on a device net, History brings them to the host, and the next
+// update takes them back up).
+func (s *Solver[T]) History() [][]T {
+	s.hostHistory()
+	return s.history
+}
+
+// hostHistory makes the host copy of the history current and the one the
+// next update reads.
+func (s *Solver[T]) hostHistory() {
+	for _, m := range s.histMem {
+		m.MutableHost(len(s.histBuf[0]))
+	}
+}
 
 // SetIter sets the iteration counter and the lr policy's current step (for
 // a distributed trainer restoring its own state).
@@ -437,6 +488,18 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 	}
 	s.currentStep = step
 	s.rate = rate
+	norm := 1 / float64(s.param.GetIterSize())
+	wd := float64(s.param.GetWeightDecay())
+	reg := s.param.GetRegularizationType()
+	if reg != "L1" && reg != "L2" {
+		return 0, fmt.Errorf("unknown regularization_type %q (known: L1, L2)", reg)
+	}
+	if be := kernels.For[T](s.train.Device()); !be.HostMemory() {
+		s.deviceUpdate(be, s.deviceRule(rate))
+		s.iter++
+		return rate, nil
+	}
+	s.hostHistory()
 	if clip := float64(s.param.GetClipGradients()); clip >= 0 {
 		var sumsq float64
 		for _, p := range s.params {
@@ -448,12 +511,6 @@ func (s *Solver[T]) ApplyUpdate() (float64, error) {
 				Scale(T(f), p.Diff())
 			}
 		}
-	}
-	norm := 1 / float64(s.param.GetIterSize())
-	wd := float64(s.param.GetWeightDecay())
-	reg := s.param.GetRegularizationType()
-	if reg != "L1" && reg != "L2" {
-		return 0, fmt.Errorf("unknown regularization_type %q (known: L1, L2)", reg)
 	}
 	if s.method == SGD && reg == "L2" {
 		s.sgdL2All(rate, norm, wd)
@@ -503,12 +560,7 @@ const parallelMin = 1 << 15
 func (s *Solver[T]) sgdL2All(rate, norm, wd float64) {
 	data, diff, hist := s.train.ParamBuffer(), s.train.GradBuffer(), s.histBuf[0]
 	segs := s.train.ParamSegments()
-	be := kernels.For[T](s.train.Device())
-	if !be.HostMemory() {
-		// The buffers are host memory; a device backend's own pass over
-		// device-resident history is not written yet.
-		be = layer.HostBackend[T]()
-	}
+	be := layer.HostBackend[T]()
 	mom := T(s.hyper.Momentum)
 	update := func(lo, hi int) {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].Offset+segs[i].Count > lo })
@@ -524,6 +576,141 @@ func (s *Solver[T]) sgdL2All(rate, norm, wd float64) {
 	} else {
 		update(0, n)
 	}
+}
+
+// deviceUpdate is ApplyUpdate's step on a device net: one SolverUpdate over
+// the net's contiguous device parameter and gradient buffers and the
+// device copy of the history, with nothing read back on the host. With
+// clip_gradients the norm is computed and applied on the device, and the
+// host's "gradient clipping" line is not logged.
+func (s *Solver[T]) deviceUpdate(be kernels.Backend[T], r kernels.SolverRule) {
+	segs := s.train.ParamSegments()
+	if s.segOffs.Len() != len(segs)+1 {
+		offs := make([]int32, len(segs)+1)
+		mults := make([]T, 2*len(segs))
+		for i, sg := range segs {
+			offs[i] = int32(sg.Offset)
+			offs[i+1] = int32(sg.Offset + sg.Count)
+			mults[2*i], mults[2*i+1] = T(sg.LrMult), T(sg.DecayMult)
+		}
+		s.segOffs, s.segMults = be.AllocInts(len(offs)), be.Alloc(max(len(mults), 1))
+		be.UploadInts(s.segOffs, offs)
+		if len(mults) > 0 {
+			be.Upload(s.segMults.Slice(0, len(mults)), mults)
+		}
+	}
+	total := len(s.histBuf[0])
+	h0 := s.histMem[0].MutableOn(be, total)
+	var h1 kernels.Vec[T]
+	if len(s.histMem) > 1 {
+		h1 = s.histMem[1].MutableOn(be, total)
+	}
+	be.SolverUpdate(r, s.segOffs, s.segMults, s.train.GradBufferOn(be), s.train.ParamBufferOn(be), h0, h1)
+}
+
+// deviceRule is the SolverUpdate rule of this iteration at rate.
+func (s *Solver[T]) deviceRule(rate float64) kernels.SolverRule {
+	h := s.hyper
+	r := kernels.SolverRule{Method: kernels.UpdateMethod(s.method), L1: s.param.GetRegularizationType() == "L1",
+		Norm: 1 / float64(s.param.GetIterSize()), Clip: float64(s.param.GetClipGradients()), Rate: rate,
+		WeightDecay: float64(s.param.GetWeightDecay()), Momentum: h.Momentum, Momentum2: h.Momentum2, Delta: h.Delta, RMSDecay: h.RMSDecay}
+	if s.method == Adam {
+		t := float64(s.iter + 1)
+		r.AdamCorr = math.Sqrt(1-math.Pow(h.Momentum2, t)) / (1 - math.Pow(h.Momentum, t))
+	}
+	return r
+}
+
+// canReplay reports whether this iteration may come from the recording
+// (making it on first use): a device that records, a net whose iteration
+// can be replayed, and one eager iteration done in this Step (it allocates
+// what an iteration needs; a recording cannot).
+func (s *Solver[T]) canReplay() bool {
+	if s.recording != nil {
+		return true
+	}
+	if s.noRecording || s.opts.noGraphs || s.iter == s.startIter {
+		return false
+	}
+	if _, ok := s.train.Device().(kernels.Recorder); !ok {
+		s.noRecording = true
+		return false
+	}
+	if ok, why := s.train.Replayable(); !ok {
+		s.noRecording, s.whyEager = true, why
+		s.log.Info().Str("reason", why).Msg("training iterations are not recorded as a CUDA graph: a launch per kernel")
+		return false
+	}
+	return true
+}
+
+// replayIteration is one training iteration from the recording (recorded
+// first if need be): the data layers and the label check on the host
+// (StageInputs), then forward, backward and the update replayed on the
+// device, the learning rate set in the recorded update. Nothing is read
+// back: Step replays only iterations whose loss it does not read.
+func (s *Solver[T]) replayIteration() error {
+	be := kernels.For[T](s.train.Device())
+	if err := s.train.StageInputs(); err != nil {
+		return fmt.Errorf("iteration %d: %w", s.iter, err)
+	}
+	rate, step := s.policy.Rate(s.iter, s.currentStep)
+	if step != s.currentStep && s.policy.Policy == "multistep" {
+		s.log.Info().Int("iter", s.iter).Int("step", step).Msg("multistep: next step")
+	}
+	r := s.deviceRule(rate)
+	// Weights, gradients and history the host wrote since (a restore, a
+	// snapshot's read) go up now, and count as written by the device after.
+	s.train.ParamBufferOn(be)
+	s.train.GradBufferOn(be)
+	for _, m := range s.histMem {
+		m.MutableOn(be, len(s.histBuf[0]))
+	}
+	deviceWork := func() error {
+		s.train.SetDeferLoss(true)
+		defer s.train.SetDeferLoss(false)
+		s.train.ClearParamDiffs()
+		if err := s.train.ForwardBackwardStaged(); err != nil {
+			return err
+		}
+		s.deviceUpdate(be, r)
+		return nil
+	}
+	eager := func(why error) error {
+		s.noRecording, s.whyEager = true, why.Error()
+		s.log.Info().Err(why).Msg("training iterations are not replayed as a CUDA graph: a launch per kernel")
+		// Nothing recorded has run: run this iteration's device work now.
+		if err := deviceWork(); err != nil {
+			return fmt.Errorf("iteration %d: %w", s.iter, err)
+		}
+		s.currentStep, s.rate = step, rate
+		s.iter++
+		return nil
+	}
+	if s.recording == nil {
+		rec, err := s.train.Device().(kernels.Recorder).Record(deviceWork)
+		if err != nil {
+			return eager(err)
+		}
+		s.recording, s.recRule = rec, r
+		s.log.Info().Int("iter", s.iter).Int("operations", rec.Operations()).Msg("training iteration recorded as a CUDA graph")
+	}
+	if r != s.recRule {
+		if err := s.recording.SetSolverRule(r); err != nil {
+			s.recording.Release()
+			s.recording = nil
+			return eager(err)
+		}
+		s.recRule = r
+	}
+	if err := s.recording.Replay(); err != nil {
+		return fmt.Errorf("iteration %d: %w", s.iter, err)
+	}
+	s.train.Unstage()
+	s.replays++
+	s.currentStep, s.rate = step, rate
+	s.iter++
+	return nil
 }
 
 // updateSmoothedLoss is Caffe's running mean over average_loss iterations.
@@ -568,6 +755,18 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 		// A device net's loss is read on display iterations and the last
 		// one only: a read waits for the device.
 		read := show || s.iter == stop-1 || !s.deferLoss()
+		if !read && s.canReplay() {
+			// The other iterations replay the recorded one.
+			if err := s.replayIteration(); err != nil {
+				return err
+			}
+			if snap := int(s.param.GetSnapshot()); snap > 0 && s.iter%snap == 0 {
+				if _, _, err := s.Snapshot(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		loss, err := s.forwardBackward(ctx, read)
 		if err != nil {
 			return err
@@ -631,7 +830,7 @@ func (s *Solver[T]) logProgress(iter int, rate float64, stop int) {
 	names := s.train.OutputBlobNames()
 	d := zerolog.Dict()
 	for j, b := range outs {
-		for k, v := range b.Data() {
+		for k, v := range b.HostData() {
 			name := names[j]
 			if b.Count() > 1 {
 				name = fmt.Sprintf("%s[%d]", name, k)
@@ -732,7 +931,7 @@ func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int)
 		loss += float64(l)
 		k := 0
 		for _, b := range outs {
-			for _, v := range b.Data() {
+			for _, v := range b.HostData() {
 				if it == 0 {
 					sums = append(sums, 0)
 				}

@@ -394,3 +394,79 @@ func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
 		}
 	}
 }
+
+// SolverUpdate is the reference of a solver step over flat buffers (see
+// kernels.SolverRule), one element at a time in T as caffe/solver's
+// ApplyUpdate computes it; the gradient norm for clipping is summed in
+// float64.
+func (backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults kernels.Vec[T], diff, data, hist0, hist1 kernels.Vec[T]) {
+	o, m := offs.Host(), mults.Host()
+	d, w, h0, h1 := diff.Host(), data.Host(), hist0.Host(), hist1.Host()
+	var clip T = 1
+	if r.Clip >= 0 {
+		var s float64
+		for _, v := range d {
+			s += float64(v) * float64(v)
+		}
+		if n := math.Sqrt(s); n > r.Clip {
+			clip = T(r.Clip / n)
+		}
+	}
+	mom, mom2, delta, rms := T(r.Momentum), T(r.Momentum2), T(r.Delta), T(r.RMSDecay)
+	sqrt := func(x T) T { return T(math.Sqrt(float64(x))) }
+	for s := 0; s+1 < len(o); s++ {
+		lr := T(r.Rate * float64(m[2*s]))
+		decay := T(r.WeightDecay * float64(m[2*s+1]))
+		for i := int(o[s]); i < int(o[s+1]); i++ {
+			g := d[i]
+			if clip != 1 {
+				g *= clip
+			}
+			if r.Norm != 1 {
+				g *= T(r.Norm)
+			}
+			if decay != 0 {
+				switch {
+				case !r.L1:
+					g += decay * w[i]
+				case w[i] > 0:
+					g += decay
+				case w[i] < 0:
+					g -= decay
+				}
+			}
+			var u T
+			switch r.Method {
+			case kernels.UpdateSGD:
+				u = lr*g + mom*h0[i]
+				h0[i] = u
+			case kernels.UpdateNesterov:
+				prev := h0[i]
+				v := lr*g + mom*prev
+				h0[i] = v
+				u = (1+mom)*v - mom*prev
+			case kernels.UpdateAdaGrad:
+				sq := h0[i] + g*g
+				h0[i] = sq
+				u = lr * (g / (sqrt(sq) + delta))
+			case kernels.UpdateRMSProp:
+				sq := (1-rms)*(g*g) + rms*h0[i]
+				h0[i] = sq
+				u = lr * (g / (sqrt(sq) + delta))
+			case kernels.UpdateAdaDelta:
+				sg := (1-mom)*(g*g) + mom*h0[i]
+				h0[i] = sg
+				v := g * sqrt((h1[i]+delta)/(sg+delta))
+				h1[i] = (1-mom)*(v*v) + mom*h1[i]
+				u = lr * v
+			case kernels.UpdateAdam:
+				mm := (1-mom)*g + mom*h0[i]
+				vv := (1-mom2)*(g*g) + mom2*h1[i]
+				h0[i], h1[i] = mm, vv
+				u = (lr * T(r.AdamCorr)) * (mm / (sqrt(vv) + delta))
+			}
+			d[i] = u
+			w[i] -= u
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/kernels"
 	"github.com/gocaffe/gocaffe/kernels/cpu"
+	"github.com/gocaffe/gocaffe/kernels/cuda/graph"
 )
 
 // GPU is a kernels.Device on one CUDA device: layers and solvers compute
@@ -24,7 +25,12 @@ type GPU struct {
 
 	mu  sync.Mutex
 	err error
+	// rec collects what Record must know about the operations being
+	// recorded (nil when not recording).
+	rec *recording
 }
+
+var _ kernels.Recorder = (*GPU)(nil)
 
 var _ kernels.Device = (*GPU)(nil)
 
@@ -449,4 +455,94 @@ func (b *backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, l
 	if p, ok := b.ptrs(diff, data, hist); ok && diff.Len() > 0 {
 		b.g.keep(b.o.SGDMomentum(diff.Len(), p[0], p[1], p[2], norm, decay, lr, mom))
 	}
+}
+
+func (b *backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults kernels.Vec[T], diff, data, hist0, hist1 kernels.Vec[T]) {
+	n := diff.Len()
+	if n == 0 {
+		return
+	}
+	two := r.Method == kernels.UpdateAdaDelta || r.Method == kernels.UpdateAdam
+	if data.Len() != n || hist0.Len() != n || (two && hist1.Len() != n) || offs.Len() < 2 || mults.Len() < 2*(offs.Len()-1) {
+		b.g.keep(fmt.Errorf("%s: solver update over %d elements with data %d, history %d and %d, %d segment offsets, %d multipliers",
+			b.g.Name(), n, data.Len(), hist0.Len(), hist1.Len(), offs.Len(), mults.Len()))
+		return
+	}
+	p, ok := b.ptrs(mults, diff, data, hist0)
+	o, ook := b.iptr(offs)
+	if !ok || !ook {
+		return
+	}
+	var h1 Ptr
+	if two {
+		if h1, ok = b.ptr(hist1); !ok {
+			return
+		}
+	}
+	if err := b.o.SolverUpdate(n, r, o, p[0], offs.Len()-1, p[1], p[2], p[3], h1); err != nil {
+		b.g.keep(err)
+		return
+	}
+	if rec := b.g.rec; rec != nil {
+		// Recording: remember the update's graph node, whose rate the
+		// solver changes between replays.
+		nd, err := b.o.D.lastCaptured()
+		if err != nil {
+			b.g.keep(err)
+			return
+		}
+		nseg := offs.Len() - 1
+		rec.updates = append(rec.updates, recordedUpdate{nd, func(r kernels.SolverRule) []arg {
+			return b.o.SolverUpdateArgs(n, r, o, p[0], nseg, p[1], p[2], p[3], h1)
+		}})
+	}
+}
+
+// Record records the operations fn issues as a CUDA graph (kernels.Recorder).
+func (g *GPU) Record(fn func() error) (kernels.Recording, error) {
+	g.mu.Lock()
+	before := g.err
+	g.mu.Unlock()
+	rec := &recording{}
+	g.rec = rec
+	gr, err := g.D.Capture(fn)
+	g.rec = nil
+	g.mu.Lock()
+	during := g.err
+	g.err = before // a failed recording ran nothing: the device's state is as it was
+	g.mu.Unlock()
+	if err == nil && during != before {
+		gr.Destroy()
+		err = fmt.Errorf("%s: an operation failed while recording: %w", g.Name(), during)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec.gr = gr
+	return rec, nil
+}
+
+// recording is a CUDA graph with the solver updates recorded in it.
+type recording struct {
+	gr      *Graph
+	updates []recordedUpdate
+}
+
+// recordedUpdate is a solver_update node and its arguments for a rule.
+type recordedUpdate struct {
+	node graph.Node
+	args func(kernels.SolverRule) []arg
+}
+
+func (r *recording) Replay() error   { return r.gr.Launch() }
+func (r *recording) Operations() int { return r.gr.Nodes() }
+func (r *recording) Release()        { r.gr.Destroy() }
+
+func (r *recording) SetSolverRule(rule kernels.SolverRule) error {
+	for _, u := range r.updates {
+		if err := r.gr.setArgs(u.node, u.args(rule)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

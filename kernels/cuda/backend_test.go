@@ -251,3 +251,53 @@ func TestBackendMatchesCPU(t *testing.T) {
 	same(t, b, "SGD hist", hist)
 	same(t, b, "SGD diff", diff)
 }
+
+// SolverUpdate over a flat buffer of odd size in segments with their own
+// lr_mult and decay_mult (one empty), every method, L1 and L2, with and
+// without clipping, three steps so the history is used: the GPU in float32
+// against the CPU's reference in float64.
+func TestSolverUpdateMatchesCPU(t *testing.T) {
+	b := gpuBackend(t)
+	c := cpu.Backend[float64]()
+	r := rand.New(rand.NewPCG(31, 32))
+	offs := []int32{0, 700, 701, 701, 3001, 4321}
+	mults := []float64{1, 1, 2, 0, 1, 1, 0.5, 2, 1, 0}
+	hostMults := make([]float32, len(mults))
+	for i, v := range mults {
+		hostMults[i] = float32(v)
+	}
+	gOffs := b.AllocInts(len(offs))
+	b.UploadInts(gOffs, offs)
+	gMults := b.Alloc(len(mults))
+	b.Upload(gMults, hostMults)
+	n := int(offs[len(offs)-1])
+	for m := kernels.UpdateSGD; m <= kernels.UpdateAdam; m++ {
+		for _, l1 := range []bool{false, true} {
+			for _, clip := range []float64{-1, 0.5} {
+				what := fmt.Sprintf("method %d l1 %v clip %g", m, l1, clip)
+				data, h0, h1 := mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n)
+				for _, h := range []pair{h0, h1} { // squared-gradient histories are not negative
+					hv := make([]float32, n)
+					for i := range h.ref {
+						h.ref[i] = math.Abs(h.ref[i])
+						hv[i] = float32(h.ref[i])
+					}
+					b.Upload(h.gv, hv)
+				}
+				rule := kernels.SolverRule{Method: m, L1: l1, Norm: 0.5, Clip: clip, Rate: 0.01, WeightDecay: 5e-3,
+					Momentum: 0.9, Momentum2: 0.999, Delta: 1e-8, RMSDecay: 0.98, AdamCorr: 0.7}
+				for step := 0; step < 3; step++ {
+					diff := mk(t, b, r, n)
+					c.SolverUpdate(rule, kernels.HostInts(offs), kernels.HostVec(mults), diff.host(), data.host(), h0.host(), h1.host())
+					b.SolverUpdate(rule, gOffs, gMults, diff.gv, data.gv, h0.gv, h1.gv)
+					same(t, b, what+" diff", diff)
+				}
+				same(t, b, what+" data", data)
+				same(t, b, what+" history 0", h0)
+				if m == kernels.UpdateAdaDelta || m == kernels.UpdateAdam {
+					same(t, b, what+" history 1", h1)
+				}
+			}
+		}
+	}
+}

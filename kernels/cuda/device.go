@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -30,6 +31,34 @@ type Device struct {
 	scratch cu.DevicePtr // 16 bytes for reductions read by the host
 
 	mu sync.Mutex // serialises callers: one stream, one order
+	// Bytes allocated through Alloc and not yet freed, their most since
+	// Open, and each allocation's size (under mu).
+	live, peak int64
+	sizes      map[Ptr]int64
+
+	// Uploads go through page-locked slots, so that Upload returns before
+	// the copy runs: the caller's data is copied into the next slot, whose
+	// last copy must have completed first (its event). syncUploads: wait
+	// for every upload instead (GOCAFFE_CUDA_SYNC_UPLOADS=1).
+	stage       [stageSlots]stageSlot
+	stageSize   int
+	stageNext   int
+	syncUploads bool
+}
+
+// stageSlots is the number of upload slots: the host runs at most about
+// that many uploads ahead of the device.
+const stageSlots = 4
+
+// stageMax is the largest upload that goes through a slot; a larger one
+// (weights at the start) is copied synchronously.
+const stageMax = 16 << 20
+
+// stageSlot is one page-locked upload buffer and the event recorded after
+// the copy out of it.
+type stageSlot struct {
+	p  unsafe.Pointer
+	ev cu.Event
 }
 
 // Count returns the number of CUDA devices, or an error that says why
@@ -67,7 +96,7 @@ func Open(ordinal int) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CUDA device %d: %w", ordinal, err)
 	}
-	d := &Device{ordinal: ordinal, fns: map[string]cu.Function{}}
+	d := &Device{ordinal: ordinal, fns: map[string]cu.Function{}, sizes: map[Ptr]int64{}}
 	if d.name, err = dev.Name(); err != nil {
 		return nil, fmt.Errorf("CUDA device %d name: %w", ordinal, err)
 	}
@@ -100,6 +129,12 @@ func Open(ordinal int) (*Device, error) {
 	if d.scratch, err = cu.MemAlloc(16); err != nil {
 		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
 	}
+	for i := range d.stage {
+		if d.stage[i].ev, err = cu.MakeEvent(cu.DisableTiming); err != nil {
+			return fail(fmt.Errorf("CUDA device %d: event: %w", ordinal, err))
+		}
+	}
+	d.syncUploads = os.Getenv("GOCAFFE_CUDA_SYNC_UPLOADS") == "1"
 	return d, nil
 }
 
@@ -166,7 +201,19 @@ func (d *Device) Alloc(bytes int) (Ptr, error) {
 	if err := cu.MemsetD8Async(p, 0, int64(bytes), d.stream); err != nil {
 		return 0, fmt.Errorf("%s: zeroing %d bytes: %w", d.Name(), bytes, err)
 	}
+	d.sizes[p] = int64(bytes)
+	d.live += int64(bytes)
+	d.peak = max(d.peak, d.live)
 	return p, nil
+}
+
+// Memory returns the bytes allocated through Alloc and not freed, and the
+// most there were at once since Open (the context's own memory and the
+// kernels' modules not counted).
+func (d *Device) Memory() (live, peak int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.live, d.peak
 }
 
 // Free releases memory from Alloc (after the stream's work is done).
@@ -175,19 +222,75 @@ func (d *Device) Free(p Ptr) {
 	defer d.leave()
 	_ = d.stream.Synchronize()
 	_ = cu.MemFree(p)
+	d.live -= d.sizes[p]
+	delete(d.sizes, p)
 }
 
-// Upload copies bytes from host memory at src to p, synchronously.
+// Upload copies bytes from host memory at src to p in stream order. src
+// may be reused when it returns: an upload of up to stageMax bytes is
+// copied into a page-locked slot and returns without waiting for the
+// device; a larger one waits for its copy. An upload while the stream is
+// recording a graph is refused (a recorded copy would replay whatever the
+// slot holds then).
 func (d *Device) Upload(p Ptr, src unsafe.Pointer, bytes int) error {
 	if bytes == 0 {
 		return nil
 	}
 	d.enter()
 	defer d.leave()
-	if err := cu.MemcpyHtoDAsync(p, src, int64(bytes), d.stream); err != nil {
+	if rec, err := graph.IsCapturing(unsafe.Pointer(d.stream.C())); err != nil || rec {
+		return fmt.Errorf("%s: upload of %d bytes while the stream records a graph (or its state is unknown: %v)", d.Name(), bytes, err)
+	}
+	if d.syncUploads || bytes > stageMax {
+		if err := cu.MemcpyHtoDAsync(p, src, int64(bytes), d.stream); err != nil {
+			return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
+		}
+		return d.stream.Synchronize()
+	}
+	if bytes > d.stageSize {
+		if err := d.growStage(bytes); err != nil {
+			return err
+		}
+	}
+	sl := &d.stage[d.stageNext]
+	d.stageNext = (d.stageNext + 1) % stageSlots
+	if err := sl.ev.Synchronize(); err != nil { // the slot's last copy is done
 		return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
 	}
-	return d.stream.Synchronize()
+	copy(unsafe.Slice((*byte)(sl.p), bytes), unsafe.Slice((*byte)(src), bytes))
+	if err := cu.MemcpyHtoDAsync(p, sl.p, int64(bytes), d.stream); err != nil {
+		return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
+	}
+	if err := sl.ev.Record(d.stream); err != nil {
+		return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
+	}
+	return nil
+}
+
+// growStage makes every upload slot hold at least bytes (after the copies
+// out of the old ones are done). Called entered.
+func (d *Device) growStage(bytes int) error {
+	if err := d.stream.Synchronize(); err != nil {
+		return fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	size := max(bytes, 2*d.stageSize, 1<<20)
+	size = min(max(size, bytes), stageMax)
+	for i := range d.stage {
+		if d.stage[i].p != nil {
+			_ = graph.FreeHost(d.stage[i].p)
+			d.stage[i].p = nil
+		}
+	}
+	d.stageSize = 0
+	for i := range d.stage {
+		p, err := graph.AllocHost(size)
+		if err != nil {
+			return fmt.Errorf("%s: page-locked upload buffer of %d bytes: %w", d.Name(), size, err)
+		}
+		d.stage[i].p = p
+	}
+	d.stageSize = size
+	return nil
 }
 
 // Download copies bytes from p to host memory at dst after the work
@@ -326,6 +429,28 @@ func (g *Graph) Launch() error {
 func (g *Graph) Nodes() int {
 	n, _ := g.ex.Nodes()
 	return n
+}
+
+// setArgs gives kernel node nd new arguments for the next Launch.
+func (g *Graph) setArgs(nd graph.Node, args []arg) error {
+	g.d.enter()
+	defer g.d.leave()
+	if err := g.ex.SetKernelArgs(nd, args); err != nil {
+		return fmt.Errorf("%s: %w", g.d.Name(), err)
+	}
+	return nil
+}
+
+// lastCaptured is the graph node of the last operation issued while the
+// stream is capturing.
+func (d *Device) lastCaptured() (graph.Node, error) {
+	d.enter()
+	defer d.leave()
+	nd, err := graph.LastCaptured(unsafe.Pointer(d.stream.C()))
+	if err != nil {
+		return nd, fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	return nd, nil
 }
 
 // Destroy releases the graph.

@@ -4,6 +4,8 @@ package cuda
 
 import (
 	"unsafe"
+
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // Float is an element type the kernels exist for.
@@ -264,4 +266,38 @@ func (o Ops[T]) Accuracy(x, label Ptr, outer, channels, inner, topK, ignore int,
 func (o Ops[T]) SGDMomentum(n int, diff, data, hist Ptr, norm, decay, lr, mom T) error {
 	return o.D.launch(o.name("sgd_momentum"), o.D.grid1(n), 1, 256, iarg(n), parg(diff), parg(data), parg(hist),
 		farg(norm), farg(decay), farg(lr), farg(mom))
+}
+
+// SumSq writes Σ x² over n elements, in double, into dst (8 bytes).
+func (o Ops[T]) SumSq(n int, x, dst Ptr) error {
+	return o.D.launch(o.name("sumsq"), 1, 1, 1024, iarg(n), parg(x), parg(dst))
+}
+
+// SolverUpdate is one solver step over the n elements of diff, data, h0 and
+// h1 (h1 0 unless AdaDelta or Adam), nseg segments at offs (nseg+1 int32)
+// with their lr_mult and decay_mult at mults (kernels.SolverRule). With
+// clipping, the gradient's squared norm is summed into the device's
+// scratch first.
+func (o Ops[T]) SolverUpdate(n int, r kernels.SolverRule, offs, mults Ptr, nseg int, diff, data, h0, h1 Ptr) error {
+	if n == 0 {
+		return nil
+	}
+	if r.Clip >= 0 {
+		if err := o.SumSq(n, diff, o.D.scratch); err != nil {
+			return err
+		}
+	}
+	return o.D.launch(o.name("solver_update"), o.D.grid1(n), 1, 256, o.SolverUpdateArgs(n, r, offs, mults, nseg, diff, data, h0, h1)...)
+}
+
+// SolverUpdateArgs are the solver_update kernel's arguments for SolverUpdate.
+func (o Ops[T]) SolverUpdateArgs(n int, r kernels.SolverRule, offs, mults Ptr, nseg int, diff, data, h0, h1 Ptr) []arg {
+	var sumsq Ptr
+	if r.Clip >= 0 {
+		sumsq = o.D.scratch
+	}
+	return []arg{iarg(n), iarg(int(r.Method)), iarg(b2i(r.L1)),
+		f64arg(r.Norm), f64arg(r.Rate), f64arg(r.WeightDecay), f64arg(r.Momentum), f64arg(r.Momentum2), f64arg(r.Delta),
+		f64arg(r.RMSDecay), f64arg(r.AdamCorr), f64arg(r.Clip), parg(sumsq), parg(offs), parg(mults), iarg(nseg),
+		parg(diff), parg(data), parg(h0), parg(h1)}
 }

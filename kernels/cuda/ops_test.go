@@ -659,3 +659,33 @@ func testGemmBatched[T Float](t *testing.T) {
 		}
 	}
 }
+
+// Uploads return before their copy runs: the source may be overwritten at
+// once, more uploads than there are slots land in order, and an upload
+// while the stream records a graph is refused (the capture fails, and the
+// stream works on).
+func TestUploadAsync(t *testing.T) {
+	need(t)
+	n := 1 << 16
+	p := up(t, make([]float32, 8*n))
+	src := make([]float32, n)
+	for k := 0; k < 8; k++ {
+		for i := range src {
+			src[i] = float32(k*n + i)
+		}
+		ok(t, dev.Upload(At[float32](p, k*n), unsafe.Pointer(&src[0]), 4*n))
+	}
+	clear(src)
+	for i, v := range down[float32](t, p, 8*n) {
+		if v != float32(i) {
+			t.Fatalf("element %d is %g after the uploads, want %d", i, v, i)
+		}
+	}
+	if _, err := dev.Capture(func() error { return dev.Upload(p, unsafe.Pointer(&src[0]), 4) }); err == nil {
+		t.Fatal("an upload while capturing was accepted")
+	}
+	ok(t, dev.Upload(p, unsafe.Pointer(&src[0]), 4))
+	if v := down[float32](t, p, 1)[0]; v != 0 {
+		t.Fatalf("upload after a failed capture: %g, want 0", v)
+	}
+}

@@ -287,3 +287,9 @@ func (d *Device) String() string {
 	}
 	return s
 }
+
+func (b backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults kernels.Vec[T], diff, data, hist0, hist1 kernels.Vec[T]) {
+	b.d.count("SolverUpdate")
+	op := "SolverUpdate"
+	b.cpu.SolverUpdate(r, b.hi(op, offs), b.h(op, mults), b.h(op, diff), b.h(op, data), b.h(op, hist0), b.h(op, hist1))
+}

@@ -32,6 +32,7 @@ type benchFlags struct {
 	gpu        int
 	iterations int
 	warmup     int
+	graphs     bool
 	log        logFlags
 }
 
@@ -50,6 +51,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, []benchCase, 
 	fs.IntVar(&f.gpu, "gpu", -1, "GPU ordinal (-1: the CPU)")
 	fs.IntVar(&f.iterations, "iterations", 200, "timed training iterations per case")
 	fs.IntVar(&f.warmup, "warmup", 20, "untimed iterations first")
+	fs.BoolVar(&f.graphs, "graphs", true, "on a GPU, replay the training iteration as a CUDA graph (false: launch every kernel from the host)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, nil, err
@@ -122,8 +124,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			return nil
 		}
-		s, err := solver.New[float32](ctx, sp, solver.WithRegistry[float32](reg), solver.WithLogger[float32](log),
-			solver.WithoutTestNets[float32](), solver.WithSources(attach), solver.WithDevice[float32](dev))
+		opts := []solver.Option[float32]{solver.WithRegistry[float32](reg), solver.WithLogger[float32](log),
+			solver.WithoutTestNets[float32](), solver.WithSources(attach), solver.WithDevice[float32](dev)}
+		if !f.graphs {
+			opts = append(opts, solver.WithoutGraphs[float32]())
+		}
+		s, err := solver.New[float32](ctx, sp, opts...)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", c.name, err)
 		}
@@ -141,8 +147,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench %s: %w", c.name, err)
 		}
 		us := float64(time.Since(start).Microseconds()) / float64(f.iterations)
-		fmt.Fprintf(stdout, "bench %s b%d %s fp32: %.1f us/iter, %.0f img/s, loss %.4f\n",
-			c.name, c.batch, dev.Name(), us, float64(c.batch)/us*1e6, s.SmoothedLoss())
+		mem := ""
+		if peak := devicePeak(dev); peak > 0 {
+			mem = fmt.Sprintf(", device memory peak %.1f MiB (all cases so far)", float64(peak)/(1<<20))
+		}
+		mode := ""
+		if f.graphs && f.gpu >= 0 {
+			mode = fmt.Sprintf(", %d of %d iterations replayed", s.Replays(), f.warmup+f.iterations)
+			if why := s.NotReplayedBecause(); why != "" {
+				mode += " (" + why + ")"
+			}
+		}
+		fmt.Fprintf(stdout, "bench %s b%d %s fp32: %.1f us/iter, %.0f img/s, loss %.4f%s%s\n",
+			c.name, c.batch, dev.Name(), us, float64(c.batch)/us*1e6, s.SmoothedLoss(), mem, mode)
 	}
 	return nil
 }

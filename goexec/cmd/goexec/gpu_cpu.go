@@ -20,3 +20,6 @@ func cudaCommands() map[string]command { return nil }
 
 // deviceErr is a GPU device's pending CUDA error (none on the CPU build).
 func deviceErr(kernels.Device) error { return nil }
+
+// devicePeak is a GPU device's most allocated bytes (0: not a GPU).
+func devicePeak(kernels.Device) int64 { return 0 }

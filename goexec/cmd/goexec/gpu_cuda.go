@@ -30,6 +30,16 @@ func deviceErr(d kernels.Device) error {
 	return nil
 }
 
+// devicePeak is the most device memory a GPU device's backends held at once
+// (0 on the CPU).
+func devicePeak(d kernels.Device) int64 {
+	if g, ok := d.(*cuda.GPU); ok {
+		_, peak := g.D.Memory()
+		return peak
+	}
+	return 0
+}
+
 // cudaCommands are the CUDA build's extra commands.
 func cudaCommands() map[string]command {
 	return map[string]command{

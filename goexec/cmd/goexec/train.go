@@ -179,7 +179,11 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := deviceErr(dev); err != nil {
 		return fmt.Errorf("training on %s: %w", dev.Name(), err)
 	}
-	log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String()).Msg("done")
+	ev := log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String())
+	if peak := devicePeak(dev); peak > 0 {
+		ev = ev.Float64("device_memory_peak_mib", float64(peak)/(1<<20))
+	}
+	ev.Msg("done")
 	if mw != nil {
 		if n := mw.Skipped(); n > 0 {
 			log.Warn().Int("records", n).Str("metrics", mw.Path()).Msg("NaN or infinite values left out of the metrics file")

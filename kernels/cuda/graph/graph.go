@@ -3,7 +3,36 @@
 package graph
 
 // #cgo LDFLAGS: -lcuda
+// #include <stdint.h>
+// #include <stdlib.h>
 // #include <cuda.h>
+//
+// // lastCaptured returns the node the last operation captured on stream
+// // added (the capture's one current dependency).
+// static CUresult lastCaptured(CUstream stream, CUgraphNode* node) {
+// 	CUstreamCaptureStatus st;
+// 	const CUgraphNode* deps = NULL;
+// 	size_t n = 0;
+// 	CUresult r = cuStreamGetCaptureInfo(stream, &st, NULL, NULL, &deps, &n);
+// 	if (r != CUDA_SUCCESS) return r;
+// 	if (st != CU_STREAM_CAPTURE_STATUS_ACTIVE || n != 1) return CUDA_ERROR_ILLEGAL_STATE;
+// 	*node = deps[0];
+// 	return CUDA_SUCCESS;
+// }
+//
+// // setKernelArgs gives kernel node `node` of exec new argument values (8
+// // bytes each, as the launch passed them), its kernel and grid kept.
+// static CUresult setKernelArgs(CUgraphExec exec, CUgraphNode node, uint64_t* args, int n) {
+// 	CUDA_KERNEL_NODE_PARAMS p;
+// 	CUresult r = cuGraphKernelNodeGetParams(node, &p);
+// 	if (r != CUDA_SUCCESS) return r;
+// 	void* ptrs[64];
+// 	if (n > 64) return CUDA_ERROR_INVALID_VALUE;
+// 	for (int i = 0; i < n; i++) ptrs[i] = &args[i];
+// 	p.kernelParams = ptrs;
+// 	p.extra = NULL;
+// 	return cuGraphExecKernelNodeSetParams(exec, node, &p);
+// }
 import "C"
 
 import (
@@ -76,3 +105,51 @@ func (e *Exec) Destroy() {
 		e.g = nil
 	}
 }
+
+// Node is a node of a captured graph.
+type Node struct{ n C.CUgraphNode }
+
+// LastCaptured returns the node that the last operation issued to stream,
+// which is capturing, added to its graph.
+func LastCaptured(stream Stream) (Node, error) {
+	var n C.CUgraphNode
+	if err := check("cuStreamGetCaptureInfo", C.lastCaptured(C.CUstream(stream), &n)); err != nil {
+		return Node{}, err
+	}
+	return Node{n}, nil
+}
+
+// SetKernelArgs replaces the arguments of kernel node nd in e with args
+// (each widened to 8 bytes, as the launch passed them); the next Launch
+// uses them.
+func (e *Exec) SetKernelArgs(nd Node, args []uint64) error {
+	if len(args) == 0 {
+		return fmt.Errorf("SetKernelArgs: no arguments")
+	}
+	c := (*C.uint64_t)(C.malloc(C.size_t(8 * len(args))))
+	defer C.free(unsafe.Pointer(c))
+	copy(unsafe.Slice((*uint64)(unsafe.Pointer(c)), len(args)), args)
+	return check("cuGraphExecKernelNodeSetParams", C.setKernelArgs(e.exec, nd.n, c, C.int(len(args))))
+}
+
+// IsCapturing reports whether stream is capturing into a graph.
+func IsCapturing(stream Stream) (bool, error) {
+	var st C.CUstreamCaptureStatus
+	if err := check("cuStreamIsCapturing", C.cuStreamIsCapturing(C.CUstream(stream), &st)); err != nil {
+		return false, err
+	}
+	return st != C.CU_STREAM_CAPTURE_STATUS_NONE, nil
+}
+
+// AllocHost returns bytes of page-locked host memory (the current
+// context's), from which the device copies without staging.
+func AllocHost(bytes int) (unsafe.Pointer, error) {
+	var p unsafe.Pointer
+	if err := check("cuMemAllocHost", C.cuMemAllocHost(&p, C.size_t(bytes))); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// FreeHost releases memory from AllocHost.
+func FreeHost(p unsafe.Pointer) error { return check("cuMemFreeHost", C.cuMemFreeHost(p)) }

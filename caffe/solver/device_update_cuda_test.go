@@ -1,0 +1,78 @@
+//go:build cuda
+
+package solver
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gocaffe/gocaffe/kernels/cuda"
+)
+
+// The device update on the GPU against the CPU solver: in float64 (the
+// same arithmetic up to fused multiply-adds and summation order) and in
+// float32, every method, and snapshots that cross between the two.
+func TestDeviceUpdateOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	t.Run("float64", func(t *testing.T) { checkDeviceUpdate[float64](t, g, 1e-10) })
+	t.Run("float32", func(t *testing.T) { checkDeviceUpdate[float32](t, g, 1e-4) })
+	t.Run("snapshot", func(t *testing.T) { checkDeviceSnapshot[float32](t, g, 1e-4) })
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Iterations replayed from a CUDA graph compute what launching every kernel
+// computes: the same net trained with and without the recording, SGD with
+// the inv policy and Adam (the rate and Adam's correction change every
+// iteration), reading the loss every 4 iterations.
+func TestRecordedIterationsOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	for _, c := range []string{`type: "SGD" display: 4`, `type: "Adam" display: 4 base_lr: 0.01`} {
+		t.Run(c, func(t *testing.T) {
+			var ps [2][]Progress
+			run := func(k int, opts ...Option[float32]) *Solver[float32] {
+				opts = append(opts, WithDevice[float32](g), WithProgress[float32](func(p Progress) { ps[k] = append(ps[k], p) }))
+				s := newWith[float32](t, solverParam(t, c), tinyImages(32), opts...)
+				if err := s.Step(t.Context(), 10); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Step(t.Context(), 10); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			rec, eager := run(0), run(1, WithoutGraphs[float32]())
+			// Launched: display iterations (0, 4, 8, 12, 16), the last of each
+			// Step (9, 19), and the first one before a recording exists (0).
+			if rec.Replays() != 13 || eager.Replays() != 0 {
+				t.Fatalf("%d and %d iterations replayed, want 13 and 0 (%s)", rec.Replays(), eager.Replays(), rec.whyEager)
+			}
+			if e := relDiff(weights(rec), weights(eager)); !(e <= 1e-6) {
+				t.Errorf("weights: relative error %.3g between replayed and launched iterations", e)
+			}
+			if e := relDiff(history(rec), history(eager)); !(e <= 1e-6) {
+				t.Errorf("history: relative error %.3g between replayed and launched iterations", e)
+			}
+			if len(ps[0]) != len(ps[1]) || len(ps[0]) == 0 {
+				t.Fatalf("%d and %d progress reports", len(ps[0]), len(ps[1]))
+			}
+			for i := range ps[0] {
+				if d := math.Abs(ps[0][i].Loss - ps[1][i].Loss); !(d <= 1e-5*math.Abs(ps[1][i].Loss)) {
+					t.Errorf("report %d (iteration %d): loss %g replayed, %g launched", i, ps[1][i].Iter, ps[0][i].Loss, ps[1][i].Loss)
+				}
+			}
+		})
+	}
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

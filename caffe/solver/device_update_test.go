@@ -1,0 +1,164 @@
+package solver
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gocaffe/gocaffe/caffe/blob"
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/simdev"
+)
+
+// deviceCases are the solver settings the device update is checked with:
+// every method, L1 and L2, gradient clipping, iter_size.
+var deviceCases = []string{
+	`type: "SGD"`,
+	`type: "SGD" regularization_type: "L1"`,
+	`type: "SGD" clip_gradients: 0.05`,
+	`type: "Nesterov" iter_size: 2`,
+	`type: "AdaGrad" momentum: 0`,
+	`type: "RMSProp" momentum: 0 rms_decay: 0.95`,
+	`type: "AdaDelta" momentum: 0.95 delta: 1e-6 base_lr: 1`,
+	`type: "Adam" momentum: 0.9 momentum2: 0.999 base_lr: 0.01 regularization_type: "L1"`,
+}
+
+// relDiff is ‖a − b‖ / ‖b‖.
+func relDiff(a, b []float64) float64 {
+	var num, den float64
+	for i := range b {
+		d := a[i] - b[i]
+		num += d * d
+		den += b[i] * b[i]
+	}
+	if den == 0 {
+		den = 1
+	}
+	return math.Sqrt(num / den)
+}
+
+func history[T blob.Float](s *Solver[T]) []float64 {
+	var h []float64
+	for _, set := range s.History() {
+		for _, v := range set {
+			h = append(h, float64(v))
+		}
+	}
+	return h
+}
+
+// checkDeviceUpdate trains the tiny net 10 iterations on dev and on the CPU
+// with each of deviceCases and compares weights and history (relative
+// error ≤ tol).
+func checkDeviceUpdate[T blob.Float](t *testing.T, dev kernels.Device, tol float64) {
+	for _, c := range deviceCases {
+		t.Run(c, func(t *testing.T) {
+			sp := solverParam(t, c)
+			cpu := newTiny[T](t, sp, 16)
+			gpu := newWith[T](t, solverParam(t, c), tinyImages(16), WithDevice[T](dev))
+			for _, s := range []*Solver[T]{cpu, gpu} {
+				if err := s.Step(t.Context(), 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e := relDiff(weights(gpu), weights(cpu)); !(e <= tol) {
+				t.Errorf("weights after 10 iterations: relative error %.3g on %s > %.3g", e, dev.Name(), tol)
+			}
+			if e := relDiff(history(gpu), history(cpu)); !(e <= tol) {
+				t.Errorf("history after 10 iterations: relative error %.3g on %s > %.3g", e, dev.Name(), tol)
+			}
+			if w := weights(gpu); len(w) == 0 || w[0] == weights(newTiny[T](t, sp, 16))[0] {
+				t.Errorf("the weights did not move")
+			}
+		})
+	}
+}
+
+// checkDeviceSnapshot: a .solverstate written by a device solver resumes on
+// the CPU, and one written on the CPU resumes on the device, each ending
+// where an uninterrupted CPU run ends.
+func checkDeviceSnapshot[T blob.Float](t *testing.T, dev kernels.Device, tol float64) {
+	for _, typ := range []string{"SGD", "Adam"} {
+		for _, dir := range []string{"device to CPU", "CPU to device"} {
+			t.Run(typ+" "+dir, func(t *testing.T) {
+				extra := fmt.Sprintf(`type: %q lr_policy: "multistep" stepvalue: 4 stepvalue: 9 gamma: 0.5 snapshot_prefix: %q`,
+					typ, filepath.Join(t.TempDir(), "tiny"))
+				full := newTiny[T](t, solverParam(t, extra), 8)
+				if err := full.Step(t.Context(), 14); err != nil {
+					t.Fatal(err)
+				}
+				var first, resumed *Solver[T]
+				sp := solverParam(t, extra)
+				sp.RandomSeed = proto.Int64(99) // other initial weights: the snapshot's must win
+				if dir == "device to CPU" {
+					first = newWith[T](t, solverParam(t, extra), tinyImages(8), WithDevice[T](dev))
+					resumed = newTiny[T](t, sp, 8)
+				} else {
+					first = newTiny[T](t, solverParam(t, extra), 8)
+					resumed = newWith[T](t, sp, tinyImages(8), WithDevice[T](dev))
+				}
+				if err := first.Step(t.Context(), 6); err != nil {
+					t.Fatal(err)
+				}
+				_, state, err := first.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := resumed.Restore(state); err != nil {
+					t.Fatal(err)
+				}
+				if err := resumed.Step(t.Context(), 8); err != nil {
+					t.Fatal(err)
+				}
+				if e := relDiff(weights(resumed), weights(full)); !(e <= tol) {
+					t.Errorf("weights after resuming (%s): relative error %.3g > %.3g", dir, e, tol)
+				}
+				if e := relDiff(history(resumed), history(full)); !(e <= tol) {
+					t.Errorf("history after resuming (%s): relative error %.3g > %.3g", dir, e, tol)
+				}
+			})
+		}
+	}
+}
+
+// The device update (kernels.Backend.SolverUpdate over the net's flat
+// device buffers, the history kept on the device) on the simulated device
+// against the CPU solver: the same numbers.
+func TestDeviceUpdateMatchesCPU(t *testing.T) {
+	checkDeviceUpdate[float64](t, simdev.New(), 1e-12)
+}
+
+func TestDeviceSnapshotResume(t *testing.T) {
+	checkDeviceSnapshot[float64](t, simdev.New(), 1e-12)
+}
+
+// On a device net an iteration reads nothing back: one SolverUpdate, no
+// download between display iterations (the last iteration's loss is the
+// one read), the history uploaded once.
+func TestDeviceUpdateStaysOnDevice(t *testing.T) {
+	d := simdev.New()
+	s := newWith[float32](t, solverParam(t, `type: "Adam" display: 0`), tinyImages(16), WithDevice[float32](d))
+	if err := s.Step(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	down, up, upd := d.Calls("Download"), d.Calls("Upload"), d.Calls("SolverUpdate")
+	if err := s.Step(t.Context(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Calls("SolverUpdate") - upd; got != 10 {
+		t.Errorf("%d SolverUpdate calls in 10 iterations, want 10", got)
+	}
+	if got := d.Calls("Download") - down; got != 1 {
+		t.Errorf("%d downloads in 10 iterations, want 1 (the last loss)", got)
+	}
+	// Each iteration uploads its batch (data); nothing of the solver's.
+	if got := d.Calls("Upload") - up; got != 10 {
+		t.Errorf("%d uploads in 10 iterations, want 10 (one batch each)", got)
+	}
+	if f := d.Faults(); len(f) > 0 {
+		t.Errorf("operations got host memory: %v", f)
+	}
+}
