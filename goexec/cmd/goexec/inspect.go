@@ -56,16 +56,9 @@ func parseInspectFlags(args []string, stderr io.Writer) (inspectFlags, error) {
 	fs.StringVar(&f.stages, "stage", "", "comma-separated NetState stages")
 	fs.IntVar(&f.level, "level", 0, "NetState level")
 	// Flags may come before or after the net file.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return f, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return f, err
 	}
 	var problems []string
 	switch len(pos) {

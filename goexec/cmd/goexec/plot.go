@@ -45,16 +45,9 @@ func parsePlotFlags(args []string, stderr io.Writer) (plotFlags, error) {
 	fs.IntVar(&f.height, "height", 700, "image height in pixels")
 	fs.StringVar(&f.title, "title", "", "title (default: the metrics file's name)")
 	// The metrics file may come before or after the flags.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return f, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return f, err
 	}
 	var problems []string
 	switch len(pos) {
