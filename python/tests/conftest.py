@@ -20,6 +20,24 @@ def goexec() -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def spark(request):
+    """A local[2] SparkSession with GoCaffe's jar and plugin, one per test module."""
+    from pyspark.sql import SparkSession
+
+    jar = os.environ.get("GOCAFFE_JAR") or str(ROOT / "build" / "libs" / "gocaffe.jar")
+    if not os.path.isfile(jar):
+        raise RuntimeError(f"GoCaffe's jar {jar} is missing: run `make jar` or set GOCAFFE_JAR")
+    s = (SparkSession.builder.master("local[2]").appName(f"gocaffe-pytest-{request.module.__name__}")
+         .config("spark.jars", jar)
+         .config("spark.plugins", "com.gocaffe.shim.GoCaffePlugin")
+         .config("spark.ui.enabled", "false")
+         .config("spark.driver.host", "127.0.0.1")
+         .getOrCreate())
+    yield s
+    s.stop()
+
+
 def run(*args: str) -> str:
     """Runs a command, failing the test with its output when it fails."""
     p = subprocess.run(list(args), capture_output=True, text=True)

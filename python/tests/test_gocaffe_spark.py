@@ -4,30 +4,12 @@ writes the model and the validation curves; bad options come back as
 GoCaffeError with GoCaffe's message.
 """
 import json
-import os
 import pathlib
 import subprocess
 
 import pytest
 
 from conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    jar = os.environ.get("GOCAFFE_JAR") or str(ROOT / "build" / "libs" / "gocaffe.jar")
-    if not os.path.isfile(jar):
-        raise RuntimeError(f"GoCaffe's jar {jar} is missing: run `make jar` or set GOCAFFE_JAR")
-    s = (SparkSession.builder.master("local[2]").appName("gocaffe-pytest")
-         .config("spark.jars", jar)
-         .config("spark.plugins", "com.gocaffe.shim.GoCaffePlugin")
-         .config("spark.ui.enabled", "false")
-         .config("spark.driver.host", "127.0.0.1")
-         .getOrCreate())
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

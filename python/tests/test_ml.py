@@ -8,7 +8,6 @@ gocaffe itself. gocaffe.test and gocaffe.features score and extract with
 the fitted weights on the same rows.
 """
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -18,23 +17,6 @@ import time
 import pytest
 
 from conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    jar = os.environ.get("GOCAFFE_JAR") or str(ROOT / "build" / "libs" / "gocaffe.jar")
-    if not os.path.isfile(jar):
-        raise RuntimeError(f"GoCaffe's jar {jar} is missing: run `make jar` or set GOCAFFE_JAR")
-    s = (SparkSession.builder.master("local[2]").appName("gocaffe-pytest-ml")
-         .config("spark.jars", jar)
-         .config("spark.plugins", "com.gocaffe.shim.GoCaffePlugin")
-         .config("spark.ui.enabled", "false")
-         .config("spark.driver.host", "127.0.0.1")
-         .getOrCreate())
-    yield s
-    s.stop()
 
 
 def test_estimator_fit_transform_save_load(spark, tmp_path: pathlib.Path) -> None:
