@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 )
 
-// The handshake, per connection (the dialer is the "client", rank r, and
-// the listener the "server", rank r+1):
+// The handshake, per connection (the dialer is the "client", the sender on
+// the connection, and the listener the "server", its receiver: rank r and
+// r+1 in the ring, any two ranks in a mesh):
 //
 //	server → client: magic[8] nonceS[32]
 //	client → server: rank u32, size u32, nonceC[32], HMAC(secret, "client", session, nonceS, nonceC, rank, size)
@@ -114,20 +116,22 @@ func clientHandshake(c net.Conn, cfg Config, rank, serverRank int) (*sessionKeys
 	return deriveKeys(cfg.Secret, session, nonceS, nonceC)
 }
 
-func serverHandshake(c net.Conn, cfg Config, rank, clientRank int) (*sessionKeys, error) {
+// serverHandshake authenticates a client that must claim one of the ranks
+// in from, and returns the rank it claimed.
+func serverHandshake(c net.Conn, cfg Config, rank int, from []int) (*sessionKeys, int, error) {
 	session := proofSession(cfg)
 	var hello [8 + nonceLen]byte
 	copy(hello[:8], magic[:])
 	nonceS := hello[8:]
 	if _, err := rand.Read(nonceS); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if _, err := c.Write(hello[:]); err != nil {
-		return nil, fmt.Errorf("sending hello: %w", err)
+		return nil, 0, fmt.Errorf("sending hello: %w", err)
 	}
 	var msg [8 + nonceLen + macLen]byte
 	if _, err := io.ReadFull(c, msg[:]); err != nil {
-		return nil, fmt.Errorf("reading proof: %w", err)
+		return nil, 0, fmt.Errorf("reading proof: %w", err)
 	}
 	claimed := binary.BigEndian.Uint32(msg[0:])
 	size := binary.BigEndian.Uint32(msg[4:])
@@ -136,17 +140,22 @@ func serverHandshake(c net.Conn, cfg Config, rank, clientRank int) (*sessionKeys
 	want := proof(cfg.Secret, "client", session, nonceS, nonceC, claimed, size)
 	if !hmac.Equal(got, want) {
 		c.Write([]byte{statusBadProof})
-		return nil, &claimError{rank: int(claimed), err: fmt.Errorf("%w: wrong proof (different secret, round or encryption setting)", ErrAuth)}
+		return nil, 0, &claimError{rank: int(claimed), err: fmt.Errorf("%w: wrong proof (different secret, round or encryption setting)", ErrAuth)}
 	}
-	if int(claimed) != clientRank || int(size) != len(cfg.Peers) {
+	if !slices.Contains(from, int(claimed)) || int(size) != len(cfg.Peers) {
 		c.Write([]byte{statusBadRank})
-		return nil, fmt.Errorf("%w: peer is rank %d of %d, expected rank %d of %d", ErrAuth, claimed, size, clientRank, len(cfg.Peers))
+		want := fmt.Sprintf("rank %d", from[0])
+		if len(from) > 1 {
+			want = fmt.Sprintf("one of ranks %v", from)
+		}
+		return nil, 0, fmt.Errorf("%w: peer is rank %d of %d, expected %s of %d", ErrAuth, claimed, size, want, len(cfg.Peers))
 	}
 	reply := append([]byte{statusOK}, proof(cfg.Secret, "server", session, nonceC, nonceS, uint32(rank), size)...)
 	if _, err := c.Write(reply); err != nil {
-		return nil, fmt.Errorf("sending proof: %w", err)
+		return nil, 0, fmt.Errorf("sending proof: %w", err)
 	}
-	return deriveKeys(cfg.Secret, session, nonceS, nonceC)
+	keys, err := deriveKeys(cfg.Secret, session, nonceS, nonceC)
+	return keys, int(claimed), err
 }
 
 var errShort = errors.New("short frame")

@@ -1,7 +1,13 @@
-// Package ring is a ring all-reduce of float32 buffers between goexec
-// processes over TCP: reduce-scatter then all-gather, each rank talking only
-// to its two ring neighbours, so every rank sends and receives about
-// 2·(N−1)/N of the buffer per all-reduce whatever the number of ranks.
+// Package ring is an all-reduce of float32 buffers between goexec
+// processes over TCP: reduce-scatter then all-gather. Two algorithms share
+// one wire format. The ring: each rank talks only to its two neighbours, in
+// 2·(N−1) steps each waiting on the previous one. The direct all-reduce,
+// for a few ranks (up to MeshMaxRanks) and buffers up to
+// Config.DirectMaxFloats: every rank is linked to every other, sends each
+// rank its piece of the buffer at once, sums the pieces it owns and sends
+// the sum to everyone, in two steps. Either way every rank sends and
+// receives about 2·(N−1)/N of the buffer per all-reduce, and both add each
+// element's contributions in the same order, so they give the same bits.
 //
 // Every connection is authenticated with a shared secret by an HMAC-SHA256
 // challenge-response over fresh nonces in both directions (the secret itself
@@ -23,8 +29,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +46,16 @@ const DefaultChunk = 1 << 18
 // DefaultHandshakeTimeout bounds one incoming connection's handshake when
 // Config.HandshakeTimeout is zero: a peer that has dialled answers at once.
 const DefaultHandshakeTimeout = 5 * time.Second
+
+// MeshMaxRanks is the most ranks that link every rank to every other for
+// the direct all-reduce; larger groups form only the ring.
+const MeshMaxRanks = 8
+
+// DefaultDirectMaxFloats is the largest buffer (in floats, 16 MiB) that
+// the direct all-reduce takes when Config.DirectMaxFloats is zero; larger
+// buffers go round the ring, which needs no scratch space. The direct
+// all-reduce holds N−1 pieces of 1/N of the buffer each as scratch.
+const DefaultDirectMaxFloats = 1 << 22
 
 // MinSecret is the shortest secret accepted for a ring of more than one rank.
 const MinSecret = 16
@@ -106,21 +124,37 @@ type Config struct {
 	// Chunk is the number of floats per network write; zero means
 	// DefaultChunk.
 	Chunk int
+	// DirectMaxFloats is the largest buffer the direct all-reduce takes
+	// with 3 to MeshMaxRanks ranks; zero means DefaultDirectMaxFloats and a
+	// negative value always uses the ring (and links only the ring's
+	// neighbours). Every rank must agree.
+	DirectMaxFloats int
 	// Encrypt encrypts the ring's traffic (AES-256-GCM, keys derived from
 	// Secret). Every rank must agree: a mismatch fails the handshake.
 	Encrypt bool
 }
 
-// Ring is an established ring of authenticated connections. It is not safe
-// for concurrent use: one AllReduce at a time.
+// Ring is an established group of authenticated connections: to the ring's
+// neighbours, or to every other rank (a mesh, for the direct all-reduce).
+// It is not safe for concurrent use: one AllReduce at a time.
 type Ring struct {
 	cfg        Config
 	rank, size int
 	next, prev int
-	out, in    net.Conn // to next, from prev
-	sendBuf    []byte
-	recvBuf    []byte
-	err        error // sticky: a failed exchange leaves the ring unusable
+	links      []link // by peer rank; only the ring neighbours' unless mesh
+	mesh       bool   // every rank is linked to every other rank
+	scratch    []float32
+	stats      Stats
+	aborted    atomic.Bool // set by abort: every transfer fails at once
+	err        error       // sticky: a failed exchange leaves the ring unusable
+}
+
+// link is this rank's pair of connections with one peer: out to it, in from
+// it (each dialled by its sender), and the conversion buffers of each
+// direction, allocated on first use.
+type link struct {
+	out, in          net.Conn
+	sendBuf, recvBuf []byte
 }
 
 // Rank returns this process's rank.
@@ -129,21 +163,41 @@ func (r *Ring) Rank() int { return r.rank }
 // Size returns the number of ranks.
 func (r *Ring) Size() int { return r.size }
 
+// Direct reports whether all-reduces of up to the configured size take the
+// direct path (every rank linked to every other) rather than the ring.
+func (r *Ring) Direct() bool { return r.mesh && r.cfg.DirectMaxFloats > 0 }
+
 // Close closes the ring's connections.
 func (r *Ring) Close() error {
 	var errs []error
-	for _, c := range []net.Conn{r.out, r.in} {
-		if c != nil {
-			if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				errs = append(errs, err)
+	for i := range r.links {
+		l := &r.links[i]
+		for _, c := range []net.Conn{l.out, l.in} {
+			if c != nil {
+				if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+					errs = append(errs, err)
+				}
 			}
 		}
+		l.out, l.in = nil, nil
 	}
-	r.out, r.in = nil, nil
 	if r.err == nil {
 		r.err = errors.New("ring closed")
 	}
 	return errors.Join(errs...)
+}
+
+// conns returns every open connection of the ring.
+func (r *Ring) conns() []net.Conn {
+	var cs []net.Conn
+	for _, l := range r.links {
+		for _, c := range []net.Conn{l.out, l.in} {
+			if c != nil {
+				cs = append(cs, c)
+			}
+		}
+	}
+	return cs
 }
 
 func (c *Config) validate() error {
@@ -170,12 +224,15 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Connect joins the ring: it dials the next rank and accepts the previous
-// rank on lis (from Listen, already open before the peers' addresses were
-// exchanged), authenticating both connections. Connections on lis that fail
-// authentication are rejected and logged in the error if the right peer
-// never arrives. With one rank it returns a ring whose AllReduce does
-// nothing; lis may then be nil. Connect does not close lis.
+// Connect joins the ring: it dials the ranks it sends to and accepts the
+// ranks it receives from on lis (from Listen, already open before the
+// peers' addresses were exchanged), authenticating every connection. Those
+// are the next and the previous rank, or with 3 to MeshMaxRanks ranks and
+// the direct all-reduce enabled (Config.DirectMaxFloats), every other rank.
+// Connections on lis that fail authentication are rejected and logged in
+// the error if the right peer never arrives. With one rank it returns a
+// ring whose AllReduce does nothing; lis may then be nil. Connect does not
+// close lis.
 func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -192,6 +249,9 @@ func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 	if cfg.Chunk == 0 {
 		cfg.Chunk = DefaultChunk
 	}
+	if cfg.DirectMaxFloats == 0 {
+		cfg.DirectMaxFloats = DefaultDirectMaxFloats
+	}
 	n := len(cfg.Peers)
 	r := &Ring{cfg: cfg, rank: cfg.Rank, size: n, next: (cfg.Rank + 1) % n, prev: (cfg.Rank + n - 1) % n}
 	if n == 1 {
@@ -200,49 +260,84 @@ func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 	if lis == nil {
 		return nil, errors.New("ring: no listener")
 	}
+	// The peers this rank dials (and sends to) and accepts (and receives
+	// from). With two ranks the ring already links each to the other.
+	r.mesh = n > 2 && n <= MeshMaxRanks && cfg.DirectMaxFloats > 0
+	dialTo, acceptFrom := []int{r.next}, []int{r.prev}
+	if r.mesh {
+		dialTo, acceptFrom = nil, nil
+		for k := 1; k < n; k++ {
+			dialTo = append(dialTo, (r.rank+k)%n)
+			acceptFrom = append(acceptFrom, (r.rank+n-k)%n)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	type result struct {
+		peer int
 		conn net.Conn
 		err  error
 	}
-	dialc := make(chan result, 1)
-	go func() {
-		c, err := r.dial(ctx)
-		if err != nil {
-			cancel() // stop accepting: the ring cannot form
-		}
-		dialc <- result{c, err}
-	}()
-	in, acceptErr := r.accept(ctx, lis)
+	dialc := make(chan result, len(dialTo))
+	for _, peer := range dialTo {
+		go func() {
+			c, err := r.dial(ctx, peer)
+			if err != nil {
+				cancel() // stop accepting and dialling: the ring cannot form
+			}
+			dialc <- result{peer, c, err}
+		}()
+	}
+	ins, acceptErr := r.accept(ctx, lis, acceptFrom)
 	if acceptErr != nil {
 		cancel()
 	}
-	d := <-dialc
-	if acceptErr != nil || d.err != nil {
-		if in != nil {
-			in.Close()
+	r.links = make([]link, n)
+	var dialErrs []error
+	for range dialTo {
+		d := <-dialc
+		if d.err != nil {
+			dialErrs = append(dialErrs, d.err)
+			continue
 		}
-		if d.conn != nil {
-			d.conn.Close()
-		}
-		// Report the dial error first: it is the cause when it made us stop accepting.
-		if d.err != nil && (acceptErr == nil || errors.Is(acceptErr, context.Canceled)) {
-			return nil, d.err
-		}
-		return nil, errors.Join(acceptErr, d.err)
+		r.links[d.peer].out = d.conn
 	}
-	r.out, r.in = d.conn, in
-	r.sendBuf = make([]byte, 4*cfg.Chunk)
-	r.recvBuf = make([]byte, 4*cfg.Chunk)
+	for peer, c := range ins {
+		r.links[peer].in = c
+	}
+	if acceptErr != nil || len(dialErrs) > 0 {
+		for _, c := range r.conns() {
+			c.Close()
+		}
+		r.links = nil
+		// The cause is an error other than our own cancelling, and a
+		// dial error first: it is the cause when it made us stop accepting.
+		var causes, cancelled []error
+		for _, err := range append(dialErrs, acceptErr) {
+			switch {
+			case err == nil:
+			case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+				cancelled = append(cancelled, err)
+			default:
+				causes = append(causes, err)
+			}
+		}
+		if len(causes) == 0 {
+			causes = cancelled
+		}
+		if len(causes) == 1 {
+			return nil, causes[0]
+		}
+		return nil, errors.Join(causes...)
+	}
 	return r, nil
 }
 
-func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
-	addr := r.cfg.Peers[r.next]
+func (r *Ring) dial(ctx context.Context, peer int) (net.Conn, error) {
+	addr := r.cfg.Peers[peer]
 	perr := func(op string, err error) error {
-		return &PeerError{Rank: r.next, Addr: addr, Op: op, Err: err}
+		return &PeerError{Rank: peer, Addr: addr, Op: op, Err: err}
 	}
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -252,7 +347,7 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 	c.SetDeadline(time.Now().Add(r.cfg.ConnectTimeout))
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	keys, err := clientHandshake(c, r.cfg, r.rank, r.next)
+	keys, err := clientHandshake(c, r.cfg, r.rank, peer)
 	if err == nil && !stop() {
 		err = ctx.Err() // cancelled just after the handshake: the deadline is spoiled
 	}
@@ -273,12 +368,13 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 	return c, nil
 }
 
-// accept waits for the previous rank. Every incoming connection is
-// handshaken in its own goroutine within HandshakeTimeout, so connections
-// that fail or stall are dropped without delaying the real peer; the first
-// to authenticate as the previous rank wins, until ConnectTimeout.
-func (r *Ring) accept(parent context.Context, lis net.Listener) (net.Conn, error) {
-	prevAddr := r.cfg.Peers[r.prev]
+// accept waits for the ranks in from (the previous rank, or every other
+// rank of a mesh) and returns their connections by rank. Every incoming
+// connection is handshaken in its own goroutine within HandshakeTimeout,
+// so connections that fail or stall are dropped without delaying the real
+// peers; for each rank the first to authenticate as it wins, until
+// ConnectTimeout.
+func (r *Ring) accept(parent context.Context, lis net.Listener, from []int) (map[int]net.Conn, error) {
 	deadline := time.Now().Add(r.cfg.ConnectTimeout)
 	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
@@ -296,8 +392,9 @@ func (r *Ring) accept(parent context.Context, lis net.Listener) (net.Conn, error
 	})
 
 	type shake struct {
-		c   net.Conn
-		err error
+		c       net.Conn
+		claimed int
+		err     error
 	}
 	shakes := make(chan shake)
 	acceptDone := make(chan error, 1)
@@ -314,9 +411,9 @@ func (r *Ring) accept(parent context.Context, lis net.Listener) (net.Conn, error
 				defer handshakes.Done()
 				c.SetDeadline(minTime(deadline, time.Now().Add(r.cfg.HandshakeTimeout)))
 				stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-				keys, err := serverHandshake(c, r.cfg, r.rank, r.prev)
+				keys, claimed, err := serverHandshake(c, r.cfg, r.rank, from)
 				if !stop() && err == nil {
-					err = ctx.Err() // another connection won, or time ran out: the deadline is spoiled
+					err = ctx.Err() // every peer arrived, or time ran out: the deadline is spoiled
 				}
 				if err == nil {
 					c.SetDeadline(time.Time{})
@@ -328,7 +425,7 @@ func (r *Ring) accept(parent context.Context, lis net.Listener) (net.Conn, error
 					}
 				}
 				select {
-				case shakes <- shake{c, err}:
+				case shakes <- shake{c, claimed, err}:
 				case <-ctx.Done():
 					c.Close()
 				}
@@ -336,31 +433,46 @@ func (r *Ring) accept(parent context.Context, lis net.Listener) (net.Conn, error
 		}
 	}()
 
+	won := make(map[int]net.Conn, len(from))
 	var (
-		won      net.Conn
 		rejected []error
 		failure  error
 	)
+	// missing names the first rank of from that has not arrived, with the
+	// others in the message.
 	fail := func(err error) error {
-		return &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: errors.Join(append([]error{err}, rejected...)...)}
+		var absent []int
+		for _, p := range from {
+			if won[p] == nil {
+				absent = append(absent, p)
+			}
+		}
+		if len(absent) > 1 {
+			err = fmt.Errorf("%w (ranks %v all missing)", err, absent)
+		}
+		return &PeerError{Rank: absent[0], Addr: r.cfg.Peers[absent[0]], Op: "accept", Err: errors.Join(append([]error{err}, rejected...)...)}
 	}
+	expected := func(rank int) bool { return slices.Contains(from, rank) }
 	acceptOpen := true
 wait:
-	for {
+	for len(won) < len(from) {
 		select {
 		case sh := <-shakes:
 			if sh.err == nil {
-				won = sh.c
-				break wait
+				if won[sh.claimed] == nil {
+					won[sh.claimed] = sh.c
+					continue
+				}
+				sh.err = fmt.Errorf("rank %d is already connected", sh.claimed)
 			}
 			rej := fmt.Errorf("rejected connection from %s: %w", sh.c.RemoteAddr(), sh.err)
 			sh.c.Close()
 			var ce *claimError
-			if errors.As(sh.err, &ce) && ce.rank == r.prev && sameHost(sh.c.RemoteAddr(), prevAddr) {
-				// The peer we wait for (its rank, from its host) presented a
+			if errors.As(sh.err, &ce) && expected(ce.rank) && won[ce.rank] == nil && sameHost(sh.c.RemoteAddr(), r.cfg.Peers[ce.rank]) {
+				// A peer we wait for (its rank, from its host) presented a
 				// wrong secret or round: fail now rather than wait for a
 				// connection that will never come.
-				failure = &PeerError{Rank: r.prev, Addr: prevAddr, Op: "accept", Err: rej}
+				failure = &PeerError{Rank: ce.rank, Addr: r.cfg.Peers[ce.rank], Op: "accept", Err: rej}
 				break wait
 			}
 			rejected = append(rejected, rej)
@@ -391,6 +503,9 @@ wait:
 		dl.SetDeadline(time.Time{})
 	}
 	if failure != nil {
+		for _, c := range won {
+			c.Close()
+		}
 		return nil, failure
 	}
 	return won, nil

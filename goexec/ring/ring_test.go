@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -351,6 +352,170 @@ func checkSums(t *testing.T, rings []*Ring) {
 			if w := float32(n*(n+1)/2 + n*(j%5)); v != w {
 				t.Fatalf("rank %d element %d = %g, want %g", i, j, v, w)
 			}
+		}
+	}
+}
+
+// reduceAll runs one all-reduce on every ring concurrently and fails the
+// test on any error.
+func reduceAll(t *testing.T, rings []*Ring, bufs [][]float32) {
+	t.Helper()
+	errs := make([]error, len(rings))
+	var wg sync.WaitGroup
+	for i, r := range rings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.AllReduce(context.Background(), bufs[i])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+}
+
+// TestDirectMatchesRing: the direct all-reduce (every rank linked to every
+// other) gives bit for bit the ring's sums, on 2 to 5 ranks and buffers of
+// odd lengths (segments of unequal and zero length, frames of several
+// chunks), and buffers over DirectMaxFloats go round the ring.
+func TestDirectMatchesRing(t *testing.T) {
+	ctx := context.Background()
+	for _, n := range []int{2, 3, 4, 5} {
+		t.Run(fmt.Sprintf("ranks=%d", n), func(t *testing.T) {
+			const limit = 5000 // the direct path's largest buffer here
+			direct, errs := connectAll(t, ctx, n, func(_ int, c *Config) { c.DirectMaxFloats = limit })
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("direct rank %d: %v", i, err)
+				}
+			}
+			ring, errs := connectAll(t, ctx, n, func(_ int, c *Config) { c.DirectMaxFloats = -1 })
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("ring rank %d: %v", i, err)
+				}
+			}
+			if got, want := direct[0].Direct(), n > 2; got != want {
+				t.Fatalf("Direct() = %v with %d ranks, want %v", got, n, want)
+			}
+			if ring[0].Direct() {
+				t.Fatal("Direct() with DirectMaxFloats < 0")
+			}
+			directCalls := 0
+			for _, length := range []int{0, 1, 2, 3, 5, 7, 1001, 4999, 5000, 5001, 10007} {
+				rng := rand.New(rand.NewPCG(uint64(n), uint64(length)))
+				a := make([][]float32, n)
+				b := make([][]float32, n)
+				for i := range a {
+					a[i] = make([]float32, length)
+					for j := range a[i] {
+						// Magnitudes over several decades, so the order
+						// of the additions shows in the bits.
+						a[i][j] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(7)-3)))
+					}
+					b[i] = slices.Clone(a[i])
+				}
+				reduceAll(t, direct, a)
+				reduceAll(t, ring, b)
+				for i := range a {
+					for j := range a[i] {
+						if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
+							t.Fatalf("len %d: rank %d element %d: direct %g, ring %g", length, i, j, a[i][j], b[i][j])
+						}
+					}
+				}
+				if n > 2 && length <= limit {
+					directCalls++
+				}
+				for i, r := range direct {
+					if got := r.Stats().Direct; got != directCalls {
+						t.Fatalf("len %d: rank %d made %d direct all-reduces, want %d", length, i, got, directCalls)
+					}
+				}
+			}
+			if st := ring[0].Stats(); st.Direct != 0 || st.Calls != 11 {
+				t.Errorf("ring-only stats %+v: want 11 calls, none direct", st)
+			}
+		})
+	}
+}
+
+// TestDirectPeerLostMidReduce: a rank that sends its first step's pieces
+// and dies leaves every other rank of a direct all-reduce with an error
+// naming it (the PeerError that goexec reports as PEER_LOST), and their
+// rings failed.
+func TestDirectPeerLostMidReduce(t *testing.T) {
+	ctx := context.Background()
+	const n, length = 4, 10007
+	rings, errs := connectAll(t, ctx, n, func(_ int, c *Config) { c.Timeout = 5 * time.Second })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	bufs := make([][]float32, n)
+	for i := range bufs {
+		bufs[i] = make([]float32, length)
+	}
+	// Rank 3 sends its copies of the other ranks' segments, then closes
+	// its connections before the second step.
+	dead := rings[3]
+	var sends []xfer
+	for d := 1; d < n; d++ {
+		peer := (dead.rank + d) % n
+		lo, hi := length*((peer+1)%n)/n, length*((peer+1)%n+1)/n
+		sends = append(sends, xfer{peer, bufs[3][lo:hi]})
+	}
+	if err := dead.step(ctx, 0, sends, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = rings[i].AllReduce(ctx, bufs[i])
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 3; i++ {
+		var pe *PeerError
+		if !errors.As(errs[i], &pe) || pe.Rank != 3 || pe.Addr != rings[i].cfg.Peers[3] {
+			t.Errorf("rank %d got %v, want an error naming rank 3 at %s", i, errs[i], rings[i].cfg.Peers[3])
+			continue
+		}
+		if rings[i].Stats().Direct != 1 {
+			t.Errorf("rank %d: stats %+v, want one direct all-reduce", i, rings[i].Stats())
+		}
+		if err := rings[i].AllReduce(ctx, bufs[i]); err == nil {
+			t.Errorf("rank %d: AllReduce after a failure succeeded", i)
+		}
+	}
+}
+
+// TestMeshMissingPeerNamed: in a mesh, a rank that never started is named
+// by every other rank (they dial it), and ranks wait for all their peers.
+func TestMeshMissingPeerNamed(t *testing.T) {
+	ls, addrs := listeners(t, 3)
+	ls[2].Close() // rank 2 never started
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = Connect(context.Background(), ls[i], Config{Rank: i, Peers: addrs, Secret: secret, Timeout: 3 * time.Second})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != addrs[2] {
+			t.Errorf("rank %d got %v, want an error naming rank 2 at %s", i, err, addrs[2])
 		}
 	}
 }
