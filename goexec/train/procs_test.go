@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -29,7 +30,9 @@ func TestRankProcess(t *testing.T) {
 	if sock == "" {
 		t.Skip("child process of TestLeNetProcesses only")
 	}
-	svc, err := New()
+	// Each round's summary (its all-reduce's wait, transfer and reduce
+	// times) goes to stderr, which the parent passes through.
+	svc, err := New(WithLogger(zerolog.New(os.Stderr).Level(zerolog.InfoLevel)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +57,13 @@ func TestRankProcess(t *testing.T) {
 // ranks as separate processes, each pinned to its own cores with taskset
 // (like executors on one host), all-reducing over loopback TCP. It is a
 // measurement, run only when GOCAFFE_DIST_BENCH=1; CORES_PER_RANK (default:
-// all cores / 4) sets each rank's cores, ITERS (default 30) the iterations.
+// all cores / 4) sets each rank's cores (its GOMAXPROCS), ITERS (default 30)
+// the iterations. SHARED_CPUS (a taskset list such as 0-1) pins every rank
+// to the same CPUs instead, oversubscribed like N one-core executors of a
+// local cluster on a small machine; RANKS (default "1 2 4") the rank counts.
 //
 //	GOCAFFE_DIST_BENCH=1 GOEXPERIMENT=simd go test -run LeNetProcesses -v ./goexec/train/
+//	GOCAFFE_DIST_BENCH=1 SHARED_CPUS=0-1 CORES_PER_RANK=1 GOEXPERIMENT=simd go test -run LeNetProcesses -v ./goexec/train/
 func TestLeNetProcesses(t *testing.T) {
 	if os.Getenv("GOCAFFE_DIST_BENCH") != "1" {
 		t.Skip("measurement; set GOCAFFE_DIST_BENCH=1")
@@ -80,14 +87,30 @@ func TestLeNetProcesses(t *testing.T) {
 			layer = marshal(t, lp)
 		}
 	}
-	for _, n := range []int{1, 2, 4} {
-		if n*per > runtime.NumCPU() {
+	shared := os.Getenv("SHARED_CPUS")
+	counts := []int{1, 2, 4}
+	if v := os.Getenv("RANKS"); v != "" {
+		counts = nil
+		for _, f := range strings.Fields(v) {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				t.Fatalf("RANKS=%q: %q is not a rank count", v, f)
+			}
+			counts = append(counts, n)
+		}
+	}
+	for _, n := range counts {
+		if shared == "" && n*per > runtime.NumCPU() {
 			t.Logf("ranks=%d: needs %d cores, have %d; skipped", n, n*per, runtime.NumCPU())
 			continue
 		}
 		ranks := make([]*rank, n)
 		for i := range ranks {
-			ranks[i] = startRankProcess(t, i, per)
+			cpus := shared
+			if cpus == "" {
+				cpus = fmt.Sprintf("%d-%d", i*per, (i+1)*per-1)
+			}
+			ranks[i] = startRankProcess(t, i, per, cpus)
 			if _, err := ranks[i].loadErr(key(i), layer, mnistLike(t, 1000, uint64(i)), 1<<20, 1000); err != nil {
 				t.Fatal(err)
 			}
@@ -111,18 +134,17 @@ func TestLeNetProcesses(t *testing.T) {
 			}
 			d := res[0].done
 			ms := d.GetSeconds() / float64(d.GetIterations()) * 1e3
-			fmt.Printf("LeNetProcesses ranks=%d cores/rank=%d iters=%d: %.2f ms/iter, all-reduce %.2f ms/iter, %.0f images/s, setup %.2f s\n",
-				n, per, it, ms, d.GetAllreduceSeconds()/float64(d.GetIterations())*1e3, float64(n*64)/ms*1e3, d.GetSetupSeconds())
+			fmt.Printf("LeNetProcesses ranks=%d cores/rank=%d cpus=%s iters=%d: %.2f ms/iter, all-reduce %.2f ms/iter, %.0f images/s, setup %.2f s\n",
+				n, per, shared, it, ms, d.GetAllreduceSeconds()/float64(d.GetIterations())*1e3, float64(n*64)/ms*1e3, d.GetSetupSeconds())
 		}
 	}
 }
 
-// startRankProcess starts a child serving the Trainer, pinned to cores
-// [i*per, (i+1)*per), and returns a client; cleanup stops it.
-func startRankProcess(t *testing.T, i, per int) *rank {
+// startRankProcess starts a child serving the Trainer with GOMAXPROCS per,
+// pinned to cpus (a taskset list), and returns a client; cleanup stops it.
+func startRankProcess(t *testing.T, i, per int, cpus string) *rank {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), fmt.Sprintf("rank%d.sock", i))
-	cpus := fmt.Sprintf("%d-%d", i*per, (i+1)*per-1)
 	cmd := exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^TestRankProcess$", "-test.v=false")
 	cmd.Env = append(os.Environ(), "GOCAFFE_RANK_SOCKET="+sock, "GOMAXPROCS="+strconv.Itoa(per))
 	stdin, err := cmd.StdinPipe()

@@ -70,6 +70,10 @@ func (s *Service) TrainRound(req *pb.TrainRoundRequest, stream grpc.ServerStream
 			Int64("drawn_before", b.sampler.Drawn()).Msg("round data")
 	}
 	setup := time.Since(setupStart)
+	var ringAt ring.Stats // a kept ring's stats count from its first round
+	if rg != nil {
+		ringAt = rg.Stats()
+	}
 	stats, err := s.run(ctx, ss, p, rg, stream.Send)
 	if err != nil {
 		return err
@@ -83,8 +87,16 @@ func (s *Service) TrainRound(req *pb.TrainRoundRequest, stream grpc.ServerStream
 		return err
 	}
 	ok = true
-	log.Info().Int64("iterations", stats.Iterations).Float64("seconds", stats.Seconds).Float64("allreduce_seconds", stats.AllreduceSeconds).
-		Float64("loss", stats.FinalLoss).Floats64("epochs", stats.Epochs).Msg("round done")
+	ev := log.Info().Int64("iterations", stats.Iterations).Float64("seconds", stats.Seconds).Float64("allreduce_seconds", stats.AllreduceSeconds)
+	if rg != nil {
+		// Where the all-reduces' time went: waiting for the peers to reach
+		// each step, the data crossing, and the direct path's sums.
+		st := rg.Stats()
+		ev = ev.Int("allreduce_direct", st.Direct-ringAt.Direct).Float64("allreduce_wait_seconds", (st.Wait-ringAt.Wait).Seconds()).
+			Float64("allreduce_transfer_seconds", (st.Transfer-ringAt.Transfer).Seconds()).
+			Float64("allreduce_reduce_seconds", (st.Reduce - ringAt.Reduce).Seconds())
+	}
+	ev.Float64("loss", stats.FinalLoss).Floats64("epochs", stats.Epochs).Msg("round done")
 	return nil
 }
 
