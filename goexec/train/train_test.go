@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -440,6 +441,75 @@ func TestDeadPeerFailsRound(t *testing.T) {
 	_, err := ranks[0].train(context.Background(), mk(0))
 	wantDetail(t, wantCode(t, err, codes.Unavailable, "rank 1", peers[1]), pb.ErrorCode_PEER_LOST, peers[1])
 	t.Logf("rank 0 failed %v after start: %v", time.Since(start), err)
+	wantStatus(t, <-errc, codes.Canceled) // the client's own cancellation
+}
+
+// TestDeadPeerFailsDirectRound: with three ranks (the direct all-reduce,
+// every rank linked to every other) a rank that dies mid-round fails the
+// others' rounds with PEER_LOST naming a peer, not a hang; the first rank
+// to notice can only have seen the dead one, so at least one names it.
+func TestDeadPeerFailsDirectRound(t *testing.T) {
+	sp := solverFor(t, 8)
+	const world = 3
+	var ranks []*rank
+	var peers []string
+	for i := 0; i < world; i++ {
+		r := newRank(t)
+		r.load(t, key(i), sp, makeSamples(40, uint64(20+i)))
+		resp, err := r.client.OpenPeerPort(context.Background(), &pb.OpenPeerPortRequest{Ip: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ranks = append(ranks, r)
+		peers = append(peers, resp.GetAddress())
+	}
+	mk := func(i int) *pb.TrainRoundRequest {
+		return &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 1 << 30, Rank: int32(i), WorldSize: world, Peers: peers,
+			Secret: []byte("per-application-secret-0123456789"), RingTimeoutMs: 3000,
+			Data: []*pb.DataBinding{{Layer: "data", Key: key(i)}}}
+	}
+	ctx2, kill := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		s, err := ranks[2].client.TrainRound(ctx2, mk(2))
+		if err == nil {
+			_, err = s.Recv()
+			if err == nil {
+				kill() // rank 2 dies after it trained a little
+				for err == nil {
+					_, err = s.Recv()
+				}
+			}
+		}
+		errc <- err
+	}()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = ranks[i].train(context.Background(), mk(i))
+		}()
+	}
+	wg.Wait()
+	named := 0
+	for i, err := range errs {
+		d := wantCode(t, err, codes.Unavailable, "rank")
+		other := peers[1-i]
+		wantDetail(t, d, pb.ErrorCode_PEER_LOST, "")
+		switch d.GetSubject() {
+		case peers[2]:
+			named++
+		case other:
+		default:
+			t.Errorf("rank %d: PEER_LOST names %q, not a peer (%s or %s)", i, d.GetSubject(), peers[2], other)
+		}
+		t.Logf("rank %d: %v", i, err)
+	}
+	if named == 0 {
+		t.Errorf("neither rank names the dead rank 2 (%s): %v", peers[2], errs)
+	}
 	wantStatus(t, <-errc, codes.Canceled) // the client's own cancellation
 }
 
