@@ -99,6 +99,12 @@ func tol[T Float]() float64 {
 
 func check[T Float](t *testing.T, what string, got []T, want []float64) {
 	t.Helper()
+	checkTol(t, what, got, want, tol[T]())
+}
+
+// checkTol is check with tolerance tl; it returns the relative error.
+func checkTol[T Float](t *testing.T, what string, got []T, want []float64, tl float64) float64 {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
@@ -114,9 +120,11 @@ func check[T Float](t *testing.T, what string, got []T, want []float64) {
 	if den == 0 {
 		den = 1
 	}
-	if e := math.Sqrt(num / den); e > tol[T]() {
-		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tol[T]())
+	e := math.Sqrt(num / den)
+	if e > tl {
+		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tl)
 	}
+	return e
 }
 
 func ok(t *testing.T, err error) {
@@ -126,13 +134,62 @@ func ok(t *testing.T, err error) {
 	}
 }
 
-func TestGemm(t *testing.T) {
-	need(t)
-	testGemm[float32](t)
-	testGemm[float64](t)
+// gemmMode is one way the device computes GEMMs: cuBLAS or GoCaffe's own
+// kernels, with or without TF32 tensor cores for float32.
+type gemmMode struct {
+	name       string
+	blas, tf32 bool
 }
 
-func testGemm[T Float](t *testing.T) {
+var gemmModes = []gemmMode{{"own", false, false}, {"cuBLAS", true, false}, {"own TF32", false, true}, {"cuBLAS TF32", true, true}}
+
+// tf32Tol is the relative error a TF32 GEMM may have (inputs rounded to
+// 10-bit mantissas, 2^-11 each); tf32Min is the least error its largest
+// case must show, so that a GEMM still running in full fp32 fails.
+const tf32Tol, tf32Min = 3e-3, 1e-5
+
+// inGemmModes runs fn for float32 and float64 in every GEMM mode (a mode
+// without cuBLAS on this node skips with the loader's line), restoring
+// the device's defaults after each.
+func inGemmModes(t *testing.T, f32 func(*testing.T, gemmMode), f64 func(*testing.T, gemmMode)) {
+	need(t)
+	for _, m := range gemmModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Cleanup(func() { dev.UseBLAS(true); ok(t, dev.SetTF32(false)) })
+			if dev.UseBLAS(m.blas) != m.blas {
+				t.Skip(dev.BLAS())
+			}
+			ok(t, dev.SetTF32(m.tf32))
+			f32(t, m)
+			f64(t, m) // float64 never uses TF32: the mode's flag must not change it
+		})
+	}
+}
+
+// gemmTol is the tolerance of T's GEMMs in mode m.
+func gemmTol[T Float](m gemmMode) float64 {
+	if m.tf32 && !isF64[T]() {
+		return tf32Tol
+	}
+	return tol[T]()
+}
+
+// tf32Check fails a float32 TF32 mode whose largest error stayed at fp32's.
+func tf32Check[T Float](t *testing.T, m gemmMode, worst float64) {
+	t.Helper()
+	if m.tf32 && !isF64[T]() && worst < tf32Min {
+		t.Fatalf("TF32 on, yet the worst relative error is %.3g < %.3g: the GEMMs ran in full fp32", worst, tf32Min)
+	}
+}
+
+// TestGemm checks GemmBatchSum (batch 1: a plain GEMM, cuBLAS when used;
+// batch 3: GoCaffe's summing kernel) in every GEMM mode.
+func TestGemm(t *testing.T) {
+	inGemmModes(t, testGemm[float32], testGemm[float64])
+}
+
+func testGemm[T Float](t *testing.T, mode gemmMode) {
+	worst := 0.0
 	r := rand.New(rand.NewPCG(1, 2))
 	o := Ops[T]{dev}
 	for _, s := range [][3]int{{1, 1, 1}, {37, 53, 29}, {64, 64, 16}, {130, 70, 300}, {5, 200, 3}, {500, 10, 800}} {
@@ -178,10 +235,11 @@ func testGemm[T Float](t *testing.T) {
 				}
 				dc := up(t, c)
 				ok(t, o.GemmBatchSum(ta, tb, batch, m, n, k, alpha, up(t, a), ac, ar*ac, up(t, b), bc, br*bc, beta, dc, n+1))
-				check(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d", alpha, s, ta, tb, batch), down[T](t, dc, len(c)), ref)
+				worst = max(worst, checkTol(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d", alpha, s, ta, tb, batch), down[T](t, dc, len(c)), ref, gemmTol[T](mode)))
 			}
 		}
 	}
+	tf32Check[T](t, mode, worst)
 	// beta = 0 overwrites NaN.
 	dc := poisoned[T](t, 6)
 	ok(t, o.Gemm(false, false, 2, 3, 1, 1, up(t, []T{1, 2}), 1, up(t, []T{1, 2, 3}), 3, 0, dc, 3))
@@ -607,12 +665,11 @@ func TestGraphReplay(t *testing.T) {
 // with a shared a (strideA 0) and gaps between the c matrices, which must
 // keep their values.
 func TestGemmBatched(t *testing.T) {
-	need(t)
-	testGemmBatched[float32](t)
-	testGemmBatched[float64](t)
+	inGemmModes(t, testGemmBatched[float32], testGemmBatched[float64])
 }
 
-func testGemmBatched[T Float](t *testing.T) {
+func testGemmBatched[T Float](t *testing.T, mode gemmMode) {
+	worst := 0.0
 	r := rand.New(rand.NewPCG(3, 4))
 	o := Ops[T]{dev}
 	for _, s := range [][4]int{{1, 1, 1, 1}, {5, 37, 53, 29}, {3, 130, 70, 65}, {64, 20, 576, 25}} {
@@ -655,9 +712,10 @@ func testGemmBatched[T Float](t *testing.T) {
 			}
 			dc := up(t, c)
 			ok(t, o.GemmBatched(ta, tb, batch, m, n, k, alpha, up(t, a), lda, sa, up(t, b), ldb, sb, beta, dc, ldc, sc))
-			check(t, fmt.Sprintf("gemm_batched %T %v ta=%v tb=%v shared a=%v", alpha, s, ta, tb, shared), down[T](t, dc, len(c)), ref)
+			worst = max(worst, checkTol(t, fmt.Sprintf("gemm_batched %T %v ta=%v tb=%v shared a=%v", alpha, s, ta, tb, shared), down[T](t, dc, len(c)), ref, gemmTol[T](mode)))
 		}
 	}
+	tf32Check[T](t, mode, worst)
 }
 
 // Uploads return before their copy runs: the source may be overwritten at

@@ -93,6 +93,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if warning != "" {
 		return errors.New(warning) // a benchmark on the wrong device is no answer
 	}
+	if g := deviceGEMM(dev); g != "" {
+		log.Info().Msg(g)
+	}
 	reg, err := layers.Standard()
 	if err != nil {
 		return err

@@ -53,7 +53,7 @@ package cublas
 // static int gc_destroy(gc_cublas* c, void* h) { return c->destroy(h); }
 // static int gc_version(gc_cublas* c, void* h, int* v) { return c->version(h, v); }
 // static int gc_set_stream(gc_cublas* c, void* h, void* s) { return c->setStream(h, s); }
-// static int gc_set_workspace(gc_cublas* c, void* h, void* ws, size_t n) { return c->setWorkspace(h, ws, n); }
+// static int gc_set_workspace(gc_cublas* c, void* h, size_t ws, size_t n) { return c->setWorkspace(h, (void*)ws, n); }
 // static int gc_set_math(gc_cublas* c, void* h, int mode) { return c->setMath(h, mode); }
 // static int gc_sgemm(gc_cublas* c, void* h, int ta, int tb, int m, int n, int k, float alpha, size_t a, int lda,
 //                     long long sa, size_t b, int ldb, long long sb, float beta, size_t cc, int ldc, long long sc, int batch) {
@@ -159,7 +159,7 @@ func (l *Lib) NewHandle(stream unsafe.Pointer, ws uintptr, wsBytes int) (*Handle
 		hd.Destroy()
 		return nil, err
 	}
-	if err := status("set workspace", C.gc_set_workspace(&l.c, h, unsafe.Pointer(ws), C.size_t(wsBytes))); err != nil {
+	if err := status("set workspace", C.gc_set_workspace(&l.c, h, C.size_t(ws), C.size_t(wsBytes))); err != nil {
 		hd.Destroy()
 		return nil, err
 	}
