@@ -331,6 +331,15 @@ func (b *backend[T]) AddBias(y, bias kernels.Vec[T], outer, channels, inner int)
 	}
 }
 
+// AddBiasReLU is AddBias followed by an in-place ReLUForward with slope,
+// in one kernel: the convolution and inner product call it when the net
+// fused the in-place ReLU after them (caffe/network's ReLU fusion).
+func (b *backend[T]) AddBiasReLU(y, bias kernels.Vec[T], outer, channels, inner int, slope T) {
+	if p, ok := b.ptrs(y, bias); ok && outer*channels*inner > 0 {
+		b.g.keep(b.o.AddBiasReLU(p[0], p[1], outer, channels, inner, slope))
+	}
+}
+
 func (b *backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
 	if p, ok := b.ptrs(dy, db); ok && channels > 0 {
 		b.g.keep(b.o.BiasGrad(p[0], p[1], outer, channels, inner))

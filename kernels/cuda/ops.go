@@ -182,6 +182,12 @@ func (o Ops[T]) AddBias(y, bias Ptr, outer, channels, inner int) error {
 	return o.D.launch(o.name("add_bias"), o.D.grid1(outer*channels*inner), 1, 256, parg(y), parg(bias), iarg(outer), iarg(channels), iarg(inner))
 }
 
+// AddBiasReLU: y (outer×channels×inner) = relu(y + bias[c]), negative
+// values times slope: AddBias and ReLUForward in place, in one launch.
+func (o Ops[T]) AddBiasReLU(y, bias Ptr, outer, channels, inner int, slope T) error {
+	return o.D.launch(o.name("add_bias_relu"), o.D.grid1(outer*channels*inner), 1, 256, parg(y), parg(bias), iarg(outer), iarg(channels), iarg(inner), farg(slope))
+}
+
 // BiasGrad: db[c] += Σ_{o,i} dy[o][c][i].
 func (o Ops[T]) BiasGrad(dy, db Ptr, outer, channels, inner int) error {
 	return o.D.launch(o.name("bias_grad"), channels, 1, 256, parg(dy), parg(db), iarg(outer), iarg(channels), iarg(inner))
