@@ -414,6 +414,28 @@ func testBiasReLU[T Float](t *testing.T) {
 			ok(t, o.ReLUBackward(n, dxp, up(t, g), gd, slope))
 			check(t, "relu fwd", down[T](t, out, n), wy)
 			check(t, "relu bwd", down[T](t, gd, n), wdx)
+
+			// add_bias_relu in place equals add_bias then relu_fwd in
+			// place, bit for bit.
+			fused, unfused, bp := up(t, x), up(t, x), up(t, bias)
+			ok(t, o.AddBiasReLU(fused, bp, outer, ch, inner, slope))
+			ok(t, o.AddBias(unfused, bp, outer, ch, inner))
+			ok(t, o.ReLUForward(n, unfused, unfused, slope))
+			fv, uv := down[T](t, fused, n), down[T](t, unfused, n)
+			for i := range fv {
+				if fv[i] != uv[i] {
+					t.Fatalf("add_bias_relu %v slope %g: element %d is %g, add_bias then relu_fwd give %g", s, float64(slope), i, fv[i], uv[i])
+				}
+			}
+			wf := make([]float64, n)
+			for i := range x {
+				v := float64(x[i]) + float64(bias[(i/inner)%ch])
+				if v <= 0 {
+					v *= float64(slope)
+				}
+				wf[i] = v
+			}
+			check(t, fmt.Sprintf("add_bias_relu %v slope %g", s, float64(slope)), fv, wf)
 		}
 	}
 }
