@@ -10,11 +10,12 @@ import (
 	"github.com/gocaffe/gocaffe/kernels/cuda"
 )
 
-// TestReLUFusionOnCUDA runs LeNet's numerics on the GPU with relu1 fused
-// into ip1 (the add_bias_relu kernel) and without: the two must agree
-// exactly (one addition, then the slope, in both), and match the golden
-// CPU numbers.
-func TestReLUFusionOnCUDA(t *testing.T) {
+// TestFusionOnCUDA runs LeNet's TEST-net numerics on the GPU with relu1
+// fused into ip1 (add_bias_relu) and the accuracy into the loss
+// (softmax_loss_acc), and without: the two must agree exactly (the same
+// operations in the same order; the accuracy counted as the CPU counts),
+// and match the golden CPU numbers.
+func TestFusionOnCUDA(t *testing.T) {
 	g, err := cuda.NewGPU(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
@@ -26,7 +27,7 @@ func TestReLUFusionOnCUDA(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, lp := range n.graph.Layers {
-		if want := lp.GetName() == "relu1"; n.FusedForward(i) != want {
+		if want := lp.GetName() == "relu1" || lp.GetName() == "accuracy"; n.FusedForward(i) != want {
 			t.Fatalf("layer %q fused: %v, want %v", lp.GetName(), n.FusedForward(i), want)
 		}
 	}

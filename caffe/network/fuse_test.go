@@ -23,6 +23,38 @@ func (b fusingBackend[T]) AddBiasReLU(y, bias kernels.Vec[T], outer, channels, i
 	b.ReLUForward(y, y, slope)
 }
 
+// SoftmaxLossAccuracy is the CPU's softmax and loss, then the top-k
+// accuracy of x on the host, counted as the Accuracy layer counts.
+func (b fusingBackend[T]) SoftmaxLossAccuracy(x, prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T], topK int, acc kernels.Vec[T]) {
+	*b.calls++
+	b.SoftmaxForward(x, prob, outer, channels, inner)
+	b.SoftmaxLossForward(prob, cls, outer, channels, inner, normalizer, loss)
+	if topK == 0 {
+		return
+	}
+	xs, cs := x.Host(), cls.Host()
+	hits, count := 0, 0
+	for o := 0; o < outer; o++ {
+		for j := 0; j < inner; j++ {
+			c := int(cs[o*inner+j])
+			if c < 0 {
+				continue
+			}
+			count++
+			truth, better := xs[(o*channels+c)*inner+j], -1
+			for k := 0; k < channels; k++ {
+				if v := xs[(o*channels+k)*inner+j]; v >= truth || v != v {
+					better++
+				}
+			}
+			if better < topK {
+				hits++
+			}
+		}
+	}
+	acc.Host()[0] = T(float64(hits) / float64(max(count, 1)))
+}
+
 type fusingDevice struct{ calls int }
 
 func (d *fusingDevice) Name() string   { return "cpu-fused" }
@@ -34,11 +66,13 @@ func (d *fusingDevice) Float64() kernels.Backend[float64] {
 	return fusingBackend[float64]{cpu.Backend[float64](), &d.calls}
 }
 
-// TestReLUFusion checks the fusion's wiring on LeNet: on the CPU backend
-// nothing fuses; on a backend with the fused pass the in-place relu1 after
-// ip1 fuses into it (ip1 calls the fused pass, relu1's forward is
-// skipped), and forward and backward give exactly the unfused numbers.
-func TestReLUFusion(t *testing.T) {
+// TestFusion checks the fusions' wiring on LeNet's TEST net: on the CPU
+// backend nothing fuses; on a backend with the fused passes the in-place
+// relu1 fuses into ip1 and the accuracy (reading ip2 and the label through
+// Split layers) into the loss (ip1 and the loss call the fused passes,
+// relu1's and the accuracy's forward passes are skipped), and forward and
+// backward give exactly the unfused numbers.
+func TestFusion(t *testing.T) {
 	c := netCases[1]
 	n, err := New[float64](parseTestNet(t, c), &caffepb.NetState{Phase: c.phase.Enum()}, standard(t), WithoutFillers())
 	if err != nil {
@@ -61,14 +95,14 @@ func TestReLUFusion(t *testing.T) {
 			fused = append(fused, n.graph.Layers[i].GetName())
 		}
 	}
-	if len(fused) != 1 || fused[0] != "relu1" {
-		t.Fatalf("fused %q, want [relu1] (LeNet's one ReLU, in place after ip1)", fused)
+	if len(fused) != 2 || fused[0] != "relu1" || fused[1] != "accuracy" {
+		t.Fatalf("fused %q, want [relu1 accuracy] (LeNet's one ReLU, in place after ip1, and its accuracy beside the loss)", fused)
 	}
 
 	d.calls = 0
 	withFusion := lenetNumerics(t, WithDevice(d))
-	if d.calls != 1 {
-		t.Fatalf("the fused bias+ReLU pass ran %d times in one forward pass, want 1", d.calls)
+	if d.calls != 2 {
+		t.Fatalf("the fused passes ran %d times in one forward pass, want 2 (bias+ReLU, softmax+loss+accuracy)", d.calls)
 	}
 	without := lenetNumerics(t, WithDevice(d), WithoutFusion())
 	if !bytes.Equal(withFusion, without) {

@@ -203,8 +203,10 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			}
 		}
 	}
+	n.fusedFwd = make([]bool, len(n.layers))
 	if !o.noFusion {
 		n.fuseReLUs()
+		n.fuseAccuracies()
 	}
 	return n, nil
 }

@@ -383,6 +383,25 @@ func (b *backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec,
 	}
 }
 
+// SoftmaxLossAccuracy is SoftmaxForward, SoftmaxLossForward and, with topK
+// > 0, the top-k accuracy of x into acc, in one kernel (SoftmaxWithLoss
+// calls it for small batches, and with the accuracy when the net fused the
+// Accuracy layer reading the same scores and labels into it).
+func (b *backend[T]) SoftmaxLossAccuracy(x, prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T], topK int, acc kernels.Vec[T]) {
+	p, ok := b.ptrs(x, prob, loss)
+	c, okc := b.iptr(cls)
+	if !ok || !okc {
+		return
+	}
+	var a Ptr
+	if topK > 0 {
+		if a, ok = b.ptr(acc); !ok {
+			return
+		}
+	}
+	b.g.keep(b.o.SoftmaxLossAccuracy(p[0], p[1], c, outer, channels, inner, normalizer, p[2], topK, a))
+}
+
 func (b *backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
 	p, ok := b.ptrs(prob, dx)
 	c, okc := b.iptr(cls)

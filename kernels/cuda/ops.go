@@ -281,6 +281,17 @@ func (o Ops[T]) SoftmaxLossBackward(prob, cls Ptr, outer, channels, inner int, s
 		iarg(channels), iarg(inner), farg(scale), parg(dx))
 }
 
+// SoftmaxLossAccuracy: prob = softmax(x), loss[0] as SoftmaxLossForward and,
+// with topK > 0, acc[0] = the top-k accuracy of x over the positions whose
+// class is not negative, in one single-block launch (softmax_loss_acc).
+func (o Ops[T]) SoftmaxLossAccuracy(x, prob, cls Ptr, outer, channels, inner int, normalizer float64, loss Ptr, topK int, acc Ptr) error {
+	if topK <= 0 {
+		acc = 0
+	}
+	return o.D.launch(o.name("softmax_loss_acc"), 1, 1, 256, parg(x), parg(prob), parg(cls), iarg(outer), iarg(channels),
+		iarg(inner), f64arg(normalizer), parg(loss), iarg(topK), parg(acc))
+}
+
 // Accuracy: acc[0] = share of labels among the top k of x.
 func (o Ops[T]) Accuracy(x, label Ptr, outer, channels, inner, topK, ignore int, acc Ptr) error {
 	return o.D.launch(o.name("accuracy"), 1, 1, 256, parg(x), parg(label), iarg(outer), iarg(channels), iarg(inner),

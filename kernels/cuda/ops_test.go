@@ -769,3 +769,89 @@ func TestUploadAsync(t *testing.T) {
 		t.Fatalf("upload after a failed capture: %g, want 0", v)
 	}
 }
+
+// TestSoftmaxLossAccFused checks the fused softmax_loss_acc against
+// softmax_fwd then softmax_loss_fwd (bit for bit: the same operations in
+// the same order) and the accuracy against the host's count, with ties
+// (scores on a coarse grid), a NaN score, ignored positions (class −1),
+// top-1 and top-3, and more positions than the block has threads.
+func TestSoftmaxLossAccFused(t *testing.T) {
+	need(t)
+	testSoftmaxLossAcc[float32](t)
+	testSoftmaxLossAcc[float64](t)
+}
+
+func testSoftmaxLossAcc[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	o := Ops[T]{dev}
+	for _, s := range [][3]int{{64, 10, 1}, {3, 7, 5}, {1, 1000, 1}, {300, 10, 1}, {2, 5, 700}} {
+		outer, ch, inner := s[0], s[1], s[2]
+		n, npos := outer*ch*inner, outer*inner
+		x := randn[T](r, n)
+		for i := range x {
+			x[i] = T(math.Round(float64(x[i])*2) / 2) // ties
+		}
+		x[n/2] = T(math.NaN())
+		cls := make([]int32, npos)
+		for i := range cls {
+			cls[i] = int32(r.IntN(ch))
+			if i%7 == 3 {
+				cls[i] = -1
+			}
+		}
+		dcls, err := dev.Alloc(4 * npos)
+		ok(t, err)
+		t.Cleanup(func() { dev.Free(dcls) })
+		ok(t, dev.Upload(dcls, unsafe.Pointer(&cls[0]), 4*npos))
+		dx := up(t, x)
+		norm := float64(npos) + 0.5
+		for _, topK := range []int{0, 1, 3} {
+			// The unfused reference on the device.
+			p1, l1 := poisoned[T](t, n), poisoned[T](t, 1)
+			ok(t, o.SoftmaxForward(dx, p1, outer, ch, inner))
+			ok(t, o.SoftmaxLossForward(p1, dcls, outer, ch, inner, norm, l1))
+			p2, l2, acc := poisoned[T](t, n), poisoned[T](t, 1), poisoned[T](t, 1)
+			ok(t, o.SoftmaxLossAccuracy(dx, p2, dcls, outer, ch, inner, norm, l2, topK, acc))
+			what := fmt.Sprintf("softmax_loss_acc %T %v top %d", x[0], s, topK)
+			g2, g1 := down[T](t, p2, n), down[T](t, p1, n)
+			for i := range g2 {
+				if g2[i] != g1[i] && !(g2[i] != g2[i] && g1[i] != g1[i]) {
+					t.Fatalf("%s: prob[%d] = %g, softmax_fwd gives %g", what, i, g2[i], g1[i])
+				}
+			}
+			if a, b := down[T](t, l2, 1)[0], down[T](t, l1, 1)[0]; a != b && !(a != a && b != b) {
+				t.Fatalf("%s: loss %g, softmax_loss_fwd gives %g", what, a, b)
+			}
+			got := down[T](t, acc, 1)[0]
+			if topK == 0 {
+				if !math.IsNaN(float64(got)) {
+					t.Fatalf("%s: accuracy written (%g) without top_k", what, got)
+				}
+				continue
+			}
+			hits, count := 0, 0
+			for i, c := range cls {
+				if c < 0 {
+					continue
+				}
+				count++
+				oo, in := i/inner, i%inner
+				truth, better := x[(oo*ch+int(c))*inner+in], -1
+				if truth != truth {
+					better = topK
+				}
+				for k := 0; k < ch; k++ {
+					if v := x[(oo*ch+k)*inner+in]; v >= truth || v != v {
+						better++
+					}
+				}
+				if better < topK {
+					hits++
+				}
+			}
+			if want := T(float64(hits) / float64(count)); got != want {
+				t.Fatalf("%s: accuracy %g, want %g (%d of %d)", what, got, want, hits, count)
+			}
+		}
+	}
+}
