@@ -208,6 +208,13 @@ func (d *Device) UseBLAS(on bool) bool {
 	return d.useBLAS
 }
 
+// UsesBLAS reports whether the GEMMs go to cuBLAS.
+func (d *Device) UsesBLAS() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.useBLAS
+}
+
 // SetTF32 lets float32 GEMMs use TF32 tensor cores (GoCaffe's kernel
 // gemm_tf32 or cuBLAS's TF32 math mode), or not (full fp32, the default).
 func (d *Device) SetTF32(on bool) error {

@@ -26,3 +26,6 @@ func devicePeak(kernels.Device) int64 { return 0 }
 
 // deviceGEMM says which GEMMs a GPU device uses ("" on the CPU build).
 func deviceGEMM(kernels.Device) string { return "" }
+
+// devicePrecision is "fp32": the CPU build has no TF32.
+func devicePrecision(kernels.Device) string { return "fp32" }

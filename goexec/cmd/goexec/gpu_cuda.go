@@ -55,6 +55,24 @@ func deviceGEMM(d kernels.Device) string {
 	return g.D.BLAS()
 }
 
+// devicePrecision is how a device's float32 GEMMs compute: "tf32" on a
+// GPU that allows TF32 tensor cores, else "fp32"; cuBLAS or GoCaffe's own
+// kernels is added on a GPU ("fp32 cuBLAS", "tf32 own").
+func devicePrecision(d kernels.Device) string {
+	g, ok := d.(*cuda.GPU)
+	if !ok {
+		return "fp32"
+	}
+	p := "fp32"
+	if g.D.TF32() {
+		p = "tf32"
+	}
+	if g.D.UsesBLAS() {
+		return p + " cuBLAS"
+	}
+	return p + " own GEMM"
+}
+
 // cudaCommands are the CUDA build's extra commands.
 func cudaCommands() map[string]command {
 	return map[string]command{
