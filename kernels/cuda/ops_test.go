@@ -127,6 +127,14 @@ func checkTol[T Float](t *testing.T, what string, got []T, want []float64, tl fl
 	return e
 }
 
+// forTypes runs a kernel test in float32 and float64, as subtests, on
+// the GPU (skipping without one).
+func forTypes(t *testing.T, f32, f64 func(*testing.T)) {
+	need(t)
+	t.Run("float32", f32)
+	t.Run("float64", f64)
+}
+
 func ok(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -247,9 +255,7 @@ func testGemm[T Float](t *testing.T, mode gemmMode) {
 }
 
 func TestIm2col(t *testing.T) {
-	need(t)
-	testIm2col[float32](t)
-	testIm2col[float64](t)
+	forTypes(t, testIm2col[float32], testIm2col[float64])
 }
 
 func testIm2col[T Float](t *testing.T) {
@@ -315,9 +321,7 @@ func testIm2col[T Float](t *testing.T) {
 }
 
 func TestElementwise(t *testing.T) {
-	need(t)
-	testElementwise[float32](t)
-	testElementwise[float64](t)
+	forTypes(t, testElementwise[float32], testElementwise[float64])
 }
 
 func testElementwise[T Float](t *testing.T) {
@@ -370,9 +374,7 @@ func testElementwise[T Float](t *testing.T) {
 }
 
 func TestBiasReLU(t *testing.T) {
-	need(t)
-	testBiasReLU[float32](t)
-	testBiasReLU[float64](t)
+	forTypes(t, testBiasReLU[float32], testBiasReLU[float64])
 }
 
 func testBiasReLU[T Float](t *testing.T) {
@@ -441,9 +443,7 @@ func testBiasReLU[T Float](t *testing.T) {
 }
 
 func TestPooling(t *testing.T) {
-	need(t)
-	testPooling[float32](t)
-	testPooling[float64](t)
+	forTypes(t, testPooling[float32], testPooling[float64])
 }
 
 func testPooling[T Float](t *testing.T) {
@@ -523,9 +523,7 @@ func testPooling[T Float](t *testing.T) {
 }
 
 func TestSoftmaxLossAccuracy(t *testing.T) {
-	need(t)
-	testSoftmax[float32](t)
-	testSoftmax[float64](t)
+	forTypes(t, testSoftmax[float32], testSoftmax[float64])
 }
 
 func testSoftmax[T Float](t *testing.T) {
@@ -626,9 +624,7 @@ func testSoftmax[T Float](t *testing.T) {
 }
 
 func TestSGDMomentum(t *testing.T) {
-	need(t)
-	testSGD[float32](t)
-	testSGD[float64](t)
+	forTypes(t, testSGD[float32], testSGD[float64])
 }
 
 func testSGD[T Float](t *testing.T) {
@@ -776,9 +772,7 @@ func TestUploadAsync(t *testing.T) {
 // (scores on a coarse grid), a NaN score, ignored positions (class −1),
 // top-1 and top-3, and more positions than the block has threads.
 func TestSoftmaxLossAccFused(t *testing.T) {
-	need(t)
-	testSoftmaxLossAcc[float32](t)
-	testSoftmaxLossAcc[float64](t)
+	forTypes(t, testSoftmaxLossAcc[float32], testSoftmaxLossAcc[float64])
 }
 
 func testSoftmaxLossAcc[T Float](t *testing.T) {
