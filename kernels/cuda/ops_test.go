@@ -182,10 +182,13 @@ func gemmTol[T Float](m gemmMode) float64 {
 	return tol[T]()
 }
 
-// tf32Check fails a float32 TF32 mode whose largest error stayed at fp32's.
+// tf32Check fails GoCaffe's float32 TF32 kernel when its largest error
+// stayed at fp32's (the GEMMs did not take the TF32 path). cuBLAS in TF32
+// mode is not held to it: it may pick an fp32 kernel (for unaligned
+// leading dimensions, say), which is allowed.
 func tf32Check[T Float](t *testing.T, m gemmMode, worst float64) {
 	t.Helper()
-	if m.tf32 && !isF64[T]() && worst < tf32Min {
+	if m.tf32 && !m.blas && !isF64[T]() && worst < tf32Min {
 		t.Fatalf("TF32 on, yet the worst relative error is %.3g < %.3g: the GEMMs ran in full fp32", worst, tf32Min)
 	}
 }
