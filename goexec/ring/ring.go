@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -33,6 +34,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -56,6 +58,12 @@ const MeshMaxRanks = 8
 // buffers go round the ring, which needs no scratch space. The direct
 // all-reduce holds N−1 pieces of 1/N of the buffer each as scratch.
 const DefaultDirectMaxFloats = 1 << 22
+
+// hangUpGrace is how long joining goes on after a peer hung up during the
+// handshake (it gave up on a failure of its own), so that the error names
+// that failure (a missing or unauthenticated peer) when this rank sees it
+// too.
+const hangUpGrace = time.Second
 
 // MinSecret is the shortest secret accepted for a ring of more than one rank.
 const MinSecret = 16
@@ -283,7 +291,13 @@ func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 	for _, peer := range dialTo {
 		go func() {
 			c, err := r.dial(ctx, peer)
-			if err != nil {
+			switch {
+			case err == nil:
+			case hungUp(err):
+				// The peer gave up on a failure of its own: give the
+				// other links a moment to show it before stopping.
+				time.AfterFunc(hangUpGrace, cancel)
+			default:
 				cancel() // stop accepting and dialling: the ring cannot form
 			}
 			dialc <- result{peer, c, err}
@@ -326,6 +340,9 @@ func Connect(ctx context.Context, lis net.Listener, cfg Config) (*Ring, error) {
 		if len(causes) == 0 {
 			causes = cancelled
 		}
+		// A peer that hung up mid-handshake most likely gave up on a
+		// failure of its own, which it reports: name the other causes first.
+		slices.SortStableFunc(causes, func(a, b error) int { return cmpBool(hungUp(a), hungUp(b)) })
 		if len(causes) == 1 {
 			return nil, causes[0]
 		}
@@ -509,6 +526,23 @@ wait:
 		return nil, failure
 	}
 	return won, nil
+}
+
+// hungUp reports whether err is a peer closing or resetting its end.
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func minTime(a, b time.Time) time.Time {
