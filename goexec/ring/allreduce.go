@@ -69,7 +69,8 @@ func (r *Ring) AllReduce(ctx context.Context, buf []float32) error {
 	}
 	step := uint32(0)
 	// Reduce-scatter: after n-1 steps rank r holds the full sum of segment
-	// r+1, its elements added in rank order from r+2 (cyclically).
+	// r+1, its copies added in rank order from rank r+1's (cyclically, rank
+	// r's last).
 	for s := 0; s < n-1; s++ {
 		send := seg((r.rank - s + 2*n) % n)
 		recv := seg((r.rank - s - 1 + 2*n) % n)
