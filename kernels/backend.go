@@ -235,6 +235,14 @@ type Backend[T Float] interface {
 	Shift(alpha T, x Vec[T])
 	// Mul: y = a ⊙ b (elementwise; y may alias a or b).
 	Mul(a, b, y Vec[T])
+	// Div: y = a / b (elementwise; y may alias a or b).
+	Div(a, b, y Vec[T])
+	// EltwiseMax is one step of a running elementwise maximum over
+	// bottoms k = 0, 1, …: for k = 0, y = x and mask = 0; for k > 0, where
+	// x > y, y = x and mask = k (the first maximum wins ties).
+	EltwiseMax(x, y Vec[T], mask IntVec, k int)
+	// MaskSelect: dx = dy where mask == k, 0 elsewhere.
+	MaskSelect(dy Vec[T], mask IntVec, k int, dx Vec[T])
 	// Dot returns x·y (synchronises on a device).
 	Dot(x, y Vec[T]) T
 	// Sum returns Σ x (synchronises on a device).

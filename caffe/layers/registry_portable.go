@@ -8,9 +8,11 @@ var portable = []string{
 	"Bias",
 	"Concat",
 	"Dropout", // the mask is drawn on the host and sent to the device
-	"Eltwise", // SUM on the device; PROD and MAX read and write host memory
+	"Eltwise", // SUM, PROD and MAX
 	"Convolution",
 	"Deconvolution",
+	"Flatten", // the top shares the bottom's memories, host and device
+	"Reshape", // as Flatten
 	"InnerProduct",
 	"LRN",
 	"Pooling",
@@ -18,4 +20,5 @@ var portable = []string{
 	"Scale",
 	"Softmax",
 	"SoftmaxWithLoss",
+	"Split", // the tops share the bottom's data; the diffs are summed on the device
 }

@@ -129,3 +129,49 @@ layer { name: "loss" type: "Reduction" bottom: "s" top: "loss" loss_weight: 1 re
 func TestBatchedConvolutionOnSimulatedDevice(t *testing.T) {
 	sameOnSimulatedDevice(t, convNet, "GemmBatched", "GemmNTSum", "Im2col", "Col2im", "AddBias", "BiasGrad")
 }
+
+const shapeEltwiseNet = `
+name: "shape_eltwise"
+force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 3 dim: 2 dim: 5 dim: 3 } } }
+layer { name: "a" type: "Convolution" bottom: "x" top: "a"
+  convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "gaussian" std: 0.7 } bias_filler { type: "gaussian" } } }
+layer { name: "b" type: "Convolution" bottom: "x" top: "b"
+  convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "gaussian" std: 0.7 } bias_filler { type: "gaussian" } } }
+layer { name: "prod" type: "Eltwise" bottom: "a" bottom: "b" bottom: "a" top: "p" eltwise_param { operation: PROD } }
+layer { name: "quot" type: "Eltwise" bottom: "p" bottom: "b" top: "q" eltwise_param { operation: PROD stable_prod_grad: false } }
+layer { name: "max" type: "Eltwise" bottom: "q" bottom: "b" bottom: "a" top: "m" eltwise_param { operation: MAX } }
+layer { name: "flat" type: "Flatten" bottom: "m" top: "f" }
+layer { name: "shape" type: "Reshape" bottom: "f" top: "r" reshape_param { shape { dim: 0 dim: -1 dim: 4 } } }
+layer { name: "loss" type: "Reduction" bottom: "r" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
+`
+
+// Split (x, a and b feed several layers), Eltwise PROD (stable and by
+// division) and MAX, Flatten and Reshape run on the device and compute
+// there what they compute on the CPU.
+func TestSplitEltwiseReshapeOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, shapeEltwiseNet, "Mul", "Div", "EltwiseMax", "MaskSelect", "Copy", "Axpy")
+	p, err := prototxt.ParseNet("net.prototxt", []byte(shapeEltwiseNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New[float64](p, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), WithDevice(simdev.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	splits := 0
+	for i, lp := range n.LayerParams() {
+		switch lp.GetType() {
+		case "Split":
+			splits++
+		case "Input", "Reduction":
+			continue
+		}
+		if pl := n.LayerPlacement(i); pl.Fallback {
+			t.Errorf("layer %q (%s) falls back to the CPU", lp.GetName(), lp.GetType())
+		}
+	}
+	if splits < 3 {
+		t.Errorf("%d Split layers inserted, want 3 (x, a, b)", splits)
+	}
+}

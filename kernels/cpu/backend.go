@@ -98,6 +98,38 @@ func (backend[T]) Mul(a, b, y kernels.Vec[T]) {
 		yv[i] = v * bv[i]
 	}
 }
+func (backend[T]) Div(a, b, y kernels.Vec[T]) {
+	av, bv, yv := a.Host(), b.Host(), y.Host()
+	bv, yv = bv[:len(av)], yv[:len(av)]
+	for i, v := range av {
+		yv[i] = v / bv[i]
+	}
+}
+func (backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	xv, yv := x.Host(), y.Host()
+	yv, m := yv[:len(xv)], mask.Host()[:len(xv)]
+	if k == 0 {
+		copy(yv, xv)
+		clear(m)
+		return
+	}
+	for i, v := range xv {
+		if v > yv[i] {
+			yv[i], m[i] = v, int32(k)
+		}
+	}
+}
+func (backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	dv, m, xv := dy.Host(), mask.Host(), dx.Host()
+	m, xv = m[:len(dv)], xv[:len(dv)]
+	for i, v := range dv {
+		if m[i] == int32(k) {
+			xv[i] = v
+		} else {
+			xv[i] = 0
+		}
+	}
+}
 func (backend[T]) Dot(x, y kernels.Vec[T]) T { return Dot(x.Host(), y.Host()) }
 func (backend[T]) Sum(x kernels.Vec[T]) T    { return Sum(x.Host()) }
 func (backend[T]) SumTo(x, dst kernels.Vec[T]) {

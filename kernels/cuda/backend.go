@@ -299,6 +299,28 @@ func (b *backend[T]) Mul(a, bv, y kernels.Vec[T]) {
 	}
 }
 
+func (b *backend[T]) Div(a, bv, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(a, bv, y); ok && y.Len() > 0 {
+		b.g.keep(b.o.Div(y.Len(), p[0], p[1], p[2]))
+	}
+}
+
+func (b *backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	p, ok := b.ptrs(x, y)
+	m, mok := b.iptr(mask)
+	if ok && mok && x.Len() > 0 {
+		b.g.keep(b.o.EltwiseMax(x.Len(), p[0], p[1], m, k))
+	}
+}
+
+func (b *backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	p, ok := b.ptrs(dy, dx)
+	m, mok := b.iptr(mask)
+	if ok && mok && dy.Len() > 0 {
+		b.g.keep(b.o.MaskSelect(dy.Len(), p[0], m, k, p[1]))
+	}
+}
+
 func (b *backend[T]) Dot(x, y kernels.Vec[T]) T {
 	p, ok := b.ptrs(x, y)
 	if !ok {

@@ -162,6 +162,21 @@ func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
 	return o.D.launch(o.name("mul"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
 }
 
+// Div: y = a / b.
+func (o Ops[T]) Div(n int, a, b, y Ptr) error {
+	return o.D.launch(o.name("divide"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
+}
+
+// EltwiseMax: k == 0: y = x, mask = 0; else where x > y: y = x, mask = k.
+func (o Ops[T]) EltwiseMax(n int, x, y, mask Ptr, k int) error {
+	return o.D.launch(o.name("eltwise_max"), o.D.grid1(n), 1, 256, iarg(n), parg(x), parg(y), parg(mask), iarg(k))
+}
+
+// MaskSelect: dx = mask == k ? dy : 0.
+func (o Ops[T]) MaskSelect(n int, dy, mask Ptr, k int, dx Ptr) error {
+	return o.D.launch(o.name("mask_select"), o.D.grid1(n), 1, 256, iarg(n), parg(dy), parg(mask), iarg(k), parg(dx))
+}
+
 // DotTo writes x·y into dst[0] (y == 0: Σ x) without synchronising.
 func (o Ops[T]) DotTo(n int, x, y, dst Ptr) error {
 	return o.D.launch(o.name("dot"), 1, 1, 1024, iarg(n), parg(x), parg(y), parg(dst))

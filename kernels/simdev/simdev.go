@@ -197,6 +197,18 @@ func (b backend[T]) Mul(x, y, z kernels.Vec[T]) {
 	b.d.count("Mul")
 	b.cpu.Mul(b.h("Mul", x), b.h("Mul", y), b.h("Mul", z))
 }
+func (b backend[T]) Div(x, y, z kernels.Vec[T]) {
+	b.d.count("Div")
+	b.cpu.Div(b.h("Div", x), b.h("Div", y), b.h("Div", z))
+}
+func (b backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	b.d.count("EltwiseMax")
+	b.cpu.EltwiseMax(b.h("EltwiseMax", x), b.h("EltwiseMax", y), b.hi("EltwiseMax", mask), k)
+}
+func (b backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	b.d.count("MaskSelect")
+	b.cpu.MaskSelect(b.h("MaskSelect", dy), b.hi("MaskSelect", mask), k, b.h("MaskSelect", dx))
+}
 func (b backend[T]) Dot(x, y kernels.Vec[T]) T {
 	b.d.count("Dot")
 	return b.cpu.Dot(b.h("Dot", x), b.h("Dot", y))
