@@ -1,0 +1,100 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/cpu"
+)
+
+// Eltwise PROD and MAX's operations (Div, EltwiseMax, MaskSelect) on the
+// GPU against their CPU twins in the same type, at odd sizes, through the
+// kernels.Backend interface; the argmax masks must be identical.
+func TestEltwiseOpsMatchCPU(t *testing.T) {
+	need(t)
+	b32 := gpuBackend(t)
+	g := b32.(*backend[float32]).g
+	t.Run("float32", func(t *testing.T) { testEltwiseOps(t, g.f32, cpu.Backend[float32]()) })
+	t.Run("float64", func(t *testing.T) { testEltwiseOps(t, g.f64, cpu.Backend[float64]()) })
+}
+
+func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
+	r := rand.New(rand.NewPCG(31, 32))
+	upv := func(x []T) kernels.Vec[T] {
+		v := b.Alloc(len(x))
+		b.Upload(v, x)
+		return v
+	}
+	same := func(what string, gv kernels.Vec[T], want []T) {
+		t.Helper()
+		got := make([]T, gv.Len())
+		b.Download(got, gv)
+		check(t, what, got, f64s(want))
+	}
+	for _, c3 := range []struct{ n, bottoms int }{{1, 2}, {255, 3}, {257, 2}, {1003, 4}, {100003, 3}} {
+		n := c3.n
+		xs := make([][]T, c3.bottoms)
+		gx := make([]kernels.Vec[T], c3.bottoms)
+		for k := range xs {
+			xs[k] = randn[T](r, n)
+			if k == 2 { // ties with bottom 0: the first maximum must win
+				copy(xs[k][:n/2], xs[0][:n/2])
+			}
+			gx[k] = upv(xs[k])
+		}
+		// Div, with y aliasing a.
+		y := append([]T(nil), xs[0]...)
+		gy := upv(y)
+		c.Div(kernels.HostVec(y), kernels.HostVec(xs[1]), kernels.HostVec(y))
+		b.Div(gy, gx[1], gy)
+		same(fmt.Sprintf("Div n=%d", n), gy, y)
+
+		// EltwiseMax over the bottoms in order; bottom 0 overwrites y and the mask.
+		hm := make([]int32, n)
+		gm := b.AllocInts(n)
+		b.UploadInts(gm, hm)
+		for i := range y {
+			y[i] = -1e30
+		}
+		b.Upload(gy, y)
+		for k := range xs {
+			c.EltwiseMax(kernels.HostVec(xs[k]), kernels.HostVec(y), kernels.HostInts(hm), k)
+			b.EltwiseMax(gx[k], gy, gm, k)
+		}
+		same(fmt.Sprintf("EltwiseMax n=%d bottoms=%d", n, c3.bottoms), gy, y)
+		got := make([]T, n)
+		mg := make([]T, n)
+		mk := b.Alloc(n)
+		// The mask, read back through MaskSelect of a ones vector per bottom.
+		ones := make([]T, n)
+		for i := range ones {
+			ones[i] = 1
+		}
+		gones := upv(ones)
+		for k := range xs {
+			b.MaskSelect(gones, gm, k, mk)
+			b.Download(got, mk)
+			for i := range mg {
+				if got[i] == 1 {
+					mg[i] = T(k)
+				}
+			}
+			// MaskSelect of a gradient against the CPU twin.
+			dy := randn[T](r, n)
+			dx := make([]T, n)
+			c.MaskSelect(kernels.HostVec(dy), kernels.HostInts(hm), k, kernels.HostVec(dx))
+			gdx := upv(randn[T](r, n))
+			b.MaskSelect(upv(dy), gm, k, gdx)
+			same(fmt.Sprintf("MaskSelect n=%d k=%d", n, k), gdx, dx)
+		}
+		for i := range hm {
+			if int32(mg[i]) != hm[i] {
+				t.Fatalf("EltwiseMax n=%d: argmax[%d] = %v on the GPU, %d on the CPU", n, i, mg[i], hm[i])
+			}
+		}
+	}
+}
