@@ -6,6 +6,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/kernels"
 	"github.com/gocaffe/gocaffe/kernels/simdev"
 )
 
@@ -54,49 +55,11 @@ func TestLRNScaleBiasOnSimulatedDevice(t *testing.T) {
 // and compares the loss and all gradients; ops must have run on the device.
 func sameOnSimulatedDevice(t *testing.T, net string, ops ...string) {
 	t.Helper()
-	run := func(opts ...Option) (float64, [][]float64, []float64) {
-		p, err := prototxt.ParseNet("net.prototxt", []byte(net))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := New[float64](p, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), append([]Option{WithSeed(7)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x := n.BlobByName("x").Data()
-		for i := range x {
-			x[i] = math.Sin(float64(i) * 0.9)
-		}
-		n.ClearParamDiffs()
-		loss, err := n.ForwardBackward()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var diffs [][]float64
-		for _, p := range n.LearnableParams() {
-			diffs = append(diffs, append([]float64(nil), p.HostDiff()...))
-		}
-		return loss, diffs, append([]float64(nil), n.BlobByName("x").HostDiff()...)
-	}
+	run := func(opts ...Option) (float64, [][]float64, []float64) { return forwardBackward(t, net, opts...) }
 	wantLoss, wantDiffs, wantDx := run()
 	d := simdev.New()
 	loss, diffs, dx := run(WithDevice(d))
-	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12*max(1, math.Abs(b)) }
-	if !close(loss, wantLoss) || wantLoss == 0 {
-		t.Fatalf("loss %v on the device, %v on the CPU", loss, wantLoss)
-	}
-	for i := range wantDiffs {
-		for j := range wantDiffs[i] {
-			if !close(diffs[i][j], wantDiffs[i][j]) {
-				t.Fatalf("param %d diff[%d]: %v on the device, %v on the CPU", i, j, diffs[i][j], wantDiffs[i][j])
-			}
-		}
-	}
-	for j := range wantDx {
-		if !close(dx[j], wantDx[j]) {
-			t.Fatalf("input diff[%d]: %v on the device, %v on the CPU", j, dx[j], wantDx[j])
-		}
-	}
+	sameNumbers(t, 1e-12, loss, wantLoss, diffs, wantDiffs, dx, wantDx)
 	if f := d.Faults(); len(f) > 0 {
 		t.Errorf("device operations got host operands: %v", f)
 	}
@@ -151,19 +114,74 @@ layer { name: "loss" type: "Reduction" bottom: "r" top: "loss" loss_weight: 1 re
 // there what they compute on the CPU.
 func TestSplitEltwiseReshapeOnSimulatedDevice(t *testing.T) {
 	sameOnSimulatedDevice(t, shapeEltwiseNet, "Mul", "Div", "EltwiseMax", "MaskSelect", "Copy", "Axpy")
-	p, err := prototxt.ParseNet("net.prototxt", []byte(shapeEltwiseNet))
+	placedOnDevice(t, shapeEltwiseNet, simdev.New(), 3)
+}
+
+// forwardBackward builds net in float64 with opts (its input blob "x" set
+// by formula), runs one forward and backward pass and returns the loss,
+// the parameter gradients and the input gradient.
+func forwardBackward(t *testing.T, net string, opts ...Option) (float64, [][]float64, []float64) {
+	t.Helper()
+	p, err := prototxt.ParseNet("net.prototxt", []byte(net))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New[float64](p, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), WithDevice(simdev.New()))
+	n, err := New[float64](p, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), append([]Option{WithSeed(7)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	splits := 0
+	x := n.BlobByName("x").Data()
+	for i := range x {
+		x[i] = math.Sin(float64(i) * 0.9)
+	}
+	n.ClearParamDiffs()
+	loss, err := n.ForwardBackward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diffs [][]float64
+	for _, p := range n.LearnableParams() {
+		diffs = append(diffs, append([]float64(nil), p.HostDiff()...))
+	}
+	return loss, diffs, append([]float64(nil), n.BlobByName("x").HostDiff()...)
+}
+
+// sameNumbers fails unless the loss and gradients agree within tol
+// (relative, absolute below 1).
+func sameNumbers(t *testing.T, tol, loss, wantLoss float64, diffs, wantDiffs [][]float64, dx, wantDx []float64) {
+	t.Helper()
+	close := func(a, b float64) bool { return math.Abs(a-b) <= tol*max(1, math.Abs(b)) }
+	if !close(loss, wantLoss) || wantLoss == 0 {
+		t.Fatalf("loss %v on the device, %v on the CPU", loss, wantLoss)
+	}
+	for i := range wantDiffs {
+		for j := range wantDiffs[i] {
+			if !close(diffs[i][j], wantDiffs[i][j]) {
+				t.Fatalf("param %d diff[%d]: %v on the device, %v on the CPU", i, j, diffs[i][j], wantDiffs[i][j])
+			}
+		}
+	}
+	for j := range wantDx {
+		if !close(dx[j], wantDx[j]) {
+			t.Fatalf("input diff[%d]: %v on the device, %v on the CPU", j, dx[j], wantDx[j])
+		}
+	}
+}
+
+// placedOnDevice builds net on dev and fails unless every layer but the
+// Input and the Reduction loss is placed on dev and at least splits Split
+// layers were inserted.
+func placedOnDevice(t *testing.T, net string, dev kernels.Device, splits int) {
+	t.Helper()
+	n, err := New[float64](parseNet(t, net), &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), WithDevice(dev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
 	for i, lp := range n.LayerParams() {
 		switch lp.GetType() {
 		case "Split":
-			splits++
+			got++
 		case "Input", "Reduction":
 			continue
 		}
@@ -171,7 +189,7 @@ func TestSplitEltwiseReshapeOnSimulatedDevice(t *testing.T) {
 			t.Errorf("layer %q (%s) falls back to the CPU", lp.GetName(), lp.GetType())
 		}
 	}
-	if splits < 3 {
-		t.Errorf("%d Split layers inserted, want 3 (x, a, b)", splits)
+	if got < splits {
+		t.Errorf("%d Split layers inserted, want %d", got, splits)
 	}
 }

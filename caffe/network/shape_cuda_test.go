@@ -1,0 +1,30 @@
+//go:build cuda
+
+package network
+
+import (
+	"testing"
+
+	"github.com/gocaffe/gocaffe/kernels/cuda"
+)
+
+// TestSplitEltwiseReshapeOnCUDA runs the Split / Eltwise PROD and MAX /
+// Flatten / Reshape net on the GPU in float64 and compares its loss and
+// gradients with the CPU's; every layer but the input and the loss must
+// be placed on the GPU.
+func TestSplitEltwiseReshapeOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	wantLoss, wantDiffs, wantDx := forwardBackward(t, shapeEltwiseNet)
+	loss, diffs, dx := forwardBackward(t, shapeEltwiseNet, WithDevice(g))
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// float64 on both sides; the GPU's GEMMs and reductions sum in
+	// another order than the CPU's.
+	sameNumbers(t, 1e-10, loss, wantLoss, diffs, wantDiffs, dx, wantDx)
+	placedOnDevice(t, shapeEltwiseNet, g, 3)
+}
