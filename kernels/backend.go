@@ -293,6 +293,14 @@ type Backend[T Float] interface {
 	// channels of an ignored position.
 	SoftmaxLossBackward(prob Vec[T], cls IntVec, outer, channels, inner int, scale T, dx Vec[T])
 
+	// AccuracyForward writes into acc[0] the share of the outer·inner
+	// positions of x (outer×channels×inner) whose class (cls, -1 where
+	// ignored) is among the topK scores: a score equal to the class's, or
+	// NaN, counts against it, and a NaN class score is never right; 0 when
+	// no position is labelled. perClass (channels elements, or empty for
+	// none) gets the same share over the positions of each class.
+	AccuracyForward(x Vec[T], cls IntVec, outer, channels, inner, topK int, acc, perClass Vec[T])
+
 	// LRNForward: y = x·scale^-β, scale = the base of the power (kept
 	// for LRNBackward).
 	LRNForward(x, scale, y Vec[T], g LRNGeom)

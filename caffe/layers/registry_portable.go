@@ -5,6 +5,7 @@ package layers
 // of any device they run on that device. The others run on the host, with
 // their blobs synced around them.
 var portable = []string{
+	"Accuracy", // labels checked on the host, counted on the device
 	"Bias",
 	"Concat",
 	"Dropout", // the mask is drawn on the host and sent to the device

@@ -193,3 +193,57 @@ func placedOnDevice(t *testing.T, net string, dev kernels.Device, splits int) {
 		t.Errorf("%d Split layers inserted, want %d", got, splits)
 	}
 }
+
+const accuracyNet = `
+name: "accuracy"
+layer { name: "in" type: "Input" top: "x" top: "label" input_param { shape { dim: 7 dim: 5 dim: 3 } shape { dim: 7 dim: 3 } } }
+layer { name: "top1" type: "Accuracy" bottom: "x" bottom: "label" top: "a1" top: "per_class" accuracy_param { ignore_label: 3 } }
+layer { name: "top2" type: "Accuracy" bottom: "x" bottom: "label" top: "a2" accuracy_param { top_k: 2 } }
+`
+
+// accuracies runs accuracyNet's forward pass in float64 with opts (scores
+// with ties, a NaN, labels with ignored positions) and returns a1, a2 and
+// the per-class accuracy.
+func accuracies(t *testing.T, opts ...Option) []float64 {
+	t.Helper()
+	n, err := New[float64](parseNet(t, accuracyNet), &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, standard(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, label := n.BlobByName("x").Data(), n.BlobByName("label").Data()
+	for i := range x {
+		x[i] = math.Round(math.Sin(float64(i)*1.7) * 3) // small integers: ties
+	}
+	x[17] = math.NaN()
+	for i := range label {
+		label[i] = float64(i*2) - 5*math.Floor(float64(i*2)/5)
+	}
+	if _, err := n.Forward(); err != nil {
+		t.Fatal(err)
+	}
+	out := append([]float64(nil), n.BlobByName("a1").HostData()...)
+	out = append(out, n.BlobByName("a2").HostData()...)
+	return append(out, n.BlobByName("per_class").HostData()...)
+}
+
+// Accuracy (top 1 with ignore_label and per-class accuracy, top 2) counts
+// on the device what it counts on the CPU, exactly.
+func TestAccuracyOnSimulatedDevice(t *testing.T) {
+	want := accuracies(t)
+	d := simdev.New()
+	got := accuracies(t, WithDevice(d))
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("accuracy output %d: %v on the device, %v on the CPU (all: %v, %v)", i, got[i], want[i], got, want)
+		}
+	}
+	if d.Calls("AccuracyForward") != 2 {
+		t.Errorf("%d AccuracyForward calls on the device, want 2", d.Calls("AccuracyForward"))
+	}
+	if f := d.Faults(); len(f) > 0 {
+		t.Errorf("device operations got host operands: %v", f)
+	}
+	if want[0] == 0 || want[0] == 1 || want[1] == want[0] {
+		t.Errorf("accuracies %v do not exercise the count", want)
+	}
+}

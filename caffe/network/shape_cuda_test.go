@@ -28,3 +28,24 @@ func TestSplitEltwiseReshapeOnCUDA(t *testing.T) {
 	sameNumbers(t, 1e-10, loss, wantLoss, diffs, wantDiffs, dx, wantDx)
 	placedOnDevice(t, shapeEltwiseNet, g, 3)
 }
+
+// TestAccuracyOnCUDA: the Accuracy layers (ties, a NaN score, ignored
+// labels, per-class accuracy, top 2) count on the GPU what they count on
+// the CPU, in float64.
+func TestAccuracyOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	want := accuracies(t)
+	got := accuracies(t, WithDevice(g))
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("accuracy output %d: %v on the GPU, %v on the CPU (all: %v, %v)", i, got[i], want[i], got, want)
+		}
+	}
+}

@@ -131,7 +131,55 @@ func (backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx k
 	}
 }
 func (backend[T]) Dot(x, y kernels.Vec[T]) T { return Dot(x.Host(), y.Host()) }
-func (backend[T]) Sum(x kernels.Vec[T]) T    { return Sum(x.Host()) }
+
+func (backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	xv, cv, pc := x.Host(), cls.Host(), perClass.Host()
+	var hitC, cntC []int
+	if len(pc) > 0 {
+		hitC, cntC = make([]int, channels), make([]int, channels)
+	}
+	hits, count := 0, 0
+	for pos, c := range cv[:outer*inner] {
+		if c < 0 {
+			continue
+		}
+		o, j := pos/inner, pos%inner
+		xo := xv[o*channels*inner+j:]
+		truth := xo[int(c)*inner]
+		better := -1        // the true class counts itself
+		if truth != truth { // NaN: a diverged net is never right
+			better = topK
+		}
+		for k := 0; k < channels && better < topK; k++ {
+			if v := xo[k*inner]; v >= truth || v != v {
+				better++
+			}
+		}
+		hit := better < topK
+		if hit {
+			hits++
+		}
+		count++
+		if cntC != nil {
+			cntC[c]++
+			if hit {
+				hitC[c]++
+			}
+		}
+	}
+	a := 0.0
+	if count > 0 {
+		a = float64(hits) / float64(count)
+	}
+	acc.Host()[0] = T(a)
+	for c := range pc[:min(len(pc), channels)] {
+		pc[c] = 0
+		if cntC[c] > 0 {
+			pc[c] = T(float64(hitC[c]) / float64(cntC[c]))
+		}
+	}
+}
+func (backend[T]) Sum(x kernels.Vec[T]) T { return Sum(x.Host()) }
 func (backend[T]) SumTo(x, dst kernels.Vec[T]) {
 	dst.Host()[0] = Sum(x.Host())
 }

@@ -321,6 +321,21 @@ func (b *backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, d
 	}
 }
 
+func (b *backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	p, ok := b.ptrs(x, acc)
+	c, cok := b.iptr(cls)
+	var pc Ptr
+	if perClass.Len() > 0 {
+		var pok bool
+		if pc, pok = b.ptr(perClass); !pok {
+			return
+		}
+	}
+	if ok && cok {
+		b.g.keep(b.o.AccuracyCls(p[0], c, outer, channels, inner, topK, p[1], pc))
+	}
+}
+
 func (b *backend[T]) Dot(x, y kernels.Vec[T]) T {
 	p, ok := b.ptrs(x, y)
 	if !ok {

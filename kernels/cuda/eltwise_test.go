@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -94,6 +95,62 @@ func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backe
 		for i := range hm {
 			if int32(mg[i]) != hm[i] {
 				t.Fatalf("EltwiseMax n=%d: argmax[%d] = %v on the GPU, %d on the CPU", n, i, mg[i], hm[i])
+			}
+		}
+	}
+}
+
+// AccuracyForward on the GPU against the CPU twin: odd shapes, ties (small
+// integer scores), NaN scores, ignored positions, top 1 to 3, with and
+// without the per-class accuracy; the counts are exact.
+func TestAccuracyMatchesCPU(t *testing.T) {
+	need(t)
+	g := gpuBackend(t).(*backend[float32]).g
+	t.Run("float32", func(t *testing.T) { testAccuracy(t, g.f32, cpu.Backend[float32]()) })
+	t.Run("float64", func(t *testing.T) { testAccuracy(t, g.f64, cpu.Backend[float64]()) })
+}
+
+func testAccuracy[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, s := range []struct{ outer, channels, inner, topK int }{
+		{1, 1, 1, 1}, {7, 10, 1, 1}, {13, 5, 3, 2}, {300, 11, 1, 3}, {64, 1000, 1, 5}, {3, 4, 97, 1},
+	} {
+		n := s.outer * s.inner
+		x := make([]T, s.outer*s.channels*s.inner)
+		for i := range x {
+			x[i] = T(r.IntN(5))
+		}
+		x[len(x)/2] = T(math.NaN())
+		cls := make([]int32, n)
+		for i := range cls {
+			cls[i] = int32(r.IntN(s.channels+1)) - 1 // -1: ignored
+		}
+		gx := b.Alloc(len(x))
+		b.Upload(gx, x)
+		gc := b.AllocInts(n)
+		b.UploadInts(gc, cls)
+		for _, per := range []bool{false, true} {
+			acc, gacc := make([]T, 1), b.Alloc(1)
+			var pc []T
+			var gpc kernels.Vec[T]
+			if per {
+				pc, gpc = make([]T, s.channels), b.Alloc(s.channels)
+			}
+			c.AccuracyForward(kernels.HostVec(x), kernels.HostInts(cls), s.outer, s.channels, s.inner, s.topK, kernels.HostVec(acc), kernels.HostVec(pc))
+			b.AccuracyForward(gx, gc, s.outer, s.channels, s.inner, s.topK, gacc, gpc)
+			got := make([]T, 1)
+			b.Download(got, gacc)
+			if got[0] != acc[0] {
+				t.Fatalf("%+v per-class %v: accuracy %v on the GPU, %v on the CPU", s, per, got[0], acc[0])
+			}
+			if per {
+				gotPC := make([]T, s.channels)
+				b.Download(gotPC, gpc)
+				for i := range pc {
+					if gotPC[i] != pc[i] {
+						t.Fatalf("%+v: class %d accuracy %v on the GPU, %v on the CPU", s, i, gotPC[i], pc[i])
+					}
+				}
 			}
 		}
 	}

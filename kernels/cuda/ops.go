@@ -177,6 +177,15 @@ func (o Ops[T]) MaskSelect(n int, dy, mask Ptr, k int, dx Ptr) error {
 	return o.D.launch(o.name("mask_select"), o.D.grid1(n), 1, 256, iarg(n), parg(dy), parg(mask), iarg(k), parg(dx))
 }
 
+// AccuracyCls: acc[0] = the share of the positions of x (outer×channels×
+// inner) whose class cls (int32, -1 ignored) is among the topK scores, as
+// the CPU's Accuracy layer counts; perClass (channels, or 0 for none) the
+// share per class. One block.
+func (o Ops[T]) AccuracyCls(x, cls Ptr, outer, channels, inner, topK int, acc, perClass Ptr) error {
+	return o.D.launch(o.name("accuracy_cls"), 1, 1, 256, parg(x), parg(cls), iarg(outer), iarg(channels), iarg(inner),
+		iarg(topK), parg(acc), parg(perClass))
+}
+
 // DotTo writes x·y into dst[0] (y == 0: Σ x) without synchronising.
 func (o Ops[T]) DotTo(n int, x, y, dst Ptr) error {
 	return o.D.launch(o.name("dot"), 1, 1, 1024, iarg(n), parg(x), parg(y), parg(dst))

@@ -209,6 +209,14 @@ func (b backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx
 	b.d.count("MaskSelect")
 	b.cpu.MaskSelect(b.h("MaskSelect", dy), b.hi("MaskSelect", mask), k, b.h("MaskSelect", dx))
 }
+func (b backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	b.d.count("AccuracyForward")
+	pc := perClass
+	if pc.Len() > 0 {
+		pc = b.h("AccuracyForward", perClass)
+	}
+	b.cpu.AccuracyForward(b.h("AccuracyForward", x), b.hi("AccuracyForward", cls), outer, channels, inner, topK, b.h("AccuracyForward", acc), pc)
+}
 func (b backend[T]) Dot(x, y kernels.Vec[T]) T {
 	b.d.count("Dot")
 	return b.cpu.Dot(b.h("Dot", x), b.h("Dot", y))
