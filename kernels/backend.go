@@ -301,6 +301,19 @@ type Backend[T Float] interface {
 	// none) gets the same share over the positions of each class.
 	AccuracyForward(x Vec[T], cls IntVec, outer, channels, inner, topK int, acc, perClass Vec[T])
 
+	// BatchNormForward normalises x (num×channels×spatial) per channel
+	// into y and xnorm (y may alias x): with global, by the running
+	// statistics runMean, runVar (channels) divided by factor[0] (1 elem,
+	// 0 read as 0); else by the batch's mean and biased variance (summed
+	// in float64), then runMean = mean + maf·runMean, runVar = m/(m−1)·var
+	// + maf·runVar (m = num·spatial) and factor = maf·factor + 1, as Caffe.
+	// mean and inv (channels) receive the mean and 1/√(var + eps) used.
+	BatchNormForward(x, y, xnorm Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor Vec[T])
+	// BatchNormBackward: dx = dy·inv (global), else dx = (dy − mean(dy) −
+	// xnorm·mean(dy·xnorm))·inv, means per channel over num and spatial
+	// (dx may alias dy).
+	BatchNormBackward(dy, xnorm, inv, dx Vec[T], num, channels, spatial int, global bool)
+
 	// LRNForward: y = x·scale^-β, scale = the base of the power (kept
 	// for LRNBackward).
 	LRNForward(x, scale, y Vec[T], g LRNGeom)

@@ -6,6 +6,7 @@ package layers
 // their blobs synced around them.
 var portable = []string{
 	"Accuracy", // labels checked on the host, counted on the device
+	"BatchNorm",
 	"Bias",
 	"Concat",
 	"Dropout", // the mask is drawn on the host and sent to the device

@@ -247,3 +247,61 @@ func TestAccuracyOnSimulatedDevice(t *testing.T) {
 		t.Errorf("accuracies %v do not exercise the count", want)
 	}
 }
+
+const batchNormNet = `
+name: "bn"
+force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 3 dim: 4 dim: 5 dim: 3 } } }
+layer { name: "c" type: "Convolution" bottom: "x" top: "c"
+  convolution_param { num_output: 5 kernel_size: 1 weight_filler { type: "gaussian" std: 0.7 } bias_filler { type: "gaussian" } } }
+layer { name: "bn" type: "BatchNorm" bottom: "c" top: "c" batch_norm_param { moving_average_fraction: 0.9 } }
+layer { name: "s" type: "Scale" bottom: "c" top: "s" scale_param { bias_term: true filler { type: "gaussian" } bias_filler { type: "gaussian" } } }
+layer { name: "bn2" type: "BatchNorm" bottom: "s" top: "b2" batch_norm_param { use_global_stats: true eps: 0.01 } }
+layer { name: "loss" type: "Reduction" bottom: "b2" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
+`
+
+// BatchNorm with batch statistics (in place, before a Scale) and with
+// global statistics runs on the device and computes there what it
+// computes on the CPU; two passes, so the running statistics and scale
+// factor the first pass updates are used by the second (checked after it).
+func TestBatchNormOnSimulatedDevice(t *testing.T) {
+	sameOnSimulatedDevice(t, batchNormNet, "BatchNormForward", "BatchNormBackward")
+	placedOnDevice(t, batchNormNet, simdev.New(), 0)
+	for passes := 1; passes <= 2; passes++ {
+		want := batchNormStats(t, passes)
+		got := batchNormStats(t, passes, WithDevice(simdev.New()))
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-12*max(1, math.Abs(want[i])) {
+				t.Fatalf("BatchNorm blob value %d after %d passes: %v on the device, %v on the CPU", i, passes, got[i], want[i])
+			}
+		}
+	}
+}
+
+// batchNormStats runs batchNormNet forward twice and returns the blobs of
+// bn (running mean, variance, factor), then the loss.
+func batchNormStats(t *testing.T, passes int, opts ...Option) []float64 {
+	t.Helper()
+	n, err := New[float64](parseNet(t, batchNormNet), &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, standard(t), append([]Option{WithSeed(7)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loss float64
+	for pass := 0; pass < passes; pass++ {
+		x := n.BlobByName("x").Data() // each pass: a write through an old slice would not reach the device
+		for i := range x {
+			x[i] = math.Sin(float64(i)*0.9 + float64(pass))
+		}
+		if loss, err = n.Forward(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []float64
+	for _, b := range n.LayerByName("bn").Blobs() {
+		out = append(out, b.HostData()...)
+	}
+	if want := []float64{1, float64(float32(0.9)) + 1}[passes-1]; out[len(out)-1] != want {
+		t.Errorf("scale factor %v after %d passes, want %v", out[len(out)-1], passes, want)
+	}
+	return append(out, loss)
+}

@@ -3,6 +3,7 @@
 package network
 
 import (
+	"math"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/kernels/cuda"
@@ -46,6 +47,34 @@ func TestAccuracyOnCUDA(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("accuracy output %d: %v on the GPU, %v on the CPU (all: %v, %v)", i, got[i], want[i], got, want)
+		}
+	}
+}
+
+// TestBatchNormOnCUDA: BatchNorm with batch statistics (in place) and
+// global statistics on the GPU against the CPU in float64: one forward and
+// backward pass, then the running statistics and scale factor after one
+// and two forward passes.
+func TestBatchNormOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	wantLoss, wantDiffs, wantDx := forwardBackward(t, batchNormNet)
+	loss, diffs, dx := forwardBackward(t, batchNormNet, WithDevice(g))
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sameNumbers(t, 1e-10, loss, wantLoss, diffs, wantDiffs, dx, wantDx)
+	placedOnDevice(t, batchNormNet, g, 0)
+	for passes := 1; passes <= 2; passes++ {
+		want := batchNormStats(t, passes)
+		got := batchNormStats(t, passes, WithDevice(g))
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-10*max(1, math.Abs(want[i])) {
+				t.Fatalf("BatchNorm blob value %d after %d passes: %v on the GPU, %v on the CPU", i, passes, got[i], want[i])
+			}
 		}
 	}
 }

@@ -132,6 +132,97 @@ func (backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx k
 }
 func (backend[T]) Dot(x, y kernels.Vec[T]) T { return Dot(x.Host(), y.Host()) }
 
+func (backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	xv, yv, xn := x.Host(), y.Host(), xnorm.Host()
+	mv, iv, rm, rv, fv := mean.Host(), inv.Host(), runMean.Host(), runVar.Host(), factor.Host()
+	n, c, sp := num, channels, spatial
+	if global {
+		f := float64(fv[0])
+		if f != 0 {
+			f = 1 / f
+		}
+		for ch := 0; ch < c; ch++ {
+			mv[ch] = T(f * float64(rm[ch]))
+			iv[ch] = T(1 / math.Sqrt(f*float64(rv[ch])+eps))
+		}
+	} else {
+		m := float64(n * sp)
+		for ch := 0; ch < c; ch++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				for _, v := range xv[(i*c+ch)*sp : (i*c+ch+1)*sp] {
+					s += float64(v)
+				}
+			}
+			mu := s / m
+			var v2 float64
+			for i := 0; i < n; i++ {
+				for _, v := range xv[(i*c+ch)*sp : (i*c+ch+1)*sp] {
+					d := float64(v) - mu
+					v2 += d * d
+				}
+			}
+			variance := v2 / m
+			mv[ch] = T(mu)
+			iv[ch] = T(1 / math.Sqrt(variance+eps))
+			// Running statistics, with Caffe's unbiased variance.
+			corr := 1.0
+			if m > 1 {
+				corr = m / (m - 1)
+			}
+			rm[ch] = T(mu + maf*float64(rm[ch]))
+			rv[ch] = T(corr*variance + maf*float64(rv[ch]))
+		}
+		fv[0] = T(float64(fv[0])*maf + 1)
+	}
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			mu, in := mv[ch], iv[ch]
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				v := (xv[k] - mu) * in
+				yv[k] = v
+				xn[k] = v
+			}
+		}
+	}
+}
+
+func (backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	dyv, y, iv, dxv := dy.Host(), xnorm.Host(), inv.Host(), dx.Host()
+	n, c, sp := num, channels, spatial
+	if global {
+		for i := 0; i < n; i++ {
+			for ch := 0; ch < c; ch++ {
+				in := iv[ch]
+				off := (i*c + ch) * sp
+				for k := off; k < off+sp; k++ {
+					dxv[k] = dyv[k] * in
+				}
+			}
+		}
+		return
+	}
+	m := T(n * sp)
+	for ch := 0; ch < c; ch++ {
+		var sdy, sdyy T
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				sdy += dyv[k]
+				sdyy += dyv[k] * y[k]
+			}
+		}
+		mdy, mdyy, in := sdy/m, sdyy/m, iv[ch]
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				dxv[k] = (dyv[k] - mdy - y[k]*mdyy) * in
+			}
+		}
+	}
+}
+
 func (backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
 	xv, cv, pc := x.Host(), cls.Host(), perClass.Host()
 	var hitC, cntC []int

@@ -321,6 +321,18 @@ func (b *backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, d
 	}
 }
 
+func (b *backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y, xnorm, mean, inv, runMean, runVar, factor); ok && channels > 0 {
+		b.g.keep(b.o.BatchNormForward(p[0], p[1], p[2], num, channels, spatial, global, eps, maf, p[3], p[4], p[5], p[6], p[7]))
+	}
+}
+
+func (b *backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	if p, ok := b.ptrs(dy, xnorm, inv, dx); ok && channels > 0 {
+		b.g.keep(b.o.BatchNormBackward(p[0], p[1], p[2], p[3], num, channels, spatial, global))
+	}
+}
+
 func (b *backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
 	p, ok := b.ptrs(x, acc)
 	c, cok := b.iptr(cls)

@@ -155,3 +155,71 @@ func testAccuracy[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend
 		}
 	}
 }
+
+// BatchNormForward and BatchNormBackward on the GPU against the CPU twins:
+// odd shapes (one example, spatial 1, channels above the block size), in
+// place and not, batch and global statistics; the running statistics and
+// the scale factor too.
+func TestBatchNormMatchesCPU(t *testing.T) {
+	need(t)
+	g := gpuBackend(t).(*backend[float32]).g
+	t.Run("float32", func(t *testing.T) { testBatchNorm(t, g.f32, cpu.Backend[float32]()) })
+	t.Run("float64", func(t *testing.T) { testBatchNorm(t, g.f64, cpu.Backend[float64]()) })
+}
+
+func testBatchNorm[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
+	r := rand.New(rand.NewPCG(51, 52))
+	upv := func(x []T) kernels.Vec[T] {
+		v := b.Alloc(len(x))
+		b.Upload(v, x)
+		return v
+	}
+	same := func(what string, gv kernels.Vec[T], want []T) {
+		t.Helper()
+		got := make([]T, gv.Len())
+		b.Download(got, gv)
+		checkTol(t, what, got, f64s(want), 10*tol[T]())
+	}
+	for _, s := range []struct{ num, channels, spatial int }{{1, 3, 7}, {5, 4, 1}, {2, 300, 9}, {7, 3, 1001}} {
+		for _, global := range []bool{false, true} {
+			for _, inPlace := range []bool{false, true} {
+				what := fmt.Sprintf("%+v global=%v in-place=%v", s, global, inPlace)
+				n, ch := s.num*s.channels*s.spatial, s.channels
+				x := randn[T](r, n)
+				for i := range x {
+					x[i] = x[i]*2 + 1
+				}
+				y, xn, mean, inv := make([]T, n), make([]T, n), make([]T, ch), make([]T, ch)
+				rm, rv, f := randn[T](r, ch), randn[T](r, ch), []T{2.5}
+				for i := range rv {
+					rv[i] = rv[i] * rv[i]
+				}
+				gx, gy, gxn, gmean, ginv, grm, grv, gf := upv(x), upv(y), upv(xn), upv(mean), upv(inv), upv(rm), upv(rv), upv(f)
+				hy := kernels.HostVec(y)
+				if inPlace {
+					y, hy, gy = x, kernels.HostVec(x), gx
+				}
+				c.BatchNormForward(kernels.HostVec(x), hy, kernels.HostVec(xn), s.num, ch, s.spatial, global, 1e-5, 0.9,
+					kernels.HostVec(mean), kernels.HostVec(inv), kernels.HostVec(rm), kernels.HostVec(rv), kernels.HostVec(f))
+				b.BatchNormForward(gx, gy, gxn, s.num, ch, s.spatial, global, 1e-5, 0.9, gmean, ginv, grm, grv, gf)
+				same("BatchNormForward y "+what, gy, y)
+				same("BatchNormForward xnorm "+what, gxn, xn)
+				same("BatchNormForward inv "+what, ginv, inv)
+				same("BatchNormForward running mean "+what, grm, rm)
+				same("BatchNormForward running variance "+what, grv, rv)
+				same("BatchNormForward factor "+what, gf, f)
+
+				d := randn[T](r, n)
+				dx := make([]T, n)
+				gd, gdx := upv(d), upv(dx)
+				hdx := kernels.HostVec(dx)
+				if inPlace {
+					dx, hdx, gdx = d, kernels.HostVec(d), gd
+				}
+				c.BatchNormBackward(kernels.HostVec(d), kernels.HostVec(xn), kernels.HostVec(inv), hdx, s.num, ch, s.spatial, global)
+				b.BatchNormBackward(gd, gxn, ginv, gdx, s.num, ch, s.spatial, global)
+				same("BatchNormBackward "+what, gdx, dx)
+			}
+		}
+	}
+}

@@ -177,6 +177,22 @@ func (o Ops[T]) MaskSelect(n int, dy, mask Ptr, k int, dx Ptr) error {
 	return o.D.launch(o.name("mask_select"), o.D.grid1(n), 1, 256, iarg(n), parg(dy), parg(mask), iarg(k), parg(dx))
 }
 
+// BatchNormForward: the per-channel statistics (batchnorm_stats, one block
+// per channel), then y = xnorm = (x − mean)·inv (batchnorm_apply).
+func (o Ops[T]) BatchNormForward(x, y, xnorm Ptr, num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor Ptr) error {
+	if err := o.D.launch(o.name("batchnorm_stats"), channels, 1, 256, parg(x), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)),
+		f64arg(eps), f64arg(maf), parg(mean), parg(inv), parg(runMean), parg(runVar), parg(factor)); err != nil {
+		return err
+	}
+	return o.D.launch(o.name("batchnorm_apply"), o.D.grid1(num*channels*spatial), 1, 256, parg(x), parg(y), parg(xnorm), iarg(num), iarg(channels), iarg(spatial), parg(mean), parg(inv))
+}
+
+// BatchNormBackward: dx from dy, xnorm and inv (batchnorm_bwd, one block
+// per channel).
+func (o Ops[T]) BatchNormBackward(dy, xnorm, inv, dx Ptr, num, channels, spatial int, global bool) error {
+	return o.D.launch(o.name("batchnorm_bwd"), channels, 1, 256, parg(dy), parg(xnorm), parg(inv), parg(dx), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)))
+}
+
 // AccuracyCls: acc[0] = the share of the positions of x (outer×channels×
 // inner) whose class cls (int32, -1 ignored) is among the topK scores, as
 // the CPU's Accuracy layer counts; perClass (channels, or 0 for none) the

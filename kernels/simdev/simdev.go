@@ -209,6 +209,17 @@ func (b backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx
 	b.d.count("MaskSelect")
 	b.cpu.MaskSelect(b.h("MaskSelect", dy), b.hi("MaskSelect", mask), k, b.h("MaskSelect", dx))
 }
+func (b backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	const op = "BatchNormForward"
+	b.d.count(op)
+	b.cpu.BatchNormForward(b.h(op, x), b.h(op, y), b.h(op, xnorm), num, channels, spatial, global, eps, maf,
+		b.h(op, mean), b.h(op, inv), b.h(op, runMean), b.h(op, runVar), b.h(op, factor))
+}
+func (b backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	const op = "BatchNormBackward"
+	b.d.count(op)
+	b.cpu.BatchNormBackward(b.h(op, dy), b.h(op, xnorm), b.h(op, inv), b.h(op, dx), num, channels, spatial, global)
+}
 func (b backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
 	b.d.count("AccuracyForward")
 	pc := perClass
