@@ -267,6 +267,13 @@ type Backend[T Float] interface {
 	// ReLUBackward: dx = dy where x > 0, slope·dy elsewhere.
 	ReLUBackward(x, dy, dx Vec[T], slope T)
 
+	// ActivationForward: y = f(x) for the activation a, computed in
+	// float64 and rounded to T (y may alias x).
+	ActivationForward(a Activation, x, y Vec[T])
+	// ActivationBackward: dx = dy·f'(x) written through the output y (dx
+	// may alias dy).
+	ActivationBackward(a Activation, y, dy, dx Vec[T])
+
 	// MaxPoolForward pools planes (planes×H×W) into y (planes×OH×OW) and
 	// records the argmax (index within the plane) in mask.
 	MaxPoolForward(x Vec[T], planes int, g PoolGeom, y Vec[T], mask IntVec)
@@ -335,6 +342,19 @@ type Backend[T Float] interface {
 	// value is read on the host, so a device runs it without waiting.
 	SolverUpdate(r SolverRule, offs IntVec, mults Vec[T], diff, data, hist0, hist1 Vec[T])
 }
+
+// Activation is an elementwise nonlinearity whose derivative is a function
+// of its output.
+type Activation int
+
+// The activations.
+const (
+	// Sigmoid: y = 0.5·tanh(0.5·x) + 0.5 (Caffe's form, stable for large
+	// |x|); dx = dy·y·(1−y).
+	Sigmoid Activation = iota
+	// TanH: y = tanh(x); dx = dy·(1−y²).
+	TanH
+)
 
 // UpdateMethod is a solver's update rule, numbered as caffe/solver's
 // Method (SolverParameter.type).

@@ -20,7 +20,9 @@ var portable = []string{
 	"Pooling",
 	"ReLU",
 	"Scale",
+	"Sigmoid",
 	"Softmax",
 	"SoftmaxWithLoss",
+	"TanH",
 	"Split", // the tops share the bottom's data; the diffs are summed on the device
 }

@@ -40,7 +40,7 @@ func TestPlacement(t *testing.T) {
 	}{
 		{typ: "Convolution", onDevice: true, engine: "CAFFE", device: "simdev"},
 		{param: cudnn, onDevice: true, engine: "CAFFE", device: "simdev"}, // no CUDNN implementation: the portable one
-		{typ: "TanH", onDevice: true, engine: "CAFFE", device: "cpu", fallback: true},
+		{typ: "AbsVal", onDevice: true, engine: "CAFFE", device: "cpu", fallback: true},
 		{typ: "SoftmaxWithLoss", onDevice: true, engine: "CAFFE", device: "simdev"},
 		{typ: "ReLU", onDevice: true, engine: "SIMDEV", device: "simdev"},
 		{typ: "ReLU", engine: "CAFFE", device: "cpu"},

@@ -27,11 +27,11 @@ layer { name: "loss" type: "Reduction" bottom: "t" top: "loss" loss_weight: 1 re
 `
 
 // A net mixing device layers (InnerProduct, Eltwise SUM, ReLU, Concat,
-// Dropout) and host ones (TanH, Reduction) computes on the simulated
+// Dropout, TanH) and a host one (Reduction) computes on the simulated
 // device what it computes on the CPU: the blobs are synced around each
 // host layer, and the device layers issue their math on the device.
 func TestMixedNetOnSimulatedDevice(t *testing.T) {
-	sameOnSimulatedDevice(t, mixedNet, "Gemm", "Axpy", "Mul", "Copy", "Fill", "ReLUForward", "Upload", "Download")
+	sameOnSimulatedDevice(t, mixedNet, "Gemm", "Axpy", "Mul", "Copy", "Fill", "ReLUForward", "ActivationForward", "ActivationBackward", "Upload", "Download")
 }
 
 const lrnNet = `
@@ -104,16 +104,17 @@ layer { name: "b" type: "Convolution" bottom: "x" top: "b"
 layer { name: "prod" type: "Eltwise" bottom: "a" bottom: "b" bottom: "a" top: "p" eltwise_param { operation: PROD } }
 layer { name: "quot" type: "Eltwise" bottom: "p" bottom: "b" top: "q" eltwise_param { operation: PROD stable_prod_grad: false } }
 layer { name: "max" type: "Eltwise" bottom: "q" bottom: "b" bottom: "a" top: "m" eltwise_param { operation: MAX } }
+layer { name: "sig" type: "Sigmoid" bottom: "m" top: "m" }
 layer { name: "flat" type: "Flatten" bottom: "m" top: "f" }
 layer { name: "shape" type: "Reshape" bottom: "f" top: "r" reshape_param { shape { dim: 0 dim: -1 dim: 4 } } }
 layer { name: "loss" type: "Reduction" bottom: "r" top: "loss" loss_weight: 1 reduction_param { operation: SUMSQ } }
 `
 
 // Split (x, a and b feed several layers), Eltwise PROD (stable and by
-// division) and MAX, Flatten and Reshape run on the device and compute
+// division) and MAX, Sigmoid (in place), Flatten and Reshape run on the device and compute
 // there what they compute on the CPU.
 func TestSplitEltwiseReshapeOnSimulatedDevice(t *testing.T) {
-	sameOnSimulatedDevice(t, shapeEltwiseNet, "Mul", "Div", "EltwiseMax", "MaskSelect", "Copy", "Axpy")
+	sameOnSimulatedDevice(t, shapeEltwiseNet, "Mul", "Div", "EltwiseMax", "MaskSelect", "Copy", "Axpy", "ActivationForward", "ActivationBackward")
 	placedOnDevice(t, shapeEltwiseNet, simdev.New(), 3)
 }
 

@@ -78,3 +78,20 @@ func TestBatchNormOnCUDA(t *testing.T) {
 		}
 	}
 }
+
+// TestMixedNetOnCUDA: the mixed net (InnerProduct, Eltwise SUM, ReLU,
+// Concat, Dropout, TanH on the GPU; Reduction on the CPU) on the GPU
+// against the CPU in float64.
+func TestMixedNetOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	wantLoss, wantDiffs, wantDx := forwardBackward(t, mixedNet)
+	loss, diffs, dx := forwardBackward(t, mixedNet, WithDevice(g))
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sameNumbers(t, 1e-10, loss, wantLoss, diffs, wantDiffs, dx, wantDx)
+}

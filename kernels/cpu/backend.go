@@ -223,6 +223,36 @@ func (backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, chan
 	}
 }
 
+func (backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	xv := x.Host()
+	yv := y.Host()[:len(xv)]
+	switch a {
+	case kernels.Sigmoid:
+		for i, v := range xv {
+			yv[i] = T(0.5*math.Tanh(0.5*float64(v)) + 0.5)
+		}
+	case kernels.TanH:
+		for i, v := range xv {
+			yv[i] = T(math.Tanh(float64(v)))
+		}
+	}
+}
+
+func (backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	yv := y.Host()
+	dyv, dxv := dy.Host()[:len(yv)], dx.Host()[:len(yv)]
+	switch a {
+	case kernels.Sigmoid:
+		for i, v := range yv {
+			dxv[i] = dyv[i] * v * (1 - v)
+		}
+	case kernels.TanH:
+		for i, v := range yv {
+			dxv[i] = dyv[i] * (1 - v*v)
+		}
+	}
+}
+
 func (backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
 	xv, cv, pc := x.Host(), cls.Host(), perClass.Host()
 	var hitC, cntC []int

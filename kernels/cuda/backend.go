@@ -333,6 +333,18 @@ func (b *backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, c
 	}
 }
 
+func (b *backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y); ok && x.Len() > 0 {
+		b.g.keep(b.o.ActivationForward(int(a), x.Len(), p[0], p[1]))
+	}
+}
+
+func (b *backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	if p, ok := b.ptrs(y, dy, dx); ok && y.Len() > 0 {
+		b.g.keep(b.o.ActivationBackward(int(a), y.Len(), p[0], p[1], p[2]))
+	}
+}
+
 func (b *backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
 	p, ok := b.ptrs(x, acc)
 	c, cok := b.iptr(cls)

@@ -223,3 +223,53 @@ func testBatchNorm[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backen
 		}
 	}
 }
+
+// Sigmoid and TanH forward and backward on the GPU against the CPU twins,
+// at odd sizes, large |x| included, in place and not.
+func TestActivationsMatchCPU(t *testing.T) {
+	need(t)
+	g := gpuBackend(t).(*backend[float32]).g
+	t.Run("float32", func(t *testing.T) { testActivations(t, g.f32, cpu.Backend[float32]()) })
+	t.Run("float64", func(t *testing.T) { testActivations(t, g.f64, cpu.Backend[float64]()) })
+}
+
+func testActivations[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
+	r := rand.New(rand.NewPCG(61, 62))
+	upv := func(x []T) kernels.Vec[T] {
+		v := b.Alloc(len(x))
+		b.Upload(v, x)
+		return v
+	}
+	same := func(what string, gv kernels.Vec[T], want []T) {
+		t.Helper()
+		got := make([]T, gv.Len())
+		b.Download(got, gv)
+		check(t, what, got, f64s(want))
+	}
+	for _, n := range []int{1, 255, 1003, 65537} {
+		for _, a := range []kernels.Activation{kernels.Sigmoid, kernels.TanH} {
+			for _, inPlace := range []bool{false, true} {
+				what := fmt.Sprintf("activation %d n=%d in-place=%v", a, n, inPlace)
+				x := randn[T](r, n)
+				x[0] = 40 // saturated
+				y := make([]T, n)
+				gx, gy := upv(x), upv(y)
+				if inPlace {
+					y, gy = x, gx
+				}
+				c.ActivationForward(a, kernels.HostVec(x), kernels.HostVec(y))
+				b.ActivationForward(a, gx, gy)
+				same("forward "+what, gy, y)
+				dy := randn[T](r, n)
+				dx := make([]T, n)
+				gdy, gdx := upv(dy), upv(dx)
+				if inPlace {
+					dx, gdx = dy, gdy
+				}
+				c.ActivationBackward(a, kernels.HostVec(y), kernels.HostVec(dy), kernels.HostVec(dx))
+				b.ActivationBackward(a, gy, gdy, gdx)
+				same("backward "+what, gdx, dx)
+			}
+		}
+	}
+}

@@ -193,6 +193,16 @@ func (o Ops[T]) BatchNormBackward(dy, xnorm, inv, dx Ptr, num, channels, spatial
 	return o.D.launch(o.name("batchnorm_bwd"), channels, 1, 256, parg(dy), parg(xnorm), parg(inv), parg(dx), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)))
 }
 
+// ActivationForward: y = f(x), f by kernels.Activation a (0 sigmoid, 1 tanh).
+func (o Ops[T]) ActivationForward(a, n int, x, y Ptr) error {
+	return o.D.launch(o.name("act_fwd"), o.D.grid1(n), 1, 256, iarg(a), iarg(n), parg(x), parg(y))
+}
+
+// ActivationBackward: dx = dy·f'(x) through y.
+func (o Ops[T]) ActivationBackward(a, n int, y, dy, dx Ptr) error {
+	return o.D.launch(o.name("act_bwd"), o.D.grid1(n), 1, 256, iarg(a), iarg(n), parg(y), parg(dy), parg(dx))
+}
+
 // AccuracyCls: acc[0] = the share of the positions of x (outer×channels×
 // inner) whose class cls (int32, -1 ignored) is among the topK scores, as
 // the CPU's Accuracy layer counts; perClass (channels, or 0 for none) the

@@ -220,6 +220,14 @@ func (b backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, ch
 	b.d.count(op)
 	b.cpu.BatchNormBackward(b.h(op, dy), b.h(op, xnorm), b.h(op, inv), b.h(op, dx), num, channels, spatial, global)
 }
+func (b backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	b.d.count("ActivationForward")
+	b.cpu.ActivationForward(a, b.h("ActivationForward", x), b.h("ActivationForward", y))
+}
+func (b backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	b.d.count("ActivationBackward")
+	b.cpu.ActivationBackward(a, b.h("ActivationBackward", y), b.h("ActivationBackward", dy), b.h("ActivationBackward", dx))
+}
 func (b backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
 	b.d.count("AccuracyForward")
 	pc := perClass

@@ -118,6 +118,22 @@ template <typename T> __device__ void add_trans_t(const T* a, int rows, int cols
   }
 }
 
+// act_fwd: y = f(x), n elements, computed in double and rounded to T as
+// the CPU computes: a 0 sigmoid (0.5·tanh(0.5·x) + 0.5), 1 tanh.
+template <typename T> __device__ void act_fwd_t(int a, int n, const T* x, T* y) {
+  GRID_STRIDE(i, n) {
+    const double v = (double)x[i];
+    y[i] = a == 0 ? T(0.5 * tanh(0.5 * v) + 0.5) : T(tanh(v));
+  }
+}
+// act_bwd: dx = dy·f'(x) through y: sigmoid dy·y·(1−y), tanh dy·(1−y²).
+template <typename T> __device__ void act_bwd_t(int a, int n, const T* y, const T* dy, T* dx) {
+  GRID_STRIDE(i, n) {
+    const T v = y[i];
+    dx[i] = a == 0 ? dy[i] * v * (T(1) - v) : dy[i] * (T(1) - v * v);
+  }
+}
+
 template <typename T> __device__ void relu_fwd_t(int n, const T* x, T* y, T slope) {
   GRID_STRIDE(i, n) {
     const T v = x[i];
@@ -145,5 +161,7 @@ KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy,
 KERNEL(scale_channels, (const T* x, const T* s, T* y, int outer, int channels, int inner), (x, s, y, outer, channels, inner))
 KERNEL(channel_dot, (const T* a, const T* b, T* d, int outer, int channels, int inner), (a, b, d, outer, channels, inner))
 KERNEL(add_trans, (const T* a, int rows, int cols, T* b), (a, rows, cols, b))
+KERNEL(act_fwd, (int a, int n, const T* x, T* y), (a, n, x, y))
+KERNEL(act_bwd, (int a, int n, const T* y, const T* dy, T* dx), (a, n, y, dy, dx))
 KERNEL(relu_fwd, (int n, const T* x, T* y, T slope), (n, x, y, slope))
 KERNEL(relu_bwd, (int n, const T* x, const T* dy, T* dx, T slope), (n, x, dy, dx, slope))
