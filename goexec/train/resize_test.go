@@ -53,3 +53,47 @@ func TestLoadPartitionResize(t *testing.T) {
 		t.Errorf("with resize: %d rows, tops %q; want %d rows of data 1x6x6", info.GetRows(), got, rows)
 	}
 }
+
+// TestLoadPartitionSkipUnusable: rows whose image does not decode fail the
+// load, naming the row, unless the first chunk asks for skip_unusable; then
+// they are dropped, counted and named in the answer, and expected_rows
+// counts them as sent.
+func TestLoadPartitionSkipUnusable(t *testing.T) {
+	r := newRank(t)
+	img := image.NewGray(image.Rect(0, 0, 6, 6))
+	var one bytes.Buffer
+	if err := png.Encode(&one, img); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 10
+	labels := make([]int32, rows)
+	pix := bytes.Repeat(one.Bytes(), rows)
+	for _, bad := range []int{3, 7} {
+		copy(pix[bad*one.Len():], bytes.Repeat([]byte{0xee}, one.Len()))
+	}
+	ipcBytes := arrowIPCRows(t, labels, pix, one.Len())
+	layer := marshal(t, &caffepb.LayerParameter{Name: proto.String("data"), Type: proto.String("MemoryData"),
+		Top: []string{"data", "label"}, MemoryDataParam: &caffepb.MemoryDataParameter{BatchSize: proto.Uint32(4),
+			Channels: proto.Uint32(1), Height: proto.Uint32(6), Width: proto.Uint32(6), ImageEncoded: proto.Bool(true)}})
+
+	_, err := r.loadErr(key(0), layer, ipcBytes, 1<<20, rows)
+	wantCode(t, err, codes.InvalidArgument, "row 3", "decoding")
+
+	st, err := r.client.LoadPartition(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pb.PartitionChunk{Key: key(0), Layer: layer, SkipUnusable: true, ExpectedRows: rows, ArrowIpc: ipcBytes}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := info.GetUnusable()
+	if info.GetRows() != rows-2 || info.GetUnusableRows() != 2 || len(named) != 2 ||
+		!strings.Contains(named[0], `column "data" row 3: decoding`) || !strings.Contains(named[1], "row 7") {
+		t.Errorf("with skip_unusable: %d rows, %d unusable %q; want %d rows and rows 3 and 7 named", info.GetRows(),
+			info.GetUnusableRows(), named, rows-2)
+	}
+}

@@ -223,7 +223,7 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 			}
 		}
 	}()
-	ds, err := arrowio.ReadStream(ctx, pr, s.mem, ld.spec)
+	ds, err := arrowio.ReadStream(ctx, pr, s.mem, ld.spec, arrowio.WithSkipUnusable(first.GetSkipUnusable()))
 	pr.CloseWithError(errors.New("decoder stopped"))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -244,12 +244,20 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 		ds.Release()
 		return ctxStatus(ctx.Err(), "loading partition "+key.String())
 	}
-	if want := first.GetExpectedRows(); want > 0 && int64(ds.Len()) != want {
+	unusable, named := ds.Unusable()
+	if want := first.GetExpectedRows(); want > 0 && int64(ds.Len()+unusable) != want {
 		ds.Release()
-		return invalid("expected_rows", "partition %s: sender wrote %d rows, decoded %d", key, want, ds.Len())
+		return invalid("expected_rows", "partition %s: sender wrote %d rows, decoded %d (%d unusable)", key, want, ds.Len()+unusable, unusable)
 	}
 	info := &pb.PartitionInfo{Key: pbKey(key), Cached: true, Rows: int64(ds.Len()), Bytes: ds.Bytes(),
-		LayerName: lp.GetName(), DecodeSeconds: time.Since(start).Seconds()}
+		LayerName: lp.GetName(), DecodeSeconds: time.Since(start).Seconds(), UnusableRows: int64(unusable)}
+	for _, re := range named {
+		info.Unusable = append(info.Unusable, re.Error())
+	}
+	if unusable > 0 {
+		s.log.Warn().Str("partition", key.String()).Str("layer", lp.GetName()).Int("unusable", unusable).
+			Strs("first", info.Unusable).Msg("unusable rows dropped")
+	}
 	for _, f := range ds.Fields() {
 		info.Tops = append(info.Tops, fmt.Sprintf("%s %s", f.Name, dims(f.Shape)))
 	}
