@@ -3,7 +3,11 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,14 +76,18 @@ func TestCaffeDataLayerOnSpark(t *testing.T) {
 	e := setup(t)
 	root := caffeRoot(t, caffeSparkIters)
 	mnist := filepath.Join(root, "examples", "mnist")
-	// Three unusable records among the 60,000: one that is no Datum, one
-	// whose pixels do not fill its shape, one without pixels.
+	// Five unusable records among the 60,000: one that is no Datum, one
+	// whose pixels do not fill its shape, one without pixels (the readers
+	// of the key ranges skip them), a corrupt JPEG and a PNG of another
+	// size (goexec drops them when it loads the rank's partition).
 	short, _ := proto.Marshal(&caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(28), Width: proto.Int32(28), Data: make([]byte, 700), Label: proto.Int32(3)})
 	empty, _ := proto.Marshal(&caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(28), Width: proto.Int32(28), Label: proto.Int32(3)})
 	withUnusable(t, filepath.Join(mnist, "mnist_train_lmdb"), filepath.Join(mnist, "mnist_train_mixed_lmdb"), map[string][]byte{
 		"00000100a": []byte("\xff\xff\xffnot a datum"),
 		"00030000a": short,
 		"00059999a": empty,
+		"00000200a": corruptJPEGDatum(t),
+		"00040000a": pngDatum(t, 32, 32),
 	})
 	solverPath := filepath.Join(mnist, "lenet_solver.prototxt")
 	netPath := filepath.Join(mnist, "lenet_train_test.prototxt")
@@ -118,10 +126,12 @@ func TestCaffeDataLayerOnSpark(t *testing.T) {
 
 	// The driver's summary lines: the unusable records by key.
 	for _, want := range []string{
-		"GoCaffe: data layer 'mnist': LMDB " + filepath.Join(mnist, "mnist_train_mixed_lmdb") + ": 60003 of 60003 records read in 2 of 2 key ranges, 3 unusable and skipped; first: " +
+		"GoCaffe: data layer 'mnist': LMDB " + filepath.Join(mnist, "mnist_train_mixed_lmdb") + ": 60005 of 60005 records read in 2 of 2 key ranges, 5 unusable and skipped; first: " +
 			`key "00000100a": not a Datum`,
 		`key "00030000a": 700 data bytes for 1×28×28`,
 		`key "00059999a": no data bytes`,
+		`(id "00000200a"): decoding `,
+		`(id "00040000a"): image is 32×32, the field wants 28×28`,
 		"GoCaffe: data layer 'mnist': LMDB file:" + filepath.Join(mnist, "mnist_test_lmdb") + ": 10000 of 10000 records read in 2 of 2 key ranges, 0 unusable",
 	} {
 		if !strings.Contains(r.out, want) {
@@ -157,12 +167,97 @@ func TestCaffeDataLayerOnSpark(t *testing.T) {
 	t.Logf("TestCaffeDataLayerOnSpark took %v", time.Since(start).Round(time.Second))
 }
 
+// corruptJPEGDatum is an encoded Datum (as Caffe's convert_imageset
+// -encoded writes them: no dimensions) whose JPEG stops after its header.
+func corruptJPEGDatum(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 28, 28)), nil); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := proto.Marshal(&caffepb.Datum{Encoded: proto.Bool(true), Data: b.Bytes()[:40], Label: proto.Int32(4)})
+	return d
+}
+
+// pngDatum is an encoded Datum of an h×w gray PNG.
+func pngDatum(t *testing.T, h, w int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := proto.Marshal(&caffepb.Datum{Encoded: proto.Bool(true), Data: b.Bytes(), Label: proto.Int32(5)})
+	return d
+}
+
+// TestCaffeDataUnusableShare: a database in which more than 1 % of the
+// records are images goexec cannot use (corrupt JPEGs, PNGs of another
+// size) stops training after the round that read it, with one message
+// naming the share and the first of them by key.
+func TestCaffeDataUnusableShare(t *testing.T) {
+	start := time.Now()
+	e := setup(t)
+	dir := filepath.Join(e.tmp, "unusable_share")
+	lmdb := filepath.Join(dir, "train_lmdb")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := db.Create(db.LMDB, lmdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		px := make([]byte, 64)
+		for j := range px {
+			px[j] = byte(i * j)
+		}
+		v, _ := proto.Marshal(&caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(8), Width: proto.Int32(8), Data: px, Label: proto.Int32(int32(i % 2))})
+		if err := out.Put([]byte(fmt.Sprintf("%08d", i)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, v := range [][]byte{corruptJPEGDatum(t), pngDatum(t, 9, 8), corruptJPEGDatum(t), pngDatum(t, 8, 12)} {
+		if err := out.Put([]byte(fmt.Sprintf("%08dbad", 50*i+7)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	net := `name: "tiny"
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+  data_param { source: "` + lmdb + `" backend: LMDB batch_size: 16 } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+`
+	solver := `net: "` + filepath.Join(dir, "net.prototxt") + `"
+base_lr: 0.01 lr_policy: "fixed" max_iter: 20 display: 10 snapshot_prefix: "` + filepath.Join(dir, "tiny") + `" solver_mode: CPU
+`
+	os.WriteFile(filepath.Join(dir, "net.prototxt"), []byte(net), 0o644)
+	os.WriteFile(filepath.Join(dir, "solver.prototxt"), []byte(solver), 0o644)
+	r := e.submitWatching(t, 4*time.Minute, "local[2]", []string{"--driver-java-options", "-Djava.io.tmpdir=" + e.tmp}, nil,
+		"-train", "-conf", filepath.Join(dir, "solver.prototxt"), "-clusterSize", "1")
+	msg := driverMessage(t, r)
+	for _, want := range []string{"data layer 'data': LMDB " + lmdb + ": 4 of 204 records unusable (at most 1 % may be)",
+		`(id "00000007bad"): decoding`, `(id "00000057bad"): image is 9×8, the field wants 8×8`, `(id "00000107bad")`,
+		`(id "00000157bad"): image is 8×12`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("driver message lacks %q: %s", want, msg)
+		}
+	}
+	if models, _ := filepath.Glob(filepath.Join(dir, "*.caffemodel")); len(models) > 0 || strings.Contains(r.out, "training done") {
+		t.Errorf("training finished despite the unusable share (%v)", models)
+	}
+	t.Logf("TestCaffeDataUnusableShare took %v", time.Since(start).Round(time.Second))
+}
+
 // seqFileScript writes 4,000 MNIST test images (an ImageDataFrame Parquet
 // of PNG images) as a Hadoop SequenceFile the way CaffeOnSpark's tools do, from a
 // Spark program: keys are Java-serialized (id, label) Tuple2s with 32×32 PNG
 // values (so -resize has work to do), every tenth a Tuple6 (id, label, 1, 28,
-// 28, false) with raw pixels, plus two unusable records (a key of another
-// class, a key that is no serialized object).
+// 28, false) with raw pixels, plus three unusable records (a key of another
+// class, a key that is no serialized object, a value that is no image: the
+// one goexec drops when it loads the partition).
 const seqFileScript = `
 import java.io._
 import java.awt.image.BufferedImage
@@ -191,8 +286,9 @@ val recs = rows.zipWithIndex.map { case ((id, label, png), i) =>
     else (W.ser((id, label)), W.png32(png))
   (new BytesWritable(k), new BytesWritable(v))
 }
-val junk = sc.parallelize(Seq(1, 2), 1).map { i =>
-  (new BytesWritable(if (i == 1) W.ser(new java.util.Date(0L)) else "not java".getBytes), new BytesWritable(Array[Byte](1)))
+val junk = sc.parallelize(Seq(1, 2, 3), 1).map { i =>
+  (new BytesWritable(if (i == 1) W.ser(new java.util.Date(0L)) else if (i == 2) "not java".getBytes else W.ser(("no-image", "3"))),
+    new BytesWritable(Array[Byte](1)))
 }
 recs.union(junk).saveAsSequenceFile(%q)
 println("sequence file written")
@@ -248,9 +344,10 @@ func TestCaffeOnSparkSeqImage(t *testing.T) {
 	}
 	checkOneRankPerExecutor(t, o, 2)
 	m := regexp.MustCompile(`GoCaffe: data layer 'data': SequenceFile file:` + regexp.QuoteMeta(seq) +
-		`: 4002 records read in (\d+) of (\d+) file splits, 2 unusable and skipped; first: (.*)`).FindStringSubmatch(r.out)
-	if m == nil || m[1] != m[2] || !strings.Contains(m[3], "java.util.Date") || !strings.Contains(m[3], "StreamCorruptedException") {
-		t.Errorf("no summary line naming the 2 unusable of 4002 records; driver output:\n%s", tail(r.out, 40))
+		`: 4003 records read in (\d+) of (\d+) file splits, 3 unusable and skipped; first: (.*)`).FindStringSubmatch(r.out)
+	if m == nil || m[1] != m[2] || !strings.Contains(m[3], "java.util.Date") || !strings.Contains(m[3], "StreamCorruptedException") ||
+		!strings.Contains(m[3], `(id "no-image"): decoding 1 bytes`) {
+		t.Errorf("no summary line naming the 3 unusable of 4003 records; driver output:\n%s", tail(r.out, 40))
 	}
 	rows := 0
 	for _, m := range rankRe.FindAllStringSubmatch(r.out, -1) {

@@ -20,6 +20,22 @@ import org.slf4j.LoggerFactory
 
 import com.gocaffe.shim.GoExec
 
+/** Where a task reports the rows goexec dropped as unusable when it loaded
+  * a partition (an image that does not decode or does not fit the layer):
+  * the accumulator of the source's [[LmdbSource.track]]. counted: the
+  * source's reader already counted the records it read (LMDB, LevelDB,
+  * SequenceFile), so goexec's entry adds only its unusable rows to them.
+  */
+final case class UnusableSink(acc: CollectionAccumulator[String], counted: Boolean) {
+  /** One entry per partition loaded, under the part id -(partition + 1)
+    * (a reader's own parts are >= 0).
+    */
+  def add(partition: Int, rows: Long, unusable: Long, named: Seq[String]): Unit = {
+    val names = named.take(5).map(_.replaceAll("[\t\u0001\n]", " ")).mkString("\u0001")
+    acc.add(s"${-(partition + 1)}\t${if (counted) 0L else rows + unusable}\t$unusable\t$names")
+  }
+}
+
 /** CaffeOnSpark's `com.yahoo.ml.caffe.LMDB` source, and Caffe's `Data`
   * layer on Spark (LMDB or LevelDB, rewritten by [[CaffeDataLayers]] into
   * this source): a database of Datums as an ImageDataFrame (id = key, label,
@@ -38,8 +54,10 @@ import com.gocaffe.shim.GoExec
   * java.io.tmpdir; `file:` and plain paths are read in place and must exist
   * on every node.
   *
-  * Records that are not usable Datums are skipped and counted per range; the
-  * driver prints one summary line per database after the round that read it
+  * Records that are not usable Datums are skipped and counted per range;
+  * goexec drops the rows whose image does not decode or does not fit the
+  * layer when the rank loads its partition ([[UnusableSink]]). The driver
+  * prints one summary line per database after the round that read it
   * ([[reportUnusable]]), naming the first keys, and more than
   * [[MaxUnusableShare]] of the records read is an error naming the first few.
   */
@@ -94,7 +112,7 @@ object LmdbSource {
     * ranges or file splits the tasks read.
     */
   private final class Unusable(val what: String, val records: Long, val parts: Int, val unit: String,
-                               val acc: CollectionAccumulator[String]) {
+                               val acc: CollectionAccumulator[String], val quiet: Boolean) {
     @volatile var reported = 0 // parts in the last summary
   }
 
@@ -102,15 +120,18 @@ object LmdbSource {
 
   /** Has [[reportUnusable]] report what the tasks of a source add to acc:
     * one entry per part read, "part \t records \t unusable \t the first
-    * unusable records named, \u0001-separated".
+    * unusable records named, \u0001-separated" (parts < 0: partitions
+    * goexec loaded, [[UnusableSink]]). quiet: no line while none is unusable.
     */
-  private[train] def track(what: String, records: Long, parts: Int, unit: String, acc: CollectionAccumulator[String]): Unit =
-    unusable.add(new Unusable(what, records, parts, unit, acc))
+  private[train] def track(what: String, records: Long, parts: Int, unit: String, acc: CollectionAccumulator[String],
+                           quiet: Boolean = false): Unit =
+    unusable.add(new Unusable(what, records, parts, unit, acc, quiet))
 
   /** The database as a DataFrame of one partition per rank, each holding
     * its share of the `partitions` key ranges (at least `ranks` of them).
     */
-  def read(spark: SparkSession, d: DataLayer, partitions: Int, ranks: Int): DataFrame = {
+  def read(spark: SparkSession, d: DataLayer, partitions: Int, ranks: Int,
+           accIn: Option[CollectionAccumulator[String]] = None): DataFrame = {
     val source = d.source
     val backend = backendOf(d.layer)
     val what = s"data layer '${d.name}': ${label(backend)} $source"
@@ -124,7 +145,7 @@ object LmdbSource {
     val starts = lines.tail.toSeq
     val ranges = starts.indices.map(i => (i, starts(i), if (i + 1 < starts.size) starts(i + 1) else ""))
     log.info(s"$what: $count records in ${ranges.size} key ranges for $ranks ranks")
-    val acc = spark.sparkContext.collectionAccumulator[String](s"GoCaffe unusable records of $source")
+    val acc = accOr(spark, accIn, source)
     track(what, count, ranges.size, "key ranges", acc)
     val groups = (0 until ranks).map(r => ranges.filter(_._1 % ranks == r))
     val name = d.name
@@ -148,16 +169,22 @@ object LmdbSource {
   def reportUnusable(say: String => Unit): Unit =
     unusable.asScala.foreach { u =>
       // A part read twice (a task retried) counts once.
-      val byPart = u.acc.value.asScala.toSeq.map(_.split("\t", -1)).groupBy(_(0).toInt).map(_._2.head)
+      val byPart = u.acc.value.asScala.toSeq.map(_.split("\t", -1)).groupBy(_(0).toInt).map { case (p, es) => p -> es.head }
       if (byPart.size > u.reported) {
         u.reported = byPart.size
-        val records = byPart.map(_(1).toLong).sum
-        val bad = byPart.map(_(2).toLong).sum
-        val named = byPart.toSeq.sortBy(_(0).toInt).flatMap(e => e(3).split("\u0001").filter(_.nonEmpty))
-        val first = if (named.isEmpty) "" else s"; first: ${named.take(3).mkString("; ")}"
+        // The reader's parts (>= 0), else the partitions goexec loaded.
+        val read = byPart.keys.count(_ >= 0)
+        val parts = if (read > 0) read else byPart.size
+        val records = byPart.values.map(_(1).toLong).sum
+        val bad = byPart.values.map(_(2).toLong).sum
+        // The reader's first, then goexec's, each in part order.
+        val named = byPart.toSeq.sortBy { case (p, _) => if (p >= 0) (0, p) else (1, -p) }
+          .flatMap(_._2(3).split("\u0001").filter(_.nonEmpty))
+        val first = if (named.isEmpty) "" else s"; first: ${named.take(NamedPerRange).mkString("; ")}"
         val of = if (u.records >= 0) s" of ${u.records}" else ""
-        say(s"GoCaffe: ${u.what}: $records$of records read in ${byPart.size} of ${u.parts} ${u.unit}, " +
-          s"$bad unusable${if (bad > 0) " and skipped" else ""}$first")
+        if (bad > 0 || !u.quiet)
+          say(s"GoCaffe: ${u.what}: $records$of records read in $parts of ${u.parts} ${u.unit}, " +
+            s"$bad unusable${if (bad > 0) " and skipped" else ""}$first")
         if (bad > MaxUnusableShare * records)
           throw new GoCaffeException(s"${u.what}: $bad of $records records unusable (at most " +
             f"${MaxUnusableShare * 100}%.0f %% may be)$first")
@@ -195,6 +222,11 @@ object LmdbSource {
     acc.add(s"$i\t${rows.size + bad.length}\t${bad.length}\t${bad.take(NamedPerRange).mkString("\u0001")}")
     rows.iterator
   }
+
+  /** acc, else a new accumulator for the source's unusable records. */
+  private[train] def accOr(spark: SparkSession, acc: Option[CollectionAccumulator[String]],
+                           source: String): CollectionAccumulator[String] =
+    acc.getOrElse(spark.sparkContext.collectionAccumulator[String](s"GoCaffe unusable records of $source"))
 
   private val localCopies = new ConcurrentHashMap[String, JPath]()
 
