@@ -97,3 +97,25 @@ func TestLoadPartitionSkipUnusable(t *testing.T) {
 			info.GetUnusableRows(), named, rows-2)
 	}
 }
+
+// TestCropOnPartitions: a MemoryData layer with transform_param.crop_size
+// (a Caffe Data layer read through Spark is rewritten into one) trains on
+// random crops and scores on centred ones: its data top has the crop's size.
+func TestCropOnPartitions(t *testing.T) {
+	sp := solverFor(t, 8)
+	sp.NetParam.GetLayer()[0].TransformParam.CropSize = proto.Uint32(6)
+	r := newRank(t)
+	r.load(t, key(0), sp, makeSamples(40, 3))
+	bind := []*pb.DataBinding{{Layer: "data", Key: key(0)}}
+	res, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 3, Data: bind})
+	if err != nil {
+		t.Fatalf("training with crop_size 6 on 8×8 images: %v", err)
+	}
+	resp, err := r.client.Score(context.Background(), &pb.ScoreRequest{Solver: marshal(t, sp), Weights: marshal(t, res.weights), Data: bind})
+	if err != nil {
+		t.Fatalf("scoring with crop_size 6: %v", err)
+	}
+	if resp.GetPasses() != 5 {
+		t.Errorf("%d passes over 40 rows at batch 8, want 5", resp.GetPasses())
+	}
+}
