@@ -190,19 +190,12 @@ func pngDatum(t *testing.T, h, w int) []byte {
 	return d
 }
 
-// TestCaffeDataUnusableShare: a database in which more than 1 % of the
-// records are images goexec cannot use (corrupt JPEGs, PNGs of another
-// size) stops training after the round that read it, with one message
-// naming the share and the first of them by key.
-func TestCaffeDataUnusableShare(t *testing.T) {
-	start := time.Now()
-	e := setup(t)
-	dir := filepath.Join(e.tmp, "unusable_share")
-	lmdb := filepath.Join(dir, "train_lmdb")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := db.Create(db.LMDB, lmdb)
+// tinyLMDB writes 200 raw 1×8×8 Datums (keys %08d; every 20th also holds
+// 1,000 float_data values, so that LMDB keeps it on overflow pages) and the
+// given unusable records (keys %08dbad, every 50th) to a new LMDB at path.
+func tinyLMDB(t *testing.T, path string, bad ...[]byte) {
+	t.Helper()
+	out, err := db.Create(db.LMDB, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,12 +204,16 @@ func TestCaffeDataUnusableShare(t *testing.T) {
 		for j := range px {
 			px[j] = byte(i * j)
 		}
-		v, _ := proto.Marshal(&caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(8), Width: proto.Int32(8), Data: px, Label: proto.Int32(int32(i % 2))})
+		d := &caffepb.Datum{Channels: proto.Int32(1), Height: proto.Int32(8), Width: proto.Int32(8), Data: px, Label: proto.Int32(int32(i % 2))}
+		if i%20 == 0 {
+			d.FloatData = make([]float32, 1000)
+		}
+		v, _ := proto.Marshal(d)
 		if err := out.Put([]byte(fmt.Sprintf("%08d", i)), v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, v := range [][]byte{corruptJPEGDatum(t), pngDatum(t, 9, 8), corruptJPEGDatum(t), pngDatum(t, 8, 12)} {
+	for i, v := range bad {
 		if err := out.Put([]byte(fmt.Sprintf("%08dbad", 50*i+7)), v); err != nil {
 			t.Fatal(err)
 		}
@@ -224,19 +221,73 @@ func TestCaffeDataUnusableShare(t *testing.T) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
-	net := `name: "tiny"
-layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+}
+
+// TestCaffeDataCropMeanUnusable: Caffe Data layers with crop_size and a
+// mean_file (read by the driver, sent with the partitions) train and test
+// through spark-submit, a corrupt JPEG among 201 records is skipped and
+// named; a database in which more than 1 % of the records are images
+// goexec cannot use (corrupt JPEGs, PNGs of another size) stops training
+// after the round that read it, with one message naming the share and the
+// first of them by key.
+func TestCaffeDataCropMeanUnusable(t *testing.T) {
+	start := time.Now()
+	e := setup(t)
+	dir := filepath.Join(e.tmp, "crop_mean")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mean := make([]float32, 64)
+	for i := range mean {
+		mean[i] = float32(i)
+	}
+	bp, _ := proto.Marshal(&caffepb.BlobProto{Num: proto.Int32(1), Channels: proto.Int32(1), Height: proto.Int32(8), Width: proto.Int32(8), Data: mean})
+	meanFile := filepath.Join(dir, "mean.binaryproto")
+	os.WriteFile(meanFile, bp, 0o644)
+	driverTmp := []string{"--driver-java-options", "-Djava.io.tmpdir=" + e.tmp}
+	run := func(name string, sparkArgs []string, bad ...[]byte) (result, string) {
+		lmdb := filepath.Join(dir, name)
+		tinyLMDB(t, lmdb, bad...)
+		data := func(phase string) string {
+			return `layer { name: "data" type: "Data" top: "data" top: "label" include { phase: ` + phase + ` }
+  transform_param { crop_size: 6 mean_file: "` + meanFile + `" scale: 0.01 }
   data_param { source: "` + lmdb + `" backend: LMDB batch_size: 16 } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+`
+		}
+		net := `name: "tiny"
+` + data("TRAIN") + data("TEST") + `layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy" include { phase: TEST } }
 `
-	solver := `net: "` + filepath.Join(dir, "net.prototxt") + `"
-base_lr: 0.01 lr_policy: "fixed" max_iter: 20 display: 10 snapshot_prefix: "` + filepath.Join(dir, "tiny") + `" solver_mode: CPU
+		solver := `net: "` + filepath.Join(dir, name+".prototxt") + `"
+base_lr: 0.01 lr_policy: "fixed" max_iter: 20 display: 10 test_iter: 2 test_interval: 20 test_initialization: false
+snapshot_prefix: "` + filepath.Join(dir, name) + `" solver_mode: CPU
 `
-	os.WriteFile(filepath.Join(dir, "net.prototxt"), []byte(net), 0o644)
-	os.WriteFile(filepath.Join(dir, "solver.prototxt"), []byte(solver), 0o644)
-	r := e.submitWatching(t, 4*time.Minute, "local[2]", []string{"--driver-java-options", "-Djava.io.tmpdir=" + e.tmp}, nil,
-		"-train", "-conf", filepath.Join(dir, "solver.prototxt"), "-clusterSize", "1")
+		os.WriteFile(filepath.Join(dir, name+".prototxt"), []byte(net), 0o644)
+		os.WriteFile(filepath.Join(dir, name+"_solver.prototxt"), []byte(solver), 0o644)
+		return e.submitWatching(t, 4*time.Minute, "local[2]", append(sparkArgs, driverTmp...), nil,
+			"-train", "-conf", filepath.Join(dir, name+"_solver.prototxt"), "-clusterSize", "1", "-lmdb_partitions", "3"), lmdb
+	}
+
+	// Read on the JVM with positioned reads of the pages each key range
+	// needs, through Hadoop's FileSystem API (a file: URI here), cut into 3
+	// key ranges from the branch pages.
+	r, lmdb := run("one_bad", []string{"--conf", "spark.hadoop.gocaffe.lmdb.positioned-reads=true"}, corruptJPEGDatum(t))
+	if r.code != 0 || !strings.Contains(r.out, "GoCaffe: test at iteration 20: ") {
+		t.Fatalf("training with crop_size and mean_file: exit %d, no test at iteration 20:\n%s", r.code, tail(r.combined, 40))
+	}
+	if want := "GoCaffe: data layer 'data': LMDB " + lmdb + `: 201 of 201 records read in 3 of 3 key ranges, 1 unusable and skipped; first: column "data" row 8 (id "00000007bad"): decoding`; !strings.Contains(r.out, want) {
+		t.Errorf("driver output lacks %q:\n%s", want, tail(r.out, 40))
+	}
+	if n := strings.Count(r.combined, "pages of 4096 bytes read"); n < 3 {
+		t.Errorf("%d key ranges read with positioned reads, want 3 or more (train and test):\n%s", n, tail(r.combined, 60))
+	}
+	if m := rankRe.FindStringSubmatch(r.out); m == nil || m[3] != "200" {
+		t.Errorf("rank partition line %v, want 200 rows", m)
+	}
+
+	// Read by goexec (mmap) as usual.
+	r, lmdb = run("four_bad", nil, corruptJPEGDatum(t), pngDatum(t, 9, 8), corruptJPEGDatum(t), pngDatum(t, 8, 12))
 	msg := driverMessage(t, r)
 	for _, want := range []string{"data layer 'data': LMDB " + lmdb + ": 4 of 204 records unusable (at most 1 % may be)",
 		`(id "00000007bad"): decoding`, `(id "00000057bad"): image is 9×8, the field wants 8×8`, `(id "00000107bad")`,
@@ -245,10 +296,10 @@ base_lr: 0.01 lr_policy: "fixed" max_iter: 20 display: 10 snapshot_prefix: "` + 
 			t.Errorf("driver message lacks %q: %s", want, msg)
 		}
 	}
-	if models, _ := filepath.Glob(filepath.Join(dir, "*.caffemodel")); len(models) > 0 || strings.Contains(r.out, "training done") {
+	if models, _ := filepath.Glob(filepath.Join(dir, "four_bad*.caffemodel")); len(models) > 0 || strings.Contains(r.out, "training done") {
 		t.Errorf("training finished despite the unusable share (%v)", models)
 	}
-	t.Logf("TestCaffeDataUnusableShare took %v", time.Since(start).Round(time.Second))
+	t.Logf("TestCaffeDataCropMeanUnusable took %v", time.Since(start).Round(time.Second))
 }
 
 // seqFileScript writes 4,000 MNIST test images (an ImageDataFrame Parquet

@@ -119,3 +119,41 @@ func TestCropOnPartitions(t *testing.T) {
 		t.Errorf("%d passes over 40 rows at batch 8, want 5", resp.GetPasses())
 	}
 }
+
+// TestMeanFileOnPartitions: a layer with transform_param.mean_file trains
+// on the mean image sent with its partition (LoadPartition's mean); a
+// partition loaded without it is refused, naming the file.
+func TestMeanFileOnPartitions(t *testing.T) {
+	sp := solverFor(t, 8)
+	dl := sp.NetParam.GetLayer()[0]
+	dl.TransformParam.MeanFile = proto.String("hdfs:///data/mean.binaryproto")
+	dl.TransformParam.CropSize = proto.Uint32(6)
+	r := newRank(t)
+	s := makeSamples(40, 3)
+	r.load(t, key(0), sp, s)
+	bind := []*pb.DataBinding{{Layer: "data", Key: key(0)}}
+	_, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 1, Data: bind})
+	wantCode(t, err, codes.InvalidArgument, "mean_file hdfs:///data/mean.binaryproto", "without its mean image")
+
+	vals := make([]float32, 64)
+	for i := range vals {
+		vals[i] = float32(i)
+	}
+	mean := marshal(t, &caffepb.BlobProto{Num: proto.Int32(1), Channels: proto.Int32(1), Height: proto.Int32(8), Width: proto.Int32(8), Data: vals})
+	st, err := r.client.LoadPartition(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pb.PartitionChunk{Key: key(0), Layer: dataLayer(t, sp), Mean: mean, ArrowIpc: arrowIPC(t, s, 37)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CloseAndRecv(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.train(context.Background(), &pb.TrainRoundRequest{Solver: marshal(t, sp), Iterations: 2, Data: bind}); err != nil {
+		t.Fatalf("training with the mean image: %v", err)
+	}
+	if _, err := r.client.Score(context.Background(), &pb.ScoreRequest{Solver: marshal(t, sp), Data: bind}); err != nil && !strings.Contains(err.Error(), "weights") {
+		t.Fatalf("scoring with the mean image: %v", err)
+	}
+}

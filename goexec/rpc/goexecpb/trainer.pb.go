@@ -243,7 +243,13 @@ type PartitionChunk struct {
 	// failing the load; PartitionInfo reports them, and the sender decides
 	// whether too many were. A bad label still fails the load. First chunk
 	// only.
-	SkipUnusable  bool `protobuf:"varint,6,opt,name=skip_unusable,json=skipUnusable,proto3" json:"skip_unusable,omitempty"`
+	SkipUnusable bool `protobuf:"varint,6,opt,name=skip_unusable,json=skipUnusable,proto3" json:"skip_unusable,omitempty"`
+	// mean is the layer's transform_param.mean_file as a binary
+	// caffe.BlobProto (what Caffe's compute_image_mean writes), read by the
+	// sender: the mean image the batches drawn from this partition subtract
+	// (C×H×W of the images before any crop). Required when the layer has a
+	// mean_file. First chunk only.
+	Mean          []byte `protobuf:"bytes,7,opt,name=mean,proto3" json:"mean,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -318,6 +324,13 @@ func (x *PartitionChunk) GetSkipUnusable() bool {
 		return x.SkipUnusable
 	}
 	return false
+}
+
+func (x *PartitionChunk) GetMean() []byte {
+	if x != nil {
+		return x.Mean
+	}
+	return nil
 }
 
 // PartitionInfo describes a cached (or missing) partition.
@@ -1672,14 +1685,15 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\x18goexec/rpc/trainer.proto\x12\x11gocaffe.goexec.v1\"F\n" +
 	"\fPartitionKey\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xd8\x01\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xec\x01\n" +
 	"\x0ePartitionChunk\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12\x14\n" +
 	"\x05layer\x18\x02 \x01(\fR\x05layer\x12\x1b\n" +
 	"\tarrow_ipc\x18\x03 \x01(\fR\barrowIpc\x12#\n" +
 	"\rexpected_rows\x18\x04 \x01(\x03R\fexpectedRows\x12\x16\n" +
 	"\x06resize\x18\x05 \x01(\bR\x06resize\x12#\n" +
-	"\rskip_unusable\x18\x06 \x01(\bR\fskipUnusable\"\x9f\x02\n" +
+	"\rskip_unusable\x18\x06 \x01(\bR\fskipUnusable\x12\x12\n" +
+	"\x04mean\x18\a \x01(\fR\x04mean\"\x9f\x02\n" +
 	"\rPartitionInfo\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12\x16\n" +
 	"\x06cached\x18\x02 \x01(\bR\x06cached\x12\x12\n" +

@@ -51,7 +51,7 @@ object TrainSettings {
   * cluster size; built once so that Spark reuses the shuffle across rounds.
   */
 final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, rdd: RDD[Array[Byte]], origin: String,
-                           unusable: UnusableSink)
+                           unusable: UnusableSink, mean: Array[Byte])
 
 /** The driver of distributed training (`-train`) and testing (`-test`):
   * rounds of τ iterations, each one barrier stage with one rank per
@@ -149,7 +149,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     // run, so that a second GoCaffe.train in the application (a
     // TrainValidationSplit's next fit) never trains on the first one's rows.
     val key = if (frames.contains(role)) s"$origin-$frameRun" else origin
-    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$key", n, rdd, origin, UnusableSink(acc, counted))
+    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$key", n, rdd, origin, UnusableSink(acc, counted),
+      CaffeFiles.meanOf(d, hadoop))
   }
 
   private def secret(): Array[Byte] = settings.secret match {
@@ -250,7 +251,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       seed = seed,
       encryptRing = settings.encryptRing,
       resize = opts.has("resize"),
-      unusable = Some(train.unusable))
+      unusable = Some(train.unusable),
+      mean = train.mean)
     val failures = new FailureLog(err)
     sc.addSparkListener(failures)
     val maxIter = spec.maxIter.toLong
@@ -318,9 +320,10 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val layer = test.layer.layer.toByteArray
     val resize = opts.has("resize")
     val sink = test.unusable
+    val mean = test.mean
     val t0 = System.nanoTime()
     val stage = test.rdd.mapPartitionsWithIndex { (i, it) =>
-      RankTask.score(i, ds, name, layer, solverB.value, weights, it, resize, Some(sink))
+      RankTask.score(i, ds, name, layer, solverB.value, weights, it, resize, Some(sink), mean)
     }
     val parts = rp.fold(stage)(p => stage.withResources(p)).collect().toSeq
     solverB.destroy()

@@ -47,12 +47,14 @@ final case class UnusableSink(acc: CollectionAccumulator[String], counted: Boole
   * of them, at least one per rank. The DataFrame has exactly one Spark
   * partition per rank, partition r holding ranges r, r + ranks, ...; it is
   * not repartitioned afterwards, so the rank that trains on a partition is
-  * the task that reads its ranges (`goexec db-rows`), and no node reads the
-  * others' records. LMDB is read through mmap, so a path on a remote Hadoop
-  * file system (hdfs:, s3a:, ...) is copied to the reading node's local disk
-  * first (its `data.mdb`, or a LevelDB's files), once per JVM and path, into
-  * java.io.tmpdir; `file:` and plain paths are read in place and must exist
-  * on every node.
+  * the task that reads its ranges, and no node reads the others' records.
+  * An LMDB on a remote Hadoop file system (hdfs:, s3a:, ...) is read on the
+  * JVM with positioned reads of only the pages a range needs
+  * ([[RemoteLmdb]]; the driver cuts the ranges from the branch pages);
+  * `file:` and plain paths are read in place by `goexec db-rows` (mmap) and
+  * must exist on every node, unless [[PositionedReads]] is set. A LevelDB
+  * on a remote file system is copied to the reading node's local disk first,
+  * once per JVM and path, into java.io.tmpdir.
   *
   * Records that are not usable Datums are skipped and counted per range;
   * goexec drops the rows whose image does not decode or does not fit the
@@ -97,6 +99,7 @@ object LmdbSource {
     */
   def shapeOf(source: String, backend: String, forceColor: Boolean, forceGray: Boolean, what: String,
               hadoop: Configuration): (Int, Int, Int) = {
+    if (positioned(source, backend, hadoop)) return remoteShape(source, forceColor, forceGray, what, hadoop)
     val local = localize(source, backend, hadoop)
     val args = Seq("db-split", "-backend", backend, "-shape") ++
       (if (forceColor) Seq("-force-color") else Nil) ++ (if (forceGray) Seq("-force-gray") else Nil) :+ local.toString
@@ -135,14 +138,24 @@ object LmdbSource {
     val source = d.source
     val backend = backendOf(d.layer)
     val what = s"data layer '${d.name}': ${label(backend)} $source"
-    val local = localize(source, backend, spark.sparkContext.hadoopConfiguration)
     val cuts = math.max(partitions, ranks)
     if (cuts != partitions)
       log.info(s"$what: $partitions key ranges asked for, $cuts read (at least one per rank)")
-    val out = run(Seq("db-split", "-backend", backend, "-parts", cuts.toString, local.toString), what)
-    val lines = new String(out, StandardCharsets.UTF_8).split("\n").map(_.trim).filter(_.nonEmpty)
-    val count = lines.head.toLong
-    val starts = lines.tail.toSeq
+    val byPages = positioned(source, backend, spark.sparkContext.hadoopConfiguration)
+    val (count, starts) =
+      if (byPages) {
+        val db = RemoteLmdb.open(source, spark.sparkContext.hadoopConfiguration)
+        try {
+          val keys = db.splitKeys(cuts).map(hex)
+          log.info(s"$what: ${db.entries} records; key ranges cut from the branch pages (${db.pagesRead} pages read)")
+          (db.entries, keys)
+        } finally db.close()
+      } else {
+        val local = localize(source, backend, spark.sparkContext.hadoopConfiguration)
+        val out = run(Seq("db-split", "-backend", backend, "-parts", cuts.toString, local.toString), what)
+        val lines = new String(out, StandardCharsets.UTF_8).split("\n").map(_.trim).filter(_.nonEmpty)
+        (lines.head.toLong, lines.tail.toSeq)
+      }
     val ranges = starts.indices.map(i => (i, starts(i), if (i + 1 < starts.size) starts(i + 1) else ""))
     log.info(s"$what: $count records in ${ranges.size} key ranges for $ranks ranks")
     val acc = accOr(spark, accIn, source)
@@ -150,7 +163,7 @@ object LmdbSource {
     val groups = (0 until ranks).map(r => ranges.filter(_._1 % ranks == r))
     val name = d.name
     val rdd = spark.sparkContext.parallelize(groups, ranks).mapPartitions { it =>
-      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc) })
+      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc, byPages) })
     }
     rdd.setName(s"GoCaffe ${label(backend)} $source ($count records, ${ranges.size} key ranges, $ranks partitions)")
     spark.createDataFrame(rdd, Schema)
@@ -191,12 +204,94 @@ object LmdbSource {
       }
     }
 
+  /** Whether source is an LMDB on a remote Hadoop file system, read with
+    * [[RemoteLmdb]]'s positioned reads of the pages a key range needs.
+    */
+  private[train] def remoteLmdb(source: String, backend: String): Boolean = {
+    val scheme = new Path(source).toUri.getScheme
+    backend == "lmdb" && scheme != null && scheme != "file"
+  }
+
+  /** The Hadoop setting (spark.hadoop.gocaffe.lmdb.positioned-reads=true on
+    * spark-submit) that has every LMDB read with positioned reads through
+    * Hadoop's FileSystem API, local ones (file: and plain paths) included.
+    */
+  val PositionedReads = "gocaffe.lmdb.positioned-reads"
+
+  /** Whether the LMDB at source is read with [[RemoteLmdb]]. */
+  private[train] def positioned(source: String, backend: String, hadoop: Configuration): Boolean =
+    remoteLmdb(source, backend) || (backend == "lmdb" && hadoop.getBoolean(PositionedReads, false))
+
+  private def hex(b: Array[Byte]): String = b.map(x => f"${x & 0xff}%02x").mkString
+
+  private def unhex(s: String): Array[Byte] = s.grouped(2).map(Integer.parseInt(_, 16).toByte).toArray
+
+  /** A key as goexec's messages quote it (Go's %q for printable ASCII). */
+  private def quote(k: Array[Byte]): String =
+    "\"" + k.map(b => if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\') b.toChar.toString else f"\\x${b & 0xff}%02x").mkString + "\""
+
+  /** A record's Datum, or why it is unusable (as goexec db-rows says). */
+  private def datumOf(v: Array[Byte]): Either[String, caffe.Caffe.Datum] = {
+    val d = try caffe.Caffe.Datum.parseFrom(v) catch {
+      case e: com.google.protobuf.InvalidProtocolBufferException => return Left(s"not a Datum: ${e.getMessage}")
+    }
+    if (d.getData.isEmpty) Left("no data bytes (float_data Datums are not read on Spark, as in CaffeOnSpark)")
+    else if (!d.getEncoded && d.getChannels.toLong * d.getHeight * d.getWidth != d.getData.size)
+      Left(s"${d.getData.size} data bytes for ${d.getChannels}×${d.getHeight}×${d.getWidth}")
+    else Right(d)
+  }
+
+  /** The first usable record's sample shape, read from a remote LMDB;
+    * an encoded image's size and channels come from Java's ImageIO.
+    */
+  private def remoteShape(source: String, forceColor: Boolean, forceGray: Boolean, what: String,
+                          hadoop: Configuration): (Int, Int, Int) = {
+    val db = RemoteLmdb.open(source, hadoop)
+    try {
+      val first = db.records(Array.emptyByteArray, Array.emptyByteArray).map(_._2).map(datumOf).collectFirst {
+        case Right(d) if !d.getEncoded => (d.getChannels, d.getHeight, d.getWidth)
+        case Right(d) => Option(javax.imageio.ImageIO.read(d.getData.newInput())) match {
+          case Some(img) =>
+            val c = if (forceColor) 3 else if (forceGray) 1 else if (img.getColorModel.getNumColorComponents == 1) 1 else 3
+            (c, img.getHeight, img.getWidth)
+          case None => throw new GoCaffeException(s"$what: the first encoded image is no image Java can read")
+        }
+      }
+      first.getOrElse(throw new GoCaffeException(s"$what: no usable record"))
+    } finally db.close()
+  }
+
+  /** Reads one key range [start, end) (hex keys) of a remote LMDB on this
+    * node, with positioned reads of the pages the range needs.
+    */
+  private def readRemoteRange(what: String, source: String, i: Int, start: String, end: String,
+                              acc: CollectionAccumulator[String]): Iterator[Row] = {
+    val t0 = System.nanoTime()
+    val db = RemoteLmdb.open(source, new Configuration())
+    val rows = ArrayBuffer.empty[Row]
+    val bad = ArrayBuffer.empty[String]
+    try db.records(unhex(start), unhex(end)).foreach { case (k, v) =>
+      datumOf(v) match {
+        case Left(why) => bad += s"key ${quote(k)}: $why"
+        case Right(d) => rows += Row(new String(k, StandardCharsets.UTF_8), d.getLabel.toString, d.getChannels,
+          d.getHeight, d.getWidth, d.getEncoded, d.getData.toByteArray)
+      }
+    } finally db.close()
+    System.err.println(f"GoCaffe: $what [$start%s, $end%s): ${rows.size} records on executor " +
+      s"${org.apache.spark.SparkEnv.get.executorId}, ${bad.length} unusable, in ${(System.nanoTime() - t0) / 1000000} ms " +
+      s"(${db.pagesRead} pages of ${db.pageSize} bytes read)")
+    bad.take(20).foreach(l => System.err.println(s"GoCaffe: $what: $l"))
+    acc.add(s"$i\t${rows.size + bad.length}\t${bad.length}\t${bad.take(NamedPerRange).mkString("\u0001")}")
+    rows.iterator
+  }
+
   /** Reads one key range [start, end) (hex keys) on this node. */
   private def readRange(layer: String, source: String, backend: String, i: Int, start: String, end: String,
-                        acc: CollectionAccumulator[String]): Iterator[Row] = {
+                        acc: CollectionAccumulator[String], byPages: Boolean): Iterator[Row] = {
+    val what = s"data layer '$layer': ${label(backend)} $source key range $i"
+    if (byPages) return readRemoteRange(what, source, i, start, end, acc)
     val local = localize(source, backend, new Configuration())
     val rows = ArrayBuffer.empty[Row]
-    val what = s"data layer '$layer': ${label(backend)} $source key range $i"
     val t0 = System.nanoTime()
     // -max-bad 1: the driver decides on the share over all ranges.
     val errText = withGoExec(Seq("db-rows", "-backend", backend, "-max-bad", "1", "-start", start, "-end", end,

@@ -64,7 +64,8 @@ final case class TrainJob(
     seed: Long = 0L,
     encryptRing: Boolean = false,
     resize: Boolean = false,
-    unusable: Option[UnusableSink] = None) {
+    unusable: Option[UnusableSink] = None,
+    mean: Array[Byte] = null) {
   /** Whether the ranks train on a ring (and so need each other's addresses). */
   def ring: Boolean = allreduce && worldSize > 1
 }
@@ -153,12 +154,12 @@ object RankTask {
     */
   def ensurePartition(g: GoExec, dataset: String, partition: Int, layer: Array[Byte],
                       arrow: Iterator[Array[Byte]], resize: Boolean = false,
-                      unusable: Option[UnusableSink] = None): (Long, Boolean) = {
+                      unusable: Option[UnusableSink] = None, mean: Array[Byte] = null): (Long, Boolean) = {
     val k = key(dataset, partition)
     val has = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).hasPartition(k))
     if (has.getCached) (has.getRows, false)
     else {
-      val info = load(g, k, layer, arrow, resize, unusable.isDefined)
+      val info = load(g, k, layer, arrow, resize, unusable.isDefined, mean)
       val bad = info.getUnusableRows
       log.info(s"executor ${g.executorId}: partition ${k.getDataset}#$partition loaded into goexec: " +
         s"${info.getRows} rows${if (bad > 0) s" ($bad unusable dropped)" else ""}, ${info.getBytes} bytes, " +
@@ -172,7 +173,7 @@ object RankTask {
 
   /** LoadPartition with flow control: a chunk is sent only when gRPC is ready for it. */
   private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]],
-                   resize: Boolean, skipUnusable: Boolean): PartitionInfo = {
+                   resize: Boolean, skipUnusable: Boolean, mean: Array[Byte]): PartitionInfo = {
     val done = new CompletableFuture[PartitionInfo]()
     val ready = new Object
     var requests: ClientCallStreamObserver[PartitionChunk] = null
@@ -196,8 +197,10 @@ object RankTask {
       if (!done.isDone) requests.onNext(c)
     }
     try {
-      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize)
-        .setSkipUnusable(skipUnusable).build())
+      val head = PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize)
+        .setSkipUnusable(skipUnusable)
+      if (mean != null) head.setMean(ByteString.copyFrom(mean))
+      send(head.build())
       arrow.foreach { piece =>
         var off = 0
         while (off < piece.length && !done.isDone) {
@@ -276,7 +279,7 @@ object RankTask {
   private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, job: TrainJob, round: RoundSpec,
                       weightsAt: PartRef, stateAt: PartRef, live: CollectionAccumulator[RankProgress],
                       arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
-    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize, job.unusable)
+    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize, job.unusable, job.mean)
     // One copy of the model in this JVM: the request wraps the fetched bytes.
     val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val state = UnsafeByteOperations.unsafeWrap(PartRef.fetch(stateAt))
@@ -366,15 +369,15 @@ object RankTask {
     */
   def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
             weights: PartRef, arrow: Iterator[Array[Byte]], resize: Boolean = false,
-            unusable: Option[UnusableSink] = None): Iterator[ScoreResult] = {
+            unusable: Option[UnusableSink] = None, mean: Array[Byte] = null): Iterator[ScoreResult] = {
     val g = goexec()
-    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize, unusable))
+    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize, unusable, mean))
   }
 
   private def scoreOn(g: GoExec, partition: Int, dataset: String, layerName: String, layer: Array[Byte],
                       solver: Array[Byte], weightsAt: PartRef, arrow: Iterator[Array[Byte]],
-                      resize: Boolean, unusable: Option[UnusableSink]): Iterator[ScoreResult] = {
-    ensurePartition(g, dataset, partition, layer, arrow, resize, unusable)
+                      resize: Boolean, unusable: Option[UnusableSink], mean: Array[Byte]): Iterator[ScoreResult] = {
+    ensurePartition(g, dataset, partition, layer, arrow, resize, unusable, mean)
     val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val req = ScoreRequest.newBuilder()
       .setSolver(ByteString.copyFrom(solver))
