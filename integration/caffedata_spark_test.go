@@ -114,8 +114,13 @@ func TestCaffeDataLayerOnSpark(t *testing.T) {
 		os.WriteFile(f.path, []byte(s), 0o644)
 	}
 	model := filepath.Join(e.tmp, "model", "lenet.caffemodel")
+	// Both databases (written by goexec convert_mnist, and by the same LMDB
+	// library extended) are read on the JVM with positioned reads of the
+	// pages each key range needs, through Hadoop's FileSystem API, as an
+	// hdfs: or s3a: LMDB is (TestCaffeDataCropMeanUnusable has goexec read
+	// them through mmap).
 	r := e.submitWatching(t, 14*time.Minute, "local-cluster[2,1,2048]",
-		[]string{"--conf", "spark.executor.memory=1g"}, nil,
+		[]string{"--conf", "spark.executor.memory=1g", "--conf", "spark.hadoop.gocaffe.lmdb.positioned-reads=true"}, nil,
 		"-train", "-conf", solverPath, "-model", model, "-clusterSize", "2")
 	o := parseTraining(t, r, caffeSparkIters)
 	t.Logf("test accuracy %.4f after %d iterations (%v)", o.accuracy, caffeSparkIters, r.took.Round(time.Second))
@@ -152,13 +157,18 @@ func TestCaffeDataLayerOnSpark(t *testing.T) {
 	// no shuffle moved the records after the read.
 	logs, _ := filepath.Glob(filepath.Join(e.sparkHome, "work", o.app, "*", "stderr"))
 	readBy := map[string]string{} // train range -> executor
+	byPages := 0                  // ranges read with positioned reads
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)
+		byPages += strings.Count(string(b), "pages of 4096 bytes read")
 		for _, m := range dbRangeRe.FindAllStringSubmatch(string(b), -1) {
 			if strings.HasSuffix(m[1], "mnist_train_mixed_lmdb") {
 				readBy[m[2]] = m[6]
 			}
 		}
+	}
+	if byPages < 4 {
+		t.Errorf("%d key ranges read with positioned reads, want 4 (2 train, 2 test)", byPages)
 	}
 	if len(readBy) != 2 || readBy["0"] != o.ranks["0"] || readBy["1"] != o.ranks["1"] {
 		t.Errorf("training ranges read by executors %v, ranks on %v: want range r read by rank r's executor", readBy, o.ranks)

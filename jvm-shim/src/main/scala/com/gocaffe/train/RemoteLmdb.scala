@@ -172,7 +172,7 @@ final class RemoteLmdb private (in: FSDataInputStream, val path: String, val pag
     val rootPage = page(root)
     if (isLeaf(rootPage)) {
       val n = numKeys(rootPage)
-      return (0 until parts).map(j => if (j == 0) Array.emptyByteArray else key(rootPage, math.min(n - 1, j * n / parts)))
+      return (0 until parts).map(j => if (j == 0) Array.emptyByteArray else key(rootPage, math.min(n - 1, math.max(1, j * n / parts))))
     }
     var leaves = false
     while (!leaves) {
@@ -184,8 +184,11 @@ final class RemoteLmdb private (in: FSDataInputStream, val path: String, val pag
       leaves = isLeaf(page(next.head._2))
       level = next
     }
+    // Cut j > 0 starts at a leaf's lower bound, never the first leaf's (the
+    // empty key, which as an end means "to the last record"); more ranges
+    // than leaves leaves some empty ([k, k)).
     val n = level.size
-    (0 until parts).map(j => if (j == 0) Array.emptyByteArray else level(math.min(n - 1, j * n / parts))._1)
+    (0 until parts).map(j => if (j == 0) Array.emptyByteArray else level(math.min(n - 1, math.max(1, j * n / parts)))._1)
   }
 
   def close(): Unit = in.close()
