@@ -289,6 +289,11 @@ snapshot_prefix: "` + filepath.Join(dir, name) + `" solver_mode: CPU
 	if want := "GoCaffe: data layer 'data': LMDB " + lmdb + `: 201 of 201 records read in 3 of 3 key ranges, 1 unusable and skipped; first: column "data" row 8 (id "00000007bad"): decoding`; !strings.Contains(r.out, want) {
 		t.Errorf("driver output lacks %q:\n%s", want, tail(r.out, 40))
 	}
+	for _, l := range strings.Split(r.combined, "\n") {
+		if strings.Contains(l, "pages of 4096 bytes read") {
+			t.Log(l)
+		}
+	}
 	if n := strings.Count(r.combined, "pages of 4096 bytes read"); n < 3 {
 		t.Errorf("%d key ranges read with positioned reads, want 3 or more (train and test):\n%s", n, tail(r.combined, 60))
 	}
