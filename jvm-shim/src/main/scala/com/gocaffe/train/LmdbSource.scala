@@ -15,7 +15,7 @@ import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
 import org.apache.spark.sql.{DataFrame, Row, SparkSession}
 import org.apache.spark.sql.types._
-import org.apache.spark.util.CollectionAccumulator
+import org.apache.spark.util.{CollectionAccumulator, SerializableConfiguration}
 import org.slf4j.LoggerFactory
 
 import com.gocaffe.shim.GoExec
@@ -162,8 +162,11 @@ object LmdbSource {
     track(what, count, ranges.size, "key ranges", acc)
     val groups = (0 until ranks).map(r => ranges.filter(_._1 % ranks == r))
     val name = d.name
+    // The driver's Hadoop settings (spark.hadoop.*: an s3a key, an hdfs
+    // name service) travel with the tasks.
+    val hadoop = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
     val rdd = spark.sparkContext.parallelize(groups, ranks).mapPartitions { it =>
-      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc, byPages) })
+      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc, byPages, hadoop.value) })
     }
     rdd.setName(s"GoCaffe ${label(backend)} $source ($count records, ${ranges.size} key ranges, $ranks partitions)")
     spark.createDataFrame(rdd, Schema)
@@ -265,9 +268,9 @@ object LmdbSource {
     * node, with positioned reads of the pages the range needs.
     */
   private def readRemoteRange(what: String, source: String, i: Int, start: String, end: String,
-                              acc: CollectionAccumulator[String]): Iterator[Row] = {
+                              acc: CollectionAccumulator[String], hadoop: Configuration): Iterator[Row] = {
     val t0 = System.nanoTime()
-    val db = RemoteLmdb.open(source, new Configuration())
+    val db = RemoteLmdb.open(source, hadoop)
     val rows = ArrayBuffer.empty[Row]
     val bad = ArrayBuffer.empty[String]
     try db.records(unhex(start), unhex(end)).foreach { case (k, v) =>
@@ -287,10 +290,10 @@ object LmdbSource {
 
   /** Reads one key range [start, end) (hex keys) on this node. */
   private def readRange(layer: String, source: String, backend: String, i: Int, start: String, end: String,
-                        acc: CollectionAccumulator[String], byPages: Boolean): Iterator[Row] = {
+                        acc: CollectionAccumulator[String], byPages: Boolean, hadoop: Configuration): Iterator[Row] = {
     val what = s"data layer '$layer': ${label(backend)} $source key range $i"
-    if (byPages) return readRemoteRange(what, source, i, start, end, acc)
-    val local = localize(source, backend, new Configuration())
+    if (byPages) return readRemoteRange(what, source, i, start, end, acc, hadoop)
+    val local = localize(source, backend, hadoop)
     val rows = ArrayBuffer.empty[Row]
     val t0 = System.nanoTime()
     // -max-bad 1: the driver decides on the share over all ranges.
