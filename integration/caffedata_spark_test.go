@@ -239,7 +239,8 @@ func tinyLMDB(t *testing.T, path string, bad ...[]byte) {
 // named; a database in which more than 1 % of the records are images
 // goexec cannot use (corrupt JPEGs, PNGs of another size) stops training
 // after the round that read it, with one message naming the share and the
-// first of them by key.
+// first of them by key. The first and last databases are read on the JVM
+// with positioned reads through Hadoop's FileSystem API (file: URIs).
 func TestCaffeDataCropMeanUnusable(t *testing.T) {
 	start := time.Now()
 	e := setup(t)
@@ -255,17 +256,17 @@ func TestCaffeDataCropMeanUnusable(t *testing.T) {
 	meanFile := filepath.Join(dir, "mean.binaryproto")
 	os.WriteFile(meanFile, bp, 0o644)
 	driverTmp := []string{"--driver-java-options", "-Djava.io.tmpdir=" + e.tmp}
-	run := func(name string, sparkArgs []string, bad ...[]byte) (result, string) {
-		lmdb := filepath.Join(dir, name)
-		tinyLMDB(t, lmdb, bad...)
+	transform := `transform_param { crop_size: 6 mean_file: "` + meanFile + `" scale: 0.01 }`
+	positioned := []string{"--conf", "spark.hadoop.gocaffe.lmdb.positioned-reads=true"}
+	run := func(name, lmdb, transform string, sparkArgs []string) result {
 		data := func(phase string) string {
 			return `layer { name: "data" type: "Data" top: "data" top: "label" include { phase: ` + phase + ` }
-  transform_param { crop_size: 6 mean_file: "` + meanFile + `" scale: 0.01 }
+  ` + transform + `
   data_param { source: "` + lmdb + `" backend: LMDB batch_size: 16 } }
 `
 		}
 		net := `name: "tiny"
-` + data("TRAIN") + data("TEST") + `layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+` + data("TRAIN") + data("TEST") + `layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 6 weight_filler { type: "xavier" } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
 layer { name: "accuracy" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy" include { phase: TEST } }
 `
@@ -276,13 +277,15 @@ snapshot_prefix: "` + filepath.Join(dir, name) + `" solver_mode: CPU
 		os.WriteFile(filepath.Join(dir, name+".prototxt"), []byte(net), 0o644)
 		os.WriteFile(filepath.Join(dir, name+"_solver.prototxt"), []byte(solver), 0o644)
 		return e.submitWatching(t, 4*time.Minute, "local[2]", append(sparkArgs, driverTmp...), nil,
-			"-train", "-conf", filepath.Join(dir, name+"_solver.prototxt"), "-clusterSize", "1", "-lmdb_partitions", "3"), lmdb
+			"-train", "-conf", filepath.Join(dir, name+"_solver.prototxt"), "-clusterSize", "1", "-lmdb_partitions", "3")
 	}
 
 	// Read on the JVM with positioned reads of the pages each key range
 	// needs, through Hadoop's FileSystem API (a file: URI here), cut into 3
 	// key ranges from the branch pages.
-	r, lmdb := run("one_bad", []string{"--conf", "spark.hadoop.gocaffe.lmdb.positioned-reads=true"}, corruptJPEGDatum(t))
+	lmdb := filepath.Join(dir, "one_bad")
+	tinyLMDB(t, lmdb, corruptJPEGDatum(t))
+	r := run("one_bad", lmdb, transform, positioned)
 	if r.code != 0 || !strings.Contains(r.out, "GoCaffe: test at iteration 20: ") {
 		t.Fatalf("training with crop_size and mean_file: exit %d, no test at iteration 20:\n%s", r.code, tail(r.combined, 40))
 	}
@@ -302,7 +305,9 @@ snapshot_prefix: "` + filepath.Join(dir, name) + `" solver_mode: CPU
 	}
 
 	// Read by goexec (mmap) as usual.
-	r, lmdb = run("four_bad", nil, corruptJPEGDatum(t), pngDatum(t, 9, 8), corruptJPEGDatum(t), pngDatum(t, 8, 12))
+	lmdb = filepath.Join(dir, "four_bad")
+	tinyLMDB(t, lmdb, corruptJPEGDatum(t), pngDatum(t, 9, 8), corruptJPEGDatum(t), pngDatum(t, 8, 12))
+	r = run("four_bad", lmdb, transform, nil)
 	msg := driverMessage(t, r)
 	for _, want := range []string{"data layer 'data': LMDB " + lmdb + ": 4 of 204 records unusable (at most 1 % may be)",
 		`(id "00000007bad"): decoding`, `(id "00000057bad"): image is 9×8, the field wants 8×8`, `(id "00000107bad")`,
@@ -313,6 +318,17 @@ snapshot_prefix: "` + filepath.Join(dir, name) + `" solver_mode: CPU
 	}
 	if models, _ := filepath.Glob(filepath.Join(dir, "four_bad*.caffemodel")); len(models) > 0 || strings.Contains(r.out, "training done") {
 		t.Errorf("training finished despite the unusable share (%v)", models)
+	}
+
+	// The LMDB PyPI's lmdb wrote (caffe/db/testdata/pylmdb: five 1×2×3
+	// Datums and a 1×64×64 one on an overflow page), read with positioned
+	// reads: the big record is read whole and, of another size than the
+	// first, is one unusable record of six, too many.
+	pylmdb := "file:" + filepath.Join(e.root, "caffe", "db", "testdata", "pylmdb")
+	r = run("pylmdb", pylmdb, "", positioned)
+	msg = driverMessage(t, r)
+	if want := "LMDB " + pylmdb + `: 1 of 6 records unusable (at most 1 % may be); first: column "data" row 5 (id "00000005"): image is 64×64, the field wants 2×3`; !strings.Contains(msg, want) {
+		t.Errorf("driver message lacks %q: %s", want, msg)
 	}
 	t.Logf("TestCaffeDataCropMeanUnusable took %v", time.Since(start).Round(time.Second))
 }
