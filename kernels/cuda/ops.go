@@ -71,8 +71,9 @@ func (o Ops[T]) Gemm(ta, tb bool, m, n, k int, alpha T, a Ptr, lda int, b Ptr, l
 // GemmBatchSum: c = alpha·Σ_{p<batch} op(a_p)·op(b_p) + beta·c, a_p at a +
 // p·strideA elements, b_p at b + p·strideB. A plain GEMM (batch 1) goes to
 // cuBLAS when the device uses it; a sum over a batch (the convolution's
-// weight gradient) stays one launch of GoCaffe's kernel, which cuBLAS
-// would need batch calls for.
+// weight gradient) runs on GoCaffe's kernel (cuBLAS would need batch
+// calls), split over the batch (gemm_split, then gemm_split_sum) when its
+// tiles alone would leave multiprocessors idle.
 func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta T, c Ptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
@@ -81,6 +82,19 @@ func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, ld
 		if ok, err := o.D.gemmBLAS(Size[T](), ta, tb, 1, m, n, k, float64(alpha), a, lda, 0, b, ldb, 0, float64(beta), c, ldc, 0); ok {
 			return err
 		}
+	}
+	if s := o.D.gemmSplits(batch, m, n, Size[T]()); s > 1 {
+		ws, err := o.D.splitWorkspace(s * m * n * Size[T]())
+		if err != nil {
+			return err
+		}
+		if err := o.D.launch3(o.gemmKernel("gemm_split"), (n+63)/64, (m+63)/64, s, 256,
+			iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), parg(a), iarg(lda), larg(strideA),
+			parg(b), iarg(ldb), larg(strideB), iarg(batch), parg(ws)); err != nil {
+			return err
+		}
+		return o.D.launch(o.name("gemm_split_sum"), o.D.grid1(m*n), 1, 256,
+			iarg(m), iarg(n), iarg(s), parg(ws), farg(alpha), farg(beta), parg(c), iarg(ldc))
 	}
 	return o.D.launch(o.gemmKernel("gemm"), (n+63)/64, (m+63)/64, 256,
 		iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(a), iarg(lda), larg(strideA),
@@ -240,6 +254,17 @@ func (o Ops[T]) AddBiasReLU(y, bias Ptr, outer, channels, inner int, slope T) er
 
 // BiasGrad: db[c] += Σ_{o,i} dy[o][c][i].
 func (o Ops[T]) BiasGrad(dy, db Ptr, outer, channels, inner int) error {
+	if s := o.D.biasSplits(outer, channels, inner); s > 1 {
+		ws, err := o.D.splitWorkspace(s * channels * Size[T]())
+		if err != nil {
+			return err
+		}
+		if err := o.D.launch(o.name("bias_grad_split"), channels, s, 256, parg(dy), parg(ws), iarg(outer), iarg(channels), iarg(inner)); err != nil {
+			return err
+		}
+		return o.D.launch(o.name("gemm_split_sum"), o.D.grid1(channels), 1, 256,
+			iarg(channels), iarg(1), iarg(s), parg(ws), farg(T(1)), farg(T(1)), parg(db), iarg(1))
+	}
 	return o.D.launch(o.name("bias_grad"), channels, 1, 256, parg(dy), parg(db), iarg(outer), iarg(channels), iarg(inner))
 }
 

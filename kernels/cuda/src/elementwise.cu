@@ -81,6 +81,29 @@ template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer,
   if (threadIdx.x == 0) db[c] += part[0];
 }
 
+// bias_grad_split: ws[z·channels + c] = Σ_{o in split z, i} dy[o][c][i],
+// for few channels over a large batch (LeNet's conv1: 20 channels, 64×576
+// values each). grid (channels, splits), block 256; gemm_split_sum then
+// adds the splits into db in a fixed order.
+template <typename T> __device__ void bias_grad_split_t(const T* dy, T* ws, int outer, int channels, int inner) {
+  __shared__ T part[256];
+  const int c = blockIdx.x, z = blockIdx.y, s = gridDim.y;
+  const int o0 = (int)((long)z * outer / s), o1 = (int)((long)(z + 1) * outer / s);
+  const int cnt = (o1 - o0) * inner;
+  T acc = T(0);
+  for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
+    const int o = o0 + j / inner, i = j % inner;
+    acc += dy[((long)o * channels + c) * inner + i];
+  }
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) ws[(long)z * channels + c] = part[0];
+}
+
 // scale_channels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
 template <typename T> __device__ void scale_channels_t(const T* x, const T* s, T* y, int outer, int channels, int inner) {
   const int n = outer * channels * inner;
@@ -158,6 +181,7 @@ KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y,
 KERNEL(add_bias_relu, (T * y, const T* bias, int outer, int channels, int inner, T slope),
        (y, bias, outer, channels, inner, slope))
 KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy, db, outer, channels, inner))
+KERNEL(bias_grad_split, (const T* dy, T* ws, int outer, int channels, int inner), (dy, ws, outer, channels, inner))
 KERNEL(scale_channels, (const T* x, const T* s, T* y, int outer, int channels, int inner), (x, s, y, outer, channels, inner))
 KERNEL(channel_dot, (const T* a, const T* b, T* d, int outer, int channels, int inner), (a, b, d, outer, channels, inner))
 KERNEL(add_trans, (const T* a, int rows, int cols, T* b), (a, rows, cols, b))
