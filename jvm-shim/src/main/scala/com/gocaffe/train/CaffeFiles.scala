@@ -225,7 +225,8 @@ object CaffeFiles {
     val trainData = dataLayers(train, Phase.TRAIN)
     if (training && trainData.isEmpty)
       throw new GoCaffeException(s"$solverPath: the train net has no data layer with a source " +
-        "(MemoryData memory_data_param.source, CoSData cos_data_param.source or Data data_param.source)")
+        "(MemoryData memory_data_param.source, CoSData cos_data_param.source, Data data_param.source " +
+        "or HDF5Data hdf5_data_param.source)")
     val testNet =
       if (solver.getTestNetParamCount > 0) Some(solver.getTestNetParam(0))
       else if (solver.hasNetParam) Some(solver.getNetParam)
@@ -256,6 +257,8 @@ object CaffeFiles {
           Some(DataLayer(phase, l, c.getSource, c.getDataframeFormat, c.getBatchSize))
         case "Data" if l.getDataParam.hasSource =>
           Some(DataLayer(phase, l, l.getDataParam.getSource, "", l.getDataParam.getBatchSize))
+        case "HDF5Data" if l.getHdf5DataParam.hasSource => // rewritten by CaffeDataLayers
+          Some(DataLayer(phase, l, l.getHdf5DataParam.getSource, "", l.getHdf5DataParam.getBatchSize))
         case _ => None
       }
     }

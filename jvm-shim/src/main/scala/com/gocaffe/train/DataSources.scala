@@ -56,6 +56,9 @@ object DataSources {
         DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))
       return select(d, LmdbSource.read(spark, d, lmdbPartitions.getOrElse(n), n, unusable))
     }
+    if (HDF5Source.isSource(d)) // Caffe's HDF5Data, rewritten by CaffeDataLayers
+      return select(d, HDF5Source.read(spark, d, ranks.getOrElse(
+        DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))))
     if (cls == SeqImageSource.Class)
       return select(d, SeqImageSource.read(spark, d, ranks.getOrElse(spark.sparkContext.defaultParallelism), unusable))
     if (!SparkClasses.contains(cls)) {

@@ -136,9 +136,10 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     }
     val counted = !frames.contains(role) && DataSources.countsRecords(d)
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    // A database's key ranges come in one partition per rank: each rank's
-    // task reads its own ranges, with no shuffle after them.
-    val keyRanges = !frames.contains(role) && LmdbSource.isSource(d)
+    // A database's key ranges (an HDF5 list's row ranges) come in one
+    // partition per rank: each rank's task reads its own, with no shuffle
+    // after them.
+    val keyRanges = !frames.contains(role) && (LmdbSource.isSource(d) || HDF5Source.isSource(d))
     val rdd = GoCaffeSparkBridge.arrowStreams(if (keyRanges) df else df.repartition(n), maxRecords)
     // CaffeOnSpark's -persistent: the rows a rank was fed are kept on its
     // executor's disk, so that a goexec that lost its copy reloads them

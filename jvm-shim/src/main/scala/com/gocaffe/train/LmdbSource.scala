@@ -382,7 +382,7 @@ object LmdbSource {
   }
 
   /** Runs goexec with args and returns its stdout; a failure throws with its error. */
-  private def run(args: Seq[String], what: String): Array[Byte] = {
+  private[train] def run(args: Seq[String], what: String): Array[Byte] = {
     var out: Array[Byte] = null
     withGoExec(args, what)(in => out = in.readAllBytes())
     out
@@ -391,7 +391,7 @@ object LmdbSource {
   /** Runs goexec with args, hands its stdout to f, and returns its stderr;
     * a non-zero exit throws a GoCaffeException with goexec's message.
     */
-  private def withGoExec(args: Seq[String], what: String)(f: java.io.InputStream => Unit): String = {
+  private[train] def withGoExec(args: Seq[String], what: String)(f: java.io.InputStream => Unit): String = {
     val errFile = Files.createTempFile("gocaffe-lmdb-", ".err")
     try {
       val proc = new ProcessBuilder((goexec().toString +: args): _*).redirectError(errFile.toFile).start()
