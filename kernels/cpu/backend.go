@@ -178,11 +178,24 @@ func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 
 // ReLUForward is branchless: the sign of activations is unpredictable, and
 // a mispredicted branch per element costs several times the arithmetic.
+// Both directions split large blobs over the cores (ParallelElems): a
+// ReLU over a whole batch's activations is memory-bound work that a single
+// core would do while the others wait at the next layer. Small blobs run
+// inline, without the closure (no allocation per pass).
 func (backend[T]) ReLUForward(x, y kernels.Vec[T], s T) {
 	xv := x.Host()
 	yv := y.Host()[:len(xv)]
-	for i, v := range xv {
-		yv[i] = max(v, 0) + s*min(v, 0)
+	if !elemsParallel(len(xv)) {
+		reluForward(xv, yv, s)
+		return
+	}
+	ParallelElems(len(xv), elemGrain, func(lo, hi int) { reluForward(xv[lo:hi], yv[lo:hi], s) })
+}
+
+func reluForward[T Float](x, y []T, s T) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = max(v, 0) + s*min(v, 0)
 	}
 }
 
@@ -190,9 +203,23 @@ func (backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
 	xv := x.Host()
 	switch xs := any(xv).(type) {
 	case []float32:
-		reluBackward32(xs, any(dy.Host()).([]float32), any(dx.Host()).([]float32), float32(s))
+		d, g := any(dy.Host()).([]float32), any(dx.Host()).([]float32)
+		if !elemsParallel(len(xs)) {
+			reluBackward32(xs, d, g, float32(s))
+			return
+		}
+		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
+			reluBackward32(xs[lo:hi], d[lo:hi], g[lo:hi], float32(s))
+		})
 	case []float64:
-		reluBackward64(xs, any(dy.Host()).([]float64), any(dx.Host()).([]float64), float64(s))
+		d, g := any(dy.Host()).([]float64), any(dx.Host()).([]float64)
+		if !elemsParallel(len(xs)) {
+			reluBackward64(xs, d, g, float64(s))
+			return
+		}
+		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
+			reluBackward64(xs[lo:hi], d[lo:hi], g[lo:hi], float64(s))
+		})
 	}
 }
 

@@ -99,3 +99,36 @@ func ParallelN(workers, n int, fn func(chunk, lo, hi int)) {
 	fn(0, 0, n/workers)
 	wg.Wait()
 }
+
+// elemGrain is the smallest piece of an elementwise loop worth handing to
+// another core: 32K elements (128 KiB of float32), about ten microseconds of
+// work against the microsecond or so of starting and waking a goroutine.
+const elemGrain = 1 << 15
+
+// ParallelElems runs fn over [0, n) of an elementwise (or row-wise) loop:
+// on the calling goroutine when n is under two pieces of grain items or
+// only one core is set, otherwise in pieces of at least grain items over
+// up to runtime.GOMAXPROCS(0) workers, four pieces a worker where n
+// allows (so that 16 or 32 workers get work and a slowed one does less).
+// The pieces are fixed by n and the worker count, so a loop whose pieces
+// write disjoint outputs gives the same result on any schedule.
+func ParallelElems(n, grain int, fn func(lo, hi int)) {
+	grain = max(grain, 1)
+	w := runtime.GOMAXPROCS(0)
+	if w <= 1 || n < 2*grain {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	w = min(w, n/grain)
+	piece := max(grain, (n+4*w-1)/(4*w))
+	ParallelDynamic(w, n, piece, func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// elemsParallel reports whether ParallelElems would split n elements at
+// elemGrain, so that callers can run small loops inline without making
+// the closure.
+func elemsParallel(n int) bool {
+	return n >= 2*elemGrain && runtime.GOMAXPROCS(0) > 1
+}
