@@ -185,14 +185,20 @@ func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 func (backend[T]) ReLUForward(x, y kernels.Vec[T], s T) {
 	xv := x.Host()
 	yv := y.Host()[:len(xv)]
-	if !elemsParallel(len(xv)) {
-		reluForward(xv, yv, s)
+	if x32, ok := any(xv).([]float32); ok {
+		y32, s32 := any(yv).([]float32), float32(s)
+		if !elemsParallel(len(xv)) {
+			SReLU(x32, y32, s32)
+			return
+		}
+		ParallelElems(len(xv), elemGrain, func(lo, hi int) { SReLU(x32[lo:hi], y32[lo:hi], s32) })
 		return
 	}
-	ParallelElems(len(xv), elemGrain, func(lo, hi int) { reluForward(xv[lo:hi], yv[lo:hi], s) })
+	reluForward(xv, yv, s)
 }
 
 func reluForward[T Float](x, y []T, s T) {
+	zeroUpper()
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] = max(v, 0) + s*min(v, 0)
@@ -205,11 +211,11 @@ func (backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
 	case []float32:
 		d, g := any(dy.Host()).([]float32), any(dx.Host()).([]float32)
 		if !elemsParallel(len(xs)) {
-			reluBackward32(xs, d, g, float32(s))
+			SReLUBackward(xs, d, g, float32(s))
 			return
 		}
 		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
-			reluBackward32(xs[lo:hi], d[lo:hi], g[lo:hi], float32(s))
+			SReLUBackward(xs[lo:hi], d[lo:hi], g[lo:hi], float32(s))
 		})
 	case []float64:
 		d, g := any(dy.Host()).([]float64), any(dx.Host()).([]float64)
@@ -226,6 +232,7 @@ func (backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
 // reluBackward32 selects without branches: from the bits b of x, the sign
 // bit of (-b) & ^b is set exactly when x > 0 (it excludes ±0 and negatives).
 func reluBackward32(x, dy, dx []float32, s float32) {
+	zeroUpper()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {
@@ -237,6 +244,7 @@ func reluBackward32(x, dy, dx []float32, s float32) {
 }
 
 func reluBackward64(x, dy, dx []float64, s float64) {
+	zeroUpper()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {
@@ -251,6 +259,7 @@ func (backend[T]) MaxPoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 	xv, yv, mv := x.Host(), y.Host(), mask.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			MaxPoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], mv[p*out:(p+1)*out])
 		}
@@ -261,6 +270,7 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	dyv, dxv, mv := dy.Host(), dx.Host(), mask.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
 			clear(dxp)
@@ -277,6 +287,7 @@ func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 	xv, yv := x.Host(), y.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			xp, yp := xv[p*in:(p+1)*in], yv[p*out:(p+1)*out]
 			for oy := 0; oy < g.OH; oy++ {
@@ -299,6 +310,7 @@ func (backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolG
 	dyv, dxv := dy.Host(), dx.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
 			clear(dxp)
@@ -323,6 +335,7 @@ func (backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner int
 }
 
 func (backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
+	zeroUpper()
 	yv, dyv, dxv := y.Host(), dy.Host(), dx.Host()
 	dim := channels * inner
 	for o := 0; o < outer; o++ {
@@ -353,6 +366,7 @@ func (backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNG
 const fltMin = 0x1p-126
 
 func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	zeroUpper()
 	p, c := prob.Host(), cls.Host()
 	dim := channels * inner
 	var sum float64
@@ -369,6 +383,7 @@ func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, ou
 }
 
 func (backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	zeroUpper()
 	p, c, d := prob.Host(), cls.Host(), dx.Host()
 	copy(d, p)
 	dim := channels * inner
@@ -401,6 +416,7 @@ func (backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, 
 // SoftmaxForward writes softmax(x) over the middle axis of an
 // (outer, channels, inner) array into y; x and y may be the same slice.
 func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
+	zeroUpper()
 	dim := channels * inner
 	for o := 0; o < outer; o++ {
 		xo, yo := x[o*dim:(o+1)*dim], y[o*dim:(o+1)*dim]
@@ -427,6 +443,7 @@ func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
 // ApplyUpdate computes it; the gradient norm for clipping is summed in
 // float64.
 func (backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults kernels.Vec[T], diff, data, hist0, hist1 kernels.Vec[T]) {
+	zeroUpper()
 	o, m := offs.Host(), mults.Host()
 	d, w, h0, h1 := diff.Host(), data.Host(), hist0.Host(), hist1.Host()
 	var clip T = 1

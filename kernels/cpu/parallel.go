@@ -107,7 +107,7 @@ const elemGrain = 1 << 15
 
 // ParallelElems runs fn over [0, n) of an elementwise (or row-wise) loop:
 // on the calling goroutine when n is under two pieces of grain items or
-// only one core is set, otherwise in pieces of at least grain items over
+// only one core is set, otherwise in equal pieces of about grain items or more over
 // up to runtime.GOMAXPROCS(0) workers, four pieces a worker where n
 // allows (so that 16 or 32 workers get work and a slowed one does less).
 // The pieces are fixed by n and the worker count, so a loop whose pieces
@@ -122,7 +122,9 @@ func ParallelElems(n, grain int, fn func(lo, hi int)) {
 		return
 	}
 	w = min(w, n/grain)
-	piece := max(grain, (n+4*w-1)/(4*w))
+	// Equal pieces of at least about grain: no short tail piece.
+	pieces := max(1, min(4*w, n/grain))
+	piece := (n + pieces - 1) / pieces
 	ParallelDynamic(w, n, piece, func(_, lo, hi int) { fn(lo, hi) })
 }
 
