@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"runtime"
 
 	"github.com/gocaffe/gocaffe/kernels"
 )
@@ -166,9 +167,25 @@ func (backend[T]) ChannelDot(a, b, d kernels.Vec[T], outer, channels, inner int)
 	}
 }
 
+// AddTrans splits b's rows over the cores when the matrix is large (a
+// convolution's weights, transposed twice per Backward): each piece reads
+// a column band of a and writes its own rows of b.
 func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 	av, bv := a.Host(), b.Host()
-	for i := 0; i < cols; i++ {
+	if rows*cols < 2*transGrain || runtime.GOMAXPROCS(0) == 1 || rows == 0 {
+		addTrans(av, rows, cols, bv, 0, cols)
+		return
+	}
+	ParallelElems(cols, max(1, transGrain/rows), func(lo, hi int) { addTrans(av, rows, cols, bv, lo, hi) })
+}
+
+// transGrain is AddTrans's smallest parallel piece, in elements: its
+// strided reads cost several times an elementwise loop's.
+const transGrain = 1 << 13
+
+// addTrans adds aᵀ's rows [lo, hi) into b's.
+func addTrans[T Float](av []T, rows, cols int, bv []T, lo, hi int) {
+	for i := lo; i < hi; i++ {
 		row := bv[i*rows : (i+1)*rows]
 		for p := range row {
 			row[p] += av[p*cols+i]
