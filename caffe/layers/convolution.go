@@ -73,6 +73,10 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 	// Each piece of images accumulates into its own buffers, summed in
 	// piece order: the same result whichever core takes which piece.
 	grain := convGrain(l.num, workers)
+	if workers <= 1 {
+		// ParallelDynamic then hands all images to one call: one piece.
+		grain = max(1, l.num)
+	}
 	pieces := (l.num + grain - 1) / grain
 	for i := range top {
 		l.buffers(workers, 0)

@@ -160,6 +160,44 @@ func TestConvolutionPrecisionManyWorkers(t *testing.T) {
 	}
 }
 
+// TestConvolutionGradientAfterFewerWorkers runs Backward at 4 workers
+// and then at 1 on the same layer: the second gradient must not pick up
+// the per-piece accumulators the first run left behind (with one worker
+// every image goes to piece 0).
+func TestConvolutionGradientAfterFewerWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	text := `type: "Convolution" convolution_param { num_output: 6 pad: 1 kernel_size: 3
+		weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } }`
+	x := gauss(70, 12, 3, 9, 9)
+	runtime.GOMAXPROCS(4)
+	l, top := forward(t, text, bl(x), 1)
+	copy(top[0].Diff(), gauss(71, top[0].Shape()...).Data())
+	grads := func() []float64 {
+		for _, b := range l.Blobs() {
+			clear(b.Diff())
+		}
+		if err := l.Forward(bl(x), top); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Backward(top, []bool{true}, bl(x)); err != nil {
+			t.Fatal(err)
+		}
+		var g []float64
+		for _, b := range l.Blobs() {
+			g = append(g, b.Diff()...)
+		}
+		return g
+	}
+	want := grads()
+	runtime.GOMAXPROCS(1)
+	got := grads()
+	for i := range want {
+		if d := math.Abs(got[i] - want[i]); d > 1e-9*(1+math.Abs(want[i])) {
+			t.Fatalf("parameter gradient %d at 1 worker after 4: %g, want %g", i, got[i], want[i])
+		}
+	}
+}
+
 func TestConvolutionTwoBottomsShareWeights(t *testing.T) {
 	text := convCases()[1].text("Convolution")
 	x1, x2 := gauss(50, 2, 3, 7, 6), gauss(51, 2, 3, 7, 6)
