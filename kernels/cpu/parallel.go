@@ -63,6 +63,9 @@ func ParallelDynamic(workers, n, grain int, fn func(worker, lo, hi int)) {
 			fn(w, lo, min(lo+grain, n))
 		}
 	}
+	if runPool(workers, run) {
+		return
+	}
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
 		wg.Add(1)
@@ -85,6 +88,9 @@ func ParallelN(workers, n int, fn func(chunk, lo, hi int)) {
 	}
 	if workers <= 1 {
 		fn(0, 0, n)
+		return
+	}
+	if runPool(workers, func(w int) { fn(w, w*n/workers, (w+1)*n/workers) }) {
 		return
 	}
 	var wg sync.WaitGroup
