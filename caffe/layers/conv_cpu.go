@@ -3,10 +3,10 @@ package layers
 import "github.com/gocaffe/gocaffe/kernels"
 
 // The host-memory (CPU) convolution's parameter-gradient bookkeeping: each
-// piece of images accumulates into its own buffers, zeroed by the core that
+// piece of images accumulates into its own buffers, started by the core that
 // takes the piece and summed over the cores by weight element, so that
-// neither step runs on one core while the others wait (with 8 workers a
-// batch has 32 pieces).
+// neither step runs on one core while the others wait (with 8 workers
+// CIFAR-10's batch of 100 has 100 pieces of one image: see convGrain).
 
 // accBuffers sizes the per-piece parameter-diff accumulators without
 // zeroing them: the core that takes a piece zeroes them (zeroAcc) or its
