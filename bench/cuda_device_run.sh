@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GoCaffe's CUDA backend on a GPU machine, in one call, beside PyTorch on the
 # same GPU: the CUDA test binaries, `goexec-cuda bench` at LeNet b64/b4096 and
-# CIFAR-10 quick b100/b1000 with and without CUDA-graph replay,
+# CIFAR-10 quick b100/b1000 with and without CUDA-graph replay, with cuBLAS
+# (when the machine has it) and GoCaffe's own GEMM kernels, fp32 and TF32,
 # bench/torch/gpu.py, a full LeNet run (10,000 iterations) with its peak GPU
 # memory, its iteration-5000 snapshot resumed on the CPU, and a kernel-time
 # profile of LeNet b64 with ncu. The machine needs the NVIDIA driver, Python
@@ -43,6 +44,10 @@ for t in kernels/cuda:cuda caffe/network:network caffe/solver:solver; do
 done
 echo "== bench, iterations replayed as CUDA graphs"; bench graphs
 echo "== bench, kernel by kernel"; bench eager -graphs=false
+"$B/goexec-cuda" cuda-probe -device 0 2>&1 | tail -1 # which GEMMs: cuBLAS (where found) or own kernels
+echo "== bench, GoCaffe's own GEMM kernels (GOCAFFE_CUBLAS=off)"; GOCAFFE_CUBLAS=off bench own
+echo "== bench, TF32 tensor cores (GOCAFFE_CUDA_TF32=1), cuBLAS when found"; GOCAFFE_CUDA_TF32=1 bench tf32
+echo "== bench, TF32 on GoCaffe's own kernel"; GOCAFFE_CUBLAS=off GOCAFFE_CUDA_TF32=1 bench own_tf32
 echo "== PyTorch on the same GPU"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/gpu.py --peak-memory 2>&1 | tee "$OUT/torch.log" | grep -v '^$' | tail -14
 echo "== LeNet, 10,000 iterations on the GPU"

@@ -148,6 +148,9 @@ type convBase[T blob.Float] struct {
 	wAcc     []kernels.Vec[T] // per-worker weight-diff accumulators, transposed per group (kdim×oc)
 	bAcc     []kernels.Vec[T] // per-worker bias-diff accumulators (worker ≥ 1)
 	biasLen  int
+	// relu is the in-place ReLU fused into the bias pass (Convolution on
+	// a backend with AddBiasReLU; see FuseReLU).
+	relu reluFusion[T]
 }
 
 func newConvBase[T blob.Float](ctx layer.Context, deconv bool) (convBase[T], error) {
@@ -508,7 +511,7 @@ func (l *convBase[T]) forwardBatched(bottom, top []*blob.Blob[T]) {
 					col.From(g*l.kdim*sp), sp, colLen, 0, yc.From(g*oc*sp), sp, outDim)
 			}
 			if l.bias != nil {
-				be.AddBias(yc, l.bias.DataOn(be), hi-lo, l.outC, sp)
+				l.relu.addBias(be, yc, l.bias.DataOn(be), hi-lo, l.outC, sp)
 			}
 		}
 	}

@@ -26,6 +26,14 @@ func newConvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	return &convolution[T]{convBase: b}, nil
 }
 
+// FuseReLU applies the in-place ReLU that follows the layer in its bias
+// pass (caffe/network asks; the ReLU layer then skips its forward pass):
+// only on a backend with a fused bias+ReLU pass, which takes the batched
+// path, and with a bias.
+func (l *convolution[T]) FuseReLU(slope float64) bool {
+	return l.batched() && l.relu.fuse(l.be, l.bias != nil, slope)
+}
+
 func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	if l.batched() {
 		l.forwardBatched(bottom, top)

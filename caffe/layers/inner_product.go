@@ -25,6 +25,7 @@ type innerProduct[T blob.Float] struct {
 	m, k      int
 	weight    *blob.Blob[T]
 	bias      *blob.Blob[T]
+	relu      reluFusion[T] // the in-place ReLU fused into the bias pass (FuseReLU)
 }
 
 func newInnerProduct[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -110,9 +111,16 @@ func (l *innerProduct[T]) Forward(bottom, top []*blob.Blob[T]) error {
 		be.Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)
 	}
 	if l.bias != nil {
-		be.AddBias(y, l.bias.DataOn(be), m, n, 1)
+		l.relu.addBias(be, y, l.bias.DataOn(be), m, n, 1)
 	}
 	return nil
+}
+
+// FuseReLU applies the in-place ReLU that follows the layer in its bias
+// pass (caffe/network asks; the ReLU layer then skips its forward pass):
+// only on a backend with a fused bias+ReLU pass, and with a bias.
+func (l *innerProduct[T]) FuseReLU(slope float64) bool {
+	return l.relu.fuse(l.be, l.bias != nil, slope)
 }
 
 func (l *innerProduct[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {

@@ -25,6 +25,45 @@ type softmaxWithLoss[T blob.Float] struct {
 	cls                    []int32        // class per position, -1 where ignored (host)
 	clsDev                 kernels.IntVec // cls in the backend's memory
 	staged                 bool           // Stage has sent this batch's classes (see layer.Stager)
+	// accTop is the top of the Accuracy layer fused into this one
+	// (FuseAccuracy), with its top_k; nil when none.
+	accTop  *blob.Blob[T]
+	accTopK int
+}
+
+// softmaxLossBackend is a backend with softmax, loss and accuracy in one
+// pass (the CUDA one): topK 0 computes no accuracy.
+type softmaxLossBackend[T blob.Float] interface {
+	SoftmaxLossAccuracy(x, prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T], topK int, acc kernels.Vec[T])
+}
+
+// fusedSoftmaxMax is the most positions (outer·inner) the one-block fused
+// softmax+loss pass takes without an accuracy: up to it, one thread per
+// position as the separate softmax pass has; beyond it the grid-wide
+// softmax pass is faster.
+const fusedSoftmaxMax = 1024
+
+// fusedAccuracyMax is the most positions up to which an Accuracy layer is
+// fused (its one block then takes a few positions per thread).
+const fusedAccuracyMax = 1 << 16
+
+// FuseAccuracy makes this layer compute acc's accuracy into top in its own
+// forward pass (caffe/network asks when both read the same scores and
+// labels; the Accuracy layer then skips its forward pass): only on a
+// backend with the fused pass, with the same axis and ignore_label, one
+// top, and a batch of at most fusedAccuracyMax positions. Call it after
+// Reshape.
+func (l *softmaxWithLoss[T]) FuseAccuracy(acc layer.Layer[T], top *blob.Blob[T]) bool {
+	a, ok := acc.(*accuracy[T])
+	if _, fb := l.be.(softmaxLossBackend[T]); !ok || !fb || a.perClass != nil {
+		return false
+	}
+	if a.outer != l.outer || a.channels != l.channels || a.inner != l.inner || l.outer*l.inner > fusedAccuracyMax ||
+		a.hasIgnore != l.hasIgnore || (a.hasIgnore && a.ignore != l.ignore) {
+		return false
+	}
+	l.accTop, l.accTopK = top, a.topK
+	return true
 }
 
 var _ layer.Stager[float32] = (*softmaxWithLoss[float32])(nil)
@@ -116,8 +155,18 @@ func (l *softmaxWithLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	l.staged = false
 	be, valid := l.be, l.valid
 	prob := l.prob.MutableDataOn(be)
-	be.SoftmaxForward(bottom[0].DataOn(be), prob, l.outer, l.channels, l.inner)
-	be.SoftmaxLossForward(prob, l.clsDev, l.outer, l.channels, l.inner, l.normalizer(l.outer, l.inner, valid), top[0].MutableDataOn(be))
+	if fb, ok := be.(softmaxLossBackend[T]); ok && (l.accTop != nil || l.outer*l.inner <= fusedSoftmaxMax) {
+		var acc kernels.Vec[T]
+		topK := 0
+		if l.accTop != nil {
+			acc, topK = l.accTop.MutableDataOn(be), l.accTopK
+		}
+		fb.SoftmaxLossAccuracy(bottom[0].DataOn(be), prob, l.clsDev, l.outer, l.channels, l.inner, l.normalizer(l.outer, l.inner, valid),
+			top[0].MutableDataOn(be), topK, acc)
+	} else {
+		be.SoftmaxForward(bottom[0].DataOn(be), prob, l.outer, l.channels, l.inner)
+		be.SoftmaxLossForward(prob, l.clsDev, l.outer, l.channels, l.inner, l.normalizer(l.outer, l.inner, valid), top[0].MutableDataOn(be))
+	}
 	if len(top) > 1 {
 		be.Copy(top[1].MutableDataOn(be), prob)
 	}

@@ -22,6 +22,7 @@ type options struct {
 	seed      uint64
 	seeded    bool
 	noFillers bool
+	noFusion  bool
 	device    kernels.Device
 }
 
@@ -80,6 +81,9 @@ type Net[T blob.Float] struct {
 	// that backend.
 	paramDev, gradDev kernels.Vec[T]
 	devOf             kernels.Backend[T]
+	// fusedFwd marks the layers whose forward pass the layer before them
+	// does (fuseReLUs); ForwardLayer skips them.
+	fusedFwd []bool
 }
 
 // New builds the net that param describes for state (state overrides the
@@ -198,6 +202,11 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 				pp.SetParamPropagateDown(pi, b)
 			}
 		}
+	}
+	n.fusedFwd = make([]bool, len(n.layers))
+	if !o.noFusion {
+		n.fuseReLUs()
+		n.fuseAccuracies()
 	}
 	return n, nil
 }
@@ -486,8 +495,10 @@ func (n *Net[T]) ForwardLayer(i int) (T, error) {
 	if h := n.hooks.BeforeForward; h != nil {
 		h(i)
 	}
-	if err := n.layers[i].Forward(n.bottoms[i], n.tops[i]); err != nil {
-		return 0, fmt.Errorf("net %q: layer %q: forward: %w", n.graph.Name, n.graph.Layers[i].GetName(), err)
+	if !n.FusedForward(i) { // else the layer before it did it (fuseReLUs)
+		if err := n.layers[i].Forward(n.bottoms[i], n.tops[i]); err != nil {
+			return 0, fmt.Errorf("net %q: layer %q: forward: %w", n.graph.Name, n.graph.Layers[i].GetName(), err)
+		}
 	}
 	var loss T
 	if !n.deferLoss {

@@ -331,6 +331,15 @@ func (b *backend[T]) AddBias(y, bias kernels.Vec[T], outer, channels, inner int)
 	}
 }
 
+// AddBiasReLU is AddBias followed by an in-place ReLUForward with slope,
+// in one kernel: the convolution and inner product call it when the net
+// fused the in-place ReLU after them (caffe/network's ReLU fusion).
+func (b *backend[T]) AddBiasReLU(y, bias kernels.Vec[T], outer, channels, inner int, slope T) {
+	if p, ok := b.ptrs(y, bias); ok && outer*channels*inner > 0 {
+		b.g.keep(b.o.AddBiasReLU(p[0], p[1], outer, channels, inner, slope))
+	}
+}
+
 func (b *backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
 	if p, ok := b.ptrs(dy, db); ok && channels > 0 {
 		b.g.keep(b.o.BiasGrad(p[0], p[1], outer, channels, inner))
@@ -372,6 +381,25 @@ func (b *backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec,
 	if ok && okc {
 		b.g.keep(b.o.SoftmaxLossForward(p[0], c, outer, channels, inner, normalizer, p[1]))
 	}
+}
+
+// SoftmaxLossAccuracy is SoftmaxForward, SoftmaxLossForward and, with topK
+// > 0, the top-k accuracy of x into acc, in one kernel (SoftmaxWithLoss
+// calls it for small batches, and with the accuracy when the net fused the
+// Accuracy layer reading the same scores and labels into it).
+func (b *backend[T]) SoftmaxLossAccuracy(x, prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T], topK int, acc kernels.Vec[T]) {
+	p, ok := b.ptrs(x, prob, loss)
+	c, okc := b.iptr(cls)
+	if !ok || !okc {
+		return
+	}
+	var a Ptr
+	if topK > 0 {
+		if a, ok = b.ptr(acc); !ok {
+			return
+		}
+	}
+	b.g.keep(b.o.SoftmaxLossAccuracy(p[0], p[1], c, outer, channels, inner, normalizer, p[2], topK, a))
 }
 
 func (b *backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {

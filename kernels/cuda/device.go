@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/gocaffe/gocaffe/kernels/cuda/cublas"
 	"github.com/gocaffe/gocaffe/kernels/cuda/graph"
 	"gorgonia.org/cu"
 )
@@ -44,7 +45,23 @@ type Device struct {
 	stageSize   int
 	stageNext   int
 	syncUploads bool
+
+	// GEMMs: cuBLAS when the node has it (blas, on the stream, with its
+	// own workspace blasWS), else GoCaffe's kernels; blasNote is the one
+	// line that says which and where cuBLAS was looked for. useBLAS: the
+	// GEMMs go to cuBLAS (tests turn it off to compare). tf32: float32
+	// GEMMs may use TF32 tensor cores (GOCAFFE_CUDA_TF32=1 or SetTF32).
+	blas     *cublas.Handle
+	blasWS   cu.DevicePtr
+	blasNote string
+	useBLAS  bool
+	tf32     bool
 }
+
+// blasWorkspace is the device memory cuBLAS gets as its workspace, set
+// explicitly so that it allocates nothing during graph capture (32 MiB,
+// NVIDIA's recommendation for Hopper).
+const blasWorkspace = 32 << 20
 
 // stageSlots is the number of upload slots: the host runs at most about
 // that many uploads ahead of the device.
@@ -135,7 +152,105 @@ func Open(ordinal int) (*Device, error) {
 		}
 	}
 	d.syncUploads = os.Getenv("GOCAFFE_CUDA_SYNC_UPLOADS") == "1"
+	d.openBLAS()
+	if os.Getenv(TF32Setting) == "1" {
+		d.tf32 = true
+		if d.blas != nil {
+			if err := d.blas.SetTF32(true); err != nil {
+				return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
+			}
+		}
+	}
 	return d, nil
+}
+
+// TF32Setting is the environment variable that, set to 1, lets float32
+// GEMMs use TF32 tensor cores (10-bit mantissas in the products, fp32
+// sums): faster, no longer within float32's rounding of the CPU reference.
+const TF32Setting = "GOCAFFE_CUDA_TF32"
+
+// openBLAS binds cuBLAS, when the node has it, to the device's stream with
+// its own workspace; otherwise, or when that fails, the GEMMs run on
+// GoCaffe's kernels and blasNote says why. Called with the context current.
+func (d *Device) openBLAS() {
+	lib, note := cublas.Load()
+	d.blasNote = note
+	if lib == nil {
+		return
+	}
+	ws, err := cu.MemAlloc(blasWorkspace)
+	if err != nil {
+		d.blasNote = fmt.Sprintf("cuBLAS from %s not used (its %d-byte workspace: %v): GEMMs run on GoCaffe's own CUDA kernels", lib.Path, blasWorkspace, err)
+		return
+	}
+	h, err := lib.NewHandle(unsafe.Pointer(d.stream.C()), uintptr(ws), blasWorkspace)
+	if err != nil {
+		_ = cu.MemFree(ws)
+		d.blasNote = fmt.Sprintf("cuBLAS from %s not used (%v): GEMMs run on GoCaffe's own CUDA kernels", lib.Path, err)
+		return
+	}
+	d.blas, d.blasWS, d.useBLAS = h, ws, true
+	d.blasNote = fmt.Sprintf("%s, version %d", note, h.Version())
+}
+
+// BLAS is the one line that says whether the GEMMs use cuBLAS (which
+// library, found where) or GoCaffe's kernels (and where cuBLAS was looked
+// for).
+func (d *Device) BLAS() string { return d.blasNote }
+
+// UseBLAS sends the GEMMs to cuBLAS (when loaded) or to GoCaffe's own
+// kernels, and returns whether they go to cuBLAS now. Own kernels are the
+// oracle the tests compare cuBLAS with.
+func (d *Device) UseBLAS(on bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.useBLAS = on && d.blas != nil
+	return d.useBLAS
+}
+
+// UsesBLAS reports whether the GEMMs go to cuBLAS.
+func (d *Device) UsesBLAS() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.useBLAS
+}
+
+// SetTF32 lets float32 GEMMs use TF32 tensor cores (GoCaffe's kernel
+// gemm_tf32 or cuBLAS's TF32 math mode), or not (full fp32, the default).
+func (d *Device) SetTF32(on bool) error {
+	d.enter()
+	defer d.leave()
+	d.tf32 = on
+	if d.blas != nil {
+		if err := d.blas.SetTF32(on); err != nil {
+			return fmt.Errorf("%s: %w", d.Name(), err)
+		}
+	}
+	return nil
+}
+
+// TF32 reports whether float32 GEMMs may use TF32 tensor cores.
+func (d *Device) TF32() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tf32
+}
+
+// gemmBLAS issues c_p = alpha·op(a_p)·op(b_p) + beta·c_p (row-major) for p
+// < batch through cuBLAS on the stream; ok is false when the GEMMs do not
+// go to cuBLAS (then nothing was issued).
+func (d *Device) gemmBLAS(elem int, ta, tb bool, batch, m, n, k int, alpha float64, a Ptr, lda, strideA int, b Ptr, ldb, strideB int,
+	beta float64, c Ptr, ldc, strideC int) (ok bool, err error) {
+	d.enter()
+	defer d.leave()
+	if !d.useBLAS {
+		return false, nil
+	}
+	if err := d.blas.GemmRowMajor(elem, ta, tb, batch, m, n, k, alpha, uintptr(a), lda, strideA, uintptr(b), ldb, strideB,
+		beta, uintptr(c), ldc, strideC); err != nil {
+		return true, fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	return true, nil
 }
 
 // Name is "cuda:N".
@@ -150,6 +265,11 @@ func (d *Device) Close() error {
 	defer d.leave()
 	if err := cu.Synchronize(); err != nil {
 		return err
+	}
+	if d.blas != nil {
+		d.blas.Destroy()
+		d.blas, d.useBLAS = nil, false
+		_ = cu.MemFree(d.blasWS)
 	}
 	return d.ctx.Destroy()
 }

@@ -54,18 +54,35 @@ func b2i(b bool) int {
 	return 0
 }
 
+// gemmKernel is GoCaffe's GEMM kernel name: the TF32 tensor-core one for
+// float32 when the device allows TF32 (src/gemm.cu), else the fp32/fp64 one.
+func (o Ops[T]) gemmKernel(k string) string {
+	if !isF64[T]() && o.D.TF32() {
+		return k + "_tf32_f32"
+	}
+	return o.name(k)
+}
+
 // Gemm: c (m×n) = alpha·op(a)·op(b) + beta·c (row-major, leading dims).
 func (o Ops[T]) Gemm(ta, tb bool, m, n, k int, alpha T, a Ptr, lda int, b Ptr, ldb int, beta T, c Ptr, ldc int) error {
 	return o.GemmBatchSum(ta, tb, 1, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc)
 }
 
 // GemmBatchSum: c = alpha·Σ_{p<batch} op(a_p)·op(b_p) + beta·c, a_p at a +
-// p·strideA elements, b_p at b + p·strideB.
+// p·strideA elements, b_p at b + p·strideB. A plain GEMM (batch 1) goes to
+// cuBLAS when the device uses it; a sum over a batch (the convolution's
+// weight gradient) stays one launch of GoCaffe's kernel, which cuBLAS
+// would need batch calls for.
 func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta T, c Ptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
 	}
-	return o.D.launch(o.name("gemm"), (n+63)/64, (m+63)/64, 256,
+	if batch == 1 {
+		if ok, err := o.D.gemmBLAS(Size[T](), ta, tb, 1, m, n, k, float64(alpha), a, lda, 0, b, ldb, 0, float64(beta), c, ldc, 0); ok {
+			return err
+		}
+	}
+	return o.D.launch(o.gemmKernel("gemm"), (n+63)/64, (m+63)/64, 256,
 		iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(a), iarg(lda), larg(strideA),
 		parg(b), iarg(ldb), larg(strideB), farg(beta), parg(c), iarg(ldc), iarg(batch))
 }
@@ -80,9 +97,12 @@ func (o Ops[T]) GemmBatched(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda
 	if m == 0 || n == 0 {
 		return nil
 	}
+	if ok, err := o.D.gemmBLAS(Size[T](), ta, tb, batch, m, n, k, float64(alpha), a, lda, strideA, b, ldb, strideB, float64(beta), c, ldc, strideC); ok {
+		return err
+	}
 	for p := 0; p < batch; p += maxGridZ {
 		z := min(maxGridZ, batch-p)
-		if err := o.D.launch3(o.name("gemm_batched"), (n+63)/64, (m+63)/64, z, 256,
+		if err := o.D.launch3(o.gemmKernel("gemm_batched"), (n+63)/64, (m+63)/64, z, 256,
 			iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(At[T](a, p*strideA)), iarg(lda), larg(strideA),
 			parg(At[T](b, p*strideB)), iarg(ldb), larg(strideB), farg(beta), parg(At[T](c, p*strideC)), iarg(ldc), larg(strideC)); err != nil {
 			return err
@@ -160,6 +180,12 @@ func (o Ops[T]) Dot(n int, x, y Ptr) (T, error) {
 // AddBias: y (outer×channels×inner) += bias[c].
 func (o Ops[T]) AddBias(y, bias Ptr, outer, channels, inner int) error {
 	return o.D.launch(o.name("add_bias"), o.D.grid1(outer*channels*inner), 1, 256, parg(y), parg(bias), iarg(outer), iarg(channels), iarg(inner))
+}
+
+// AddBiasReLU: y (outer×channels×inner) = relu(y + bias[c]), negative
+// values times slope: AddBias and ReLUForward in place, in one launch.
+func (o Ops[T]) AddBiasReLU(y, bias Ptr, outer, channels, inner int, slope T) error {
+	return o.D.launch(o.name("add_bias_relu"), o.D.grid1(outer*channels*inner), 1, 256, parg(y), parg(bias), iarg(outer), iarg(channels), iarg(inner), farg(slope))
 }
 
 // BiasGrad: db[c] += Σ_{o,i} dy[o][c][i].
@@ -253,6 +279,17 @@ func (o Ops[T]) SoftmaxLossForward(prob, cls Ptr, outer, channels, inner int, no
 func (o Ops[T]) SoftmaxLossBackward(prob, cls Ptr, outer, channels, inner int, scale T, dx Ptr) error {
 	return o.D.launch(o.name("softmax_loss_bwd"), o.D.grid1(outer*channels*inner), 1, 256, parg(prob), parg(cls), iarg(outer),
 		iarg(channels), iarg(inner), farg(scale), parg(dx))
+}
+
+// SoftmaxLossAccuracy: prob = softmax(x), loss[0] as SoftmaxLossForward and,
+// with topK > 0, acc[0] = the top-k accuracy of x over the positions whose
+// class is not negative, in one single-block launch (softmax_loss_acc).
+func (o Ops[T]) SoftmaxLossAccuracy(x, prob, cls Ptr, outer, channels, inner int, normalizer float64, loss Ptr, topK int, acc Ptr) error {
+	if topK <= 0 {
+		acc = 0
+	}
+	return o.D.launch(o.name("softmax_loss_acc"), 1, 1, 256, parg(x), parg(prob), parg(cls), iarg(outer), iarg(channels),
+		iarg(inner), f64arg(normalizer), parg(loss), iarg(topK), parg(acc))
 }
 
 // Accuracy: acc[0] = share of labels among the top k of x.

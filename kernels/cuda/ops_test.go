@@ -99,6 +99,12 @@ func tol[T Float]() float64 {
 
 func check[T Float](t *testing.T, what string, got []T, want []float64) {
 	t.Helper()
+	checkTol(t, what, got, want, tol[T]())
+}
+
+// checkTol is check with tolerance tl; it returns the relative error.
+func checkTol[T Float](t *testing.T, what string, got []T, want []float64, tl float64) float64 {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
@@ -114,9 +120,19 @@ func check[T Float](t *testing.T, what string, got []T, want []float64) {
 	if den == 0 {
 		den = 1
 	}
-	if e := math.Sqrt(num / den); e > tol[T]() {
-		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tol[T]())
+	e := math.Sqrt(num / den)
+	if e > tl {
+		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tl)
 	}
+	return e
+}
+
+// forTypes runs a kernel test in float32 and float64, as subtests, on
+// the GPU (skipping without one).
+func forTypes(t *testing.T, f32, f64 func(*testing.T)) {
+	need(t)
+	t.Run("float32", f32)
+	t.Run("float64", f64)
 }
 
 func ok(t *testing.T, err error) {
@@ -126,13 +142,65 @@ func ok(t *testing.T, err error) {
 	}
 }
 
-func TestGemm(t *testing.T) {
-	need(t)
-	testGemm[float32](t)
-	testGemm[float64](t)
+// gemmMode is one way the device computes GEMMs: cuBLAS or GoCaffe's own
+// kernels, with or without TF32 tensor cores for float32.
+type gemmMode struct {
+	name       string
+	blas, tf32 bool
 }
 
-func testGemm[T Float](t *testing.T) {
+var gemmModes = []gemmMode{{"own", false, false}, {"cuBLAS", true, false}, {"own TF32", false, true}, {"cuBLAS TF32", true, true}}
+
+// tf32Tol is the relative error a TF32 GEMM may have (inputs rounded to
+// 10-bit mantissas, 2^-11 each); tf32Min is the least error its largest
+// case must show, so that a GEMM still running in full fp32 fails.
+const tf32Tol, tf32Min = 3e-3, 1e-5
+
+// inGemmModes runs fn for float32 and float64 in every GEMM mode (a mode
+// without cuBLAS on this node skips with the loader's line), restoring
+// the device's defaults after each.
+func inGemmModes(t *testing.T, f32 func(*testing.T, gemmMode), f64 func(*testing.T, gemmMode)) {
+	need(t)
+	for _, m := range gemmModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Cleanup(func() { dev.UseBLAS(true); ok(t, dev.SetTF32(false)) })
+			if dev.UseBLAS(m.blas) != m.blas {
+				t.Skip(dev.BLAS())
+			}
+			ok(t, dev.SetTF32(m.tf32))
+			f32(t, m)
+			f64(t, m) // float64 never uses TF32: the mode's flag must not change it
+		})
+	}
+}
+
+// gemmTol is the tolerance of T's GEMMs in mode m.
+func gemmTol[T Float](m gemmMode) float64 {
+	if m.tf32 && !isF64[T]() {
+		return tf32Tol
+	}
+	return tol[T]()
+}
+
+// tf32Check fails GoCaffe's float32 TF32 kernel when its largest error
+// stayed at fp32's (the GEMMs did not take the TF32 path). cuBLAS in TF32
+// mode is not held to it: it may pick an fp32 kernel (for unaligned
+// leading dimensions, say), which is allowed.
+func tf32Check[T Float](t *testing.T, m gemmMode, worst float64) {
+	t.Helper()
+	if m.tf32 && !m.blas && !isF64[T]() && worst < tf32Min {
+		t.Fatalf("TF32 on, yet the worst relative error is %.3g < %.3g: the GEMMs ran in full fp32", worst, tf32Min)
+	}
+}
+
+// TestGemm checks GemmBatchSum (batch 1: a plain GEMM, cuBLAS when used;
+// batch 3: GoCaffe's summing kernel) in every GEMM mode.
+func TestGemm(t *testing.T) {
+	inGemmModes(t, testGemm[float32], testGemm[float64])
+}
+
+func testGemm[T Float](t *testing.T, mode gemmMode) {
+	worst := 0.0
 	r := rand.New(rand.NewPCG(1, 2))
 	o := Ops[T]{dev}
 	for _, s := range [][3]int{{1, 1, 1}, {37, 53, 29}, {64, 64, 16}, {130, 70, 300}, {5, 200, 3}, {500, 10, 800}} {
@@ -178,10 +246,11 @@ func testGemm[T Float](t *testing.T) {
 				}
 				dc := up(t, c)
 				ok(t, o.GemmBatchSum(ta, tb, batch, m, n, k, alpha, up(t, a), ac, ar*ac, up(t, b), bc, br*bc, beta, dc, n+1))
-				check(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d", alpha, s, ta, tb, batch), down[T](t, dc, len(c)), ref)
+				worst = max(worst, checkTol(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d", alpha, s, ta, tb, batch), down[T](t, dc, len(c)), ref, gemmTol[T](mode)))
 			}
 		}
 	}
+	tf32Check[T](t, mode, worst)
 	// beta = 0 overwrites NaN.
 	dc := poisoned[T](t, 6)
 	ok(t, o.Gemm(false, false, 2, 3, 1, 1, up(t, []T{1, 2}), 1, up(t, []T{1, 2, 3}), 3, 0, dc, 3))
@@ -189,9 +258,7 @@ func testGemm[T Float](t *testing.T) {
 }
 
 func TestIm2col(t *testing.T) {
-	need(t)
-	testIm2col[float32](t)
-	testIm2col[float64](t)
+	forTypes(t, testIm2col[float32], testIm2col[float64])
 }
 
 func testIm2col[T Float](t *testing.T) {
@@ -257,9 +324,7 @@ func testIm2col[T Float](t *testing.T) {
 }
 
 func TestElementwise(t *testing.T) {
-	need(t)
-	testElementwise[float32](t)
-	testElementwise[float64](t)
+	forTypes(t, testElementwise[float32], testElementwise[float64])
 }
 
 func testElementwise[T Float](t *testing.T) {
@@ -312,9 +377,7 @@ func testElementwise[T Float](t *testing.T) {
 }
 
 func TestBiasReLU(t *testing.T) {
-	need(t)
-	testBiasReLU[float32](t)
-	testBiasReLU[float64](t)
+	forTypes(t, testBiasReLU[float32], testBiasReLU[float64])
 }
 
 func testBiasReLU[T Float](t *testing.T) {
@@ -356,14 +419,34 @@ func testBiasReLU[T Float](t *testing.T) {
 			ok(t, o.ReLUBackward(n, dxp, up(t, g), gd, slope))
 			check(t, "relu fwd", down[T](t, out, n), wy)
 			check(t, "relu bwd", down[T](t, gd, n), wdx)
+
+			// add_bias_relu in place equals add_bias then relu_fwd in
+			// place, bit for bit.
+			fused, unfused, bp := up(t, x), up(t, x), up(t, bias)
+			ok(t, o.AddBiasReLU(fused, bp, outer, ch, inner, slope))
+			ok(t, o.AddBias(unfused, bp, outer, ch, inner))
+			ok(t, o.ReLUForward(n, unfused, unfused, slope))
+			fv, uv := down[T](t, fused, n), down[T](t, unfused, n)
+			for i := range fv {
+				if fv[i] != uv[i] {
+					t.Fatalf("add_bias_relu %v slope %g: element %d is %g, add_bias then relu_fwd give %g", s, float64(slope), i, fv[i], uv[i])
+				}
+			}
+			wf := make([]float64, n)
+			for i := range x {
+				v := float64(x[i]) + float64(bias[(i/inner)%ch])
+				if v <= 0 {
+					v *= float64(slope)
+				}
+				wf[i] = v
+			}
+			check(t, fmt.Sprintf("add_bias_relu %v slope %g", s, float64(slope)), fv, wf)
 		}
 	}
 }
 
 func TestPooling(t *testing.T) {
-	need(t)
-	testPooling[float32](t)
-	testPooling[float64](t)
+	forTypes(t, testPooling[float32], testPooling[float64])
 }
 
 func testPooling[T Float](t *testing.T) {
@@ -443,9 +526,7 @@ func testPooling[T Float](t *testing.T) {
 }
 
 func TestSoftmaxLossAccuracy(t *testing.T) {
-	need(t)
-	testSoftmax[float32](t)
-	testSoftmax[float64](t)
+	forTypes(t, testSoftmax[float32], testSoftmax[float64])
 }
 
 func testSoftmax[T Float](t *testing.T) {
@@ -546,9 +627,7 @@ func testSoftmax[T Float](t *testing.T) {
 }
 
 func TestSGDMomentum(t *testing.T) {
-	need(t)
-	testSGD[float32](t)
-	testSGD[float64](t)
+	forTypes(t, testSGD[float32], testSGD[float64])
 }
 
 func testSGD[T Float](t *testing.T) {
@@ -607,12 +686,11 @@ func TestGraphReplay(t *testing.T) {
 // with a shared a (strideA 0) and gaps between the c matrices, which must
 // keep their values.
 func TestGemmBatched(t *testing.T) {
-	need(t)
-	testGemmBatched[float32](t)
-	testGemmBatched[float64](t)
+	inGemmModes(t, testGemmBatched[float32], testGemmBatched[float64])
 }
 
-func testGemmBatched[T Float](t *testing.T) {
+func testGemmBatched[T Float](t *testing.T, mode gemmMode) {
+	worst := 0.0
 	r := rand.New(rand.NewPCG(3, 4))
 	o := Ops[T]{dev}
 	for _, s := range [][4]int{{1, 1, 1, 1}, {5, 37, 53, 29}, {3, 130, 70, 65}, {64, 20, 576, 25}} {
@@ -655,9 +733,10 @@ func testGemmBatched[T Float](t *testing.T) {
 			}
 			dc := up(t, c)
 			ok(t, o.GemmBatched(ta, tb, batch, m, n, k, alpha, up(t, a), lda, sa, up(t, b), ldb, sb, beta, dc, ldc, sc))
-			check(t, fmt.Sprintf("gemm_batched %T %v ta=%v tb=%v shared a=%v", alpha, s, ta, tb, shared), down[T](t, dc, len(c)), ref)
+			worst = max(worst, checkTol(t, fmt.Sprintf("gemm_batched %T %v ta=%v tb=%v shared a=%v", alpha, s, ta, tb, shared), down[T](t, dc, len(c)), ref, gemmTol[T](mode)))
 		}
 	}
+	tf32Check[T](t, mode, worst)
 }
 
 // Uploads return before their copy runs: the source may be overwritten at
@@ -687,5 +766,89 @@ func TestUploadAsync(t *testing.T) {
 	ok(t, dev.Upload(p, unsafe.Pointer(&src[0]), 4))
 	if v := down[float32](t, p, 1)[0]; v != 0 {
 		t.Fatalf("upload after a failed capture: %g, want 0", v)
+	}
+}
+
+// TestSoftmaxLossAccFused checks the fused softmax_loss_acc against
+// softmax_fwd then softmax_loss_fwd (bit for bit: the same operations in
+// the same order) and the accuracy against the host's count, with ties
+// (scores on a coarse grid), a NaN score, ignored positions (class −1),
+// top-1 and top-3, and more positions than the block has threads.
+func TestSoftmaxLossAccFused(t *testing.T) {
+	forTypes(t, testSoftmaxLossAcc[float32], testSoftmaxLossAcc[float64])
+}
+
+func testSoftmaxLossAcc[T Float](t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	o := Ops[T]{dev}
+	for _, s := range [][3]int{{64, 10, 1}, {3, 7, 5}, {1, 1000, 1}, {300, 10, 1}, {2, 5, 700}} {
+		outer, ch, inner := s[0], s[1], s[2]
+		n, npos := outer*ch*inner, outer*inner
+		x := randn[T](r, n)
+		for i := range x {
+			x[i] = T(math.Round(float64(x[i])*2) / 2) // ties
+		}
+		x[n/2] = T(math.NaN())
+		cls := make([]int32, npos)
+		for i := range cls {
+			cls[i] = int32(r.IntN(ch))
+			if i%7 == 3 {
+				cls[i] = -1
+			}
+		}
+		dcls, err := dev.Alloc(4 * npos)
+		ok(t, err)
+		t.Cleanup(func() { dev.Free(dcls) })
+		ok(t, dev.Upload(dcls, unsafe.Pointer(&cls[0]), 4*npos))
+		dx := up(t, x)
+		norm := float64(npos) + 0.5
+		for _, topK := range []int{0, 1, 3} {
+			// The unfused reference on the device.
+			p1, l1 := poisoned[T](t, n), poisoned[T](t, 1)
+			ok(t, o.SoftmaxForward(dx, p1, outer, ch, inner))
+			ok(t, o.SoftmaxLossForward(p1, dcls, outer, ch, inner, norm, l1))
+			p2, l2, acc := poisoned[T](t, n), poisoned[T](t, 1), poisoned[T](t, 1)
+			ok(t, o.SoftmaxLossAccuracy(dx, p2, dcls, outer, ch, inner, norm, l2, topK, acc))
+			what := fmt.Sprintf("softmax_loss_acc %T %v top %d", x[0], s, topK)
+			g2, g1 := down[T](t, p2, n), down[T](t, p1, n)
+			for i := range g2 {
+				if g2[i] != g1[i] && !(g2[i] != g2[i] && g1[i] != g1[i]) {
+					t.Fatalf("%s: prob[%d] = %g, softmax_fwd gives %g", what, i, g2[i], g1[i])
+				}
+			}
+			if a, b := down[T](t, l2, 1)[0], down[T](t, l1, 1)[0]; a != b && !(a != a && b != b) {
+				t.Fatalf("%s: loss %g, softmax_loss_fwd gives %g", what, a, b)
+			}
+			got := down[T](t, acc, 1)[0]
+			if topK == 0 {
+				if !math.IsNaN(float64(got)) {
+					t.Fatalf("%s: accuracy written (%g) without top_k", what, got)
+				}
+				continue
+			}
+			hits, count := 0, 0
+			for i, c := range cls {
+				if c < 0 {
+					continue
+				}
+				count++
+				oo, in := i/inner, i%inner
+				truth, better := x[(oo*ch+int(c))*inner+in], -1
+				if truth != truth {
+					better = topK
+				}
+				for k := 0; k < ch; k++ {
+					if v := x[(oo*ch+k)*inner+in]; v >= truth || v != v {
+						better++
+					}
+				}
+				if better < topK {
+					hits++
+				}
+			}
+			if want := T(float64(hits) / float64(count)); got != want {
+				t.Fatalf("%s: accuracy %g, want %g (%d of %d)", what, got, want, hits, count)
+			}
+		}
 	}
 }

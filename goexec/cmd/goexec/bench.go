@@ -93,6 +93,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if warning != "" {
 		return errors.New(warning) // a benchmark on the wrong device is no answer
 	}
+	if g := deviceGEMM(dev); g != "" {
+		log.Info().Msg(g)
+	}
 	reg, err := layers.Standard()
 	if err != nil {
 		return err
@@ -158,8 +161,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				mode += " (" + why + ")"
 			}
 		}
-		fmt.Fprintf(stdout, "bench %s b%d %s fp32: %.1f us/iter, %.0f img/s, loss %.4f%s%s\n",
-			c.name, c.batch, dev.Name(), us, float64(c.batch)/us*1e6, s.SmoothedLoss(), mem, mode)
+		fmt.Fprintf(stdout, "bench %s b%d %s %s: %.1f us/iter, %.0f img/s, loss %.4f%s%s\n",
+			c.name, c.batch, dev.Name(), devicePrecision(dev), us, float64(c.batch)/us*1e6, s.SmoothedLoss(), mem, mode)
 	}
 	return nil
 }

@@ -104,6 +104,7 @@ func trainDevice(sp *caffepb.SolverParameter, gpuFlag int, log zerolog.Logger) k
 		log.Warn().Msg(warning)
 	} else {
 		log.Info().Str("device", dev.Name()).Msg("training on the GPU")
+		log.Info().Msg(deviceGEMM(dev))
 	}
 	return dev
 }

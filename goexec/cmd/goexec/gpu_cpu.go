@@ -23,3 +23,9 @@ func deviceErr(kernels.Device) error { return nil }
 
 // devicePeak is a GPU device's most allocated bytes (0: not a GPU).
 func devicePeak(kernels.Device) int64 { return 0 }
+
+// deviceGEMM says which GEMMs a GPU device uses ("" on the CPU build).
+func deviceGEMM(kernels.Device) string { return "" }
+
+// devicePrecision is "fp32": the CPU build has no TF32.
+func devicePrecision(kernels.Device) string { return "fp32" }

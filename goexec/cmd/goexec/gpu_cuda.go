@@ -40,6 +40,39 @@ func devicePeak(d kernels.Device) int64 {
 	return 0
 }
 
+// deviceGEMM is the one line that says which GEMMs a GPU device runs:
+// cuBLAS (the library and where it was found) or GoCaffe's own kernels
+// (and where cuBLAS was looked for), and whether TF32 is allowed ("" on
+// the CPU).
+func deviceGEMM(d kernels.Device) string {
+	g, ok := d.(*cuda.GPU)
+	if !ok {
+		return ""
+	}
+	if g.D.TF32() {
+		return g.D.BLAS() + "; float32 GEMMs may use TF32 tensor cores (" + cuda.TF32Setting + "=1)"
+	}
+	return g.D.BLAS()
+}
+
+// devicePrecision is how a device's float32 GEMMs compute: "tf32" on a
+// GPU that allows TF32 tensor cores, else "fp32"; cuBLAS or GoCaffe's own
+// kernels is added on a GPU ("fp32 cuBLAS", "tf32 own").
+func devicePrecision(d kernels.Device) string {
+	g, ok := d.(*cuda.GPU)
+	if !ok {
+		return "fp32"
+	}
+	p := "fp32"
+	if g.D.TF32() {
+		p = "tf32"
+	}
+	if g.D.UsesBLAS() {
+		return p + " cuBLAS"
+	}
+	return p + " own GEMM"
+}
+
 // cudaCommands are the CUDA build's extra commands.
 func cudaCommands() map[string]command {
 	return map[string]command{
@@ -62,6 +95,6 @@ func runCUDAProbe(args []string) error {
 		return err
 	}
 	defer g.Close()
-	fmt.Printf("%s %s driver %d\n", g.Name(), g.D.Model(), cuda.DriverVersion())
+	fmt.Printf("%s %s driver %d\n%s\n", g.Name(), g.D.Model(), cuda.DriverVersion(), deviceGEMM(g))
 	return nil
 }

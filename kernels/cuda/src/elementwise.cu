@@ -31,6 +31,18 @@ template <typename T> __device__ void add_bias_t(T* y, const T* bias, int outer,
   GRID_STRIDE(i, n) y[i] += bias[(i / inner) % channels];
 }
 
+// add_bias_relu: y (outer×channels×inner) = relu(y + bias[c]) with ReLU's
+// negative slope: add_bias then relu_fwd in place in one pass (the same
+// roundings: one addition, then a product by the slope where negative).
+template <typename T>
+__device__ void add_bias_relu_t(T* y, const T* bias, int outer, int channels, int inner, T slope) {
+  const int n = outer * channels * inner;
+  GRID_STRIDE(i, n) {
+    const T v = y[i] + bias[(i / inner) % channels];
+    y[i] = v > T(0) ? v : v * slope;
+  }
+}
+
 // bias_grad: db[c] += Σ_{o,i} dy[o][c][i]. One block per channel.
 template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer, int channels, int inner) {
   __shared__ T part[256];
@@ -104,6 +116,8 @@ KERNEL(shift, (int n, T alpha, T* x), (n, alpha, x))
 KERNEL(mul, (int n, const T* a, const T* b, T* y), (n, a, b, y))
 KERNEL(dot, (int n, const T* x, const T* y, T* dst), (n, x, y, dst))
 KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y, bias, outer, channels, inner))
+KERNEL(add_bias_relu, (T * y, const T* bias, int outer, int channels, int inner, T slope),
+       (y, bias, outer, channels, inner, slope))
 KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy, db, outer, channels, inner))
 KERNEL(scale_channels, (const T* x, const T* s, T* y, int outer, int channels, int inner), (x, s, y, outer, channels, inner))
 KERNEL(channel_dot, (const T* a, const T* b, T* d, int outer, int channels, int inner), (a, b, d, outer, channels, inner))

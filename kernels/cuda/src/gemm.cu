@@ -106,3 +106,129 @@ KERNEL(gemm_batched,
        (int ta, int tb, int m, int n, int k, T alpha, const T* a, int lda, long strideA, const T* b, int ldb,
         long strideB, T beta, T* c, int ldc, long strideC),
        (ta, tb, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC))
+
+// TF32 tensor-core GEMM (float only, sm_80+), used instead of gemm_f32 and
+// gemm_batched_f32 when the user allows TF32: the same arguments, grid
+// (ceil(n/64), ceil(m/64), batch for the batched one) and block 256, the
+// same 64×64 tile of c and k slices of 16 staged in shared memory (each
+// element rounded to TF32 as it is staged, cvt.rna). The 8 warps split the
+// tile 2 (rows) × 4 (columns), 32×16 each: 2×2 mma.sync.m16n8k8 per step
+// of 8 along k, accumulating in fp32. Fragment layouts (PTX ISA, mma
+// m16n8k8 .tf32; g = lane/4, t = lane%4): a0 (g, t), a1 (g+8, t), a2 (g,
+// t+4), a3 (g+8, t+4); b0 (k t, n g), b1 (k t+4, n g); c0 (g, 2t), c1 (g,
+// 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+#define TPAD 8  // rows of 72 words: the fragment reads (4 k rows × 8 columns) hit 32 banks
+
+__device__ __forceinline__ unsigned to_tf32(float x) {
+  unsigned r;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+#else
+  r = __float_as_uint(x);
+#endif
+  return r;
+}
+
+__device__ void gemm_tf32_t(int ta, int tb, int m, int n, int k, float alpha, const float* __restrict__ a, int lda,
+                            long strideA, const float* __restrict__ b, int ldb, long strideB, float beta,
+                            float* __restrict__ c, int ldc, int batch) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const bool TA = ta != 0, TB = tb != 0;
+  __shared__ unsigned As[TK][TM + TPAD];
+  __shared__ unsigned Bs[TK][TN + TPAD];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int wm = (warp / 4) * 32, wn = (warp % 4) * 16;  // the warp's 32×16 of the tile
+  const int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
+  float acc[2][2][4];
+#pragma unroll
+  for (int i = 0; i < 2; i++)
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+      for (int q = 0; q < 4; q++) acc[i][j][q] = 0.f;
+
+  for (int p = 0; p < batch; p++) {
+    const float* ap = a + p * strideA;
+    const float* bp = b + p * strideB;
+    for (int k0 = 0; k0 < k; k0 += TK) {
+#pragma unroll
+      for (int l = 0; l < 4; l++) {
+        int e = tid + l * 256;
+        int mm, kk;
+        if (TA) { kk = e / TM; mm = e % TM; } else { mm = e / TK; kk = e % TK; }
+        int gr = row0 + mm, gk = k0 + kk;
+        float v = 0.f;
+        if (gr < m && gk < k) v = TA ? ap[(long)gk * lda + gr] : ap[(long)gr * lda + gk];
+        As[kk][mm] = to_tf32(v);
+        int nn;
+        if (TB) { nn = e / TK; kk = e % TK; } else { kk = e / TN; nn = e % TN; }
+        int gc = col0 + nn;
+        gk = k0 + kk;
+        v = 0.f;
+        if (gc < n && gk < k) v = TB ? bp[(long)gc * ldb + gk] : bp[(long)gk * ldb + gc];
+        Bs[kk][nn] = to_tf32(v);
+      }
+      __syncthreads();
+#pragma unroll
+      for (int k8 = 0; k8 < TK; k8 += 8) {
+        unsigned af[2][4], bf[2][2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+          const int r = wm + i * 16 + g;
+          af[i][0] = As[k8 + t][r];
+          af[i][1] = As[k8 + t][r + 8];
+          af[i][2] = As[k8 + t + 4][r];
+          af[i][3] = As[k8 + t + 4][r + 8];
+        }
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          const int cc = wn + j * 8 + g;
+          bf[j][0] = Bs[k8 + t][cc];
+          bf[j][1] = Bs[k8 + t + 4][cc];
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+          for (int j = 0; j < 2; j++)
+            asm volatile(
+                "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                "{%0,%1,%2,%3};\n"
+                : "+f"(acc[i][j][0]), "+f"(acc[i][j][1]), "+f"(acc[i][j][2]), "+f"(acc[i][j][3])
+                : "r"(af[i][0]), "r"(af[i][1]), "r"(af[i][2]), "r"(af[i][3]), "r"(bf[j][0]), "r"(bf[j][1]));
+      }
+      __syncthreads();
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 2; i++)
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        const int r = row0 + wm + i * 16 + g + (q >= 2 ? 8 : 0);
+        const int cc = col0 + wn + j * 8 + 2 * t + (q & 1);
+        if (r >= m || cc >= n) continue;
+        float* out = c + (long)r * ldc + cc;
+        *out = beta == 0.f ? alpha * acc[i][j][q] : alpha * acc[i][j][q] + beta * *out;
+      }
+#else
+  __trap();  // the fatbin holds sm_80 and sm_90 only
+#endif
+}
+
+// grid (ceil(n/64), ceil(m/64)), block 256: gemm_f32 on TF32 tensor cores.
+extern "C" __global__ void gemm_tf32_f32(int ta, int tb, int m, int n, int k, float alpha, const float* a, int lda,
+                                         long strideA, const float* b, int ldb, long strideB, float beta, float* c,
+                                         int ldc, int batch) {
+  gemm_tf32_t(ta, tb, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, batch);
+}
+
+// grid (ceil(n/64), ceil(m/64), batch), block 256: gemm_batched_f32 on TF32
+// tensor cores.
+extern "C" __global__ void gemm_batched_tf32_f32(int ta, int tb, int m, int n, int k, float alpha, const float* a,
+                                                 int lda, long strideA, const float* b, int ldb, long strideB,
+                                                 float beta, float* c, int ldc, long strideC) {
+  const long p = blockIdx.z;
+  gemm_tf32_t(ta, tb, m, n, k, alpha, a + p * strideA, lda, 0, b + p * strideB, ldb, 0, beta, c + p * strideC, ldc, 1);
+}

@@ -129,6 +129,68 @@ __device__ void accuracy_t(const T* x, const T* label, int outer, int channels, 
   if (threadIdx.x == 0) acc[0] = cnt[0] ? T(hit[0]) / T(cnt[0]) : T(0);
 }
 
+// softmax_loss_acc: softmax_fwd, softmax_loss_fwd and, when acc is not
+// null, the accuracy in one launch of one block of 256 threads (one thread
+// per position, strided): prob = softmax(x) over the channels with
+// softmax_fwd's operations in its order; loss[0] = −Σ log max(prob[cls],
+// FLT_MIN) / norm over the positions whose class cls (int32) is not
+// negative, summed in double as softmax_loss_fwd sums; acc[0] = the share
+// of those positions whose class is among the top_k scores of x (not of
+// prob, which may round distinct scores together), a score equal to the
+// class's counting against it and a NaN score never right, as the CPU's
+// Accuracy layer counts. Fixed summation order.
+template <typename T>
+__device__ void softmax_loss_acc_t(const T* __restrict__ x, T* __restrict__ prob, const int* __restrict__ cls,
+                                   int outer, int channels, int inner, double norm, T* loss, int top_k, T* acc) {
+  __shared__ double part[256];
+  __shared__ int hit[256], cnt[256];
+  double s = 0;
+  int h = 0, nv = 0;
+  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+    const int o = i / inner, in = i % inner;
+    const T* xp = x + (long)o * channels * inner + in;
+    T* yp = prob + (long)o * channels * inner + in;
+    T m = xp[0];
+    for (int c = 1; c < channels; c++) m = max(m, xp[c * inner]);
+    T z = T(0);
+    for (int c = 0; c < channels; c++) {
+      const T e = dev_exp<T>(xp[c * inner] - m);
+      yp[c * inner] = e;
+      z += e;
+    }
+    for (int c = 0; c < channels; c++) yp[c * inner] /= z;
+    const int l = cls[i];
+    if (l < 0) continue;
+    s -= log(max((double)yp[(long)l * inner], 1.1754943508222875e-38));
+    if (acc) {
+      nv++;
+      const T truth = xp[(long)l * inner];
+      int better = truth != truth ? top_k : -1;  // the class counts itself
+      for (int c = 0; c < channels && better < top_k; c++) {
+        const T v = xp[c * inner];
+        if (v >= truth || v != v) better++;
+      }
+      if (better < top_k) h++;
+    }
+  }
+  part[threadIdx.x] = s;
+  hit[threadIdx.x] = h;
+  cnt[threadIdx.x] = nv;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) {
+      part[threadIdx.x] += part[threadIdx.x + w];
+      hit[threadIdx.x] += hit[threadIdx.x + w];
+      cnt[threadIdx.x] += cnt[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    loss[0] = T(part[0] / norm);
+    if (acc) acc[0] = cnt[0] ? T((double)hit[0] / (double)cnt[0]) : T(0);
+  }
+}
+
 KERNEL(softmax_fwd, (const T* x, T* y, int outer, int channels, int inner), (x, y, outer, channels, inner))
 KERNEL(softmax_bwd, (const T* y, const T* dy, T* dx, int outer, int channels, int inner),
        (y, dy, dx, outer, channels, inner))
@@ -142,3 +204,7 @@ KERNEL(softmax_loss_fwd, (const T* prob, const int* cls, int outer, int channels
        (prob, cls, outer, channels, inner, norm, loss))
 KERNEL(softmax_loss_bwd, (const T* prob, const int* cls, int outer, int channels, int inner, T scale, T* dx),
        (prob, cls, outer, channels, inner, scale, dx))
+KERNEL(softmax_loss_acc,
+       (const T* x, T* prob, const int* cls, int outer, int channels, int inner, double norm, T* loss, int top_k,
+        T* acc),
+       (x, prob, cls, outer, channels, inner, norm, loss, top_k, acc))
