@@ -78,3 +78,13 @@ func TestWorkerPool(t *testing.T) {
 		}
 	}
 }
+
+func TestSpinSetting(t *testing.T) {
+	for v, want := range map[string]time.Duration{
+		"": defaultSpin, "x": defaultSpin, "0": 0, "-5": 0, "50": 50 * time.Microsecond, "9000000": time.Second,
+	} {
+		if got := spinSetting(v); got != want {
+			t.Errorf("%s=%q: %v, want %v", SpinEnv, v, got, want)
+		}
+	}
+}
