@@ -99,8 +99,209 @@ func (backend[T]) Mul(a, b, y kernels.Vec[T]) {
 		yv[i] = v * bv[i]
 	}
 }
+func (backend[T]) Div(a, b, y kernels.Vec[T]) {
+	av, bv, yv := a.Host(), b.Host(), y.Host()
+	bv, yv = bv[:len(av)], yv[:len(av)]
+	for i, v := range av {
+		yv[i] = v / bv[i]
+	}
+}
+func (backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	xv, yv := x.Host(), y.Host()
+	yv, m := yv[:len(xv)], mask.Host()[:len(xv)]
+	if k == 0 {
+		copy(yv, xv)
+		clear(m)
+		return
+	}
+	for i, v := range xv {
+		if v > yv[i] {
+			yv[i], m[i] = v, int32(k)
+		}
+	}
+}
+func (backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	dv, m, xv := dy.Host(), mask.Host(), dx.Host()
+	m, xv = m[:len(dv)], xv[:len(dv)]
+	for i, v := range dv {
+		if m[i] == int32(k) {
+			xv[i] = v
+		} else {
+			xv[i] = 0
+		}
+	}
+}
 func (backend[T]) Dot(x, y kernels.Vec[T]) T { return Dot(x.Host(), y.Host()) }
-func (backend[T]) Sum(x kernels.Vec[T]) T    { return Sum(x.Host()) }
+
+func (backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	xv, yv, xn := x.Host(), y.Host(), xnorm.Host()
+	mv, iv, rm, rv, fv := mean.Host(), inv.Host(), runMean.Host(), runVar.Host(), factor.Host()
+	n, c, sp := num, channels, spatial
+	if global {
+		f := float64(fv[0])
+		if f != 0 {
+			f = 1 / f
+		}
+		for ch := 0; ch < c; ch++ {
+			mv[ch] = T(f * float64(rm[ch]))
+			iv[ch] = T(1 / math.Sqrt(f*float64(rv[ch])+eps))
+		}
+	} else {
+		m := float64(n * sp)
+		for ch := 0; ch < c; ch++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				for _, v := range xv[(i*c+ch)*sp : (i*c+ch+1)*sp] {
+					s += float64(v)
+				}
+			}
+			mu := s / m
+			var v2 float64
+			for i := 0; i < n; i++ {
+				for _, v := range xv[(i*c+ch)*sp : (i*c+ch+1)*sp] {
+					d := float64(v) - mu
+					v2 += d * d
+				}
+			}
+			variance := v2 / m
+			mv[ch] = T(mu)
+			iv[ch] = T(1 / math.Sqrt(variance+eps))
+			// Running statistics, with Caffe's unbiased variance.
+			corr := 1.0
+			if m > 1 {
+				corr = m / (m - 1)
+			}
+			rm[ch] = T(mu + maf*float64(rm[ch]))
+			rv[ch] = T(corr*variance + maf*float64(rv[ch]))
+		}
+		fv[0] = T(float64(fv[0])*maf + 1)
+	}
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			mu, in := mv[ch], iv[ch]
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				v := (xv[k] - mu) * in
+				yv[k] = v
+				xn[k] = v
+			}
+		}
+	}
+}
+
+func (backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	dyv, y, iv, dxv := dy.Host(), xnorm.Host(), inv.Host(), dx.Host()
+	n, c, sp := num, channels, spatial
+	if global {
+		for i := 0; i < n; i++ {
+			for ch := 0; ch < c; ch++ {
+				in := iv[ch]
+				off := (i*c + ch) * sp
+				for k := off; k < off+sp; k++ {
+					dxv[k] = dyv[k] * in
+				}
+			}
+		}
+		return
+	}
+	m := T(n * sp)
+	for ch := 0; ch < c; ch++ {
+		var sdy, sdyy T
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				sdy += dyv[k]
+				sdyy += dyv[k] * y[k]
+			}
+		}
+		mdy, mdyy, in := sdy/m, sdyy/m, iv[ch]
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				dxv[k] = (dyv[k] - mdy - y[k]*mdyy) * in
+			}
+		}
+	}
+}
+
+func (backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	xv := x.Host()
+	yv := y.Host()[:len(xv)]
+	switch a {
+	case kernels.Sigmoid:
+		for i, v := range xv {
+			yv[i] = T(0.5*math.Tanh(0.5*float64(v)) + 0.5)
+		}
+	case kernels.TanH:
+		for i, v := range xv {
+			yv[i] = T(math.Tanh(float64(v)))
+		}
+	}
+}
+
+func (backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	yv := y.Host()
+	dyv, dxv := dy.Host()[:len(yv)], dx.Host()[:len(yv)]
+	switch a {
+	case kernels.Sigmoid:
+		for i, v := range yv {
+			dxv[i] = dyv[i] * v * (1 - v)
+		}
+	case kernels.TanH:
+		for i, v := range yv {
+			dxv[i] = dyv[i] * (1 - v*v)
+		}
+	}
+}
+
+func (backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	xv, cv, pc := x.Host(), cls.Host(), perClass.Host()
+	var hitC, cntC []int
+	if len(pc) > 0 {
+		hitC, cntC = make([]int, channels), make([]int, channels)
+	}
+	hits, count := 0, 0
+	for pos, c := range cv[:outer*inner] {
+		if c < 0 {
+			continue
+		}
+		o, j := pos/inner, pos%inner
+		xo := xv[o*channels*inner+j:]
+		truth := xo[int(c)*inner]
+		better := -1        // the true class counts itself
+		if truth != truth { // NaN: a diverged net is never right
+			better = topK
+		}
+		for k := 0; k < channels && better < topK; k++ {
+			if v := xo[k*inner]; v >= truth || v != v {
+				better++
+			}
+		}
+		hit := better < topK
+		if hit {
+			hits++
+		}
+		count++
+		if cntC != nil {
+			cntC[c]++
+			if hit {
+				hitC[c]++
+			}
+		}
+	}
+	a := 0.0
+	if count > 0 {
+		a = float64(hits) / float64(count)
+	}
+	acc.Host()[0] = T(a)
+	for c := range pc[:min(len(pc), channels)] {
+		pc[c] = 0
+		if cntC[c] > 0 {
+			pc[c] = T(float64(hitC[c]) / float64(cntC[c]))
+		}
+	}
+}
+func (backend[T]) Sum(x kernels.Vec[T]) T { return Sum(x.Host()) }
 func (backend[T]) SumTo(x, dst kernels.Vec[T]) {
 	dst.Host()[0] = Sum(x.Host())
 }

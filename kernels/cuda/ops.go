@@ -162,6 +162,56 @@ func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
 	return o.D.launch(o.name("mul"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
 }
 
+// Div: y = a / b.
+func (o Ops[T]) Div(n int, a, b, y Ptr) error {
+	return o.D.launch(o.name("divide"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
+}
+
+// EltwiseMax: k == 0: y = x, mask = 0; else where x > y: y = x, mask = k.
+func (o Ops[T]) EltwiseMax(n int, x, y, mask Ptr, k int) error {
+	return o.D.launch(o.name("eltwise_max"), o.D.grid1(n), 1, 256, iarg(n), parg(x), parg(y), parg(mask), iarg(k))
+}
+
+// MaskSelect: dx = mask == k ? dy : 0.
+func (o Ops[T]) MaskSelect(n int, dy, mask Ptr, k int, dx Ptr) error {
+	return o.D.launch(o.name("mask_select"), o.D.grid1(n), 1, 256, iarg(n), parg(dy), parg(mask), iarg(k), parg(dx))
+}
+
+// BatchNormForward: the per-channel statistics (batchnorm_stats, one block
+// per channel), then y = xnorm = (x − mean)·inv (batchnorm_apply).
+func (o Ops[T]) BatchNormForward(x, y, xnorm Ptr, num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor Ptr) error {
+	if err := o.D.launch(o.name("batchnorm_stats"), channels, 1, 256, parg(x), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)),
+		f64arg(eps), f64arg(maf), parg(mean), parg(inv), parg(runMean), parg(runVar), parg(factor)); err != nil {
+		return err
+	}
+	return o.D.launch(o.name("batchnorm_apply"), o.D.grid1(num*channels*spatial), 1, 256, parg(x), parg(y), parg(xnorm), iarg(num), iarg(channels), iarg(spatial), parg(mean), parg(inv))
+}
+
+// BatchNormBackward: dx from dy, xnorm and inv (batchnorm_bwd, one block
+// per channel).
+func (o Ops[T]) BatchNormBackward(dy, xnorm, inv, dx Ptr, num, channels, spatial int, global bool) error {
+	return o.D.launch(o.name("batchnorm_bwd"), channels, 1, 256, parg(dy), parg(xnorm), parg(inv), parg(dx), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)))
+}
+
+// ActivationForward: y = f(x), f by kernels.Activation a (0 sigmoid, 1 tanh).
+func (o Ops[T]) ActivationForward(a, n int, x, y Ptr) error {
+	return o.D.launch(o.name("act_fwd"), o.D.grid1(n), 1, 256, iarg(a), iarg(n), parg(x), parg(y))
+}
+
+// ActivationBackward: dx = dy·f'(x) through y.
+func (o Ops[T]) ActivationBackward(a, n int, y, dy, dx Ptr) error {
+	return o.D.launch(o.name("act_bwd"), o.D.grid1(n), 1, 256, iarg(a), iarg(n), parg(y), parg(dy), parg(dx))
+}
+
+// AccuracyCls: acc[0] = the share of the positions of x (outer×channels×
+// inner) whose class cls (int32, -1 ignored) is among the topK scores, as
+// the CPU's Accuracy layer counts; perClass (channels, or 0 for none) the
+// share per class. One block.
+func (o Ops[T]) AccuracyCls(x, cls Ptr, outer, channels, inner, topK int, acc, perClass Ptr) error {
+	return o.D.launch(o.name("accuracy_cls"), 1, 1, 256, parg(x), parg(cls), iarg(outer), iarg(channels), iarg(inner),
+		iarg(topK), parg(acc), parg(perClass))
+}
+
 // DotTo writes x·y into dst[0] (y == 0: Σ x) without synchronising.
 func (o Ops[T]) DotTo(n int, x, y, dst Ptr) error {
 	return o.D.launch(o.name("dot"), 1, 1, 1024, iarg(n), parg(x), parg(y), parg(dst))

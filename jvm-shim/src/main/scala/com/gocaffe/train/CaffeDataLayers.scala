@@ -16,7 +16,10 @@ import org.apache.hadoop.conf.Configuration
   * shape Caffe's Data layer takes from the database's first usable record
   * (`goexec db-split -shape`). data_param stays, for its backend (LevelDB by
   * Caffe's default). force_color/force_gray become the channel count the
-  * images are decoded to.
+  * images are decoded to. transform_param stays: crop_size crops at random
+  * in TRAIN and at the centre in TEST (the MemoryData top has the crop's
+  * size), and a mean_file is read by the driver and sent with the
+  * partitions ([[DistributedTrainer]]).
   */
 object CaffeDataLayers {
 
@@ -51,9 +54,6 @@ object CaffeDataLayers {
     if (dp.getBatchSize <= 0) throw new GoCaffeException(s"$what: data_param.batch_size must be positive")
     if (tp.getForceColor && tp.getForceGray)
       throw new GoCaffeException(s"$what: transform_param force_color and force_gray cannot both be set")
-    if (tp.getCropSize > 0)
-      throw new GoCaffeException(s"$what: transform_param.crop_size is not supported for a database read through " +
-        "Spark yet (goexec train reads it with crops); store the images at the size the net takes")
     val (c, h, w) = shapes.getOrElseUpdate((dp.getSource, backend, tp.getForceColor, tp.getForceGray),
       LmdbSource.shapeOf(dp.getSource, backend, tp.getForceColor, tp.getForceGray, what, hadoop))
     val b = l.toBuilder
