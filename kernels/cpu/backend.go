@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"runtime"
 
 	"github.com/gocaffe/gocaffe/kernels"
 )
@@ -367,9 +368,25 @@ func (backend[T]) ChannelDot(a, b, d kernels.Vec[T], outer, channels, inner int)
 	}
 }
 
+// AddTrans splits b's rows over the cores when the matrix is large (a
+// convolution's weights, transposed twice per Backward): each piece reads
+// a column band of a and writes its own rows of b.
 func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 	av, bv := a.Host(), b.Host()
-	for i := 0; i < cols; i++ {
+	if rows*cols < 2*transGrain || runtime.GOMAXPROCS(0) == 1 || rows == 0 {
+		addTrans(av, rows, cols, bv, 0, cols)
+		return
+	}
+	ParallelElems(cols, max(1, transGrain/rows), func(lo, hi int) { addTrans(av, rows, cols, bv, lo, hi) })
+}
+
+// transGrain is AddTrans's smallest parallel piece, in elements: its
+// strided reads cost several times an elementwise loop's.
+const transGrain = 1 << 13
+
+// addTrans adds aᵀ's rows [lo, hi) into b's.
+func addTrans[T Float](av []T, rows, cols int, bv []T, lo, hi int) {
+	for i := lo; i < hi; i++ {
 		row := bv[i*rows : (i+1)*rows]
 		for p := range row {
 			row[p] += av[p*cols+i]
@@ -379,11 +396,30 @@ func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 
 // ReLUForward is branchless: the sign of activations is unpredictable, and
 // a mispredicted branch per element costs several times the arithmetic.
+// Both directions split large blobs over the cores (ParallelElems): a
+// ReLU over a whole batch's activations is memory-bound work that a single
+// core would do while the others wait at the next layer. Small blobs run
+// inline, without the closure (no allocation per pass).
 func (backend[T]) ReLUForward(x, y kernels.Vec[T], s T) {
 	xv := x.Host()
 	yv := y.Host()[:len(xv)]
-	for i, v := range xv {
-		yv[i] = max(v, 0) + s*min(v, 0)
+	if x32, ok := any(xv).([]float32); ok {
+		y32, s32 := any(yv).([]float32), float32(s)
+		if !elemsParallel(len(xv)) {
+			SReLU(x32, y32, s32)
+			return
+		}
+		ParallelElems(len(xv), elemGrain, func(lo, hi int) { SReLU(x32[lo:hi], y32[lo:hi], s32) })
+		return
+	}
+	reluForward(xv, yv, s)
+}
+
+func reluForward[T Float](x, y []T, s T) {
+	zeroUpper()
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = max(v, 0) + s*min(v, 0)
 	}
 }
 
@@ -391,15 +427,30 @@ func (backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
 	xv := x.Host()
 	switch xs := any(xv).(type) {
 	case []float32:
-		reluBackward32(xs, any(dy.Host()).([]float32), any(dx.Host()).([]float32), float32(s))
+		d, g := any(dy.Host()).([]float32), any(dx.Host()).([]float32)
+		if !elemsParallel(len(xs)) {
+			SReLUBackward(xs, d, g, float32(s))
+			return
+		}
+		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
+			SReLUBackward(xs[lo:hi], d[lo:hi], g[lo:hi], float32(s))
+		})
 	case []float64:
-		reluBackward64(xs, any(dy.Host()).([]float64), any(dx.Host()).([]float64), float64(s))
+		d, g := any(dy.Host()).([]float64), any(dx.Host()).([]float64)
+		if !elemsParallel(len(xs)) {
+			reluBackward64(xs, d, g, float64(s))
+			return
+		}
+		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
+			reluBackward64(xs[lo:hi], d[lo:hi], g[lo:hi], float64(s))
+		})
 	}
 }
 
 // reluBackward32 selects without branches: from the bits b of x, the sign
 // bit of (-b) & ^b is set exactly when x > 0 (it excludes ±0 and negatives).
 func reluBackward32(x, dy, dx []float32, s float32) {
+	zeroUpper()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {
@@ -411,6 +462,7 @@ func reluBackward32(x, dy, dx []float32, s float32) {
 }
 
 func reluBackward64(x, dy, dx []float64, s float64) {
+	zeroUpper()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {
@@ -425,6 +477,7 @@ func (backend[T]) MaxPoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 	xv, yv, mv := x.Host(), y.Host(), mask.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			MaxPoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], mv[p*out:(p+1)*out])
 		}
@@ -435,6 +488,7 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	dyv, dxv, mv := dy.Host(), dx.Host(), mask.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
 			clear(dxp)
@@ -451,6 +505,7 @@ func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 	xv, yv := x.Host(), y.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			xp, yp := xv[p*in:(p+1)*in], yv[p*out:(p+1)*out]
 			for oy := 0; oy < g.OH; oy++ {
@@ -473,6 +528,7 @@ func (backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolG
 	dyv, dxv := dy.Host(), dx.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
 			clear(dxp)
@@ -497,6 +553,7 @@ func (backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner int
 }
 
 func (backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
+	zeroUpper()
 	yv, dyv, dxv := y.Host(), dy.Host(), dx.Host()
 	dim := channels * inner
 	for o := 0; o < outer; o++ {
@@ -527,6 +584,7 @@ func (backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNG
 const fltMin = 0x1p-126
 
 func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	zeroUpper()
 	p, c := prob.Host(), cls.Host()
 	dim := channels * inner
 	var sum float64
@@ -543,6 +601,7 @@ func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, ou
 }
 
 func (backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	zeroUpper()
 	p, c, d := prob.Host(), cls.Host(), dx.Host()
 	copy(d, p)
 	dim := channels * inner
@@ -575,6 +634,7 @@ func (backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, 
 // SoftmaxForward writes softmax(x) over the middle axis of an
 // (outer, channels, inner) array into y; x and y may be the same slice.
 func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
+	zeroUpper()
 	dim := channels * inner
 	for o := 0; o < outer; o++ {
 		xo, yo := x[o*dim:(o+1)*dim], y[o*dim:(o+1)*dim]
@@ -601,6 +661,7 @@ func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
 // ApplyUpdate computes it; the gradient norm for clipping is summed in
 // float64.
 func (backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults kernels.Vec[T], diff, data, hist0, hist1 kernels.Vec[T]) {
+	zeroUpper()
 	o, m := offs.Host(), mults.Host()
 	d, w, h0, h1 := diff.Host(), data.Host(), hist0.Host(), hist1.Host()
 	var clip T = 1
