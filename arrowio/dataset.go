@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -102,7 +103,18 @@ type Dataset struct {
 	bytes  int64 // owned storage
 	held   int64 // buffers of the record batches kept for views
 	views  int64 // sample bytes used in place
+	// unusable counts the rows skipped (WithSkipUnusable); firstUnusable
+	// names the first MaxNamedUnusable of them.
+	unusable      int
+	firstUnusable []*RowError
 }
+
+// MaxNamedUnusable is how many skipped rows a Dataset names.
+const MaxNamedUnusable = 20
+
+// Unusable returns how many rows were skipped as unusable
+// (WithSkipUnusable) and the first MaxNamedUnusable of them, in row order.
+func (d *Dataset) Unusable() (int, []*RowError) { return d.unusable, d.firstUnusable }
 
 // Len returns the number of samples.
 func (d *Dataset) Len() int { return d.rows }
@@ -175,6 +187,13 @@ type Option func(*Builder)
 // zero, uses GOMAXPROCS.
 func WithWorkers(n int) Option { return func(b *Builder) { b.workers = n } }
 
+// WithSkipUnusable has rows whose image does not decode or does not fit the
+// field (its size, its channels, no bytes) skipped and counted instead of
+// failing the stream: every field of such a row is dropped, and the Dataset
+// reports them (Dataset.Unusable). Other bad values (a label that is no
+// number, a malformed batch) still fail it.
+func WithSkipUnusable(on bool) Option { return func(b *Builder) { b.skip = on } }
+
 // WithBodySizeLimit sets the largest IPC message body (one record batch's
 // buffers) ReadStream accepts; the default is 1 GiB.
 func WithBodySizeLimit(n int64) Option { return func(b *Builder) { b.maxBody = n } }
@@ -188,7 +207,14 @@ type Builder struct {
 	shapes  [][]int   // resolved per-field shapes; nil until known
 	store   []storage // per-field element type; 0 until known
 	chunks  []chunk
-	rows    int
+	rows    int // rows kept
+	in      int // rows appended, skipped ones included (RowError.Row counts these)
+	skip    bool
+	badMu   sync.Mutex
+	bad     map[int]*RowError // this batch's unusable rows (skip)
+
+	unusable      int
+	firstUnusable []*RowError
 }
 
 // NewBuilder returns a builder that decodes batches as spec says, taking
@@ -239,13 +265,16 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 		// goexec down.
 		if r := recover(); r != nil {
 			c.release()
-			err = fmt.Errorf("arrowio: malformed record batch at row %d: %v", b.rows, r)
+			err = fmt.Errorf("arrowio: malformed record batch at row %d: %v", b.in, r)
 		}
 	}()
 	shapes := make([][]int, len(b.shapes))
 	copy(shapes, b.shapes)
 	stores := append([]storage(nil), b.store...)
 	keep := false
+	if b.skip {
+		b.bad = map[int]*RowError{}
+	}
 	for k := range b.spec.Fields {
 		f := &b.spec.Fields[k]
 		fd, view, shape, err := b.decodeField(ctx, rec, f, shapes[k])
@@ -253,7 +282,7 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 			c.release()
 			var re *RowError
 			if errors.As(err, &re) && re.ID == "" {
-				re.ID = rowID(rec, re.Row-b.rows)
+				re.ID = rowID(rec, re.Row-b.in)
 			}
 			return fmt.Errorf("arrowio: field %q: %w", f.name(), err)
 		}
@@ -271,26 +300,94 @@ func (b *Builder) Append(ctx context.Context, rec arrow.RecordBatch) (err error)
 		shapes[k] = shape
 		keep = keep || view
 	}
-	if keep {
-		rec.Retain()
-		c.rec = rec
-	}
 	if _, ok := column(rec, IDColumn); ok {
 		c.ids = make([]string, rows)
 		for i := range c.ids {
 			c.ids[i] = rowID(rec, i)
 		}
 	}
+	if len(b.bad) > 0 {
+		b.dropUnusable(rec, &c)
+		keep = false
+		for k := range c.fields {
+			keep = keep || (c.fields[k].buf == nil && storageOf(c.fields[k]) != 0)
+		}
+	}
+	b.in += rows
+	if c.rows == 0 { // every row unusable
+		c.release()
+		return nil
+	}
+	if keep {
+		rec.Retain()
+		c.rec = rec
+	}
 	b.shapes, b.store = shapes, stores
 	b.chunks = append(b.chunks, c)
-	b.rows += rows
+	b.rows += c.rows
 	return nil
+}
+
+// dropUnusable records the rows of b.bad and removes them from every field
+// of c, copying the kept rows into storage of c's own.
+func (b *Builder) dropUnusable(rec arrow.RecordBatch, c *chunk) {
+	rows := c.rows
+	bad := make([]int, 0, len(b.bad))
+	for i := range b.bad {
+		bad = append(bad, i)
+	}
+	sort.Ints(bad)
+	for _, i := range bad {
+		b.unusable++
+		if len(b.firstUnusable) < MaxNamedUnusable {
+			re := b.bad[i]
+			re.ID = rowID(rec, i)
+			b.firstUnusable = append(b.firstUnusable, re)
+		}
+	}
+	keep := make([]int, 0, rows-len(bad))
+	for i := 0; i < rows; i++ {
+		if _, no := b.bad[i]; !no {
+			keep = append(keep, i)
+		}
+	}
+	for k := range c.fields {
+		fd := c.fields[k]
+		var nf fieldData
+		switch {
+		case fd.u8 != nil:
+			size := len(fd.u8) / rows
+			nf = b.newU8(len(keep) * size)
+			for j, i := range keep {
+				copy(nf.u8[j*size:(j+1)*size], fd.u8[i*size:(i+1)*size])
+			}
+		case fd.f32 != nil:
+			size := len(fd.f32) / rows
+			nf = b.newF32(len(keep) * size)
+			for j, i := range keep {
+				copy(nf.f32[j*size:(j+1)*size], fd.f32[i*size:(i+1)*size])
+			}
+		}
+		if fd.buf != nil {
+			fd.buf.Release()
+		}
+		c.fields[k] = nf
+	}
+	if c.ids != nil {
+		ids := make([]string, len(keep))
+		for j, i := range keep {
+			ids[j] = c.ids[i]
+		}
+		c.ids = ids
+	}
+	c.rows = len(keep)
+	b.bad = nil
 }
 
 // Finish returns the dataset of all appended batches (with one reference);
 // the builder is then empty, and only Release may follow.
 func (b *Builder) Finish() (*Dataset, error) {
-	d := &Dataset{chunks: b.chunks}
+	d := &Dataset{chunks: b.chunks, unusable: b.unusable, firstUnusable: b.firstUnusable}
 	d.refs.Store(1)
 	for k, f := range b.spec.Fields {
 		shape := b.shapes[k]

@@ -74,7 +74,7 @@ func (b *Builder) decodeScalar(f *Field, arr arrow.Array, rows int) (fieldData, 
 		}
 		if err != nil {
 			fd.buf.Release()
-			return fieldData{}, &RowError{Column: f.Column, Row: b.rows + i, Err: fmt.Errorf("bad value %s: %w", text, err)}
+			return fieldData{}, &RowError{Column: f.Column, Row: b.in + i, Err: fmt.Errorf("bad value %s: %w", text, err)}
 		}
 		fd.f32[i] = f32
 	}
@@ -162,23 +162,23 @@ func (b *Builder) decodeArray(rec arrow.RecordBatch, f *Field, arr arrow.Array, 
 	// Check every row's length and shape first.
 	for i := 0; i < rows; i++ {
 		if arr.IsNull(i) {
-			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: ErrNull}
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.in + i, Err: ErrNull}
 		}
 		s, e, err := l.rangeOf(i)
 		if err != nil {
-			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: err}
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.in + i, Err: err}
 		}
 		rs, err := rowShape(i, e-s)
 		if err != nil {
-			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: err}
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.in + i, Err: err}
 		}
 		if shape == nil {
 			if shape, err = resolveShape(f.Shape, rs); err != nil {
-				return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: err}
+				return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.in + i, Err: err}
 			}
 		}
 		if e-s != prod(shape) || (len(rs) == len(shape) && !slices.Equal(rs, shape)) {
-			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: fmt.Errorf("sample shape %v differs from the field's %v", rs, shape)}
+			return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.in + i, Err: fmt.Errorf("sample shape %v differs from the field's %v", rs, shape)}
 		}
 	}
 	size := prod(shape)
@@ -210,7 +210,7 @@ func (b *Builder) decodeArray(rec arrow.RecordBatch, f *Field, arr arrow.Array, 
 			}
 			if err != nil {
 				fd.buf.Release()
-				return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.rows + i, Err: fmt.Errorf("element %d: bad value %s: %w", j, text, err)}
+				return fieldData{}, false, nil, &RowError{Column: f.Column, Row: b.in + i, Err: fmt.Errorf("element %d: bad value %s: %w", j, text, err)}
 			}
 			fd.f32[i*size+j] = x
 		}
@@ -424,7 +424,7 @@ func (b *Builder) decodeImages(ctx context.Context, rec arrow.RecordBatch, f *Fi
 		return fieldData{}, false, nil, err
 	}
 	rowErr := func(i int, err error) error {
-		return &RowError{Column: f.Column, Row: b.rows + i, Err: err}
+		return &RowError{Column: f.Column, Row: b.in + i, Err: err}
 	}
 	if rows == 0 {
 		return fieldData{}, false, shape, nil
@@ -434,21 +434,48 @@ func (b *Builder) decodeImages(ctx context.Context, rec arrow.RecordBatch, f *Fi
 		want = make([]int, 3)
 		copy(want, f.Shape)
 	}
+	// With b.skip, a row whose image does not load or does not fit the
+	// field is recorded in b.bad (by row of this batch) instead of failing
+	// the batch; Append then drops it from every field.
+	skip := func(i int, err error) bool {
+		if !b.skip {
+			return false
+		}
+		b.badMu.Lock()
+		if _, seen := b.bad[i]; !seen {
+			b.bad[i] = rowErr(i, err).(*RowError)
+		}
+		b.badMu.Unlock()
+		return true
+	}
 	var first *imageRow
+	firstRow := 0
 	if shape == nil {
-		// The first row fixes what the spec left open.
-		r, err := ir.load(0, want)
-		if err != nil {
-			return fieldData{}, false, nil, rowErr(0, err)
+		// The first usable row fixes what the spec left open.
+		for ; firstRow < rows; firstRow++ {
+			r, err := ir.load(firstRow, want)
+			if err != nil {
+				if skip(firstRow, err) {
+					continue
+				}
+				return fieldData{}, false, nil, rowErr(firstRow, err)
+			}
+			got := []int{r.c, r.h, r.w}
+			if f.Resize {
+				got[1], got[2] = want[1], want[2]
+			}
+			if shape, err = resolveShape(want, got); err != nil {
+				if skip(firstRow, err) {
+					continue
+				}
+				return fieldData{}, false, nil, rowErr(firstRow, err)
+			}
+			first = &r
+			break
 		}
-		got := []int{r.c, r.h, r.w}
-		if f.Resize {
-			got[1], got[2] = want[1], want[2]
+		if shape == nil { // every row unusable
+			return fieldData{}, false, nil, nil
 		}
-		if shape, err = resolveShape(want, got); err != nil {
-			return fieldData{}, false, nil, rowErr(0, err)
-		}
-		first = &r
 	}
 	size := prod(shape)
 	// Raw rows of the field's exact shape, laid end to end, are used in place.
@@ -464,7 +491,7 @@ func (b *Builder) decodeImages(ctx context.Context, rec arrow.RecordBatch, f *Fi
 				if err == nil && (r.c != shape[0] || r.h != shape[1] || r.w != shape[2]) {
 					err = fmt.Errorf("image is %d×%d×%d, the field wants %d×%d×%d", r.c, r.h, r.w, shape[0], shape[1], shape[2])
 				}
-				if err != nil {
+				if err != nil && !skip(i, err) {
 					return fieldData{}, false, nil, rowErr(i, err)
 				}
 			}
@@ -473,16 +500,25 @@ func (b *Builder) decodeImages(ctx context.Context, rec arrow.RecordBatch, f *Fi
 	}
 	fd := b.newU8(rows * size)
 	err = parallelFor(ctx, rows, b.workers, func(i int) error {
+		if i < firstRow {
+			return nil // unusable, recorded above
+		}
 		var r imageRow
-		if i == 0 && first != nil {
+		if i == firstRow && first != nil {
 			r = *first
 		} else {
 			var err error
 			if r, err = ir.load(i, shape); err != nil {
+				if skip(i, err) {
+					return nil
+				}
 				return rowErr(i, err)
 			}
 		}
 		if err := r.write(fd.u8[i*size:(i+1)*size], shape, f.Resize); err != nil {
+			if skip(i, err) {
+				return nil
+			}
 			return rowErr(i, err)
 		}
 		return nil

@@ -609,3 +609,85 @@ func TestRowErrorNamesID(t *testing.T) {
 		t.Errorf("no id column: err = %v", err)
 	}
 }
+
+// TestSkipUnusable: with WithSkipUnusable, rows whose image does not decode
+// or does not fit the field are dropped from every field and named by row
+// and id; the other rows keep their order, pixels and labels. Without it
+// the first such row fails the stream.
+func TestSkipUnusable(t *testing.T) {
+	mem := checkedMem(t)
+	const h, w = 3, 4
+	// Rows: 0 corrupt, 1 PNG, 2 raw, 3 PNG of the wrong size, 4 raw of the
+	// wrong byte count, 5 PNG; a second batch of a corrupt row only.
+	badRows := map[int]string{0: "decoding", 3: "is 4×4, the field wants 3×4", 4: "raw image has 11 bytes"}
+	boolCol := testCol{"encoded", arrow.FixedWidthTypes.Boolean, func(b array.Builder, r int) { b.(*array.BooleanBuilder).Append(r != 2 && r != 4) }}
+	mk := func() arrow.RecordBatch {
+		return makeRecord(t, mem, 6,
+			stringCol("id", func(r int) string { return "img" + strconv.Itoa(r) }),
+			stringCol("label", func(r int) string { return strconv.Itoa(r) }),
+			boolCol,
+			binaryCol("data", func(r int) []byte {
+				switch r {
+				case 0:
+					return []byte("\xff\xd8\xff truncated jpeg")
+				case 2:
+					return rawImage(r, h*w)
+				case 3:
+					return encodePNG(t, testImage(r, 4, w, true))
+				case 4:
+					return rawImage(r, h*w-1)
+				}
+				return encodePNG(t, testImage(r, h, w, true))
+			}))
+	}
+	last := makeRecord(t, mem, 1, stringCol("id", func(int) string { return "img6" }), stringCol("label", func(int) string { return "6" }),
+		testCol{"encoded", arrow.FixedWidthTypes.Boolean, func(b array.Builder, r int) { b.(*array.BooleanBuilder).Append(true) }},
+		binaryCol("data", func(int) []byte { return []byte("not an image") }))
+	data := stream(t, mem, mk(), last)
+	spec := ImageDataFrameSpec(1, h, w, false, false)
+
+	_, err := ReadStream(context.Background(), bytes.NewReader(data), mem, spec)
+	if err == nil || !strings.Contains(err.Error(), `row 0 (id "img0")`) {
+		t.Errorf("without skipping: err = %v, want row 0 named", err)
+	}
+
+	ds, err := ReadStream(context.Background(), bytes.NewReader(data), mem, spec, WithSkipUnusable(true))
+	if err != nil {
+		t.Fatalf("skipping: %v", err)
+	}
+	defer ds.Release()
+	kept := []int{1, 2, 5}
+	if ds.Len() != len(kept) {
+		t.Fatalf("%d rows kept, want %d", ds.Len(), len(kept))
+	}
+	for j, r := range kept {
+		u8, _ := ds.Sample(0, j)
+		if !bytes.Equal(u8, rawImage(r, h*w)) {
+			t.Errorf("kept row %d (source row %d) = %v, want %v", j, r, u8, rawImage(r, h*w))
+		}
+		if _, l := ds.Sample(1, j); l[0] != float32(r) {
+			t.Errorf("kept row %d label %v, want %d", j, l[0], r)
+		}
+		if id := ds.SampleID(j); id != "img"+strconv.Itoa(r) {
+			t.Errorf("kept row %d id %q", j, id)
+		}
+	}
+	n, first := ds.Unusable()
+	badRows[6] = "unknown image format"
+	if n != len(badRows) || len(first) != len(badRows) {
+		t.Fatalf("Unusable() = %d, %v; want %d rows", n, first, len(badRows))
+	}
+	for i, r := range []int{0, 3, 4, 6} {
+		e := first[i]
+		if e.Row != r || e.ID != "img"+strconv.Itoa(r) || !strings.Contains(e.Error(), badRows[r]) {
+			t.Errorf("unusable %d = %v (row %d, id %q), want row %d saying %q", i, e, e.Row, e.ID, r, badRows[r])
+		}
+	}
+
+	// A label that is no number still fails the stream.
+	rec := makeRecord(t, mem, 2, stringCol("label", func(r int) string { return []string{"1", "x"}[r] }),
+		binaryCol("data", func(r int) []byte { return encodePNG(t, testImage(r, h, w, true)) }))
+	if _, err := ReadStream(context.Background(), bytes.NewReader(stream(t, mem, rec)), mem, ImageDataFrameSpec(1, h, w, true, false), WithSkipUnusable(true)); err == nil || !strings.Contains(err.Error(), `bad value "x"`) {
+		t.Errorf("bad label with skipping: err = %v", err)
+	}
+}

@@ -16,6 +16,10 @@ type Transform struct {
 	Scale float32
 	// MeanValues holds one mean per channel, or one for all channels.
 	MeanValues []float32
+	// Mean is a per-pixel mean image (Caffe's mean_file): C×H×W values of
+	// the samples' shape before the crop, subtracted at the crop's offset as
+	// Caffe's DataTransformer does. At most one of Mean and MeanValues.
+	Mean []float32
 	// CropSize crops a square of this side: at random while training, at
 	// the centre while testing. 0 means no crop.
 	CropSize int
@@ -118,6 +122,14 @@ func NewSampler[T blob.Float](ds *Dataset, spec Spec, opt SamplerOptions) (*Samp
 			}
 			if nm := len(t.MeanValues); nm > 1 && (len(out) == 0 || nm != out[0]) {
 				return nil, fmt.Errorf("arrowio sampler: field %q: %d mean values for shape %v", f.Name, nm, f.Shape)
+			}
+			if t.Mean != nil {
+				if len(t.MeanValues) > 0 {
+					return nil, fmt.Errorf("arrowio sampler: field %q: a mean image and mean values cannot both be given", f.Name)
+				}
+				if len(f.Shape) != 3 || len(t.Mean) != f.size() {
+					return nil, fmt.Errorf("arrowio sampler: field %q: the mean image has %d values, samples are %v (%d values)", f.Name, len(t.Mean), f.Shape, f.size())
+				}
 			}
 		}
 		s.out = append(s.out, out)
@@ -275,12 +287,20 @@ func fill[T blob.Float, E uint8 | float32](s *Sampler[T], k int, out []T, src []
 	for ch := 0; ch < c; ch++ {
 		m := mean(ch)
 		for y := 0; y < oh; y++ {
-			srow := src[ch*h*w+(y+hOff)*w+wOff : ch*h*w+(y+hOff)*w+wOff+ow]
+			at := ch*h*w + (y+hOff)*w + wOff
+			srow := src[at : at+ow]
 			drow := out[ch*oh*ow+y*ow : ch*oh*ow+(y+1)*ow]
+			var mrow []float32
+			if t.Mean != nil {
+				mrow = t.Mean[at : at+ow]
+			}
 			for x, v := range srow {
 				dx := x
 				if mirror {
 					dx = ow - 1 - x
+				}
+				if mrow != nil {
+					m = float64(mrow[x])
 				}
 				drow[dx] = T((float64(v) - m) * scale)
 			}

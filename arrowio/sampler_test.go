@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -369,5 +370,46 @@ func TestLastRowsAndSampleIDs(t *testing.T) {
 	defer plain.Release()
 	if id := plain.SampleID(1); id != "" {
 		t.Errorf("no id column: id %q", id)
+	}
+}
+
+// TestSamplerMeanImage: a mean image (mean_file) is subtracted pixel by
+// pixel at the crop's offset, as Caffe's DataTransformer does; one of
+// another size is refused.
+func TestSamplerMeanImage(t *testing.T) {
+	mem := checkedMem(t)
+	const c, h, w = 2, 3, 4
+	rec := makeRecord(t, mem, 1, binaryCol("data", func(r int) []byte { return rawImage(0, c*h*w) }), int32Col("label", func(int) int32 { return 0 }))
+	spec := RawImageSpec("data", "label", c, h, w)
+	mean := make([]float32, c*h*w)
+	for i := range mean {
+		mean[i] = float32(i) * 1.5
+	}
+	spec.Fields[0].Transform = &Transform{Scale: 0.5, Mean: mean, CropSize: 2}
+	ds := read(t, mem, stream(t, mem, rec), spec)
+	defer ds.Release()
+	src := rawImage(0, c*h*w)
+	s, err := NewSampler[float32](ds, spec, SamplerOptions{BatchSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tops := newTops(s, 2)
+	if err := s.Next(tops); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for ch := 0; ch < c; ch++ {
+		for y := 0; y < 2; y++ {
+			for x := 0; x < 2; x++ {
+				i := ch*h*w + (y+(h-2)/2)*w + x + (w-2)/2
+				if got, want := tops[0].Data()[ch*4+y*2+x], (float32(src[i])-mean[i])*0.5; got != want {
+					t.Errorf("c%d y%d x%d = %v, want %v", ch, y, x, got, want)
+				}
+			}
+		}
+	}
+	spec.Fields[0].Transform.Mean = mean[:c*h*w-1]
+	if _, err := NewSampler[float32](ds, spec, SamplerOptions{BatchSize: 1}); err == nil || !strings.Contains(err.Error(), "mean image has 23 values") {
+		t.Errorf("short mean image: err = %v", err)
 	}
 }

@@ -49,7 +49,7 @@ echo "== bench, GoCaffe's own GEMM kernels (GOCAFFE_CUBLAS=off)"; GOCAFFE_CUBLAS
 echo "== bench, TF32 tensor cores (GOCAFFE_CUDA_TF32=1), cuBLAS when found"; GOCAFFE_CUDA_TF32=1 bench tf32
 echo "== bench, TF32 on GoCaffe's own kernel"; GOCAFFE_CUBLAS=off GOCAFFE_CUDA_TF32=1 bench own_tf32
 echo "== PyTorch on the same GPU"
-PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/gpu.py --peak-memory 2>&1 | tee "$OUT/torch.log" | grep -v '^$' | tail -14
+PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/gpu.py 2>&1 | tee "$OUT/torch.log" | grep -v '^$' | tail -14
 echo "== LeNet, 10,000 iterations on the GPU"
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/memory.log" 2>&1 &
 smi=$!

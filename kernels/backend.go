@@ -235,6 +235,14 @@ type Backend[T Float] interface {
 	Shift(alpha T, x Vec[T])
 	// Mul: y = a ⊙ b (elementwise; y may alias a or b).
 	Mul(a, b, y Vec[T])
+	// Div: y = a / b (elementwise; y may alias a or b).
+	Div(a, b, y Vec[T])
+	// EltwiseMax is one step of a running elementwise maximum over
+	// bottoms k = 0, 1, …: for k = 0, y = x and mask = 0; for k > 0, where
+	// x > y, y = x and mask = k (the first maximum wins ties).
+	EltwiseMax(x, y Vec[T], mask IntVec, k int)
+	// MaskSelect: dx = dy where mask == k, 0 elsewhere.
+	MaskSelect(dy Vec[T], mask IntVec, k int, dx Vec[T])
 	// Dot returns x·y (synchronises on a device).
 	Dot(x, y Vec[T]) T
 	// Sum returns Σ x (synchronises on a device).
@@ -258,6 +266,13 @@ type Backend[T Float] interface {
 	ReLUForward(x, y Vec[T], slope T)
 	// ReLUBackward: dx = dy where x > 0, slope·dy elsewhere.
 	ReLUBackward(x, dy, dx Vec[T], slope T)
+
+	// ActivationForward: y = f(x) for the activation a, computed in
+	// float64 and rounded to T (y may alias x).
+	ActivationForward(a Activation, x, y Vec[T])
+	// ActivationBackward: dx = dy·f'(x) written through the output y (dx
+	// may alias dy).
+	ActivationBackward(a Activation, y, dy, dx Vec[T])
 
 	// MaxPoolForward pools planes (planes×H×W) into y (planes×OH×OW) and
 	// records the argmax (index within the plane) in mask.
@@ -285,6 +300,27 @@ type Backend[T Float] interface {
 	// channels of an ignored position.
 	SoftmaxLossBackward(prob Vec[T], cls IntVec, outer, channels, inner int, scale T, dx Vec[T])
 
+	// AccuracyForward writes into acc[0] the share of the outer·inner
+	// positions of x (outer×channels×inner) whose class (cls, -1 where
+	// ignored) is among the topK scores: a score equal to the class's, or
+	// NaN, counts against it, and a NaN class score is never right; 0 when
+	// no position is labelled. perClass (channels elements, or empty for
+	// none) gets the same share over the positions of each class.
+	AccuracyForward(x Vec[T], cls IntVec, outer, channels, inner, topK int, acc, perClass Vec[T])
+
+	// BatchNormForward normalises x (num×channels×spatial) per channel
+	// into y and xnorm (y may alias x): with global, by the running
+	// statistics runMean, runVar (channels) divided by factor[0] (1 elem,
+	// 0 read as 0); else by the batch's mean and biased variance (summed
+	// in float64), then runMean = mean + maf·runMean, runVar = m/(m−1)·var
+	// + maf·runVar (m = num·spatial) and factor = maf·factor + 1, as Caffe.
+	// mean and inv (channels) receive the mean and 1/√(var + eps) used.
+	BatchNormForward(x, y, xnorm Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor Vec[T])
+	// BatchNormBackward: dx = dy·inv (global), else dx = (dy − mean(dy) −
+	// xnorm·mean(dy·xnorm))·inv, means per channel over num and spatial
+	// (dx may alias dy).
+	BatchNormBackward(dy, xnorm, inv, dx Vec[T], num, channels, spatial int, global bool)
+
 	// LRNForward: y = x·scale^-β, scale = the base of the power (kept
 	// for LRNBackward).
 	LRNForward(x, scale, y Vec[T], g LRNGeom)
@@ -306,6 +342,19 @@ type Backend[T Float] interface {
 	// value is read on the host, so a device runs it without waiting.
 	SolverUpdate(r SolverRule, offs IntVec, mults Vec[T], diff, data, hist0, hist1 Vec[T])
 }
+
+// Activation is an elementwise nonlinearity whose derivative is a function
+// of its output.
+type Activation int
+
+// The activations.
+const (
+	// Sigmoid: y = 0.5·tanh(0.5·x) + 0.5 (Caffe's form, stable for large
+	// |x|); dx = dy·y·(1−y).
+	Sigmoid Activation = iota
+	// TanH: y = tanh(x); dx = dy·(1−y²).
+	TanH
+)
 
 // UpdateMethod is a solver's update rule, numbered as caffe/solver's
 // Method (SolverParameter.type).

@@ -2,7 +2,7 @@
 for GoCaffe's GPU figures. Run it in the same device call as `goexec bench`
 and compare ratios, never absolute times from different calls.
 
-    python bench/torch/gpu.py [--json FILE] [--nets lenet,cifar_quick] [--peak-memory]
+    python bench/torch/gpu.py [--json FILE] [--nets lenet,cifar_quick,alexnet]
 
 For each net and batch it runs eager and whole-step CUDA graph, fp32 and
 TF32, and prints one JSON line per case: microseconds per training
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nets import NETS  # noqa: E402
 
-GPU_CASES = [("lenet", [64, 512, 4096]), ("cifar_quick", [100, 1000])]
+GPU_CASES = [("lenet", [64, 512, 4096]), ("cifar_quick", [100, 1000]), ("alexnet", [256])]
 
 
 def run_case(name, batch, graph, tf32, iters):
@@ -32,7 +32,7 @@ def run_case(name, batch, graph, tf32, iters):
     net = NETS[name]().cuda()
     opt = torch.optim.SGD(net.parameters(), lr=net.base_lr, momentum=0.9, weight_decay=5e-4)
     x = torch.rand((batch,) + net.input_shape, device="cuda")
-    y = torch.randint(0, 10, (batch,), device="cuda")
+    y = torch.randint(0, getattr(net, "classes", 10), (batch,), device="cuda")
 
     def step():
         opt.zero_grad(set_to_none=False)
@@ -86,7 +86,8 @@ def main():
             for graph in (False, True):
                 for tf32 in (False, True):
                     try:
-                        r = run_case(name, batch, graph, tf32, 200 if batch <= 512 else 50)
+                        iters = getattr(NETS[name], "iters", 200 if batch <= 512 else 50)
+                        r = run_case(name, batch, graph, tf32, iters)
                     except Exception as ex:  # a case that cannot run is reported, not fatal
                         r = {"side": "torch", "net": name, "batch": batch, "graph": graph,
                              "tf32": tf32, "error": str(ex)[:200]}

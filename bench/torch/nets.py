@@ -4,7 +4,9 @@ LeNet is Caffe's examples/mnist/lenet_train_test.prototxt (conv 20@5x5, max
 pool 2/2, conv 50@5x5, max pool 2/2, ip 500, ReLU, ip 10). CIFAR-10 quick is
 examples/cifar10/cifar10_quick_train_test.prototxt (conv 32@5x5 pad 2, max
 pool 3/2, ReLU, conv 32, ReLU, ave pool 3/2, conv 64, ReLU, ave pool 3/2,
-ip 64, ip 10). Caffe rounds pooled sizes up, hence ceil_mode.
+ip 64, ip 10). AlexNet is Caffe's models/bvlc_alexnet/train_val.prototxt
+(227x227 crops, LRN across channels, grouped conv2/4/5, dropout 0.5 in fc6
+and fc7, 1000 classes). Caffe rounds pooled sizes up, hence ceil_mode.
 """
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,7 +49,35 @@ class CifarQuick(nn.Module):
         return self.ip2(self.ip1(x.flatten(1)))
 
 
-NETS = {"lenet": LeNet, "cifar_quick": CifarQuick}
+class AlexNet(nn.Module):
+    input_shape = (3, 227, 227)
+    base_lr = 0.01
+    classes = 1000
+    iters = 20  # per timed repetition: an iteration is milliseconds, not microseconds
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 96, 11, stride=4)
+        self.conv2 = nn.Conv2d(96, 256, 5, padding=2, groups=2)
+        self.conv3 = nn.Conv2d(256, 384, 3, padding=1)
+        self.conv4 = nn.Conv2d(384, 384, 3, padding=1, groups=2)
+        self.conv5 = nn.Conv2d(384, 256, 3, padding=1, groups=2)
+        self.fc6 = nn.Linear(256 * 6 * 6, 4096)
+        self.fc7 = nn.Linear(4096, 4096)
+        self.fc8 = nn.Linear(4096, 1000)
+        self.lrn = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.lrn(F.relu(self.conv1(x))), 3, 2, ceil_mode=True)
+        x = F.max_pool2d(self.lrn(F.relu(self.conv2(x))), 3, 2, ceil_mode=True)
+        x = F.relu(self.conv4(F.relu(self.conv3(x))))
+        x = F.max_pool2d(F.relu(self.conv5(x)), 3, 2, ceil_mode=True)
+        x = F.dropout(F.relu(self.fc6(x.flatten(1))), 0.5, self.training)
+        x = F.dropout(F.relu(self.fc7(x)), 0.5, self.training)
+        return self.fc8(x)
+
+
+NETS = {"lenet": LeNet, "cifar_quick": CifarQuick, "alexnet": AlexNet}
 
 # The cases GoCaffe's CPU benchmarks run: (net, batch).
 CPU_CASES = [("lenet", 64), ("lenet", 512), ("cifar_quick", 100)]

@@ -5,12 +5,15 @@ import (
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // accuracy is the fraction of predictions whose label is among the top_k
 // scores along accuracy_param.axis (ties with the label's score count
 // against it, as in Caffe). An optional second top gets the accuracy of
 // each class. Labels equal to ignore_label are skipped. It has no gradient.
+// The labels are checked on the host (Stage); the count runs on the
+// layer's backend.
 type accuracy[T blob.Float] struct {
 	counts
 	noBlobs[T]
@@ -19,12 +22,16 @@ type accuracy[T blob.Float] struct {
 	hasIgnore              bool
 	ignore                 int
 	outer, channels, inner int
-	perClassHit, perClass  []int
+	be                     kernels.Backend[T]
+	cls                    []int32        // class per position, -1 where ignored (host)
+	clsDev                 kernels.IntVec // cls in the backend's memory
+	staged                 bool           // Stage has sent this batch's classes
+	perClassTop            bool           // a second top gets the accuracy per class
 }
 
 func newAccuracy[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	p := ctx.Param.GetAccuracyParam()
-	l := &accuracy[T]{counts: counts{2, 2, 1, 2}, topK: int(p.GetTopK()), axisParam: int(p.GetAxis())}
+	l := &accuracy[T]{counts: counts{2, 2, 1, 2}, topK: int(p.GetTopK()), axisParam: int(p.GetAxis()), be: layer.Backend[T](ctx)}
 	if p != nil && p.IgnoreLabel != nil {
 		l.hasIgnore, l.ignore = true, int(p.GetIgnoreLabel())
 	}
@@ -54,68 +61,60 @@ func (l *accuracy[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 		return fmt.Errorf("label count %d must equal prediction count %d / classes %d", n, bottom[0].Count(), l.channels)
 	}
 	top[0].Reshape()
+	l.perClassTop = len(top) > 1
 	if len(top) > 1 {
 		top[1].Reshape(l.channels)
-		l.perClassHit = make([]int, l.channels)
-		l.perClass = make([]int, l.channels)
 	}
 	return nil
 }
 
+var _ layer.Stager[float32] = (*accuracy[float32])(nil)
+
+// Stage checks the labels (on the host, where the data layers write them)
+// and sends each position's class, -1 where ignored, to the backend's
+// memory: the host part of Forward (layer.Stager).
+func (l *accuracy[T]) Stage(bottom, top []*blob.Blob[T]) error {
+	n := l.outer * l.inner
+	if l.clsDev.Len() != n {
+		l.cls, l.clsDev = make([]int32, n), l.be.AllocInts(n)
+	}
+	for pos, v := range bottom[1].HostData()[:n] {
+		c, ignored, err := labelAt(v, pos, l.channels, l.hasIgnore, l.ignore)
+		if err != nil {
+			return err
+		}
+		if ignored {
+			c = -1
+		}
+		l.cls[pos] = int32(c)
+	}
+	l.be.UploadInts(l.clsDev, l.cls)
+	l.staged = true
+	return nil
+}
+
+// Unstage forgets a staged batch.
+func (l *accuracy[T]) Unstage() { l.staged = false }
+
+// Replayable: the device work depends on the batch only through the staged
+// classes.
+func (l *accuracy[T]) Replayable() bool { return true }
+
+// Forward counts on the backend; the accuracy stays in the top's memory
+// until the caller reads it (with the loss, once per display interval).
 func (l *accuracy[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, label := bottom[0].HostData(), bottom[1].HostData()
-	dim := l.channels * l.inner
-	clear(l.perClassHit)
-	clear(l.perClass)
-	hits, count := 0, 0
-	for o := 0; o < l.outer; o++ {
-		for j := 0; j < l.inner; j++ {
-			pos := o*l.inner + j
-			c, ignored, err := labelAt(label[pos], pos, l.channels, l.hasIgnore, l.ignore)
-			if err != nil {
-				return err
-			}
-			if ignored {
-				continue
-			}
-			if len(top) > 1 {
-				l.perClass[c]++
-			}
-			xo := x[o*dim:]
-			truth := xo[c*l.inner+j]
-			better := -1        // the true class counts itself
-			if truth != truth { // NaN: a diverged net is never right
-				better = l.topK
-			}
-			for k := 0; k < l.channels && better < l.topK; k++ {
-				// A NaN score of another class counts as beating the truth.
-				if v := xo[k*l.inner+j]; v >= truth || v != v {
-					better++
-				}
-			}
-			if better < l.topK {
-				hits++
-				if len(top) > 1 {
-					l.perClassHit[c]++
-				}
-			}
-			count++
+	if !l.staged {
+		if err := l.Stage(bottom, top); err != nil {
+			return err
 		}
 	}
-	acc := 0.0
-	if count > 0 {
-		acc = float64(hits) / float64(count)
-	}
-	top[0].Data()[0] = T(acc)
+	l.staged = false
+	be := l.be
+	var perClass kernels.Vec[T]
 	if len(top) > 1 {
-		pc := top[1].Data()
-		for c := range pc {
-			pc[c] = 0
-			if l.perClass[c] > 0 {
-				pc[c] = T(float64(l.perClassHit[c]) / float64(l.perClass[c]))
-			}
-		}
+		perClass = top[1].MutableDataOn(be)
 	}
+	be.AccuracyForward(bottom[0].DataOn(be), l.clsDev, l.outer, l.channels, l.inner, l.topK, top[0].MutableDataOn(be), perClass)
 	return nil
 }
 

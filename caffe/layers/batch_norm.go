@@ -2,11 +2,11 @@ package layers
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -15,7 +15,7 @@ import (
 // stored statistics (use_global_stats, the default at TEST). Its blobs are
 // Caffe's: running mean (C), running variance (C) and the scale factor
 // (1) both are divided by; they are not learned (lr_mult 0) and Backward
-// writes no parameter diffs. It works in place.
+// writes no parameter diffs. It works in place, on the layer's backend.
 type batchNorm[T blob.Float] struct {
 	counts
 	global   bool
@@ -25,15 +25,16 @@ type batchNorm[T blob.Float] struct {
 	channels int
 	spatial  int // elements per channel per example
 	num      int
-	mean     []T
-	inv      []T // 1/sqrt(var + eps) per channel
+	mean     *blob.Blob[T] // the mean used, per channel
+	inv      *blob.Blob[T] // 1/sqrt(var + eps) per channel
 	xnorm    *blob.Blob[T]
+	be       kernels.Backend[T]
 }
 
 func newBatchNorm[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	p := ctx.Param.GetBatchNormParam()
 	l := &batchNorm[T]{counts: counts{1, 1, 1, 1}, maf: float64(p.GetMovingAverageFraction()), eps: float64(p.GetEps()),
-		global: ctx.Phase == caffepb.Phase_TEST}
+		global: ctx.Phase == caffepb.Phase_TEST, be: layer.Backend[T](ctx)}
 	if p != nil && p.UseGlobalStats != nil {
 		l.global = p.GetUseGlobalStats()
 	}
@@ -64,7 +65,7 @@ func (l *batchNorm[T]) Setup(bottom, top []*blob.Blob[T]) error {
 	for _, b := range l.blobs {
 		clear(b.Data())
 	}
-	l.mean, l.inv = make([]T, c), make([]T, c)
+	l.mean, l.inv = blob.New[T](c), blob.New[T](c)
 	l.xnorm = blob.New[T]()
 	return nil
 }
@@ -93,61 +94,17 @@ func (l *batchNorm[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 func (l *batchNorm[T]) Blobs() []*blob.Blob[T] { return l.blobs }
 
 func (l *batchNorm[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].HostData(), top[0].Data()
-	n, c, sp := l.num, l.channels, l.spatial
-	if l.global {
-		f := float64(l.blobs[2].Data()[0])
-		if f != 0 {
-			f = 1 / f
+	be := l.be
+	n := bottom[0].Count()
+	run := func(i int) kernels.Vec[T] {
+		if l.global {
+			return l.blobs[i].DataOn(be)
 		}
-		for ch := 0; ch < c; ch++ {
-			l.mean[ch] = T(f * float64(l.blobs[0].Data()[ch]))
-			l.inv[ch] = T(1 / math.Sqrt(f*float64(l.blobs[1].Data()[ch])+l.eps))
-		}
-	} else {
-		m := float64(n * sp)
-		for ch := 0; ch < c; ch++ {
-			var s float64
-			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*sp : (i*c+ch+1)*sp] {
-					s += float64(v)
-				}
-			}
-			mu := s / m
-			var v2 float64
-			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*sp : (i*c+ch+1)*sp] {
-					d := float64(v) - mu
-					v2 += d * d
-				}
-			}
-			variance := v2 / m
-			l.mean[ch] = T(mu)
-			l.inv[ch] = T(1 / math.Sqrt(variance+l.eps))
-			// Running statistics, with Caffe's unbiased variance.
-			corr := 1.0
-			if m > 1 {
-				corr = m / (m - 1)
-			}
-			rm, rv := l.blobs[0].Data(), l.blobs[1].Data()
-			rm[ch] = T(mu + l.maf*float64(rm[ch]))
-			rv[ch] = T(corr*variance + l.maf*float64(rv[ch]))
-		}
-		f := l.blobs[2].Data()
-		f[0] = T(float64(f[0])*l.maf + 1)
+		return l.blobs[i].MutableDataOn(be)
 	}
-	xn := l.xnorm.Data()
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			mu, inv := l.mean[ch], l.inv[ch]
-			off := (i*c + ch) * sp
-			for k := off; k < off+sp; k++ {
-				v := (x[k] - mu) * inv
-				y[k] = v
-				xn[k] = v
-			}
-		}
-	}
+	be.BatchNormForward(bottom[0].DataOn(be).Slice(0, n), top[0].MutableDataOn(be).Slice(0, n), l.xnorm.MutableDataOn(be).Slice(0, n),
+		l.num, l.channels, l.spatial, l.global, l.eps, l.maf,
+		l.mean.MutableDataOn(be), l.inv.MutableDataOn(be), run(0), run(1), run(2))
 	return nil
 }
 
@@ -157,37 +114,9 @@ func (l *batchNorm[T]) Backward(top []*blob.Blob[T], propagateDown []bool, botto
 	if !propagateDown[0] {
 		return nil
 	}
-	dy, dx, y := top[0].HostDiff(), bottom[0].Diff(), l.xnorm.Data()
-	n, c, sp := l.num, l.channels, l.spatial
-	if l.global {
-		for i := 0; i < n; i++ {
-			for ch := 0; ch < c; ch++ {
-				inv := l.inv[ch]
-				off := (i*c + ch) * sp
-				for k := off; k < off+sp; k++ {
-					dx[k] = dy[k] * inv
-				}
-			}
-		}
-		return nil
-	}
-	m := T(n * sp)
-	for ch := 0; ch < c; ch++ {
-		var sdy, sdyy T
-		for i := 0; i < n; i++ {
-			off := (i*c + ch) * sp
-			for k := off; k < off+sp; k++ {
-				sdy += dy[k]
-				sdyy += dy[k] * y[k]
-			}
-		}
-		mdy, mdyy, inv := sdy/m, sdyy/m, l.inv[ch]
-		for i := 0; i < n; i++ {
-			off := (i*c + ch) * sp
-			for k := off; k < off+sp; k++ {
-				dx[k] = (dy[k] - mdy - y[k]*mdyy) * inv
-			}
-		}
-	}
+	be := l.be
+	n := bottom[0].Count()
+	be.BatchNormBackward(top[0].DiffOn(be).Slice(0, n), l.xnorm.DataOn(be).Slice(0, n), l.inv.DataOn(be),
+		bottom[0].MutableDiffOn(be).Slice(0, n), l.num, l.channels, l.spatial, l.global)
 	return nil
 }

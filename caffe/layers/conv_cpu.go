@@ -3,13 +3,14 @@ package layers
 import "github.com/gocaffe/gocaffe/kernels"
 
 // The host-memory (CPU) convolution's parameter-gradient bookkeeping: each
-// piece of images accumulates into its own buffers, zeroed by the core that
+// piece of images accumulates into its own buffers, started by the core that
 // takes the piece and summed over the cores by weight element, so that
-// neither step runs on one core while the others wait (with 8 workers a
-// batch has 32 pieces).
+// neither step runs on one core while the others wait (with 8 workers
+// CIFAR-10's batch of 100 has 100 pieces of one image: see convGrain).
 
 // accBuffers sizes the per-piece parameter-diff accumulators without
-// zeroing them: zeroAcc does that on the core that takes the piece.
+// zeroing them: the core that takes a piece zeroes them (zeroAcc) or its
+// first weight GEMM overwrites them.
 func (l *convBase[T]) accBuffers(pieces int) {
 	for len(l.wAcc) < pieces {
 		l.wAcc = append(l.wAcc, kernels.Vec[T]{})
@@ -23,10 +24,14 @@ func (l *convBase[T]) accBuffers(pieces int) {
 	}
 }
 
-// zeroAcc zeroes piece p's accumulators (piece 0 adds its bias gradient
-// straight into the bias diff: see accFor).
-func (l *convBase[T]) zeroAcc(p int) {
-	l.be.Fill(l.wAcc[p], 0)
+// zeroAcc zeroes piece p's bias accumulator (piece 0 adds its bias
+// gradient straight into the bias diff: see accFor), and its weight
+// accumulator when weights is set (otherwise the piece's first weight
+// GEMM overwrites it).
+func (l *convBase[T]) zeroAcc(p int, weights bool) {
+	if weights {
+		l.be.Fill(l.wAcc[p], 0)
+	}
 	if l.bias != nil && p > 0 {
 		l.be.Fill(l.bAcc[p], 0)
 	}
@@ -38,7 +43,7 @@ func (l *convBase[T]) zeroAcc(p int) {
 func (l *convBase[T]) reduceAccParallel(pieces, workers int) {
 	n := l.weight.Count()
 	acc := l.wAcc[0]
-	chunks := max(1, min(workers, n/4096))
+	chunks := max(1, min(workers, n/1024))
 	l.be.ParallelN(chunks, n, func(_, lo, hi int) {
 		dst := acc.Slice(lo, hi)
 		for p := 1; p < pieces; p++ {

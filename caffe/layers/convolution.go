@@ -81,6 +81,10 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 	// Each piece of images accumulates into its own buffers, summed in
 	// piece order: the same result whichever core takes which piece.
 	grain := convGrain(l.num, workers)
+	if workers <= 1 {
+		// ParallelDynamic then hands all images to one call: one piece.
+		grain = max(1, l.num)
+	}
 	pieces := (l.num + grain - 1) / grain
 	for i := range top {
 		l.buffers(workers, 0)
@@ -103,19 +107,25 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		}
 		be.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
 			col := l.cols[wk]
-			l.zeroAcc(lo / grain)
+			// The piece's first image overwrites its weight accumulator
+			// (beta 0), which then needs no zeroing pass.
+			l.zeroAcc(lo/grain, batchWeights)
 			dw, db := l.accFor(lo / grain)
 			for n := lo; n < hi; n++ {
 				dyn := dy.Slice(n*outDim, (n+1)*outDim)
 				if l.bias != nil {
 					be.BiasGrad(dyn, db, 1, l.outC, plane)
 				}
+				var beta T
+				if n > lo {
+					beta = 1
+				}
 				switch cc, ok := l.cachedCols(n, false, len(bottom)); {
 				case batchWeights:
 				case ok:
-					l.gemmWeightsCols(cc, dyn, dw)
+					l.gemmWeightsCols(cc, dyn, dw, beta)
 				default:
-					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col)
+					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col, beta)
 				}
 				if prop {
 					l.gemmBackwardT(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), col)

@@ -3,6 +3,7 @@ package layers
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
@@ -140,6 +141,61 @@ func TestConvolutionPrecision(t *testing.T) {
 	x = gauss(41, 11, 6, 16, 16)
 	precision(t, layertest.Precision{Seed: 10}, `type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5
 		weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.1 } }`, bl(x), 1)
+}
+
+// TestConvolutionPrecisionManyWorkers runs a CIFAR-10-sized convolution
+// (32 channels in and out, 5×5 pad 2: 25,600 weights, so the weight
+// transposes split over the cores too) and a ReLU over 2^17 values (split
+// over the cores) against the float64 reference at 3, 16 and 32 workers:
+// goexec.threads may set up to 32 on any machine, and with more workers
+// than images most pieces hold one image.
+func TestConvolutionPrecisionManyWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{3, 16, 32} {
+		runtime.GOMAXPROCS(procs)
+		x := gauss(uint64(50+procs), 5, 32, 9, 9)
+		precision(t, layertest.Precision{Seed: uint64(procs)}, `type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5
+			weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.1 } }`, bl(x), 1)
+		precision(t, layertest.Precision{Seed: uint64(procs)}, `type: "ReLU" relu_param { negative_slope: 0.1 }`, bl(gauss(uint64(60+procs), 4, 32, 32, 32)), 1)
+	}
+}
+
+// TestConvolutionGradientAfterFewerWorkers runs Backward at 4 workers
+// and then at 1 on the same layer: the second gradient must not pick up
+// the per-piece accumulators the first run left behind (with one worker
+// every image goes to piece 0).
+func TestConvolutionGradientAfterFewerWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	text := `type: "Convolution" convolution_param { num_output: 6 pad: 1 kernel_size: 3
+		weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } }`
+	x := gauss(70, 12, 3, 9, 9)
+	runtime.GOMAXPROCS(4)
+	l, top := forward(t, text, bl(x), 1)
+	copy(top[0].Diff(), gauss(71, top[0].Shape()...).Data())
+	grads := func() []float64 {
+		for _, b := range l.Blobs() {
+			clear(b.Diff())
+		}
+		if err := l.Forward(bl(x), top); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Backward(top, []bool{true}, bl(x)); err != nil {
+			t.Fatal(err)
+		}
+		var g []float64
+		for _, b := range l.Blobs() {
+			g = append(g, b.Diff()...)
+		}
+		return g
+	}
+	want := grads()
+	runtime.GOMAXPROCS(1)
+	got := grads()
+	for i := range want {
+		if d := math.Abs(got[i] - want[i]); d > 1e-9*(1+math.Abs(want[i])) {
+			t.Fatalf("parameter gradient %d at 1 worker after 4: %g, want %g", i, got[i], want[i])
+		}
+	}
 }
 
 func TestConvolutionTwoBottomsShareWeights(t *testing.T) {

@@ -109,4 +109,12 @@ func TestMemoryData(t *testing.T) {
 	_, err = tryBuild[float32](t, `type: "MemoryData" memory_data_param { batch_size: 4 channels: 1 height: 0 width: 3 }`)
 	wantErr(t, "zero height", err, "height")
 	wantErr(t, "3 tops", setupErr(t, text, nil, 3), "tops")
+
+	// crop_size: the source crops, the data top has the crop's size.
+	_, top = setup(t, `type: "MemoryData" transform_param { crop_size: 2 } memory_data_param { batch_size: 4 channels: 3 height: 5 width: 6 }`, nil, 2)
+	if !blob.ShapeEquals(top[0].Shape(), []int{4, 3, 2, 2}) {
+		t.Errorf("cropped shape %v, want [4 3 2 2]", top[0].Shape())
+	}
+	_, err = tryBuild[float32](t, `type: "MemoryData" transform_param { crop_size: 6 } memory_data_param { batch_size: 4 channels: 1 height: 5 width: 6 }`)
+	wantErr(t, "crop larger than the image", err, "crop_size 6 is larger than the 5×6")
 }

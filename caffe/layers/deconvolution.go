@@ -69,7 +69,7 @@ func (l *deconvolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, b
 				if l.bias != nil {
 					be.BiasGrad(dyn, db, 1, l.imC, plane)
 				}
-				l.gemmWeights(dyn, x.Slice(n*inDim, (n+1)*inDim), dw, col)
+				l.gemmWeights(dyn, x.Slice(n*inDim, (n+1)*inDim), dw, col, 1)
 				if prop {
 					l.gemmForward(dyn, w, dx.Slice(n*inDim, (n+1)*inDim), col)
 				}

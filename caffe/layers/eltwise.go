@@ -10,15 +10,18 @@ import (
 )
 
 // eltwise combines same-shaped bottoms elementwise: SUM (with one coeff
-// per bottom), PROD or MAX (first maximum wins ties).
+// per bottom), PROD or MAX (first maximum wins ties), all on the
+// layer's backend. MAX's argmax is allocated by the first Forward (building
+// a net allocates no activations).
 type eltwise[T blob.Float] struct {
 	counts
 	noBlobs[T]
-	op     caffepb.EltwiseParameter_EltwiseOp
-	coeff  []T
-	stable bool
-	argmax []int32
-	be     kernels.Backend[T]
+	op      caffepb.EltwiseParameter_EltwiseOp
+	coeff   []T
+	stable  bool
+	argmax  kernels.IntVec // MAX: the bottom of each maximum, in be's memory
+	argmaxN int            // argmax's allocated length
+	be      kernels.Backend[T]
 }
 
 func newEltwise[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -57,67 +60,32 @@ func (l *eltwise[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	if top[0] != bottom[0] {
 		top[0].ReshapeLike(bottom[0])
 	}
-	if l.op == caffepb.EltwiseParameter_MAX {
-		n := bottom[0].Count()
-		if cap(l.argmax) < n {
-			l.argmax = make([]int32, n)
-		}
-		l.argmax = l.argmax[:n]
-	}
 	return nil
 }
 
 func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	if l.op == caffepb.EltwiseParameter_SUM {
-		// On the backend; PROD and MAX compute on the host below.
-		be := l.be
-		y := top[0].MutableDataOn(be)
-		be.Fill(y, 0)
-		for k, b := range bottom {
-			be.Axpy(l.coeff[k], b.DataOn(be), y)
-		}
-		return nil
-	}
-	y := top[0].Data()
-	x0 := bottom[0].HostData()
-	y = y[:len(x0)]
+	be := l.be
+	n := bottom[0].Count()
+	y := top[0].MutableDataOn(be).Slice(0, n)
+	x := func(k int) kernels.Vec[T] { return bottom[k].DataOn(be).Slice(0, n) }
 	switch l.op {
-	case caffepb.EltwiseParameter_PROD:
-		x1 := bottom[1].HostData()
-		for i := range y {
-			y[i] = x0[i] * x1[i]
-		}
-		for _, b := range bottom[2:] {
-			for i, v := range b.Data()[:len(y)] {
-				y[i] *= v
-			}
-		}
 	case caffepb.EltwiseParameter_SUM:
-		c := l.coeff[0]
-		for i, v := range x0 {
-			y[i] = c * v
+		be.Fill(y, 0)
+		for k := range bottom {
+			be.Axpy(l.coeff[k], x(k), y)
 		}
-		for k, b := range bottom[1:] {
-			c := l.coeff[k+1]
-			for i, v := range b.Data()[:len(y)] {
-				y[i] += c * v
-			}
+	case caffepb.EltwiseParameter_PROD:
+		be.Mul(x(0), x(1), y)
+		for k := 2; k < len(bottom); k++ {
+			be.Mul(y, x(k), y)
 		}
 	case caffepb.EltwiseParameter_MAX:
-		x1 := bottom[1].HostData()
-		for i := range y {
-			if x1[i] > x0[i] {
-				y[i], l.argmax[i] = x1[i], 1
-			} else {
-				y[i], l.argmax[i] = x0[i], 0
-			}
+		if l.argmaxN < n {
+			l.argmax, l.argmaxN = be.AllocInts(n), n
 		}
-		for k, b := range bottom[2:] {
-			for i, v := range b.Data()[:len(y)] {
-				if v > y[i] {
-					y[i], l.argmax[i] = v, int32(k+2)
-				}
-			}
+		mask := l.argmax.Slice(0, n)
+		for k := range bottom {
+			be.EltwiseMax(x(k), y, mask, k)
 		}
 	default:
 		return fmt.Errorf("unknown eltwise operation %v", l.op)
@@ -126,28 +94,20 @@ func (l *eltwise[T]) Forward(bottom, top []*blob.Blob[T]) error {
 }
 
 func (l *eltwise[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
-	if l.op == caffepb.EltwiseParameter_SUM {
-		be := l.be
-		dy := top[0].DiffOn(be)
-		for k, b := range bottom {
-			if propagateDown[k] {
-				dx := b.MutableDiffOn(be)
-				be.Copy(dx, dy)
-				if c := l.coeff[k]; c != 1 {
-					be.Scal(c, dx)
-				}
-			}
-		}
-		return nil
-	}
-	y, dy := top[0].HostData(), top[0].HostDiff()
+	be := l.be
+	n := bottom[0].Count()
+	dy := top[0].DiffOn(be).Slice(0, n)
 	for k, b := range bottom {
 		if !propagateDown[k] {
 			continue
 		}
-		dx := b.Diff()
-		x := b.Data()
+		dx := b.MutableDiffOn(be).Slice(0, n)
 		switch l.op {
+		case caffepb.EltwiseParameter_SUM:
+			be.Copy(dx, dy)
+			if c := l.coeff[k]; c != 1 {
+				be.Scal(c, dx)
+			}
 		case caffepb.EltwiseParameter_PROD:
 			if l.stable {
 				first := true
@@ -155,37 +115,20 @@ func (l *eltwise[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom 
 					if j == k {
 						continue
 					}
-					od := o.Data()
+					od := o.DataOn(be).Slice(0, n)
 					if first {
-						copy(dx, od)
+						be.Copy(dx, od)
 						first = false
 					} else {
-						for i := range dx {
-							dx[i] *= od[i]
-						}
+						be.Mul(dx, od, dx)
 					}
 				}
 			} else {
-				for i := range dx {
-					dx[i] = y[i] / x[i]
-				}
+				be.Div(top[0].DataOn(be).Slice(0, n), b.DataOn(be).Slice(0, n), dx)
 			}
-			for i := range dx {
-				dx[i] *= dy[i]
-			}
-		case caffepb.EltwiseParameter_SUM:
-			c := l.coeff[k]
-			for i := range dx {
-				dx[i] = c * dy[i]
-			}
+			be.Mul(dx, dy, dx)
 		case caffepb.EltwiseParameter_MAX:
-			for i := range dx {
-				if int(l.argmax[i]) == k {
-					dx[i] = dy[i]
-				} else {
-					dx[i] = 0
-				}
-			}
+			be.MaskSelect(dy, l.argmax.Slice(0, n), k, dx)
 		}
 	}
 	return nil

@@ -14,7 +14,10 @@ var ErrNoSource = errors.New("no batch source attached (the net or training loop
 
 // memoryData is Caffe's MemoryData layer, fed by a layer.BatchSource: tops
 // data (batch_size, channels, height, width) and, optionally, label
-// (batch_size). CaffeOnSpark's source/source_class fields name the source;
+// (batch_size). With transform_param.crop_size the data top is
+// (batch_size, channels, crop_size, crop_size): the source crops, as Caffe's
+// data layers do (the Spark-fed sources' samplers; a Caffe Data layer read
+// through Spark is rewritten into this layer). CaffeOnSpark's source/source_class fields name the source;
 // the net or training loop resolves them and attaches it with SetSource.
 type memoryData[T blob.Float] struct {
 	counts
@@ -33,6 +36,12 @@ func newMemoryData[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 		if l.shape[i] <= 0 {
 			return nil, fmt.Errorf("memory_data_param %s must be positive, got %d", what, l.shape[i])
 		}
+	}
+	if c := int(ctx.Param.GetTransformParam().GetCropSize()); c > 0 {
+		if c > l.shape[2] || c > l.shape[3] {
+			return nil, fmt.Errorf("transform_param.crop_size %d is larger than the %d×%d images", c, l.shape[2], l.shape[3])
+		}
+		l.shape[2], l.shape[3] = c, c
 	}
 	return l, nil
 }

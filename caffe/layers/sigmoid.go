@@ -1,26 +1,24 @@
 package layers
 
 import (
-	"math"
-
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
-// sigmoid computes y = 1 / (1 + exp(-x)). It works in place.
-type sigmoid[T blob.Float] struct{ neuron[T] }
+// sigmoid computes y = 1 / (1 + exp(-x)). It works in place, on the layer's backend.
+type sigmoid[T blob.Float] struct {
+	neuron[T]
+	be kernels.Backend[T]
+}
 
-func newSigmoid[T blob.Float](layer.Context) (layer.Layer[T], error) {
-	return &sigmoid[T]{newNeuron[T]()}, nil
+func newSigmoid[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
+	return &sigmoid[T]{neuron: newNeuron[T](), be: layer.Backend[T](ctx)}, nil
 }
 
 func (l *sigmoid[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].HostData(), top[0].Data()
-	y = y[:len(x)]
-	for i, v := range x {
-		// Caffe's form, stable for large |x|.
-		y[i] = T(0.5*math.Tanh(0.5*float64(v)) + 0.5)
-	}
+	x := bottom[0].DataOn(l.be)
+	l.be.ActivationForward(kernels.Sigmoid, x, top[0].MutableDataOn(l.be).Slice(0, x.Len()))
 	return nil
 }
 
@@ -28,11 +26,8 @@ func (l *sigmoid[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom 
 	if !propagateDown[0] {
 		return nil
 	}
-	y, dy, dx := top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
-	dy = dy[:len(y)]
-	dx = dx[:len(y)]
-	for i, v := range y {
-		dx[i] = dy[i] * v * (1 - v)
-	}
+	y := top[0].DataOn(l.be)
+	n := y.Len()
+	l.be.ActivationBackward(kernels.Sigmoid, y, top[0].DiffOn(l.be).Slice(0, n), bottom[0].MutableDiffOn(l.be).Slice(0, n))
 	return nil
 }

@@ -55,7 +55,7 @@ const fusedAccuracyMax = 1 << 16
 // Reshape.
 func (l *softmaxWithLoss[T]) FuseAccuracy(acc layer.Layer[T], top *blob.Blob[T]) bool {
 	a, ok := acc.(*accuracy[T])
-	if _, fb := l.be.(softmaxLossBackend[T]); !ok || !fb || a.perClass != nil {
+	if _, fb := l.be.(softmaxLossBackend[T]); !ok || !fb || a.perClassTop {
 		return false
 	}
 	if a.outer != l.outer || a.channels != l.channels || a.inner != l.inner || l.outer*l.inner > fusedAccuracyMax ||

@@ -1,25 +1,24 @@
 package layers
 
 import (
-	"math"
-
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
-// tanH computes y = tanh(x). It works in place.
-type tanH[T blob.Float] struct{ neuron[T] }
+// tanH computes y = tanh(x). It works in place, on the layer's backend.
+type tanH[T blob.Float] struct {
+	neuron[T]
+	be kernels.Backend[T]
+}
 
-func newTanH[T blob.Float](layer.Context) (layer.Layer[T], error) {
-	return &tanH[T]{newNeuron[T]()}, nil
+func newTanH[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
+	return &tanH[T]{neuron: newNeuron[T](), be: layer.Backend[T](ctx)}, nil
 }
 
 func (l *tanH[T]) Forward(bottom, top []*blob.Blob[T]) error {
-	x, y := bottom[0].HostData(), top[0].Data()
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] = T(math.Tanh(float64(v)))
-	}
+	x := bottom[0].DataOn(l.be)
+	l.be.ActivationForward(kernels.TanH, x, top[0].MutableDataOn(l.be).Slice(0, x.Len()))
 	return nil
 }
 
@@ -27,11 +26,8 @@ func (l *tanH[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*
 	if !propagateDown[0] {
 		return nil
 	}
-	y, dy, dx := top[0].HostData(), top[0].HostDiff(), bottom[0].Diff()
-	dy = dy[:len(y)]
-	dx = dx[:len(y)]
-	for i, v := range y {
-		dx[i] = dy[i] * (1 - v*v)
-	}
+	y := top[0].DataOn(l.be)
+	n := y.Len()
+	l.be.ActivationBackward(kernels.TanH, y, top[0].DiffOn(l.be).Slice(0, n), bottom[0].MutableDiffOn(l.be).Slice(0, n))
 	return nil
 }

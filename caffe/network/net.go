@@ -604,13 +604,22 @@ func (n *Net[T]) ForwardBackward() (T, error) {
 	return loss, n.Backward()
 }
 
+// clearSerialMax is the gradient size (256 KiB of float32) from which
+// ClearParamDiffs zeroes on all cores.
+const clearSerialMax = 1 << 16
+
 // ClearParamDiffs zeroes the gradients of the learnable parameters: on
 // the host in one pass, or, on a device net, on the device (GradBuffer
 // would download every gradient first, waiting for the device).
 func (n *Net[T]) ClearParamDiffs() {
 	be := kernels.For[T](n.device)
 	if be.HostMemory() {
-		clear(n.GradBuffer())
+		g := n.GradBuffer()
+		if len(g) < clearSerialMax {
+			clear(g)
+			return
+		}
+		be.Parallel(len(g), func(_, lo, hi int) { clear(g[lo:hi]) })
 		return
 	}
 	if n.devOf == be {

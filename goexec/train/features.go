@@ -247,6 +247,9 @@ func (s *Service) bindInOrder(n *network.Net[float32], db *pb.DataBinding) (*ord
 		return nil, err
 	}
 	defer ds.Release()
+	if err := s.withMean(lp, ld, key); err != nil {
+		return nil, badInput(key.String(), "data: %v", err)
+	}
 	sm, err := arrowio.NewSampler[float32](ds, ld.spec, arrowio.SamplerOptions{BatchSize: ld.batch, Policy: arrowio.UnevenEpochs})
 	if err != nil {
 		return nil, badInput(key.String(), "data.key: partition %s does not fit layer %q: %v", key, lp.GetName(), err)

@@ -94,6 +94,54 @@ type Service struct {
 // partMeta is what LoadPartition reported about a cached partition.
 type partMeta struct {
 	info *pb.PartitionInfo
+	mean []float32 // the layer's mean_file image (PartitionChunk.mean), or nil
+}
+
+// meanOf decodes PartitionChunk.mean (a binary BlobProto); nil for none.
+func meanOf(b []byte) ([]float32, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	bp := &caffepb.BlobProto{}
+	if err := proto.Unmarshal(b, bp); err != nil {
+		return nil, invalid("mean", "not a caffe.BlobProto: %v", err)
+	}
+	if d := bp.GetData(); len(d) > 0 {
+		return d, nil
+	}
+	out := make([]float32, len(bp.GetDoubleData()))
+	for i, v := range bp.GetDoubleData() {
+		out[i] = float32(v)
+	}
+	if len(out) == 0 {
+		return nil, invalid("mean", "the mean blob holds no values")
+	}
+	return out, nil
+}
+
+// withMean hands the mean image that came with the partition at key to the
+// transform of the layer's data field, when the layer has a mean_file.
+func (s *Service) withMean(lp *caffepb.LayerParameter, ld layerData, key arrowio.Key) error {
+	if lp.GetType() == "CoSData" {
+		for _, t := range lp.GetCosDataParam().GetTop() {
+			if f := t.GetTransformParam().GetMeanFile(); f != "" {
+				return fmt.Errorf("layer %q: top %q: transform_param.mean_file %s is read for MemoryData and Data layers only; give mean_value", lp.GetName(), t.GetName(), f)
+			}
+		}
+		return nil
+	}
+	f := lp.GetTransformParam().GetMeanFile()
+	if f == "" {
+		return nil
+	}
+	s.mu.Lock()
+	m := s.meta[key].mean
+	s.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("layer %q: transform_param.mean_file %s: partition %s was loaded without its mean image (LoadPartition's mean)", lp.GetName(), f, key)
+	}
+	ld.spec.Fields[0].Transform.Mean = m
+	return nil
 }
 
 // New returns a Service with an empty partition cache.
@@ -193,6 +241,10 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 	if err != nil {
 		return invalid("layer", "%v", err)
 	}
+	mean, err := meanOf(first.GetMean())
+	if err != nil {
+		return err
+	}
 	pr, pw := io.Pipe()
 	var received atomic.Int64
 	fed := make(chan struct{})
@@ -223,7 +275,7 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 			}
 		}
 	}()
-	ds, err := arrowio.ReadStream(ctx, pr, s.mem, ld.spec)
+	ds, err := arrowio.ReadStream(ctx, pr, s.mem, ld.spec, arrowio.WithSkipUnusable(first.GetSkipUnusable()))
 	pr.CloseWithError(errors.New("decoder stopped"))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -244,18 +296,26 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 		ds.Release()
 		return ctxStatus(ctx.Err(), "loading partition "+key.String())
 	}
-	if want := first.GetExpectedRows(); want > 0 && int64(ds.Len()) != want {
+	unusable, named := ds.Unusable()
+	if want := first.GetExpectedRows(); want > 0 && int64(ds.Len()+unusable) != want {
 		ds.Release()
-		return invalid("expected_rows", "partition %s: sender wrote %d rows, decoded %d", key, want, ds.Len())
+		return invalid("expected_rows", "partition %s: sender wrote %d rows, decoded %d (%d unusable)", key, want, ds.Len()+unusable, unusable)
 	}
 	info := &pb.PartitionInfo{Key: pbKey(key), Cached: true, Rows: int64(ds.Len()), Bytes: ds.Bytes(),
-		LayerName: lp.GetName(), DecodeSeconds: time.Since(start).Seconds()}
+		LayerName: lp.GetName(), DecodeSeconds: time.Since(start).Seconds(), UnusableRows: int64(unusable)}
+	for _, re := range named {
+		info.Unusable = append(info.Unusable, re.Error())
+	}
+	if unusable > 0 {
+		s.log.Warn().Str("partition", key.String()).Str("layer", lp.GetName()).Int("unusable", unusable).
+			Strs("first", info.Unusable).Msg("unusable rows dropped")
+	}
 	for _, f := range ds.Fields() {
 		info.Tops = append(info.Tops, fmt.Sprintf("%s %s", f.Name, dims(f.Shape)))
 	}
 	s.cache.Put(key, ds)
 	s.mu.Lock()
-	s.meta[key] = partMeta{info: info}
+	s.meta[key] = partMeta{info: info, mean: mean}
 	s.mu.Unlock()
 	s.log.Info().Str("partition", key.String()).Str("layer", lp.GetName()).Int64("rows", info.Rows).
 		Int64("bytes", info.Bytes).Int64("zero_copy_bytes", ds.ZeroCopyBytes()).Int64("ipc_bytes", received.Load()).

@@ -93,6 +93,10 @@ func (s *Service) bind(n *network.Net[float32], dbs []*pb.DataBinding, seed uint
 		if err != nil {
 			return fail(err)
 		}
+		if err := s.withMean(lp, ld, key); err != nil {
+			ds.Release()
+			return fail(badInput(key.String(), "%s: %v", field, err))
+		}
 		policy := arrowio.UnevenEpochs
 		if db.GetWithReplacement() {
 			policy = arrowio.WithReplacement

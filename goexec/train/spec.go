@@ -80,11 +80,12 @@ func transformOf(p *caffepb.TransformationParameter) (*arrowio.Transform, error)
 	if p == nil {
 		return nil, nil
 	}
-	if p.GetMeanFile() != "" {
-		return nil, fmt.Errorf("transform_param.mean_file %q is not supported for Arrow partitions yet; give mean_value", p.GetMeanFile())
+	if p.GetMeanFile() != "" && len(p.GetMeanValue()) > 0 {
+		return nil, fmt.Errorf("transform_param: mean_file and mean_value cannot both be set")
 	}
+	// A mean_file's image comes with the partition (withMean).
 	t := &arrowio.Transform{Scale: p.GetScale(), MeanValues: p.GetMeanValue(), CropSize: int(p.GetCropSize()), Mirror: p.GetMirror()}
-	if t.Scale == 1 && len(t.MeanValues) == 0 && t.CropSize == 0 && !t.Mirror {
+	if t.Scale == 1 && len(t.MeanValues) == 0 && t.CropSize == 0 && !t.Mirror && p.GetMeanFile() == "" {
 		return nil, nil
 	}
 	return t, nil

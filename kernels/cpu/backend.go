@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"runtime"
 
 	"github.com/gocaffe/gocaffe/kernels"
 )
@@ -98,8 +99,209 @@ func (backend[T]) Mul(a, b, y kernels.Vec[T]) {
 		yv[i] = v * bv[i]
 	}
 }
+func (backend[T]) Div(a, b, y kernels.Vec[T]) {
+	av, bv, yv := a.Host(), b.Host(), y.Host()
+	bv, yv = bv[:len(av)], yv[:len(av)]
+	for i, v := range av {
+		yv[i] = v / bv[i]
+	}
+}
+func (backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	xv, yv := x.Host(), y.Host()
+	yv, m := yv[:len(xv)], mask.Host()[:len(xv)]
+	if k == 0 {
+		copy(yv, xv)
+		clear(m)
+		return
+	}
+	for i, v := range xv {
+		if v > yv[i] {
+			yv[i], m[i] = v, int32(k)
+		}
+	}
+}
+func (backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	dv, m, xv := dy.Host(), mask.Host(), dx.Host()
+	m, xv = m[:len(dv)], xv[:len(dv)]
+	for i, v := range dv {
+		if m[i] == int32(k) {
+			xv[i] = v
+		} else {
+			xv[i] = 0
+		}
+	}
+}
 func (backend[T]) Dot(x, y kernels.Vec[T]) T { return Dot(x.Host(), y.Host()) }
-func (backend[T]) Sum(x kernels.Vec[T]) T    { return Sum(x.Host()) }
+
+func (backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	xv, yv, xn := x.Host(), y.Host(), xnorm.Host()
+	mv, iv, rm, rv, fv := mean.Host(), inv.Host(), runMean.Host(), runVar.Host(), factor.Host()
+	n, c, sp := num, channels, spatial
+	if global {
+		f := float64(fv[0])
+		if f != 0 {
+			f = 1 / f
+		}
+		for ch := 0; ch < c; ch++ {
+			mv[ch] = T(f * float64(rm[ch]))
+			iv[ch] = T(1 / math.Sqrt(f*float64(rv[ch])+eps))
+		}
+	} else {
+		m := float64(n * sp)
+		for ch := 0; ch < c; ch++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				for _, v := range xv[(i*c+ch)*sp : (i*c+ch+1)*sp] {
+					s += float64(v)
+				}
+			}
+			mu := s / m
+			var v2 float64
+			for i := 0; i < n; i++ {
+				for _, v := range xv[(i*c+ch)*sp : (i*c+ch+1)*sp] {
+					d := float64(v) - mu
+					v2 += d * d
+				}
+			}
+			variance := v2 / m
+			mv[ch] = T(mu)
+			iv[ch] = T(1 / math.Sqrt(variance+eps))
+			// Running statistics, with Caffe's unbiased variance.
+			corr := 1.0
+			if m > 1 {
+				corr = m / (m - 1)
+			}
+			rm[ch] = T(mu + maf*float64(rm[ch]))
+			rv[ch] = T(corr*variance + maf*float64(rv[ch]))
+		}
+		fv[0] = T(float64(fv[0])*maf + 1)
+	}
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			mu, in := mv[ch], iv[ch]
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				v := (xv[k] - mu) * in
+				yv[k] = v
+				xn[k] = v
+			}
+		}
+	}
+}
+
+func (backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	dyv, y, iv, dxv := dy.Host(), xnorm.Host(), inv.Host(), dx.Host()
+	n, c, sp := num, channels, spatial
+	if global {
+		for i := 0; i < n; i++ {
+			for ch := 0; ch < c; ch++ {
+				in := iv[ch]
+				off := (i*c + ch) * sp
+				for k := off; k < off+sp; k++ {
+					dxv[k] = dyv[k] * in
+				}
+			}
+		}
+		return
+	}
+	m := T(n * sp)
+	for ch := 0; ch < c; ch++ {
+		var sdy, sdyy T
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				sdy += dyv[k]
+				sdyy += dyv[k] * y[k]
+			}
+		}
+		mdy, mdyy, in := sdy/m, sdyy/m, iv[ch]
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * sp
+			for k := off; k < off+sp; k++ {
+				dxv[k] = (dyv[k] - mdy - y[k]*mdyy) * in
+			}
+		}
+	}
+}
+
+func (backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	xv := x.Host()
+	yv := y.Host()[:len(xv)]
+	switch a {
+	case kernels.Sigmoid:
+		for i, v := range xv {
+			yv[i] = T(0.5*math.Tanh(0.5*float64(v)) + 0.5)
+		}
+	case kernels.TanH:
+		for i, v := range xv {
+			yv[i] = T(math.Tanh(float64(v)))
+		}
+	}
+}
+
+func (backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	yv := y.Host()
+	dyv, dxv := dy.Host()[:len(yv)], dx.Host()[:len(yv)]
+	switch a {
+	case kernels.Sigmoid:
+		for i, v := range yv {
+			dxv[i] = dyv[i] * v * (1 - v)
+		}
+	case kernels.TanH:
+		for i, v := range yv {
+			dxv[i] = dyv[i] * (1 - v*v)
+		}
+	}
+}
+
+func (backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	xv, cv, pc := x.Host(), cls.Host(), perClass.Host()
+	var hitC, cntC []int
+	if len(pc) > 0 {
+		hitC, cntC = make([]int, channels), make([]int, channels)
+	}
+	hits, count := 0, 0
+	for pos, c := range cv[:outer*inner] {
+		if c < 0 {
+			continue
+		}
+		o, j := pos/inner, pos%inner
+		xo := xv[o*channels*inner+j:]
+		truth := xo[int(c)*inner]
+		better := -1        // the true class counts itself
+		if truth != truth { // NaN: a diverged net is never right
+			better = topK
+		}
+		for k := 0; k < channels && better < topK; k++ {
+			if v := xo[k*inner]; v >= truth || v != v {
+				better++
+			}
+		}
+		hit := better < topK
+		if hit {
+			hits++
+		}
+		count++
+		if cntC != nil {
+			cntC[c]++
+			if hit {
+				hitC[c]++
+			}
+		}
+	}
+	a := 0.0
+	if count > 0 {
+		a = float64(hits) / float64(count)
+	}
+	acc.Host()[0] = T(a)
+	for c := range pc[:min(len(pc), channels)] {
+		pc[c] = 0
+		if cntC[c] > 0 {
+			pc[c] = T(float64(hitC[c]) / float64(cntC[c]))
+		}
+	}
+}
+func (backend[T]) Sum(x kernels.Vec[T]) T { return Sum(x.Host()) }
 func (backend[T]) SumTo(x, dst kernels.Vec[T]) {
 	dst.Host()[0] = Sum(x.Host())
 }
@@ -166,9 +368,25 @@ func (backend[T]) ChannelDot(a, b, d kernels.Vec[T], outer, channels, inner int)
 	}
 }
 
+// AddTrans splits b's rows over the cores when the matrix is large (a
+// convolution's weights, transposed twice per Backward): each piece reads
+// a column band of a and writes its own rows of b.
 func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 	av, bv := a.Host(), b.Host()
-	for i := 0; i < cols; i++ {
+	if rows*cols < 2*transGrain || runtime.GOMAXPROCS(0) == 1 || rows == 0 {
+		addTrans(av, rows, cols, bv, 0, cols)
+		return
+	}
+	ParallelElems(cols, max(1, transGrain/rows), func(lo, hi int) { addTrans(av, rows, cols, bv, lo, hi) })
+}
+
+// transGrain is AddTrans's smallest parallel piece, in elements: its
+// strided reads cost several times an elementwise loop's.
+const transGrain = 1 << 13
+
+// addTrans adds aᵀ's rows [lo, hi) into b's.
+func addTrans[T Float](av []T, rows, cols int, bv []T, lo, hi int) {
+	for i := lo; i < hi; i++ {
 		row := bv[i*rows : (i+1)*rows]
 		for p := range row {
 			row[p] += av[p*cols+i]
@@ -178,11 +396,30 @@ func (backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, b kernels.Vec[T]) {
 
 // ReLUForward is branchless: the sign of activations is unpredictable, and
 // a mispredicted branch per element costs several times the arithmetic.
+// Both directions split large blobs over the cores (ParallelElems): a
+// ReLU over a whole batch's activations is memory-bound work that a single
+// core would do while the others wait at the next layer. Small blobs run
+// inline, without the closure (no allocation per pass).
 func (backend[T]) ReLUForward(x, y kernels.Vec[T], s T) {
 	xv := x.Host()
 	yv := y.Host()[:len(xv)]
-	for i, v := range xv {
-		yv[i] = max(v, 0) + s*min(v, 0)
+	if x32, ok := any(xv).([]float32); ok {
+		y32, s32 := any(yv).([]float32), float32(s)
+		if !elemsParallel(len(xv)) {
+			SReLU(x32, y32, s32)
+			return
+		}
+		ParallelElems(len(xv), elemGrain, func(lo, hi int) { SReLU(x32[lo:hi], y32[lo:hi], s32) })
+		return
+	}
+	reluForward(xv, yv, s)
+}
+
+func reluForward[T Float](x, y []T, s T) {
+	zeroUpper()
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = max(v, 0) + s*min(v, 0)
 	}
 }
 
@@ -190,15 +427,30 @@ func (backend[T]) ReLUBackward(x, dy, dx kernels.Vec[T], s T) {
 	xv := x.Host()
 	switch xs := any(xv).(type) {
 	case []float32:
-		reluBackward32(xs, any(dy.Host()).([]float32), any(dx.Host()).([]float32), float32(s))
+		d, g := any(dy.Host()).([]float32), any(dx.Host()).([]float32)
+		if !elemsParallel(len(xs)) {
+			SReLUBackward(xs, d, g, float32(s))
+			return
+		}
+		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
+			SReLUBackward(xs[lo:hi], d[lo:hi], g[lo:hi], float32(s))
+		})
 	case []float64:
-		reluBackward64(xs, any(dy.Host()).([]float64), any(dx.Host()).([]float64), float64(s))
+		d, g := any(dy.Host()).([]float64), any(dx.Host()).([]float64)
+		if !elemsParallel(len(xs)) {
+			reluBackward64(xs, d, g, float64(s))
+			return
+		}
+		ParallelElems(len(xs), elemGrain, func(lo, hi int) {
+			reluBackward64(xs[lo:hi], d[lo:hi], g[lo:hi], float64(s))
+		})
 	}
 }
 
 // reluBackward32 selects without branches: from the bits b of x, the sign
 // bit of (-b) & ^b is set exactly when x > 0 (it excludes ±0 and negatives).
 func reluBackward32(x, dy, dx []float32, s float32) {
+	zeroUpper()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {
@@ -210,6 +462,7 @@ func reluBackward32(x, dy, dx []float32, s float32) {
 }
 
 func reluBackward64(x, dy, dx []float64, s float64) {
+	zeroUpper()
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
 	for i, v := range x {
@@ -224,6 +477,7 @@ func (backend[T]) MaxPoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 	xv, yv, mv := x.Host(), y.Host(), mask.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			MaxPoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], mv[p*out:(p+1)*out])
 		}
@@ -234,6 +488,7 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	dyv, dxv, mv := dy.Host(), dx.Host(), mask.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
 			clear(dxp)
@@ -250,6 +505,7 @@ func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 	xv, yv := x.Host(), y.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			xp, yp := xv[p*in:(p+1)*in], yv[p*out:(p+1)*out]
 			for oy := 0; oy < g.OH; oy++ {
@@ -272,6 +528,7 @@ func (backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolG
 	dyv, dxv := dy.Host(), dx.Host()
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
+		zeroUpper()
 		for p := lo; p < hi; p++ {
 			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
 			clear(dxp)
@@ -296,6 +553,7 @@ func (backend[T]) SoftmaxForward(x, y kernels.Vec[T], outer, channels, inner int
 }
 
 func (backend[T]) SoftmaxBackward(y, dy, dx kernels.Vec[T], outer, channels, inner int) {
+	zeroUpper()
 	yv, dyv, dxv := y.Host(), dy.Host(), dx.Host()
 	dim := channels * inner
 	for o := 0; o < outer; o++ {
@@ -326,6 +584,7 @@ func (backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNG
 const fltMin = 0x1p-126
 
 func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
+	zeroUpper()
 	p, c := prob.Host(), cls.Host()
 	dim := channels * inner
 	var sum float64
@@ -342,6 +601,7 @@ func (backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, ou
 }
 
 func (backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, scale T, dx kernels.Vec[T]) {
+	zeroUpper()
 	p, c, d := prob.Host(), cls.Host(), dx.Host()
 	copy(d, p)
 	dim := channels * inner
@@ -374,6 +634,7 @@ func (backend[T]) SGDMomentum(diff, data, hist kernels.Vec[T], norm, decay, lr, 
 // SoftmaxForward writes softmax(x) over the middle axis of an
 // (outer, channels, inner) array into y; x and y may be the same slice.
 func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
+	zeroUpper()
 	dim := channels * inner
 	for o := 0; o < outer; o++ {
 		xo, yo := x[o*dim:(o+1)*dim], y[o*dim:(o+1)*dim]
@@ -400,6 +661,7 @@ func SoftmaxForward[T Float](x, y []T, outer, channels, inner int) {
 // ApplyUpdate computes it; the gradient norm for clipping is summed in
 // float64.
 func (backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults kernels.Vec[T], diff, data, hist0, hist1 kernels.Vec[T]) {
+	zeroUpper()
 	o, m := offs.Host(), mults.Host()
 	d, w, h0, h1 := diff.Host(), data.Host(), hist0.Host(), hist1.Host()
 	var clip T = 1

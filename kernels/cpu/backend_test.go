@@ -2,6 +2,8 @@ package cpu
 
 import (
 	"math"
+	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/kernels"
@@ -126,6 +128,72 @@ func testGemmBatched[T Float](t *testing.T, tol float64) {
 			}
 			if e := math.Sqrt(num / den); !(e <= tol) {
 				t.Errorf("GemmBatched %T batch %d m %d n %d k %d ta=%v tb=%v shared a=%v: relative error %g > %g", alpha, batch, m, n, k, ta, tb, shared, e, tol)
+			}
+		}
+	}
+}
+
+// TestSReLUMatchesScalar checks the vector ReLU in both directions
+// against the scalar loops, value for value, at lengths around the
+// 8- and 16-lane widths, over the edge values of TestReLUBackwardEdges,
+// NaN and random values, with slopes 0 and 0.1.
+func TestSReLUMatchesScalar(t *testing.T) {
+	edges := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)), math.MaxFloat32, -math.MaxFloat32, float32(math.NaN())}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, s := range []float32{0, 0.1} {
+		for _, n := range []int{0, 1, 7, 8, 15, 16, 17, 33, 100} {
+			x, dy := make([]float32, n), make([]float32, n)
+			for i := range x {
+				x[i], dy[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+				if i < len(edges) {
+					x[(i*5)%n] = edges[i]
+				}
+			}
+			want, got := make([]float32, n), make([]float32, n)
+			reluForward(x, want, s)
+			SReLU(x, got, s)
+			for i := range x {
+				// -0 and +0 both pass; NaN must stay NaN.
+				if got[i] != want[i] && !(got[i] != got[i] && want[i] != want[i]) {
+					t.Errorf("s=%g n=%d: SReLU(%g) = %g, want %g", s, n, x[i], got[i], want[i])
+				}
+			}
+			reluBackward32(x, dy, want, s)
+			SReLUBackward(x, dy, got, s)
+			for i := range x {
+				if x[i] != x[i] {
+					continue // the scalar loop reads NaN's bits; either product is a choice
+				}
+				if got[i] != want[i] {
+					t.Errorf("s=%g n=%d: SReLUBackward(x=%g, dy=%g) = %g, want %g", s, n, x[i], dy[i], got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestParallelElemsCoversRangeOnce runs ParallelElems at 1 to 32 workers
+// (goexec.threads may set GOMAXPROCS up to 32 on a 2-core machine too)
+// over lengths around the grain, and checks that every index is visited
+// exactly once.
+func TestParallelElemsCoversRangeOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 8, 16, 32} {
+		runtime.GOMAXPROCS(procs)
+		for _, n := range []int{0, 1, 100, 2*elemGrain - 1, 2 * elemGrain, 5*elemGrain + 3, 40 * elemGrain} {
+			seen := make([]int32, n)
+			ParallelElems(n, elemGrain, func(lo, hi int) {
+				if lo >= hi || hi-lo < min(n, elemGrain)/2 {
+					t.Errorf("procs %d n %d: piece [%d, %d) under half the grain", procs, n, lo, hi)
+				}
+				for i := lo; i < hi; i++ {
+					seen[i]++ // pieces are disjoint: no data race
+				}
+			})
+			for i, c := range seen {
+				if c != 1 {
+					t.Fatalf("procs %d n %d: index %d visited %d times", procs, n, i, c)
+				}
 			}
 		}
 	}

@@ -305,6 +305,7 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 				continue
 			}
 			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr, true, &acc)
+			zeroUpper() // the scalar copy below is SSE code
 			for j := 0; j < cols; j++ {
 				ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
 				for r := range ccol {

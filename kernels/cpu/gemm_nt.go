@@ -68,6 +68,7 @@ func ntPass(batch, m, n, k int, a []float32, lda, strideA int, b []float32, ldb,
 				offB[q] = (j + min(q, cols-1)) * ldb
 			}
 			s := ntKernel(batch, k, a, offA, strideA, b, offB, strideB)
+			zeroUpper() // the scalar adds below are SSE code
 			for r := 0; r < rows; r++ {
 				cr := c[(i+r)*ldc+j : (i+r)*ldc+j+cols]
 				for q := range cr {

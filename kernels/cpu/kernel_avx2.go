@@ -170,3 +170,25 @@ func ntKernelAVX2(batch, k int, a []float32, offA [ntRows]int, strideA int, b []
 	}
 	return s
 }
+
+func sreluAVX2(x, y []float32, s float32) {
+	sv, zero := archsimd.BroadcastFloat32x8(s), archsimd.BroadcastFloat32x8(0)
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		v := archsimd.LoadFloat32x8((*[8]float32)(x[i : i+8]))
+		v.Merge(v.Mul(sv), v.Greater(zero)).Store((*[8]float32)(y[i : i+8]))
+	}
+	reluForward(x[i:], y[i:], s)
+}
+
+func sreluBackwardAVX2(x, dy, dx []float32, s float32) {
+	sv, zero := archsimd.BroadcastFloat32x8(s), archsimd.BroadcastFloat32x8(0)
+	pv := archsimd.BroadcastFloat32x8(s + (1 - s))
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		v := archsimd.LoadFloat32x8((*[8]float32)(x[i : i+8]))
+		d := archsimd.LoadFloat32x8((*[8]float32)(dy[i : i+8]))
+		d.Mul(pv).Merge(d.Mul(sv), v.Greater(zero)).Store((*[8]float32)(dx[i : i+8]))
+	}
+	reluBackward32(x[i:], dy[i:], dx[i:], s)
+}

@@ -64,3 +64,9 @@ func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
 	return ntKernelGo(batch, k, a, offA, strideA, b, offB, strideB)
 }
+
+// SReLU sets y = max(x, 0) + s·min(x, 0).
+func SReLU(x, y []float32, s float32) { reluForward(x, y[:len(x)], s) }
+
+// SReLUBackward sets dx = dy·(s + (1-s)·[x > 0]).
+func SReLUBackward(x, dy, dx []float32, s float32) { reluBackward32(x, dy, dx, s) }

@@ -495,3 +495,49 @@ func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []floa
 	}
 	return s
 }
+
+// SReLU sets y = x where x > 0 and s·x elsewhere (NaN included, which
+// stays NaN), 16 lanes at a time: the scalar max/min form with Go's NaN
+// and signed-zero rules compiled to branches and ran at about 2.5 ns an
+// element.
+func SReLU(x, y []float32, s float32) {
+	y = y[:len(x)]
+	if !hasAVX512 {
+		if hasAVX2 {
+			sreluAVX2(x, y, s)
+			return
+		}
+		reluForward(x, y, s)
+		return
+	}
+	sv, zero := archsimd.BroadcastFloat32x16(s), archsimd.BroadcastFloat32x16(0)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		v := archsimd.LoadFloat32x16((*[16]float32)(x[i : i+16]))
+		v.Merge(v.Mul(sv), v.Greater(zero)).Store((*[16]float32)(y[i : i+16]))
+	}
+	reluForward(x[i:], y[i:], s)
+}
+
+// SReLUBackward sets dx = dy·(s + (1-s)) where x > 0 and dy·s elsewhere,
+// the products reluBackward32 forms, 16 lanes at a time.
+func SReLUBackward(x, dy, dx []float32, s float32) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
+	if !hasAVX512 {
+		if hasAVX2 {
+			sreluBackwardAVX2(x, dy, dx, s)
+			return
+		}
+		reluBackward32(x, dy, dx, s)
+		return
+	}
+	sv, zero := archsimd.BroadcastFloat32x16(s), archsimd.BroadcastFloat32x16(0)
+	pv := archsimd.BroadcastFloat32x16(s + (1 - s))
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		v := archsimd.LoadFloat32x16((*[16]float32)(x[i : i+16]))
+		d := archsimd.LoadFloat32x16((*[16]float32)(dy[i : i+16]))
+		d.Mul(pv).Merge(d.Mul(sv), v.Greater(zero)).Store((*[16]float32)(dx[i : i+16]))
+	}
+	reluBackward32(x[i:], dy[i:], dx[i:], s)
+}

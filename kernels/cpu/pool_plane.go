@@ -57,6 +57,10 @@ func MaxPoolPlane[T Float](g kernels.PoolGeom, xp, yp []T, mask []int32) {
 // poolMaxScalar max-pools outputs [ox0, ox1) of one output row whose
 // windows cover input rows [h0, h1).
 func poolMaxScalar[T Float](g kernels.PoolGeom, xp, yr []T, mr []int32, h0, h1, ox0, ox1 int) {
+	if ox0 >= ox1 {
+		return
+	}
+	zeroUpper() // after the SIMD row pass: this is SSE code
 	for ox := ox0; ox < ox1; ox++ {
 		w0 := ox*g.SW - g.PW
 		w1 := min(w0+g.KW, g.W)

@@ -299,6 +299,67 @@ func (b *backend[T]) Mul(a, bv, y kernels.Vec[T]) {
 	}
 }
 
+func (b *backend[T]) Div(a, bv, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(a, bv, y); ok && y.Len() > 0 {
+		b.g.keep(b.o.Div(y.Len(), p[0], p[1], p[2]))
+	}
+}
+
+func (b *backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	p, ok := b.ptrs(x, y)
+	m, mok := b.iptr(mask)
+	if ok && mok && x.Len() > 0 {
+		b.g.keep(b.o.EltwiseMax(x.Len(), p[0], p[1], m, k))
+	}
+}
+
+func (b *backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	p, ok := b.ptrs(dy, dx)
+	m, mok := b.iptr(mask)
+	if ok && mok && dy.Len() > 0 {
+		b.g.keep(b.o.MaskSelect(dy.Len(), p[0], m, k, p[1]))
+	}
+}
+
+func (b *backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y, xnorm, mean, inv, runMean, runVar, factor); ok && channels > 0 {
+		b.g.keep(b.o.BatchNormForward(p[0], p[1], p[2], num, channels, spatial, global, eps, maf, p[3], p[4], p[5], p[6], p[7]))
+	}
+}
+
+func (b *backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	if p, ok := b.ptrs(dy, xnorm, inv, dx); ok && channels > 0 {
+		b.g.keep(b.o.BatchNormBackward(p[0], p[1], p[2], p[3], num, channels, spatial, global))
+	}
+}
+
+func (b *backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	if p, ok := b.ptrs(x, y); ok && x.Len() > 0 {
+		b.g.keep(b.o.ActivationForward(int(a), x.Len(), p[0], p[1]))
+	}
+}
+
+func (b *backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	if p, ok := b.ptrs(y, dy, dx); ok && y.Len() > 0 {
+		b.g.keep(b.o.ActivationBackward(int(a), y.Len(), p[0], p[1], p[2]))
+	}
+}
+
+func (b *backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	p, ok := b.ptrs(x, acc)
+	c, cok := b.iptr(cls)
+	var pc Ptr
+	if perClass.Len() > 0 {
+		var pok bool
+		if pc, pok = b.ptr(perClass); !pok {
+			return
+		}
+	}
+	if ok && cok {
+		b.g.keep(b.o.AccuracyCls(p[0], c, outer, channels, inner, topK, p[1], pc))
+	}
+}
+
 func (b *backend[T]) Dot(x, y kernels.Vec[T]) T {
 	p, ok := b.ptrs(x, y)
 	if !ok {

@@ -56,6 +56,15 @@ type Device struct {
 	blasNote string
 	useBLAS  bool
 	tf32     bool
+
+	// A GEMM summed over a batch whose tiles would leave multiprocessors
+	// idle is split over the batch into splitWS (splitBytes, grown by an
+	// eager iteration, never while capturing); noSplit turns that off
+	// (tests compare both).
+	splitWS    Ptr
+	splitBytes int
+	noSplit    bool
+	capturing  bool
 }
 
 // blasWorkspace is the device memory cuBLAS gets as its workspace, set
@@ -193,6 +202,55 @@ func (d *Device) openBLAS() {
 	d.blasNote = fmt.Sprintf("%s, version %d", note, h.Version())
 }
 
+// gemmSplits is how many pieces a GEMM summed over batch matrices is cut
+// into along the batch (1: one launch of gemm, each block looping over the
+// whole batch): enough for the m×n tiles to fill every multiprocessor
+// twice, at most batch, with a workspace of at most maxSplitBytes.
+func (d *Device) gemmSplits(batch, m, n, elem int) int {
+	if d.noSplit || batch < 2 {
+		return 1
+	}
+	tiles := ((m + 63) / 64) * ((n + 63) / 64)
+	s := min((2*d.sms+tiles-1)/tiles, batch, maxSplitBytes/(m*n*elem))
+	return max(s, 1)
+}
+
+// biasSplits is how many pieces a bias gradient is cut into along its
+// outer axis (1: one block per channel over all of it): enough for every
+// multiprocessor to hold two blocks, each summing at least 1024 values.
+func (d *Device) biasSplits(outer, channels, inner int) int {
+	if d.noSplit || outer < 2 {
+		return 1
+	}
+	s := min(outer, (2*d.sms+channels-1)/channels, outer*inner/1024, maxSplitBytes/(8*channels))
+	return max(s, 1)
+}
+
+// maxSplitBytes bounds the workspace of a split batch sum.
+const maxSplitBytes = 64 << 20
+
+// splitWorkspace returns at least bytes of device memory for the pieces
+// of a split batch sum, grown (never while a graph is being recorded: its
+// replays would read freed memory) by the eager iteration before it.
+func (d *Device) splitWorkspace(bytes int) (Ptr, error) {
+	if bytes <= d.splitBytes {
+		return d.splitWS, nil
+	}
+	if d.capturing {
+		return 0, fmt.Errorf("%s: the split-GEMM workspace would grow from %d to %d bytes while recording a graph", d.Name(), d.splitBytes, bytes)
+	}
+	if d.splitWS != 0 {
+		d.Free(d.splitWS)
+		d.splitWS, d.splitBytes = 0, 0
+	}
+	p, err := d.Alloc(bytes)
+	if err != nil {
+		return 0, err
+	}
+	d.splitWS, d.splitBytes = p, bytes
+	return p, nil
+}
+
 // BLAS is the one line that says whether the GEMMs use cuBLAS (which
 // library, found where) or GoCaffe's kernels (and where cuBLAS was looked
 // for).
@@ -270,6 +328,9 @@ func (d *Device) Close() error {
 		d.blas.Destroy()
 		d.blas, d.useBLAS = nil, false
 		_ = cu.MemFree(d.blasWS)
+	}
+	if d.splitWS != 0 {
+		_ = cu.MemFree(d.splitWS)
 	}
 	return d.ctx.Destroy()
 }
@@ -507,6 +568,7 @@ func (d *Device) Capture(fn func() error) (*Graph, error) {
 	d.enter()
 	runtime.LockOSThread() // held across fn: capture is thread-local
 	err := graph.BeginCapture(unsafe.Pointer(d.stream.C()))
+	d.capturing = err == nil
 	d.leave()
 	if err != nil {
 		runtime.UnlockOSThread()
@@ -515,6 +577,7 @@ func (d *Device) Capture(fn func() error) (*Graph, error) {
 	ferr := fn()
 	d.enter()
 	ex, err := graph.EndCapture(unsafe.Pointer(d.stream.C()))
+	d.capturing = false
 	d.leave()
 	runtime.UnlockOSThread()
 	if ferr != nil {

@@ -71,8 +71,9 @@ func (o Ops[T]) Gemm(ta, tb bool, m, n, k int, alpha T, a Ptr, lda int, b Ptr, l
 // GemmBatchSum: c = alpha·Σ_{p<batch} op(a_p)·op(b_p) + beta·c, a_p at a +
 // p·strideA elements, b_p at b + p·strideB. A plain GEMM (batch 1) goes to
 // cuBLAS when the device uses it; a sum over a batch (the convolution's
-// weight gradient) stays one launch of GoCaffe's kernel, which cuBLAS
-// would need batch calls for.
+// weight gradient) runs on GoCaffe's kernel (cuBLAS would need batch
+// calls), split over the batch (gemm_split, then gemm_split_sum) when its
+// tiles alone would leave multiprocessors idle.
 func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta T, c Ptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
@@ -81,6 +82,19 @@ func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, ld
 		if ok, err := o.D.gemmBLAS(Size[T](), ta, tb, 1, m, n, k, float64(alpha), a, lda, 0, b, ldb, 0, float64(beta), c, ldc, 0); ok {
 			return err
 		}
+	}
+	if s := o.D.gemmSplits(batch, m, n, Size[T]()); s > 1 {
+		ws, err := o.D.splitWorkspace(s * m * n * Size[T]())
+		if err != nil {
+			return err
+		}
+		if err := o.D.launch3(o.gemmKernel("gemm_split"), (n+63)/64, (m+63)/64, s, 256,
+			iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), parg(a), iarg(lda), larg(strideA),
+			parg(b), iarg(ldb), larg(strideB), iarg(batch), parg(ws)); err != nil {
+			return err
+		}
+		return o.D.launch(o.name("gemm_split_sum"), o.D.grid1(m*n), 1, 256,
+			iarg(m), iarg(n), iarg(s), parg(ws), farg(alpha), farg(beta), parg(c), iarg(ldc))
 	}
 	return o.D.launch(o.gemmKernel("gemm"), (n+63)/64, (m+63)/64, 256,
 		iarg(b2i(ta)), iarg(b2i(tb)), iarg(m), iarg(n), iarg(k), farg(alpha), parg(a), iarg(lda), larg(strideA),
@@ -162,6 +176,56 @@ func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
 	return o.D.launch(o.name("mul"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
 }
 
+// Div: y = a / b.
+func (o Ops[T]) Div(n int, a, b, y Ptr) error {
+	return o.D.launch(o.name("divide"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
+}
+
+// EltwiseMax: k == 0: y = x, mask = 0; else where x > y: y = x, mask = k.
+func (o Ops[T]) EltwiseMax(n int, x, y, mask Ptr, k int) error {
+	return o.D.launch(o.name("eltwise_max"), o.D.grid1(n), 1, 256, iarg(n), parg(x), parg(y), parg(mask), iarg(k))
+}
+
+// MaskSelect: dx = mask == k ? dy : 0.
+func (o Ops[T]) MaskSelect(n int, dy, mask Ptr, k int, dx Ptr) error {
+	return o.D.launch(o.name("mask_select"), o.D.grid1(n), 1, 256, iarg(n), parg(dy), parg(mask), iarg(k), parg(dx))
+}
+
+// BatchNormForward: the per-channel statistics (batchnorm_stats, one block
+// per channel), then y = xnorm = (x − mean)·inv (batchnorm_apply).
+func (o Ops[T]) BatchNormForward(x, y, xnorm Ptr, num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor Ptr) error {
+	if err := o.D.launch(o.name("batchnorm_stats"), channels, 1, 256, parg(x), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)),
+		f64arg(eps), f64arg(maf), parg(mean), parg(inv), parg(runMean), parg(runVar), parg(factor)); err != nil {
+		return err
+	}
+	return o.D.launch(o.name("batchnorm_apply"), o.D.grid1(num*channels*spatial), 1, 256, parg(x), parg(y), parg(xnorm), iarg(num), iarg(channels), iarg(spatial), parg(mean), parg(inv))
+}
+
+// BatchNormBackward: dx from dy, xnorm and inv (batchnorm_bwd, one block
+// per channel).
+func (o Ops[T]) BatchNormBackward(dy, xnorm, inv, dx Ptr, num, channels, spatial int, global bool) error {
+	return o.D.launch(o.name("batchnorm_bwd"), channels, 1, 256, parg(dy), parg(xnorm), parg(inv), parg(dx), iarg(num), iarg(channels), iarg(spatial), iarg(b2i(global)))
+}
+
+// ActivationForward: y = f(x), f by kernels.Activation a (0 sigmoid, 1 tanh).
+func (o Ops[T]) ActivationForward(a, n int, x, y Ptr) error {
+	return o.D.launch(o.name("act_fwd"), o.D.grid1(n), 1, 256, iarg(a), iarg(n), parg(x), parg(y))
+}
+
+// ActivationBackward: dx = dy·f'(x) through y.
+func (o Ops[T]) ActivationBackward(a, n int, y, dy, dx Ptr) error {
+	return o.D.launch(o.name("act_bwd"), o.D.grid1(n), 1, 256, iarg(a), iarg(n), parg(y), parg(dy), parg(dx))
+}
+
+// AccuracyCls: acc[0] = the share of the positions of x (outer×channels×
+// inner) whose class cls (int32, -1 ignored) is among the topK scores, as
+// the CPU's Accuracy layer counts; perClass (channels, or 0 for none) the
+// share per class. One block.
+func (o Ops[T]) AccuracyCls(x, cls Ptr, outer, channels, inner, topK int, acc, perClass Ptr) error {
+	return o.D.launch(o.name("accuracy_cls"), 1, 1, 256, parg(x), parg(cls), iarg(outer), iarg(channels), iarg(inner),
+		iarg(topK), parg(acc), parg(perClass))
+}
+
 // DotTo writes x·y into dst[0] (y == 0: Σ x) without synchronising.
 func (o Ops[T]) DotTo(n int, x, y, dst Ptr) error {
 	return o.D.launch(o.name("dot"), 1, 1, 1024, iarg(n), parg(x), parg(y), parg(dst))
@@ -190,6 +254,17 @@ func (o Ops[T]) AddBiasReLU(y, bias Ptr, outer, channels, inner int, slope T) er
 
 // BiasGrad: db[c] += Σ_{o,i} dy[o][c][i].
 func (o Ops[T]) BiasGrad(dy, db Ptr, outer, channels, inner int) error {
+	if s := o.D.biasSplits(outer, channels, inner); s > 1 {
+		ws, err := o.D.splitWorkspace(s * channels * Size[T]())
+		if err != nil {
+			return err
+		}
+		if err := o.D.launch(o.name("bias_grad_split"), channels, s, 256, parg(dy), parg(ws), iarg(outer), iarg(channels), iarg(inner)); err != nil {
+			return err
+		}
+		return o.D.launch(o.name("gemm_split_sum"), o.D.grid1(channels), 1, 256,
+			iarg(channels), iarg(1), iarg(s), parg(ws), farg(T(1)), farg(T(1)), parg(db), iarg(1))
+	}
 	return o.D.launch(o.name("bias_grad"), channels, 1, 256, parg(dy), parg(db), iarg(outer), iarg(channels), iarg(inner))
 }
 

@@ -194,7 +194,8 @@ func tf32Check[T Float](t *testing.T, m gemmMode, worst float64) {
 }
 
 // TestGemm checks GemmBatchSum (batch 1: a plain GEMM, cuBLAS when used;
-// batch 3: GoCaffe's summing kernel) in every GEMM mode.
+// batch 3 and 50: GoCaffe's summing kernel, split over the batch and not)
+// in every GEMM mode.
 func TestGemm(t *testing.T) {
 	inGemmModes(t, testGemm[float32], testGemm[float64])
 }
@@ -203,51 +204,63 @@ func testGemm[T Float](t *testing.T, mode gemmMode) {
 	worst := 0.0
 	r := rand.New(rand.NewPCG(1, 2))
 	o := Ops[T]{dev}
+	type gemmCase struct {
+		s       [3]int
+		batch   int
+		noSplit bool // one gemm launch looping over the batch, not gemm_split + gemm_split_sum
+	}
+	var cases []gemmCase
 	for _, s := range [][3]int{{1, 1, 1}, {37, 53, 29}, {64, 64, 16}, {130, 70, 300}, {5, 200, 3}, {500, 10, 800}} {
-		for _, batch := range []int{1, 3} {
-			for tr := 0; tr < 4; tr++ {
-				ta, tb := tr&1 != 0, tr&2 != 0
-				m, n, k := s[0], s[1], s[2]
-				// op(a) m×k: stored m×k (lda = k+3) or k×m (lda = m+1).
-				ar, ac := m, k+3
-				if ta {
-					ar, ac = k, m+1
-				}
-				br, bc := k, n+2
-				if tb {
-					br, bc = n, k+5
-				}
-				a, b := randn[T](r, batch*ar*ac), randn[T](r, batch*br*bc)
-				c := randn[T](r, m*(n+1))
-				alpha, beta := T(0.7), T(-0.3)
-				ref := f64s(c)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						var s float64
-						for p := 0; p < batch; p++ {
-							ap, bp := a[p*ar*ac:], b[p*br*bc:]
-							for l := 0; l < k; l++ {
-								var av, bv T
-								if ta {
-									av = ap[l*ac+i]
-								} else {
-									av = ap[i*ac+l]
-								}
-								if tb {
-									bv = bp[j*bc+l]
-								} else {
-									bv = bp[l*bc+j]
-								}
-								s += float64(av) * float64(bv)
-							}
-						}
-						ref[i*(n+1)+j] = float64(alpha)*s + float64(beta)*ref[i*(n+1)+j]
-					}
-				}
-				dc := up(t, c)
-				ok(t, o.GemmBatchSum(ta, tb, batch, m, n, k, alpha, up(t, a), ac, ar*ac, up(t, b), bc, br*bc, beta, dc, n+1))
-				worst = max(worst, checkTol(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d", alpha, s, ta, tb, batch), down[T](t, dc, len(c)), ref, gemmTol[T](mode)))
+		cases = append(cases, gemmCase{s, 1, false}, gemmCase{s, 3, false}, gemmCase{s, 3, true})
+	}
+	// Splits of unequal image counts (50 images over 44 splits on an H100).
+	cases = append(cases, gemmCase{[3]int{130, 70, 30}, 50, false})
+	t.Cleanup(func() { dev.noSplit = false })
+	for _, tc := range cases {
+		s, batch := tc.s, tc.batch
+		dev.noSplit = tc.noSplit
+		for tr := 0; tr < 4; tr++ {
+			ta, tb := tr&1 != 0, tr&2 != 0
+			m, n, k := s[0], s[1], s[2]
+			// op(a) m×k: stored m×k (lda = k+3) or k×m (lda = m+1).
+			ar, ac := m, k+3
+			if ta {
+				ar, ac = k, m+1
 			}
+			br, bc := k, n+2
+			if tb {
+				br, bc = n, k+5
+			}
+			a, b := randn[T](r, batch*ar*ac), randn[T](r, batch*br*bc)
+			c := randn[T](r, m*(n+1))
+			alpha, beta := T(0.7), T(-0.3)
+			ref := f64s(c)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					var s float64
+					for p := 0; p < batch; p++ {
+						ap, bp := a[p*ar*ac:], b[p*br*bc:]
+						for l := 0; l < k; l++ {
+							var av, bv T
+							if ta {
+								av = ap[l*ac+i]
+							} else {
+								av = ap[i*ac+l]
+							}
+							if tb {
+								bv = bp[j*bc+l]
+							} else {
+								bv = bp[l*bc+j]
+							}
+							s += float64(av) * float64(bv)
+						}
+					}
+					ref[i*(n+1)+j] = float64(alpha)*s + float64(beta)*ref[i*(n+1)+j]
+				}
+			}
+			dc := up(t, c)
+			ok(t, o.GemmBatchSum(ta, tb, batch, m, n, k, alpha, up(t, a), ac, ar*ac, up(t, b), bc, br*bc, beta, dc, n+1))
+			worst = max(worst, checkTol(t, fmt.Sprintf("gemm %T %v ta=%v tb=%v batch %d (splits %d)", alpha, s, ta, tb, batch, dev.gemmSplits(batch, m, n, Size[T]())), down[T](t, dc, len(c)), ref, gemmTol[T](mode)))
 		}
 	}
 	tf32Check[T](t, mode, worst)
@@ -383,7 +396,7 @@ func TestBiasReLU(t *testing.T) {
 func testBiasReLU[T Float](t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	o := Ops[T]{dev}
-	for _, s := range [][3]int{{1, 1, 1}, {3, 7, 5}, {64, 20, 576}, {9, 500, 1}} {
+	for _, s := range [][3]int{{1, 1, 1}, {3, 7, 5}, {64, 20, 576}, {9, 500, 1}, {37, 3, 100}} {
 		outer, ch, inner := s[0], s[1], s[2]
 		n := outer * ch * inner
 		y, bias := randn[T](r, n), randn[T](r, ch)
@@ -400,9 +413,13 @@ func testBiasReLU[T Float](t *testing.T) {
 		for i, v := range y {
 			wdb[(i/inner)%ch] += float64(v)
 		}
-		db := up(t, db0)
-		ok(t, o.BiasGrad(up(t, y), db, outer, ch, inner))
-		check(t, fmt.Sprintf("bias_grad %v", s), down[T](t, db, ch), wdb)
+		for _, noSplit := range []bool{false, true} {
+			dev.noSplit = noSplit
+			db := up(t, db0)
+			ok(t, o.BiasGrad(up(t, y), db, outer, ch, inner))
+			dev.noSplit = false
+			check(t, fmt.Sprintf("bias_grad %v (splits %d)", s, dev.biasSplits(outer, ch, inner)), down[T](t, db, ch), wdb)
+		}
 
 		for _, slope := range []T{0, 0.1} {
 			x, g := randn[T](r, n), randn[T](r, n)

@@ -197,6 +197,45 @@ func (b backend[T]) Mul(x, y, z kernels.Vec[T]) {
 	b.d.count("Mul")
 	b.cpu.Mul(b.h("Mul", x), b.h("Mul", y), b.h("Mul", z))
 }
+func (b backend[T]) Div(x, y, z kernels.Vec[T]) {
+	b.d.count("Div")
+	b.cpu.Div(b.h("Div", x), b.h("Div", y), b.h("Div", z))
+}
+func (b backend[T]) EltwiseMax(x, y kernels.Vec[T], mask kernels.IntVec, k int) {
+	b.d.count("EltwiseMax")
+	b.cpu.EltwiseMax(b.h("EltwiseMax", x), b.h("EltwiseMax", y), b.hi("EltwiseMax", mask), k)
+}
+func (b backend[T]) MaskSelect(dy kernels.Vec[T], mask kernels.IntVec, k int, dx kernels.Vec[T]) {
+	b.d.count("MaskSelect")
+	b.cpu.MaskSelect(b.h("MaskSelect", dy), b.hi("MaskSelect", mask), k, b.h("MaskSelect", dx))
+}
+func (b backend[T]) BatchNormForward(x, y, xnorm kernels.Vec[T], num, channels, spatial int, global bool, eps, maf float64, mean, inv, runMean, runVar, factor kernels.Vec[T]) {
+	const op = "BatchNormForward"
+	b.d.count(op)
+	b.cpu.BatchNormForward(b.h(op, x), b.h(op, y), b.h(op, xnorm), num, channels, spatial, global, eps, maf,
+		b.h(op, mean), b.h(op, inv), b.h(op, runMean), b.h(op, runVar), b.h(op, factor))
+}
+func (b backend[T]) BatchNormBackward(dy, xnorm, inv, dx kernels.Vec[T], num, channels, spatial int, global bool) {
+	const op = "BatchNormBackward"
+	b.d.count(op)
+	b.cpu.BatchNormBackward(b.h(op, dy), b.h(op, xnorm), b.h(op, inv), b.h(op, dx), num, channels, spatial, global)
+}
+func (b backend[T]) ActivationForward(a kernels.Activation, x, y kernels.Vec[T]) {
+	b.d.count("ActivationForward")
+	b.cpu.ActivationForward(a, b.h("ActivationForward", x), b.h("ActivationForward", y))
+}
+func (b backend[T]) ActivationBackward(a kernels.Activation, y, dy, dx kernels.Vec[T]) {
+	b.d.count("ActivationBackward")
+	b.cpu.ActivationBackward(a, b.h("ActivationBackward", y), b.h("ActivationBackward", dy), b.h("ActivationBackward", dx))
+}
+func (b backend[T]) AccuracyForward(x kernels.Vec[T], cls kernels.IntVec, outer, channels, inner, topK int, acc, perClass kernels.Vec[T]) {
+	b.d.count("AccuracyForward")
+	pc := perClass
+	if pc.Len() > 0 {
+		pc = b.h("AccuracyForward", perClass)
+	}
+	b.cpu.AccuracyForward(b.h("AccuracyForward", x), b.hi("AccuracyForward", cls), outer, channels, inner, topK, b.h("AccuracyForward", acc), pc)
+}
 func (b backend[T]) Dot(x, y kernels.Vec[T]) T {
 	b.d.count("Dot")
 	return b.cpu.Dot(b.h("Dot", x), b.h("Dot", y))

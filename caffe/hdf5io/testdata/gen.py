@@ -47,6 +47,11 @@ write("latest.h5", {
     "label": ((4,), np.float32, {}),
 }, libver="latest")
 
+# A dataset of fixed-length strings beside numbers: no type GoCaffe reads.
+with h5py.File(os.path.join(HERE, "strings.h5"), "w") as f:
+    f.create_dataset("data", data=values((3, 2), np.float32))
+    f.create_dataset("label", data=np.array([b"cat", b"dog", b"cow"]))
+
 golden = os.path.join(HERE, "golden_output.h5")
 if os.path.exists(golden):
     with h5py.File(golden, "r") as f:

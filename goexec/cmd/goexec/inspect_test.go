@@ -195,10 +195,21 @@ func TestInspectDeviceColumn(t *testing.T) {
 		"conv1":    "simdev",
 		"relu1":    "simdev",
 		"loss":     "simdev",
-		"accuracy": "cpu (fallback)",
+		"accuracy": "simdev",
 	} {
 		if got := row(t, out.String(), name); !strings.HasSuffix(got, " | "+want) {
 			t.Errorf("row %s: %q, want device %q", name, got, want)
+		}
+	}
+	// A host layer (Slice, ContrastiveLoss) falls back to the CPU.
+	out.Reset()
+	err = inspectOn([]string{filepath.Join(testNets, "mnist_siamese_train_test.prototxt"), "-phase", "train", "-data-shape", "2,28,28"}, &out, &errs, simdev.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"conv1": "simdev", "slice_pair": "cpu (fallback)", "loss": "cpu (fallback)"} {
+		if got := row(t, out.String(), name); !strings.HasSuffix(got, " | "+want) {
+			t.Errorf("siamese row %s: %q, want device %q", name, got, want)
 		}
 	}
 }

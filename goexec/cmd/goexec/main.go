@@ -35,6 +35,8 @@ func commands() map[string]command {
 		"compute_image_mean": {"write a database's mean image as a binaryproto", runComputeImageMean},
 		"db-split":           {"cut an LMDB/LevelDB into key ranges (for the Spark shim)", runDBSplit},
 		"db-rows":            {"stream one key range of an LMDB/LevelDB (for the Spark shim)", runDBRows},
+		"h5-split":           {"check an HDF5Data list and count its files' rows (for the Spark shim)", runH5Split},
+		"h5-rows":            {"stream one row range of an HDF5 file (for the Spark shim)", runH5Rows},
 	}
 	for n, c := range cudaCommands() {
 		cmds[n] = c

@@ -237,7 +237,19 @@ type PartitionChunk struct {
 	// layer's (memory_data_param / cos_data_param height and width) are
 	// resampled to it (bilinear, as OpenCV's INTER_LINEAR) instead of being
 	// an error. First chunk only.
-	Resize        bool `protobuf:"varint,5,opt,name=resize,proto3" json:"resize,omitempty"`
+	Resize bool `protobuf:"varint,5,opt,name=resize,proto3" json:"resize,omitempty"`
+	// skip_unusable has rows whose image does not decode or does not fit the
+	// layer (its size, its channels, no bytes) dropped and counted instead of
+	// failing the load; PartitionInfo reports them, and the sender decides
+	// whether too many were. A bad label still fails the load. First chunk
+	// only.
+	SkipUnusable bool `protobuf:"varint,6,opt,name=skip_unusable,json=skipUnusable,proto3" json:"skip_unusable,omitempty"`
+	// mean is the layer's transform_param.mean_file as a binary
+	// caffe.BlobProto (what Caffe's compute_image_mean writes), read by the
+	// sender: the mean image the batches drawn from this partition subtract
+	// (C×H×W of the images before any crop). Required when the layer has a
+	// mean_file. First chunk only.
+	Mean          []byte `protobuf:"bytes,7,opt,name=mean,proto3" json:"mean,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,6 +319,20 @@ func (x *PartitionChunk) GetResize() bool {
 	return false
 }
 
+func (x *PartitionChunk) GetSkipUnusable() bool {
+	if x != nil {
+		return x.SkipUnusable
+	}
+	return false
+}
+
+func (x *PartitionChunk) GetMean() []byte {
+	if x != nil {
+		return x.Mean
+	}
+	return nil
+}
+
 // PartitionInfo describes a cached (or missing) partition.
 type PartitionInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -324,6 +350,14 @@ type PartitionInfo struct {
 	Tops []string `protobuf:"bytes,6,rep,name=tops,proto3" json:"tops,omitempty"`
 	// decode_seconds is the time LoadPartition spent receiving and decoding.
 	DecodeSeconds float64 `protobuf:"fixed64,7,opt,name=decode_seconds,json=decodeSeconds,proto3" json:"decode_seconds,omitempty"`
+	// unusable_rows is how many rows LoadPartition dropped as unusable
+	// (PartitionChunk.skip_unusable); rows + unusable_rows is the count the
+	// sender wrote.
+	UnusableRows int64 `protobuf:"varint,8,opt,name=unusable_rows,json=unusableRows,proto3" json:"unusable_rows,omitempty"`
+	// unusable names the first of them (at most 20), in row order:
+	// `column "data" row N (id "..."): reason`, the id being the row's id
+	// column (CaffeOnSpark's sample id: a database key).
+	Unusable      []string `protobuf:"bytes,9,rep,name=unusable,proto3" json:"unusable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +439,20 @@ func (x *PartitionInfo) GetDecodeSeconds() float64 {
 		return x.DecodeSeconds
 	}
 	return 0
+}
+
+func (x *PartitionInfo) GetUnusableRows() int64 {
+	if x != nil {
+		return x.UnusableRows
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetUnusable() []string {
+	if x != nil {
+		return x.Unusable
+	}
+	return nil
 }
 
 type OpenPeerPortRequest struct {
@@ -1637,13 +1685,15 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\x18goexec/rpc/trainer.proto\x12\x11gocaffe.goexec.v1\"F\n" +
 	"\fPartitionKey\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xb3\x01\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xec\x01\n" +
 	"\x0ePartitionChunk\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12\x14\n" +
 	"\x05layer\x18\x02 \x01(\fR\x05layer\x12\x1b\n" +
 	"\tarrow_ipc\x18\x03 \x01(\fR\barrowIpc\x12#\n" +
 	"\rexpected_rows\x18\x04 \x01(\x03R\fexpectedRows\x12\x16\n" +
-	"\x06resize\x18\x05 \x01(\bR\x06resize\"\xde\x01\n" +
+	"\x06resize\x18\x05 \x01(\bR\x06resize\x12#\n" +
+	"\rskip_unusable\x18\x06 \x01(\bR\fskipUnusable\x12\x12\n" +
+	"\x04mean\x18\a \x01(\fR\x04mean\"\x9f\x02\n" +
 	"\rPartitionInfo\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.gocaffe.goexec.v1.PartitionKeyR\x03key\x12\x16\n" +
 	"\x06cached\x18\x02 \x01(\bR\x06cached\x12\x12\n" +
@@ -1652,7 +1702,9 @@ const file_goexec_rpc_trainer_proto_rawDesc = "" +
 	"\n" +
 	"layer_name\x18\x05 \x01(\tR\tlayerName\x12\x12\n" +
 	"\x04tops\x18\x06 \x03(\tR\x04tops\x12%\n" +
-	"\x0edecode_seconds\x18\a \x01(\x01R\rdecodeSeconds\"e\n" +
+	"\x0edecode_seconds\x18\a \x01(\x01R\rdecodeSeconds\x12#\n" +
+	"\runusable_rows\x18\b \x01(\x03R\funusableRows\x12\x1a\n" +
+	"\bunusable\x18\t \x03(\tR\bunusable\"e\n" +
 	"\x13OpenPeerPortRequest\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\x05R\x04port\x12*\n" +

@@ -9,6 +9,26 @@ template <typename T> __device__ void axpby_t(int n, T alpha, const T* x, T beta
 template <typename T> __device__ void scal_t(int n, T alpha, T* x) { GRID_STRIDE(i, n) x[i] *= alpha; }
 template <typename T> __device__ void shift_t(int n, T alpha, T* x) { GRID_STRIDE(i, n) x[i] += alpha; }
 template <typename T> __device__ void mul_t(int n, const T* a, const T* b, T* y) { GRID_STRIDE(i, n) y[i] = a[i] * b[i]; }
+template <typename T> __device__ void divide_t(int n, const T* a, const T* b, T* y) { GRID_STRIDE(i, n) y[i] = a[i] / b[i]; }
+
+// eltwise_max: one bottom k of Eltwise MAX, x, y (n), mask (n int32):
+// k == 0: y = x, mask = 0; else where x > y: y = x, mask = k.
+template <typename T> __device__ void eltwise_max_t(int n, const T* x, T* y, int* mask, int k) {
+  GRID_STRIDE(i, n) {
+    if (k == 0) {
+      y[i] = x[i];
+      mask[i] = 0;
+    } else if (x[i] > y[i]) {
+      y[i] = x[i];
+      mask[i] = k;
+    }
+  }
+}
+
+// mask_select: dy, dx (n), mask (n int32): dx = mask == k ? dy : 0.
+template <typename T> __device__ void mask_select_t(int n, const T* dy, const int* mask, int k, T* dx) {
+  GRID_STRIDE(i, n) dx[i] = mask[i] == k ? dy[i] : T(0);
+}
 
 // dot_t: dst[0] = Σ x·y (y == nullptr: Σ x). One block of 1024 threads, so
 // the summation order is fixed and the result reproducible.
@@ -61,6 +81,29 @@ template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer,
   if (threadIdx.x == 0) db[c] += part[0];
 }
 
+// bias_grad_split: ws[z·channels + c] = Σ_{o in split z, i} dy[o][c][i],
+// for few channels over a large batch (LeNet's conv1: 20 channels, 64×576
+// values each). grid (channels, splits), block 256; gemm_split_sum then
+// adds the splits into db in a fixed order.
+template <typename T> __device__ void bias_grad_split_t(const T* dy, T* ws, int outer, int channels, int inner) {
+  __shared__ T part[256];
+  const int c = blockIdx.x, z = blockIdx.y, s = gridDim.y;
+  const int o0 = (int)((long)z * outer / s), o1 = (int)((long)(z + 1) * outer / s);
+  const int cnt = (o1 - o0) * inner;
+  T acc = T(0);
+  for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
+    const int o = o0 + j / inner, i = j % inner;
+    acc += dy[((long)o * channels + c) * inner + i];
+  }
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) ws[(long)z * channels + c] = part[0];
+}
+
 // scale_channels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
 template <typename T> __device__ void scale_channels_t(const T* x, const T* s, T* y, int outer, int channels, int inner) {
   const int n = outer * channels * inner;
@@ -98,6 +141,22 @@ template <typename T> __device__ void add_trans_t(const T* a, int rows, int cols
   }
 }
 
+// act_fwd: y = f(x), n elements, computed in double and rounded to T as
+// the CPU computes: a 0 sigmoid (0.5·tanh(0.5·x) + 0.5), 1 tanh.
+template <typename T> __device__ void act_fwd_t(int a, int n, const T* x, T* y) {
+  GRID_STRIDE(i, n) {
+    const double v = (double)x[i];
+    y[i] = a == 0 ? T(0.5 * tanh(0.5 * v) + 0.5) : T(tanh(v));
+  }
+}
+// act_bwd: dx = dy·f'(x) through y: sigmoid dy·y·(1−y), tanh dy·(1−y²).
+template <typename T> __device__ void act_bwd_t(int a, int n, const T* y, const T* dy, T* dx) {
+  GRID_STRIDE(i, n) {
+    const T v = y[i];
+    dx[i] = a == 0 ? dy[i] * v * (T(1) - v) : dy[i] * (T(1) - v * v);
+  }
+}
+
 template <typename T> __device__ void relu_fwd_t(int n, const T* x, T* y, T slope) {
   GRID_STRIDE(i, n) {
     const T v = x[i];
@@ -114,13 +173,19 @@ KERNEL(axpby, (int n, T alpha, const T* x, T beta, T* y), (n, alpha, x, beta, y)
 KERNEL(scal, (int n, T alpha, T* x), (n, alpha, x))
 KERNEL(shift, (int n, T alpha, T* x), (n, alpha, x))
 KERNEL(mul, (int n, const T* a, const T* b, T* y), (n, a, b, y))
+KERNEL(divide, (int n, const T* a, const T* b, T* y), (n, a, b, y))
+KERNEL(eltwise_max, (int n, const T* x, T* y, int* mask, int k), (n, x, y, mask, k))
+KERNEL(mask_select, (int n, const T* dy, const int* mask, int k, T* dx), (n, dy, mask, k, dx))
 KERNEL(dot, (int n, const T* x, const T* y, T* dst), (n, x, y, dst))
 KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y, bias, outer, channels, inner))
 KERNEL(add_bias_relu, (T * y, const T* bias, int outer, int channels, int inner, T slope),
        (y, bias, outer, channels, inner, slope))
 KERNEL(bias_grad, (const T* dy, T* db, int outer, int channels, int inner), (dy, db, outer, channels, inner))
+KERNEL(bias_grad_split, (const T* dy, T* ws, int outer, int channels, int inner), (dy, ws, outer, channels, inner))
 KERNEL(scale_channels, (const T* x, const T* s, T* y, int outer, int channels, int inner), (x, s, y, outer, channels, inner))
 KERNEL(channel_dot, (const T* a, const T* b, T* d, int outer, int channels, int inner), (a, b, d, outer, channels, inner))
 KERNEL(add_trans, (const T* a, int rows, int cols, T* b), (a, rows, cols, b))
+KERNEL(act_fwd, (int a, int n, const T* x, T* y), (a, n, x, y))
+KERNEL(act_bwd, (int a, int n, const T* y, const T* dy, T* dx), (a, n, y, dy, dx))
 KERNEL(relu_fwd, (int n, const T* x, T* y, T slope), (n, x, y, slope))
 KERNEL(relu_bwd, (int n, const T* x, const T* dy, T* dx, T slope), (n, x, dy, dx, slope))

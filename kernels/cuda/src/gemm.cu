@@ -107,6 +107,43 @@ KERNEL(gemm_batched,
         long strideB, T beta, T* c, int ldc, long strideC),
        (ta, tb, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC))
 
+// A sum over a batch split across the grid's third dimension, for sums
+// whose 64×64 tiles alone would leave most multiprocessors idle (the
+// convolution's weight gradient: LeNet's conv1, 20×25, is one tile over
+// 64 images). grid (ceil(n/64), ceil(m/64), splits), block 256: split z
+// sums images [z·batch/splits, (z+1)·batch/splits) into ws + z·m·n (m×n,
+// leading dimension n); gemm_split_sum then adds the splits in a fixed
+// order, so results do not vary from run to run as atomics would.
+template <typename T>
+__device__ void gemm_split_t(int ta, int tb, int m, int n, int k, const T* a, int lda, long strideA, const T* b,
+                             int ldb, long strideB, int batch, T* ws) {
+  const int z = blockIdx.z, s = gridDim.z;
+  const int p0 = (int)((long)z * batch / s), p1 = (int)((long)(z + 1) * batch / s);
+  gemm_t<T>(ta, tb, m, n, k, T(1), a + p0 * strideA, lda, strideA, b + p0 * strideB, ldb, strideB, T(0),
+            ws + (long)z * m * n, n, p1 - p0);
+}
+
+KERNEL(gemm_split,
+       (int ta, int tb, int m, int n, int k, const T* a, int lda, long strideA, const T* b, int ldb, long strideB,
+        int batch, T* ws),
+       (ta, tb, m, n, k, a, lda, strideA, b, ldb, strideB, batch, ws))
+
+// c (m×n, ldc) = alpha · Σ_{z<splits} ws_z + beta · c, the splits of
+// gemm_split added in order. grid-stride over m·n, block 256.
+template <typename T>
+__device__ void gemm_split_sum_t(int m, int n, int splits, const T* ws, T alpha, T beta, T* c, int ldc) {
+  const long mn = (long)m * n;
+  GRID_STRIDE(i, m * n) {
+    T s = T(0);
+    for (int z = 0; z < splits; z++) s += ws[z * mn + i];
+    T* out = c + (long)(i / n) * ldc + i % n;
+    *out = beta == T(0) ? alpha * s : alpha * s + beta * *out;
+  }
+}
+
+KERNEL(gemm_split_sum, (int m, int n, int splits, const T* ws, T alpha, T beta, T* c, int ldc),
+       (m, n, splits, ws, alpha, beta, c, ldc))
+
 // TF32 tensor-core GEMM (float only, sm_80+), used instead of gemm_f32 and
 // gemm_batched_f32 when the user allows TF32: the same arguments, grid
 // (ceil(n/64), ceil(m/64), batch for the batched one) and block 256, the
@@ -231,4 +268,15 @@ extern "C" __global__ void gemm_batched_tf32_f32(int ta, int tb, int m, int n, i
                                                  float beta, float* c, int ldc, long strideC) {
   const long p = blockIdx.z;
   gemm_tf32_t(ta, tb, m, n, k, alpha, a + p * strideA, lda, 0, b + p * strideB, ldb, 0, beta, c + p * strideC, ldc, 1);
+}
+
+// grid (ceil(n/64), ceil(m/64), splits), block 256: gemm_split_f32 on TF32
+// tensor cores.
+extern "C" __global__ void gemm_split_tf32_f32(int ta, int tb, int m, int n, int k, const float* a, int lda,
+                                               long strideA, const float* b, int ldb, long strideB, int batch,
+                                               float* ws) {
+  const int z = blockIdx.z, s = gridDim.z;
+  const int p0 = (int)((long)z * batch / s), p1 = (int)((long)(z + 1) * batch / s);
+  gemm_tf32_t(ta, tb, m, n, k, 1.0f, a + p0 * strideA, lda, strideA, b + p0 * strideB, ldb, strideB, 0.0f,
+              ws + (long)z * m * n, n, p1 - p0);
 }

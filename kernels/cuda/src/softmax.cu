@@ -129,6 +129,58 @@ __device__ void accuracy_t(const T* x, const T* label, int outer, int channels, 
   if (threadIdx.x == 0) acc[0] = cnt[0] ? T(hit[0]) / T(cnt[0]) : T(0);
 }
 
+// accuracy_hit: whether class l is among the top_k scores of the position
+// at xp (channels scores inner apart): a score equal to the class's, or
+// NaN, counts against it, and a NaN class score is never right (the CPU's
+// Accuracy layer).
+template <typename T> __device__ bool accuracy_hit(const T* xp, int l, int channels, int inner, int top_k) {
+  const T truth = xp[(long)l * inner];
+  int better = truth != truth ? top_k : -1;  // the class counts itself
+  for (int c = 0; c < channels && better < top_k; c++) {
+    const T v = xp[(long)c * inner];
+    if (v >= truth || v != v) better++;
+  }
+  return better < top_k;
+}
+
+// accuracy_cls: x (outer×channels×inner), cls (outer×inner int32, -1 where
+// ignored): acc[0] = hits / labelled positions (0 if none); per_class
+// (channels, or null) = the same share per class (0 for an absent class).
+// One block of 256 threads; integer counts, so the result is exact.
+template <typename T>
+__device__ void accuracy_cls_t(const T* x, const int* cls, int outer, int channels, int inner, int top_k, T* acc,
+                               T* per_class) {
+  __shared__ int hit[256], cnt[256];
+  int h = 0, n = 0;
+  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+    const int l = cls[i];
+    if (l < 0) continue;
+    n++;
+    if (accuracy_hit(x + (long)(i / inner) * channels * inner + i % inner, l, channels, inner, top_k)) h++;
+  }
+  hit[threadIdx.x] = h;
+  cnt[threadIdx.x] = n;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) {
+      hit[threadIdx.x] += hit[threadIdx.x + w];
+      cnt[threadIdx.x] += cnt[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) acc[0] = cnt[0] ? T((double)hit[0] / (double)cnt[0]) : T(0);
+  if (!per_class) return;
+  for (int c = threadIdx.x; c < channels; c += blockDim.x) {
+    int hc = 0, nc = 0;
+    for (int i = 0; i < outer * inner; i++) {
+      if (cls[i] != c) continue;
+      nc++;
+      if (accuracy_hit(x + (long)(i / inner) * channels * inner + i % inner, c, channels, inner, top_k)) hc++;
+    }
+    per_class[c] = nc ? T((double)hc / (double)nc) : T(0);
+  }
+}
+
 // softmax_loss_acc: softmax_fwd, softmax_loss_fwd and, when acc is not
 // null, the accuracy in one launch of one block of 256 threads (one thread
 // per position, strided): prob = softmax(x) over the channels with
@@ -191,6 +243,9 @@ __device__ void softmax_loss_acc_t(const T* __restrict__ x, T* __restrict__ prob
   }
 }
 
+KERNEL(accuracy_cls,
+       (const T* x, const int* cls, int outer, int channels, int inner, int top_k, T* acc, T* per_class),
+       (x, cls, outer, channels, inner, top_k, acc, per_class))
 KERNEL(softmax_fwd, (const T* x, T* y, int outer, int channels, int inner), (x, y, outer, channels, inner))
 KERNEL(softmax_bwd, (const T* y, const T* dy, T* dx, int outer, int channels, int inner),
        (y, dy, dx, outer, channels, inner))

@@ -43,6 +43,25 @@ final case class SolverSpec(solverPath: String, solver: SolverParameter, trainDa
 /** Reads Caffe files through Hadoop's file systems (file:, hdfs:, s3a: ...). */
 object CaffeFiles {
 
+  /** The layer's transform_param.mean_file, read on the driver (a binary
+    * caffe.BlobProto, as Caffe's compute_image_mean writes it), or null when
+    * it has none. The ranks get it with their partitions (goexec opens no
+    * paths).
+    */
+  def meanOf(d: DataLayer, hadoop: Configuration): Array[Byte] = {
+    val f = d.layer.getTransformParam.getMeanFile
+    if (f.isEmpty) return null
+    val what = s"data layer '${d.name}': transform_param.mean_file $f"
+    val b = try readBytes(f, hadoop) catch { case e: GoCaffeException => throw new GoCaffeException(s"$what: ${e.getMessage}", e) }
+    val bp = try caffe.Caffe.BlobProto.parseFrom(b) catch {
+      case e: com.google.protobuf.InvalidProtocolBufferException =>
+        throw new GoCaffeException(s"$what is not a binaryproto (caffe.BlobProto): ${e.getMessage}", e)
+    }
+    if (bp.getDataCount == 0 && bp.getDoubleDataCount == 0)
+      throw new GoCaffeException(s"$what holds no values (not a mean image?)")
+    b
+  }
+
   /** Reads a whole file. */
   def readBytes(path: String, hadoop: Configuration): Array[Byte] = {
     val p = new Path(path)
@@ -206,7 +225,8 @@ object CaffeFiles {
     val trainData = dataLayers(train, Phase.TRAIN)
     if (training && trainData.isEmpty)
       throw new GoCaffeException(s"$solverPath: the train net has no data layer with a source " +
-        "(MemoryData memory_data_param.source, CoSData cos_data_param.source or Data data_param.source)")
+        "(MemoryData memory_data_param.source, CoSData cos_data_param.source, Data data_param.source " +
+        "or HDF5Data hdf5_data_param.source)")
     val testNet =
       if (solver.getTestNetParamCount > 0) Some(solver.getTestNetParam(0))
       else if (solver.hasNetParam) Some(solver.getNetParam)
@@ -237,6 +257,8 @@ object CaffeFiles {
           Some(DataLayer(phase, l, c.getSource, c.getDataframeFormat, c.getBatchSize))
         case "Data" if l.getDataParam.hasSource =>
           Some(DataLayer(phase, l, l.getDataParam.getSource, "", l.getDataParam.getBatchSize))
+        case "HDF5Data" if l.getHdf5DataParam.hasSource => // rewritten by CaffeDataLayers
+          Some(DataLayer(phase, l, l.getHdf5DataParam.getSource, "", l.getHdf5DataParam.getBatchSize))
         case _ => None
       }
     }

@@ -3,6 +3,7 @@ package com.gocaffe.train
 import scala.jdk.CollectionConverters._
 
 import org.apache.spark.sql.{DataFrame, SparkSession}
+import org.apache.spark.util.CollectionAccumulator
 
 /** Turns a data layer's source into a Spark DataFrame. goexec decodes the
   * columns (arrowio.FromLayer); Spark only reads and selects them.
@@ -35,18 +36,31 @@ object DataSources {
     }
   }
 
-  /** Reads the layer's data as a DataFrame, with CaffeOnSpark's
-    * dataframe_column_select applied.
+  /** Whether the source's reader counts the records it reads (and those
+    * it skips as unusable): a database or SequenceFile source.
     */
-  def read(spark: SparkSession, d: DataLayer, lmdbPartitions: Option[Int] = None, ranks: Option[Int] = None): DataFrame = {
+  def countsRecords(d: DataLayer): Boolean =
+    LmdbSource.isSource(d) || d.layer.getSourceClass == SeqImageSource.Class
+
+  /** Reads the layer's data as a DataFrame, with CaffeOnSpark's
+    * dataframe_column_select applied. With unusable, the source's unusable
+    * records are reported through it ([[LmdbSource.reportUnusable]]): a
+    * database's or SequenceFile's reader adds its own, goexec those it
+    * drops ([[UnusableSink]]).
+    */
+  def read(spark: SparkSession, d: DataLayer, lmdbPartitions: Option[Int] = None, ranks: Option[Int] = None,
+           unusable: Option[CollectionAccumulator[String]] = None): DataFrame = {
     val cls = d.layer.getSourceClass
     if (cls == LmdbSource.Class) { // CaffeOnSpark's -lmdb_partitions, by default the cluster size
       val n = ranks.getOrElse(
         DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))
-      return select(d, LmdbSource.read(spark, d, lmdbPartitions.getOrElse(n), n))
+      return select(d, LmdbSource.read(spark, d, lmdbPartitions.getOrElse(n), n, unusable))
     }
+    if (HDF5Source.isSource(d)) // Caffe's HDF5Data, rewritten by CaffeDataLayers
+      return select(d, HDF5Source.read(spark, d, ranks.getOrElse(
+        DistributedTrainer.expectedExecutors(spark.sparkContext).getOrElse(spark.sparkContext.defaultParallelism))))
     if (cls == SeqImageSource.Class)
-      return select(d, SeqImageSource.read(spark, d, ranks.getOrElse(spark.sparkContext.defaultParallelism)))
+      return select(d, SeqImageSource.read(spark, d, ranks.getOrElse(spark.sparkContext.defaultParallelism), unusable))
     if (!SparkClasses.contains(cls)) {
       val what =
         if (NotYetClasses.contains(cls)) s"source_class $cls is not yet supported through Spark"
@@ -61,6 +75,8 @@ object DataSources {
     if (d.source.startsWith("mnist:"))
       throw new GoCaffeException(s"data layer '${d.name}': source ${d.source} is goexec's standalone MNIST reader; " +
         "on Spark convert it to Parquet first (go run ./tools/mnist2parquet -out DIR) and use source: \"parquet:DIR/train\"")
+    unusable.foreach(acc => LmdbSource.track(s"data layer '${d.name}': ${d.source}", -1L,
+      ranks.getOrElse(spark.sparkContext.defaultParallelism), "partitions", acc, quiet = true))
     val (format, path) = formatAndPath(d.source, d.format)
     val df =
       try spark.read.format(format).load(path)

@@ -50,7 +50,8 @@ object TrainSettings {
 /** A data layer's partitions as Arrow IPC streams, repartitioned to the
   * cluster size; built once so that Spark reuses the shuffle across rounds.
   */
-final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, rdd: RDD[Array[Byte]], origin: String)
+final case class ArrowData(layer: DataLayer, dataset: String, partitions: Int, rdd: RDD[Array[Byte]], origin: String,
+                           unusable: UnusableSink, mean: Array[Byte])
 
 /** The driver of distributed training (`-train`) and testing (`-test`):
   * rounds of τ iterations, each one barrier stage with one rank per
@@ -123,14 +124,22 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     * source.
     */
   private def arrowData(d: DataLayer, n: Int, role: String): ArrowData = {
+    // The rows goexec finds unusable (an image that does not decode or does
+    // not fit the layer) join the source's own count of unusable records.
+    val acc = sc.collectionAccumulator[String](s"GoCaffe unusable rows of $role data ${d.name}")
     val (df, origin) = frames.get(role) match {
-      case Some(f) => (DataSources.select(d, f), "DataFrame") // from GoCaffe.train
-      case None    => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt), Some(n)), d.source)
+      case Some(f) => // from GoCaffe.train
+        LmdbSource.track(s"data layer '${d.name}': the DataFrame given to GoCaffe.train", -1L, n, "partitions", acc,
+          quiet = true)
+        (DataSources.select(d, f), "DataFrame")
+      case None => (DataSources.read(spark, d, opts.get("lmdb_partitions").map(_.toInt), Some(n), Some(acc)), d.source)
     }
+    val counted = !frames.contains(role) && DataSources.countsRecords(d)
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
-    // A database's key ranges come in one partition per rank: each rank's
-    // task reads its own ranges, with no shuffle after them.
-    val keyRanges = !frames.contains(role) && LmdbSource.isSource(d)
+    // A database's key ranges (an HDF5 list's row ranges) come in one
+    // partition per rank: each rank's task reads its own, with no shuffle
+    // after them.
+    val keyRanges = !frames.contains(role) && (LmdbSource.isSource(d) || HDF5Source.isSource(d))
     val rdd = GoCaffeSparkBridge.arrowStreams(if (keyRanges) df else df.repartition(n), maxRecords)
     // CaffeOnSpark's -persistent: the rows a rank was fed are kept on its
     // executor's disk, so that a goexec that lost its copy reloads them
@@ -141,7 +150,8 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     // run, so that a second GoCaffe.train in the application (a
     // TrainValidationSplit's next fit) never trains on the first one's rows.
     val key = if (frames.contains(role)) s"$origin-$frameRun" else origin
-    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$key", n, rdd, origin)
+    ArrowData(d, s"${sc.applicationId}/$role/${d.name}/$key", n, rdd, origin, UnusableSink(acc, counted),
+      CaffeFiles.meanOf(d, hadoop))
   }
 
   private def secret(): Array[Byte] = settings.secret match {
@@ -241,7 +251,9 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
       peerPort = settings.peerPort,
       seed = seed,
       encryptRing = settings.encryptRing,
-      resize = opts.has("resize"))
+      resize = opts.has("resize"),
+      unusable = Some(train.unusable),
+      mean = train.mean)
     val failures = new FailureLog(err)
     sc.addSparkListener(failures)
     val maxIter = spec.maxIter.toLong
@@ -308,9 +320,11 @@ final class DistributedTrainer(sc: SparkContext, opts: CaffeOptions, out: PrintS
     val name = test.layer.name
     val layer = test.layer.layer.toByteArray
     val resize = opts.has("resize")
+    val sink = test.unusable
+    val mean = test.mean
     val t0 = System.nanoTime()
     val stage = test.rdd.mapPartitionsWithIndex { (i, it) =>
-      RankTask.score(i, ds, name, layer, solverB.value, weights, it, resize)
+      RankTask.score(i, ds, name, layer, solverB.value, weights, it, resize, Some(sink), mean)
     }
     val parts = rp.fold(stage)(p => stage.withResources(p)).collect().toSeq
     solverB.destroy()

@@ -87,7 +87,7 @@ final class FeatureExtraction(sc: SparkContext, opts: CaffeOptions, trainer: Dis
     val outSchema = FeatureExtraction.schema(blobs)
     val maxRecords = sc.getConf.getLong("spark.sql.execution.arrow.maxRecordsPerBatch", 10000L)
     val task = FeatureTask(s"${sc.applicationId}/features/${d.name}/${d.source}", d.name, d.layer.toByteArray,
-      blobs, idIndex, inSchema, maxRecords, tz, outSchema, resize = opts.has("resize"))
+      blobs, idIndex, inSchema, maxRecords, tz, outSchema, resize = opts.has("resize"), mean = CaffeFiles.meanOf(d, hadoop))
     val wB = sc.broadcast(weights)
     val solverB = sc.broadcast(spec.bytes)
     val count = sc.longAccumulator("GoCaffe feature rows")
@@ -194,7 +194,8 @@ final case class FeatureTask(
     maxRecordsPerBatch: Long,
     timeZone: String,
     outSchema: StructType,
-    resize: Boolean = false) {
+    resize: Boolean = false,
+    mean: Array[Byte] = null) {
 
   /** Streams the partition to this executor's goexec, collecting each row's
     * SampleID on the way, asks goexec for the features of every row and
@@ -214,7 +215,7 @@ final case class FeatureTask(
       call.cancel(null)
       FeatureTask.drop(g, key)
     }
-    val (n, _) = RankTask.reporting(g)(RankTask.ensurePartition(g, key.getDataset, part, layer, arrow, resize))
+    val (n, _) = RankTask.reporting(g)(RankTask.ensurePartition(g, key.getDataset, part, layer, arrow, resize, mean = mean))
     if (n != ids.size)
       throw new IllegalStateException(s"partition $part: goexec on executor ${g.executorId} decoded $n rows, " +
         s"Spark sent ${ids.size}")

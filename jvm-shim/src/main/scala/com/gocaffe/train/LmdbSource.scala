@@ -15,10 +15,26 @@ import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
 import org.apache.spark.sql.{DataFrame, Row, SparkSession}
 import org.apache.spark.sql.types._
-import org.apache.spark.util.CollectionAccumulator
+import org.apache.spark.util.{CollectionAccumulator, SerializableConfiguration}
 import org.slf4j.LoggerFactory
 
 import com.gocaffe.shim.GoExec
+
+/** Where a task reports the rows goexec dropped as unusable when it loaded
+  * a partition (an image that does not decode or does not fit the layer):
+  * the accumulator of the source's [[LmdbSource.track]]. counted: the
+  * source's reader already counted the records it read (LMDB, LevelDB,
+  * SequenceFile), so goexec's entry adds only its unusable rows to them.
+  */
+final case class UnusableSink(acc: CollectionAccumulator[String], counted: Boolean) {
+  /** One entry per partition loaded, under the part id -(partition + 1)
+    * (a reader's own parts are >= 0).
+    */
+  def add(partition: Int, rows: Long, unusable: Long, named: Seq[String]): Unit = {
+    val names = named.take(5).map(_.replaceAll("[\t\u0001\n]", " ")).mkString("\u0001")
+    acc.add(s"${-(partition + 1)}\t${if (counted) 0L else rows + unusable}\t$unusable\t$names")
+  }
+}
 
 /** CaffeOnSpark's `com.yahoo.ml.caffe.LMDB` source, and Caffe's `Data`
   * layer on Spark (LMDB or LevelDB, rewritten by [[CaffeDataLayers]] into
@@ -31,15 +47,19 @@ import com.gocaffe.shim.GoExec
   * of them, at least one per rank. The DataFrame has exactly one Spark
   * partition per rank, partition r holding ranges r, r + ranks, ...; it is
   * not repartitioned afterwards, so the rank that trains on a partition is
-  * the task that reads its ranges (`goexec db-rows`), and no node reads the
-  * others' records. LMDB is read through mmap, so a path on a remote Hadoop
-  * file system (hdfs:, s3a:, ...) is copied to the reading node's local disk
-  * first (its `data.mdb`, or a LevelDB's files), once per JVM and path, into
-  * java.io.tmpdir; `file:` and plain paths are read in place and must exist
-  * on every node.
+  * the task that reads its ranges, and no node reads the others' records.
+  * An LMDB on a remote Hadoop file system (hdfs:, s3a:, ...) is read on the
+  * JVM with positioned reads of only the pages a range needs
+  * ([[RemoteLmdb]]; the driver cuts the ranges from the branch pages);
+  * `file:` and plain paths are read in place by `goexec db-rows` (mmap) and
+  * must exist on every node, unless [[PositionedReads]] is set. A LevelDB
+  * on a remote file system is copied to the reading node's local disk first,
+  * once per JVM and path, into java.io.tmpdir.
   *
-  * Records that are not usable Datums are skipped and counted per range; the
-  * driver prints one summary line per database after the round that read it
+  * Records that are not usable Datums are skipped and counted per range;
+  * goexec drops the rows whose image does not decode or does not fit the
+  * layer when the rank loads its partition ([[UnusableSink]]). The driver
+  * prints one summary line per database after the round that read it
   * ([[reportUnusable]]), naming the first keys, and more than
   * [[MaxUnusableShare]] of the records read is an error naming the first few.
   */
@@ -79,6 +99,7 @@ object LmdbSource {
     */
   def shapeOf(source: String, backend: String, forceColor: Boolean, forceGray: Boolean, what: String,
               hadoop: Configuration): (Int, Int, Int) = {
+    if (positioned(source, backend, hadoop)) return remoteShape(source, forceColor, forceGray, what, hadoop)
     val local = localize(source, backend, hadoop)
     val args = Seq("db-split", "-backend", backend, "-shape") ++
       (if (forceColor) Seq("-force-color") else Nil) ++ (if (forceGray) Seq("-force-gray") else Nil) :+ local.toString
@@ -94,7 +115,7 @@ object LmdbSource {
     * ranges or file splits the tasks read.
     */
   private final class Unusable(val what: String, val records: Long, val parts: Int, val unit: String,
-                               val acc: CollectionAccumulator[String]) {
+                               val acc: CollectionAccumulator[String], val quiet: Boolean) {
     @volatile var reported = 0 // parts in the last summary
   }
 
@@ -102,34 +123,50 @@ object LmdbSource {
 
   /** Has [[reportUnusable]] report what the tasks of a source add to acc:
     * one entry per part read, "part \t records \t unusable \t the first
-    * unusable records named, \u0001-separated".
+    * unusable records named, \u0001-separated" (parts < 0: partitions
+    * goexec loaded, [[UnusableSink]]). quiet: no line while none is unusable.
     */
-  private[train] def track(what: String, records: Long, parts: Int, unit: String, acc: CollectionAccumulator[String]): Unit =
-    unusable.add(new Unusable(what, records, parts, unit, acc))
+  private[train] def track(what: String, records: Long, parts: Int, unit: String, acc: CollectionAccumulator[String],
+                           quiet: Boolean = false): Unit =
+    unusable.add(new Unusable(what, records, parts, unit, acc, quiet))
 
   /** The database as a DataFrame of one partition per rank, each holding
     * its share of the `partitions` key ranges (at least `ranks` of them).
     */
-  def read(spark: SparkSession, d: DataLayer, partitions: Int, ranks: Int): DataFrame = {
+  def read(spark: SparkSession, d: DataLayer, partitions: Int, ranks: Int,
+           accIn: Option[CollectionAccumulator[String]] = None): DataFrame = {
     val source = d.source
     val backend = backendOf(d.layer)
     val what = s"data layer '${d.name}': ${label(backend)} $source"
-    val local = localize(source, backend, spark.sparkContext.hadoopConfiguration)
     val cuts = math.max(partitions, ranks)
     if (cuts != partitions)
       log.info(s"$what: $partitions key ranges asked for, $cuts read (at least one per rank)")
-    val out = run(Seq("db-split", "-backend", backend, "-parts", cuts.toString, local.toString), what)
-    val lines = new String(out, StandardCharsets.UTF_8).split("\n").map(_.trim).filter(_.nonEmpty)
-    val count = lines.head.toLong
-    val starts = lines.tail.toSeq
+    val byPages = positioned(source, backend, spark.sparkContext.hadoopConfiguration)
+    val (count, starts) =
+      if (byPages) {
+        val db = RemoteLmdb.open(source, spark.sparkContext.hadoopConfiguration)
+        try {
+          val keys = db.splitKeys(cuts).map(hex)
+          log.info(s"$what: ${db.entries} records; key ranges cut from the branch pages (${db.pagesRead} pages read)")
+          (db.entries, keys)
+        } finally db.close()
+      } else {
+        val local = localize(source, backend, spark.sparkContext.hadoopConfiguration)
+        val out = run(Seq("db-split", "-backend", backend, "-parts", cuts.toString, local.toString), what)
+        val lines = new String(out, StandardCharsets.UTF_8).split("\n").map(_.trim).filter(_.nonEmpty)
+        (lines.head.toLong, lines.tail.toSeq)
+      }
     val ranges = starts.indices.map(i => (i, starts(i), if (i + 1 < starts.size) starts(i + 1) else ""))
     log.info(s"$what: $count records in ${ranges.size} key ranges for $ranks ranks")
-    val acc = spark.sparkContext.collectionAccumulator[String](s"GoCaffe unusable records of $source")
+    val acc = accOr(spark, accIn, source)
     track(what, count, ranges.size, "key ranges", acc)
     val groups = (0 until ranks).map(r => ranges.filter(_._1 % ranks == r))
     val name = d.name
+    // The driver's Hadoop settings (spark.hadoop.*: an s3a key, an hdfs
+    // name service) travel with the tasks.
+    val hadoop = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
     val rdd = spark.sparkContext.parallelize(groups, ranks).mapPartitions { it =>
-      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc) })
+      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc, byPages, hadoop.value) })
     }
     rdd.setName(s"GoCaffe ${label(backend)} $source ($count records, ${ranges.size} key ranges, $ranks partitions)")
     spark.createDataFrame(rdd, Schema)
@@ -148,28 +185,116 @@ object LmdbSource {
   def reportUnusable(say: String => Unit): Unit =
     unusable.asScala.foreach { u =>
       // A part read twice (a task retried) counts once.
-      val byPart = u.acc.value.asScala.toSeq.map(_.split("\t", -1)).groupBy(_(0).toInt).map(_._2.head)
+      val byPart = u.acc.value.asScala.toSeq.map(_.split("\t", -1)).groupBy(_(0).toInt).map { case (p, es) => p -> es.head }
       if (byPart.size > u.reported) {
         u.reported = byPart.size
-        val records = byPart.map(_(1).toLong).sum
-        val bad = byPart.map(_(2).toLong).sum
-        val named = byPart.toSeq.sortBy(_(0).toInt).flatMap(e => e(3).split("\u0001").filter(_.nonEmpty))
-        val first = if (named.isEmpty) "" else s"; first: ${named.take(3).mkString("; ")}"
+        // The reader's parts (>= 0), else the partitions goexec loaded.
+        val read = byPart.keys.count(_ >= 0)
+        val parts = if (read > 0) read else byPart.size
+        val records = byPart.values.map(_(1).toLong).sum
+        val bad = byPart.values.map(_(2).toLong).sum
+        // The reader's first, then goexec's, each in part order.
+        val named = byPart.toSeq.sortBy { case (p, _) => if (p >= 0) (0, p) else (1, -p) }
+          .flatMap(_._2(3).split("\u0001").filter(_.nonEmpty))
+        val first = if (named.isEmpty) "" else s"; first: ${named.take(NamedPerRange).mkString("; ")}"
         val of = if (u.records >= 0) s" of ${u.records}" else ""
-        say(s"GoCaffe: ${u.what}: $records$of records read in ${byPart.size} of ${u.parts} ${u.unit}, " +
-          s"$bad unusable${if (bad > 0) " and skipped" else ""}$first")
+        if (bad > 0 || !u.quiet)
+          say(s"GoCaffe: ${u.what}: $records$of records read in $parts of ${u.parts} ${u.unit}, " +
+            s"$bad unusable${if (bad > 0) " and skipped" else ""}$first")
         if (bad > MaxUnusableShare * records)
           throw new GoCaffeException(s"${u.what}: $bad of $records records unusable (at most " +
             f"${MaxUnusableShare * 100}%.0f %% may be)$first")
       }
     }
 
+  /** Whether source is an LMDB on a remote Hadoop file system, read with
+    * [[RemoteLmdb]]'s positioned reads of the pages a key range needs.
+    */
+  private[train] def remoteLmdb(source: String, backend: String): Boolean = {
+    val scheme = new Path(source).toUri.getScheme
+    backend == "lmdb" && scheme != null && scheme != "file"
+  }
+
+  /** The Hadoop setting (spark.hadoop.gocaffe.lmdb.positioned-reads=true on
+    * spark-submit) that has every LMDB read with positioned reads through
+    * Hadoop's FileSystem API, local ones (file: and plain paths) included.
+    */
+  val PositionedReads = "gocaffe.lmdb.positioned-reads"
+
+  /** Whether the LMDB at source is read with [[RemoteLmdb]]. */
+  private[train] def positioned(source: String, backend: String, hadoop: Configuration): Boolean =
+    remoteLmdb(source, backend) || (backend == "lmdb" && hadoop.getBoolean(PositionedReads, false))
+
+  private def hex(b: Array[Byte]): String = b.map(x => f"${x & 0xff}%02x").mkString
+
+  private def unhex(s: String): Array[Byte] = s.grouped(2).map(Integer.parseInt(_, 16).toByte).toArray
+
+  /** A key as goexec's messages quote it (Go's %q for printable ASCII). */
+  private def quote(k: Array[Byte]): String =
+    "\"" + k.map(b => if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\') b.toChar.toString else f"\\x${b & 0xff}%02x").mkString + "\""
+
+  /** A record's Datum, or why it is unusable (as goexec db-rows says). */
+  private def datumOf(v: Array[Byte]): Either[String, caffe.Caffe.Datum] = {
+    val d = try caffe.Caffe.Datum.parseFrom(v) catch {
+      case e: com.google.protobuf.InvalidProtocolBufferException => return Left(s"not a Datum: ${e.getMessage}")
+    }
+    if (d.getData.isEmpty) Left("no data bytes (float_data Datums are not read on Spark, as in CaffeOnSpark)")
+    else if (!d.getEncoded && d.getChannels.toLong * d.getHeight * d.getWidth != d.getData.size)
+      Left(s"${d.getData.size} data bytes for ${d.getChannels}×${d.getHeight}×${d.getWidth}")
+    else Right(d)
+  }
+
+  /** The first usable record's sample shape, read from a remote LMDB;
+    * an encoded image's size and channels come from Java's ImageIO.
+    */
+  private def remoteShape(source: String, forceColor: Boolean, forceGray: Boolean, what: String,
+                          hadoop: Configuration): (Int, Int, Int) = {
+    val db = RemoteLmdb.open(source, hadoop)
+    try {
+      val first = db.records(Array.emptyByteArray, Array.emptyByteArray).map(_._2).map(datumOf).collectFirst {
+        case Right(d) if !d.getEncoded => (d.getChannels, d.getHeight, d.getWidth)
+        case Right(d) => Option(javax.imageio.ImageIO.read(d.getData.newInput())) match {
+          case Some(img) =>
+            val c = if (forceColor) 3 else if (forceGray) 1 else if (img.getColorModel.getNumColorComponents == 1) 1 else 3
+            (c, img.getHeight, img.getWidth)
+          case None => throw new GoCaffeException(s"$what: the first encoded image is no image Java can read")
+        }
+      }
+      first.getOrElse(throw new GoCaffeException(s"$what: no usable record"))
+    } finally db.close()
+  }
+
+  /** Reads one key range [start, end) (hex keys) of a remote LMDB on this
+    * node, with positioned reads of the pages the range needs.
+    */
+  private def readRemoteRange(what: String, source: String, i: Int, start: String, end: String,
+                              acc: CollectionAccumulator[String], hadoop: Configuration): Iterator[Row] = {
+    val t0 = System.nanoTime()
+    val db = RemoteLmdb.open(source, hadoop)
+    val rows = ArrayBuffer.empty[Row]
+    val bad = ArrayBuffer.empty[String]
+    try db.records(unhex(start), unhex(end)).foreach { case (k, v) =>
+      datumOf(v) match {
+        case Left(why) => bad += s"key ${quote(k)}: $why"
+        case Right(d) => rows += Row(new String(k, StandardCharsets.UTF_8), d.getLabel.toString, d.getChannels,
+          d.getHeight, d.getWidth, d.getEncoded, d.getData.toByteArray)
+      }
+    } finally db.close()
+    System.err.println(f"GoCaffe: $what [$start%s, $end%s): ${rows.size} records on executor " +
+      s"${org.apache.spark.SparkEnv.get.executorId}, ${bad.length} unusable, in ${(System.nanoTime() - t0) / 1000000} ms " +
+      s"(${db.pagesRead} pages of ${db.pageSize} bytes read)")
+    bad.take(20).foreach(l => System.err.println(s"GoCaffe: $what: $l"))
+    acc.add(s"$i\t${rows.size + bad.length}\t${bad.length}\t${bad.take(NamedPerRange).mkString("\u0001")}")
+    rows.iterator
+  }
+
   /** Reads one key range [start, end) (hex keys) on this node. */
   private def readRange(layer: String, source: String, backend: String, i: Int, start: String, end: String,
-                        acc: CollectionAccumulator[String]): Iterator[Row] = {
-    val local = localize(source, backend, new Configuration())
-    val rows = ArrayBuffer.empty[Row]
+                        acc: CollectionAccumulator[String], byPages: Boolean, hadoop: Configuration): Iterator[Row] = {
     val what = s"data layer '$layer': ${label(backend)} $source key range $i"
+    if (byPages) return readRemoteRange(what, source, i, start, end, acc, hadoop)
+    val local = localize(source, backend, hadoop)
+    val rows = ArrayBuffer.empty[Row]
     val t0 = System.nanoTime()
     // -max-bad 1: the driver decides on the share over all ranges.
     val errText = withGoExec(Seq("db-rows", "-backend", backend, "-max-bad", "1", "-start", start, "-end", end,
@@ -195,6 +320,11 @@ object LmdbSource {
     acc.add(s"$i\t${rows.size + bad.length}\t${bad.length}\t${bad.take(NamedPerRange).mkString("\u0001")}")
     rows.iterator
   }
+
+  /** acc, else a new accumulator for the source's unusable records. */
+  private[train] def accOr(spark: SparkSession, acc: Option[CollectionAccumulator[String]],
+                           source: String): CollectionAccumulator[String] =
+    acc.getOrElse(spark.sparkContext.collectionAccumulator[String](s"GoCaffe unusable records of $source"))
 
   private val localCopies = new ConcurrentHashMap[String, JPath]()
 
@@ -252,7 +382,7 @@ object LmdbSource {
   }
 
   /** Runs goexec with args and returns its stdout; a failure throws with its error. */
-  private def run(args: Seq[String], what: String): Array[Byte] = {
+  private[train] def run(args: Seq[String], what: String): Array[Byte] = {
     var out: Array[Byte] = null
     withGoExec(args, what)(in => out = in.readAllBytes())
     out
@@ -261,7 +391,7 @@ object LmdbSource {
   /** Runs goexec with args, hands its stdout to f, and returns its stderr;
     * a non-zero exit throws a GoCaffeException with goexec's message.
     */
-  private def withGoExec(args: Seq[String], what: String)(f: java.io.InputStream => Unit): String = {
+  private[train] def withGoExec(args: Seq[String], what: String)(f: java.io.InputStream => Unit): String = {
     val errFile = Files.createTempFile("gocaffe-lmdb-", ".err")
     try {
       val proc = new ProcessBuilder((goexec().toString +: args): _*).redirectError(errFile.toFile).start()

@@ -63,7 +63,9 @@ final case class TrainJob(
     peerPort: Int = 0,
     seed: Long = 0L,
     encryptRing: Boolean = false,
-    resize: Boolean = false) {
+    resize: Boolean = false,
+    unusable: Option[UnusableSink] = None,
+    mean: Array[Byte] = null) {
   /** Whether the ranks train on a ring (and so need each other's addresses). */
   def ring: Boolean = allreduce && worldSize > 1
 }
@@ -146,25 +148,32 @@ object RankTask {
 
   /** Makes sure goexec holds the partition: asks HasPartition, else streams
     * the partition's Arrow IPC bytes with LoadPartition. Returns the rows and
-    * whether it was loaded now.
+    * whether it was loaded now. With unusable, goexec drops the rows whose
+    * image does not decode or fit the layer, and this task reports them
+    * there (the driver decides whether too many were).
     */
   def ensurePartition(g: GoExec, dataset: String, partition: Int, layer: Array[Byte],
-                      arrow: Iterator[Array[Byte]], resize: Boolean = false): (Long, Boolean) = {
+                      arrow: Iterator[Array[Byte]], resize: Boolean = false,
+                      unusable: Option[UnusableSink] = None, mean: Array[Byte] = null): (Long, Boolean) = {
     val k = key(dataset, partition)
     val has = g.call(blocking(g).withDeadlineAfter(60, TimeUnit.SECONDS).hasPartition(k))
     if (has.getCached) (has.getRows, false)
     else {
-      val info = load(g, k, layer, arrow, resize)
+      val info = load(g, k, layer, arrow, resize, unusable.isDefined, mean)
+      val bad = info.getUnusableRows
       log.info(s"executor ${g.executorId}: partition ${k.getDataset}#$partition loaded into goexec: " +
-        s"${info.getRows} rows, ${info.getBytes} bytes, tops ${info.getTopsList.asScala.mkString(", ")}, " +
-        f"${info.getDecodeSeconds}%.2f s")
+        s"${info.getRows} rows${if (bad > 0) s" ($bad unusable dropped)" else ""}, ${info.getBytes} bytes, " +
+        s"tops ${info.getTopsList.asScala.mkString(", ")}, " + f"${info.getDecodeSeconds}%.2f s")
+      val named = info.getUnusableList.asScala.toSeq
+      named.foreach(n => System.err.println(s"GoCaffe: partition $partition of ${k.getDataset}: unusable $n"))
+      unusable.foreach(_.add(partition, info.getRows, bad, named))
       (info.getRows, true)
     }
   }
 
   /** LoadPartition with flow control: a chunk is sent only when gRPC is ready for it. */
   private def load(g: GoExec, k: PartitionKey, layer: Array[Byte], arrow: Iterator[Array[Byte]],
-                   resize: Boolean): PartitionInfo = {
+                   resize: Boolean, skipUnusable: Boolean, mean: Array[Byte]): PartitionInfo = {
     val done = new CompletableFuture[PartitionInfo]()
     val ready = new Object
     var requests: ClientCallStreamObserver[PartitionChunk] = null
@@ -188,7 +197,10 @@ object RankTask {
       if (!done.isDone) requests.onNext(c)
     }
     try {
-      send(PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize).build())
+      val head = PartitionChunk.newBuilder().setKey(k).setLayer(ByteString.copyFrom(layer)).setResize(resize)
+        .setSkipUnusable(skipUnusable)
+      if (mean != null) head.setMean(ByteString.copyFrom(mean))
+      send(head.build())
       arrow.foreach { piece =>
         var off = 0
         while (off < piece.length && !done.isDone) {
@@ -267,7 +279,7 @@ object RankTask {
   private def trainOn(g: GoExec, ctx: BarrierTaskContext, rank: Int, job: TrainJob, round: RoundSpec,
                       weightsAt: PartRef, stateAt: PartRef, live: CollectionAccumulator[RankProgress],
                       arrow: Iterator[Array[Byte]]): Iterator[RankResult] = {
-    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize)
+    val (rows, loaded) = ensurePartition(g, job.dataset, rank, job.layer, arrow, job.resize, job.unusable, job.mean)
     // One copy of the model in this JVM: the request wraps the fetched bytes.
     val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val state = UnsafeByteOperations.unsafeWrap(PartRef.fetch(stateAt))
@@ -356,15 +368,16 @@ object RankTask {
     * driver's file server (a normal task).
     */
   def score(partition: Int, dataset: String, layerName: String, layer: Array[Byte], solver: Array[Byte],
-            weights: PartRef, arrow: Iterator[Array[Byte]], resize: Boolean = false): Iterator[ScoreResult] = {
+            weights: PartRef, arrow: Iterator[Array[Byte]], resize: Boolean = false,
+            unusable: Option[UnusableSink] = None, mean: Array[Byte] = null): Iterator[ScoreResult] = {
     val g = goexec()
-    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize))
+    reporting(g)(scoreOn(g, partition, dataset, layerName, layer, solver, weights, arrow, resize, unusable, mean))
   }
 
   private def scoreOn(g: GoExec, partition: Int, dataset: String, layerName: String, layer: Array[Byte],
                       solver: Array[Byte], weightsAt: PartRef, arrow: Iterator[Array[Byte]],
-                      resize: Boolean): Iterator[ScoreResult] = {
-    ensurePartition(g, dataset, partition, layer, arrow, resize)
+                      resize: Boolean, unusable: Option[UnusableSink], mean: Array[Byte]): Iterator[ScoreResult] = {
+    ensurePartition(g, dataset, partition, layer, arrow, resize, unusable, mean)
     val weights = UnsafeByteOperations.unsafeWrap(PartRef.fetch(weightsAt))
     val req = ScoreRequest.newBuilder()
       .setSolver(ByteString.copyFrom(solver))

@@ -6,6 +6,7 @@ import scala.collection.mutable.ArrayBuffer
 
 import org.apache.hadoop.io.BytesWritable
 import org.apache.spark.sql.{DataFrame, Row, SparkSession}
+import org.apache.spark.util.CollectionAccumulator
 
 /** CaffeOnSpark's `com.yahoo.ml.caffe.SeqImageDataSource`: Hadoop
   * SequenceFiles of (key, value) BytesWritables, read with Spark as
@@ -102,11 +103,12 @@ object SeqImageSource {
     }
 
   /** The SequenceFiles at d.source as an ImageDataFrame (LmdbSource.Schema). */
-  def read(spark: SparkSession, d: DataLayer, ranks: Int): DataFrame = {
+  def read(spark: SparkSession, d: DataLayer, ranks: Int,
+           accIn: Option[CollectionAccumulator[String]] = None): DataFrame = {
     val source = d.source
     val what = s"data layer '${d.name}': SequenceFile $source"
     val sc = spark.sparkContext
-    val acc = sc.collectionAccumulator[String](s"GoCaffe unusable records of $source")
+    val acc = LmdbSource.accOr(spark, accIn, source)
     val (files, parts) =
       try {
         val f = sc.sequenceFile(source, classOf[BytesWritable], classOf[BytesWritable], ranks)

@@ -1,0 +1,145 @@
+package com.gocaffe.train
+
+import java.io.{BufferedInputStream, DataInputStream}
+import java.nio.charset.StandardCharsets
+import java.nio.file.{Files, Paths}
+
+import scala.collection.mutable.ArrayBuffer
+
+import caffe.Caffe.{CoSDataParameter, LayerParameter}
+import org.apache.hadoop.fs.Path
+import org.apache.spark.sql.{DataFrame, Row, SparkSession}
+import org.apache.spark.sql.types._
+
+/** Caffe's `HDF5Data` layer on Spark: hdf5_data_param.source lists HDF5
+  * files, each top is filled from the dataset named like it (any integer or
+  * float type, read as float), all of a file's datasets sharing the first
+  * axis.
+  *
+  * The driver checks the list and every file's headers before training
+  * (`goexec h5-split`: a missing file or dataset, first axes that differ, a
+  * type that is no number, rows whose shape differs between files) and
+  * rewrites the layer into a CoSData layer of one FLOAT_ARRAY top per
+  * dataset ([[CaffeDataLayers]]); hdf5_data_param stays on it and marks it
+  * as this source. The rows, file after file in list order, are cut into one
+  * contiguous row range per rank of equal size (±1); the DataFrame has one
+  * Spark partition per rank, not repartitioned afterwards, and a rank's task
+  * runs `goexec h5-rows` on only the files its range touches (a file cut by
+  * two ranges is opened by both, each keeping its own rows). The list and
+  * the files are read from plain or file: paths that must exist on every
+  * node, as a file: LMDB's.
+  */
+object HDF5Source {
+
+  /** What h5-split found: each top's row shape, then each file's rows. */
+  final case class Split(tops: Seq[(String, Seq[Int])], files: Seq[(Long, String)]) {
+    def rows: Long = files.map(_._1).sum
+  }
+
+  /** Whether d is an HDF5Data layer [[CaffeDataLayers]] rewrote. */
+  def isSource(d: DataLayer): Boolean = d.layer.getType == "CoSData" && d.layer.hasHdf5DataParam
+
+  /** A local path for a plain or file: path; other file systems are an error. */
+  private def local(path: String, what: String): String = {
+    val p = new Path(path)
+    val scheme = p.toUri.getScheme
+    if (scheme != null && scheme != "file")
+      throw new GoCaffeException(s"$what: HDF5 is read from plain or file: paths that exist on every node " +
+        s"($scheme: is not read yet)")
+    val l = if (scheme == null) path else p.toUri.getPath
+    if (!Files.exists(Paths.get(l))) throw new GoCaffeException(s"$what: $path does not exist on this node")
+    l
+  }
+
+  /** Checks the list's files and counts their rows (headers only). */
+  def split(list: String, tops: Seq[String], what: String): Split = {
+    val out = new String(LmdbSource.run(Seq("h5-split", "-tops", tops.mkString(","), local(list, what)), what),
+      StandardCharsets.UTF_8).split("\n").filter(_.nonEmpty).toSeq
+    val (shapes, files) = out.splitAt(tops.size)
+    Split(
+      shapes.map { l =>
+        val Array(name, dims) = l.split("\t", 2)
+        name -> dims.split(" ").filter(_.nonEmpty).map(_.toInt).toSeq
+      },
+      files.map { l =>
+        val Array(n, p) = l.split("\t", 2)
+        (n.toLong, p)
+      })
+  }
+
+  /** The CoSData layer an HDF5Data layer is fed through. */
+  def asCoSData(l: LayerParameter, s: Split): LayerParameter = {
+    val p = l.getHdf5DataParam
+    val cos = CoSDataParameter.newBuilder().setSource(p.getSource).setBatchSize(p.getBatchSize).setShuffle(p.getShuffle)
+    for ((name, dims) <- s.tops) {
+      val d = if (dims.isEmpty) Seq(1) else dims
+      val t = CoSDataParameter.TopBlob.newBuilder().setName(name).setType(CoSDataParameter.DataType.FLOAT_ARRAY)
+        .setSampleNumAxes(d.size).setChannels(d(0))
+      if (d.size > 1) t.setHeight(d(1))
+      if (d.size > 2) t.setWidth(d(2))
+      cos.addTop(t)
+    }
+    l.toBuilder.setType("CoSData").setSourceClass("com.yahoo.ml.caffe.DataFrameSource").clearTransformParam()
+      .setCosDataParam(cos).build()
+  }
+
+  /** Rank r's share: (file, first row, rows) pieces of the rows
+    * [r·total/ranks, (r+1)·total/ranks) in list order.
+    */
+  def shares(files: Seq[(Long, String)], ranks: Int): Seq[Seq[(String, Long, Long)]] = {
+    val total = files.map(_._1).sum
+    val starts = files.scanLeft(0L)(_ + _._1)
+    (0 until ranks).map { r =>
+      val (lo, hi) = (total * r / ranks, total * (r + 1) / ranks)
+      files.indices.flatMap { i =>
+        val (a, b) = (math.max(lo, starts(i)), math.min(hi, starts(i + 1)))
+        if (a < b) Some((files(i)._2, a - starts(i), b - a)) else None
+      }
+    }
+  }
+
+  /** The layer's files as a DataFrame of one partition per rank, a float
+    * array column per top.
+    */
+  def read(spark: SparkSession, d: DataLayer, ranks: Int): DataFrame = {
+    val p = d.layer.getHdf5DataParam
+    val tops = d.layer.getTopList.toArray.map(_.toString).toSeq
+    val what = s"data layer '${d.name}': HDF5 list ${p.getSource}"
+    val s = split(p.getSource, tops, what)
+    val sizes = s.tops.map(_._2.product)
+    val parts = shares(s.files, ranks)
+    System.err.println(s"GoCaffe: $what: ${s.rows} rows in ${s.files.size} files, ${parts.map(_.map(_._3).sum).mkString("/")} " +
+      s"rows for $ranks ranks")
+    val schema = StructType(tops.map(t => StructField(t, ArrayType(FloatType, containsNull = false), nullable = false)))
+    val topArg = tops.mkString(",")
+    val rdd = spark.sparkContext.parallelize(parts, ranks).mapPartitions { it =>
+      it.flatMap(_.iterator.flatMap { case (file, start, count) =>
+        readRows(what, file, topArg, sizes, start, count)
+      })
+    }
+    rdd.setName(s"GoCaffe HDF5 ${p.getSource} (${s.rows} rows, ${s.files.size} files, $ranks partitions)")
+    spark.createDataFrame(rdd, schema)
+  }
+
+  private def readRows(what: String, file: String, tops: String, sizes: Seq[Int], start: Long, count: Long): Iterator[Row] = {
+    val rows = ArrayBuffer.empty[Row]
+    val t0 = System.nanoTime()
+    LmdbSource.withGoExec(Seq("h5-rows", "-tops", tops, "-start", start.toString, "-count", count.toString,
+      local(file, what)), s"$what: $file") { in =>
+      val din = new DataInputStream(new BufferedInputStream(in, 1 << 20))
+      var i = 0L
+      while (i < count) {
+        rows += Row.fromSeq(sizes.map { n =>
+          val a = new Array[Float](n)
+          var j = 0
+          while (j < n) { a(j) = din.readFloat(); j += 1 }
+          a
+        })
+        i += 1
+      }
+    }
+    System.err.println(s"GoCaffe: $what: $file rows [$start, ${start + count}) on executor " +
+      s"${org.apache.spark.SparkEnv.get.executorId} in ${(System.nanoTime() - t0) / 1000000} ms")
+    rows.iterator
+  }
+}
