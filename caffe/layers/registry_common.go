@@ -1,6 +1,9 @@
 package layers
 
-import "github.com/gocaffe/gocaffe/caffe/layer"
+import (
+	"github.com/gocaffe/gocaffe/caffe/layer"
+	"github.com/gocaffe/gocaffe/kernels"
+)
 
 // registerCommon adds the activations, losses, data and utility layers: one r.Register line each.
 func registerCommon(r *layer.Registry) error {
@@ -8,8 +11,8 @@ func registerCommon(r *layer.Registry) error {
 		r.Register("ReLU", newReLU[float32], newReLU[float64]),
 		r.Register("PReLU", newPReLU[float32], newPReLU[float64]),
 		r.Register("ELU", newELU[float32], newELU[float64]),
-		r.Register("Sigmoid", newSigmoid[float32], newSigmoid[float64]),
-		r.Register("TanH", newTanH[float32], newTanH[float64]),
+		r.Register("Sigmoid", newActivation[float32](kernels.Sigmoid), newActivation[float64](kernels.Sigmoid)),
+		r.Register("TanH", newActivation[float32](kernels.TanH), newActivation[float64](kernels.TanH)),
 		r.Register("AbsVal", newAbsVal[float32], newAbsVal[float64]),
 		r.Register("Power", newPower[float32], newPower[float64]),
 		r.Register("Exp", newExp[float32], newExp[float64]),

@@ -2,21 +2,26 @@
 // loss and the accuracy. One thread per (outer, inner) position.
 #include "common.cuh"
 
+// softmax_at: yp[c·inner] = softmax over c of xp[c·inner], one position
+// (max subtracted, then normalised by the sum of the exponentials).
+template <typename T>
+__device__ __forceinline__ void softmax_at(const T* __restrict__ xp, T* __restrict__ yp, int channels, int inner) {
+  T m = xp[0];
+  for (int c = 1; c < channels; c++) m = max(m, xp[c * inner]);
+  T s = T(0);
+  for (int c = 0; c < channels; c++) {
+    const T e = dev_exp<T>(xp[c * inner] - m);
+    yp[c * inner] = e;
+    s += e;
+  }
+  for (int c = 0; c < channels; c++) yp[c * inner] /= s;
+}
+
 template <typename T>
 __device__ void softmax_fwd_t(const T* __restrict__ x, T* __restrict__ y, int outer, int channels, int inner) {
   GRID_STRIDE(i, outer * inner) {
-    const int o = i / inner, in = i % inner;
-    const T* xp = x + (long)o * channels * inner + in;
-    T* yp = y + (long)o * channels * inner + in;
-    T m = xp[0];
-    for (int c = 1; c < channels; c++) m = max(m, xp[c * inner]);
-    T s = T(0);
-    for (int c = 0; c < channels; c++) {
-      const T e = dev_exp<T>(xp[c * inner] - m);
-      yp[c * inner] = e;
-      s += e;
-    }
-    for (int c = 0; c < channels; c++) yp[c * inner] /= s;
+    const long off = (long)(i / inner) * channels * inner + i % inner;
+    softmax_at(x + off, y + off, channels, inner);
   }
 }
 
@@ -199,18 +204,10 @@ __device__ void softmax_loss_acc_t(const T* __restrict__ x, T* __restrict__ prob
   double s = 0;
   int h = 0, nv = 0;
   for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
-    const int o = i / inner, in = i % inner;
-    const T* xp = x + (long)o * channels * inner + in;
-    T* yp = prob + (long)o * channels * inner + in;
-    T m = xp[0];
-    for (int c = 1; c < channels; c++) m = max(m, xp[c * inner]);
-    T z = T(0);
-    for (int c = 0; c < channels; c++) {
-      const T e = dev_exp<T>(xp[c * inner] - m);
-      yp[c * inner] = e;
-      z += e;
-    }
-    for (int c = 0; c < channels; c++) yp[c * inner] /= z;
+    const long off = (long)(i / inner) * channels * inner + i % inner;
+    const T* xp = x + off;
+    T* yp = prob + off;
+    softmax_at(xp, yp, channels, inner);
     const int l = cls[i];
     if (l < 0) continue;
     s -= log(max((double)yp[(long)l * inner], 1.1754943508222875e-38));
