@@ -194,17 +194,24 @@ func LoadMeanFile(path string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := MeanValues(bp)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: empty mean blob", path)
+	}
+	return out, nil
+}
+
+// MeanValues is a mean image's values as float32: its data, or its
+// double_data converted (nil when it holds neither).
+func MeanValues(bp *caffepb.BlobProto) []float32 {
 	if d := bp.GetData(); len(d) > 0 {
-		return d, nil
+		return d
 	}
 	out := make([]float32, len(bp.GetDoubleData()))
 	for i, v := range bp.GetDoubleData() {
 		out[i] = float32(v)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: empty mean blob", path)
-	}
-	return out, nil
+	return out
 }
 
 // IsSpec reports whether s names a source this package reads.

@@ -35,6 +35,7 @@ import (
 
 	"github.com/gocaffe/gocaffe/arrowio"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/solver"
@@ -106,13 +107,7 @@ func meanOf(b []byte) ([]float32, error) {
 	if err := proto.Unmarshal(b, bp); err != nil {
 		return nil, invalid("mean", "not a caffe.BlobProto: %v", err)
 	}
-	if d := bp.GetData(); len(d) > 0 {
-		return d, nil
-	}
-	out := make([]float32, len(bp.GetDoubleData()))
-	for i, v := range bp.GetDoubleData() {
-		out[i] = float32(v)
-	}
+	out := data.MeanValues(bp)
 	if len(out) == 0 {
 		return nil, invalid("mean", "the mean blob holds no values")
 	}
