@@ -213,13 +213,7 @@ __device__ void softmax_loss_acc_t(const T* __restrict__ x, T* __restrict__ prob
     s -= log(max((double)yp[(long)l * inner], 1.1754943508222875e-38));
     if (acc) {
       nv++;
-      const T truth = xp[(long)l * inner];
-      int better = truth != truth ? top_k : -1;  // the class counts itself
-      for (int c = 0; c < channels && better < top_k; c++) {
-        const T v = xp[c * inner];
-        if (v >= truth || v != v) better++;
-      }
-      if (better < top_k) h++;
+      if (accuracy_hit(xp, l, channels, inner, top_k)) h++;
     }
   }
   part[threadIdx.x] = s;
