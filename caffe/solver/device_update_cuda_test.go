@@ -76,3 +76,59 @@ func TestRecordedIterationsOnCUDA(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The next batch copied in on a second stream (Device.SetCopyStream)
+// changes nothing that is computed: the same net trained from recorded
+// iterations with and without the copy stream ends with bit-identical
+// weights, history and losses.
+func TestCopyStreamOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	c := `type: "SGD" display: 4`
+	var ps [2][]Progress
+	run := func(k int, copyStream bool) *Solver[float32] {
+		if err := g.D.SetCopyStream(copyStream); err != nil {
+			t.Fatal(err)
+		}
+		s := newWith[float32](t, solverParam(t, c), tinyImages(32), WithDevice[float32](g),
+			WithProgress[float32](func(p Progress) { ps[k] = append(ps[k], p) }))
+		for range 2 {
+			if err := s.Step(t.Context(), 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	single, two := run(0, false), run(1, true)
+	if err := g.D.SetCopyStream(false); err != nil {
+		t.Fatal(err)
+	}
+	if single.Replays() != 13 || two.Replays() != 13 {
+		t.Fatalf("%d and %d iterations replayed, want 13 each (%s %s)", single.Replays(), two.Replays(), single.whyEager, two.whyEager)
+	}
+	for what, ab := range map[string][2][]float64{"weights": {weights(single), weights(two)}, "history": {history(single), history(two)}} {
+		a, b := ab[0], ab[1]
+		if len(a) != len(b) || len(a) == 0 {
+			t.Fatalf("%s: %d and %d values", what, len(a), len(b))
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s %d: %g with one stream, %g with the copy stream (relative error over all %.3g)", what, i, a[i], b[i], relDiff(b, a))
+			}
+		}
+	}
+	if len(ps[0]) != len(ps[1]) || len(ps[0]) == 0 {
+		t.Fatalf("%d and %d progress reports", len(ps[0]), len(ps[1]))
+	}
+	for i := range ps[0] {
+		if ps[0][i].Loss != ps[1][i].Loss {
+			t.Errorf("report %d (iteration %d): loss %g with one stream, %g with the copy stream", i, ps[0][i].Iter, ps[0][i].Loss, ps[1][i].Loss)
+		}
+	}
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
