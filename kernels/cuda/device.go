@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/gocaffe/gocaffe/kernels/cuda/cublas"
+	"github.com/gocaffe/gocaffe/kernels/cuda/cudnn"
 	"github.com/gocaffe/gocaffe/kernels/cuda/graph"
 	"gorgonia.org/cu"
 )
@@ -71,6 +72,21 @@ type Device struct {
 	// idle is split over the batch into splitWS (splitBytes, grown by an
 	// eager iteration, never while capturing); noSplit turns that off
 	// (tests compare both).
+	// cuDNN when the node has it (dnnLib; the handle dnn made with the
+	// first convolution, on the stream); dnnNote says which and where, or
+	// where it was looked for. useDNN: convolutions go to cuDNN
+	// (GOCAFFE_CUDNN_CONV=1 or UseDNN). dnnWS: the workspace of dnnWSBytes
+	// every cuDNN call gets; dnnOld: workspaces it outgrew, which recorded
+	// graphs may still use, kept until Close.
+	dnnLib     *cudnn.Loaded
+	dnn        *cudnn.Handle
+	dnnNote    string
+	useDNN     bool
+	dnnWS      Ptr
+	dnnWSBytes int
+	dnnOld     []Ptr
+	dnnCalls   int64
+
 	splitWS    Ptr
 	splitBytes int
 	noSplit    bool
@@ -187,6 +203,7 @@ func Open(ordinal int) (*Device, error) {
 		}
 	}
 	d.openBLAS()
+	d.openDNN()
 	if os.Getenv(TF32Setting) == "1" {
 		d.tf32 = true
 		if d.blas != nil {
@@ -391,6 +408,7 @@ func (d *Device) Close() error {
 	if d.splitWS != 0 {
 		_ = cu.MemFree(d.splitWS)
 	}
+	d.closeDNN()
 	return d.ctx.Destroy()
 }
 
