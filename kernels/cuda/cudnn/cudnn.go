@@ -277,6 +277,7 @@ const (
 
 // Conv is one Shape's descriptors and the algorithms chosen for it.
 type Conv struct {
+	l                    *Loaded
 	h                    *Handle
 	elem                 int
 	x, y, w, conv        unsafe.Pointer
@@ -293,8 +294,23 @@ type Conv struct {
 // deterministic ones first, so that a run repeats bit for bit. Call it
 // before any stream capture.
 func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int) (*Conv, error) {
-	l := h.l
-	c := &Conv{h: h, elem: elem}
+	c, err := h.l.Describe(elem, s, tf32)
+	if err != nil {
+		return nil, err
+	}
+	c.h = h
+	if err := c.chooseAlgorithms(maxWorkspace); err != nil {
+		c.Destroy()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Describe makes s's descriptors (no handle, nothing on the device) and
+// checks that cuDNN computes the output size GoCaffe does: a Conv without
+// algorithms, which NewConv completes.
+func (l *Loaded) Describe(elem int, s Shape, tf32 bool) (*Conv, error) {
+	c := &Conv{l: l, elem: elem}
 	dt := C.int(dataFloat)
 	if elem == 8 {
 		dt = dataDouble
@@ -345,6 +361,12 @@ func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int) (*Conv,
 	if int(n) != s.N || int(k) != s.K || int(oh) != s.OH || int(ow) != s.OW {
 		return fail(fmt.Errorf("cuDNN gives output %d×%d×%d×%d where GoCaffe computes %d×%d×%d×%d", n, k, oh, ow, s.N, s.K, s.OH, s.OW))
 	}
+	return c, nil
+}
+
+// chooseAlgorithms picks each direction's algorithm (see NewConv).
+func (c *Conv) chooseAlgorithms(maxWorkspace int) error {
+	l, h := c.l, c.h
 	var perf [16]C.gc_perf
 	var got C.int
 	pick := func(dir string, r C.int) (int, error) {
@@ -369,15 +391,15 @@ func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int) (*Conv,
 	}
 	var err error
 	if c.fwd, err = pick("forward", C.gc_fwd_algo(&l.c, h.h, c.x, c.w, c.conv, c.y, C.int(len(perf)), &got, &perf[0])); err != nil {
-		return fail(err)
+		return err
 	}
 	if c.bwdData, err = pick("backward data", C.gc_bwd_data_algo(&l.c, h.h, c.w, c.y, c.conv, c.x, C.int(len(perf)), &got, &perf[0])); err != nil {
-		return fail(err)
+		return err
 	}
 	if c.bwdFlt, err = pick("backward filter", C.gc_bwd_filter_algo(&l.c, h.h, c.x, c.y, c.conv, c.w, C.int(len(perf)), &got, &perf[0])); err != nil {
-		return fail(err)
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 // Algorithms names the chosen algorithms (cuDNN's enum values).
@@ -388,7 +410,7 @@ func (c *Conv) Algorithms() string {
 // Forward is y = alpha·conv(x, w) + beta·y on the handle's stream; ws is
 // at least Workspace bytes of device memory.
 func (c *Conv) Forward(alpha float64, x, w uintptr, beta float64, y, ws uintptr, wsBytes int) error {
-	l := c.h.l
+	l := c.l
 	return l.status("convolution forward", C.gc_fwd(&l.c, c.h.h, C.int(c.elem), C.double(alpha), c.x, C.size_t(x), c.w, C.size_t(w), c.conv,
 		C.int(c.fwd), C.size_t(ws), C.size_t(wsBytes), C.double(beta), c.y, C.size_t(y)))
 }
@@ -396,7 +418,7 @@ func (c *Conv) Forward(alpha float64, x, w uintptr, beta float64, y, ws uintptr,
 // BackwardData is dx = alpha·(the gradient of conv(x, w) by x, given dy)
 // + beta·dx.
 func (c *Conv) BackwardData(alpha float64, w, dy uintptr, beta float64, dx, ws uintptr, wsBytes int) error {
-	l := c.h.l
+	l := c.l
 	return l.status("convolution backward data", C.gc_bwd_data(&l.c, c.h.h, C.int(c.elem), C.double(alpha), c.w, C.size_t(w), c.y, C.size_t(dy), c.conv,
 		C.int(c.bwdData), C.size_t(ws), C.size_t(wsBytes), C.double(beta), c.x, C.size_t(dx)))
 }
@@ -404,14 +426,14 @@ func (c *Conv) BackwardData(alpha float64, w, dy uintptr, beta float64, dx, ws u
 // BackwardFilter is dw = alpha·(the gradient of conv(x, w) by w, given
 // dy) + beta·dw.
 func (c *Conv) BackwardFilter(alpha float64, x, dy uintptr, beta float64, dw, ws uintptr, wsBytes int) error {
-	l := c.h.l
+	l := c.l
 	return l.status("convolution backward filter", C.gc_bwd_filter(&l.c, c.h.h, C.int(c.elem), C.double(alpha), c.x, C.size_t(x), c.y, C.size_t(dy), c.conv,
 		C.int(c.bwdFlt), C.size_t(ws), C.size_t(wsBytes), C.double(beta), c.w, C.size_t(dw)))
 }
 
 // Destroy releases the descriptors.
 func (c *Conv) Destroy() {
-	l := c.h.l
+	l := c.l
 	if c.x != nil {
 		C.gc_destroy_tensor(&l.c, c.x)
 	}
