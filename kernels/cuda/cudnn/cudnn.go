@@ -152,9 +152,10 @@ type Loaded struct {
 }
 
 var (
-	loadOnce sync.Once
-	loaded   *Loaded
-	loadNote string
+	preloadOnce sync.Once
+	loadOnce    sync.Once
+	loaded      *Loaded
+	loadNote    string
 )
 
 // Load finds and loads cuDNN once per process (FromEnv's search). It
@@ -170,9 +171,6 @@ func Load() (*Loaded, string) {
 func LoadFrom(s libsearch.Search) (*Loaded, string) {
 	var tried []string
 	for _, c := range s.Candidates() {
-		if strings.ContainsRune(c.Lib, '/') {
-			preloadSubLibraries(c.Lib)
-		}
 		l := &Loaded{Path: c.Lib}
 		cs := C.CString(c.Lib)
 		msg := C.gc_open(cs, &l.c)
@@ -196,13 +194,25 @@ func LoadFrom(s libsearch.Search) (*Loaded, string) {
 
 // preloadSubLibraries loads, RTLD_GLOBAL, the sub-libraries beside a
 // libcudnn.so.N file (cuDNN 9: libcudnn_graph, _engines_*, _heuristic,
-// _ops, _cnn, _adv; cuDNN 8: _ops_infer, _cnn_train, ...), which the
-// library opens by name at run time and would not find in a wheel's
-// folder that is not on the library path.
+// _ops, _cnn; cuDNN 8: _ops_infer, _cnn_train, ...), which the library
+// opens by name when first used: cuDNN 9's wheels find them beside it
+// (RPATH $ORIGIN), cuDNN 8's and some system installs only on the library
+// path. The RNN and attention library (_adv) is not needed. Done before
+// the first handle, not at Load: a cuDNN found but not used costs no
+// more than its small front library.
 func preloadSubLibraries(lib string) {
+	if !strings.ContainsRune(lib, '/') {
+		return // found on the library path: so are its sub-libraries
+	}
 	base := filepath.Base(lib) // libcudnn.so.9
 	suffix := strings.TrimPrefix(base, "libcudnn")
-	m, _ := filepath.Glob(filepath.Join(filepath.Dir(lib), "libcudnn_*"+suffix))
+	all, _ := filepath.Glob(filepath.Join(filepath.Dir(lib), "libcudnn_*"+suffix))
+	var m []string
+	for _, p := range all {
+		if !strings.HasPrefix(filepath.Base(p), "libcudnn_adv") {
+			m = append(m, p)
+		}
+	}
 	if len(m) == 0 {
 		return
 	}
@@ -237,6 +247,7 @@ type Handle struct {
 // NewHandle creates a handle issuing on stream (a CUstream), so that its
 // calls are ordered with the stream's kernels and captured with them.
 func (l *Loaded) NewHandle(stream unsafe.Pointer) (*Handle, error) {
+	preloadOnce.Do(func() { preloadSubLibraries(l.Path) })
 	var h unsafe.Pointer
 	if err := l.status("create", C.gc_create(&l.c, &h)); err != nil {
 		return nil, err
