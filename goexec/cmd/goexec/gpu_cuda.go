@@ -59,7 +59,8 @@ func deviceGEMM(d kernels.Device) string {
 // devicePrecision is how a device's float32 GEMMs compute: "tf32" on a
 // GPU that allows TF32 tensor cores, else "fp32"; cuBLAS or GoCaffe's own
 // kernels is added on a GPU ("fp32 cuBLAS", "tf32 own GEMM"), after
-// "cuDNN conv," and "copy stream," when those are on.
+// "cuDNN conv," ("cuDNN conv unused," when no convolution ran on it) and
+// "copy stream," when those are on.
 func devicePrecision(d kernels.Device) string {
 	g, ok := d.(*cuda.GPU)
 	if !ok {
@@ -70,7 +71,11 @@ func devicePrecision(d kernels.Device) string {
 		p = "tf32"
 	}
 	if g.D.UsesDNN() {
-		p += " cuDNN conv,"
+		if g.D.DNNCalls() > 0 {
+			p += " cuDNN conv,"
+		} else {
+			p += " cuDNN conv unused,"
+		}
 	}
 	if g.D.CopyStream() {
 		p += " copy stream,"
