@@ -132,3 +132,67 @@ func TestCopyStreamOnCUDA(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// convNet has a grouped, padded convolution with a fused ReLU before an
+// inner product: convolutions that cuDNN runs forward, backward data and
+// backward filter.
+const convNet = `
+name: "conv"
+layer { name: "d" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: 8 channels: 2 height: 3 width: 3 } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 6 kernel_size: 2 pad: 1 group: 2
+    weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "conv2" type: "Convolution" bottom: "conv" top: "conv2"
+  convolution_param { num_output: 5 kernel_size: 3 stride: 2
+    weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv2" top: "fc"
+  inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+`
+
+// Convolutions on cuDNN are recorded in the iteration's CUDA graph (every
+// iteration that does not read the loss is replayed) and replay what
+// launching them computes; and they train as GoCaffe's own convolution
+// kernels do, to float32's rounding over 20 iterations.
+func TestCuDNNTrainingOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	if !g.D.UseDNN(true) {
+		t.Skipf("cuDNN not loaded, cuDNN test skipped: %s", g.D.DNN())
+	}
+	defer g.D.UseDNN(false)
+	c := `type: "SGD" display: 4`
+	run := func(dnn bool, opts ...Option[float32]) *Solver[float32] {
+		g.D.UseDNN(dnn)
+		s := newWith[float32](t, solverParamFor(t, convNet, c), tinyImages(32), append(opts, WithDevice[float32](g))...)
+		for range 2 {
+			if err := s.Step(t.Context(), 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	before := g.D.DNNCalls()
+	rec, eager := run(true), run(true, WithoutGraphs[float32]())
+	if g.D.DNNCalls() == before {
+		t.Fatal("no convolution ran on cuDNN")
+	}
+	own := run(false)
+	if rec.Replays() != 13 {
+		t.Fatalf("%d iterations replayed with cuDNN, want 13 (%s)", rec.Replays(), rec.whyEager)
+	}
+	if e := relDiff(weights(rec), weights(eager)); !(e <= 1e-6) {
+		t.Errorf("weights: relative error %.3g between replayed and launched cuDNN iterations", e)
+	}
+	if e := relDiff(weights(rec), weights(own)); !(e <= 1e-4) {
+		t.Errorf("weights: relative error %.3g between cuDNN and GoCaffe's convolution kernels", e)
+	}
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
