@@ -123,8 +123,11 @@ vet:
 	@$(TIMED) gofmt sh -c 'out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi'
 	@$(TIMED) vet go vet ./...
 
+# The all-reduce's transfers, aborts and cancels run on several goroutines:
+# its tests run under the race detector too (a few seconds).
 unit:
 	@$(TIMED) go-test go test -count=1 ./...
+	@$(TIMED) race-ring go test -race -count=1 ./goexec/ring/
 
 # The kernels' portable (non-SIMD) path must keep building and passing, and
 # the AVX2 path (CPUs without AVX-512) must pass the layers' and nets' tests

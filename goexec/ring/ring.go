@@ -195,10 +195,13 @@ func (r *Ring) Close() error {
 	return errors.Join(errs...)
 }
 
-// conns returns every open connection of the ring.
+// conns returns every open connection of the ring. An abort calls it
+// while transfers run: it reads only the links' connections, never the
+// conversion buffers that a transfer allocates.
 func (r *Ring) conns() []net.Conn {
 	var cs []net.Conn
-	for _, l := range r.links {
+	for i := range r.links {
+		l := &r.links[i]
 		for _, c := range []net.Conn{l.out, l.in} {
 			if c != nil {
 				cs = append(cs, c)

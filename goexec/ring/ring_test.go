@@ -2,8 +2,10 @@ package ring
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -517,5 +519,51 @@ func TestMeshMissingPeerNamed(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != addrs[2] {
 			t.Errorf("rank %d got %v, want an error naming rank 2 at %s", i, err, addrs[2])
 		}
+	}
+}
+
+// TestCancelDuringFirstFrame: a call cancelled while it reads a frame's
+// chunks (its conversion buffer allocated on the way) aborts without a data
+// race between the abort, which walks the ring's connections from the
+// context's goroutine, and the receive that allocates the buffer (run with
+// -race: `make unit` does), and the call returns the cancellation.
+func TestCancelDuringFirstFrame(t *testing.T) {
+	const length, chunk = 10000, 1000
+	rings, errs := connectAll(t, context.Background(), 2, func(_ int, c *Config) {
+		c.DirectMaxFloats = -1 // the ring's reduce-scatter adds through the buffer
+		c.Chunk = chunk
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	// Rank 1 sends the header of rank 0's first frame and one chunk of it,
+	// then nothing: rank 0 reads the chunk and waits for the next.
+	out := rings[1].links[0].out
+	var frame [12 + 4*chunk]byte
+	binary.LittleEndian.PutUint32(frame[0:], frameMagic)
+	binary.LittleEndian.PutUint32(frame[4:], 0)
+	binary.LittleEndian.PutUint32(frame[8:], length/2)
+	if _, err := out.Write(frame[:]); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rings[0].AllReduce(ctx, make([]float32, length)) }()
+	// Rank 0's own first frame reaching rank 1 shows it is in the step;
+	// the pause lets it read the chunk (allocating its buffer) before the
+	// cancel. Were the cancel earlier, the call would still have to return
+	// the cancellation.
+	in := rings[1].links[0].in
+	in.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(in, make([]byte, 12+4*length/2)); err != nil {
+		t.Fatalf("rank 0's first frame: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
