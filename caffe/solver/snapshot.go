@@ -88,30 +88,43 @@ func (s *Solver[T]) SetState(st *caffepb.SolverState) error {
 	if err := s.checkLoaded("solver state", s.checkStateFinite(st)); err != nil {
 		return err
 	}
-	if len(st.GetHistory()) != len(s.history) {
-		return fmt.Errorf("solver state has %d history blobs, the %s solver of this net needs %d",
-			len(st.GetHistory()), s.method, len(s.history))
+	if err := s.checkHistory(st); err != nil {
+		return err
 	}
 	s.hostHistory()
 	for k, bp := range st.GetHistory() {
 		h := s.history[k]
-		switch {
-		case len(bp.GetData()) == len(h):
+		if len(bp.GetData()) == len(h) {
 			for i, v := range bp.GetData() {
 				h[i] = T(v)
 			}
-		case len(bp.GetDoubleData()) == len(h):
-			for i, v := range bp.GetDoubleData() {
-				h[i] = T(v)
-			}
-		default:
-			return fmt.Errorf("history blob %d has %d values (shape %v), param %q has %d",
-				k, max(len(bp.GetData()), len(bp.GetDoubleData())), modelio.ProtoShape(bp),
-				s.train.LearnableParamNames()[k%len(s.params)], len(h))
+			continue
+		}
+		for i, v := range bp.GetDoubleData() {
+			h[i] = T(v)
 		}
 	}
 	s.iter = int(st.GetIter())
 	s.currentStep = int(st.GetCurrentStep())
+	return nil
+}
+
+// checkHistory reports a state whose history blobs do not fit this solver:
+// their number (the method's sets times the learnable params) and each
+// blob's value count. It is checked before anything is restored, so a
+// state that does not fit leaves the solver as it was.
+func (s *Solver[T]) checkHistory(st *caffepb.SolverState) error {
+	if len(st.GetHistory()) != len(s.history) {
+		return fmt.Errorf("solver state has %d history blobs, the %s solver of this net needs %d",
+			len(st.GetHistory()), s.method, len(s.history))
+	}
+	for k, bp := range st.GetHistory() {
+		if n := len(s.history[k]); len(bp.GetData()) != n && len(bp.GetDoubleData()) != n {
+			return fmt.Errorf("history blob %d has %d values (shape %v), param %q has %d",
+				k, max(len(bp.GetData()), len(bp.GetDoubleData())), modelio.ProtoShape(bp),
+				s.train.LearnableParamNames()[k%len(s.params)], n)
+		}
+	}
 	return nil
 }
 
@@ -123,6 +136,10 @@ func (s *Solver[T]) Restore(statePath string) error {
 	st, err := modelio.ReadSolverState(statePath)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
+	}
+	// A state that does not fit is refused before its weights are loaded.
+	if err := s.checkHistory(st); err != nil {
+		return fmt.Errorf("restore %s: %w", statePath, err)
 	}
 	if ln := st.GetLearnedNet(); ln != "" {
 		p := ln

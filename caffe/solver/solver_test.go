@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -569,5 +570,63 @@ func TestDeviceLossReadOncePerDisplay(t *testing.T) {
 	}
 	if d := math.Abs(devLoss - cpuLoss); !(d <= 1e-9*math.Abs(cpuLoss)) || cpuLoss == 0 {
 		t.Errorf("smoothed loss after Step: device %g, CPU %g", devLoss, cpuLoss)
+	}
+}
+
+// TestSetStateMismatchKeepsHistory: a solver state whose last history blob
+// does not fit its param is refused, naming the blob and the param, and the
+// history is left as it was (not overwritten up to the bad blob).
+func TestSetStateMismatchKeepsHistory(t *testing.T) {
+	s := newTiny[float32](t, solverParam(t, `type: "Adam"`), 8)
+	if err := s.Step(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	before := make([][]float32, len(s.History()))
+	for k, h := range s.History() {
+		before[k] = slices.Clone(h)
+	}
+	st := s.State("")
+	for _, h := range st.GetHistory() {
+		for i := range h.Data {
+			h.Data[i] = 42
+		}
+	}
+	last := st.GetHistory()[len(st.GetHistory())-1]
+	last.Data = last.Data[:len(last.Data)-1]
+	err := s.SetState(st)
+	if err == nil {
+		t.Fatal("a state with a short history blob was accepted")
+	}
+	k := len(st.GetHistory()) - 1
+	name := s.TrainNet().LearnableParamNames()[k%len(s.Params())]
+	if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("history blob %d", k)) || !strings.Contains(msg, name) {
+		t.Errorf("error %q does not name history blob %d and param %q", msg, k, name)
+	}
+	for k, h := range s.History() {
+		if !slices.Equal(h, before[k]) {
+			t.Fatalf("history blob %d changed by the refused state", k)
+		}
+	}
+	if s.Iter() != 2 {
+		t.Errorf("iteration %d after the refused state, want 2", s.Iter())
+	}
+	// Restore refuses it before loading the weights it names.
+	dir := t.TempDir()
+	other := newTiny[float32](t, solverParam(t, `type: "Adam" random_seed: 99`), 8)
+	model := filepath.Join(dir, "other.caffemodel")
+	if err := modelio.WriteCaffemodel(model, other.TrainNet().ToProto(false)); err != nil {
+		t.Fatal(err)
+	}
+	st.LearnedNet = proto.String(model)
+	path := filepath.Join(dir, "bad.solverstate")
+	if err := modelio.WriteSolverState(path, st); err != nil {
+		t.Fatal(err)
+	}
+	w := weights(s)
+	if err := s.Restore(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Restore of a state that does not fit: %v, want an error naming %s", err, path)
+	}
+	if !slices.Equal(weights(s), w) {
+		t.Error("Restore loaded the weights of a state it refused")
 	}
 }
