@@ -65,20 +65,31 @@ type File struct {
 // snapshot's .caffemodel and .solverstate) so that none is left without the
 // others: every file is written and synced to a temporary file first, and
 // only when all are complete are they renamed into place. On any failure
-// every temporary file is removed, and files already renamed in this call
-// are removed too, so a failed call leaves no new file behind.
+// every temporary file is removed, files already renamed in this call are
+// removed too, so a failed call leaves no new file behind, and a file they
+// replaced (an earlier snapshot of the same iteration) is put back: a hard
+// link to it is kept until the group is complete.
 func WriteFilesAtomic(files []File, perm os.FileMode) (err error) {
 	tmps := make([]string, 0, len(files))
 	var renamed []string
+	backups := map[string]string{} // a replaced file -> the link that keeps it
 	defer func() {
-		if err == nil {
-			return
-		}
 		for _, t := range tmps {
 			os.Remove(t)
 		}
-		for _, p := range renamed {
-			os.Remove(p)
+		if err != nil {
+			for _, p := range renamed {
+				os.Remove(p)
+			}
+		}
+		for p, b := range backups {
+			if err != nil {
+				if rerr := os.Rename(b, p); rerr != nil {
+					err = fmt.Errorf("%w; the replaced %s is kept as %s: %v", err, p, b, rerr)
+					continue
+				}
+			}
+			os.Remove(b)
 		}
 	}()
 	for _, f := range files {
@@ -87,6 +98,15 @@ func WriteFilesAtomic(files []File, perm os.FileMode) (err error) {
 			return fmt.Errorf("writing %s: %w", f.Path, err)
 		}
 		tmps = append(tmps, tmp)
+	}
+	for _, f := range files {
+		if fi, err := os.Lstat(f.Path); err == nil && fi.Mode().IsRegular() {
+			b, err := linkBackup(f.Path)
+			if err != nil {
+				return fmt.Errorf("writing %s: keeping the file it replaces: %w", f.Path, err)
+			}
+			backups[f.Path] = b
+		}
 	}
 	for i, f := range files {
 		if err := os.Rename(tmps[i], f.Path); err != nil {
@@ -107,6 +127,20 @@ func WriteFilesAtomic(files []File, perm os.FileMode) (err error) {
 		}
 	}
 	return nil
+}
+
+// linkBackup makes a new hard link to path beside it and returns its name.
+func linkBackup(path string) (string, error) {
+	for i := 0; ; i++ {
+		b := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.old-%d", filepath.Base(path), i))
+		err := os.Link(path, b)
+		if err == nil {
+			return b, nil
+		}
+		if !os.IsExist(err) || i >= 100 {
+			return "", err
+		}
+	}
 }
 
 // writeTemp writes data to a new synced temporary file beside path and

@@ -310,6 +310,61 @@ func TestWriteFileAtomicFailureLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestWriteFilesAtomicKeepsReplacedFiles: a group whose second file cannot
+// be renamed into place leaves the first file as it was before the call
+// (an earlier snapshot of the same iteration), not removed with the new
+// one, and no temporary or backup file; a group that succeeds replaces
+// both and leaves nothing else.
+func TestWriteFilesAtomicKeepsReplacedFiles(t *testing.T) {
+	dir := t.TempDir()
+	model, state := filepath.Join(dir, "a_iter_5.caffemodel"), filepath.Join(dir, "a_iter_5.solverstate")
+	if err := os.WriteFile(model, []byte("old model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory where the state goes makes its rename fail.
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFilesAtomic([]File{{Path: model, Data: []byte("new model")}, {Path: state, Data: []byte("new state")}}, 0o644)
+	if err == nil || !strings.Contains(err.Error(), state) {
+		t.Fatalf("err = %v, want one naming %s", err, state)
+	}
+	if got, err := os.ReadFile(model); err != nil || string(got) != "old model" {
+		t.Errorf("after the failed group, %s holds %q (%v), want the old model", model, got, err)
+	}
+	left := func() []string {
+		var names []string
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if names := left(); len(names) != 2 {
+		t.Errorf("files left: %v, want only the old model and the directory", names)
+	}
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, []byte("old state"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFilesAtomic([]File{{Path: model, Data: []byte("new model")}, {Path: state, Data: []byte("new state")}}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{model: "new model", state: "new state"} {
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s holds %q (%v), want %q", p, got, err, want)
+		}
+	}
+	if names := left(); len(names) != 2 {
+		t.Errorf("files left: %v, want only the two new files", names)
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	good, err := proto.Marshal(lenetWithWeights(t))
 	if err != nil {
