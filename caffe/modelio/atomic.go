@@ -68,7 +68,8 @@ type File struct {
 // every temporary file is removed, files already renamed in this call are
 // removed too, so a failed call leaves no new file behind, and a file they
 // replaced (an earlier snapshot of the same iteration) is put back: a hard
-// link to it is kept until the group is complete.
+// link to it is kept until the group is complete (where the file system
+// has hard links).
 func WriteFilesAtomic(files []File, perm os.FileMode) (err error) {
 	tmps := make([]string, 0, len(files))
 	var renamed []string
@@ -101,11 +102,11 @@ func WriteFilesAtomic(files []File, perm os.FileMode) (err error) {
 	}
 	for _, f := range files {
 		if fi, err := os.Lstat(f.Path); err == nil && fi.Mode().IsRegular() {
-			b, err := linkBackup(f.Path)
-			if err != nil {
-				return fmt.Errorf("writing %s: keeping the file it replaces: %w", f.Path, err)
+			// A file system without hard links writes the group as well,
+			// without the way back.
+			if b, err := linkBackup(f.Path); err == nil {
+				backups[f.Path] = b
 			}
-			backups[f.Path] = b
 		}
 	}
 	for i, f := range files {
