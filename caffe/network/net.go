@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
@@ -250,6 +251,33 @@ func (n *Net[T]) setupLayer(i int) error {
 	if err := l.Reshape(n.bottoms[i], n.tops[i]); err != nil {
 		return fmt.Errorf("layer %q (%s): reshape: %w", lp.GetName(), lp.GetType(), err)
 	}
+	if err := n.checkTopSizes(i); err != nil {
+		return fmt.Errorf("layer %q (%s): %w", lp.GetName(), lp.GetType(), err)
+	}
+	return nil
+}
+
+// maxCount is the most elements a blob may have: its data and gradient in
+// float64 stay countable in bytes. A larger shape is a prototxt's mistake
+// whose element count would wrap around.
+const maxCount = math.MaxInt / 16
+
+// checkTopSizes reports a top of layer i whose shape has more than maxCount
+// elements (Blob.Count would have wrapped), naming the top and its shape.
+func (n *Net[T]) checkTopSizes(i int) error {
+	for k, b := range n.tops[i] {
+		c := 1
+		for _, d := range b.Shape() {
+			if d != 0 && c > maxCount/d {
+				name := ""
+				if k < len(n.graph.Layers[i].GetTop()) {
+					name = fmt.Sprintf(" %q", n.graph.Layers[i].GetTop()[k])
+				}
+				return fmt.Errorf("top %d%s: shape %v has more than %d elements", k, name, b.Shape(), maxCount)
+			}
+			c *= d
+		}
+	}
 	return nil
 }
 
@@ -485,6 +513,9 @@ func (n *Net[T]) Reshape() error {
 	for i, l := range n.layers {
 		if err := l.Reshape(n.bottoms[i], n.tops[i]); err != nil {
 			return fmt.Errorf("net %q: layer %q: reshape: %w", n.graph.Name, n.graph.Layers[i].GetName(), err)
+		}
+		if err := n.checkTopSizes(i); err != nil {
+			return fmt.Errorf("net %q: layer %q: %w", n.graph.Name, n.graph.Layers[i].GetName(), err)
 		}
 	}
 	return nil

@@ -437,3 +437,31 @@ func TestPhaseAndSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeTopRefused: a shape whose element count overflows (four axes of a
+// million) is refused naming the layer, the top and the shape, when the net
+// is built and when a reshape makes it, instead of a wrapped count that
+// later allocations panic on.
+func TestHugeTopRefused(t *testing.T) {
+	huge := `shape { dim: 1000000 dim: 1000000 dim: 1000000 dim: 1000000 }`
+	text := strings.Replace(tinyNet, `shape { dim: 2 dim: 3 }`, huge, 1)
+	_, err := New[float32](parseNet(t, text), nil, fakeRegistry(t))
+	if err == nil || !containsAll(err.Error(), `"data"`, `"x"`, "[1000000 1000000 1000000 1000000]") {
+		t.Fatalf("got %v, want an error naming layer data, top x and its shape", err)
+	}
+	n := newTiny(t, tinyNet)
+	in := n.LayerByName("data").(*fakeInput[float64]).p.GetInputParam()
+	in.Shape[0].Dim = []int64{1000000, 1000000, 1000000, 1000000}
+	if err := n.Reshape(); err == nil || !containsAll(err.Error(), `"data"`, `"x"`, "[1000000 1000000 1000000 1000000]") {
+		t.Fatalf("reshape: got %v, want an error naming layer data, top x and its shape", err)
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
