@@ -4,6 +4,7 @@ package blob
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/gocaffe/gocaffe/kernels"
 )
@@ -13,6 +14,23 @@ type Float interface{ ~float32 | ~float64 }
 
 // MaxAxes is the largest number of axes a blob may have, as in Caffe.
 const MaxAxes = 32
+
+// MaxCount is the most elements a blob may have: its data and gradient in
+// float64 stay countable in bytes. A larger shape (a prototxt's mistake)
+// would wrap Count around.
+const MaxCount = math.MaxInt / 16
+
+// CheckCount reports a shape with more than MaxCount elements.
+func CheckCount(shape []int) error {
+	c := 1
+	for _, d := range shape {
+		if d != 0 && c > MaxCount/d {
+			return fmt.Errorf("shape %v has more than %d elements", shape, MaxCount)
+		}
+		c *= d
+	}
+	return nil
+}
 
 // Blob is a shaped tensor with its gradient. Storage is allocated lazily on
 // the first access, so shape inference over large nets costs no memory.

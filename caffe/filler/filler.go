@@ -65,8 +65,13 @@ func New[T blob.Float](p *caffepb.FillerParameter, rng *rand.Rand) (Filler[T], e
 	return nil, fmt.Errorf("unknown filler type %q (known: constant, uniform, gaussian, positive_unitball, xavier, msra, bilinear)", typ)
 }
 
-// Fill is New followed by Fill, for callers that fill one blob.
+// Fill is New followed by Fill, for callers that fill one blob (a layer's
+// parameters, whose storage the fill allocates): a shape too large to
+// count (blob.CheckCount) is an error, not a wrapped allocation.
 func Fill[T blob.Float](p *caffepb.FillerParameter, rng *rand.Rand, b *blob.Blob[T]) error {
+	if err := blob.CheckCount(b.Shape()); err != nil {
+		return err
+	}
 	f, err := New[T](p, rng)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package filler
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
@@ -209,5 +210,16 @@ func TestErrors(t *testing.T) {
 	}
 	if err := Fill(param("constant", nil), nil, blob.New[float32](0, 3)); err == nil {
 		t.Error("filling an empty blob: no error")
+	}
+}
+
+// TestFillRefusesUncountableShape: a parameter shape whose element count
+// overflows (an inner product of 20 outputs over 5.6e17 inputs) is an error
+// naming the shape, not a panic in the allocation of a wrapped count.
+func TestFillRefusesUncountableShape(t *testing.T) {
+	b := blob.New[float32](20, 560000000000000000)
+	err := Fill(param("constant", nil), nil, b)
+	if err == nil || !strings.Contains(err.Error(), "[20 560000000000000000]") {
+		t.Fatalf("got %v, want an error naming the shape", err)
 	}
 }

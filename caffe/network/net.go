@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
@@ -257,25 +256,16 @@ func (n *Net[T]) setupLayer(i int) error {
 	return nil
 }
 
-// maxCount is the most elements a blob may have: its data and gradient in
-// float64 stay countable in bytes. A larger shape is a prototxt's mistake
-// whose element count would wrap around.
-const maxCount = math.MaxInt / 16
-
-// checkTopSizes reports a top of layer i whose shape has more than maxCount
-// elements (Blob.Count would have wrapped), naming the top and its shape.
+// checkTopSizes reports a top of layer i whose shape has more than
+// blob.MaxCount elements (Blob.Count would have wrapped), naming the top.
 func (n *Net[T]) checkTopSizes(i int) error {
 	for k, b := range n.tops[i] {
-		c := 1
-		for _, d := range b.Shape() {
-			if d != 0 && c > maxCount/d {
-				name := ""
-				if k < len(n.graph.Layers[i].GetTop()) {
-					name = fmt.Sprintf(" %q", n.graph.Layers[i].GetTop()[k])
-				}
-				return fmt.Errorf("top %d%s: shape %v has more than %d elements", k, name, b.Shape(), maxCount)
+		if err := blob.CheckCount(b.Shape()); err != nil {
+			name := ""
+			if k < len(n.graph.Layers[i].GetTop()) {
+				name = fmt.Sprintf(" %q", n.graph.Layers[i].GetTop()[k])
 			}
-			c *= d
+			return fmt.Errorf("top %d%s: %w", k, name, err)
 		}
 	}
 	return nil
