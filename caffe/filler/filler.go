@@ -85,6 +85,12 @@ func (f constant[T]) Fill(b *blob.Blob[T]) error {
 	if b.Count() == 0 {
 		return ErrEmptyBlob
 	}
+	if f.value == 0 && !b.Allocated() {
+		// Storage not yet allocated reads as zeros and is allocated
+		// zeroed: a zero fill (WithoutFillers' nets, whose weights are
+		// loaded or shared afterwards) allocates nothing.
+		return nil
+	}
 	d := b.Data()
 	for i := range d {
 		d[i] = f.value

@@ -87,7 +87,9 @@ type MemoryEstimate struct {
 // param describes at its declared batch size without allocating its
 // activations: it builds the net at batch 1 and 2 and extrapolates every
 // blob linearly (Caffe blobs grow linearly with the batch), so a batch of
-// 10⁹ costs what a batch of 2 costs. Fillers are not run.
+// 10⁹ costs what a batch of 2 costs. Fillers are not run and the
+// parameters are never allocated, so a net too large for the machine is
+// estimated (and refused by the caller) instead of crashing the estimate.
 func EstimateMemory(param *caffepb.NetParameter, state *caffepb.NetState, reg *layer.Registry) (MemoryEstimate, error) {
 	filtered, err := Filter(param, state) // only this phase's data layers set the batch
 	if err != nil {
@@ -100,7 +102,7 @@ func EstimateMemory(param *caffepb.NetParameter, state *caffepb.NetState, reg *l
 			p = proto.CloneOf(param)
 			SetBatch(p, b)
 		}
-		return New[float32](p, state, reg, WithoutFillers())
+		return New[float32](p, state, reg, shapesOnly())
 	}
 	est := MemoryEstimate{Batch: batch}
 	var sizes []BlobSize

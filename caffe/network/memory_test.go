@@ -60,3 +60,35 @@ func TestEstimateMemory(t *testing.T) {
 		t.Errorf("estimating batch 1e9 allocated %d bytes", grew)
 	}
 }
+
+// TestEstimateMemoryAllocatesNoParams: estimating a net whose parameters
+// are large (an inner product of 4·10⁷ values, 160 MB) allocates none of
+// them: not through the zero fillers, not through the contiguous parameter
+// and gradient buffers, so that a net too large for the machine is refused
+// by the memory check instead of crashing the estimate.
+func TestEstimateMemoryAllocatesNoParams(t *testing.T) {
+	reg, err := layers.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	param, err := prototxt.ParseNet("big", []byte(`name: "big"
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 4 dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y"
+        inner_product_param { num_output: 10000000 weight_filler { type: "gaussian" std: 0.1 } } }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	est, err := EstimateMemory(param, &caffepb.NetState{Phase: caffepb.Phase_TRAIN.Enum()}, reg)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if est.Params != 40_000_000 {
+		t.Errorf("estimated %d params, want 40000000", est.Params)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Errorf("estimating a net of 160 MB of params allocated %d bytes", grew)
+	}
+}

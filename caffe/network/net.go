@@ -23,7 +23,10 @@ type options struct {
 	seeded    bool
 	noFillers bool
 	noFusion  bool
-	device    kernels.Device
+	// shapesOnly: the net is built for its shapes (EstimateMemory); its
+	// params get no contiguous buffers, so nothing is allocated for them.
+	shapesOnly bool
+	device     kernels.Device
 }
 
 // WithDevice makes every layer of the net compute on d (default the CPU).
@@ -40,6 +43,12 @@ func WithSeed(seed uint64) Option {
 // WithoutFillers replaces every filler in the net with a constant 0, for
 // shape inference and for nets whose weights are loaded afterwards.
 func WithoutFillers() Option { return func(o *options) { o.noFillers = true } }
+
+// shapesOnly builds a net for its shapes and counts only: fillers are not
+// run (WithoutFillers) and the params get no contiguous buffers, so
+// building it allocates nothing for its parameters. Such a net does not
+// train or run.
+func shapesOnly() Option { return func(o *options) { o.noFillers, o.shapesOnly = true, true } }
 
 // ParamPropagator is implemented by layers that can skip computing the
 // gradient of some of their parameter blobs (lr_mult 0). The net tells
@@ -191,7 +200,9 @@ func New[T blob.Float](param *caffepb.NetParameter, state *caffepb.NetState, reg
 			return nil, fmt.Errorf("net %q: layer %q: %w", g.Name, g.Layers[n.table.Refs[id].Layer].GetName(), err)
 		}
 	}
-	n.layoutParams()
+	if !o.shapesOnly {
+		n.layoutParams()
+	}
 	for i := range g.Layers {
 		info[i].ParamNeedsBackward = n.table.NeedsBackward[i]
 	}
