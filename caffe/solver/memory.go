@@ -13,9 +13,10 @@ import (
 
 // MemoryNeed is the memory training a solver's nets needs, in float32.
 type MemoryNeed struct {
-	Bytes   int64
-	Batch   int                // the train net's batch size
-	Largest []network.BlobSize // the largest activation blobs over all nets
+	Bytes      int64
+	ParamBytes int64              // of Bytes, the parameters with their gradients and update history
+	Batch      int                // the train net's batch size
+	Largest    []network.BlobSize // the largest activation blobs over all nets
 }
 
 // EstimateMemory estimates, from shapes alone (see network.EstimateMemory),
@@ -42,8 +43,9 @@ func EstimateMemory(sp *caffepb.SolverParameter, reg *layer.Registry, noTests bo
 		return MemoryNeed{}, fmt.Errorf("train net: %w", err)
 	}
 	const f32 = 4
-	need := MemoryNeed{Batch: tr.Batch, Largest: tr.Largest,
-		Bytes: f32 * (tr.Params*int64(2+m.HistorySets()) + 2*tr.Activations)}
+	params := f32 * tr.Params * int64(2+m.HistorySets())
+	need := MemoryNeed{Batch: tr.Batch, Largest: tr.Largest, ParamBytes: params,
+		Bytes: params + f32*2*tr.Activations}
 	if noTests {
 		testParams = nil
 	}

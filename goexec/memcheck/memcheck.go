@@ -78,6 +78,7 @@ func (s Sources) Budget() Budget {
 type Error struct {
 	What    string // "train net of lenet_solver.prototxt"
 	Need    int64
+	Params  int64 // of Need, the parameters' bytes (with gradients and history), which no batch size changes
 	Budget  Budget
 	Batch   int
 	Largest []network.BlobSize
@@ -88,16 +89,21 @@ func (e *Error) Error() string {
 	for _, b := range e.Largest {
 		big = append(big, fmt.Sprintf("%s %s (%s)", b.Name, shapeText(b.Shape), Bytes(4*b.Values)))
 	}
-	return fmt.Sprintf("%s needs about %s (batch %d) but this process may use %s (%s); largest blobs: %s; lower batch_size",
-		e.What, Bytes(e.Need), e.Batch, Bytes(e.Budget.Bytes), e.Budget.Source, strings.Join(big, ", "))
+	hint := "lower batch_size"
+	if e.Params > e.Budget.Bytes {
+		hint = fmt.Sprintf("the parameters alone need %s with their gradients and update history: no batch_size fits, the net must be smaller", Bytes(e.Params))
+	}
+	return fmt.Sprintf("%s needs about %s (batch %d) but this process may use %s (%s); largest blobs: %s; %s",
+		e.What, Bytes(e.Need), e.Batch, Bytes(e.Budget.Bytes), e.Budget.Source, strings.Join(big, ", "), hint)
 }
 
-// Check returns an *Error when need bytes exceed the budget.
-func Check(what string, need int64, batch int, largest []network.BlobSize, b Budget) error {
+// Check returns an *Error when need bytes (of which params bytes are the
+// parameters', whatever the batch) exceed the budget.
+func Check(what string, need, params int64, batch int, largest []network.BlobSize, b Budget) error {
 	if need <= b.Bytes {
 		return nil
 	}
-	return &Error{What: what, Need: need, Budget: b, Batch: batch, Largest: largest}
+	return &Error{What: what, Need: need, Params: params, Budget: b, Batch: batch, Largest: largest}
 }
 
 // Bytes formats a byte count with a binary unit ("1.5 GiB").

@@ -44,12 +44,18 @@ func TestBudgetTakesTheSmallestLimit(t *testing.T) {
 
 func TestCheckMessage(t *testing.T) {
 	largest := []network.BlobSize{{Name: "conv1", Shape: []int{1000, 20, 24, 24}, Values: 11520000}}
-	if err := Check("x", 100, 10, largest, Budget{Bytes: 100, Source: "MemAvailable"}); err != nil {
+	if err := Check("x", 100, 0, 10, largest, Budget{Bytes: 100, Source: "MemAvailable"}); err != nil {
 		t.Errorf("a need equal to the budget: %v", err)
 	}
-	err := Check("training s.prototxt", 3<<30, 1000, largest, Budget{Bytes: 1 << 30, Source: "cgroup memory.max"})
-	want := "training s.prototxt needs about 3.0 GiB (batch 1000) but this process may use 1.0 GiB (cgroup memory.max); largest blobs: conv1 [1000×20×24×24] (43.9 MiB)"
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
+	err := Check("training s.prototxt", 3<<30, 1<<20, 1000, largest, Budget{Bytes: 1 << 30, Source: "cgroup memory.max"})
+	want := "training s.prototxt needs about 3.0 GiB (batch 1000) but this process may use 1.0 GiB (cgroup memory.max); largest blobs: conv1 [1000×20×24×24] (43.9 MiB); lower batch_size"
+	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
+	}
+	// Parameters over the budget: no batch size fits, and the advice says so.
+	err = Check("training s.prototxt", 3<<30, 2<<30, 2, largest, Budget{Bytes: 1 << 30, Source: "cgroup memory.max"})
+	if err == nil || strings.Contains(err.Error(), "lower batch_size") ||
+		!strings.HasSuffix(err.Error(), "; the parameters alone need 2.0 GiB with their gradients and update history: no batch_size fits, the net must be smaller") {
+		t.Errorf("parameters over the budget: got %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func (s *Service) checkMemory(sp *caffepb.SolverParameter) error {
 	if s.memSources != nil {
 		src = *s.memSources
 	}
-	err = memcheck.Check("the train net", need.Bytes, need.Batch, need.Largest, src.Budget())
+	err = memcheck.Check("the train net", need.Bytes, need.ParamBytes, need.Batch, need.Largest, src.Budget())
 	if err == nil {
 		return nil
 	}

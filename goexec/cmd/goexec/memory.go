@@ -15,5 +15,5 @@ func checkMemory(sp *caffepb.SolverParameter, reg *layer.Registry, solverPath st
 	if err != nil {
 		return nil // solver.New reports a bad net with its context
 	}
-	return memcheck.Check("training "+solverPath, need.Bytes, need.Batch, need.Largest, src.Budget())
+	return memcheck.Check("training "+solverPath, need.Bytes, need.ParamBytes, need.Batch, need.Largest, src.Budget())
 }
