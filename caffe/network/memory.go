@@ -102,7 +102,7 @@ func EstimateMemory(param *caffepb.NetParameter, state *caffepb.NetState, reg *l
 			p = proto.CloneOf(param)
 			SetBatch(p, b)
 		}
-		return New[float32](p, state, reg, shapesOnly())
+		return New[float32](p, state, reg, ShapesOnly())
 	}
 	est := MemoryEstimate{Batch: batch}
 	var sizes []BlobSize

@@ -44,11 +44,11 @@ func WithSeed(seed uint64) Option {
 // shape inference and for nets whose weights are loaded afterwards.
 func WithoutFillers() Option { return func(o *options) { o.noFillers = true } }
 
-// shapesOnly builds a net for its shapes and counts only: fillers are not
+// ShapesOnly builds a net for its shapes and counts only: fillers are not
 // run (WithoutFillers) and the params get no contiguous buffers, so
 // building it allocates nothing for its parameters. Such a net does not
 // train or run.
-func shapesOnly() Option { return func(o *options) { o.noFillers, o.shapesOnly = true, true } }
+func ShapesOnly() Option { return func(o *options) { o.noFillers, o.shapesOnly = true, true } }
 
 // ParamPropagator is implemented by layers that can skip computing the
 // gradient of some of their parameter blobs (lr_mult 0). The net tells

@@ -154,7 +154,7 @@ func inspectOn(args []string, stdout, stderr io.Writer, dev kernels.Device) erro
 	if f.stages != "" {
 		state.Stage = strings.Split(f.stages, ",")
 	}
-	n, err := network.New[float32](param, state, reg, network.WithoutFillers(), network.WithDevice(dev))
+	n, err := network.New[float32](param, state, reg, network.ShapesOnly(), network.WithDevice(dev))
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.netPath, err)
 	}

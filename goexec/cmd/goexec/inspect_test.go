@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -211,5 +212,30 @@ func TestInspectDeviceColumn(t *testing.T) {
 		if got := row(t, out.String(), name); !strings.HasSuffix(got, " | "+want) {
 			t.Errorf("siamese row %s: %q, want device %q", name, got, want)
 		}
+	}
+}
+
+// TestInspectAllocatesNoParams: inspecting a net of 4·10⁷ parameters
+// (160 MB) prints their count without allocating them, so that a net too
+// large for the machine is described rather than crashing inspect.
+func TestInspectAllocatesNoParams(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.prototxt")
+	if err := os.WriteFile(path, []byte(`name: "big"
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 4 dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { num_output: 10000000 } }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out, err := runInspectTest(t, path)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "parameters: 40,000,000") {
+		t.Errorf("totals lack the 40,000,000 parameters:\n%s", out)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Errorf("inspecting a net of 160 MB of params allocated %d bytes", grew)
 	}
 }
