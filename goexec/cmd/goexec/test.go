@@ -23,6 +23,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runTest scores trained weights on a data source, as `caffe test` does.
@@ -124,6 +125,9 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	reg, err := layers.Standard()
 	if err != nil {
+		return err
+	}
+	if err := checkNetMemory("testing "+f.model, np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, false, memcheck.System()); err != nil {
 		return err
 	}
 	n, err := network.New[float32](np, &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}, reg, network.WithoutFillers())

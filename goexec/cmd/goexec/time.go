@@ -20,6 +20,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runTime times each layer's forward and backward pass, as `caffe time` does.
@@ -110,6 +111,9 @@ func timeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	phase := caffepb.Phase_TRAIN
 	if f.phase == "TEST" {
 		phase = caffepb.Phase_TEST
+	}
+	if err := checkNetMemory("timing "+f.model, np, &caffepb.NetState{Phase: phase.Enum()}, reg, true, memcheck.System()); err != nil {
+		return err
 	}
 	n, err := network.New[float32](np, &caffepb.NetState{Phase: phase.Enum()}, reg, network.WithSeed(1))
 	if err != nil {
