@@ -18,6 +18,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/npy"
 	"github.com/gocaffe/gocaffe/caffe/onnxexport"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runExport writes a deploy net with its weights as an ONNX model.
@@ -90,6 +91,9 @@ func buildDeploy(model, weights string, seed int64) (*network.Net[float32], erro
 		return nil, err
 	}
 	state := &caffepb.NetState{Phase: caffepb.Phase_TEST.Enum()}
+	if err := checkNetMemory("building "+model, np, state, reg, false, memcheck.System()); err != nil {
+		return nil, err
+	}
 	if weights == "" {
 		n, err := network.New[float32](np, state, reg, network.WithSeed(uint64(seed)))
 		if err != nil {

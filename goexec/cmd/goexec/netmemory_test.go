@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// TestTimeAndTestRefuseNetTooLarge: goexec time and goexec test check a
-// net's memory before building it, as train does: a net whose inner
+// TestTimeAndTestRefuseNetTooLarge: goexec time, test and forward (and
+// export, which builds its net as forward does) check a net's memory
+// before building it, as train does: a net whose inner
 // product holds 4·10¹¹ parameters (3 TB with its gradient buffer, more than
 // any machine here) is one error naming the command and the model, with
 // the parameters' share, instead of the runtime's fatal out-of-memory.
@@ -28,5 +29,9 @@ layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param
 	err = testCmd(t.Context(), []string{"-model", model, "-weights", filepath.Join(dir, "none.caffemodel")}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "testing "+model+" needs about") || !strings.Contains(err.Error(), "the parameters alone need") {
 		t.Errorf("goexec test: %v", err)
+	}
+	err = forwardCmd([]string{"-model", model, "-random-weights", "1"}, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "building "+model+" needs about") || !strings.Contains(err.Error(), "the parameters alone need") {
+		t.Errorf("goexec forward: %v", err)
 	}
 }
