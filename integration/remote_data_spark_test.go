@@ -106,6 +106,7 @@ snapshot_prefix: "` + filepath.Join(dir, "remote") + `" solver_mode: CPU
 	if m == nil {
 		t.Fatalf("no LevelDB plan line in the driver's output:\n%s", tail(r.combined, 40))
 	}
+	t.Log(m[0])
 	if a, b, n := m[1], m[2], m[3]; n != strconv.Itoa(tables) || a == n || b == n {
 		t.Errorf("tables per range %s/%s of %s, want each range fewer than all %d", a, b, n, tables)
 	}
@@ -124,6 +125,7 @@ snapshot_prefix: "` + filepath.Join(dir, "remote") + `" solver_mode: CPU
 			continue
 		}
 		ranges[m[1]] = m[3]
+		t.Log(m[0])
 		n, _ := strconv.Atoi(m[2])
 		records += n
 		files := strings.Split(m[5], ",")

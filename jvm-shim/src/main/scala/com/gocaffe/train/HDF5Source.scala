@@ -195,26 +195,28 @@ object HDF5Source {
     val rows = ArrayBuffer.empty[Row]
     val t0 = System.nanoTime()
     val dir = hadoop.map(_ => Files.createTempDirectory("gocaffe-h5-"))
-    val path = (hadoop, dir) match {
-      case (Some(h), Some(d)) =>
-        val c = fetch(new Path(file), 0, d, h, what)
-        System.err.println(s"GoCaffe: $what: copied $file (${Files.size(c)} bytes) to executor " +
-          s"${org.apache.spark.SparkEnv.get.executorId}")
-        c.toString
-      case _ => local(file, what)
-    }
-    try LmdbSource.withGoExec(Seq("h5-rows", "-tops", tops, "-start", start.toString, "-count", count.toString,
-      path), s"$what: $file") { in =>
-      val din = new DataInputStream(new BufferedInputStream(in, 1 << 20))
-      var i = 0L
-      while (i < count) {
-        rows += Row.fromSeq(sizes.map { n =>
-          val a = new Array[Float](n)
-          var j = 0
-          while (j < n) { a(j) = din.readFloat(); j += 1 }
-          a
-        })
-        i += 1
+    try {
+      val path = (hadoop, dir) match {
+        case (Some(h), Some(d)) =>
+          val c = fetch(new Path(file), 0, d, h, what)
+          System.err.println(s"GoCaffe: $what: copied $file (${Files.size(c)} bytes) to executor " +
+            s"${org.apache.spark.SparkEnv.get.executorId}")
+          c.toString
+        case _ => local(file, what)
+      }
+      LmdbSource.withGoExec(Seq("h5-rows", "-tops", tops, "-start", start.toString, "-count", count.toString,
+        path), s"$what: $file") { in =>
+        val din = new DataInputStream(new BufferedInputStream(in, 1 << 20))
+        var i = 0L
+        while (i < count) {
+          rows += Row.fromSeq(sizes.map { n =>
+            val a = new Array[Float](n)
+            var j = 0
+            while (j < n) { a(j) = din.readFloat(); j += 1 }
+            a
+          })
+          i += 1
+        }
       }
     } finally dir.foreach(deleteTree)
     System.err.println(s"GoCaffe: $what: $file rows [$start, ${start + count}) on executor " +
