@@ -35,6 +35,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/table"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // LevelDBTable is one live table file of a LevelDB.
@@ -430,7 +431,19 @@ func OpenLevelDBFiles(dir string, files []string) (DB, error) {
 	icmp := ikeyComparer{}
 	o := &opt.Options{Comparer: icmp, Strict: opt.StrictBlockChecksum}
 	d := &levelFiles{dir: dir}
-	mem := memdb.New(icmp, 0)
+	// The memtable holds the logs' records: sized for them at once (growing
+	// it record by record costs more than reading them).
+	logBytes := 0
+	for _, name := range files {
+		if _, kind, err := levelFileNum(name); err == nil && kind == "log" {
+			if st, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				logBytes += int(st.Size())
+			}
+		}
+	}
+	mem := memdb.New(icmp, logBytes)
+	// Block buffers are reused, as goleveldb's database reuses them.
+	bpool := util.NewBufferPool(opt.DefaultBlockSize + 5)
 	for _, name := range files {
 		num, kind, err := levelFileNum(name)
 		if err != nil {
@@ -458,7 +471,7 @@ func OpenLevelDBFiles(dir string, files []string) (DB, error) {
 			d.Close()
 			return nil, fmt.Errorf("LevelDB %s: %w", dir, err)
 		}
-		r, err := table.NewReader(f, st.Size(), storage.FileDesc{Type: storage.TypeTable, Num: int64(num)}, nil, nil, o)
+		r, err := table.NewReader(f, st.Size(), storage.FileDesc{Type: storage.TypeTable, Num: int64(num)}, nil, bpool, o)
 		if err != nil {
 			f.Close()
 			d.Close()
@@ -588,6 +601,7 @@ type filesCursor struct {
 	d          *levelFiles
 	it         iterator.Iterator
 	key, value []byte
+	skipKey    []byte // the key skip moves past, copied: the iterator's own moves
 	valid      bool
 }
 
@@ -612,8 +626,8 @@ func (c *filesCursor) settle(ok bool) error {
 			return fmt.Errorf("LevelDB %s: an internal key of %d bytes", c.d.dir, len(ik))
 		}
 		if trailer(ik)&0xff == 1 {
-			c.key = append(c.key[:0], ukey(ik)...)
-			c.value = append(c.value[:0], c.it.Value()...)
+			// The iterator's own slices: valid until it moves, as Cursor's are.
+			c.key, c.value = ukey(ik), c.it.Value()
 			c.valid = true
 			return nil
 		}
@@ -625,7 +639,8 @@ func (c *filesCursor) settle(ok bool) error {
 
 // skip moves past every entry of user key k.
 func (c *filesCursor) skip(k []byte) bool {
-	k = append([]byte(nil), k...)
+	c.skipKey = append(c.skipKey[:0], k...)
+	k = c.skipKey
 	ok := c.it.Next()
 	for ok && bytes.Equal(ukey(c.it.Key()), k) {
 		ok = c.it.Next()
