@@ -249,14 +249,60 @@ func applyVersionEdit(b []byte, m *LevelDBManifest, live map[[2]uint64]LevelDBTa
 	return nil
 }
 
+// LogRecord is a user key a live log holds a value for, and the value's size.
+type LogRecord struct {
+	Key  []byte
+	Size int
+}
+
+// LevelDBLogRecords reads the named logs in dir (the live ones) and returns,
+// in key order, the keys whose newest entry there is a value.
+func LevelDBLogRecords(dir string, logs []string) ([]LogRecord, error) {
+	size := 0
+	for _, name := range logs {
+		if st, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			size += int(st.Size())
+		}
+	}
+	mem := memdb.New(ikeyComparer{}, size)
+	for _, name := range logs {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("LevelDB %s: %w", dir, err)
+		}
+		err = replayLog(f, mem)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("LevelDB %s: log %s: %w", dir, name, err)
+		}
+	}
+	var out []LogRecord
+	it := mem.NewIterator(nil)
+	defer it.Release()
+	var last []byte
+	for it.Next() {
+		k := ukey(it.Key())
+		if last != nil && bytes.Equal(k, last) {
+			continue // an older entry of the same key
+		}
+		last = append(last[:0], k...)
+		if trailer(it.Key())&0xff == 1 {
+			out = append(out, LogRecord{append([]byte(nil), k...), len(it.Value())})
+		}
+	}
+	return out, it.Error()
+}
+
 // SplitByTables cuts the database into parts key ranges of about equal
-// table bytes, the cuts at tables' smallest keys (read from the MANIFEST
-// alone, no table opened), each with the tables it needs: those whose
-// [Smallest, Largest] overlaps it. The bytes below a key are estimated as
-// the tables that end before it and half of those it falls inside; each cut
-// is the candidate closest to its share. Fewer distinct cuts than parts
-// leaves the last ranges Empty.
-func (m *LevelDBManifest) SplitByTables(parts int) []LevelDBRange {
+// bytes, read from the MANIFEST and the live logs' keys (logRecords, from
+// LevelDBLogRecords; nil: the tables alone), no table opened: the cuts are
+// at tables' smallest keys and at log keys, each range with the tables it
+// needs (those whose [Smallest, Largest] overlaps it). The bytes below a key
+// are estimated as the tables that end before it, half of those it falls
+// inside, and the log's values of smaller keys; each cut is the candidate
+// closest to its share. Fewer distinct cuts than parts leaves the last
+// ranges Empty.
+func (m *LevelDBManifest) SplitByTables(parts int, logRecords []LogRecord) []LevelDBRange {
 	if parts < 1 {
 		parts = 1
 	}
@@ -268,21 +314,37 @@ func (m *LevelDBManifest) SplitByTables(parts int) []LevelDBRange {
 	for _, t := range m.Tables {
 		total += t.Size
 	}
-	var cands []cand
-	for _, t := range m.Tables {
-		if len(t.Smallest) == 0 {
-			continue
-		}
-		var below uint64
+	// logBelow[i]: the log's value bytes of keys before logRecords[i].
+	logBelow := make([]uint64, len(logRecords)+1)
+	for i, r := range logRecords {
+		logBelow[i+1] = logBelow[i] + uint64(r.Size)
+	}
+	total += logBelow[len(logRecords)]
+	below := func(k []byte) uint64 {
+		var b uint64
 		for _, u := range m.Tables {
 			switch {
-			case bytes.Compare(u.Largest, t.Smallest) < 0:
-				below += 2 * u.Size
-			case bytes.Compare(u.Smallest, t.Smallest) < 0:
-				below += u.Size
+			case bytes.Compare(u.Largest, k) < 0:
+				b += 2 * u.Size
+			case bytes.Compare(u.Smallest, k) < 0:
+				b += u.Size
 			}
 		}
-		cands = append(cands, cand{t.Smallest, below})
+		i := sort.Search(len(logRecords), func(i int) bool { return bytes.Compare(logRecords[i].Key, k) >= 0 })
+		return b + 2*logBelow[i]
+	}
+	var cands []cand
+	for _, t := range m.Tables {
+		if len(t.Smallest) > 0 {
+			cands = append(cands, cand{t.Smallest, below(t.Smallest)})
+		}
+	}
+	// At most 4096 of the log's keys, evenly spaced, are candidates.
+	step := max(1, len(logRecords)/4096)
+	for i := 0; i < len(logRecords); i += step {
+		if k := logRecords[i].Key; len(k) > 0 {
+			cands = append(cands, cand{k, below(k)})
+		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return bytes.Compare(cands[i].key, cands[j].key) < 0 })
 	starts := [][]byte{nil}

@@ -114,12 +114,16 @@ func TestLevelDBRangesMatchWholeDB(t *testing.T) {
 	if len(want) >= 3000 || len(want) < 2000 {
 		t.Fatalf("whole database has %d records, want between 2000 and 3000 (deletes)", len(want))
 	}
+	logRecs, err := LevelDBLogRecords(rangesFixture, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := map[uint64]string{}
 	for _, tb := range m.Tables {
 		names[tb.Num] = fmt.Sprintf("%06d.ldb", tb.Num)
 	}
 	for _, parts := range []int{1, 2, 3, 5, 8} {
-		ranges := m.SplitByTables(parts)
+		ranges := m.SplitByTables(parts, logRecs)
 		if len(ranges) != parts {
 			t.Fatalf("%d parts: %d ranges", parts, len(ranges))
 		}
@@ -237,5 +241,60 @@ func TestLevelDBWholeMatchesCxx(t *testing.T) {
 	}
 	if bad > 0 || len(got) != len(want) {
 		t.Errorf("%d records, want %d; %d of them differ", len(got), len(want), bad)
+	}
+}
+
+// A database all in its log (written with a write buffer bigger than its
+// data, never reopened: no table at all) is cut by the log's keys.
+func TestLevelDBAllLogSplit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	w, err := Create(LevelDB, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		w.Put([]byte(fmt.Sprintf("%05d", i)), bytes.Repeat([]byte{byte(i)}, 100))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadLevelDBManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	logs, err := m.Files(names, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Tables) != 0 || len(logs) != 1 {
+		t.Fatalf("%d tables, logs %v: want an all-log database", len(m.Tables), logs)
+	}
+	recs, err := LevelDBLogRecords(dir, logs)
+	if err != nil || len(recs) != 300 {
+		t.Fatalf("%d log records, %v; want 300", len(recs), err)
+	}
+	total := 0
+	for j, r := range m.SplitByTables(3, recs) {
+		if r.Empty {
+			t.Fatalf("range %d is empty", j)
+		}
+		d, err := OpenLevelDBFiles(dir, logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(readRange(t, d, r.Start, r.End))
+		d.Close()
+		if n < 80 || n > 120 {
+			t.Errorf("range %d [%q, %q): %d records, want about 100", j, r.Start, r.End, n)
+		}
+		total += n
+	}
+	if total != 300 {
+		t.Errorf("ranges hold %d records, want 300", total)
 	}
 }

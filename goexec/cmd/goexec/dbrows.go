@@ -184,10 +184,10 @@ func dbRows(args []string, stdout, stderr io.Writer) error {
 
 func runLDBPlan(args []string) error { return ldbPlan(args, os.Stdout, os.Stderr) }
 
-// ldbPlan cuts a LevelDB into key ranges from its MANIFEST alone, for a
-// database on a remote file system: DIR holds a copy of its CURRENT and the
-// MANIFEST that names, -listing the names of the files in the database's
-// directory, one per line. It prints one line per range: "range", the hex
+// ldbPlan cuts a LevelDB into key ranges from its MANIFEST and live logs
+// alone, for a database on a remote file system: DIR holds a copy of its
+// CURRENT, the MANIFEST that names and its live logs (no table), -listing
+// the names of the files in the database's directory, one per line. It prints one line per range: "range", the hex
 // start and end keys (empty: unbounded) and the comma-separated files a
 // reader of the range needs (its tables and the live logs), tab-separated;
 // or "empty" for a range with nothing in it.
@@ -212,7 +212,17 @@ func ldbPlan(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	names := strings.Fields(string(lb))
-	for _, r := range m.SplitByTables(*parts) {
+	// The live logs, copied into DIR beside the MANIFEST: their keys are
+	// cut too (a database written with a big write buffer may be all log).
+	live, err := m.Files(names, nil)
+	if err != nil {
+		return err
+	}
+	logs, err := db.LevelDBLogRecords(pos[0], live)
+	if err != nil {
+		return err
+	}
+	for _, r := range m.SplitByTables(*parts, logs) {
 		if r.Empty {
 			fmt.Fprintln(stdout, "empty")
 			continue

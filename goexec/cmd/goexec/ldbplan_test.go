@@ -25,8 +25,9 @@ func rowKeys(t *testing.T, b []byte) (keys []string, labels []int32) {
 	}
 }
 
-// ldb-plan cuts a LevelDB from its MANIFEST alone (a directory holding only
-// CURRENT and the MANIFEST, plus the real directory's listing); db-rows
+// ldb-plan cuts a LevelDB from its MANIFEST and log alone (a directory
+// holding only CURRENT, the MANIFEST and the log, plus the real directory's
+// listing); db-rows
 // -files reads each range from a directory holding only the files the plan
 // named for it; the ranges together are the whole database in key order.
 func TestLDBPlanAndRows(t *testing.T) {
@@ -50,7 +51,7 @@ func TestLDBPlanAndRows(t *testing.T) {
 		}
 		return dir
 	}
-	meta := copyTo("CURRENT", "MANIFEST-000002")
+	meta := copyTo("CURRENT", "MANIFEST-000002", "000016.log")
 	listing := filepath.Join(t.TempDir(), "listing")
 	os.WriteFile(listing, []byte(strings.Join(names, "\n")), 0o644)
 

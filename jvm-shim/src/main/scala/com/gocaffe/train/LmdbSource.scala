@@ -54,8 +54,9 @@ final case class UnusableSink(acc: CollectionAccumulator[String], counted: Boole
   * `file:` and plain paths are read in place by `goexec db-rows` (mmap) and
   * must exist on every node, unless [[PositionedReads]] is set. A LevelDB
   * on a remote file system (or any LevelDB with [[RemoteReads]] set) is cut
-  * by the driver from its MANIFEST alone (`goexec ldb-plan`: key ranges at
-  * tables' boundaries, of about equal table bytes); each task copies only
+  * by the driver from its MANIFEST and live log alone (`goexec ldb-plan`:
+  * key ranges at tables' boundaries and log keys, of about equal bytes);
+  * each task copies only
   * the live tables that overlap its range and the live log into a
   * directory of its own under java.io.tmpdir, reads the range
   * (`goexec db-rows -files`) and deletes the copies.
@@ -330,8 +331,9 @@ object LmdbSource {
   final case class LevelDBRange(start: String, end: String, files: Seq[String])
 
   /** Cuts the remote LevelDB at source into parts key ranges from its
-    * MANIFEST alone: the driver copies CURRENT and the MANIFEST it names,
-    * lists the directory and runs `goexec ldb-plan`. A missing directory, a
+    * MANIFEST and logs alone: the driver copies CURRENT, the MANIFEST it
+    * names and the logs (no table), lists the directory and runs
+    * `goexec ldb-plan`. A missing directory, a
     * CURRENT naming no MANIFEST, a corrupt MANIFEST or a live table missing
     * from the directory is an error naming it.
     */
@@ -340,7 +342,9 @@ object LmdbSource {
     val fs = p.getFileSystem(hadoop)
     if (!fs.exists(p) || !fs.getFileStatus(p).isDirectory)
       throw new GoCaffeException(s"$what: no such LevelDB directory")
-    val names = fs.listStatus(p).filter(_.isFile).map(_.getPath.getName).toSeq
+    val listed = fs.listStatus(p).filter(_.isFile)
+    val names = listed.map(_.getPath.getName).toSeq
+    val sizes = listed.map(f => f.getPath.getName -> f.getLen).toMap
     if (!names.contains("CURRENT")) throw new GoCaffeException(s"$what: no CURRENT file (not a LevelDB directory)")
     val dir = Files.createTempDirectory("gocaffe-ldb-plan-")
     try {
@@ -349,6 +353,9 @@ object LmdbSource {
       if (!manifest.startsWith("MANIFEST-") || manifest.contains("/") || !names.contains(manifest))
         throw new GoCaffeException(s"$what: CURRENT names '$manifest', which is no MANIFEST file of the directory")
       fetch(fs, new Path(p, manifest), dir)
+      // The logs too (the live one is usually small): ldb-plan cuts their
+      // keys, which may be all the records of a database never reopened.
+      names.filter(_.endsWith(".log")).foreach(n => fetch(fs, new Path(p, n), dir))
       val listing = dir.resolve("listing")
       Files.write(listing, names.mkString("\n").getBytes(StandardCharsets.UTF_8))
       val out = new String(run(Seq("ldb-plan", "-parts", parts.toString, "-listing", listing.toString, dir.toString), what),
@@ -363,6 +370,20 @@ object LmdbSource {
       val tables = names.count(n => n.endsWith(".ldb") || n.endsWith(".sst"))
       System.err.println(s"GoCaffe: $what: $parts key ranges cut from $manifest, tables per range: " +
         plan.map(_.files.count(f => !f.endsWith(".log"))).mkString("/") + s" of $tables table files")
+      // Records still in the write-ahead log (a database written with a big
+      // write buffer and never reopened, as Caffe's convert_imageset leaves
+      // one under 256 MiB) are not sorted: every range copies the whole log.
+      val logs = plan.flatMap(_.files).filter(_.endsWith(".log")).distinct
+      val logBytes = logs.map(sizes.getOrElse(_, 0L)).sum
+      val tableBytes = plan.flatMap(_.files).filterNot(_.endsWith(".log")).distinct.map(sizes.getOrElse(_, 0L)).sum
+      val empty = plan.count(_.files.isEmpty)
+      if (parts > 1 && logBytes > tableBytes / parts)
+        System.err.println(s"GoCaffe: $what: every key range copies the whole live log (${logs.mkString(", ")}: " +
+          s"$logBytes bytes, against $tableBytes bytes of tables); opening the database once with C++ LevelDB " +
+          "(Caffe, plyvel) moves the log's records into tables")
+      if (empty > 0)
+        System.err.println(s"GoCaffe: $what: warning: $empty of $parts key ranges are empty (fewer table boundaries " +
+          "and log keys than ranges)")
       plan
     } finally deleteTree(dir)
   }
