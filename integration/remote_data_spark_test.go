@@ -95,7 +95,9 @@ snapshot_prefix: "` + filepath.Join(dir, "remote") + `" solver_mode: CPU
 	os.WriteFile(filepath.Join(dir, "net.prototxt"), []byte(net), 0o644)
 	os.WriteFile(filepath.Join(dir, "solver.prototxt"), []byte(solver), 0o644)
 	r := e.submitWatching(t, 4*time.Minute, "local-cluster[2,1,1024]",
-		[]string{"--conf", "spark.executor.memory=768m", "--conf", "spark.hadoop.gocaffe.remote-reads=true"}, nil,
+		[]string{"--conf", "spark.executor.memory=768m", "--conf", "spark.hadoop.gocaffe.remote-reads=true",
+			// Files over 4 KiB: the driver checks their headers from a prefix.
+			"--conf", "spark.hadoop.gocaffe.hdf5.header-bytes=4096"}, nil,
 		"-train", "-conf", filepath.Join(dir, "solver.prototxt"), "-model", filepath.Join(dir, "remote.caffemodel"),
 		"-clusterSize", "2")
 	o := parseTraining(t, r, iters)
@@ -168,6 +170,11 @@ snapshot_prefix: "` + filepath.Join(dir, "remote") + `" solver_mode: CPU
 	if fmt.Sprint(shares) != "[test0.h5+test1.h5 test2.h5]" {
 		t.Errorf("HDF5 files copied (executor -> files) %v, want test0.h5 and test1.h5 on one executor, test2.h5 on the other",
 			copies)
+	}
+	if m := regexp.MustCompile(`test\.txt: headers of \d of 3 files read from their first 4096 bytes.*`).FindString(r.combined); m == "" {
+		t.Errorf("driver output lacks the HDF5 header-check line")
+	} else {
+		t.Log(m)
 	}
 	if !strings.Contains(r.combined, "test.txt: 200 rows in 3 files, 100/100 rows for 2 ranks") {
 		t.Errorf("driver output lacks the HDF5 split line:\n%s", tail(r.combined, 40))

@@ -32,8 +32,9 @@ import org.apache.spark.sql.types._
   * every node, as a file: LMDB's. On any other Hadoop file system (hdfs:,
   * s3a:, ...; or any path with [[LmdbSource.RemoteReads]] set) the list is
   * read through Hadoop's FileSystem API, a file path in it taken on the
-  * list's file system (a relative one beside the list); the driver copies
-  * each file to its local disk in turn to check its headers, and a task
+  * list's file system (a relative one beside the list); the driver checks
+  * each file's headers from its first [[HeaderBytes]] (the whole file when
+  * they are not enough), and a task
   * copies only the files its row range touches into a directory of its own,
   * reads its rows and deletes the copies.
   */
@@ -91,6 +92,12 @@ object HDF5Source {
     finally all.close()
   }
 
+  /** The Hadoop setting (spark.hadoop.gocaffe.hdf5.header-bytes) of how many
+    * bytes of a remote HDF5 file the driver reads to check its headers
+    * before it copies the whole file (default 1 MiB).
+    */
+  val HeaderBytes = "gocaffe.hdf5.header-bytes"
+
   /** Checks the list's files and counts their rows (headers only). */
   def split(list: String, tops: Seq[String], what: String, hadoop: Configuration): Split = {
     if (!LmdbSource.remotePath(list, hadoop)) return parse(new String(LmdbSource.run(
@@ -98,19 +105,45 @@ object HDF5Source {
     // Remote: each file copied to the driver in turn, checked alone; the
     // paths are the remote ones.
     val files = remoteList(list, hadoop, what)
+    val headerBytes = hadoop.getLong(HeaderBytes, 1L << 20)
+    var prefixes = 0
     val parts = files.zipWithIndex.map { case (f, i) =>
       val dir = Files.createTempDirectory("gocaffe-h5-split-")
       try {
-        val copy = fetch(f, i, dir, hadoop, what)
         val one = dir.resolve("list.txt")
-        Files.write(one, (copy.toString + "\n").getBytes(StandardCharsets.UTF_8))
-        val out = try new String(LmdbSource.run(Seq("h5-split", "-tops", tops.mkString(","), one.toString), what),
-          StandardCharsets.UTF_8)
-        catch { case e: GoCaffeException => throw new GoCaffeException(e.getMessage.replace(copy.toString, f.toString), e) }
+        def check(copy: java.nio.file.Path): String = {
+          Files.write(one, (copy.toString + "\n").getBytes(StandardCharsets.UTF_8))
+          new String(LmdbSource.run(Seq("h5-split", "-tops", tops.mkString(","), one.toString), what), StandardCharsets.UTF_8)
+        }
+        // The headers of a file h5py writes come first: a prefix of the
+        // file is read, and the whole file only when the prefix is not
+        // enough (or the file is shorter).
+        val fs = f.getFileSystem(hadoop)
+        if (!fs.exists(f)) throw new GoCaffeException(s"$what: HDF5 file $f does not exist")
+        val len = fs.getFileStatus(f).getLen
+        val fromPrefix =
+          if (len <= headerBytes) None
+          else {
+            val copy = dir.resolve(s"$i-prefix-${f.getName}")
+            val buf = new Array[Byte](headerBytes.toInt)
+            val in = fs.open(f)
+            try in.readFully(0L, buf) finally in.close()
+            Files.write(copy, buf)
+            try Some(check(copy)) catch { case _: GoCaffeException => None }
+            finally Files.deleteIfExists(copy)
+          }
+        if (fromPrefix.isDefined) prefixes += 1
+        val out = fromPrefix.getOrElse {
+          val copy = fetch(f, i, dir, hadoop, what)
+          try check(copy)
+          catch { case e: GoCaffeException => throw new GoCaffeException(e.getMessage.replace(copy.toString, f.toString), e) }
+        }
         val sp = parse(out, tops)
         Split(sp.tops, sp.files.map { case (n, _) => (n, f.toString) })
       } finally deleteTree(dir)
     }
+    System.err.println(s"GoCaffe: $what: headers of $prefixes of ${files.size} files read from their first " +
+      s"$headerBytes bytes, the others from whole copies")
     for (k <- 1 until parts.size; (a, b) <- parts(k).tops.zip(parts.head.tops) if a._2 != b._2)
       throw new GoCaffeException(s"$what: HDF5 file ${files(k)}: dataset \"${a._1}\" has rows of shape " +
         s"[${a._2.mkString(" ")}], the first file's (${files.head}) [${b._2.mkString(" ")}]")
