@@ -358,7 +358,10 @@ object LmdbSource {
       names.filter(_.endsWith(".log")).foreach(n => fetch(fs, new Path(p, n), dir))
       val listing = dir.resolve("listing")
       Files.write(listing, names.mkString("\n").getBytes(StandardCharsets.UTF_8))
-      val out = new String(run(Seq("ldb-plan", "-parts", parts.toString, "-listing", listing.toString, dir.toString), what),
+      // goexec names the copies' directory; the message names the database.
+      val out = new String(
+        try run(Seq("ldb-plan", "-parts", parts.toString, "-listing", listing.toString, dir.toString), what)
+        catch { case e: GoCaffeException => throw new GoCaffeException(e.getMessage.replace(s"LevelDB $dir: ", ""), e) },
         StandardCharsets.UTF_8).split("\n").filter(_.nonEmpty).toSeq
       val plan = out.map { l =>
         l.split("\t", -1) match {
