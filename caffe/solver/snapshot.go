@@ -129,9 +129,9 @@ func (s *Solver[T]) checkHistory(st *caffepb.SolverState) error {
 }
 
 // Restore resumes from a .solverstate file: it loads the weights the state
-// names (learned_net; a relative path not found from the working directory
-// is looked up beside the state file), then the iteration, lr step and
-// history.
+// names (learned_net; a path not found, relative to the working directory
+// or absolute, is looked up by its name beside the state file), then the
+// iteration, lr step and history.
 func (s *Solver[T]) Restore(statePath string) error {
 	st, err := modelio.ReadSolverState(statePath)
 	if err != nil {
@@ -142,9 +142,16 @@ func (s *Solver[T]) Restore(statePath string) error {
 		return fmt.Errorf("restore %s: %w", statePath, err)
 	}
 	if ln := st.GetLearnedNet(); ln != "" {
+		// The weights where the state says, else beside the state file (a
+		// snapshot directory moved or copied, absolute paths included), as
+		// the Spark driver's resume looks for them.
 		p := ln
-		if _, err := os.Stat(p); err != nil && !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(statePath), filepath.Base(ln))
+		if _, err := os.Stat(p); err != nil {
+			beside := filepath.Join(filepath.Dir(statePath), filepath.Base(ln))
+			if _, berr := os.Stat(beside); berr != nil {
+				return fmt.Errorf("restore %s: its weights %s are missing (looked at %s and %s)", statePath, ln, ln, beside)
+			}
+			p = beside
 		}
 		if err := s.LoadWeights(p); err != nil {
 			return fmt.Errorf("restore %s: %w", statePath, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -628,5 +629,45 @@ func TestSetStateMismatchKeepsHistory(t *testing.T) {
 	}
 	if !slices.Equal(weights(s), w) {
 		t.Error("Restore loaded the weights of a state it refused")
+	}
+}
+
+// TestRestoreFromMovedSnapshot: a snapshot written under an absolute
+// prefix and then moved to another directory restores from its new place
+// (the weights are found by name beside the .solverstate, as the Spark
+// driver's resume finds them), and a state whose weights are nowhere is one
+// error naming both places looked at.
+func TestRestoreFromMovedSnapshot(t *testing.T) {
+	root := t.TempDir()
+	old := filepath.Join(root, "run1")
+	extra := `snapshot_prefix: "` + filepath.Join(old, "tiny") + `"`
+	s := newTiny[float32](t, solverParam(t, extra), 8)
+	if err := s.Step(t.Context(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(root, "copied")
+	if err := os.Rename(old, moved); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(moved, "tiny_iter_3.solverstate")
+	sp := solverParam(t, extra)
+	sp.RandomSeed = proto.Int64(99)
+	r := newTiny[float32](t, sp, 8)
+	if err := r.Restore(state); err != nil {
+		t.Fatalf("restore from the moved directory: %v", err)
+	}
+	if r.Iter() != 3 || !slices.Equal(weights(r), weights(s)) {
+		t.Errorf("restored iteration %d, weights equal %v; want 3 and the snapshot's weights", r.Iter(), slices.Equal(weights(r), weights(s)))
+	}
+	if err := os.Remove(filepath.Join(moved, "tiny_iter_3.caffemodel")); err != nil {
+		t.Fatal(err)
+	}
+	err := newTiny[float32](t, solverParam(t, extra), 8).Restore(state)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(old, "tiny_iter_3.caffemodel")) ||
+		!strings.Contains(err.Error(), filepath.Join(moved, "tiny_iter_3.caffemodel")) {
+		t.Errorf("restore without its weights: %v, want an error naming both places looked at", err)
 	}
 }
