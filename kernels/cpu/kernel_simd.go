@@ -44,6 +44,7 @@ func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 // written) by the assembly, a partial one goes through acc, scratch of the
 // caller's, and the Go side adds or writes its corner.
 func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 && kb > 0 {
 		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
 		return
@@ -105,6 +106,7 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 
 // Saxpy computes y += alpha*x over len(x) elements.
 func Saxpy(alpha float32, x, y []float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	y = y[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
@@ -128,6 +130,7 @@ func Saxpy(alpha float32, x, y []float32) {
 
 // Sscal computes x *= alpha.
 func Sscal(alpha float32, x []float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 {
 		if hasAVX2 {
 			sscalAVX2(alpha, x)
@@ -149,6 +152,7 @@ func Sscal(alpha float32, x []float32) {
 
 // Sdot returns the dot product of x and y[:len(x)].
 func Sdot(x, y []float32) float32 {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	y = y[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
@@ -176,6 +180,7 @@ func Sdot(x, y []float32) float32 {
 
 // Sshift computes x += alpha.
 func Sshift(alpha float32, x []float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 {
 		if hasAVX2 {
 			sshiftAVX2(alpha, x)
@@ -197,6 +202,7 @@ func Sshift(alpha float32, x []float32) {
 
 // Ssum returns the sum of x's elements.
 func Ssum(x []float32) float32 {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 && len(x) >= 16 {
 		return ssumAVX2(x)
 	}
@@ -226,6 +232,7 @@ func Ssum(x []float32) float32 {
 // 2·rows rows of at least 2·cols values. One call per plane keeps the
 // vector constants in registers across rows.
 func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 || !maskedPartsOK {
 		maxPool2x2PlaneGo(x, w, out, idx, ldo, rows, cols)
 		return
@@ -280,6 +287,7 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if rows <= 0 || cols <= 0 {
 		return
 	}
@@ -324,6 +332,7 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if rows <= 0 || cols <= 0 {
 		return
 	}
@@ -363,6 +372,7 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 // It covers len(out) outputs; each rows[r] must hold (len(out)-1)*stride+kw
 // values.
 func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	n := len(out)
 	idx = idx[:n]
 	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || n == 0 {
@@ -409,6 +419,7 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 // g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;
 // data -= hist. It reads each array once and writes three.
 func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	n := len(diff)
 	data, hist = data[:n], hist[:n]
 	if !hasAVX512 {
@@ -438,6 +449,7 @@ func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 // accumulators (4 rows of A by 2 rows of B) over the batch and k, each
 // reduced across its lanes once at the end.
 func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 {
 		return ntKernelAVX2(batch, k, a, offA, strideA, b, offB, strideB)
 	}
@@ -501,6 +513,7 @@ func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []floa
 // and signed-zero rules compiled to branches and ran at about 2.5 ns an
 // element.
 func SReLU(x, y []float32, s float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	y = y[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
@@ -522,6 +535,7 @@ func SReLU(x, y []float32, s float32) {
 // SReLUBackward sets dx = dy·(s + (1-s)) where x > 0 and dy·s elsewhere,
 // the products reluBackward32 forms, 16 lanes at a time.
 func SReLUBackward(x, dy, dx []float32, s float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	dy, dx = dy[:len(x)], dx[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
