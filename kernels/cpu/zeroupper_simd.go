@@ -6,6 +6,11 @@ import "simd/archsimd"
 
 func vzeroupper()
 
+// xinuse and cpuidD1 (zeroupper_amd64.s) let the tests check that kernels
+// leave the upper halves clean.
+func xinuse() uint64
+func cpuidD1() uint32
+
 // hasAVX reports whether VZEROUPPER may run (it faults without AVX).
 var hasAVX = archsimd.X86.AVX()
 
