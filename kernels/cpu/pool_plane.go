@@ -93,3 +93,54 @@ func AvePoolSize(g kernels.PoolGeom, y, x int) int {
 	h1, w1 := min(h0+g.KH, g.H+g.PH), min(w0+g.KW, g.W+g.PW)
 	return (h1 - h0) * (w1 - w0)
 }
+
+// AvePoolPlane average-pools one plane (padding counts in the divisor, as
+// in Caffe): for each output row the window's input rows are first summed
+// into rs (len ≥ g.W) with whole-row vector adds, then each output sums
+// its columns of rs. An input row is read once per output row, where a
+// window-by-window loop read it once per window.
+func AvePoolPlane[T Float](g kernels.PoolGeom, xp, yp, rs []T) {
+	rs = rs[:g.W]
+	for oy := 0; oy < g.OH; oy++ {
+		h0, h1, _, _ := PoolWindow(g, oy, 0)
+		if h1 > h0 {
+			CopyRows(rs, g.W, xp[h0*g.W:], g.W, 1, g.W)
+			AddRows(rs, 0, xp[min(h0+1, g.H-1)*g.W:], g.W, h1-h0-1, g.W)
+		} else {
+			clear(rs) // a window past the image (stride above the kernel)
+		}
+		zeroUpper() // scalar loop after the vector adds
+		yr := yp[oy*g.OW : (oy+1)*g.OW]
+		for ox := range yr {
+			_, _, w0, w1 := PoolWindow(g, oy, ox)
+			var s T
+			for i := w0; i < w1; i++ {
+				s += rs[i]
+			}
+			yr[ox] = s / T(AvePoolSize(g, oy, ox))
+		}
+	}
+}
+
+// AvePoolPlaneBackward overwrites one plane's dx with dy spread evenly
+// over each window: per output row, the row's contributions are gathered
+// in rd (len ≥ g.W), then added to each input row the windows cover.
+func AvePoolPlaneBackward[T Float](g kernels.PoolGeom, dyp, dxp, rd []T) {
+	rd = rd[:g.W]
+	clear(dxp[:g.H*g.W])
+	for oy := 0; oy < g.OH; oy++ {
+		h0, h1, _, _ := PoolWindow(g, oy, 0)
+		zeroUpper()
+		clear(rd)
+		for ox, d := range dyp[oy*g.OW : (oy+1)*g.OW] {
+			_, _, w0, w1 := PoolWindow(g, oy, ox)
+			d /= T(AvePoolSize(g, oy, ox))
+			for i := w0; i < w1; i++ {
+				rd[i] += d
+			}
+		}
+		if h1 > h0 {
+			AddRows(dxp[h0*g.W:], g.W, rd, 0, h1-h0, g.W)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 func TestMaxPool2x2PlaneMatchesGo(t *testing.T) {
@@ -65,6 +67,49 @@ func TestMaxPoolRowMatchesGo(t *testing.T) {
 				if idx[0] != 0 {
 					t.Fatalf("stride %d kw %d n %d: tie went to index %d, want 0", stride, kw, n, idx[0])
 				}
+			}
+		}
+	}
+}
+
+// TestAvePoolPlaneMatchesWindows compares the row-sum average pooling with
+// a window-by-window float64 loop, forward and backward, at odd shapes:
+// padding, kernels wider than tall, strides above the kernel (windows past
+// the image) and Caffe's round-up outputs.
+func TestAvePoolPlaneMatchesWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, g := range []kernels.PoolGeom{
+		{H: 16, W: 16, OH: 8, OW: 8, KH: 3, KW: 3, SH: 2, SW: 2},
+		{H: 7, W: 9, OH: 4, OW: 5, KH: 2, KW: 3, SH: 2, SW: 2, PH: 1, PW: 2},
+		{H: 5, W: 5, OH: 3, OW: 3, KH: 1, KW: 1, SH: 3, SW: 3},
+		{H: 8, W: 33, OH: 8, OW: 33, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+		{H: 6, W: 6, OH: 1, OW: 1, KH: 6, KW: 6, SH: 1, SW: 1},
+	} {
+		x, dy := randSlice(r, g.H*g.W), randSlice(r, g.OH*g.OW)
+		y, dx := make([]float32, g.OH*g.OW), make([]float32, g.H*g.W)
+		AvePoolPlane(g, x, y, make([]float32, g.W))
+		AvePoolPlaneBackward(g, dy, dx, make([]float32, g.W))
+		wantY, wantDx := make([]float64, len(y)), make([]float64, len(dx))
+		for oy := 0; oy < g.OH; oy++ {
+			for ox := 0; ox < g.OW; ox++ {
+				h0, h1, w0, w1 := PoolWindow(g, oy, ox)
+				size := float64(AvePoolSize(g, oy, ox))
+				for iy := h0; iy < h1; iy++ {
+					for ix := w0; ix < w1; ix++ {
+						wantY[oy*g.OW+ox] += float64(x[iy*g.W+ix]) / size
+						wantDx[iy*g.W+ix] += float64(dy[oy*g.OW+ox]) / size
+					}
+				}
+			}
+		}
+		for i, v := range y {
+			if math.Abs(float64(v)-wantY[i]) > 1e-5 {
+				t.Fatalf("%+v: y[%d] = %v, want %v", g, i, v, wantY[i])
+			}
+		}
+		for i, v := range dx {
+			if math.Abs(float64(v)-wantDx[i]) > 1e-5 {
+				t.Fatalf("%+v: dx[%d] = %v, want %v", g, i, v, wantDx[i])
 			}
 		}
 	}
