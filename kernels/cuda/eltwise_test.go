@@ -25,17 +25,7 @@ func TestEltwiseOpsMatchCPU(t *testing.T) {
 
 func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
 	r := rand.New(rand.NewPCG(31, 32))
-	upv := func(x []T) kernels.Vec[T] {
-		v := b.Alloc(len(x))
-		b.Upload(v, x)
-		return v
-	}
-	same := func(what string, gv kernels.Vec[T], want []T) {
-		t.Helper()
-		got := make([]T, gv.Len())
-		b.Download(got, gv)
-		check(t, what, got, f64s(want))
-	}
+	gv := onGPU[T]{t, b, tol[T]()}
 	for _, c3 := range []struct{ n, bottoms int }{{1, 2}, {255, 3}, {257, 2}, {1003, 4}, {100003, 3}} {
 		n := c3.n
 		xs := make([][]T, c3.bottoms)
@@ -45,14 +35,14 @@ func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backe
 			if k == 2 { // ties with bottom 0: the first maximum must win
 				copy(xs[k][:n/2], xs[0][:n/2])
 			}
-			gx[k] = upv(xs[k])
+			gx[k] = gv.up(xs[k])
 		}
 		// Div, with y aliasing a.
 		y := append([]T(nil), xs[0]...)
-		gy := upv(y)
+		gy := gv.up(y)
 		c.Div(kernels.HostVec(y), kernels.HostVec(xs[1]), kernels.HostVec(y))
 		b.Div(gy, gx[1], gy)
-		same(fmt.Sprintf("Div n=%d", n), gy, y)
+		gv.same(fmt.Sprintf("Div n=%d", n), gy, y)
 
 		// EltwiseMax over the bottoms in order; bottom 0 overwrites y and the mask.
 		hm := make([]int32, n)
@@ -66,7 +56,7 @@ func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backe
 			c.EltwiseMax(kernels.HostVec(xs[k]), kernels.HostVec(y), kernels.HostInts(hm), k)
 			b.EltwiseMax(gx[k], gy, gm, k)
 		}
-		same(fmt.Sprintf("EltwiseMax n=%d bottoms=%d", n, c3.bottoms), gy, y)
+		gv.same(fmt.Sprintf("EltwiseMax n=%d bottoms=%d", n, c3.bottoms), gy, y)
 		got := make([]T, n)
 		mg := make([]T, n)
 		mk := b.Alloc(n)
@@ -75,7 +65,7 @@ func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backe
 		for i := range ones {
 			ones[i] = 1
 		}
-		gones := upv(ones)
+		gones := gv.up(ones)
 		for k := range xs {
 			b.MaskSelect(gones, gm, k, mk)
 			b.Download(got, mk)
@@ -88,9 +78,9 @@ func testEltwiseOps[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backe
 			dy := randn[T](r, n)
 			dx := make([]T, n)
 			c.MaskSelect(kernels.HostVec(dy), kernels.HostInts(hm), k, kernels.HostVec(dx))
-			gdx := upv(randn[T](r, n))
-			b.MaskSelect(upv(dy), gm, k, gdx)
-			same(fmt.Sprintf("MaskSelect n=%d k=%d", n, k), gdx, dx)
+			gdx := gv.up(randn[T](r, n))
+			b.MaskSelect(gv.up(dy), gm, k, gdx)
+			gv.same(fmt.Sprintf("MaskSelect n=%d k=%d", n, k), gdx, dx)
 		}
 		for i := range hm {
 			if int32(mg[i]) != hm[i] {
@@ -169,17 +159,7 @@ func TestBatchNormMatchesCPU(t *testing.T) {
 
 func testBatchNorm[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
 	r := rand.New(rand.NewPCG(51, 52))
-	upv := func(x []T) kernels.Vec[T] {
-		v := b.Alloc(len(x))
-		b.Upload(v, x)
-		return v
-	}
-	same := func(what string, gv kernels.Vec[T], want []T) {
-		t.Helper()
-		got := make([]T, gv.Len())
-		b.Download(got, gv)
-		checkTol(t, what, got, f64s(want), 10*tol[T]())
-	}
+	gv := onGPU[T]{t, b, 10 * tol[T]()}
 	for _, s := range []struct{ num, channels, spatial int }{{1, 3, 7}, {5, 4, 1}, {2, 300, 9}, {7, 3, 1001}} {
 		for _, global := range []bool{false, true} {
 			for _, inPlace := range []bool{false, true} {
@@ -194,7 +174,7 @@ func testBatchNorm[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backen
 				for i := range rv {
 					rv[i] = rv[i] * rv[i]
 				}
-				gx, gy, gxn, gmean, ginv, grm, grv, gf := upv(x), upv(y), upv(xn), upv(mean), upv(inv), upv(rm), upv(rv), upv(f)
+				gx, gy, gxn, gmean, ginv, grm, grv, gf := gv.up(x), gv.up(y), gv.up(xn), gv.up(mean), gv.up(inv), gv.up(rm), gv.up(rv), gv.up(f)
 				hy := kernels.HostVec(y)
 				if inPlace {
 					y, hy, gy = x, kernels.HostVec(x), gx
@@ -202,23 +182,23 @@ func testBatchNorm[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backen
 				c.BatchNormForward(kernels.HostVec(x), hy, kernels.HostVec(xn), s.num, ch, s.spatial, global, 1e-5, 0.9,
 					kernels.HostVec(mean), kernels.HostVec(inv), kernels.HostVec(rm), kernels.HostVec(rv), kernels.HostVec(f))
 				b.BatchNormForward(gx, gy, gxn, s.num, ch, s.spatial, global, 1e-5, 0.9, gmean, ginv, grm, grv, gf)
-				same("BatchNormForward y "+what, gy, y)
-				same("BatchNormForward xnorm "+what, gxn, xn)
-				same("BatchNormForward inv "+what, ginv, inv)
-				same("BatchNormForward running mean "+what, grm, rm)
-				same("BatchNormForward running variance "+what, grv, rv)
-				same("BatchNormForward factor "+what, gf, f)
+				gv.same("BatchNormForward y "+what, gy, y)
+				gv.same("BatchNormForward xnorm "+what, gxn, xn)
+				gv.same("BatchNormForward inv "+what, ginv, inv)
+				gv.same("BatchNormForward running mean "+what, grm, rm)
+				gv.same("BatchNormForward running variance "+what, grv, rv)
+				gv.same("BatchNormForward factor "+what, gf, f)
 
 				d := randn[T](r, n)
 				dx := make([]T, n)
-				gd, gdx := upv(d), upv(dx)
+				gd, gdx := gv.up(d), gv.up(dx)
 				hdx := kernels.HostVec(dx)
 				if inPlace {
 					dx, hdx, gdx = d, kernels.HostVec(d), gd
 				}
 				c.BatchNormBackward(kernels.HostVec(d), kernels.HostVec(xn), kernels.HostVec(inv), hdx, s.num, ch, s.spatial, global)
 				b.BatchNormBackward(gd, gxn, ginv, gdx, s.num, ch, s.spatial, global)
-				same("BatchNormBackward "+what, gdx, dx)
+				gv.same("BatchNormBackward "+what, gdx, dx)
 			}
 		}
 	}
@@ -235,17 +215,7 @@ func TestActivationsMatchCPU(t *testing.T) {
 
 func testActivations[T Float](t *testing.T, b kernels.Backend[T], c kernels.Backend[T]) {
 	r := rand.New(rand.NewPCG(61, 62))
-	upv := func(x []T) kernels.Vec[T] {
-		v := b.Alloc(len(x))
-		b.Upload(v, x)
-		return v
-	}
-	same := func(what string, gv kernels.Vec[T], want []T) {
-		t.Helper()
-		got := make([]T, gv.Len())
-		b.Download(got, gv)
-		check(t, what, got, f64s(want))
-	}
+	gv := onGPU[T]{t, b, tol[T]()}
 	for _, n := range []int{1, 255, 1003, 65537} {
 		for _, a := range []kernels.Activation{kernels.Sigmoid, kernels.TanH} {
 			for _, inPlace := range []bool{false, true} {
@@ -253,23 +223,44 @@ func testActivations[T Float](t *testing.T, b kernels.Backend[T], c kernels.Back
 				x := randn[T](r, n)
 				x[0] = 40 // saturated
 				y := make([]T, n)
-				gx, gy := upv(x), upv(y)
+				gx, gy := gv.up(x), gv.up(y)
 				if inPlace {
 					y, gy = x, gx
 				}
 				c.ActivationForward(a, kernels.HostVec(x), kernels.HostVec(y))
 				b.ActivationForward(a, gx, gy)
-				same("forward "+what, gy, y)
+				gv.same("forward "+what, gy, y)
 				dy := randn[T](r, n)
 				dx := make([]T, n)
-				gdy, gdx := upv(dy), upv(dx)
+				gdy, gdx := gv.up(dy), gv.up(dx)
 				if inPlace {
 					dx, gdx = dy, gdy
 				}
 				c.ActivationBackward(a, kernels.HostVec(y), kernels.HostVec(dy), kernels.HostVec(dx))
 				b.ActivationBackward(a, gy, gdy, gdx)
-				same("backward "+what, gdx, dx)
+				gv.same("backward "+what, gdx, dx)
 			}
 		}
 	}
+}
+
+// onGPU uploads a test's operands to a GPU backend and checks its results
+// against the CPU's, within tol (relative).
+type onGPU[T Float] struct {
+	t   *testing.T
+	b   kernels.Backend[T]
+	tol float64
+}
+
+func (g onGPU[T]) up(x []T) kernels.Vec[T] {
+	v := g.b.Alloc(len(x))
+	g.b.Upload(v, x)
+	return v
+}
+
+func (g onGPU[T]) same(what string, v kernels.Vec[T], want []T) {
+	g.t.Helper()
+	got := make([]T, v.Len())
+	g.b.Download(got, v)
+	checkTol(g.t, what, got, f64s(want), g.tol)
 }

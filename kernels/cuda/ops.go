@@ -336,13 +336,6 @@ func (o Ops[T]) SoftmaxBackward(y, dy, dx Ptr, outer, channels, inner int) error
 	return o.D.launch(o.name("softmax_bwd"), o.D.grid1(outer*inner), 1, 256, parg(y), parg(dy), parg(dx), iarg(outer), iarg(channels), iarg(inner))
 }
 
-// SoftmaxLoss: loss[0] = −Σ log prob[label] / norm (ignore < 0: no ignored
-// label) and, when dx != 0, dx = (prob − onehot)·scale.
-func (o Ops[T]) SoftmaxLoss(prob, label Ptr, outer, channels, inner, ignore int, norm T, loss, dx Ptr, scale T) error {
-	return o.D.launch(o.name("softmax_loss"), 1, 1, 256, parg(prob), parg(label), iarg(outer), iarg(channels), iarg(inner),
-		iarg(ignore), farg(norm), parg(loss), parg(dx), farg(scale))
-}
-
 // SoftmaxLossForward: loss[0] = −Σ log max(prob[cls], FLT_MIN) / norm over
 // the positions whose int32 class cls is not negative.
 func (o Ops[T]) SoftmaxLossForward(prob, cls Ptr, outer, channels, inner int, norm float64, loss Ptr) error {
@@ -365,12 +358,6 @@ func (o Ops[T]) SoftmaxLossAccuracy(x, prob, cls Ptr, outer, channels, inner int
 	}
 	return o.D.launch(o.name("softmax_loss_acc"), 1, 1, 256, parg(x), parg(prob), parg(cls), iarg(outer), iarg(channels),
 		iarg(inner), f64arg(normalizer), parg(loss), iarg(topK), parg(acc))
-}
-
-// Accuracy: acc[0] = share of labels among the top k of x.
-func (o Ops[T]) Accuracy(x, label Ptr, outer, channels, inner, topK, ignore int, acc Ptr) error {
-	return o.D.launch(o.name("accuracy"), 1, 1, 256, parg(x), parg(label), iarg(outer), iarg(channels), iarg(inner),
-		iarg(topK), iarg(ignore), parg(acc))
 }
 
 // SGDMomentum over n elements: g = norm·diff + decay·data; hist = lr·g +

@@ -52,6 +52,23 @@ func up[T Float](t *testing.T, x []T) Ptr {
 	return p
 }
 
+// upInt32 copies int32 values (classes, masks) to new device memory; the
+// test frees it at cleanup.
+func upInt32(t *testing.T, x []int32) Ptr {
+	t.Helper()
+	p, err := dev.Alloc(4*len(x) + 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Free(p) })
+	if len(x) > 0 {
+		if err := dev.Upload(p, unsafe.Pointer(&x[0]), 4*len(x)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
 // poisoned is n NaNs on the device: an output slot the kernel must write.
 func poisoned[T Float](t *testing.T, n int) Ptr {
 	x := make([]T, n)
@@ -622,8 +639,7 @@ func testSoftmax[T Float](t *testing.T) {
 						v = 1
 					}
 					wdx[i] = (prob[i] - v) * 0.5
-					u, lv := float64(x[i]), float64(x[(o*ch+l)*inner+in])
-					if u > lv || (u == lv && c < l) {
+					if c != l && x[i] >= x[(o*ch+l)*inner+in] { // Caffe's rule: a tie counts against
 						above++
 					}
 				}
@@ -632,13 +648,21 @@ func testSoftmax[T Float](t *testing.T) {
 				}
 			}
 		}
-		norm := T(count)
+		cls := make([]int32, len(label)) // the int32 classes the kernels take, −1 where ignored
+		for i, l := range label {
+			cls[i] = int32(l)
+			if int(l) == ignore {
+				cls[i] = -1
+			}
+		}
+		dcls := upInt32(t, cls)
 		lossP, gx := poisoned[T](t, 1), poisoned[T](t, n)
-		ok(t, o.SoftmaxLoss(dp, up(t, label), outer, ch, inner, ignore, norm, lossP, gx, 0.5))
+		ok(t, o.SoftmaxLossForward(dp, dcls, outer, ch, inner, float64(count), lossP))
+		ok(t, o.SoftmaxLossBackward(dp, dcls, outer, ch, inner, 0.5, gx))
 		check(t, fmt.Sprintf("softmax loss %v", s), down[T](t, lossP, 1), []float64{loss / float64(count)})
 		check(t, fmt.Sprintf("softmax loss grad %v", s), down[T](t, gx, n), wdx)
 		acc := poisoned[T](t, 1)
-		ok(t, o.Accuracy(dx, up(t, label), outer, ch, inner, 1, ignore, acc))
+		ok(t, o.AccuracyCls(dx, dcls, outer, ch, inner, 1, acc, 0))
 		check(t, fmt.Sprintf("accuracy %v", s), down[T](t, acc, 1), []float64{float64(hits) / float64(count)})
 	}
 }
@@ -813,10 +837,7 @@ func testSoftmaxLossAcc[T Float](t *testing.T) {
 				cls[i] = -1
 			}
 		}
-		dcls, err := dev.Alloc(4 * npos)
-		ok(t, err)
-		t.Cleanup(func() { dev.Free(dcls) })
-		ok(t, dev.Upload(dcls, unsafe.Pointer(&cls[0]), 4*npos))
+		dcls := upInt32(t, cls)
 		dx := up(t, x)
 		norm := float64(npos) + 0.5
 		for _, topK := range []int{0, 1, 3} {

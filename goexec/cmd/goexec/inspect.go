@@ -144,7 +144,7 @@ func inspectOn(args []string, stdout, stderr io.Writer, dev kernels.Device) erro
 		}
 	}
 	if f.batch > 0 {
-		setBatch(param, f.batch)
+		network.SetBatch(param, f.batch)
 	}
 	phase := caffepb.Phase_TRAIN
 	if strings.EqualFold(f.phase, "test") {
@@ -174,43 +174,6 @@ func firstOfType(p *caffepb.NetParameter, typ string) string {
 		}
 	}
 	return ""
-}
-
-// setBatch sets the batch size of every layer that declares one.
-func setBatch(p *caffepb.NetParameter, n int) {
-	b := uint32(n)
-	for _, lp := range p.GetLayer() {
-		if x := lp.GetMemoryDataParam(); x != nil {
-			x.BatchSize = proto.Uint32(b)
-		}
-		if x := lp.GetDataParam(); x != nil {
-			x.BatchSize = proto.Uint32(b)
-		}
-		if x := lp.GetCosDataParam(); x != nil {
-			x.BatchSize = proto.Uint32(b)
-		}
-		if x := lp.GetImageDataParam(); x != nil {
-			x.BatchSize = proto.Uint32(b)
-		}
-		if x := lp.GetHdf5DataParam(); x != nil {
-			x.BatchSize = proto.Uint32(b)
-		}
-		for _, s := range lp.GetInputParam().GetShape() {
-			if len(s.Dim) > 0 {
-				s.Dim[0] = int64(n)
-			}
-		}
-		for _, s := range lp.GetDummyDataParam().GetShape() {
-			if len(s.Dim) > 0 {
-				s.Dim[0] = int64(n)
-			}
-		}
-		if x := lp.GetDummyDataParam(); x != nil {
-			for i := range x.Num {
-				x.Num[i] = b
-			}
-		}
-	}
 }
 
 func shapeText(s []int) string {

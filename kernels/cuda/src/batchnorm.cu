@@ -2,18 +2,6 @@
 // num×channels×spatial; mean, inv, run_mean, run_var: channels; factor: 1.
 #include "common.cuh"
 
-template <typename T> __device__ __forceinline__ double block_sum(double v, double* part) {
-  part[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double s = part[0];
-  __syncthreads();
-  return s;
-}
-
 // batchnorm_stats: one block of 256 threads per channel. global: mean =
 // run_mean·f, inv = 1/√(run_var·f + eps), f = 1/factor (0 if factor is 0).
 // Else the batch mean and biased variance (two passes, summed in double),
@@ -37,13 +25,13 @@ __device__ void batchnorm_stats_t(const T* x, int num, int channels, int spatial
   const int m = num * spatial;
   double s = 0;
   for (int j = threadIdx.x; j < m; j += blockDim.x) s += (double)x[((long)(j / spatial) * channels + c) * spatial + j % spatial];
-  const double mu = block_sum<T>(s, part) / (double)m;
+  const double mu = block_sum(s, part) / (double)m;
   double v2 = 0;
   for (int j = threadIdx.x; j < m; j += blockDim.x) {
     const double d = (double)x[((long)(j / spatial) * channels + c) * spatial + j % spatial] - mu;
     v2 += d * d;
   }
-  const double var = block_sum<T>(v2, part) / (double)m;
+  const double var = block_sum(v2, part) / (double)m;
   if (threadIdx.x == 0) {
     mean[c] = T(mu);
     inv[c] = T(1 / sqrt(var + eps));
@@ -82,18 +70,8 @@ __device__ void batchnorm_bwd_t(const T* dy, const T* xnorm, const T* inv, T* dx
       s1 += dy[k];
       s2 += dy[k] * xnorm[k];
     }
-    p1[threadIdx.x] = s1;
-    p2[threadIdx.x] = s2;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-      if (threadIdx.x < w) {
-        p1[threadIdx.x] += p1[threadIdx.x + w];
-        p2[threadIdx.x] += p2[threadIdx.x + w];
-      }
-      __syncthreads();
-    }
-    mdy = p1[0] / T(m);
-    mdyy = p2[0] / T(m);
+    mdy = block_sum(s1, p1) / T(m);
+    mdyy = block_sum(s2, p2) / T(m);
   }
   for (int j = threadIdx.x; j < m; j += blockDim.x) {
     const long k = ((long)(j / spatial) * channels + c) * spatial + j % spatial;

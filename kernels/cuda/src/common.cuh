@@ -19,6 +19,22 @@
   extern "C" __global__ void name##_f64 PARAMS { name##_t<T> ARGS; }                    \
   }
 
+// block_sum: Σ v over the block's threads (blockDim.x a power of two, sh
+// one entry per thread), pairwise in a fixed order so that the result is
+// reproducible. Every thread gets the sum, and sh may be reused after it.
+// All threads of the block must call it.
+template <typename V> __device__ __forceinline__ V block_sum(V v, V* sh) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+    __syncthreads();
+  }
+  const V s = sh[0];
+  __syncthreads();
+  return s;
+}
+
 // The lowest value max pooling starts from (Caffe's -FLT_MAX in both types).
 template <typename T> __device__ __forceinline__ T neg_flt_max() { return T(-3.402823466e+38); }
 

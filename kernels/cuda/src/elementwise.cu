@@ -36,13 +36,8 @@ template <typename T> __device__ void dot_t(int n, const T* x, const T* y, T* ds
   __shared__ T part[1024];
   T s = T(0);
   for (int i = threadIdx.x; i < n; i += blockDim.x) s += y ? x[i] * y[i] : x[i];
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) dst[0] = part[0];
+  const T total = block_sum(s, part);
+  if (threadIdx.x == 0) dst[0] = total;
 }
 
 // add_bias: y (outer×channels×inner) += bias[c].
@@ -72,13 +67,8 @@ template <typename T> __device__ void bias_grad_t(const T* dy, T* db, int outer,
     const int o = j / inner, i = j % inner;
     s += dy[((long)o * channels + c) * inner + i];
   }
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) db[c] += part[0];
+  const T total = block_sum(s, part);
+  if (threadIdx.x == 0) db[c] += total;
 }
 
 // bias_grad_split: ws[z·channels + c] = Σ_{o in split z, i} dy[o][c][i],
@@ -95,13 +85,8 @@ template <typename T> __device__ void bias_grad_split_t(const T* dy, T* ws, int 
     const int o = o0 + j / inner, i = j % inner;
     acc += dy[((long)o * channels + c) * inner + i];
   }
-  part[threadIdx.x] = acc;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) ws[(long)z * channels + c] = part[0];
+  const T total = block_sum(acc, part);
+  if (threadIdx.x == 0) ws[(long)z * channels + c] = total;
 }
 
 // scale_channels: y (outer×channels×inner) = x ⊙ s[c] (y may alias x).
@@ -121,14 +106,8 @@ template <typename T> __device__ void channel_dot_t(const T* a, const T* b, T* d
     const long base = ((long)o * channels + c) * inner;
     T s = T(0);
     for (int i = threadIdx.x; i < inner; i += blockDim.x) s += a[base + i] * b[base + i];
-    part[threadIdx.x] = s;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-      if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) acc += part[0];
-    __syncthreads();
+    const T total = block_sum(s, part);
+    if (threadIdx.x == 0) acc += total;
   }
   if (threadIdx.x == 0) d[c] += acc;
 }

@@ -36,35 +36,6 @@ __device__ void softmax_bwd_t(const T* y, const T* dy, T* dx, int outer, int cha
   }
 }
 
-// softmax_loss: prob (outer×channels×inner) and labels (outer×inner, as T)
-// give loss[0] = −Σ log max(prob[label], FLT_MIN) / norm over the positions
-// whose label is not ignore (ignore < 0: none), and, when dx is not null,
-// dx = (prob − onehot(label)) · scale (0 at ignored positions). One block
-// of 256 threads, fixed summation order.
-template <typename T>
-__device__ void softmax_loss_t(const T* prob, const T* label, int outer, int channels, int inner, int ignore, T norm,
-                               T* loss, T* dx, T scale) {
-  __shared__ T part[256];
-  T s = T(0);
-  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
-    const int o = i / inner, in = i % inner;
-    const int l = (int)label[i];
-    const long base = (long)o * channels * inner + in;
-    const bool skip = ignore >= 0 && l == ignore;
-    if (!skip && l >= 0 && l < channels) s -= dev_log<T>(max(prob[base + l * inner], T(1.175494351e-38)));
-    if (dx)
-      for (int c = 0; c < channels; c++)
-        dx[base + c * inner] = skip ? T(0) : (prob[base + c * inner] - (c == l ? T(1) : T(0))) * scale;
-  }
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) loss[0] = part[0] / norm;
-}
-
 // softmax_loss_fwd: loss[0] = −Σ log max(prob[cls], FLT_MIN) / norm over
 // the positions (outer×inner) whose class cls (int32) is not negative,
 // summed in double. One block of 256 threads, fixed summation order.
@@ -79,13 +50,8 @@ __device__ void softmax_loss_fwd_t(const T* prob, const int* cls, int outer, int
     const int o = i / inner, in = i % inner;
     s -= log(max((double)prob[(long)o * channels * inner + (long)l * inner + in], 1.1754943508222875e-38));
   }
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) loss[0] = T(part[0] / norm);
+  const double total = block_sum(s, part);
+  if (threadIdx.x == 0) loss[0] = T(total / norm);
 }
 
 // softmax_loss_bwd: dx = scale·(prob − onehot(cls)), 0 over the channels
@@ -98,40 +64,6 @@ __device__ void softmax_loss_bwd_t(const T* prob, const int* cls, int outer, int
     const int l = cls[o * inner + in];
     dx[i] = l < 0 ? T(0) : scale * (prob[i] - (c == l ? T(1) : T(0)));
   }
-}
-
-// accuracy: acc[0] = share of positions (not ignored) whose label is among
-// the top_k scores of x (ties count against, as in Caffe). One block.
-template <typename T>
-__device__ void accuracy_t(const T* x, const T* label, int outer, int channels, int inner, int top_k, int ignore,
-                           T* acc) {
-  __shared__ int hit[256], cnt[256];
-  int h = 0, n = 0;
-  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
-    const int o = i / inner, in = i % inner;
-    const int l = (int)label[i];
-    if (ignore >= 0 && l == ignore) continue;
-    n++;
-    const long base = (long)o * channels * inner + in;
-    const T v = x[base + l * inner];
-    int above = 0;
-    for (int c = 0; c < channels; c++) {
-      const T u = x[base + c * inner];
-      if (u > v || (u == v && c < l)) above++;
-    }
-    if (above < top_k) h++;
-  }
-  hit[threadIdx.x] = h;
-  cnt[threadIdx.x] = n;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) {
-      hit[threadIdx.x] += hit[threadIdx.x + w];
-      cnt[threadIdx.x] += cnt[threadIdx.x + w];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) acc[0] = cnt[0] ? T(hit[0]) / T(cnt[0]) : T(0);
 }
 
 // accuracy_hit: whether class l is among the top_k scores of the position
@@ -155,7 +87,7 @@ template <typename T> __device__ bool accuracy_hit(const T* xp, int l, int chann
 template <typename T>
 __device__ void accuracy_cls_t(const T* x, const int* cls, int outer, int channels, int inner, int top_k, T* acc,
                                T* per_class) {
-  __shared__ int hit[256], cnt[256];
+  __shared__ int part[256];
   int h = 0, n = 0;
   for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
     const int l = cls[i];
@@ -163,17 +95,9 @@ __device__ void accuracy_cls_t(const T* x, const int* cls, int outer, int channe
     n++;
     if (accuracy_hit(x + (long)(i / inner) * channels * inner + i % inner, l, channels, inner, top_k)) h++;
   }
-  hit[threadIdx.x] = h;
-  cnt[threadIdx.x] = n;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) {
-      hit[threadIdx.x] += hit[threadIdx.x + w];
-      cnt[threadIdx.x] += cnt[threadIdx.x + w];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) acc[0] = cnt[0] ? T((double)hit[0] / (double)cnt[0]) : T(0);
+  h = block_sum(h, part);
+  n = block_sum(n, part);
+  if (threadIdx.x == 0) acc[0] = n ? T((double)h / (double)n) : T(0);
   if (!per_class) return;
   for (int c = threadIdx.x; c < channels; c += blockDim.x) {
     int hc = 0, nc = 0;
@@ -200,7 +124,7 @@ template <typename T>
 __device__ void softmax_loss_acc_t(const T* __restrict__ x, T* __restrict__ prob, const int* __restrict__ cls,
                                    int outer, int channels, int inner, double norm, T* loss, int top_k, T* acc) {
   __shared__ double part[256];
-  __shared__ int hit[256], cnt[256];
+  __shared__ int count[256];
   double s = 0;
   int h = 0, nv = 0;
   for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
@@ -216,22 +140,12 @@ __device__ void softmax_loss_acc_t(const T* __restrict__ x, T* __restrict__ prob
       if (accuracy_hit(xp, l, channels, inner, top_k)) h++;
     }
   }
-  part[threadIdx.x] = s;
-  hit[threadIdx.x] = h;
-  cnt[threadIdx.x] = nv;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) {
-      part[threadIdx.x] += part[threadIdx.x + w];
-      hit[threadIdx.x] += hit[threadIdx.x + w];
-      cnt[threadIdx.x] += cnt[threadIdx.x + w];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    loss[0] = T(part[0] / norm);
-    if (acc) acc[0] = cnt[0] ? T((double)hit[0] / (double)cnt[0]) : T(0);
-  }
+  s = block_sum(s, part);
+  if (threadIdx.x == 0) loss[0] = T(s / norm);
+  if (!acc) return;
+  h = block_sum(h, count);
+  nv = block_sum(nv, count);
+  if (threadIdx.x == 0) acc[0] = nv ? T((double)h / (double)nv) : T(0);
 }
 
 KERNEL(accuracy_cls,
@@ -240,12 +154,6 @@ KERNEL(accuracy_cls,
 KERNEL(softmax_fwd, (const T* x, T* y, int outer, int channels, int inner), (x, y, outer, channels, inner))
 KERNEL(softmax_bwd, (const T* y, const T* dy, T* dx, int outer, int channels, int inner),
        (y, dy, dx, outer, channels, inner))
-KERNEL(softmax_loss,
-       (const T* prob, const T* label, int outer, int channels, int inner, int ignore, T norm, T* loss, T* dx,
-        T scale),
-       (prob, label, outer, channels, inner, ignore, norm, loss, dx, scale))
-KERNEL(accuracy, (const T* x, const T* label, int outer, int channels, int inner, int top_k, int ignore, T* acc),
-       (x, label, outer, channels, inner, top_k, ignore, acc))
 KERNEL(softmax_loss_fwd, (const T* prob, const int* cls, int outer, int channels, int inner, double norm, T* loss),
        (prob, cls, outer, channels, inner, norm, loss))
 KERNEL(softmax_loss_bwd, (const T* prob, const int* cls, int outer, int channels, int inner, T scale, T* dx),

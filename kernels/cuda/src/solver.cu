@@ -24,13 +24,8 @@ template <typename T> __device__ void sumsq_t(int n, const T* x, double* dst) {
   __shared__ double part[1024];
   double s = 0;
   for (int i = threadIdx.x; i < n; i += blockDim.x) s += double(x[i]) * double(x[i]);
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) dst[0] = part[0];
+  const double total = block_sum(s, part);
+  if (threadIdx.x == 0) dst[0] = total;
 }
 
 KERNEL(sumsq, (int n, const T* x, double* dst), (n, x, dst))
