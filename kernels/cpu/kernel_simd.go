@@ -375,6 +375,10 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	n := len(out)
 	idx = idx[:n]
+	if !hasAVX512 && hasAVX2 && maskedPartsOK && (stride == 1 || stride == 2) && n > 0 {
+		maxPoolRowAVX2(rows, rowBase, kw, stride, out, idx)
+		return
+	}
 	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || n == 0 {
 		maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
 		return
