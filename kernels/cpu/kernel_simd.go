@@ -5,6 +5,8 @@ package cpu
 import (
 	"math"
 	"simd/archsimd"
+
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
@@ -430,6 +432,94 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 		best.StoreSlicePart(out[o : o+cnt])
 		arg.StoreSlicePart(idx[o : o+cnt])
 	}
+}
+
+// maxPoolKW bounds the window width maxPoolInterior takes.
+const maxPoolKW = 16
+
+// maxPoolInterior max-pools output columns [lo, OW) of every output row
+// of one plane, in one call: windows that start inside the image's columns
+// (lo is the first that does not start in the left padding), rows and
+// columns clipped to the image. Lanes whose window column lies past the
+// image's right edge load -FLT_MAX, which never wins the strict
+// comparison, so the result is the clipped window's, as Caffe's loop
+// gives it; an empty window gives -FLT_MAX and -1 as the scalar path does.
+// The vector constants are set up once per plane and no Go code runs
+// between rows: per-row calls and a scalar pass for the clipped last
+// column cost CIFAR-10's pool1 as much as its comparisons. It reports
+// false, doing nothing, without AVX-512 or for strides other than 1 and 2.
+func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int) bool {
+	stride := g.SW
+	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || g.OW <= lo || g.KW > maxPoolKW {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	var lanes [16]int32
+	for i := range lanes {
+		lanes[i] = int32(i * stride)
+	}
+	laneS := archsimd.LoadInt32x16(&lanes)
+	laneIdx := archsimd.LoadInt32x16(&[16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	for oy := 0; oy < g.OH; oy++ {
+		h0 := oy*g.SH - g.PH
+		h1 := min(h0+g.KH, g.H)
+		h0 = max(h0, 0)
+		orow, irow := yp[oy*g.OW:(oy+1)*g.OW], mask[oy*g.OW:(oy+1)*g.OW]
+		for o := lo; o < g.OW; o += 16 {
+			cnt := min(16, g.OW-o)
+			// Lanes [0, valid[j]) have window column j inside the image:
+			// (o+l)·stride - PW + j ≤ W-1.
+			var valid [maxPoolKW]int
+			var keep [maxPoolKW]archsimd.Mask32x16
+			for j := 0; j < g.KW; j++ {
+				if last := g.W - 1 + g.PW - j; last >= 0 {
+					valid[j] = max(0, min(cnt, last/stride-o+1))
+				}
+				if valid[j] < cnt {
+					keep[j] = archsimd.BroadcastInt32x16(int32(valid[j])).Greater(laneIdx)
+				}
+			}
+			best, arg := floor, none
+			for iy := h0; iy < h1; iy++ { // row-major order, as Caffe compares
+				for j := 0; j < g.KW; j++ {
+					if valid[j] == 0 {
+						continue
+					}
+					span := (valid[j]-1)*stride + 1 // values the valid lanes span
+					off := iy*g.W + o*stride - g.PW + j
+					s := xp[off : off+span]
+					var v archsimd.Float32x16
+					if stride == 1 {
+						v = archsimd.LoadFloat32x16SlicePart(s)
+					} else {
+						lo := archsimd.LoadFloat32x16SlicePart(s[:min(16, span)])
+						var hi archsimd.Float32x16
+						if span > 16 {
+							hi = archsimd.LoadFloat32x16SlicePart(s[16:])
+						}
+						v = lo.ConcatPermute(hi, even)
+					}
+					if valid[j] < cnt {
+						v = v.Merge(floor, keep[j])
+					}
+					m := v.Greater(best)
+					at := laneS.Add(archsimd.BroadcastInt32x16(int32(off)))
+					best, arg = v.Merge(best, m), at.Merge(arg, m)
+				}
+			}
+			if cnt == 16 {
+				best.Store((*[16]float32)(orow[o : o+16]))
+				arg.Store((*[16]int32)(irow[o : o+16]))
+			} else {
+				best.StoreSlicePart(orow[o : o+cnt])
+				arg.StoreSlicePart(irow[o : o+cnt])
+			}
+		}
+	}
+	return true
 }
 
 // SGDMomentum is one fused SGD step with momentum and L2 decay:

@@ -22,6 +22,18 @@ func MaxPoolPlane[T Float](g kernels.PoolGeom, xp, yp []T, mask []int32) {
 			MaxPool2x2PlaneRef(xp, g.W, yp, mask, g.OW, rows2, cols2)
 		}
 	}
+	// Windows that start inside the columns, vectorized over outputs:
+	// all rows in one call where the kernel level has it; otherwise
+	// those fully inside, row by row.
+	lo := (g.PW + g.SW - 1) / g.SW
+	hi := min(g.OW, (g.W+g.PW-g.KW)/g.SW+1)
+	interior := false
+	if xp32, ok := any(xp).([]float32); ok && rows2 == 0 {
+		interior = maxPoolInterior(g, xp32, any(yp).([]float32), mask, lo)
+		if interior && lo == 0 {
+			return // no window starts in the left padding
+		}
+	}
 	for oy := 0; oy < g.OH; oy++ {
 		h0 := oy*g.SH - g.PH
 		h1 := min(h0+g.KH, g.H)
@@ -31,10 +43,11 @@ func MaxPoolPlane[T Float](g kernels.PoolGeom, xp, yp []T, mask []int32) {
 		if oy < rows2 {
 			ox = cols2
 		}
+		if interior {
+			poolMaxScalar(g, xp, yr, mr, h0, h1, 0, min(lo, g.OW))
+			continue
+		}
 		if xp32, ok := any(xp).([]float32); ok && ox == 0 && h1 > h0 {
-			// Windows fully inside the columns, vectorized over outputs.
-			lo := (g.PW + g.SW - 1) / g.SW
-			hi := min(g.OW, (g.W+g.PW-g.KW)/g.SW+1)
 			if hi > lo {
 				var rows [8][]float32
 				var bases [8]int32

@@ -114,3 +114,40 @@ func TestAvePoolPlaneMatchesWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolPlaneMatchesScalar compares float32 max pooling (the vector
+// kernels of the running level) with the float64 path (scalar loops) at
+// odd shapes, with ties, NaN and -Inf: the same values and the same
+// argmax indices.
+func TestMaxPoolPlaneMatchesScalar(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, g := range []kernels.PoolGeom{
+		{H: 32, W: 32, OH: 16, OW: 16, KH: 3, KW: 3, SH: 2, SW: 2},
+		{H: 9, W: 40, OH: 4, OW: 20, KH: 3, KW: 3, SH: 2, SW: 2},
+		{H: 5, W: 37, OH: 5, OW: 37, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+		{H: 7, W: 41, OH: 4, OW: 21, KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1},
+		{H: 6, W: 41, OH: 3, OW: 21, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 5, W: 5, OH: 2, OW: 2, KH: 1, KW: 1, SH: 3, SW: 3},
+		{H: 8, W: 50, OH: 3, OW: 17, KH: 2, KW: 3, SH: 3, SW: 3},
+	} {
+		x := randSlice(r, g.H*g.W)
+		for i := 0; i < len(x); i += 7 {
+			x[i] = x[i/2] // ties
+		}
+		x[3], x[g.W+5] = float32(math.NaN()), float32(math.Inf(-1))
+		x64 := make([]float64, len(x))
+		for i, v := range x {
+			x64[i] = float64(v)
+		}
+		n := g.OH * g.OW
+		y, m := make([]float32, n), make([]int32, n)
+		y64, m64 := make([]float64, n), make([]int32, n)
+		MaxPoolPlane(g, x, y, m)
+		MaxPoolPlane(g, x64, y64, m64)
+		for i := range y {
+			if m[i] != m64[i] || float64(y[i]) != y64[i] {
+				t.Fatalf("%+v output %d: (%v, %d), want (%v, %d)", g, i, y[i], m[i], y64[i], m64[i])
+			}
+		}
+	}
+}
