@@ -504,10 +504,11 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {
 	xv, yv := x.Host(), y.Host()
 	in, out := g.H*g.W, g.OH*g.OW
+	div := AvePoolDivisors[T](g)
 	Parallel(planes, func(_, lo, hi int) {
 		rs := make([]T, g.W)
 		for p := lo; p < hi; p++ {
-			AvePoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], rs)
+			AvePoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], rs, div)
 		}
 	})
 }
@@ -515,10 +516,11 @@ func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 func (backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
 	dyv, dxv := dy.Host(), dx.Host()
 	in, out := g.H*g.W, g.OH*g.OW
+	div := AvePoolDivisors[T](g)
 	Parallel(planes, func(_, lo, hi int) {
 		rd := make([]T, g.W)
 		for p := lo; p < hi; p++ {
-			AvePoolPlaneBackward(g, dyv[p*out:(p+1)*out], dxv[p*in:(p+1)*in], rd)
+			AvePoolPlaneBackward(g, dyv[p*out:(p+1)*out], dxv[p*in:(p+1)*in], rd, div)
 		}
 	})
 }

@@ -107,12 +107,25 @@ func AvePoolSize(g kernels.PoolGeom, y, x int) int {
 	return (h1 - h0) * (w1 - w0)
 }
 
+// AvePoolDivisors returns Caffe's divisor of every output of a plane
+// (AvePoolSize), the same for all planes: computed once per call instead
+// of once per output.
+func AvePoolDivisors[T Float](g kernels.PoolGeom) []T {
+	div := make([]T, g.OH*g.OW)
+	for oy := 0; oy < g.OH; oy++ {
+		for ox := 0; ox < g.OW; ox++ {
+			div[oy*g.OW+ox] = T(AvePoolSize(g, oy, ox))
+		}
+	}
+	return div
+}
+
 // AvePoolPlane average-pools one plane (padding counts in the divisor, as
-// in Caffe): for each output row the window's input rows are first summed
-// into rs (len ≥ g.W) with whole-row vector adds, then each output sums
-// its columns of rs. An input row is read once per output row, where a
-// window-by-window loop read it once per window.
-func AvePoolPlane[T Float](g kernels.PoolGeom, xp, yp, rs []T) {
+// in Caffe; div from AvePoolDivisors): for each output row the window's
+// input rows are first summed into rs (len ≥ g.W) with whole-row vector
+// adds, then each output sums its columns of rs. An input row is read once
+// per output row, where a window-by-window loop read it once per window.
+func AvePoolPlane[T Float](g kernels.PoolGeom, xp, yp, rs, div []T) {
 	rs = rs[:g.W]
 	for oy := 0; oy < g.OH; oy++ {
 		h0, h1, _, _ := PoolWindow(g, oy, 0)
@@ -123,32 +136,36 @@ func AvePoolPlane[T Float](g kernels.PoolGeom, xp, yp, rs []T) {
 			clear(rs) // a window past the image (stride above the kernel)
 		}
 		zeroUpper() // scalar loop after the vector adds
-		yr := yp[oy*g.OW : (oy+1)*g.OW]
+		yr, dr := yp[oy*g.OW:(oy+1)*g.OW], div[oy*g.OW:(oy+1)*g.OW]
 		for ox := range yr {
-			_, _, w0, w1 := PoolWindow(g, oy, ox)
+			w0 := ox*g.SW - g.PW
+			w1 := min(w0+g.KW, g.W)
 			var s T
-			for i := w0; i < w1; i++ {
+			for i := max(w0, 0); i < w1; i++ {
 				s += rs[i]
 			}
-			yr[ox] = s / T(AvePoolSize(g, oy, ox))
+			yr[ox] = s / dr[ox]
 		}
 	}
 }
 
 // AvePoolPlaneBackward overwrites one plane's dx with dy spread evenly
-// over each window: per output row, the row's contributions are gathered
-// in rd (len ≥ g.W), then added to each input row the windows cover.
-func AvePoolPlaneBackward[T Float](g kernels.PoolGeom, dyp, dxp, rd []T) {
+// over each window (div from AvePoolDivisors): per output row, the row's
+// contributions are gathered in rd (len ≥ g.W), then added to each input
+// row the windows cover.
+func AvePoolPlaneBackward[T Float](g kernels.PoolGeom, dyp, dxp, rd, div []T) {
 	rd = rd[:g.W]
 	clear(dxp[:g.H*g.W])
 	for oy := 0; oy < g.OH; oy++ {
 		h0, h1, _, _ := PoolWindow(g, oy, 0)
 		zeroUpper()
 		clear(rd)
+		dr := div[oy*g.OW : (oy+1)*g.OW]
 		for ox, d := range dyp[oy*g.OW : (oy+1)*g.OW] {
-			_, _, w0, w1 := PoolWindow(g, oy, ox)
-			d /= T(AvePoolSize(g, oy, ox))
-			for i := w0; i < w1; i++ {
+			w0 := ox*g.SW - g.PW
+			w1 := min(w0+g.KW, g.W)
+			d /= dr[ox]
+			for i := max(w0, 0); i < w1; i++ {
 				rd[i] += d
 			}
 		}

@@ -87,8 +87,9 @@ func TestAvePoolPlaneMatchesWindows(t *testing.T) {
 	} {
 		x, dy := randSlice(r, g.H*g.W), randSlice(r, g.OH*g.OW)
 		y, dx := make([]float32, g.OH*g.OW), make([]float32, g.H*g.W)
-		AvePoolPlane(g, x, y, make([]float32, g.W))
-		AvePoolPlaneBackward(g, dy, dx, make([]float32, g.W))
+		div := AvePoolDivisors[float32](g)
+		AvePoolPlane(g, x, y, make([]float32, g.W), div)
+		AvePoolPlaneBackward(g, dy, dx, make([]float32, g.W), div)
 		wantY, wantDx := make([]float64, len(y)), make([]float64, len(dx))
 		for oy := 0; oy < g.OH; oy++ {
 			for ox := 0; ox < g.OW; ox++ {
