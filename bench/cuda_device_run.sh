@@ -5,11 +5,14 @@
 # (when the machine has it) and GoCaffe's own GEMM kernels, fp32 and TF32,
 # bench/torch/gpu.py, a full LeNet run (10,000 iterations) with its peak GPU
 # memory, its iteration-5000 snapshot resumed on the CPU, and a kernel-time
-# profile of LeNet b64 with ncu. The machine needs the NVIDIA driver, Python
+# profile of LeNet b64 with ncu; also the next batch copied on a second stream
+# (GOCAFFE_CUDA_COPY_STREAM=1) and convolutions on cuDNN (GOCAFFE_CUDNN_CONV=1,
+# cuDNN found as goexec finds it, e.g. in PyTorch's nvidia wheels), fp32 and
+# TF32. The machine needs the NVIDIA driver, Python
 # with PyTorch, and no Go: build the binaries elsewhere.
 #
 #   make goexec-cuda && D=build/device && mkdir -p $D && cp bin/goexec-cuda $D/
-#   for p in kernels/cuda caffe/network caffe/solver; do
+#   for p in kernels/cuda kernels/cuda/cudnn caffe/network caffe/solver; do
 #     GOEXPERIMENT=simd go test -tags cuda -c -o $D/$(basename $p).test ./$p; done
 #   cp <MNIST's four .gz files> $D/mnist/      # or any GOCAFFE_MNIST_DIR
 #   # on the GPU machine, from the repository root, with OUT a results folder:
@@ -35,19 +38,23 @@ bench() { # bench LABEL EXTRA-FLAGS...: one line per case
 	done
 }
 echo "== tests"
-for t in kernels/cuda:cuda caffe/network:network caffe/solver:solver; do
+for t in kernels/cuda:cuda kernels/cuda/cudnn:cudnn caffe/network:network caffe/solver:solver; do
 	dir=${t%%:*} bin=$B/${t##*:}.test
 	[ -x "$bin" ] || continue
-	run=(); [ "$dir" != kernels/cuda ] && run=(-test.run CUDA)
+	run=(); case $dir in kernels/cuda*) ;; *) run=(-test.run 'CUDA|CUDNN') ;; esac
 	(cd "$dir" && timeout 90 "$bin" -test.count=1 -test.v "${run[@]}" >"$OUT/test_${t##*:}.log" 2>&1
 		echo "$dir: rc=$? passed $(grep -c -- '--- PASS' "$OUT/test_${t##*:}.log"), failed $(grep -c -- '--- FAIL' "$OUT/test_${t##*:}.log")")
 done
 echo "== bench, iterations replayed as CUDA graphs"; bench graphs
 echo "== bench, kernel by kernel"; bench eager -graphs=false
-"$B/goexec-cuda" cuda-probe -device 0 2>&1 | tail -1 # which GEMMs: cuBLAS (where found) or own kernels
+"$B/goexec-cuda" cuda-probe -device 0 2>&1 | tail -2 # cuBLAS and cuDNN: where found, or where looked for
 echo "== bench, GoCaffe's own GEMM kernels (GOCAFFE_CUBLAS=off)"; GOCAFFE_CUBLAS=off bench own
 echo "== bench, TF32 tensor cores (GOCAFFE_CUDA_TF32=1), cuBLAS when found"; GOCAFFE_CUDA_TF32=1 bench tf32
 echo "== bench, TF32 on GoCaffe's own kernel"; GOCAFFE_CUBLAS=off GOCAFFE_CUDA_TF32=1 bench own_tf32
+echo "== bench, the next batch on a copy stream (GOCAFFE_CUDA_COPY_STREAM=1)"; GOCAFFE_CUDA_COPY_STREAM=1 bench copy
+echo "== bench, convolutions on cuDNN (GOCAFFE_CUDNN_CONV=1)"; GOCAFFE_CUDNN_CONV=1 bench cudnn
+echo "== bench, cuDNN and the copy stream"; GOCAFFE_CUDNN_CONV=1 GOCAFFE_CUDA_COPY_STREAM=1 bench cudnn_copy
+echo "== bench, cuDNN with TF32"; GOCAFFE_CUDNN_CONV=1 GOCAFFE_CUDA_TF32=1 bench cudnn_tf32
 echo "== PyTorch on the same GPU"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch/gpu.py 2>&1 | tee "$OUT/torch.log" | grep -v '^$' | tail -14
 echo "== LeNet, 10,000 iterations on the GPU"

@@ -444,3 +444,30 @@ type Recording interface {
 	// Release frees the recording.
 	Release()
 }
+
+// ConvShape is one 2-D convolution (cross-correlation, as Caffe's): N
+// images of C×H×W into K channels of OH×OW, the channels in Groups groups,
+// the weights K×(C/Groups)×KH×KW, every blob N·C·H·W contiguous.
+type ConvShape struct {
+	N, C, H, W, K, Groups, OH, OW int
+	Geom                          ConvGeom
+}
+
+// Convolver is implemented by backends that can run a whole convolution
+// in a library (cuDNN) instead of Im2col and GEMMs. ConvPlan returns nil,
+// and why, when it does not run s (the library missing, not selected, or
+// without an algorithm for s): the layer then uses Im2col and the GEMMs.
+// Plans are made before any recording (the eager iteration makes them).
+type Convolver[T Float] interface {
+	ConvPlan(s ConvShape) (ConvPlan[T], string)
+}
+
+// ConvPlan runs one ConvShape with the algorithms chosen when it was made.
+type ConvPlan[T Float] interface {
+	// Forward overwrites y (N×K×OH×OW) with the convolution of x by w.
+	Forward(x, w, y Vec[T])
+	// BackwardData overwrites dx (N×C×H×W) with the gradient by x.
+	BackwardData(dy, w, dx Vec[T])
+	// BackwardFilter adds the gradient by w to dw.
+	BackwardFilter(x, dy, dw Vec[T])
+}

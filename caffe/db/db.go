@@ -5,7 +5,9 @@
 // LMDB uses github.com/PowerDNS/lmdb-go, a cgo binding that compiles LMDB's
 // own C source (no system library needed); LevelDB uses
 // github.com/syndtr/goleveldb, pure Go, which reads the Snappy-compressed
-// tables C++ LevelDB writes.
+// tables C++ LevelDB writes: its database to write, its table, journal and
+// memdb readers to read (the live files the MANIFEST lists, merged here:
+// leveldb_ranges.go), so that a key range can be read from its own tables.
 package db
 
 import (

@@ -490,6 +490,19 @@ func (l *convBase[T]) batchIm2col(x kernels.Vec[T], lo, hi int, col kernels.Vec[
 	return col.Slice(0, (hi-lo)*l.kdim*l.spec.group*l.colH*l.colW)
 }
 
+// libraryConv is the backend's library convolution (cuDNN) for this
+// layer's shape, or nil: the backend has none, does not use it now, or
+// has no algorithm for the shape (then Im2col and the GEMMs run).
+func (l *convBase[T]) libraryConv() kernels.ConvPlan[T] {
+	cv, ok := l.be.(kernels.Convolver[T])
+	if !ok || l.deconv || l.num == 0 {
+		return nil
+	}
+	p, _ := cv.ConvPlan(kernels.ConvShape{N: l.num, C: l.imC, H: l.imH, W: l.imW, K: l.outC, Groups: l.spec.group,
+		OH: l.colH, OW: l.colW, Geom: l.kgeom()})
+	return p
+}
+
 // forwardBatched computes top = W·im2col(bottom) + bias with one im2col,
 // one batched GEMM per group and one bias pass per chunk of images, and
 // keeps the columns for Backward when one chunk holds the whole batch.
@@ -499,6 +512,17 @@ func (l *convBase[T]) forwardBatched(bottom, top []*blob.Blob[T]) {
 	oc := l.outC / G
 	outDim, colLen := l.outC*sp, l.kdim*G*sp
 	w := l.weight.DataOn(be)
+	if p := l.libraryConv(); p != nil {
+		for i := range bottom {
+			y := top[i].MutableDataOn(be)
+			p.Forward(bottom[i].DataOn(be), w, y)
+			if l.bias != nil {
+				l.relu.addBias(be, y, l.bias.DataOn(be), l.num, l.outC, sp)
+			}
+		}
+		l.cacheOK = false
+		return
+	}
 	nb, buf := l.batchChunk()
 	for i := range bottom {
 		x, y := bottom[i].DataOn(be), top[i].MutableDataOn(be)
@@ -529,6 +553,20 @@ func (l *convBase[T]) backwardBatched(top []*blob.Blob[T], propagateDown []bool,
 	inDim, outDim, colLen := l.imC*l.imH*l.imW, l.outC*sp, l.kdim*G*sp
 	w := l.weight.DataOn(be)
 	dw := l.weight.MutableDiffOn(be)
+	if p := l.libraryConv(); p != nil {
+		for i := range top {
+			x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
+			if l.bias != nil {
+				be.BiasGrad(dy, l.bias.MutableDiffOn(be), l.num, l.outC, sp)
+			}
+			p.BackwardFilter(x, dy, dw)
+			if propagateDown[i] {
+				p.BackwardData(dy, w, bottom[i].MutableDiffOn(be))
+			}
+		}
+		l.cacheOK = false
+		return
+	}
 	cached := l.cacheOK
 	nb, buf := l.batchChunk()
 	for i := range top {

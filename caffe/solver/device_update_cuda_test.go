@@ -76,3 +76,123 @@ func TestRecordedIterationsOnCUDA(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The next batch copied in on a second stream (Device.SetCopyStream)
+// changes nothing that is computed: the same net trained from recorded
+// iterations with and without the copy stream ends with bit-identical
+// weights, history and losses.
+func TestCopyStreamOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	c := `type: "SGD" display: 4`
+	var ps [2][]Progress
+	run := func(k int, copyStream bool) *Solver[float32] {
+		if err := g.D.SetCopyStream(copyStream); err != nil {
+			t.Fatal(err)
+		}
+		s := newWith[float32](t, solverParam(t, c), tinyImages(32), WithDevice[float32](g),
+			WithProgress[float32](func(p Progress) { ps[k] = append(ps[k], p) }))
+		for range 2 {
+			if err := s.Step(t.Context(), 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	single, two := run(0, false), run(1, true)
+	if err := g.D.SetCopyStream(false); err != nil {
+		t.Fatal(err)
+	}
+	if single.Replays() != 13 || two.Replays() != 13 {
+		t.Fatalf("%d and %d iterations replayed, want 13 each (%s %s)", single.Replays(), two.Replays(), single.whyEager, two.whyEager)
+	}
+	for what, ab := range map[string][2][]float64{"weights": {weights(single), weights(two)}, "history": {history(single), history(two)}} {
+		a, b := ab[0], ab[1]
+		if len(a) != len(b) || len(a) == 0 {
+			t.Fatalf("%s: %d and %d values", what, len(a), len(b))
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s %d: %g with one stream, %g with the copy stream (relative error over all %.3g)", what, i, a[i], b[i], relDiff(b, a))
+			}
+		}
+	}
+	if len(ps[0]) != len(ps[1]) || len(ps[0]) == 0 {
+		t.Fatalf("%d and %d progress reports", len(ps[0]), len(ps[1]))
+	}
+	for i := range ps[0] {
+		if ps[0][i].Loss != ps[1][i].Loss {
+			t.Errorf("report %d (iteration %d): loss %g with one stream, %g with the copy stream", i, ps[0][i].Iter, ps[0][i].Loss, ps[1][i].Loss)
+		}
+	}
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// convNet has a grouped, padded convolution with a fused ReLU before an
+// inner product: convolutions that cuDNN runs forward, backward data and
+// backward filter.
+const convNet = `
+name: "conv"
+layer { name: "d" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: 8 channels: 2 height: 3 width: 3 } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 6 kernel_size: 2 pad: 1 group: 2
+    weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "conv2" type: "Convolution" bottom: "conv" top: "conv2"
+  convolution_param { num_output: 5 kernel_size: 3 stride: 2
+    weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv2" top: "fc"
+  inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+`
+
+// Convolutions on cuDNN are recorded in the iteration's CUDA graph (every
+// iteration that does not read the loss is replayed) and replay what
+// launching them computes; and they train as GoCaffe's own convolution
+// kernels do, to float32's rounding over 20 iterations.
+func TestCuDNNTrainingOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	if !g.D.UseDNN(true) {
+		t.Skipf("cuDNN not loaded, cuDNN test skipped: %s", g.D.DNN())
+	}
+	defer g.D.UseDNN(false)
+	c := `type: "SGD" display: 4`
+	run := func(dnn bool, opts ...Option[float32]) *Solver[float32] {
+		g.D.UseDNN(dnn)
+		s := newWith[float32](t, solverParamFor(t, convNet, c), tinyImages(32), append(opts, WithDevice[float32](g))...)
+		for range 2 {
+			if err := s.Step(t.Context(), 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	before := g.D.DNNCalls()
+	rec, eager := run(true), run(true, WithoutGraphs[float32]())
+	if g.D.DNNCalls() == before {
+		t.Fatal("no convolution ran on cuDNN")
+	}
+	own := run(false)
+	if rec.Replays() != 13 {
+		t.Fatalf("%d iterations replayed with cuDNN, want 13 (%s)", rec.Replays(), rec.whyEager)
+	}
+	if e := relDiff(weights(rec), weights(eager)); !(e <= 1e-6) {
+		t.Errorf("weights: relative error %.3g between replayed and launched cuDNN iterations", e)
+	}
+	if e := relDiff(weights(rec), weights(own)); !(e <= 1e-4) {
+		t.Errorf("weights: relative error %.3g between cuDNN and GoCaffe's convolution kernels", e)
+	}
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -94,7 +94,12 @@ func (b *buffer) Free() {
 type backend[T Float] struct {
 	g *GPU
 	o Ops[T]
+
+	mu    sync.Mutex
+	convs map[convKey]convEntry // cuDNN plans by shape (ConvPlan)
 }
+
+var _ kernels.Convolver[float32] = (*backend[float32])(nil)
 
 // ptr is the device address of v's first element. A host Vec here is a
 // caller's bug (the blob hands out device Vecs to a device backend): it is

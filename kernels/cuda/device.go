@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/gocaffe/gocaffe/kernels/cuda/cublas"
+	"github.com/gocaffe/gocaffe/kernels/cuda/cudnn"
 	"github.com/gocaffe/gocaffe/kernels/cuda/graph"
 	"gorgonia.org/cu"
 )
@@ -46,6 +47,16 @@ type Device struct {
 	stageNext   int
 	syncUploads bool
 
+	// copyStream, when copyOn (GOCAFFE_CUDA_COPY_STREAM=1 or
+	// SetCopyStream): a staged upload's host-to-device copy runs on this
+	// second stream into the slot's device buffer (stageDevSize bytes
+	// each), while the stream's earlier work (the current iteration) runs;
+	// the stream then waits for that copy (an event, no host wait) and
+	// copies the slot's buffer to the destination device to device.
+	copyStream   cu.Stream
+	copyOn       bool
+	stageDevSize int
+
 	// GEMMs: cuBLAS when the node has it (blas, on the stream, with its
 	// own workspace blasWS), else GoCaffe's kernels; blasNote is the one
 	// line that says which and where cuBLAS was looked for. useBLAS: the
@@ -61,6 +72,21 @@ type Device struct {
 	// idle is split over the batch into splitWS (splitBytes, grown by an
 	// eager iteration, never while capturing); noSplit turns that off
 	// (tests compare both).
+	// cuDNN when the node has it (dnnLib; the handle dnn made with the
+	// first convolution, on the stream); dnnNote says which and where, or
+	// where it was looked for. useDNN: convolutions go to cuDNN
+	// (GOCAFFE_CUDNN_CONV=1 or UseDNN). dnnWS: the workspace of dnnWSBytes
+	// every cuDNN call gets; dnnOld: workspaces it outgrew, which recorded
+	// graphs may still use, kept until Close.
+	dnnLib     *cudnn.Loaded
+	dnn        *cudnn.Handle
+	dnnNote    string
+	useDNN     bool
+	dnnWS      Ptr
+	dnnWSBytes int
+	dnnOld     []Ptr
+	dnnCalls   int64
+
 	splitWS    Ptr
 	splitBytes int
 	noSplit    bool
@@ -82,9 +108,16 @@ const stageMax = 16 << 20
 
 // stageSlot is one page-locked upload buffer and the event recorded after
 // the copy out of it.
+//
+// With the copy stream, dev is the slot's device buffer: ev is recorded on
+// the copy stream after the copy into dev (the host waits for it before
+// refilling p), used on the stream after the copy out of dev (the copy
+// stream waits for it before refilling dev).
 type stageSlot struct {
-	p  unsafe.Pointer
-	ev cu.Event
+	p    unsafe.Pointer
+	ev   cu.Event
+	dev  cu.DevicePtr
+	used cu.Event
 }
 
 // Count returns the number of CUDA devices, or an error that says why
@@ -159,9 +192,18 @@ func Open(ordinal int) (*Device, error) {
 		if d.stage[i].ev, err = cu.MakeEvent(cu.DisableTiming); err != nil {
 			return fail(fmt.Errorf("CUDA device %d: event: %w", ordinal, err))
 		}
+		if d.stage[i].used, err = cu.MakeEvent(cu.DisableTiming); err != nil {
+			return fail(fmt.Errorf("CUDA device %d: event: %w", ordinal, err))
+		}
 	}
 	d.syncUploads = os.Getenv("GOCAFFE_CUDA_SYNC_UPLOADS") == "1"
+	if os.Getenv(CopyStreamSetting) == "1" {
+		if err := d.setCopyStream(true); err != nil {
+			return fail(err)
+		}
+	}
 	d.openBLAS()
+	d.openDNN()
 	if os.Getenv(TF32Setting) == "1" {
 		d.tf32 = true
 		if d.blas != nil {
@@ -171,6 +213,40 @@ func Open(ordinal int) (*Device, error) {
 		}
 	}
 	return d, nil
+}
+
+// CopyStreamSetting is the environment variable that, set to 1, copies
+// staged uploads (the next batch) in on a second stream while the
+// device's stream runs the work issued before them (see Upload). Off by
+// default until its GPU tests have passed on a device.
+const CopyStreamSetting = "GOCAFFE_CUDA_COPY_STREAM"
+
+// SetCopyStream turns the second upload stream on or off (see Upload);
+// uploads issued before keep their order either way.
+func (d *Device) SetCopyStream(on bool) error {
+	d.enter()
+	defer d.leave()
+	return d.setCopyStream(on)
+}
+
+// setCopyStream is SetCopyStream, entered.
+func (d *Device) setCopyStream(on bool) error {
+	if on && d.copyStream == (cu.Stream{}) {
+		s, err := cu.MakeStream(cu.NonBlocking)
+		if err != nil {
+			return fmt.Errorf("%s: copy stream: %w", d.Name(), err)
+		}
+		d.copyStream = s
+	}
+	d.copyOn = on
+	return nil
+}
+
+// CopyStream reports whether staged uploads go through the second stream.
+func (d *Device) CopyStream() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.copyOn
 }
 
 // TF32Setting is the environment variable that, set to 1, lets float32
@@ -332,6 +408,7 @@ func (d *Device) Close() error {
 	if d.splitWS != 0 {
 		_ = cu.MemFree(d.splitWS)
 	}
+	d.closeDNN()
 	return d.ctx.Destroy()
 }
 
@@ -410,9 +487,12 @@ func (d *Device) Free(p Ptr) {
 // Upload copies bytes from host memory at src to p in stream order. src
 // may be reused when it returns: an upload of up to stageMax bytes is
 // copied into a page-locked slot and returns without waiting for the
-// device; a larger one waits for its copy. An upload while the stream is
-// recording a graph is refused (a recorded copy would replay whatever the
-// slot holds then).
+// device; a larger one waits for its copy. With the copy stream on
+// (SetCopyStream), a staged upload's host-to-device copy runs beside the
+// work issued before it and the stream waits for it (uploadVia): the
+// stream sees the data exactly where the single-stream copy put it. An
+// upload while the stream is recording a graph is refused (a recorded
+// copy would replay whatever the slot holds then).
 func (d *Device) Upload(p Ptr, src unsafe.Pointer, bytes int) error {
 	if bytes == 0 {
 		return nil
@@ -433,12 +513,20 @@ func (d *Device) Upload(p Ptr, src unsafe.Pointer, bytes int) error {
 			return err
 		}
 	}
+	if d.copyOn && d.stageDevSize < d.stageSize {
+		if err := d.growDevStage(); err != nil {
+			return err
+		}
+	}
 	sl := &d.stage[d.stageNext]
 	d.stageNext = (d.stageNext + 1) % stageSlots
 	if err := sl.ev.Synchronize(); err != nil { // the slot's last copy is done
 		return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
 	}
 	copy(unsafe.Slice((*byte)(sl.p), bytes), unsafe.Slice((*byte)(src), bytes))
+	if d.copyOn {
+		return d.uploadVia(sl, p, bytes)
+	}
 	if err := cu.MemcpyHtoDAsync(p, sl.p, int64(bytes), d.stream); err != nil {
 		return fmt.Errorf("%s: upload of %d bytes: %w", d.Name(), bytes, err)
 	}
@@ -448,11 +536,83 @@ func (d *Device) Upload(p Ptr, src unsafe.Pointer, bytes int) error {
 	return nil
 }
 
+// uploadVia copies bytes from slot sl's page-locked buffer to p through
+// the slot's device buffer: host to device on the copy stream (after the
+// stream's last copy out of that buffer), then device to device on the
+// stream after the first copy completes. The host waits for neither.
+// Called entered.
+func (d *Device) uploadVia(sl *stageSlot, p Ptr, bytes int) error {
+	fail := func(err error) error {
+		return fmt.Errorf("%s: upload of %d bytes on the copy stream: %w", d.Name(), bytes, err)
+	}
+	if err := d.copyStream.Wait(sl.used, 0); err != nil {
+		return fail(err)
+	}
+	if err := cu.MemcpyHtoDAsync(sl.dev, sl.p, int64(bytes), d.copyStream); err != nil {
+		return fail(err)
+	}
+	if err := sl.ev.Record(d.copyStream); err != nil {
+		return fail(err)
+	}
+	if err := d.stream.Wait(sl.ev, 0); err != nil {
+		return fail(err)
+	}
+	if err := cu.MemcpyDtoDAsync(p, sl.dev, int64(bytes), d.stream); err != nil {
+		return fail(err)
+	}
+	if err := sl.used.Record(d.stream); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// growDevStage gives every slot a device buffer of stageSize bytes (after
+// both streams' work is done). The buffers are the device's own, counted
+// in Memory. Called entered.
+func (d *Device) growDevStage() error {
+	if err := d.syncBoth(); err != nil {
+		return err
+	}
+	for i := range d.stage {
+		if d.stage[i].dev != 0 {
+			_ = cu.MemFree(d.stage[i].dev)
+			d.stage[i].dev = 0
+			d.live -= int64(d.stageDevSize)
+		}
+	}
+	d.stageDevSize = 0
+	for i := range d.stage {
+		p, err := cu.MemAlloc(int64(d.stageSize))
+		if err != nil {
+			return fmt.Errorf("%s: device upload buffer of %d bytes: %w", d.Name(), d.stageSize, err)
+		}
+		d.stage[i].dev = p
+		d.live += int64(d.stageSize)
+		d.peak = max(d.peak, d.live)
+	}
+	d.stageDevSize = d.stageSize
+	return nil
+}
+
+// syncBoth waits for the stream and, when there is one, the copy stream.
+// Called entered.
+func (d *Device) syncBoth() error {
+	if err := d.stream.Synchronize(); err != nil {
+		return fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	if d.copyStream != (cu.Stream{}) {
+		if err := d.copyStream.Synchronize(); err != nil {
+			return fmt.Errorf("%s: copy stream: %w", d.Name(), err)
+		}
+	}
+	return nil
+}
+
 // growStage makes every upload slot hold at least bytes (after the copies
 // out of the old ones are done). Called entered.
 func (d *Device) growStage(bytes int) error {
-	if err := d.stream.Synchronize(); err != nil {
-		return fmt.Errorf("%s: %w", d.Name(), err)
+	if err := d.syncBoth(); err != nil {
+		return err
 	}
 	size := max(bytes, 2*d.stageSize, 1<<20)
 	size = min(max(size, bytes), stageMax)

@@ -81,6 +81,8 @@ func dbRows(args []string, stdout, stderr io.Writer) error {
 	startHex := fs.String("start", "", "first key, hex (empty: the first record)")
 	endHex := fs.String("end", "", "key past the range, hex (empty: to the end)")
 	maxBad := fs.Float64("max-bad", data.DefaultMaxBadShare, "share of the range's records that may be unusable")
+	files := fs.String("files", "", "LevelDB only: read only these comma-separated table and log files of the directory "+
+		"(those ldb-plan chose for the range)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -103,7 +105,15 @@ func dbRows(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-end %q: %w", *endHex, err)
 		}
 	}
-	d, err := db.Open(b, pos[0])
+	var d db.DB
+	if *files != "" {
+		if b != db.LevelDB {
+			return fmt.Errorf("-files is for -backend leveldb")
+		}
+		d, err = db.OpenLevelDBFiles(pos[0], strings.Split(*files, ","))
+	} else {
+		d, err = db.Open(b, pos[0])
+	}
 	if err != nil {
 		return err
 	}
@@ -170,4 +180,58 @@ func dbRows(args []string, stdout, stderr io.Writer) error {
 	be.PutUint32(end[:], 0xffffffff)
 	w.Write(end[:])
 	return errors.Join(w.Flush())
+}
+
+func runLDBPlan(args []string) error { return ldbPlan(args, os.Stdout, os.Stderr) }
+
+// ldbPlan cuts a LevelDB into key ranges from its MANIFEST and live logs
+// alone, for a database on a remote file system: DIR holds a copy of its
+// CURRENT, the MANIFEST that names and its live logs (no table), -listing
+// the names of the files in the database's directory, one per line. It prints one line per range: "range", the hex
+// start and end keys (empty: unbounded) and the comma-separated files a
+// reader of the range needs (its tables and the live logs), tab-separated;
+// or "empty" for a range with nothing in it.
+func ldbPlan(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ldb-plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	parts := fs.Int("parts", 1, "number of key ranges")
+	listing := fs.String("listing", "", "file naming the database directory's files, one per line")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *listing == "" {
+		return fmt.Errorf("want -listing FILE and one directory holding CURRENT and the MANIFEST, got %q", pos)
+	}
+	m, err := db.ReadLevelDBManifest(pos[0])
+	if err != nil {
+		return err
+	}
+	lb, err := os.ReadFile(*listing)
+	if err != nil {
+		return err
+	}
+	names := strings.Fields(string(lb))
+	// The live logs, copied into DIR beside the MANIFEST: their keys are
+	// cut too (a database written with a big write buffer may be all log).
+	live, err := m.Files(names, nil)
+	if err != nil {
+		return err
+	}
+	logs, err := db.LevelDBLogRecords(pos[0], live)
+	if err != nil {
+		return err
+	}
+	for _, r := range m.SplitByTables(*parts, logs) {
+		if r.Empty {
+			fmt.Fprintln(stdout, "empty")
+			continue
+		}
+		files, err := m.Files(names, r.Tables)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "range\t%s\t%s\t%s\n", hex.EncodeToString(r.Start), hex.EncodeToString(r.End), strings.Join(files, ","))
+	}
+	return nil
 }

@@ -42,22 +42,25 @@ func devicePeak(d kernels.Device) int64 {
 
 // deviceGEMM is the one line that says which GEMMs a GPU device runs:
 // cuBLAS (the library and where it was found) or GoCaffe's own kernels
-// (and where cuBLAS was looked for), and whether TF32 is allowed ("" on
-// the CPU).
+// (and where cuBLAS was looked for), whether TF32 is allowed, and whether
+// cuDNN was found (where) and runs the convolutions ("" on the CPU).
 func deviceGEMM(d kernels.Device) string {
 	g, ok := d.(*cuda.GPU)
 	if !ok {
 		return ""
 	}
+	line := g.D.BLAS()
 	if g.D.TF32() {
-		return g.D.BLAS() + "; float32 GEMMs may use TF32 tensor cores (" + cuda.TF32Setting + "=1)"
+		line += "; float32 GEMMs may use TF32 tensor cores (" + cuda.TF32Setting + "=1)"
 	}
-	return g.D.BLAS()
+	return line + "; " + g.D.DNN()
 }
 
 // devicePrecision is how a device's float32 GEMMs compute: "tf32" on a
 // GPU that allows TF32 tensor cores, else "fp32"; cuBLAS or GoCaffe's own
-// kernels is added on a GPU ("fp32 cuBLAS", "tf32 own").
+// kernels is added on a GPU ("fp32 cuBLAS", "tf32 own GEMM"), after
+// "cuDNN conv," ("cuDNN conv unused," when no convolution ran on it) and
+// "copy stream," when those are on.
 func devicePrecision(d kernels.Device) string {
 	g, ok := d.(*cuda.GPU)
 	if !ok {
@@ -66,6 +69,16 @@ func devicePrecision(d kernels.Device) string {
 	p := "fp32"
 	if g.D.TF32() {
 		p = "tf32"
+	}
+	if g.D.UsesDNN() {
+		if g.D.DNNCalls() > 0 {
+			p += " cuDNN conv,"
+		} else {
+			p += " cuDNN conv unused,"
+		}
+	}
+	if g.D.CopyStream() {
+		p += " copy stream,"
 	}
 	if g.D.UsesBLAS() {
 		return p + " cuBLAS"
@@ -80,7 +93,9 @@ func cudaCommands() map[string]command {
 	}
 }
 
-// runCUDAProbe opens GPU -device and prints "cuda:N <model> driver <version>".
+// runCUDAProbe opens GPU -device and prints "cuda:N <model> driver
+// <version>", then the line that says whether cuBLAS and cuDNN were found
+// and where (or where they were looked for).
 func runCUDAProbe(args []string) error {
 	fs := flag.NewFlagSet("cuda-probe", flag.ContinueOnError)
 	ordinal := fs.Int("device", 0, "GPU ordinal (as CUDA numbers the visible devices)")
@@ -95,6 +110,6 @@ func runCUDAProbe(args []string) error {
 		return err
 	}
 	defer g.Close()
-	fmt.Printf("%s %s driver %d\n%s\n", g.Name(), g.D.Model(), cuda.DriverVersion(), deviceGEMM(g))
+	fmt.Printf("%s %s driver %d\n%s\n%s\n", g.Name(), g.D.Model(), cuda.DriverVersion(), g.D.BLAS(), g.D.DNN())
 	return nil
 }

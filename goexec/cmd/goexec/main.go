@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"compute_image_mean": {"write a database's mean image as a binaryproto", runComputeImageMean},
 		"db-split":           {"cut an LMDB/LevelDB into key ranges (for the Spark shim)", runDBSplit},
 		"db-rows":            {"stream one key range of an LMDB/LevelDB (for the Spark shim)", runDBRows},
+		"ldb-plan":           {"cut a remote LevelDB into key ranges from its MANIFEST (for the Spark shim)", runLDBPlan},
 		"h5-split":           {"check an HDF5Data list and count its files' rows (for the Spark shim)", runH5Split},
 		"h5-rows":            {"stream one row range of an HDF5 file (for the Spark shim)", runH5Rows},
 	}

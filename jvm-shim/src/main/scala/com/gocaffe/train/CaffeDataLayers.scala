@@ -38,7 +38,7 @@ object CaffeDataLayers {
       for (i <- 0 until b.getLayerCount if isData(b.getLayer(i)))
         b.setLayer(i, asMemoryData(b.getLayer(i), spec.solverPath, hadoop, shapes))
       for (i <- 0 until b.getLayerCount if isHDF5(b.getLayer(i)))
-        b.setLayer(i, asCoSData(b.getLayer(i), spec.solverPath))
+        b.setLayer(i, asCoSData(b.getLayer(i), spec.solverPath, hadoop))
       b.build()
     }
     val sb = s.toBuilder
@@ -55,12 +55,12 @@ object CaffeDataLayers {
   /** An HDF5Data layer as the CoSData layer [[HDF5Source]] feeds, its list
     * and every file's headers checked here, before training starts.
     */
-  private def asCoSData(l: LayerParameter, solverPath: String): LayerParameter = {
+  private def asCoSData(l: LayerParameter, solverPath: String, hadoop: Configuration): LayerParameter = {
     val p = l.getHdf5DataParam
     val what = s"$solverPath: data layer '${l.getName}': HDF5 list ${p.getSource}"
     if (p.getBatchSize <= 0) throw new GoCaffeException(s"$what: hdf5_data_param.batch_size must be positive")
     if (l.getTopCount == 0) throw new GoCaffeException(s"$what: no top (each top names a dataset)")
-    HDF5Source.asCoSData(l, HDF5Source.split(p.getSource, l.getTopList.toArray.map(_.toString).toSeq, what))
+    HDF5Source.asCoSData(l, HDF5Source.split(p.getSource, l.getTopList.toArray.map(_.toString).toSeq, what, hadoop))
   }
 
   private def asMemoryData(l: LayerParameter, solverPath: String, hadoop: Configuration,

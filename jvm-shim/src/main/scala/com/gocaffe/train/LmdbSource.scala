@@ -4,7 +4,7 @@ import java.io.{BufferedInputStream, DataInputStream, EOFException}
 import java.nio.charset.StandardCharsets
 import java.nio.file.{Files, Path => JPath, Paths, StandardCopyOption}
 import java.nio.file.attribute.PosixFilePermissions
-import java.util.concurrent.{ConcurrentHashMap, ConcurrentLinkedQueue}
+import java.util.concurrent.ConcurrentLinkedQueue
 
 import scala.collection.mutable.ArrayBuffer
 import scala.jdk.CollectionConverters._
@@ -53,8 +53,13 @@ final case class UnusableSink(acc: CollectionAccumulator[String], counted: Boole
   * ([[RemoteLmdb]]; the driver cuts the ranges from the branch pages);
   * `file:` and plain paths are read in place by `goexec db-rows` (mmap) and
   * must exist on every node, unless [[PositionedReads]] is set. A LevelDB
-  * on a remote file system is copied to the reading node's local disk first,
-  * once per JVM and path, into java.io.tmpdir.
+  * on a remote file system (or any LevelDB with [[RemoteReads]] set) is cut
+  * by the driver from its MANIFEST and live log alone (`goexec ldb-plan`:
+  * key ranges at tables' boundaries and log keys, of about equal bytes);
+  * each task copies only
+  * the live tables that overlap its range and the live log into a
+  * directory of its own under java.io.tmpdir, reads the range
+  * (`goexec db-rows -files`) and deletes the copies.
   *
   * Records that are not usable Datums are skipped and counted per range;
   * goexec drops the rows whose image does not decode or does not fit the
@@ -100,6 +105,7 @@ object LmdbSource {
   def shapeOf(source: String, backend: String, forceColor: Boolean, forceGray: Boolean, what: String,
               hadoop: Configuration): (Int, Int, Int) = {
     if (positioned(source, backend, hadoop)) return remoteShape(source, forceColor, forceGray, what, hadoop)
+    if (remoteLevelDB(source, backend, hadoop)) return remoteLevelDBShape(source, forceColor, forceGray, what, hadoop)
     val local = localize(source, backend, hadoop)
     val args = Seq("db-split", "-backend", backend, "-shape") ++
       (if (forceColor) Seq("-force-color") else Nil) ++ (if (forceGray) Seq("-force-gray") else Nil) :+ local.toString
@@ -142,8 +148,13 @@ object LmdbSource {
     if (cuts != partitions)
       log.info(s"$what: $partitions key ranges asked for, $cuts read (at least one per rank)")
     val byPages = positioned(source, backend, spark.sparkContext.hadoopConfiguration)
+    val byTables = remoteLevelDB(source, backend, spark.sparkContext.hadoopConfiguration)
+    // A remote LevelDB's ranges, each with the files it needs (empty: none).
+    val plan: Seq[LevelDBRange] =
+      if (byTables) levelDBPlan(source, cuts, spark.sparkContext.hadoopConfiguration, what) else Nil
     val (count, starts) =
-      if (byPages) {
+      if (byTables) (-1L, plan.map(_.start))
+      else if (byPages) {
         val db = RemoteLmdb.open(source, spark.sparkContext.hadoopConfiguration)
         try {
           val keys = db.splitKeys(cuts).map(hex)
@@ -156,8 +167,11 @@ object LmdbSource {
         val lines = new String(out, StandardCharsets.UTF_8).split("\n").map(_.trim).filter(_.nonEmpty)
         (lines.head.toLong, lines.tail.toSeq)
       }
-    val ranges = starts.indices.map(i => (i, starts(i), if (i + 1 < starts.size) starts(i + 1) else ""))
-    log.info(s"$what: $count records in ${ranges.size} key ranges for $ranks ranks")
+    val ranges =
+      if (byTables) plan.indices.map(i => (i, plan(i).start, plan(i).end))
+      else starts.indices.map(i => (i, starts(i), if (i + 1 < starts.size) starts(i + 1) else ""))
+    val files: Map[Int, Seq[String]] = plan.indices.map(i => i -> plan(i).files).toMap
+    log.info(s"$what: ${if (count >= 0) count.toString else "(uncounted)"} records in ${ranges.size} key ranges for $ranks ranks")
     val acc = accOr(spark, accIn, source)
     track(what, count, ranges.size, "key ranges", acc)
     val groups = (0 until ranks).map(r => ranges.filter(_._1 % ranks == r))
@@ -166,7 +180,10 @@ object LmdbSource {
     // name service) travel with the tasks.
     val hadoop = new SerializableConfiguration(spark.sparkContext.hadoopConfiguration)
     val rdd = spark.sparkContext.parallelize(groups, ranks).mapPartitions { it =>
-      it.flatMap(_.iterator.flatMap { case (i, start, end) => readRange(name, source, backend, i, start, end, acc, byPages, hadoop.value) })
+      it.flatMap(_.iterator.flatMap { case (i, start, end) =>
+        if (byTables) readLevelDBRange(name, source, i, start, end, files(i), acc, hadoop.value)
+        else readRange(name, source, backend, i, start, end, acc, byPages, hadoop.value)
+      })
     }
     rdd.setName(s"GoCaffe ${label(backend)} $source ($count records, ${ranges.size} key ranges, $ranks partitions)")
     spark.createDataFrame(rdd, Schema)
@@ -220,6 +237,25 @@ object LmdbSource {
     * Hadoop's FileSystem API, local ones (file: and plain paths) included.
     */
   val PositionedReads = "gocaffe.lmdb.positioned-reads"
+
+  /** The Hadoop setting (spark.hadoop.gocaffe.remote-reads=true) that has
+    * LevelDB databases and HDF5 files on file: and plain paths read as those
+    * on a remote file system are: through Hadoop's FileSystem API, each task
+    * copying only what its share needs.
+    */
+  val RemoteReads = "gocaffe.remote-reads"
+
+  /** Whether source is read as a remote file system's: a scheme other than
+    * file:, or [[RemoteReads]] set.
+    */
+  private[train] def remotePath(source: String, hadoop: Configuration): Boolean = {
+    val scheme = new Path(source).toUri.getScheme
+    (scheme != null && scheme != "file") || hadoop.getBoolean(RemoteReads, false)
+  }
+
+  /** Whether the LevelDB at source is read by key range from its MANIFEST. */
+  private[train] def remoteLevelDB(source: String, backend: String, hadoop: Configuration): Boolean =
+    backend == "leveldb" && remotePath(source, hadoop)
 
   /** Whether the LMDB at source is read with [[RemoteLmdb]]. */
   private[train] def positioned(source: String, backend: String, hadoop: Configuration): Boolean =
@@ -288,17 +324,157 @@ object LmdbSource {
     rows.iterator
   }
 
-  /** Reads one key range [start, end) (hex keys) on this node. */
-  private def readRange(layer: String, source: String, backend: String, i: Int, start: String, end: String,
-                        acc: CollectionAccumulator[String], byPages: Boolean, hadoop: Configuration): Iterator[Row] = {
-    val what = s"data layer '$layer': ${label(backend)} $source key range $i"
-    if (byPages) return readRemoteRange(what, source, i, start, end, acc, hadoop)
-    val local = localize(source, backend, hadoop)
-    val rows = ArrayBuffer.empty[Row]
+  /** One key range of a remote LevelDB: hex start and end keys (empty:
+    * unbounded) and the table and log files a reader of it needs; no files:
+    * the range is empty.
+    */
+  final case class LevelDBRange(start: String, end: String, files: Seq[String])
+
+  /** Cuts the remote LevelDB at source into parts key ranges from its
+    * MANIFEST and logs alone: the driver copies CURRENT, the MANIFEST it
+    * names and the logs (no table), lists the directory and runs
+    * `goexec ldb-plan`. A missing directory, a
+    * CURRENT naming no MANIFEST, a corrupt MANIFEST or a live table missing
+    * from the directory is an error naming it.
+    */
+  private[train] def levelDBPlan(source: String, parts: Int, hadoop: Configuration, what: String): Seq[LevelDBRange] = {
+    val p = new Path(source)
+    val fs = p.getFileSystem(hadoop)
+    if (!fs.exists(p) || !fs.getFileStatus(p).isDirectory)
+      throw new GoCaffeException(s"$what: no such LevelDB directory")
+    val listed = fs.listStatus(p).filter(_.isFile)
+    val names = listed.map(_.getPath.getName).toSeq
+    val sizes = listed.map(f => f.getPath.getName -> f.getLen).toMap
+    if (!names.contains("CURRENT")) throw new GoCaffeException(s"$what: no CURRENT file (not a LevelDB directory)")
+    val dir = Files.createTempDirectory("gocaffe-ldb-plan-")
+    try {
+      fetch(fs, new Path(p, "CURRENT"), dir)
+      val manifest = new String(Files.readAllBytes(dir.resolve("CURRENT")), StandardCharsets.UTF_8).trim
+      if (!manifest.startsWith("MANIFEST-") || manifest.contains("/") || !names.contains(manifest))
+        throw new GoCaffeException(s"$what: CURRENT names '$manifest', which is no MANIFEST file of the directory")
+      fetch(fs, new Path(p, manifest), dir)
+      // The logs too (the live one is usually small): ldb-plan cuts their
+      // keys, which may be all the records of a database never reopened.
+      names.filter(_.endsWith(".log")).foreach(n => fetch(fs, new Path(p, n), dir))
+      val listing = dir.resolve("listing")
+      Files.write(listing, names.mkString("\n").getBytes(StandardCharsets.UTF_8))
+      // goexec names the copies' directory; the message names the database.
+      val out = new String(
+        try run(Seq("ldb-plan", "-parts", parts.toString, "-listing", listing.toString, dir.toString), what)
+        catch { case e: GoCaffeException => throw new GoCaffeException(e.getMessage.replace(s"LevelDB $dir: ", ""), e) },
+        StandardCharsets.UTF_8).split("\n").filter(_.nonEmpty).toSeq
+      val plan = out.map { l =>
+        l.split("\t", -1) match {
+          case Array("range", a, b, f) => LevelDBRange(a, b, f.split(",").filter(_.nonEmpty).toSeq)
+          case Array("empty") => LevelDBRange("", "", Nil)
+          case _ => throw new GoCaffeException(s"$what: goexec ldb-plan printed '$l'")
+        }
+      }
+      val tables = names.count(n => n.endsWith(".ldb") || n.endsWith(".sst"))
+      System.err.println(s"GoCaffe: $what: $parts key ranges cut from $manifest, tables per range: " +
+        plan.map(_.files.count(f => !f.endsWith(".log"))).mkString("/") + s" of $tables table files")
+      // Records still in the write-ahead log (a database written with a big
+      // write buffer and never reopened, as Caffe's convert_imageset leaves
+      // one under 256 MiB) are not sorted: every range copies the whole log.
+      val logs = plan.flatMap(_.files).filter(_.endsWith(".log")).distinct
+      val logBytes = logs.map(sizes.getOrElse(_, 0L)).sum
+      val tableBytes = plan.flatMap(_.files).filterNot(_.endsWith(".log")).distinct.map(sizes.getOrElse(_, 0L)).sum
+      val empty = plan.count(_.files.isEmpty)
+      if (parts > 1 && logBytes > tableBytes / parts)
+        System.err.println(s"GoCaffe: $what: every key range copies the whole live log (${logs.mkString(", ")}: " +
+          s"$logBytes bytes, against $tableBytes bytes of tables); opening the database once with C++ LevelDB " +
+          "(Caffe, plyvel) moves the log's records into tables")
+      if (empty > 0)
+        System.err.println(s"GoCaffe: $what: warning: $empty of $parts key ranges are empty (fewer table boundaries " +
+          "and log keys than ranges)")
+      plan
+    } finally deleteTree(dir)
+  }
+
+  /** Copies file f of fs into dir. */
+  private def fetch(fs: org.apache.hadoop.fs.FileSystem, f: Path, dir: JPath): JPath = {
+    val to = dir.resolve(f.getName)
+    val in = fs.open(f)
+    try Files.copy(in, to, StandardCopyOption.REPLACE_EXISTING) finally in.close()
+    to
+  }
+
+  private def deleteTree(dir: JPath): Unit =
+    if (Files.exists(dir)) {
+      val all = Files.walk(dir)
+      try all.sorted(java.util.Comparator.reverseOrder[JPath]()).forEach(f => Files.deleteIfExists(f))
+      finally all.close()
+    }
+
+  /** Reads key range i [start, end) of a remote LevelDB on this node: copies
+    * only files (the range's tables and the live log) into a directory of
+    * its own, streams the range with `goexec db-rows -files`, then deletes
+    * the copies.
+    */
+  private def readLevelDBRange(layer: String, source: String, i: Int, start: String, end: String, files: Seq[String],
+                               acc: CollectionAccumulator[String], hadoop: Configuration): Iterator[Row] = {
+    val what = s"data layer '$layer': LevelDB $source key range $i"
+    if (files.isEmpty) {
+      System.err.println(s"GoCaffe: $what is empty (fewer table boundaries than ranges)")
+      acc.add(s"$i\t0\t0\t")
+      return Iterator.empty
+    }
     val t0 = System.nanoTime()
-    // -max-bad 1: the driver decides on the share over all ranges.
-    val errText = withGoExec(Seq("db-rows", "-backend", backend, "-max-bad", "1", "-start", start, "-end", end,
-      local.toString), what) { in =>
+    val p = new Path(source)
+    val fs = p.getFileSystem(hadoop)
+    val dir = Files.createTempDirectory("gocaffe-ldb-")
+    try {
+      var bytes = 0L
+      files.foreach { f =>
+        val from = new Path(p, f)
+        if (!fs.exists(from)) throw new GoCaffeException(s"$what: $from (a live file of the database) does not exist")
+        bytes += Files.size(fetch(fs, from, dir))
+      }
+      val args = Seq("db-rows", "-backend", "leveldb", "-files", files.mkString(","), "-max-bad", "1") ++
+        (if (start.nonEmpty) Seq("-start", start) else Nil) ++ (if (end.nonEmpty) Seq("-end", end) else Nil) :+ dir.toString
+      val (rows, bad) = streamRows(args, what)
+      System.err.println(f"GoCaffe: $what [$start%s, $end%s): ${rows.size} records on executor " +
+        s"${org.apache.spark.SparkEnv.get.executorId}, ${bad.length} unusable, in ${(System.nanoTime() - t0) / 1000000} ms " +
+        s"(files read: ${files.mkString(",")}; $bytes bytes)")
+      bad.take(20).foreach(l => System.err.println(s"GoCaffe: $what: $l"))
+      acc.add(s"$i\t${rows.size + bad.length}\t${bad.length}\t${bad.take(NamedPerRange).mkString("\u0001")}")
+      rows.iterator
+    } finally deleteTree(dir)
+  }
+
+  /** The sample shape of a remote LevelDB's first usable record: the first
+    * non-empty range's files are copied to the driver and its records read
+    * until one is usable.
+    */
+  private def remoteLevelDBShape(source: String, forceColor: Boolean, forceGray: Boolean, what: String,
+                                 hadoop: Configuration): (Int, Int, Int) = {
+    val p = new Path(source)
+    val fs = p.getFileSystem(hadoop)
+    val plan = levelDBPlan(source, 16, hadoop, what).filter(_.files.nonEmpty)
+    plan.iterator.map { r =>
+      val dir = Files.createTempDirectory("gocaffe-ldb-shape-")
+      try {
+        r.files.foreach(f => fetch(fs, new Path(p, f), dir))
+        val args = Seq("db-rows", "-backend", "leveldb", "-files", r.files.mkString(","), "-max-bad", "1") ++
+          (if (r.start.nonEmpty) Seq("-start", r.start) else Nil) ++ (if (r.end.nonEmpty) Seq("-end", r.end) else Nil) :+
+          dir.toString
+        streamRows(args, what)._1.headOption.map { row =>
+          if (!row.getBoolean(5)) (row.getInt(2), row.getInt(3), row.getInt(4))
+          else Option(javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(row.getAs[Array[Byte]](6)))) match {
+            case Some(img) =>
+              val c = if (forceColor) 3 else if (forceGray) 1 else if (img.getColorModel.getNumColorComponents == 1) 1 else 3
+              (c, img.getHeight, img.getWidth)
+            case None => throw new GoCaffeException(s"$what: the first encoded image is no image Java can read")
+          }
+        }
+      } finally deleteTree(dir)
+    }.collectFirst { case Some(s) => s }.getOrElse(throw new GoCaffeException(s"$what: no usable record"))
+  }
+
+  /** Runs goexec db-rows with args: its rows, and the unusable records it named. */
+  private def streamRows(args: Seq[String], what: String): (ArrayBuffer[Row], Array[String]) = {
+    val rows = ArrayBuffer.empty[Row]
+    val errText = withGoExec(args, what) { in =>
       val din = new DataInputStream(new BufferedInputStream(in, 1 << 20))
       var done = false
       while (!done) {
@@ -313,7 +489,19 @@ object LmdbSource {
         }
       }
     }
-    val bad = errText.split("\n").filter(_.startsWith("bad record ")).map(_.stripPrefix("bad record "))
+    (rows, errText.split("\n").filter(_.startsWith("bad record ")).map(_.stripPrefix("bad record ")))
+  }
+
+  /** Reads one key range [start, end) (hex keys) on this node. */
+  private def readRange(layer: String, source: String, backend: String, i: Int, start: String, end: String,
+                        acc: CollectionAccumulator[String], byPages: Boolean, hadoop: Configuration): Iterator[Row] = {
+    val what = s"data layer '$layer': ${label(backend)} $source key range $i"
+    if (byPages) return readRemoteRange(what, source, i, start, end, acc, hadoop)
+    val local = localize(source, backend, hadoop)
+    val t0 = System.nanoTime()
+    // -max-bad 1: the driver decides on the share over all ranges.
+    val (rows, bad) = streamRows(Seq("db-rows", "-backend", backend, "-max-bad", "1", "-start", start, "-end", end,
+      local.toString), what)
     System.err.println(f"GoCaffe: $what [$start%s, $end%s): ${rows.size} records on executor " +
       s"${org.apache.spark.SparkEnv.get.executorId}, ${bad.length} unusable, in ${(System.nanoTime() - t0) / 1000000} ms")
     bad.take(20).foreach(l => System.err.println(s"GoCaffe: $what: $l"))
@@ -326,40 +514,20 @@ object LmdbSource {
                            source: String): CollectionAccumulator[String] =
     acc.getOrElse(spark.sparkContext.collectionAccumulator[String](s"GoCaffe unusable records of $source"))
 
-  private val localCopies = new ConcurrentHashMap[String, JPath]()
-
-  /** A local directory holding the database at source: the path itself for
-    * file: and plain paths, else a copy of its files (LMDB: data.mdb).
+  /** The local directory of a database at a file: or plain path (read in
+    * place: every node must have it). Remote databases never come here: an
+    * LMDB is read with [[RemoteLmdb]], a LevelDB by key range
+    * ([[readLevelDBRange]]).
     */
   private[train] def localize(source: String, backend: String, hadoop: Configuration): JPath = {
     val p = new Path(source)
     val scheme = p.toUri.getScheme
-    if (scheme == null || scheme == "file") {
-      val local = Paths.get(p.toUri.getPath)
-      if (!Files.exists(local))
-        throw new GoCaffeException(s"${label(backend)} $source does not exist on this node (a file: path must exist on every node)")
-      local
-    } else localCopies.computeIfAbsent(source, _ => {
-      val fs = p.getFileSystem(hadoop)
-      val files =
-        if (backend == "lmdb") {
-          val mdb = new Path(p, "data.mdb")
-          if (!fs.exists(mdb)) throw new GoCaffeException(s"LMDB $source: $mdb does not exist")
-          Seq(mdb)
-        } else {
-          if (!fs.exists(p)) throw new GoCaffeException(s"LevelDB $source does not exist")
-          fs.listStatus(p).filter(_.isFile).map(_.getPath).toSeq
-        }
-      val dir = Files.createTempDirectory("gocaffe-db-")
-      dir.toFile.deleteOnExit()
-      files.foreach { f =>
-        val in = fs.open(f)
-        try Files.copy(in, dir.resolve(f.getName), StandardCopyOption.REPLACE_EXISTING) finally in.close()
-        dir.resolve(f.getName).toFile.deleteOnExit()
-      }
-      log.info(s"${label(backend)} $source copied to $dir (read locally: LMDB needs mmap)")
-      dir
-    })
+    if (scheme != null && scheme != "file")
+      throw new GoCaffeException(s"${label(backend)} $source: a $scheme: database is read by key range, not in place")
+    val local = Paths.get(p.toUri.getPath)
+    if (!Files.exists(local))
+      throw new GoCaffeException(s"${label(backend)} $source does not exist on this node (a file: path must exist on every node)")
+    local
   }
 
   @volatile private var binary: JPath = _

@@ -1,0 +1,232 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/gocaffe/gocaffe/kernels/cuda/cudnn"
+	"gorgonia.org/cu"
+)
+
+// DNNConvSetting is the environment variable that, set to 1, runs
+// convolutions through cuDNN when the node has it (see UseDNN). Off by
+// default until the cuDNN tests have passed on a GPU: the convolutions
+// then run on GoCaffe's own kernels, as before.
+const DNNConvSetting = "GOCAFFE_CUDNN_CONV"
+
+// dnnMaxWorkspace bounds the workspace of the algorithms chosen.
+const dnnMaxWorkspace = 256 << 20
+
+// openDNN loads cuDNN when the node has it (the handle is made with the
+// first convolution). Called with the context current.
+func (d *Device) openDNN() {
+	d.dnnLib, d.dnnNote = cudnn.Load()
+	d.useDNN = d.dnnLib != nil && os.Getenv(DNNConvSetting) == "1"
+	if d.dnnLib != nil {
+		if d.useDNN {
+			d.dnnNote += ": convolutions use it"
+		} else {
+			d.dnnNote += fmt.Sprintf(": convolutions run on GoCaffe's own CUDA kernels (%s=1 to use it)", DNNConvSetting)
+		}
+	}
+}
+
+// DNN is the one line that says whether cuDNN was found (which library,
+// where) and whether convolutions use it, or where it was looked for.
+func (d *Device) DNN() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dnnNote
+}
+
+// HasDNN reports whether cuDNN is loaded.
+func (d *Device) HasDNN() bool { return d.dnnLib != nil }
+
+// UseDNN sends convolutions to cuDNN (when loaded) or to GoCaffe's own
+// kernels, and returns whether they go to cuDNN now.
+func (d *Device) UseDNN(on bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.useDNN = on && d.dnnLib != nil
+	return d.useDNN
+}
+
+// UsesDNN reports whether convolutions go to cuDNN.
+func (d *Device) UsesDNN() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.useDNN
+}
+
+// DNNConv is a cuDNN convolution on the device's stream, its workspace
+// the device's.
+type DNNConv struct {
+	d *Device
+	c *cudnn.Conv
+}
+
+// NewDNNConv describes s in elem-byte elements for cuDNN and chooses its
+// algorithms (TF32 as the device allows it now), growing the device's
+// cuDNN workspace if need be. Never while recording a graph.
+func (d *Device) NewDNNConv(elem int, s cudnn.Shape) (*DNNConv, error) {
+	d.enter()
+	defer d.leave()
+	if d.dnnLib == nil {
+		return nil, fmt.Errorf("%s: %s", d.Name(), d.dnnNote)
+	}
+	if d.capturing {
+		return nil, fmt.Errorf("%s: a cuDNN convolution would be set up while recording a graph", d.Name())
+	}
+	if d.dnn == nil {
+		h, err := d.dnnLib.NewHandle(unsafe.Pointer(d.stream.C()))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name(), err)
+		}
+		d.dnn = h
+	}
+	c, err := d.dnn.NewConv(elem, s, d.tf32, dnnMaxWorkspace)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	if c.Workspace > d.dnnWSBytes {
+		// A recorded graph may hold the old workspace: it stays until Close.
+		p, err := cu.MemAlloc(int64(c.Workspace))
+		if err != nil {
+			c.Destroy()
+			return nil, fmt.Errorf("%s: cuDNN workspace of %d bytes: %w", d.Name(), c.Workspace, err)
+		}
+		if d.dnnWS != 0 {
+			d.dnnOld = append(d.dnnOld, d.dnnWS)
+		}
+		d.dnnWS, d.dnnWSBytes = p, c.Workspace
+		d.live += int64(c.Workspace)
+		d.peak = max(d.peak, d.live)
+	}
+	return &DNNConv{d: d, c: c}, nil
+}
+
+// Algorithms names the algorithms chosen.
+func (c *DNNConv) Algorithms() string { return c.c.Algorithms() }
+
+// DNNCalls is how many cuDNN convolution calls were issued since Open.
+func (d *Device) DNNCalls() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dnnCalls
+}
+
+// Forward overwrites y with the convolution of x by w, on the stream.
+func (c *DNNConv) Forward(x, w, y Ptr) error {
+	c.d.enter()
+	defer c.d.leave()
+	c.d.dnnCalls++
+	return c.wrap(c.c.Forward(1, uintptr(x), uintptr(w), 0, uintptr(y), uintptr(c.d.dnnWS), c.d.dnnWSBytes))
+}
+
+// BackwardData overwrites dx with the gradient by the input, given dy.
+func (c *DNNConv) BackwardData(dy, w, dx Ptr) error {
+	c.d.enter()
+	defer c.d.leave()
+	c.d.dnnCalls++
+	return c.wrap(c.c.BackwardData(1, uintptr(w), uintptr(dy), 0, uintptr(dx), uintptr(c.d.dnnWS), c.d.dnnWSBytes))
+}
+
+// BackwardFilter adds the gradient by the weights, given dy, to dw.
+func (c *DNNConv) BackwardFilter(x, dy, dw Ptr) error {
+	c.d.enter()
+	defer c.d.leave()
+	c.d.dnnCalls++
+	return c.wrap(c.c.BackwardFilter(1, uintptr(x), uintptr(dy), 1, uintptr(dw), uintptr(c.d.dnnWS), c.d.dnnWSBytes))
+}
+
+func (c *DNNConv) wrap(err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.d.Name(), err)
+	}
+	return nil
+}
+
+// closeDNN releases the handle and the workspaces. Called entered.
+func (d *Device) closeDNN() {
+	if d.dnn != nil {
+		d.dnn.Destroy()
+		d.dnn = nil
+	}
+	for _, p := range append(d.dnnOld, d.dnnWS) {
+		if p != 0 {
+			_ = cu.MemFree(p)
+		}
+	}
+	d.dnnOld, d.dnnWS, d.dnnWSBytes = nil, 0, 0
+}
+
+// convKey is a plan's shape and math.
+type convKey struct {
+	s    kernels.ConvShape
+	tf32 bool
+}
+
+// convEntry is a made plan, or why there is none.
+type convEntry struct {
+	c   *DNNConv
+	why string
+}
+
+// ConvPlan implements kernels.Convolver: cuDNN's convolution for s when
+// the device sends convolutions to cuDNN, made once per shape and math
+// (before recording: the eager iteration makes it), else nil and why.
+func (b *backend[T]) ConvPlan(s kernels.ConvShape) (kernels.ConvPlan[T], string) {
+	d := b.g.D
+	if !d.UsesDNN() {
+		return nil, d.DNN()
+	}
+	key := convKey{s, d.TF32()}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.convs[key]
+	if !ok {
+		g := s.Geom
+		c, err := d.NewDNNConv(Size[T](), cudnn.Shape{N: s.N, C: s.C, H: s.H, W: s.W, K: s.K, Groups: s.Groups,
+			KH: g.KH, KW: g.KW, SH: g.SH, SW: g.SW, PH: g.PH, PW: g.PW, DH: g.DH, DW: g.DW, OH: s.OH, OW: s.OW})
+		e = convEntry{c: c}
+		if err != nil {
+			e.why = err.Error()
+		}
+		if b.convs == nil {
+			b.convs = map[convKey]convEntry{}
+		}
+		b.convs[key] = e
+	}
+	if e.c == nil {
+		return nil, e.why
+	}
+	return &dnnPlan[T]{b: b, c: e.c}, ""
+}
+
+// dnnPlan is a DNNConv as a kernels.ConvPlan: errors are kept (GPU.Err).
+type dnnPlan[T Float] struct {
+	b *backend[T]
+	c *DNNConv
+}
+
+func (p *dnnPlan[T]) Forward(x, w, y kernels.Vec[T]) {
+	if ps, ok := p.b.ptrs(x, w, y); ok {
+		p.b.g.keep(p.c.Forward(ps[0], ps[1], ps[2]))
+	}
+}
+
+func (p *dnnPlan[T]) BackwardData(dy, w, dx kernels.Vec[T]) {
+	if ps, ok := p.b.ptrs(dy, w, dx); ok {
+		p.b.g.keep(p.c.BackwardData(ps[0], ps[1], ps[2]))
+	}
+}
+
+func (p *dnnPlan[T]) BackwardFilter(x, dy, dw kernels.Vec[T]) {
+	if ps, ok := p.b.ptrs(x, dy, dw); ok {
+		p.b.g.keep(p.c.BackwardFilter(ps[0], ps[1], ps[2]))
+	}
+}

@@ -1,0 +1,174 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
+
+// cuDNN's convolutions (through kernels.Convolver, as the layer calls
+// them) against a direct float64 convolution: forward, backward data and
+// backward filter at odd sizes, with stride, padding, dilation, groups, a
+// rectangular window and 1×1; float32 in true fp32 (FMA math) within
+// 2e-5 (Winograd and FFT algorithms round differently from a direct sum),
+// float64 within 1e-12, float32 with TF32 within 3e-3. Outputs that
+// are overwritten start as NaN; the filter gradient starts nonzero (it is
+// added to).
+func TestDNNConvMatchesReference(t *testing.T) {
+	need(t)
+	if !dev.HasDNN() {
+		t.Skipf("cuDNN not loaded, cuDNN tests skipped: %s", dev.DNN())
+	}
+	was := dev.UsesDNN()
+	if !dev.UseDNN(true) {
+		t.Fatalf("UseDNN(true) with cuDNN loaded: %s", dev.DNN())
+	}
+	defer dev.UseDNN(was)
+	t.Log(dev.DNN())
+	g := &GPU{D: dev}
+	g.f32 = &backend[float32]{g: g, o: Ops[float32]{dev}}
+	g.f64 = &backend[float64]{g: g, o: Ops[float64]{dev}}
+	shapes := []kernels.ConvShape{
+		{N: 3, C: 1, H: 28, W: 28, K: 20, Groups: 1, Geom: kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 3, H: 13, W: 11, K: 7, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 6, H: 9, W: 10, K: 4, Groups: 2, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 2, DW: 2}},
+		{N: 3, C: 5, H: 7, W: 7, K: 6, Groups: 1, Geom: kernels.ConvGeom{KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 4, H: 12, W: 15, K: 6, Groups: 2, Geom: kernels.ConvGeom{KH: 3, KW: 5, SH: 1, SW: 2, PH: 2, PW: 1, DH: 1, DW: 1}},
+	}
+	for i := range shapes {
+		s := &shapes[i]
+		gm := s.Geom
+		s.OH = (s.H+2*gm.PH-(gm.DH*(gm.KH-1)+1))/gm.SH + 1
+		s.OW = (s.W+2*gm.PW-(gm.DW*(gm.KW-1)+1))/gm.SW + 1
+	}
+	for i, s := range shapes {
+		name := fmt.Sprintf("%d:%dx%dx%dx%d_k%d_g%d_%dx%d_s%dx%d_p%dx%d_d%dx%d", i, s.N, s.C, s.H, s.W, s.K, s.Groups,
+			s.Geom.KH, s.Geom.KW, s.Geom.SH, s.Geom.SW, s.Geom.PH, s.Geom.PW, s.Geom.DH, s.Geom.DW)
+		t.Run(name+"/float32", func(t *testing.T) { checkDNNConv[float32](t, g.f32, s, 2e-5, uint64(i)) })
+		t.Run(name+"/float64", func(t *testing.T) { checkDNNConv[float64](t, g.f64, s, 1e-12, uint64(i)) })
+	}
+	t.Run("tf32", func(t *testing.T) {
+		if err := dev.SetTF32(true); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := dev.SetTF32(false); err != nil {
+				t.Error(err)
+			}
+		}()
+		checkDNNConv[float32](t, g.f32, shapes[1], 3e-3, 9)
+	})
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkDNNConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvShape, tl float64, seed uint64) {
+	cv, ok := b.(kernels.Convolver[T])
+	if !ok {
+		t.Fatal("the CUDA backend is not a kernels.Convolver")
+	}
+	p, why := cv.ConvPlan(s)
+	if p == nil {
+		t.Fatalf("no cuDNN plan: %s", why)
+	}
+	if c, _ := b.(*backend[T]).convs[convKey{s, dev.TF32()}]; c.c != nil {
+		t.Log(c.c.Algorithms())
+	}
+	r := rand.New(rand.NewPCG(seed, 77))
+	cg := s.C / s.Groups
+	kg := s.K / s.Groups
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*cg*s.Geom.KH*s.Geom.KW, s.N*s.K*s.OH*s.OW
+	x, w, dy, dw0 := rnd(r, nx), rnd(r, nw), rnd(r, ny), rnd(r, nw)
+	dev64 := func(v []float64) kernels.Vec[T] {
+		h := make([]T, len(v))
+		for i := range v {
+			h[i] = T(v[i])
+		}
+		d := b.Alloc(len(v))
+		b.Upload(d, h)
+		return d
+	}
+	nan := func(n int) kernels.Vec[T] {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = math.NaN()
+		}
+		return dev64(v)
+	}
+	down := func(v kernels.Vec[T]) []T {
+		h := make([]T, v.Len())
+		b.Download(h, v)
+		return h
+	}
+	// The reference, with the inputs rounded to T as the device holds them.
+	round := func(v []float64) []float64 {
+		o := make([]float64, len(v))
+		for i := range v {
+			o[i] = float64(T(v[i]))
+		}
+		return o
+	}
+	xr, wr, dyr := round(x), round(w), round(dy)
+	y := make([]float64, ny)
+	dx := make([]float64, nx)
+	dw := round(dw0)
+	gm := s.Geom
+	for n := 0; n < s.N; n++ {
+		for k := 0; k < s.K; k++ {
+			grp := k / kg
+			for oy := 0; oy < s.OH; oy++ {
+				for ox := 0; ox < s.OW; ox++ {
+					yi := ((n*s.K+k)*s.OH+oy)*s.OW + ox
+					for c := 0; c < cg; c++ {
+						ch := grp*cg + c
+						for ky := 0; ky < gm.KH; ky++ {
+							iy := oy*gm.SH - gm.PH + ky*gm.DH
+							if iy < 0 || iy >= s.H {
+								continue
+							}
+							for kx := 0; kx < gm.KW; kx++ {
+								ix := ox*gm.SW - gm.PW + kx*gm.DW
+								if ix < 0 || ix >= s.W {
+									continue
+								}
+								xi := ((n*s.C+ch)*s.H+iy)*s.W + ix
+								wi := ((k*cg+c)*gm.KH+ky)*gm.KW + kx
+								y[yi] += xr[xi] * wr[wi]
+								dx[xi] += dyr[yi] * wr[wi]
+								dw[wi] += dyr[yi] * xr[xi]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	xv, wv, dyv, dwv := dev64(x), dev64(w), dev64(dy), dev64(dw0)
+	yv, dxv := nan(ny), nan(nx)
+	p.Forward(xv, wv, yv)
+	p.BackwardData(dyv, wv, dxv)
+	p.BackwardFilter(xv, dyv, dwv)
+	checkTol(t, "forward", down(yv), y, tl)
+	checkTol(t, "backward data", down(dxv), dx, tl)
+	checkTol(t, "backward filter (added to the gradient)", down(dwv), dw, tl)
+	// Not used: the layer falls back to its own kernels.
+	dev.UseDNN(false)
+	if p2, why := cv.ConvPlan(s); p2 != nil || why == "" {
+		t.Errorf("with UseDNN(false): a plan %v, reason %q (want none, with a reason)", p2, why)
+	}
+	dev.UseDNN(true)
+}
+
+func rnd(r *rand.Rand, n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = r.NormFloat64()
+	}
+	return v
+}
