@@ -236,3 +236,78 @@ func BenchmarkLeNetTrainStep64LMDB(b *testing.B) {
 	sp.SnapshotPrefix = proto.String(filepath.Join(b.TempDir(), "snap"))
 	benchSolver(b, sp, 64, true)
 }
+
+// imagenetSolver wraps an ImageNet-sized net in the SGD settings of Caffe's
+// bvlc_reference_caffenet solver, for the step benchmarks below.
+func imagenetSolver(tb testing.TB, np *caffepb.NetParameter) *caffepb.SolverParameter {
+	return &caffepb.SolverParameter{
+		NetParam:       np,
+		BaseLr:         proto.Float32(0.01),
+		Momentum:       proto.Float32(0.9),
+		WeightDecay:    proto.Float32(0.0005),
+		LrPolicy:       proto.String("fixed"),
+		MaxIter:        proto.Int32(1 << 30),
+		SnapshotPrefix: proto.String(filepath.Join(tb.TempDir(), "snap")),
+	}
+}
+
+// memoryData is a MemoryData layer of batch×channels×size×size images and
+// labels, fed by the benchmarks' synthetic source.
+func memoryData(name string, batch, channels, size int) *caffepb.LayerParameter {
+	return &caffepb.LayerParameter{
+		Name: proto.String(name), Type: proto.String("MemoryData"), Top: []string{"data", "label"},
+		MemoryDataParam: &caffepb.MemoryDataParameter{
+			BatchSize: proto.Uint32(uint32(batch)), Channels: proto.Uint32(uint32(channels)),
+			Height: proto.Uint32(uint32(size)), Width: proto.Uint32(uint32(size)),
+		},
+	}
+}
+
+// BenchmarkCaffeNetTrainStep32 times training steps of Caffe's reference
+// CaffeNet (caffe/testdata/nets/caffenet_train_val.prototxt, TRAIN phase)
+// at batch 32, its LMDB Data layer replaced by synthetic 227×227 crops.
+func BenchmarkCaffeNetTrainStep32(b *testing.B) {
+	np, err := prototxt.ParseNetFile("../caffe/testdata/nets/caffenet_train_val.prototxt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var kept []*caffepb.LayerParameter
+	for _, lp := range np.GetLayer() {
+		if len(lp.GetInclude()) > 0 && lp.GetInclude()[0].GetPhase() == caffepb.Phase_TEST {
+			continue
+		}
+		if lp.GetType() == "Data" {
+			lp = memoryData(lp.GetName(), 32, 3, 227)
+		}
+		kept = append(kept, lp)
+	}
+	np.Layer = kept
+	benchSolver(b, imagenetSolver(b, np), 32, false)
+}
+
+// BenchmarkResNet50TrainStep16 times training steps of ResNet-50
+// (caffe/testdata/nets/resnet50_deploy.prototxt) at batch 16: its net-level
+// input replaced by synthetic 224×224 images and labels, its BatchNorm
+// layers computing batch statistics (use_global_stats false, as in
+// training) and its Softmax by a SoftmaxWithLoss.
+func BenchmarkResNet50TrainStep16(b *testing.B) {
+	np, err := prototxt.ParseNetFile("../caffe/testdata/nets/resnet50_deploy.prototxt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var layers []*caffepb.LayerParameter
+	for _, lp := range np.GetLayer() {
+		if lp.GetType() == "Input" { // the parser's form of the net-level input
+			lp = memoryData(lp.GetName(), 16, 3, 224)
+		}
+		if bn := lp.GetBatchNormParam(); bn != nil {
+			bn.UseGlobalStats = proto.Bool(false)
+		}
+		if lp.GetType() == "Softmax" {
+			lp.Type, lp.Bottom, lp.Top = proto.String("SoftmaxWithLoss"), []string{lp.GetBottom()[0], "label"}, []string{"loss"}
+		}
+		layers = append(layers, lp)
+	}
+	np.Layer = layers
+	benchSolver(b, imagenetSolver(b, np), 16, false)
+}

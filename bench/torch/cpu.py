@@ -2,10 +2,11 @@
 printed beside `go test -bench` (bench/run.sh runs both in one command).
 
     python bench/torch/cpu.py [--threads 2] [--cputime] [--steps 50]
+    python bench/torch/cpu.py --nets caffenet:32,resnet50:16 --steps 3 --reps 2 --warm 1
 
 Each case prints one line: the median and minimum milliseconds per
-iteration over 5 repetitions of --steps iterations, after 20 warm-up
-iterations, for the full step (forward, backward, SGD with momentum 0.9 and
+iteration over --reps repetitions (5) of --steps iterations, after --warm
+(20) warm-up iterations, for the full step (forward, backward, SGD with momentum 0.9 and
 weight decay 5e-4, as Caffe's solvers) and for forward+backward alone (what
 `caffe time` measures). --cputime runs one thread and reports process CPU
 time per iteration as well, a figure that survives a loaded machine.
@@ -42,12 +43,23 @@ def main():
     ap.add_argument("--cputime", action="store_true", help="one thread; print CPU ms per iteration too")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warm", type=int, default=20)
+    ap.add_argument("--nets", default="", help="NET:BATCH,... (names in nets.NETS); default the LeNet and CIFAR-10 cases")
     args = ap.parse_args()
     threads = 1 if args.cputime else args.threads
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__} threads {torch.get_num_threads()}", flush=True)
-    for name, batch in CPU_CASES:
+    cases = CPU_CASES
+    if args.nets:
+        try:
+            cases = [(n, int(b)) for n, b in (c.split(":") for c in args.nets.split(","))]
+        except ValueError:
+            ap.error(f"--nets {args.nets!r}: want NET:BATCH[,NET:BATCH...]")
+        for n, _ in cases:
+            if n not in NETS:
+                ap.error(f"--nets: unknown net {n!r} (have {', '.join(NETS)})")
+    for name, batch in cases:
         model = NETS[name]()
         x = torch.randn(batch, *model.input_shape)
         y = torch.randint(0, 10, (batch,))
@@ -63,7 +75,7 @@ def main():
             F.cross_entropy(model(x), y).backward()
 
         for tag, fn in (("step", step), ("fwdbwd", fwdbwd)):
-            wall, cpu = measure(fn, 20, args.reps, args.steps)
+            wall, cpu = measure(fn, args.warm, args.reps, args.steps)
             line = (f"torch-cpu\t{name}\tbatch={batch}\tthreads={threads}\t{tag}\t"
                     f"median_ms={statistics.median(wall):.2f}\tmin_ms={min(wall):.2f}")
             if args.cputime:

@@ -6,7 +6,13 @@ examples/cifar10/cifar10_quick_train_test.prototxt (conv 32@5x5 pad 2, max
 pool 3/2, ReLU, conv 32, ReLU, ave pool 3/2, conv 64, ReLU, ave pool 3/2,
 ip 64, ip 10). AlexNet is Caffe's models/bvlc_alexnet/train_val.prototxt
 (227x227 crops, LRN across channels, grouped conv2/4/5, dropout 0.5 in fc6
-and fc7, 1000 classes). Caffe rounds pooled sizes up, hence ceil_mode.
+and fc7, 1000 classes); CaffeNet is caffe/testdata/nets/caffenet_train_val
+.prototxt, AlexNet with each pooling before its LRN. ResNet-50 is
+caffe/testdata/nets/resnet50_deploy.prototxt (the authors' Caffe release:
+stride 2 in each stage's first 1x1 convolution and its projection shortcut,
+convolutions without bias, BatchNorm + Scale as BatchNorm2d with affine
+weights, trained with batch statistics). Caffe rounds pooled sizes up,
+hence ceil_mode.
 """
 import torch.nn as nn
 import torch.nn.functional as F
@@ -77,7 +83,60 @@ class AlexNet(nn.Module):
         return self.fc8(x)
 
 
-NETS = {"lenet": LeNet, "cifar_quick": CifarQuick, "alexnet": AlexNet}
+class CaffeNet(AlexNet):
+    def forward(self, x):
+        x = self.lrn(F.max_pool2d(F.relu(self.conv1(x)), 3, 2, ceil_mode=True))
+        x = self.lrn(F.max_pool2d(F.relu(self.conv2(x)), 3, 2, ceil_mode=True))
+        x = F.relu(self.conv4(F.relu(self.conv3(x))))
+        x = F.max_pool2d(F.relu(self.conv5(x)), 3, 2, ceil_mode=True)
+        x = F.dropout(F.relu(self.fc6(x.flatten(1))), 0.5, self.training)
+        x = F.dropout(F.relu(self.fc7(x)), 0.5, self.training)
+        return self.fc8(x)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, cin, mid, out, stride):
+        super().__init__()
+        self.a = nn.Conv2d(cin, mid, 1, stride=stride, bias=False)
+        self.b = nn.Conv2d(mid, mid, 3, padding=1, bias=False)
+        self.c = nn.Conv2d(mid, out, 1, bias=False)
+        self.bn_a, self.bn_b, self.bn_c = nn.BatchNorm2d(mid), nn.BatchNorm2d(mid), nn.BatchNorm2d(out)
+        self.short = None
+        if cin != out or stride != 1:
+            self.short = nn.Sequential(nn.Conv2d(cin, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        y = F.relu(self.bn_a(self.a(x)))
+        y = F.relu(self.bn_b(self.b(y)))
+        y = self.bn_c(self.c(y))
+        return F.relu(y + (x if self.short is None else self.short(x)))
+
+
+class ResNet50(nn.Module):
+    input_shape = (3, 224, 224)
+    base_lr = 0.1
+    classes = 1000
+    iters = 10
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        blocks, cin = [], 64
+        for si, (n, mid, out) in enumerate([(3, 64, 256), (4, 128, 512), (6, 256, 1024), (3, 512, 2048)]):
+            for b in range(n):
+                blocks.append(Bottleneck(cin, mid, out, 2 if b == 0 and si > 0 else 1))
+                cin = out
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(2048, 1000)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, ceil_mode=True)
+        x = F.avg_pool2d(self.blocks(x), 7, 1)
+        return self.fc(x.flatten(1))
+
+
+NETS = {"lenet": LeNet, "cifar_quick": CifarQuick, "alexnet": AlexNet, "caffenet": CaffeNet, "resnet50": ResNet50}
 
 # The cases GoCaffe's CPU benchmarks run: (net, batch).
 CPU_CASES = [("lenet", 64), ("lenet", 512), ("cifar_quick", 100)]

@@ -504,22 +504,11 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {
 	xv, yv := x.Host(), y.Host()
 	in, out := g.H*g.W, g.OH*g.OW
+	div := AvePoolDivisors[T](g)
 	Parallel(planes, func(_, lo, hi int) {
-		zeroUpper()
+		rs := make([]T, g.W)
 		for p := lo; p < hi; p++ {
-			xp, yp := xv[p*in:(p+1)*in], yv[p*out:(p+1)*out]
-			for oy := 0; oy < g.OH; oy++ {
-				for ox := 0; ox < g.OW; ox++ {
-					h0, h1, w0, w1 := PoolWindow(g, oy, ox)
-					var s T
-					for iy := h0; iy < h1; iy++ {
-						for _, v := range xp[iy*g.W+w0 : iy*g.W+w1] {
-							s += v
-						}
-					}
-					yp[oy*g.OW+ox] = s / T(AvePoolSize(g, oy, ox))
-				}
-			}
+			AvePoolPlane(g, xv[p*in:(p+1)*in], yv[p*out:(p+1)*out], rs, div)
 		}
 	})
 }
@@ -527,23 +516,11 @@ func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeo
 func (backend[T]) AvePoolBackward(dy kernels.Vec[T], planes int, g kernels.PoolGeom, dx kernels.Vec[T]) {
 	dyv, dxv := dy.Host(), dx.Host()
 	in, out := g.H*g.W, g.OH*g.OW
+	div := AvePoolDivisors[T](g)
 	Parallel(planes, func(_, lo, hi int) {
-		zeroUpper()
+		rd := make([]T, g.W)
 		for p := lo; p < hi; p++ {
-			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
-			clear(dxp)
-			for oy := 0; oy < g.OH; oy++ {
-				for ox := 0; ox < g.OW; ox++ {
-					h0, h1, w0, w1 := PoolWindow(g, oy, ox)
-					d := dyp[oy*g.OW+ox] / T(AvePoolSize(g, oy, ox))
-					for iy := h0; iy < h1; iy++ {
-						row := dxp[iy*g.W+w0 : iy*g.W+w1]
-						for i := range row {
-							row[i] += d
-						}
-					}
-				}
-			}
+			AvePoolPlaneBackward(g, dyv[p*out:(p+1)*out], dxv[p*in:(p+1)*in], rd, div)
 		}
 	})
 }

@@ -2,10 +2,15 @@
 
 package cpu
 
-import "simd/archsimd"
+import (
+	"math"
+	"simd/archsimd"
+)
 
 // The AVX2 + FMA paths, for x86-64 CPUs without AVX-512 (level.go). They
-// use 8-lane vectors without masks: tails run in scalar Go.
+// use 8-lane vectors without masks: tails run in scalar Go (max pooling's
+// rows, 8 to 15 outputs in LeNet and CIFAR-10, load their partial vectors
+// with VMASKMOVPS instead).
 
 // microKernelAVX2 is microKernel on AVX2: the tile's columns run as 4×24
 // and 4×16 strips in assembly into acc, which the Go side scales into C.
@@ -191,4 +196,46 @@ func sreluBackwardAVX2(x, dy, dx []float32, s float32) {
 		d.Mul(pv).Merge(d.Mul(sv), v.Greater(zero)).Store((*[8]float32)(dx[i : i+8]))
 	}
 	reluBackward32(x[i:], dy[i:], dx[i:], s)
+}
+
+// maxPoolRowAVX2 is MaxPoolRow at the AVX2 level (stride 1 or 2): eight
+// outputs a vector; for stride 2 each window column's eight values are
+// the even elements of two loads, gathered by two VPERMPS and a blend.
+func maxPoolRowAVX2(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
+	n := len(out)
+	var lanes [8]int32
+	for i := range lanes {
+		lanes[i] = int32(i * stride)
+	}
+	laneS := archsimd.LoadInt32x8(&lanes)
+	upper := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7}).Greater(archsimd.BroadcastInt32x8(3))
+	evenLo := archsimd.LoadUint32x8(&[8]uint32{0, 2, 4, 6, 0, 2, 4, 6})
+	none := archsimd.BroadcastInt32x8(-1)
+	floor := archsimd.BroadcastFloat32x8(-math.MaxFloat32)
+	for o := 0; o < n; o += 8 {
+		cnt := min(8, n-o)
+		span := (cnt-1)*stride + 1 // values one window column spans
+		best, arg := floor, none
+		for r, row := range rows {
+			for j := 0; j < kw; j++ {
+				s := row[o*stride+j : o*stride+j+span]
+				var v archsimd.Float32x8
+				if stride == 1 {
+					v = archsimd.LoadFloat32x8SlicePart(s)
+				} else {
+					lo := archsimd.LoadFloat32x8SlicePart(s[:min(8, span)])
+					var hi archsimd.Float32x8
+					if span > 8 {
+						hi = archsimd.LoadFloat32x8SlicePart(s[8:])
+					}
+					v = hi.Permute(evenLo).Merge(lo.Permute(evenLo), upper)
+				}
+				m := v.Greater(best)
+				at := laneS.Add(archsimd.BroadcastInt32x8(rowBase[r] + int32(o*stride+j)))
+				best, arg = v.Merge(best, m), at.Merge(arg, m)
+			}
+		}
+		best.StoreSlicePart(out[o : o+cnt])
+		arg.StoreSlicePart(idx[o : o+cnt])
+	}
 }

@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/gocaffe/gocaffe/kernels"
+
 // SIMD reports whether the AVX-512 fast paths are in use: never in a build
 // without GOEXPERIMENT=simd.
 func SIMD() bool { return false }
@@ -51,6 +53,12 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 // values.
 func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
 	maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
+}
+
+// maxPoolInterior is the SIMD build's whole-plane interior kernel; here it
+// does nothing and reports false.
+func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int) bool {
+	return false
 }
 
 // SGDMomentum is one fused SGD step with momentum and L2 decay:

@@ -5,6 +5,8 @@ package cpu
 import (
 	"math"
 	"simd/archsimd"
+
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
@@ -44,6 +46,7 @@ func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 // written) by the assembly, a partial one goes through acc, scratch of the
 // caller's, and the Go side adds or writes its corner.
 func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 && kb > 0 {
 		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
 		return
@@ -105,6 +108,7 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 
 // Saxpy computes y += alpha*x over len(x) elements.
 func Saxpy(alpha float32, x, y []float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	y = y[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
@@ -128,6 +132,7 @@ func Saxpy(alpha float32, x, y []float32) {
 
 // Sscal computes x *= alpha.
 func Sscal(alpha float32, x []float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 {
 		if hasAVX2 {
 			sscalAVX2(alpha, x)
@@ -149,6 +154,7 @@ func Sscal(alpha float32, x []float32) {
 
 // Sdot returns the dot product of x and y[:len(x)].
 func Sdot(x, y []float32) float32 {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	y = y[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
@@ -176,6 +182,7 @@ func Sdot(x, y []float32) float32 {
 
 // Sshift computes x += alpha.
 func Sshift(alpha float32, x []float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 {
 		if hasAVX2 {
 			sshiftAVX2(alpha, x)
@@ -197,6 +204,7 @@ func Sshift(alpha float32, x []float32) {
 
 // Ssum returns the sum of x's elements.
 func Ssum(x []float32) float32 {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 && len(x) >= 16 {
 		return ssumAVX2(x)
 	}
@@ -226,6 +234,20 @@ func Ssum(x []float32) float32 {
 // 2·rows rows of at least 2·cols values. One call per plane keeps the
 // vector constants in registers across rows.
 func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	if !hasAVX512 && hasAVX2 && maskedPartsOK && cols > 0 {
+		// AVX2: MaxPoolRow's 8-wide kernel, one output row at a time
+		// (the same row-major comparison order).
+		var rr [2][]float32
+		var base [2]int32
+		for oy := 0; oy < rows; oy++ {
+			b0 := 2 * oy * w
+			rr[0], rr[1] = x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
+			base[0], base[1] = int32(b0), int32(b0+w)
+			maxPoolRowAVX2(rr[:], base[:], 2, 2, out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols])
+		}
+		return
+	}
 	if !hasAVX512 || !maskedPartsOK {
 		maxPool2x2PlaneGo(x, w, out, idx, ldo, rows, cols)
 		return
@@ -280,6 +302,7 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
 func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if rows <= 0 || cols <= 0 {
 		return
 	}
@@ -324,6 +347,7 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if rows <= 0 || cols <= 0 {
 		return
 	}
@@ -363,8 +387,13 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 // It covers len(out) outputs; each rows[r] must hold (len(out)-1)*stride+kw
 // values.
 func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32, idx []int32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	n := len(out)
 	idx = idx[:n]
+	if !hasAVX512 && hasAVX2 && maskedPartsOK && (stride == 1 || stride == 2) && n > 0 {
+		maxPoolRowAVX2(rows, rowBase, kw, stride, out, idx)
+		return
+	}
 	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || n == 0 {
 		maxPoolRowGo(rows, rowBase, kw, stride, out, idx)
 		return
@@ -405,10 +434,99 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 	}
 }
 
+// maxPoolKW bounds the window width maxPoolInterior takes.
+const maxPoolKW = 16
+
+// maxPoolInterior max-pools output columns [lo, OW) of every output row
+// of one plane, in one call: windows that start inside the image's columns
+// (lo is the first that does not start in the left padding), rows and
+// columns clipped to the image. Lanes whose window column lies past the
+// image's right edge load -FLT_MAX, which never wins the strict
+// comparison, so the result is the clipped window's, as Caffe's loop
+// gives it; an empty window gives -FLT_MAX and -1 as the scalar path does.
+// The vector constants are set up once per plane and no Go code runs
+// between rows: per-row calls and a scalar pass for the clipped last
+// column cost CIFAR-10's pool1 as much as its comparisons. It reports
+// false, doing nothing, without AVX-512 or for strides other than 1 and 2.
+func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int) bool {
+	stride := g.SW
+	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || g.OW <= lo || g.KW > maxPoolKW {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	var lanes [16]int32
+	for i := range lanes {
+		lanes[i] = int32(i * stride)
+	}
+	laneS := archsimd.LoadInt32x16(&lanes)
+	laneIdx := archsimd.LoadInt32x16(&[16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	for oy := 0; oy < g.OH; oy++ {
+		h0 := oy*g.SH - g.PH
+		h1 := min(h0+g.KH, g.H)
+		h0 = max(h0, 0)
+		orow, irow := yp[oy*g.OW:(oy+1)*g.OW], mask[oy*g.OW:(oy+1)*g.OW]
+		for o := lo; o < g.OW; o += 16 {
+			cnt := min(16, g.OW-o)
+			// Lanes [0, valid[j]) have window column j inside the image:
+			// (o+l)·stride - PW + j ≤ W-1.
+			var valid [maxPoolKW]int
+			var keep [maxPoolKW]archsimd.Mask32x16
+			for j := 0; j < g.KW; j++ {
+				if last := g.W - 1 + g.PW - j; last >= 0 {
+					valid[j] = max(0, min(cnt, last/stride-o+1))
+				}
+				if valid[j] < cnt {
+					keep[j] = archsimd.BroadcastInt32x16(int32(valid[j])).Greater(laneIdx)
+				}
+			}
+			best, arg := floor, none
+			for iy := h0; iy < h1; iy++ { // row-major order, as Caffe compares
+				for j := 0; j < g.KW; j++ {
+					if valid[j] == 0 {
+						continue
+					}
+					span := (valid[j]-1)*stride + 1 // values the valid lanes span
+					off := iy*g.W + o*stride - g.PW + j
+					s := xp[off : off+span]
+					var v archsimd.Float32x16
+					if stride == 1 {
+						v = archsimd.LoadFloat32x16SlicePart(s)
+					} else {
+						lo := archsimd.LoadFloat32x16SlicePart(s[:min(16, span)])
+						var hi archsimd.Float32x16
+						if span > 16 {
+							hi = archsimd.LoadFloat32x16SlicePart(s[16:])
+						}
+						v = lo.ConcatPermute(hi, even)
+					}
+					if valid[j] < cnt {
+						v = v.Merge(floor, keep[j])
+					}
+					m := v.Greater(best)
+					at := laneS.Add(archsimd.BroadcastInt32x16(int32(off)))
+					best, arg = v.Merge(best, m), at.Merge(arg, m)
+				}
+			}
+			if cnt == 16 {
+				best.Store((*[16]float32)(orow[o : o+16]))
+				arg.Store((*[16]int32)(irow[o : o+16]))
+			} else {
+				best.StoreSlicePart(orow[o : o+cnt])
+				arg.StoreSlicePart(irow[o : o+cnt])
+			}
+		}
+	}
+	return true
+}
+
 // SGDMomentum is one fused SGD step with momentum and L2 decay:
 // g = norm·diff + decay·data; hist = lr·g + mom·hist; diff = hist;
 // data -= hist. It reads each array once and writes three.
 func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	n := len(diff)
 	data, hist = data[:n], hist[:n]
 	if !hasAVX512 {
@@ -438,6 +556,7 @@ func SGDMomentum(diff, data, hist []float32, norm, decay, lr, mom float32) {
 // accumulators (4 rows of A by 2 rows of B) over the batch and k, each
 // reduced across its lanes once at the end.
 func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []float32, offB [ntCols]int, strideB int) [ntRows * ntCols]float32 {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 {
 		return ntKernelAVX2(batch, k, a, offA, strideA, b, offB, strideB)
 	}
@@ -501,6 +620,7 @@ func ntKernel(batch, k int, a []float32, offA [ntRows]int, strideA int, b []floa
 // and signed-zero rules compiled to branches and ran at about 2.5 ns an
 // element.
 func SReLU(x, y []float32, s float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	y = y[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {
@@ -522,6 +642,7 @@ func SReLU(x, y []float32, s float32) {
 // SReLUBackward sets dx = dy·(s + (1-s)) where x > 0 and dy·s elsewhere,
 // the products reluBackward32 forms, 16 lanes at a time.
 func SReLUBackward(x, dy, dx []float32, s float32) {
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	dy, dx = dy[:len(x)], dx[:len(x)]
 	if !hasAVX512 {
 		if hasAVX2 {

@@ -22,6 +22,18 @@ func MaxPoolPlane[T Float](g kernels.PoolGeom, xp, yp []T, mask []int32) {
 			MaxPool2x2PlaneRef(xp, g.W, yp, mask, g.OW, rows2, cols2)
 		}
 	}
+	// Windows that start inside the columns, vectorized over outputs:
+	// all rows in one call where the kernel level has it; otherwise
+	// those fully inside, row by row.
+	lo := (g.PW + g.SW - 1) / g.SW
+	hi := min(g.OW, (g.W+g.PW-g.KW)/g.SW+1)
+	interior := false
+	if xp32, ok := any(xp).([]float32); ok && rows2 == 0 {
+		interior = maxPoolInterior(g, xp32, any(yp).([]float32), mask, lo)
+		if interior && lo == 0 {
+			return // no window starts in the left padding
+		}
+	}
 	for oy := 0; oy < g.OH; oy++ {
 		h0 := oy*g.SH - g.PH
 		h1 := min(h0+g.KH, g.H)
@@ -31,10 +43,11 @@ func MaxPoolPlane[T Float](g kernels.PoolGeom, xp, yp []T, mask []int32) {
 		if oy < rows2 {
 			ox = cols2
 		}
+		if interior {
+			poolMaxScalar(g, xp, yr, mr, h0, h1, 0, min(lo, g.OW))
+			continue
+		}
 		if xp32, ok := any(xp).([]float32); ok && ox == 0 && h1 > h0 {
-			// Windows fully inside the columns, vectorized over outputs.
-			lo := (g.PW + g.SW - 1) / g.SW
-			hi := min(g.OW, (g.W+g.PW-g.KW)/g.SW+1)
 			if hi > lo {
 				var rows [8][]float32
 				var bases [8]int32
@@ -92,4 +105,72 @@ func AvePoolSize(g kernels.PoolGeom, y, x int) int {
 	h0, w0 := y*g.SH-g.PH, x*g.SW-g.PW
 	h1, w1 := min(h0+g.KH, g.H+g.PH), min(w0+g.KW, g.W+g.PW)
 	return (h1 - h0) * (w1 - w0)
+}
+
+// AvePoolDivisors returns Caffe's divisor of every output of a plane
+// (AvePoolSize), the same for all planes: computed once per call instead
+// of once per output.
+func AvePoolDivisors[T Float](g kernels.PoolGeom) []T {
+	div := make([]T, g.OH*g.OW)
+	for oy := 0; oy < g.OH; oy++ {
+		for ox := 0; ox < g.OW; ox++ {
+			div[oy*g.OW+ox] = T(AvePoolSize(g, oy, ox))
+		}
+	}
+	return div
+}
+
+// AvePoolPlane average-pools one plane (padding counts in the divisor, as
+// in Caffe; div from AvePoolDivisors): for each output row the window's
+// input rows are first summed into rs (len ≥ g.W) with whole-row vector
+// adds, then each output sums its columns of rs. An input row is read once
+// per output row, where a window-by-window loop read it once per window.
+func AvePoolPlane[T Float](g kernels.PoolGeom, xp, yp, rs, div []T) {
+	rs = rs[:g.W]
+	for oy := 0; oy < g.OH; oy++ {
+		h0, h1, _, _ := PoolWindow(g, oy, 0)
+		if h1 > h0 {
+			CopyRows(rs, g.W, xp[h0*g.W:], g.W, 1, g.W)
+			AddRows(rs, 0, xp[min(h0+1, g.H-1)*g.W:], g.W, h1-h0-1, g.W)
+		} else {
+			clear(rs) // a window past the image (stride above the kernel)
+		}
+		zeroUpper() // scalar loop after the vector adds
+		yr, dr := yp[oy*g.OW:(oy+1)*g.OW], div[oy*g.OW:(oy+1)*g.OW]
+		for ox := range yr {
+			w0 := ox*g.SW - g.PW
+			w1 := min(w0+g.KW, g.W)
+			var s T
+			for i := max(w0, 0); i < w1; i++ {
+				s += rs[i]
+			}
+			yr[ox] = s / dr[ox]
+		}
+	}
+}
+
+// AvePoolPlaneBackward overwrites one plane's dx with dy spread evenly
+// over each window (div from AvePoolDivisors): per output row, the row's
+// contributions are gathered in rd (len ≥ g.W), then added to each input
+// row the windows cover.
+func AvePoolPlaneBackward[T Float](g kernels.PoolGeom, dyp, dxp, rd, div []T) {
+	rd = rd[:g.W]
+	clear(dxp[:g.H*g.W])
+	for oy := 0; oy < g.OH; oy++ {
+		h0, h1, _, _ := PoolWindow(g, oy, 0)
+		zeroUpper()
+		clear(rd)
+		dr := div[oy*g.OW : (oy+1)*g.OW]
+		for ox, d := range dyp[oy*g.OW : (oy+1)*g.OW] {
+			w0 := ox*g.SW - g.PW
+			w1 := min(w0+g.KW, g.W)
+			d /= dr[ox]
+			for i := max(w0, 0); i < w1; i++ {
+				rd[i] += d
+			}
+		}
+		if h1 > h0 {
+			AddRows(dxp[h0*g.W:], g.W, rd, 0, h1-h0, g.W)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 func TestMaxPool2x2PlaneMatchesGo(t *testing.T) {
@@ -65,6 +67,87 @@ func TestMaxPoolRowMatchesGo(t *testing.T) {
 				if idx[0] != 0 {
 					t.Fatalf("stride %d kw %d n %d: tie went to index %d, want 0", stride, kw, n, idx[0])
 				}
+			}
+		}
+	}
+}
+
+// TestAvePoolPlaneMatchesWindows compares the row-sum average pooling with
+// a window-by-window float64 loop, forward and backward, at odd shapes:
+// padding, kernels wider than tall, strides above the kernel (windows past
+// the image) and Caffe's round-up outputs.
+func TestAvePoolPlaneMatchesWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, g := range []kernels.PoolGeom{
+		{H: 16, W: 16, OH: 8, OW: 8, KH: 3, KW: 3, SH: 2, SW: 2},
+		{H: 7, W: 9, OH: 4, OW: 5, KH: 2, KW: 3, SH: 2, SW: 2, PH: 1, PW: 2},
+		{H: 5, W: 5, OH: 3, OW: 3, KH: 1, KW: 1, SH: 3, SW: 3},
+		{H: 8, W: 33, OH: 8, OW: 33, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+		{H: 6, W: 6, OH: 1, OW: 1, KH: 6, KW: 6, SH: 1, SW: 1},
+	} {
+		x, dy := randSlice(r, g.H*g.W), randSlice(r, g.OH*g.OW)
+		y, dx := make([]float32, g.OH*g.OW), make([]float32, g.H*g.W)
+		div := AvePoolDivisors[float32](g)
+		AvePoolPlane(g, x, y, make([]float32, g.W), div)
+		AvePoolPlaneBackward(g, dy, dx, make([]float32, g.W), div)
+		wantY, wantDx := make([]float64, len(y)), make([]float64, len(dx))
+		for oy := 0; oy < g.OH; oy++ {
+			for ox := 0; ox < g.OW; ox++ {
+				h0, h1, w0, w1 := PoolWindow(g, oy, ox)
+				size := float64(AvePoolSize(g, oy, ox))
+				for iy := h0; iy < h1; iy++ {
+					for ix := w0; ix < w1; ix++ {
+						wantY[oy*g.OW+ox] += float64(x[iy*g.W+ix]) / size
+						wantDx[iy*g.W+ix] += float64(dy[oy*g.OW+ox]) / size
+					}
+				}
+			}
+		}
+		for i, v := range y {
+			if math.Abs(float64(v)-wantY[i]) > 1e-5 {
+				t.Fatalf("%+v: y[%d] = %v, want %v", g, i, v, wantY[i])
+			}
+		}
+		for i, v := range dx {
+			if math.Abs(float64(v)-wantDx[i]) > 1e-5 {
+				t.Fatalf("%+v: dx[%d] = %v, want %v", g, i, v, wantDx[i])
+			}
+		}
+	}
+}
+
+// TestMaxPoolPlaneMatchesScalar compares float32 max pooling (the vector
+// kernels of the running level) with the float64 path (scalar loops) at
+// odd shapes, with ties, NaN and -Inf: the same values and the same
+// argmax indices.
+func TestMaxPoolPlaneMatchesScalar(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, g := range []kernels.PoolGeom{
+		{H: 32, W: 32, OH: 16, OW: 16, KH: 3, KW: 3, SH: 2, SW: 2},
+		{H: 9, W: 40, OH: 4, OW: 20, KH: 3, KW: 3, SH: 2, SW: 2},
+		{H: 5, W: 37, OH: 5, OW: 37, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1},
+		{H: 7, W: 41, OH: 4, OW: 21, KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1},
+		{H: 6, W: 41, OH: 3, OW: 21, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 5, W: 5, OH: 2, OW: 2, KH: 1, KW: 1, SH: 3, SW: 3},
+		{H: 8, W: 50, OH: 3, OW: 17, KH: 2, KW: 3, SH: 3, SW: 3},
+	} {
+		x := randSlice(r, g.H*g.W)
+		for i := 0; i < len(x); i += 7 {
+			x[i] = x[i/2] // ties
+		}
+		x[3], x[g.W+5] = float32(math.NaN()), float32(math.Inf(-1))
+		x64 := make([]float64, len(x))
+		for i, v := range x {
+			x64[i] = float64(v)
+		}
+		n := g.OH * g.OW
+		y, m := make([]float32, n), make([]int32, n)
+		y64, m64 := make([]float64, n), make([]int32, n)
+		MaxPoolPlane(g, x, y, m)
+		MaxPoolPlane(g, x64, y64, m64)
+		for i := range y {
+			if m[i] != m64[i] || float64(y[i]) != y64[i] {
+				t.Fatalf("%+v output %d: (%v, %d), want (%v, %d)", g, i, y[i], m[i], y64[i], m64[i])
 			}
 		}
 	}

@@ -6,6 +6,11 @@ import "simd/archsimd"
 
 func vzeroupper()
 
+// xinuse and cpuidD1 (zeroupper_amd64.s) let the tests check that kernels
+// leave the upper halves clean.
+func xinuse() uint64
+func cpuidD1() uint32
+
 // hasAVX reports whether VZEROUPPER may run (it faults without AVX).
 var hasAVX = archsimd.X86.AVX()
 
@@ -18,7 +23,11 @@ var hasAVX = archsimd.X86.AVX()
 // slower (640 calls: 214–540 µs against 4–7 µs after VZEROUPPER), and the
 // scalar ReLU, softmax and pooling loops pay the same. The state belongs
 // to the core, so each loop clears it where it starts, on its own
-// goroutine.
+// goroutine, and every archsimd kernel of this package clears it on its
+// way out (defer zeroUpper()): Go code between kernel calls copies and
+// zeroes structs and arrays with SSE moves too. Max pooling at CIFAR-10's
+// shapes, whose Go loop calls MaxPoolRow once per output row, ran 2.8×
+// faster with that alone.
 func zeroUpper() {
 	if hasAVX {
 		vzeroupper()
