@@ -23,11 +23,15 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
     * every file goes to a temporary file beside its target first, and only
     * when all are complete are they renamed into place. On any failure the
     * temporary files (with their .crc) are removed, and so are the files this
-    * call already renamed: none of the group is left without the others.
+    * call already renamed: none of the group is left without the others. A
+    * file being replaced is moved aside, not deleted, until the whole group
+    * is in place, and put back on a failure: an earlier snapshot at the same
+    * path is never lost to a failed write.
     */
   def writeAllAtomically(files: Seq[(Path, OutputStream => Unit)]): Unit = {
     val tmps = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path)]
     val renamed = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path)]
+    val replaced = scala.collection.mutable.ArrayBuffer.empty[(FileSystem, Path, Path)] // (fs, path, moved-aside copy)
     def quietly(f: => Any): Unit = try f catch { case NonFatal(_) => }
     try {
       for ((path, write) <- files) {
@@ -42,15 +46,21 @@ final class Snapshots(modelPath: String, prefixName: String, hadoop: Configurati
         } finally out.close() // a full disk may fail here too
       }
       for (((path, _), (fs, tmp)) <- files.zip(tmps.toSeq)) {
-        if (fs.exists(path)) fs.delete(path, false)
+        if (fs.exists(path)) {
+          val aside = new Path(path.getParent, s".${path.getName}.old-${UUID.randomUUID()}")
+          if (!fs.rename(path, aside)) throw new GoCaffeException(s"could not move $path aside to $aside")
+          replaced += ((fs, path, aside))
+        }
         if (!fs.rename(tmp, path)) throw new GoCaffeException(s"could not rename $tmp to $path")
         renamed += fs -> path
       }
       tmps.clear()
+      for ((fs, _, aside) <- replaced) quietly(fs.delete(aside, false))
     } catch {
       case NonFatal(e) =>
         for ((fs, t) <- tmps) quietly(fs.delete(t, false))
         for ((fs, p) <- renamed) quietly(fs.delete(p, false))
+        for ((fs, p, aside) <- replaced) quietly(fs.rename(aside, p))
         throw e
     }
   }
