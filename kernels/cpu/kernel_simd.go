@@ -413,17 +413,7 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 		for r, row := range rows {
 			for j := 0; j < kw; j++ {
 				s := row[o*stride+j : o*stride+j+span]
-				var v archsimd.Float32x16
-				if stride == 1 {
-					v = archsimd.LoadFloat32x16SlicePart(s)
-				} else {
-					lo := archsimd.LoadFloat32x16SlicePart(s[:min(16, span)])
-					var hi archsimd.Float32x16
-					if span > 16 {
-						hi = archsimd.LoadFloat32x16SlicePart(s[16:])
-					}
-					v = lo.ConcatPermute(hi, even)
-				}
+				v := loadStrided16(s, stride, span, even)
 				m := v.Greater(best)
 				at := laneS.Add(archsimd.BroadcastInt32x16(rowBase[r] + int32(o*stride+j)))
 				best, arg = v.Merge(best, m), at.Merge(arg, m)
@@ -491,17 +481,7 @@ func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int)
 					span := (valid[j]-1)*stride + 1 // values the valid lanes span
 					off := iy*g.W + o*stride - g.PW + j
 					s := xp[off : off+span]
-					var v archsimd.Float32x16
-					if stride == 1 {
-						v = archsimd.LoadFloat32x16SlicePart(s)
-					} else {
-						lo := archsimd.LoadFloat32x16SlicePart(s[:min(16, span)])
-						var hi archsimd.Float32x16
-						if span > 16 {
-							hi = archsimd.LoadFloat32x16SlicePart(s[16:])
-						}
-						v = lo.ConcatPermute(hi, even)
-					}
+					v := loadStrided16(s, stride, span, even)
 					if valid[j] < cnt {
 						v = v.Merge(floor, keep[j])
 					}
@@ -661,4 +641,20 @@ func SReLUBackward(x, dy, dx []float32, s float32) {
 		d.Mul(pv).Merge(d.Mul(sv), v.Greater(zero)).Store((*[16]float32)(dx[i : i+16]))
 	}
 	reluBackward32(x[i:], dy[i:], dx[i:], s)
+}
+
+// loadStrided16 loads s[0], s[stride], … (up to 16 values; s holds the span
+// values they cover, span ≤ 31 for stride 2): stride 1 is one load, stride
+// 2 two loads and a permute by even (the lanes 0, 2, …, 30). Callers take
+// only strides 1 and 2 this way.
+func loadStrided16(s []float32, stride, span int, even archsimd.Uint32x16) archsimd.Float32x16 {
+	if stride == 1 {
+		return archsimd.LoadFloat32x16SlicePart(s)
+	}
+	lo := archsimd.LoadFloat32x16SlicePart(s[:min(16, span)])
+	var hi archsimd.Float32x16
+	if span > 16 {
+		hi = archsimd.LoadFloat32x16SlicePart(s[16:])
+	}
+	return lo.ConcatPermute(hi, even)
 }
