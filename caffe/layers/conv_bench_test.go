@@ -72,14 +72,22 @@ func BenchmarkVision(b *testing.B) {
 					}
 				}
 			})
-			b.Run("bwd", func(b *testing.B) {
+			bwd := func(b *testing.B) {
 				prop := []bool{vb.propagate}
 				for b.Loop() {
 					if err := l.Backward(top, prop, bottom); err != nil {
 						b.Fatal(err)
 					}
 				}
-			})
+			}
+			b.Run("bwd", bwd)
+			// Where the data gradient is the flipped convolution, col2im's
+			// time beside it.
+			if c, ok := l.(*convolution[float32]); ok && vb.propagate && c.flippedDataGrad() {
+				defer func(m int) { flipMode = m }(flipMode)
+				flipMode = flipNever
+				b.Run("bwd-col2im", bwd)
+			}
 		})
 	}
 }

@@ -99,3 +99,93 @@ func (l *convBase[T]) gemmBackwardT(out, wT, im, col kernels.Vec[T]) {
 		l.be.Col2im(col, l.imC, l.imH, l.imW, l.kgeom(), l.colH, l.colW, im)
 	}
 }
+
+// flippedDataGrad reports whether the data gradient runs as a forward
+// convolution of the top diff, dX = conv(dY, flip(W)ᵀ) with padding
+// k-1-pad, instead of Wᵀ·dY and col2im. That holds for stride 1 and
+// dilation 1; it pays when the padding keeps the image size ("same"
+// convolutions: CIFAR-10's, GoogLeNet's, VGG's, ResNet's 3×3): the GEMM is
+// then the forward's shape (long K = num_output·kh·kw, not K =
+// num_output), with the same FLOPs, and col2im's scatter-add becomes
+// im2col's copy. A smaller output than input (LeNet's unpadded 5×5) would
+// make the padded top diff's columns mostly zeros, so those layers keep
+// col2im. flipMode (tests and benchmarks) overrides the size rule.
+func (l *convBase[T]) flippedDataGrad() bool {
+	g := l.spec.geom
+	if l.deconv || g.is1x1() || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1 || g.ph >= g.kh || g.pw >= g.kw {
+		return false
+	}
+	switch flipMode {
+	case flipAlways:
+		return true
+	case flipNever:
+		return false
+	}
+	return l.imH*l.imW <= l.colH*l.colW
+}
+
+// flipMode lets tests reach the flipped data gradient at shapes the size
+// rule leaves out (flipAlways), and benchmarks time col2im beside it
+// (flipNever).
+var flipMode = flipAuto
+
+const (
+	flipAuto = iota
+	flipAlways
+	flipNever
+)
+
+// flipGeom is the window of the flipped data gradient's im2col over the
+// top diff: same kernel, stride 1, padding k-1-pad; its output is the
+// bottom's size.
+func (l *convBase[T]) flipGeom() kernels.ConvGeom {
+	g := l.spec.geom
+	return kernels.ConvGeom{KH: g.kh, KW: g.kw, SH: 1, SW: 1, PH: g.kh - 1 - g.ph, PW: g.kw - 1 - g.pw, DH: 1, DW: 1}
+}
+
+// flipWeights returns, per group, the (C/G)×(oc·kh·kw) matrix
+// Wf[c][k,i,j] = W[k][c][kh-1-i][kw-1-j] (oc = num_output/G), once per
+// Backward: the flipped data gradient's A operand, read along rows.
+func (l *convolution[T]) flipWeights(w kernels.Vec[T]) kernels.Vec[T] {
+	n := l.weight.Count()
+	if l.wT.Len() < n {
+		l.wT = l.be.Alloc(n)
+	}
+	wf := l.wT.Slice(0, n).Host()
+	src := w.Host()[:n]
+	g := l.spec.geom
+	G := l.spec.group
+	oc, cg, kk := l.outC/G, l.imC/G, g.kh*g.kw
+	for gr := 0; gr < G; gr++ {
+		base := gr * oc * cg * kk
+		for k := 0; k < oc; k++ {
+			for c := 0; c < cg; c++ {
+				in := src[base+(k*cg+c)*kk : base+(k*cg+c+1)*kk]
+				out := wf[base+c*oc*kk+k*kk : base+c*oc*kk+(k+1)*kk]
+				for t := range in {
+					out[kk-1-t] = in[t]
+				}
+			}
+		}
+	}
+	return l.wT.Slice(0, n)
+}
+
+// flipColLen is the length of one image's flipped-gradient columns: the
+// top diff's channels·kh·kw rows of bottom-size planes.
+func (l *convBase[T]) flipColLen() int {
+	g := l.spec.geom
+	return l.outC * g.kh * g.kw * l.imH * l.imW
+}
+
+// gemmBackwardFlipped overwrites im (one image's bottom diff) with
+// conv(out, Wf) per group, through col (flipColLen elements).
+func (l *convBase[T]) gemmBackwardFlipped(out, wf, im, col kernels.Vec[T]) {
+	G, hw := l.spec.group, l.imH*l.imW
+	oc, cg := l.outC/G, l.imC/G
+	kdim := oc * l.spec.geom.kh * l.spec.geom.kw
+	l.be.Im2col(out, l.outC, l.colH, l.colW, l.flipGeom(), l.imH, l.imW, col)
+	for g := 0; g < G; g++ {
+		l.be.GemmSerial(false, false, cg, hw, kdim, 1, wf.From(g*cg*kdim), kdim, col.From(g*kdim*hw), hw, 0, im.From(g*cg*hw), hw)
+	}
+}

@@ -15,7 +15,18 @@ import (
 //	top (N, num_output, H_out, W_out) = conv(bottom (N, C, H, W), weight (num_output, C/group, kh, kw)) + bias
 type convolution[T blob.Float] struct {
 	convBase[T]
-	wT kernels.Vec[T] // Wᵀ per group for the data gradient (transposeWeights)
+	wT    kernels.Vec[T]   // Wᵀ (transposeWeights) or the flipped Wf (flipWeights) for the data gradient
+	fcols []kernels.Vec[T] // per-worker columns of the flipped data gradient
+}
+
+// flipBuffers sizes the per-worker columns of the flipped data gradient.
+func (l *convolution[T]) flipBuffers(workers int) {
+	for len(l.fcols) < workers {
+		l.fcols = append(l.fcols, kernels.Vec[T]{})
+	}
+	for w := 0; w < workers; w++ {
+		l.fcols[w] = l.sized(l.fcols[w], l.flipColLen(), false)
+	}
 }
 
 func newConvolution[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -102,7 +113,12 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 			batchWeights = true
 		}
 		var wT kernels.Vec[T]
-		if prop {
+		flipped := prop && l.flippedDataGrad()
+		switch {
+		case flipped:
+			wT = l.flipWeights(w)
+			l.flipBuffers(workers)
+		case prop:
 			wT = l.transposeWeights(w)
 		}
 		be.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
@@ -127,7 +143,10 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				default:
 					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col, beta)
 				}
-				if prop {
+				switch {
+				case flipped:
+					l.gemmBackwardFlipped(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), l.fcols[wk])
+				case prop:
 					l.gemmBackwardT(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), col)
 				}
 			}

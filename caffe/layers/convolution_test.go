@@ -321,3 +321,46 @@ func TestDeconvolutionGradientAndPrecision(t *testing.T) {
 		precision(t, layertest.Precision{Seed: uint64(i)}, cc.text("Deconvolution"), bl(gauss(uint64(95+i), cc.n, cc.c, cc.h, cc.w)), 1)
 	}
 }
+
+// TestConvolutionFlippedDataGradient forces the flipped data gradient
+// (conv(dY, flip(W)ᵀ), see flippedDataGrad) at stride-1 shapes the size
+// rule gives col2im, and at odd ones: unpadded, asymmetric kernels and
+// pads, a pad of kernel-1 (the flipped padding 0), groups, one-row images.
+// The same-padded shapes of convCases and the precision tests take it
+// without forcing.
+func TestConvolutionFlippedDataGradient(t *testing.T) {
+	defer func(m int) { flipMode = m }(flipMode)
+	flipMode = flipAlways
+	cases := []convCase{
+		{"num_output: 3 kernel_size: 3", 2, 2, 5, 6, 3, 1, convGeom{3, 3, 1, 1, 0, 0, 1, 1}, true},
+		{"num_output: 4 kernel_h: 3 kernel_w: 5 pad_h: 1 pad_w: 3 group: 2", 2, 4, 7, 9, 4, 2, convGeom{3, 5, 1, 1, 1, 3, 1, 1}, true},
+		{"num_output: 2 kernel_h: 2 kernel_w: 3 pad_h: 1 pad_w: 0 bias_term: false", 3, 3, 5, 7, 2, 1, convGeom{2, 3, 1, 1, 1, 0, 1, 1}, false},
+		{"num_output: 5 kernel_size: 3 pad: 2", 1, 2, 4, 4, 5, 1, convGeom{3, 3, 1, 1, 2, 2, 1, 1}, true},
+		{"num_output: 3 kernel_h: 1 kernel_w: 3 pad_h: 0 pad_w: 1", 2, 3, 1, 8, 3, 1, convGeom{1, 3, 1, 1, 0, 1, 1, 1}, true},
+	}
+	for i, cc := range cases {
+		x := gauss(uint64(70+i), cc.n, cc.c, cc.h, cc.w)
+		gradCheck(t, layertest.Checker{Seed: uint64(70 + i)}, cc.text("Convolution"), bl(x), 1)
+		precision(t, layertest.Precision{Seed: uint64(80 + i)}, cc.text("Convolution"), bl(x), 1)
+	}
+}
+
+func TestConvolutionFlippedDataGradientChoice(t *testing.T) {
+	for _, c := range []struct {
+		param       string
+		c, h, w     int
+		wantFlipped bool
+	}{
+		{"num_output: 32 kernel_size: 5 pad: 2", 32, 16, 16, true}, // CIFAR-10 quick's conv2: same size
+		{"num_output: 64 kernel_size: 3 pad: 1", 64, 56, 56, true}, // ResNet-50's 3×3
+		{"num_output: 50 kernel_size: 5", 20, 12, 12, false},       // LeNet's conv2: 8×8 from 12×12
+		{"num_output: 8 kernel_size: 3 stride: 2 pad: 1", 4, 9, 9, false},
+		{"num_output: 8 kernel_size: 3 dilation: 2 pad: 2", 4, 9, 9, false},
+		{"num_output: 8 kernel_size: 1", 4, 9, 9, false}, // 1×1: no im2col either way
+	} {
+		l, _ := forward(t, fmt.Sprintf(`type: "Convolution" convolution_param { %s }`, c.param), bl(gauss(1, 1, c.c, c.h, c.w)), 1)
+		if got := l.(*convolution[float64]).flippedDataGrad(); got != c.wantFlipped {
+			t.Errorf("%s on %d×%d×%d: flippedDataGrad %v, want %v", c.param, c.c, c.h, c.w, got, c.wantFlipped)
+		}
+	}
+}
