@@ -273,6 +273,13 @@ func (s *Service) LoadPartition(stream grpc.ClientStreamingServer[pb.PartitionCh
 	ds, err := arrowio.ReadStream(ctx, pr, s.mem, ld.spec, arrowio.WithSkipUnusable(first.GetSkipUnusable()))
 	pr.CloseWithError(errors.New("decoder stopped"))
 	if err != nil {
+		// The feeder stops at the client's next chunk or end (its write
+		// into the closed pipe fails): wait for it, so that no Recv runs on
+		// the stream after this handler returns.
+		select {
+		case <-fed:
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
 			return ctxStatus(ctx.Err(), "loading partition "+key.String())
 		}
