@@ -81,12 +81,17 @@ func BenchmarkVision(b *testing.B) {
 				}
 			}
 			b.Run("bwd", bwd)
-			// Where the data gradient is the flipped convolution, col2im's
-			// time beside it.
-			if c, ok := l.(*convolution[float32]); ok && vb.propagate && c.flippedDataGrad() {
+			// The other data gradient's time beside the chosen one: col2im
+			// where the flipped convolution runs, and the other way round
+			// where stride 1 allows it.
+			if c, ok := l.(*convolution[float32]); ok && vb.propagate {
 				defer func(m int) { flipMode = m }(flipMode)
-				flipMode = flipNever
-				b.Run("bwd-col2im", bwd)
+				if c.flippedDataGrad() {
+					flipMode = flipNever
+					b.Run("bwd-col2im", bwd)
+				} else if flipMode = flipAlways; c.flippedDataGrad() {
+					b.Run("bwd-flipped", bwd)
+				}
 			}
 		})
 	}
