@@ -288,17 +288,12 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 			rows := min(mr, mb-ir)
 			// Row offsets of this tile in a; missing rows repeat row 0
 			// and their results are dropped.
-			var offs [mr]int
-			for r := range offs {
-				rr := r
-				if r >= rows {
-					rr = 0
-				}
-				if rs < 0 {
-					offs[r] = ir*kb + rr
-				} else {
-					offs[r] = (ir + rr) * rs
-				}
+			offs := tileOffsets(ir, rows, kb, rs)
+			// Whole 32-wide tiles go eight rows at a time where there are.
+			if !transC && cols == 32 && ir+2*mr <= mb &&
+				microKernel8x32(kb, alpha, a, offs, tileOffsets(ir+mr, mr, kb, rs), cs, bs, bld, c[ir*ldc+jr:], ldc, overwrite) {
+				ir += mr
+				continue
 			}
 			if !transC {
 				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols, overwrite, &acc)
@@ -318,6 +313,25 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 			}
 		}
 	}
+}
+
+// tileOffsets returns the offsets in a of the rows of the tile at row ir
+// (rows of them real; the others repeat the first), for A read in place
+// with row stride rs, or packed by packA when rs < 0.
+func tileOffsets(ir, rows, kb, rs int) [mr]int {
+	var offs [mr]int
+	for r := range offs {
+		rr := r
+		if r >= rows {
+			rr = 0
+		}
+		if rs < 0 {
+			offs[r] = ir*kb + rr
+		} else {
+			offs[r] = (ir + rr) * rs
+		}
+	}
+	return offs
 }
 
 // microKernelGo adds alpha times the mr×nr product of mr rows of A (row r

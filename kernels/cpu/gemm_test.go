@@ -64,6 +64,9 @@ func TestSgemmMatchesReference(t *testing.T) {
 		{1, 1, 1}, {1, 1, 7}, {6, 32, 1}, {7, 33, 5}, {5, 31, 17}, {13, 17, 19},
 		{20, 576, 25}, {50, 64, 500}, {64, 500, 800}, {97, 65, 257}, {3, 2100, 9},
 		{130, 40, 300}, {1, 100, 1}, {100, 1, 3}, {2, 3, 0}, {9, 4160, 300},
+		// 32-wide tiles eight rows at a time (sgemm8x32), with A in place
+		// and packed (n ≥ 256), and a 4-row block left over.
+		{8, 32, 3}, {13, 96, 19}, {21, 288, 7}, {75, 32, 1024}, {800, 32, 256},
 	}
 	for _, s := range shapes {
 		for _, tA := range []bool{false, true} {

@@ -39,6 +39,11 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	copyRowsGo(dst, ldd, src, lds, rows, cols)
 }
 
+// microKernel8x32 is the SIMD build's 8×32 tile; here it reports false.
+func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
+	return false
+}
+
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	addRowsGo(dst, ldd, src, lds, rows, cols)

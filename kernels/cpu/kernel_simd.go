@@ -29,6 +29,33 @@ func sgemm4x64(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, 
 //go:noescape
 func sgemm4x32(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
+// sgemm8x32 is the 8×32 product: rows 0-3 at a, rows 4-7 at a4, both with
+// aoff's offsets.
+//
+//go:noescape
+func sgemm8x32(kb int, a, a4 *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
+
+// microKernel8x32 computes a whole 8×32 tile of C from two 4-row blocks of A
+// (offs and offs4, offs4[r]-offs4[0] == offs[r]-offs[0]) and a 32-column B
+// sliver, on AVX-512; it reports false, doing nothing, elsewhere.
+func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
+	if !hasAVX512 || kb <= 0 {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	last := (kb - 1) * cs
+	var aoff [mr]int
+	for r, o := range offs {
+		_ = a[o+last]
+		_ = a[offs4[r]+last]
+		aoff[r] = 4 * (o - offs[0])
+	}
+	_ = b[(kb-1)*ldb+31]
+	_ = c[(2*mr-1)*ldc+31]
+	sgemm8x32(kb, &a[offs[0]], &a[offs4[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
+	return true
+}
+
 // The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products stored at acc
 // with rows nr apart.
 //
