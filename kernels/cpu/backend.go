@@ -333,9 +333,7 @@ func (backend[T]) BiasGrad(dy, db kernels.Vec[T], outer, channels, inner int) {
 			Axpy(1, do, b)
 			continue
 		}
-		for c := range b {
-			b[c] += Sum(do[c*inner : (c+1)*inner])
-		}
+		AddRowSums(do, inner, b)
 	}
 }
 

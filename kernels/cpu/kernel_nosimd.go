@@ -44,6 +44,10 @@ func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs
 	return false
 }
 
+// SAddRowSums adds the sum of each row of x (len(out) rows of cols
+// values) to out.
+func SAddRowSums(x []float32, cols int, out []float32) { addRowSumsGo(x, cols, out) }
+
 // SAddRows adds a rows×cols block: dst[y*ldd+x] += src[y*lds+x].
 func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	addRowsGo(dst, ldd, src, lds, rows, cols)

@@ -47,6 +47,23 @@ func Sum[T Float](x []T) T {
 	return sumGo(x)
 }
 
+// AddRowSums adds the sum of each row of x (len(out) rows of cols values)
+// to out: a bias gradient's channels in one call (float32 runs
+// SAddRowSums).
+func AddRowSums[T Float](x []T, cols int, out []T) {
+	if x32, ok := any(x).([]float32); ok {
+		SAddRowSums(x32, cols, any(out).([]float32))
+		return
+	}
+	addRowSumsGo(x, cols, out)
+}
+
+func addRowSumsGo[T Float](x []T, cols int, out []T) {
+	for r := range out {
+		out[r] += sumGo(x[r*cols : (r+1)*cols])
+	}
+}
+
 // Shift computes x += alpha (float32 runs Sshift).
 func Shift[T Float](alpha T, x []T) {
 	if x32, ok := any(x).([]float32); ok {

@@ -150,3 +150,34 @@ func TestSGDMomentumMatchesRef(t *testing.T) {
 		}
 	}
 }
+
+// TestAddRowSums checks the per-row sums (a bias gradient's channels)
+// against float64 sums, at widths below, at and around the vector sizes,
+// and that they add to what out held; float64 takes the generic path.
+func TestAddRowSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, cols := range []int{1, 5, 15, 16, 17, 31, 32, 33, 48, 64, 100, 576, 1024} {
+		for _, rows := range []int{1, 3, 50} {
+			x := randSlice(r, rows*cols)
+			out := randSlice(r, rows)
+			out64 := to64(out)
+			want := make([]float64, rows)
+			for i := range want {
+				want[i] = float64(out[i])
+				for _, v := range x[i*cols : (i+1)*cols] {
+					want[i] += float64(v)
+				}
+			}
+			AddRowSums(x, cols, out)
+			AddRowSums(to64(x), cols, out64)
+			for i, w := range want {
+				if math.Abs(float64(out[i])-w) > 1e-5*(math.Sqrt(float64(cols))+math.Abs(w)) {
+					t.Fatalf("float32, cols %d rows %d: row %d sum %v, want %v", cols, rows, i, out[i], w)
+				}
+				if math.Abs(out64[i]-w) > 1e-12*float64(cols) {
+					t.Fatalf("float64, cols %d rows %d: row %d sum %v, want %v", cols, rows, i, out64[i], w)
+				}
+			}
+		}
+	}
+}

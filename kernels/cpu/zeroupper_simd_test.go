@@ -38,6 +38,7 @@ func TestKernelsLeaveUpperClean(t *testing.T) {
 		{"Sdot", func() { _ = Sdot(x, y) }},
 		{"Sshift", func() { Sshift(0, y) }},
 		{"Ssum", func() { _ = Ssum(x) }},
+		{"SAddRowSums", func() { SAddRowSums(x, 40, y[:20]) }},
 		{"MaxPool2x2Plane", func() { MaxPool2x2Plane(x, 40, out, idx, 16, 3, 16) }},
 		{"SCopyRows", func() { SCopyRows(y, 24, x, 24, 10, 24) }},
 		{"SCopyRows16", func() { SCopyRows(y, 24, x, 24, 10, 16) }},
