@@ -19,6 +19,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
 	"github.com/gocaffe/gocaffe/caffe/solver"
+	"github.com/gocaffe/gocaffe/goexec/memcheck"
 )
 
 // runBench times whole training iterations (forward, backward, SGD
@@ -126,6 +127,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				}
 			}
 			return nil
+		}
+		// On the CPU the net lives in this process's memory: check it first,
+		// as train does, rather than die of the runtime's out-of-memory.
+		if f.gpu < 0 {
+			if err := checkMemory(sp, reg, fmt.Sprintf("%s (%s) at batch %d", c.name, c.model, c.batch), memcheck.System()); err != nil {
+				return fmt.Errorf("bench %s: %w", c.name, err)
+			}
 		}
 		opts := []solver.Option[float32]{solver.WithRegistry[float32](reg), solver.WithLogger[float32](log),
 			solver.WithoutTestNets[float32](), solver.WithSources(attach), solver.WithDevice[float32](dev)}
