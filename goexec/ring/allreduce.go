@@ -366,6 +366,19 @@ func bytesFloats(b []byte) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
+// SetTimeouts changes the ring's Timeout and ConnectTimeout (zero: the
+// defaults, as in Config) for the operations that follow; call it between
+// them, never during one. A ring kept for a new round takes the round's.
+func (r *Ring) SetTimeouts(timeout, connect time.Duration) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if connect <= 0 {
+		connect = timeout
+	}
+	r.cfg.Timeout, r.cfg.ConnectTimeout = timeout, connect
+}
+
 // Barrier returns once every rank has called it (an all-reduce of one
 // value), waiting up to timeout for the slowest rank (zero: the ring's
 // Timeout). A ring kept between rounds calls it first: a peer gone since

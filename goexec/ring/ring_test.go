@@ -258,6 +258,25 @@ func TestHungPeerTimesOut(t *testing.T) {
 	t.Logf("timeout took %v", time.Since(start)) // informational: timing never decides a test
 }
 
+// TestSetTimeoutsApplies: a ring connected with a long timeout and given
+// a short one by SetTimeouts (a kept ring taking a new round's
+// ring_timeout_ms) times out a hung peer by the new one, and says so.
+func TestSetTimeoutsApplies(t *testing.T) {
+	ctx := context.Background()
+	rings, errs := connectAll(t, ctx, 2, func(rank int, c *Config) { c.Timeout = time.Minute })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	rings[0].SetTimeouts(200*time.Millisecond, 0)
+	err := rings[0].AllReduce(ctx, make([]float32, 10))
+	var pe *PeerError
+	if !errors.As(err, &pe) || pe.Rank != 1 || !strings.Contains(err.Error(), "within 200ms") {
+		t.Fatalf("got %v, want a receive timeout of 200ms naming rank 1", err)
+	}
+}
+
 func TestCancelStopsAllReduce(t *testing.T) {
 	rings, errs := connectAll(t, context.Background(), 2, nil) // 5 s timeout
 	for i, err := range errs {

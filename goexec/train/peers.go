@@ -51,6 +51,9 @@ func (s *Service) ringFor(p *roundPlan) (*roundRing, error) {
 	old := s.ring
 	s.ring = nil
 	if old != nil && p.ringGen > 0 && old.same(p) {
+		// The round's ring_timeout_ms may differ from the last round's.
+		old.cfg.Timeout, old.cfg.ConnectTimeout = p.ringCfg.Timeout, p.ringCfg.ConnectTimeout
+		old.rg.SetTimeouts(p.ringCfg.Timeout, p.ringCfg.ConnectTimeout)
 		return old, nil
 	}
 	lis := s.takeListener()
