@@ -90,6 +90,11 @@ func TestLeNetMNIST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := s.Solve(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +168,11 @@ func benchSolver(b *testing.B, sp *caffepb.SolverParameter, batch int, real bool
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	})
 	step := func() {
 		if _, err := s.ForwardBackward(b.Context()); err != nil {
 			b.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
@@ -93,6 +94,9 @@ type Net[T blob.Float] struct {
 	// fusedFwd marks the layers whose forward pass the layer before them
 	// does (fuseReLUs); ForwardLayer skips them.
 	fusedFwd []bool
+	// sources are the data sources attached by SetSource, by layer index,
+	// for CloseSources.
+	sources map[int]layer.BatchSource[T]
 }
 
 // New builds the net that param describes for state (state overrides the
@@ -506,7 +510,28 @@ func (n *Net[T]) SetSource(layerName string, src layer.BatchSource[T]) error {
 		return fmt.Errorf("net %q: layer %q (%s) does not take a data source", n.graph.Name, layerName, n.graph.Layers[i].GetType())
 	}
 	f.SetSource(src)
+	if n.sources == nil {
+		n.sources = map[int]layer.BatchSource[T]{}
+	}
+	n.sources[i] = src
 	return nil
+}
+
+// CloseSources closes the attached data sources that hold something open
+// (an io.Closer: a database's read transaction, a prefetching goroutine),
+// once each; call it when the net reads no more batches. A source that a
+// later SetSource replaced is the caller's to close.
+func (n *Net[T]) CloseSources() error {
+	var errs []error
+	for i, src := range n.sources {
+		if c, ok := src.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("net %q: closing the source of layer %q: %w", n.graph.Name, n.graph.Layers[i].GetName(), err))
+			}
+		}
+	}
+	n.sources = nil
+	return errors.Join(errs...)
 }
 
 // Reshape runs every layer's Reshape in order, after input shapes changed.

@@ -465,3 +465,33 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// closingSource is a constSource that holds something open.
+type closingSource struct {
+	constSource[float64]
+	closed int
+	err    error
+}
+
+func (s *closingSource) Close() error { s.closed++; return s.err }
+
+// TestCloseSources: CloseSources closes each attached source that is an
+// io.Closer once (a source without Close is skipped), names the layer in
+// its error, and closes nothing on a second call.
+func TestCloseSources(t *testing.T) {
+	n := newTiny(t, tinyNet) // a constSource, without Close
+	if err := n.CloseSources(); err != nil {
+		t.Fatalf("no closer attached: %v", err)
+	}
+	src := &closingSource{err: errors.New("disk gone")}
+	if err := n.SetSource("data", src); err != nil {
+		t.Fatal(err)
+	}
+	err := n.CloseSources()
+	if src.closed != 1 || err == nil || !strings.Contains(err.Error(), `layer "data"`) || !strings.Contains(err.Error(), "disk gone") {
+		t.Fatalf("closed %d times, error %v; want once, naming layer data and the cause", src.closed, err)
+	}
+	if err := n.CloseSources(); err != nil || src.closed != 1 {
+		t.Fatalf("second CloseSources: error %v, source closed %d times", err, src.closed)
+	}
+}

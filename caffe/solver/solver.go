@@ -398,6 +398,16 @@ func (s *Solver[T]) TrainNet() *network.Net[T] { return s.train }
 // TestNets returns the test nets (sharing the train net's weights).
 func (s *Solver[T]) TestNets() []*network.Net[T] { return s.tests }
 
+// Close closes the data sources of the train and test nets
+// (network.Net.CloseSources); the solver trains and tests no more after it.
+func (s *Solver[T]) Close() error {
+	errs := []error{s.train.CloseSources()}
+	for _, n := range s.tests {
+		errs = append(errs, n.CloseSources())
+	}
+	return errors.Join(errs...)
+}
+
 // Iter returns the number of updates applied so far.
 func (s *Solver[T]) Iter() int { return s.iter }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
+	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/modelio"
 	"github.com/gocaffe/gocaffe/caffe/network"
@@ -669,5 +670,34 @@ func TestRestoreFromMovedSnapshot(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(old, "tiny_iter_3.caffemodel")) ||
 		!strings.Contains(err.Error(), filepath.Join(moved, "tiny_iter_3.caffemodel")) {
 		t.Errorf("restore without its weights: %v, want an error naming both places looked at", err)
+	}
+}
+
+// countingCloser is a data source with a Close that counts.
+type countingCloser struct {
+	layer.BatchSource[float32]
+	closed *int
+}
+
+func (c countingCloser) Close() error { *c.closed++; return nil }
+
+// TestCloseClosesEveryNetsSources: Solver.Close closes the sources of the
+// train net and of each test net.
+func TestCloseClosesEveryNetsSources(t *testing.T) {
+	s := newTiny[float32](t, solverParam(t, `type: "SGD" test_interval: 100 test_iter: 1 lr_policy: "fixed"`), 8)
+	closed, want := 0, 0
+	for _, n := range append([]*network.Net[float32]{s.TrainNet()}, s.TestNets()...) {
+		for _, name := range n.FedLayers() {
+			if err := n.SetSource(name, countingCloser{closed: &closed}); err != nil {
+				t.Fatal(err)
+			}
+			want++
+		}
+	}
+	if want < 2 {
+		t.Fatalf("%d fed layers in the train and test nets, want at least 2", want)
+	}
+	if err := s.Close(); err != nil || closed != want {
+		t.Fatalf("Close: error %v, %d of %d sources closed", err, closed, want)
 	}
 }

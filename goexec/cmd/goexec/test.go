@@ -145,6 +145,11 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var srcs []data.Attached
 	feedErr := func() error { return nil }
+	defer func() {
+		if err := n.CloseSources(); err != nil {
+			log.Warn().Err(err).Msg("closing the data sources")
+		}
+	}()
 	if len(n.FedLayers()) == 0 {
 		// A deploy net: feed its Input layer from -data with the flags' transform.
 		if srcs, feedErr, err = feedInput(ctx, n, &f); err != nil {

@@ -154,6 +154,11 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			log.Warn().Err(err).Msg("closing the data sources")
+		}
+	}()
 	switch {
 	case f.snapshot != "":
 		if err := s.Restore(f.snapshot); err != nil {
