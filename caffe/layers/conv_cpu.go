@@ -70,19 +70,14 @@ func (l *convBase[T]) reduceAccParallel(pieces, workers int) {
 // rows, where a transposed W made the SGEMM gather W's columns (800 values
 // 3.2 KB apart for CIFAR-10's conv2) into its packed A for every image.
 func (l *convolution[T]) transposeWeights(w kernels.Vec[T]) kernels.Vec[T] {
-	n := l.weight.Count()
-	if l.wT.Len() < n {
-		l.wT = l.be.Alloc(n)
-	}
-	wT := l.wT.Slice(0, n)
-	l.be.Fill(wT, 0)
+	l.wT = l.sized(l.wT, l.weight.Count(), true)
 	G := l.spec.group
 	oc := l.outC / G
 	k := oc * l.kdim
 	for g := 0; g < G; g++ {
-		l.be.AddTrans(w.Slice(g*k, (g+1)*k), oc, l.kdim, wT.Slice(g*k, (g+1)*k))
+		l.be.AddTrans(w.Slice(g*k, (g+1)*k), oc, l.kdim, l.wT.Slice(g*k, (g+1)*k))
 	}
-	return wT
+	return l.wT
 }
 
 // gemmBackwardT is gemmBackward from the transposed weights.
@@ -148,10 +143,8 @@ func (l *convBase[T]) flipGeom() kernels.ConvGeom {
 // Backward: the flipped data gradient's A operand, read along rows.
 func (l *convolution[T]) flipWeights(w kernels.Vec[T]) kernels.Vec[T] {
 	n := l.weight.Count()
-	if l.wT.Len() < n {
-		l.wT = l.be.Alloc(n)
-	}
-	wf := l.wT.Slice(0, n).Host()
+	l.wT = l.sized(l.wT, n, false)
+	wf := l.wT.Host()
 	src := w.Host()[:n]
 	g := l.spec.geom
 	G := l.spec.group
@@ -168,7 +161,7 @@ func (l *convolution[T]) flipWeights(w kernels.Vec[T]) kernels.Vec[T] {
 			}
 		}
 	}
-	return l.wT.Slice(0, n)
+	return l.wT
 }
 
 // flipColLen is the length of one image's flipped-gradient columns: the

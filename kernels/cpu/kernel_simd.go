@@ -43,13 +43,8 @@ func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs
 		return false
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
-	last := (kb - 1) * cs
-	var aoff [mr]int
-	for r, o := range offs {
-		_ = a[o+last]
-		_ = a[offs4[r]+last]
-		aoff[r] = 4 * (o - offs[0])
-	}
+	aoff := rowByteOffsets(kb, a, offs, cs)
+	_ = rowByteOffsets(kb, a, offs4, cs) // the bounds of rows 4-7
 	_ = b[(kb-1)*ldb+31]
 	_ = c[(2*mr-1)*ldc+31]
 	sgemm8x32(kb, &a[offs[0]], &a[offs4[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
@@ -64,6 +59,20 @@ func sgemm4x24avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 
 //go:noescape
 func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+
+// rowByteOffsets checks, as indexing would, that kb steps of column
+// stride cs stay inside a from each of the tile's rows (the bounds the
+// assembly relies on), and returns the byte offsets of the rows from the
+// first.
+func rowByteOffsets(kb int, a []float32, offs [mr]int, cs int) [mr]int {
+	last := (kb - 1) * cs
+	var aoff [mr]int
+	for r, o := range offs {
+		_ = a[o+last]
+		aoff[r] = 4 * (o - offs[0])
+	}
+	return aoff
+}
 
 // microKernel adds alpha times the mr×nr (4×64) product of 4 rows of A
 // (row r starts at a[offs[r]], column stride cs) and a B sliver (kb rows of
@@ -82,13 +91,7 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 		return
 	}
-	// The bounds the assembly relies on, checked as indexing would.
-	last := (kb - 1) * cs
-	var aoff [mr]int
-	for r, o := range offs {
-		_ = a[o+last]
-		aoff[r] = 4 * (o - offs[0])
-	}
+	aoff := rowByteOffsets(kb, a, offs, cs)
 	width := nr
 	if cols <= 32 {
 		width = 32
@@ -229,6 +232,16 @@ func Sshift(alpha float32, x []float32) {
 	}
 }
 
+// sum32s adds x's whole 32-value blocks into two vectors (even and odd
+// 16-value halves) and returns them and the index after the last block.
+func sum32s(x []float32) (s0, s1 archsimd.Float32x16, i int) {
+	for ; i+32 <= len(x); i += 32 {
+		s0 = s0.Add(archsimd.LoadFloat32x16((*[16]float32)(x[i : i+16])))
+		s1 = s1.Add(archsimd.LoadFloat32x16((*[16]float32)(x[i+16 : i+32])))
+	}
+	return s0, s1, i
+}
+
 // Ssum returns the sum of x's elements.
 func Ssum(x []float32) float32 {
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
@@ -238,12 +251,7 @@ func Ssum(x []float32) float32 {
 	if !hasAVX512 || len(x) < 32 {
 		return sumGo(x)
 	}
-	var s0, s1 archsimd.Float32x16
-	i := 0
-	for ; i+32 <= len(x); i += 32 {
-		s0 = s0.Add(archsimd.LoadFloat32x16((*[16]float32)(x[i : i+16])))
-		s1 = s1.Add(archsimd.LoadFloat32x16((*[16]float32)(x[i+16 : i+32])))
-	}
+	s0, s1, i := sum32s(x)
 	var tmp [16]float32
 	s0.Add(s1).Store(&tmp)
 	s := sumGo(tmp[:])
@@ -272,12 +280,7 @@ func SAddRowSums(x []float32, cols int, out []float32) {
 	}
 	for r := range out {
 		row := x[r*cols : (r+1)*cols]
-		var s0, s1 archsimd.Float32x16
-		i := 0
-		for ; i+32 <= cols; i += 32 {
-			s0 = s0.Add(archsimd.LoadFloat32x16((*[16]float32)(row[i : i+16])))
-			s1 = s1.Add(archsimd.LoadFloat32x16((*[16]float32)(row[i+16 : i+32])))
-		}
+		s0, s1, i := sum32s(row)
 		if i+16 <= cols {
 			s0 = s0.Add(archsimd.LoadFloat32x16((*[16]float32)(row[i : i+16])))
 			i += 16
@@ -358,13 +361,7 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 			v = c0.ConcatPermute(c1, odd)
 			m = v.Greater(best)
 			best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
-			if cnt == 16 {
-				best.Store((*[16]float32)(orow[o : o+16]))
-				arg.Store((*[16]int32)(irow[o : o+16]))
-			} else {
-				best.StoreSlicePart(orow[o : o+cnt])
-				arg.StoreSlicePart(irow[o : o+cnt])
-			}
+			storePooled(best, arg, orow[o:o+cnt], irow[o:o+cnt])
 		}
 	}
 }
@@ -559,16 +556,22 @@ func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int)
 					best, arg = v.Merge(best, m), at.Merge(arg, m)
 				}
 			}
-			if cnt == 16 {
-				best.Store((*[16]float32)(orow[o : o+16]))
-				arg.Store((*[16]int32)(irow[o : o+16]))
-			} else {
-				best.StoreSlicePart(orow[o : o+cnt])
-				arg.StoreSlicePart(irow[o : o+cnt])
-			}
+			storePooled(best, arg, orow[o:o+cnt], irow[o:o+cnt])
 		}
 	}
 	return true
+}
+
+// storePooled stores up to 16 pooled maxima and their indices into out
+// and idx (len(out) of each): whole vectors, or their first lanes.
+func storePooled(best archsimd.Float32x16, arg archsimd.Int32x16, out []float32, idx []int32) {
+	if len(out) == 16 {
+		best.Store((*[16]float32)(out))
+		arg.Store((*[16]int32)(idx[:16]))
+		return
+	}
+	best.StoreSlicePart(out)
+	arg.StoreSlicePart(idx[:len(out)])
 }
 
 // SGDMomentum is one fused SGD step with momentum and L2 decay:
