@@ -591,6 +591,25 @@ func (n *Net[T]) layerLoss(i int) T {
 // display interval). A net on host memory gains nothing from it.
 func (n *Net[T]) SetDeferLoss(on bool) { n.deferLoss = on }
 
+// DefersLoss reports whether SetDeferLoss is on.
+func (n *Net[T]) DefersLoss() bool { return n.deferLoss }
+
+// LossTops returns every top that carries a loss and its loss weight: the
+// net's loss is the sum over them of weight × the sum of the top's
+// elements.
+func (n *Net[T]) LossTops() ([]*blob.Blob[T], []float32) {
+	var tops []*blob.Blob[T]
+	var weights []float32
+	for i := range n.layers {
+		for ti, w := range n.loss[i] {
+			if w != 0 {
+				tops, weights = append(tops, n.tops[i][ti]), append(weights, w)
+			}
+		}
+	}
+	return tops, weights
+}
+
 // Loss returns the total weighted loss of the last Forward, read from the
 // loss tops.
 func (n *Net[T]) Loss() T {

@@ -162,3 +162,38 @@ func TestDeviceUpdateStaysOnDevice(t *testing.T) {
 		t.Errorf("operations got host memory: %v", f)
 	}
 }
+
+// A device test net's scores are summed on the device and read once: the
+// same scores and loss as the CPU's, with one download for all passes.
+func TestDeviceScoresMatchCPU(t *testing.T) {
+	sp := solverParam(t, `test_interval: 100 test_iter: 5`)
+	cpu := newTiny[float64](t, sp, 16)
+	d := simdev.New()
+	dev := newWith[float64](t, solverParam(t, `test_interval: 100 test_iter: 5`), tinyImages(16), WithDevice[float64](d))
+	want, wantLoss, err := Score(t.Context(), cpu.TestNets()[0], 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := d.Calls("Download")
+	got, gotLoss, err := Score(t.Context(), dev.TestNets()[0], 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Calls("Download") - down; n != 1 {
+		t.Errorf("%d downloads for 5 test passes, want 1", n)
+	}
+	if len(got) != len(want) || len(want) != 2 {
+		t.Fatalf("scores: device %v, CPU %v (want accuracy and loss)", got, want)
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name || math.Abs(got[i].Value-want[i].Value) > 1e-12 {
+			t.Errorf("score %d: device %s=%.15g, CPU %s=%.15g", i, got[i].Name, got[i].Value, want[i].Name, want[i].Value)
+		}
+	}
+	if math.Abs(gotLoss-wantLoss) > 1e-12 || wantLoss <= 0 {
+		t.Errorf("test loss: device %.15g, CPU %.15g", gotLoss, wantLoss)
+	}
+	if dev.TestNets()[0].DefersLoss() {
+		t.Errorf("Score left the test net deferring its loss")
+	}
+}

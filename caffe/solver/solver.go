@@ -929,6 +929,9 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 // total loss. An error names the pass it stopped at; a cancelled ctx is
 // returned wrapped, so errors.Is(err, context.Canceled) still holds.
 func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int) (sums []float64, loss float64, err error) {
+	if !kernels.For[T](n.Device()).HostMemory() {
+		return deviceOutputSums(ctx, n, iters)
+	}
 	outs := n.OutputBlobs()
 	for it := 0; it < iters; it++ {
 		if err := ctx.Err(); err != nil {
@@ -951,6 +954,61 @@ func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int)
 		}
 	}
 	return sums, loss, nil
+}
+
+// deviceOutputSums is OutputSums for a net on a device: the outputs and
+// the weighted loss are summed in device memory and read once at the end,
+// so the passes queue up without waiting for the device (Caffe's
+// Solver::Test sums in the net's own precision too).
+func deviceOutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int) (sums []float64, loss float64, err error) {
+	be := kernels.For[T](n.Device())
+	outs := n.OutputBlobs()
+	lossTops, weights := n.LossTops()
+	total := 0
+	for _, b := range outs {
+		total += b.Count()
+	}
+	acc, tmp := be.Alloc(total+1), be.Alloc(1) // outputs, then the loss
+	defer freeVecs(acc, tmp)
+	be.Fill(acc, 0)
+	defer n.SetDeferLoss(n.DefersLoss())
+	n.SetDeferLoss(true)
+	for it := 0; it < iters; it++ {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, fmt.Errorf("pass %d: %w", it, err)
+		}
+		if _, err := n.Forward(); err != nil {
+			return nil, 0, fmt.Errorf("pass %d: %w", it, err)
+		}
+		k := 0
+		for _, b := range outs {
+			be.Axpy(1, b.DataOn(be), acc.Slice(k, k+b.Count()))
+			k += b.Count()
+		}
+		for j, t := range lossTops {
+			be.SumTo(t.DataOn(be), tmp)
+			be.Axpy(T(weights[j]), tmp, acc.Slice(total, total+1))
+		}
+	}
+	host := make([]T, total+1)
+	be.Download(host, acc)
+	if iters == 0 {
+		return nil, 0, nil
+	}
+	sums = make([]float64, total)
+	for k := range sums {
+		sums[k] = float64(host[k])
+	}
+	return sums, float64(host[total]), nil
+}
+
+// freeVecs frees device vectors from a backend's Alloc.
+func freeVecs[T blob.Float](vs ...kernels.Vec[T]) {
+	for _, v := range vs {
+		if buf, _ := v.Device(); buf != nil {
+			buf.Free()
+		}
+	}
 }
 
 // Score runs n forward passes of a net and returns the mean of every

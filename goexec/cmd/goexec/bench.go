@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/network"
@@ -34,6 +35,7 @@ type benchFlags struct {
 	iterations int
 	warmup     int
 	graphs     bool
+	data       string
 	log        logFlags
 }
 
@@ -53,6 +55,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, []benchCase, 
 	fs.IntVar(&f.iterations, "iterations", 200, "timed training iterations per case")
 	fs.IntVar(&f.warmup, "warmup", 20, "untimed iterations first")
 	fs.BoolVar(&f.graphs, "graphs", true, "on a GPU, replay the training iteration as a CUDA graph (false: launch every kernel from the host)")
+	fs.StringVar(&f.data, "data", "fixed", "fixed: one random batch, set once and left in place (on a GPU it stays in device memory, as bench/torch/gpu.py's tensors do); "+
+		"fresh: a new batch copied in on the host every iteration (from two made before timing), so its upload is timed too")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, nil, err
@@ -71,6 +75,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, []benchCase, 
 			continue
 		}
 		cases = append(cases, benchCase{p[0], p[1], b})
+	}
+	if f.data != "fixed" && f.data != "fresh" {
+		problems = append(problems, fmt.Sprintf("-data %q: want fixed or fresh", f.data))
 	}
 	if f.iterations < 1 || f.warmup < 0 {
 		problems = append(problems, fmt.Sprintf("-iterations %d, -warmup %d: want at least 1 and 0", f.iterations, f.warmup))
@@ -122,7 +129,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		attach := func(_ context.Context, n *network.Net[float32]) error {
 			for i, name := range n.FedLayers() {
-				if err := n.SetSource(name, synthetic{rand.New(rand.NewPCG(uint64(i), 7))}); err != nil {
+				if err := n.SetSource(name, &benchSource{rng: rand.New(rand.NewPCG(uint64(i), 7)), fresh: f.data == "fresh"}); err != nil {
 					return err
 				}
 			}
@@ -169,8 +176,55 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				mode += " (" + why + ")"
 			}
 		}
-		fmt.Fprintf(stdout, "bench %s b%d %s %s: %.1f us/iter, %.0f img/s, loss %.4f%s%s\n",
-			c.name, c.batch, dev.Name(), devicePrecision(dev), us, float64(c.batch)/us*1e6, s.SmoothedLoss(), mem, mode)
+		fmt.Fprintf(stdout, "bench %s b%d %s %s, data %s: %.1f us/iter, %.0f img/s, loss %.4f%s%s\n",
+			c.name, c.batch, dev.Name(), devicePrecision(dev), f.data, us, float64(c.batch)/us*1e6, s.SmoothedLoss(), mem, mode)
 	}
+	return nil
+}
+
+// benchSource feeds bench's data layers random images, uniform in [0, 1),
+// and labels 0 or 1 (valid for any classifier). Fixed, it fills its tops
+// once and then leaves them alone, so a device net keeps the batch in
+// device memory; fresh, it copies one of two batches made at the first
+// call into the tops on each call, so each iteration pays for a host copy
+// and an upload, as one fed from a decoded source does (decoding not
+// counted).
+type benchSource struct {
+	rng    *rand.Rand
+	fresh  bool
+	filled bool
+	pool   [][][]float32 // [batch][top] values: one batch fixed, two fresh
+	next   int
+}
+
+func (s *benchSource) Next(top []*blob.Blob[float32]) error {
+	if s.filled && !s.fresh {
+		return nil
+	}
+	if !s.filled {
+		s.pool = make([][][]float32, 1)
+		if s.fresh {
+			s.pool = make([][][]float32, 2)
+		}
+		for p := range s.pool {
+			s.pool[p] = make([][]float32, len(top))
+			for k, t := range top {
+				v := make([]float32, t.Count())
+				for i := range v {
+					if k == 0 {
+						v[i] = s.rng.Float32()
+					} else {
+						v[i] = float32(s.rng.IntN(2))
+					}
+				}
+				s.pool[p][k] = v
+			}
+		}
+		s.filled = true
+	}
+	for k, t := range top {
+		copy(t.Data(), s.pool[s.next][k])
+	}
+	s.next = (s.next + 1) % len(s.pool)
 	return nil
 }
