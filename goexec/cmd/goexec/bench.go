@@ -36,6 +36,7 @@ type benchFlags struct {
 	warmup     int
 	graphs     bool
 	data       string
+	sample     string
 	log        logFlags
 }
 
@@ -57,11 +58,16 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, []benchCase, 
 	fs.BoolVar(&f.graphs, "graphs", true, "on a GPU, replay the training iteration as a CUDA graph (false: launch every kernel from the host)")
 	fs.StringVar(&f.data, "data", "fixed", "fixed: one random batch, set once and left in place (on a GPU it stays in device memory, as bench/torch/gpu.py's tensors do); "+
 		"fresh: a new batch copied in on the host every iteration (from two made before timing), so its upload is timed too")
+	fs.StringVar(&f.sample, "sample", "3,256,256", "CHANNELS,HEIGHT,WIDTH of one stored sample, for nets with database-backed Data layers "+
+		"(bench feeds them random batches of that shape, cropped to transform_param.crop_size; the database is not read)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, nil, err
 	}
 	problems := f.log.check()
+	if _, err := parseSample(f.sample); err != nil {
+		problems = append(problems, err.Error())
+	}
 	var cases []benchCase
 	for _, c := range strings.Split(f.cases, ",") {
 		p := strings.Split(c, ":")
@@ -113,7 +119,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		np = proto.CloneOf(np)
+		sample, _ := parseSample(f.sample)
+		if np, _, err = network.DataAsMemory(np, sample); err != nil {
+			return fmt.Errorf("bench %s: %w", c.name, err)
+		}
 		for _, lp := range np.GetLayer() {
 			if d := lp.GetDataParam(); d != nil {
 				d.BatchSize = proto.Uint32(uint32(c.batch))
@@ -180,6 +189,23 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			c.name, c.batch, dev.Name(), devicePrecision(dev), f.data, us, float64(c.batch)/us*1e6, s.SmoothedLoss(), mem, mode)
 	}
 	return nil
+}
+
+// parseSample reads -sample's CHANNELS,HEIGHT,WIDTH.
+func parseSample(s string) ([3]int, error) {
+	var out [3]int
+	p := strings.Split(s, ",")
+	if len(p) != 3 {
+		return out, fmt.Errorf("-sample %q: want CHANNELS,HEIGHT,WIDTH", s)
+	}
+	for i := range p {
+		v, err := strconv.Atoi(strings.TrimSpace(p[i]))
+		if err != nil || v < 1 {
+			return out, fmt.Errorf("-sample %q: %q is not a positive integer", s, p[i])
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // benchSource feeds bench's data layers random images, uniform in [0, 1),
