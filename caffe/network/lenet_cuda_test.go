@@ -17,6 +17,7 @@ func TestLeNetNumericsOnCUDA(t *testing.T) {
 		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
 	}
 	defer g.Close()
+	g.D.UseDNN(false) // GoCaffe's own convolution kernels; cuDNN's are the next test's
 	checkLeNetGolden(t, lenetNumerics(t, WithDevice(g)))
 	if err := g.Err(); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gocaffe/gocaffe/kernels/cuda"
+	"github.com/gocaffe/gocaffe/kernels/cuda/cudnn"
 )
 
 // The device update on the GPU against the CPU solver: in float64 (the
@@ -36,6 +37,7 @@ func TestRecordedIterationsOnCUDA(t *testing.T) {
 		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
 	}
 	defer g.Close()
+	g.D.SetDNNChoice(cudnn.Deterministic) // convolutions on cuDNN (when found) that repeat bit for bit
 	for _, c := range []string{`type: "SGD" display: 4`, `type: "Adam" display: 4 base_lr: 0.01`} {
 		t.Run(c, func(t *testing.T) {
 			var ps [2][]Progress
@@ -87,6 +89,7 @@ func TestCopyStreamOnCUDA(t *testing.T) {
 		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
 	}
 	defer g.Close()
+	g.D.SetDNNChoice(cudnn.Deterministic) // bit-identical runs need convolutions that repeat bit for bit
 	c := `type: "SGD" display: 4`
 	var ps [2][]Progress
 	run := func(k int, copyStream bool) *Solver[float32] {
@@ -166,6 +169,7 @@ func TestCuDNNTrainingOnCUDA(t *testing.T) {
 		t.Skipf("cuDNN not loaded, cuDNN test skipped: %s", g.D.DNN())
 	}
 	defer g.D.UseDNN(false)
+	g.D.SetDNNChoice(cudnn.Deterministic)
 	c := `type: "SGD" display: 4`
 	run := func(dnn bool, opts ...Option[float32]) *Solver[float32] {
 		g.D.UseDNN(dnn)

@@ -16,11 +16,12 @@ import (
 // read early or a slot overwritten early changes the (exact, integer) sum.
 func TestCopyStreamOrder(t *testing.T) {
 	need(t)
+	was := dev.CopyStream()
 	if err := dev.SetCopyStream(true); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := dev.SetCopyStream(false); err != nil {
+		if err := dev.SetCopyStream(was); err != nil {
 			t.Error(err)
 		}
 	}()

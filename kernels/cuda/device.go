@@ -47,7 +47,7 @@ type Device struct {
 	stageNext   int
 	syncUploads bool
 
-	// copyStream, when copyOn (GOCAFFE_CUDA_COPY_STREAM=1 or
+	// copyStream, when copyOn (the default; GOCAFFE_CUDA_COPY_STREAM=0 or
 	// SetCopyStream): a staged upload's host-to-device copy runs on this
 	// second stream into the slot's device buffer (stageDevSize bytes
 	// each), while the stream's earlier work (the current iteration) runs;
@@ -75,13 +75,14 @@ type Device struct {
 	// cuDNN when the node has it (dnnLib; the handle dnn made with the
 	// first convolution, on the stream); dnnNote says which and where, or
 	// where it was looked for. useDNN: convolutions go to cuDNN
-	// (GOCAFFE_CUDNN_CONV=1 or UseDNN). dnnWS: the workspace of dnnWSBytes
+	// (by default when loaded; GOCAFFE_CUDNN_CONV=0 or UseDNN). dnnWS: the workspace of dnnWSBytes
 	// every cuDNN call gets; dnnOld: workspaces it outgrew, which recorded
 	// graphs may still use, kept until Close.
 	dnnLib     *cudnn.Loaded
 	dnn        *cudnn.Handle
 	dnnNote    string
 	useDNN     bool
+	dnnChoice  cudnn.Choice
 	dnnWS      Ptr
 	dnnWSBytes int
 	dnnOld     []Ptr
@@ -197,13 +198,15 @@ func Open(ordinal int) (*Device, error) {
 		}
 	}
 	d.syncUploads = os.Getenv("GOCAFFE_CUDA_SYNC_UPLOADS") == "1"
-	if os.Getenv(CopyStreamSetting) == "1" {
+	if os.Getenv(CopyStreamSetting) != "0" {
 		if err := d.setCopyStream(true); err != nil {
 			return fail(err)
 		}
 	}
 	d.openBLAS()
-	d.openDNN()
+	if err := d.openDNN(); err != nil {
+		return fail(err)
+	}
 	if os.Getenv(TF32Setting) == "1" {
 		d.tf32 = true
 		if d.blas != nil {
@@ -215,10 +218,10 @@ func Open(ordinal int) (*Device, error) {
 	return d, nil
 }
 
-// CopyStreamSetting is the environment variable that, set to 1, copies
-// staged uploads (the next batch) in on a second stream while the
-// device's stream runs the work issued before them (see Upload). Off by
-// default until its GPU tests have passed on a device.
+// CopyStreamSetting is the environment variable that, set to 0, keeps
+// staged uploads (the next batch) on the device's one stream; by default
+// they are copied in on a second stream while the stream runs the work
+// issued before them (see Upload).
 const CopyStreamSetting = "GOCAFFE_CUDA_COPY_STREAM"
 
 // SetCopyStream turns the second upload stream on or off (see Upload);

@@ -12,27 +12,41 @@ import (
 	"gorgonia.org/cu"
 )
 
-// DNNConvSetting is the environment variable that, set to 1, runs
-// convolutions through cuDNN when the node has it (see UseDNN). Off by
-// default until the cuDNN tests have passed on a GPU: the convolutions
-// then run on GoCaffe's own kernels, as before.
+// DNNConvSetting is the environment variable that, set to 0, keeps
+// convolutions on GoCaffe's own kernels when the node has cuDNN; by
+// default they run on cuDNN when it is found (see UseDNN).
 const DNNConvSetting = "GOCAFFE_CUDNN_CONV"
+
+// DNNAlgoSetting is the environment variable that says how cuDNN's
+// algorithms are chosen per convolution shape: fastest (the default: each
+// is run once at set-up and the fastest kept), deterministic (the fastest
+// of those that repeat bit for bit) or heuristic (cuDNN's heuristics, no
+// trial runs).
+const DNNAlgoSetting = "GOCAFFE_CUDNN_ALGO"
 
 // dnnMaxWorkspace bounds the workspace of the algorithms chosen.
 const dnnMaxWorkspace = 256 << 20
 
 // openDNN loads cuDNN when the node has it (the handle is made with the
 // first convolution). Called with the context current.
-func (d *Device) openDNN() {
+func (d *Device) openDNN() error {
+	if v := os.Getenv(DNNAlgoSetting); v != "" {
+		c, err := cudnn.ParseChoice(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", DNNAlgoSetting, err)
+		}
+		d.dnnChoice = c
+	}
 	d.dnnLib, d.dnnNote = cudnn.Load()
-	d.useDNN = d.dnnLib != nil && os.Getenv(DNNConvSetting) == "1"
+	d.useDNN = d.dnnLib != nil && os.Getenv(DNNConvSetting) != "0"
 	if d.dnnLib != nil {
 		if d.useDNN {
-			d.dnnNote += ": convolutions use it"
+			d.dnnNote += fmt.Sprintf(": convolutions use it (%s algorithms)", d.dnnChoice)
 		} else {
-			d.dnnNote += fmt.Sprintf(": convolutions run on GoCaffe's own CUDA kernels (%s=1 to use it)", DNNConvSetting)
+			d.dnnNote += fmt.Sprintf(": convolutions run on GoCaffe's own CUDA kernels (%s=0)", DNNConvSetting)
 		}
 	}
+	return nil
 }
 
 // DNN is the one line that says whether cuDNN was found (which library,
@@ -53,6 +67,21 @@ func (d *Device) UseDNN(on bool) bool {
 	defer d.mu.Unlock()
 	d.useDNN = on && d.dnnLib != nil
 	return d.useDNN
+}
+
+// SetDNNChoice sets how the algorithms of convolution shapes planned from
+// now on are chosen (GOCAFFE_CUDNN_ALGO's default otherwise).
+func (d *Device) SetDNNChoice(c cudnn.Choice) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dnnChoice = c
+}
+
+// DNNChoice returns how new plans' algorithms are chosen.
+func (d *Device) DNNChoice() cudnn.Choice {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dnnChoice
 }
 
 // UsesDNN reports whether convolutions go to cuDNN.
@@ -88,7 +117,7 @@ func (d *Device) NewDNNConv(elem int, s cudnn.Shape) (*DNNConv, error) {
 		}
 		d.dnn = h
 	}
-	c, err := d.dnn.NewConv(elem, s, d.tf32, dnnMaxWorkspace)
+	c, err := d.dnn.NewConv(elem, s, d.tf32, dnnMaxWorkspace, d.dnnChoice)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name(), err)
 	}
@@ -164,10 +193,11 @@ func (d *Device) closeDNN() {
 	d.dnnOld, d.dnnWS, d.dnnWSBytes = nil, 0, 0
 }
 
-// convKey is a plan's shape and math.
+// convKey is a plan's shape, math and algorithm choice.
 type convKey struct {
-	s    kernels.ConvShape
-	tf32 bool
+	s      kernels.ConvShape
+	tf32   bool
+	choice cudnn.Choice
 }
 
 // convEntry is a made plan, or why there is none.
@@ -184,7 +214,7 @@ func (b *backend[T]) ConvPlan(s kernels.ConvShape) (kernels.ConvPlan[T], string)
 	if !d.UsesDNN() {
 		return nil, d.DNN()
 	}
-	key := convKey{s, d.TF32()}
+	key := convKey{s, d.TF32(), d.DNNChoice()}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.convs[key]

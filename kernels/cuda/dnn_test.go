@@ -77,7 +77,7 @@ func checkDNNConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvSha
 	if p == nil {
 		t.Fatalf("no cuDNN plan: %s", why)
 	}
-	if c, _ := b.(*backend[T]).convs[convKey{s, dev.TF32()}]; c.c != nil {
+	if c, _ := b.(*backend[T]).convs[convKey{s, dev.TF32(), dev.DNNChoice()}]; c.c != nil {
 		t.Log(c.c.Algorithms())
 	}
 	r := rand.New(rand.NewPCG(seed, 77))

@@ -311,9 +311,21 @@ func (o Ops[T]) MaxPoolForward(x Ptr, planes int, g Pool, y, mask Ptr) error {
 	return o.pool("maxpool_fwd", planes*g.OH*g.OW, []arg{parg(x)}, planes, g, parg(y), parg(mask))
 }
 
-// MaxPoolBackward overwrites dx with dy routed through mask.
+// MaxPoolBackward overwrites dx with dy routed through mask: a thread per
+// window when the windows tile the plane (LeNet's and VGG's 2×2 stride 2),
+// else a thread per input element gathering from the windows over it.
 func (o Ops[T]) MaxPoolBackward(dy, mask Ptr, planes int, g Pool, dx Ptr) error {
+	if g.tiles() {
+		return o.pool("maxpool_bwd_tiled", planes*g.OH*g.OW, []arg{parg(dy), parg(mask)}, planes, g, parg(dx))
+	}
 	return o.pool("maxpool_bwd", planes*g.H*g.W, []arg{parg(dy), parg(mask)}, planes, g, parg(dx))
+}
+
+// tiles reports whether g's windows cover the plane without overlap or
+// padding: each input element lies in exactly one window.
+func (g Pool) tiles() bool {
+	return g.SH == g.KH && g.SW == g.KW && g.PH == 0 && g.PW == 0 && g.OH*g.KH >= g.H && g.OW*g.KW >= g.W &&
+		(g.OH-1)*g.KH < g.H && (g.OW-1)*g.KW < g.W
 }
 
 // AvePoolForward averages each window (padding counts, as in Caffe).

@@ -492,6 +492,8 @@ func testPooling[T Float](t *testing.T) {
 		{H: 7, W: 9, KH: 3, KW: 2, SH: 2, SW: 1, PH: 1, PW: 1},   // odd, padded
 		{H: 13, W: 13, KH: 3, KW: 3, SH: 2, SW: 2, PH: 0, PW: 0}, // AlexNet
 		{H: 5, W: 5, KH: 5, KW: 5, SH: 1, SW: 1},                 // global
+		{H: 25, W: 23, KH: 2, KW: 2, SH: 2, SW: 2},               // tiling windows, the last ones clipped
+		{H: 12, W: 9, KH: 3, KW: 3, SH: 3, SW: 3},                // tiling 3×3
 	} {
 		// Caffe's output size: ceil((h + 2p − k)/s) + 1, the last window
 		// starting inside the padded plane.
@@ -887,6 +889,25 @@ func testSoftmaxLossAcc[T Float](t *testing.T) {
 			if want := T(float64(hits) / float64(count)); got != want {
 				t.Fatalf("%s: accuracy %g, want %g (%d of %d)", what, got, want, hits, count)
 			}
+		}
+	}
+}
+
+// MaxPoolBackward's thread-per-window kernel is for windows that tile the
+// plane, and only those.
+func TestPoolTiles(t *testing.T) {
+	for _, c := range []struct {
+		g    Pool
+		want bool
+	}{
+		{Pool{H: 24, W: 24, OH: 12, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2}, true},
+		{Pool{H: 25, W: 23, OH: 13, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2}, true},
+		{Pool{H: 25, W: 24, OH: 12, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2}, false}, // floor mode: the last row in no window
+		{Pool{H: 32, W: 32, OH: 16, OW: 16, KH: 3, KW: 3, SH: 2, SW: 2}, false}, // overlapping
+		{Pool{H: 24, W: 24, OH: 13, OW: 13, KH: 2, KW: 2, SH: 2, SW: 2, PH: 1, PW: 1}, false},
+	} {
+		if got := c.g.tiles(); got != c.want {
+			t.Errorf("%+v: tiles() = %v, want %v", c.g, got, c.want)
 		}
 	}
 }

@@ -35,6 +35,9 @@ package cudnn
 // 	int (*fwdAlgo)(void*, void*, void*, void*, void*, int, int*, gc_perf*);
 // 	int (*bwdDataAlgo)(void*, void*, void*, void*, void*, int, int*, gc_perf*);
 // 	int (*bwdFilterAlgo)(void*, void*, void*, void*, void*, int, int*, gc_perf*);
+// 	int (*findFwd)(void*, void*, void*, void*, void*, int, int*, gc_perf*);
+// 	int (*findBwdData)(void*, void*, void*, void*, void*, int, int*, gc_perf*);
+// 	int (*findBwdFilter)(void*, void*, void*, void*, void*, int, int*, gc_perf*);
 // 	int (*fwd)(void*, const void*, void*, const void*, void*, const void*, void*, int, void*, size_t, const void*, void*, void*);
 // 	int (*bwdData)(void*, const void*, void*, const void*, void*, const void*, void*, int, void*, size_t, const void*, void*, void*);
 // 	int (*bwdFilter)(void*, const void*, void*, const void*, void*, const void*, void*, int, void*, size_t, const void*, void*, void*);
@@ -66,6 +69,9 @@ package cudnn
 // 	SYM(fwdAlgo, "cudnnGetConvolutionForwardAlgorithm_v7")
 // 	SYM(bwdDataAlgo, "cudnnGetConvolutionBackwardDataAlgorithm_v7")
 // 	SYM(bwdFilterAlgo, "cudnnGetConvolutionBackwardFilterAlgorithm_v7")
+// 	SYM(findFwd, "cudnnFindConvolutionForwardAlgorithm")
+// 	SYM(findBwdData, "cudnnFindConvolutionBackwardDataAlgorithm")
+// 	SYM(findBwdFilter, "cudnnFindConvolutionBackwardFilterAlgorithm")
 // 	SYM(fwd, "cudnnConvolutionForward")
 // 	SYM(bwdData, "cudnnConvolutionBackwardData")
 // 	SYM(bwdFilter, "cudnnConvolutionBackwardFilter")
@@ -94,6 +100,11 @@ package cudnn
 // static int gc_fwd_algo(gc_cudnn* c, void* h, void* x, void* w, void* conv, void* y, int req, int* ret, gc_perf* p) { return c->fwdAlgo(h, x, w, conv, y, req, ret, p); }
 // static int gc_bwd_data_algo(gc_cudnn* c, void* h, void* w, void* dy, void* conv, void* dx, int req, int* ret, gc_perf* p) { return c->bwdDataAlgo(h, w, dy, conv, dx, req, ret, p); }
 // static int gc_bwd_filter_algo(gc_cudnn* c, void* h, void* x, void* dy, void* conv, void* dw, int req, int* ret, gc_perf* p) { return c->bwdFilterAlgo(h, x, dy, conv, dw, req, ret, p); }
+// // The searches that run each algorithm (on memory cuDNN allocates) and
+// // return them fastest first; same arguments as the _v7 queries.
+// static int gc_find_fwd(gc_cudnn* c, void* h, void* x, void* w, void* conv, void* y, int req, int* ret, gc_perf* p) { return c->findFwd(h, x, w, conv, y, req, ret, p); }
+// static int gc_find_bwd_data(gc_cudnn* c, void* h, void* w, void* dy, void* conv, void* dx, int req, int* ret, gc_perf* p) { return c->findBwdData(h, w, dy, conv, dx, req, ret, p); }
+// static int gc_find_bwd_filter(gc_cudnn* c, void* h, void* x, void* dy, void* conv, void* dw, int req, int* ret, gc_perf* p) { return c->findBwdFilter(h, x, dy, conv, dw, req, ret, p); }
 //
 // // The scaling factors are host values of the data's type: float for
 // // float data, double for double (elem is 4 or 8).
@@ -298,19 +309,55 @@ type Conv struct {
 	Workspace int
 }
 
+// Choice is how NewConv picks each direction's algorithm.
+type Choice int
+
+const (
+	// Fastest runs every algorithm once on this shape (cuDNN's Find
+	// searches, on memory cuDNN allocates for the search) and takes the
+	// fastest that fits the workspace bound: what Caffe's cuDNN layers and
+	// PyTorch's cudnn.benchmark aim at. Some of cuDNN's fastest
+	// algorithms sum with atomics, so the last bits of a gradient may
+	// differ from run to run.
+	Fastest Choice = iota
+	// Deterministic is Fastest among the algorithms cuDNN marks
+	// deterministic (any algorithm if none fits): a run repeats bit for bit.
+	Deterministic
+	// Heuristic asks cuDNN's heuristics (the _v7 queries; nothing runs on
+	// the device) and takes their first fitting answer, deterministic
+	// ones first.
+	Heuristic
+)
+
+// ParseChoice reads a Choice's name: fastest, deterministic or heuristic.
+func ParseChoice(s string) (Choice, error) {
+	switch s {
+	case "fastest":
+		return Fastest, nil
+	case "deterministic":
+		return Deterministic, nil
+	case "heuristic":
+		return Heuristic, nil
+	}
+	return 0, fmt.Errorf("%q is not a cuDNN algorithm choice (fastest, deterministic or heuristic)", s)
+}
+
+func (c Choice) String() string {
+	return [...]string{"fastest", "deterministic", "heuristic"}[c]
+}
+
 // NewConv describes s in elem-byte elements (4 or 8), TF32 tensor cores
 // allowed for float data when tf32, and chooses each direction's
-// algorithm by cuDNN's heuristics (the _v7 queries: nothing runs on the
-// device): the first that succeeds within maxWorkspace bytes,
-// deterministic ones first, so that a run repeats bit for bit. Call it
-// before any stream capture.
-func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int) (*Conv, error) {
+// algorithm as choice says, within maxWorkspace bytes of workspace. Call
+// it before any stream capture (Fastest and Deterministic run kernels and
+// wait for them).
+func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int, choice Choice) (*Conv, error) {
 	c, err := h.l.Describe(elem, s, tf32)
 	if err != nil {
 		return nil, err
 	}
 	c.h = h
-	if err := c.chooseAlgorithms(maxWorkspace); err != nil {
+	if err := c.chooseAlgorithms(maxWorkspace, choice); err != nil {
 		c.Destroy()
 		return nil, err
 	}
@@ -376,19 +423,19 @@ func (l *Loaded) Describe(elem int, s Shape, tf32 bool) (*Conv, error) {
 }
 
 // chooseAlgorithms picks each direction's algorithm (see NewConv).
-func (c *Conv) chooseAlgorithms(maxWorkspace int) error {
+func (c *Conv) chooseAlgorithms(maxWorkspace int, choice Choice) error {
 	l, h := c.l, c.h
 	var perf [16]C.gc_perf
 	var got C.int
 	pick := func(dir string, r C.int) (int, error) {
-		if err := l.status(dir+" algorithm", r); err != nil {
+		if err := l.status(dir+" algorithm search", r); err != nil {
 			return 0, err
 		}
 		best := -1
 		for pass := 0; pass < 2 && best < 0; pass++ {
 			for i := 0; i < int(got); i++ {
 				p := perf[i]
-				if p.status == 0 && int(p.memory) <= maxWorkspace && (pass == 1 || p.determinism == deterministic) {
+				if p.status == 0 && int(p.memory) <= maxWorkspace && (pass == 1 || choice == Fastest || p.determinism == deterministic) {
 					best = i
 					break
 				}
@@ -400,14 +447,27 @@ func (c *Conv) chooseAlgorithms(maxWorkspace int) error {
 		c.Workspace = max(c.Workspace, int(perf[best].memory))
 		return int(perf[best].algo), nil
 	}
+	n, find := C.int(len(perf)), choice != Heuristic
+	search := func(heuristic, run func() C.int) C.int {
+		if find {
+			return run()
+		}
+		return heuristic()
+	}
 	var err error
-	if c.fwd, err = pick("forward", C.gc_fwd_algo(&l.c, h.h, c.x, c.w, c.conv, c.y, C.int(len(perf)), &got, &perf[0])); err != nil {
+	if c.fwd, err = pick("forward", search(
+		func() C.int { return C.gc_fwd_algo(&l.c, h.h, c.x, c.w, c.conv, c.y, n, &got, &perf[0]) },
+		func() C.int { return C.gc_find_fwd(&l.c, h.h, c.x, c.w, c.conv, c.y, n, &got, &perf[0]) })); err != nil {
 		return err
 	}
-	if c.bwdData, err = pick("backward data", C.gc_bwd_data_algo(&l.c, h.h, c.w, c.y, c.conv, c.x, C.int(len(perf)), &got, &perf[0])); err != nil {
+	if c.bwdData, err = pick("backward data", search(
+		func() C.int { return C.gc_bwd_data_algo(&l.c, h.h, c.w, c.y, c.conv, c.x, n, &got, &perf[0]) },
+		func() C.int { return C.gc_find_bwd_data(&l.c, h.h, c.w, c.y, c.conv, c.x, n, &got, &perf[0]) })); err != nil {
 		return err
 	}
-	if c.bwdFlt, err = pick("backward filter", C.gc_bwd_filter_algo(&l.c, h.h, c.x, c.y, c.conv, c.w, C.int(len(perf)), &got, &perf[0])); err != nil {
+	if c.bwdFlt, err = pick("backward filter", search(
+		func() C.int { return C.gc_bwd_filter_algo(&l.c, h.h, c.x, c.y, c.conv, c.w, n, &got, &perf[0]) },
+		func() C.int { return C.gc_find_bwd_filter(&l.c, h.h, c.x, c.y, c.conv, c.w, n, &got, &perf[0]) })); err != nil {
 		return err
 	}
 	return nil

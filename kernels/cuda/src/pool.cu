@@ -46,6 +46,30 @@ __device__ void maxpool_bwd_t(const T* __restrict__ dy, const int* __restrict__ 
   }
 }
 
+// Windows that tile the plane (stride = kernel, no padding, the last ones
+// clipped to it; Go checks they cover it): one thread per window writes
+// the whole window, dy at the argmax and 0 elsewhere, since each input
+// element lies in exactly one window. A quarter of the threads of
+// maxpool_bwd at LeNet's 2×2, and no search of the windows around.
+template <typename T>
+__device__ void maxpool_bwd_tiled_t(const T* __restrict__ dy, const int* __restrict__ mask, int planes, int h,
+                                    int w, int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                    T* __restrict__ dx) {
+  const int n = planes * oh * ow;
+  GRID_STRIDE(i, n) {
+    const int ox = i % ow, oy = (i / ow) % oh, p = i / (ow * oh);
+    const int y0 = oy * kh, x0 = ox * kw, y1 = min(y0 + kh, h), x1 = min(x0 + kw, w);
+    const int m = mask[i];
+    const T g = dy[i];
+    T* out = dx + (long)p * h * w;
+    for (int yy = y0; yy < y1; yy++)
+      for (int xx = x0; xx < x1; xx++) {
+        const int e = yy * w + xx;
+        out[e] = e == m ? g : T(0);
+      }
+  }
+}
+
 template <typename T>
 __device__ void avepool_fwd_t(const T* __restrict__ x, int planes, int h, int w, int oh, int ow, int kh, int kw,
                               int sh, int sw, int ph, int pw, T* __restrict__ y) {
@@ -91,5 +115,6 @@ __device__ void avepool_bwd_t(const T* __restrict__ dy, int planes, int h, int w
 #define POOL_ARGS planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw
 KERNEL(maxpool_fwd, (const T* x, POOL_GEOM, T* y, int* mask), (x, POOL_ARGS, y, mask))
 KERNEL(maxpool_bwd, (const T* dy, const int* mask, POOL_GEOM, T* dx), (dy, mask, POOL_ARGS, dx))
+KERNEL(maxpool_bwd_tiled, (const T* dy, const int* mask, POOL_GEOM, T* dx), (dy, mask, POOL_ARGS, dx))
 KERNEL(avepool_fwd, (const T* x, POOL_GEOM, T* y), (x, POOL_ARGS, y))
 KERNEL(avepool_bwd, (const T* dy, POOL_GEOM, T* dx), (dy, POOL_ARGS, dx))
