@@ -8,7 +8,8 @@
 # the big batches; a fresh batch uploaded every iteration with and without
 # the copy stream; AlexNet b256; the full LeNet run (10,000 iterations) with
 # nvidia-smi's peak memory; bench/torch/gpu.py; and ncu kernel-time profiles
-# of LeNet b64/b4096 and CIFAR-10 quick b100. About 300 s on an H100. The
+# of LeNet b64/b4096 and CIFAR-10 quick b100 (and AlexNet b256 on GoCaffe's
+# own kernels). About 300 s on an H100. The
 # machine needs the NVIDIA driver, Python with PyTorch, ncu, and no Go:
 # build the binaries elsewhere.
 #
@@ -54,7 +55,7 @@ for l in sys.stdin:
     try: d = json.loads(l)
     except Exception: print(l.strip()); continue
     if 'net' in d: print('torch', d['net'], d['batch'], 'graph' if d['graph'] else 'eager', 'tf32' if d['tf32'] else 'fp32', d['us_per_iter'], 'us', d['peak_mem_mib'], 'MiB')
-" | tee -a $S
+" | tee -a $S; rm -f "$OUT/torch.log"
 prof() { [ $(left) -lt 40 ] && return; timeout 45 ncu --clock-control none --metrics gpu__time_duration.sum --csv env "${@:3}" $C/goexec-cuda bench -gpu 0 -log-level warn -iterations 3 -warmup 3 -cases "$1" >"$OUT/ncu.csv" 2>/dev/null; say "ncu $1 ${*:3} rc=$?"
 python3 - "$OUT/ncu.csv" > $OUT/ncu_$2.txt <<'PY'
 import collections, csv, sys
@@ -71,4 +72,5 @@ for r in rows[-80:]: print(f'{r[k][:60]:60s} {float(r[v].replace(",", ""))/1000:
 PY
 head -16 $OUT/ncu_$2.txt; rm -f $OUT/ncu.csv; }
 say "== ncu (left $(left))"; prof "lenet:$L:64" lenet64; prof "cifar10_quick:$Q:100" cifar100; prof "lenet:$L:4096" lenet4096
+prof "alexnet:$A:256" alexnet_own GOCAFFE_CUDNN_CONV=0
 say "total $((SECONDS-T0)) s"; echo; echo "==== SUMMARY"; cat $S
