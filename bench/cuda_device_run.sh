@@ -36,26 +36,28 @@ t kernels/cuda cuda.test "" 100; t kernels/cuda/cudnn cudnn.test "" 30; t caffe/
 L=examples/lenet_train_test.prototxt Q=examples/cifar10_quick_train_test.prototxt A=caffe/testdata/nets/alexnet_train_val.prototxt
 b() { local lab=$1 c=$2; shift 2; [ $(left) -lt 30 ] && { say "$lab ${c%%:*}: skipped"; return; }
   r=$(env "$@" timeout 50 $C/goexec-cuda bench -gpu 0 -log-level warn -iterations ${c##*:} -warmup 10 -cases ${c%:*} $BX 2>&1 | tee -a $OUT/bench.log | grep -v '^$' | tail -1 | sed 's/device memory peak.*cases so far), //'); say "$lab: $r"; }
-say "== bench fixed data (left $(left)): default (cuDNN fastest, copy stream) | own kernels | cuDNN deterministic"
-for c in lenet:$L:64:400 lenet:$L:512:200 lenet:$L:4096:50 cifar10_quick:$Q:100:300 cifar10_quick:$Q:1000:50; do
-  b default $c; b own $c GOCAFFE_CUDNN_CONV=0; b determ $c GOCAFFE_CUDNN_ALGO=deterministic; done
+say "== bench fixed data, defaults: cuDNN (fastest algorithms), copy stream (left $(left))"
+for c in lenet:$L:64:400 lenet:$L:512:200 lenet:$L:4096:50 cifar10_quick:$Q:100:300 cifar10_quick:$Q:1000:50; do b default $c; done
 for c in lenet:$L:4096:50 cifar10_quick:$Q:1000:50; do b tf32 $c GOCAFFE_CUDA_TF32=1; done
-say "== fresh data"; BX="-data fresh"; for c in lenet:$L:64:400 lenet:$L:4096:50 cifar10_quick:$Q:1000:50; do b default $c; b one-stream $c GOCAFFE_CUDA_COPY_STREAM=0; done; BX=
-say "== AlexNet b256 (left $(left))"; b default alexnet:$A:256:10; b tf32 alexnet:$A:256:10 GOCAFFE_CUDA_TF32=1
-say "== LeNet 10k (left $(left))"
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/mem.log" 2>&1 & smi=$!
-rm -rf out; mkdir -p out; t0=$(date +%s.%N)
-timeout 60 $C/goexec-cuda train -solver examples/lenet_solver.prototxt -gpu 0 -log-format json >"$OUT/train.log" 2>&1
-say "train rc=$? wall $(python3 -c "import time; print(round(time.time() - $t0, 2))") s, nvidia-smi peak $(sort -n $OUT/mem.log | tail -1) MiB (idle $(head -1 $OUT/mem.log))"; kill $smi; rm -f $OUT/mem.log
-grep -E '"test"|optimization done|"error"|"done"' "$OUT/train.log" | tail -4 | cut -c1-260 | tee -a $S
 say "== PyTorch (left $(left))"
-PYTHONUNBUFFERED=1 timeout 130 python3 bench/torch/gpu.py --nets lenet,cifar_quick,alexnet > "$OUT/torch.log" 2>&1; grep -v '^$' $OUT/torch.log | python3 -c "
+PYTHONUNBUFFERED=1 timeout $(( $(left) > 140 ? 130 : $(left) - 10 )) python3 bench/torch/gpu.py --nets lenet,cifar_quick,alexnet > "$OUT/torch.log" 2>&1; grep -v '^$' $OUT/torch.log | python3 -c "
 import sys, json
 for l in sys.stdin:
     try: d = json.loads(l)
     except Exception: print(l.strip()); continue
     if 'net' in d: print('torch', d['net'], d['batch'], 'graph' if d['graph'] else 'eager', 'tf32' if d['tf32'] else 'fp32', d['us_per_iter'], 'us', d['peak_mem_mib'], 'MiB')
 " | tee -a $S; rm -f "$OUT/torch.log"
+say "== LeNet 10k (left $(left))"
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/mem.log" 2>&1 & smi=$!
+rm -rf out; mkdir -p out; t0=$(date +%s.%N)
+timeout 60 $C/goexec-cuda train -solver examples/lenet_solver.prototxt -gpu 0 -log-format json >"$OUT/train.log" 2>&1
+say "train rc=$? wall $(python3 -c "import time; print(round(time.time() - $t0, 2))") s, nvidia-smi peak $(sort -n $OUT/mem.log | tail -1) MiB (idle $(head -1 $OUT/mem.log))"; kill $smi; rm -f $OUT/mem.log
+grep -E '"test"|optimization done|"error"|"done"' "$OUT/train.log" | tail -4 | cut -c1-260 | tee -a $S
+say "== AlexNet b256 (left $(left))"; b default alexnet:$A:256:10; b tf32 alexnet:$A:256:10 GOCAFFE_CUDA_TF32=1
+say "== bench fixed data: GoCaffe's own kernels | cuDNN deterministic (left $(left))"
+for c in lenet:$L:64:400 lenet:$L:512:200 lenet:$L:4096:50 cifar10_quick:$Q:100:300 cifar10_quick:$Q:1000:50; do
+  b own $c GOCAFFE_CUDNN_CONV=0; b determ $c GOCAFFE_CUDNN_ALGO=deterministic; done
+say "== fresh data"; BX="-data fresh"; for c in lenet:$L:64:400 lenet:$L:4096:50 cifar10_quick:$Q:1000:50; do b default $c; b one-stream $c GOCAFFE_CUDA_COPY_STREAM=0; done; BX=
 prof() { [ $(left) -lt 40 ] && return; timeout 45 ncu --clock-control none --metrics gpu__time_duration.sum --csv env "${@:3}" $C/goexec-cuda bench -gpu 0 -log-level warn -iterations 3 -warmup 3 -cases "$1" >"$OUT/ncu.csv" 2>/dev/null; say "ncu $1 ${*:3} rc=$?"
 python3 - "$OUT/ncu.csv" > $OUT/ncu_$2.txt <<'PY'
 import collections, csv, sys
