@@ -18,11 +18,12 @@ import (
 const DNNConvSetting = "GOCAFFE_CUDNN_CONV"
 
 // DNNAlgoSetting is the environment variable that says how cuDNN's
-// algorithms are chosen per convolution shape: heuristic (the default:
-// cuDNN's heuristics, deterministic algorithms first, no trial runs; the
-// choice the GPU tests and benchmarks have run), fastest (each is run once
-// at set-up and the fastest kept) or deterministic (the fastest of those
-// that repeat bit for bit). The last two have not run on a GPU yet.
+// algorithms are chosen per convolution shape: auto (the default: trial
+// runs for convolutions of cudnn.AutoFindMACs multiply-adds or more,
+// cuDNN's heuristics below), fastest (each algorithm run once at set-up
+// and the fastest kept), deterministic (the fastest of those that repeat
+// bit for bit) or heuristic (the heuristics, deterministic algorithms
+// first, no trial runs).
 const DNNAlgoSetting = "GOCAFFE_CUDNN_ALGO"
 
 // dnnMaxWorkspace bounds the workspace of the algorithms chosen.
@@ -31,7 +32,7 @@ const dnnMaxWorkspace = 256 << 20
 // openDNN loads cuDNN when the node has it (the handle is made with the
 // first convolution). Called with the context current.
 func (d *Device) openDNN() error {
-	d.dnnChoice = cudnn.Heuristic
+	d.dnnChoice = cudnn.Auto
 	if v := os.Getenv(DNNAlgoSetting); v != "" {
 		c, err := cudnn.ParseChoice(v)
 		if err != nil {
