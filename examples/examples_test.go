@@ -4,7 +4,6 @@ package examples_test
 
 import (
 	"context"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/db"
@@ -119,41 +117,6 @@ func TestLeNetMNIST(t *testing.T) {
 }
 
 // synthetic feeds random data and random labels in [0, classes).
-type synthetic struct {
-	rng     *rand.Rand
-	classes int
-	pool    [2][][]float32 // two batches made on the first call, [batch][top]
-	next    int
-}
-
-// Next copies the next of two random batches (images uniform in [0, 1),
-// labels uniform over the classes) into the tops: a data layer's host
-// work is a copy of a decoded batch, and the benchmark times no random
-// number generation (bench/torch/cpu.py's batch is made once, too).
-func (s *synthetic) Next(top []*blob.Blob[float32]) error {
-	if s.pool[0] == nil {
-		for p := range s.pool {
-			s.pool[p] = make([][]float32, len(top))
-			for k, t := range top {
-				v := make([]float32, t.Count())
-				for i := range v {
-					if k == 0 {
-						v[i] = s.rng.Float32()
-					} else {
-						v[i] = float32(s.rng.IntN(s.classes))
-					}
-				}
-				s.pool[p][k] = v
-			}
-		}
-	}
-	for k, t := range top {
-		copy(t.Data(), s.pool[s.next][k])
-	}
-	s.next = (s.next + 1) % len(s.pool)
-	return nil
-}
-
 // benchStep times whole training iterations (forward, backward, update) of
 // an example net at a batch size.
 func benchStep(b *testing.B, solverFile string, batch int, real bool) {
@@ -176,7 +139,7 @@ func benchSolver(b *testing.B, sp *caffepb.SolverParameter, batch int, real bool
 			return err
 		}
 		for _, name := range n.FedLayers() {
-			if err := n.SetSource(name, &synthetic{rng: rand.New(rand.NewPCG(1, 2)), classes: 10}); err != nil {
+			if err := n.SetSource(name, data.NewSynthetic(1, 10, true)); err != nil {
 				return err
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -14,8 +13,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
+	"github.com/gocaffe/gocaffe/caffe/data"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
@@ -138,7 +137,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		attach := func(_ context.Context, n *network.Net[float32]) error {
 			for i, name := range n.FedLayers() {
-				if err := n.SetSource(name, &benchSource{rng: rand.New(rand.NewPCG(uint64(i), 7)), fresh: f.data == "fresh"}); err != nil {
+				// Labels 0 or 1: valid for any classifier.
+				if err := n.SetSource(name, data.NewSynthetic(uint64(i), 2, f.data == "fresh")); err != nil {
 					return err
 				}
 			}
@@ -206,51 +206,4 @@ func parseSample(s string) ([3]int, error) {
 		out[i] = v
 	}
 	return out, nil
-}
-
-// benchSource feeds bench's data layers random images, uniform in [0, 1),
-// and labels 0 or 1 (valid for any classifier). Fixed, it fills its tops
-// once and then leaves them alone, so a device net keeps the batch in
-// device memory; fresh, it copies one of two batches made at the first
-// call into the tops on each call, so each iteration pays for a host copy
-// and an upload, as one fed from a decoded source does (decoding not
-// counted).
-type benchSource struct {
-	rng    *rand.Rand
-	fresh  bool
-	filled bool
-	pool   [][][]float32 // [batch][top] values: one batch fixed, two fresh
-	next   int
-}
-
-func (s *benchSource) Next(top []*blob.Blob[float32]) error {
-	if s.filled && !s.fresh {
-		return nil
-	}
-	if !s.filled {
-		s.pool = make([][][]float32, 1)
-		if s.fresh {
-			s.pool = make([][][]float32, 2)
-		}
-		for p := range s.pool {
-			s.pool[p] = make([][]float32, len(top))
-			for k, t := range top {
-				v := make([]float32, t.Count())
-				for i := range v {
-					if k == 0 {
-						v[i] = s.rng.Float32()
-					} else {
-						v[i] = float32(s.rng.IntN(2))
-					}
-				}
-				s.pool[p][k] = v
-			}
-		}
-		s.filled = true
-	}
-	for k, t := range top {
-		copy(t.Data(), s.pool[s.next][k])
-	}
-	s.next = (s.next + 1) % len(s.pool)
-	return nil
 }
