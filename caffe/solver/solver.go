@@ -961,6 +961,9 @@ func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int)
 // so the passes queue up without waiting for the device (Caffe's
 // Solver::Test sums in the net's own precision too).
 func deviceOutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int) (sums []float64, loss float64, err error) {
+	if iters <= 0 {
+		return nil, 0, nil // as OutputSums on the host: no passes, no sums
+	}
 	be := kernels.For[T](n.Device())
 	outs := n.OutputBlobs()
 	lossTops, weights := n.LossTops()
@@ -992,9 +995,6 @@ func deviceOutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iter
 	}
 	host := make([]T, total+1)
 	be.Download(host, acc)
-	if iters == 0 {
-		return nil, 0, nil
-	}
 	sums = make([]float64, total)
 	for k := range sums {
 		sums[k] = float64(host[k])

@@ -74,10 +74,12 @@ type Device struct {
 	// (tests compare both).
 	// cuDNN when the node has it (dnnLib; the handle dnn made with the
 	// first convolution, on the stream); dnnNote says which and where, or
-	// where it was looked for. useDNN: convolutions go to cuDNN
-	// (by default when loaded; GOCAFFE_CUDNN_CONV=0 or UseDNN). dnnWS: the workspace of dnnWSBytes
-	// every cuDNN call gets; dnnOld: workspaces it outgrew, which recorded
-	// graphs may still use, kept until Close.
+	// where it was looked for. useDNN: convolutions go to cuDNN (by
+	// default when loaded; GOCAFFE_CUDNN_CONV=0 or UseDNN). dnnChoice: how
+	// new plans' algorithms are chosen (GOCAFFE_CUDNN_ALGO, SetDNNChoice).
+	// dnnWS: the workspace of dnnWSBytes every cuDNN call gets; dnnOld:
+	// workspaces it outgrew, which recorded graphs may still use, kept
+	// until Close.
 	dnnLib     *cudnn.Loaded
 	dnn        *cudnn.Handle
 	dnnNote    string

@@ -36,6 +36,7 @@ type benchFlags struct {
 	graphs     bool
 	data       string
 	sample     string
+	shape      [3]int // sample, parsed
 	log        logFlags
 }
 
@@ -64,7 +65,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, []benchCase, 
 		return f, nil, err
 	}
 	problems := f.log.check()
-	if _, err := parseSample(f.sample); err != nil {
+	var err error
+	if f.shape, err = parseSample(f.sample); err != nil {
 		problems = append(problems, err.Error())
 	}
 	var cases []benchCase
@@ -118,8 +120,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		sample, _ := parseSample(f.sample)
-		if np, _, err = network.DataAsMemory(np, sample); err != nil {
+		if np, _, err = network.DataAsMemory(np, f.shape); err != nil {
 			return fmt.Errorf("bench %s: %w", c.name, err)
 		}
 		for _, lp := range np.GetLayer() {
