@@ -237,6 +237,12 @@ type Backend[T Float] interface {
 	Mul(a, b, y Vec[T])
 	// Div: y = a / b (elementwise; y may alias a or b).
 	Div(a, b, y Vec[T])
+	// DropoutForward draws Dropout's mask and applies it: mask[i] = scale
+	// where element i is kept (DropoutMask's rule, with key's two words
+	// as the Philox key) and 0 where it is dropped, then y = x ⊙ mask
+	// (y may alias x). The key is read where the backend computes, so a
+	// recorded iteration takes the key uploaded before each replay.
+	DropoutForward(x, y, mask Vec[T], key IntVec, threshold uint32, scale T)
 	// EltwiseMax is one step of a running elementwise maximum over
 	// bottoms k = 0, 1, …: for k = 0, y = x and mask = 0; for k > 0, where
 	// x > y, y = x and mask = k (the first maximum wins ties).

@@ -116,6 +116,12 @@ func (s *Synced[T]) toDevice(m kernels.Memory[T], n int) {
 	}
 }
 
+// HasDevice reports whether s has a copy in m's device memory (current or
+// not): whether device work has read or written it there.
+func (s *Synced[T]) HasDevice(m kernels.Memory[T]) bool {
+	return !m.HostMemory() && s.mem == m && s.dev.Len() > 0
+}
+
 // On returns n elements in m's memory for reading.
 func (s *Synced[T]) On(m kernels.Memory[T], n int) kernels.Vec[T] {
 	if m.HostMemory() {

@@ -13,16 +13,25 @@ import (
 // dropout zeroes each input with probability dropout_ratio at train time
 // and scales the survivors by 1/(1 - ratio), so at test time it is the
 // identity (Caffe's "inverted" dropout). It works in place.
+//
+// Its mask is drawn where the backend computes, by a counter-based
+// generator (kernels.DropoutMask) from a key of 64 bits that each pass
+// takes from the layer's random source: the host draws one number per
+// pass, not one per element, and a device draws the mask in the kernel
+// that applies it. The key goes to the backend's memory in Stage, so an
+// iteration recorded on a device (a CUDA graph) replays with a fresh mask.
 type dropout[T blob.Float] struct {
 	neuron[T]
-	train bool
-	ratio float64
-	scale T
-	rng   *rand.Rand
-	be    kernels.Backend[T]
-	// mask holds scale where an input is kept and 0 where it is dropped,
-	// drawn on the host and used by the backend.
-	mask *blob.Blob[T]
+	train  bool
+	ratio  float64
+	scale  T
+	thr    uint32 // kernels.DropThreshold(ratio)
+	rng    *rand.Rand
+	be     kernels.Backend[T]
+	mask   *blob.Blob[T]  // scale where an input is kept, 0 where dropped
+	key    kernels.IntVec // this pass's key, in the backend's memory
+	keyBuf [2]int32       // its host copy (a field: no allocation per pass)
+	staged bool           // Stage has sent this pass's key (see layer.Stager)
 }
 
 func newDropout[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
@@ -34,7 +43,8 @@ func newDropout[T blob.Float](ctx layer.Context) (layer.Layer[T], error) {
 	if train && ctx.Rand == nil {
 		return nil, fmt.Errorf("dropout needs a random source at train time")
 	}
-	return &dropout[T]{neuron: newNeuron[T](), train: train, ratio: r, scale: T(1 / (1 - r)), rng: ctx.Rand, be: layer.Backend[T](ctx), mask: blob.New[T]()}, nil
+	return &dropout[T]{neuron: newNeuron[T](), train: train, ratio: r, scale: T(1 / (1 - r)),
+		thr: kernels.DropThreshold(r), rng: ctx.Rand, be: layer.Backend[T](ctx), mask: blob.New[T]()}, nil
 }
 
 func (l *dropout[T]) Reshape(bottom, top []*blob.Blob[T]) error {
@@ -44,6 +54,31 @@ func (l *dropout[T]) Reshape(bottom, top []*blob.Blob[T]) error {
 	l.mask.ReshapeLike(bottom[0])
 	return nil
 }
+
+// sendKey draws this pass's key and puts it in the backend's memory.
+func (l *dropout[T]) sendKey() {
+	if l.key.Len() == 0 {
+		l.key = l.be.AllocInts(2)
+	}
+	l.keyBuf = kernels.DropoutKey(l.rng.Uint64())
+	l.be.UploadInts(l.key, l.keyBuf[:])
+}
+
+// Stage sends the next pass's key (at train time; at test time Dropout
+// draws nothing).
+func (l *dropout[T]) Stage(bottom, top []*blob.Blob[T]) error {
+	if l.train {
+		l.sendKey()
+		l.staged = true
+	}
+	return nil
+}
+
+// Unstage forgets a staged key.
+func (l *dropout[T]) Unstage() { l.staged = false }
+
+// Replayable: the device work depends on the pass only through the key.
+func (l *dropout[T]) Replayable() bool { return true }
 
 func (l *dropout[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	be := l.be
@@ -55,18 +90,13 @@ func (l *dropout[T]) Forward(bottom, top []*blob.Blob[T]) error {
 		}
 		return nil
 	}
-	m := l.mask.MutableHostData()[:x.Len()]
-	for i := range m {
-		if l.rng.Float64() >= l.ratio {
-			m[i] = l.scale
-		} else {
-			m[i] = 0
-		}
+	if !l.staged {
+		l.sendKey()
 	}
-	be.Mul(x, l.mask.DataOn(be).Slice(0, x.Len()), y)
+	l.staged = false
+	be.DropoutForward(x, y, l.mask.MutableDataOn(be).Slice(0, x.Len()), l.key, l.thr, l.scale)
 	return nil
 }
-
 func (l *dropout[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bottom []*blob.Blob[T]) error {
 	if !propagateDown[0] {
 		return nil

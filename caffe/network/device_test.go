@@ -31,7 +31,7 @@ layer { name: "loss" type: "Reduction" bottom: "t" top: "loss" loss_weight: 1 re
 // device what it computes on the CPU: the blobs are synced around each
 // host layer, and the device layers issue their math on the device.
 func TestMixedNetOnSimulatedDevice(t *testing.T) {
-	sameOnSimulatedDevice(t, mixedNet, "Gemm", "Axpy", "Mul", "Copy", "Fill", "ReLUForward", "ActivationForward", "ActivationBackward", "Upload", "Download")
+	sameOnSimulatedDevice(t, mixedNet, "Gemm", "Axpy", "Mul", "DropoutForward", "Copy", "Fill", "ReLUForward", "ActivationForward", "ActivationBackward", "Upload", "Download")
 }
 
 const lrnNet = `

@@ -47,8 +47,8 @@ func (n *Net[T]) Replayable() (bool, string) {
 	return true, ""
 }
 
-// StageInputs runs the data layers (on the host), sends their tops to the
-// device and runs every layer.Stager's Stage: the host part of an
+// StageInputs runs the data layers (on the host), sends their tops that
+// the device reads to the device and runs every layer.Stager's Stage: the host part of an
 // iteration, done before a recorded iteration replays (and before it is
 // recorded).
 func (n *Net[T]) StageInputs() error {
@@ -58,8 +58,16 @@ func (n *Net[T]) StageInputs() error {
 		if _, err := n.ForwardLayer(i); err != nil {
 			return err
 		}
+		// A top goes to the device if device work read it in the eager
+		// iterations before: labels that a Stager reads on the host and
+		// sends in its own form (SoftmaxWithLoss's classes) stay there.
+		// A top left behind that the recorded work reads makes the
+		// recording fail (an upload while recording), and the iteration
+		// runs eagerly instead.
 		for _, t := range n.tops[i] {
-			t.DataOn(be)
+			if t.DataMem().HasDevice(be) {
+				t.DataOn(be)
+			}
 		}
 	}
 	for i := k; i < len(n.layers); i++ {

@@ -70,6 +70,9 @@ func checkDeviceUpdate[T blob.Float](t *testing.T, dev kernels.Device, tol float
 			if e := relDiff(history(gpu), history(cpu)); !(e <= tol) {
 				t.Errorf("history after 10 iterations: relative error %.3g on %s > %.3g", e, dev.Name(), tol)
 			}
+			if _, rec := dev.(kernels.Recorder); rec && sp.GetIterSize() == 1 && gpu.Replays() == 0 {
+				t.Errorf("no iteration was replayed on %s: %s", dev.Name(), gpu.NotReplayedBecause())
+			}
 			if w := weights(gpu); len(w) == 0 || w[0] == weights(newTiny[T](t, sp, 16))[0] {
 				t.Errorf("the weights did not move")
 			}
@@ -195,5 +198,47 @@ func TestDeviceScoresMatchCPU(t *testing.T) {
 	}
 	if dev.TestNets()[0].DefersLoss() {
 		t.Errorf("Score left the test net deferring its loss")
+	}
+}
+
+// dropoutNet has a Dropout between two inner products.
+const dropoutNet = `
+name: "dropout"
+layer { name: "d" type: "MemoryData" top: "data" top: "label"
+  memory_data_param { batch_size: 8 channels: 2 height: 3 width: 3 } }
+layer { name: "fc1" type: "InnerProduct" bottom: "data" top: "fc1"
+  inner_product_param { num_output: 40 weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "drop" type: "Dropout" bottom: "fc1" top: "fc1" dropout_param { dropout_ratio: 0.4 } }
+layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2"
+  inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc2" bottom: "label" top: "loss" }
+`
+
+// A net with Dropout replays its iterations on a device that records, each
+// with a fresh mask drawn on the device from the key staged before the
+// replay: the same training as on the CPU, which draws the same keys.
+func TestDeviceReplaysDropout(t *testing.T) {
+	d := simdev.New()
+	cpu := newWith[float64](t, solverParamFor(t, dropoutNet, `display: 0`), tinyImages(16))
+	dev := newWith[float64](t, solverParamFor(t, dropoutNet, `display: 0`), tinyImages(16), WithDevice[float64](d))
+	for _, s := range []*Solver[float64]{cpu, dev} {
+		if err := s.Step(t.Context(), 12); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dev.Replays() < 10 {
+		t.Errorf("%d of 12 iterations replayed (%s), want 10", dev.Replays(), dev.NotReplayedBecause())
+	}
+	if n := d.Calls("DropoutForward"); n != 12 {
+		t.Errorf("%d masks drawn on the device in 12 iterations", n)
+	}
+	if e := relDiff(weights(dev), weights(cpu)); !(e <= 1e-12) {
+		t.Errorf("weights after 12 iterations: relative error %.3g against the CPU's", e)
+	}
+	// The masks differ between iterations: a replay that reused one mask
+	// would train differently from the CPU, and so would a mask drawn
+	// from a stale key.
+	if w := weights(dev); len(w) == 0 || w[0] == weights(newWith[float64](t, solverParamFor(t, dropoutNet, ``), tinyImages(16)))[0] {
+		t.Errorf("the weights did not move")
 	}
 }

@@ -99,6 +99,28 @@ func (backend[T]) Mul(a, b, y kernels.Vec[T]) {
 		yv[i] = v * bv[i]
 	}
 }
+func (backend[T]) DropoutForward(x, y, mask kernels.Vec[T], key kernels.IntVec, threshold uint32, scale T) {
+	k := key.Host()
+	kk := [2]uint32{uint32(k[0]), uint32(k[1])}
+	xv := x.Host()
+	yv, mv := y.Host()[:len(xv)], mask.Host()[:len(xv)]
+	groups := (len(xv) + 3) / 4 // of 4 elements: one Philox draw each
+	if groups < 4096 {
+		dropoutGroups(xv, yv, mv, 0, groups, kk, threshold, scale)
+		return
+	}
+	Parallel(groups, func(_, lo, hi int) { dropoutGroups(xv, yv, mv, lo, hi, kk, threshold, scale) })
+}
+
+// dropoutGroups is DropoutForward over groups [lo, hi) of 4 elements.
+func dropoutGroups[T Float](x, y, mask []T, lo, hi int, key [2]uint32, threshold uint32, scale T) {
+	a, b := 4*lo, min(4*hi, len(x))
+	kernels.DropoutMask(mask[a:b], a, key, threshold, scale)
+	for i := a; i < b; i++ {
+		y[i] = x[i] * mask[i]
+	}
+}
+
 func (backend[T]) Div(a, b, y kernels.Vec[T]) {
 	av, bv, yv := a.Host(), b.Host(), y.Host()
 	bv, yv = bv[:len(av)], yv[:len(av)]

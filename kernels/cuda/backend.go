@@ -304,6 +304,14 @@ func (b *backend[T]) Mul(a, bv, y kernels.Vec[T]) {
 	}
 }
 
+func (b *backend[T]) DropoutForward(x, y, mask kernels.Vec[T], key kernels.IntVec, threshold uint32, scale T) {
+	p, ok := b.ptrs(x, y, mask)
+	k, kok := b.iptr(key)
+	if ok && kok && x.Len() > 0 {
+		b.g.keep(b.o.DropoutForward(x.Len(), p[0], p[1], p[2], k, threshold, scale))
+	}
+}
+
 func (b *backend[T]) Div(a, bv, y kernels.Vec[T]) {
 	if p, ok := b.ptrs(a, bv, y); ok && y.Len() > 0 {
 		b.g.keep(b.o.Div(y.Len(), p[0], p[1], p[2]))

@@ -210,6 +210,20 @@ func TestBackendMatchesCPU(t *testing.T) {
 		same(t, b, "ReLUBackward", rdx)
 	}
 
+	// Dropout: the same Philox mask as the host's, from a key in device
+	// memory; in place, at an odd length from an offset.
+	for _, ratio := range []float64{0.3, 0.5} {
+		dx, dm := mk(t, b, r, 1003), mk(t, b, r, 1001)
+		key := []int32{int32(ratio * 1000), -77}
+		gkey := b.AllocInts(2)
+		b.UploadInts(gkey, key)
+		thr, scale := kernels.DropThreshold(ratio), 1/(1-ratio)
+		c.DropoutForward(dx.host().From(2), dx.host().From(2), dm.host(), kernels.HostInts(key), thr, scale)
+		b.DropoutForward(dx.gv.From(2), dx.gv.From(2), dm.gv, gkey, thr, float32(scale))
+		same(t, b, fmt.Sprintf("DropoutForward mask, ratio %g", ratio), dm)
+		same(t, b, fmt.Sprintf("DropoutForward y, ratio %g", ratio), dx)
+	}
+
 	// Pooling, with the mask the layer keeps between passes.
 	for _, g := range []kernels.PoolGeom{
 		{H: 24, W: 24, OH: 12, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2},

@@ -176,6 +176,12 @@ func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
 	return o.D.launch(o.name("mul"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
 }
 
+// DropoutForward: mask = scale where kept, 0 where dropped (Philox with
+// the two-word key at key, threshold thr), y = x·mask (src/random.cu).
+func (o Ops[T]) DropoutForward(n int, x, y, mask, key Ptr, thr uint32, scale T) error {
+	return o.D.launch(o.name("dropout_fwd"), o.D.grid1((n+3)/4), 1, 256, iarg(n), parg(x), parg(y), parg(mask), parg(key), uint64(thr), farg(scale))
+}
+
 // Div: y = a / b.
 func (o Ops[T]) Div(n int, a, b, y Ptr) error {
 	return o.D.launch(o.name("divide"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
