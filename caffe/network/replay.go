@@ -85,12 +85,22 @@ func (n *Net[T]) StageInputs() error {
 // a device records. Call it with SetDeferLoss(true) when recording (a
 // loss read waits for the device).
 func (n *Net[T]) ForwardBackwardStaged() error {
+	if err := n.ForwardStaged(); err != nil {
+		return err
+	}
+	return n.Backward()
+}
+
+// ForwardStaged runs forward every layer after the data layers, after
+// StageInputs: the device work of a test pass, which a device records.
+// Call it with SetDeferLoss(true) when recording.
+func (n *Net[T]) ForwardStaged() error {
 	for i := n.numInputs(); i < len(n.layers); i++ {
 		if _, err := n.ForwardLayer(i); err != nil {
 			return err
 		}
 	}
-	return n.Backward()
+	return nil
 }
 
 // Unstage forgets what StageInputs staged, after a replay (which runs no

@@ -177,13 +177,16 @@ func TestDeviceScoresMatchCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := d.Calls("Download")
+	down, replays := d.Calls("Download"), d.Replays()
 	got, gotLoss, err := Score(t.Context(), dev.TestNets()[0], 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := d.Calls("Download") - down; n != 1 {
 		t.Errorf("%d downloads for 5 test passes, want 1", n)
+	}
+	if n := d.Replays() - replays; n != 4 {
+		t.Errorf("%d of 5 test passes replayed, want 4 (all but the first)", n)
 	}
 	if len(got) != len(want) || len(want) != 2 {
 		t.Fatalf("scores: device %v, CPU %v (want accuracy and loss)", got, want)
@@ -240,5 +243,62 @@ func TestDeviceReplaysDropout(t *testing.T) {
 	// from a stale key.
 	if w := weights(dev); len(w) == 0 || w[0] == weights(newWith[float64](t, solverParamFor(t, dropoutNet, ``), tinyImages(16)))[0] {
 		t.Errorf("the weights did not move")
+	}
+}
+
+// The solver's tests on a device replay one recorded test pass, kept from
+// one test to the next while training moves the weights between them: the
+// scores every test_interval are the CPU's.
+func TestDeviceTestsReplayBetweenTraining(t *testing.T) {
+	type score struct {
+		iter int
+		vals []float64
+		loss float64
+	}
+	run := func(dev bool) ([]score, *simdev.Device) {
+		var got []score
+		keep := WithTestScores[float64](func(iter, _ int, sc []TestScore, loss float64) {
+			var v []float64
+			for _, x := range sc {
+				v = append(v, x.Value)
+			}
+			got = append(got, score{iter, v, loss})
+		})
+		sp := solverParam(t, `test_interval: 4 test_iter: 6 test_initialization: true display: 0 test_compute_loss: true`)
+		opts := []Option[float64]{keep}
+		var d *simdev.Device
+		if dev {
+			d = simdev.New()
+			opts = append(opts, WithDevice[float64](d))
+		}
+		s := newWith[float64](t, sp, tinyImages(16), opts...)
+		if err := s.Step(t.Context(), 12); err != nil {
+			t.Fatal(err)
+		}
+		if dev && (len(s.scorers) != 1 || s.scorers[0].replays != 3*5) {
+			t.Errorf("test passes replayed: %v, want 15 (5 of 6 in each of 3 tests)", s.scorers)
+		}
+		return got, d
+	}
+	want, _ := run(false)
+	got, _ := run(true)
+	if len(got) != 3 || len(want) != 3 {
+		t.Fatalf("tests: device %d, CPU %d, want 3 each (iterations 0, 4, 8)", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].iter != want[i].iter || len(got[i].vals) != len(want[i].vals) {
+			t.Fatalf("test %d: device %+v, CPU %+v", i, got[i], want[i])
+		}
+		for k := range want[i].vals {
+			if math.Abs(got[i].vals[k]-want[i].vals[k]) > 1e-12 {
+				t.Errorf("test at iteration %d, output %d: device %.15g, CPU %.15g", want[i].iter, k, got[i].vals[k], want[i].vals[k])
+			}
+		}
+		if math.Abs(got[i].loss-want[i].loss) > 1e-12 {
+			t.Errorf("test loss at iteration %d: device %.15g, CPU %.15g", want[i].iter, got[i].loss, want[i].loss)
+		}
+	}
+	if want[0].vals[0] == want[2].vals[0] && want[0].loss == want[2].loss {
+		t.Errorf("the scores did not change with training: %+v", want)
 	}
 }

@@ -151,6 +151,9 @@ type Solver[T blob.Float] struct {
 	noRecording bool
 	replays     int
 	whyEager    string // why iterations are not replayed (for the log and tests)
+	// scorers sum the test nets' outputs on their device, one per test
+	// net, each with its recorded test pass (made on first use).
+	scorers []*deviceScorer[T]
 
 	iter, currentStep int
 	rate              float64 // learning rate of the last ApplyUpdate
@@ -401,6 +404,12 @@ func (s *Solver[T]) TestNets() []*network.Net[T] { return s.tests }
 // Close closes the data sources of the train and test nets
 // (network.Net.CloseSources); the solver trains and tests no more after it.
 func (s *Solver[T]) Close() error {
+	for _, sc := range s.scorers {
+		if sc != nil {
+			sc.release()
+		}
+	}
+	s.scorers = nil
 	errs := []error{s.train.CloseSources()}
 	for _, n := range s.tests {
 		errs = append(errs, n.CloseSources())
@@ -900,10 +909,9 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 	if i < 0 || i >= len(s.tests) {
 		return nil, fmt.Errorf("test net #%d: the solver has %d test nets", i, len(s.tests))
 	}
-	tn := s.tests[i]
 	iters := int(s.param.GetTestIter()[i])
 	start := time.Now()
-	scores, loss, err := Score(ctx, tn, iters)
+	scores, loss, err := s.score(ctx, i, iters)
 	if err != nil {
 		return nil, fmt.Errorf("test net #%d at iteration %d: %w", i, s.iter, err)
 	}
@@ -924,13 +932,35 @@ func (s *Solver[T]) Test(ctx context.Context, i int) ([]TestScore, error) {
 	return scores, nil
 }
 
+// score is Score for test net i, through its cached deviceScorer on a
+// device: passes replayed from a recording kept between tests.
+func (s *Solver[T]) score(ctx context.Context, i, iters int) ([]TestScore, float64, error) {
+	tn := s.tests[i]
+	if kernels.For[T](tn.Device()).HostMemory() {
+		return Score(ctx, tn, iters)
+	}
+	for len(s.scorers) <= i {
+		s.scorers = append(s.scorers, nil)
+	}
+	if s.scorers[i] == nil {
+		s.scorers[i] = newDeviceScorer(tn, !s.opts.noGraphs)
+	}
+	sums, loss, err := s.scorers[i].sums(ctx, iters)
+	if err != nil {
+		return nil, 0, err
+	}
+	return meanScores(tn, sums, loss, iters)
+}
+
 // OutputSums runs iters forward passes of n and returns, for every element
 // of every output blob in order, its sum over the passes, and the summed
 // total loss. An error names the pass it stopped at; a cancelled ctx is
 // returned wrapped, so errors.Is(err, context.Canceled) still holds.
 func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int) (sums []float64, loss float64, err error) {
 	if !kernels.For[T](n.Device()).HostMemory() {
-		return deviceOutputSums(ctx, n, iters)
+		sc := newDeviceScorer(n, true)
+		defer sc.release()
+		return sc.sums(ctx, iters)
 	}
 	outs := n.OutputBlobs()
 	for it := 0; it < iters; it++ {
@@ -956,61 +986,6 @@ func OutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int)
 	return sums, loss, nil
 }
 
-// deviceOutputSums is OutputSums for a net on a device: the outputs and
-// the weighted loss are summed in device memory and read once at the end,
-// so the passes queue up without waiting for the device (Caffe's
-// Solver::Test sums in the net's own precision too).
-func deviceOutputSums[T blob.Float](ctx context.Context, n *network.Net[T], iters int) (sums []float64, loss float64, err error) {
-	if iters <= 0 {
-		return nil, 0, nil // as OutputSums on the host: no passes, no sums
-	}
-	be := kernels.For[T](n.Device())
-	outs := n.OutputBlobs()
-	lossTops, weights := n.LossTops()
-	total := 0
-	for _, b := range outs {
-		total += b.Count()
-	}
-	acc, tmp := be.Alloc(total+1), be.Alloc(1) // outputs, then the loss
-	defer freeVecs(acc, tmp)
-	be.Fill(acc, 0)
-	defer n.SetDeferLoss(n.DefersLoss())
-	n.SetDeferLoss(true)
-	for it := 0; it < iters; it++ {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, fmt.Errorf("pass %d: %w", it, err)
-		}
-		if _, err := n.Forward(); err != nil {
-			return nil, 0, fmt.Errorf("pass %d: %w", it, err)
-		}
-		k := 0
-		for _, b := range outs {
-			be.Axpy(1, b.DataOn(be), acc.Slice(k, k+b.Count()))
-			k += b.Count()
-		}
-		for j, t := range lossTops {
-			be.SumTo(t.DataOn(be), tmp)
-			be.Axpy(T(weights[j]), tmp, acc.Slice(total, total+1))
-		}
-	}
-	host := make([]T, total+1)
-	be.Download(host, acc)
-	sums = make([]float64, total)
-	for k := range sums {
-		sums[k] = float64(host[k])
-	}
-	return sums, float64(host[total]), nil
-}
-
-// freeVecs frees device vectors from a backend's Alloc.
-func freeVecs[T blob.Float](vs ...kernels.Vec[T]) {
-	for _, v := range vs {
-		if buf, _ := v.Device(); buf != nil {
-			buf.Free()
-		}
-	}
-}
-
 // Score runs n forward passes of a net and returns the mean of every
 // element of every output blob, and the mean total loss.
 func Score[T blob.Float](ctx context.Context, n *network.Net[T], iters int) ([]TestScore, float64, error) {
@@ -1018,6 +993,12 @@ func Score[T blob.Float](ctx context.Context, n *network.Net[T], iters int) ([]T
 	if err != nil {
 		return nil, 0, err
 	}
+	return meanScores(n, sums, loss, iters)
+}
+
+// meanScores names the sums of iters passes of n and divides them, and
+// the summed loss, by iters.
+func meanScores[T blob.Float](n *network.Net[T], sums []float64, loss float64, iters int) ([]TestScore, float64, error) {
 	scores := NameOutputs(n, sums)
 	for k := range scores {
 		scores[k].Value /= float64(iters)
