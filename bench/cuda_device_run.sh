@@ -7,9 +7,9 @@
 # (GOCAFFE_CUDNN_CONV=0), with cuDNN's deterministic algorithms, and TF32 at
 # the big batches; a fresh batch uploaded every iteration with and without
 # the copy stream; AlexNet b256; the full LeNet run (10,000 iterations) with
-# nvidia-smi's peak memory; bench/torch/gpu.py; and ncu kernel-time profiles
-# of LeNet b64/b4096 and CIFAR-10 quick b100 (and AlexNet b256 on GoCaffe's
-# own kernels). About 300 s on an H100. The
+# nvidia-smi's peak memory, its test time and a Go CPU profile of its host
+# side (OUT/train.prof); bench/torch/gpu.py; and ncu kernel-time profiles
+# of LeNet b64, CIFAR-10 quick b100 and AlexNet b256. About 400 s on an H100. The
 # machine needs the NVIDIA driver, Python with PyTorch, ncu, and no Go:
 # build the binaries elsewhere.
 #
@@ -39,25 +39,6 @@ b() { local lab=$1 c=$2; shift 2; [ $(left) -lt 30 ] && { say "$lab ${c%%:*}: sk
 say "== bench fixed data, defaults: cuDNN (fastest algorithms), copy stream (left $(left))"
 for c in lenet:$L:64:400 lenet:$L:512:200 lenet:$L:4096:50 cifar10_quick:$Q:100:300 cifar10_quick:$Q:1000:50; do b default $c; done
 for c in lenet:$L:4096:50 cifar10_quick:$Q:1000:50; do b tf32 $c GOCAFFE_CUDA_TF32=1; done
-say "== PyTorch (left $(left))"
-PYTHONUNBUFFERED=1 timeout $(( $(left) > 140 ? 130 : $(left) - 10 )) python3 bench/torch/gpu.py --nets lenet,cifar_quick,alexnet > "$OUT/torch.log" 2>&1; grep -v '^$' $OUT/torch.log | python3 -c "
-import sys, json
-for l in sys.stdin:
-    try: d = json.loads(l)
-    except Exception: print(l.strip()); continue
-    if 'net' in d: print('torch', d['net'], d['batch'], 'graph' if d['graph'] else 'eager', 'tf32' if d['tf32'] else 'fp32', d['us_per_iter'], 'us', d['peak_mem_mib'], 'MiB')
-" | tee -a $S; rm -f "$OUT/torch.log"
-say "== LeNet 10k (left $(left))"
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/mem.log" 2>&1 & smi=$!
-rm -rf out; mkdir -p out; t0=$(date +%s.%N)
-timeout 60 $C/goexec-cuda train -solver examples/lenet_solver.prototxt -gpu 0 -log-format json >"$OUT/train.log" 2>&1
-say "train rc=$? wall $(python3 -c "import time; print(round(time.time() - $t0, 2))") s, nvidia-smi peak $(sort -n $OUT/mem.log | tail -1) MiB (idle $(head -1 $OUT/mem.log))"; kill $smi; rm -f $OUT/mem.log
-grep -E '"test"|optimization done|"error"|"done"' "$OUT/train.log" | tail -4 | cut -c1-260 | tee -a $S
-say "== AlexNet b256 (left $(left))"; b default alexnet:$A:256:10; b tf32 alexnet:$A:256:10 GOCAFFE_CUDA_TF32=1
-say "== bench fixed data: GoCaffe's own kernels | cuDNN deterministic (left $(left))"
-for c in lenet:$L:64:400 lenet:$L:512:200 lenet:$L:4096:50 cifar10_quick:$Q:100:300 cifar10_quick:$Q:1000:50; do
-  b own $c GOCAFFE_CUDNN_CONV=0; b determ $c GOCAFFE_CUDNN_ALGO=deterministic; done
-say "== fresh data"; BX="-data fresh"; for c in lenet:$L:64:400 lenet:$L:4096:50 cifar10_quick:$Q:1000:50; do b default $c; b one-stream $c GOCAFFE_CUDA_COPY_STREAM=0; done; BX=
 prof() { [ $(left) -lt 40 ] && return; timeout 45 ncu --clock-control none --metrics gpu__time_duration.sum --csv env "${@:3}" $C/goexec-cuda bench -gpu 0 -log-level warn -iterations 3 -warmup 3 -cases "$1" >"$OUT/ncu.csv" 2>/dev/null; say "ncu $1 ${*:3} rc=$?"
 python3 - "$OUT/ncu.csv" > $OUT/ncu_$2.txt <<'PY'
 import collections, csv, sys
@@ -73,6 +54,35 @@ print('--- launch order, last 80')
 for r in rows[-80:]: print(f'{r[k][:60]:60s} {float(r[v].replace(",", ""))/1000:8.1f}')
 PY
 head -16 $OUT/ncu_$2.txt; rm -f $OUT/ncu.csv; }
-say "== ncu (left $(left))"; prof "lenet:$L:64" lenet64; prof "cifar10_quick:$Q:100" cifar100; prof "lenet:$L:4096" lenet4096
-prof "alexnet:$A:256" alexnet_own GOCAFFE_CUDNN_CONV=0
+say "== PyTorch (left $(left))"
+PYTHONUNBUFFERED=1 timeout $(( $(left) > 140 ? 130 : $(left) - 10 )) python3 bench/torch/gpu.py --nets lenet,cifar_quick,alexnet > "$OUT/torch.log" 2>&1; grep -v '^$' $OUT/torch.log | python3 -c "
+import sys, json
+for l in sys.stdin:
+    try: d = json.loads(l)
+    except Exception: print(l.strip()); continue
+    if 'net' in d: print('torch', d['net'], d['batch'], 'graph' if d['graph'] else 'eager', 'tf32' if d['tf32'] else 'fp32', d['us_per_iter'], 'us', d['peak_mem_mib'], 'MiB')
+" | tee -a $S; rm -f "$OUT/torch.log"
+say "== LeNet 10k (left $(left))"
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/mem.log" 2>&1 & smi=$!
+rm -rf out; mkdir -p out; t0=$(date +%s.%N)
+GOCAFFE_CPUPROFILE=$OUT/train.prof timeout 60 $C/goexec-cuda train -solver examples/lenet_solver.prototxt -gpu 0 -log-format json >"$OUT/train.log" 2>&1
+say "train rc=$? wall $(python3 -c "import time; print(round(time.time() - $t0, 2))") s, nvidia-smi peak $(sort -n $OUT/mem.log | tail -1) MiB (idle $(head -1 $OUT/mem.log))"; kill $smi; rm -f $OUT/mem.log
+grep -E '"test"|optimization done|"error"|"done"' "$OUT/train.log" | tail -4 | cut -c1-260 | tee -a $S
+python3 - "$OUT/train.log" <<'PY' | tee -a $S
+import json, re, sys
+took = []
+for l in open(sys.argv[1]):
+    try: d = json.loads(l)
+    except Exception: continue
+    if d.get('message') == 'test' and 'took' in d:
+        m = re.fullmatch(r'([\d.]+)(ms|s|µs)', d['took'])
+        if m: took.append(float(m[1]) * {'ms': 1e-3, 's': 1, 'µs': 1e-6}[m[2]])
+print(f'tests: {len(took)}, {sum(took):.3f} s in all')
+PY
+say "== AlexNet b256 (left $(left))"; b default alexnet:$A:256:10; b tf32 alexnet:$A:256:10 GOCAFFE_CUDA_TF32=1
+say "== ncu (left $(left))"; prof "lenet:$L:64" lenet64; prof "cifar10_quick:$Q:100" cifar100; prof "alexnet:$A:256" alexnet
+say "== bench fixed data: GoCaffe's own kernels | cuDNN deterministic (left $(left))"
+for c in lenet:$L:64:400 lenet:$L:512:200 lenet:$L:4096:50 cifar10_quick:$Q:100:300 cifar10_quick:$Q:1000:50; do
+  b own $c GOCAFFE_CUDNN_CONV=0; b determ $c GOCAFFE_CUDNN_ALGO=deterministic; done
+say "== fresh data"; BX="-data fresh"; for c in lenet:$L:64:400 lenet:$L:4096:50 cifar10_quick:$Q:1000:50; do b default $c; b one-stream $c GOCAFFE_CUDA_COPY_STREAM=0; done; BX=
 say "total $((SECONDS-T0)) s"; echo; echo "==== SUMMARY"; cat $S

@@ -27,6 +27,23 @@ func TestDeviceUpdateOnCUDA(t *testing.T) {
 	}
 }
 
+// A Dropout net's replayed iterations draw their masks on the GPU from the
+// keys the CPU solver draws (float64: the same masks, the same arithmetic
+// up to FMAs), and a test's replayed passes score as the CPU's.
+func TestReplaysOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	g.D.SetDNNChoice(cudnn.Deterministic)
+	t.Run("dropout", func(t *testing.T) { checkDropoutReplay[float64](t, g, 1e-10) })
+	t.Run("tests", func(t *testing.T) { checkTestReplay[float64](t, g, 1e-10) })
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Iterations replayed from a CUDA graph compute what launching every kernel
 // computes: the same net trained with and without the recording, SGD with
 // the inv policy and Adam (the rate and Adam's correction change every
