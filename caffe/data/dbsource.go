@@ -56,6 +56,7 @@ type DBSource[T blob.Float] struct {
 	epoch   int
 	good    bool // a usable record was seen in this pass
 	rng     *rand.Rand
+	xf      transformer[T] // applies opt.Transform
 }
 
 // OpenDB opens a database source. It reads records from the start of the
@@ -67,6 +68,7 @@ func OpenDB[T blob.Float](opt DBOptions) (_ *DBSource[T], err error) {
 	}
 	s := &DBSource[T]{opt: opt, d: d, badSeen: map[string]bool{},
 		rng: rand.New(rand.NewPCG(opt.Seed, 0x6462736f75726365))}
+	s.xf = newTransformer[T](&s.opt.Transform)
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -292,7 +294,7 @@ func (s *DBSource[T]) Next(top []*blob.Blob[T]) error {
 				return err
 			}
 			if err == nil {
-				apply(&s.opt.Transform, im, 0, s.opt.Train, s.rng, out[i*per:(i+1)*per])
+				s.xf.apply(im, 0, s.opt.Train, s.rng, out[i*per:(i+1)*per])
 				if labels != nil {
 					labels[i] = T(im.Labels[0])
 				}

@@ -42,6 +42,7 @@ type ImageListSource[T blob.Float] struct {
 	epoch   int
 	c, h, w int
 	rng     *rand.Rand
+	xf      transformer[T] // applies opt.Transform
 }
 
 // OpenImageList reads the list and decodes its first image for the shape.
@@ -51,6 +52,7 @@ func OpenImageList[T blob.Float](opt ImageListOptions) (*ImageListSource[T], err
 		return nil, err
 	}
 	s := &ImageListSource[T]{opt: opt, entries: entries, rng: rand.New(rand.NewPCG(opt.Seed, 0x696d6167656c6973))}
+	s.xf = newTransformer[T](&s.opt.Transform)
 	if opt.Shuffle {
 		s.shuffle()
 	}
@@ -137,7 +139,7 @@ func (s *ImageListSource[T]) Next(top []*blob.Blob[T]) error {
 		if err != nil {
 			return err
 		}
-		apply(&s.opt.Transform, im, 0, s.opt.Train, s.rng, out[i*per:(i+1)*per])
+		s.xf.apply(im, 0, s.opt.Train, s.rng, out[i*per:(i+1)*per])
 		if labels != nil {
 			labels[i] = T(im.Labels[0])
 		}

@@ -16,6 +16,7 @@ type Source[T blob.Float] struct {
 	rng    *rand.Rand
 	pos    int
 	epoch  int
+	xf     transformer[T] // applies tf
 }
 
 // NewSource returns a source over im with transform tf. train selects
@@ -27,7 +28,9 @@ func NewSource[T blob.Float](im *Images, tf Transform, train bool, seed uint64) 
 	if err := tf.check(im.C, im.H, im.W); err != nil {
 		return nil, err
 	}
-	return &Source[T]{images: im, tf: tf, train: train, rng: rand.New(rand.NewPCG(seed, 0x6f6361666665))}, nil
+	s := &Source[T]{images: im, tf: tf, train: train, rng: rand.New(rand.NewPCG(seed, 0x6f6361666665))}
+	s.xf = newTransformer[T](&s.tf)
+	return s, nil
 }
 
 // Images returns the underlying image set.
@@ -77,7 +80,7 @@ func (s *Source[T]) Next(top []*blob.Blob[T]) error {
 	out := d.Data()
 	per := c * h * w
 	for i := 0; i < n; i++ {
-		apply(&s.tf, s.images, s.pos, s.train, s.rng, out[i*per:(i+1)*per])
+		s.xf.apply(s.images, s.pos, s.train, s.rng, out[i*per:(i+1)*per])
 		if labels != nil {
 			labels[i] = T(s.images.Labels[s.pos])
 		}

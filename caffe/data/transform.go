@@ -75,8 +75,45 @@ func (t *Transform) check(c, h, w int) error {
 	return nil
 }
 
+// transformer applies a Transform to images, keeping for byte pixels
+// without a mean image the output of each of the 256 byte values per
+// channel (computed as transformRow computes them), so that a row is a
+// table lookup per pixel. A source keeps one; it is not safe for
+// concurrent use.
+type transformer[T ~float32 | ~float64] struct {
+	tf     *Transform
+	tables [][256]T // per channel, made on first use
+}
+
+func newTransformer[T ~float32 | ~float64](tf *Transform) transformer[T] {
+	return transformer[T]{tf: tf}
+}
+
+// table returns channel ch's byte table, making the c channels' tables on
+// first use.
+func (x *transformer[T]) table(c, ch int, scale float64) *[256]T {
+	if len(x.tables) != c {
+		x.tables = make([][256]T, c)
+		for k := range x.tables {
+			m := 0.0
+			switch len(x.tf.MeanValue) {
+			case 0:
+			case 1:
+				m = x.tf.MeanValue[0]
+			default:
+				m = x.tf.MeanValue[k]
+			}
+			for p := range 256 {
+				x.tables[k][p] = T((float64(p) - m) * scale)
+			}
+		}
+	}
+	return &x.tables[ch]
+}
+
 // apply transforms image n of im into out (C×outH×outW).
-func apply[T ~float32 | ~float64](t *Transform, im *Images, n int, train bool, rng *rand.Rand, out []T) {
+func (x *transformer[T]) apply(im *Images, n int, train bool, rng *rand.Rand, out []T) {
+	t := x.tf
 	c, h, w := im.C, im.H, im.W
 	oh, ow := t.outSize(h, w)
 	mirror := t.Mirror && rng.IntN(2) == 1
@@ -102,22 +139,72 @@ func apply[T ~float32 | ~float64](t *Transform, im *Images, n int, train bool, r
 		default:
 			mv = t.MeanValue[ch]
 		}
-		for y := 0; y < oh; y++ {
+		rows, rowLen := oh, ow
+		if ow == w && !mirror {
+			rows, rowLen = 1, oh*ow // the channel's rows are contiguous: one row
+		}
+		for y := 0; y < rows; y++ {
 			src := (ch*h+hOff+y)*w + wOff
-			dst := (ch*oh + y) * ow
-			for x := 0; x < ow; x++ {
-				v := im.pixel(base, src+x)
+			dst := out[ch*oh*ow+y*rowLen : ch*oh*ow+(y+1)*rowLen]
+			end := src + rowLen
+			switch {
+			case im.Pix != nil && t.Mean == nil:
+				lookupRow(dst, im.Pix[base+src:base+end], x.table(c, ch, scale), mirror)
+			case im.Pix != nil:
+				transformRow(dst, im.Pix[base+src:base+end], t.Mean[src:end], mv, scale, mirror)
+			default:
+				var mean []float32
 				if t.Mean != nil {
-					v -= float64(t.Mean[src+x])
-				} else {
-					v -= mv
+					mean = t.Mean[src:end]
 				}
-				o := dst + x
-				if mirror {
-					o = dst + ow - 1 - x
-				}
-				out[o] = T(v * scale)
+				transformRow(dst, im.Float[base+src:base+end], mean, mv, scale, mirror)
 			}
+		}
+	}
+}
+
+// lookupRow writes one output row of byte pixels through their table,
+// right to left when mirrored. The host transform was 1.4 s of the 3.2 s
+// LeNet trained in on a GPU; with a lookup per pixel, and a channel taken
+// as one row when uncropped and not mirrored, a batch of 64 MNIST images
+// takes 19 µs instead of 111 (BenchmarkApplyMNIST).
+func lookupRow[T ~float32 | ~float64](dst []T, src []uint8, tab *[256]T, mirror bool) {
+	src = src[:len(dst)]
+	if !mirror {
+		for x, p := range src {
+			dst[x] = tab[p]
+		}
+		return
+	}
+	last := len(dst) - 1
+	for x, p := range src {
+		dst[last-x] = tab[p]
+	}
+}
+
+// transformRow writes one output row: (pixel − mean) · scale, the mean
+// per pixel (mean, when not nil) or one value (mv), in float64 as Caffe's
+// DataTransformer computes it, right to left when mirrored.
+func transformRow[T ~float32 | ~float64, P uint8 | float32](dst []T, src []P, mean []float32, mv, scale float64, mirror bool) {
+	src = src[:len(dst)]
+	switch {
+	case mean == nil && !mirror:
+		for x, p := range src {
+			dst[x] = T((float64(p) - mv) * scale)
+		}
+	case mean == nil:
+		last := len(dst) - 1
+		for x, p := range src {
+			dst[last-x] = T((float64(p) - mv) * scale)
+		}
+	default:
+		mean = mean[:len(src)]
+		for x, p := range src {
+			o := x
+			if mirror {
+				o = len(dst) - 1 - x
+			}
+			dst[o] = T((float64(p) - float64(mean[x])) * scale)
 		}
 	}
 }
