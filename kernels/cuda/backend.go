@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -61,6 +62,17 @@ func (g *GPU) Err() error {
 }
 
 func (g *GPU) keep(err error) {
+	if g.rec != nil && g.rec.invalidatedBy == "" && g.D.captureInvalidated() {
+		// The driver invalidates a capture without failing the call that
+		// did it; name that call for Record's error (EndCapture says only
+		// "a previous error").
+		g.rec.invalidatedBy = "an operation"
+		if pc, _, _, ok := runtime.Caller(1); ok {
+			if f := runtime.FuncForPC(pc); f != nil {
+				g.rec.invalidatedBy = f.Name()
+			}
+		}
+	}
 	if err == nil {
 		return
 	}
@@ -609,6 +621,9 @@ func (g *GPU) Record(fn func() error) (kernels.Recording, error) {
 	g.rec = rec
 	gr, err := g.D.Capture(fn)
 	g.rec = nil
+	if err != nil && rec.invalidatedBy != "" {
+		err = fmt.Errorf("%w (the capture was invalidated by %s)", err, rec.invalidatedBy)
+	}
 	g.mu.Lock()
 	during := g.err
 	g.err = before // a failed recording ran nothing: the device's state is as it was
@@ -628,6 +643,9 @@ func (g *GPU) Record(fn func() error) (kernels.Recording, error) {
 type recording struct {
 	gr      *Graph
 	updates []recordedUpdate
+	// invalidatedBy names the first operation after which the capture
+	// was invalidated, if one was.
+	invalidatedBy string
 }
 
 // recordedUpdate is a solver_update node and its arguments for a rule.

@@ -757,6 +757,18 @@ func (d *Device) Capture(fn func() error) (*Graph, error) {
 	return &Graph{d: d, ex: ex}, nil
 }
 
+// captureInvalidated reports whether the capture under way was
+// invalidated by an operation issued since it began.
+func (d *Device) captureInvalidated() bool {
+	d.enter()
+	defer d.leave()
+	if !d.capturing {
+		return false
+	}
+	bad, err := graph.Invalidated(unsafe.Pointer(d.stream.C()))
+	return bad || err != nil
+}
+
 // Graph is a captured sequence of operations.
 type Graph struct {
 	d  *Device

@@ -141,6 +141,17 @@ func IsCapturing(stream Stream) (bool, error) {
 	return st != C.CU_STREAM_CAPTURE_STATUS_NONE, nil
 }
 
+// Invalidated reports whether stream's capture has been invalidated: an
+// operation issued while capturing could not be captured, and the capture
+// will fail when it ends.
+func Invalidated(stream Stream) (bool, error) {
+	var st C.CUstreamCaptureStatus
+	if err := check("cuStreamIsCapturing", C.cuStreamIsCapturing(C.CUstream(stream), &st)); err != nil {
+		return false, err
+	}
+	return st == C.CU_STREAM_CAPTURE_STATUS_INVALIDATED, nil
+}
+
 // AllocHost returns bytes of page-locked host memory (the current
 // context's), from which the device copies without staging.
 func AllocHost(bytes int) (unsafe.Pointer, error) {
