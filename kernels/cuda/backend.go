@@ -9,7 +9,6 @@ import (
 	"unsafe"
 
 	"github.com/gocaffe/gocaffe/kernels"
-	"github.com/gocaffe/gocaffe/kernels/cpu"
 	"github.com/gocaffe/gocaffe/kernels/cuda/graph"
 )
 
@@ -444,21 +443,16 @@ func (b *backend[T]) ChannelDot(a, bv, d kernels.Vec[T], outer, channels, inner 
 	}
 }
 
-// LRNForward and LRNBackward have no kernels yet: they run the CPU's on
-// downloaded copies and upload the results (correct, but they synchronise,
-// so a net with LRN cannot be captured as a CUDA graph).
 func (b *backend[T]) LRNForward(x, scale, y kernels.Vec[T], g kernels.LRNGeom) {
-	hx, hs, hy := b.down(x), make([]T, scale.Len()), make([]T, y.Len())
-	cpu.Backend[T]().LRNForward(kernels.HostVec(hx), kernels.HostVec(hs), kernels.HostVec(hy), g)
-	b.Upload(scale, hs)
-	b.Upload(y, hy)
+	if p, ok := b.ptrs(x, scale, y); ok && g.N*g.C*g.H*g.W > 0 {
+		b.g.keep(b.o.LRNForward(p[0], p[1], p[2], g))
+	}
 }
 
 func (b *backend[T]) LRNBackward(x, y, scale, dy, dx kernels.Vec[T], g kernels.LRNGeom) {
-	hdx := make([]T, dx.Len())
-	cpu.Backend[T]().LRNBackward(kernels.HostVec(b.down(x)), kernels.HostVec(b.down(y)), kernels.HostVec(b.down(scale)),
-		kernels.HostVec(b.down(dy)), kernels.HostVec(hdx), g)
-	b.Upload(dx, hdx)
+	if p, ok := b.ptrs(x, y, scale, dy, dx); ok && g.N*g.C*g.H*g.W > 0 {
+		b.g.keep(b.o.LRNBackward(p[0], p[1], p[2], p[3], p[4], g))
+	}
 }
 
 func (b *backend[T]) SoftmaxLossForward(prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T]) {
@@ -494,13 +488,6 @@ func (b *backend[T]) SoftmaxLossBackward(prob kernels.Vec[T], cls kernels.IntVec
 	if ok && okc && outer*channels*inner > 0 {
 		b.g.keep(b.o.SoftmaxLossBackward(p[0], c, outer, channels, inner, scale, p[1]))
 	}
-}
-
-// down returns a host copy of v.
-func (b *backend[T]) down(v kernels.Vec[T]) []T {
-	h := make([]T, v.Len())
-	b.Download(h, v)
-	return h
 }
 
 func (b *backend[T]) AddTrans(a kernels.Vec[T], rows, cols int, bv kernels.Vec[T]) {

@@ -129,17 +129,21 @@ func TestBackendMatchesCPU(t *testing.T) {
 		c.ChannelDot(x.host(), y.host(), d.host(), outer, chans, inner)
 		b.ChannelDot(x.gv, y.gv, d.gv, outer, chans, inner)
 		same(t, b, "ChannelDot", d)
-		// LRN (through the host for now), across and within channels.
+		// LRN, across and within channels, AlexNet's window of 5 and 3.
 		for _, across := range []bool{true, false} {
-			g := kernels.LRNGeom{Across: across, N: outer, C: chans, H: 7, W: 11, Size: 3, Alpha: 0.5, Beta: 0.75, K: 2}
-			n := outer * chans * 77
-			lx, ls, ly, ldy, ldx := mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n)
-			c.LRNForward(lx.host(), ls.host(), ly.host(), g)
-			b.LRNForward(lx.gv, ls.gv, ly.gv, g)
-			same(t, b, fmt.Sprintf("LRNForward across=%v", across), ly)
-			c.LRNBackward(lx.host(), ly.host(), ls.host(), ldy.host(), ldx.host(), g)
-			b.LRNBackward(lx.gv, ly.gv, ls.gv, ldy.gv, ldx.gv, g)
-			same(t, b, fmt.Sprintf("LRNBackward across=%v", across), ldx)
+			for _, size := range []int{3, 5} {
+				g := kernels.LRNGeom{Across: across, N: outer, C: chans, H: 7, W: 11, Size: size, Alpha: 0.5, Beta: 0.75, K: 2}
+				n := outer * chans * 77
+				lx, ls, ly, ldy, ldx := mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n), mk(t, b, r, n)
+				what := fmt.Sprintf("LRN across=%v size %d", across, size)
+				c.LRNForward(lx.host(), ls.host(), ly.host(), g)
+				b.LRNForward(lx.gv, ls.gv, ly.gv, g)
+				same(t, b, what+" forward scale", ls)
+				same(t, b, what+" forward", ly)
+				c.LRNBackward(lx.host(), ly.host(), ls.host(), ldy.host(), ldx.host(), g)
+				b.LRNBackward(lx.gv, ly.gv, ls.gv, ldy.gv, ldx.gv, g)
+				same(t, b, what+" backward", ldx)
+			}
 		}
 	}
 

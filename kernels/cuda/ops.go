@@ -176,6 +176,29 @@ func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
 	return o.D.launch(o.name("mul"), o.D.grid1(n), 1, 256, iarg(n), parg(a), parg(b), parg(y))
 }
 
+// LRNForward: scale and y of Caffe's LRN over x (N×C×H×W, g's geometry;
+// src/lrn.cu).
+func (o Ops[T]) LRNForward(x, scale, y Ptr, g kernels.LRNGeom) error {
+	total := g.N * g.C * g.H * g.W
+	aos, k := g.Alpha/float64(g.Size), g.K
+	if !g.Across {
+		aos, k = g.Alpha/float64(g.Size*g.Size), 1
+	}
+	return o.D.launch(o.name("lrn_fwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(scale), parg(y),
+		iarg(g.C), iarg(g.H), iarg(g.W), iarg(g.Size), iarg(b2i(g.Across)), farg(T(aos)), farg(T(k)), farg(T(-g.Beta)))
+}
+
+// LRNBackward: dx of Caffe's LRN from x, y, scale and dy (src/lrn.cu).
+func (o Ops[T]) LRNBackward(x, y, scale, dy, dx Ptr, g kernels.LRNGeom) error {
+	total := g.N * g.C * g.H * g.W
+	cr := 2 * g.Alpha * g.Beta / float64(g.Size)
+	if !g.Across {
+		cr = 2 * g.Alpha * g.Beta / float64(g.Size*g.Size)
+	}
+	return o.D.launch(o.name("lrn_bwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(y), parg(scale), parg(dy), parg(dx),
+		iarg(g.C), iarg(g.H), iarg(g.W), iarg(g.Size), iarg(b2i(g.Across)), farg(T(cr)), farg(T(-g.Beta)))
+}
+
 // DropoutForward: mask = scale where kept, 0 where dropped (Philox with
 // the two-word key at key, threshold thr), y = x·mask (src/random.cu).
 func (o Ops[T]) DropoutForward(n int, x, y, mask, key Ptr, thr uint32, scale T) error {

@@ -1,0 +1,81 @@
+// Local response normalisation (Caffe's LRN layer), across channels
+// (ACROSS_CHANNELS: AlexNet, CaffeNet, GoogLeNet) and within a channel
+// (WITHIN_CHANNEL), as kernels/cpu/lrn.go computes them. x, scale, y, dy,
+// dx are N×C×H×W; one thread per element, each summing its own window
+// (size ≤ 9 in the nets Caffe ships: a few loads, no shared state).
+#include "common.cuh"
+
+template <typename T> __device__ __forceinline__ T dev_pow(T x, T y);
+template <> __device__ __forceinline__ float dev_pow<float>(float x, float y) { return powf(x, y); }
+template <> __device__ __forceinline__ double dev_pow<double>(double x, double y) { return pow(x, y); }
+
+// The window of element (c, r, q): channels [c0, c1) across, rows [r0, r1)
+// and columns [q0, q1) within (kernels.LRNGeom's AcrossWindow and
+// SpatialWindow).
+struct lrn_window {
+  int c0, c1, r0, r1, q0, q1;
+};
+
+__device__ __forceinline__ lrn_window lrn_window_of(int across, int size, int C, int H, int W, int c, int r, int q) {
+  lrn_window w;
+  if (across) {
+    const int lo = c - (size - 1) / 2;
+    w.c0 = max(lo, 0), w.c1 = min(lo + size, C), w.r0 = r, w.r1 = r + 1, w.q0 = q, w.q1 = q + 1;
+  } else {
+    const int p = (size - 1) / 2;
+    w.c0 = c, w.c1 = c + 1, w.r0 = max(r - p, 0), w.r1 = min(r + p + 1, H), w.q0 = max(q - p, 0), w.q1 = min(q + p + 1, W);
+  }
+  return w;
+}
+
+// lrn_fwd: scale = k + aos·Σ_window x², y = x·scale^negBeta (k is 1 within
+// a channel; aos is alpha over the window's element count).
+template <typename T>
+__device__ void lrn_fwd_t(int total, const T* x, T* scale, T* y, int C, int H, int W, int size, int across, T aos, T k,
+                          T negBeta) {
+  const int plane = H * W;
+  GRID_STRIDE(idx, total) {
+    const int i = idx % plane, c = (idx / plane) % C, n = idx / (plane * C);
+    const lrn_window w = lrn_window_of(across, size, C, H, W, c, i / W, i % W);
+    const T* xn = x + (size_t)n * C * plane;
+    T sum = 0;
+    for (int cc = w.c0; cc < w.c1; cc++)
+      for (int r = w.r0; r < w.r1; r++)
+        for (int q = w.q0; q < w.q1; q++) {
+          const T v = xn[(size_t)cc * plane + r * W + q];
+          sum += v * v;
+        }
+    const T s = k + aos * sum;
+    scale[idx] = s;
+    y[idx] = x[idx] * dev_pow(s, negBeta);
+  }
+}
+
+// lrn_bwd: dx = dy·scale^negBeta − cr·x·Σ_window dy·y/scale (cr is
+// 2·alpha·beta over the window's element count).
+template <typename T>
+__device__ void lrn_bwd_t(int total, const T* x, const T* y, const T* scale, const T* dy, T* dx, int C, int H, int W,
+                          int size, int across, T cr, T negBeta) {
+  const int plane = H * W;
+  GRID_STRIDE(idx, total) {
+    const int i = idx % plane, c = (idx / plane) % C, n = idx / (plane * C);
+    const lrn_window w = lrn_window_of(across, size, C, H, W, c, i / W, i % W);
+    const size_t base = (size_t)n * C * plane;
+    T sum = 0;
+    for (int cc = w.c0; cc < w.c1; cc++)
+      for (int r = w.r0; r < w.r1; r++)
+        for (int q = w.q0; q < w.q1; q++) {
+          const size_t j = base + (size_t)cc * plane + r * W + q;
+          sum += dy[j] * y[j] / scale[j];
+        }
+    dx[idx] = dy[idx] * dev_pow(scale[idx], negBeta) - cr * x[idx] * sum;
+  }
+}
+
+KERNEL(lrn_fwd,
+       (int total, const T* x, T* scale, T* y, int C, int H, int W, int size, int across, T aos, T k, T negBeta),
+       (total, x, scale, y, C, H, W, size, across, aos, k, negBeta))
+KERNEL(lrn_bwd,
+       (int total, const T* x, const T* y, const T* scale, const T* dy, T* dx, int C, int H, int W, int size, int across,
+        T cr, T negBeta),
+       (total, x, y, scale, dy, dx, C, H, W, size, across, cr, negBeta))
