@@ -257,7 +257,8 @@ func (o Ops[T]) AccuracyCls(x, cls Ptr, outer, channels, inner, topK int, acc, p
 
 // DotTo writes x·y into dst[0] (y == 0: Σ x) without synchronising.
 func (o Ops[T]) DotTo(n int, x, y, dst Ptr) error {
-	return o.D.launch(o.name("dot"), 1, 1, 1024, iarg(n), parg(x), parg(y), parg(dst))
+	g, b := reduceGrid(n)
+	return o.D.launch(o.name("dot"), g, 1, b, iarg(n), parg(x), parg(y), parg(dst), parg(o.D.redWS), parg(o.D.redCount))
 }
 
 // Dot returns x·y (y == 0: Σ x); it waits for the stream.
@@ -410,7 +411,8 @@ func (o Ops[T]) SGDMomentum(n int, diff, data, hist Ptr, norm, decay, lr, mom T)
 
 // SumSq writes Σ x² over n elements, in double, into dst (8 bytes).
 func (o Ops[T]) SumSq(n int, x, dst Ptr) error {
-	return o.D.launch(o.name("sumsq"), 1, 1, 1024, iarg(n), parg(x), parg(dst))
+	g, b := reduceGrid(n)
+	return o.D.launch(o.name("sumsq"), g, 1, b, iarg(n), parg(x), parg(dst), parg(o.D.redWS), parg(o.D.redCount))
 }
 
 // SolverUpdate is one solver step over the n elements of diff, data, h0 and

@@ -911,3 +911,41 @@ func TestPoolTiles(t *testing.T) {
 		}
 	}
 }
+
+// Reductions over more than one block's share (AlexNet's 61 M weights)
+// spread over up to 256 blocks and sum their partial sums in block order:
+// the CPU's value within float rounding, the same bits on every run, and
+// the count of finished blocks back at zero for the next launch.
+func TestGridReductions(t *testing.T) {
+	need(t)
+	o := Ops[float32]{dev}
+	for _, n := range []int{1, 65535, 65537, 3_000_001, 40_000_000} {
+		r := rand.New(rand.NewPCG(uint64(n), 3))
+		x := make([]float32, n)
+		var sum, sq float64
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+			sum += float64(x[i])
+			sq += float64(x[i]) * float64(x[i])
+		}
+		px := up(t, x)
+		first, err := o.Dot(n, px, 0)
+		ok(t, err)
+		again, err := o.Dot(n, px, 0)
+		ok(t, err)
+		if math.Abs(float64(first)-sum) > 1e-5*(sq+1) || first != again {
+			t.Errorf("n=%d: sum %v then %v, want %v (float64)", n, first, again, sum)
+		}
+		ok(t, o.SumSq(n, px, dev.scratch))
+		var got float64
+		ok(t, dev.Download(unsafe.Pointer(&got), dev.scratch, 8))
+		if math.Abs(got-sq) > 1e-9*sq {
+			t.Errorf("n=%d: sum of squares %v, want %v", n, got, sq)
+		}
+	}
+	var count uint32
+	ok(t, dev.Download(unsafe.Pointer(&count), dev.redCount, 4))
+	if count != 0 {
+		t.Errorf("the reduction's block count is %d after the launches, want 0", count)
+	}
+}

@@ -35,6 +35,33 @@ template <typename V> __device__ __forceinline__ V block_sum(V v, V* sh) {
   return s;
 }
 
+// grid_sum: Σ v over every thread of the grid, written to *dst, in a fixed
+// order (so the result repeats bit for bit): each block's block_sum goes
+// to ws[blockIdx.x], and the last block to finish sums ws in block order.
+// count (zero between launches) counts the blocks done; atomicInc wraps
+// it back to zero for the next launch. ws holds gridDim.x values. One
+// block writes its sum straight to *dst. All threads must call it.
+template <typename V> __device__ __forceinline__ void grid_sum(V v, V* sh, V* ws, unsigned* count, V* dst) {
+  const V s = block_sum(v, sh);
+  if (gridDim.x == 1) {
+    if (threadIdx.x == 0) *dst = s;
+    return;
+  }
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    ws[blockIdx.x] = s;
+    __threadfence();
+    last = atomicInc(count, gridDim.x - 1) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  V t = V(0);
+  for (int i = threadIdx.x; i < (int)gridDim.x; i += blockDim.x) t += ((volatile V*)ws)[i];
+  const V total = block_sum(t, sh);
+  if (threadIdx.x == 0) *dst = total;
+}
+
 // The lowest value max pooling starts from (Caffe's -FLT_MAX in both types).
 template <typename T> __device__ __forceinline__ T neg_flt_max() { return T(-3.402823466e+38); }
 

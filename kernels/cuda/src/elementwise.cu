@@ -30,14 +30,14 @@ template <typename T> __device__ void mask_select_t(int n, const T* dy, const in
   GRID_STRIDE(i, n) dx[i] = mask[i] == k ? dy[i] : T(0);
 }
 
-// dot_t: dst[0] = Σ x·y (y == nullptr: Σ x). One block of 1024 threads, so
-// the summation order is fixed and the result reproducible.
-template <typename T> __device__ void dot_t(int n, const T* x, const T* y, T* dst) {
+// dot_t: dst[0] = Σ x·y (y == nullptr: Σ x), grid-stride, in a fixed
+// order for a given grid (grid_sum): reproducible. ws and count are the
+// device's reduction workspace.
+template <typename T> __device__ void dot_t(int n, const T* x, const T* y, T* dst, T* ws, unsigned* count) {
   __shared__ T part[1024];
   T s = T(0);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) s += y ? x[i] * y[i] : x[i];
-  const T total = block_sum(s, part);
-  if (threadIdx.x == 0) dst[0] = total;
+  GRID_STRIDE(i, n) s += y ? x[i] * y[i] : x[i];
+  grid_sum(s, part, ws, count, dst);
 }
 
 // add_bias: y (outer×channels×inner) += bias[c].
@@ -155,7 +155,7 @@ KERNEL(mul, (int n, const T* a, const T* b, T* y), (n, a, b, y))
 KERNEL(divide, (int n, const T* a, const T* b, T* y), (n, a, b, y))
 KERNEL(eltwise_max, (int n, const T* x, T* y, int* mask, int k), (n, x, y, mask, k))
 KERNEL(mask_select, (int n, const T* dy, const int* mask, int k, T* dx), (n, dy, mask, k, dx))
-KERNEL(dot, (int n, const T* x, const T* y, T* dst), (n, x, y, dst))
+KERNEL(dot, (int n, const T* x, const T* y, T* dst, T* ws, unsigned* count), (n, x, y, dst, ws, count))
 KERNEL(add_bias, (T * y, const T* bias, int outer, int channels, int inner), (y, bias, outer, channels, inner))
 KERNEL(add_bias_relu, (T * y, const T* bias, int outer, int channels, int inner, T slope),
        (y, bias, outer, channels, inner, slope))

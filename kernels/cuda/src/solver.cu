@@ -18,17 +18,16 @@ __device__ void sgd_momentum_t(int n, T* diff, T* data, T* hist, T norm, T decay
 KERNEL(sgd_momentum, (int n, T* diff, T* data, T* hist, T norm, T decay, T lr, T mom),
        (n, diff, data, hist, norm, decay, lr, mom))
 
-// sumsq: dst[0] = Σ x² over n elements, accumulated in double. One block of
-// 1024 threads: a fixed summation order (gradient clipping's norm).
-template <typename T> __device__ void sumsq_t(int n, const T* x, double* dst) {
+// sumsq: dst[0] = Σ x² over n elements, accumulated in double, in a fixed
+// order for a given grid (grid_sum; gradient clipping's norm).
+template <typename T> __device__ void sumsq_t(int n, const T* x, double* dst, double* ws, unsigned* count) {
   __shared__ double part[1024];
   double s = 0;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) s += double(x[i]) * double(x[i]);
-  const double total = block_sum(s, part);
-  if (threadIdx.x == 0) dst[0] = total;
+  GRID_STRIDE(i, n) s += double(x[i]) * double(x[i]);
+  grid_sum(s, part, ws, count, dst);
 }
 
-KERNEL(sumsq, (int n, const T* x, double* dst), (n, x, dst))
+KERNEL(sumsq, (int n, const T* x, double* dst, double* ws, unsigned* count), (n, x, dst, ws, count))
 
 template <typename T> __device__ __forceinline__ T dev_sqrt(T x);
 template <> __device__ __forceinline__ float dev_sqrt<float>(float x) { return sqrtf(x); }
