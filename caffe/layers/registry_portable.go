@@ -9,7 +9,7 @@ var portable = []string{
 	"BatchNorm",
 	"Bias",
 	"Concat",
-	"Dropout", // the mask is drawn on the host and sent to the device
+	"Dropout", // the mask is drawn by the backend from a key the host sends
 	"Eltwise", // SUM, PROD and MAX
 	"Convolution",
 	"Deconvolution",
