@@ -37,11 +37,12 @@ type softmaxLossBackend[T blob.Float] interface {
 	SoftmaxLossAccuracy(x, prob kernels.Vec[T], cls kernels.IntVec, outer, channels, inner int, normalizer float64, loss kernels.Vec[T], topK int, acc kernels.Vec[T])
 }
 
-// fusedSoftmaxMax is the most positions (outer·inner) the one-block fused
-// softmax+loss pass takes without an accuracy: up to it, one thread per
-// position as the separate softmax pass has; beyond it the grid-wide
-// softmax pass is faster.
-const fusedSoftmaxMax = 1024
+// fusedSoftmaxMax is the most scores (outer·channels·inner) the one-block
+// fused softmax+loss pass takes without an accuracy: one thread per
+// position walks its channels, which is fast for LeNet's and CIFAR-10's
+// 10 classes and slow for 1000 (AlexNet b256: 0.67 ms in one block, where
+// the separate softmax runs a warp per row).
+const fusedSoftmaxMax = 1 << 14
 
 // fusedAccuracyMax is the most positions up to which an Accuracy layer is
 // fused (its one block then takes a few positions per thread).
@@ -155,7 +156,7 @@ func (l *softmaxWithLoss[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	l.staged = false
 	be, valid := l.be, l.valid
 	prob := l.prob.MutableDataOn(be)
-	if fb, ok := be.(softmaxLossBackend[T]); ok && (l.accTop != nil || l.outer*l.inner <= fusedSoftmaxMax) {
+	if fb, ok := be.(softmaxLossBackend[T]); ok && (l.accTop != nil || l.outer*l.channels*l.inner <= fusedSoftmaxMax) {
 		var acc kernels.Vec[T]
 		topK := 0
 		if l.accTop != nil {

@@ -260,6 +260,13 @@ func TestBackendMatchesCPU(t *testing.T) {
 	c.SoftmaxBackward(sy.host(), sdy.host(), sdy.host(), 6, 10, 3)
 	b.SoftmaxBackward(sy.gv, sdy.gv, sdy.gv, 6, 10, 3)
 	same(t, b, "SoftmaxBackward", sdy)
+	// A classifier's rows (inner 1, a warp per row), 1000 and 67 classes.
+	for _, ch := range []int{1000, 67} {
+		rx, ry := mk(t, b, r, 37*ch), mk(t, b, r, 37*ch)
+		c.SoftmaxForward(rx.host(), ry.host(), 37, ch, 1)
+		b.SoftmaxForward(rx.gv, ry.gv, 37, ch, 1)
+		same(t, b, fmt.Sprintf("SoftmaxForward over rows of %d", ch), ry)
+	}
 
 	// SGD over a whole parameter buffer.
 	diff, data, hist := mk(t, b, r, 4321), mk(t, b, r, 4321), mk(t, b, r, 4321)

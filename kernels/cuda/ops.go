@@ -181,9 +181,12 @@ func (o Ops[T]) Mul(n int, a, b, y Ptr) error {
 func (o Ops[T]) LRNForward(x, scale, y Ptr, g kernels.LRNGeom) error {
 	total := g.N * g.C * g.H * g.W
 	aos, k := g.Alpha/float64(g.Size), g.K
-	if !g.Across {
-		aos, k = g.Alpha/float64(g.Size*g.Size), 1
+	if g.Across {
+		npix := g.N * g.H * g.W
+		return o.D.launch(o.name("lrn_across_fwd"), o.D.grid1(npix), 1, 256, iarg(npix), parg(x), parg(scale), parg(y),
+			iarg(g.C), iarg(g.H*g.W), iarg(g.Size), farg(T(aos)), farg(T(k)), farg(T(-g.Beta)))
 	}
+	aos, k = g.Alpha/float64(g.Size*g.Size), 1
 	return o.D.launch(o.name("lrn_fwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(scale), parg(y),
 		iarg(g.C), iarg(g.H), iarg(g.W), iarg(g.Size), iarg(b2i(g.Across)), farg(T(aos)), farg(T(k)), farg(T(-g.Beta)))
 }
@@ -192,9 +195,12 @@ func (o Ops[T]) LRNForward(x, scale, y Ptr, g kernels.LRNGeom) error {
 func (o Ops[T]) LRNBackward(x, y, scale, dy, dx Ptr, g kernels.LRNGeom) error {
 	total := g.N * g.C * g.H * g.W
 	cr := 2 * g.Alpha * g.Beta / float64(g.Size)
-	if !g.Across {
-		cr = 2 * g.Alpha * g.Beta / float64(g.Size*g.Size)
+	if g.Across {
+		npix := g.N * g.H * g.W
+		return o.D.launch(o.name("lrn_across_bwd"), o.D.grid1(npix), 1, 256, iarg(npix), parg(x), parg(y), parg(scale), parg(dy), parg(dx),
+			iarg(g.C), iarg(g.H*g.W), iarg(g.Size), farg(T(cr)), farg(T(-g.Beta)))
 	}
+	cr = 2 * g.Alpha * g.Beta / float64(g.Size*g.Size)
 	return o.D.launch(o.name("lrn_bwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(y), parg(scale), parg(dy), parg(dx),
 		iarg(g.C), iarg(g.H), iarg(g.W), iarg(g.Size), iarg(b2i(g.Across)), farg(T(cr)), farg(T(-g.Beta)))
 }
@@ -370,8 +376,15 @@ func (o Ops[T]) AvePoolBackward(dy Ptr, planes int, g Pool, dx Ptr) error {
 
 // SoftmaxForward: y = softmax of x over channels.
 func (o Ops[T]) SoftmaxForward(x, y Ptr, outer, channels, inner int) error {
+	if inner == 1 && channels >= softmaxRowsMin {
+		return o.D.launch(o.name("softmax_rows"), (outer+7)/8, 1, 256, parg(x), parg(y), iarg(outer), iarg(channels))
+	}
 	return o.D.launch(o.name("softmax_fwd"), o.D.grid1(outer*inner), 1, 256, parg(x), parg(y), iarg(outer), iarg(channels), iarg(inner))
 }
+
+// softmaxRowsMin is the fewest channels from which a softmax over rows
+// (inner = 1) runs a warp per row (softmax_rows) instead of a thread.
+const softmaxRowsMin = 64
 
 // SoftmaxBackward: dx = (dy − Σ_c dy·y) ⊙ y.
 func (o Ops[T]) SoftmaxBackward(y, dy, dx Ptr, outer, channels, inner int) error {

@@ -1,8 +1,9 @@
 // Local response normalisation (Caffe's LRN layer), across channels
 // (ACROSS_CHANNELS: AlexNet, CaffeNet, GoogLeNet) and within a channel
 // (WITHIN_CHANNEL), as kernels/cpu/lrn.go computes them. x, scale, y, dy,
-// dx are N×C×H×W; one thread per element, each summing its own window
-// (size ≤ 9 in the nets Caffe ships: a few loads, no shared state).
+// dx are N×C×H×W. lrn_fwd and lrn_bwd (within a channel) run one thread
+// per element, each summing its own window; lrn_across_fwd and
+// lrn_across_bwd one thread per pixel walking the channels.
 #include "common.cuh"
 
 template <typename T> __device__ __forceinline__ T dev_pow(T x, T y);
@@ -72,6 +73,68 @@ __device__ void lrn_bwd_t(int total, const T* x, const T* y, const T* scale, con
   }
 }
 
+// lrn_across_fwd and lrn_across_bwd are lrn_fwd and lrn_bwd across
+// channels with one thread per (image, pixel) walking the channels with a
+// running window sum (Caffe's LRNFillScale): each value is read once or
+// twice instead of size times. AlexNet b256's LRN backward took 1.4 and
+// 2.2 ms as one thread per element.
+template <typename T>
+__device__ void lrn_across_fwd_t(int npix, const T* x, T* scale, T* y, int C, int plane, int size, T aos, T k, T negBeta) {
+  const int pre = (size - 1) / 2, post = size - pre - 1;
+  GRID_STRIDE(t, npix) {
+    const size_t base = (size_t)(t / plane) * C * plane + t % plane;
+    const T* xp = x + base;
+    T acc = 0;
+    for (int j = 0; j < post && j < C; j++) acc += xp[(size_t)j * plane] * xp[(size_t)j * plane];
+    for (int c = 0; c < C; c++) {
+      if (c + post < C) {
+        const T v = xp[(size_t)(c + post) * plane];
+        acc += v * v;
+      }
+      if (c - pre - 1 >= 0) {
+        const T v = xp[(size_t)(c - pre - 1) * plane];
+        acc -= v * v;
+      }
+      const T s = k + aos * acc;
+      const size_t i = base + (size_t)c * plane;
+      scale[i] = s;
+      y[i] = x[i] * dev_pow(s, negBeta);
+    }
+  }
+}
+
+template <typename T>
+__device__ void lrn_across_bwd_t(int npix, const T* x, const T* y, const T* scale, const T* dy, T* dx, int C, int plane,
+                                 int size, T cr, T negBeta) {
+  const int pre = (size - 1) / 2, post = size - pre - 1;
+  GRID_STRIDE(t, npix) {
+    const size_t base = (size_t)(t / plane) * C * plane + t % plane;
+    T acc = 0;
+    for (int j = 0; j < post && j < C; j++) {
+      const size_t i = base + (size_t)j * plane;
+      acc += dy[i] * y[i] / scale[i];
+    }
+    for (int c = 0; c < C; c++) {
+      if (c + post < C) {
+        const size_t i = base + (size_t)(c + post) * plane;
+        acc += dy[i] * y[i] / scale[i];
+      }
+      if (c - pre - 1 >= 0) {
+        const size_t i = base + (size_t)(c - pre - 1) * plane;
+        acc -= dy[i] * y[i] / scale[i];
+      }
+      const size_t i = base + (size_t)c * plane;
+      dx[i] = dy[i] * dev_pow(scale[i], negBeta) - cr * x[i] * acc;
+    }
+  }
+}
+
+KERNEL(lrn_across_fwd, (int npix, const T* x, T* scale, T* y, int C, int plane, int size, T aos, T k, T negBeta),
+       (npix, x, scale, y, C, plane, size, aos, k, negBeta))
+KERNEL(lrn_across_bwd,
+       (int npix, const T* x, const T* y, const T* scale, const T* dy, T* dx, int C, int plane, int size, T cr,
+        T negBeta),
+       (npix, x, y, scale, dy, dx, C, plane, size, cr, negBeta))
 KERNEL(lrn_fwd,
        (int total, const T* x, T* scale, T* y, int C, int H, int W, int size, int across, T aos, T k, T negBeta),
        (total, x, scale, y, C, H, W, size, across, aos, k, negBeta))

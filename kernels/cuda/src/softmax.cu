@@ -25,6 +25,30 @@ __device__ void softmax_fwd_t(const T* __restrict__ x, T* __restrict__ y, int ou
   }
 }
 
+// softmax_rows: softmax_fwd for inner = 1 (a classifier's scores, rows ×
+// channels), one warp per row: the lanes read the row together (coalesced)
+// and combine its maximum and sum with shuffles, where one thread per row
+// read 1000 scores alone (AlexNet b256: 0.67 ms).
+template <typename T> __device__ void softmax_rows_t(const T* __restrict__ x, T* __restrict__ y, int rows, int channels) {
+  const int lane = threadIdx.x & 31;
+  const int warps = (gridDim.x * blockDim.x) >> 5;
+  for (int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < rows; r += warps) {
+    const T* xr = x + (size_t)r * channels;
+    T* yr = y + (size_t)r * channels;
+    T m = xr[0];
+    for (int c = lane; c < channels; c += 32) m = max(m, xr[c]);
+    for (int o = 16; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, o));
+    T s = T(0);
+    for (int c = lane; c < channels; c += 32) {
+      const T e = dev_exp<T>(xr[c] - m);
+      yr[c] = e;
+      s += e;
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    for (int c = lane; c < channels; c += 32) yr[c] /= s;
+  }
+}
+
 // dx = (dy − Σ_c dy·y) ⊙ y; dx may alias dy.
 template <typename T>
 __device__ void softmax_bwd_t(const T* y, const T* dy, T* dx, int outer, int channels, int inner) {
@@ -152,6 +176,7 @@ KERNEL(accuracy_cls,
        (const T* x, const int* cls, int outer, int channels, int inner, int top_k, T* acc, T* per_class),
        (x, cls, outer, channels, inner, top_k, acc, per_class))
 KERNEL(softmax_fwd, (const T* x, T* y, int outer, int channels, int inner), (x, y, outer, channels, inner))
+KERNEL(softmax_rows, (const T* x, T* y, int rows, int channels), (x, y, rows, channels))
 KERNEL(softmax_bwd, (const T* y, const T* dy, T* dx, int outer, int channels, int inner),
        (y, dy, dx, outer, channels, inner))
 KERNEL(softmax_loss_fwd, (const T* prob, const int* cls, int outer, int channels, int inner, double norm, T* loss),
