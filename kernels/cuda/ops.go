@@ -82,6 +82,21 @@ func (o Ops[T]) GemmBatchSum(ta, tb bool, batch, m, n, k int, alpha T, a Ptr, ld
 		if ok, err := o.D.gemmBLAS(Size[T](), ta, tb, 1, m, n, k, float64(alpha), a, lda, 0, b, ldb, 0, float64(beta), c, ldc, 0); ok {
 			return err
 		}
+		if s := o.D.gemmKSplits(m, n, k); s > 1 {
+			// Too few tiles for the multiprocessors and a long k (an inner
+			// product's output at a small batch): k cut into s equal slices,
+			// summed as a batch of s products over the split path.
+			kc := k / s
+			strideA, strideB := kc, kc*ldb // a's columns, b's rows
+			if ta {
+				strideA = kc * lda // rows of the stored k×m
+			}
+			if tb {
+				strideB = kc // columns of the stored n×k
+			}
+			batch, k = s, kc
+			return o.GemmBatchSum(ta, tb, batch, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc)
+		}
 	}
 	if s := o.D.gemmSplits(batch, m, n, Size[T]()); s > 1 {
 		ws, err := o.D.splitWorkspace(s * m * n * Size[T]())

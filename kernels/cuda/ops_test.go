@@ -227,12 +227,15 @@ func testGemm[T Float](t *testing.T, mode gemmMode) {
 		noSplit bool // one gemm launch looping over the batch, not gemm_split + gemm_split_sum
 	}
 	var cases []gemmCase
-	for _, s := range [][3]int{{1, 1, 1}, {37, 53, 29}, {64, 64, 16}, {130, 70, 300}, {5, 200, 3}, {500, 10, 800}} {
+	for _, s := range [][3]int{{1, 1, 1}, {37, 53, 29}, {64, 64, 16}, {130, 70, 300}, {5, 200, 3}, {500, 10, 800}, {33, 20, 1000}, {64, 100, 997}} {
 		cases = append(cases, gemmCase{s, 1, false}, gemmCase{s, 3, false}, gemmCase{s, 3, true})
 	}
 	// Splits of unequal image counts (50 images over 44 splits on an H100).
 	cases = append(cases, gemmCase{[3]int{130, 70, 30}, 50, false})
 	t.Cleanup(func() { dev.noSplit = false })
+	// A plain GEMM with few tiles and a long k runs as a sum over slices of
+	// k (gemmKSplits): {500, 10, 800} in 10, {130, 70, 300} in 4,
+	// {33, 20, 1000} in 10; 997 is prime and runs whole.
 	for _, tc := range cases {
 		s, batch := tc.s, tc.batch
 		dev.noSplit = tc.noSplit
