@@ -242,7 +242,7 @@ func checkDropoutReplay[T blob.Float](t *testing.T, d kernels.Device, tol float6
 	if e := relDiff(weights(dev), weights(cpu)); !(e <= tol) {
 		t.Errorf("weights after 12 iterations: relative error %.3g against the CPU's", e)
 	}
-// The masks differ between iterations: a replay that reused one mask
+	// The masks differ between iterations: a replay that reused one mask
 	// would train differently from the CPU, and so would a mask drawn
 	// from a stale key.
 	if w := weights(dev); len(w) == 0 || w[0] == weights(newWith[T](t, solverParamFor(t, dropoutNet, ``), tinyImages(16)))[0] {
