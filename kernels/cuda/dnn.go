@@ -102,8 +102,9 @@ type DNNConv struct {
 }
 
 // NewDNNConv describes s in elem-byte elements for cuDNN and chooses its
-// algorithms (TF32 as the device allows it now), growing the device's
-// cuDNN workspace if need be. Never while recording a graph.
+// forward algorithm (TF32 as the device allows it now; the backward ones
+// on their first use), growing the device's cuDNN workspace if need be.
+// Never while recording a graph.
 func (d *Device) NewDNNConv(elem int, s cudnn.Shape) (*DNNConv, error) {
 	d.enter()
 	defer d.leave()
@@ -124,21 +125,47 @@ func (d *Device) NewDNNConv(elem int, s cudnn.Shape) (*DNNConv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name(), err)
 	}
-	if c.Workspace > d.dnnWSBytes {
-		// A recorded graph may hold the old workspace: it stays until Close.
-		p, err := cu.MemAlloc(int64(c.Workspace))
-		if err != nil {
-			c.Destroy()
-			return nil, fmt.Errorf("%s: cuDNN workspace of %d bytes: %w", d.Name(), c.Workspace, err)
-		}
-		if d.dnnWS != 0 {
-			d.dnnOld = append(d.dnnOld, d.dnnWS)
-		}
-		d.dnnWS, d.dnnWSBytes = p, c.Workspace
-		d.live += int64(c.Workspace)
-		d.peak = max(d.peak, d.live)
+	if err := d.growDNNWorkspace(c.Workspace); err != nil {
+		c.Destroy()
+		return nil, err
 	}
 	return &DNNConv{d: d, c: c}, nil
+}
+
+// growDNNWorkspace makes the cuDNN workspace at least bytes long. A
+// recorded graph may hold the old workspace: it stays until Close. Called
+// entered, never while capturing.
+func (d *Device) growDNNWorkspace(bytes int) error {
+	if bytes <= d.dnnWSBytes {
+		return nil
+	}
+	p, err := cu.MemAlloc(int64(bytes))
+	if err != nil {
+		return fmt.Errorf("%s: cuDNN workspace of %d bytes: %w", d.Name(), bytes, err)
+	}
+	if d.dnnWS != 0 {
+		d.dnnOld = append(d.dnnOld, d.dnnWS)
+	}
+	d.dnnWS, d.dnnWSBytes = p, bytes
+	d.live += int64(bytes)
+	d.peak = max(d.peak, d.live)
+	return nil
+}
+
+// choose chooses dir's algorithm on its first use (the eager iteration
+// before any recording: a test net never searches for backward
+// algorithms), growing the workspace. Called entered.
+func (c *DNNConv) choose(dir cudnn.Direction) error {
+	if c.c.Chosen(dir) {
+		return nil
+	}
+	if c.d.capturing {
+		return fmt.Errorf("%s: a cuDNN convolution's %s algorithm would be chosen while recording a graph", c.d.Name(), dir)
+	}
+	if err := c.c.ChooseFor(dir); err != nil {
+		return c.wrap(err)
+	}
+	return c.d.growDNNWorkspace(c.c.Workspace)
 }
 
 // Algorithms names the algorithms chosen.
@@ -156,6 +183,9 @@ func (c *DNNConv) Forward(x, w, y Ptr) error {
 	c.d.enter()
 	defer c.d.leave()
 	c.d.dnnCalls++
+	if err := c.choose(cudnn.ForwardDir); err != nil {
+		return err
+	}
 	return c.wrap(c.c.Forward(1, uintptr(x), uintptr(w), 0, uintptr(y), uintptr(c.d.dnnWS), c.d.dnnWSBytes))
 }
 
@@ -164,6 +194,9 @@ func (c *DNNConv) BackwardData(dy, w, dx Ptr) error {
 	c.d.enter()
 	defer c.d.leave()
 	c.d.dnnCalls++
+	if err := c.choose(cudnn.BackwardDataDir); err != nil {
+		return err
+	}
 	return c.wrap(c.c.BackwardData(1, uintptr(w), uintptr(dy), 0, uintptr(dx), uintptr(c.d.dnnWS), c.d.dnnWSBytes))
 }
 
@@ -172,6 +205,9 @@ func (c *DNNConv) BackwardFilter(x, dy, dw Ptr) error {
 	c.d.enter()
 	defer c.d.leave()
 	c.d.dnnCalls++
+	if err := c.choose(cudnn.BackwardFilterDir); err != nil {
+		return err
+	}
 	return c.wrap(c.c.BackwardFilter(1, uintptr(x), uintptr(dy), 1, uintptr(dw), uintptr(c.d.dnnWS), c.d.dnnWSBytes))
 }
 

@@ -304,11 +304,29 @@ type Conv struct {
 	elem                 int
 	x, y, w, conv        unsafe.Pointer
 	fwd, bwdData, bwdFlt int
-	// Workspace is the most device memory any of the three algorithms
+	// chosen says which directions' algorithms are chosen (ChooseFor):
+	// a test net's convolutions never run backward, and never search for
+	// backward algorithms.
+	chosen       [3]bool
+	maxWorkspace int
+	// Workspace is the most device memory any of the chosen algorithms
 	// needs, in bytes: the workspace passed to each call must be as large.
 	Workspace int
-	// Choice is how the algorithms were chosen (Auto resolved).
+	// Choice is how the algorithms are chosen (Auto resolved).
 	Choice Choice
+}
+
+// Direction is one of a convolution's three computations.
+type Direction int
+
+const (
+	ForwardDir Direction = iota
+	BackwardDataDir
+	BackwardFilterDir
+)
+
+func (d Direction) String() string {
+	return [...]string{"forward", "backward data", "backward filter"}[d]
 }
 
 // Choice is how NewConv picks each direction's algorithm.
@@ -363,10 +381,10 @@ func (c Choice) String() string {
 }
 
 // NewConv describes s in elem-byte elements (4 or 8), TF32 tensor cores
-// allowed for float data when tf32, and chooses each direction's
-// algorithm as choice says, within maxWorkspace bytes of workspace. Call
-// it before any stream capture (Fastest and Deterministic run kernels and
-// wait for them).
+// allowed for float data when tf32, and chooses the forward algorithm as
+// choice says, within maxWorkspace bytes of workspace; ChooseFor chooses
+// the backward ones when first needed. Call both before any stream
+// capture (Fastest and Deterministic run kernels and wait for them).
 func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int, choice Choice) (*Conv, error) {
 	c, err := h.l.Describe(elem, s, tf32)
 	if err != nil {
@@ -379,8 +397,8 @@ func (h *Handle) NewConv(elem int, s Shape, tf32 bool, maxWorkspace int, choice 
 			choice = Fastest
 		}
 	}
-	c.Choice = choice
-	if err := c.chooseAlgorithms(maxWorkspace, choice); err != nil {
+	c.Choice, c.maxWorkspace = choice, maxWorkspace
+	if err := c.ChooseFor(ForwardDir); err != nil {
 		c.Destroy()
 		return nil, err
 	}
@@ -445,60 +463,75 @@ func (l *Loaded) Describe(elem int, s Shape, tf32 bool) (*Conv, error) {
 	return c, nil
 }
 
-// chooseAlgorithms picks each direction's algorithm (see NewConv).
-func (c *Conv) chooseAlgorithms(maxWorkspace int, choice Choice) error {
+// Chosen reports whether dir's algorithm is chosen.
+func (c *Conv) Chosen(dir Direction) bool { return c.chosen[dir] }
+
+// ChooseFor chooses dir's algorithm, if not yet chosen, as c.Choice says
+// (cuDNN's heuristics, or its trial runs of every algorithm) within the
+// workspace bound, growing c.Workspace to what it needs.
+func (c *Conv) ChooseFor(dir Direction) error {
+	if c.chosen[dir] {
+		return nil
+	}
 	l, h := c.l, c.h
 	var perf [16]C.gc_perf
 	var got C.int
-	pick := func(dir string, r C.int) (int, error) {
-		if err := l.status(dir+" algorithm search", r); err != nil {
-			return 0, err
-		}
-		best := -1
-		for pass := 0; pass < 2 && best < 0; pass++ {
-			for i := 0; i < int(got); i++ {
-				p := perf[i]
-				if p.status == 0 && int(p.memory) <= maxWorkspace && (pass == 1 || choice == Fastest || p.determinism == deterministic) {
-					best = i
-					break
-				}
+	n, find := C.int(len(perf)), c.Choice != Heuristic
+	var r C.int
+	switch {
+	case dir == ForwardDir && find:
+		r = C.gc_find_fwd(&l.c, h.h, c.x, c.w, c.conv, c.y, n, &got, &perf[0])
+	case dir == ForwardDir:
+		r = C.gc_fwd_algo(&l.c, h.h, c.x, c.w, c.conv, c.y, n, &got, &perf[0])
+	case dir == BackwardDataDir && find:
+		r = C.gc_find_bwd_data(&l.c, h.h, c.w, c.y, c.conv, c.x, n, &got, &perf[0])
+	case dir == BackwardDataDir:
+		r = C.gc_bwd_data_algo(&l.c, h.h, c.w, c.y, c.conv, c.x, n, &got, &perf[0])
+	case find:
+		r = C.gc_find_bwd_filter(&l.c, h.h, c.x, c.y, c.conv, c.w, n, &got, &perf[0])
+	default:
+		r = C.gc_bwd_filter_algo(&l.c, h.h, c.x, c.y, c.conv, c.w, n, &got, &perf[0])
+	}
+	if err := l.status(dir.String()+" algorithm search", r); err != nil {
+		return err
+	}
+	best := -1
+	for pass := 0; pass < 2 && best < 0; pass++ {
+		for i := 0; i < int(got); i++ {
+			p := perf[i]
+			if p.status == 0 && int(p.memory) <= c.maxWorkspace && (pass == 1 || c.Choice == Fastest || p.determinism == deterministic) {
+				best = i
+				break
 			}
 		}
-		if best < 0 {
-			return 0, fmt.Errorf("cuDNN has no %s algorithm for this shape within %d bytes of workspace (%d considered)", dir, maxWorkspace, int(got))
-		}
-		c.Workspace = max(c.Workspace, int(perf[best].memory))
-		return int(perf[best].algo), nil
 	}
-	n, find := C.int(len(perf)), choice != Heuristic
-	search := func(heuristic, run func() C.int) C.int {
-		if find {
-			return run()
-		}
-		return heuristic()
+	if best < 0 {
+		return fmt.Errorf("cuDNN has no %s algorithm for this shape within %d bytes of workspace (%d considered)", dir, c.maxWorkspace, int(got))
 	}
-	var err error
-	if c.fwd, err = pick("forward", search(
-		func() C.int { return C.gc_fwd_algo(&l.c, h.h, c.x, c.w, c.conv, c.y, n, &got, &perf[0]) },
-		func() C.int { return C.gc_find_fwd(&l.c, h.h, c.x, c.w, c.conv, c.y, n, &got, &perf[0]) })); err != nil {
-		return err
+	c.Workspace = max(c.Workspace, int(perf[best].memory))
+	algo := int(perf[best].algo)
+	switch dir {
+	case ForwardDir:
+		c.fwd = algo
+	case BackwardDataDir:
+		c.bwdData = algo
+	default:
+		c.bwdFlt = algo
 	}
-	if c.bwdData, err = pick("backward data", search(
-		func() C.int { return C.gc_bwd_data_algo(&l.c, h.h, c.w, c.y, c.conv, c.x, n, &got, &perf[0]) },
-		func() C.int { return C.gc_find_bwd_data(&l.c, h.h, c.w, c.y, c.conv, c.x, n, &got, &perf[0]) })); err != nil {
-		return err
-	}
-	if c.bwdFlt, err = pick("backward filter", search(
-		func() C.int { return C.gc_bwd_filter_algo(&l.c, h.h, c.x, c.y, c.conv, c.w, n, &got, &perf[0]) },
-		func() C.int { return C.gc_find_bwd_filter(&l.c, h.h, c.x, c.y, c.conv, c.w, n, &got, &perf[0]) })); err != nil {
-		return err
-	}
+	c.chosen[dir] = true
 	return nil
 }
 
 // Algorithms names the chosen algorithms (cuDNN's enum values).
 func (c *Conv) Algorithms() string {
-	return fmt.Sprintf("forward %d, backward data %d, backward filter %d (%s), workspace %d bytes", c.fwd, c.bwdData, c.bwdFlt, c.Choice, c.Workspace)
+	algo := func(dir Direction, a int) string {
+		if !c.chosen[dir] {
+			return "not chosen yet"
+		}
+		return fmt.Sprint(a)
+	}
+	return fmt.Sprintf("forward %s, backward data %s, backward filter %s (%s), workspace %d bytes",
+		algo(ForwardDir, c.fwd), algo(BackwardDataDir, c.bwdData), algo(BackwardFilterDir, c.bwdFlt), c.Choice, c.Workspace)
 }
 
 // Forward is y = alpha·conv(x, w) + beta·y on the handle's stream; ws is
