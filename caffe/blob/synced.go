@@ -122,6 +122,15 @@ func (s *Synced[T]) HasDevice(m kernels.Memory[T]) bool {
 	return !m.HostMemory() && s.mem == m && s.dev.Len() > 0
 }
 
+// DeviceWritten records that device work wrote s's copy in m's memory
+// behind the accessors' back (a replayed recording), so a host read
+// downloads it. It copies nothing: the device copy must exist.
+func (s *Synced[T]) DeviceWritten(m kernels.Memory[T]) {
+	if s.HasDevice(m) {
+		s.head = AtDevice
+	}
+}
+
 // On returns n elements in m's memory for reading.
 func (s *Synced[T]) On(m kernels.Memory[T], n int) kernels.Vec[T] {
 	if m.HostMemory() {

@@ -103,6 +103,20 @@ func (n *Net[T]) ForwardStaged() error {
 	return nil
 }
 
+// TopsDeviceWritten records that a replay wrote the tops of every layer
+// after the data layers on the device (a replay runs no Forward, whose
+// accessors would have recorded it), so that a host read of one, the loss
+// above all, downloads what the replay computed rather than returning the
+// host copy of an earlier pass.
+func (n *Net[T]) TopsDeviceWritten() {
+	be := kernels.For[T](n.device)
+	for i := n.numInputs(); i < len(n.layers); i++ {
+		for _, t := range n.tops[i] {
+			t.DataMem().DeviceWritten(be)
+		}
+	}
+}
+
 // Unstage forgets what StageInputs staged, after a replay (which runs no
 // Forward to take it).
 func (n *Net[T]) Unstage() {

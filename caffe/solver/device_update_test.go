@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -305,5 +306,88 @@ func checkTestReplay[T blob.Float](t *testing.T, d kernels.Device, tol float64) 
 	}
 	if want[0].vals[0] == want[2].vals[0] && want[0].loss == want[2].loss {
 		t.Errorf("the scores did not change with training: %+v", want)
+	}
+}
+
+// Iterations whose loss is read (every one with average_loss > 1 or a
+// gradient hook, display iterations otherwise) replay their forward and
+// backward passes and launch the update after the read: the same losses,
+// the same hook input and the same weights as the CPU solver's.
+func TestDeviceReadIterationsReplay(t *testing.T) {
+	// The hook halves the gradient on the host, as an all-reduce of two
+	// ranks averages it, and reports the loss it saw.
+	type seen struct{ losses, sums []float64 }
+	hook := func(rec *seen) Option[float64] {
+		return WithGradientHook(func(ctx context.Context, s *Solver[float64], loss float64) (float64, error) {
+			sum := 0.0
+			for _, p := range s.Params() {
+				d := p.Diff()
+				for i := range d {
+					sum += d[i]
+					d[i] *= 0.5
+				}
+			}
+			rec.losses, rec.sums = append(rec.losses, loss), append(rec.sums, sum)
+			return loss, nil
+		})
+	}
+	for _, c := range []string{`display: 3 average_loss: 4`, `display: 5`, `display: 2 type: "Adam" base_lr: 0.01`} {
+		t.Run(c, func(t *testing.T) {
+			var cpuSeen, devSeen seen
+			var cpuP, devP []Progress
+			keep := func(ps *[]Progress) Option[float64] {
+				return WithProgress[float64](func(p Progress) { *ps = append(*ps, p) })
+			}
+			d := simdev.New()
+			cpu := newWith[float64](t, solverParam(t, c), tinyImages(16), hook(&cpuSeen), keep(&cpuP))
+			dev := newWith[float64](t, solverParam(t, c), tinyImages(16), hook(&devSeen), keep(&devP), WithDevice[float64](d))
+			for _, s := range []*Solver[float64]{cpu, dev} {
+				for k := 0; k < 2; k++ {
+					if err := s.Step(t.Context(), 7); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// The first iteration is launched (it allocates); the other 13
+			// replay their passes, the hook reading each, and none whole.
+			if dev.ReadReplays() != 13 || dev.Replays() != 0 {
+				t.Errorf("%d iterations replayed forward and backward, %d whole, want 13 and 0 (%s)", dev.ReadReplays(), dev.Replays(), dev.NotReplayedBecause())
+			}
+			if len(devSeen.losses) != 14 || len(cpuSeen.losses) != 14 {
+				t.Fatalf("hook called %d times on the device, %d on the CPU, want 14", len(devSeen.losses), len(cpuSeen.losses))
+			}
+			for i := range cpuSeen.losses {
+				if math.Abs(devSeen.losses[i]-cpuSeen.losses[i]) > 1e-12 || math.Abs(devSeen.sums[i]-cpuSeen.sums[i]) > 1e-12 {
+					t.Errorf("iteration %d: the hook saw loss %.15g and gradient sum %.15g on the device, %.15g and %.15g on the CPU",
+						i, devSeen.losses[i], devSeen.sums[i], cpuSeen.losses[i], cpuSeen.sums[i])
+				}
+			}
+			if len(devP) != len(cpuP) || len(cpuP) == 0 {
+				t.Fatalf("%d progress reports on the device, %d on the CPU", len(devP), len(cpuP))
+			}
+			for i := range cpuP {
+				if math.Abs(devP[i].Loss-cpuP[i].Loss) > 1e-12 || devP[i].Iter != cpuP[i].Iter {
+					t.Errorf("report %d: device iteration %d loss %.15g, CPU iteration %d loss %.15g", i, devP[i].Iter, devP[i].Loss, cpuP[i].Iter, cpuP[i].Loss)
+				}
+			}
+			if e := relDiff(weights(dev), weights(cpu)); !(e <= 1e-12) {
+				t.Errorf("weights after 14 iterations: relative error %.3g against the CPU's", e)
+			}
+		})
+	}
+}
+
+// Without a hook, display iterations replay forward and backward and the
+// others the whole iteration.
+func TestDeviceDisplayIterationsReplay(t *testing.T) {
+	d := simdev.New()
+	s := newWith[float64](t, solverParam(t, `display: 4`), tinyImages(16), WithDevice[float64](d))
+	if err := s.Step(t.Context(), 12); err != nil {
+		t.Fatal(err)
+	}
+	// Iteration 0 is launched; 4 and 8 (display) and 11 (the last) replay
+	// their passes; the other 8 replay whole.
+	if s.ReadReplays() != 3 || s.Replays() != 8 {
+		t.Errorf("%d read iterations and %d others replayed, want 3 and 8 (%s)", s.ReadReplays(), s.Replays(), s.NotReplayedBecause())
 	}
 }

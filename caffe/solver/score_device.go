@@ -169,6 +169,7 @@ func (d *deviceScorer[T]) replayPass() error {
 	if err := d.recording.Replay(); err != nil {
 		return err
 	}
+	n.TopsDeviceWritten()
 	n.Unstage()
 	d.replays++
 	return nil

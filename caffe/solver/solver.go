@@ -151,6 +151,13 @@ type Solver[T blob.Float] struct {
 	noRecording bool
 	replays     int
 	whyEager    string // why iterations are not replayed (for the log and tests)
+	// fbRecording is the train net's forward and backward passes alone,
+	// replayed on iterations whose loss is read (display iterations, the
+	// last of a Step, and all of them with average_loss > 1 or a gradient
+	// hook): the loss is read, checked and handed to the hook before the
+	// update, as when they are launched kernel by kernel.
+	fbRecording kernels.Recording
+	readReplays int
 	// scorers sum the test nets' outputs on their device, one per test
 	// net, each with its recorded test pass (made on first use).
 	scorers []*deviceScorer[T]
@@ -427,6 +434,11 @@ func (s *Solver[T]) LearningRate() float64 { return s.rate }
 // recording (a CUDA graph) rather than launched kernel by kernel.
 func (s *Solver[T]) Replays() int { return s.replays }
 
+// ReadReplays returns how many training iterations whose loss was read
+// replayed their forward and backward passes from a recording (their
+// update launched after the read).
+func (s *Solver[T]) ReadReplays() int { return s.readReplays }
+
 // NotReplayedBecause says why training iterations are launched kernel by
 // kernel rather than replayed ("" when they are replayed, or not tried).
 func (s *Solver[T]) NotReplayedBecause() string { return s.whyEager }
@@ -641,13 +653,26 @@ func (s *Solver[T]) deviceRule(rate float64) kernels.SolverRule {
 }
 
 // canReplay reports whether this iteration may come from the recording
-// (making it on first use): a device that records, a net whose iteration
-// can be replayed, and one eager iteration done in this Step (it allocates
-// what an iteration needs; a recording cannot).
+// (making it on first use: see canRecord).
 func (s *Solver[T]) canReplay() bool {
-	if s.recording != nil {
-		return true
+	return s.recording != nil || s.canRecord()
+}
+
+// canReplayRead is canReplay for an iteration whose loss is read: its
+// forward and backward passes replay (replayForwardBackward) when
+// iter_size is 1.
+func (s *Solver[T]) canReplayRead() bool {
+	if s.param.GetIterSize() != 1 {
+		return false
 	}
+	return s.fbRecording != nil || s.canRecord()
+}
+
+// canRecord reports whether this iteration may be recorded: a device that
+// records, a net whose iteration can be replayed, and one eager iteration
+// done in this Step (it allocates what an iteration needs; a recording
+// cannot).
+func (s *Solver[T]) canRecord() bool {
 	if s.noRecording || s.opts.noGraphs || s.iter == s.startIter {
 		return false
 	}
@@ -725,11 +750,55 @@ func (s *Solver[T]) replayIteration() error {
 	if err := s.recording.Replay(); err != nil {
 		return fmt.Errorf("iteration %d: %w", s.iter, err)
 	}
+	s.train.TopsDeviceWritten()
 	s.train.Unstage()
 	s.replays++
 	s.currentStep, s.rate = step, rate
 	s.iter++
 	return nil
+}
+
+// replayForwardBackward is forwardBackward (one pass: iter_size 1) from
+// the recording of the net's forward and backward passes, recorded first
+// if need be: the data layers and the label checks on the host
+// (StageInputs), the passes replayed on the device, then the loss read
+// from the loss tops, which waits for the device. The caller checks the
+// loss and gradients, runs the gradient hook and applies the update as it
+// does after forwardBackward.
+func (s *Solver[T]) replayForwardBackward() (float64, error) {
+	be := kernels.For[T](s.train.Device())
+	if err := s.train.StageInputs(); err != nil {
+		return 0, fmt.Errorf("iteration %d: %w", s.iter, err)
+	}
+	defer s.train.Unstage()
+	// Weights and gradients the host wrote since go up now.
+	s.train.ParamBufferOn(be)
+	s.train.GradBufferOn(be)
+	deviceWork := func() error {
+		s.train.SetDeferLoss(true)
+		defer s.train.SetDeferLoss(false)
+		s.train.ClearParamDiffs()
+		return s.train.ForwardBackwardStaged()
+	}
+	if s.fbRecording == nil {
+		rec, err := s.train.Device().(kernels.Recorder).Record(deviceWork)
+		if err != nil {
+			s.noRecording, s.whyEager = true, err.Error()
+			s.log.Info().Err(err).Msg("training iterations are not replayed as a CUDA graph: a launch per kernel")
+			// Nothing recorded has run: run this iteration's passes now.
+			if err := deviceWork(); err != nil {
+				return 0, fmt.Errorf("iteration %d: %w", s.iter, err)
+			}
+			return float64(s.train.Loss()), nil
+		}
+		s.fbRecording = rec
+	}
+	if err := s.fbRecording.Replay(); err != nil {
+		return 0, fmt.Errorf("iteration %d: %w", s.iter, err)
+	}
+	s.train.TopsDeviceWritten()
+	s.readReplays++
+	return float64(s.train.Loss()), nil
 }
 
 // updateSmoothedLoss is Caffe's running mean over average_loss iterations.
@@ -786,7 +855,13 @@ func (s *Solver[T]) Step(ctx context.Context, n int) error {
 			}
 			continue
 		}
-		loss, err := s.forwardBackward(ctx, read)
+		var loss float64
+		var err error
+		if read && s.canReplayRead() {
+			loss, err = s.replayForwardBackward()
+		} else {
+			loss, err = s.forwardBackward(ctx, read)
+		}
 		if err != nil {
 			return err
 		}
