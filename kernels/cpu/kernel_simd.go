@@ -730,3 +730,70 @@ func loadStrided16(s []float32, stride, span int, even archsimd.Uint32x16) archs
 	}
 	return lo.ConcatPermute(hi, even)
 }
+
+// sgemm8x32seg (sgemm_amd64.s) is the 8×32 tile of an implicit product:
+// see conv_implicit.go.
+//
+//go:noescape
+func sgemm8x32seg(nseg, seglen int, a *float32, aoff *[segRows]int, acs int, segoff *int, b *float32, c *float32, ldc int, alpha float32, add bool)
+
+// kernel8x32seg computes one 8×32 tile of an implicit product into c (row
+// stride ldc), or with add adds it there: row r of A reads a[base +
+// aoff[r]/4 + segB[s]/4 + t·acs] (byte offsets), B is a packed 32-column
+// sliver. The caller has checked A's bounds (implicitBuf.product).
+func kernel8x32seg(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
+	if !hasAVX512 {
+		kernel8x32segGo(seglen, a, base, aoff, acs, segB, b, c, ldc, add)
+		return
+	}
+	_ = b[len(segB)*seglen*segCols-1]
+	_ = c[(segRows-1)*ldc+segCols-1]
+	sgemm8x32seg(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, 1, add)
+}
+
+// transposeIdx holds the index vectors of transpose16's four rounds: round
+// b swaps bit b of the row and column numbers between rows r and r|1<<b
+// (lo for row r, hi for row r|1<<b).
+var transposeIdx = func() (t [4][2][16]uint32) {
+	for b := range 4 {
+		bit := uint32(1) << b
+		for c := range uint32(16) {
+			if c&bit == 0 {
+				t[b][0][c], t[b][1][c] = c, c|bit
+			} else {
+				t[b][0][c], t[b][1][c] = 16+(c^bit), 16+c
+			}
+		}
+	}
+	return t
+}()
+
+// transpose16 writes the transpose of the 16×16 block at src (rows ld
+// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t].
+func transpose16(src []float32, ld int, dst []float32, ldd int) {
+	if !hasAVX512 {
+		transpose16Go(src, ld, dst, ldd)
+		return
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	_, _ = src[15*ld+15], dst[15*ldd+15]
+	var v [16]archsimd.Float32x16
+	for i := range v {
+		v[i] = archsimd.LoadFloat32x16((*[16]float32)(src[i*ld : i*ld+16]))
+	}
+	for b := range 4 {
+		lo := archsimd.LoadUint32x16(&transposeIdx[b][0])
+		hi := archsimd.LoadUint32x16(&transposeIdx[b][1])
+		bit := 1 << b
+		for r := range 16 {
+			if r&bit != 0 {
+				continue
+			}
+			x, y := v[r], v[r|bit]
+			v[r], v[r|bit] = x.ConcatPermute(y, lo), x.ConcatPermute(y, hi)
+		}
+	}
+	for t := range v {
+		v[t].Store((*[16]float32)(dst[t*ldd : t*ldd+16]))
+	}
+}
