@@ -177,18 +177,9 @@ func (buf *implicitBuf) padImage(im []float32, c, h, w, ph, pw int) ([]float32, 
 	}
 	buf.pad = grow(buf.pad, c*hp*wp)
 	p := buf.pad
+	clear(p)
 	for ch := 0; ch < c; ch++ {
-		plane := p[ch*hp*wp : (ch+1)*hp*wp]
-		clear(plane[:ph*wp+pw])
-		for y := 0; y < h; y++ {
-			row := plane[(ph+y)*wp : (ph+y+1)*wp]
-			copy(row[pw:pw+w], im[(ch*h+y)*w:(ch*h+y+1)*w])
-			if y > 0 {
-				clear(row[:pw])
-			}
-			clear(row[pw+w:])
-		}
-		clear(plane[(ph+h)*wp:])
+		SCopyRows(p[ch*hp*wp+ph*wp+pw:], wp, im[ch*h*w:], w, h, w)
 	}
 	return p, hp, wp
 }

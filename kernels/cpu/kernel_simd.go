@@ -769,7 +769,9 @@ var transposeIdx = func() (t [4][2][16]uint32) {
 }()
 
 // transpose16 writes the transpose of the 16×16 block at src (rows ld
-// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t].
+// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t]. Written out
+// in full, so that the sixteen rows stay in registers (an array indexed
+// in loops lives in memory).
 func transpose16(src []float32, ld int, dst []float32, ldd int) {
 	if !hasAVX512 {
 		transpose16Go(src, ld, dst, ldd)
@@ -777,23 +779,72 @@ func transpose16(src []float32, ld int, dst []float32, ldd int) {
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	_, _ = src[15*ld+15], dst[15*ldd+15]
-	var v [16]archsimd.Float32x16
-	for i := range v {
-		v[i] = archsimd.LoadFloat32x16((*[16]float32)(src[i*ld : i*ld+16]))
-	}
-	for b := range 4 {
-		lo := archsimd.LoadUint32x16(&transposeIdx[b][0])
-		hi := archsimd.LoadUint32x16(&transposeIdx[b][1])
-		bit := 1 << b
-		for r := range 16 {
-			if r&bit != 0 {
-				continue
-			}
-			x, y := v[r], v[r|bit]
-			v[r], v[r|bit] = x.ConcatPermute(y, lo), x.ConcatPermute(y, hi)
-		}
-	}
-	for t := range v {
-		v[t].Store((*[16]float32)(dst[t*ldd : t*ldd+16]))
-	}
+	v0 := archsimd.LoadFloat32x16((*[16]float32)(src[0*ld : 0*ld+16]))
+	v1 := archsimd.LoadFloat32x16((*[16]float32)(src[1*ld : 1*ld+16]))
+	v2 := archsimd.LoadFloat32x16((*[16]float32)(src[2*ld : 2*ld+16]))
+	v3 := archsimd.LoadFloat32x16((*[16]float32)(src[3*ld : 3*ld+16]))
+	v4 := archsimd.LoadFloat32x16((*[16]float32)(src[4*ld : 4*ld+16]))
+	v5 := archsimd.LoadFloat32x16((*[16]float32)(src[5*ld : 5*ld+16]))
+	v6 := archsimd.LoadFloat32x16((*[16]float32)(src[6*ld : 6*ld+16]))
+	v7 := archsimd.LoadFloat32x16((*[16]float32)(src[7*ld : 7*ld+16]))
+	v8 := archsimd.LoadFloat32x16((*[16]float32)(src[8*ld : 8*ld+16]))
+	v9 := archsimd.LoadFloat32x16((*[16]float32)(src[9*ld : 9*ld+16]))
+	v10 := archsimd.LoadFloat32x16((*[16]float32)(src[10*ld : 10*ld+16]))
+	v11 := archsimd.LoadFloat32x16((*[16]float32)(src[11*ld : 11*ld+16]))
+	v12 := archsimd.LoadFloat32x16((*[16]float32)(src[12*ld : 12*ld+16]))
+	v13 := archsimd.LoadFloat32x16((*[16]float32)(src[13*ld : 13*ld+16]))
+	v14 := archsimd.LoadFloat32x16((*[16]float32)(src[14*ld : 14*ld+16]))
+	v15 := archsimd.LoadFloat32x16((*[16]float32)(src[15*ld : 15*ld+16]))
+	lo, hi := archsimd.LoadUint32x16(&transposeIdx[0][0]), archsimd.LoadUint32x16(&transposeIdx[0][1])
+	v0, v1 = v0.ConcatPermute(v1, lo), v0.ConcatPermute(v1, hi)
+	v2, v3 = v2.ConcatPermute(v3, lo), v2.ConcatPermute(v3, hi)
+	v4, v5 = v4.ConcatPermute(v5, lo), v4.ConcatPermute(v5, hi)
+	v6, v7 = v6.ConcatPermute(v7, lo), v6.ConcatPermute(v7, hi)
+	v8, v9 = v8.ConcatPermute(v9, lo), v8.ConcatPermute(v9, hi)
+	v10, v11 = v10.ConcatPermute(v11, lo), v10.ConcatPermute(v11, hi)
+	v12, v13 = v12.ConcatPermute(v13, lo), v12.ConcatPermute(v13, hi)
+	v14, v15 = v14.ConcatPermute(v15, lo), v14.ConcatPermute(v15, hi)
+	lo, hi = archsimd.LoadUint32x16(&transposeIdx[1][0]), archsimd.LoadUint32x16(&transposeIdx[1][1])
+	v0, v2 = v0.ConcatPermute(v2, lo), v0.ConcatPermute(v2, hi)
+	v1, v3 = v1.ConcatPermute(v3, lo), v1.ConcatPermute(v3, hi)
+	v4, v6 = v4.ConcatPermute(v6, lo), v4.ConcatPermute(v6, hi)
+	v5, v7 = v5.ConcatPermute(v7, lo), v5.ConcatPermute(v7, hi)
+	v8, v10 = v8.ConcatPermute(v10, lo), v8.ConcatPermute(v10, hi)
+	v9, v11 = v9.ConcatPermute(v11, lo), v9.ConcatPermute(v11, hi)
+	v12, v14 = v12.ConcatPermute(v14, lo), v12.ConcatPermute(v14, hi)
+	v13, v15 = v13.ConcatPermute(v15, lo), v13.ConcatPermute(v15, hi)
+	lo, hi = archsimd.LoadUint32x16(&transposeIdx[2][0]), archsimd.LoadUint32x16(&transposeIdx[2][1])
+	v0, v4 = v0.ConcatPermute(v4, lo), v0.ConcatPermute(v4, hi)
+	v1, v5 = v1.ConcatPermute(v5, lo), v1.ConcatPermute(v5, hi)
+	v2, v6 = v2.ConcatPermute(v6, lo), v2.ConcatPermute(v6, hi)
+	v3, v7 = v3.ConcatPermute(v7, lo), v3.ConcatPermute(v7, hi)
+	v8, v12 = v8.ConcatPermute(v12, lo), v8.ConcatPermute(v12, hi)
+	v9, v13 = v9.ConcatPermute(v13, lo), v9.ConcatPermute(v13, hi)
+	v10, v14 = v10.ConcatPermute(v14, lo), v10.ConcatPermute(v14, hi)
+	v11, v15 = v11.ConcatPermute(v15, lo), v11.ConcatPermute(v15, hi)
+	lo, hi = archsimd.LoadUint32x16(&transposeIdx[3][0]), archsimd.LoadUint32x16(&transposeIdx[3][1])
+	v0, v8 = v0.ConcatPermute(v8, lo), v0.ConcatPermute(v8, hi)
+	v1, v9 = v1.ConcatPermute(v9, lo), v1.ConcatPermute(v9, hi)
+	v2, v10 = v2.ConcatPermute(v10, lo), v2.ConcatPermute(v10, hi)
+	v3, v11 = v3.ConcatPermute(v11, lo), v3.ConcatPermute(v11, hi)
+	v4, v12 = v4.ConcatPermute(v12, lo), v4.ConcatPermute(v12, hi)
+	v5, v13 = v5.ConcatPermute(v13, lo), v5.ConcatPermute(v13, hi)
+	v6, v14 = v6.ConcatPermute(v14, lo), v6.ConcatPermute(v14, hi)
+	v7, v15 = v7.ConcatPermute(v15, lo), v7.ConcatPermute(v15, hi)
+	v0.Store((*[16]float32)(dst[0*ldd : 0*ldd+16]))
+	v1.Store((*[16]float32)(dst[1*ldd : 1*ldd+16]))
+	v2.Store((*[16]float32)(dst[2*ldd : 2*ldd+16]))
+	v3.Store((*[16]float32)(dst[3*ldd : 3*ldd+16]))
+	v4.Store((*[16]float32)(dst[4*ldd : 4*ldd+16]))
+	v5.Store((*[16]float32)(dst[5*ldd : 5*ldd+16]))
+	v6.Store((*[16]float32)(dst[6*ldd : 6*ldd+16]))
+	v7.Store((*[16]float32)(dst[7*ldd : 7*ldd+16]))
+	v8.Store((*[16]float32)(dst[8*ldd : 8*ldd+16]))
+	v9.Store((*[16]float32)(dst[9*ldd : 9*ldd+16]))
+	v10.Store((*[16]float32)(dst[10*ldd : 10*ldd+16]))
+	v11.Store((*[16]float32)(dst[11*ldd : 11*ldd+16]))
+	v12.Store((*[16]float32)(dst[12*ldd : 12*ldd+16]))
+	v13.Store((*[16]float32)(dst[13*ldd : 13*ldd+16]))
+	v14.Store((*[16]float32)(dst[14*ldd : 14*ldd+16]))
+	v15.Store((*[16]float32)(dst[15*ldd : 15*ldd+16]))
 }
