@@ -60,10 +60,11 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
 	workers := be.Workers(l.num)
 	l.buffers(workers, 0)
-	// The implicit product makes no columns to keep for Backward.
+	// With implicit products the weight gradient reads the image in
+	// place: no columns are kept for Backward.
 	ic := l.packWeights(w)
 	cache := false
-	if ic == nil {
+	if l.implicit() == nil {
 		_, cache = l.cachedCols(0, true, len(bottom))
 	}
 	for i := range bottom {
