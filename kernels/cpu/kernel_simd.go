@@ -519,25 +519,28 @@ func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int)
 	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
-	for oy := 0; oy < g.OH; oy++ {
-		h0 := oy*g.SH - g.PH
-		h1 := min(h0+g.KH, g.H)
-		h0 = max(h0, 0)
-		orow, irow := yp[oy*g.OW:(oy+1)*g.OW], mask[oy*g.OW:(oy+1)*g.OW]
-		for o := lo; o < g.OW; o += 16 {
-			cnt := min(16, g.OW-o)
-			// Lanes [0, valid[j]) have window column j inside the image:
-			// (o+l)·stride - PW + j ≤ W-1.
-			var valid [maxPoolKW]int
-			var keep [maxPoolKW]archsimd.Mask32x16
-			for j := 0; j < g.KW; j++ {
-				if last := g.W - 1 + g.PW - j; last >= 0 {
-					valid[j] = max(0, min(cnt, last/stride-o+1))
-				}
-				if valid[j] < cnt {
-					keep[j] = archsimd.BroadcastInt32x16(int32(valid[j])).Greater(laneIdx)
-				}
+	// Column groups outside, rows inside: which lanes of a window column
+	// lie inside the image depends on the group only, and is worked out
+	// once per plane and group.
+	var valid [maxPoolKW]int
+	var keep [maxPoolKW]archsimd.Mask32x16
+	for o := lo; o < g.OW; o += 16 {
+		cnt := min(16, g.OW-o)
+		// Lanes [0, valid[j]) have window column j inside the image:
+		// (o+l)·stride - PW + j ≤ W-1.
+		for j := 0; j < g.KW; j++ {
+			valid[j] = 0
+			if last := g.W - 1 + g.PW - j; last >= 0 {
+				valid[j] = max(0, min(cnt, last/stride-o+1))
 			}
+			if valid[j] < cnt {
+				keep[j] = archsimd.BroadcastInt32x16(int32(valid[j])).Greater(laneIdx)
+			}
+		}
+		for oy := 0; oy < g.OH; oy++ {
+			h0 := oy*g.SH - g.PH
+			h1 := min(h0+g.KH, g.H)
+			h0 = max(h0, 0)
 			best, arg := floor, none
 			for iy := h0; iy < h1; iy++ { // row-major order, as Caffe compares
 				for j := 0; j < g.KW; j++ {
@@ -556,7 +559,7 @@ func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int)
 					best, arg = v.Merge(best, m), at.Merge(arg, m)
 				}
 			}
-			storePooled(best, arg, orow[o:o+cnt], irow[o:o+cnt])
+			storePooled(best, arg, yp[oy*g.OW+o:oy*g.OW+o+cnt], mask[oy*g.OW+o:oy*g.OW+o+cnt])
 		}
 	}
 	return true
