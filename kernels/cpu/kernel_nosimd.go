@@ -99,3 +99,9 @@ func kernel8x32seg(seglen int, a []float32, base int, aoff *[segRows]int, acs in
 func transpose16(src []float32, ld int, dst []float32, ldd int) {
 	transpose16Go(src, ld, dst, ldd)
 }
+
+// col2imNarrow is the SIMD build's one-vector-row col2im; here it reports
+// false.
+func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) bool {
+	return false
+}
