@@ -278,7 +278,36 @@ func SAddRowSums(x []float32, cols int, out []float32) {
 		}
 		return
 	}
-	for r := range out {
+	// Sixteen rows at a time: their lane sums transposed, so that one
+	// vector add finishes all sixteen and one store adds them to out. A
+	// scalar sum and store per row (below, for the rest) made each row
+	// wait for the last (LeNet's conv2 bias gradient, 50 rows of 64 per
+	// image, took 9 µs an image).
+	r0 := 0
+	var part, tr [16 * 16]float32
+	for ; r0+16 <= len(out); r0 += 16 {
+		for q := range 16 {
+			row := x[(r0+q)*cols : (r0+q+1)*cols]
+			s0, s1, i := sum32s(row)
+			if i+16 <= cols {
+				s0 = s0.Add(archsimd.LoadFloat32x16((*[16]float32)(row[i : i+16])))
+				i += 16
+			}
+			v := s0.Add(s1)
+			if i < cols {
+				v = v.Add(archsimd.LoadFloat32x16SlicePart(row[i:]))
+			}
+			v.Store((*[16]float32)(part[q*16 : q*16+16]))
+		}
+		transpose16(part[:], 16, tr[:], 16)
+		sum := archsimd.LoadFloat32x16((*[16]float32)(tr[:16]))
+		for t := 1; t < 16; t++ {
+			sum = sum.Add(archsimd.LoadFloat32x16((*[16]float32)(tr[t*16 : t*16+16])))
+		}
+		o := (*[16]float32)(out[r0 : r0+16])
+		sum.Add(archsimd.LoadFloat32x16(o)).Store(o)
+	}
+	for r := r0; r < len(out); r++ {
 		row := x[r*cols : (r+1)*cols]
 		s0, s1, i := sum32s(row)
 		if i+16 <= cols {
