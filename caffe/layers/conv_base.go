@@ -401,13 +401,14 @@ func (l *convBase[T]) implicit() kernels.ImplicitConv[T] {
 
 // implicitForwardMin is the smallest kdim (C/group·kh·kw) whose forward
 // pass runs implicitly. For one image on the development VM's Xeon
-// (BenchmarkConvForward in kernels/cpu): CIFAR-10 quick's conv2 (800)
-// 100 µs against 164 through im2col and a GEMM, conv3 (800) 54 against
-// 67, LeNet's conv2 (500) 30 against 34; CIFAR-10's conv1 (75) ties at
-// 59, and LeNet's conv1 (25, 20 outputs in a 32-wide tile) takes 16
-// against 9: short columns are cheap to lay out, and the implicit product
-// writes its output transposed, then transposes it.
-const implicitForwardMin = 256
+// (BenchmarkConvForward in kernels/cpu, µs, implicit against im2col and a
+// GEMM): CIFAR-10 quick's conv2 (kdim 800) 94 against 164, conv3 (800)
+// 52 against 67, LeNet's conv2 (500) 31 against 34, CIFAR-10's conv1
+// (75) 49 against 60 (the whole layer at batch 100: 2.83 against 3.19
+// ms); LeNet's conv1 (25, 20 outputs in a 32-wide tile) 14 against 9:
+// short columns are cheap to lay out, and the implicit product writes its
+// output transposed, then transposes it.
+const implicitForwardMin = 64
 
 // packWeights packs each group's weights for the implicit forward
 // product into l.wPack and returns the backend, or nil (leaving wPack
