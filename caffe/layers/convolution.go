@@ -7,10 +7,12 @@ import (
 )
 
 // convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
-// GEMM per image, images spread over all cores; on a device backend one
-// im2col and one batched GEMM per group over the whole batch. It supports pad, stride,
-// dilation, group, bias_term and axis; several bottoms share the weights,
-// each with its own top.
+// GEMM per image, images spread over all cores, or on a host backend with
+// implicit products (kernels.ImplicitConv) GEMMs that read the image in
+// place; on a device backend one im2col and one batched GEMM per group
+// over the whole batch. It supports pad, stride, dilation, group,
+// bias_term and axis; several bottoms share the weights, each with its
+// own top.
 //
 //	top (N, num_output, H_out, W_out) = conv(bottom (N, C, H, W), weight (num_output, C/group, kh, kw)) + bias
 type convolution[T blob.Float] struct {
