@@ -477,3 +477,23 @@ type ConvPlan[T Float] interface {
 	// BackwardFilter adds the gradient by w to dw.
 	BackwardFilter(x, dy, dw Vec[T])
 }
+
+// ImplicitConv is implemented by backends whose kernels can read a
+// convolution's columns straight from the image, with no Im2col pass. Its
+// products take one image and one group (c channels; kdim = c·kh·kw).
+type ImplicitConv[T Float] interface {
+	// ImplicitConv reports whether the methods below run (the kernels in
+	// use compute in T); where not, callers run Im2col and GEMMs.
+	ImplicitConv() bool
+	// ConvWeightsT sets dwT (kdim×oc, row stride ldc) to
+	// im2col(im)·dyᵀ + beta·dwT for an image im (c×h×w) and its top diff
+	// dy (oc×oh·ow).
+	ConvWeightsT(im Vec[T], c, h, w int, g ConvGeom, oh, ow int, dy Vec[T], oc int, dwT Vec[T], ldc int, beta T)
+	// ConvPackLen is the length of ConvPack's packing of oc×kdim weights.
+	ConvPackLen(oc, kdim int) int
+	// ConvPack packs the weights w (oc×kdim, row-major) for ConvForward.
+	ConvPack(w Vec[T], oc, kdim int, packed Vec[T])
+	// ConvForward overwrites out (oc×oh·ow) with w·im2col(im) for an
+	// image im (c×h×w), the weights packed by ConvPack.
+	ConvForward(im Vec[T], c, h, w int, g ConvGeom, oh, ow int, packed Vec[T], oc int, out Vec[T])
+}

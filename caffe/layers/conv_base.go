@@ -145,6 +145,7 @@ type convBase[T blob.Float] struct {
 	// (single bottom, within colCacheMax) so Backward need not redo them.
 	colCache kernels.Vec[T]
 	cacheOK  bool
+	wPack    kernels.Vec[T]   // the weights packed for the implicit forward product (packWeights)
 	wAcc     []kernels.Vec[T] // per-worker weight-diff accumulators, transposed per group (kdim×oc)
 	bAcc     []kernels.Vec[T] // per-worker bias-diff accumulators (worker ≥ 1)
 	biasLen  int
@@ -368,9 +369,75 @@ func (l *convBase[T]) gemmBackward(out, w, im, col kernels.Vec[T]) {
 	}
 }
 
-// gemmWeights adds (out·im2col(im)ᵀ)ᵀ into beta·dwT for one image.
+// gemmWeights adds (out·im2col(im)ᵀ)ᵀ into beta·dwT for one image: read
+// from the image in place where the backend can (see implicit), else
+// through im2col's columns.
 func (l *convBase[T]) gemmWeights(im, out, dwT, col kernels.Vec[T], beta T) {
-	l.gemmWeightsCols(l.im2col(im, col), out, dwT, beta)
+	ic := l.implicit()
+	if ic == nil {
+		l.gemmWeightsCols(l.im2col(im, col), out, dwT, beta)
+		return
+	}
+	G, sp := l.spec.group, l.colH*l.colW
+	oc, cg := l.outC/G, l.imC/G
+	inG := cg * l.imH * l.imW
+	for g := 0; g < G; g++ {
+		ic.ConvWeightsT(im.Slice(g*inG, (g+1)*inG), cg, l.imH, l.imW, l.kgeom(), l.colH, l.colW,
+			out.Slice(g*oc*sp, (g+1)*oc*sp), oc, dwT.From(g*oc*l.kdim), oc, beta)
+	}
+}
+
+// implicit returns the backend's implicit convolution products (which
+// read the columns from the image in place, with no im2col pass), or nil
+// where it has none that run, or the convolution is 1×1 (the image is
+// its own columns).
+func (l *convBase[T]) implicit() kernels.ImplicitConv[T] {
+	ic, ok := l.be.(kernels.ImplicitConv[T])
+	if !ok || !ic.ImplicitConv() || l.spec.geom.is1x1() {
+		return nil
+	}
+	return ic
+}
+
+// implicitForwardMin is the smallest kdim (C/group·kh·kw) whose forward
+// pass runs implicitly. For one image on the development VM's Xeon
+// (BenchmarkConvForward in kernels/cpu, µs, implicit against im2col and a
+// GEMM): CIFAR-10 quick's conv2 (kdim 800) 94 against 164, conv3 (800)
+// 52 against 67, LeNet's conv2 (500) 31 against 34, CIFAR-10's conv1
+// (75) 49 against 60 (the whole layer at batch 100: 2.83 against 3.19
+// ms); LeNet's conv1 (25, 20 outputs in a 32-wide tile) 14 against 9:
+// short columns are cheap to lay out, and the implicit product writes its
+// output transposed, then transposes it.
+const implicitForwardMin = 64
+
+// packWeights packs each group's weights for the implicit forward
+// product into l.wPack and returns the backend, or nil (leaving wPack
+// alone) where the forward pass runs through im2col.
+func (l *convBase[T]) packWeights(w kernels.Vec[T]) kernels.ImplicitConv[T] {
+	ic := l.implicit()
+	if ic == nil || l.kdim < implicitForwardMin {
+		return nil
+	}
+	G := l.spec.group
+	oc := l.outC / G
+	n := ic.ConvPackLen(oc, l.kdim)
+	l.wPack = l.sized(l.wPack, G*n, false)
+	for g := 0; g < G; g++ {
+		ic.ConvPack(w.Slice(g*oc*l.kdim, (g+1)*oc*l.kdim), oc, l.kdim, l.wPack.Slice(g*n, (g+1)*n))
+	}
+	return ic
+}
+
+// implicitForward overwrites out with W·im2col(im) for one image, per
+// group, from the weights packWeights packed.
+func (l *convBase[T]) implicitForward(ic kernels.ImplicitConv[T], im, out kernels.Vec[T]) {
+	G, sp := l.spec.group, l.colH*l.colW
+	oc, cg := l.outC/G, l.imC/G
+	inG, n := cg*l.imH*l.imW, ic.ConvPackLen(oc, l.kdim)
+	for g := 0; g < G; g++ {
+		ic.ConvForward(im.Slice(g*inG, (g+1)*inG), cg, l.imH, l.imW, l.kgeom(), l.colH, l.colW,
+			l.wPack.Slice(g*n, (g+1)*n), oc, out.Slice(g*oc*sp, (g+1)*oc*sp))
+	}
 }
 
 // gemmWeightsCols sets dwT = (out·colᵀ)ᵀ + beta·dwT = col·outᵀ + beta·dwT

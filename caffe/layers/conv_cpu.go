@@ -171,6 +171,40 @@ func (l *convBase[T]) flipColLen() int {
 	return l.outC * g.kh * g.kw * l.imH * l.imW
 }
 
+// packFlipped packs each group's flipped weights wf (flipWeights) for the
+// implicit forward product into l.fPack and returns the backend, or nil
+// where the flipped data gradient runs through im2col (see
+// implicitForwardMin).
+func (l *convolution[T]) packFlipped(wf kernels.Vec[T]) kernels.ImplicitConv[T] {
+	ic := l.implicit()
+	G := l.spec.group
+	oc, cg := l.outC/G, l.imC/G
+	kdim := oc * l.spec.geom.kh * l.spec.geom.kw
+	if ic == nil || kdim < implicitForwardMin {
+		return nil
+	}
+	n := ic.ConvPackLen(cg, kdim)
+	l.fPack = l.sized(l.fPack, G*n, false)
+	for g := 0; g < G; g++ {
+		ic.ConvPack(wf.Slice(g*cg*kdim, (g+1)*cg*kdim), cg, kdim, l.fPack.Slice(g*n, (g+1)*n))
+	}
+	return ic
+}
+
+// implicitBackwardFlipped is gemmBackwardFlipped on the implicit forward
+// product, from the weights packFlipped packed: no columns of the top
+// diff are laid out.
+func (l *convolution[T]) implicitBackwardFlipped(ic kernels.ImplicitConv[T], out, im kernels.Vec[T]) {
+	G, hw, sp := l.spec.group, l.imH*l.imW, l.colH*l.colW
+	oc, cg := l.outC/G, l.imC/G
+	kdim := oc * l.spec.geom.kh * l.spec.geom.kw
+	n := ic.ConvPackLen(cg, kdim)
+	for g := 0; g < G; g++ {
+		ic.ConvForward(out.Slice(g*oc*sp, (g+1)*oc*sp), oc, l.colH, l.colW, l.flipGeom(), l.imH, l.imW,
+			l.fPack.Slice(g*n, (g+1)*n), cg, im.Slice(g*cg*hw, (g+1)*cg*hw))
+	}
+}
+
 // gemmBackwardFlipped overwrites im (one image's bottom diff) with
 // conv(out, Wf) per group, through col (flipColLen elements).
 func (l *convBase[T]) gemmBackwardFlipped(out, wf, im, col kernels.Vec[T]) {

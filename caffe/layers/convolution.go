@@ -7,15 +7,18 @@ import (
 )
 
 // convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
-// GEMM per image, images spread over all cores; on a device backend one
-// im2col and one batched GEMM per group over the whole batch. It supports pad, stride,
-// dilation, group, bias_term and axis; several bottoms share the weights,
-// each with its own top.
+// GEMM per image, images spread over all cores, or on a host backend with
+// implicit products (kernels.ImplicitConv) GEMMs that read the image in
+// place; on a device backend one im2col and one batched GEMM per group
+// over the whole batch. It supports pad, stride, dilation, group,
+// bias_term and axis; several bottoms share the weights, each with its
+// own top.
 //
 //	top (N, num_output, H_out, W_out) = conv(bottom (N, C, H, W), weight (num_output, C/group, kh, kw)) + bias
 type convolution[T blob.Float] struct {
 	convBase[T]
 	wT    kernels.Vec[T]   // Wᵀ (transposeWeights) or the flipped Wf (flipWeights) for the data gradient
+	fPack kernels.Vec[T]   // Wf packed for the implicit product (packFlipped)
 	fcols []kernels.Vec[T] // per-worker columns of the flipped data gradient
 }
 
@@ -59,7 +62,13 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
 	workers := be.Workers(l.num)
 	l.buffers(workers, 0)
-	_, cache := l.cachedCols(0, true, len(bottom))
+	// With implicit products the weight gradient reads the image in
+	// place: no columns are kept for Backward.
+	ic := l.packWeights(w)
+	cache := false
+	if l.implicit() == nil {
+		_, cache = l.cachedCols(0, true, len(bottom))
+	}
 	for i := range bottom {
 		x, y := bottom[i].DataOn(be), top[i].MutableDataOn(be)
 		be.ParallelDynamic(workers, l.num, convGrain(l.num, workers), func(wk, lo, hi int) {
@@ -69,7 +78,11 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 					col, _ = l.cachedCols(n, true, 1)
 				}
 				yn := y.Slice(n*outDim, (n+1)*outDim)
-				l.gemmForward(x.Slice(n*inDim, (n+1)*inDim), w, yn, col)
+				if ic != nil {
+					l.implicitForward(ic, x.Slice(n*inDim, (n+1)*inDim), yn)
+				} else {
+					l.gemmForward(x.Slice(n*inDim, (n+1)*inDim), w, yn, col)
+				}
 				if l.bias != nil {
 					be.AddBias(yn, bias, 1, l.outC, plane)
 				}
@@ -113,11 +126,14 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 			batchWeights = true
 		}
 		var wT kernels.Vec[T]
+		var fic kernels.ImplicitConv[T]
 		flipped := prop && l.flippedDataGrad()
 		switch {
 		case flipped:
 			wT = l.flipWeights(w)
-			l.flipBuffers(workers)
+			if fic = l.packFlipped(wT); fic == nil {
+				l.flipBuffers(workers)
+			}
 		case prop:
 			wT = l.transposeWeights(w)
 		}
@@ -144,6 +160,8 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col, beta)
 				}
 				switch {
+				case fic != nil:
+					l.implicitBackwardFlipped(fic, dyn, dx.Slice(n*inDim, (n+1)*inDim))
 				case flipped:
 					l.gemmBackwardFlipped(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), l.fcols[wk])
 				case prop:

@@ -141,6 +141,24 @@ func TestConvolutionPrecision(t *testing.T) {
 	x = gauss(41, 11, 6, 16, 16)
 	precision(t, layertest.Precision{Seed: 10}, `type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5
 		weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.1 } }`, bl(x), 1)
+	// Columns of at least implicitForwardMin rows, so that on a backend
+	// with implicit products the forward pass and the flipped data
+	// gradient run them too (the weight gradient does at any size): same
+	// padding, groups with output channels short of a 32-wide tile, and a
+	// stride (col2im's data gradient).
+	for i, param := range []string{
+		"num_output: 32 pad: 2 kernel_size: 5",
+		"num_output: 34 pad: 2 kernel_size: 5 group: 2",
+		"num_output: 40 pad: 1 kernel_size: 5 stride: 2",
+	} {
+		c := 12
+		if i == 1 {
+			c = 24
+		}
+		x = gauss(uint64(42+i), 5, c, 10, 9)
+		precision(t, layertest.Precision{Seed: uint64(11 + i)}, `type: "Convolution" convolution_param { `+param+`
+			weight_filler { type: "xavier" } bias_filler { type: "gaussian" std: 0.1 } }`, bl(x), 1)
+	}
 }
 
 // TestConvolutionPrecisionManyWorkers runs a CIFAR-10-sized convolution

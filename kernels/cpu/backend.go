@@ -729,3 +729,21 @@ func (backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults 
 		}
 	}
 }
+
+// ImplicitConv reports whether the implicit convolution products run:
+// float32 on the AVX-512 kernels.
+func (backend[T]) ImplicitConv() bool { return ImplicitConv[T]() }
+
+func (backend[T]) ConvWeightsT(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, dy kernels.Vec[T], oc int, dwT kernels.Vec[T], ldc int, beta T) {
+	ConvWeightsT(im.Host(), c, h, w, g, oh, ow, dy.Host(), oc, dwT.Host(), ldc, beta)
+}
+
+func (backend[T]) ConvPackLen(oc, kdim int) int { return ConvPackLen(oc, kdim) }
+
+func (backend[T]) ConvPack(w kernels.Vec[T], oc, kdim int, packed kernels.Vec[T]) {
+	ConvPack(w.Host(), oc, kdim, packed.Host())
+}
+
+func (backend[T]) ConvForward(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, packed kernels.Vec[T], oc int, out kernels.Vec[T]) {
+	ConvForward(im.Host(), c, h, w, g, oh, ow, packed.Host(), oc, out.Host())
+}

@@ -246,8 +246,24 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 			}
 			continue
 		}
-		// Transposing pack, four source rows at a time.
+		// Transposing pack: 16×16 blocks through transpose16 on AVX-512,
+		// then four source rows at a time.
 		j := 0
+		if SIMD() {
+			for ; j+16 <= cols; j += 16 {
+				o := (j0+j)*ldb + pc
+				p := 0
+				for ; p+16 <= kb; p += 16 {
+					transpose16(b[o+p:], ldb, d[p*nr+j:], nr)
+				}
+				for ; p < kb; p++ {
+					dp := d[p*nr+j : p*nr+j+16]
+					for q := range dp {
+						dp[q] = b[o+q*ldb+p]
+					}
+				}
+			}
+		}
 		for ; j+4 <= cols; j += 4 {
 			o := (j0+j)*ldb + pc
 			s0 := b[o : o+kb]

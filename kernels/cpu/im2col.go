@@ -173,6 +173,9 @@ func im2colUnit(im []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, col [
 // col2imUnit is Col2im for unit windows: the column rows are added into a
 // padded image, whose inside is then copied out.
 func col2imUnit(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) {
+	if col2imNarrow(col, c, h, w, g, oh, ow, im) {
+		return
+	}
 	hp, wp := h+2*g.PH, w+2*g.PW
 	pad := g.PH > 0 || g.PW > 0
 	dst := im[:c*h*w]

@@ -87,3 +87,21 @@ func SReLU(x, y []float32, s float32) { reluForward(x, y[:len(x)], s) }
 
 // SReLUBackward sets dx = dy·(s + (1-s)·[x > 0]).
 func SReLUBackward(x, dy, dx []float32, s float32) { reluBackward32(x, dy, dx, s) }
+
+// kernel8x32seg computes one 8×32 tile of an implicit product
+// (conv_implicit.go) in plain Go.
+func kernel8x32seg(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
+	kernel8x32segGo(seglen, a, base, aoff, acs, segB, b, c, ldc, add)
+}
+
+// transpose16 writes the transpose of the 16×16 block at src (rows ld
+// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t].
+func transpose16(src []float32, ld int, dst []float32, ldd int) {
+	transpose16Go(src, ld, dst, ldd)
+}
+
+// col2imNarrow is the SIMD build's one-vector-row col2im; here it reports
+// false.
+func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) bool {
+	return false
+}

@@ -55,6 +55,8 @@ func TestEveryLevelMatchesReference(t *testing.T) {
 			t.Run("Im2colCol2im", TestIm2colCol2imMatchReference)
 			t.Run("SGDMomentum", TestSGDMomentumMatchesRef)
 			t.Run("GemmNTSum", TestGemmNTSumMatchesReference)
+			t.Run("ConvWeightsT", TestConvWeightsTMatchesReference)
+			t.Run("ConvForward", TestConvForwardMatchesReference)
 			t.Run("MaxPool2x2Plane", TestMaxPool2x2PlaneMatchesGo)
 			t.Run("MaxPoolRow", TestMaxPoolRowMatchesGo)
 			t.Run("SReLU", TestSReLUMatchesScalar)
