@@ -13,10 +13,7 @@ import (
 // products: CIFAR-10 quick's and LeNet's layers, and odd ones (rows and
 // columns of C not whole tiles, strides, dilation, no padding, one
 // output column).
-var implicitShapes = []struct {
-	c, h, w, oc int
-	g           kernels.ConvGeom
-}{
+var implicitShapes = []implicitShape{
 	{3, 32, 32, 32, unitGeom(5, 2)},
 	{32, 16, 16, 32, unitGeom(5, 2)},
 	{32, 8, 8, 64, unitGeom(5, 2)},
@@ -26,6 +23,20 @@ var implicitShapes = []struct {
 	{5, 11, 6, 33, kernels.ConvGeom{KH: 3, KW: 2, SH: 2, SW: 3, PH: 1, PW: 2, DH: 1, DW: 1}},
 	{2, 9, 10, 70, kernels.ConvGeom{KH: 2, KW: 3, SH: 1, SW: 1, PH: 0, PW: 1, DH: 2, DW: 3}},
 	{4, 5, 1, 8, kernels.ConvGeom{KH: 3, KW: 1, SH: 1, SW: 1, PH: 1, PW: 0, DH: 1, DW: 1}},
+}
+
+type implicitShape struct {
+	c, h, w, oc int
+	g           kernels.ConvGeom
+}
+
+// dims are the output's height and width, the columns' rows (c·kh·kw) and
+// the output positions.
+func (s implicitShape) dims() (oh, ow, kdim, sp int) {
+	g := s.g
+	oh = (s.h+2*g.PH-(g.DH*(g.KH-1)+1))/g.SH + 1
+	ow = (s.w+2*g.PW-(g.DW*(g.KW-1)+1))/g.SW + 1
+	return oh, ow, s.c * g.KH * g.KW, oh * ow
 }
 
 func unitGeom(k, pad int) kernels.ConvGeom {
@@ -40,9 +51,7 @@ func TestConvWeightsTMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, s := range implicitShapes {
 		g := s.g
-		oh := (s.h+2*g.PH-(g.DH*(g.KH-1)+1))/g.SH + 1
-		ow := (s.w+2*g.PW-(g.DW*(g.KW-1)+1))/g.SW + 1
-		kdim, sp := s.c*g.KH*g.KW, oh*ow
+		oh, ow, kdim, sp := s.dims()
 		im := randSlice(r, s.c*s.h*s.w)
 		dy := randSlice(r, s.oc*sp)
 		col := im2colNaive(to64(im), s.c, s.h, s.w, g, oh, ow)
@@ -87,9 +96,7 @@ func TestConvForwardMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, s := range implicitShapes {
 		g := s.g
-		oh := (s.h+2*g.PH-(g.DH*(g.KH-1)+1))/g.SH + 1
-		ow := (s.w+2*g.PW-(g.DW*(g.KW-1)+1))/g.SW + 1
-		kdim, sp := s.c*g.KH*g.KW, oh*ow
+		oh, ow, kdim, sp := s.dims()
 		im := randSlice(r, s.c*s.h*s.w)
 		w := randSlice(r, s.oc*kdim)
 		col := im2colNaive(to64(im), s.c, s.h, s.w, g, oh, ow)
@@ -122,9 +129,7 @@ func BenchmarkConvForward(b *testing.B) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, s := range implicitShapes[:5] {
 		g := s.g
-		oh := (s.h+2*g.PH-(g.DH*(g.KH-1)+1))/g.SH + 1
-		ow := (s.w+2*g.PW-(g.DW*(g.KW-1)+1))/g.SW + 1
-		kdim, sp := s.c*g.KH*g.KW, oh*ow
+		oh, ow, kdim, sp := s.dims()
 		im := randSlice(r, s.c*s.h*s.w)
 		w := randSlice(r, s.oc*kdim)
 		out := make([]float32, s.oc*sp)
@@ -152,9 +157,7 @@ func BenchmarkConvWeightsT(b *testing.B) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, s := range implicitShapes[:5] {
 		g := s.g
-		oh := (s.h+2*g.PH-(g.DH*(g.KH-1)+1))/g.SH + 1
-		ow := (s.w+2*g.PW-(g.DW*(g.KW-1)+1))/g.SW + 1
-		kdim, sp := s.c*g.KH*g.KW, oh*ow
+		oh, ow, kdim, sp := s.dims()
 		im := randSlice(r, s.c*s.h*s.w)
 		dy := randSlice(r, s.oc*sp)
 		dwT := make([]float32, kdim*s.oc)
