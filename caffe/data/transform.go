@@ -53,6 +53,19 @@ func TransformFromProto(p *caffepb.TransformationParameter, loadMean func(path s
 	return t, nil
 }
 
+// meanValue is channel ch's mean_value: none (0), one for all channels,
+// or the channel's own.
+func (t *Transform) meanValue(ch int) float64 {
+	switch len(t.MeanValue) {
+	case 0:
+		return 0
+	case 1:
+		return t.MeanValue[0]
+	default:
+		return t.MeanValue[ch]
+	}
+}
+
 // outSize returns the output height and width for C×H×W inputs.
 func (t *Transform) outSize(h, w int) (int, int) {
 	if t.CropSize > 0 {
@@ -95,14 +108,7 @@ func (x *transformer[T]) table(c, ch int, scale float64) *[256]T {
 	if len(x.tables) != c {
 		x.tables = make([][256]T, c)
 		for k := range x.tables {
-			m := 0.0
-			switch len(x.tf.MeanValue) {
-			case 0:
-			case 1:
-				m = x.tf.MeanValue[0]
-			default:
-				m = x.tf.MeanValue[k]
-			}
+			m := x.tf.meanValue(k)
 			for p := range 256 {
 				x.tables[k][p] = T((float64(p) - m) * scale)
 			}
@@ -131,14 +137,7 @@ func (x *transformer[T]) apply(im *Images, n int, train bool, rng *rand.Rand, ou
 	}
 	base := n * c * h * w
 	for ch := 0; ch < c; ch++ {
-		var mv float64
-		switch len(t.MeanValue) {
-		case 0:
-		case 1:
-			mv = t.MeanValue[0]
-		default:
-			mv = t.MeanValue[ch]
-		}
+		mv := t.meanValue(ch)
 		rows, rowLen := oh, ow
 		if ow == w && !mirror {
 			rows, rowLen = 1, oh*ow // the channel's rows are contiguous: one row

@@ -711,10 +711,7 @@ func (s *Solver[T]) replayIteration() error {
 		m.MutableOn(be, len(s.histBuf[0]))
 	}
 	deviceWork := func() error {
-		s.train.SetDeferLoss(true)
-		defer s.train.SetDeferLoss(false)
-		s.train.ClearParamDiffs()
-		if err := s.train.ForwardBackwardStaged(); err != nil {
+		if err := s.stagedPasses(); err != nil {
 			return err
 		}
 		s.deviceUpdate(be, r)
@@ -758,6 +755,17 @@ func (s *Solver[T]) replayIteration() error {
 	return nil
 }
 
+// stagedPasses is the device work of one forward and backward pass after
+// StageInputs, the loss left on the device: what the recordings of an
+// iteration (replayIteration, with the update) and of its passes alone
+// (replayForwardBackward) hold.
+func (s *Solver[T]) stagedPasses() error {
+	s.train.SetDeferLoss(true)
+	defer s.train.SetDeferLoss(false)
+	s.train.ClearParamDiffs()
+	return s.train.ForwardBackwardStaged()
+}
+
 // replayForwardBackward is forwardBackward (one pass: iter_size 1) from
 // the recording of the net's forward and backward passes, recorded first
 // if need be: the data layers and the label checks on the host
@@ -774,19 +782,13 @@ func (s *Solver[T]) replayForwardBackward() (float64, error) {
 	// Weights and gradients the host wrote since go up now.
 	s.train.ParamBufferOn(be)
 	s.train.GradBufferOn(be)
-	deviceWork := func() error {
-		s.train.SetDeferLoss(true)
-		defer s.train.SetDeferLoss(false)
-		s.train.ClearParamDiffs()
-		return s.train.ForwardBackwardStaged()
-	}
 	if s.fbRecording == nil {
-		rec, err := s.train.Device().(kernels.Recorder).Record(deviceWork)
+		rec, err := s.train.Device().(kernels.Recorder).Record(s.stagedPasses)
 		if err != nil {
 			s.noRecording, s.whyEager = true, err.Error()
 			s.log.Info().Err(err).Msg("training iterations are not replayed as a CUDA graph: a launch per kernel")
 			// Nothing recorded has run: run this iteration's passes now.
-			if err := deviceWork(); err != nil {
+			if err := s.stagedPasses(); err != nil {
 				return 0, fmt.Errorf("iteration %d: %w", s.iter, err)
 			}
 			return float64(s.train.Loss()), nil
