@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/gocaffe/gocaffe/kernels"
 	"github.com/gocaffe/gocaffe/kernels/cuda"
 	"github.com/gocaffe/gocaffe/kernels/cuda/cudnn"
 )
@@ -39,6 +40,22 @@ func TestReplaysOnCUDA(t *testing.T) {
 	g.D.SetDNNChoice(cudnn.Deterministic)
 	t.Run("dropout", func(t *testing.T) { checkDropoutReplay[float64](t, g, 1e-10) })
 	t.Run("tests", func(t *testing.T) { checkTestReplay[float64](t, g, 1e-10) })
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Iterations whose loss is read replay their passes on the GPU and compute
+// what the CPU solver computes, a gradient hook between the read and the
+// update (float64: the same arithmetic up to FMAs and summation order).
+func TestReadReplaysOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	g.D.SetDNNChoice(cudnn.Deterministic)
+	checkReadReplays(t, func() kernels.Device { return g }, 1e-10)
 	if err := g.Err(); err != nil {
 		t.Fatal(err)
 	}
