@@ -99,6 +99,12 @@ type Device struct {
 	splitBytes int
 	noSplit    bool
 	capturing  bool
+
+	// direct: when convolutions run on GoCaffe's direct kernels rather
+	// than cuDNN's (GOCAFFE_CUDA_DIRECT_CONV, SetDirectConv); of the
+	// directions decided so far, directChosen run on them.
+	direct                      DirectMode
+	directChosen, directDecided int
 }
 
 // blasWorkspace is the device memory cuBLAS gets as its workspace, set
@@ -220,6 +226,9 @@ func Open(ordinal int) (*Device, error) {
 		}
 	}
 	d.openBLAS()
+	if d.direct, err = directModeFromEnv(); err != nil {
+		return fail(err)
+	}
 	if err := d.openDNN(); err != nil {
 		return fail(err)
 	}
@@ -731,6 +740,15 @@ func (d *Device) launch(name string, gx, gy, block int, args ...arg) error {
 
 // launch3 is launch over a 3-D grid.
 func (d *Device) launch3(name string, gx, gy, gz, block int, args ...arg) error {
+	return d.launchWith(name, gx, gy, gz, block, 0, args...)
+}
+
+// launchShared is launch with shared bytes of dynamic shared memory.
+func (d *Device) launchShared(name string, gx, gy, block, shared int, args ...arg) error {
+	return d.launchWith(name, gx, gy, 1, block, shared, args...)
+}
+
+func (d *Device) launchWith(name string, gx, gy, gz, block, shared int, args ...arg) error {
 	d.enter()
 	defer d.leave()
 	f, err := d.fn(name)
@@ -741,7 +759,7 @@ func (d *Device) launch3(name string, gx, gy, gz, block int, args ...arg) error 
 	for i := range args {
 		params[i] = unsafe.Pointer(&args[i])
 	}
-	if err := f.Launch(gx, gy, gz, block, 1, 1, 0, d.stream, params); err != nil {
+	if err := f.Launch(gx, gy, gz, block, 1, 1, shared, d.stream, params); err != nil {
 		return fmt.Errorf("%s: kernel %s (grid %d×%d×%d, block %d): %w", d.Name(), name, gx, gy, gz, block, err)
 	}
 	return nil

@@ -237,43 +237,74 @@ type convKey struct {
 	s      kernels.ConvShape
 	tf32   bool
 	choice cudnn.Choice
+	dnn    bool
+	direct DirectMode
 }
 
-// convEntry is a made plan, or why there is none.
+// convEntry is a made plan, or why there is none, and which directions
+// run on the direct kernels.
 type convEntry struct {
-	c   *DNNConv
-	why string
+	c      *DNNConv
+	why    string
+	direct DirectMode
+	choice *convChoice
 }
 
 // ConvPlan implements kernels.Convolver: cuDNN's convolution for s when
 // the device sends convolutions to cuDNN, made once per shape and math
 // (before recording: the eager iteration makes it), else nil and why.
+//
+// Directions of small shapes may run on GoCaffe's direct kernels instead
+// (DirectConvSetting); with the setting on they also run without cuDNN,
+// for shapes whose three directions they all take.
 func (b *backend[T]) ConvPlan(s kernels.ConvShape) (kernels.ConvPlan[T], string) {
 	d := b.g.D
-	if !d.UsesDNN() {
+	mode := d.DirectConv()
+	useDNN := d.UsesDNN()
+	if !useDNN && !(mode == DirectOn && directTakesAll(s, Size[T]())) {
 		return nil, d.DNN()
 	}
-	key := convKey{s, d.TF32(), d.DNNChoice()}
+	key := convKey{s, d.TF32(), d.DNNChoice(), useDNN, mode}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.convs[key]
 	if !ok {
-		g := s.Geom
-		c, err := d.NewDNNConv(Size[T](), cudnn.Shape{N: s.N, C: s.C, H: s.H, W: s.W, K: s.K, Groups: s.Groups,
-			KH: g.KH, KW: g.KW, SH: g.SH, SW: g.SW, PH: g.PH, PW: g.PW, DH: g.DH, DW: g.DW, OH: s.OH, OW: s.OW})
-		e = convEntry{c: c}
-		if err != nil {
-			e.why = err.Error()
+		if useDNN {
+			g := s.Geom
+			c, err := d.NewDNNConv(Size[T](), cudnn.Shape{N: s.N, C: s.C, H: s.H, W: s.W, K: s.K, Groups: s.Groups,
+				KH: g.KH, KW: g.KW, SH: g.SH, SW: g.SW, PH: g.PH, PW: g.PW, DH: g.DH, DW: g.DW, OH: s.OH, OW: s.OW})
+			e = convEntry{c: c}
+			if err != nil {
+				e.why = err.Error()
+			}
+		}
+		if mode == DirectOn && (e.c != nil || directTakesAll(s, Size[T]())) ||
+			mode == DirectAuto && e.c != nil && convMACs(s) <= directMaxMACs {
+			e.direct, e.choice = mode, &convChoice{}
 		}
 		if b.convs == nil {
 			b.convs = map[convKey]convEntry{}
 		}
 		b.convs[key] = e
 	}
-	if e.c == nil {
+	switch {
+	case e.choice != nil:
+		return &mixedPlan[T]{b: b, s: s, mode: e.direct, dnn: e.c, choice: e.choice}, ""
+	case e.c == nil:
 		return nil, e.why
 	}
 	return &dnnPlan[T]{b: b, c: e.c}, ""
+}
+
+// convMACs is the multiply-adds of one pass of s.
+func convMACs(s kernels.ConvShape) int {
+	return s.N * s.K * s.OH * s.OW * (s.C / max(s.Groups, 1)) * s.Geom.KH * s.Geom.KW
+}
+
+// directTakesAll reports whether the direct kernels take all three
+// directions of s.
+func directTakesAll(s kernels.ConvShape, elem int) bool {
+	return directTakes(s, elem, dirForward) && directTakes(s, elem, dirData) && directTakes(s, elem, dirFilter)
 }
 
 // dnnPlan is a DNNConv as a kernels.ConvPlan: errors are kept (GPU.Err).

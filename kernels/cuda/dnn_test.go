@@ -24,31 +24,26 @@ func TestDNNConvMatchesReference(t *testing.T) {
 	if !dev.HasDNN() {
 		t.Skipf("cuDNN not loaded, cuDNN tests skipped: %s", dev.DNN())
 	}
-	was := dev.UsesDNN()
+	was, wasDirect := dev.UsesDNN(), dev.DirectConv()
 	if !dev.UseDNN(true) {
 		t.Fatalf("UseDNN(true) with cuDNN loaded: %s", dev.DNN())
 	}
+	dev.SetDirectConv(DirectOff) // cuDNN's algorithms alone (TestDirectConvMatchesReference tests the others)
+	defer dev.SetDirectConv(wasDirect)
 	defer dev.UseDNN(was)
 	t.Log(dev.DNN())
 	g := &GPU{D: dev}
 	g.f32 = &backend[float32]{g: g, o: Ops[float32]{dev}}
 	g.f64 = &backend[float64]{g: g, o: Ops[float64]{dev}}
-	shapes := []kernels.ConvShape{
+	shapes := withOutputs([]kernels.ConvShape{
 		{N: 3, C: 1, H: 28, W: 28, K: 20, Groups: 1, Geom: kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
 		{N: 2, C: 3, H: 13, W: 11, K: 7, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1, DH: 1, DW: 1}},
 		{N: 2, C: 6, H: 9, W: 10, K: 4, Groups: 2, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 2, DW: 2}},
 		{N: 3, C: 5, H: 7, W: 7, K: 6, Groups: 1, Geom: kernels.ConvGeom{KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}},
 		{N: 2, C: 4, H: 12, W: 15, K: 6, Groups: 2, Geom: kernels.ConvGeom{KH: 3, KW: 5, SH: 1, SW: 2, PH: 2, PW: 1, DH: 1, DW: 1}},
-	}
-	for i := range shapes {
-		s := &shapes[i]
-		gm := s.Geom
-		s.OH = (s.H+2*gm.PH-(gm.DH*(gm.KH-1)+1))/gm.SH + 1
-		s.OW = (s.W+2*gm.PW-(gm.DW*(gm.KW-1)+1))/gm.SW + 1
-	}
+	})
 	for i, s := range shapes {
-		name := fmt.Sprintf("%d:%dx%dx%dx%d_k%d_g%d_%dx%d_s%dx%d_p%dx%d_d%dx%d", i, s.N, s.C, s.H, s.W, s.K, s.Groups,
-			s.Geom.KH, s.Geom.KW, s.Geom.SH, s.Geom.SW, s.Geom.PH, s.Geom.PW, s.Geom.DH, s.Geom.DW)
+		name := shapeName(i, s)
 		t.Run(name+"/float32", func(t *testing.T) { checkDNNConv[float32](t, g.f32, s, 2e-5, uint64(i)) })
 		t.Run(name+"/float64", func(t *testing.T) { checkDNNConv[float64](t, g.f64, s, 1e-12, uint64(i)) })
 	}
@@ -68,16 +63,45 @@ func TestDNNConvMatchesReference(t *testing.T) {
 	}
 }
 
+// withOutputs sets each shape's output size from its input and window.
+func withOutputs(shapes []kernels.ConvShape) []kernels.ConvShape {
+	for i := range shapes {
+		s := &shapes[i]
+		gm := s.Geom
+		s.OH = (s.H+2*gm.PH-(gm.DH*(gm.KH-1)+1))/gm.SH + 1
+		s.OW = (s.W+2*gm.PW-(gm.DW*(gm.KW-1)+1))/gm.SW + 1
+	}
+	return shapes
+}
+
+func shapeName(i int, s kernels.ConvShape) string {
+	return fmt.Sprintf("%d:%dx%dx%dx%d_k%d_g%d_%dx%d_s%dx%d_p%dx%d_d%dx%d", i, s.N, s.C, s.H, s.W, s.K, s.Groups,
+		s.Geom.KH, s.Geom.KW, s.Geom.SH, s.Geom.SW, s.Geom.PH, s.Geom.PW, s.Geom.DH, s.Geom.DW)
+}
+
+// checkDNNConv is checkConv, and no plan once cuDNN is not used.
 func checkDNNConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvShape, tl float64, seed uint64) {
+	checkConv(t, b, s, tl, seed)
+	// Not used: the layer falls back to its own kernels.
+	dev.UseDNN(false)
+	if p2, why := b.(kernels.Convolver[T]).ConvPlan(s); p2 != nil || why == "" {
+		t.Errorf("with UseDNN(false): a plan %v, reason %q (want none, with a reason)", p2, why)
+	}
+	dev.UseDNN(true)
+}
+
+// checkConv runs s's plan forward, backward data and backward filter
+// against a direct float64 convolution, within tl (relative L2 error).
+func checkConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvShape, tl float64, seed uint64) {
 	cv, ok := b.(kernels.Convolver[T])
 	if !ok {
 		t.Fatal("the CUDA backend is not a kernels.Convolver")
 	}
 	p, why := cv.ConvPlan(s)
 	if p == nil {
-		t.Fatalf("no cuDNN plan: %s", why)
+		t.Fatalf("no convolution plan: %s", why)
 	}
-	if c, _ := b.(*backend[T]).convs[convKey{s, dev.TF32(), dev.DNNChoice()}]; c.c != nil {
+	if c, _ := b.(*backend[T]).convs[convKey{s, dev.TF32(), dev.DNNChoice(), dev.UsesDNN(), dev.DirectConv()}]; c.c != nil {
 		t.Log(c.c.Algorithms())
 	}
 	r := rand.New(rand.NewPCG(seed, 77))
@@ -157,12 +181,68 @@ func checkDNNConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvSha
 	checkTol(t, "forward", down(yv), y, tl)
 	checkTol(t, "backward data", down(dxv), dx, tl)
 	checkTol(t, "backward filter (added to the gradient)", down(dwv), dw, tl)
-	// Not used: the layer falls back to its own kernels.
-	dev.UseDNN(false)
-	if p2, why := cv.ConvPlan(s); p2 != nil || why == "" {
-		t.Errorf("with UseDNN(false): a plan %v, reason %q (want none, with a reason)", p2, why)
+	if mp, ok := p.(*mixedPlan[T]); ok {
+		t.Logf("direct kernels (forward, data, filter): %v; %q", mp.choice.direct, mp.choice.why)
 	}
-	dev.UseDNN(true)
+}
+
+// GoCaffe's direct convolution kernels against the same float64
+// reference, alone (no cuDNN, GOCAFFE_CUDA_DIRECT_CONV=on) and, where
+// cuDNN is loaded, as the auto choice that times both per direction.
+// Odd sizes, stride, padding, dilation, a rectangular window, 1×1, a 7×7
+// window and LeNet's two layers. A shape they do not take (groups, or
+// weights beyond the shared memory in float64) gets no plan without cuDNN.
+func TestDirectConvMatchesReference(t *testing.T) {
+	need(t)
+	wasDNN, wasDirect := dev.UsesDNN(), dev.DirectConv()
+	defer func() { dev.UseDNN(wasDNN); dev.SetDirectConv(wasDirect) }()
+	g := &GPU{D: dev}
+	g.f32 = &backend[float32]{g: g, o: Ops[float32]{dev}}
+	g.f64 = &backend[float64]{g: g, o: Ops[float64]{dev}}
+	shapes := withOutputs([]kernels.ConvShape{
+		{N: 3, C: 1, H: 28, W: 28, K: 20, Groups: 1, Geom: kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{N: 3, C: 20, H: 12, W: 12, K: 50, Groups: 1, Geom: kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 3, H: 13, W: 11, K: 7, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 5, H: 9, W: 10, K: 9, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 2, PW: 2, DH: 2, DW: 2}},
+		{N: 3, C: 5, H: 7, W: 7, K: 6, Groups: 1, Geom: kernels.ConvGeom{KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 4, H: 12, W: 15, K: 11, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 5, SH: 1, SW: 2, PH: 2, PW: 1, DH: 1, DW: 1}},
+		{N: 2, C: 2, H: 10, W: 9, K: 3, Groups: 1, Geom: kernels.ConvGeom{KH: 7, KW: 7, SH: 3, SW: 2, PH: 3, PW: 3, DH: 1, DW: 1}},
+	})
+	grouped := withOutputs([]kernels.ConvShape{
+		{N: 2, C: 6, H: 9, W: 10, K: 4, Groups: 2, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 1, DW: 1}},
+	})[0]
+	t.Run("own", func(t *testing.T) {
+		dev.UseDNN(false)
+		dev.SetDirectConv(DirectOn)
+		for i, s := range shapes {
+			t.Run(shapeName(i, s)+"/float32", func(t *testing.T) { checkConv[float32](t, g.f32, s, 1e-5, uint64(i)) })
+			t.Run(shapeName(i, s)+"/float64", func(t *testing.T) {
+				if !directTakesAll(s, 8) {
+					if p, _ := g.f64.ConvPlan(s); p != nil {
+						t.Errorf("a plan for a shape the direct kernels do not take in float64 (%d B of weights a block)", s.K*s.Geom.KH*s.Geom.KW*directChannels*8)
+					}
+					return
+				}
+				checkConv[float64](t, g.f64, s, 1e-13, uint64(i))
+			})
+		}
+		if p, why := g.f32.ConvPlan(grouped); p != nil || why == "" {
+			t.Errorf("grouped convolution without cuDNN: plan %v, reason %q (want none, with a reason)", p, why)
+		}
+	})
+	t.Run("auto", func(t *testing.T) {
+		if !dev.HasDNN() {
+			t.Skipf("cuDNN not loaded: %s", dev.DNN())
+		}
+		dev.UseDNN(true)
+		dev.SetDirectConv(DirectAuto)
+		for i, s := range shapes {
+			t.Run(shapeName(i, s)+"/float32", func(t *testing.T) { checkConv[float32](t, g.f32, s, 2e-5, uint64(i)) })
+		}
+	})
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func rnd(r *rand.Rand, n int) []float64 {

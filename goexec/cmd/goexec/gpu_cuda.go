@@ -60,7 +60,8 @@ func deviceGEMM(d kernels.Device) string {
 // GPU that allows TF32 tensor cores, else "fp32"; cuBLAS or GoCaffe's own
 // kernels is added on a GPU ("fp32 cuBLAS", "tf32 own GEMM"), after
 // "cuDNN conv," ("cuDNN conv unused," when no convolution ran on it) and
-// "copy stream," when those are on.
+// "direct conv k/n passes," (k of the n convolution passes decided on
+// GoCaffe's direct kernels) and "copy stream," when those are on.
 func devicePrecision(d kernels.Device) string {
 	g, ok := d.(*cuda.GPU)
 	if !ok {
@@ -76,6 +77,9 @@ func devicePrecision(d kernels.Device) string {
 		} else {
 			p += " cuDNN conv unused,"
 		}
+	}
+	if direct, decided := g.D.DirectConvChoices(); direct > 0 {
+		p += fmt.Sprintf(" direct conv %d/%d passes,", direct, decided)
 	}
 	if g.D.CopyStream() {
 		p += " copy stream,"
