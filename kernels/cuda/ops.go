@@ -201,9 +201,9 @@ func (o Ops[T]) LRNForward(x, scale, y Ptr, g kernels.LRNGeom) error {
 		return o.D.launch(o.name("lrn_across_fwd"), o.D.grid1(npix), 1, 256, iarg(npix), parg(x), parg(scale), parg(y),
 			iarg(g.C), iarg(g.H*g.W), iarg(g.Size), farg(T(aos)), farg(T(k)), farg(T(-g.Beta)))
 	}
-	aos, k = g.Alpha/float64(g.Size*g.Size), 1
-	return o.D.launch(o.name("lrn_fwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(scale), parg(y),
-		iarg(g.C), iarg(g.H), iarg(g.W), iarg(g.Size), iarg(b2i(g.Across)), farg(T(aos)), farg(T(k)), farg(T(-g.Beta)))
+	aos = g.Alpha / float64(g.Size*g.Size)
+	return o.D.launch(o.name("lrn_within_fwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(scale), parg(y),
+		iarg(g.H), iarg(g.W), iarg(g.Size), farg(T(aos)), farg(T(-g.Beta)))
 }
 
 // LRNBackward: dx of Caffe's LRN from x, y, scale and dy (src/lrn.cu).
@@ -216,8 +216,8 @@ func (o Ops[T]) LRNBackward(x, y, scale, dy, dx Ptr, g kernels.LRNGeom) error {
 			iarg(g.C), iarg(g.H*g.W), iarg(g.Size), farg(T(cr)), farg(T(-g.Beta)))
 	}
 	cr = 2 * g.Alpha * g.Beta / float64(g.Size*g.Size)
-	return o.D.launch(o.name("lrn_bwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(y), parg(scale), parg(dy), parg(dx),
-		iarg(g.C), iarg(g.H), iarg(g.W), iarg(g.Size), iarg(b2i(g.Across)), farg(T(cr)), farg(T(-g.Beta)))
+	return o.D.launch(o.name("lrn_within_bwd"), o.D.grid1(total), 1, 256, iarg(total), parg(x), parg(y), parg(scale), parg(dy), parg(dx),
+		iarg(g.H), iarg(g.W), iarg(g.Size), farg(T(cr)), farg(T(-g.Beta)))
 }
 
 // DropoutForward: mask = scale where kept, 0 where dropped (Philox with
