@@ -769,18 +769,39 @@ func loadStrided16(s []float32, stride, span int, even archsimd.Uint32x16) archs
 //go:noescape
 func sgemm8x32seg(nseg, seglen int, a *float32, aoff *[segRows]int, acs int, segoff *int, b *float32, c *float32, ldc int, alpha float32, add bool)
 
-// kernel8x32seg computes one 8×32 tile of an implicit product into c (row
-// stride ldc), or with add adds it there: row r of A reads a[base +
-// aoff[r]/4 + segB[s]/4 + t·acs] (byte offsets), B is a packed 32-column
-// sliver. The caller has checked A's bounds (implicitBuf.product).
-func kernel8x32seg(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
-	if !hasAVX512 {
-		kernel8x32segGo(seglen, a, base, aoff, acs, segB, b, c, ldc, add)
+// sgemm6x16segavx2 (sgemm_avx2_amd64.s) is the 6×16 tile of an implicit
+// product at the AVX2 level, reading 16 columns of a 32-column sliver.
+//
+//go:noescape
+func sgemm6x16segavx2(nseg, seglen int, a *float32, aoff *[segRows]int, acs int, segoff *int, b *float32, c *float32, ldc int, add bool)
+
+// segTile returns the rows and columns of segKernel's tile: 6×16 at the
+// AVX2 level, 8×32 elsewhere.
+func segTile() (rows, cols int) {
+	if !hasAVX512 && hasAVX2 {
+		return 6, 16
+	}
+	return segRows, segCols
+}
+
+// segKernel computes one tile (segTile) of an implicit product into c
+// (row stride ldc), or with add adds it there: row r of A reads a[base +
+// aoff[r]/4 + segB[s]/4 + t·acs] (byte offsets), B's rows are the packed
+// 32-column sliver's, from b on. The caller has checked A's bounds
+// (implicitBuf.product).
+func segKernel(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
+	tr, tc := segTile()
+	if len(segB) == 0 || seglen <= 0 || (!hasAVX512 && !hasAVX2) {
+		kernelSegGo(tr, tc, seglen, a, base, aoff, acs, segB, b, c, ldc, add)
 		return
 	}
-	_ = b[len(segB)*seglen*segCols-1]
-	_ = c[(segRows-1)*ldc+segCols-1]
-	sgemm8x32seg(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, 1, add)
+	_ = b[(len(segB)*seglen-1)*segCols+tc-1]
+	_ = c[(tr-1)*ldc+tc-1]
+	if hasAVX512 {
+		sgemm8x32seg(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, 1, add)
+		return
+	}
+	sgemm6x16segavx2(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, add)
 }
 
 // transposeIdx holds the index vectors of transpose16's four rounds: round

@@ -57,6 +57,7 @@ func TestEveryLevelMatchesReference(t *testing.T) {
 			t.Run("GemmNTSum", TestGemmNTSumMatchesReference)
 			t.Run("ConvWeightsT", TestConvWeightsTMatchesReference)
 			t.Run("ConvForward", TestConvForwardMatchesReference)
+			t.Run("SegKernel", TestSegKernelMatchesGo)
 			t.Run("MaxPool2x2Plane", TestMaxPool2x2PlaneMatchesGo)
 			t.Run("MaxPoolRow", TestMaxPoolRowMatchesGo)
 			t.Run("SReLU", TestSReLUMatchesScalar)

@@ -135,3 +135,115 @@ sgemm4x16avx2_store:
 	VMOVUPS Y11, 800(BX)
 	VZEROUPPER
 	RET
+
+// sgemm6x16segavx2 is sgemm8x32seg (sgemm_amd64.s) on AVX2: a 6×16 tile
+// of an implicit product, in 12 ymm accumulators, over nseg segments of
+// seglen steps. Segment s of row r reads A at a + segoff[s] + aoff[r]
+// (byte offsets; aoff[0] is 0, aoff[6] and aoff[7] unused), stepping acs
+// elements; B runs on one packed row (32 values, 128 bytes) a step, of
+// which the tile reads 16 from b. Each step loads two vectors of B,
+// broadcasts A(r, p) for the six rows and issues 12 FMAs. The tile is
+// stored to c (row r at c + r·ldc), or with add added there.
+//
+// func sgemm6x16segavx2(nseg, seglen int, a *float32, aoff *[8]int, acs int, segoff *int, b *float32, c *float32, ldc int, add bool)
+TEXT ·sgemm6x16segavx2(SB), NOSPLIT, $0-73
+	MOVQ aoff+24(FP), AX
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ 32(AX), R11
+	MOVQ 40(AX), R12
+	MOVQ a+16(FP), R13
+	MOVQ acs+32(FP), DX
+	SHLQ $2, DX
+	MOVQ segoff+40(FP), DI
+	MOVQ b+48(FP), BX
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	MOVQ nseg+0(FP), AX
+	TESTQ AX, AX
+	JLE sgemm6x16segavx2_store
+	MOVQ seglen+8(FP), CX
+	TESTQ CX, CX
+	JLE sgemm6x16segavx2_store
+sgemm6x16segavx2_seg:
+	MOVQ R13, SI
+	ADDQ (DI), SI
+	ADDQ $8, DI
+	MOVQ seglen+8(FP), CX
+sgemm6x16segavx2_loop:
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	VBROADCASTSS (SI), Y2
+	VFMADD231PS Y0, Y2, Y4
+	VFMADD231PS Y1, Y2, Y5
+	VBROADCASTSS (SI)(R8*1), Y3
+	VFMADD231PS Y0, Y3, Y6
+	VFMADD231PS Y1, Y3, Y7
+	VBROADCASTSS (SI)(R9*1), Y2
+	VFMADD231PS Y0, Y2, Y8
+	VFMADD231PS Y1, Y2, Y9
+	VBROADCASTSS (SI)(R10*1), Y3
+	VFMADD231PS Y0, Y3, Y10
+	VFMADD231PS Y1, Y3, Y11
+	VBROADCASTSS (SI)(R11*1), Y2
+	VFMADD231PS Y0, Y2, Y12
+	VFMADD231PS Y1, Y2, Y13
+	VBROADCASTSS (SI)(R12*1), Y3
+	VFMADD231PS Y0, Y3, Y14
+	VFMADD231PS Y1, Y3, Y15
+	ADDQ DX, SI
+	ADDQ $128, BX
+	DECQ CX
+	JNZ sgemm6x16segavx2_loop
+	DECQ AX
+	JNZ sgemm6x16segavx2_seg
+sgemm6x16segavx2_store:
+	MOVQ c+56(FP), BX
+	MOVQ ldc+64(FP), R11
+	SHLQ $2, R11
+	LEAQ (BX)(R11*1), R8
+	LEAQ (R8)(R11*1), R9
+	LEAQ (R9)(R11*1), R10
+	LEAQ (R10)(R11*1), R12
+	LEAQ (R12)(R11*1), R13
+	MOVBLZX add+72(FP), AX
+	TESTQ AX, AX
+	JZ sgemm6x16segavx2_put
+	VADDPS (BX), Y4, Y4
+	VADDPS 32(BX), Y5, Y5
+	VADDPS (R8), Y6, Y6
+	VADDPS 32(R8), Y7, Y7
+	VADDPS (R9), Y8, Y8
+	VADDPS 32(R9), Y9, Y9
+	VADDPS (R10), Y10, Y10
+	VADDPS 32(R10), Y11, Y11
+	VADDPS (R12), Y12, Y12
+	VADDPS 32(R12), Y13, Y13
+	VADDPS (R13), Y14, Y14
+	VADDPS 32(R13), Y15, Y15
+sgemm6x16segavx2_put:
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	VMOVUPS Y6, (R8)
+	VMOVUPS Y7, 32(R8)
+	VMOVUPS Y8, (R9)
+	VMOVUPS Y9, 32(R9)
+	VMOVUPS Y10, (R10)
+	VMOVUPS Y11, 32(R10)
+	VMOVUPS Y12, (R12)
+	VMOVUPS Y13, 32(R12)
+	VMOVUPS Y14, (R13)
+	VMOVUPS Y15, 32(R13)
+	VZEROUPPER
+	RET
