@@ -221,3 +221,20 @@ func TestSegKernelMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestTranspose16MatchesGo checks the level's transpose16 against
+// transpose16Go, with row strides past the block's width.
+func TestTranspose16MatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	const ld, ldd = 21, 19
+	src := randSlice(r, 15*ld+16)
+	got, want := randSlice(r, 15*ldd+16), make([]float32, 15*ldd+16)
+	copy(want, got)
+	transpose16(src, ld, got, ldd)
+	transpose16Go(src, ld, want, ldd)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%v: dst[%d] = %v, want %v", KernelLevel(), i, got[i], want[i])
+		}
+	}
+}

@@ -804,6 +804,12 @@ func segKernel(seglen int, a []float32, base int, aoff *[segRows]int, acs int, s
 	sgemm6x16segavx2(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, add)
 }
 
+// transpose8avx2 (sgemm_avx2_amd64.s) writes the transpose of the 8×8
+// block at src (rows ld apart) to dst (rows ldd apart), at the AVX2 level.
+//
+//go:noescape
+func transpose8avx2(src *float32, ld int, dst *float32, ldd int)
+
 // transposeIdx holds the index vectors of transpose16's four rounds: round
 // b swaps bit b of the row and column numbers between rows r and r|1<<b
 // (lo for row r, hi for row r|1<<b).
@@ -822,12 +828,21 @@ var transposeIdx = func() (t [4][2][16]uint32) {
 }()
 
 // transpose16 writes the transpose of the 16×16 block at src (rows ld
-// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t]. Written out
-// in full, so that the sixteen rows stay in registers (an array indexed
-// in loops lives in memory).
+// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t]. On AVX-512
+// written out in full, so that the sixteen rows stay in registers (an
+// array indexed in loops lives in memory); at the AVX2 level four 8×8
+// blocks in assembly.
 func transpose16(src []float32, ld int, dst []float32, ldd int) {
 	if !hasAVX512 {
-		transpose16Go(src, ld, dst, ldd)
+		if !hasAVX2 {
+			transpose16Go(src, ld, dst, ldd)
+			return
+		}
+		_, _ = src[15*ld+15], dst[15*ldd+15]
+		transpose8avx2(&src[0], ld, &dst[0], ldd)
+		transpose8avx2(&src[8], ld, &dst[8*ldd], ldd)
+		transpose8avx2(&src[8*ld], ld, &dst[8], ldd)
+		transpose8avx2(&src[8*ld+8], ld, &dst[8*ldd+8], ldd)
 		return
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper

@@ -58,6 +58,7 @@ func TestEveryLevelMatchesReference(t *testing.T) {
 			t.Run("ConvWeightsT", TestConvWeightsTMatchesReference)
 			t.Run("ConvForward", TestConvForwardMatchesReference)
 			t.Run("SegKernel", TestSegKernelMatchesGo)
+			t.Run("Transpose16", TestTranspose16MatchesGo)
 			t.Run("MaxPool2x2Plane", TestMaxPool2x2PlaneMatchesGo)
 			t.Run("MaxPoolRow", TestMaxPoolRowMatchesGo)
 			t.Run("SReLU", TestSReLUMatchesScalar)

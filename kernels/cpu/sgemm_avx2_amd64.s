@@ -247,3 +247,63 @@ sgemm6x16segavx2_put:
 	VMOVUPS Y15, 32(R13)
 	VZEROUPPER
 	RET
+
+// transpose8avx2 writes the transpose of the 8×8 block at src (rows ld
+// floats apart) to dst (rows ldd apart): rows are interleaved in pairs
+// (VUNPCKLPS/VUNPCKHPS), then in fours (VSHUFPS), and the 128-bit halves
+// are exchanged (VPERM2F128).
+//
+// func transpose8avx2(src *float32, ld int, dst *float32, ldd int)
+TEXT ·transpose8avx2(SB), NOSPLIT, $0-32
+	MOVQ src+0(FP), SI
+	MOVQ ld+8(FP), AX
+	SHLQ $2, AX
+	MOVQ dst+16(FP), DI
+	MOVQ ldd+24(FP), DX
+	SHLQ $2, DX
+	LEAQ (AX)(AX*2), BX // 3·ld
+	LEAQ (SI)(AX*4), CX // row 4
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(AX*1), Y1
+	VMOVUPS (SI)(AX*2), Y2
+	VMOVUPS (SI)(BX*1), Y3
+	VMOVUPS (CX), Y4
+	VMOVUPS (CX)(AX*1), Y5
+	VMOVUPS (CX)(AX*2), Y6
+	VMOVUPS (CX)(BX*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	LEAQ (DX)(DX*2), BX // 3·ldd
+	LEAQ (DI)(DX*4), CX // row 4
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(DX*1)
+	VMOVUPS Y10, (DI)(DX*2)
+	VMOVUPS Y11, (DI)(BX*1)
+	VMOVUPS Y12, (CX)
+	VMOVUPS Y13, (CX)(DX*1)
+	VMOVUPS Y14, (CX)(DX*2)
+	VMOVUPS Y15, (CX)(BX*1)
+	VZEROUPPER
+	RET
