@@ -272,6 +272,10 @@ func SAddRowSums(x []float32, cols int, out []float32) {
 		return
 	}
 	_ = x[len(out)*cols-1]
+	if !hasAVX512 && hasAVX2 && cols >= 8 {
+		addRowSumsAVX2(x, cols, out)
+		return
+	}
 	if !hasAVX512 || cols < 16 {
 		for r := range out {
 			out[r] += Ssum(x[r*cols : (r+1)*cols])

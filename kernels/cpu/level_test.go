@@ -51,6 +51,7 @@ func TestEveryLevelMatchesReference(t *testing.T) {
 			t.Run("SgemmBetaZero", TestSgemmBetaZeroOverwritesNaN)
 			t.Run("MicroKernel", TestMicroKernelMatchesGo)
 			t.Run("VectorOps", TestVectorOpsMatchGeneric)
+			t.Run("AddRowSums", TestAddRowSums)
 			t.Run("CopyAddRows", TestCopyAndAddRows)
 			t.Run("Im2colCol2im", TestIm2colCol2imMatchReference)
 			t.Run("SGDMomentum", TestSGDMomentumMatchesRef)
