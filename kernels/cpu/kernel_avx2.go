@@ -5,6 +5,8 @@ package cpu
 import (
 	"math"
 	"simd/archsimd"
+
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // The AVX2 + FMA paths, for x86-64 CPUs without AVX-512 (level.go). They
@@ -329,4 +331,78 @@ func rowLanesAVX2(row []float32) archsimd.Float32x8 {
 		s0 = s0.Add(archsimd.LoadFloat32x8((*[8]float32)(row[i : i+8])))
 	}
 	return s0.Add(s1).Add(s2.Add(s3))
+}
+
+// maxPoolInteriorAVX2 is maxPoolInterior at the AVX2 level: eight outputs
+// a vector, the window columns of stride 2 gathered as maxPoolRowAVX2
+// gathers them, and the lanes past the image's right edge set to -FLT_MAX
+// by masks worked out once per plane and column group.
+func maxPoolInteriorAVX2(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int) {
+	stride := g.SW
+	var lanes [8]int32
+	for i := range lanes {
+		lanes[i] = int32(i * stride)
+	}
+	laneS := archsimd.LoadInt32x8(&lanes)
+	laneIdx := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7})
+	upper := laneIdx.Greater(archsimd.BroadcastInt32x8(3))
+	evenLo := archsimd.LoadUint32x8(&[8]uint32{0, 2, 4, 6, 0, 2, 4, 6})
+	none := archsimd.BroadcastInt32x8(-1)
+	floor := archsimd.BroadcastFloat32x8(-math.MaxFloat32)
+	var valid [maxPoolKW]int
+	var keep [maxPoolKW]archsimd.Mask32x8
+	for o := lo; o < g.OW; o += 8 {
+		cnt := min(8, g.OW-o)
+		// Lanes [0, valid[j]) have window column j inside the image.
+		for j := 0; j < g.KW; j++ {
+			valid[j] = 0
+			if last := g.W - 1 + g.PW - j; last >= 0 {
+				valid[j] = max(0, min(cnt, last/stride-o+1))
+			}
+			if valid[j] < cnt {
+				keep[j] = archsimd.BroadcastInt32x8(int32(valid[j])).Greater(laneIdx)
+			}
+		}
+		for oy := 0; oy < g.OH; oy++ {
+			h0 := oy*g.SH - g.PH
+			h1 := min(h0+g.KH, g.H)
+			h0 = max(h0, 0)
+			best, arg := floor, none
+			for iy := h0; iy < h1; iy++ { // row-major order, as Caffe compares
+				for j := 0; j < g.KW; j++ {
+					if valid[j] == 0 {
+						continue
+					}
+					span := (valid[j]-1)*stride + 1 // values the valid lanes span
+					off := iy*g.W + o*stride - g.PW + j
+					s := xp[off : off+span]
+					var v archsimd.Float32x8
+					if stride == 1 {
+						v = archsimd.LoadFloat32x8SlicePart(s)
+					} else {
+						lo := archsimd.LoadFloat32x8SlicePart(s[:min(8, span)])
+						var hi archsimd.Float32x8
+						if span > 8 {
+							hi = archsimd.LoadFloat32x8SlicePart(s[8:])
+						}
+						v = hi.Permute(evenLo).Merge(lo.Permute(evenLo), upper)
+					}
+					if valid[j] < cnt {
+						v = v.Merge(floor, keep[j])
+					}
+					m := v.Greater(best)
+					at := laneS.Add(archsimd.BroadcastInt32x8(int32(off)))
+					best, arg = v.Merge(best, m), at.Merge(arg, m)
+				}
+			}
+			out, idx := yp[oy*g.OW+o:oy*g.OW+o+cnt], mask[oy*g.OW+o:oy*g.OW+o+cnt]
+			if cnt == 8 {
+				best.Store((*[8]float32)(out))
+				arg.Store((*[8]int32)(idx))
+				continue
+			}
+			best.StoreSlicePart(out)
+			arg.StoreSlicePart(idx)
+		}
+	}
 }

@@ -536,13 +536,18 @@ const maxPoolKW = 16
 // The vector constants are set up once per plane and no Go code runs
 // between rows: per-row calls and a scalar pass for the clipped last
 // column cost CIFAR-10's pool1 as much as its comparisons. It reports
-// false, doing nothing, without AVX-512 or for strides other than 1 and 2.
+// false, doing nothing, below the AVX2 level or for strides other than 1
+// and 2.
 func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int) bool {
 	stride := g.SW
-	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || g.OW <= lo || g.KW > maxPoolKW {
+	if !hasAVX2 || !maskedPartsOK || (stride != 1 && stride != 2) || g.OW <= lo || g.KW > maxPoolKW {
 		return false
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	if !hasAVX512 {
+		maxPoolInteriorAVX2(g, xp, yp, mask, lo)
+		return true
+	}
 	var lanes [16]int32
 	for i := range lanes {
 		lanes[i] = int32(i * stride)

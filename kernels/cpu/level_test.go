@@ -62,6 +62,7 @@ func TestEveryLevelMatchesReference(t *testing.T) {
 			t.Run("Transpose16", TestTranspose16MatchesGo)
 			t.Run("MaxPool2x2Plane", TestMaxPool2x2PlaneMatchesGo)
 			t.Run("MaxPoolRow", TestMaxPoolRowMatchesGo)
+			t.Run("MaxPoolPlane", TestMaxPoolPlaneMatchesScalar)
 			t.Run("SReLU", TestSReLUMatchesScalar)
 		})
 	}
