@@ -19,9 +19,10 @@ import (
 // 64: 8.2 µs against 0.44 µs).
 
 // microKernelAVX2 is microKernel on AVX2: the tile's columns run as 4×24
-// and 4×16 strips in assembly into acc, which the Go side scales into C.
-// Strips never read B past where the AVX-512 kernels would: 32 columns when
-// cols ≤ 32, else 64.
+// and 4×16 strips in assembly, straight into C where the tile has all its
+// rows and the strip all its columns, else into acc, which the Go side
+// scales into C. Strips never read B past where the AVX-512 kernels
+// would: 32 columns when cols ≤ 32, else 64.
 func microKernelAVX2(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	last := (kb - 1) * cs
 	var aoff [mr]int
@@ -34,20 +35,40 @@ func microKernelAVX2(kb int, alpha float32, a []float32, offs [mr]int, cs int, b
 		width = 32
 	}
 	_ = b[(kb-1)*ldb+width-1]
+	_ = c[(rows-1)*ldc+cols-1]
+	// Columns [c0, cols) go through acc.
+	c0 := 0
+	if rows == mr {
+		c0 = cols
+	}
 	for j := 0; j < cols; {
-		if width-j >= 24 && cols-j > 16 {
-			sgemm4x24avx2(kb, &a[offs[0]], &aoff, cs, &b[j], ldb, &acc[j])
-			j += 24
-		} else {
-			sgemm4x16avx2(kb, &a[offs[0]], &aoff, cs, &b[j], ldb, &acc[j])
-			j += 16
+		// 24 wide while more than 16 columns are left, except that 32
+		// go as two whole 16s.
+		w := 16
+		if width-j >= 24 && cols-j > 16 && cols-j != 32 {
+			w = 24
 		}
+		cp, ldp, al, add := &acc[j], nr, float32(1), false
+		if rows == mr && j+w <= cols {
+			cp, ldp, al, add = &c[j], ldc, alpha, !overwrite
+		} else {
+			c0 = min(c0, j)
+		}
+		if w == 24 {
+			sgemm4x24avx2(kb, &a[offs[0]], &aoff, cs, &b[j], ldb, cp, ldp, al, add)
+		} else {
+			sgemm4x16avx2(kb, &a[offs[0]], &aoff, cs, &b[j], ldb, cp, ldp, al, add)
+		}
+		j += w
+	}
+	if c0 == cols {
+		return
 	}
 	al := archsimd.BroadcastFloat32x8(alpha)
-	cv := cols &^ 7
+	cv := c0 + (cols-c0)&^7
 	for r := 0; r < rows; r++ {
 		crow, arow := c[r*ldc:r*ldc+cv], acc[r*nr:r*nr+cv]
-		for j := 0; j < cv; j += 8 {
+		for j := c0; j < cv; j += 8 {
 			p := (*[8]float32)(crow[j : j+8])
 			v := archsimd.LoadFloat32x8((*[8]float32)(arow[j : j+8]))
 			if overwrite {

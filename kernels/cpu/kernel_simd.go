@@ -51,14 +51,14 @@ func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs
 	return true
 }
 
-// The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products stored at acc
-// with rows nr apart.
+// The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products, scaled by
+// alpha and stored to c (row r at c[r*ldc:]), or with add added there.
 //
 //go:noescape
-func sgemm4x24avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+func sgemm4x24avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 //go:noescape
-func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 // rowByteOffsets checks, as indexing would, that kb steps of column
 // stride cs stay inside a from each of the tile's rows (the bounds the

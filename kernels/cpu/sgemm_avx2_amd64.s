@@ -2,19 +2,20 @@
 
 #include "textflag.h"
 
-// AVX2 + FMA SGEMM micro-kernels for CPUs without AVX-512: the raw product
-// of four rows of A and a 24- or 16-column strip of a B sliver, accumulated
-// in registers over kb steps (12 or 8 ymm accumulators) and stored to acc
-// with rows 64 floats apart, as the AVX-512 kernels store their 4×64 tile.
-// Each step loads one strip row of B (3 or 2 vectors), broadcasts A(r, p)
-// for the four rows, and issues 12 (or 8) FMAs. The Go side runs strips
-// across the tile's columns.
+// AVX2 + FMA SGEMM micro-kernels for CPUs without AVX-512: the product of
+// four rows of A and a 24- or 16-column strip of a B sliver, accumulated
+// in registers over kb steps (12 or 8 ymm accumulators), scaled by alpha
+// and stored to c (row r at c + r·ldc), or with add added there, as
+// sgemm4x64 stores its 4×64 tile. Each step loads one strip row of B (3 or
+// 2 vectors), broadcasts A(r, p) for the four rows, and issues 12 (or 8)
+// FMAs. The Go side runs strips across the tile's columns; a strip past
+// the tile's last row or column goes to scratch (alpha 1, no add).
 //
-// Arguments as sgemm4x64's (sgemm_amd64.s); b points at the strip's first
-// column and acc at the same column of row 0 of the tile.
+// Arguments as sgemm4x64's (sgemm_amd64.s); b and c point at the strip's
+// first column.
 
-// func sgemm4x24avx2(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *float32)
-TEXT ·sgemm4x24avx2(SB), NOSPLIT, $0-56
+// func sgemm4x24avx2(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
+TEXT ·sgemm4x24avx2(SB), NOSPLIT, $0-69
 	MOVQ kb+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ aoff+16(FP), AX
@@ -65,24 +66,60 @@ sgemm4x24avx2_loop:
 	DECQ CX
 	JNZ sgemm4x24avx2_loop
 sgemm4x24avx2_store:
-	MOVQ acc+48(FP), BX
-	VMOVUPS Y4, 0(BX)
+	MOVQ c+48(FP), BX
+	MOVQ ldc+56(FP), R11
+	SHLQ $2, R11
+	LEAQ (BX)(R11*1), R8
+	LEAQ (R8)(R11*1), R9
+	LEAQ (R9)(R11*1), R10
+	VBROADCASTSS alpha+64(FP), Y0
+	MOVBLZX add+68(FP), AX
+	TESTQ AX, AX
+	JNZ sgemm4x24avx2_add
+	VMULPS Y0, Y4, Y4
+	VMULPS Y0, Y5, Y5
+	VMULPS Y0, Y6, Y6
+	VMULPS Y0, Y7, Y7
+	VMULPS Y0, Y8, Y8
+	VMULPS Y0, Y9, Y9
+	VMULPS Y0, Y10, Y10
+	VMULPS Y0, Y11, Y11
+	VMULPS Y0, Y12, Y12
+	VMULPS Y0, Y13, Y13
+	VMULPS Y0, Y14, Y14
+	VMULPS Y0, Y15, Y15
+	JMP sgemm4x24avx2_put
+sgemm4x24avx2_add:
+	VFMADD213PS (BX), Y0, Y4
+	VFMADD213PS 32(BX), Y0, Y5
+	VFMADD213PS 64(BX), Y0, Y6
+	VFMADD213PS (R8), Y0, Y7
+	VFMADD213PS 32(R8), Y0, Y8
+	VFMADD213PS 64(R8), Y0, Y9
+	VFMADD213PS (R9), Y0, Y10
+	VFMADD213PS 32(R9), Y0, Y11
+	VFMADD213PS 64(R9), Y0, Y12
+	VFMADD213PS (R10), Y0, Y13
+	VFMADD213PS 32(R10), Y0, Y14
+	VFMADD213PS 64(R10), Y0, Y15
+sgemm4x24avx2_put:
+	VMOVUPS Y4, (BX)
 	VMOVUPS Y5, 32(BX)
 	VMOVUPS Y6, 64(BX)
-	VMOVUPS Y7, 256(BX)
-	VMOVUPS Y8, 288(BX)
-	VMOVUPS Y9, 320(BX)
-	VMOVUPS Y10, 512(BX)
-	VMOVUPS Y11, 544(BX)
-	VMOVUPS Y12, 576(BX)
-	VMOVUPS Y13, 768(BX)
-	VMOVUPS Y14, 800(BX)
-	VMOVUPS Y15, 832(BX)
+	VMOVUPS Y7, (R8)
+	VMOVUPS Y8, 32(R8)
+	VMOVUPS Y9, 64(R8)
+	VMOVUPS Y10, (R9)
+	VMOVUPS Y11, 32(R9)
+	VMOVUPS Y12, 64(R9)
+	VMOVUPS Y13, (R10)
+	VMOVUPS Y14, 32(R10)
+	VMOVUPS Y15, 64(R10)
 	VZEROUPPER
 	RET
 
-// func sgemm4x16avx2(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, acc *float32)
-TEXT ·sgemm4x16avx2(SB), NOSPLIT, $0-56
+// func sgemm4x16avx2(kb int, a *float32, aoff *[4]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
+TEXT ·sgemm4x16avx2(SB), NOSPLIT, $0-69
 	MOVQ kb+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ aoff+16(FP), AX
@@ -124,15 +161,43 @@ sgemm4x16avx2_loop:
 	DECQ CX
 	JNZ sgemm4x16avx2_loop
 sgemm4x16avx2_store:
-	MOVQ acc+48(FP), BX
-	VMOVUPS Y4, 0(BX)
+	MOVQ c+48(FP), BX
+	MOVQ ldc+56(FP), R11
+	SHLQ $2, R11
+	LEAQ (BX)(R11*1), R8
+	LEAQ (R8)(R11*1), R9
+	LEAQ (R9)(R11*1), R10
+	VBROADCASTSS alpha+64(FP), Y0
+	MOVBLZX add+68(FP), AX
+	TESTQ AX, AX
+	JNZ sgemm4x16avx2_add
+	VMULPS Y0, Y4, Y4
+	VMULPS Y0, Y5, Y5
+	VMULPS Y0, Y6, Y6
+	VMULPS Y0, Y7, Y7
+	VMULPS Y0, Y8, Y8
+	VMULPS Y0, Y9, Y9
+	VMULPS Y0, Y10, Y10
+	VMULPS Y0, Y11, Y11
+	JMP sgemm4x16avx2_put
+sgemm4x16avx2_add:
+	VFMADD213PS (BX), Y0, Y4
+	VFMADD213PS 32(BX), Y0, Y5
+	VFMADD213PS (R8), Y0, Y6
+	VFMADD213PS 32(R8), Y0, Y7
+	VFMADD213PS (R9), Y0, Y8
+	VFMADD213PS 32(R9), Y0, Y9
+	VFMADD213PS (R10), Y0, Y10
+	VFMADD213PS 32(R10), Y0, Y11
+sgemm4x16avx2_put:
+	VMOVUPS Y4, (BX)
 	VMOVUPS Y5, 32(BX)
-	VMOVUPS Y6, 256(BX)
-	VMOVUPS Y7, 288(BX)
-	VMOVUPS Y8, 512(BX)
-	VMOVUPS Y9, 544(BX)
-	VMOVUPS Y10, 768(BX)
-	VMOVUPS Y11, 800(BX)
+	VMOVUPS Y6, (R8)
+	VMOVUPS Y7, 32(R8)
+	VMOVUPS Y8, (R9)
+	VMOVUPS Y9, 32(R9)
+	VMOVUPS Y10, (R10)
+	VMOVUPS Y11, 32(R10)
 	VZEROUPPER
 	RET
 
