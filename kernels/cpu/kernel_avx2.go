@@ -427,3 +427,56 @@ func maxPoolInteriorAVX2(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo 
 		}
 	}
 }
+
+// maxPool2x2PlaneAVX2 is MaxPool2x2Plane at the AVX2 level: eight outputs
+// a vector from up to 16 values of each of the two rows, whose even and
+// odd elements two VPERMPS and a blend gather; the four window values are
+// compared in Caffe's order. A short last group (LeNet's rows have 12 and
+// 4 outputs) loads and stores only its part.
+func maxPool2x2PlaneAVX2(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
+	laneIdx := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7})
+	upper := laneIdx.Greater(archsimd.BroadcastInt32x8(3))
+	evenLo := archsimd.LoadUint32x8(&[8]uint32{0, 2, 4, 6, 0, 2, 4, 6})
+	oddLo := archsimd.LoadUint32x8(&[8]uint32{1, 3, 5, 7, 1, 3, 5, 7})
+	lane2 := archsimd.LoadInt32x8(&[8]int32{0, 2, 4, 6, 8, 10, 12, 14})
+	one := archsimd.BroadcastInt32x8(1)
+	none := archsimd.BroadcastInt32x8(-1)
+	floor := archsimd.BroadcastFloat32x8(-math.MaxFloat32)
+	for oy := 0; oy < rows; oy++ {
+		b0 := 2 * oy * w
+		r0, r1 := x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
+		orow, irow := out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols]
+		for o := 0; o < cols; o += 8 {
+			cnt := min(8, cols-o)
+			a0 := archsimd.LoadFloat32x8SlicePart(r0[2*o : 2*o+min(8, 2*cnt)])
+			c0 := archsimd.LoadFloat32x8SlicePart(r1[2*o : 2*o+min(8, 2*cnt)])
+			var a1, c1 archsimd.Float32x8
+			if cnt > 4 {
+				a1 = archsimd.LoadFloat32x8SlicePart(r0[2*o+8 : 2*o+2*cnt])
+				c1 = archsimd.LoadFloat32x8SlicePart(r1[2*o+8 : 2*o+2*cnt])
+			}
+			i00 := lane2.Add(archsimd.BroadcastInt32x8(int32(b0 + 2*o)))
+			i10 := lane2.Add(archsimd.BroadcastInt32x8(int32(b0 + w + 2*o)))
+			best, arg := floor, none
+			v := a1.Permute(evenLo).Merge(a0.Permute(evenLo), upper)
+			m := v.Greater(best)
+			best, arg = v.Merge(best, m), i00.Merge(arg, m)
+			v = a1.Permute(oddLo).Merge(a0.Permute(oddLo), upper)
+			m = v.Greater(best)
+			best, arg = v.Merge(best, m), i00.Add(one).Merge(arg, m)
+			v = c1.Permute(evenLo).Merge(c0.Permute(evenLo), upper)
+			m = v.Greater(best)
+			best, arg = v.Merge(best, m), i10.Merge(arg, m)
+			v = c1.Permute(oddLo).Merge(c0.Permute(oddLo), upper)
+			m = v.Greater(best)
+			best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
+			if cnt == 8 {
+				best.Store((*[8]float32)(orow[o : o+8]))
+				arg.Store((*[8]int32)(irow[o : o+8]))
+				continue
+			}
+			best.StoreSlicePart(orow[o : o+cnt])
+			arg.StoreSlicePart(irow[o : o+cnt])
+		}
+	}
+}

@@ -340,17 +340,8 @@ func SAddRowSums(x []float32, cols int, out []float32) {
 // vector constants in registers across rows.
 func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
-	if !hasAVX512 && hasAVX2 && maskedPartsOK && cols > 0 {
-		// AVX2: MaxPoolRow's 8-wide kernel, one output row at a time
-		// (the same row-major comparison order).
-		var rr [2][]float32
-		var base [2]int32
-		for oy := 0; oy < rows; oy++ {
-			b0 := 2 * oy * w
-			rr[0], rr[1] = x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
-			base[0], base[1] = int32(b0), int32(b0+w)
-			maxPoolRowAVX2(rr[:], base[:], 2, 2, out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols])
-		}
+	if !hasAVX512 && hasAVX2 && maskedPartsOK {
+		maxPool2x2PlaneAVX2(x, w, out, idx, ldo, rows, cols)
 		return
 	}
 	if !hasAVX512 || !maskedPartsOK {
