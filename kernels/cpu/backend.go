@@ -731,7 +731,7 @@ func (backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mults 
 }
 
 // ImplicitConv reports whether the implicit convolution products run:
-// float32 on the AVX-512 kernels.
+// float32 on the AVX-512 or AVX2 kernels.
 func (backend[T]) ImplicitConv() bool { return ImplicitConv[T]() }
 
 func (backend[T]) ConvWeightsT(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, dy kernels.Vec[T], oc int, dwT kernels.Vec[T], ldc int, beta T) {

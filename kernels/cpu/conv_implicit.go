@@ -13,7 +13,10 @@ import (
 // columns per image for 13 MFLOP; the padded image is 51 KB and stays in
 // L1/L2.
 
-// The implicit products run 8×32 tiles of C (sgemm8x32seg).
+// The implicit products run tiles of C of at most segRows×segCols: 8×32
+// (sgemm8x32seg) on AVX-512 and in portable Go, 6×16 (sgemm6x16segavx2)
+// at the AVX2 level; segTile says which. B is packed in 32-column slivers
+// on every level, and a 16-column tile reads half of one.
 const (
 	segRows = 8
 	segCols = 32
@@ -43,11 +46,11 @@ func grow[E any](s []E, n int) []E {
 }
 
 // ImplicitConv reports whether ConvWeightsT and ConvForward run in T:
-// float32 on the AVX-512 kernels. Elsewhere they panic; callers run
-// Im2col and GEMMs instead.
+// float32 on the AVX-512 or AVX2 kernels. Elsewhere they panic; callers
+// run Im2col and GEMMs instead.
 func ImplicitConv[T Float]() bool {
 	_, ok := any([]T(nil)).([]float32)
-	return ok && SIMD()
+	return ok && KernelLevel() >= LevelAVX2
 }
 
 // ConvWeightsT sets dwT (kdim×oc, row stride ldc, kdim = c·kh·kw) to
@@ -67,7 +70,7 @@ func mustImplicit[T Float](name string) {
 }
 
 // convWeightsT is ConvWeightsT on any kernel level (the tile kernel in Go
-// below AVX-512, for tests).
+// below AVX2, for tests).
 func convWeightsT(im []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, dy []float32, oc int, dwT []float32, ldc int, beta float32) {
 	buf := implicitPool.Get().(*implicitBuf)
 	defer implicitPool.Put(buf)
@@ -123,8 +126,8 @@ func ConvForward[T Float](im []T, c, h, w int, g kernels.ConvGeom, oh, ow int, p
 // convForward is ConvForward on any kernel level. It computes outᵀ =
 // im2col(im)ᵀ·wᵀ: a row of A is one output position, and its segments,
 // one per channel and kernel row, are kw values of a row of the padded
-// image; the 8×32 tiles then run along the output positions and the
-// output channels, and the packed weights serve every image.
+// image; the tiles then run along the output positions and the output
+// channels, and the packed weights serve every image.
 func convForward(im []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, packed []float32, oc int, out []float32) {
 	buf := implicitPool.Get().(*implicitBuf)
 	defer implicitPool.Put(buf)
@@ -250,30 +253,30 @@ func (buf *implicitBuf) product(m, n int, a []float32, seglen, acs int, bp []flo
 	// K in blocks of whole segments, about kc steps each, so that a
 	// block of B (kc×32) stays in L1 while every row tile reads it.
 	per := max(1, kc/seglen)
+	tr, tc := segTile()
 	for s0 := 0; s0 < len(segs); s0 += per {
 		s1 := min(len(segs), s0+per)
 		addb := add || s0 > 0
-		for ir := 0; ir < m; ir += segRows {
-			nr := min(segRows, m-ir)
+		for ir := 0; ir < m; ir += tr {
+			nr := min(tr, m-ir)
 			// Missing rows repeat the first; their results are dropped.
 			var aoff [segRows]int
-			for r := range aoff {
-				if r < nr {
-					aoff[r] = 4 * (rows[ir+r] - rows[ir])
-				}
+			for r := range nr {
+				aoff[r] = 4 * (rows[ir+r] - rows[ir])
 			}
-			for s := 0; s*segCols < n; s++ {
-				nc := min(segCols, n-s*segCols)
-				b := bp[s*k*segCols+s0*seglen*segCols : s*k*segCols+s1*seglen*segCols]
-				if nr == segRows && nc == segCols {
-					_ = c[(ir+segRows-1)*ldc+s*segCols+segCols-1]
-					kernel8x32seg(seglen, a, rows[ir], &aoff, acs, segB[s0:s1], b, c[ir*ldc+s*segCols:], ldc, addb)
+			for j0 := 0; j0 < n; j0 += tc {
+				nc := min(tc, n-j0)
+				s := j0 / segCols
+				b := bp[s*k*segCols+s0*seglen*segCols+j0%segCols : s*k*segCols+s1*seglen*segCols]
+				if nr == tr && nc == tc {
+					_ = c[(ir+tr-1)*ldc+j0+tc-1]
+					segKernel(seglen, a, rows[ir], &aoff, acs, segB[s0:s1], b, c[ir*ldc+j0:], ldc, addb)
 					continue
 				}
-				kernel8x32seg(seglen, a, rows[ir], &aoff, acs, segB[s0:s1], b, edge[:], segCols, false)
+				segKernel(seglen, a, rows[ir], &aoff, acs, segB[s0:s1], b, edge[:], segCols, false)
 				zeroUpper() // the scalar copy below is SSE code
 				for r := 0; r < nr; r++ {
-					crow := c[(ir+r)*ldc+s*segCols : (ir+r)*ldc+s*segCols+nc]
+					crow := c[(ir+r)*ldc+j0 : (ir+r)*ldc+j0+nc]
 					erow := edge[r*segCols : r*segCols+nc]
 					if addb {
 						for j, v := range erow {
@@ -288,18 +291,19 @@ func (buf *implicitBuf) product(m, n int, a []float32, seglen, acs int, bp []flo
 	}
 }
 
-// kernel8x32segGo is sgemm8x32seg in plain Go: C (8×32, row stride ldc)
-// = the product, or += with add; row r of A reads a[base + aoff[r]/4 +
-// segB[s]/4 + t·acs] (byte offsets, as the assembly takes them).
-func kernel8x32segGo(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
+// kernelSegGo is segKernel in plain Go, for a tr×tc tile (at most
+// segRows×segCols): C (row stride ldc) = the product, or += with add; row
+// r of A reads a[base + aoff[r]/4 + segB[s]/4 + t·acs] (byte offsets, as
+// the assembly takes them), and B's rows are segCols apart.
+func kernelSegGo(tr, tc, seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
 	var acc [segRows * segCols]float32
 	p := 0
 	for _, so := range segB {
 		for t := 0; t < seglen; t++ {
-			brow := b[p*segCols : (p+1)*segCols]
-			for r := range segRows {
+			brow := b[p*segCols : p*segCols+tc]
+			for r := range tr {
 				av := a[base+(aoff[r]+so)/4+t*acs]
-				row := acc[r*segCols : (r+1)*segCols]
+				row := acc[r*segCols : r*segCols+tc]
 				for j, bv := range brow {
 					row[j] += av * bv
 				}
@@ -307,8 +311,8 @@ func kernel8x32segGo(seglen int, a []float32, base int, aoff *[segRows]int, acs 
 			p++
 		}
 	}
-	for r := range segRows {
-		crow := c[r*ldc : r*ldc+segCols]
+	for r := range tr {
+		crow := c[r*ldc : r*ldc+tc]
 		for j := range crow {
 			if add {
 				crow[j] += acc[r*segCols+j]

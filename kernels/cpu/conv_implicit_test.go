@@ -176,3 +176,65 @@ func BenchmarkConvWeightsT(b *testing.B) {
 		})
 	}
 }
+
+// TestSegKernelMatchesGo checks the level's implicit tile (segKernel)
+// against kernelSegGo at the same tile shape: one and several segments,
+// one-step segments, strided A, a tile at a sliver's end (the second half
+// where tiles are 16 wide), and adding.
+func TestSegKernelMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	tr, tc := segTile()
+	if got := ImplicitConv[float32](); got != (KernelLevel() >= LevelAVX2) {
+		t.Fatalf("level %v: ImplicitConv = %v", KernelLevel(), got)
+	}
+	for _, tt := range []struct {
+		nseg, seglen, acs int
+		last              bool
+	}{
+		{1, 1, 1, false}, {1, 5, 1, false}, {3, 5, 2, true}, {7, 1, 1, false}, {4, 32, 1, true}, {2, 13, 3, false},
+	} {
+		a := randSlice(r, 4096)
+		var aoff [segRows]int
+		for i := 1; i < tr; i++ {
+			aoff[i] = 4 * (aoff[i-1]/4 + 1 + r.IntN(40))
+		}
+		segB := make([]int, tt.nseg)
+		for s := range segB {
+			segB[s] = 4 * r.IntN(1024)
+		}
+		k := tt.nseg * tt.seglen
+		b := randSlice(r, k*segCols)
+		if tt.last {
+			b = b[segCols-tc:]
+		}
+		for _, add := range []bool{false, true} {
+			ldc := tc + 5
+			c := randSlice(r, tr*ldc)
+			want := append([]float32(nil), c...)
+			kernelSegGo(tr, tc, tt.seglen, a, 7, &aoff, tt.acs, segB, b, want, ldc, add)
+			segKernel(tt.seglen, a, 7, &aoff, tt.acs, segB, b, c, ldc, add)
+			for i, w := range want {
+				if d := math.Abs(float64(c[i] - w)); d > 1e-4*(1+math.Abs(float64(w)))*math.Sqrt(float64(k)) {
+					t.Fatalf("%v tile %d×%d %+v add %v: c[%d] = %v, want %v", KernelLevel(), tr, tc, tt, add, i, c[i], w)
+				}
+			}
+		}
+	}
+}
+
+// TestTranspose16MatchesGo checks the level's transpose16 against
+// transpose16Go, with row strides past the block's width.
+func TestTranspose16MatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	const ld, ldd = 21, 19
+	src := randSlice(r, 15*ld+16)
+	got, want := randSlice(r, 15*ldd+16), make([]float32, 15*ldd+16)
+	copy(want, got)
+	transpose16(src, ld, got, ldd)
+	transpose16Go(src, ld, want, ldd)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%v: dst[%d] = %v, want %v", KernelLevel(), i, got[i], want[i])
+		}
+	}
+}

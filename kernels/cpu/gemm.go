@@ -246,10 +246,10 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 			}
 			continue
 		}
-		// Transposing pack: 16×16 blocks through transpose16 on AVX-512,
-		// then four source rows at a time.
+		// Transposing pack: 16×16 blocks through transpose16 on AVX-512
+		// and AVX2, then four source rows at a time.
 		j := 0
-		if SIMD() {
+		if KernelLevel() >= LevelAVX2 {
 			for ; j+16 <= cols; j += 16 {
 				o := (j0+j)*ldb + pc
 				p := 0

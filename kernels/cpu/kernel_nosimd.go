@@ -88,10 +88,13 @@ func SReLU(x, y []float32, s float32) { reluForward(x, y[:len(x)], s) }
 // SReLUBackward sets dx = dy·(s + (1-s)·[x > 0]).
 func SReLUBackward(x, dy, dx []float32, s float32) { reluBackward32(x, dy, dx, s) }
 
-// kernel8x32seg computes one 8×32 tile of an implicit product
+// segTile returns the rows and columns of segKernel's tile.
+func segTile() (rows, cols int) { return segRows, segCols }
+
+// segKernel computes one 8×32 tile of an implicit product
 // (conv_implicit.go) in plain Go.
-func kernel8x32seg(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
-	kernel8x32segGo(seglen, a, base, aoff, acs, segB, b, c, ldc, add)
+func segKernel(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
+	kernelSegGo(segRows, segCols, seglen, a, base, aoff, acs, segB, b, c, ldc, add)
 }
 
 // transpose16 writes the transpose of the 16×16 block at src (rows ld

@@ -51,14 +51,14 @@ func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs
 	return true
 }
 
-// The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products stored at acc
-// with rows nr apart.
+// The AVX2 strips (sgemm_avx2_amd64.s): 4×24 and 4×16 products, scaled by
+// alpha and stored to c (row r at c[r*ldc:]), or with add added there.
 //
 //go:noescape
-func sgemm4x24avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+func sgemm4x24avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 //go:noescape
-func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, acc *float32)
+func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb int, c *float32, ldc int, alpha float32, add bool)
 
 // rowByteOffsets checks, as indexing would, that kb steps of column
 // stride cs stay inside a from each of the tile's rows (the bounds the
@@ -272,6 +272,10 @@ func SAddRowSums(x []float32, cols int, out []float32) {
 		return
 	}
 	_ = x[len(out)*cols-1]
+	if !hasAVX512 && hasAVX2 && cols >= 8 {
+		addRowSumsAVX2(x, cols, out)
+		return
+	}
 	if !hasAVX512 || cols < 16 {
 		for r := range out {
 			out[r] += Ssum(x[r*cols : (r+1)*cols])
@@ -336,17 +340,8 @@ func SAddRowSums(x []float32, cols int, out []float32) {
 // vector constants in registers across rows.
 func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
-	if !hasAVX512 && hasAVX2 && maskedPartsOK && cols > 0 {
-		// AVX2: MaxPoolRow's 8-wide kernel, one output row at a time
-		// (the same row-major comparison order).
-		var rr [2][]float32
-		var base [2]int32
-		for oy := 0; oy < rows; oy++ {
-			b0 := 2 * oy * w
-			rr[0], rr[1] = x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
-			base[0], base[1] = int32(b0), int32(b0+w)
-			maxPoolRowAVX2(rr[:], base[:], 2, 2, out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols])
-		}
+	if !hasAVX512 && hasAVX2 && maskedPartsOK {
+		maxPool2x2PlaneAVX2(x, w, out, idx, ldo, rows, cols)
 		return
 	}
 	if !hasAVX512 || !maskedPartsOK {
@@ -532,13 +527,18 @@ const maxPoolKW = 16
 // The vector constants are set up once per plane and no Go code runs
 // between rows: per-row calls and a scalar pass for the clipped last
 // column cost CIFAR-10's pool1 as much as its comparisons. It reports
-// false, doing nothing, without AVX-512 or for strides other than 1 and 2.
+// false, doing nothing, below the AVX2 level or for strides other than 1
+// and 2.
 func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int) bool {
 	stride := g.SW
-	if !hasAVX512 || !maskedPartsOK || (stride != 1 && stride != 2) || g.OW <= lo || g.KW > maxPoolKW {
+	if !hasAVX2 || !maskedPartsOK || (stride != 1 && stride != 2) || g.OW <= lo || g.KW > maxPoolKW {
 		return false
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	if !hasAVX512 {
+		maxPoolInteriorAVX2(g, xp, yp, mask, lo)
+		return true
+	}
 	var lanes [16]int32
 	for i := range lanes {
 		lanes[i] = int32(i * stride)
@@ -769,19 +769,46 @@ func loadStrided16(s []float32, stride, span int, even archsimd.Uint32x16) archs
 //go:noescape
 func sgemm8x32seg(nseg, seglen int, a *float32, aoff *[segRows]int, acs int, segoff *int, b *float32, c *float32, ldc int, alpha float32, add bool)
 
-// kernel8x32seg computes one 8×32 tile of an implicit product into c (row
-// stride ldc), or with add adds it there: row r of A reads a[base +
-// aoff[r]/4 + segB[s]/4 + t·acs] (byte offsets), B is a packed 32-column
-// sliver. The caller has checked A's bounds (implicitBuf.product).
-func kernel8x32seg(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
-	if !hasAVX512 {
-		kernel8x32segGo(seglen, a, base, aoff, acs, segB, b, c, ldc, add)
+// sgemm6x16segavx2 (sgemm_avx2_amd64.s) is the 6×16 tile of an implicit
+// product at the AVX2 level, reading 16 columns of a 32-column sliver.
+//
+//go:noescape
+func sgemm6x16segavx2(nseg, seglen int, a *float32, aoff *[segRows]int, acs int, segoff *int, b *float32, c *float32, ldc int, add bool)
+
+// segTile returns the rows and columns of segKernel's tile: 6×16 at the
+// AVX2 level, 8×32 elsewhere.
+func segTile() (rows, cols int) {
+	if !hasAVX512 && hasAVX2 {
+		return 6, 16
+	}
+	return segRows, segCols
+}
+
+// segKernel computes one tile (segTile) of an implicit product into c
+// (row stride ldc), or with add adds it there: row r of A reads a[base +
+// aoff[r]/4 + segB[s]/4 + t·acs] (byte offsets), B's rows are the packed
+// 32-column sliver's, from b on. The caller has checked A's bounds
+// (implicitBuf.product).
+func segKernel(seglen int, a []float32, base int, aoff *[segRows]int, acs int, segB []int, b []float32, c []float32, ldc int, add bool) {
+	tr, tc := segTile()
+	if len(segB) == 0 || seglen <= 0 || (!hasAVX512 && !hasAVX2) {
+		kernelSegGo(tr, tc, seglen, a, base, aoff, acs, segB, b, c, ldc, add)
 		return
 	}
-	_ = b[len(segB)*seglen*segCols-1]
-	_ = c[(segRows-1)*ldc+segCols-1]
-	sgemm8x32seg(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, 1, add)
+	_ = b[(len(segB)*seglen-1)*segCols+tc-1]
+	_ = c[(tr-1)*ldc+tc-1]
+	if hasAVX512 {
+		sgemm8x32seg(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, 1, add)
+		return
+	}
+	sgemm6x16segavx2(len(segB), seglen, &a[base], aoff, acs, &segB[0], &b[0], &c[0], ldc, add)
 }
+
+// transpose8avx2 (sgemm_avx2_amd64.s) writes the transpose of the 8×8
+// block at src (rows ld apart) to dst (rows ldd apart), at the AVX2 level.
+//
+//go:noescape
+func transpose8avx2(src *float32, ld int, dst *float32, ldd int)
 
 // transposeIdx holds the index vectors of transpose16's four rounds: round
 // b swaps bit b of the row and column numbers between rows r and r|1<<b
@@ -801,12 +828,21 @@ var transposeIdx = func() (t [4][2][16]uint32) {
 }()
 
 // transpose16 writes the transpose of the 16×16 block at src (rows ld
-// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t]. Written out
-// in full, so that the sixteen rows stay in registers (an array indexed
-// in loops lives in memory).
+// apart) to dst (rows ldd apart): dst[t*ldd+i] = src[i*ld+t]. On AVX-512
+// written out in full, so that the sixteen rows stay in registers (an
+// array indexed in loops lives in memory); at the AVX2 level four 8×8
+// blocks in assembly.
 func transpose16(src []float32, ld int, dst []float32, ldd int) {
 	if !hasAVX512 {
-		transpose16Go(src, ld, dst, ldd)
+		if !hasAVX2 {
+			transpose16Go(src, ld, dst, ldd)
+			return
+		}
+		_, _ = src[15*ld+15], dst[15*ldd+15]
+		transpose8avx2(&src[0], ld, &dst[0], ldd)
+		transpose8avx2(&src[8], ld, &dst[8*ldd], ldd)
+		transpose8avx2(&src[8*ld], ld, &dst[8], ldd)
+		transpose8avx2(&src[8*ld+8], ld, &dst[8*ldd+8], ldd)
 		return
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper

@@ -156,8 +156,8 @@ func TestSGDMomentumMatchesRef(t *testing.T) {
 // and that they add to what out held; float64 takes the generic path.
 func TestAddRowSums(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, cols := range []int{1, 5, 15, 16, 17, 31, 32, 33, 48, 64, 100, 576, 1024} {
-		for _, rows := range []int{1, 3, 50} {
+	for _, cols := range []int{1, 5, 8, 9, 15, 16, 17, 31, 32, 33, 48, 64, 100, 576, 1024} {
+		for _, rows := range []int{1, 3, 8, 50} {
 			x := randSlice(r, rows*cols)
 			out := randSlice(r, rows)
 			out64 := to64(out)
