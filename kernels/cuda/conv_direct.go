@@ -12,9 +12,10 @@ import (
 
 // DirectConvSetting is the environment variable that says when a
 // convolution direction runs on GoCaffe's direct kernels (src/conv_direct.cu)
-// instead of cuDNN's: auto (the default: the faster of the two, timed at
-// the direction's first use, for shapes of at most directMaxMACs), on
-// (always where the kernels take the shape, cuDNN or not) or off.
+// instead of cuDNN's: auto (the faster of the two, timed at the
+// direction's first use, for shapes of at most directMaxMACs), on (always
+// where the kernels take the shape, cuDNN or not) or off (the default
+// until the kernels have run on a GPU).
 const DirectConvSetting = "GOCAFFE_CUDA_DIRECT_CONV"
 
 // DirectMode says when the direct convolution kernels run.
@@ -26,6 +27,9 @@ const (
 	DirectOff                    // never
 )
 
+// defaultDirect is the mode without DirectConvSetting.
+const defaultDirect = DirectOff
+
 func (m DirectMode) String() string {
 	return [...]string{"auto", "on", "off"}[m]
 }
@@ -33,7 +37,9 @@ func (m DirectMode) String() string {
 // parseDirectMode reads DirectConvSetting's value.
 func parseDirectMode(v string) (DirectMode, error) {
 	switch v {
-	case "", "auto":
+	case "":
+		return defaultDirect, nil
+	case "auto":
 		return DirectAuto, nil
 	case "on", "1":
 		return DirectOn, nil
