@@ -921,9 +921,13 @@ func transpose16(src []float32, ld int, dst []float32, ldd int) {
 // fit one vector (w + 2·pw ≤ 16, ow ≤ 16) on AVX-512: each row of the
 // image is summed in a register from every column row that adds into it,
 // each shifted into place by a permute, in the (ki, kj) order col2imUnit
-// adds them, and stored once. col2imUnit's adds of short rows into the
-// padded image, one call per column row, cost LeNet's conv2 backward a
-// third of its time. It reports false, doing nothing, elsewhere.
+// adds them, and stored once. Four image rows are summed at a time, in
+// four registers, so that their adds overlap (one row's chain of kh·kw
+// dependent adds left the core waiting on each add's latency); each
+// shifted column row is permuted by the same index for all four.
+// col2imUnit's adds of short rows into the padded image, one call per
+// column row, cost LeNet's conv2 backward a third of its time. It reports
+// false, doing nothing, elsewhere.
 func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) bool {
 	if !hasAVX512 || !maskedPartsOK || ow > 16 || w+2*g.PW > 16 || g.KW > 16 || c <= 0 || h <= 0 || w <= 0 {
 		return false
@@ -949,26 +953,53 @@ func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im
 	}
 	outIdx := archsimd.LoadUint32x16(&out)
 	var zero archsimd.Float32x16
+	end := g.PH + h // padded rows g.PH..end-1 are inside the image
 	for ch := 0; ch < c; ch++ {
 		cc := col[ch*kk*sp : (ch+1)*kk*sp]
-		for Y := g.PH; Y < g.PH+h; Y++ { // padded rows inside the image
-			var acc archsimd.Float32x16
-			for ki := max(0, Y-oh+1); ki <= min(g.KH-1, Y); ki++ {
-				y := Y - ki
+		for Y := g.PH; Y < end; Y += 4 {
+			// Padded rows Y..Y+3; those at or past end are summed from
+			// no column rows, or dropped.
+			var a0, a1, a2, a3 archsimd.Float32x16
+			for ki := max(0, Y-oh+1); ki <= min(g.KH-1, Y+3); ki++ {
+				y := Y - ki // the output row adding into padded row Y
 				for kj := 0; kj < g.KW; kj++ {
+					idx := archsimd.LoadUint32x16(&shift[kj])
 					o := (ki*g.KW+kj)*sp + y*ow
-					var v archsimd.Float32x16
-					if o+16 <= len(cc) {
-						v = archsimd.LoadFloat32x16((*[16]float32)(cc[o : o+16]))
-					} else {
-						v = archsimd.LoadFloat32x16SlicePart(cc[o : o+ow])
+					if y >= 0 && y < oh {
+						a0 = a0.Add(col2imRow(cc, o, ow).ConcatPermute(zero, idx))
 					}
-					acc = acc.Add(v.ConcatPermute(zero, archsimd.LoadUint32x16(&shift[kj])))
+					if y+1 >= 0 && y+1 < oh && Y+1 < end {
+						a1 = a1.Add(col2imRow(cc, o+ow, ow).ConcatPermute(zero, idx))
+					}
+					if y+2 >= 0 && y+2 < oh && Y+2 < end {
+						a2 = a2.Add(col2imRow(cc, o+2*ow, ow).ConcatPermute(zero, idx))
+					}
+					if y+3 >= 0 && y+3 < oh && Y+3 < end {
+						a3 = a3.Add(col2imRow(cc, o+3*ow, ow).ConcatPermute(zero, idx))
+					}
 				}
 			}
-			row := im[(ch*h+Y-g.PH)*w : (ch*h+Y-g.PH+1)*w]
-			acc.ConcatPermute(zero, outIdx).StoreSlicePart(row)
+			r := (ch*h + Y - g.PH) * w
+			a0.ConcatPermute(zero, outIdx).StoreSlicePart(im[r : r+w])
+			if Y+1 < end {
+				a1.ConcatPermute(zero, outIdx).StoreSlicePart(im[r+w : r+2*w])
+			}
+			if Y+2 < end {
+				a2.ConcatPermute(zero, outIdx).StoreSlicePart(im[r+2*w : r+3*w])
+			}
+			if Y+3 < end {
+				a3.ConcatPermute(zero, outIdx).StoreSlicePart(im[r+3*w : r+4*w])
+			}
 		}
 	}
 	return true
+}
+
+// col2imRow loads the ow values of a column row's output row at cc[o:],
+// as a whole vector where the slice holds 16 values from o.
+func col2imRow(cc []float32, o, ow int) archsimd.Float32x16 {
+	if o+16 <= len(cc) {
+		return archsimd.LoadFloat32x16((*[16]float32)(cc[o : o+16]))
+	}
+	return archsimd.LoadFloat32x16SlicePart(cc[o : o+ow])
 }
