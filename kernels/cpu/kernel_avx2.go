@@ -23,7 +23,7 @@ import (
 // rows and the strip all its columns, else into acc, which the Go side
 // scales into C. Strips never read B past where the AVX-512 kernels
 // would: 32 columns when cols ≤ 32, else 64.
-func microKernelAVX2(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+func microKernelAVX2(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	last := (kb - 1) * cs
 	var aoff [mr]int
 	for r, o := range offs {

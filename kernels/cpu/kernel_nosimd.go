@@ -9,7 +9,7 @@ import "github.com/gocaffe/gocaffe/kernels"
 func SIMD() bool { return false }
 
 // microKernel adds the mr×nr product of packed slivers into C (portable).
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, _ *[mr * nr]float32) {
+func microKernel(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, _ *[mr * nr]float32) {
 	microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 }
 
@@ -40,7 +40,7 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 }
 
 // microKernel8x32 is the SIMD build's 8×32 tile; here it reports false.
-func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
+func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 *[mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
 	return false
 }
 

@@ -38,13 +38,14 @@ func sgemm8x32(kb int, a, a4 *float32, aoff *[mr]int, acs int, b *float32, ldb i
 // microKernel8x32 computes a whole 8×32 tile of C from two 4-row blocks of A
 // (offs and offs4, offs4[r]-offs4[0] == offs[r]-offs[0]) and a 32-column B
 // sliver, on AVX-512; it reports false, doing nothing, elsewhere.
-func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
+func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 *[mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
 	if !hasAVX512 || kb <= 0 {
 		return false
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
-	aoff := rowByteOffsets(kb, a, offs, cs)
-	_ = rowByteOffsets(kb, a, offs4, cs) // the bounds of rows 4-7
+	var aoff, aoff4 [mr]int
+	rowByteOffsets(&aoff, kb, a, offs, cs)
+	rowByteOffsets(&aoff4, kb, a, offs4, cs) // the bounds of rows 4-7
 	_ = b[(kb-1)*ldb+31]
 	_ = c[(2*mr-1)*ldc+31]
 	sgemm8x32(kb, &a[offs[0]], &a[offs4[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
@@ -62,16 +63,14 @@ func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 
 // rowByteOffsets checks, as indexing would, that kb steps of column
 // stride cs stay inside a from each of the tile's rows (the bounds the
-// assembly relies on), and returns the byte offsets of the rows from the
-// first.
-func rowByteOffsets(kb int, a []float32, offs [mr]int, cs int) [mr]int {
+// assembly relies on), and sets aoff to the byte offsets of the rows from
+// the first.
+func rowByteOffsets(aoff *[mr]int, kb int, a []float32, offs *[mr]int, cs int) {
 	last := (kb - 1) * cs
-	var aoff [mr]int
 	for r, o := range offs {
 		_ = a[o+last]
 		aoff[r] = 4 * (o - offs[0])
 	}
-	return aoff
 }
 
 // microKernel adds alpha times the mr×nr (4×64) product of 4 rows of A
@@ -81,7 +80,7 @@ func rowByteOffsets(kb int, a []float32, offs [mr]int, cs int) [mr]int {
 // kernel when cols ≤ 32); a whole tile is scaled into C (or with overwrite
 // written) by the assembly, a partial one goes through acc, scratch of the
 // caller's, and the Go side adds or writes its corner.
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+func microKernel(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 && kb > 0 {
 		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
@@ -91,7 +90,8 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 		return
 	}
-	aoff := rowByteOffsets(kb, a, offs, cs)
+	var aoff [mr]int
+	rowByteOffsets(&aoff, kb, a, offs, cs)
 	width := nr
 	if cols <= 32 {
 		width = 32
