@@ -510,15 +510,25 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	Parallel(planes, func(_, lo, hi int) {
 		zeroUpper()
 		for p := lo; p < hi; p++ {
-			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
-			clear(dxp)
-			for o, d := range dyp {
-				if arg := int(mv[p*out+o]); arg >= 0 && arg < in {
-					dxp[arg] += d
-				}
-			}
+			maxPoolBackwardPlane(dyv[p*out:(p+1)*out], mv[p*out:(p+1)*out], dxv[p*in:(p+1)*in])
 		}
 	})
+}
+
+// maxPoolBackwardPlane overwrites one plane's bottom diff dx with the top
+// diff dy added at the argmax indices in mask (those outside the plane,
+// -1 for a window with no input, are skipped). A plain function of its
+// own slices: inside MaxPoolBackward's closure the loop reloaded the
+// plane's bounds and offsets from the stack every element.
+func maxPoolBackwardPlane[T Float](dy []T, mask []int32, dx []T) {
+	clear(dx)
+	mask = mask[:len(dy)]
+	n := uint(len(dx))
+	for o, d := range dy {
+		if arg := uint(mask[o]); arg < n { // a negative index wraps past n
+			dx[arg] += d
+		}
+	}
 }
 
 func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {

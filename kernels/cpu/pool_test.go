@@ -152,3 +152,43 @@ func TestMaxPoolPlaneMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolBackwardMatchesReference checks MaxPoolBackward in float32
+// against the gradient summed in float64 from the same argmax indices, at
+// LeNet's 2×2 windows and at overlapping, padded and odd ones, with
+// windows of no input (index -1) and stale values in dx.
+func TestMaxPoolBackwardMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, g := range []kernels.PoolGeom{
+		{H: 24, W: 24, OH: 12, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 8, W: 8, OH: 4, OW: 4, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 7, W: 9, OH: 4, OW: 5, KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1},
+		{H: 5, W: 6, OH: 3, OW: 4, KH: 3, KW: 2, SH: 1, SW: 1},
+		{H: 1, W: 3, OH: 1, OW: 2, KH: 1, KW: 2, SH: 1, SW: 1},
+	} {
+		const planes = 7
+		in, out := g.H*g.W, g.OH*g.OW
+		x := randSlice(r, planes*in)
+		dy := randSlice(r, planes*out)
+		y := make([]float32, planes*out)
+		mask := make([]int32, planes*out)
+		be := backend[float32]{}
+		be.MaxPoolForward(kernels.HostVec(x), planes, g, kernels.HostVec(y), kernels.HostInts(mask))
+		mask[1], mask[planes*out-1] = -1, -1
+		dx := randSlice(r, planes*in) // stale values
+		be.MaxPoolBackward(kernels.HostVec(dy), kernels.HostInts(mask), planes, g, kernels.HostVec(dx))
+		want := make([]float64, planes*in)
+		for p := 0; p < planes; p++ {
+			for o := 0; o < out; o++ {
+				if a := mask[p*out+o]; a >= 0 {
+					want[p*in+int(a)] += float64(dy[p*out+o])
+				}
+			}
+		}
+		for i, v := range want {
+			if math.Abs(float64(dx[i])-v) > 1e-6*(1+math.Abs(v)) {
+				t.Fatalf("%+v: dx[%d] = %v, want %v", g, i, dx[i], v)
+			}
+		}
+	}
+}
