@@ -9,6 +9,23 @@ import (
 	"github.com/gocaffe/gocaffe/kernels"
 )
 
+// Permute indices and lane offsets of the AVX-512 pooling kernels.
+// Package variables, not literals: a literal is built on the stack by
+// 8-byte stores each call, and the vector load of it cannot be forwarded
+// from them; it waits until they have left the core, once per plane of
+// LeNet's pool2.
+var (
+	idxEven16    = [16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+	idxOdd16     = [16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}
+	lane2x16     = [16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+	idxRows4Even = [16]uint32{0, 2, 4, 6, 16, 18, 20, 22, 8, 10, 12, 14, 24, 26, 28, 30}
+	idxRows4Odd  = [16]uint32{1, 3, 5, 7, 17, 19, 21, 23, 9, 11, 13, 15, 25, 27, 29, 31}
+	idxLoHalves  = [16]uint32{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}
+	idxHiHalves  = [16]uint32{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}
+	laneRows4    = [16]int32{0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54}
+	laneIdx16    = [16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+)
+
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
 // CPU has them, AVX2 + FMA paths where it has those, portable Go otherwise.
 var (
@@ -348,13 +365,17 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 		maxPool2x2PlaneGo(x, w, out, idx, ldo, rows, cols)
 		return
 	}
-	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
-	odd := archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
-	lane2 := archsimd.LoadInt32x16(&[16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	even := archsimd.LoadUint32x16(&idxEven16)
+	odd := archsimd.LoadUint32x16(&idxOdd16)
+	lane2 := archsimd.LoadInt32x16(&lane2x16)
 	one := archsimd.BroadcastInt32x16(1)
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
-	for oy := 0; oy < rows; oy++ {
+	oy := 0
+	if cols == 4 && w == 8 && ldo == 4 {
+		oy = maxPool2x2Rows4(x, out, idx, rows)
+	}
+	for ; oy < rows; oy++ {
 		b0 := 2 * oy * w
 		r0, r1 := x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
 		orow, irow := out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols]
@@ -388,6 +409,57 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 			storePooled(best, arg, orow[o:o+cnt], irow[o:o+cnt])
 		}
 	}
+}
+
+// maxPool2x2Rows4 is MaxPool2x2Plane for planes of 8 columns (4 outputs a
+// row, LeNet's pool2) with rows stored back to back, four output rows (16
+// outputs, from 64 values) a vector instead of 4 outputs in 16 lanes. It
+// returns the number of output rows done, a multiple of four; the caller
+// does the rest.
+func maxPool2x2Rows4(x []float32, out []float32, idx []int32, rows int) int {
+	// Two input row pairs r0 = rows 2k, 2k+1 and r1 = rows 2k+2, 2k+3
+	// give, by pick, the even columns of the upper rows of both pairs
+	// then those of the lower rows; pickOdd the odd columns. merge puts
+	// the first halves of two such vectors together, mergeHi the second.
+	pick := archsimd.LoadUint32x16(&idxRows4Even)
+	pickOdd := archsimd.LoadUint32x16(&idxRows4Odd)
+	merge := archsimd.LoadUint32x16(&idxLoHalves)
+	mergeHi := archsimd.LoadUint32x16(&idxHiHalves)
+	// Output lane 4k+ox reads x[(2k)·8 + 2ox] first.
+	lanes := archsimd.LoadInt32x16(&laneRows4)
+	one := archsimd.BroadcastInt32x16(1)
+	eight := archsimd.BroadcastInt32x16(8)
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	oy := 0
+	for ; oy+4 <= rows; oy += 4 {
+		b0 := 16 * oy
+		xs := x[b0 : b0+64]
+		r0 := archsimd.LoadFloat32x16((*[16]float32)(xs[0:16]))
+		r1 := archsimd.LoadFloat32x16((*[16]float32)(xs[16:32]))
+		r2 := archsimd.LoadFloat32x16((*[16]float32)(xs[32:48]))
+		r3 := archsimd.LoadFloat32x16((*[16]float32)(xs[48:64]))
+		ev01, od01 := r0.ConcatPermute(r1, pick), r0.ConcatPermute(r1, pickOdd)
+		ev23, od23 := r2.ConcatPermute(r3, pick), r2.ConcatPermute(r3, pickOdd)
+		i00 := lanes.Add(archsimd.BroadcastInt32x16(int32(b0)))
+		best, arg := floor, none
+		v := ev01.ConcatPermute(ev23, merge) // x[2oy][2ox]
+		m := v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Merge(arg, m)
+		v = od01.ConcatPermute(od23, merge) // x[2oy][2ox+1]
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Add(one).Merge(arg, m)
+		i10 := i00.Add(eight)
+		v = ev01.ConcatPermute(ev23, mergeHi) // x[2oy+1][2ox]
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Merge(arg, m)
+		v = od01.ConcatPermute(od23, mergeHi) // x[2oy+1][2ox+1]
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
+		best.Store((*[16]float32)(out[4*oy : 4*oy+16]))
+		arg.Store((*[16]int32)(idx[4*oy : 4*oy+16]))
+	}
+	return oy
 }
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
@@ -493,7 +565,7 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 		lanes[i] = int32(i * stride)
 	}
 	laneS := archsimd.LoadInt32x16(&lanes)
-	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	even := archsimd.LoadUint32x16(&idxEven16)
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
 	for o := 0; o < n; o += 16 {
@@ -544,8 +616,8 @@ func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int)
 		lanes[i] = int32(i * stride)
 	}
 	laneS := archsimd.LoadInt32x16(&lanes)
-	laneIdx := archsimd.LoadInt32x16(&[16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
-	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	laneIdx := archsimd.LoadInt32x16(&laneIdx16)
+	even := archsimd.LoadUint32x16(&idxEven16)
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
 	// Column groups outside, rows inside: which lanes of a window column

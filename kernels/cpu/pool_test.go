@@ -39,6 +39,35 @@ func TestMaxPool2x2PlaneMatchesGo(t *testing.T) {
 	}
 }
 
+// TestMaxPool2x2PlaneRows4MatchesGo checks MaxPool2x2Plane on planes of 8
+// columns stored back to back (LeNet's pool2, four output rows a vector)
+// against the Go loop, with row counts that leave rows to the general
+// loop, ties, NaN and values at or below -FLT_MAX.
+func TestMaxPool2x2PlaneRows4MatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, rows := range []int{1, 3, 4, 5, 8, 11} {
+		x := randSlice(r, 2*rows*8)
+		if rows >= 4 {
+			x[16], x[17], x[24], x[25] = 2, 2, 2, 2 // output 4
+			x[18], x[19], x[26], x[27] = float32(math.NaN()), 1, float32(math.Inf(-1)), 1
+			x[20], x[21], x[28], x[29] = -math.MaxFloat32, float32(math.Inf(-1)), -math.MaxFloat32, -math.MaxFloat32
+			x[63] = 5 // output 15: the last of the window
+		}
+		out, idx := make([]float32, 4*rows), make([]int32, 4*rows)
+		wantOut, wantIdx := make([]float32, 4*rows), make([]int32, 4*rows)
+		MaxPool2x2Plane(x, 8, out, idx, 4, rows, 4)
+		maxPool2x2PlaneGo(x, 8, wantOut, wantIdx, 4, rows, 4)
+		for o := range out {
+			if out[o] != wantOut[o] || idx[o] != wantIdx[o] {
+				t.Fatalf("rows=%d output %d: (%v, %d), want (%v, %d)", rows, o, out[o], idx[o], wantOut[o], wantIdx[o])
+			}
+		}
+		if rows >= 4 && (idx[4] != 16 || idx[5] != 19 || idx[6] != -1 || idx[15] != 63) {
+			t.Fatalf("rows=%d: special windows gave %v, want [16 19 -1 ...] and 63 last", rows, idx[4:16])
+		}
+	}
+}
+
 func TestMaxPoolRowMatchesGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, stride := range []int{1, 2, 3} {
