@@ -274,17 +274,10 @@ func (buf *implicitBuf) product(m, n int, a []float32, seglen, acs int, bp []flo
 					continue
 				}
 				segKernel(seglen, a, rows[ir], &aoff, acs, segB[s0:s1], b, edge[:], segCols, false)
-				zeroUpper() // the scalar copy below is SSE code
-				for r := 0; r < nr; r++ {
-					crow := c[(ir+r)*ldc+j0 : (ir+r)*ldc+j0+nc]
-					erow := edge[r*segCols : r*segCols+nc]
-					if addb {
-						for j, v := range erow {
-							crow[j] += v
-						}
-					} else {
-						copy(crow, erow)
-					}
+				if addb {
+					SAddRows(c[ir*ldc+j0:], ldc, edge[:], segCols, nr, nc)
+				} else {
+					SCopyRows(c[ir*ldc+j0:], ldc, edge[:], segCols, nr, nc)
 				}
 			}
 		}

@@ -128,3 +128,30 @@ func BenchmarkCol2im(b *testing.B) {
 		})
 	}
 }
+
+// TestCopyAddRowsMatchGo checks SCopyRows and SAddRows at every width up
+// to 40 (whole vectors, one and two masked parts, the scalar loop) against
+// the Go loops; values outside the block must stay as they were.
+func TestCopyAddRowsMatchGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	const rows, lds, ldd = 3, 43, 45
+	for cols := 1; cols <= 40; cols++ {
+		src := randSlice(r, rows*lds)
+		dst := randSlice(r, rows*ldd)
+		want := append([]float32(nil), dst...)
+		SCopyRows(dst, ldd, src, lds, rows, cols)
+		copyRowsGo(want, ldd, src, lds, rows, cols)
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("SCopyRows cols=%d: dst[%d] = %v, want %v", cols, i, dst[i], want[i])
+			}
+		}
+		SAddRows(dst, ldd, src, lds, rows, cols)
+		addRowsGo(want, ldd, src, lds, rows, cols)
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("SAddRows cols=%d: dst[%d] = %v, want %v", cols, i, dst[i], want[i])
+			}
+		}
+	}
+}

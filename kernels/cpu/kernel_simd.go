@@ -498,12 +498,20 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		}
 		return
 	}
-	if !hasAVX512 || !maskedPartsOK || cols > 16 {
+	if !hasAVX512 || !maskedPartsOK || cols > 32 {
+		zeroUpper() // the Go loop is SSE code
 		copyRowsGo(dst, ldd, src, lds, rows, cols)
 		return
 	}
+	// Rows of up to 32 (the implicit product's partial tiles: 18 and 20
+	// columns in LeNet) as a whole vector and a masked part.
 	for y := 0; y < rows; y++ {
-		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).StoreSlicePart(dst[y*ldd : y*ldd+cols])
+		d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+		if cols > 16 {
+			archsimd.LoadFloat32x16((*[16]float32)(s[:16])).Store((*[16]float32)(d[:16]))
+			d, s = d[16:], s[16:]
+		}
+		archsimd.LoadFloat32x16SlicePart(s).StoreSlicePart(d)
 	}
 }
 
@@ -531,13 +539,19 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		}
 		return
 	}
-	if !hasAVX512 || !maskedPartsOK || cols > 16 {
+	if !hasAVX512 || !maskedPartsOK || cols > 32 {
+		zeroUpper() // the Go loop is SSE code
 		addRowsGo(dst, ldd, src, lds, rows, cols)
 		return
 	}
 	for y := 0; y < rows; y++ {
-		d := dst[y*ldd : y*ldd+cols]
-		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).Add(archsimd.LoadFloat32x16SlicePart(d)).StoreSlicePart(d)
+		d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+		if cols > 16 {
+			p := (*[16]float32)(d[:16])
+			archsimd.LoadFloat32x16((*[16]float32)(s[:16])).Add(archsimd.LoadFloat32x16(p)).Store(p)
+			d, s = d[16:], s[16:]
+		}
+		archsimd.LoadFloat32x16SlicePart(s).Add(archsimd.LoadFloat32x16SlicePart(d)).StoreSlicePart(d)
 	}
 }
 
