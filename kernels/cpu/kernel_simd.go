@@ -1042,12 +1042,27 @@ func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im
 	end := g.PH + h // padded rows g.PH..end-1 are inside the image
 	for ch := 0; ch < c; ch++ {
 		cc := col[ch*kk*sp : (ch+1)*kk*sp]
+		cx := col[ch*kk*sp:] // cc and the channels after it
 		for Y := g.PH; Y < end; Y += 4 {
 			// Padded rows Y..Y+3; those at or past end are summed from
 			// no column rows, or dropped.
 			var a0, a1, a2, a3 archsimd.Float32x16
 			for ki := max(0, Y-oh+1); ki <= min(g.KH-1, Y+3); ki++ {
 				y := Y - ki // the output row adding into padded row Y
+				if y >= 0 && y+3 < oh && Y+3 < end && (ki*g.KW+g.KW-1)*sp+3*ow+y*ow+16 <= len(cx) {
+					// All four rows add, from whole vectors of col: the
+					// lanes past ow (the next rows' values) go to zero.
+					base := ki*g.KW*sp + y*ow
+					for kj := 0; kj < g.KW; kj++ {
+						idx := archsimd.LoadUint32x16(&shift[kj])
+						v := cx[base+kj*sp : base+kj*sp+3*ow+16]
+						a0 = a0.Add(archsimd.LoadFloat32x16((*[16]float32)(v[:16])).ConcatPermute(zero, idx))
+						a1 = a1.Add(archsimd.LoadFloat32x16((*[16]float32)(v[ow:ow+16])).ConcatPermute(zero, idx))
+						a2 = a2.Add(archsimd.LoadFloat32x16((*[16]float32)(v[2*ow:2*ow+16])).ConcatPermute(zero, idx))
+						a3 = a3.Add(archsimd.LoadFloat32x16((*[16]float32)(v[3*ow:3*ow+16])).ConcatPermute(zero, idx))
+					}
+					continue
+				}
 				for kj := 0; kj < g.KW; kj++ {
 					idx := archsimd.LoadUint32x16(&shift[kj])
 					o := (ki*g.KW+kj)*sp + y*ow
