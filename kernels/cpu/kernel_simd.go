@@ -24,6 +24,12 @@ var (
 	idxHiHalves  = [16]uint32{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}
 	laneRows4    = [16]int32{0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54}
 	laneIdx16    = [16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	// Two rows of 24 in three vectors: the upper row's even and odd
+	// columns from the first two, the lower row's from the last two.
+	idxUpperEven24 = [16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 0, 0, 0, 0}
+	idxUpperOdd24  = [16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 1, 1, 1, 1}
+	idxLowerEven24 = [16]uint32{8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 8, 8, 8, 8}
+	idxLowerOdd24  = [16]uint32{9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 9, 9, 9, 9}
 )
 
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
@@ -372,8 +378,11 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
 	oy := 0
-	if cols == 4 && w == 8 && ldo == 4 {
+	switch {
+	case cols == 4 && w == 8 && ldo == 4:
 		oy = maxPool2x2Rows4(x, out, idx, rows)
+	case cols == 12 && w == 24:
+		oy = maxPool2x2Cols12(x, out, idx, ldo, rows)
 	}
 	for ; oy < rows; oy++ {
 		b0 := 2 * oy * w
@@ -460,6 +469,47 @@ func maxPool2x2Rows4(x []float32, out []float32, idx []int32, rows int) int {
 		arg.Store((*[16]int32)(idx[4*oy : 4*oy+16]))
 	}
 	return oy
+}
+
+// maxPool2x2Cols12 is MaxPool2x2Plane for rows of 24 columns (12 outputs,
+// LeNet's pool1): the two rows of a window, 48 values, are three whole
+// vectors, where the general loop loads four, two of them masked. It
+// returns the number of output rows done (all).
+func maxPool2x2Cols12(x []float32, out []float32, idx []int32, ldo, rows int) int {
+	upperEven := archsimd.LoadUint32x16(&idxUpperEven24)
+	upperOdd := archsimd.LoadUint32x16(&idxUpperOdd24)
+	lowerEven := archsimd.LoadUint32x16(&idxLowerEven24)
+	lowerOdd := archsimd.LoadUint32x16(&idxLowerOdd24)
+	lane2 := archsimd.LoadInt32x16(&lane2x16)
+	one := archsimd.BroadcastInt32x16(1)
+	below := archsimd.BroadcastInt32x16(24)
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	for oy := 0; oy < rows; oy++ {
+		b0 := 48 * oy
+		xs := x[b0 : b0+48]
+		r0 := archsimd.LoadFloat32x16((*[16]float32)(xs[0:16]))
+		r1 := archsimd.LoadFloat32x16((*[16]float32)(xs[16:32]))
+		r2 := archsimd.LoadFloat32x16((*[16]float32)(xs[32:48]))
+		// Lanes 12-15 hold repeats; they are not stored.
+		i00 := lane2.Add(archsimd.BroadcastInt32x16(int32(b0)))
+		i10 := i00.Add(below)
+		best, arg := floor, none
+		v := r0.ConcatPermute(r1, upperEven)
+		m := v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Merge(arg, m)
+		v = r0.ConcatPermute(r1, upperOdd)
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Add(one).Merge(arg, m)
+		v = r1.ConcatPermute(r2, lowerEven)
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Merge(arg, m)
+		v = r1.ConcatPermute(r2, lowerOdd)
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
+		storePooled(best, arg, out[oy*ldo:oy*ldo+12], idx[oy*ldo:oy*ldo+12])
+	}
+	return rows
 }
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].

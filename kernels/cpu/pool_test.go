@@ -68,6 +68,34 @@ func TestMaxPool2x2PlaneRows4MatchesGo(t *testing.T) {
 	}
 }
 
+// TestMaxPool2x2PlaneCols12MatchesGo checks MaxPool2x2Plane on rows of 24
+// columns (LeNet's pool1, a window's two rows in three vectors) against
+// the Go loop, with output rows ldo apart, ties, NaN and values at or
+// below -FLT_MAX.
+func TestMaxPool2x2PlaneCols12MatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, ldo := range []int{12, 13} {
+		for _, rows := range []int{1, 2, 5, 12} {
+			x := randSlice(r, 2*rows*24)
+			x[20], x[21], x[44], x[45] = 2, 2, 2, 2 // output 10
+			x[22], x[23], x[46], x[47] = float32(math.NaN()), 1, float32(math.Inf(-1)), 1
+			x[0], x[1], x[24], x[25] = -math.MaxFloat32, float32(math.Inf(-1)), -math.MaxFloat32, -math.MaxFloat32
+			out, idx := make([]float32, rows*ldo), make([]int32, rows*ldo)
+			wantOut, wantIdx := make([]float32, rows*ldo), make([]int32, rows*ldo)
+			MaxPool2x2Plane(x, 24, out, idx, ldo, rows, 12)
+			maxPool2x2PlaneGo(x, 24, wantOut, wantIdx, ldo, rows, 12)
+			for o := range out {
+				if out[o] != wantOut[o] || idx[o] != wantIdx[o] {
+					t.Fatalf("ldo=%d rows=%d output %d: (%v, %d), want (%v, %d)", ldo, rows, o, out[o], idx[o], wantOut[o], wantIdx[o])
+				}
+			}
+			if idx[0] != -1 || idx[10] != 20 || idx[11] != 23 {
+				t.Fatalf("ldo=%d rows=%d: special windows gave %d, %d, %d, want -1, 20, 23", ldo, rows, idx[0], idx[10], idx[11])
+			}
+		}
+	}
+}
+
 func TestMaxPoolRowMatchesGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, stride := range []int{1, 2, 3} {
