@@ -509,6 +509,17 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
 		zeroUpper()
+		dy32, ok := any(dyv).([]float32)
+		if ok && g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 &&
+			g.W == 24 && g.OW == 12 && g.H == 2*g.OH {
+			dx32 := any(dxv).([]float32)
+			for p := lo; p < hi; p++ {
+				if !maxPoolBackward2x2Cols12(dy32[p*out:(p+1)*out], mv[p*out:(p+1)*out], dx32[p*in:(p+1)*in], g.OH) {
+					break
+				}
+				lo = p + 1
+			}
+		}
 		for p := lo; p < hi; p++ {
 			maxPoolBackwardPlane(dyv[p*out:(p+1)*out], mv[p*out:(p+1)*out], dxv[p*in:(p+1)*in])
 		}

@@ -108,3 +108,9 @@ func transpose16(src []float32, ld int, dst []float32, ldd int) {
 func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) bool {
 	return false
 }
+
+// maxPoolBackward2x2Cols12 is the SIMD build's pool1 gradient; here it
+// reports false.
+func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int) bool {
+	return false
+}

@@ -30,6 +30,11 @@ var (
 	idxUpperOdd24  = [16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 1, 1, 1, 1}
 	idxLowerEven24 = [16]uint32{8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 8, 8, 8, 8}
 	idxLowerOdd24  = [16]uint32{9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 9, 9, 9, 9}
+	// The window (output) of each of a row pair's 48 inputs, 16 at a
+	// time: inputs 0-23 are the upper row, 24-47 the lower.
+	idxPairs0 = [16]uint32{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7}
+	idxPairs1 = [16]uint32{8, 8, 9, 9, 10, 10, 11, 11, 0, 0, 1, 1, 2, 2, 3, 3}
+	idxPairs2 = [16]uint32{4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11}
 )
 
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
@@ -510,6 +515,40 @@ func maxPool2x2Cols12(x []float32, out []float32, idx []int32, ldo, rows int) in
 		storePooled(best, arg, out[oy*ldo:oy*ldo+12], idx[oy*ldo:oy*ldo+12])
 	}
 	return rows
+}
+
+// maxPoolBackward2x2Cols12 overwrites a plane's bottom diff dx (2·rows
+// rows of 24) with the gradient of 2×2 max pooling of stride 2 (rows×12
+// outputs, LeNet's pool1): each input takes its window's top diff where
+// the window's argmax in mask is that input, else zero. The windows do
+// not overlap, so this is the scatter of maxPoolBackwardPlane written as
+// three whole vectors a row pair, with no clear; argmax indices outside
+// their own window (never written by MaxPoolForward) add nothing here. It
+// reports false, doing nothing, off AVX-512.
+func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int) bool {
+	if !hasAVX512 || !maskedPartsOK {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	e0 := archsimd.LoadUint32x16(&idxPairs0)
+	e1 := archsimd.LoadUint32x16(&idxPairs1)
+	e2 := archsimd.LoadUint32x16(&idxPairs2)
+	lanes := archsimd.LoadInt32x16(&laneIdx16)
+	var zero archsimd.Float32x16
+	dy, mask, dx = dy[:12*rows], mask[:12*rows], dx[:48*rows]
+	for oy := 0; oy < rows; oy++ {
+		d := archsimd.LoadFloat32x16SlicePart(dy[12*oy : 12*oy+12])
+		m := archsimd.LoadInt32x16SlicePart(mask[12*oy : 12*oy+12])
+		b0 := 48 * oy
+		i0 := lanes.Add(archsimd.BroadcastInt32x16(int32(b0)))
+		i1 := i0.Add(archsimd.BroadcastInt32x16(16))
+		i2 := i0.Add(archsimd.BroadcastInt32x16(32))
+		xs := dx[b0 : b0+48]
+		d.Permute(e0).Merge(zero, m.Permute(e0).Equal(i0)).Store((*[16]float32)(xs[0:16]))
+		d.Permute(e1).Merge(zero, m.Permute(e1).Equal(i1)).Store((*[16]float32)(xs[16:32]))
+		d.Permute(e2).Merge(zero, m.Permute(e2).Equal(i2)).Store((*[16]float32)(xs[32:48]))
+	}
+	return true
 }
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
