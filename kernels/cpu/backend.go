@@ -509,21 +509,40 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
 		zeroUpper()
-		dy32, ok := any(dyv).([]float32)
-		if ok && g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 &&
-			g.W == 24 && g.OW == 12 && g.H == 2*g.OH {
-			dx32 := any(dxv).([]float32)
-			for p := lo; p < hi; p++ {
-				if !maxPoolBackward2x2Cols12(dy32[p*out:(p+1)*out], mv[p*out:(p+1)*out], dx32[p*in:(p+1)*in], g.OH) {
-					break
-				}
-				lo = p + 1
-			}
+		// LeNet's 2×2 windows by selection where a kernel has their rows.
+		if dy32, ok := any(dyv).([]float32); ok {
+			lo = maxPoolBackward2x2(g, dy32, mv, any(dxv).([]float32), lo, hi)
 		}
 		for p := lo; p < hi; p++ {
 			maxPoolBackwardPlane(dyv[p*out:(p+1)*out], mv[p*out:(p+1)*out], dxv[p*in:(p+1)*in])
 		}
 	})
+}
+
+// maxPoolBackward2x2 runs the selecting gradient kernels of 2×2 max
+// pooling of stride 2 over planes lo..hi-1 where one has the plane's shape
+// (LeNet's pool1 and pool2 on AVX-512), and returns the first plane left
+// to the scatter.
+func maxPoolBackward2x2(g kernels.PoolGeom, dy []float32, mask []int32, dx []float32, lo, hi int) int {
+	if g.KH != 2 || g.KW != 2 || g.SH != 2 || g.SW != 2 || g.PH != 0 || g.PW != 0 || g.H != 2*g.OH || g.W != 2*g.OW {
+		return lo
+	}
+	in, out := g.H*g.W, g.OH*g.OW
+	switch g.W {
+	case 24:
+		for ; lo < hi; lo++ {
+			if !maxPoolBackward2x2Cols12(dy[lo*out:(lo+1)*out], mask[lo*out:(lo+1)*out], dx[lo*in:(lo+1)*in], g.OH) {
+				break
+			}
+		}
+	case 8:
+		for ; lo < hi; lo++ {
+			if !maxPoolBackward2x2Rows4(dy[lo*out:(lo+1)*out], mask[lo*out:(lo+1)*out], dx[lo*in:(lo+1)*in], g.OH) {
+				break
+			}
+		}
+	}
+	return lo
 }
 
 // maxPoolBackwardPlane overwrites one plane's bottom diff dx with the top

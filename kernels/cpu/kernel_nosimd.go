@@ -114,3 +114,9 @@ func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im
 func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int) bool {
 	return false
 }
+
+// maxPoolBackward2x2Rows4 is the SIMD build's pool2 gradient; here it
+// reports false.
+func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
+	return false
+}

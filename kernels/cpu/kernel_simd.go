@@ -35,6 +35,8 @@ var (
 	idxPairs0 = [16]uint32{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7}
 	idxPairs1 = [16]uint32{8, 8, 9, 9, 10, 10, 11, 11, 0, 0, 1, 1, 2, 2, 3, 3}
 	idxPairs2 = [16]uint32{4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11}
+	// The window of each input of two rows of 8, among four rows of 4.
+	idxRowPairs8 = [16]uint32{0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 1, 1, 2, 2, 3, 3}
 )
 
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
@@ -547,6 +549,34 @@ func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int
 		d.Permute(e0).Merge(zero, m.Permute(e0).Equal(i0)).Store((*[16]float32)(xs[0:16]))
 		d.Permute(e1).Merge(zero, m.Permute(e1).Equal(i1)).Store((*[16]float32)(xs[16:32]))
 		d.Permute(e2).Merge(zero, m.Permute(e2).Equal(i2)).Store((*[16]float32)(xs[32:48]))
+	}
+	return true
+}
+
+// maxPoolBackward2x2Rows4 is maxPoolBackward2x2Cols12 for planes of 8
+// columns (4 outputs a row, LeNet's pool2), rows a multiple of four: four
+// output rows' 16 top diffs and argmaxes are one vector each, and each of
+// the four vectors of their 64 inputs (two input rows) picks from them.
+func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
+	if !hasAVX512 || rows%4 != 0 {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	pick := archsimd.LoadUint32x16(&idxRowPairs8)
+	four := archsimd.BroadcastUint32x16(4)
+	lanes := archsimd.LoadInt32x16(&laneIdx16)
+	sixteen := archsimd.BroadcastInt32x16(16)
+	var zero archsimd.Float32x16
+	dy, mask, dx = dy[:4*rows], mask[:4*rows], dx[:16*rows]
+	for oy := 0; oy < rows; oy += 4 {
+		d := archsimd.LoadFloat32x16((*[16]float32)(dy[4*oy : 4*oy+16]))
+		m := archsimd.LoadInt32x16((*[16]int32)(mask[4*oy : 4*oy+16]))
+		xs := dx[16*oy : 16*oy+64]
+		e, i := pick, lanes.Add(archsimd.BroadcastInt32x16(int32(16*oy)))
+		for v := 0; v < 4; v++ { // input rows 2(oy+v), 2(oy+v)+1
+			d.Permute(e).Merge(zero, m.Permute(e).Equal(i)).Store((*[16]float32)(xs[16*v : 16*v+16]))
+			e, i = e.Add(four), i.Add(sixteen)
+		}
 	}
 	return true
 }

@@ -219,6 +219,9 @@ func TestMaxPoolBackwardMatchesReference(t *testing.T) {
 	for _, g := range []kernels.PoolGeom{
 		{H: 24, W: 24, OH: 12, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2},
 		{H: 8, W: 8, OH: 4, OW: 4, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 16, W: 8, OH: 8, OW: 4, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 12, W: 8, OH: 6, OW: 4, KH: 2, KW: 2, SH: 2, SW: 2},
+		{H: 6, W: 24, OH: 3, OW: 12, KH: 2, KW: 2, SH: 2, SW: 2},
 		{H: 7, W: 9, OH: 4, OW: 5, KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1},
 		{H: 5, W: 6, OH: 3, OW: 4, KH: 3, KW: 2, SH: 1, SW: 1},
 		{H: 1, W: 3, OH: 1, OW: 2, KH: 1, KW: 2, SH: 1, SW: 1},
