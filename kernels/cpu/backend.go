@@ -509,16 +509,56 @@ func (backend[T]) MaxPoolBackward(dy kernels.Vec[T], mask kernels.IntVec, planes
 	in, out := g.H*g.W, g.OH*g.OW
 	Parallel(planes, func(_, lo, hi int) {
 		zeroUpper()
+		// LeNet's 2×2 windows by selection where a kernel has their rows.
+		if dy32, ok := any(dyv).([]float32); ok {
+			lo = maxPoolBackward2x2(g, dy32, mv, any(dxv).([]float32), lo, hi)
+		}
 		for p := lo; p < hi; p++ {
-			dxp, dyp := dxv[p*in:(p+1)*in], dyv[p*out:(p+1)*out]
-			clear(dxp)
-			for o, d := range dyp {
-				if arg := int(mv[p*out+o]); arg >= 0 && arg < in {
-					dxp[arg] += d
-				}
-			}
+			maxPoolBackwardPlane(dyv[p*out:(p+1)*out], mv[p*out:(p+1)*out], dxv[p*in:(p+1)*in])
 		}
 	})
+}
+
+// maxPoolBackward2x2 runs the selecting gradient kernels of 2×2 max
+// pooling of stride 2 over planes lo..hi-1 where one has the plane's shape
+// (LeNet's pool1 and pool2 on AVX-512), and returns the first plane left
+// to the scatter.
+func maxPoolBackward2x2(g kernels.PoolGeom, dy []float32, mask []int32, dx []float32, lo, hi int) int {
+	if g.KH != 2 || g.KW != 2 || g.SH != 2 || g.SW != 2 || g.PH != 0 || g.PW != 0 || g.H != 2*g.OH || g.W != 2*g.OW {
+		return lo
+	}
+	in, out := g.H*g.W, g.OH*g.OW
+	switch g.W {
+	case 24:
+		for ; lo < hi; lo++ {
+			if !maxPoolBackward2x2Cols12(dy[lo*out:(lo+1)*out], mask[lo*out:(lo+1)*out], dx[lo*in:(lo+1)*in], g.OH) {
+				break
+			}
+		}
+	case 8:
+		for ; lo < hi; lo++ {
+			if !maxPoolBackward2x2Rows4(dy[lo*out:(lo+1)*out], mask[lo*out:(lo+1)*out], dx[lo*in:(lo+1)*in], g.OH) {
+				break
+			}
+		}
+	}
+	return lo
+}
+
+// maxPoolBackwardPlane overwrites one plane's bottom diff dx with the top
+// diff dy added at the argmax indices in mask (those outside the plane,
+// -1 for a window with no input, are skipped). A plain function of its
+// own slices: inside MaxPoolBackward's closure the loop reloaded the
+// plane's bounds and offsets from the stack every element.
+func maxPoolBackwardPlane[T Float](dy []T, mask []int32, dx []T) {
+	clear(dx)
+	mask = mask[:len(dy)]
+	n := uint(len(dx))
+	for o, d := range dy {
+		if arg := uint(mask[o]); arg < n { // a negative index wraps past n
+			dx[arg] += d
+		}
+	}
 }
 
 func (backend[T]) AvePoolForward(x kernels.Vec[T], planes int, g kernels.PoolGeom, y kernels.Vec[T]) {

@@ -190,30 +190,46 @@ func (buf *implicitBuf) padImage(im []float32, c, h, w, ph, pw int) ([]float32, 
 // packT32 packs Bᵀ, B being n×k with rows ld apart, in 32-column slivers:
 // dst[s·k·32 + p·32 + j] = B[s·32+j][p], zero for columns past n.
 func packT32(b []float32, ld, n, k int, dst []float32) {
+	var blk [16 * 16]float32
 	for s := 0; s*segCols < n; s++ {
 		d := dst[s*k*segCols : (s+1)*k*segCols]
 		cols := min(segCols, n-s*segCols)
 		// Sixteen steps at a time, so that the rows written (2 KB) stay
-		// in L1 while every column fills its part of them; whole 16×16
-		// blocks go through transpose16.
+		// in L1 while every column fills its part of them. Whole 16×16
+		// blocks go through transpose16, and so do the sliver's last
+		// columns, from a block whose rows past n are zeros (LeNet's 50
+		// and 20 output channels leave 18 and 20 columns in a sliver:
+		// column by column and row by row clears before).
 		for p0 := 0; p0 < k; p0 += 16 {
 			p1 := min(k, p0+16)
-			j := 0
 			if p1-p0 == 16 {
-				for ; j+16 <= cols; j += 16 {
-					transpose16(b[(s*segCols+j)*ld+p0:], ld, d[p0*segCols+j:], segCols)
+				for j := 0; j < segCols; j += 16 {
+					o := (s*segCols + j) * ld
+					switch rows := min(16, cols-j); {
+					case rows == 16:
+						transpose16(b[o+p0:], ld, d[p0*segCols+j:], segCols)
+					case rows > 0:
+						SCopyRows(blk[:], 16, b[o+p0:], ld, rows, 16)
+						clear(blk[rows*16:])
+						transpose16(blk[:], 16, d[p0*segCols+j:], segCols)
+					default:
+						for p := p0; p < p1; p++ {
+							clear(d[p*segCols+j : p*segCols+j+16])
+						}
+					}
 				}
+				continue
 			}
-			for ; j < cols; j++ {
+			for j := 0; j < cols; j++ {
 				o := (s*segCols + j) * ld
 				for p, v := range b[o+p0 : o+p1] {
 					d[(p0+p)*segCols+j] = v
 				}
 			}
-		}
-		if cols < segCols {
-			for p := 0; p < k; p++ {
-				clear(d[p*segCols+cols : (p+1)*segCols])
+			if cols < segCols {
+				for p := p0; p < p1; p++ {
+					clear(d[p*segCols+cols : (p+1)*segCols])
+				}
 			}
 		}
 	}
@@ -274,17 +290,10 @@ func (buf *implicitBuf) product(m, n int, a []float32, seglen, acs int, bp []flo
 					continue
 				}
 				segKernel(seglen, a, rows[ir], &aoff, acs, segB[s0:s1], b, edge[:], segCols, false)
-				zeroUpper() // the scalar copy below is SSE code
-				for r := 0; r < nr; r++ {
-					crow := c[(ir+r)*ldc+j0 : (ir+r)*ldc+j0+nc]
-					erow := edge[r*segCols : r*segCols+nc]
-					if addb {
-						for j, v := range erow {
-							crow[j] += v
-						}
-					} else {
-						copy(crow, erow)
-					}
+				if addb {
+					SAddRows(c[ir*ldc+j0:], ldc, edge[:], segCols, nr, nc)
+				} else {
+					SCopyRows(c[ir*ldc+j0:], ldc, edge[:], segCols, nr, nc)
 				}
 			}
 		}

@@ -296,6 +296,12 @@ func packB(transB bool, b []float32, ldb, pc, jc, kb, nb int, dst []float32) {
 // bsl = kb*nr) or read in place (bld = ldb, bsl = nr).
 func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []float32, bld, bsl int, c []float32, ldc int, transC, overwrite bool) {
 	var edge, acc [mr * nr]float32
+	// The tiles' row offsets, written element by element and passed by
+	// pointer: an array returned or passed by value is copied with 16-byte
+	// moves, whose loads of the two 8-byte stores just made cannot be
+	// forwarded and wait until the stores before them, the previous tile's
+	// stores of C, have left the core (a tenth of ip1's product).
+	var offs, offs4 [mr]int
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		o := (jr / nr) * bsl
@@ -304,18 +310,20 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 			rows := min(mr, mb-ir)
 			// Row offsets of this tile in a; missing rows repeat row 0
 			// and their results are dropped.
-			offs := tileOffsets(ir, rows, kb, rs)
+			tileOffsets(&offs, ir, rows, kb, rs)
 			// Whole 32-wide tiles go eight rows at a time where there are.
-			if !transC && cols == 32 && ir+2*mr <= mb &&
-				microKernel8x32(kb, alpha, a, offs, tileOffsets(ir+mr, mr, kb, rs), cs, bs, bld, c[ir*ldc+jr:], ldc, overwrite) {
-				ir += mr
-				continue
+			if !transC && cols == 32 && ir+2*mr <= mb {
+				tileOffsets(&offs4, ir+mr, mr, kb, rs)
+				if microKernel8x32(kb, alpha, a, &offs, &offs4, cs, bs, bld, c[ir*ldc+jr:], ldc, overwrite) {
+					ir += mr
+					continue
+				}
 			}
 			if !transC {
-				microKernel(kb, alpha, a, offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols, overwrite, &acc)
+				microKernel(kb, alpha, a, &offs, cs, bs, bld, c[ir*ldc+jr:], ldc, rows, cols, overwrite, &acc)
 				continue
 			}
-			microKernel(kb, alpha, a, offs, cs, bs, bld, edge[:], nr, mr, nr, true, &acc)
+			microKernel(kb, alpha, a, &offs, cs, bs, bld, edge[:], nr, mr, nr, true, &acc)
 			zeroUpper() // the scalar copy below is SSE code
 			for j := 0; j < cols; j++ {
 				ccol := c[(jr+j)*ldc+ir : (jr+j)*ldc+ir+rows]
@@ -331,11 +339,10 @@ func macroKernel(mb, nb, kb int, alpha float32, a []float32, rs, cs int, pb []fl
 	}
 }
 
-// tileOffsets returns the offsets in a of the rows of the tile at row ir
-// (rows of them real; the others repeat the first), for A read in place
+// tileOffsets sets offs to the offsets in a of the rows of the tile at row
+// ir (rows of them real; the others repeat the first), for A read in place
 // with row stride rs, or packed by packA when rs < 0.
-func tileOffsets(ir, rows, kb, rs int) [mr]int {
-	var offs [mr]int
+func tileOffsets(offs *[mr]int, ir, rows, kb, rs int) {
 	for r := range offs {
 		rr := r
 		if r >= rows {
@@ -347,7 +354,6 @@ func tileOffsets(ir, rows, kb, rs int) [mr]int {
 			offs[r] = (ir + rr) * rs
 		}
 	}
-	return offs
 }
 
 // microKernelGo adds alpha times the mr×nr product of mr rows of A (row r
@@ -355,7 +361,7 @@ func tileOffsets(ir, rows, kb, rs int) [mr]int {
 // values, ldb apart) into the first rows×cols corner of C, or with
 // overwrite sets that corner to it; portable reference for the SIMD
 // micro-kernel.
-func microKernelGo(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool) {
+func microKernelGo(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool) {
 	var acc [mr * nr]float32
 	for p := 0; p < kb; p++ {
 		bp := b[p*ldb : p*ldb+nr]

@@ -23,6 +23,8 @@ var gemmShapes = []struct {
 	{"lenet_conv1_wgradT_25x20x576", false, true, 25, 20, 576},
 	{"lenet_conv1_wgrad_20x25x576", false, true, 20, 25, 576},
 	{"lenet_ip1_fwd_b64_64x500x800", false, true, 64, 500, 800},
+	{"lenet_ip1_wgrad_b64_500x800x64", true, false, 500, 800, 64},
+	{"lenet_ip1_dgrad_b64_64x800x500", false, false, 64, 800, 500},
 	{"lenet_ip1_fwd_b512_512x500x800", false, true, 512, 500, 800},
 	{"cifar_conv2_fwd_32x256x800", false, false, 32, 256, 800},
 	// Batched convolution: the column matrices of all 64 images side by side.

@@ -127,8 +127,8 @@ func TestMicroKernelMatchesGo(t *testing.T) {
 					ldc := nr + 5
 					c1 := randSlice(r, mr*ldc)
 					c2 := append([]float32(nil), c1...)
-					microKernel(kb, 0.5, a, offs, cs, b, ldb, c1, ldc, rows, cols, overwrite, &acc)
-					microKernelGo(kb, 0.5, a, offs, cs, b, ldb, c2, ldc, rows, cols, overwrite)
+					microKernel(kb, 0.5, a, &offs, cs, b, ldb, c1, ldc, rows, cols, overwrite, &acc)
+					microKernelGo(kb, 0.5, a, &offs, cs, b, ldb, c2, ldc, rows, cols, overwrite)
 					for i := range c1 {
 						if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-4*(1+math.Abs(float64(c2[i]))) {
 							t.Fatalf("kb=%d cs=%d rows=%d cols=%d element %d: %v vs %v", kb, cs, rows, cols, i, c1[i], c2[i])

@@ -75,6 +75,8 @@ func TestIm2colCol2imMatchReference(t *testing.T) {
 		{2, 9, 10, kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 2, PW: 2, DH: 2, DW: 2}},   // dilation
 		{1, 4, 5, kernels.ConvGeom{KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}},                  // 1×1
 		{3, 6, 37, kernels.ConvGeom{KH: 2, KW: 3, SH: 1, SW: 1, PH: 0, PW: 1, DH: 1, DW: 1}},   // ow 37
+		{2, 6, 14, kernels.ConvGeom{KH: 2, KW: 5, SH: 1, SW: 1, PH: 1, PW: 1, DH: 1, DW: 1}},   // padded row of 16, h 6
+		{3, 5, 5, kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, DH: 1, DW: 1}},                  // h 5, oh 3
 	}
 	for _, tc := range cases {
 		g := tc.g
@@ -97,6 +99,58 @@ func TestIm2colCol2imMatchReference(t *testing.T) {
 		for i, v := range wantIm {
 			if math.Abs(float64(dim[i])-v) > 1e-5*(1+math.Abs(v)) {
 				t.Fatalf("Col2im %+v c=%d %dx%d: im[%d] = %v, want %v", g, tc.c, tc.h, tc.w, i, dim[i], v)
+			}
+		}
+	}
+}
+
+// BenchmarkCol2im times Col2im on one image at LeNet's conv2 (20 channels
+// of 12×12, 5×5 window) and CIFAR-10 quick's conv3 (32 of 8×8, pad 2).
+func BenchmarkCol2im(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		c, h, w int
+		g       kernels.ConvGeom
+	}{
+		{"lenet-conv2", 20, 12, 12, kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{"cifar-conv3", 32, 8, 8, kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, PH: 2, PW: 2, DH: 1, DW: 1}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			g := bc.g
+			oh := bc.h + 2*g.PH - g.KH + 1
+			ow := bc.w + 2*g.PW - g.KW + 1
+			r := rand.New(rand.NewPCG(1, 2))
+			col := randSlice(r, bc.c*g.KH*g.KW*oh*ow)
+			im := make([]float32, bc.c*bc.h*bc.w)
+			for b.Loop() {
+				Col2im(col, bc.c, bc.h, bc.w, g, oh, ow, im)
+			}
+		})
+	}
+}
+
+// TestCopyAddRowsMatchGo checks SCopyRows and SAddRows at every width up
+// to 40 (whole vectors, one and two masked parts, the scalar loop) against
+// the Go loops; values outside the block must stay as they were.
+func TestCopyAddRowsMatchGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	const rows, lds, ldd = 3, 43, 45
+	for cols := 1; cols <= 40; cols++ {
+		src := randSlice(r, rows*lds)
+		dst := randSlice(r, rows*ldd)
+		want := append([]float32(nil), dst...)
+		SCopyRows(dst, ldd, src, lds, rows, cols)
+		copyRowsGo(want, ldd, src, lds, rows, cols)
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("SCopyRows cols=%d: dst[%d] = %v, want %v", cols, i, dst[i], want[i])
+			}
+		}
+		SAddRows(dst, ldd, src, lds, rows, cols)
+		addRowsGo(want, ldd, src, lds, rows, cols)
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("SAddRows cols=%d: dst[%d] = %v, want %v", cols, i, dst[i], want[i])
 			}
 		}
 	}

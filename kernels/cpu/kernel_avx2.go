@@ -9,6 +9,18 @@ import (
 	"github.com/gocaffe/gocaffe/kernels"
 )
 
+// Permute indices and lane offsets of the AVX2 pooling kernels.
+// Package variables, not literals: a literal is built on the stack by
+// 8-byte stores each call, and the vector load of it cannot be forwarded
+// from them; it waits until they have left the core, once per plane of
+// LeNet's pool2.
+var (
+	laneIdx8   = [8]int32{0, 1, 2, 3, 4, 5, 6, 7}
+	idxEvenLo8 = [8]uint32{0, 2, 4, 6, 0, 2, 4, 6}
+	idxOddLo8  = [8]uint32{1, 3, 5, 7, 1, 3, 5, 7}
+	lane2x8    = [8]int32{0, 2, 4, 6, 8, 10, 12, 14}
+)
+
 // The AVX2 + FMA paths, for x86-64 CPUs without AVX-512 (level.go). They
 // use 8-lane vectors without masks: tails run in scalar Go (max pooling's
 // rows, 8 to 15 outputs in LeNet and CIFAR-10, load their partial vectors
@@ -23,7 +35,7 @@ import (
 // rows and the strip all its columns, else into acc, which the Go side
 // scales into C. Strips never read B past where the AVX-512 kernels
 // would: 32 columns when cols ≤ 32, else 64.
-func microKernelAVX2(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+func microKernelAVX2(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	last := (kb - 1) * cs
 	var aoff [mr]int
 	for r, o := range offs {
@@ -268,8 +280,8 @@ func maxPoolRowAVX2(rows [][]float32, rowBase []int32, kw, stride int, out []flo
 		lanes[i] = int32(i * stride)
 	}
 	laneS := archsimd.LoadInt32x8(&lanes)
-	upper := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7}).Greater(archsimd.BroadcastInt32x8(3))
-	evenLo := archsimd.LoadUint32x8(&[8]uint32{0, 2, 4, 6, 0, 2, 4, 6})
+	upper := archsimd.LoadInt32x8(&laneIdx8).Greater(archsimd.BroadcastInt32x8(3))
+	evenLo := archsimd.LoadUint32x8(&idxEvenLo8)
 	none := archsimd.BroadcastInt32x8(-1)
 	floor := archsimd.BroadcastFloat32x8(-math.MaxFloat32)
 	for o := 0; o < n; o += 8 {
@@ -365,9 +377,9 @@ func maxPoolInteriorAVX2(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo 
 		lanes[i] = int32(i * stride)
 	}
 	laneS := archsimd.LoadInt32x8(&lanes)
-	laneIdx := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7})
+	laneIdx := archsimd.LoadInt32x8(&laneIdx8)
 	upper := laneIdx.Greater(archsimd.BroadcastInt32x8(3))
-	evenLo := archsimd.LoadUint32x8(&[8]uint32{0, 2, 4, 6, 0, 2, 4, 6})
+	evenLo := archsimd.LoadUint32x8(&idxEvenLo8)
 	none := archsimd.BroadcastInt32x8(-1)
 	floor := archsimd.BroadcastFloat32x8(-math.MaxFloat32)
 	var valid [maxPoolKW]int
@@ -434,11 +446,11 @@ func maxPoolInteriorAVX2(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo 
 // compared in Caffe's order. A short last group (LeNet's rows have 12 and
 // 4 outputs) loads and stores only its part.
 func maxPool2x2PlaneAVX2(x []float32, w int, out []float32, idx []int32, ldo, rows, cols int) {
-	laneIdx := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7})
+	laneIdx := archsimd.LoadInt32x8(&laneIdx8)
 	upper := laneIdx.Greater(archsimd.BroadcastInt32x8(3))
-	evenLo := archsimd.LoadUint32x8(&[8]uint32{0, 2, 4, 6, 0, 2, 4, 6})
-	oddLo := archsimd.LoadUint32x8(&[8]uint32{1, 3, 5, 7, 1, 3, 5, 7})
-	lane2 := archsimd.LoadInt32x8(&[8]int32{0, 2, 4, 6, 8, 10, 12, 14})
+	evenLo := archsimd.LoadUint32x8(&idxEvenLo8)
+	oddLo := archsimd.LoadUint32x8(&idxOddLo8)
+	lane2 := archsimd.LoadInt32x8(&lane2x8)
 	one := archsimd.BroadcastInt32x8(1)
 	none := archsimd.BroadcastInt32x8(-1)
 	floor := archsimd.BroadcastFloat32x8(-math.MaxFloat32)

@@ -9,7 +9,7 @@ import "github.com/gocaffe/gocaffe/kernels"
 func SIMD() bool { return false }
 
 // microKernel adds the mr×nr product of packed slivers into C (portable).
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, _ *[mr * nr]float32) {
+func microKernel(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, _ *[mr * nr]float32) {
 	microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 }
 
@@ -40,7 +40,7 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 }
 
 // microKernel8x32 is the SIMD build's 8×32 tile; here it reports false.
-func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
+func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 *[mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
 	return false
 }
 
@@ -106,5 +106,17 @@ func transpose16(src []float32, ld int, dst []float32, ldd int) {
 // col2imNarrow is the SIMD build's one-vector-row col2im; here it reports
 // false.
 func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) bool {
+	return false
+}
+
+// maxPoolBackward2x2Cols12 is the SIMD build's pool1 gradient; here it
+// reports false.
+func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int) bool {
+	return false
+}
+
+// maxPoolBackward2x2Rows4 is the SIMD build's pool2 gradient; here it
+// reports false.
+func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
 	return false
 }

@@ -9,6 +9,36 @@ import (
 	"github.com/gocaffe/gocaffe/kernels"
 )
 
+// Permute indices and lane offsets of the AVX-512 pooling kernels.
+// Package variables, not literals: a literal is built on the stack by
+// 8-byte stores each call, and the vector load of it cannot be forwarded
+// from them; it waits until they have left the core, once per plane of
+// LeNet's pool2.
+var (
+	idxEven16    = [16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+	idxOdd16     = [16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}
+	lane2x16     = [16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+	idxRows4Even = [16]uint32{0, 2, 4, 6, 16, 18, 20, 22, 8, 10, 12, 14, 24, 26, 28, 30}
+	idxRows4Odd  = [16]uint32{1, 3, 5, 7, 17, 19, 21, 23, 9, 11, 13, 15, 25, 27, 29, 31}
+	idxLoHalves  = [16]uint32{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}
+	idxHiHalves  = [16]uint32{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}
+	laneRows4    = [16]int32{0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54}
+	laneIdx16    = [16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	// Two rows of 24 in three vectors: the upper row's even and odd
+	// columns from the first two, the lower row's from the last two.
+	idxUpperEven24 = [16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 0, 0, 0, 0}
+	idxUpperOdd24  = [16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 1, 1, 1, 1}
+	idxLowerEven24 = [16]uint32{8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 8, 8, 8, 8}
+	idxLowerOdd24  = [16]uint32{9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 9, 9, 9, 9}
+	// The window (output) of each of a row pair's 48 inputs, 16 at a
+	// time: inputs 0-23 are the upper row, 24-47 the lower.
+	idxPairs0 = [16]uint32{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7}
+	idxPairs1 = [16]uint32{8, 8, 9, 9, 10, 10, 11, 11, 0, 0, 1, 1, 2, 2, 3, 3}
+	idxPairs2 = [16]uint32{4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11}
+	// The window of each input of two rows of 8, among four rows of 4.
+	idxRowPairs8 = [16]uint32{0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 1, 1, 2, 2, 3, 3}
+)
+
 // The kernel level is fixed at startup (level.go): AVX-512 paths where the
 // CPU has them, AVX2 + FMA paths where it has those, portable Go otherwise.
 var (
@@ -38,13 +68,14 @@ func sgemm8x32(kb int, a, a4 *float32, aoff *[mr]int, acs int, b *float32, ldb i
 // microKernel8x32 computes a whole 8×32 tile of C from two 4-row blocks of A
 // (offs and offs4, offs4[r]-offs4[0] == offs[r]-offs[0]) and a 32-column B
 // sliver, on AVX-512; it reports false, doing nothing, elsewhere.
-func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 [mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
+func microKernel8x32(kb int, alpha float32, a []float32, offs, offs4 *[mr]int, cs int, b []float32, ldb int, c []float32, ldc int, overwrite bool) bool {
 	if !hasAVX512 || kb <= 0 {
 		return false
 	}
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
-	aoff := rowByteOffsets(kb, a, offs, cs)
-	_ = rowByteOffsets(kb, a, offs4, cs) // the bounds of rows 4-7
+	var aoff, aoff4 [mr]int
+	rowByteOffsets(&aoff, kb, a, offs, cs)
+	rowByteOffsets(&aoff4, kb, a, offs4, cs) // the bounds of rows 4-7
 	_ = b[(kb-1)*ldb+31]
 	_ = c[(2*mr-1)*ldc+31]
 	sgemm8x32(kb, &a[offs[0]], &a[offs4[0]], &aoff, cs, &b[0], ldb, &c[0], ldc, alpha, !overwrite)
@@ -62,16 +93,14 @@ func sgemm4x16avx2(kb int, a *float32, aoff *[mr]int, acs int, b *float32, ldb i
 
 // rowByteOffsets checks, as indexing would, that kb steps of column
 // stride cs stay inside a from each of the tile's rows (the bounds the
-// assembly relies on), and returns the byte offsets of the rows from the
-// first.
-func rowByteOffsets(kb int, a []float32, offs [mr]int, cs int) [mr]int {
+// assembly relies on), and sets aoff to the byte offsets of the rows from
+// the first.
+func rowByteOffsets(aoff *[mr]int, kb int, a []float32, offs *[mr]int, cs int) {
 	last := (kb - 1) * cs
-	var aoff [mr]int
 	for r, o := range offs {
 		_ = a[o+last]
 		aoff[r] = 4 * (o - offs[0])
 	}
-	return aoff
 }
 
 // microKernel adds alpha times the mr×nr (4×64) product of 4 rows of A
@@ -81,7 +110,7 @@ func rowByteOffsets(kb int, a []float32, offs [mr]int, cs int) [mr]int {
 // kernel when cols ≤ 32); a whole tile is scaled into C (or with overwrite
 // written) by the assembly, a partial one goes through acc, scratch of the
 // caller's, and the Go side adds or writes its corner.
-func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
+func microKernel(kb int, alpha float32, a []float32, offs *[mr]int, cs int, b []float32, ldb int, c []float32, ldc, rows, cols int, overwrite bool, acc *[mr * nr]float32) {
 	defer zeroUpper() // the caller may be SSE code: see zeroUpper
 	if !hasAVX512 && hasAVX2 && kb > 0 {
 		microKernelAVX2(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite, acc)
@@ -91,7 +120,8 @@ func microKernel(kb int, alpha float32, a []float32, offs [mr]int, cs int, b []f
 		microKernelGo(kb, alpha, a, offs, cs, b, ldb, c, ldc, rows, cols, overwrite)
 		return
 	}
-	aoff := rowByteOffsets(kb, a, offs, cs)
+	var aoff [mr]int
+	rowByteOffsets(&aoff, kb, a, offs, cs)
 	width := nr
 	if cols <= 32 {
 		width = 32
@@ -348,13 +378,20 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 		maxPool2x2PlaneGo(x, w, out, idx, ldo, rows, cols)
 		return
 	}
-	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
-	odd := archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
-	lane2 := archsimd.LoadInt32x16(&[16]int32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	even := archsimd.LoadUint32x16(&idxEven16)
+	odd := archsimd.LoadUint32x16(&idxOdd16)
+	lane2 := archsimd.LoadInt32x16(&lane2x16)
 	one := archsimd.BroadcastInt32x16(1)
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
-	for oy := 0; oy < rows; oy++ {
+	oy := 0
+	switch {
+	case cols == 4 && w == 8 && ldo == 4:
+		oy = maxPool2x2Rows4(x, out, idx, rows)
+	case cols == 12 && w == 24:
+		oy = maxPool2x2Cols12(x, out, idx, ldo, rows)
+	}
+	for ; oy < rows; oy++ {
 		b0 := 2 * oy * w
 		r0, r1 := x[b0:b0+2*cols], x[b0+w:b0+w+2*cols]
 		orow, irow := out[oy*ldo:oy*ldo+cols], idx[oy*ldo:oy*ldo+cols]
@@ -388,6 +425,160 @@ func MaxPool2x2Plane(x []float32, w int, out []float32, idx []int32, ldo, rows, 
 			storePooled(best, arg, orow[o:o+cnt], irow[o:o+cnt])
 		}
 	}
+}
+
+// maxPool2x2Rows4 is MaxPool2x2Plane for planes of 8 columns (4 outputs a
+// row, LeNet's pool2) with rows stored back to back, four output rows (16
+// outputs, from 64 values) a vector instead of 4 outputs in 16 lanes. It
+// returns the number of output rows done, a multiple of four; the caller
+// does the rest.
+func maxPool2x2Rows4(x []float32, out []float32, idx []int32, rows int) int {
+	// Two input row pairs r0 = rows 2k, 2k+1 and r1 = rows 2k+2, 2k+3
+	// give, by pick, the even columns of the upper rows of both pairs
+	// then those of the lower rows; pickOdd the odd columns. merge puts
+	// the first halves of two such vectors together, mergeHi the second.
+	pick := archsimd.LoadUint32x16(&idxRows4Even)
+	pickOdd := archsimd.LoadUint32x16(&idxRows4Odd)
+	merge := archsimd.LoadUint32x16(&idxLoHalves)
+	mergeHi := archsimd.LoadUint32x16(&idxHiHalves)
+	// Output lane 4k+ox reads x[(2k)·8 + 2ox] first.
+	lanes := archsimd.LoadInt32x16(&laneRows4)
+	one := archsimd.BroadcastInt32x16(1)
+	eight := archsimd.BroadcastInt32x16(8)
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	oy := 0
+	for ; oy+4 <= rows; oy += 4 {
+		b0 := 16 * oy
+		xs := x[b0 : b0+64]
+		r0 := archsimd.LoadFloat32x16((*[16]float32)(xs[0:16]))
+		r1 := archsimd.LoadFloat32x16((*[16]float32)(xs[16:32]))
+		r2 := archsimd.LoadFloat32x16((*[16]float32)(xs[32:48]))
+		r3 := archsimd.LoadFloat32x16((*[16]float32)(xs[48:64]))
+		ev01, od01 := r0.ConcatPermute(r1, pick), r0.ConcatPermute(r1, pickOdd)
+		ev23, od23 := r2.ConcatPermute(r3, pick), r2.ConcatPermute(r3, pickOdd)
+		i00 := lanes.Add(archsimd.BroadcastInt32x16(int32(b0)))
+		best, arg := floor, none
+		v := ev01.ConcatPermute(ev23, merge) // x[2oy][2ox]
+		m := v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Merge(arg, m)
+		v = od01.ConcatPermute(od23, merge) // x[2oy][2ox+1]
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Add(one).Merge(arg, m)
+		i10 := i00.Add(eight)
+		v = ev01.ConcatPermute(ev23, mergeHi) // x[2oy+1][2ox]
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Merge(arg, m)
+		v = od01.ConcatPermute(od23, mergeHi) // x[2oy+1][2ox+1]
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
+		best.Store((*[16]float32)(out[4*oy : 4*oy+16]))
+		arg.Store((*[16]int32)(idx[4*oy : 4*oy+16]))
+	}
+	return oy
+}
+
+// maxPool2x2Cols12 is MaxPool2x2Plane for rows of 24 columns (12 outputs,
+// LeNet's pool1): the two rows of a window, 48 values, are three whole
+// vectors, where the general loop loads four, two of them masked. It
+// returns the number of output rows done (all).
+func maxPool2x2Cols12(x []float32, out []float32, idx []int32, ldo, rows int) int {
+	upperEven := archsimd.LoadUint32x16(&idxUpperEven24)
+	upperOdd := archsimd.LoadUint32x16(&idxUpperOdd24)
+	lowerEven := archsimd.LoadUint32x16(&idxLowerEven24)
+	lowerOdd := archsimd.LoadUint32x16(&idxLowerOdd24)
+	lane2 := archsimd.LoadInt32x16(&lane2x16)
+	one := archsimd.BroadcastInt32x16(1)
+	below := archsimd.BroadcastInt32x16(24)
+	none := archsimd.BroadcastInt32x16(-1)
+	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
+	for oy := 0; oy < rows; oy++ {
+		b0 := 48 * oy
+		xs := x[b0 : b0+48]
+		r0 := archsimd.LoadFloat32x16((*[16]float32)(xs[0:16]))
+		r1 := archsimd.LoadFloat32x16((*[16]float32)(xs[16:32]))
+		r2 := archsimd.LoadFloat32x16((*[16]float32)(xs[32:48]))
+		// Lanes 12-15 hold repeats; they are not stored.
+		i00 := lane2.Add(archsimd.BroadcastInt32x16(int32(b0)))
+		i10 := i00.Add(below)
+		best, arg := floor, none
+		v := r0.ConcatPermute(r1, upperEven)
+		m := v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Merge(arg, m)
+		v = r0.ConcatPermute(r1, upperOdd)
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i00.Add(one).Merge(arg, m)
+		v = r1.ConcatPermute(r2, lowerEven)
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Merge(arg, m)
+		v = r1.ConcatPermute(r2, lowerOdd)
+		m = v.Greater(best)
+		best, arg = v.Merge(best, m), i10.Add(one).Merge(arg, m)
+		storePooled(best, arg, out[oy*ldo:oy*ldo+12], idx[oy*ldo:oy*ldo+12])
+	}
+	return rows
+}
+
+// maxPoolBackward2x2Cols12 overwrites a plane's bottom diff dx (2·rows
+// rows of 24) with the gradient of 2×2 max pooling of stride 2 (rows×12
+// outputs, LeNet's pool1): each input takes its window's top diff where
+// the window's argmax in mask is that input, else zero. The windows do
+// not overlap, so this is the scatter of maxPoolBackwardPlane written as
+// three whole vectors a row pair, with no clear; argmax indices outside
+// their own window (never written by MaxPoolForward) add nothing here. It
+// reports false, doing nothing, off AVX-512.
+func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int) bool {
+	if !hasAVX512 || !maskedPartsOK {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	e0 := archsimd.LoadUint32x16(&idxPairs0)
+	e1 := archsimd.LoadUint32x16(&idxPairs1)
+	e2 := archsimd.LoadUint32x16(&idxPairs2)
+	lanes := archsimd.LoadInt32x16(&laneIdx16)
+	var zero archsimd.Float32x16
+	dy, mask, dx = dy[:12*rows], mask[:12*rows], dx[:48*rows]
+	for oy := 0; oy < rows; oy++ {
+		d := archsimd.LoadFloat32x16SlicePart(dy[12*oy : 12*oy+12])
+		m := archsimd.LoadInt32x16SlicePart(mask[12*oy : 12*oy+12])
+		b0 := 48 * oy
+		i0 := lanes.Add(archsimd.BroadcastInt32x16(int32(b0)))
+		i1 := i0.Add(archsimd.BroadcastInt32x16(16))
+		i2 := i0.Add(archsimd.BroadcastInt32x16(32))
+		xs := dx[b0 : b0+48]
+		d.Permute(e0).Merge(zero, m.Permute(e0).Equal(i0)).Store((*[16]float32)(xs[0:16]))
+		d.Permute(e1).Merge(zero, m.Permute(e1).Equal(i1)).Store((*[16]float32)(xs[16:32]))
+		d.Permute(e2).Merge(zero, m.Permute(e2).Equal(i2)).Store((*[16]float32)(xs[32:48]))
+	}
+	return true
+}
+
+// maxPoolBackward2x2Rows4 is maxPoolBackward2x2Cols12 for planes of 8
+// columns (4 outputs a row, LeNet's pool2), rows a multiple of four: four
+// output rows' 16 top diffs and argmaxes are one vector each, and each of
+// the four vectors of their 64 inputs (two input rows) picks from them.
+func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
+	if !hasAVX512 || rows%4 != 0 {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	pick := archsimd.LoadUint32x16(&idxRowPairs8)
+	four := archsimd.BroadcastUint32x16(4)
+	lanes := archsimd.LoadInt32x16(&laneIdx16)
+	sixteen := archsimd.BroadcastInt32x16(16)
+	var zero archsimd.Float32x16
+	dy, mask, dx = dy[:4*rows], mask[:4*rows], dx[:16*rows]
+	for oy := 0; oy < rows; oy += 4 {
+		d := archsimd.LoadFloat32x16((*[16]float32)(dy[4*oy : 4*oy+16]))
+		m := archsimd.LoadInt32x16((*[16]int32)(mask[4*oy : 4*oy+16]))
+		xs := dx[16*oy : 16*oy+64]
+		e, i := pick, lanes.Add(archsimd.BroadcastInt32x16(int32(16*oy)))
+		for v := 0; v < 4; v++ { // input rows 2(oy+v), 2(oy+v)+1
+			d.Permute(e).Merge(zero, m.Permute(e).Equal(i)).Store((*[16]float32)(xs[16*v : 16*v+16]))
+			e, i = e.Add(four), i.Add(sixteen)
+		}
+	}
+	return true
 }
 
 // SCopyRows copies a rows×cols block: dst[y*ldd+x] = src[y*lds+x].
@@ -426,12 +617,20 @@ func SCopyRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		}
 		return
 	}
-	if !hasAVX512 || !maskedPartsOK || cols > 16 {
+	if !hasAVX512 || !maskedPartsOK || cols > 32 {
+		zeroUpper() // the Go loop is SSE code
 		copyRowsGo(dst, ldd, src, lds, rows, cols)
 		return
 	}
+	// Rows of up to 32 (the implicit product's partial tiles: 18 and 20
+	// columns in LeNet) as a whole vector and a masked part.
 	for y := 0; y < rows; y++ {
-		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).StoreSlicePart(dst[y*ldd : y*ldd+cols])
+		d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+		if cols > 16 {
+			archsimd.LoadFloat32x16((*[16]float32)(s[:16])).Store((*[16]float32)(d[:16]))
+			d, s = d[16:], s[16:]
+		}
+		archsimd.LoadFloat32x16SlicePart(s).StoreSlicePart(d)
 	}
 }
 
@@ -459,13 +658,19 @@ func SAddRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		}
 		return
 	}
-	if !hasAVX512 || !maskedPartsOK || cols > 16 {
+	if !hasAVX512 || !maskedPartsOK || cols > 32 {
+		zeroUpper() // the Go loop is SSE code
 		addRowsGo(dst, ldd, src, lds, rows, cols)
 		return
 	}
 	for y := 0; y < rows; y++ {
-		d := dst[y*ldd : y*ldd+cols]
-		archsimd.LoadFloat32x16SlicePart(src[y*lds : y*lds+cols]).Add(archsimd.LoadFloat32x16SlicePart(d)).StoreSlicePart(d)
+		d, s := dst[y*ldd:y*ldd+cols], src[y*lds:y*lds+cols]
+		if cols > 16 {
+			p := (*[16]float32)(d[:16])
+			archsimd.LoadFloat32x16((*[16]float32)(s[:16])).Add(archsimd.LoadFloat32x16(p)).Store(p)
+			d, s = d[16:], s[16:]
+		}
+		archsimd.LoadFloat32x16SlicePart(s).Add(archsimd.LoadFloat32x16SlicePart(d)).StoreSlicePart(d)
 	}
 }
 
@@ -493,7 +698,7 @@ func MaxPoolRow(rows [][]float32, rowBase []int32, kw, stride int, out []float32
 		lanes[i] = int32(i * stride)
 	}
 	laneS := archsimd.LoadInt32x16(&lanes)
-	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	even := archsimd.LoadUint32x16(&idxEven16)
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
 	for o := 0; o < n; o += 16 {
@@ -544,8 +749,8 @@ func maxPoolInterior(g kernels.PoolGeom, xp, yp []float32, mask []int32, lo int)
 		lanes[i] = int32(i * stride)
 	}
 	laneS := archsimd.LoadInt32x16(&lanes)
-	laneIdx := archsimd.LoadInt32x16(&[16]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
-	even := archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	laneIdx := archsimd.LoadInt32x16(&laneIdx16)
+	even := archsimd.LoadUint32x16(&idxEven16)
 	none := archsimd.BroadcastInt32x16(-1)
 	floor := archsimd.BroadcastFloat32x16(-math.MaxFloat32)
 	// Column groups outside, rows inside: which lanes of a window column
@@ -921,9 +1126,13 @@ func transpose16(src []float32, ld int, dst []float32, ldd int) {
 // fit one vector (w + 2·pw ≤ 16, ow ≤ 16) on AVX-512: each row of the
 // image is summed in a register from every column row that adds into it,
 // each shifted into place by a permute, in the (ki, kj) order col2imUnit
-// adds them, and stored once. col2imUnit's adds of short rows into the
-// padded image, one call per column row, cost LeNet's conv2 backward a
-// third of its time. It reports false, doing nothing, elsewhere.
+// adds them, and stored once. Four image rows are summed at a time, in
+// four registers, so that their adds overlap (one row's chain of kh·kw
+// dependent adds left the core waiting on each add's latency); each
+// shifted column row is permuted by the same index for all four.
+// col2imUnit's adds of short rows into the padded image, one call per
+// column row, cost LeNet's conv2 backward a third of its time. It reports
+// false, doing nothing, elsewhere.
 func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im []float32) bool {
 	if !hasAVX512 || !maskedPartsOK || ow > 16 || w+2*g.PW > 16 || g.KW > 16 || c <= 0 || h <= 0 || w <= 0 {
 		return false
@@ -949,26 +1158,68 @@ func col2imNarrow(col []float32, c, h, w int, g kernels.ConvGeom, oh, ow int, im
 	}
 	outIdx := archsimd.LoadUint32x16(&out)
 	var zero archsimd.Float32x16
+	end := g.PH + h // padded rows g.PH..end-1 are inside the image
 	for ch := 0; ch < c; ch++ {
 		cc := col[ch*kk*sp : (ch+1)*kk*sp]
-		for Y := g.PH; Y < g.PH+h; Y++ { // padded rows inside the image
-			var acc archsimd.Float32x16
-			for ki := max(0, Y-oh+1); ki <= min(g.KH-1, Y); ki++ {
-				y := Y - ki
-				for kj := 0; kj < g.KW; kj++ {
-					o := (ki*g.KW+kj)*sp + y*ow
-					var v archsimd.Float32x16
-					if o+16 <= len(cc) {
-						v = archsimd.LoadFloat32x16((*[16]float32)(cc[o : o+16]))
-					} else {
-						v = archsimd.LoadFloat32x16SlicePart(cc[o : o+ow])
+		cx := col[ch*kk*sp:] // cc and the channels after it
+		for Y := g.PH; Y < end; Y += 4 {
+			// Padded rows Y..Y+3; those at or past end are summed from
+			// no column rows, or dropped.
+			var a0, a1, a2, a3 archsimd.Float32x16
+			for ki := max(0, Y-oh+1); ki <= min(g.KH-1, Y+3); ki++ {
+				y := Y - ki // the output row adding into padded row Y
+				if y >= 0 && y+3 < oh && Y+3 < end && (ki*g.KW+g.KW-1)*sp+3*ow+y*ow+16 <= len(cx) {
+					// All four rows add, from whole vectors of col: the
+					// lanes past ow (the next rows' values) go to zero.
+					base := ki*g.KW*sp + y*ow
+					for kj := 0; kj < g.KW; kj++ {
+						idx := archsimd.LoadUint32x16(&shift[kj])
+						v := cx[base+kj*sp : base+kj*sp+3*ow+16]
+						a0 = a0.Add(archsimd.LoadFloat32x16((*[16]float32)(v[:16])).ConcatPermute(zero, idx))
+						a1 = a1.Add(archsimd.LoadFloat32x16((*[16]float32)(v[ow:ow+16])).ConcatPermute(zero, idx))
+						a2 = a2.Add(archsimd.LoadFloat32x16((*[16]float32)(v[2*ow:2*ow+16])).ConcatPermute(zero, idx))
+						a3 = a3.Add(archsimd.LoadFloat32x16((*[16]float32)(v[3*ow:3*ow+16])).ConcatPermute(zero, idx))
 					}
-					acc = acc.Add(v.ConcatPermute(zero, archsimd.LoadUint32x16(&shift[kj])))
+					continue
+				}
+				for kj := 0; kj < g.KW; kj++ {
+					idx := archsimd.LoadUint32x16(&shift[kj])
+					o := (ki*g.KW+kj)*sp + y*ow
+					if y >= 0 && y < oh {
+						a0 = a0.Add(col2imRow(cc, o, ow).ConcatPermute(zero, idx))
+					}
+					if y+1 >= 0 && y+1 < oh && Y+1 < end {
+						a1 = a1.Add(col2imRow(cc, o+ow, ow).ConcatPermute(zero, idx))
+					}
+					if y+2 >= 0 && y+2 < oh && Y+2 < end {
+						a2 = a2.Add(col2imRow(cc, o+2*ow, ow).ConcatPermute(zero, idx))
+					}
+					if y+3 >= 0 && y+3 < oh && Y+3 < end {
+						a3 = a3.Add(col2imRow(cc, o+3*ow, ow).ConcatPermute(zero, idx))
+					}
 				}
 			}
-			row := im[(ch*h+Y-g.PH)*w : (ch*h+Y-g.PH+1)*w]
-			acc.ConcatPermute(zero, outIdx).StoreSlicePart(row)
+			r := (ch*h + Y - g.PH) * w
+			a0.ConcatPermute(zero, outIdx).StoreSlicePart(im[r : r+w])
+			if Y+1 < end {
+				a1.ConcatPermute(zero, outIdx).StoreSlicePart(im[r+w : r+2*w])
+			}
+			if Y+2 < end {
+				a2.ConcatPermute(zero, outIdx).StoreSlicePart(im[r+2*w : r+3*w])
+			}
+			if Y+3 < end {
+				a3.ConcatPermute(zero, outIdx).StoreSlicePart(im[r+3*w : r+4*w])
+			}
 		}
 	}
 	return true
+}
+
+// col2imRow loads the ow values of a column row's output row at cc[o:],
+// as a whole vector where the slice holds 16 values from o.
+func col2imRow(cc []float32, o, ow int) archsimd.Float32x16 {
+	if o+16 <= len(cc) {
+		return archsimd.LoadFloat32x16((*[16]float32)(cc[o : o+16]))
+	}
+	return archsimd.LoadFloat32x16SlicePart(cc[o : o+ow])
 }

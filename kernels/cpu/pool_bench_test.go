@@ -19,6 +19,7 @@ func BenchmarkPool(b *testing.B) {
 		{"cifar-pool1", 100 * 32, 32, 16, 3},
 		{"cifar-pool2", 100 * 32, 16, 8, 3},
 		{"lenet-pool1", 64 * 20, 24, 12, 2},
+		{"lenet-pool2", 64 * 50, 8, 4, 2},
 	} {
 		g := kernels.PoolGeom{H: c.h, W: c.h, OH: c.o, OW: c.o, KH: c.k, KW: c.k, SH: 2, SW: 2}
 		r := rand.New(rand.NewPCG(1, 2))
@@ -33,6 +34,7 @@ func BenchmarkPool(b *testing.B) {
 			}
 		})
 		b.Run(c.name+"/max-bwd", func(b *testing.B) {
+			be.MaxPoolForward(x, c.planes, g, y, mask) // the argmax indices
 			for b.Loop() {
 				be.MaxPoolBackward(y, mask, c.planes, g, dx)
 			}

@@ -48,8 +48,8 @@ func TestKernelsLeaveUpperClean(t *testing.T) {
 		{"SGDMomentum", func() { SGDMomentum(z[:500], z[500:], y[:500], 1, 0, 0, 0.9) }},
 		{"SReLU", func() { SReLU(x, y, 0) }},
 		{"SReLUBackward", func() { SReLUBackward(x, y, z, 0) }},
-		{"microKernel", func() { microKernel(8, 1, x, offs, 1, y, 64, z, 64, 4, 40, true, acc) }},
-		{"microKernel8x32", func() { microKernel8x32(8, 1, x, offs, [mr]int{8, 8, 8, 8}, 1, y, 32, z, 64, true) }},
+		{"microKernel", func() { microKernel(8, 1, x, &offs, 1, y, 64, z, 64, 4, 40, true, acc) }},
+		{"microKernel8x32", func() { microKernel8x32(8, 1, x, &offs, &[mr]int{8, 8, 8, 8}, 1, y, 32, z, 64, true) }},
 		{"ntKernel", func() { _ = ntKernel(1, 16, x, offA, 16, y, offB, 16) }},
 	}
 	for _, k := range kernels {
