@@ -14,8 +14,9 @@ import (
 // convolution direction runs on GoCaffe's direct kernels (src/conv_direct.cu)
 // instead of cuDNN's: auto (the faster of the two, timed at the
 // direction's first use, for shapes of at most directMaxMACs), on (always
-// where the kernels take the shape, cuDNN or not) or off (the default
-// until the kernels have run on a GPU).
+// where the kernels take the shape, cuDNN or not) or off (the default:
+// on an H100 they lost to cuDNN at LeNet b64, and auto's eager timings,
+// which count cuDNN's host launch cost, misjudged two of its passes).
 const DirectConvSetting = "GOCAFFE_CUDA_DIRECT_CONV"
 
 // DirectMode says when the direct convolution kernels run.
