@@ -87,14 +87,21 @@ func directTakes(s kernels.ConvShape, elem int, dir convDir) bool {
 	if s.Groups != 1 || g.SH < 1 || g.SW < 1 || max(g.DH, 1) != g.DH || max(g.DW, 1) != g.DW {
 		return false
 	}
-	switch dir {
-	case dirForward:
-		return s.C*g.KH*g.KW*directChannels*elem <= directShared
-	case dirData:
-		return s.K*g.KH*g.KW*directChannels*elem <= directShared
-	default:
+	if dir == dirFilter {
 		return g.KW <= directMaxKW
 	}
+	return directStaged(s, dir)*elem <= directShared
+}
+
+// directStaged is how many weights a forward (dirForward) or
+// data-gradient (dirData) block stages in shared memory: those of 8
+// output channels (C·KH·KW each) or of 8 input channels (K·KH·KW each).
+func directStaged(s kernels.ConvShape, dir convDir) int {
+	per := s.C
+	if dir == dirData {
+		per = s.K
+	}
+	return per * s.Geom.KH * s.Geom.KW * directChannels
 }
 
 // convDir is one of a convolution's three passes.
@@ -124,20 +131,21 @@ func directBlock(positions int) int { return min((positions+31)/32*32, 256) }
 
 // DirectConvForward overwrites y with the convolution of x by w.
 func (o Ops[T]) DirectConvForward(s kernels.ConvShape, x, w, y Ptr) error {
-	p := s.OH * s.OW
-	bl := directBlock(p)
-	shared := s.C * s.Geom.KH * s.Geom.KW * directChannels * Size[T]()
-	return o.D.launchShared(o.name("conv_direct_fwd"), s.N*ceilDiv(s.K, directChannels), ceilDiv(p, bl), bl, shared,
-		append([]arg{parg(x), parg(w), parg(y)}, directArgs(s)...)...)
+	return o.launchStaged("conv_direct_fwd", s, dirForward, s.K, s.OH*s.OW, x, w, y)
 }
 
 // DirectConvBackwardData overwrites dx with the gradient by x, given dy.
 func (o Ops[T]) DirectConvBackwardData(s kernels.ConvShape, dy, w, dx Ptr) error {
-	p := s.H * s.W
-	bl := directBlock(p)
-	shared := s.K * s.Geom.KH * s.Geom.KW * directChannels * Size[T]()
-	return o.D.launchShared(o.name("conv_direct_bwd_data"), s.N*ceilDiv(s.C, directChannels), ceilDiv(p, bl), bl, shared,
-		append([]arg{parg(dy), parg(w), parg(dx)}, directArgs(s)...)...)
+	return o.launchStaged("conv_direct_bwd_data", s, dirData, s.C, s.H*s.W, dy, w, dx)
+}
+
+// launchStaged launches the forward or data-gradient kernel: a block per
+// image and 8 of its channels (of channels) and up to 256 of its
+// positions, a thread per position, the block's weights in shared memory.
+func (o Ops[T]) launchStaged(kernel string, s kernels.ConvShape, dir convDir, channels, positions int, in, w, out Ptr) error {
+	bl := directBlock(positions)
+	return o.D.launchShared(o.name(kernel), s.N*ceilDiv(channels, directChannels), ceilDiv(positions, bl), bl,
+		directStaged(s, dir)*Size[T](), append([]arg{parg(in), parg(w), parg(out)}, directArgs(s)...)...)
 }
 
 // DirectConvBackwardFilter adds the gradient by w, given x and dy, to dw.

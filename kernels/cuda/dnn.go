@@ -242,11 +242,10 @@ type convKey struct {
 }
 
 // convEntry is a made plan, or why there is none, and which directions
-// run on the direct kernels.
+// run on the direct kernels (nil: none).
 type convEntry struct {
 	c      *DNNConv
 	why    string
-	direct DirectMode
 	choice *convChoice
 }
 
@@ -280,7 +279,7 @@ func (b *backend[T]) ConvPlan(s kernels.ConvShape) (kernels.ConvPlan[T], string)
 		}
 		if mode == DirectOn && (e.c != nil || directTakesAll(s, Size[T]())) ||
 			mode == DirectAuto && e.c != nil && convMACs(s) <= directMaxMACs {
-			e.direct, e.choice = mode, &convChoice{}
+			e.choice = &convChoice{}
 		}
 		if b.convs == nil {
 			b.convs = map[convKey]convEntry{}
@@ -289,7 +288,7 @@ func (b *backend[T]) ConvPlan(s kernels.ConvShape) (kernels.ConvPlan[T], string)
 	}
 	switch {
 	case e.choice != nil:
-		return &mixedPlan[T]{b: b, s: s, mode: e.direct, dnn: e.c, choice: e.choice}, ""
+		return &mixedPlan[T]{b: b, s: s, mode: mode, dnn: e.c, choice: e.choice}, ""
 	case e.c == nil:
 		return nil, e.why
 	}
