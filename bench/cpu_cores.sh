@@ -6,6 +6,9 @@
 #
 #   bench/cpu_cores.sh                        # builds examples.test, 1, 2 and 8 cores
 #   EXAMPLES_TEST=path/examples.test CORES="2 8" LEVELS="avx512 avx2" PYTHON=python3 bench/cpu_cores.sh
+#
+# TORCH_ARGS passes options to bench/torch/cpu.py (say "--steps 20 --reps 3
+# --warm 5" to keep one-core runs short).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CORES=${CORES:-"1 2 8"}
@@ -33,5 +36,5 @@ for n in $CORES; do
 			-test.bench "$BENCH" -test.benchtime "$BENCHTIME" -test.count "$COUNT" |
 			grep '^Benchmark' | sed "s/^/gocaffe-$level\t/")
 	done
-	taskset -c "$mask" "$PYTHON" -W ignore bench/torch/cpu.py --threads "$n"
+	taskset -c "$mask" "$PYTHON" -W ignore bench/torch/cpu.py --threads "$n" ${TORCH_ARGS:-}
 done
