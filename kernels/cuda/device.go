@@ -100,6 +100,18 @@ type Device struct {
 	noSplit    bool
 	capturing  bool
 
+	// tileWS: the tiled weight gradient's slices (tileWSBytes, grown by an
+	// eager pass, never while capturing); tileOld: workspaces it outgrew,
+	// which recorded graphs may still use, kept until Close. noTile sends
+	// the direct convolutions to the untiled kernels (tests compare both);
+	// tileForce, when set, is the tiled kernels' block shape (benchmarks
+	// compare them).
+	tileWS      Ptr
+	tileWSBytes int
+	tileOld     []Ptr
+	noTile      bool
+	tileForce   tileCfg
+
 	// direct: when convolutions run on GoCaffe's direct kernels rather
 	// than cuDNN's (GOCAFFE_CUDA_DIRECT_CONV, SetDirectConv); of the
 	// directions decided so far, directChosen run on them.
@@ -456,6 +468,12 @@ func (d *Device) Close() error {
 	if d.splitWS != 0 {
 		_ = cu.MemFree(d.splitWS)
 	}
+	for _, p := range append(d.tileOld, d.tileWS) {
+		if p != 0 {
+			_ = cu.MemFree(p)
+		}
+	}
+	d.tileOld, d.tileWS, d.tileWSBytes = nil, 0, 0
 	d.closeDNN()
 	return d.ctx.Destroy()
 }
