@@ -144,7 +144,8 @@ func tileTable(s kernels.ConvShape, dir convDir) int {
 // tiledTakes reports whether the tiled kernels run direction dir of s in
 // elem-byte elements: one group, the data gradient at stride 1 (its
 // gather form), the table beside the largest tiles within directShared,
-// the weight gradient's slices within maxSplitBytes.
+// the weight gradient's slices within maxSplitBytes (and a grid's 65535
+// in z).
 func tiledTakes(s kernels.ConvShape, elem int, dir convDir) bool {
 	g := s.Geom
 	if s.Groups != 1 || g.SH < 1 || g.SW < 1 || g.DH < 1 || g.DW < 1 {
@@ -157,29 +158,38 @@ func tiledTakes(s kernels.ConvShape, elem int, dir convDir) bool {
 		return false
 	}
 	if dir == dirFilter {
-		if n, _ := tileSlices(s); n > 1 && n*s.K*s.C*g.KH*g.KW*elem > maxSplitBytes {
+		n, _ := tileSlices(s)
+		if n > 65535 || n > 1 && n*s.K*s.C*g.KH*g.KW*elem > maxSplitBytes {
 			return false
 		}
 	}
 	return true
 }
 
-// tilePick chooses the block shape for an m×cols product: 32 rows when m
-// fits them, else 64; 64 columns unless that leaves multiprocessors
-// without a block, then 32. (Any shape gives the same sums: each output
-// is summed over the reduction in order by one thread.)
+// tilePick chooses the block shape for an m×cols product over slices:
+// of the shapes that give every multiprocessor a block, the one with the
+// least padding (ties: the larger block, fewer loads per multiply-add);
+// if none does, the one with the most blocks (ties: the least padding).
+// Any shape gives the same sums: each output is summed over its reduction
+// in order by one thread.
 func (d *Device) tilePick(m, cols, slices int) tileCfg {
 	if d.tileForce.bm != 0 {
 		return d.tileForce
 	}
-	c := tileCfg{64, 64}
-	if m <= 32 {
-		c.bm = 32
+	var best tileCfg
+	var bestArea, bestBlocks int
+	for _, c := range []tileCfg{{64, 64}, {64, 32}, {32, 64}, {32, 32}} {
+		rows, cs := ceilDiv(m, c.bm), ceilDiv(cols, c.bn)
+		area, blocks := rows*c.bm*cs*c.bn, rows*cs*slices
+		full, bestFull := blocks >= d.sms, bestBlocks >= d.sms
+		better := best.bm == 0 ||
+			full && (!bestFull || area < bestArea) ||
+			!full && !bestFull && (blocks > bestBlocks || blocks == bestBlocks && area < bestArea)
+		if better {
+			best, bestArea, bestBlocks = c, area, blocks
+		}
 	}
-	if ceilDiv(m, c.bm)*ceilDiv(cols, 64)*slices < d.sms {
-		c.bn = 32
-	}
-	return c
+	return best
 }
 
 // directTakes reports whether the direct kernels (tiled or not) run
@@ -299,8 +309,7 @@ func (o Ops[T]) DirectConvBackwardFilter(s kernels.ConvShape, x, dy, dw Ptr) err
 	if err := o.launchTile(s, dirFilter, dy, x, ws, slices, l); err != nil {
 		return err
 	}
-	return o.D.launch(o.name("conv_tile_sum"), min(ceilDiv(n, 256), o.D.sms*8), 1, 256,
-		parg(ws), parg(dw), iarg(slices), iarg(n))
+	return o.D.launch(o.name("conv_tile_sum"), ceilDiv(n, 32), 1, 256, parg(ws), parg(dw), iarg(slices), iarg(n))
 }
 
 // tileWorkspace returns at least bytes of device memory for the weight

@@ -232,13 +232,24 @@ TILE_KERNELS(64, 32)
 TILE_KERNELS(32, 64)
 TILE_KERNELS(32, 32)
 
-// conv_tile_sum: dw[i] += Σ_s ws[s·n + i] for i < n, the slices summed in
-// order (grid-stride, one thread per weight).
+// conv_tile_sum: dw[i] += Σ_s ws[s·n + i] for i < n. Grid ⌈n/32⌉, 256
+// threads: thread (i mod 32, g) sums slices g, g+8, g+16, … in order, then
+// the 8 sums are added in order of g: the order depends on the slice count
+// alone, so the result repeats bit for bit.
 template <typename T> __device__ void conv_tile_sum_t(const T* __restrict__ ws, T* __restrict__ dw, int slices, int n) {
-  GRID_STRIDE(i, n) {
-    T s = T(0);
-    for (int z = 0; z < slices; z++) s += ws[(long)z * n + i];
-    dw[i] += s;
+  __shared__ T part[8][32];
+  const int tx = threadIdx.x & 31, g = threadIdx.x >> 5;
+  const int i = blockIdx.x * 32 + tx;
+  T s = T(0);
+  if (i < n)
+    for (int z = g; z < slices; z += 8) s += ws[(long)z * n + i];
+  part[g][tx] = s;
+  __syncthreads();
+  if (g == 0 && i < n) {
+    T t = part[0][tx];
+#pragma unroll
+    for (int k = 1; k < 8; k++) t += part[k][tx];
+    dw[i] += t;
   }
 }
 KERNEL(conv_tile_sum, (const T* ws, T* dw, int slices, int n), (ws, dw, slices, n))
