@@ -12,12 +12,13 @@ import (
 )
 
 // DirectConvSetting is the environment variable that says when a
-// convolution direction runs on GoCaffe's direct kernels (src/conv_direct.cu)
-// instead of cuDNN's: auto (the faster of the two, timed at the
-// direction's first use, for shapes of at most directMaxMACs), on (always
-// where the kernels take the shape, cuDNN or not) or off (the default:
-// on an H100 they lost to cuDNN at LeNet b64, and auto's eager timings,
-// which count cuDNN's host launch cost, misjudged two of its passes).
+// convolution direction runs on GoCaffe's direct kernels (the tiled
+// implicit GEMMs of src/conv_tile.cu where they take the shape, else the
+// untiled ones of src/conv_direct.cu) instead of cuDNN's: auto (the faster
+// of the two, each timed as a replayed graph at the direction's first use,
+// for shapes of at most directMaxMACs), on (always where the kernels take
+// the shape, cuDNN or not) or off (the default: on an H100 the untiled
+// kernels lost to cuDNN at LeNet b64; the tiled ones are not measured yet).
 const DirectConvSetting = "GOCAFFE_CUDA_DIRECT_CONV"
 
 // DirectMode says when the direct convolution kernels run.
