@@ -13,7 +13,8 @@ import (
 // BenchmarkDirectConv times each pass of LeNet's (b64) and CIFAR-10
 // quick's (b100) convolutions in float32 as a replayed graph runs them
 // (timeGraphs: 20 calls recorded, the replays timed): cuDNN's heuristic
-// choice, the tiled kernels as tilePick chooses and at each block shape,
+// choice, the tiled kernels as tilePick and tileSplits choose, at each
+// block shape and at 1, 2, 4 and 8 splits (forward and data gradient),
 // and the untiled kernels. One line per case and candidate, µs a pass.
 func BenchmarkDirectConv(b *testing.B) {
 	if dev == nil {
@@ -33,7 +34,8 @@ func BenchmarkDirectConv(b *testing.B) {
 		{"cifar-conv3-b100", kernels.ConvShape{N: 100, C: 32, H: 8, W: 8, K: 64, Groups: 1, Geom: pad}},
 	}
 	o := Ops[float32]{dev}
-	defer func() { dev.noTile, dev.tileForce = false, tileCfg{} }()
+	reset := func() { dev.noTile, dev.tileForce, dev.tileSplitForce = false, tileCfg{}, 0 }
+	defer reset()
 	for _, c := range cases {
 		s := withOutputs([]kernels.ConvShape{c.s})[0]
 		nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C*s.Geom.KH*s.Geom.KW, s.N*s.K*s.OH*s.OW
@@ -61,10 +63,14 @@ func BenchmarkDirectConv(b *testing.B) {
 			name   string
 			noTile bool
 			force  tileCfg
+			split  int
 		}
-		cands := []cand{{"tiled", false, tileCfg{}}, {"untiled", true, tileCfg{}}}
+		cands := []cand{{"tiled", false, tileCfg{}, 0}, {"untiled", true, tileCfg{}, 0}}
 		for _, f := range []tileCfg{{64, 64}, {64, 32}, {32, 64}, {32, 32}} {
-			cands = append(cands, cand{fmt.Sprintf("tiled-%dx%d", f.bm, f.bn), false, f})
+			cands = append(cands, cand{fmt.Sprintf("tiled-%dx%d", f.bm, f.bn), false, f, 0})
+		}
+		for _, n := range []int{1, 2, 4, 8} {
+			cands = append(cands, cand{fmt.Sprintf("tiled-split%d", n), false, tileCfg{}, n})
 		}
 		for dir := dirForward; dir <= dirFilter; dir++ {
 			if dev.HasDNN() {
@@ -82,12 +88,13 @@ func BenchmarkDirectConv(b *testing.B) {
 				b.Run(c.name+"/"+dir.String()+"/cudnn", func(b *testing.B) { timePass(b, fn) })
 			}
 			for _, cd := range cands {
-				if cd.noTile && !untiledTakes(s, 4, dir) || !cd.noTile && !tiledTakes(s, 4, dir) {
+				if cd.noTile && !untiledTakes(s, 4, dir) || !cd.noTile && !tiledTakes(s, 4, dir) ||
+					cd.split > 0 && dir == dirFilter {
 					continue
 				}
 				b.Run(c.name+"/"+dir.String()+"/"+cd.name, func(b *testing.B) {
-					dev.noTile, dev.tileForce = cd.noTile, cd.force
-					defer func() { dev.noTile, dev.tileForce = false, tileCfg{} }()
+					dev.noTile, dev.tileForce, dev.tileSplitForce = cd.noTile, cd.force, cd.split
+					defer reset()
 					timePass(b, passes[dir])
 				})
 			}

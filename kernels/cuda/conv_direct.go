@@ -95,6 +95,29 @@ const (
 	tileSliceBlocks = 256
 )
 
+// A forward pass or data gradient of fewer than tileSplitOutputs outputs
+// (16 a thread: about 8 warps a multiprocessor of an H100) is split over
+// its reduction into up to tileMaxSplits shares of at least tileMinSteps
+// steps, summed by conv_tile_sum.
+const (
+	tileSplitOutputs = 1 << 19
+	tileMaxSplits    = 16
+	tileMinSteps     = 8
+)
+
+// tileSplits is how many shares the forward pass or data gradient of s
+// is split into over its reduction (1: none), from the shape alone, so
+// that the summation order, and the result, repeat on any GPU.
+func (d *Device) tileSplits(s kernels.ConvShape, dir convDir, elem int) int {
+	if d.tileSplitForce > 0 {
+		return d.tileSplitForce
+	}
+	m, cols, red := tileGEMM(s, dir)
+	n := min(ceilDiv(tileSplitOutputs, m*cols), ceilDiv(red, tileBK)/tileMinSteps, tileMaxSplits,
+		maxSplitBytes/(m*cols*elem))
+	return max(n, 1)
+}
+
 // tileCfg is a block shape of the tiled kernels: bm×bn outputs, bm·bn/16
 // threads of 4×4.
 type tileCfg struct{ bm, bn int }
@@ -256,7 +279,7 @@ func (o Ops[T]) useTiles(s kernels.ConvShape, dir convDir) bool {
 // DirectConvForward overwrites y with the convolution of x by w.
 func (o Ops[T]) DirectConvForward(s kernels.ConvShape, x, w, y Ptr) error {
 	if o.useTiles(s, dirForward) {
-		return o.launchTile(s, dirForward, w, x, y, 1, 0)
+		return o.launchSplit(s, dirForward, w, x, y)
 	}
 	return o.launchStaged("conv_direct_fwd", s, dirForward, s.K, s.OH*s.OW, x, w, y)
 }
@@ -264,7 +287,7 @@ func (o Ops[T]) DirectConvForward(s kernels.ConvShape, x, w, y Ptr) error {
 // DirectConvBackwardData overwrites dx with the gradient by x, given dy.
 func (o Ops[T]) DirectConvBackwardData(s kernels.ConvShape, dy, w, dx Ptr) error {
 	if o.useTiles(s, dirData) {
-		return o.launchTile(s, dirData, w, dy, dx, 1, 0)
+		return o.launchSplit(s, dirData, w, dy, dx)
 	}
 	return o.launchStaged("conv_direct_bwd_data", s, dirData, s.C, s.H*s.W, dy, w, dx)
 }
@@ -280,8 +303,8 @@ func (o Ops[T]) launchStaged(kernel string, s kernels.ConvShape, dir convDir, ch
 }
 
 // launchTile launches tiled pass dir: out = a·b as src/conv_tile.cu
-// describes, over slices of l positions (the weight gradient; 1 and 0
-// otherwise).
+// describes, over slices of l positions (the weight gradient) or slices
+// shares of the reduction steps (the others; l 0).
 func (o Ops[T]) launchTile(s kernels.ConvShape, dir convDir, a, b, out Ptr, slices, l int) error {
 	m, cols, _ := tileGEMM(s, dir)
 	c := o.D.tilePick(m, cols, slices)
@@ -290,6 +313,34 @@ func (o Ops[T]) launchTile(s kernels.ConvShape, dir convDir, a, b, out Ptr, slic
 	return o.D.launchWith(o.name(name), ceilDiv(cols, c.bn), ceilDiv(m, c.bm), slices, c.threads(), tileTable(s, dir)*16,
 		parg(a), parg(b), parg(out), iarg(s.N), iarg(s.C), iarg(s.H), iarg(s.W), iarg(s.K), iarg(g.KH), iarg(g.KW),
 		iarg(g.SH), iarg(g.SW), iarg(g.PH), iarg(g.PW), iarg(g.DH), iarg(g.DW), iarg(s.OH), iarg(s.OW), iarg(l))
+}
+
+// launchSplit runs tiled forward or data-gradient pass dir into out,
+// through the workspace and conv_tile_sum when it is split.
+func (o Ops[T]) launchSplit(s kernels.ConvShape, dir convDir, a, b, out Ptr) error {
+	splits := o.D.tileSplits(s, dir, Size[T]())
+	if splits == 1 {
+		return o.launchTile(s, dir, a, b, out, 1, 0)
+	}
+	m, cols, _ := tileGEMM(s, dir)
+	ws, err := o.D.tileWorkspace(splits * m * cols * Size[T]())
+	if err != nil {
+		return err
+	}
+	if err := o.launchTile(s, dir, a, b, ws, splits, 0); err != nil {
+		return err
+	}
+	return o.tileSum(ws, out, splits, m*cols, false)
+}
+
+// tileSum launches conv_tile_sum: out (+)= the sum of slices pieces of n
+// values at ws, in order.
+func (o Ops[T]) tileSum(ws, out Ptr, slices, n int, add bool) error {
+	a := 0
+	if add {
+		a = 1
+	}
+	return o.D.launch(o.name("conv_tile_sum"), ceilDiv(n, 32), 1, 256, parg(ws), parg(out), iarg(slices), iarg(n), iarg(a))
 }
 
 // DirectConvBackwardFilter adds the gradient by w, given x and dy, to dw.
@@ -310,7 +361,7 @@ func (o Ops[T]) DirectConvBackwardFilter(s kernels.ConvShape, x, dy, dw Ptr) err
 	if err := o.launchTile(s, dirFilter, dy, x, ws, slices, l); err != nil {
 		return err
 	}
-	return o.D.launch(o.name("conv_tile_sum"), ceilDiv(n, 32), 1, 256, parg(ws), parg(dw), iarg(slices), iarg(n))
+	return o.tileSum(ws, dw, slices, n, true)
 }
 
 // tileWorkspace returns at least bytes of device memory for the weight

@@ -104,13 +104,15 @@ type Device struct {
 	// eager pass, never while capturing); tileOld: workspaces it outgrew,
 	// which recorded graphs may still use, kept until Close. noTile sends
 	// the direct convolutions to the untiled kernels (tests compare both);
-	// tileForce, when set, is the tiled kernels' block shape (benchmarks
-	// compare them).
-	tileWS      Ptr
-	tileWSBytes int
-	tileOld     []Ptr
-	noTile      bool
-	tileForce   tileCfg
+	// tileForce and tileSplitForce, when set, are the tiled kernels' block
+	// shape and the forward and data-gradient splits (benchmarks compare
+	// them).
+	tileWS         Ptr
+	tileWSBytes    int
+	tileOld        []Ptr
+	noTile         bool
+	tileForce      tileCfg
+	tileSplitForce int
 
 	// direct: when convolutions run on GoCaffe's direct kernels rather
 	// than cuDNN's (GOCAFFE_CUDA_DIRECT_CONV, SetDirectConv); of the

@@ -194,8 +194,10 @@ func checkConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvShape,
 // window, LeNet's two layers (b3 and b64) and CIFAR-10 quick's three
 // (b4); for the tiled kernels, output channels and positions that are not
 // whole tiles (33, 50, 65 rows; 64 or 32 columns), one input channel,
-// reductions that are not whole steps of 8, and weight gradients cut into
-// one, a few (the last one partial) and many slices. A shape they do not
+// reductions that are not whole steps of 8, weight gradients cut into
+// one, a few (the last one partial) and many slices, and forward passes
+// and data gradients split over their reduction (LeNet conv2 at b3 into
+// 7 shares, at b64 into 3) or not. A shape they do not
 // take (groups, or a table and tiles beyond the shared memory) gets no
 // plan without cuDNN. The tiled weight gradient must repeat bit for bit.
 func TestDirectConvMatchesReference(t *testing.T) {

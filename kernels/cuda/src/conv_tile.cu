@@ -12,6 +12,9 @@
 //                    workspace and summed in slice order by conv_tile_sum
 //                    (one slice: added to dw directly), so that the result
 //                    repeats bit for bit.
+// A forward pass or data gradient with too few tiles to keep the GPU busy
+// may be split the same way over its reduction (gridDim.z shares of the
+// steps, summed by conv_tile_sum into y or dx).
 //
 // Layouts (Caffe's): x N×C×H×W, w K×C×KH×KW, y N×K×OH×OW.
 //
@@ -27,8 +30,8 @@
 //       is added,
 //   .z, .w  the tap's (or position's) row and column offsets, added to the
 //       column's own to test the bounds (padding reads zero).
-// The Go side (kernels/cuda/conv_direct.go) picks BM, BN and the slices,
-// and checks that the table and tiles fit 48 KiB.
+// The Go side (kernels/cuda/conv_direct.go) picks BM, BN, the slices and
+// splits, and checks that the table and tiles fit 48 KiB.
 #include "common.cuh"
 
 #define TILE_BK 8
@@ -51,10 +54,13 @@ template <> __device__ __forceinline__ void load4<double>(const double* p, doubl
 
 // conv_tile_MODE_BMxBN: grid (⌈cols/BN⌉, ⌈rows/BM⌉, slices), BM·BN/16
 // threads, (table entries)·16 bytes of dynamic shared memory.
-//   forward: a = w, b = x, out = y;
+//   forward: a = w, b = x, out = y (overwritten);
 //   data:    a = w, b = dy, out = dx (overwritten);
-//   filter:  a = dy, b = x, out = dw (one slice: added to) or the
-//            workspace (slices × K × C·KH·KW, overwritten).
+//   filter:  a = dy, b = x, out = dw (one slice: added to).
+// With more than one slice, out is a workspace of slices × (out's size),
+// overwritten with each slice's partial sums, which conv_tile_sum adds up:
+// the weight gradient's slices are L positions each, the forward pass's
+// and data gradient's an equal share of the reduction steps.
 // L: the weight gradient's positions per slice (a multiple of 8).
 template <typename T, int MODE, int BM, int BN>
 __device__ __forceinline__ void conv_tile_t(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
@@ -80,10 +86,16 @@ __device__ __forceinline__ void conv_tile_t(const T* __restrict__ a, const T* __
   }
   const int tid = threadIdx.x;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  const int steps = (R + TILE_BK - 1) / TILE_BK;
+  // The steps [s0, s1) this block takes: all of them, or (forward and
+  // data gradient split over gridDim.z) the z-th share.
+  int s0 = 0, s1 = (R + TILE_BK - 1) / TILE_BK;
+  if (MODE != TILE_FILTER && gridDim.z > 1) {
+    const int per = (s1 + gridDim.z - 1) / gridDim.z;
+    s0 = min(s1, (int)blockIdx.z * per), s1 = min(s1, s0 + per);
+  }
 
   // The table, one entry per reduction index (padded to a whole step).
-  for (int r = tid; r < steps * TILE_BK; r += NT) {
+  for (int r = s0 * TILE_BK + tid; r < s1 * TILE_BK; r += NT) {
     int4 e = make_int4(-1, 0, TILE_OUT, TILE_OUT);
     if (MODE == TILE_FILTER) {
       const int q = blockIdx.z * L + r;
@@ -160,14 +172,14 @@ __device__ __forceinline__ void conv_tile_t(const T* __restrict__ a, const T* __
     for (int j = 0; j < 4; j++) acc[i][j] = T(0);
   const int ty = tid / (BN / 4), tx = tid % (BN / 4);
 
-  if (steps > 0) {
-    fetch(0);
+  if (s0 < s1) {
+    fetch(s0);
     stage(0);
   }
   __syncthreads();
-  for (int s = 0; s < steps; s++) {
-    const int buf = s & 1;
-    if (s + 1 < steps) fetch(s + 1);
+  for (int s = s0; s < s1; s++) {
+    const int buf = (s - s0) & 1;
+    if (s + 1 < s1) fetch(s + 1);
 #pragma unroll
     for (int k = 0; k < TILE_BK; k++) {
       T av[4], bv[4];
@@ -178,11 +190,13 @@ __device__ __forceinline__ void conv_tile_t(const T* __restrict__ a, const T* __
 #pragma unroll
         for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
     }
-    if (s + 1 < steps) stage(buf ^ 1);
+    if (s + 1 < s1) stage(buf ^ 1);
     __syncthreads();
   }
 
-  // Write the 4×4 micro-tile.
+  // Write the 4×4 micro-tile; split over gridDim.z, the z-th share's
+  // partial sums go to out + z·M·NC (in the output's layout).
+  if (gridDim.z > 1) out += (long)blockIdx.z * M * NC;
 #pragma unroll
   for (int j = 0; j < 4; j++) {
     const int col = n0 + tx * 4 + j;
@@ -196,7 +210,7 @@ __device__ __forceinline__ void conv_tile_t(const T* __restrict__ a, const T* __
       const int n = col / HW;
       o = out + (long)n * C * HW + (col - n * HW), step = HW;
     } else {
-      o = out + (gridDim.z > 1 ? (long)blockIdx.z * M * NC : 0L) + col, step = NC;
+      o = out + col, step = NC;
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -232,11 +246,13 @@ TILE_KERNELS(64, 32)
 TILE_KERNELS(32, 64)
 TILE_KERNELS(32, 32)
 
-// conv_tile_sum: dw[i] += Σ_s ws[s·n + i] for i < n. Grid ⌈n/32⌉, 256
-// threads: thread (i mod 32, g) sums slices g, g+8, g+16, … in order, then
-// the 8 sums are added in order of g: the order depends on the slice count
-// alone, so the result repeats bit for bit.
-template <typename T> __device__ void conv_tile_sum_t(const T* __restrict__ ws, T* __restrict__ dw, int slices, int n) {
+// conv_tile_sum: out[i] (+)= Σ_s ws[s·n + i] for i < n (added to out when
+// add, else overwriting it). Grid ⌈n/32⌉, 256 threads: thread (i mod 32,
+// g) sums slices g, g+8, g+16, … in order, then the 8 sums are added in
+// order of g: the order depends on the slice count alone, so the result
+// repeats bit for bit.
+template <typename T>
+__device__ void conv_tile_sum_t(const T* __restrict__ ws, T* __restrict__ out, int slices, int n, int add) {
   __shared__ T part[8][32];
   const int tx = threadIdx.x & 31, g = threadIdx.x >> 5;
   const int i = blockIdx.x * 32 + tx;
@@ -249,7 +265,7 @@ template <typename T> __device__ void conv_tile_sum_t(const T* __restrict__ ws, 
     T t = part[0][tx];
 #pragma unroll
     for (int k = 1; k < 8; k++) t += part[k][tx];
-    dw[i] += t;
+    out[i] = add ? out[i] + t : t;
   }
 }
-KERNEL(conv_tile_sum, (const T* ws, T* dw, int slices, int n), (ws, dw, slices, n))
+KERNEL(conv_tile_sum, (const T* ws, T* out, int slices, int n, int add), (ws, out, slices, n, add))
