@@ -75,8 +75,9 @@ func (d *Device) DirectConv() DirectMode {
 // gradient keeps per thread. Limits of both: the shared memory a block
 // may use without opting in, and, under auto, the size beyond which
 // cuDNN's algorithms (tensor cores, tiled GEMMs) win without a trial:
-// 2^30 multiply-adds (CIFAR-10 quick's conv2 at b100 has 655 M). directTrialRuns: the launches of each candidate
-// recorded into the graph that auto times.
+// 2^30 multiply-adds (CIFAR-10 quick's conv2 at b100 has 655 M).
+// directTrialRuns: the launches of each candidate recorded into the graph
+// that auto times.
 const (
 	directChannels  = 8
 	directShared    = 48 << 10
@@ -364,8 +365,8 @@ func (o Ops[T]) DirectConvBackwardFilter(s kernels.ConvShape, x, dy, dw Ptr) err
 	return o.tileSum(ws, dw, slices, n, true)
 }
 
-// tileWorkspace returns at least bytes of device memory for the weight
-// gradient's slices, grown (never while recording) by the eager pass
+// tileWorkspace returns at least bytes of device memory for a split tiled
+// pass's partial sums, grown (never while recording) by the eager pass
 // before it. A recorded graph may hold the old one: it stays until Close.
 func (d *Device) tileWorkspace(bytes int) (Ptr, error) {
 	d.enter()

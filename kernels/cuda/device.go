@@ -100,8 +100,8 @@ type Device struct {
 	noSplit    bool
 	capturing  bool
 
-	// tileWS: the tiled weight gradient's slices (tileWSBytes, grown by an
-	// eager pass, never while capturing); tileOld: workspaces it outgrew,
+	// tileWS: the partial sums of split tiled convolutions (tileWSBytes,
+	// grown by an eager pass, never while capturing); tileOld: workspaces it outgrew,
 	// which recorded graphs may still use, kept until Close. noTile sends
 	// the direct convolutions to the untiled kernels (tests compare both);
 	// tileForce and tileSplitForce, when set, are the tiled kernels' block
