@@ -100,6 +100,20 @@ type Device struct {
 	noSplit    bool
 	capturing  bool
 
+	// tileWS: the partial sums of split tiled convolutions (tileWSBytes,
+	// grown by an eager pass, never while capturing); tileOld: workspaces it outgrew,
+	// which recorded graphs may still use, kept until Close. noTile sends
+	// the direct convolutions to the untiled kernels (tests compare both);
+	// tileForce and tileSplitForce, when set, are the tiled kernels' block
+	// shape and the forward and data-gradient splits (benchmarks compare
+	// them).
+	tileWS         Ptr
+	tileWSBytes    int
+	tileOld        []Ptr
+	noTile         bool
+	tileForce      tileCfg
+	tileSplitForce int
+
 	// direct: when convolutions run on GoCaffe's direct kernels rather
 	// than cuDNN's (GOCAFFE_CUDA_DIRECT_CONV, SetDirectConv); of the
 	// directions decided so far, directChosen run on them.
@@ -456,6 +470,12 @@ func (d *Device) Close() error {
 	if d.splitWS != 0 {
 		_ = cu.MemFree(d.splitWS)
 	}
+	for _, p := range append(d.tileOld, d.tileWS) {
+		if p != 0 {
+			_ = cu.MemFree(p)
+		}
+	}
+	d.tileOld, d.tileWS, d.tileWSBytes = nil, 0, 0
 	d.closeDNN()
 	return d.ctx.Destroy()
 }

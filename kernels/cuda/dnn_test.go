@@ -187,26 +187,57 @@ func checkConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvShape,
 }
 
 // GoCaffe's direct convolution kernels against the same float64
-// reference, alone (no cuDNN, GOCAFFE_CUDA_DIRECT_CONV=on) and, where
-// cuDNN is loaded, as the auto choice that times both per direction.
+// reference, alone (no cuDNN, GOCAFFE_CUDA_DIRECT_CONV=on: the tiled
+// kernels where they take the shape, and the untiled ones with noTile) and,
+// where cuDNN is loaded, as the auto choice that times both per direction.
 // Odd sizes, stride, padding, dilation, a rectangular window, 1×1, a 7×7
-// window and LeNet's two layers. A shape they do not take (groups, or
-// weights beyond the shared memory in float64) gets no plan without cuDNN.
+// window, LeNet's two layers (b3 and b64) and CIFAR-10 quick's three
+// (b4); for the tiled kernels, output channels and positions that are not
+// whole tiles (33, 50, 65 rows; 64 or 32 columns), one input channel,
+// reductions that are not whole steps of 8, weight gradients cut into
+// one, a few (the last one partial) and many slices, and forward passes
+// and data gradients split over their reduction (LeNet conv2 at b3 into
+// 7 shares, at b64 into 3) or not. A shape they do not
+// take (groups, or a table and tiles beyond the shared memory) gets no
+// plan without cuDNN. The tiled weight gradient must repeat bit for bit.
 func TestDirectConvMatchesReference(t *testing.T) {
 	need(t)
 	wasDNN, wasDirect := dev.UsesDNN(), dev.DirectConv()
-	defer func() { dev.UseDNN(wasDNN); dev.SetDirectConv(wasDirect) }()
+	defer func() { dev.UseDNN(wasDNN); dev.SetDirectConv(wasDirect); dev.noTile = false }()
 	g := &GPU{D: dev}
 	g.f32 = &backend[float32]{g: g, o: Ops[float32]{dev}}
 	g.f64 = &backend[float64]{g: g, o: Ops[float64]{dev}}
+	geom := func(k, s, p, d int) kernels.ConvGeom {
+		return kernels.ConvGeom{KH: k, KW: k, SH: s, SW: s, PH: p, PW: p, DH: d, DW: d}
+	}
 	shapes := withOutputs([]kernels.ConvShape{
-		{N: 3, C: 1, H: 28, W: 28, K: 20, Groups: 1, Geom: kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
-		{N: 3, C: 20, H: 12, W: 12, K: 50, Groups: 1, Geom: kernels.ConvGeom{KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}},
+		{N: 3, C: 1, H: 28, W: 28, K: 20, Groups: 1, Geom: geom(5, 1, 0, 1)},
+		{N: 3, C: 20, H: 12, W: 12, K: 50, Groups: 1, Geom: geom(5, 1, 0, 1)},
 		{N: 2, C: 3, H: 13, W: 11, K: 7, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 2, SW: 2, PH: 1, PW: 1, DH: 1, DW: 1}},
 		{N: 2, C: 5, H: 9, W: 10, K: 9, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 2, PW: 2, DH: 2, DW: 2}},
 		{N: 3, C: 5, H: 7, W: 7, K: 6, Groups: 1, Geom: kernels.ConvGeom{KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}},
 		{N: 2, C: 4, H: 12, W: 15, K: 11, Groups: 1, Geom: kernels.ConvGeom{KH: 3, KW: 5, SH: 1, SW: 2, PH: 2, PW: 1, DH: 1, DW: 1}},
 		{N: 2, C: 2, H: 10, W: 9, K: 3, Groups: 1, Geom: kernels.ConvGeom{KH: 7, KW: 7, SH: 3, SW: 2, PH: 3, PW: 3, DH: 1, DW: 1}},
+		// LeNet at b64 (conv1, conv2), CIFAR-10 quick's three at b4.
+		{N: 64, C: 1, H: 28, W: 28, K: 20, Groups: 1, Geom: geom(5, 1, 0, 1)},
+		{N: 64, C: 20, H: 12, W: 12, K: 50, Groups: 1, Geom: geom(5, 1, 0, 1)},
+		{N: 4, C: 3, H: 32, W: 32, K: 32, Groups: 1, Geom: geom(5, 1, 2, 1)},
+		{N: 4, C: 32, H: 16, W: 16, K: 32, Groups: 1, Geom: geom(5, 1, 2, 1)},
+		{N: 4, C: 32, H: 8, W: 8, K: 64, Groups: 1, Geom: geom(5, 1, 2, 1)},
+		// Tile edges: 33 and 65 output channels (64-row tiles, one and two),
+		// odd channels and sizes, a 1×1 over 67 channels (a reduction of
+		// 67: not whole steps), stride 2 with padding (the data gradient
+		// untiled), dilation with padding, one input channel at odd sizes,
+		// a weight gradient of 5·9·9 = 405 positions in 6 slices (the last
+		// partial) and a table of 64·5·5 = 1600 entries.
+		{N: 3, C: 7, H: 11, W: 13, K: 33, Groups: 1, Geom: geom(3, 1, 1, 1)},
+		{N: 2, C: 3, H: 9, W: 7, K: 65, Groups: 1, Geom: geom(3, 1, 0, 1)},
+		{N: 3, C: 67, H: 5, W: 7, K: 5, Groups: 1, Geom: geom(1, 1, 0, 1)},
+		{N: 3, C: 5, H: 15, W: 14, K: 9, Groups: 1, Geom: geom(3, 2, 1, 1)},
+		{N: 2, C: 6, H: 13, W: 11, K: 17, Groups: 1, Geom: geom(3, 1, 3, 3)},
+		{N: 5, C: 1, H: 17, W: 19, K: 3, Groups: 1, Geom: geom(5, 1, 1, 1)},
+		{N: 5, C: 3, H: 11, W: 11, K: 7, Groups: 1, Geom: geom(3, 1, 0, 1)},
+		{N: 2, C: 64, H: 6, W: 5, K: 10, Groups: 1, Geom: geom(5, 1, 2, 1)},
 	})
 	grouped := withOutputs([]kernels.ConvShape{
 		{N: 2, C: 6, H: 9, W: 10, K: 4, Groups: 2, Geom: kernels.ConvGeom{KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 1, DW: 1}},
@@ -215,11 +246,14 @@ func TestDirectConvMatchesReference(t *testing.T) {
 		dev.UseDNN(false)
 		dev.SetDirectConv(DirectOn)
 		for i, s := range shapes {
-			t.Run(shapeName(i, s)+"/float32", func(t *testing.T) { checkConv[float32](t, g.f32, s, 1e-5, uint64(i)) })
+			t.Run(shapeName(i, s)+"/float32", func(t *testing.T) {
+				checkConv[float32](t, g.f32, s, 1e-5, uint64(i))
+				checkFilterRepeats[float32](t, g.f32, s)
+			})
 			t.Run(shapeName(i, s)+"/float64", func(t *testing.T) {
 				if !directTakesAll(s, 8) {
 					if p, _ := g.f64.ConvPlan(s); p != nil {
-						t.Errorf("a plan for a shape the direct kernels do not take in float64 (%d B of weights a block)", s.K*s.Geom.KH*s.Geom.KW*directChannels*8)
+						t.Errorf("a plan for a shape the direct kernels do not take in float64")
 					}
 					return
 				}
@@ -228,6 +262,23 @@ func TestDirectConvMatchesReference(t *testing.T) {
 		}
 		if p, why := g.f32.ConvPlan(grouped); p != nil || why == "" {
 			t.Errorf("grouped convolution without cuDNN: plan %v, reason %q (want none, with a reason)", p, why)
+		}
+	})
+	t.Run("untiled", func(t *testing.T) {
+		dev.UseDNN(false)
+		dev.SetDirectConv(DirectOn)
+		dev.noTile = true
+		defer func() { dev.noTile = false }()
+		for i, s := range shapes {
+			untiled := func(elem int) bool {
+				return untiledTakes(s, elem, dirForward) && untiledTakes(s, elem, dirData) && untiledTakes(s, elem, dirFilter)
+			}
+			if untiled(4) {
+				t.Run(shapeName(i, s)+"/float32", func(t *testing.T) { checkConv[float32](t, g.f32, s, 1e-5, uint64(i)) })
+			}
+			if untiled(8) {
+				t.Run(shapeName(i, s)+"/float64", func(t *testing.T) { checkConv[float64](t, g.f64, s, 1e-13, uint64(i)) })
+			}
 		}
 	})
 	t.Run("auto", func(t *testing.T) {
@@ -242,6 +293,42 @@ func TestDirectConvMatchesReference(t *testing.T) {
 	})
 	if err := g.Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkFilterRepeats runs the direct weight gradient of s twice from the
+// same inputs and wants the same bits.
+func checkFilterRepeats[T Float](t *testing.T, b *backend[T], s kernels.ConvShape) {
+	r := rand.New(rand.NewPCG(5, 6))
+	up := func(n int) kernels.Vec[T] {
+		v := rnd(r, n)
+		h := make([]T, n)
+		for i := range v {
+			h[i] = T(v[i])
+		}
+		d := b.Alloc(n)
+		b.Upload(d, h)
+		return d
+	}
+	nw := s.K * s.C * s.Geom.KH * s.Geom.KW
+	x, dy := up(s.N*s.C*s.H*s.W), up(s.N*s.K*s.OH*s.OW)
+	var got [2][]T
+	for i := range got {
+		dw := b.Alloc(nw)
+		ps, ok := b.ptrs(x, dy, dw)
+		if !ok {
+			t.Fatal("no device pointers")
+		}
+		if err := b.o.DirectConvBackwardFilter(s, ps[0], ps[1], ps[2]); err != nil {
+			t.Fatal(err)
+		}
+		got[i] = make([]T, nw)
+		b.Download(got[i], dw)
+	}
+	for i := range got[0] {
+		if got[0][i] != got[1][i] && !(got[0][i] != got[0][i] && got[1][i] != got[1][i]) {
+			t.Fatalf("weight gradient [%d]: %v, then %v: not repeatable", i, got[0][i], got[1][i])
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
-// Direct convolutions for small batches (one group, any stride, padding
-// and dilation): every output computed in one pass over the input, with no
-// im2col columns and no GEMM. At LeNet's b64 a library convolution is a
-// few launches and tens of µs for 18–102 M multiply-adds; these are one
-// launch each. The Go side (kernels/cuda/conv_direct.go) times them
-// against cuDNN's choice at a plan's first use and keeps the faster.
+// Untiled direct convolutions (one group, any stride, padding and
+// dilation): every output computed in one pass over the input, with no
+// im2col columns and no GEMM, one thread per position and 8 channels.
+// The tiled implicit GEMMs of conv_tile.cu replace them wherever they take
+// the shape; these stay for the rest (the data gradient at stride ≠ 1,
+// gather tables beyond 48 KiB) and as their check in the tests. The Go
+// side (kernels/cuda/conv_direct.go) chooses between them, and times the
+// direct kernels against cuDNN's choice at a plan's first use under auto.
 //
 // Layouts (Caffe's): x N×C×H×W, w K×C×KH×KW, y N×K×OH×OW.
 #include "common.cuh"
