@@ -26,6 +26,8 @@ var gemmShapes = []struct {
 	{"lenet_ip1_wgrad_b64_500x800x64", true, false, 500, 800, 64},
 	{"lenet_ip1_dgrad_b64_64x800x500", false, false, 64, 800, 500},
 	{"lenet_ip1_fwd_b512_512x500x800", false, true, 512, 500, 800},
+	{"lenet_ip1_wgrad_b512_500x800x512", true, false, 500, 800, 512},
+	{"lenet_ip1_dgrad_b512_512x800x500", false, false, 512, 800, 500},
 	{"cifar_conv2_fwd_32x256x800", false, false, 32, 256, 800},
 	// Batched convolution: the column matrices of all 64 images side by side.
 	{"lenet_conv1_fwd_b64_20x36864x25", false, false, 20, 36864, 25},

@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"os"
+	"slices"
 	"unsafe"
 
 	"github.com/gocaffe/gocaffe/kernels"
@@ -445,7 +446,8 @@ func (p *mixedPlan[T]) run(dir convDir, out Ptr, adds bool, dnn, direct func(Ptr
 	if !c.decided[dir] {
 		c.direct[dir], c.why[dir] = p.choose(dir, out, adds, dnn, direct)
 		c.decided[dir] = true
-		g.D.countDirect(c.direct[dir])
+		g.D.noteDirect(DirectDecision{Shape: p.s, Elem: Size[T](), Mode: p.mode, Pass: dir.String(),
+			Direct: c.direct[dir], Why: c.why[dir]})
 	}
 	useDirect := c.direct[dir]
 	p.b.mu.Unlock()
@@ -567,14 +569,22 @@ func (d *Device) timeGraph(g *Graph, replays int) (float64, error) {
 	return t, nil
 }
 
-// countDirect counts a direction decided, on the direct kernels or not.
-func (d *Device) countDirect(direct bool) {
+// DirectDecision is how one pass of one convolution shape was decided:
+// on the direct kernels or not, and the timings or the reason behind it.
+type DirectDecision struct {
+	Shape  kernels.ConvShape
+	Elem   int        // bytes an element: 4 for float32, 8 for float64
+	Mode   DirectMode // the setting it was decided under
+	Pass   string     // forward, backward data or backward filter
+	Direct bool
+	Why    string
+}
+
+// noteDirect records a direction decided, on the direct kernels or not.
+func (d *Device) noteDirect(dd DirectDecision) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.directDecided++
-	if direct {
-		d.directChosen++
-	}
+	d.directLog = append(d.directLog, dd)
 }
 
 // DirectConvChoices is how many convolution directions were decided since
@@ -582,7 +592,20 @@ func (d *Device) countDirect(direct bool) {
 func (d *Device) DirectConvChoices() (direct, decided int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.directChosen, d.directDecided
+	for _, dd := range d.directLog {
+		if dd.Direct {
+			direct++
+		}
+	}
+	return direct, len(d.directLog)
+}
+
+// DirectConvDecisions returns every convolution direction decided since
+// Open, in the order they were decided.
+func (d *Device) DirectConvDecisions() []DirectDecision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.directLog)
 }
 
 // Capturing reports whether a graph is being recorded.

@@ -115,10 +115,10 @@ type Device struct {
 	tileSplitForce int
 
 	// direct: when convolutions run on GoCaffe's direct kernels rather
-	// than cuDNN's (GOCAFFE_CUDA_DIRECT_CONV, SetDirectConv); of the
-	// directions decided so far, directChosen run on them.
-	direct                      DirectMode
-	directChosen, directDecided int
+	// than cuDNN's (GOCAFFE_CUDA_DIRECT_CONV, SetDirectConv); directLog:
+	// every direction decided so far (under mu).
+	direct    DirectMode
+	directLog []DirectDecision
 }
 
 // blasWorkspace is the device memory cuBLAS gets as its workspace, set

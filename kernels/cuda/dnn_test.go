@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/kernels"
@@ -183,6 +184,19 @@ func checkConv[T Float](t *testing.T, b kernels.Backend[T], s kernels.ConvShape,
 	checkTol(t, "backward filter (added to the gradient)", down(dwv), dw, tl)
 	if mp, ok := p.(*mixedPlan[T]); ok {
 		t.Logf("direct kernels (forward, data, filter): %v; %q", mp.choice.direct, mp.choice.why)
+		// The device's log holds each of the plan's decided passes as the
+		// plan decided them (goexec logs them at debug level).
+		log := dev.DirectConvDecisions()
+		for dir := range convDir(3) {
+			if !mp.choice.decided[dir] {
+				continue
+			}
+			want := DirectDecision{Shape: s, Elem: Size[T](), Mode: mp.mode, Pass: dir.String(),
+				Direct: mp.choice.direct[dir], Why: mp.choice.why[dir]}
+			if !slices.Contains(log, want) {
+				t.Errorf("the device's decision log lacks %+v", want)
+			}
+		}
 	}
 }
 

@@ -115,6 +115,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	logged := 0 // convolution pass decisions logged so far
 	for _, c := range cases {
 		np, err := prototxt.ParseNetFile(c.model)
 		if err != nil {
@@ -174,6 +175,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := deviceErr(dev); err != nil {
 			return fmt.Errorf("bench %s: %w", c.name, err)
 		}
+		logged = logConvChoices(dev, log, logged)
 		us := float64(time.Since(start).Microseconds()) / float64(f.iterations)
 		mem := ""
 		if peak := devicePeak(dev); peak > 0 {

@@ -5,6 +5,8 @@ package main
 import (
 	"errors"
 
+	"github.com/rs/zerolog"
+
 	"github.com/gocaffe/gocaffe/kernels"
 )
 
@@ -29,3 +31,6 @@ func deviceGEMM(kernels.Device) string { return "" }
 
 // devicePrecision is "fp32": the CPU build has no TF32.
 func devicePrecision(kernels.Device) string { return "fp32" }
+
+// logConvChoices logs nothing: the CPU build has no GPU convolutions.
+func logConvChoices(kernels.Device, zerolog.Logger, int) int { return 0 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/gocaffe/gocaffe/kernels"
 	"github.com/gocaffe/gocaffe/kernels/cuda"
 )
@@ -116,4 +118,22 @@ func runCUDAProbe(args []string) error {
 	defer g.Close()
 	fmt.Printf("%s %s driver %d\n%s\n%s\n", g.Name(), g.D.Model(), cuda.DriverVersion(), g.D.BLAS(), g.D.DNN())
 	return nil
+}
+
+// logConvChoices logs, at debug level, how each convolution pass of each
+// shape was decided on a GPU (GoCaffe's direct kernels or cuDNN's, and
+// the replayed timings or the reason behind it), from the from-th
+// decision on, and returns how many there are.
+func logConvChoices(d kernels.Device, log zerolog.Logger, from int) int {
+	g, ok := d.(*cuda.GPU)
+	if !ok {
+		return 0
+	}
+	all := g.D.DirectConvDecisions()
+	for _, dd := range all[min(from, len(all)):] {
+		s := dd.Shape
+		log.Debug().Str("shape", fmt.Sprintf("N%d C%d %dx%d -> K%d %dx%d, kernel %dx%d", s.N, s.C, s.H, s.W, s.K, s.OH, s.OW, s.Geom.KH, s.Geom.KW)).
+			Str("pass", dd.Pass).Bool("direct", dd.Direct).Str("why", dd.Why).Msg("convolution pass")
+	}
+	return len(all)
 }

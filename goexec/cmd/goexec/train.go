@@ -184,6 +184,7 @@ func train(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := deviceErr(dev); err != nil {
 		return fmt.Errorf("training on %s: %w", dev.Name(), err)
 	}
+	logConvChoices(dev, log, 0)
 	ev := log.Info().Str("wall", time.Since(start).Round(time.Millisecond).String())
 	if peak := devicePeak(dev); peak > 0 {
 		ev = ev.Float64("device_memory_peak_mib", float64(peak)/(1<<20))
