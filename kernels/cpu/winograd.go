@@ -1,0 +1,238 @@
+package cpu
+
+import (
+	"sync"
+
+	"github.com/gocaffe/gocaffe/kernels"
+)
+
+// Winograd F(2×2, 3×3) convolution (Lavin and Gray, 2015) of one image and
+// one group: each 2×2 block of the output comes from a 4×4 tile of the
+// padded input, and the 3×3 products of a tile become 16 elementwise
+// products in the transformed domain, which over the channels are 16 GEMMs
+// [oc × c]·[c × tiles] on the package's SGEMM (every kernel level; float64
+// through GemmRef). It does 16/36 of the direct convolution's multiplies
+// (2.25× fewer), plus the transforms, linear in c·tiles and oc·tiles.
+//
+//	out (oc, oh, ow) = conv3x3(im (c, h, w), w (oc, c, 3, 3)), stride 1, pad (ph, pw)
+//
+// With Bᵀ, G, Aᵀ the F(2,3) matrices, V = Bᵀ d B per input tile d,
+// U = G g Gᵀ per 3×3 filter g, and y = Aᵀ (Σ_c U ⊙ V) A per output tile.
+
+// WinogradTakes reports whether the Winograd kernels take a convolution of
+// window g: 3×3, stride 1, dilation 1 (any padding).
+func WinogradTakes(g kernels.ConvGeom) bool {
+	return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1
+}
+
+// winogradTiles is the number of 2×2 output blocks per column and row.
+func winogradTiles(oh, ow int) (int, int) { return (oh + 1) / 2, (ow + 1) / 2 }
+
+// WinogradPackLen is the length of WinogradPack's transform of oc×c×3×3
+// weights: 16 matrices of oc×c.
+func WinogradPackLen(oc, c int) int { return 16 * oc * c }
+
+// WinogradPack writes the transformed weights u[ξ][k][ch] = (G g Gᵀ)[ξ]
+// of the filters w (oc×c×3×3, row-major) into u (WinogradPackLen values).
+func WinogradPack[T Float](w []T, oc, c int, u []T) {
+	n := oc * c
+	_ = u[16*n-1]
+	w = w[:9*n]
+	for f := 0; f < n; f++ {
+		g := w[9*f : 9*f+9 : 9*f+9]
+		// t = G g (4×3), column by column.
+		var t [12]T
+		for j := 0; j < 3; j++ {
+			g0, g1, g2 := g[j], g[3+j], g[6+j]
+			t[j] = g0
+			t[3+j] = (g0 + g1 + g2) / 2
+			t[6+j] = (g0 - g1 + g2) / 2
+			t[9+j] = g2
+		}
+		// u = t Gᵀ (4×4), row by row.
+		for i := 0; i < 4; i++ {
+			t0, t1, t2 := t[3*i], t[3*i+1], t[3*i+2]
+			u[(4*i)*n+f] = t0
+			u[(4*i+1)*n+f] = (t0 + t1 + t2) / 2
+			u[(4*i+2)*n+f] = (t0 - t1 + t2) / 2
+			u[(4*i+3)*n+f] = t2
+		}
+	}
+}
+
+// winogradBuf is the scratch of one WinogradForward: the padded image,
+// and one chunk of tiles' transformed inputs V and products M.
+type winogradBuf[T Float] struct {
+	pad, v, m []T
+}
+
+// winogradPools recycle winogradBuf per element type; they hold no state
+// that outlives a call.
+var winogradPools [2]sync.Pool
+
+func winogradPool[T Float]() *sync.Pool {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return &winogradPools[0]
+	}
+	return &winogradPools[1]
+}
+
+// winogradChunkBytes bounds one chunk's V and M (16·(c+oc)·tiles values):
+// about half of a Zen 4 core's 1 MiB L2, so that the GEMMs' B and C stay
+// there between the transforms.
+const winogradChunkBytes = 512 << 10
+
+// winogradMinTiles is the fewest tiles a chunk takes where the image has
+// them: two of the AVX-512 SGEMM's 32-column slivers.
+const winogradMinTiles = 64
+
+// WinogradForward overwrites out (oc×oh×ow) with the 3×3, stride-1
+// convolution of one image im (c×h×w, padding ph, pw; oh = h+2ph-2,
+// ow = w+2pw-2) by the weights u transformed by WinogradPack.
+func WinogradForward[T Float](im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int, out []T) {
+	if oh <= 0 || ow <= 0 || oc <= 0 {
+		return
+	}
+	th, tw := winogradTiles(oh, ow)
+	_ = out[oc*oh*ow-1]
+	if c == 0 {
+		clear(out[:oc*oh*ow])
+		return
+	}
+	_ = u[WinogradPackLen(oc, c)-1]
+	pool := winogradPool[T]()
+	buf, _ := pool.Get().(*winogradBuf[T])
+	if buf == nil {
+		buf = new(winogradBuf[T])
+	}
+	defer pool.Put(buf)
+
+	// The padded image covers every tile: (2·th+2)×(2·tw+2) per channel,
+	// zeros outside the image.
+	hp, wp := 2*th+2, 2*tw+2
+	buf.pad = grow(buf.pad, c*hp*wp)
+	xp := buf.pad
+	clear(xp)
+	for ch := 0; ch < c; ch++ {
+		src := im[ch*h*w : (ch+1)*h*w]
+		dst := xp[ch*hp*wp : (ch+1)*hp*wp]
+		for y := 0; y < h; y++ {
+			if py := y + ph; py >= 0 && py < hp {
+				x0 := max(0, -pw)
+				x1 := min(w, wp-pw)
+				if x0 < x1 {
+					copy(dst[py*wp+pw+x0:py*wp+pw+x1], src[y*w+x0:y*w+x1])
+				}
+			}
+		}
+	}
+
+	// Chunks of whole tile rows, about winogradChunkBytes of V and M, and
+	// at least winogradMinTiles tiles (the GEMMs' N): VGG's 512 channels at
+	// 7×7 take all 16 tiles at once.
+	var z T
+	size := int(sizeOf(z))
+	rowsPer := max(1, winogradChunkBytes/(16*(c+oc)*size*tw), (winogradMinTiles+tw-1)/tw)
+	for ty0 := 0; ty0 < th; ty0 += rowsPer {
+		ty1 := min(th, ty0+rowsPer)
+		n := (ty1 - ty0) * tw
+		buf.v = grow(buf.v, 16*c*n)
+		buf.m = grow(buf.m, 16*oc*n)
+		v, m := buf.v, buf.m
+		for ch := 0; ch < c; ch++ {
+			winogradInput(xp[ch*hp*wp:(ch+1)*hp*wp], wp, ty0, ty1, tw, v[ch*n:], c*n)
+		}
+		for xi := 0; xi < 16; xi++ {
+			GemmSerial(false, false, oc, n, c, 1, u[xi*oc*c:(xi+1)*oc*c], c, v[xi*c*n:(xi+1)*c*n], n, 0, m[xi*oc*n:(xi+1)*oc*n], n)
+		}
+		for k := 0; k < oc; k++ {
+			winogradOutput(m[k*n:], oc*n, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
+		}
+	}
+}
+
+// sizeOf is the size of a T in bytes.
+func sizeOf[T Float](z T) uintptr {
+	if _, ok := any(z).(float32); ok {
+		return 4
+	}
+	return 8
+}
+
+// winogradInput writes V = Bᵀ d B of the tiles of tile rows [ty0, ty1)
+// of one padded channel plane xp (rows wp apart) to v: element ξ of the
+// chunk's tile t at v[ξ·ld + t].
+//
+//	Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
+	n := (ty1 - ty0) * tw
+	_ = v[15*ld+n-1]
+	t := 0
+	for ty := ty0; ty < ty1; ty++ {
+		r0 := xp[2*ty*wp : 2*ty*wp+2*tw+2]
+		r1 := xp[(2*ty+1)*wp : (2*ty+1)*wp+2*tw+2]
+		r2 := xp[(2*ty+2)*wp : (2*ty+2)*wp+2*tw+2]
+		r3 := xp[(2*ty+3)*wp : (2*ty+3)*wp+2*tw+2]
+		for tx := 0; tx < tw; tx, t = tx+1, t+1 {
+			x := 2 * tx
+			// Bᵀ d: the rows.
+			var b [16]T
+			for j := 0; j < 4; j++ {
+				d0, d1, d2, d3 := r0[x+j], r1[x+j], r2[x+j], r3[x+j]
+				b[j] = d0 - d2
+				b[4+j] = d1 + d2
+				b[8+j] = d2 - d1
+				b[12+j] = d1 - d3
+			}
+			// (Bᵀ d) B: the columns.
+			for i := 0; i < 4; i++ {
+				e0, e1, e2, e3 := b[4*i], b[4*i+1], b[4*i+2], b[4*i+3]
+				o := 4 * i * ld
+				v[o+t] = e0 - e2
+				v[o+ld+t] = e1 + e2
+				v[o+2*ld+t] = e2 - e1
+				v[o+3*ld+t] = e1 - e3
+			}
+		}
+	}
+}
+
+// winogradOutput writes y = Aᵀ M A of one output channel's tiles of tile
+// rows [ty0, ty1) into its plane out (oh×ow), dropping the last block's
+// row or column past the plane; element ξ of tile t is m[ξ·ld + t].
+//
+//	Aᵀ = [1 1 1 0; 0 1 -1 -1]
+func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
+	n := (ty1 - ty0) * tw
+	_ = m[15*ld+n-1]
+	t := 0
+	for ty := ty0; ty < ty1; ty++ {
+		y := 2 * ty
+		full := y+1 < oh
+		for tx := 0; tx < tw; tx, t = tx+1, t+1 {
+			// Aᵀ M: two rows of four.
+			var s [8]T
+			for j := 0; j < 4; j++ {
+				m0, m1, m2, m3 := m[j*ld+t], m[(4+j)*ld+t], m[(8+j)*ld+t], m[(12+j)*ld+t]
+				s[j] = m0 + m1 + m2
+				s[4+j] = m1 - m2 - m3
+			}
+			y00 := s[0] + s[1] + s[2]
+			y01 := s[1] - s[2] - s[3]
+			y10 := s[4] + s[5] + s[6]
+			y11 := s[5] - s[6] - s[7]
+			x := 2 * tx
+			out[y*ow+x] = y00
+			if x+1 < ow {
+				out[y*ow+x+1] = y01
+			}
+			if full {
+				out[(y+1)*ow+x] = y10
+				if x+1 < ow {
+					out[(y+1)*ow+x+1] = y11
+				}
+			}
+		}
+	}
+}
