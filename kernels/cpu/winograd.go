@@ -81,11 +81,11 @@ func winogradPool[T Float]() *sync.Pool {
 // winogradChunkBytes bounds one chunk's V and M (16·(c+oc)·tiles values):
 // about half of a Zen 4 core's 1 MiB L2, so that the GEMMs' B and C stay
 // there between the transforms.
-const winogradChunkBytes = 512 << 10
+const winogradChunkBytes = 2048 << 10
 
 // winogradMinTiles is the fewest tiles a chunk takes where the image has
 // them: two of the AVX-512 SGEMM's 32-column slivers.
-const winogradMinTiles = 64
+const winogradMinTiles = 128
 
 // WinogradForward overwrites out (oc×oh×ow) with the 3×3, stride-1
 // convolution of one image im (c×h×w, padding ph, pw; oh = h+2ph-2,
@@ -167,33 +167,29 @@ func sizeOf[T Float](z T) uintptr {
 //	Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
 	n := (ty1 - ty0) * tw
-	_ = v[15*ld+n-1]
+	// The sixteen outputs, each n long: their stores need no bounds
+	// checks once t < n is known.
+	var o [16][]T
+	for xi := range o {
+		o[xi] = v[xi*ld : xi*ld+n : xi*ld+n]
+	}
 	t := 0
 	for ty := ty0; ty < ty1; ty++ {
 		r0 := xp[2*ty*wp : 2*ty*wp+2*tw+2]
 		r1 := xp[(2*ty+1)*wp : (2*ty+1)*wp+2*tw+2]
 		r2 := xp[(2*ty+2)*wp : (2*ty+2)*wp+2*tw+2]
 		r3 := xp[(2*ty+3)*wp : (2*ty+3)*wp+2*tw+2]
-		for tx := 0; tx < tw; tx, t = tx+1, t+1 {
-			x := 2 * tx
-			// Bᵀ d: the rows.
-			var b [16]T
-			for j := 0; j < 4; j++ {
-				d0, d1, d2, d3 := r0[x+j], r1[x+j], r2[x+j], r3[x+j]
-				b[j] = d0 - d2
-				b[4+j] = d1 + d2
-				b[8+j] = d2 - d1
-				b[12+j] = d1 - d3
-			}
+		for x := 0; x+3 < len(r0) && t < n; x, t = x+2, t+1 {
+			// Bᵀ d: the rows, column by column.
+			a0, a1, a2, a3 := r0[x]-r2[x], r0[x+1]-r2[x+1], r0[x+2]-r2[x+2], r0[x+3]-r2[x+3]
+			b0, b1, b2, b3 := r1[x]+r2[x], r1[x+1]+r2[x+1], r1[x+2]+r2[x+2], r1[x+3]+r2[x+3]
+			c0, c1, c2, c3 := r2[x]-r1[x], r2[x+1]-r1[x+1], r2[x+2]-r1[x+2], r2[x+3]-r1[x+3]
+			d0, d1, d2, d3 := r1[x]-r3[x], r1[x+1]-r3[x+1], r1[x+2]-r3[x+2], r1[x+3]-r3[x+3]
 			// (Bᵀ d) B: the columns.
-			for i := 0; i < 4; i++ {
-				e0, e1, e2, e3 := b[4*i], b[4*i+1], b[4*i+2], b[4*i+3]
-				o := 4 * i * ld
-				v[o+t] = e0 - e2
-				v[o+ld+t] = e1 + e2
-				v[o+2*ld+t] = e2 - e1
-				v[o+3*ld+t] = e1 - e3
-			}
+			o[0][t], o[1][t], o[2][t], o[3][t] = a0-a2, a1+a2, a2-a1, a1-a3
+			o[4][t], o[5][t], o[6][t], o[7][t] = b0-b2, b1+b2, b2-b1, b1-b3
+			o[8][t], o[9][t], o[10][t], o[11][t] = c0-c2, c1+c2, c2-c1, c1-c3
+			o[12][t], o[13][t], o[14][t], o[15][t] = d0-d2, d1+d2, d2-d1, d1-d3
 		}
 	}
 }
@@ -205,33 +201,40 @@ func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
 //	Aᵀ = [1 1 1 0; 0 1 -1 -1]
 func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
 	n := (ty1 - ty0) * tw
-	_ = m[15*ld+n-1]
+	var q [16][]T
+	for xi := range q {
+		q[xi] = m[xi*ld : xi*ld+n : xi*ld+n]
+	}
 	t := 0
 	for ty := ty0; ty < ty1; ty++ {
 		y := 2 * ty
+		y0 := out[y*ow : (y+1)*ow]
+		y1 := y0
 		full := y+1 < oh
-		for tx := 0; tx < tw; tx, t = tx+1, t+1 {
+		if full {
+			y1 = out[(y+1)*ow : (y+2)*ow]
+		}
+		for tx := 0; tx < tw && t < n; tx, t = tx+1, t+1 {
 			// Aᵀ M: two rows of four.
-			var s [8]T
-			for j := 0; j < 4; j++ {
-				m0, m1, m2, m3 := m[j*ld+t], m[(4+j)*ld+t], m[(8+j)*ld+t], m[(12+j)*ld+t]
-				s[j] = m0 + m1 + m2
-				s[4+j] = m1 - m2 - m3
-			}
-			y00 := s[0] + s[1] + s[2]
-			y01 := s[1] - s[2] - s[3]
-			y10 := s[4] + s[5] + s[6]
-			y11 := s[5] - s[6] - s[7]
+			s0 := q[0][t] + q[4][t] + q[8][t]
+			s1 := q[1][t] + q[5][t] + q[9][t]
+			s2 := q[2][t] + q[6][t] + q[10][t]
+			s3 := q[3][t] + q[7][t] + q[11][t]
+			s4 := q[4][t] - q[8][t] - q[12][t]
+			s5 := q[5][t] - q[9][t] - q[13][t]
+			s6 := q[6][t] - q[10][t] - q[14][t]
+			s7 := q[7][t] - q[11][t] - q[15][t]
 			x := 2 * tx
-			out[y*ow+x] = y00
-			if x+1 < ow {
-				out[y*ow+x+1] = y01
-			}
-			if full {
-				out[(y+1)*ow+x] = y10
-				if x+1 < ow {
-					out[(y+1)*ow+x+1] = y11
+			if x+1 < len(y0) {
+				y0[x], y0[x+1] = s0+s1+s2, s1-s2-s3
+				if full {
+					y1[x], y1[x+1] = s4+s5+s6, s5-s6-s7
 				}
+				continue
+			}
+			y0[x] = s0 + s1 + s2
+			if full {
+				y1[x] = s4 + s5 + s6
 			}
 		}
 	}
