@@ -20,7 +20,7 @@ import (
 
 // routeSamples is how many times each eligible route is timed; the
 // fastest time of each counts.
-const routeSamples = 3
+const routeSamples = 5
 
 // convRouting is a layer's routes for the shape they were chosen for.
 type convRouting struct {
@@ -145,17 +145,21 @@ func (l *convolution[T]) chooseRoute(p kernels.ConvPass, shape kernels.ConvShape
 	return r, nil
 }
 
-// timeImages returns how long fn takes over the batch's first images,
-// one per worker.
-func (l *convolution[T]) timeImages(workers int, fn func(wk, n int)) time.Duration {
-	s := max(1, min(l.num, workers))
+// timePass returns the time of a pass by one route, prep (the weights'
+// packing, once a pass) and fn (one image) over the batch, from timing
+// prep once and fn over the batch's first images, one per worker.
+func (l *convolution[T]) timePass(workers int, prep func(), fn func(wk, n int)) time.Duration {
 	t0 := time.Now()
+	prep()
+	tp := time.Since(t0)
+	s := max(1, min(l.num, workers))
+	t0 = time.Now()
 	l.be.ParallelDynamic(workers, s, 1, func(wk, lo, hi int) {
 		for n := lo; n < hi; n++ {
 			fn(wk, n)
 		}
 	})
-	return time.Since(t0)
+	return tp + time.Since(t0)*time.Duration(max(1, l.num))/time.Duration(s)
 }
 
 // prepForward makes what route r's forward pass reads from the weights w:

@@ -33,16 +33,28 @@ func newRouteDevice(mode kernels.ConvRoute, err error) routeDevice {
 // routeBackend is a CPU backend with its own ConvRouter.
 type routeBackend[T blob.Float] struct {
 	kernels.Backend[T]
-	kernels.ImplicitConv[T]
 	kernels.WinogradConv[T]
+	ic   kernels.ImplicitConv[T] // not embedded: its method ImplicitConv would be hidden by the field's name
 	mode kernels.ConvRoute
 	err  error
 	kept map[kernels.ConvRouteKey]kernels.ConvRoute
 }
 
 func newRouteBackend[T blob.Float](be kernels.Backend[T], mode kernels.ConvRoute, err error) *routeBackend[T] {
-	return &routeBackend[T]{Backend: be, ImplicitConv: be.(kernels.ImplicitConv[T]), WinogradConv: be.(kernels.WinogradConv[T]),
+	return &routeBackend[T]{Backend: be, ic: be.(kernels.ImplicitConv[T]), WinogradConv: be.(kernels.WinogradConv[T]),
 		mode: mode, err: err, kept: map[kernels.ConvRouteKey]kernels.ConvRoute{}}
+}
+
+func (b *routeBackend[T]) ImplicitConv() bool { return b.ic.ImplicitConv() }
+func (b *routeBackend[T]) ConvWeightsT(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, dy kernels.Vec[T], oc int, dwT kernels.Vec[T], ldc int, beta T) {
+	b.ic.ConvWeightsT(im, c, h, w, g, oh, ow, dy, oc, dwT, ldc, beta)
+}
+func (b *routeBackend[T]) ConvPackLen(oc, kdim int) int { return b.ic.ConvPackLen(oc, kdim) }
+func (b *routeBackend[T]) ConvPack(w kernels.Vec[T], oc, kdim int, packed kernels.Vec[T]) {
+	b.ic.ConvPack(w, oc, kdim, packed)
+}
+func (b *routeBackend[T]) ConvForward(im kernels.Vec[T], c, h, w int, g kernels.ConvGeom, oh, ow int, packed kernels.Vec[T], oc int, out kernels.Vec[T]) {
+	b.ic.ConvForward(im, c, h, w, g, oh, ow, packed, oc, out)
 }
 
 func (b *routeBackend[T]) ConvRouteMode() (kernels.ConvRoute, error) { return b.mode, b.err }
@@ -114,6 +126,25 @@ func TestConvolutionForcedRoutes(t *testing.T) {
 				if r == kernels.RouteGemm {
 					if got := routeOf[float64](l, kernels.PassForward); got != r {
 						t.Errorf("forward route %v, want %v", got, r)
+					}
+				}
+				// float64 has no implicit products; float32 does on AVX2 and
+				// AVX-512.
+				if r == kernels.RouteImplicit {
+					l32 := build[float32](t, cc.text("Convolution"), o).(*convolution[float32])
+					x32 := []*blob.Blob[float32]{blob.New[float32](x.Shape()...)}
+					for i, v := range x.Data() {
+						x32[0].Data()[i] = float32(v)
+					}
+					top32 := layertest.Tops[float32](1)
+					if err := layertest.SetupReshape(l32, x32, top32); err != nil {
+						t.Fatal(err)
+					}
+					if err := l32.Forward(x32, top32); err != nil {
+						t.Fatal(err)
+					}
+					if got := routeOf[float32](l32, kernels.PassForward); l32.implicit() != nil && got != r {
+						t.Errorf("float32 forward route %v, want %v", got, r)
 					}
 				}
 			})

@@ -69,8 +69,7 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	l.buffers(workers, 0)
 	x0, y0 := bottom[0].DataOn(be), top[0].MutableDataOn(be)
 	route, err := l.routeFor(kernels.PassForward, func(r kernels.ConvRoute) time.Duration {
-		l.prepForward(r, w)
-		return l.timeImages(workers, func(wk, n int) {
+		return l.timePass(workers, func() { l.prepForward(r, w) }, func(wk, n int) {
 			l.forwardImage(r, w, x0.Slice(n*inDim, (n+1)*inDim), y0.Slice(n*outDim, (n+1)*outDim), l.cols[wk])
 		})
 	})
@@ -140,8 +139,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if prop {
 			var err error
 			route, err = l.routeFor(kernels.PassData, func(r kernels.ConvRoute) time.Duration {
-				l.prepData(r, w, workers)
-				return l.timeImages(workers, func(wk, n int) {
+				return l.timePass(workers, func() { l.prepData(r, w, workers) }, func(wk, n int) {
 					l.dataImage(r, dy.Slice(n*outDim, (n+1)*outDim), dx.Slice(n*inDim, (n+1)*inDim), wk)
 				})
 			})

@@ -33,30 +33,43 @@ func winogradTiles(oh, ow int) (int, int) { return (oh + 1) / 2, (ow + 1) / 2 }
 func WinogradPackLen(oc, c int) int { return 16 * oc * c }
 
 // WinogradPack writes the transformed weights u[ξ][k][ch] = (G g Gᵀ)[ξ]
-// of the filters w (oc×c×3×3, row-major) into u (WinogradPackLen values).
+// of the filters w (oc×c×3×3, row-major) into u (WinogradPackLen values),
+// over all cores for more than winogradPackSerial filters (VGG's 512×512
+// take 10 ms on one core: it runs once per pass, beside images that take
+// a few ms each).
 func WinogradPack[T Float](w []T, oc, c int, u []T) {
 	n := oc * c
 	_ = u[16*n-1]
 	w = w[:9*n]
-	for f := 0; f < n; f++ {
+	if n <= winogradPackSerial {
+		winogradPackRange(w, n, 0, n, u)
+		return
+	}
+	Parallel(n, func(_, lo, hi int) { winogradPackRange(w, n, lo, hi, u) })
+}
+
+// winogradPackSerial is the most filters WinogradPack transforms on the
+// calling core.
+const winogradPackSerial = 1 << 14
+
+// winogradPackRange is WinogradPack of filters [lo, hi) of n.
+func winogradPackRange[T Float](w []T, n, lo, hi int, u []T) {
+	var o [16][]T
+	for xi := range o {
+		o[xi] = u[xi*n : (xi+1)*n : (xi+1)*n]
+	}
+	for f := lo; f < hi; f++ {
 		g := w[9*f : 9*f+9 : 9*f+9]
 		// t = G g (4×3), column by column.
-		var t [12]T
-		for j := 0; j < 3; j++ {
-			g0, g1, g2 := g[j], g[3+j], g[6+j]
-			t[j] = g0
-			t[3+j] = (g0 + g1 + g2) / 2
-			t[6+j] = (g0 - g1 + g2) / 2
-			t[9+j] = g2
-		}
+		t00, t01, t02 := g[0], g[1], g[2]
+		t10, t11, t12 := (g[0]+g[3]+g[6])/2, (g[1]+g[4]+g[7])/2, (g[2]+g[5]+g[8])/2
+		t20, t21, t22 := (g[0]-g[3]+g[6])/2, (g[1]-g[4]+g[7])/2, (g[2]-g[5]+g[8])/2
+		t30, t31, t32 := g[6], g[7], g[8]
 		// u = t Gᵀ (4×4), row by row.
-		for i := 0; i < 4; i++ {
-			t0, t1, t2 := t[3*i], t[3*i+1], t[3*i+2]
-			u[(4*i)*n+f] = t0
-			u[(4*i+1)*n+f] = (t0 + t1 + t2) / 2
-			u[(4*i+2)*n+f] = (t0 - t1 + t2) / 2
-			u[(4*i+3)*n+f] = t2
-		}
+		o[0][f], o[1][f], o[2][f], o[3][f] = t00, (t00+t01+t02)/2, (t00-t01+t02)/2, t02
+		o[4][f], o[5][f], o[6][f], o[7][f] = t10, (t10+t11+t12)/2, (t10-t11+t12)/2, t12
+		o[8][f], o[9][f], o[10][f], o[11][f] = t20, (t20+t21+t22)/2, (t20-t21+t22)/2, t22
+		o[12][f], o[13][f], o[14][f], o[15][f] = t30, (t30+t31+t32)/2, (t30-t31+t32)/2, t32
 	}
 }
 

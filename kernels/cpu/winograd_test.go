@@ -22,6 +22,7 @@ var winogradShapes = []struct{ c, h, w, oc, pad int }{
 	{64, 9, 11, 7, 1},
 	{256, 6, 5, 33, 1},
 	{33, 14, 14, 40, 1},
+	{160, 3, 4, 130, 1}, // more filters than WinogradPack transforms on one core
 }
 
 // conv3x3Ref is the 3×3 stride-1 convolution by definition in float64:
