@@ -8,11 +8,12 @@ import (
 	"github.com/gocaffe/gocaffe/kernels"
 )
 
-// convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
-// GEMM per image, images spread over all cores, or on a host backend with
-// implicit products (kernels.ImplicitConv) GEMMs that read the image in
-// place; on a device backend one im2col and one batched GEMM per group
-// over the whole batch. It supports pad, stride, dilation, group,
+// convolution is Caffe's Convolution layer for 2 spatial axes. On a host
+// backend images are spread over all cores, each pass of a shape on one
+// route (conv_route.go): im2col and GEMM per image, implicit products
+// (kernels.ImplicitConv) that read the image in place, or Winograd F(2,3)
+// for 3×3 stride-1 kernels (kernels.WinogradConv); on a device backend one
+// im2col and one batched GEMM per group over the whole batch. It supports pad, stride, dilation, group,
 // bias_term and axis; several bottoms share the weights, each with its
 // own top.
 //
