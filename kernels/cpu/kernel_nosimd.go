@@ -120,3 +120,6 @@ func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int
 func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
 	return false
 }
+
+// winogradInput32 has no vector form in this build.
+func winogradInput32(e, d *[4][]float32, tw int, o *[16][]float32, t0 int) int { return 0 }
