@@ -91,13 +91,15 @@ func winogradPool[T Float]() *sync.Pool {
 	return &winogradPools[1]
 }
 
-// winogradChunkBytes bounds one chunk's V and M (16·(c+oc)·tiles values):
-// about half of a Zen 4 core's 1 MiB L2, so that the GEMMs' B and C stay
-// there between the transforms.
+// winogradChunkBytes bounds one chunk's V and M (16·(c+oc)·tiles values),
+// so that the GEMMs' B and C are still in cache between the transforms:
+// of 512 KiB (with 64 tiles at least), 2 MiB (128) and 4 MiB (256),
+// 2 MiB was as fast or faster at BenchmarkConv3x3's five shapes on the
+// 2-core AVX2 EPYC VM (4 MiB lost 1.5× at 64 × 56², 512 KiB up to 10 %).
 const winogradChunkBytes = 2048 << 10
 
 // winogradMinTiles is the fewest tiles a chunk takes where the image has
-// them: two of the AVX-512 SGEMM's 32-column slivers.
+// them (the GEMMs' N): four of the SGEMM's 32-column slivers.
 const winogradMinTiles = 128
 
 // WinogradForward overwrites out (oc×oh×ow) with the 3×3, stride-1
