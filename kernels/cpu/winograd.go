@@ -252,7 +252,8 @@ func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
 		if full {
 			y1 = out[(y+1)*ow : (y+2)*ow]
 		}
-		for tx := 0; tx < tw && t < n; tx, t = tx+1, t+1 {
+		tx := winogradOutputVec(&q, tw, t, y0, y1, full)
+		for t += tx; tx < tw && t < n; tx, t = tx+1, t+1 {
 			// Aᵀ M: two rows of four.
 			s0 := q[0][t] + q[4][t] + q[8][t]
 			s1 := q[1][t] + q[5][t] + q[9][t]
@@ -276,4 +277,15 @@ func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
 			}
 		}
 	}
+}
+
+// winogradOutputVec is winogradOutput's tile loop over one tile row's
+// first tiles in float32 vectors where the kernel level has them: it
+// writes tiles [0, k) of the row from products t0.., k a multiple of the
+// vector width, and returns k (0 for other types and levels).
+func winogradOutputVec[T Float](q *[16][]T, tw, t0 int, y0, y1 []T, full bool) int {
+	if _, ok := any(y0).([]float32); !ok || tw < 8 {
+		return 0
+	}
+	return winogradOutput32(any(q).(*[16][]float32), tw, t0, any(y0).([]float32), any(y1).([]float32), full)
 }
