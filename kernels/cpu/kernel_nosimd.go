@@ -120,9 +120,3 @@ func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int
 func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
 	return false
 }
-
-// winogradInput32 has no vector form in this build.
-func winogradInput32(e, d *[4][]float32, tw int, o *[16][]float32, t0 int) int { return 0 }
-
-// winogradOutput32 has no vector form in this build.
-func winogradOutput32(q *[16][]float32, tw, t0 int, y0, y1 []float32, full bool) int { return 0 }

@@ -123,11 +123,8 @@ func WinogradForward[T Float](im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int
 	}
 	defer pool.Put(buf)
 
-	// The padded image covers every tile: 2·th+2 rows of 2·tw+2 columns
-	// per channel, zeros outside the image, each row stored as its even
-	// columns then its odd ones (tw+1 each), so that a tile row's inputs
-	// are eight runs of consecutive values over the tiles (see
-	// winogradInput).
+	// The padded image covers every tile: (2·th+2)×(2·tw+2) per channel,
+	// zeros outside the image.
 	hp, wp := 2*th+2, 2*tw+2
 	buf.pad = grow(buf.pad, c*hp*wp)
 	xp := buf.pad
@@ -136,13 +133,11 @@ func WinogradForward[T Float](im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int
 		src := im[ch*h*w : (ch+1)*h*w]
 		dst := xp[ch*hp*wp : (ch+1)*hp*wp]
 		for y := 0; y < h; y++ {
-			row := dst[(y+ph)*wp : (y+ph+1)*wp]
-			even, odd := row[:tw+1], row[tw+1:]
-			for x, v := range src[y*w : (y+1)*w] {
-				if px := x + pw; px&1 == 0 {
-					even[px>>1] = v
-				} else {
-					odd[px>>1] = v
+			if py := y + ph; py >= 0 && py < hp {
+				x0 := max(0, -pw)
+				x1 := min(w, wp-pw)
+				if x0 < x1 {
+					copy(dst[py*wp+pw+x0:py*wp+pw+x1], src[y*w+x0:y*w+x1])
 				}
 			}
 		}
@@ -181,10 +176,8 @@ func sizeOf[T Float](z T) uintptr {
 }
 
 // winogradInput writes V = Bᵀ d B of the tiles of tile rows [ty0, ty1)
-// of one padded channel plane xp (rows wp = 2·tw+2 apart, each its even
-// columns then its odd ones) to v: element ξ of the chunk's tile t at
-// v[ξ·ld + t]. Tile tx of a row reads even[tx], odd[tx], even[tx+1],
-// odd[tx+1] of four rows.
+// of one padded channel plane xp (rows wp apart) to v: element ξ of the
+// chunk's tile t at v[ξ·ld + t].
 //
 //	Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
@@ -197,39 +190,23 @@ func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
 	}
 	t := 0
 	for ty := ty0; ty < ty1; ty++ {
-		var e, d [4][]T
-		for r := range 4 {
-			row := xp[(2*ty+r)*wp : (2*ty+r+1)*wp]
-			e[r], d[r] = row[:tw+1:tw+1], row[tw+1:2*tw+2:2*tw+2]
-		}
-		tx := winogradInputVec(&e, &d, tw, &o, t)
-		for t += tx; tx < tw && t < n; tx, t = tx+1, t+1 {
-			// Bᵀ d: the rows, column by column (columns 2tx..2tx+3 are
-			// e[tx], d[tx], e[tx+1], d[tx+1]).
-			e0, e1, e2, e3 := e[0], e[1], e[2], e[3]
-			d0, d1, d2, d3 := d[0], d[1], d[2], d[3]
-			a0, a1, a2, a3 := e0[tx]-e2[tx], d0[tx]-d2[tx], e0[tx+1]-e2[tx+1], d0[tx+1]-d2[tx+1]
-			b0, b1, b2, b3 := e1[tx]+e2[tx], d1[tx]+d2[tx], e1[tx+1]+e2[tx+1], d1[tx+1]+d2[tx+1]
-			c0, c1, c2, c3 := e2[tx]-e1[tx], d2[tx]-d1[tx], e2[tx+1]-e1[tx+1], d2[tx+1]-d1[tx+1]
-			f0, f1, f2, f3 := e1[tx]-e3[tx], d1[tx]-d3[tx], e1[tx+1]-e3[tx+1], d1[tx+1]-d3[tx+1]
+		r0 := xp[2*ty*wp : 2*ty*wp+2*tw+2]
+		r1 := xp[(2*ty+1)*wp : (2*ty+1)*wp+2*tw+2]
+		r2 := xp[(2*ty+2)*wp : (2*ty+2)*wp+2*tw+2]
+		r3 := xp[(2*ty+3)*wp : (2*ty+3)*wp+2*tw+2]
+		for x := 0; x+3 < len(r0) && t < n; x, t = x+2, t+1 {
+			// Bᵀ d: the rows, column by column.
+			a0, a1, a2, a3 := r0[x]-r2[x], r0[x+1]-r2[x+1], r0[x+2]-r2[x+2], r0[x+3]-r2[x+3]
+			b0, b1, b2, b3 := r1[x]+r2[x], r1[x+1]+r2[x+1], r1[x+2]+r2[x+2], r1[x+3]+r2[x+3]
+			c0, c1, c2, c3 := r2[x]-r1[x], r2[x+1]-r1[x+1], r2[x+2]-r1[x+2], r2[x+3]-r1[x+3]
+			d0, d1, d2, d3 := r1[x]-r3[x], r1[x+1]-r3[x+1], r1[x+2]-r3[x+2], r1[x+3]-r3[x+3]
 			// (Bᵀ d) B: the columns.
 			o[0][t], o[1][t], o[2][t], o[3][t] = a0-a2, a1+a2, a2-a1, a1-a3
 			o[4][t], o[5][t], o[6][t], o[7][t] = b0-b2, b1+b2, b2-b1, b1-b3
 			o[8][t], o[9][t], o[10][t], o[11][t] = c0-c2, c1+c2, c2-c1, c1-c3
-			o[12][t], o[13][t], o[14][t], o[15][t] = f0-f2, f1+f2, f2-f1, f1-f3
+			o[12][t], o[13][t], o[14][t], o[15][t] = d0-d2, d1+d2, d2-d1, d1-d3
 		}
 	}
-}
-
-// winogradInputVec is winogradInput's tile loop over one tile row's first
-// tiles in float32 vectors where the kernel level has them (AVX2, AVX-512):
-// it writes tiles [0, k) of the row at outputs t0.., k a multiple of the
-// vector width, and returns k (0 for other types and levels).
-func winogradInputVec[T Float](e, d *[4][]T, tw int, o *[16][]T, t0 int) int {
-	if _, ok := any(e[0]).([]float32); !ok || tw < 8 {
-		return 0
-	}
-	return winogradInput32(any(e).(*[4][]float32), any(d).(*[4][]float32), tw, any(o).(*[16][]float32), t0)
 }
 
 // winogradOutput writes y = Aᵀ M A of one output channel's tiles of tile
@@ -252,8 +229,7 @@ func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
 		if full {
 			y1 = out[(y+1)*ow : (y+2)*ow]
 		}
-		tx := winogradOutputVec(&q, tw, t, y0, y1, full)
-		for t += tx; tx < tw && t < n; tx, t = tx+1, t+1 {
+		for tx := 0; tx < tw && t < n; tx, t = tx+1, t+1 {
 			// Aᵀ M: two rows of four.
 			s0 := q[0][t] + q[4][t] + q[8][t]
 			s1 := q[1][t] + q[5][t] + q[9][t]
@@ -277,15 +253,4 @@ func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
 			}
 		}
 	}
-}
-
-// winogradOutputVec is winogradOutput's tile loop over one tile row's
-// first tiles in float32 vectors where the kernel level has them: it
-// writes tiles [0, k) of the row from products t0.., k a multiple of the
-// vector width, and returns k (0 for other types and levels).
-func winogradOutputVec[T Float](q *[16][]T, tw, t0 int, y0, y1 []T, full bool) int {
-	if _, ok := any(y0).([]float32); !ok || tw < 8 {
-		return 0
-	}
-	return winogradOutput32(any(q).(*[16][]float32), tw, t0, any(y0).([]float32), any(y1).([]float32), full)
 }

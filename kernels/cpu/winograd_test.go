@@ -23,8 +23,8 @@ var winogradShapes = []struct{ c, h, w, oc, pad int }{
 	{256, 6, 5, 33, 1},
 	{33, 14, 14, 40, 1},
 	{160, 3, 4, 130, 1}, // more filters than WinogradPack transforms on one core
-	{5, 19, 37, 6, 1},   // 19 tiles a row: two vectors of eight and three more
-	{3, 16, 16, 4, 0},   // 7 tiles a row: no vector
+	{5, 19, 37, 6, 1},   // 19 tiles a row, the last row and column half outside
+	{3, 16, 16, 4, 0},   // 7 tiles a row
 }
 
 // conv3x3Ref is the 3×3 stride-1 convolution by definition in float64:
@@ -239,8 +239,7 @@ func BenchmarkConv3x3(b *testing.B) {
 }
 
 // BenchmarkWinogradInput times the input transform of one image's 64
-// channels of 56×56 (pad 1), alone: vectors at the AVX2 and AVX-512
-// levels, scalar Go at the portable one.
+// channels of 56×56 (pad 1), alone.
 func BenchmarkWinogradInput(b *testing.B) {
 	const c, hw = 64, 56
 	th, tw := winogradTiles(hw, hw)
