@@ -40,6 +40,8 @@ package kernels
 // implementation on host memory: the net syncs its blobs around it (see
 // caffe/layer's engine registry).
 
+import "strconv"
+
 // Float is the element type a backend computes in.
 type Float interface{ ~float32 | ~float64 }
 
@@ -496,4 +498,96 @@ type ImplicitConv[T Float] interface {
 	// ConvForward overwrites out (oc×oh·ow) with w·im2col(im) for an
 	// image im (c×h×w), the weights packed by ConvPack.
 	ConvForward(im Vec[T], c, h, w int, g ConvGeom, oh, ow int, packed Vec[T], oc int, out Vec[T])
+}
+
+// WinogradConv is implemented by backends with Winograd F(2×2, 3×3)
+// kernels for 3×3, stride-1, dilation-1 convolutions of one image and one
+// group (any padding).
+type WinogradConv[T Float] interface {
+	// WinogradTakes reports whether the kernels run a convolution of
+	// window g in T.
+	WinogradTakes(g ConvGeom) bool
+	// WinogradPackLen is the length of WinogradPack's transform of
+	// oc×c×3×3 weights.
+	WinogradPackLen(oc, c int) int
+	// WinogradPack transforms the weights w (oc×c×3×3) into u.
+	WinogradPack(w Vec[T], oc, c int, u Vec[T])
+	// WinogradForward overwrites out (oc×oh×ow) with the convolution of
+	// an image im (c×h×w, padding ph, pw) by the weights u transformed
+	// by WinogradPack.
+	WinogradForward(im Vec[T], c, h, w, ph, pw, oh, ow int, u Vec[T], oc int, out Vec[T])
+}
+
+// ConvRoute is how a host backend runs one pass of a convolution.
+type ConvRoute uint8
+
+const (
+	// RouteAuto measures the eligible routes at the pass's first run and
+	// keeps the fastest for the shape.
+	RouteAuto ConvRoute = iota
+	// RouteGemm lays the columns out (Im2col) and multiplies them (a
+	// GEMM per image and group).
+	RouteGemm
+	// RouteImplicit multiplies columns read from the padded image in
+	// place (ImplicitConv).
+	RouteImplicit
+	// RouteWinograd runs Winograd F(2,3) (WinogradConv; 3×3, stride 1).
+	RouteWinograd
+)
+
+var convRouteNames = [...]string{"auto", "gemm", "implicit", "winograd"}
+
+func (r ConvRoute) String() string {
+	if int(r) < len(convRouteNames) {
+		return convRouteNames[r]
+	}
+	return "ConvRoute(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ParseConvRoute reads a route's name (auto, gemm, implicit, winograd).
+func ParseConvRoute(s string) (ConvRoute, bool) {
+	for i, n := range convRouteNames {
+		if s == n {
+			return ConvRoute(i), true
+		}
+	}
+	return RouteAuto, false
+}
+
+// ConvPass is a pass of a convolution that has a route of its own.
+type ConvPass uint8
+
+const (
+	// PassForward computes the top from the bottom.
+	PassForward ConvPass = iota
+	// PassData computes the bottom's gradient from the top's.
+	PassData
+)
+
+func (p ConvPass) String() string {
+	if p == PassData {
+		return "data"
+	}
+	return "forward"
+}
+
+// ConvRouteKey is one pass of one convolution shape (the batch size
+// included).
+type ConvRouteKey struct {
+	Shape ConvShape
+	Pass  ConvPass
+}
+
+// ConvRouter is implemented by host backends that choose a convolution
+// pass's route per shape: forced by a setting, or measured once and kept
+// for every net on the backend.
+type ConvRouter interface {
+	// ConvRouteMode is the route the backend's setting forces
+	// (RouteAuto: measure), or why the setting is wrong.
+	ConvRouteMode() (ConvRoute, error)
+	// ConvRoute returns the route kept for k, if any.
+	ConvRoute(k ConvRouteKey) (ConvRoute, bool)
+	// SetConvRoute keeps r for k; times are the measured seconds per
+	// route, for the backend's log.
+	SetConvRoute(k ConvRouteKey, r ConvRoute, times map[ConvRoute]float64)
 }

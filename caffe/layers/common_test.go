@@ -9,6 +9,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layer/layertest"
+	"github.com/gocaffe/gocaffe/kernels"
 	"google.golang.org/protobuf/encoding/prototext"
 )
 
@@ -27,8 +28,9 @@ func parse(t testing.TB, text string) *caffepb.LayerParameter {
 
 // opts configures how a test layer is built.
 type opts struct {
-	phase caffepb.Phase
-	rng   *rand.Rand
+	phase  caffepb.Phase
+	rng    *rand.Rand
+	device kernels.Device // nil: the CPU
 }
 
 // build constructs a layer in T through the standard registry.
@@ -53,6 +55,7 @@ func tryBuild[T blob.Float](t testing.TB, text string, o ...opts) (layer.Layer[T
 		if o[0].rng != nil {
 			ctx.Rand = o[0].rng
 		}
+		ctx.Device = o[0].device
 	}
 	return layer.New[T](r, ctx)
 }

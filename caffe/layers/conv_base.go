@@ -412,10 +412,11 @@ const implicitForwardMin = 64
 
 // packWeights packs each group's weights for the implicit forward
 // product into l.wPack and returns the backend, or nil (leaving wPack
-// alone) where the forward pass runs through im2col.
-func (l *convBase[T]) packWeights(w kernels.Vec[T]) kernels.ImplicitConv[T] {
+// alone) where the backend has no implicit products or kdim is under
+// minKdim (implicitForwardMin for the fixed rule).
+func (l *convBase[T]) packWeights(w kernels.Vec[T], minKdim int) kernels.ImplicitConv[T] {
 	ic := l.implicit()
-	if ic == nil || l.kdim < implicitForwardMin {
+	if ic == nil || l.kdim < minKdim {
 		return nil
 	}
 	G := l.spec.group

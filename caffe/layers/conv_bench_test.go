@@ -8,6 +8,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/caffe/layer/layertest"
+	"github.com/gocaffe/gocaffe/kernels"
 )
 
 // visionBench is one layer of LeNet or CIFAR-10 quick at a batch size.
@@ -94,5 +95,71 @@ func BenchmarkVision(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkConvRoutes times Forward and Backward (weight, bias and data
+// gradients) of 3×3 "same" convolutions of VGG-16, ResNet-50 and GoogLeNet
+// in float32 with each route forced, and with auto, at batch 2 (an image
+// per core on the 2-core development VM: the figure is the time of two
+// images, one on each core). The weight gradient's path is the same on
+// every route.
+func BenchmarkConvRoutes(b *testing.B) {
+	r, err := Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	shapes := []struct {
+		name    string
+		c, k, h int
+	}{
+		{"vgg-resnet/64x56", 64, 64, 56},
+		{"vgg-resnet/128x28", 128, 128, 28},
+		{"vgg-resnet/256x14", 256, 256, 14},
+		{"vgg-resnet/512x7", 512, 512, 7},
+		{"googlenet-3a/96-128x28", 96, 128, 28},
+	}
+	const n = 2
+	for _, s := range shapes {
+		text := fmt.Sprintf(`type: "Convolution" convolution_param { num_output: %d kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.01 } }`, s.k)
+		for _, route := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteAuto} {
+			b.Run(fmt.Sprintf("%s/%v", s.name, route), func(b *testing.B) {
+				dev := newRouteDevice(route, nil)
+				l, err := layer.New[float32](r, layer.Context{Param: parse(b, text), Phase: caffepb.Phase_TRAIN, Rand: layertest.NewRand(1), Device: dev})
+				if err != nil {
+					b.Fatal(err)
+				}
+				bottom := []*blob.Blob[float32]{layertest.Gaussian[float32](layertest.NewRand(2), 0, 1, n, s.c, s.h, s.h)}
+				top := layertest.Tops[float32](1)
+				if err := layertest.SetupReshape(l, bottom, top); err != nil {
+					b.Fatal(err)
+				}
+				layertest.FillGaussian(top[0], layertest.NewRand(3), 0, 1)
+				copy(top[0].Diff(), top[0].Data())
+				// The first passes choose the routes (auto measures).
+				if err := l.Forward(bottom, top); err != nil {
+					b.Fatal(err)
+				}
+				if err := l.Backward(top, []bool{true}, bottom); err != nil {
+					b.Fatal(err)
+				}
+				c := l.(*convolution[float32])
+				b.Logf("routes: forward %v, data %v", c.routing.route[kernels.PassForward], c.routing.route[kernels.PassData])
+				b.Run("fwd", func(b *testing.B) {
+					for b.Loop() {
+						if err := l.Forward(bottom, top); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				b.Run("bwd", func(b *testing.B) {
+					for b.Loop() {
+						if err := l.Backward(top, []bool{true}, bottom); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+		}
 	}
 }

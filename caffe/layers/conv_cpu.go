@@ -106,8 +106,7 @@ func (l *convBase[T]) gemmBackwardT(out, wT, im, col kernels.Vec[T]) {
 // make the padded top diff's columns mostly zeros, so those layers keep
 // col2im. flipMode (tests and benchmarks) overrides the size rule.
 func (l *convBase[T]) flippedDataGrad() bool {
-	g := l.spec.geom
-	if l.deconv || g.is1x1() || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1 || g.ph >= g.kh || g.pw >= g.kw {
+	if !l.flippable() {
 		return false
 	}
 	switch flipMode {
@@ -117,6 +116,14 @@ func (l *convBase[T]) flippedDataGrad() bool {
 		return false
 	}
 	return l.imH*l.imW <= l.colH*l.colW
+}
+
+// flippable reports whether the data gradient can run as a forward
+// convolution of the top diff: stride 1, dilation 1, padding under the
+// kernel's size, not 1×1 (see flippedDataGrad).
+func (l *convBase[T]) flippable() bool {
+	g := l.spec.geom
+	return !l.deconv && !g.is1x1() && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.ph < g.kh && g.pw < g.kw
 }
 
 // flipMode lets tests reach the flipped data gradient at shapes the size
@@ -173,14 +180,14 @@ func (l *convBase[T]) flipColLen() int {
 
 // packFlipped packs each group's flipped weights wf (flipWeights) for the
 // implicit forward product into l.fPack and returns the backend, or nil
-// where the flipped data gradient runs through im2col (see
-// implicitForwardMin).
-func (l *convolution[T]) packFlipped(wf kernels.Vec[T]) kernels.ImplicitConv[T] {
+// where the backend has no implicit products or the flipped kdim is under
+// minKdim (implicitForwardMin for the fixed rule).
+func (l *convolution[T]) packFlipped(wf kernels.Vec[T], minKdim int) kernels.ImplicitConv[T] {
 	ic := l.implicit()
 	G := l.spec.group
 	oc, cg := l.outC/G, l.imC/G
 	kdim := oc * l.spec.geom.kh * l.spec.geom.kw
-	if ic == nil || kdim < implicitForwardMin {
+	if ic == nil || kdim < minKdim {
 		return nil
 	}
 	n := ic.ConvPackLen(cg, kdim)

@@ -1,16 +1,19 @@
 package layers
 
 import (
+	"time"
+
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/layer"
 	"github.com/gocaffe/gocaffe/kernels"
 )
 
-// convolution is Caffe's Convolution layer for 2 spatial axes: im2col and
-// GEMM per image, images spread over all cores, or on a host backend with
-// implicit products (kernels.ImplicitConv) GEMMs that read the image in
-// place; on a device backend one im2col and one batched GEMM per group
-// over the whole batch. It supports pad, stride, dilation, group,
+// convolution is Caffe's Convolution layer for 2 spatial axes. On a host
+// backend images are spread over all cores, each pass of a shape on one
+// route (conv_route.go): im2col and GEMM per image, implicit products
+// (kernels.ImplicitConv) that read the image in place, or Winograd F(2,3)
+// for 3×3 stride-1 kernels (kernels.WinogradConv); on a device backend one
+// im2col and one batched GEMM per group over the whole batch. It supports pad, stride, dilation, group,
 // bias_term and axis; several bottoms share the weights, each with its
 // own top.
 //
@@ -20,6 +23,9 @@ type convolution[T blob.Float] struct {
 	wT    kernels.Vec[T]   // Wᵀ (transposeWeights) or the flipped Wf (flipWeights) for the data gradient
 	fPack kernels.Vec[T]   // Wf packed for the implicit product (packFlipped)
 	fcols []kernels.Vec[T] // per-worker columns of the flipped data gradient
+	// wgPack and wgFPack are W and Wf transformed for Winograd (packWinograd).
+	wgPack, wgFPack kernels.Vec[T]
+	routing         convRouting // the routes of the current shape (routeFor)
 }
 
 // flipBuffers sizes the per-worker columns of the flipped data gradient.
@@ -62,11 +68,20 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 	inDim, outDim, plane := l.imC*l.imH*l.imW, l.outC*l.colH*l.colW, l.colH*l.colW
 	workers := be.Workers(l.num)
 	l.buffers(workers, 0)
+	x0, y0 := bottom[0].DataOn(be), top[0].MutableDataOn(be)
+	route, err := l.routeFor(kernels.PassForward, func(r kernels.ConvRoute) time.Duration {
+		return l.timePass(workers, func() { l.prepForward(r, w) }, func(wk, n int) {
+			l.forwardImage(r, w, x0.Slice(n*inDim, (n+1)*inDim), y0.Slice(n*outDim, (n+1)*outDim), l.cols[wk])
+		})
+	})
+	if err != nil {
+		return l.routeError(err)
+	}
+	l.prepForward(route, w)
 	// With implicit products the weight gradient reads the image in
 	// place: no columns are kept for Backward.
-	ic := l.packWeights(w)
 	cache := false
-	if l.implicit() == nil {
+	if l.implicit() == nil && route == kernels.RouteGemm {
 		_, cache = l.cachedCols(0, true, len(bottom))
 	}
 	for i := range bottom {
@@ -78,11 +93,7 @@ func (l *convolution[T]) Forward(bottom, top []*blob.Blob[T]) error {
 					col, _ = l.cachedCols(n, true, 1)
 				}
 				yn := y.Slice(n*outDim, (n+1)*outDim)
-				if ic != nil {
-					l.implicitForward(ic, x.Slice(n*inDim, (n+1)*inDim), yn)
-				} else {
-					l.gemmForward(x.Slice(n*inDim, (n+1)*inDim), w, yn, col)
-				}
+				l.forwardImage(route, w, x.Slice(n*inDim, (n+1)*inDim), yn, col)
 				if l.bias != nil {
 					be.AddBias(yn, bias, 1, l.outC, plane)
 				}
@@ -125,17 +136,18 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
 			batchWeights = true
 		}
-		var wT kernels.Vec[T]
-		var fic kernels.ImplicitConv[T]
-		flipped := prop && l.flippedDataGrad()
-		switch {
-		case flipped:
-			wT = l.flipWeights(w)
-			if fic = l.packFlipped(wT); fic == nil {
-				l.flipBuffers(workers)
+		var route kernels.ConvRoute
+		if prop {
+			var err error
+			route, err = l.routeFor(kernels.PassData, func(r kernels.ConvRoute) time.Duration {
+				return l.timePass(workers, func() { l.prepData(r, w, workers) }, func(wk, n int) {
+					l.dataImage(r, dy.Slice(n*outDim, (n+1)*outDim), dx.Slice(n*inDim, (n+1)*inDim), wk)
+				})
+			})
+			if err != nil {
+				return l.routeError(err)
 			}
-		case prop:
-			wT = l.transposeWeights(w)
+			l.prepData(route, w, workers)
 		}
 		be.ParallelDynamic(workers, l.num, grain, func(wk, lo, hi int) {
 			col := l.cols[wk]
@@ -159,13 +171,8 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				default:
 					l.gemmWeights(x.Slice(n*inDim, (n+1)*inDim), dyn, dw, col, beta)
 				}
-				switch {
-				case fic != nil:
-					l.implicitBackwardFlipped(fic, dyn, dx.Slice(n*inDim, (n+1)*inDim))
-				case flipped:
-					l.gemmBackwardFlipped(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), l.fcols[wk])
-				case prop:
-					l.gemmBackwardT(dyn, wT, dx.Slice(n*inDim, (n+1)*inDim), col)
+				if prop {
+					l.dataImage(route, dyn, dx.Slice(n*inDim, (n+1)*inDim), wk)
 				}
 			}
 		})

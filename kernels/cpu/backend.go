@@ -9,22 +9,29 @@ import (
 
 // Device is the CPU: its backends compute on host slices over all cores,
 // float32 through the fast kernels of this package and float64 through
-// their generic references.
-var Device kernels.Device = device{}
+// their generic references. Its convolution routes follow ConvRouteSetting.
+var Device kernels.Device = NewDevice()
 
-type device struct{}
+type device struct {
+	f32 backend[float32]
+	f64 backend[float64]
+}
 
-func (device) Name() string                      { return "cpu" }
-func (device) Engine() string                    { return "CAFFE" }
-func (device) Float32() kernels.Backend[float32] { return backend[float32]{} }
-func (device) Float64() kernels.Backend[float64] { return backend[float64]{} }
+func (device) Name() string                         { return "cpu" }
+func (device) Engine() string                       { return "CAFFE" }
+func (d *device) Float32() kernels.Backend[float32] { return d.f32 }
+func (d *device) Float64() kernels.Backend[float64] { return d.f64 }
 
-// Backend returns the CPU backend computing in T.
-func Backend[T Float]() kernels.Backend[T] { return backend[T]{} }
+// Backend returns Device's backend computing in T.
+func Backend[T Float]() kernels.Backend[T] { return kernels.For[T](Device) }
 
 // backend implements kernels.Backend on host slices. Every method
 // forwards to this package's kernels, which pick the float32 fast path.
-type backend[T Float] struct{}
+// routes keeps the convolution routes chosen per shape (nil in a bare
+// backend[T]{}: nothing is kept, and every convolution measures).
+type backend[T Float] struct {
+	routes *convRoutes
+}
 
 func (backend[T]) Device() kernels.Device { return Device }
 func (backend[T]) HostMemory() bool       { return true }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/kernels"
@@ -196,5 +197,45 @@ func TestParallelElemsCoversRangeOnce(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestBackendRoutes(t *testing.T) {
+	var _ kernels.ConvRouter = backend[float32]{}
+	var _ kernels.WinogradConv[float64] = backend[float64]{}
+}
+
+// TestConvRouteSetting checks GOCAFFE_CPU_CONV's values, that a wrong one
+// is reported with the setting's name, and that a device keeps routes per
+// shape and pass apart from another device's.
+func TestConvRouteSetting(t *testing.T) {
+	for v, want := range map[string]kernels.ConvRoute{"": kernels.RouteAuto, "auto": kernels.RouteAuto, "gemm": kernels.RouteGemm,
+		"Implicit": kernels.RouteImplicit, " winograd ": kernels.RouteWinograd} {
+		t.Setenv(ConvRouteSetting, v)
+		got, err := kernels.For[float32](NewDevice()).(kernels.ConvRouter).ConvRouteMode()
+		if err != nil || got != want {
+			t.Errorf("%s=%q: %v, %v; want %v", ConvRouteSetting, v, got, err, want)
+		}
+	}
+	t.Setenv(ConvRouteSetting, "fastest")
+	d := NewDevice()
+	if _, err := kernels.For[float64](d).(kernels.ConvRouter).ConvRouteMode(); err == nil ||
+		!strings.Contains(err.Error(), ConvRouteSetting) || !strings.Contains(err.Error(), "fastest") {
+		t.Errorf("mode error %v, want one naming %s and the value", err, ConvRouteSetting)
+	}
+	if m, err := kernels.For[float32](NewDevice(WithConvRoute(kernels.RouteGemm))).(kernels.ConvRouter).ConvRouteMode(); err != nil || m != kernels.RouteGemm {
+		t.Errorf("WithConvRoute(gemm): %v, %v", m, err)
+	}
+	k := kernels.ConvRouteKey{Shape: kernels.ConvShape{N: 2, C: 3}, Pass: kernels.PassData}
+	r := kernels.For[float32](d).(kernels.ConvRouter)
+	r.SetConvRoute(k, kernels.RouteWinograd, nil)
+	if got, ok := r.ConvRoute(k); !ok || got != kernels.RouteWinograd {
+		t.Errorf("kept %v, %v", got, ok)
+	}
+	if _, ok := r.ConvRoute(kernels.ConvRouteKey{Shape: k.Shape}); ok {
+		t.Errorf("forward pass has the data pass's route")
+	}
+	if _, ok := kernels.For[float32](NewDevice()).(kernels.ConvRouter).ConvRoute(k); ok {
+		t.Errorf("a new device has another device's route")
 	}
 }

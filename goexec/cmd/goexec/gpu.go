@@ -92,12 +92,12 @@ func trainDevice(sp *caffepb.SolverParameter, gpuFlag int, log zerolog.Logger) k
 		wantGPU, ordinal = true, gpuFlag
 	}
 	if !wantGPU {
-		return cpu.Device
+		return cpuTrainDevice(log)
 	}
 	if !cudaBuild {
 		err := execCUDA(ordinal) // returns only when it did not exec
 		log.Warn().Msgf("solver_mode GPU (device %d): training on the CPU: %v", ordinal, err)
-		return cpu.Device
+		return cpuTrainDevice(log)
 	}
 	dev, warning := chooseDevice(true, ordinal)
 	if warning != "" {
@@ -107,6 +107,12 @@ func trainDevice(sp *caffepb.SolverParameter, gpuFlag int, log zerolog.Logger) k
 		log.Info().Msg(deviceGEMM(dev))
 	}
 	return dev
+}
+
+// cpuTrainDevice is the CPU device of one training run: its own
+// convolution route cache, each measured choice logged at debug level.
+func cpuTrainDevice(log zerolog.Logger) kernels.Device {
+	return cpu.NewDevice(cpu.WithLogger(log))
 }
 
 // parseGPUs reads serve's -gpus: comma-separated non-negative ordinals.

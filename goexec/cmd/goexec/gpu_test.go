@@ -44,12 +44,12 @@ func TestTrainDeviceCPUBuild(t *testing.T) {
 	var buf bytes.Buffer
 	log := zerolog.New(&buf)
 	cpuMode := caffepb.SolverParameter_CPU
-	if d := trainDevice(&caffepb.SolverParameter{SolverMode: &cpuMode}, -1, log); d != cpu.Device || buf.Len() != 0 {
+	if d := trainDevice(&caffepb.SolverParameter{SolverMode: &cpuMode}, -1, log); d.Name() != cpu.Device.Name() || buf.Len() != 0 {
 		t.Fatalf("solver_mode CPU: device %v, log %q", d.Name(), buf.String())
 	}
 	// solver_mode GPU (Caffe's default) on the CPU build, nothing beside
 	// the test binary: the CPU and exactly one warning line.
-	if d := trainDevice(&caffepb.SolverParameter{}, -1, log); d != cpu.Device {
+	if d := trainDevice(&caffepb.SolverParameter{}, -1, log); d.Name() != cpu.Device.Name() {
 		t.Fatalf("solver_mode GPU on the CPU build: device %s", d.Name())
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")

@@ -115,7 +115,8 @@ func timeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := checkNetMemory("timing "+f.model, np, &caffepb.NetState{Phase: phase.Enum()}, reg, true, memcheck.System()); err != nil {
 		return err
 	}
-	n, err := network.New[float32](np, &caffepb.NetState{Phase: phase.Enum()}, reg, network.WithSeed(1))
+	n, err := network.New[float32](np, &caffepb.NetState{Phase: phase.Enum()}, reg, network.WithSeed(1),
+		network.WithDevice(cpuTrainDevice(log)))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,115 @@
+package cpu
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/gocaffe/gocaffe/kernels"
+	"github.com/rs/zerolog"
+)
+
+// ConvRouteSetting is the environment variable that says how the CPU
+// backends run a convolution pass: auto (the default: each eligible route
+// timed at the pass's first run for the shape and batch, the fastest kept
+// for every net on the device), or gemm, implicit or winograd (that route
+// wherever it takes the shape, else the fixed rule auto replaces).
+const ConvRouteSetting = "GOCAFFE_CPU_CONV"
+
+// parseConvRouteSetting reads ConvRouteSetting's value.
+func parseConvRouteSetting(v string) (kernels.ConvRoute, error) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" {
+		return kernels.RouteAuto, nil
+	}
+	if r, ok := kernels.ParseConvRoute(v); ok {
+		return r, nil
+	}
+	return kernels.RouteAuto, fmt.Errorf("%s=%q: want auto, gemm, implicit or winograd", ConvRouteSetting, v)
+}
+
+// DeviceOption configures NewDevice.
+type DeviceOption func(*convRoutes)
+
+// WithConvRoute forces every convolution pass onto route r where r takes
+// the shape (RouteAuto: measure), in place of ConvRouteSetting.
+func WithConvRoute(r kernels.ConvRoute) DeviceOption {
+	return func(c *convRoutes) { c.mode, c.modeErr = r, nil }
+}
+
+// WithLogger makes the device log each measured route choice at debug
+// level on l (by default nothing is logged).
+func WithLogger(l zerolog.Logger) DeviceOption {
+	return func(c *convRoutes) { c.log = l }
+}
+
+// NewDevice returns a CPU device with its own convolution route cache,
+// shared by every net that computes on it; the route mode comes from
+// ConvRouteSetting unless an option sets it.
+func NewDevice(opts ...DeviceOption) kernels.Device {
+	mode, err := parseConvRouteSetting(os.Getenv(ConvRouteSetting))
+	mk := func() *convRoutes {
+		c := &convRoutes{mode: mode, modeErr: err, log: zerolog.Nop(), kept: map[kernels.ConvRouteKey]kernels.ConvRoute{}}
+		for _, o := range opts {
+			o(c)
+		}
+		return c
+	}
+	return &device{f32: backend[float32]{routes: mk()}, f64: backend[float64]{routes: mk()}}
+}
+
+// convRoutes is a backend's route mode and the routes it keeps per
+// convolution pass and shape.
+type convRoutes struct {
+	mode    kernels.ConvRoute
+	modeErr error
+	log     zerolog.Logger
+	mu      sync.Mutex
+	kept    map[kernels.ConvRouteKey]kernels.ConvRoute
+}
+
+func (b backend[T]) ConvRouteMode() (kernels.ConvRoute, error) {
+	if b.routes == nil {
+		return kernels.RouteAuto, nil
+	}
+	return b.routes.mode, b.routes.modeErr
+}
+
+func (b backend[T]) ConvRoute(k kernels.ConvRouteKey) (kernels.ConvRoute, bool) {
+	if b.routes == nil {
+		return kernels.RouteAuto, false
+	}
+	b.routes.mu.Lock()
+	defer b.routes.mu.Unlock()
+	r, ok := b.routes.kept[k]
+	return r, ok
+}
+
+func (b backend[T]) SetConvRoute(k kernels.ConvRouteKey, r kernels.ConvRoute, times map[kernels.ConvRoute]float64) {
+	if b.routes == nil {
+		return
+	}
+	b.routes.mu.Lock()
+	b.routes.kept[k] = r
+	b.routes.mu.Unlock()
+	if ev := b.routes.log.Debug(); ev.Enabled() {
+		s := k.Shape
+		ev = ev.Str("pass", k.Pass.String()).Str("route", r.String()).
+			Str("shape", fmt.Sprintf("%dx%dx%dx%d->%d k%dx%d s%dx%d p%dx%d g%d", s.N, s.C, s.H, s.W, s.K,
+				s.Geom.KH, s.Geom.KW, s.Geom.SH, s.Geom.SW, s.Geom.PH, s.Geom.PW, s.Groups))
+		for route, t := range times {
+			ev = ev.Float64(route.String()+"_ms", t*1e3)
+		}
+		ev.Msg("cpu convolution route measured")
+	}
+}
+
+func (backend[T]) WinogradTakes(g kernels.ConvGeom) bool { return WinogradTakes(g) }
+func (backend[T]) WinogradPackLen(oc, c int) int         { return WinogradPackLen(oc, c) }
+func (backend[T]) WinogradPack(w kernels.Vec[T], oc, c int, u kernels.Vec[T]) {
+	WinogradPack(w.Host(), oc, c, u.Host())
+}
+func (backend[T]) WinogradForward(im kernels.Vec[T], c, h, w, ph, pw, oh, ow int, u kernels.Vec[T], oc int, out kernels.Vec[T]) {
+	WinogradForward(im.Host(), c, h, w, ph, pw, oh, ow, u.Host(), oc, out.Host())
+}

@@ -1,0 +1,255 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// winogradShapes are 3×3 stride-1 convolutions (c, h, w, oc, pad) at odd
+// sizes: odd heights and widths (a last tile half outside the output),
+// every padding from 0 to 3, one-pixel outputs, and many input channels
+// (long sums in the transformed domain).
+var winogradShapes = []struct{ c, h, w, oc, pad int }{
+	{3, 7, 5, 5, 0},
+	{3, 7, 5, 5, 1},
+	{3, 7, 5, 5, 2},
+	{2, 4, 6, 3, 3},
+	{1, 3, 3, 1, 0},
+	{4, 1, 1, 2, 1},
+	{5, 3, 9, 7, 0},
+	{64, 9, 11, 7, 1},
+	{256, 6, 5, 33, 1},
+	{33, 14, 14, 40, 1},
+	{160, 3, 4, 130, 1}, // more filters than WinogradPack transforms on one core
+	{5, 19, 37, 6, 1},   // 19 tiles a row, the last row and column half outside
+	{3, 16, 16, 4, 0},   // 7 tiles a row
+}
+
+// conv3x3Ref is the 3×3 stride-1 convolution by definition in float64:
+// out (oc, oh, ow) = Σ_c,i,j w[k][c][i][j]·im[c][y+i-pad][x+j-pad].
+func conv3x3Ref(im []float64, c, h, w, pad int, wt []float64, oc int) ([]float64, int, int) {
+	oh, ow := h+2*pad-2, w+2*pad-2
+	out := make([]float64, oc*oh*ow)
+	for k := 0; k < oc; k++ {
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				var s float64
+				for ch := 0; ch < c; ch++ {
+					for i := 0; i < 3; i++ {
+						for j := 0; j < 3; j++ {
+							iy, ix := y+i-pad, x+j-pad
+							if iy >= 0 && iy < h && ix >= 0 && ix < w {
+								s += wt[((k*c+ch)*3+i)*3+j] * im[(ch*h+iy)*w+ix]
+							}
+						}
+					}
+				}
+				out[(k*oh+y)*ow+x] = s
+			}
+		}
+	}
+	return out, oh, ow
+}
+
+// conv3x3DataGradRef is the gradient of conv3x3Ref by its image, by
+// definition: dx[c][y+i-pad][x+j-pad] += w[k][c][i][j]·dy[k][y][x].
+func conv3x3DataGradRef(dy []float64, c, h, w, pad int, wt []float64, oc int) []float64 {
+	oh, ow := h+2*pad-2, w+2*pad-2
+	dx := make([]float64, c*h*w)
+	for k := 0; k < oc; k++ {
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				d := dy[(k*oh+y)*ow+x]
+				for ch := 0; ch < c; ch++ {
+					for i := 0; i < 3; i++ {
+						for j := 0; j < 3; j++ {
+							iy, ix := y+i-pad, x+j-pad
+							if iy >= 0 && iy < h && ix >= 0 && ix < w {
+								dx[(ch*h+iy)*w+ix] += wt[((k*c+ch)*3+i)*3+j] * d
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return dx
+}
+
+// flip3x3 returns the data gradient's filters: wf[c][k][i][j] =
+// w[k][c][2-i][2-j], a c×oc×3×3 tensor.
+func flip3x3[T Float](w []T, oc, c int) []T {
+	wf := make([]T, len(w))
+	for k := 0; k < oc; k++ {
+		for ch := 0; ch < c; ch++ {
+			for t := 0; t < 9; t++ {
+				wf[(ch*oc+k)*9+8-t] = w[(k*c+ch)*9+t]
+			}
+		}
+	}
+	return wf
+}
+
+// winogradTol is the float32 Winograd F(2,3) tolerance against float64:
+// each output is a sum of 9·c products, its rounding error grows like
+// √(9c), and the transforms (entries ±1, ±½, sums of up to 9 terms)
+// multiply it by at most about 4. An element may be off by
+// 3e-6·4·√(9c)·(1+|want|); the relative error in the 2-norm, measured at
+// 0.7e-7 to 5e-7 for these shapes, must stay under 2e-6.
+func winogradTol(c int, want float64) float64 {
+	return 3e-6 * 4 * math.Sqrt(9*float64(c)) * (1 + math.Abs(want))
+}
+
+// checkClose compares got with want elementwise (winogradTol) and by the
+// relative error of the whole output, over NaN past the end of got.
+func checkClose[T Float](t *testing.T, name string, got []T, want []float64, c int) {
+	t.Helper()
+	var num, den float64
+	for i, w := range want {
+		g := float64(got[i])
+		if math.IsNaN(g) || math.Abs(g-w) > winogradTol(c, w) {
+			t.Fatalf("%s: [%d] = %v, want %v", name, i, g, w)
+		}
+		num += (g - w) * (g - w)
+		den += w * w
+	}
+	rel := math.Sqrt(num / max(den, 1e-300))
+	t.Logf("%s: relative error %.3g", name, rel)
+	if rel > 2e-6 {
+		t.Fatalf("%s: relative error %.3g, want under 2e-6", name, rel)
+	}
+	for i, v := range got[len(want):] {
+		if !math.IsNaN(float64(v)) {
+			t.Fatalf("%s: [%d] written past the output", name, len(want)+i)
+		}
+	}
+}
+
+// nanSlice is n NaNs followed by 3 more, to catch writes past the end.
+func nanSlice[T Float](n int) []T {
+	s := make([]T, n+3)
+	for i := range s {
+		s[i] = T(math.NaN())
+	}
+	return s
+}
+
+// TestWinogradForwardMatchesReference checks the float32 Winograd forward
+// convolution against the float64 convolution by definition at odd
+// shapes, on the kernel level in use, over NaN in the output.
+func TestWinogradForwardMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, s := range winogradShapes {
+		name := fmt.Sprintf("c%d %dx%d oc%d pad%d", s.c, s.h, s.w, s.oc, s.pad)
+		im := randSlice(r, s.c*s.h*s.w)
+		w := randSlice(r, s.oc*s.c*9)
+		want, oh, ow := conv3x3Ref(to64(im), s.c, s.h, s.w, s.pad, to64(w), s.oc)
+		u := make([]float32, WinogradPackLen(s.oc, s.c))
+		WinogradPack(w, s.oc, s.c, u)
+		out := nanSlice[float32](s.oc * oh * ow)
+		WinogradForward(im, s.c, s.h, s.w, s.pad, s.pad, oh, ow, u, s.oc, out)
+		checkClose(t, name, out, want, s.c)
+
+		// float64 (the layers' gradient checks) to rounding.
+		u64 := make([]float64, WinogradPackLen(s.oc, s.c))
+		WinogradPack(to64(w), s.oc, s.c, u64)
+		out64 := nanSlice[float64](s.oc * oh * ow)
+		WinogradForward(to64(im), s.c, s.h, s.w, s.pad, s.pad, oh, ow, u64, s.oc, out64)
+		for i, v := range want {
+			if d := math.Abs(out64[i] - v); d > 1e-12*(1+math.Abs(v))*float64(9*s.c) || math.IsNaN(out64[i]) {
+				t.Fatalf("%s float64: [%d] = %v, want %v", name, i, out64[i], v)
+			}
+		}
+	}
+}
+
+// TestWinogradDataGradMatchesReference checks the data gradient as the
+// layer computes it on the Winograd kernel, a 3×3 convolution of dy with
+// the flipped, transposed filters and padding 2-pad, against the float64
+// gradient by definition.
+func TestWinogradDataGradMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, s := range winogradShapes {
+		if s.pad > 2 {
+			continue // the flipped form needs padding 2-pad ≥ 0
+		}
+		name := fmt.Sprintf("c%d %dx%d oc%d pad%d", s.c, s.h, s.w, s.oc, s.pad)
+		oh, ow := s.h+2*s.pad-2, s.w+2*s.pad-2
+		dy := randSlice(r, s.oc*oh*ow)
+		w := randSlice(r, s.oc*s.c*9)
+		want := conv3x3DataGradRef(to64(dy), s.c, s.h, s.w, s.pad, to64(w), s.oc)
+		u := make([]float32, WinogradPackLen(s.c, s.oc))
+		WinogradPack(flip3x3(w, s.oc, s.c), s.c, s.oc, u)
+		dx := nanSlice[float32](s.c * s.h * s.w)
+		WinogradForward(dy, s.oc, oh, ow, 2-s.pad, 2-s.pad, s.h, s.w, u, s.c, dx)
+		checkClose(t, name, dx, want, s.oc)
+	}
+}
+
+// winogradBenchShapes are 3×3 "same" convolutions of VGG-16, ResNet-50 and
+// GoogLeNet (c = oc, h = w), one image.
+var winogradBenchShapes = []struct{ c, hw int }{
+	{64, 56}, {128, 28}, {256, 14}, {512, 7}, {96, 28},
+}
+
+// BenchmarkConv3x3 times one image's 3×3 stride-1 pad-1 forward
+// convolution at VGG-16's, ResNet-50's and GoogLeNet's shapes on the
+// three routes: Winograd F(2,3), the implicit product (AVX2 and AVX-512
+// levels) and Im2col with a GEMM. Both cores run images (b.RunParallel),
+// so the figure is per image with the machine loaded as a batch loads it.
+func BenchmarkConv3x3(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, s := range winogradBenchShapes {
+		c, oc, h, w := s.c, s.c, s.hw, s.hw
+		g := unitGeom(3, 1)
+		kdim, sp := 9*c, h*w
+		im := randSlice(r, c*h*w)
+		wt := randSlice(r, oc*kdim)
+		u := make([]float32, WinogradPackLen(oc, c))
+		WinogradPack(wt, oc, c, u)
+		packed := make([]float32, ConvPackLen(oc, kdim))
+		packT32(wt, kdim, oc, kdim, packed)
+		name := fmt.Sprintf("c%d_%dx%d", c, h, w)
+		par := func(b *testing.B, fn func(out, col []float32)) {
+			b.RunParallel(func(pb *testing.PB) {
+				out := make([]float32, oc*sp)
+				col := make([]float32, kdim*sp)
+				for pb.Next() {
+					fn(out, col)
+				}
+			})
+		}
+		b.Run(name+"/winograd", func(b *testing.B) {
+			par(b, func(out, _ []float32) { WinogradForward(im, c, h, w, 1, 1, h, w, u, oc, out) })
+		})
+		if ImplicitConv[float32]() {
+			b.Run(name+"/implicit", func(b *testing.B) {
+				par(b, func(out, _ []float32) { convForward(im, c, h, w, g, h, w, packed, oc, out) })
+			})
+		}
+		b.Run(name+"/im2col", func(b *testing.B) {
+			par(b, func(out, col []float32) {
+				Im2col(im, c, h, w, g, h, w, col)
+				SgemmSerial(false, false, oc, sp, kdim, 1, wt, kdim, col, sp, 0, out, sp)
+			})
+		})
+	}
+}
+
+// BenchmarkWinogradInput times the input transform of one image's 64
+// channels of 56×56 (pad 1), alone.
+func BenchmarkWinogradInput(b *testing.B) {
+	const c, hw = 64, 56
+	th, tw := winogradTiles(hw, hw)
+	hp, wp := 2*th+2, 2*tw+2
+	xp := randSlice(rand.New(rand.NewPCG(1, 2)), c*hp*wp)
+	n := th * tw
+	v := make([]float32, 16*c*n)
+	for b.Loop() {
+		for ch := 0; ch < c; ch++ {
+			winogradInput(xp[ch*hp*wp:(ch+1)*hp*wp], wp, 0, th, tw, v[ch*n:], c*n)
+		}
+	}
+}
