@@ -533,9 +533,14 @@ const (
 	RouteImplicit
 	// RouteWinograd runs Winograd F(2,3) (WinogradConv; 3×3, stride 1).
 	RouteWinograd
+	// RouteRule picks by a fixed rule from the shape alone (Winograd for
+	// 3×3 stride-1 passes with large output planes, else the implicit
+	// product or the GEMM by the reduction's length): the same route,
+	// and so the same rounding, in every process.
+	RouteRule
 )
 
-var convRouteNames = [...]string{"auto", "gemm", "implicit", "winograd"}
+var convRouteNames = [...]string{"auto", "gemm", "implicit", "winograd", "rule"}
 
 func (r ConvRoute) String() string {
 	if int(r) < len(convRouteNames) {
@@ -544,7 +549,7 @@ func (r ConvRoute) String() string {
 	return "ConvRoute(" + strconv.Itoa(int(r)) + ")"
 }
 
-// ParseConvRoute reads a route's name (auto, gemm, implicit, winograd).
+// ParseConvRoute reads a route's name (auto, gemm, implicit, winograd, rule).
 func ParseConvRoute(s string) (ConvRoute, bool) {
 	for i, n := range convRouteNames {
 		if s == n {
@@ -583,7 +588,8 @@ type ConvRouteKey struct {
 // for every net on the backend.
 type ConvRouter interface {
 	// ConvRouteMode is the route the backend's setting forces
-	// (RouteAuto: measure), or why the setting is wrong.
+	// (RouteAuto: measure; RouteRule: the fixed rule), or why the setting
+	// is wrong.
 	ConvRouteMode() (ConvRoute, error)
 	// ConvRoute returns the route kept for k, if any.
 	ConvRoute(k ConvRouteKey) (ConvRoute, bool)

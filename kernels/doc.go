@@ -13,7 +13,8 @@
 //     generic references used for float64 and as test oracles.
 //     GOCAFFE_CPU_LEVEL=avx2|generic lowers the level, for tests.
 //     Convolutions run im2col + GEMM, implicit products or Winograd
-//     F(2,3), per shape as measured (GOCAFFE_CPU_CONV=auto) or forced.
+//     F(2,3), per shape by a fixed rule (GOCAFFE_CPU_CONV=rule, the
+//     default), as measured (auto) or forced.
 //   - simdev: a counting device for tests whose memory is apart from the
 //     host, so that a layer that bypasses the blobs' sync or the backend
 //     gives wrong numbers there.

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gocaffe/gocaffe/kernels"
@@ -13,9 +14,10 @@ import (
 // flippedDataGrad), the implicit product (RouteImplicit; the data gradient
 // as the flipped convolution), or Winograd F(2,3) (RouteWinograd; 3×3,
 // stride 1, the data gradient flipped with padding 2-pad). A backend with a
-// ConvRouter says which: a route its setting forces, or the fastest of the
-// eligible routes timed on the layer's own buffers at the pass's first run,
-// kept by the backend per shape for every net on it. The weight gradient
+// ConvRouter says which: by default the fixed rule (ruleRoute, the same in
+// every process), a route its setting forces, or under auto the fastest of
+// the eligible routes timed on the layer's own buffers at the pass's first
+// run, kept by the backend per shape for every net on it. The weight gradient
 // keeps its path (the implicit ConvWeightsT, or the columns and a GEMM).
 
 // routeSamples is how many times each eligible route is timed; the
@@ -79,6 +81,29 @@ func (l *convolution[T]) fixedRoute(p kernels.ConvPass) kernels.ConvRoute {
 	return kernels.RouteGemm
 }
 
+// winogradRuleMinPlane is the smallest output plane (positions) at which
+// the rule takes Winograd F(2,3) for a 3×3 stride-1 pass. Measured at one
+// image a core on the development VM (AVX2; BENCHMARKS.md), Winograd beat
+// the implicit product 1.07–1.49× at 64×56², 128×28², 256×14² and 96×28²;
+// at 7×7 planes measured choices went both ways (GoogLeNet's two 7×7
+// layers took the implicit product), and the portable level's Winograd
+// lost 2× at 512×7², so smaller planes keep the fixed rule.
+const winogradRuleMinPlane = 14 * 14
+
+// ruleRoute is pass p's route by RouteRule, from the shape alone: Winograd
+// where it is a candidate and the pass's output plane has at least
+// winogradRuleMinPlane positions, else fixedRoute.
+func (l *convolution[T]) ruleRoute(p kernels.ConvPass, cands []kernels.ConvRoute) kernels.ConvRoute {
+	plane := l.colH * l.colW
+	if p == kernels.PassData {
+		plane = l.imH * l.imW
+	}
+	if plane >= winogradRuleMinPlane && slices.Contains(cands, kernels.RouteWinograd) {
+		return kernels.RouteWinograd
+	}
+	return l.fixedRoute(p)
+}
+
 // routeFor returns pass p's route at the layer's shape: the one chosen
 // before for this shape, else the forced one, else the one the backend
 // keeps, else the fastest of the candidates by measure (one timed run of
@@ -109,6 +134,9 @@ func (l *convolution[T]) chooseRoute(p kernels.ConvPass, shape kernels.ConvShape
 		return kernels.RouteGemm, err
 	}
 	cands := l.routeCandidates(p)
+	if mode == kernels.RouteRule {
+		return l.ruleRoute(p, cands), nil
+	}
 	if mode != kernels.RouteAuto {
 		for _, c := range cands {
 			if c == mode {

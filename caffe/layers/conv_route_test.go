@@ -3,6 +3,7 @@ package layers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,7 +97,7 @@ func routeOf[T blob.Float](l any, p kernels.ConvPass) kernels.ConvRoute {
 // shape the fixed rule runs. It checks that Winograd runs both passes of
 // every 3×3 stride-1 case (the data gradient where pad ≤ 2).
 func TestConvolutionForcedRoutes(t *testing.T) {
-	for _, r := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteAuto} {
+	for _, r := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteAuto, kernels.RouteRule} {
 		dev := newRouteDevice(r, nil)
 		o := opts{device: dev}
 		for i, cc := range routeCases() {
@@ -149,6 +150,51 @@ func TestConvolutionForcedRoutes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestConvolutionRuleRoute checks RouteRule, the default: Winograd for
+// 3×3 stride-1 passes whose output plane has at least
+// winogradRuleMinPlane positions, the fixed rule for smaller planes and
+// other kernels, the same on two devices (no timing involved), and the
+// same outputs bit for bit.
+func TestConvolutionRuleRoute(t *testing.T) {
+	for _, c := range []struct {
+		text          string
+		n, c, h, w    int
+		forward, data kernels.ConvRoute
+	}{
+		{`num_output: 8 kernel_size: 3 pad: 1`, 2, 8, 14, 14, kernels.RouteWinograd, kernels.RouteWinograd},
+		{`num_output: 8 kernel_size: 3 pad: 1`, 2, 8, 7, 7, kernels.RouteRule, kernels.RouteRule},
+		{`num_output: 8 kernel_size: 5 pad: 2`, 2, 8, 16, 16, kernels.RouteRule, kernels.RouteRule},
+		{`num_output: 8 kernel_size: 3 stride: 2 pad: 1`, 2, 8, 30, 30, kernels.RouteRule, kernels.RouteRule},
+	} {
+		text := `type: "Convolution" convolution_param { ` + c.text + ` weight_filler { type: "gaussian" std: 0.1 } }`
+		t.Run(fmt.Sprintf("%s %dx%d", c.text, c.h, c.w), func(t *testing.T) {
+			var outs [2][]float64
+			for i := range outs {
+				o := opts{device: newRouteDevice(kernels.RouteRule, nil)}
+				x := bl(gauss(9, c.n, c.c, c.h, c.w))
+				l, top := forward(t, text, x, 1, o)
+				copy(top[0].Diff(), top[0].Data())
+				if err := l.Backward(top, []bool{true}, x); err != nil {
+					t.Fatal(err)
+				}
+				cl := l.(*convolution[float64])
+				for p, want := range map[kernels.ConvPass]kernels.ConvRoute{kernels.PassForward: c.forward, kernels.PassData: c.data} {
+					if want == kernels.RouteRule {
+						want = cl.fixedRoute(p)
+					}
+					if got := routeOf[float64](l, p); got != want {
+						t.Errorf("%v route %v, want %v", p, got, want)
+					}
+				}
+				outs[i] = append(append([]float64{}, top[0].Data()...), x[0].Diff()...)
+			}
+			if !slices.Equal(outs[0], outs[1]) {
+				t.Errorf("two devices computed different results")
+			}
+		})
 	}
 }
 

@@ -209,7 +209,7 @@ func TestBackendRoutes(t *testing.T) {
 // is reported with the setting's name, and that a device keeps routes per
 // shape and pass apart from another device's.
 func TestConvRouteSetting(t *testing.T) {
-	for v, want := range map[string]kernels.ConvRoute{"": kernels.RouteAuto, "auto": kernels.RouteAuto, "gemm": kernels.RouteGemm,
+	for v, want := range map[string]kernels.ConvRoute{"": kernels.RouteRule, "rule": kernels.RouteRule, "auto": kernels.RouteAuto, "gemm": kernels.RouteGemm,
 		"Implicit": kernels.RouteImplicit, " winograd ": kernels.RouteWinograd} {
 		t.Setenv(ConvRouteSetting, v)
 		got, err := kernels.For[float32](NewDevice()).(kernels.ConvRouter).ConvRouteMode()

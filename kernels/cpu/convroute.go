@@ -11,29 +11,33 @@ import (
 )
 
 // ConvRouteSetting is the environment variable that says how the CPU
-// backends run a convolution pass: auto (the default: each eligible route
+// backends run a convolution pass: rule (the default: a fixed rule from
+// the shape, so that every process rounds alike and a model saved by one
+// predicts bit for bit the same in another), auto (each eligible route
 // timed at the pass's first run for the shape and batch, the fastest kept
-// for every net on the device), or gemm, implicit or winograd (that route
-// wherever it takes the shape, else the fixed rule auto replaces).
+// for every net on the device; the choice, and so the last bits of the
+// results, may differ between processes), or gemm, implicit or winograd
+// (that route wherever it takes the shape, else the rule).
 const ConvRouteSetting = "GOCAFFE_CPU_CONV"
 
 // parseConvRouteSetting reads ConvRouteSetting's value.
 func parseConvRouteSetting(v string) (kernels.ConvRoute, error) {
 	v = strings.ToLower(strings.TrimSpace(v))
 	if v == "" {
-		return kernels.RouteAuto, nil
+		return kernels.RouteRule, nil
 	}
 	if r, ok := kernels.ParseConvRoute(v); ok {
 		return r, nil
 	}
-	return kernels.RouteAuto, fmt.Errorf("%s=%q: want auto, gemm, implicit or winograd", ConvRouteSetting, v)
+	return kernels.RouteRule, fmt.Errorf("%s=%q: want rule, auto, gemm, implicit or winograd", ConvRouteSetting, v)
 }
 
 // DeviceOption configures NewDevice.
 type DeviceOption func(*convRoutes)
 
 // WithConvRoute forces every convolution pass onto route r where r takes
-// the shape (RouteAuto: measure), in place of ConvRouteSetting.
+// the shape (RouteAuto: measure; RouteRule: the fixed rule), in place of
+// ConvRouteSetting.
 func WithConvRoute(r kernels.ConvRoute) DeviceOption {
 	return func(c *convRoutes) { c.mode, c.modeErr = r, nil }
 }
@@ -71,7 +75,7 @@ type convRoutes struct {
 
 func (b backend[T]) ConvRouteMode() (kernels.ConvRoute, error) {
 	if b.routes == nil {
-		return kernels.RouteAuto, nil
+		return kernels.RouteRule, nil
 	}
 	return b.routes.mode, b.routes.modeErr
 }
