@@ -40,7 +40,10 @@ package kernels
 // implementation on host memory: the net syncs its blobs around it (see
 // caffe/layer's engine registry).
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Float is the element type a backend computes in.
 type Float interface{ ~float32 | ~float64 }
@@ -459,6 +462,13 @@ type Recording interface {
 type ConvShape struct {
 	N, C, H, W, K, Groups, OH, OW int
 	Geom                          ConvGeom
+}
+
+// String names the shape for logs: "NxCxHxW->K OHxOW k… s… p… d… g…".
+func (s ConvShape) String() string {
+	g := s.Geom
+	return fmt.Sprintf("%dx%dx%dx%d->%d %dx%d k%dx%d s%dx%d p%dx%d d%dx%d g%d", s.N, s.C, s.H, s.W, s.K, s.OH, s.OW,
+		g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, s.Groups)
 }
 
 // Convolver is implemented by backends that can run a whole convolution

@@ -98,10 +98,8 @@ func (b backend[T]) SetConvRoute(k kernels.ConvRouteKey, r kernels.ConvRoute, ti
 	b.routes.kept[k] = r
 	b.routes.mu.Unlock()
 	if ev := b.routes.log.Debug(); ev.Enabled() {
-		s := k.Shape
 		ev = ev.Str("pass", k.Pass.String()).Str("route", r.String()).
-			Str("shape", fmt.Sprintf("%dx%dx%dx%d->%d k%dx%d s%dx%d p%dx%d g%d", s.N, s.C, s.H, s.W, s.K,
-				s.Geom.KH, s.Geom.KW, s.Geom.SH, s.Geom.SW, s.Geom.PH, s.Geom.PW, s.Groups))
+			Str("shape", k.Shape.String())
 		for route, t := range times {
 			ev = ev.Float64(route.String()+"_ms", t*1e3)
 		}

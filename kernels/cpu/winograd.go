@@ -175,6 +175,16 @@ func sizeOf[T Float](z T) uintptr {
 	return 8
 }
 
+// winogradRows cuts the sixteen transform elements' rows, each n long and
+// ld apart, from buf: indexing them needs no bounds checks once t < n is
+// known.
+func winogradRows[T Float](buf []T, ld, n int) (r [16][]T) {
+	for xi := range r {
+		r[xi] = buf[xi*ld : xi*ld+n : xi*ld+n]
+	}
+	return r
+}
+
 // winogradInput writes V = Bᵀ d B of the tiles of tile rows [ty0, ty1)
 // of one padded channel plane xp (rows wp apart) to v: element ξ of the
 // chunk's tile t at v[ξ·ld + t].
@@ -182,12 +192,7 @@ func sizeOf[T Float](z T) uintptr {
 //	Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
 	n := (ty1 - ty0) * tw
-	// The sixteen outputs, each n long: their stores need no bounds
-	// checks once t < n is known.
-	var o [16][]T
-	for xi := range o {
-		o[xi] = v[xi*ld : xi*ld+n : xi*ld+n]
-	}
+	o := winogradRows(v, ld, n)
 	t := 0
 	for ty := ty0; ty < ty1; ty++ {
 		r0 := xp[2*ty*wp : 2*ty*wp+2*tw+2]
@@ -216,10 +221,7 @@ func winogradInput[T Float](xp []T, wp, ty0, ty1, tw int, v []T, ld int) {
 //	Aᵀ = [1 1 1 0; 0 1 -1 -1]
 func winogradOutput[T Float](m []T, ld, ty0, ty1, tw int, out []T, oh, ow int) {
 	n := (ty1 - ty0) * tw
-	var q [16][]T
-	for xi := range q {
-		q[xi] = m[xi*ld : xi*ld+n : xi*ld+n]
-	}
+	q := winogradRows(m, ld, n)
 	t := 0
 	for ty := ty0; ty < ty1; ty++ {
 		y := 2 * ty

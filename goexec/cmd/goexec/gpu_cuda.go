@@ -131,8 +131,7 @@ func logConvChoices(d kernels.Device, log zerolog.Logger, from int) int {
 	}
 	all := g.D.DirectConvDecisions()
 	for _, dd := range all[min(from, len(all)):] {
-		s := dd.Shape
-		log.Debug().Str("shape", fmt.Sprintf("N%d C%d %dx%d -> K%d %dx%d, kernel %dx%d", s.N, s.C, s.H, s.W, s.K, s.OH, s.OW, s.Geom.KH, s.Geom.KW)).
+		log.Debug().Str("shape", dd.Shape.String()).
 			Str("pass", dd.Pass).Bool("direct", dd.Direct).Str("why", dd.Why).Msg("convolution pass")
 	}
 	return len(all)
