@@ -429,6 +429,40 @@ func For[T Float](d Device) Backend[T] {
 	}
 }
 
+// Sider is implemented by devices that can run work beside the work they
+// issue next: on a GPU, a second stream whose kernels overlap the first's.
+// A layer's backward pass issues its parameter gradients (which nothing
+// below it reads) Beside its bottom diff, so that the next layer's
+// backward pass need not wait for them.
+type Sider interface {
+	// Beside runs fn, whose operations start after everything issued
+	// before Beside and may run while what is issued after it runs,
+	// until Join. Operations issued Beside run in their own order.
+	// fn must not read results on the host or record.
+	Beside(fn func())
+	// Join makes everything issued after it wait for every operation
+	// issued Beside so far.
+	Join()
+}
+
+// Beside runs fn beside the device's next work when d is a Sider, and
+// in order otherwise.
+func Beside(d Device, fn func()) {
+	if s, ok := d.(Sider); ok {
+		s.Beside(fn)
+		return
+	}
+	fn()
+}
+
+// Join makes d's next work wait for what was issued Beside (nothing to do
+// on a device that is no Sider).
+func Join(d Device) {
+	if s, ok := d.(Sider); ok {
+		s.Join()
+	}
+}
+
 // Recorder is implemented by devices that can record the operations a
 // function issues and replay them later as one unit (a CUDA graph), so
 // that a training iteration costs one launch instead of one per kernel.

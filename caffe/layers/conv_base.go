@@ -622,12 +622,22 @@ func (l *convBase[T]) backwardBatched(top []*blob.Blob[T], propagateDown []bool,
 	w := l.weight.DataOn(be)
 	dw := l.weight.MutableDiffOn(be)
 	if p := l.libraryConv(); p != nil {
+		var db kernels.Vec[T]
+		if l.bias != nil {
+			db = l.bias.MutableDiffOn(be)
+		}
 		for i := range top {
 			x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
-			if l.bias != nil {
-				be.BiasGrad(dy, l.bias.MutableDiffOn(be), l.num, l.outC, sp)
-			}
-			p.BackwardFilter(x, dy, dw)
+			// The parameter gradients run beside the bottom diff (on a
+			// GPU, a second stream): the layers below need only the
+			// latter. No buffer is shared: the library keeps a workspace
+			// per stream.
+			kernels.Beside(be.Device(), func() {
+				if l.bias != nil {
+					be.BiasGrad(dy, db, l.num, l.outC, sp)
+				}
+				p.BackwardFilter(x, dy, dw)
+			})
 			if propagateDown[i] {
 				p.BackwardData(dy, w, bottom[i].MutableDiffOn(be))
 			}

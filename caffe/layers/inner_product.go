@@ -128,14 +128,22 @@ func (l *innerProduct[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bo
 	x, dy, w := bottom[0].DataOn(be), top[0].DiffOn(be), l.weight.DataOn(be)
 	m, n, k := l.m, l.numOut, l.k
 	dw := l.weight.MutableDiffOn(be)
-	if l.transpose {
-		be.Gemm(true, false, k, n, m, 1, x, k, dy, n, 1, dw, n) // dW (K×N) += xᵀ·dy
-	} else {
-		be.Gemm(true, false, n, k, m, 1, dy, n, x, k, 1, dw, k) // dW (N×K) += dyᵀ·x
-	}
+	var db kernels.Vec[T]
 	if l.bias != nil {
-		be.BiasGrad(dy, l.bias.MutableDiffOn(be), m, n, 1)
+		db = l.bias.MutableDiffOn(be)
 	}
+	// The parameter gradients run beside the bottom diff (on a GPU, a
+	// second stream): the layers below need only the latter.
+	kernels.Beside(be.Device(), func() {
+		if l.transpose {
+			be.Gemm(true, false, k, n, m, 1, x, k, dy, n, 1, dw, n) // dW (K×N) += xᵀ·dy
+		} else {
+			be.Gemm(true, false, n, k, m, 1, dy, n, x, k, 1, dw, k) // dW (N×K) += dyᵀ·x
+		}
+		if l.bias != nil {
+			be.BiasGrad(dy, db, m, n, 1)
+		}
+	})
 	if propagateDown[0] {
 		dx := bottom[0].MutableDiffOn(be)
 		if l.transpose {

@@ -622,6 +622,7 @@ func (n *Net[T]) Loss() T {
 
 // Forward runs every layer forward and returns the total weighted loss.
 func (n *Net[T]) Forward() (T, error) {
+	kernels.Join(n.device) // a pass writes what gradients issued Beside may read
 	var loss T
 	for i := range n.layers {
 		l, err := n.ForwardLayer(i)
@@ -662,7 +663,11 @@ func (n *Net[T]) BackwardLayer(i int) error {
 
 // Backward runs the planned layers backward, last to first. Parameter
 // gradients accumulate; call ClearParamDiffs before each iteration.
+// Layers may issue their parameter gradients beside the bottom diffs
+// (kernels.Beside); Backward returns with the device's next work ordered
+// after them.
 func (n *Net[T]) Backward() error {
+	defer kernels.Join(n.device)
 	for i := len(n.layers) - 1; i >= 0; i-- {
 		if err := n.BackwardLayer(i); err != nil {
 			return err
@@ -688,6 +693,7 @@ const clearSerialMax = 1 << 16
 // the host in one pass, or, on a device net, on the device (GradBuffer
 // would download every gradient first, waiting for the device).
 func (n *Net[T]) ClearParamDiffs() {
+	kernels.Join(n.device)
 	be := kernels.For[T](n.device)
 	if be.HostMemory() {
 		g := n.GradBuffer()

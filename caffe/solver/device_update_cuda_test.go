@@ -3,6 +3,7 @@
 package solver
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -229,6 +230,80 @@ func TestCuDNNTrainingOnCUDA(t *testing.T) {
 	}
 	if e := relDiff(weights(rec), weights(own)); !(e <= 1e-4) {
 		t.Errorf("weights: relative error %.3g between cuDNN and GoCaffe's convolution kernels", e)
+	}
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Parameter gradients issued on the side stream (kernels.Beside, the
+// convolutions' and inner product's weight and bias gradients beside their
+// bottom diffs) change nothing that is computed: the same net trained with
+// and without the side stream, recorded and launched, on cuDNN and on the
+// direct kernels, ends with bit-identical weights, history and losses.
+func TestSideStreamOnCUDA(t *testing.T) {
+	g, err := cuda.NewGPU(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device, GPU test skipped: %v", err)
+	}
+	defer g.Close()
+	defer g.D.SetSideStream(g.D.SetSideStream(true))
+	g.D.SetDNNChoice(cudnn.Deterministic) // bit-identical runs need convolutions that repeat bit for bit
+	c := `type: "SGD" display: 4`
+	for _, mode := range []cuda.DirectMode{cuda.DirectOff, cuda.DirectOn} {
+		t.Run(mode.String(), func(t *testing.T) {
+			g.D.SetDirectConv(mode)
+			defer g.D.SetDirectConv(cuda.DirectAuto)
+			type run struct {
+				side, graphs bool
+				s            *Solver[float32]
+				ps           []Progress
+			}
+			runs := []*run{{side: false, graphs: true}, {side: true, graphs: true}, {side: true, graphs: false}}
+			for _, r := range runs {
+				g.D.SetSideStream(r.side)
+				opts := []Option[float32]{WithDevice[float32](g), WithProgress[float32](func(p Progress) { r.ps = append(r.ps, p) })}
+				if !r.graphs {
+					opts = append(opts, WithoutGraphs[float32]())
+				}
+				before := g.D.SideForks()
+				r.s = newWith[float32](t, solverParamFor(t, convNet, c), tinyImages(32), opts...)
+				for range 2 {
+					if err := r.s.Step(t.Context(), 10); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if forked := g.D.SideForks() > before; forked != r.side {
+					t.Fatalf("side stream %v: forked %v", r.side, forked)
+				}
+			}
+			if n := runs[1].s.Replays(); n != 13 {
+				t.Fatalf("%d iterations replayed with the side stream, want 13 (%s)", n, runs[1].s.whyEager)
+			}
+			base := runs[0]
+			for _, r := range runs[1:] {
+				name := fmt.Sprintf("side stream, graphs %v", r.graphs)
+				for what, ab := range map[string][2][]float64{"weights": {weights(base.s), weights(r.s)}, "history": {history(base.s), history(r.s)}} {
+					a, b := ab[0], ab[1]
+					if len(a) != len(b) || len(a) == 0 {
+						t.Fatalf("%s: %s: %d and %d values", name, what, len(a), len(b))
+					}
+					for i := range a {
+						if a[i] != b[i] {
+							t.Fatalf("%s: %s %d: %g on one stream, %g (relative error over all %.3g)", name, what, i, a[i], b[i], relDiff(b, a))
+						}
+					}
+				}
+				if len(base.ps) != len(r.ps) || len(r.ps) == 0 {
+					t.Fatalf("%s: %d and %d progress reports", name, len(base.ps), len(r.ps))
+				}
+				for i := range r.ps {
+					if base.ps[i].Loss != r.ps[i].Loss {
+						t.Errorf("%s: report %d (iteration %d): loss %g on one stream, %g", name, i, r.ps[i].Iter, base.ps[i].Loss, r.ps[i].Loss)
+					}
+				}
+			}
+		})
 	}
 	if err := g.Err(); err != nil {
 		t.Fatal(err)

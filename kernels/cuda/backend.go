@@ -85,6 +85,14 @@ func (g *GPU) keep(err error) {
 // Close releases the device.
 func (g *GPU) Close() error { return g.D.Close() }
 
+var _ kernels.Sider = (*GPU)(nil)
+
+// Beside runs fn's operations on the device's side stream (Device.Beside).
+func (g *GPU) Beside(fn func()) { g.D.Beside(fn) }
+
+// Join makes the next operations wait for those issued Beside.
+func (g *GPU) Join() { g.keep(g.D.Join()) }
+
 // buffer is device memory of n elements of elem bytes.
 type buffer struct {
 	d    *Device
@@ -563,6 +571,7 @@ func (b *backend[T]) SolverUpdate(r kernels.SolverRule, offs kernels.IntVec, mul
 	if n == 0 {
 		return
 	}
+	b.g.keep(b.o.D.Join()) // the gradients issued Beside are all in
 	two := r.Method == kernels.UpdateAdaDelta || r.Method == kernels.UpdateAdam
 	if data.Len() != n || hist0.Len() != n || (two && hist1.Len() != n) || offs.Len() < 2 || mults.Len() < 2*(offs.Len()-1) {
 		b.g.keep(fmt.Errorf("%s: solver update over %d elements with data %d, history %d and %d, %d segment offsets, %d multipliers",

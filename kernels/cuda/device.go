@@ -29,13 +29,13 @@ type Device struct {
 	ctx     cu.CUContext
 	mods    []cu.Module
 	fns     map[string]cu.Function
-	stream  cu.Stream
+	// *lane is the stream operations are issued on now and its
+	// workspaces: main, or side while Beside runs (lane.go).
+	*lane
+	main  *lane
+	sides sideLane
+
 	scratch cu.DevicePtr // 16 bytes for reductions read by the host
-	// redWS and redCount are the workspace of the multi-block reductions
-	// (grid_sum in src/common.cuh): a partial sum per block, up to
-	// maxReduceBlocks doubles, and the count of blocks done (zero between
-	// launches).
-	redWS, redCount cu.DevicePtr
 
 	mu sync.Mutex // serialises callers: one stream, one order
 	// Bytes allocated through Alloc and not yet freed, their most since
@@ -68,7 +68,8 @@ type Device struct {
 	// GEMMs go to cuBLAS (tests turn it off to compare). tf32: float32
 	// GEMMs may use TF32 tensor cores (GOCAFFE_CUDA_TF32=1 or SetTF32).
 	blas     *cublas.Handle
-	blasWS   cu.DevicePtr
+	blasLib  *cublas.Lib
+	blasOn   *lane // the lane blas issues on and whose workspace it uses
 	blasNote string
 	useBLAS  bool
 	tf32     bool
@@ -85,20 +86,17 @@ type Device struct {
 	// dnnWS: the workspace of dnnWSBytes every cuDNN call gets; dnnOld:
 	// workspaces it outgrew, which recorded graphs may still use, kept
 	// until Close.
-	dnnLib     *cudnn.Loaded
-	dnn        *cudnn.Handle
-	dnnNote    string
-	useDNN     bool
-	dnnChoice  cudnn.Choice
-	dnnWS      Ptr
-	dnnWSBytes int
-	dnnOld     []Ptr
-	dnnCalls   int64
+	dnnLib    *cudnn.Loaded
+	dnn       *cudnn.Handle
+	dnnOn     *lane // the lane dnn issues on
+	dnnNote   string
+	useDNN    bool
+	dnnChoice cudnn.Choice
+	dnnOld    []Ptr
+	dnnCalls  int64
 
-	splitWS    Ptr
-	splitBytes int
-	noSplit    bool
-	capturing  bool
+	noSplit   bool
+	capturing bool
 
 	// tileWS: the partial sums of split tiled convolutions (tileWSBytes,
 	// grown by an eager pass, never while capturing); tileOld: workspaces it outgrew,
@@ -107,8 +105,6 @@ type Device struct {
 	// tileForce and tileSplitForce, when set, are the tiled kernels' block
 	// shape and the forward and data-gradient splits (benchmarks compare
 	// them).
-	tileWS         Ptr
-	tileWSBytes    int
 	tileOld        []Ptr
 	noTile         bool
 	tileForce      tileCfg
@@ -210,19 +206,14 @@ func Open(ordinal int) (*Device, error) {
 		}
 		d.mods = append(d.mods, m)
 	}
-	if d.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
-		return fail(fmt.Errorf("CUDA device %d: stream: %w", ordinal, err))
+	if d.main, err = newLane(); err != nil {
+		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
 	}
+	d.lane = d.main
 	if d.scratch, err = cu.MemAlloc(16); err != nil {
 		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
 	}
-	if d.redWS, err = cu.MemAlloc(maxReduceBlocks * 8); err != nil {
-		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
-	}
-	if d.redCount, err = cu.MemAlloc(4); err != nil {
-		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
-	}
-	if err = cu.MemsetD32(d.redCount, 0, 1); err != nil {
+	if err := d.sides.init(); err != nil {
 		return fail(fmt.Errorf("CUDA device %d: %w", ordinal, err))
 	}
 	for i := range d.stage {
@@ -316,7 +307,8 @@ func (d *Device) openBLAS() {
 		d.blasNote = fmt.Sprintf("cuBLAS from %s not used (%v): GEMMs run on GoCaffe's own CUDA kernels", lib.Path, err)
 		return
 	}
-	d.blas, d.blasWS, d.useBLAS = h, ws, true
+	d.blas, d.blasLib, d.blasOn, d.useBLAS = h, lib, d.lane, true
+	d.lane.blasWS = ws
 	d.blasNote = fmt.Sprintf("%s, version %d", note, h.Version())
 }
 
@@ -442,6 +434,9 @@ func (d *Device) gemmBLAS(elem int, ta, tb bool, batch, m, n, k int, alpha float
 	if !d.useBLAS {
 		return false, nil
 	}
+	if err := d.bindBLAS(); err != nil {
+		return true, err
+	}
 	if err := d.blas.GemmRowMajor(elem, ta, tb, batch, m, n, k, alpha, uintptr(a), lda, strideA, uintptr(b), ldb, strideB,
 		beta, uintptr(c), ldc, strideC); err != nil {
 		return true, fmt.Errorf("%s: %w", d.Name(), err)
@@ -465,18 +460,13 @@ func (d *Device) Close() error {
 	if d.blas != nil {
 		d.blas.Destroy()
 		d.blas, d.useBLAS = nil, false
-		_ = cu.MemFree(d.blasWS)
 	}
-	if d.splitWS != 0 {
-		_ = cu.MemFree(d.splitWS)
+	for _, p := range d.tileOld {
+		_ = cu.MemFree(p)
 	}
-	for _, p := range append(d.tileOld, d.tileWS) {
-		if p != 0 {
-			_ = cu.MemFree(p)
-		}
-	}
-	d.tileOld, d.tileWS, d.tileWSBytes = nil, 0, 0
+	d.tileOld = nil
 	d.closeDNN()
+	d.closeLanes()
 	return d.ctx.Destroy()
 }
 
@@ -546,7 +536,7 @@ func (d *Device) Memory() (live, peak int64) {
 func (d *Device) Free(p Ptr) {
 	d.enter()
 	defer d.leave()
-	_ = d.stream.Synchronize()
+	_ = d.syncLanes()
 	_ = cu.MemFree(p)
 	d.live -= d.sizes[p]
 	delete(d.sizes, p)
@@ -710,6 +700,9 @@ func (d *Device) Download(dst unsafe.Pointer, p Ptr, bytes int) error {
 	}
 	d.enter()
 	defer d.leave()
+	if err := d.join(); err != nil {
+		return err
+	}
 	if err := cu.MemcpyDtoHAsync(dst, p, int64(bytes), d.stream); err != nil {
 		return fmt.Errorf("%s: download of %d bytes: %w", d.Name(), bytes, err)
 	}
@@ -737,10 +730,7 @@ func (d *Device) CopyDtoD(dst, src Ptr, bytes int) error {
 func (d *Device) Sync() error {
 	d.enter()
 	defer d.leave()
-	if err := d.stream.Synchronize(); err != nil {
-		return fmt.Errorf("%s: %w", d.Name(), err)
-	}
-	return nil
+	return d.syncLanes()
 }
 
 // arg is one kernel parameter: a device pointer, an int or a float of the
@@ -827,6 +817,9 @@ func (d *Device) Capture(fn func() error) (*Graph, error) {
 	}
 	ferr := fn()
 	d.enter()
+	if jerr := d.join(); jerr != nil && ferr == nil {
+		ferr = jerr // a capture must end with every forked stream joined
+	}
 	ex, err := graph.EndCapture(unsafe.Pointer(d.stream.C()))
 	d.capturing = false
 	d.leave()

@@ -119,7 +119,10 @@ func (d *Device) NewDNNConv(elem int, s cudnn.Shape) (*DNNConv, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Name(), err)
 		}
-		d.dnn = h
+		d.dnn, d.dnnOn = h, d.lane
+	}
+	if err := d.bindDNN(); err != nil {
+		return nil, err
 	}
 	c, err := d.dnn.NewConv(elem, s, d.tf32, dnnMaxWorkspace, d.dnnChoice)
 	if err != nil {
@@ -132,38 +135,50 @@ func (d *Device) NewDNNConv(elem int, s cudnn.Shape) (*DNNConv, error) {
 	return &DNNConv{d: d, c: c}, nil
 }
 
-// growDNNWorkspace makes the cuDNN workspace at least bytes long. A
-// recorded graph may hold the old workspace: it stays until Close. Called
-// entered, never while capturing.
+// growDNNWorkspace makes every lane's cuDNN workspace at least bytes
+// long: a plan's workspace is the most any of its chosen directions needs,
+// and a direction chosen later on one lane (the bottom diff, on the main
+// lane) must not leave the other lane (the weight gradient, beside) short
+// when a recording replays it there. A recorded graph may hold an old
+// workspace: it stays until Close. Called entered, never while capturing.
 func (d *Device) growDNNWorkspace(bytes int) error {
-	if bytes <= d.dnnWSBytes {
-		return nil
+	for _, l := range []*lane{d.main, d.sides.l} {
+		if l == nil || bytes <= l.dnnWSBytes {
+			continue
+		}
+		if d.capturing {
+			return fmt.Errorf("%s: the cuDNN workspace would grow from %d to %d bytes while recording a graph", d.Name(), l.dnnWSBytes, bytes)
+		}
+		p, err := cu.MemAlloc(int64(bytes))
+		if err != nil {
+			return fmt.Errorf("%s: cuDNN workspace of %d bytes: %w", d.Name(), bytes, err)
+		}
+		if l.dnnWS != 0 {
+			d.dnnOld = append(d.dnnOld, l.dnnWS)
+		}
+		l.dnnWS, l.dnnWSBytes = p, bytes
+		d.live += int64(bytes)
+		d.peak = max(d.peak, d.live)
 	}
-	p, err := cu.MemAlloc(int64(bytes))
-	if err != nil {
-		return fmt.Errorf("%s: cuDNN workspace of %d bytes: %w", d.Name(), bytes, err)
-	}
-	if d.dnnWS != 0 {
-		d.dnnOld = append(d.dnnOld, d.dnnWS)
-	}
-	d.dnnWS, d.dnnWSBytes = p, bytes
-	d.live += int64(bytes)
-	d.peak = max(d.peak, d.live)
 	return nil
 }
 
 // choose chooses dir's algorithm on its first use (the eager iteration
 // before any recording: a test net never searches for backward
-// algorithms), growing the workspace. Called entered.
+// algorithms), moves the handle to the current lane and grows the lanes'
+// workspaces (never while recording: the eager pass has grown them).
+// Called entered.
 func (c *DNNConv) choose(dir cudnn.Direction) error {
-	if c.c.Chosen(dir) {
-		return nil
+	if err := c.d.bindDNN(); err != nil {
+		return err
 	}
-	if c.d.capturing {
-		return fmt.Errorf("%s: a cuDNN convolution's %s algorithm would be chosen while recording a graph", c.d.Name(), dir)
-	}
-	if err := c.c.ChooseFor(dir); err != nil {
-		return c.wrap(err)
+	if !c.c.Chosen(dir) {
+		if c.d.capturing {
+			return fmt.Errorf("%s: a cuDNN convolution's %s algorithm would be chosen while recording a graph", c.d.Name(), dir)
+		}
+		if err := c.c.ChooseFor(dir); err != nil {
+			return c.wrap(err)
+		}
 	}
 	return c.d.growDNNWorkspace(c.c.Workspace)
 }
@@ -224,12 +239,10 @@ func (d *Device) closeDNN() {
 		d.dnn.Destroy()
 		d.dnn = nil
 	}
-	for _, p := range append(d.dnnOld, d.dnnWS) {
-		if p != 0 {
-			_ = cu.MemFree(p)
-		}
+	for _, p := range d.dnnOld {
+		_ = cu.MemFree(p)
 	}
-	d.dnnOld, d.dnnWS, d.dnnWSBytes = nil, 0, 0
+	d.dnnOld = nil // the lanes' own workspaces go with them (closeLanes)
 }
 
 // convKey is a plan's shape, math and algorithm choice.

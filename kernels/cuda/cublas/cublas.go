@@ -166,6 +166,16 @@ func (l *Lib) NewHandle(stream unsafe.Pointer, ws uintptr, wsBytes int) (*Handle
 	return hd, nil
 }
 
+// Bind makes the handle issue on stream with the workspace ws of wsBytes
+// bytes from now on (cublasSetStream resets the workspace, so both are
+// set together).
+func (h *Handle) Bind(stream unsafe.Pointer, ws uintptr, wsBytes int) error {
+	if err := status("set stream", C.gc_set_stream(&h.lib.c, h.h, stream)); err != nil {
+		return err
+	}
+	return status("set workspace", C.gc_set_workspace(&h.lib.c, h.h, C.size_t(ws), C.size_t(wsBytes)))
+}
+
 // Version is cuBLAS's version number (12xxx for 12.x).
 func (h *Handle) Version() int {
 	var v C.int

@@ -271,6 +271,11 @@ func (l *Loaded) NewHandle(stream unsafe.Pointer) (*Handle, error) {
 	return hd, nil
 }
 
+// SetStream makes the handle issue on stream (a CUstream) from now on.
+func (h *Handle) SetStream(stream unsafe.Pointer) error {
+	return h.l.status("set stream", C.gc_set_stream(&h.l.c, h.h, stream))
+}
+
 // Destroy releases the handle.
 func (h *Handle) Destroy() {
 	if h.h != nil {
