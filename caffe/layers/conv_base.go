@@ -630,7 +630,7 @@ func (l *convBase[T]) backwardBatched(top []*blob.Blob[T], propagateDown []bool,
 			x, dy := bottom[i].DataOn(be), top[i].DiffOn(be)
 			// The parameter gradients run beside the bottom diff (on a
 			// GPU, a second stream): the layers below need only the
-			// latter. No buffer is shared: the library keeps a workspace
+			// latter. No buffer is shared: the device keeps workspaces
 			// per stream.
 			kernels.Beside(be.Device(), func() {
 				if l.bias != nil {

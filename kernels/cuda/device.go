@@ -62,30 +62,27 @@ type Device struct {
 	copyOn       bool
 	stageDevSize int
 
-	// GEMMs: cuBLAS when the node has it (blas, on the stream, with its
-	// own workspace blasWS), else GoCaffe's kernels; blasNote is the one
+	// GEMMs: cuBLAS when the node has it (blas, on the current lane's
+	// stream with that lane's workspace blasWS), else GoCaffe's kernels; blasNote is the one
 	// line that says which and where cuBLAS was looked for. useBLAS: the
 	// GEMMs go to cuBLAS (tests turn it off to compare). tf32: float32
 	// GEMMs may use TF32 tensor cores (GOCAFFE_CUDA_TF32=1 or SetTF32).
 	blas     *cublas.Handle
-	blasLib  *cublas.Lib
 	blasOn   *lane // the lane blas issues on and whose workspace it uses
 	blasNote string
 	useBLAS  bool
 	tf32     bool
 
 	// A GEMM summed over a batch whose tiles would leave multiprocessors
-	// idle is split over the batch into splitWS (splitBytes, grown by an
-	// eager iteration, never while capturing); noSplit turns that off
-	// (tests compare both).
+	// idle is split over the batch into the lane's splitWS; noSplit turns
+	// that off (tests compare both).
 	// cuDNN when the node has it (dnnLib; the handle dnn made with the
 	// first convolution, on the stream); dnnNote says which and where, or
 	// where it was looked for. useDNN: convolutions go to cuDNN (by
 	// default when loaded; GOCAFFE_CUDNN_CONV=0 or UseDNN). dnnChoice: how
 	// new plans' algorithms are chosen (GOCAFFE_CUDNN_ALGO, SetDNNChoice).
-	// dnnWS: the workspace of dnnWSBytes every cuDNN call gets; dnnOld:
-	// workspaces it outgrew, which recorded graphs may still use, kept
-	// until Close.
+	// Each lane has its cuDNN workspace (dnnWS); dnnOld: workspaces the
+	// lanes outgrew, which recorded graphs may still use, kept until Close.
 	dnnLib    *cudnn.Loaded
 	dnn       *cudnn.Handle
 	dnnOn     *lane // the lane dnn issues on
@@ -98,8 +95,7 @@ type Device struct {
 	noSplit   bool
 	capturing bool
 
-	// tileWS: the partial sums of split tiled convolutions (tileWSBytes,
-	// grown by an eager pass, never while capturing); tileOld: workspaces it outgrew,
+	// tileOld: tiled-convolution workspaces the lanes outgrew (tileWS),
 	// which recorded graphs may still use, kept until Close. noTile sends
 	// the direct convolutions to the untiled kernels (tests compare both);
 	// tileForce and tileSplitForce, when set, are the tiled kernels' block
@@ -307,7 +303,7 @@ func (d *Device) openBLAS() {
 		d.blasNote = fmt.Sprintf("cuBLAS from %s not used (%v): GEMMs run on GoCaffe's own CUDA kernels", lib.Path, err)
 		return
 	}
-	d.blas, d.blasLib, d.blasOn, d.useBLAS = h, lib, d.lane, true
+	d.blas, d.blasOn, d.useBLAS = h, d.lane, true
 	d.lane.blasWS = ws
 	d.blasNote = fmt.Sprintf("%s, version %d", note, h.Version())
 }
