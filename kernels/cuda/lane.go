@@ -89,7 +89,14 @@ type sideLane struct {
 }
 
 func (s *sideLane) init() error {
-	s.off = os.Getenv(SideStreamSetting) != "1"
+	switch v := os.Getenv(SideStreamSetting); v {
+	case "", "0":
+		s.off = true
+	case "1":
+		s.off = false
+	default:
+		return fmt.Errorf("%s=%q: want 1 (the side stream) or 0 (one stream)", SideStreamSetting, v)
+	}
 	var err error
 	if s.fork, err = cu.MakeEvent(cu.DisableTiming); err != nil {
 		return fmt.Errorf("event: %w", err)
