@@ -544,22 +544,24 @@ type ImplicitConv[T Float] interface {
 	ConvForward(im Vec[T], c, h, w int, g ConvGeom, oh, ow int, packed Vec[T], oc int, out Vec[T])
 }
 
-// WinogradConv is implemented by backends with Winograd F(2×2, 3×3)
+// WinogradConv is implemented by backends with Winograd F(m×m, 3×3)
 // kernels for 3×3, stride-1, dilation-1 convolutions of one image and one
-// group (any padding).
+// group (any padding), for output tiles of m = 2 (F(2,3)) or m = 4
+// (F(4,3)).
 type WinogradConv[T Float] interface {
 	// WinogradTakes reports whether the kernels run a convolution of
 	// window g in T.
 	WinogradTakes(g ConvGeom) bool
 	// WinogradPackLen is the length of WinogradPack's transform of
-	// oc×c×3×3 weights.
-	WinogradPackLen(oc, c int) int
-	// WinogradPack transforms the weights w (oc×c×3×3) into u.
-	WinogradPack(w Vec[T], oc, c int, u Vec[T])
+	// oc×c×3×3 weights for output tiles of m×m.
+	WinogradPackLen(m, oc, c int) int
+	// WinogradPack transforms the weights w (oc×c×3×3) into u for
+	// output tiles of m×m.
+	WinogradPack(m int, w Vec[T], oc, c int, u Vec[T])
 	// WinogradForward overwrites out (oc×oh×ow) with the convolution of
 	// an image im (c×h×w, padding ph, pw) by the weights u transformed
-	// by WinogradPack.
-	WinogradForward(im Vec[T], c, h, w, ph, pw, oh, ow int, u Vec[T], oc int, out Vec[T])
+	// by WinogradPack for the same m.
+	WinogradForward(m int, im Vec[T], c, h, w, ph, pw, oh, ow int, u Vec[T], oc int, out Vec[T])
 }
 
 // ConvRoute is how a host backend runs one pass of a convolution.
@@ -582,9 +584,24 @@ const (
 	// product or the GEMM by the reduction's length): the same route,
 	// and so the same rounding, in every process.
 	RouteRule
+	// RouteWinograd4 runs Winograd F(4,3) (WinogradConv; 3×3, stride 1):
+	// 4× fewer multiplies than the direct product where F(2,3) has 2.25×.
+	RouteWinograd4
 )
 
-var convRouteNames = [...]string{"auto", "gemm", "implicit", "winograd", "rule"}
+var convRouteNames = [...]string{"auto", "gemm", "implicit", "winograd", "rule", "winograd4"}
+
+// WinogradTile is the output tile size m of a Winograd route's F(m×m,
+// 3×3): 2 for RouteWinograd, 4 for RouteWinograd4, 0 for the others.
+func (r ConvRoute) WinogradTile() int {
+	switch r {
+	case RouteWinograd:
+		return 2
+	case RouteWinograd4:
+		return 4
+	}
+	return 0
+}
 
 func (r ConvRoute) String() string {
 	if int(r) < len(convRouteNames) {
@@ -593,7 +610,8 @@ func (r ConvRoute) String() string {
 	return "ConvRoute(" + strconv.Itoa(int(r)) + ")"
 }
 
-// ParseConvRoute reads a route's name (auto, gemm, implicit, winograd, rule).
+// ParseConvRoute reads a route's name (auto, gemm, implicit, winograd,
+// winograd4, rule).
 func ParseConvRoute(s string) (ConvRoute, bool) {
 	for i, n := range convRouteNames {
 		if s == n {

@@ -100,7 +100,7 @@ func BenchmarkVision(b *testing.B) {
 
 // BenchmarkConvRoutes times Forward and Backward (weight, bias and data
 // gradients) of 3×3 "same" convolutions of VGG-16, ResNet-50 and GoogLeNet
-// in float32 with each route forced, and with auto, at batch 2 (an image
+// in float32 with each route forced (Winograd F(2,3) and F(4,3)), and with auto, at batch 2 (an image
 // per core on the 2-core development VM: the figure is the time of two
 // images, one on each core). The weight gradient's path is the same on
 // every route.
@@ -122,7 +122,7 @@ func BenchmarkConvRoutes(b *testing.B) {
 	const n = 2
 	for _, s := range shapes {
 		text := fmt.Sprintf(`type: "Convolution" convolution_param { num_output: %d kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.01 } }`, s.k)
-		for _, route := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteAuto} {
+		for _, route := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteWinograd4, kernels.RouteAuto} {
 			b.Run(fmt.Sprintf("%s/%v", s.name, route), func(b *testing.B) {
 				dev := newRouteDevice(route, nil)
 				l, err := layer.New[float32](r, layer.Context{Param: parse(b, text), Phase: caffepb.Phase_TRAIN, Rand: layertest.NewRand(1), Device: dev})

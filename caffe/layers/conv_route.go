@@ -12,8 +12,9 @@ import (
 // shape runs one of: Im2col and a GEMM (RouteGemm; for the data gradient
 // Wᵀ·dY and col2im, or the flipped convolution through Im2col, see
 // flippedDataGrad), the implicit product (RouteImplicit; the data gradient
-// as the flipped convolution), or Winograd F(2,3) (RouteWinograd; 3×3,
-// stride 1, the data gradient flipped with padding 2-pad). A backend with a
+// as the flipped convolution), or Winograd F(2,3) or F(4,3)
+// (RouteWinograd, RouteWinograd4; 3×3, stride 1, the data gradient
+// flipped with padding 2-pad). A backend with a
 // ConvRouter says which: by default the fixed rule (ruleRoute, the same in
 // every process), a route its setting forces, or under auto the fastest of
 // the eligible routes timed on the layer's own buffers at the pass's first
@@ -55,7 +56,7 @@ func (l *convolution[T]) routeCandidates(p kernels.ConvPass) []kernels.ConvRoute
 		rs = append(rs, kernels.RouteImplicit)
 	}
 	if g := l.spec.geom; l.winograd() != nil && (p == kernels.PassForward || g.ph <= 2 && g.pw <= 2) {
-		rs = append(rs, kernels.RouteWinograd)
+		rs = append(rs, kernels.RouteWinograd, kernels.RouteWinograd4)
 	}
 	return rs
 }
@@ -90,15 +91,27 @@ func (l *convolution[T]) fixedRoute(p kernels.ConvPass) kernels.ConvRoute {
 // lost 2× at 512×7², so smaller planes keep the fixed rule.
 const winogradRuleMinPlane = 14 * 14
 
+// winograd4RuleMinPlane is the smallest output plane at which the rule
+// takes Winograd F(4,3) over F(2,3). Measured the same way, F(4,3) beat
+// F(2,3) 1.3–1.5× at 64×56², 128×28² and 96×28² on AVX2 and 1.4–2.8× on
+// the portable level; at 256×14² it gained 0–15 % on AVX2 but lost 2.1× on
+// the portable level, and at 512×7² (4 tiles of 4×4 a plane: too few
+// columns for the GEMMs) it lost 3× on AVX2.
+const winograd4RuleMinPlane = 28 * 28
+
 // ruleRoute is pass p's route by RouteRule, from the shape alone: Winograd
 // where it is a candidate and the pass's output plane has at least
-// winogradRuleMinPlane positions, else fixedRoute.
+// winogradRuleMinPlane positions (F(4,3) from winograd4RuleMinPlane, else
+// F(2,3)), else fixedRoute.
 func (l *convolution[T]) ruleRoute(p kernels.ConvPass, cands []kernels.ConvRoute) kernels.ConvRoute {
 	plane := l.colH * l.colW
 	if p == kernels.PassData {
 		plane = l.imH * l.imW
 	}
-	if plane >= winogradRuleMinPlane && slices.Contains(cands, kernels.RouteWinograd) {
+	switch {
+	case plane >= winograd4RuleMinPlane && slices.Contains(cands, kernels.RouteWinograd4):
+		return kernels.RouteWinograd4
+	case plane >= winogradRuleMinPlane && slices.Contains(cands, kernels.RouteWinograd):
 		return kernels.RouteWinograd
 	}
 	return l.fixedRoute(p)
@@ -196,19 +209,19 @@ func (l *convolution[T]) prepForward(r kernels.ConvRoute, w kernels.Vec[T]) {
 	switch r {
 	case kernels.RouteImplicit:
 		l.packWeights(w, 0)
-	case kernels.RouteWinograd:
-		l.wgPack = l.packWinograd(w, l.outC/l.spec.group, l.imC/l.spec.group, l.wgPack)
+	case kernels.RouteWinograd, kernels.RouteWinograd4:
+		l.wgPack = l.packWinograd(r.WinogradTile(), w, l.outC/l.spec.group, l.imC/l.spec.group, l.wgPack)
 	}
 }
 
-// packWinograd transforms each group's oc×c×3×3 weights of w into dst
-// (reallocated when short) and returns it.
-func (l *convolution[T]) packWinograd(w kernels.Vec[T], oc, c int, dst kernels.Vec[T]) kernels.Vec[T] {
+// packWinograd transforms each group's oc×c×3×3 weights of w for output
+// tiles of m×m into dst (reallocated when short) and returns it.
+func (l *convolution[T]) packWinograd(m int, w kernels.Vec[T], oc, c int, dst kernels.Vec[T]) kernels.Vec[T] {
 	wc := l.winograd()
-	G, n := l.spec.group, wc.WinogradPackLen(oc, c)
+	G, n := l.spec.group, wc.WinogradPackLen(m, oc, c)
 	dst = l.sized(dst, G*n, false)
 	for g := 0; g < G; g++ {
-		wc.WinogradPack(w.Slice(g*oc*c*9, (g+1)*oc*c*9), oc, c, dst.Slice(g*n, (g+1)*n))
+		wc.WinogradPack(m, w.Slice(g*oc*c*9, (g+1)*oc*c*9), oc, c, dst.Slice(g*n, (g+1)*n))
 	}
 	return dst
 }
@@ -220,8 +233,8 @@ func (l *convolution[T]) forwardImage(r kernels.ConvRoute, w, xn, yn, col kernel
 	switch r {
 	case kernels.RouteImplicit:
 		l.implicitForward(l.implicit(), xn, yn)
-	case kernels.RouteWinograd:
-		l.winogradImage(xn, l.imC, l.imH, l.imW, l.spec.geom.ph, l.spec.geom.pw, l.colH, l.colW, l.outC, l.wgPack, yn)
+	case kernels.RouteWinograd, kernels.RouteWinograd4:
+		l.winogradImage(r.WinogradTile(), xn, l.imC, l.imH, l.imW, l.spec.geom.ph, l.spec.geom.pw, l.colH, l.colW, l.outC, l.wgPack, yn)
 	default:
 		l.gemmForward(xn, w, yn, col)
 	}
@@ -229,14 +242,14 @@ func (l *convolution[T]) forwardImage(r kernels.ConvRoute, w, xn, yn, col kernel
 
 // winogradImage overwrites out (oc×oh×ow) with the 3×3 stride-1
 // convolution of one image im (c×h×w, padding ph, pw), per group, by the
-// weights u that packWinograd transformed.
-func (l *convolution[T]) winogradImage(im kernels.Vec[T], c, h, w, ph, pw, oh, ow, oc int, u, out kernels.Vec[T]) {
+// weights u that packWinograd transformed for output tiles of m×m.
+func (l *convolution[T]) winogradImage(m int, im kernels.Vec[T], c, h, w, ph, pw, oh, ow, oc int, u, out kernels.Vec[T]) {
 	wc := l.winograd()
 	G := l.spec.group
 	cg, og := c/G, oc/G
-	n := wc.WinogradPackLen(og, cg)
+	n := wc.WinogradPackLen(m, og, cg)
 	for g := 0; g < G; g++ {
-		wc.WinogradForward(im.Slice(g*cg*h*w, (g+1)*cg*h*w), cg, h, w, ph, pw, oh, ow, u.Slice(g*n, (g+1)*n), og,
+		wc.WinogradForward(m, im.Slice(g*cg*h*w, (g+1)*cg*h*w), cg, h, w, ph, pw, oh, ow, u.Slice(g*n, (g+1)*n), og,
 			out.Slice(g*og*oh*ow, (g+1)*og*oh*ow))
 	}
 }
@@ -248,9 +261,9 @@ func (l *convolution[T]) prepData(r kernels.ConvRoute, w kernels.Vec[T], workers
 	switch r {
 	case kernels.RouteImplicit:
 		l.packFlipped(l.flipWeights(w), 0)
-	case kernels.RouteWinograd:
+	case kernels.RouteWinograd, kernels.RouteWinograd4:
 		G := l.spec.group
-		l.wgFPack = l.packWinograd(l.flipWeights(w), l.imC/G, l.outC/G, l.wgFPack)
+		l.wgFPack = l.packWinograd(r.WinogradTile(), l.flipWeights(w), l.imC/G, l.outC/G, l.wgFPack)
 	default:
 		if l.flippedDataGrad() {
 			l.flipWeights(w)
@@ -267,9 +280,9 @@ func (l *convolution[T]) dataImage(r kernels.ConvRoute, dyn, dxn kernels.Vec[T],
 	switch r {
 	case kernels.RouteImplicit:
 		l.implicitBackwardFlipped(l.implicit(), dyn, dxn)
-	case kernels.RouteWinograd:
+	case kernels.RouteWinograd, kernels.RouteWinograd4:
 		g := l.spec.geom
-		l.winogradImage(dyn, l.outC, l.colH, l.colW, 2-g.ph, 2-g.pw, l.imH, l.imW, l.imC, l.wgFPack, dxn)
+		l.winogradImage(r.WinogradTile(), dyn, l.outC, l.colH, l.colW, 2-g.ph, 2-g.pw, l.imH, l.imW, l.imC, l.wgFPack, dxn)
 	default:
 		if l.flippedDataGrad() {
 			l.gemmBackwardFlipped(dyn, l.wT, dxn, l.fcols[wk])

@@ -94,10 +94,11 @@ func routeOf[T blob.Float](l any, p kernels.ConvPass) kernels.ConvRoute {
 // TestConvolutionForcedRoutes runs the finite-difference gradient check
 // (float64) and the float32-against-float64 comparison with each route
 // forced on a device of its own; where the forced route does not take a
-// shape the fixed rule runs. It checks that Winograd runs both passes of
-// every 3×3 stride-1 case (the data gradient where pad ≤ 2).
+// shape the fixed rule runs. It checks that Winograd (F(2,3) and F(4,3))
+// runs both passes of every 3×3 stride-1 case (the data gradient where
+// pad ≤ 2).
 func TestConvolutionForcedRoutes(t *testing.T) {
-	for _, r := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteAuto, kernels.RouteRule} {
+	for _, r := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteWinograd4, kernels.RouteAuto, kernels.RouteRule} {
 		dev := newRouteDevice(r, nil)
 		o := opts{device: dev}
 		for i, cc := range routeCases() {
@@ -116,7 +117,7 @@ func TestConvolutionForcedRoutes(t *testing.T) {
 				}
 				g := cc.g
 				w3 := g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1
-				if r == kernels.RouteWinograd && w3 {
+				if r.WinogradTile() > 0 && w3 {
 					if got := routeOf[float64](l, kernels.PassForward); got != r {
 						t.Errorf("forward route %v, want %v", got, r)
 					}
@@ -155,7 +156,8 @@ func TestConvolutionForcedRoutes(t *testing.T) {
 
 // TestConvolutionRuleRoute checks RouteRule, the default: Winograd for
 // 3×3 stride-1 passes whose output plane has at least
-// winogradRuleMinPlane positions, the fixed rule for smaller planes and
+// winogradRuleMinPlane positions (F(4,3) from winograd4RuleMinPlane),
+// the fixed rule for smaller planes and
 // other kernels, the same on two devices (no timing involved), and the
 // same outputs bit for bit.
 func TestConvolutionRuleRoute(t *testing.T) {
@@ -165,6 +167,9 @@ func TestConvolutionRuleRoute(t *testing.T) {
 		forward, data kernels.ConvRoute
 	}{
 		{`num_output: 8 kernel_size: 3 pad: 1`, 2, 8, 14, 14, kernels.RouteWinograd, kernels.RouteWinograd},
+		{`num_output: 8 kernel_size: 3 pad: 1`, 2, 8, 28, 28, kernels.RouteWinograd4, kernels.RouteWinograd4},
+		{`num_output: 8 kernel_size: 3 pad: 0`, 2, 8, 29, 29, kernels.RouteWinograd, kernels.RouteWinograd4},
+		{`num_output: 8 kernel_size: 3 pad: 0`, 2, 8, 15, 15, kernels.RouteRule, kernels.RouteWinograd},
 		{`num_output: 8 kernel_size: 3 pad: 1`, 2, 8, 7, 7, kernels.RouteRule, kernels.RouteRule},
 		{`num_output: 8 kernel_size: 5 pad: 2`, 2, 8, 16, 16, kernels.RouteRule, kernels.RouteRule},
 		{`num_output: 8 kernel_size: 3 stride: 2 pad: 1`, 2, 8, 30, 30, kernels.RouteRule, kernels.RouteRule},
@@ -235,7 +240,7 @@ func TestConvolutionRouteKeptPerShape(t *testing.T) {
 // TestConvolutionRouteSettingError checks that the backend's route
 // setting error fails the pass, with the layer's name.
 func TestConvolutionRouteSettingError(t *testing.T) {
-	o := opts{device: newRouteDevice(kernels.RouteAuto, errors.New("GOCAFFE_CPU_CONV=\"fastest\": want auto, gemm, implicit or winograd"))}
+	o := opts{device: newRouteDevice(kernels.RouteAuto, errors.New("GOCAFFE_CPU_CONV=\"fastest\": want auto, gemm, implicit, winograd or winograd4"))}
 	text := `name: "c3" type: "Convolution" convolution_param { num_output: 2 kernel_size: 3 }`
 	x := bl(gauss(7, 1, 2, 5, 5))
 	l, top := setup(t, text, x, 1, o)

@@ -16,8 +16,9 @@ import (
 // predicts bit for bit the same in another), auto (each eligible route
 // timed at the pass's first run for the shape and batch, the fastest kept
 // for every net on the device; the choice, and so the last bits of the
-// results, may differ between processes), or gemm, implicit or winograd
-// (that route wherever it takes the shape, else the rule).
+// results, may differ between processes), or gemm, implicit, winograd
+// (F(2,3)) or winograd4 (F(4,3)) (that route wherever it takes the shape,
+// else the rule).
 const ConvRouteSetting = "GOCAFFE_CPU_CONV"
 
 // parseConvRouteSetting reads ConvRouteSetting's value.
@@ -29,7 +30,7 @@ func parseConvRouteSetting(v string) (kernels.ConvRoute, error) {
 	if r, ok := kernels.ParseConvRoute(v); ok {
 		return r, nil
 	}
-	return kernels.RouteRule, fmt.Errorf("%s=%q: want rule, auto, gemm, implicit or winograd", ConvRouteSetting, v)
+	return kernels.RouteRule, fmt.Errorf("%s=%q: want rule, auto, gemm, implicit, winograd or winograd4", ConvRouteSetting, v)
 }
 
 // DeviceOption configures NewDevice.
@@ -108,10 +109,10 @@ func (b backend[T]) SetConvRoute(k kernels.ConvRouteKey, r kernels.ConvRoute, ti
 }
 
 func (backend[T]) WinogradTakes(g kernels.ConvGeom) bool { return WinogradTakes(g) }
-func (backend[T]) WinogradPackLen(oc, c int) int         { return WinogradPackLen(oc, c) }
-func (backend[T]) WinogradPack(w kernels.Vec[T], oc, c int, u kernels.Vec[T]) {
-	WinogradPack(w.Host(), oc, c, u.Host())
+func (backend[T]) WinogradPackLen(m, oc, c int) int      { return WinogradPackLen(m, oc, c) }
+func (backend[T]) WinogradPack(m int, w kernels.Vec[T], oc, c int, u kernels.Vec[T]) {
+	WinogradPack(m, w.Host(), oc, c, u.Host())
 }
-func (backend[T]) WinogradForward(im kernels.Vec[T], c, h, w, ph, pw, oh, ow int, u kernels.Vec[T], oc int, out kernels.Vec[T]) {
-	WinogradForward(im.Host(), c, h, w, ph, pw, oh, ow, u.Host(), oc, out.Host())
+func (backend[T]) WinogradForward(m int, im kernels.Vec[T], c, h, w, ph, pw, oh, ow int, u kernels.Vec[T], oc int, out kernels.Vec[T]) {
+	WinogradForward(m, im.Host(), c, h, w, ph, pw, oh, ow, u.Host(), oc, out.Host())
 }

@@ -120,3 +120,11 @@ func maxPoolBackward2x2Cols12(dy []float32, mask []int32, dx []float32, rows int
 func maxPoolBackward2x2Rows4(dy []float32, mask []int32, dx []float32, rows int) bool {
 	return false
 }
+
+// winograd4InputF32 reports false: the portable transforms run.
+func winograd4InputF32(xq []float32, L, ty0, ty1, tw int, v []float32, ld int, tmp []float32) bool {
+	return false
+}
+
+// winograd4OutputF32 writes nothing: the portable transforms run.
+func winograd4OutputF32(q *[36][]float32, t0, tw, y int, out []float32, oh, ow int) int { return 0 }

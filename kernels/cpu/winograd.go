@@ -25,58 +25,91 @@ func WinogradTakes(g kernels.ConvGeom) bool {
 	return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1
 }
 
-// winogradTiles is the number of 2×2 output blocks per column and row.
-func winogradTiles(oh, ow int) (int, int) { return (oh + 1) / 2, (ow + 1) / 2 }
+// winogradAlpha is the side of the input tile (and of the transformed
+// domain) for output tiles of m×m: m+2.
+func winogradAlpha(m int) int { return m + 2 }
+
+// checkWinogradTile panics on an output tile size other than 2 (F(2,3))
+// or 4 (F(4,3)): the callers choose it from a route, never from input.
+func checkWinogradTile(m int) {
+	if m != 2 && m != 4 {
+		panic("cpu: Winograd output tile must be 2 or 4")
+	}
+}
 
 // WinogradPackLen is the length of WinogradPack's transform of oc×c×3×3
-// weights: 16 matrices of oc×c.
-func WinogradPackLen(oc, c int) int { return 16 * oc * c }
+// weights for output tiles of m×m: (m+2)² matrices of oc×c.
+func WinogradPackLen(m, oc, c int) int {
+	checkWinogradTile(m)
+	a := winogradAlpha(m)
+	return a * a * oc * c
+}
 
 // WinogradPack writes the transformed weights u[ξ][k][ch] = (G g Gᵀ)[ξ]
-// of the filters w (oc×c×3×3, row-major) into u (WinogradPackLen values),
-// over all cores for more than winogradPackSerial filters (VGG's 512×512
-// take 10 ms on one core: it runs once per pass, beside images that take
-// a few ms each).
-func WinogradPack[T Float](w []T, oc, c int, u []T) {
+// of the filters w (oc×c×3×3, row-major) for output tiles of m×m into u
+// (WinogradPackLen values), over all cores for more than
+// winogradPackSerial filters (VGG's 512×512 take 10 ms on one core: it
+// runs once per pass, beside images that take a few ms each).
+func WinogradPack[T Float](m int, w []T, oc, c int, u []T) {
 	n := oc * c
-	_ = u[16*n-1]
+	_ = u[WinogradPackLen(m, oc, c)-1]
 	w = w[:9*n]
-	if n <= winogradPackSerial {
-		winogradPackRange(w, n, 0, n, u)
+	pack, serial := winogradPackRange[T], winogradPackSerial
+	if m == 4 {
+		// F(4,3)'s transform is about 4× the work a filter (0.84 ms for
+		// 128×128 filters on one core of the development VM, F(2,3)'s 0.18).
+		pack, serial = winograd4PackRange[T], winogradPackSerial/4
+	}
+	if n <= serial {
+		zeroUpper() // the transforms are SSE code
+		pack(w, n, 0, n, u)
 		return
 	}
-	Parallel(n, func(_, lo, hi int) { winogradPackRange(w, n, lo, hi, u) })
+	Parallel(n, func(_, lo, hi int) {
+		zeroUpper()
+		pack(w, n, lo, hi, u)
+	})
 }
 
 // winogradPackSerial is the most filters WinogradPack transforms on the
 // calling core.
 const winogradPackSerial = 1 << 14
 
-// winogradPackRange is WinogradPack of filters [lo, hi) of n.
+// winogradPackRange is WinogradPack of filters [lo, hi) of n for F(2,3),
+// in blocks of winograd4PackBlock filters (see winograd4PackRange).
 func winogradPackRange[T Float](w []T, n, lo, hi int, u []T) {
 	var o [16][]T
 	for xi := range o {
 		o[xi] = u[xi*n : (xi+1)*n : (xi+1)*n]
 	}
-	for f := lo; f < hi; f++ {
-		g := w[9*f : 9*f+9 : 9*f+9]
-		// t = G g (4×3), column by column.
-		t00, t01, t02 := g[0], g[1], g[2]
-		t10, t11, t12 := (g[0]+g[3]+g[6])/2, (g[1]+g[4]+g[7])/2, (g[2]+g[5]+g[8])/2
-		t20, t21, t22 := (g[0]-g[3]+g[6])/2, (g[1]-g[4]+g[7])/2, (g[2]-g[5]+g[8])/2
-		t30, t31, t32 := g[6], g[7], g[8]
-		// u = t Gᵀ (4×4), row by row.
-		o[0][f], o[1][f], o[2][f], o[3][f] = t00, (t00+t01+t02)/2, (t00-t01+t02)/2, t02
-		o[4][f], o[5][f], o[6][f], o[7][f] = t10, (t10+t11+t12)/2, (t10-t11+t12)/2, t12
-		o[8][f], o[9][f], o[10][f], o[11][f] = t20, (t20+t21+t22)/2, (t20-t21+t22)/2, t22
-		o[12][f], o[13][f], o[14][f], o[15][f] = t30, (t30+t31+t32)/2, (t30-t31+t32)/2, t32
+	var blk [16][winograd4PackBlock]T
+	for f0 := lo; f0 < hi; f0 += winograd4PackBlock {
+		nb := min(winograd4PackBlock, hi-f0)
+		for b := 0; b < nb; b++ {
+			f := f0 + b
+			g := w[9*f : 9*f+9 : 9*f+9]
+			// t = G g (4×3), column by column.
+			t00, t01, t02 := g[0], g[1], g[2]
+			t10, t11, t12 := (g[0]+g[3]+g[6])/2, (g[1]+g[4]+g[7])/2, (g[2]+g[5]+g[8])/2
+			t20, t21, t22 := (g[0]-g[3]+g[6])/2, (g[1]-g[4]+g[7])/2, (g[2]-g[5]+g[8])/2
+			t30, t31, t32 := g[6], g[7], g[8]
+			// u = t Gᵀ (4×4), row by row.
+			blk[0][b], blk[1][b], blk[2][b], blk[3][b] = t00, (t00+t01+t02)/2, (t00-t01+t02)/2, t02
+			blk[4][b], blk[5][b], blk[6][b], blk[7][b] = t10, (t10+t11+t12)/2, (t10-t11+t12)/2, t12
+			blk[8][b], blk[9][b], blk[10][b], blk[11][b] = t20, (t20+t21+t22)/2, (t20-t21+t22)/2, t22
+			blk[12][b], blk[13][b], blk[14][b], blk[15][b] = t30, (t30+t31+t32)/2, (t30-t31+t32)/2, t32
+		}
+		for xi := range blk {
+			copy(o[xi][f0:f0+nb], blk[xi][:nb])
+		}
 	}
 }
 
 // winogradBuf is the scratch of one WinogradForward: the padded image,
-// and one chunk of tiles' transformed inputs V and products M.
+// one chunk of tiles' transformed inputs V and products M, and F(4,3)'s
+// column transforms of a tile row (winograd4Input).
 type winogradBuf[T Float] struct {
-	pad, v, m []T
+	pad, v, m, rows []T
 }
 
 // winogradPools recycle winogradBuf per element type; they hold no state
@@ -91,7 +124,7 @@ func winogradPool[T Float]() *sync.Pool {
 	return &winogradPools[1]
 }
 
-// winogradChunkBytes bounds one chunk's V and M (16·(c+oc)·tiles values),
+// winogradChunkBytes bounds one chunk's V and M (α²·(c+oc)·tiles values),
 // so that the GEMMs' B and C are still in cache between the transforms:
 // of 512 KiB (with 64 tiles at least), 2 MiB (128) and 4 MiB (256),
 // 2 MiB was as fast or faster at BenchmarkConv3x3's five shapes on the
@@ -104,18 +137,22 @@ const winogradMinTiles = 128
 
 // WinogradForward overwrites out (oc×oh×ow) with the 3×3, stride-1
 // convolution of one image im (c×h×w, padding ph, pw; oh = h+2ph-2,
-// ow = w+2pw-2) by the weights u transformed by WinogradPack.
-func WinogradForward[T Float](im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int, out []T) {
+// ow = w+2pw-2) by the weights u that WinogradPack transformed for
+// output tiles of m×m: F(2,3) for m = 2, F(4,3) for m = 4.
+func WinogradForward[T Float](m int, im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int, out []T) {
+	checkWinogradTile(m)
 	if oh <= 0 || ow <= 0 || oc <= 0 {
 		return
 	}
-	th, tw := winogradTiles(oh, ow)
+	th, tw := (oh+m-1)/m, (ow+m-1)/m
 	_ = out[oc*oh*ow-1]
 	if c == 0 {
 		clear(out[:oc*oh*ow])
 		return
 	}
-	_ = u[WinogradPackLen(oc, c)-1]
+	a := winogradAlpha(m)
+	aa := a * a
+	_ = u[aa*oc*c-1]
 	pool := winogradPool[T]()
 	buf, _ := pool.Get().(*winogradBuf[T])
 	if buf == nil {
@@ -123,13 +160,20 @@ func WinogradForward[T Float](im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int
 	}
 	defer pool.Put(buf)
 
-	// The padded image covers every tile: (2·th+2)×(2·tw+2) per channel,
-	// zeros outside the image.
-	hp, wp := 2*th+2, 2*tw+2
+	// The padded image covers every tile: (m·th+2)×(m·tw+2) per channel,
+	// zeros outside the image; F(4,3) keeps it by phase (winograd4Pad).
+	hp, wp := m*th+2, m*tw+2
+	if m == 4 {
+		wp = 4 * winograd4PhaseLen(tw)
+		buf.rows = grow(buf.rows, winograd4TmpLen(wp/4))
+	}
 	buf.pad = grow(buf.pad, c*hp*wp)
 	xp := buf.pad
 	clear(xp)
-	for ch := 0; ch < c; ch++ {
+	for ch := 0; ch < c && m == 4; ch++ {
+		winograd4Pad(im[ch*h*w:(ch+1)*h*w], h, w, ph, pw, hp, wp/4, xp[ch*hp*wp:(ch+1)*hp*wp])
+	}
+	for ch := 0; ch < c && m == 2; ch++ {
 		src := im[ch*h*w : (ch+1)*h*w]
 		dst := xp[ch*hp*wp : (ch+1)*hp*wp]
 		for y := 0; y < h; y++ {
@@ -148,24 +192,41 @@ func WinogradForward[T Float](im []T, c, h, w, ph, pw, oh, ow int, u []T, oc int
 	// 7×7 take all 16 tiles at once.
 	var z T
 	size := int(sizeOf(z))
-	rowsPer := max(1, winogradChunkBytes/(16*(c+oc)*size*tw), (winogradMinTiles+tw-1)/tw)
+	rowsPer := max(1, winogradChunkBytes/(aa*(c+oc)*size*tw), (winogradMinTiles+tw-1)/tw)
 	for ty0 := 0; ty0 < th; ty0 += rowsPer {
 		ty1 := min(th, ty0+rowsPer)
 		n := (ty1 - ty0) * tw
-		buf.v = grow(buf.v, 16*c*n)
-		buf.m = grow(buf.m, 16*oc*n)
-		v, m := buf.v, buf.m
+		// Each transform element's block of V and of M ends in
+		// winogradSlack values, so that F(4,3)'s vector transforms may
+		// write and read eight tiles past a channel's last one.
+		ldv, ldm := c*n+winogradSlack, oc*n+winogradSlack
+		buf.v = grow(buf.v, aa*ldv)
+		buf.m = grow(buf.m, aa*ldm)
+		v, mm := buf.v, buf.m
 		for ch := 0; ch < c; ch++ {
-			winogradInput(xp[ch*hp*wp:(ch+1)*hp*wp], wp, ty0, ty1, tw, v[ch*n:], c*n)
+			p := xp[ch*hp*wp : (ch+1)*hp*wp]
+			if m == 4 {
+				winograd4Input(p, wp/4, ty0, ty1, tw, v[ch*n:], ldv, buf.rows)
+			} else {
+				winogradInput(p, wp, ty0, ty1, tw, v[ch*n:], ldv)
+			}
 		}
-		for xi := 0; xi < 16; xi++ {
-			GemmSerial(false, false, oc, n, c, 1, u[xi*oc*c:(xi+1)*oc*c], c, v[xi*c*n:(xi+1)*c*n], n, 0, m[xi*oc*n:(xi+1)*oc*n], n)
+		for xi := 0; xi < aa; xi++ {
+			GemmSerial(false, false, oc, n, c, 1, u[xi*oc*c:(xi+1)*oc*c], c, v[xi*ldv:xi*ldv+c*n], n, 0, mm[xi*ldm:xi*ldm+oc*n], n)
 		}
 		for k := 0; k < oc; k++ {
-			winogradOutput(m[k*n:], oc*n, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
+			if m == 4 {
+				winograd4Output(mm[k*n:], ldm, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
+			} else {
+				winogradOutput(mm[k*n:], ldm, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
+			}
 		}
 	}
 }
+
+// winogradSlack is how many values past a chunk's tiles each transform
+// element's block of V and M keeps (see WinogradForward).
+const winogradSlack = 8
 
 // sizeOf is the size of a T in bytes.
 func sizeOf[T Float](z T) uintptr {

@@ -92,24 +92,44 @@ func flip3x3[T Float](w []T, oc, c int) []T {
 	return wf
 }
 
-// winogradTol is the float32 Winograd F(2,3) tolerance against float64:
+// winogradTol is the float32 Winograd F(m,3) tolerance against float64:
 // each output is a sum of 9·c products, its rounding error grows like
-// √(9c), and the transforms (entries ±1, ±½, sums of up to 9 terms)
-// multiply it by at most about 4. An element may be off by
-// 3e-6·4·√(9c)·(1+|want|); the relative error in the 2-norm, measured at
-// 0.7e-7 to 5e-7 for these shapes, must stay under 2e-6.
-func winogradTol(c int, want float64) float64 {
-	return 3e-6 * 4 * math.Sqrt(9*float64(c)) * (1 + math.Abs(want))
+// √(9c), and the transforms multiply it by at most about 4 for F(2,3)
+// (entries ±1, ±½, sums of up to 9 terms) and about 40 for F(4,3)
+// (entries up to 8 in Aᵀ and 5 in Bᵀ, sums of up to 36 terms). An element
+// may be off by 3e-6·k·√(9c)·(1+|want|); the relative error in the 2-norm
+// must stay under winogradRelTol.
+func winogradTol(m, c int, want float64) float64 {
+	k := 4.0
+	if m == 4 {
+		k = 40
+	}
+	return 3e-6 * k * math.Sqrt(9*float64(c)) * (1 + math.Abs(want))
 }
 
-// checkClose compares got with want elementwise (winogradTol) and by the
-// relative error of the whole output, over NaN past the end of got.
-func checkClose[T Float](t *testing.T, name string, got []T, want []float64, c int) {
+// winogradRelTol bounds the relative error of a whole output in the
+// 2-norm: measured at 0.7e-7 to 5e-7 for F(2,3) at these shapes and
+// 0.4e-7 to 2.6e-6 for F(4,3).
+func winogradRelTol(m int) float64 {
+	if m == 4 {
+		return 1e-5
+	}
+	return 2e-6
+}
+
+// winogradTiles are the output tile sizes the kernels take: F(2,3) and
+// F(4,3).
+var winogradTiles = []int{2, 4}
+
+// checkClose compares got with want elementwise (winogradTol for tiles of
+// m) and by the relative error of the whole output, over NaN past the end
+// of got.
+func checkClose[T Float](t *testing.T, name string, m int, got []T, want []float64, c int) {
 	t.Helper()
 	var num, den float64
 	for i, w := range want {
 		g := float64(got[i])
-		if math.IsNaN(g) || math.Abs(g-w) > winogradTol(c, w) {
+		if math.IsNaN(g) || math.Abs(g-w) > winogradTol(m, c, w) {
 			t.Fatalf("%s: [%d] = %v, want %v", name, i, g, w)
 		}
 		num += (g - w) * (g - w)
@@ -117,8 +137,8 @@ func checkClose[T Float](t *testing.T, name string, got []T, want []float64, c i
 	}
 	rel := math.Sqrt(num / max(den, 1e-300))
 	t.Logf("%s: relative error %.3g", name, rel)
-	if rel > 2e-6 {
-		t.Fatalf("%s: relative error %.3g, want under 2e-6", name, rel)
+	if tol := winogradRelTol(m); rel > tol {
+		t.Fatalf("%s: relative error %.3g, want under %.3g", name, rel, tol)
 	}
 	for i, v := range got[len(want):] {
 		if !math.IsNaN(float64(v)) {
@@ -136,30 +156,33 @@ func nanSlice[T Float](n int) []T {
 	return s
 }
 
-// TestWinogradForwardMatchesReference checks the float32 Winograd forward
-// convolution against the float64 convolution by definition at odd
-// shapes, on the kernel level in use, over NaN in the output.
+// TestWinogradForwardMatchesReference checks the float32 Winograd F(2,3)
+// and F(4,3) forward convolutions against the float64 convolution by
+// definition at odd shapes, on the kernel level in use, over NaN in the
+// output.
 func TestWinogradForwardMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, s := range winogradShapes {
-		name := fmt.Sprintf("c%d %dx%d oc%d pad%d", s.c, s.h, s.w, s.oc, s.pad)
-		im := randSlice(r, s.c*s.h*s.w)
-		w := randSlice(r, s.oc*s.c*9)
-		want, oh, ow := conv3x3Ref(to64(im), s.c, s.h, s.w, s.pad, to64(w), s.oc)
-		u := make([]float32, WinogradPackLen(s.oc, s.c))
-		WinogradPack(w, s.oc, s.c, u)
-		out := nanSlice[float32](s.oc * oh * ow)
-		WinogradForward(im, s.c, s.h, s.w, s.pad, s.pad, oh, ow, u, s.oc, out)
-		checkClose(t, name, out, want, s.c)
+	for _, m := range winogradTiles {
+		for _, s := range winogradShapes {
+			name := fmt.Sprintf("F(%d,3) c%d %dx%d oc%d pad%d", m, s.c, s.h, s.w, s.oc, s.pad)
+			im := randSlice(r, s.c*s.h*s.w)
+			w := randSlice(r, s.oc*s.c*9)
+			want, oh, ow := conv3x3Ref(to64(im), s.c, s.h, s.w, s.pad, to64(w), s.oc)
+			u := make([]float32, WinogradPackLen(m, s.oc, s.c))
+			WinogradPack(m, w, s.oc, s.c, u)
+			out := nanSlice[float32](s.oc * oh * ow)
+			WinogradForward(m, im, s.c, s.h, s.w, s.pad, s.pad, oh, ow, u, s.oc, out)
+			checkClose(t, name, m, out, want, s.c)
 
-		// float64 (the layers' gradient checks) to rounding.
-		u64 := make([]float64, WinogradPackLen(s.oc, s.c))
-		WinogradPack(to64(w), s.oc, s.c, u64)
-		out64 := nanSlice[float64](s.oc * oh * ow)
-		WinogradForward(to64(im), s.c, s.h, s.w, s.pad, s.pad, oh, ow, u64, s.oc, out64)
-		for i, v := range want {
-			if d := math.Abs(out64[i] - v); d > 1e-12*(1+math.Abs(v))*float64(9*s.c) || math.IsNaN(out64[i]) {
-				t.Fatalf("%s float64: [%d] = %v, want %v", name, i, out64[i], v)
+			// float64 (the layers' gradient checks) to rounding.
+			u64 := make([]float64, WinogradPackLen(m, s.oc, s.c))
+			WinogradPack(m, to64(w), s.oc, s.c, u64)
+			out64 := nanSlice[float64](s.oc * oh * ow)
+			WinogradForward(m, to64(im), s.c, s.h, s.w, s.pad, s.pad, oh, ow, u64, s.oc, out64)
+			for i, v := range want {
+				if d := math.Abs(out64[i] - v); d > 1e-12*(1+math.Abs(v))*float64(9*s.c) || math.IsNaN(out64[i]) {
+					t.Fatalf("%s float64: [%d] = %v, want %v", name, i, out64[i], v)
+				}
 			}
 		}
 	}
@@ -171,20 +194,22 @@ func TestWinogradForwardMatchesReference(t *testing.T) {
 // gradient by definition.
 func TestWinogradDataGradMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
-	for _, s := range winogradShapes {
-		if s.pad > 2 {
-			continue // the flipped form needs padding 2-pad ≥ 0
+	for _, m := range winogradTiles {
+		for _, s := range winogradShapes {
+			if s.pad > 2 {
+				continue // the flipped form needs padding 2-pad ≥ 0
+			}
+			name := fmt.Sprintf("F(%d,3) c%d %dx%d oc%d pad%d", m, s.c, s.h, s.w, s.oc, s.pad)
+			oh, ow := s.h+2*s.pad-2, s.w+2*s.pad-2
+			dy := randSlice(r, s.oc*oh*ow)
+			w := randSlice(r, s.oc*s.c*9)
+			want := conv3x3DataGradRef(to64(dy), s.c, s.h, s.w, s.pad, to64(w), s.oc)
+			u := make([]float32, WinogradPackLen(m, s.c, s.oc))
+			WinogradPack(m, flip3x3(w, s.oc, s.c), s.c, s.oc, u)
+			dx := nanSlice[float32](s.c * s.h * s.w)
+			WinogradForward(m, dy, s.oc, oh, ow, 2-s.pad, 2-s.pad, s.h, s.w, u, s.c, dx)
+			checkClose(t, name, m, dx, want, s.oc)
 		}
-		name := fmt.Sprintf("c%d %dx%d oc%d pad%d", s.c, s.h, s.w, s.oc, s.pad)
-		oh, ow := s.h+2*s.pad-2, s.w+2*s.pad-2
-		dy := randSlice(r, s.oc*oh*ow)
-		w := randSlice(r, s.oc*s.c*9)
-		want := conv3x3DataGradRef(to64(dy), s.c, s.h, s.w, s.pad, to64(w), s.oc)
-		u := make([]float32, WinogradPackLen(s.c, s.oc))
-		WinogradPack(flip3x3(w, s.oc, s.c), s.c, s.oc, u)
-		dx := nanSlice[float32](s.c * s.h * s.w)
-		WinogradForward(dy, s.oc, oh, ow, 2-s.pad, 2-s.pad, s.h, s.w, u, s.c, dx)
-		checkClose(t, name, dx, want, s.oc)
 	}
 }
 
@@ -196,7 +221,7 @@ var winogradBenchShapes = []struct{ c, hw int }{
 
 // BenchmarkConv3x3 times one image's 3×3 stride-1 pad-1 forward
 // convolution at VGG-16's, ResNet-50's and GoogLeNet's shapes on the
-// three routes: Winograd F(2,3), the implicit product (AVX2 and AVX-512
+// four routes: Winograd F(2,3) and F(4,3), the implicit product (AVX2 and AVX-512
 // levels) and Im2col with a GEMM. Both cores run images (b.RunParallel),
 // so the figure is per image with the machine loaded as a batch loads it.
 func BenchmarkConv3x3(b *testing.B) {
@@ -207,8 +232,10 @@ func BenchmarkConv3x3(b *testing.B) {
 		kdim, sp := 9*c, h*w
 		im := randSlice(r, c*h*w)
 		wt := randSlice(r, oc*kdim)
-		u := make([]float32, WinogradPackLen(oc, c))
-		WinogradPack(wt, oc, c, u)
+		u := make([]float32, WinogradPackLen(2, oc, c))
+		WinogradPack(2, wt, oc, c, u)
+		u4 := make([]float32, WinogradPackLen(4, oc, c))
+		WinogradPack(4, wt, oc, c, u4)
 		packed := make([]float32, ConvPackLen(oc, kdim))
 		packT32(wt, kdim, oc, kdim, packed)
 		name := fmt.Sprintf("c%d_%dx%d", c, h, w)
@@ -222,7 +249,10 @@ func BenchmarkConv3x3(b *testing.B) {
 			})
 		}
 		b.Run(name+"/winograd", func(b *testing.B) {
-			par(b, func(out, _ []float32) { WinogradForward(im, c, h, w, 1, 1, h, w, u, oc, out) })
+			par(b, func(out, _ []float32) { WinogradForward(2, im, c, h, w, 1, 1, h, w, u, oc, out) })
+		})
+		b.Run(name+"/winograd4", func(b *testing.B) {
+			par(b, func(out, _ []float32) { WinogradForward(4, im, c, h, w, 1, 1, h, w, u4, oc, out) })
 		})
 		if ImplicitConv[float32]() {
 			b.Run(name+"/implicit", func(b *testing.B) {
@@ -242,7 +272,7 @@ func BenchmarkConv3x3(b *testing.B) {
 // channels of 56×56 (pad 1), alone.
 func BenchmarkWinogradInput(b *testing.B) {
 	const c, hw = 64, 56
-	th, tw := winogradTiles(hw, hw)
+	th, tw := (hw+1)/2, (hw+1)/2
 	hp, wp := 2*th+2, 2*tw+2
 	xp := randSlice(rand.New(rand.NewPCG(1, 2)), c*hp*wp)
 	n := th * tw
@@ -251,5 +281,20 @@ func BenchmarkWinogradInput(b *testing.B) {
 		for ch := 0; ch < c; ch++ {
 			winogradInput(xp[ch*hp*wp:(ch+1)*hp*wp], wp, 0, th, tw, v[ch*n:], c*n)
 		}
+	}
+}
+
+// BenchmarkWinogradPack times the weight transforms of 128×128 3×3
+// filters (ResNet-50's res3 layers), which run every pass.
+func BenchmarkWinogradPack(b *testing.B) {
+	const oc, c = 128, 128
+	w := randSlice(rand.New(rand.NewPCG(5, 6)), oc*c*9)
+	for _, m := range winogradTiles {
+		u := make([]float32, WinogradPackLen(m, oc, c))
+		b.Run(fmt.Sprintf("F(%d,3)", m), func(b *testing.B) {
+			for b.Loop() {
+				WinogradPack(m, w, oc, c, u)
+			}
+		})
 	}
 }
