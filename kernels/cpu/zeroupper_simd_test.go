@@ -51,6 +51,11 @@ func TestKernelsLeaveUpperClean(t *testing.T) {
 		{"microKernel", func() { microKernel(8, 1, x, &offs, 1, y, 64, z, 64, 4, 40, true, acc) }},
 		{"microKernel8x32", func() { microKernel8x32(8, 1, x, &offs, &[mr]int{8, 8, 8, 8}, 1, y, 32, z, 64, true) }},
 		{"ntKernel", func() { _ = ntKernel(1, 16, x, offA, 16, y, offB, 16) }},
+		{"WinogradForward2", func() {
+			u := make([]float32, WinogradPackLen(2, 2, 2))
+			WinogradPack(2, x[:36], 2, 2, u)
+			WinogradForward(2, x[:2*37*5], 2, 5, 37, 1, 1, 5, 37, u, 2, z[:2*5*37])
+		}},
 		{"WinogradForward4", func() {
 			u := make([]float32, WinogradPackLen(4, 2, 2))
 			WinogradPack(4, x[:36], 2, 2, u)

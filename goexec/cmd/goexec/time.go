@@ -17,6 +17,7 @@ import (
 	"github.com/gocaffe/gocaffe/caffe/blob"
 	"github.com/gocaffe/gocaffe/caffe/caffepb"
 	"github.com/gocaffe/gocaffe/caffe/data"
+	"github.com/gocaffe/gocaffe/caffe/db"
 	"github.com/gocaffe/gocaffe/caffe/layers"
 	"github.com/gocaffe/gocaffe/caffe/network"
 	"github.com/gocaffe/gocaffe/caffe/prototxt"
@@ -45,7 +46,7 @@ func parseTimeFlags(args []string, stderr io.Writer) (timeFlags, error) {
 	fs.IntVar(&f.iterations, "iterations", 50, "timed forward/backward iterations")
 	fs.StringVar(&f.phase, "phase", "TRAIN", "net phase: TRAIN or TEST")
 	fs.StringVar(&f.data, "data", "", "data source for the data layers; default: their own source, else random synthetic batches")
-	fs.BoolVar(&f.synthetic, "synthetic", false, "feed every data layer random synthetic batches, ignoring its source")
+	fs.BoolVar(&f.synthetic, "synthetic", false, "feed every data layer random synthetic batches, ignoring its source (a Data layer still takes its image shape from its database)")
 	f.log.register(fs, "console")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -70,6 +71,17 @@ func parseTimeFlags(args []string, stderr io.Writer) (timeFlags, error) {
 		return f, errors.New(strings.Join(problems, "; "))
 	}
 	return f, nil
+}
+
+// shapeHint adds to a missing database's error under -synthetic why the
+// database is still needed: a Data layer's image shape is its first
+// record's, as in Caffe.
+func (f timeFlags) shapeHint(err error) error {
+	if !f.synthetic || !errors.Is(err, db.ErrMissing) {
+		return err
+	}
+	return fmt.Errorf("%w (-synthetic feeds random batches, but a Data layer takes its image shape from its database's first record: "+
+		"give the database, or time a net whose input is an Input or DummyData layer, such as its deploy prototxt)", err)
 }
 
 // synthetic is a source of random data and zero labels, for timing a net
@@ -113,12 +125,12 @@ func timeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		phase = caffepb.Phase_TEST
 	}
 	if err := checkNetMemory("timing "+f.model, np, &caffepb.NetState{Phase: phase.Enum()}, reg, true, memcheck.System()); err != nil {
-		return err
+		return f.shapeHint(err)
 	}
 	n, err := network.New[float32](np, &caffepb.NetState{Phase: phase.Enum()}, reg, network.WithSeed(1),
 		network.WithDevice(cpuTrainDevice(log)))
 	if err != nil {
-		return err
+		return f.shapeHint(err)
 	}
 	for i, name := range n.FedLayers() {
 		lp := n.LayerParams()[n.LayerIndex(name)]

@@ -183,3 +183,29 @@ func recordKeys(recs []metrics.Record) string {
 	}
 	return strings.Join(ks, ",")
 }
+
+// TestTimeSyntheticMissingDatabase checks that timing a net whose Data
+// layer's database is missing fails under -synthetic with the layer's
+// error and why -synthetic does not help: the image shape comes from the
+// database.
+func TestTimeSyntheticMissingDatabase(t *testing.T) {
+	netPath := filepath.Join(t.TempDir(), "net.prototxt")
+	const net = `name: "n"
+layer { name: "cifar" type: "Data" top: "data" top: "label" data_param { source: "no/such/lmdb" batch_size: 4 backend: LMDB } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+`
+	if err := os.WriteFile(netPath, []byte(net), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, log strings.Builder
+	err := timeCmd(t.Context(), []string{"-model", netPath, "-iterations", "1", "-synthetic"}, &out, &log)
+	if err == nil {
+		t.Fatal("time -synthetic with a missing database succeeded")
+	}
+	for _, want := range []string{`"cifar"`, "no/such/lmdb", "image shape", "Input or DummyData"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
