@@ -562,6 +562,16 @@ type WinogradConv[T Float] interface {
 	// an image im (c×h×w, padding ph, pw) by the weights u transformed
 	// by WinogradPack for the same m.
 	WinogradForward(m int, im Vec[T], c, h, w, ph, pw, oh, ow int, u Vec[T], oc int, out Vec[T])
+	// WinogradWeightGradLen is the length of WinogradWeightGrad's sums
+	// for oc×c filters.
+	WinogradWeightGradLen(m, oc, c int) int
+	// WinogradWeightGrad adds to acc the weight gradient of one image
+	// im (c×h×w, padding ph, pw) with top diff dy (oc×oh×ow), in
+	// Winograd's transformed domain.
+	WinogradWeightGrad(m int, im Vec[T], c, h, w, ph, pw int, dy Vec[T], oc, oh, ow int, acc Vec[T])
+	// WinogradWeightFinish adds the gradient that the sums acc stand for
+	// to dw (oc×c×3×3).
+	WinogradWeightFinish(m int, acc Vec[T], oc, c int, dw Vec[T])
 }
 
 // ConvRoute is how a host backend runs one pass of a convolution.

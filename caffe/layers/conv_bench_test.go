@@ -2,6 +2,8 @@ package layers
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/gocaffe/gocaffe/caffe/blob"
@@ -100,7 +102,7 @@ func BenchmarkVision(b *testing.B) {
 
 // BenchmarkConvRoutes times Forward and Backward (weight, bias and data
 // gradients) of 3×3 "same" convolutions of VGG-16, ResNet-50 and GoogLeNet
-// in float32 with each route forced (Winograd F(2,3) and F(4,3)), and with auto, at batch 2 (an image
+// in float32 with each route forced (Winograd F(2,3) and F(4,3)), and with auto, at batch 2 (GOCAFFE_BENCH_CONV_N sets another) (an image
 // per core on the 2-core development VM: the figure is the time of two
 // images, one on each core). The weight gradient's path is the same on
 // every route.
@@ -119,7 +121,7 @@ func BenchmarkConvRoutes(b *testing.B) {
 		{"vgg-resnet/512x7", 512, 512, 7},
 		{"googlenet-3a/96-128x28", 96, 128, 28},
 	}
-	const n = 2
+	n := benchConvN()
 	for _, s := range shapes {
 		text := fmt.Sprintf(`type: "Convolution" convolution_param { num_output: %d kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.01 } }`, s.k)
 		for _, route := range []kernels.ConvRoute{kernels.RouteGemm, kernels.RouteImplicit, kernels.RouteWinograd, kernels.RouteWinograd4, kernels.RouteAuto} {
@@ -162,4 +164,13 @@ func BenchmarkConvRoutes(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchConvN is BenchmarkConvRoutes' batch: 2 (an image per core on the
+// development VM), or GOCAFFE_BENCH_CONV_N.
+func benchConvN() int {
+	if n, err := strconv.Atoi(os.Getenv("GOCAFFE_BENCH_CONV_N")); err == nil && n > 0 {
+		return n
+	}
+	return 2
 }

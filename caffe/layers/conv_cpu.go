@@ -40,22 +40,19 @@ func (l *convBase[T]) zeroAcc(p int, weights bool) {
 // reduceAccParallel is reduceAcc with the sum over the pieces split over
 // workers by weight element: every element still adds the pieces in piece
 // order, so the gradient is the same whichever core sums which slice.
-func (l *convBase[T]) reduceAccParallel(pieces, workers int) {
-	n := l.weight.Count()
-	acc := l.wAcc[0]
-	chunks := max(1, min(workers, n/1024))
-	l.be.ParallelN(chunks, n, func(_, lo, hi int) {
-		dst := acc.Slice(lo, hi)
-		for p := 1; p < pieces; p++ {
-			l.be.Axpy(1, l.wAcc[p].Slice(lo, hi), dst)
-		}
-	})
+// Without weights only the bias accumulators are summed (the weight
+// gradient went another way: see finishWinogradWeights).
+func (l *convBase[T]) reduceAccParallel(pieces, workers int, weights bool) {
 	if l.bias != nil {
 		db := l.bias.MutableDiffOn(l.be)
 		for p := 1; p < pieces; p++ {
 			l.be.Axpy(1, l.bAcc[p], db)
 		}
 	}
+	if !weights {
+		return
+	}
+	acc := l.sumPieces(l.wAcc, pieces, workers)
 	G := l.spec.group
 	oc := l.outC / G
 	dw := l.weight.MutableDiffOn(l.be)
@@ -63,6 +60,21 @@ func (l *convBase[T]) reduceAccParallel(pieces, workers int) {
 		k := oc * l.kdim
 		l.be.AddTrans(acc.Slice(g*k, (g+1)*k), l.kdim, oc, dw.Slice(g*k, (g+1)*k))
 	}
+}
+
+// sumPieces adds accs[1:pieces] into accs[0], in piece order, split over
+// workers by element, and returns accs[0].
+func (l *convBase[T]) sumPieces(accs []kernels.Vec[T], pieces, workers int) kernels.Vec[T] {
+	acc := accs[0]
+	n := acc.Len()
+	chunks := max(1, min(workers, n/1024))
+	l.be.ParallelN(chunks, n, func(_, lo, hi int) {
+		dst := acc.Slice(lo, hi)
+		for p := 1; p < pieces; p++ {
+			l.be.Axpy(1, accs[p].Slice(lo, hi), dst)
+		}
+	})
+	return acc
 }
 
 // transposeWeights returns Wᵀ per group (kdim×oc each, row-major), once

@@ -121,6 +121,11 @@ func TestConvolutionForcedRoutes(t *testing.T) {
 					if got := routeOf[float64](l, kernels.PassForward); got != r {
 						t.Errorf("forward route %v, want %v", got, r)
 					}
+					// Forced F(4,3) takes the weight gradient too, which
+					// the gradient check above covered.
+					if got, want := l.(*convolution[float64]).winogradWeightTile(1), 4*b2i(r == kernels.RouteWinograd4); got != want {
+						t.Errorf("weight-gradient tile %d, want %d", got, want)
+					}
 					if got := routeOf[float64](l, kernels.PassData); got != r && g.ph <= 2 && g.pw <= 2 {
 						t.Errorf("data route %v, want %v", got, r)
 					}
@@ -186,6 +191,9 @@ func TestConvolutionRuleRoute(t *testing.T) {
 					t.Fatal(err)
 				}
 				cl := l.(*convolution[float64])
+				if got, want := cl.winogradWeightTile(1), 4*b2i(c.forward == kernels.RouteWinograd4); got != want {
+					t.Errorf("weight-gradient tile %d, want %d", got, want)
+				}
 				for p, want := range map[kernels.ConvPass]kernels.ConvRoute{kernels.PassForward: c.forward, kernels.PassData: c.data} {
 					if want == kernels.RouteRule {
 						want = cl.fixedRoute(p)
@@ -194,7 +202,7 @@ func TestConvolutionRuleRoute(t *testing.T) {
 						t.Errorf("%v route %v, want %v", p, got, want)
 					}
 				}
-				outs[i] = append(append([]float64{}, top[0].Data()...), x[0].Diff()...)
+				outs[i] = append(append(append([]float64{}, top[0].Data()...), x[0].Diff()...), cl.weight.Diff()...)
 			}
 			if !slices.Equal(outs[0], outs[1]) {
 				t.Errorf("two devices computed different results")
@@ -248,4 +256,12 @@ func TestConvolutionRouteSettingError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"c3"`) || !strings.Contains(err.Error(), "fastest") {
 		t.Fatalf("Forward: %v, want the setting's error with the layer's name", err)
 	}
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

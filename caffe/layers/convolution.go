@@ -12,7 +12,8 @@ import (
 // backend images are spread over all cores, each pass of a shape on one
 // route (conv_route.go): im2col and GEMM per image, implicit products
 // (kernels.ImplicitConv) that read the image in place, or Winograd F(2,3)
-// for 3×3 stride-1 kernels (kernels.WinogradConv); on a device backend one
+// or F(4,3) for 3×3 stride-1 kernels (kernels.WinogradConv; F(4,3) for the
+// weight gradient too, conv_wgrad.go); on a device backend one
 // im2col and one batched GEMM per group over the whole batch. It supports pad, stride, dilation, group,
 // bias_term and axis; several bottoms share the weights, each with its
 // own top.
@@ -25,7 +26,8 @@ type convolution[T blob.Float] struct {
 	fcols []kernels.Vec[T] // per-worker columns of the flipped data gradient
 	// wgPack and wgFPack are W and Wf transformed for Winograd (packWinograd).
 	wgPack, wgFPack kernels.Vec[T]
-	routing         convRouting // the routes of the current shape (routeFor)
+	wgAcc           []kernels.Vec[T] // per-piece transformed weight-gradient sums (conv_wgrad.go)
+	routing         convRouting      // the routes of the current shape (routeFor)
 }
 
 // flipBuffers sizes the per-worker columns of the flipped data gradient.
@@ -121,6 +123,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		grain = max(1, l.num)
 	}
 	pieces := (l.num + grain - 1) / grain
+	wgm := l.winogradWeightTile(max(1, min(workers, l.num)))
 	for i := range top {
 		l.buffers(workers, 0)
 		l.accBuffers(pieces)
@@ -133,7 +136,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 		// The weight gradient over the whole batch at once from the cached
 		// columns, when the per-image GEMM would waste its tiles.
 		batchWeights := false
-		if _, ok := l.cachedCols(0, false, len(bottom)); ok && l.ntWeightsPay() {
+		if _, ok := l.cachedCols(0, false, len(bottom)); ok && wgm == 0 && l.ntWeightsPay() {
 			batchWeights = true
 		}
 		var route kernels.ConvRoute
@@ -165,7 +168,7 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 					beta = 1
 				}
 				switch cc, ok := l.cachedCols(n, false, len(bottom)); {
-				case batchWeights:
+				case batchWeights, wgm > 0: // after the loop
 				case ok:
 					l.gemmWeightsCols(cc, dyn, dw, beta)
 				default:
@@ -176,9 +179,12 @@ func (l *convolution[T]) Backward(top []*blob.Blob[T], propagateDown []bool, bot
 				}
 			}
 		})
-		l.reduceAccParallel(pieces, workers)
+		l.reduceAccParallel(pieces, workers, wgm == 0)
 		if batchWeights {
 			l.ntWeights(dy)
+		}
+		if wgm > 0 {
+			l.winogradWeights(wgm, x, dy, workers)
 		}
 	}
 	return nil

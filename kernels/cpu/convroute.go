@@ -116,3 +116,10 @@ func (backend[T]) WinogradPack(m int, w kernels.Vec[T], oc, c int, u kernels.Vec
 func (backend[T]) WinogradForward(m int, im kernels.Vec[T], c, h, w, ph, pw, oh, ow int, u kernels.Vec[T], oc int, out kernels.Vec[T]) {
 	WinogradForward(m, im.Host(), c, h, w, ph, pw, oh, ow, u.Host(), oc, out.Host())
 }
+func (backend[T]) WinogradWeightGradLen(m, oc, c int) int { return WinogradWeightGradLen(m, oc, c) }
+func (backend[T]) WinogradWeightGrad(m int, im kernels.Vec[T], c, h, w, ph, pw int, dy kernels.Vec[T], oc, oh, ow int, acc kernels.Vec[T]) {
+	WinogradWeightGrad(m, im.Host(), c, h, w, ph, pw, dy.Host(), oc, oh, ow, acc.Host())
+}
+func (backend[T]) WinogradWeightFinish(m int, acc kernels.Vec[T], oc, c int, dw kernels.Vec[T]) {
+	WinogradWeightFinish(m, acc.Host(), oc, c, dw.Host())
+}

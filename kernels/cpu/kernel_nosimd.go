@@ -128,3 +128,13 @@ func winograd4InputF32(xq []float32, L, ty0, ty1, tw int, v []float32, ld int, t
 
 // winograd4OutputF32 writes nothing: the portable transforms run.
 func winograd4OutputF32(q *[36][]float32, t0, tw, y int, out []float32, oh, ow int) int { return 0 }
+
+// winograd4TopDiffF32 reports false: the portable transform runs.
+func winograd4TopDiffF32(dyp []float32, ldy, ty0, ty1, tw int, e []float32, ld int) bool {
+	return false
+}
+
+// winograd4FinishF32 reports false: the portable transform runs.
+func winograd4FinishF32(blk *[36][winograd4PackBlock]float32, out *[9][winograd4PackBlock]float32) bool {
+	return false
+}

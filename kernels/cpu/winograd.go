@@ -106,10 +106,11 @@ func winogradPackRange[T Float](w []T, n, lo, hi int, u []T) {
 }
 
 // winogradBuf is the scratch of one WinogradForward: the padded image,
-// one chunk of tiles' transformed inputs V and products M, and F(4,3)'s
-// column transforms of a tile row (winograd4Input).
+// one chunk of tiles' transformed inputs V and products M (or top diffs
+// E), F(4,3)'s column transforms of a tile row (winograd4Input), and the
+// padded top diff (WinogradWeightGrad).
 type winogradBuf[T Float] struct {
-	pad, v, m, rows []T
+	pad, v, m, rows, dy []T
 }
 
 // winogradPools recycle winogradBuf per element type; they hold no state
@@ -160,15 +161,53 @@ func WinogradForward[T Float](m int, im []T, c, h, w, ph, pw, oh, ow int, u []T,
 	}
 	defer pool.Put(buf)
 
-	// The padded image covers every tile: (m·th+2)×(m·tw+2) per channel,
-	// zeros outside the image; F(4,3) keeps it by phase (winograd4Pad).
-	hp, wp := m*th+2, m*tw+2
+	xp, hp, wp := buf.padImage(m, im, c, h, w, ph, pw, th, tw)
+
+	// Chunks of whole tile rows, about winogradChunkBytes of V and M, and
+	// at least winogradMinTiles tiles (the GEMMs' N): VGG's 512 channels at
+	// 7×7 take all 16 tiles at once.
+	rowsPer := winogradRowsPer[T](aa, c+oc, tw)
+	for ty0 := 0; ty0 < th; ty0 += rowsPer {
+		ty1 := min(th, ty0+rowsPer)
+		n := (ty1 - ty0) * tw
+		v, ldv := buf.inputChunk(m, xp, c, hp, wp, ty0, ty1, tw)
+		ldm := oc*n + winogradSlack // slack as in V: see inputChunk
+		buf.m = grow(buf.m, aa*ldm)
+		mm := buf.m
+		for xi := 0; xi < aa; xi++ {
+			GemmSerial(false, false, oc, n, c, 1, u[xi*oc*c:(xi+1)*oc*c], c, v[xi*ldv:xi*ldv+c*n], n, 0, mm[xi*ldm:xi*ldm+oc*n], n)
+		}
+		for k := 0; k < oc; k++ {
+			if m == 4 {
+				winograd4Output(mm[k*n:], ldm, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
+			} else {
+				winogradOutput(mm[k*n:], ldm, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
+			}
+		}
+	}
+}
+
+// winogradRowsPer is how many tile rows a chunk takes: about
+// winogradChunkBytes of transformed values for channels channels (the
+// inputs' and the products' or the top diff's), at least winogradMinTiles
+// tiles.
+func winogradRowsPer[T Float](aa, channels, tw int) int {
+	var z T
+	return max(1, winogradChunkBytes/(aa*channels*int(sizeOf(z))*tw), (winogradMinTiles+tw-1)/tw)
+}
+
+// padImage writes the padded image of im (c×h×w) into b.pad and returns
+// it with its rows a plane and values a row: it covers every tile,
+// m·th+2 rows of m·tw+2 columns per channel, zeros outside the image;
+// F(4,3) keeps it by phase (winograd4Pad).
+func (b *winogradBuf[T]) padImage(m int, im []T, c, h, w, ph, pw, th, tw int) (xp []T, hp, wp int) {
+	hp, wp = m*th+2, m*tw+2
 	if m == 4 {
 		wp = 4 * winograd4PhaseLen(tw)
-		buf.rows = grow(buf.rows, winograd4TmpLen(wp/4))
+		b.rows = grow(b.rows, winograd4TmpLen(wp/4))
 	}
-	buf.pad = grow(buf.pad, c*hp*wp)
-	xp := buf.pad
+	b.pad = grow(b.pad, c*hp*wp)
+	xp = b.pad
 	clear(xp)
 	for ch := 0; ch < c && m == 4; ch++ {
 		winograd4Pad(im[ch*h*w:(ch+1)*h*w], h, w, ph, pw, hp, wp/4, xp[ch*hp*wp:(ch+1)*hp*wp])
@@ -186,42 +225,30 @@ func WinogradForward[T Float](m int, im []T, c, h, w, ph, pw, oh, ow int, u []T,
 			}
 		}
 	}
+	return xp, hp, wp
+}
 
-	// Chunks of whole tile rows, about winogradChunkBytes of V and M, and
-	// at least winogradMinTiles tiles (the GEMMs' N): VGG's 512 channels at
-	// 7×7 take all 16 tiles at once.
-	var z T
-	size := int(sizeOf(z))
-	rowsPer := max(1, winogradChunkBytes/(aa*(c+oc)*size*tw), (winogradMinTiles+tw-1)/tw)
-	for ty0 := 0; ty0 < th; ty0 += rowsPer {
-		ty1 := min(th, ty0+rowsPer)
-		n := (ty1 - ty0) * tw
-		// Each transform element's block of V and of M ends in
-		// winogradSlack values, so that F(4,3)'s vector transforms may
-		// write and read eight tiles past a channel's last one.
-		ldv, ldm := c*n+winogradSlack, oc*n+winogradSlack
-		buf.v = grow(buf.v, aa*ldv)
-		buf.m = grow(buf.m, aa*ldm)
-		v, mm := buf.v, buf.m
-		for ch := 0; ch < c; ch++ {
-			p := xp[ch*hp*wp : (ch+1)*hp*wp]
-			if m == 4 {
-				winograd4Input(p, wp/4, ty0, ty1, tw, v[ch*n:], ldv, buf.rows)
-			} else {
-				winogradInput(p, wp, ty0, ty1, tw, v[ch*n:], ldv)
-			}
-		}
-		for xi := 0; xi < aa; xi++ {
-			GemmSerial(false, false, oc, n, c, 1, u[xi*oc*c:(xi+1)*oc*c], c, v[xi*ldv:xi*ldv+c*n], n, 0, mm[xi*ldm:xi*ldm+oc*n], n)
-		}
-		for k := 0; k < oc; k++ {
-			if m == 4 {
-				winograd4Output(mm[k*n:], ldm, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
-			} else {
-				winogradOutput(mm[k*n:], ldm, ty0, ty1, tw, out[k*oh*ow:(k+1)*oh*ow], oh, ow)
-			}
+// inputChunk transforms the tiles of tile rows [ty0, ty1) of every
+// channel of the padded image xp into b.v and returns it and its
+// transform elements' distance: element ξ of channel ch's tile t at
+// v[ξ·ldv + ch·n + t]. Each element's block ends in winogradSlack values,
+// so that F(4,3)'s vector transforms may write eight tiles past a
+// channel's last one.
+func (b *winogradBuf[T]) inputChunk(m int, xp []T, c, hp, wp, ty0, ty1, tw int) (v []T, ldv int) {
+	a := winogradAlpha(m)
+	n := (ty1 - ty0) * tw
+	ldv = c*n + winogradSlack
+	b.v = grow(b.v, a*a*ldv)
+	v = b.v
+	for ch := 0; ch < c; ch++ {
+		p := xp[ch*hp*wp : (ch+1)*hp*wp]
+		if m == 4 {
+			winograd4Input(p, wp/4, ty0, ty1, tw, v[ch*n:], ldv, b.rows)
+		} else {
+			winogradInput(p, wp, ty0, ty1, tw, v[ch*n:], ldv)
 		}
 	}
+	return v, ldv
 }
 
 // winogradSlack is how many values past a chunk's tiles each transform

@@ -138,3 +138,104 @@ func winograd4OutputF32(q *[36][]float32, t0, tw, y int, out []float32, oh, ow i
 	}
 	return tw
 }
+
+// deinterleave4 is interleave4 backwards: from 32 values of eight tiles
+// of four columns each (x0 holds tiles 0-1, x1 tiles 2-3, …), the tiles'
+// first columns, second columns, and so on.
+func deinterleave4(x0, x1, x2, x3 archsimd.Float32x8) (c0, c1, c2, c3 archsimd.Float32x8) {
+	p0 := x0.Select128FromPair(0, 2, x2)           // t0 | t4
+	p1 := x0.Select128FromPair(1, 3, x2)           // t1 | t5
+	p2 := x1.Select128FromPair(0, 2, x3)           // t2 | t6
+	p3 := x1.Select128FromPair(1, 3, x3)           // t3 | t7
+	q0 := p0.SelectFromPairGrouped(0, 1, 4, 5, p1) // t0c0 t0c1 t1c0 t1c1
+	q1 := p0.SelectFromPairGrouped(2, 3, 6, 7, p1) // t0c2 t0c3 t1c2 t1c3
+	q2 := p2.SelectFromPairGrouped(0, 1, 4, 5, p3) // t2c0 t2c1 t3c0 t3c1
+	q3 := p2.SelectFromPairGrouped(2, 3, 6, 7, p3) // t2c2 t2c3 t3c2 t3c3
+	return q0.SelectFromPairGrouped(0, 2, 4, 6, q2), q0.SelectFromPairGrouped(1, 3, 5, 7, q2),
+		q1.SelectFromPairGrouped(0, 2, 4, 6, q3), q1.SelectFromPairGrouped(1, 3, 5, 7, q3)
+}
+
+// winograd4AEVec is A·(e0, e1, e2, e3) on eight tiles (winogradA, m = 4).
+func winograd4AEVec(e0, e1, e2, e3, c2, c4, c8 archsimd.Float32x8) (a0, a1, a2, a3, a4, a5 archsimd.Float32x8) {
+	p02, p13 := e0.Add(e2), e1.Add(e3)
+	q02, q13 := e2.MulAdd(c4, e0), e3.MulAdd(c8, e1.Mul(c2))
+	return e0, p02.Add(p13), p02.Sub(p13), q02.Add(q13), q02.Sub(q13), e3
+}
+
+// winograd4TopDiffF32 is winogradTopDiff for F(4,3) on vectors, eight
+// tiles at a time; false, doing nothing, on the portable level. The last
+// vector of a tile row may write past the row's last tile
+// (WinogradWeightGrad leaves slack).
+func winograd4TopDiffF32(dyp []float32, ldy, ty0, ty1, tw int, e []float32, ld int) bool {
+	if !hasAVX2 {
+		return false
+	}
+	defer zeroUpper() // the caller may be SSE code: see zeroUpper
+	n := (ty1 - ty0) * tw
+	o := winograd4SlackRows(e, ld, n)
+	c2, c4, c8 := archsimd.BroadcastFloat32x8(2), archsimd.BroadcastFloat32x8(4), archsimd.BroadcastFloat32x8(8)
+	var h [4][6][8]float32 // A along each of the tile's rows: row i, element q, tile
+	for ty := ty0; ty < ty1; ty++ {
+		t0 := (ty - ty0) * tw
+		for tx := 0; tx < tw; tx += 8 {
+			for i := 0; i < 4; i++ {
+				row := dyp[(4*ty+i)*ldy+4*tx:]
+				c0, c1, cc2, c3 := deinterleave4(load8(row[0:]), load8(row[8:]), load8(row[16:]), load8(row[24:]))
+				a0, a1, a2, a3, a4, a5 := winograd4AEVec(c0, c1, cc2, c3, c2, c4, c8)
+				a0.Store(&h[i][0])
+				a1.Store(&h[i][1])
+				a2.Store(&h[i][2])
+				a3.Store(&h[i][3])
+				a4.Store(&h[i][4])
+				a5.Store(&h[i][5])
+			}
+			t := t0 + tx
+			for q := 0; q < 6; q++ {
+				a0, a1, a2, a3, a4, a5 := winograd4AEVec(archsimd.LoadFloat32x8(&h[0][q]), archsimd.LoadFloat32x8(&h[1][q]),
+					archsimd.LoadFloat32x8(&h[2][q]), archsimd.LoadFloat32x8(&h[3][q]), c2, c4, c8)
+				a0.Store((*[8]float32)(o[q][t : t+8]))
+				a1.Store((*[8]float32)(o[6+q][t : t+8]))
+				a2.Store((*[8]float32)(o[12+q][t : t+8]))
+				a3.Store((*[8]float32)(o[18+q][t : t+8]))
+				a4.Store((*[8]float32)(o[24+q][t : t+8]))
+				a5.Store((*[8]float32)(o[30+q][t : t+8]))
+			}
+		}
+	}
+	return true
+}
+
+// winograd4FinishF32 is the output transform Gᵀ U G of the weight
+// gradient (winogradFinishRange, m = 4) of a block of 16 filters, eight
+// at a time: element ξ of filter b at blk[ξ][b], tap k of filter b to
+// out[k][b]. False, doing nothing, on the portable level.
+func winograd4FinishF32(blk *[36][winograd4PackBlock]float32, out *[9][winograd4PackBlock]float32) bool {
+	if !hasAVX2 {
+		return false
+	}
+	defer zeroUpper() // the caller's loop is SSE code: see zeroUpper
+	quarter := archsimd.BroadcastFloat32x8(0.25)
+	sixth, twelfth, twentyFourth := archsimd.BroadcastFloat32x8(1.0/6), archsimd.BroadcastFloat32x8(1.0/12), archsimd.BroadcastFloat32x8(1.0/24)
+	gt := func(u0, u1, u2, u3, u4, u5 archsimd.Float32x8) (z0, z1, z2 archsimd.Float32x8) {
+		p12, d12 := u1.Add(u2), u2.Sub(u1)
+		p34, d34 := u3.Add(u4), u3.Sub(u4)
+		return u0.Mul(quarter).Sub(p12.Mul(sixth)).Add(p34.Mul(twentyFourth)), d12.Mul(sixth).Add(d34.Mul(twelfth)), p34.Sub(p12).Mul(sixth).Add(u5)
+	}
+	var t [3][6][8]float32 // Gᵀ U: row i, column j, filter
+	for h := 0; h < winograd4PackBlock; h += 8 {
+		for j := 0; j < 6; j++ {
+			z0, z1, z2 := gt(load8(blk[j][h:]), load8(blk[6+j][h:]), load8(blk[12+j][h:]), load8(blk[18+j][h:]), load8(blk[24+j][h:]), load8(blk[30+j][h:]))
+			z0.Store(&t[0][j])
+			z1.Store(&t[1][j])
+			z2.Store(&t[2][j])
+		}
+		for i := 0; i < 3; i++ {
+			z0, z1, z2 := gt(archsimd.LoadFloat32x8(&t[i][0]), archsimd.LoadFloat32x8(&t[i][1]), archsimd.LoadFloat32x8(&t[i][2]),
+				archsimd.LoadFloat32x8(&t[i][3]), archsimd.LoadFloat32x8(&t[i][4]), archsimd.LoadFloat32x8(&t[i][5]))
+			z0.Store((*[8]float32)(out[3*i][h : h+8]))
+			z1.Store((*[8]float32)(out[3*i+1][h : h+8]))
+			z2.Store((*[8]float32)(out[3*i+2][h : h+8]))
+		}
+	}
+	return true
+}

@@ -298,3 +298,139 @@ func BenchmarkWinogradPack(b *testing.B) {
 		})
 	}
 }
+
+// conv3x3WeightGradRef is the gradient of conv3x3Ref by its filters, by
+// definition: dw[k][c][i][j] = Σ_y,x dy[k][y][x]·im[c][y+i-pad][x+j-pad].
+func conv3x3WeightGradRef(im []float64, c, h, w, pad int, dy []float64, oc int) []float64 {
+	oh, ow := h+2*pad-2, w+2*pad-2
+	dw := make([]float64, oc*c*9)
+	for k := 0; k < oc; k++ {
+		for ch := 0; ch < c; ch++ {
+			for i := 0; i < 3; i++ {
+				for j := 0; j < 3; j++ {
+					var s float64
+					for y := 0; y < oh; y++ {
+						for x := 0; x < ow; x++ {
+							iy, ix := y+i-pad, x+j-pad
+							if iy >= 0 && iy < h && ix >= 0 && ix < w {
+								s += dy[(k*oh+y)*ow+x] * im[(ch*h+iy)*w+ix]
+							}
+						}
+					}
+					dw[((k*c+ch)*3+i)*3+j] = s
+				}
+			}
+		}
+	}
+	return dw
+}
+
+// TestWinogradWeightGradMatchesReference checks the float32 and float64
+// Winograd weight gradients (F(2,3) and F(4,3)) of two images, added to
+// a gradient that holds a value already, against the float64 gradient by
+// definition at the odd shapes. The sums run over the output positions,
+// so the bound scales with √(oh·ow) where the forward's scales with √c.
+func TestWinogradWeightGradMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, m := range winogradTiles {
+		for _, s := range winogradShapes {
+			name := fmt.Sprintf("F(%d,3) c%d %dx%d oc%d pad%d", m, s.c, s.h, s.w, s.oc, s.pad)
+			oh, ow := s.h+2*s.pad-2, s.w+2*s.pad-2
+			want := make([]float64, s.oc*s.c*9)
+			for i := range want {
+				want[i] = 0.5
+			}
+			ims := [2][]float32{randSlice(r, s.c*s.h*s.w), randSlice(r, s.c*s.h*s.w)}
+			dys := [2][]float32{randSlice(r, s.oc*oh*ow), randSlice(r, s.oc*oh*ow)}
+			for n := range ims {
+				for i, v := range conv3x3WeightGradRef(to64(ims[n]), s.c, s.h, s.w, s.pad, to64(dys[n]), s.oc) {
+					want[i] += v
+				}
+			}
+			acc := make([]float32, WinogradWeightGradLen(m, s.oc, s.c))
+			acc64 := make([]float64, len(acc))
+			for n := range ims {
+				WinogradWeightGrad(m, ims[n], s.c, s.h, s.w, s.pad, s.pad, dys[n], s.oc, oh, ow, acc)
+				WinogradWeightGrad(m, to64(ims[n]), s.c, s.h, s.w, s.pad, s.pad, to64(dys[n]), s.oc, oh, ow, acc64)
+			}
+			dw, dw64 := make([]float32, len(want)), make([]float64, len(want))
+			for i := range dw {
+				dw[i], dw64[i] = 0.5, 0.5
+			}
+			WinogradWeightFinish(m, acc, s.oc, s.c, dw)
+			WinogradWeightFinish(m, acc64, s.oc, s.c, dw64)
+			var num, den float64
+			for i, w := range want {
+				g := float64(dw[i])
+				if tol := 3e-6 * 40 * math.Sqrt(float64(2*max(1, oh*ow))) * (1 + math.Abs(w)); math.IsNaN(g) || math.Abs(g-w) > tol {
+					t.Fatalf("%s: dw[%d] = %v, want %v", name, i, g, w)
+				}
+				if d := math.Abs(dw64[i] - w); d > 1e-11*(1+math.Abs(w))*float64(max(1, oh*ow)) || math.IsNaN(dw64[i]) {
+					t.Fatalf("%s float64: dw[%d] = %v, want %v", name, i, dw64[i], w)
+				}
+				num += (g - w) * (g - w)
+				den += w * w
+			}
+			rel := math.Sqrt(num / max(den, 1e-300))
+			t.Logf("%s: relative error %.3g", name, rel)
+			if tol := winogradRelTol(m); rel > tol {
+				t.Fatalf("%s: relative error %.3g, want under %.3g", name, rel, tol)
+			}
+		}
+	}
+}
+
+// BenchmarkConv3x3WeightGrad times one image's 3×3 pad-1 weight gradient
+// at the BenchmarkConv3x3 shapes: Winograd F(2,3) and F(4,3) (the sums,
+// with the output transform once per four images, as a piece of a batch
+// does) against the implicit ConvWeightsT (AVX2 and AVX-512 levels). Both
+// cores run images.
+func BenchmarkConv3x3WeightGrad(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, s := range winogradBenchShapes {
+		c, oc, h, w := s.c, s.c, s.hw, s.hw
+		im, dy := randSlice(r, c*h*w), randSlice(r, oc*h*w)
+		name := fmt.Sprintf("c%d_%dx%d", c, h, w)
+		for _, m := range winogradTiles {
+			b.Run(fmt.Sprintf("%s/winograd%d", name, m), func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					acc := make([]float32, WinogradWeightGradLen(m, oc, c))
+					dw := make([]float32, oc*c*9)
+					for i := 0; pb.Next(); i++ {
+						WinogradWeightGrad(m, im, c, h, w, 1, 1, dy, oc, h, w, acc)
+						if i%4 == 3 {
+							WinogradWeightFinish(m, acc, oc, c, dw)
+							clear(acc)
+						}
+					}
+				})
+			})
+		}
+		if ImplicitConv[float32]() {
+			b.Run(name+"/implicit", func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					dwT := make([]float32, oc*c*9)
+					for pb.Next() {
+						ConvWeightsT(im, c, h, w, unitGeom(3, 1), h, w, dy, oc, dwT, oc, 1)
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkWinogradWeightFinish times the output transform of the
+// weight gradient of 128×128 3×3 filters, which runs once a pass.
+func BenchmarkWinogradWeightFinish(b *testing.B) {
+	const oc, c = 128, 128
+	r := rand.New(rand.NewPCG(11, 12))
+	dw := make([]float32, oc*c*9)
+	for _, m := range winogradTiles {
+		acc := randSlice(r, WinogradWeightGradLen(m, oc, c))
+		b.Run(fmt.Sprintf("F(%d,3)", m), func(b *testing.B) {
+			for b.Loop() {
+				WinogradWeightFinish(m, acc, oc, c, dw)
+			}
+		})
+	}
+}

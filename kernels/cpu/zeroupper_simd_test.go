@@ -56,6 +56,11 @@ func TestKernelsLeaveUpperClean(t *testing.T) {
 			WinogradPack(2, x[:36], 2, 2, u)
 			WinogradForward(2, x[:2*37*5], 2, 5, 37, 1, 1, 5, 37, u, 2, z[:2*5*37])
 		}},
+		{"WinogradWeightGrad4", func() {
+			acc := make([]float32, WinogradWeightGradLen(4, 2, 2))
+			WinogradWeightGrad(4, x[:2*37*5], 2, 5, 37, 1, 1, y[:2*5*37], 2, 5, 37, acc)
+			WinogradWeightFinish(4, acc, 2, 2, z[:36])
+		}},
 		{"WinogradForward4", func() {
 			u := make([]float32, WinogradPackLen(4, 2, 2))
 			WinogradPack(4, x[:36], 2, 2, u)
