@@ -125,6 +125,15 @@ func winogradPool[T Float]() *sync.Pool {
 	return &winogradPools[1]
 }
 
+// getWinogradBuf takes a scratch from the pool (put it back with
+// winogradPool[T]().Put), or a new one.
+func getWinogradBuf[T Float]() *winogradBuf[T] {
+	if buf, ok := winogradPool[T]().Get().(*winogradBuf[T]); ok {
+		return buf
+	}
+	return new(winogradBuf[T])
+}
+
 // winogradChunkBytes bounds one chunk's V and M (α²·(c+oc)·tiles values),
 // so that the GEMMs' B and C are still in cache between the transforms:
 // of 512 KiB (with 64 tiles at least), 2 MiB (128) and 4 MiB (256),
@@ -154,12 +163,8 @@ func WinogradForward[T Float](m int, im []T, c, h, w, ph, pw, oh, ow int, u []T,
 	a := winogradAlpha(m)
 	aa := a * a
 	_ = u[aa*oc*c-1]
-	pool := winogradPool[T]()
-	buf, _ := pool.Get().(*winogradBuf[T])
-	if buf == nil {
-		buf = new(winogradBuf[T])
-	}
-	defer pool.Put(buf)
+	buf := getWinogradBuf[T]()
+	defer winogradPool[T]().Put(buf)
 
 	xp, hp, wp := buf.padImage(m, im, c, h, w, ph, pw, th, tw)
 

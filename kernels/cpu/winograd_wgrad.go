@@ -32,12 +32,8 @@ func WinogradWeightGrad[T Float](m int, im []T, c, h, w, ph, pw int, dy []T, oc,
 	aa := a * a
 	_ = acc[aa*oc*c-1]
 	_ = dy[oc*oh*ow-1]
-	pool := winogradPool[T]()
-	buf, _ := pool.Get().(*winogradBuf[T])
-	if buf == nil {
-		buf = new(winogradBuf[T])
-	}
-	defer pool.Put(buf)
+	buf := getWinogradBuf[T]()
+	defer winogradPool[T]().Put(buf)
 
 	xp, hp, wp := buf.padImage(m, im, c, h, w, ph, pw, th, tw)
 	// The top diff, zero-padded to whole tiles and rows of a multiple of
@@ -69,7 +65,7 @@ func WinogradWeightGrad[T Float](m int, im []T, c, h, w, ph, pw int, dy []T, oc,
 
 // winogradTopDiff writes E = A e Aᵀ of one top-diff plane's tiles of tile
 // rows [ty0, ty1) to e: element ξ of the chunk's tile t at e[ξ·ld + t].
-// The plane dyp is padded with zeros to whole tiles, rows ld apart and
+// The plane dyp is padded with zeros to whole tiles, rows ldy apart and
 // of a multiple of eight tiles.
 func winogradTopDiff[T Float](m int, dyp []T, ldy, ty0, ty1, tw int, e []T, ld int) {
 	if d32, ok := any(dyp).([]float32); ok && m == 4 && winograd4TopDiffF32(d32, ldy, ty0, ty1, tw, any(e).([]float32), ld) {
