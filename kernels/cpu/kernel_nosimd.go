@@ -135,6 +135,6 @@ func winograd4TopDiffF32(dyp []float32, ldy, ty0, ty1, tw int, e []float32, ld i
 }
 
 // winograd4FinishF32 reports false: the portable transform runs.
-func winograd4FinishF32(blk *[36][winograd4PackBlock]float32, out *[9][winograd4PackBlock]float32) bool {
+func winograd4FinishF32(blk *[36][winogradPackBlock]float32, out *[9][winogradPackBlock]float32) bool {
 	return false
 }

@@ -76,15 +76,15 @@ func WinogradPack[T Float](m int, w []T, oc, c int, u []T) {
 const winogradPackSerial = 1 << 14
 
 // winogradPackRange is WinogradPack of filters [lo, hi) of n for F(2,3),
-// in blocks of winograd4PackBlock filters (see winograd4PackRange).
+// in blocks of winogradPackBlock filters (see winograd4PackRange).
 func winogradPackRange[T Float](w []T, n, lo, hi int, u []T) {
 	var o [16][]T
 	for xi := range o {
 		o[xi] = u[xi*n : (xi+1)*n : (xi+1)*n]
 	}
-	var blk [16][winograd4PackBlock]T
-	for f0 := lo; f0 < hi; f0 += winograd4PackBlock {
-		nb := min(winograd4PackBlock, hi-f0)
+	var blk [16][winogradPackBlock]T
+	for f0 := lo; f0 < hi; f0 += winogradPackBlock {
+		nb := min(winogradPackBlock, hi-f0)
 		for b := 0; b < nb; b++ {
 			f := f0 + b
 			g := w[9*f : 9*f+9 : 9*f+9]
@@ -214,12 +214,13 @@ func (b *winogradBuf[T]) padImage(m int, im []T, c, h, w, ph, pw, th, tw int) (x
 	b.pad = grow(b.pad, c*hp*wp)
 	xp = b.pad
 	clear(xp)
-	for ch := 0; ch < c && m == 4; ch++ {
-		winograd4Pad(im[ch*h*w:(ch+1)*h*w], h, w, ph, pw, hp, wp/4, xp[ch*hp*wp:(ch+1)*hp*wp])
-	}
-	for ch := 0; ch < c && m == 2; ch++ {
+	for ch := 0; ch < c; ch++ {
 		src := im[ch*h*w : (ch+1)*h*w]
 		dst := xp[ch*hp*wp : (ch+1)*hp*wp]
+		if m == 4 {
+			winograd4Pad(src, h, w, ph, pw, hp, wp/4, dst)
+			continue
+		}
 		for y := 0; y < h; y++ {
 			if py := y + ph; py >= 0 && py < hp {
 				x0 := max(0, -pw)

@@ -46,14 +46,14 @@ func winograd4G[T Float](g0, g1, g2 T) (u0, u1, u2, u3, u4, u5 T) {
 
 // winograd4PackRange is WinogradPack of filters [lo, hi) of n for F(4,3):
 // u = G g Gᵀ, 6×6 per filter, element ξ = 6i+j of filter f at u[ξ·n+f].
-// Filters go in blocks of winograd4PackBlock, so that each of the 36
+// Filters go in blocks of winogradPackBlock, so that each of the 36
 // rows gets a cache line at a time rather than a value.
 func winograd4PackRange[T Float](w []T, n, lo, hi int, u []T) {
 	o := winograd4Rows(u, n, n)
 	var t [6][3]T
-	var blk [36][winograd4PackBlock]T
-	for f0 := lo; f0 < hi; f0 += winograd4PackBlock {
-		nb := min(winograd4PackBlock, hi-f0)
+	var blk [36][winogradPackBlock]T
+	for f0 := lo; f0 < hi; f0 += winogradPackBlock {
+		nb := min(winogradPackBlock, hi-f0)
 		for b := 0; b < nb; b++ {
 			f := f0 + b
 			g := w[9*f : 9*f+9 : 9*f+9]
@@ -72,9 +72,10 @@ func winograd4PackRange[T Float](w []T, n, lo, hi int, u []T) {
 	}
 }
 
-// winograd4PackBlock is how many filters winograd4PackRange transforms
-// before it writes them out.
-const winograd4PackBlock = 16
+// winogradPackBlock is how many filters the weight transforms (both
+// packs, and the weight gradient's output transform) take before they
+// write them out.
+const winogradPackBlock = 16
 
 // winograd4B is Bᵀ·(d0, …, d5): one column (or row) of a tile's input
 // transform.

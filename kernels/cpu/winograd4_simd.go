@@ -209,7 +209,7 @@ func winograd4TopDiffF32(dyp []float32, ldy, ty0, ty1, tw int, e []float32, ld i
 // gradient (winogradFinishRange, m = 4) of a block of 16 filters, eight
 // at a time: element ξ of filter b at blk[ξ][b], tap k of filter b to
 // out[k][b]. False, doing nothing, on the portable level.
-func winograd4FinishF32(blk *[36][winograd4PackBlock]float32, out *[9][winograd4PackBlock]float32) bool {
+func winograd4FinishF32(blk *[36][winogradPackBlock]float32, out *[9][winogradPackBlock]float32) bool {
 	if !hasAVX2 {
 		return false
 	}
@@ -222,7 +222,7 @@ func winograd4FinishF32(blk *[36][winograd4PackBlock]float32, out *[9][winograd4
 		return u0.Mul(quarter).Sub(p12.Mul(sixth)).Add(p34.Mul(twentyFourth)), d12.Mul(sixth).Add(d34.Mul(twelfth)), p34.Sub(p12).Mul(sixth).Add(u5)
 	}
 	var t [3][6][8]float32 // Gᵀ U: row i, column j, filter
-	for h := 0; h < winograd4PackBlock; h += 8 {
+	for h := 0; h < winogradPackBlock; h += 8 {
 		for j := 0; j < 6; j++ {
 			z0, z1, z2 := gt(load8(blk[j][h:]), load8(blk[6+j][h:]), load8(blk[12+j][h:]), load8(blk[18+j][h:]), load8(blk[24+j][h:]), load8(blk[30+j][h:]))
 			z0.Store(&t[0][j])

@@ -131,20 +131,20 @@ func WinogradWeightFinish[T Float](m int, acc []T, oc, c int, dw []T) {
 }
 
 // winogradFinishRange is WinogradWeightFinish of filters [lo, hi) of n,
-// in blocks of winograd4PackBlock filters read a cache line a row at a
+// in blocks of winogradPackBlock filters read a cache line a row at a
 // time (see winograd4PackRange).
 func winogradFinishRange[T Float](m int, acc []T, n, lo, hi int, dw []T) {
 	a := winogradAlpha(m)
-	var blk [36][winograd4PackBlock]T
+	var blk [36][winogradPackBlock]T
 	var u [6][6]T
 	var t [3][6]T
-	var out [9][winograd4PackBlock]float32
-	for f0 := lo; f0 < hi; f0 += winograd4PackBlock {
-		nb := min(winograd4PackBlock, hi-f0)
+	var out [9][winogradPackBlock]float32
+	for f0 := lo; f0 < hi; f0 += winogradPackBlock {
+		nb := min(winogradPackBlock, hi-f0)
 		for xi := 0; xi < a*a; xi++ {
 			copy(blk[xi][:nb], acc[xi*n+f0:xi*n+f0+nb])
 		}
-		if b32, ok := any(&blk).(*[36][winograd4PackBlock]float32); ok && m == 4 && winograd4FinishF32(b32, &out) {
+		if b32, ok := any(&blk).(*[36][winogradPackBlock]float32); ok && m == 4 && winograd4FinishF32(b32, &out) {
 			d := any(dw).([]float32)[9*f0 : 9*(f0+nb)]
 			for b := 0; b < nb; b++ {
 				for k := 0; k < 9; k++ {
